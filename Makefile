@@ -1,0 +1,26 @@
+# Two commands for a fresh machine:  make run  (demo on SQLite + the Stripe sandbox)  and  make test.
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+PYTHON ?= python3
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/tutorbook demo-data
+	$(VENV)/bin/tutorbook serve
+
+test: $(STAMP)
+	scripts/ensure-chromium
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,103 @@
+"""/api/Auth and /api/Students."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from tutorbook.accounts import service
+from tutorbook.accounts.dependencies import AppSettings, CurrentUser, ParentUser
+from tutorbook.accounts.models import Role
+from tutorbook.accounts.schemas import (
+    LoginIn,
+    LoginOut,
+    RegisterIn,
+    StudentIn,
+    StudentOut,
+    UserOut,
+)
+from tutorbook.accounts.security import issue_token
+from tutorbook.clock import utc_now
+from tutorbook.db import DbSession
+from tutorbook.schemas import Envelope, ok
+
+auth = APIRouter(prefix="/api/Auth", tags=["Auth"])
+students = APIRouter(prefix="/api/Students", tags=["Students"])
+
+
+@auth.post("/register", response_model=Envelope[UserOut], status_code=201)
+def register(body: RegisterIn, request: Request, session: DbSession, settings: AppSettings):
+    """Create a Parent or Teacher account (admins come from the CLI)."""
+    user = service.create_user(
+        session,
+        hasher=request.app.state.hasher,
+        settings=settings,
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        role=Role(body.role),
+        time_zone=body.time_zone,
+        now=utc_now(),
+    )
+    return ok(UserOut.model_validate(user), "Account created")
+
+
+@auth.post("/login", response_model=Envelope[LoginOut])
+def login(body: LoginIn, request: Request, session: DbSession, settings: AppSettings):
+    """Exchange email and password for a bearer token."""
+    throttle = request.app.state.login_throttle
+    email_key = "email:" + body.email.strip().lower()
+    address_key = "ip:" + (request.client.host if request.client else "-")
+    throttle.check(email_key, address_key)
+    try:
+        user = service.authenticate(
+            session, hasher=request.app.state.hasher, email=body.email, password=body.password
+        )
+    except Exception:
+        throttle.failed(email_key, address_key)
+        raise
+    throttle.succeeded(email_key)
+    token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
+    out = LoginOut(
+        token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user)
+    )
+    return ok(out, "Logged in")
+
+
+@auth.get("/me", response_model=Envelope[UserOut])
+def me(user: CurrentUser, session: DbSession):
+    """The current user."""
+    return ok(UserOut.model_validate(service.get_user(session, user.id)))
+
+
+@students.get("", response_model=Envelope[list[StudentOut]])
+def list_students(user: ParentUser, session: DbSession):
+    """Your children."""
+    items = service.list_students(session, parent_id=user.id)
+    return ok([StudentOut.model_validate(s) for s in items])
+
+
+@students.post("", response_model=Envelope[StudentOut], status_code=201)
+def add_student(body: StudentIn, user: ParentUser, session: DbSession):
+    """Add a child."""
+    student = service.add_student(
+        session, parent_id=user.id, fields=body.model_dump(), now=utc_now()
+    )
+    return ok(StudentOut.model_validate(student), "Student added")
+
+
+@students.put("/{student_id}", response_model=Envelope[StudentOut])
+def update_student(student_id: uuid.UUID, body: StudentIn, user: ParentUser, session: DbSession):
+    """Change one of your children."""
+    student = service.update_student(
+        session, parent_id=user.id, student_id=student_id, fields=body.model_dump()
+    )
+    return ok(StudentOut.model_validate(student), "Student updated")
+
+
+@students.delete("/{student_id}", response_model=Envelope[bool])
+def delete_student(student_id: uuid.UUID, user: ParentUser, session: DbSession):
+    """Remove one of your children (refused while they have bookings)."""
+    service.delete_student(session, parent_id=user.id, student_id=student_id)
+    return ok(True, "Student removed")

@@ -1,0 +1,129 @@
+"""Account use cases: register, authenticate, manage children. Services never commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from pwdlib import PasswordHash
+from sqlalchemy.orm import Session
+
+from tutorbook.accounts.models import Role, Student, User
+from tutorbook.config import Settings
+from tutorbook.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+
+
+class EmailTaken(Conflict):
+    message = "An account with this email already exists"
+
+
+def check_password_policy(password: str, *, settings: Settings) -> None:
+    """Length rules only: at least the minimum, at most the (generous) maximum."""
+    if len(password) < settings.password_min_length:
+        raise Unprocessable(
+            f"The password must have at least {settings.password_min_length} characters",
+            data=[{"field": "password", "message": "too short"}],
+        )
+    if len(password) > settings.password_max_length:
+        raise Unprocessable(
+            f"The password must have at most {settings.password_max_length} characters",
+            data=[{"field": "password", "message": "too long"}],
+        )
+
+
+def create_user(
+    session: Session,
+    *,
+    hasher: PasswordHash,
+    settings: Settings,
+    email: str,
+    password: str,
+    full_name: str,
+    role: Role,
+    time_zone: str = "UTC",
+    now: datetime,
+) -> User:
+    """A new user; 409 if the email (any case) is taken. Teachers get an empty profile."""
+    from tutorbook.teachers import service as teachers
+
+    check_password_policy(password, settings=settings)
+    email = email.strip().lower()
+    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken()
+    user = User(
+        email=email,
+        password_hash=hasher.hash(password),
+        full_name=full_name.strip(),
+        role=Role(role).value,
+        time_zone=time_zone,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    if user.role == Role.TEACHER:
+        teachers.create_empty_profile(session, user_id=user.id, time_zone=time_zone)
+    return user
+
+
+def authenticate(session: Session, *, hasher: PasswordHash, email: str, password: str) -> User:
+    """The user with this email and password; 401 otherwise (same message either way)."""
+    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        hasher.hash(password)  # spend the same time as a real check
+        raise Unauthorized("Wrong email or password")
+    valid, new_hash = hasher.verify_and_update(password, user.password_hash)
+    if not valid:
+        raise Unauthorized("Wrong email or password")
+    if new_hash:
+        user.password_hash = new_hash
+    return user
+
+
+def get_user(session: Session, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def list_students(session: Session, *, parent_id: uuid.UUID) -> list[Student]:
+    """A parent's children, oldest record first."""
+    stmt = sa.select(Student).where(Student.parent_id == parent_id).order_by(Student.created_at)
+    return list(session.scalars(stmt))
+
+
+def own_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> Student:
+    """A child of this parent: 404 if unknown, 403 if someone else's."""
+    student = session.get(Student, student_id)
+    if student is None:
+        raise NotFound("Student not found")
+    if student.parent_id != parent_id:
+        raise Forbidden("This student is not one of your children")
+    return student
+
+
+def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict, now: datetime) -> Student:
+    student = Student(parent_id=parent_id, created_at=now, **fields)
+    session.add(student)
+    session.flush()
+    return student
+
+
+def update_student(
+    session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict
+) -> Student:
+    student = own_student(session, parent_id=parent_id, student_id=student_id)
+    for key, value in fields.items():
+        setattr(student, key, value)
+    return student
+
+
+def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:
+    """Remove a child; refused while bookings reference them (history is kept)."""
+    from tutorbook.bookings import repository as bookings
+
+    student = own_student(session, parent_id=parent_id, student_id=student_id)
+    if bookings.student_has_bookings(session, student_id=student.id):
+        raise Conflict("This child has bookings; they are kept for the record")
+    session.delete(student)

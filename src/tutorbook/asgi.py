@@ -1,0 +1,9 @@
+"""`uvicorn tutorbook.asgi:app` — the app from the environment's settings."""
+
+from tutorbook.app import create_app
+from tutorbook.config import get_settings
+from tutorbook.logs import configure_logging
+
+_settings = get_settings()
+configure_logging(json_lines=_settings.log_json, level=_settings.log_level)
+app = create_app(_settings)

@@ -1,0 +1,174 @@
+"""The booking state machine: the four statuses, the allowed transitions, and nothing else.
+
+Pure functions over a table; each takes `now` and returns the field changes to persist.
+Every other module changes a booking's status only through `Change` values made here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from tutorbook.errors import AppError
+
+
+class Status(IntEnum):
+    PENDING = 0
+    CONFIRMED = 1
+    COMPLETED = 2
+    CANCELLED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+STATUS_NAMES = {s.value: s.label for s in Status}
+
+
+class Reason(StrEnum):
+    """Why a transition happened; the cancellation ones are stored in cancellation_reason."""
+
+    BOOKED = "booked"
+    PAID = "paid"
+    LATE_PAYMENT_CONFIRMED = "late_payment_confirmed"
+    LATE_PAYMENT_REFUNDED = "late_payment_refunded"
+    SESSION_ENDED = "session_ended"
+    MARKED_COMPLETED = "marked_completed"
+    PAYMENT_CANCELLED = "payment_cancelled"
+    CHECKOUT_EXPIRED = "checkout_expired"
+    PAYMENT_FAILED = "payment_failed"
+    CHECKOUT_FAILED = "checkout_failed"
+    PARENT_CANCELLED = "parent_cancelled"
+    TEACHER_CANCELLED = "teacher_cancelled"
+    ADMIN_CANCELLED = "admin_cancelled"
+
+
+UNPAID_CANCEL_REASONS = frozenset(
+    {Reason.PAYMENT_CANCELLED, Reason.CHECKOUT_EXPIRED, Reason.PAYMENT_FAILED, Reason.CHECKOUT_FAILED}
+)
+PAID_CANCEL_REASONS = frozenset(
+    {Reason.PARENT_CANCELLED, Reason.TEACHER_CANCELLED, Reason.ADMIN_CANCELLED}
+)
+CANCELLATION_REASONS = UNPAID_CANCEL_REASONS | PAID_CANCEL_REASONS
+
+P, C, D, X = Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.CANCELLED
+
+# (from, to) -> the reasons that may carry that move. Anything absent is forbidden.
+ALLOWED: dict[tuple[Status | None, Status], frozenset[Reason]] = {
+    (None, P): frozenset({Reason.BOOKED}),
+    (P, C): frozenset({Reason.PAID}),
+    (P, X): UNPAID_CANCEL_REASONS | PAID_CANCEL_REASONS,  # staff may also withdraw a checkout
+    (C, D): frozenset({Reason.SESSION_ENDED, Reason.MARKED_COMPLETED}),
+    (C, X): PAID_CANCEL_REASONS,
+    # A payment that arrives after an unpaid cancellation: confirm it, or keep it
+    # cancelled and record the full refund (a 3 -> 3 history entry).
+    (X, C): frozenset({Reason.LATE_PAYMENT_CONFIRMED}),
+    (X, X): frozenset({Reason.LATE_PAYMENT_REFUNDED}),
+}
+
+
+class IllegalTransition(AppError):
+    """A move the state machine does not allow."""
+
+    status_code = 409
+
+    def __init__(self, current: Status | None, target: Status, reason: Reason):
+        name = current.label if current is not None else "new"
+        super().__init__(f"A {name} booking cannot become {target.label} ({reason.value})")
+        self.current, self.target, self.reason = current, target, reason
+
+
+@dataclass(frozen=True)
+class Change:
+    """A validated transition and the columns it sets."""
+
+    current: Status | None
+    target: Status
+    reason: Reason
+    at: datetime
+    fields: dict = field(default_factory=dict)
+
+
+def check(current: Status | None, target: Status, reason: Reason) -> None:
+    """Raise IllegalTransition unless (current, target, reason) is in the table."""
+    if reason not in ALLOWED.get((current, target), frozenset()):
+        raise IllegalTransition(current, target, reason)
+
+
+def _change(current, target, reason, now, **fields) -> Change:
+    current = None if current is None else Status(current)
+    check(current, Status(target), Reason(reason))
+    return Change(current, Status(target), Reason(reason), now, {"updated_at": now, **fields})
+
+
+def book(*, now: datetime) -> Change:
+    """A new booking starts Pending."""
+    return _change(None, P, Reason.BOOKED, now)
+
+
+def confirm_payment(current: Status, *, now: datetime, payment_intent_id: str | None) -> Change:
+    """Pending -> Confirmed when Stripe says the checkout is paid."""
+    return _change(
+        current, C, Reason.PAID, now, paid_at=now, stripe_payment_intent_id=payment_intent_id
+    )
+
+
+def confirm_late_payment(
+    current: Status, *, now: datetime, payment_intent_id: str | None, was_paid: bool
+) -> Change:
+    """Cancelled (never paid) -> Confirmed when a late payment finds the slot still free."""
+    if was_paid:
+        raise IllegalTransition(Status(current), C, Reason.LATE_PAYMENT_CONFIRMED)
+    return _change(
+        current,
+        C,
+        Reason.LATE_PAYMENT_CONFIRMED,
+        now,
+        paid_at=now,
+        stripe_payment_intent_id=payment_intent_id,
+        cancelled_at=None,
+        cancellation_reason=None,
+    )
+
+
+def refund_late_payment(current: Status, *, now: datetime, payment_intent_id: str | None) -> Change:
+    """A late payment that cannot be honoured: stays Cancelled, refunded in full."""
+    return _change(current, X, Reason.LATE_PAYMENT_REFUNDED, now, stripe_payment_intent_id=payment_intent_id)
+
+
+def cancel(current: Status, *, reason: Reason, now: datetime) -> Change:
+    """Pending or Confirmed -> Cancelled with one of the listed reasons."""
+    reason = Reason(reason)
+    if reason not in CANCELLATION_REASONS:
+        raise IllegalTransition(Status(current), X, reason)
+    return _change(current, X, reason, now, cancelled_at=now, cancellation_reason=reason.value)
+
+
+class TooEarlyToComplete(AppError):
+    status_code = 400
+    message = "A session can be marked completed only once it has started"
+
+
+def complete(
+    current: Status, *, now: datetime, starts_at: datetime, ends_at: datetime, by_job: bool
+) -> Change:
+    """Confirmed -> Completed: by the job after the end, or by the teacher once it has started."""
+    check(Status(current), D, Reason.SESSION_ENDED if by_job else Reason.MARKED_COMPLETED)
+    if (by_job and now < ends_at) or (not by_job and now < starts_at):
+        raise TooEarlyToComplete()
+    reason = Reason.SESSION_ENDED if by_job else Reason.MARKED_COMPLETED
+    return _change(current, D, reason, now)
+
+
+def replay(history: list[tuple[int | None, int]]) -> Status | None:
+    """Walk (from, to) pairs; return the final status, or raise if a link is broken."""
+    state: Status | None = None
+    for from_status, to_status in history:
+        if (None if from_status is None else Status(from_status)) != state:
+            raise ValueError(f"history breaks: expected from={state}, got {from_status}")
+        if (state, Status(to_status)) not in ALLOWED:
+            raise ValueError(f"history holds a forbidden move {state} -> {to_status}")
+        state = Status(to_status)
+    return state

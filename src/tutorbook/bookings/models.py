@@ -1,0 +1,72 @@
+"""The booking (PrivateSession) and its append-only status history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tutorbook.bookings.lifecycle import CANCELLATION_REASONS
+from tutorbook.db import Base, UTCDateTime, new_id
+
+_REASONS = ",".join(f"'{r.value}'" for r in sorted(CANCELLATION_REASONS))
+
+
+class PrivateSession(Base):
+    __tablename__ = "private_sessions"
+    __table_args__ = (
+        sa.CheckConstraint("status IN (0,1,2,3)", name="status"),
+        sa.CheckConstraint(
+            f"cancellation_reason IS NULL OR cancellation_reason IN ({_REASONS})",
+            name="cancellation_reason",
+        ),
+        sa.CheckConstraint("ends_at > starts_at", name="time_order"),
+        sa.CheckConstraint("price_amount >= 0", name="price"),
+        sa.Index("ix_private_sessions_parent_starts", "parent_id", "starts_at"),
+        sa.Index("ix_private_sessions_teacher_starts", "teacher_id", "starts_at"),
+        sa.Index("ix_private_sessions_status_expiry", "status", "checkout_expires_at"),
+        sa.Index("ix_private_sessions_status_ends", "status", "ends_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    parent_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    student_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("students.id"))
+    teacher_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    subject: Mapped[str] = mapped_column(sa.String(100))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    price_amount: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0", default=0)
+    stripe_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    checkout_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    checkout_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancellation_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    refunded_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    meeting_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    meeting_provider: Mapped[str | None] = mapped_column(sa.String(32))
+    meeting_external_id: Mapped[str | None] = mapped_column(sa.String(255))
+    meeting_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    meeting_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    meeting_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusHistory(Base):
+    __tablename__ = "session_status_history"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    to_status: Mapped[int] = mapped_column(sa.SmallInteger)
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,158 @@
+"""Every booking query, and the compare-and-set that persists a lifecycle Change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from tutorbook.accounts.models import Student, User
+from tutorbook.bookings.lifecycle import Change, Status
+from tutorbook.bookings.models import PrivateSession, StatusHistory
+
+HOLDING = (Status.PENDING.value, Status.CONFIRMED.value)
+PS = PrivateSession
+
+
+def get(session: Session, booking_id: uuid.UUID) -> PS | None:
+    return session.get(PS, booking_id)
+
+
+def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
+    return session.scalar(sa.select(PS).where(PS.stripe_session_id == stripe_session_id))
+
+
+def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
+    """Serialise bookings of one teacher (PostgreSQL row lock; SQLite already holds BEGIN IMMEDIATE)."""
+    from tutorbook.teachers.models import TeacherProfile
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.select(TeacherProfile.user_id).where(TeacherProfile.user_id == teacher_id).with_for_update()
+        )
+
+
+def overlapping(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None = None
+) -> list[PS]:
+    """Pending/Confirmed bookings of the teacher that overlap [start, end)."""
+    stmt = sa.select(PS).where(
+        PS.teacher_id == teacher_id, PS.status.in_(HOLDING), PS.starts_at < end, PS.ends_at > start
+    )
+    if exclude is not None:
+        stmt = stmt.where(PS.id != exclude)
+    return list(session.scalars(stmt))
+
+
+def busy_intervals(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime):
+    return [(b.starts_at, b.ends_at) for b in overlapping(session, teacher_id=teacher_id, start=start, end=end)]
+
+
+def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
+    """Add a new booking in the state `change` creates, with its first history row."""
+    booking.status = change.target.value
+    booking.created_at = change.at
+    for key, value in change.fields.items():
+        setattr(booking, key, value)
+    session.add(booking)
+    session.flush()
+    _history(session, booking.id, change, actor)
+    return booking
+
+
+def apply(session: Session, booking: PS, change: Change, *, actor: str) -> bool:
+    """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
+    values = {"status": change.target.value, **change.fields}
+    result = session.execute(
+        sa.update(PS)
+        .where(PS.id == booking.id, PS.status == change.current.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(booking)
+        return False
+    for key, value in values.items():
+        set_committed_value(booking, key, value)
+    _history(session, booking.id, change, actor)
+    return True
+
+
+def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str) -> None:
+    session.add(
+        StatusHistory(
+            session_id=booking_id,
+            from_status=None if change.current is None else change.current.value,
+            to_status=change.target.value,
+            reason=change.reason.value,
+            actor=actor,
+            created_at=change.at,
+        )
+    )
+    session.flush()
+
+
+def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
+    return list(
+        session.scalars(
+            sa.select(StatusHistory).where(StatusHistory.session_id == booking_id).order_by(StatusHistory.id)
+        )
+    )
+
+
+def set_fields(session: Session, booking: PS, **fields) -> None:
+    """Update non-status columns (checkout ids, meeting link, refunded amount)."""
+    assert "status" not in fields, "status changes go through lifecycle + apply()"
+    session.execute(sa.update(PS).where(PS.id == booking.id).values(**fields).execution_options(synchronize_session=False))
+    for key, value in fields.items():
+        set_committed_value(booking, key, value)
+
+
+def visible_to_parent():
+    """My Bookings never shows a booking cancelled before it was paid."""
+    return sa.not_(sa.and_(PS.status == Status.CANCELLED.value, PS.paid_at.is_(None)))
+
+
+def _with_names(stmt):
+    teacher = sa.orm.aliased(User)
+    return (
+        stmt.add_columns(teacher.full_name, Student.full_name)
+        .join(teacher, teacher.id == PS.teacher_id)
+        .join(Student, Student.id == PS.student_id)
+    )
+
+
+def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size: int):
+    """(rows of (booking, teacher name, student name), total), newest start first."""
+    where = (PS.parent_id == parent_id, visible_to_parent())
+    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
+    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
+    rows = session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all()
+    return rows, total
+
+
+def teacher_schedule(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None
+):
+    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
+    stmt = _with_names(
+        sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
+    ).order_by(PS.starts_at)
+    if start is not None:
+        stmt = stmt.where(PS.ends_at > start)
+    if end is not None:
+        stmt = stmt.where(PS.starts_at < end)
+    return session.execute(stmt).all()
+
+
+def names_for(session: Session, booking: PS) -> tuple[str, str]:
+    teacher = session.get(User, booking.teacher_id)
+    student = session.get(Student, booking.student_id)
+    return (teacher.full_name if teacher else ""), (student.full_name if student else "")
+
+
+def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
+    return session.scalar(sa.select(sa.exists().where(PS.student_id == student_id))) or False

@@ -1,0 +1,115 @@
+"""/api/Sessions: book, confirm and cancel payment, My Bookings, cancel, complete, schedule."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+
+from tutorbook.accounts.dependencies import CurrentUser, ParentUser, StaffOrParent, TeacherOrAdmin, TeacherUser
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings import service
+from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
+from tutorbook.clock import as_utc, utc_now
+from tutorbook.db import DbSession
+from tutorbook.schemas import Envelope, ok
+
+router = APIRouter(prefix="/api/Sessions", tags=["Sessions"])
+
+
+def _svc(request: Request):
+    return request.app.state.services
+
+
+async def _out(svc, booking) -> SessionOut:
+    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    return session_out(booking, teacher, student)
+
+
+@router.post("/book", response_model=Envelope[SessionOut], status_code=201)
+async def book(body: BookIn, user: ParentUser, request: Request):
+    """Hold the slot and open a Stripe Checkout Session; `data.checkoutUrl` is where to pay."""
+    svc = _svc(request)
+    booking = await service.book(svc, parent=user, body=body)
+    return ok(await _out(svc, booking), "Booking created; complete the payment to confirm it")
+
+
+@router.post("/confirm-payment/{stripe_session_id}", response_model=Envelope[SessionOut])
+async def confirm_payment(stripe_session_id: str, user: ParentUser, request: Request):
+    """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
+    svc = _svc(request)
+    booking = await service.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
+    message = "Payment confirmed" if booking.status == 1 else "Waiting for the payment to be confirmed"
+    return ok(await _out(svc, booking), message)
+
+
+@router.post("/cancel-payment/{stripe_session_id}", response_model=Envelope[bool])
+async def cancel_payment(
+    stripe_session_id: str,
+    user: ParentUser,
+    request: Request,
+    booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
+):
+    """Called by the cancel page: cancels the unpaid booking and expires its checkout.
+    If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
+    await service.cancel_payment(
+        _svc(request), parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id
+    )
+    return ok(True, "Session booking cancelled successfully")
+
+
+@router.get("/my-bookings", response_model=Envelope[SessionPage])
+def my_bookings(
+    user: ParentUser,
+    session: DbSession,
+    page: int = Query(default=1, ge=1, le=100_000),
+    page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
+):
+    """Your bookings, newest first; never the ones cancelled before payment."""
+    rows, total = repo.my_bookings(session, parent_id=user.id, page=page, page_size=page_size)
+    items = [session_out(b, t, s) for b, t, s in rows]
+    return ok(SessionPage(items=items, page=page, page_size=page_size, total=total))
+
+
+@router.get("/teacher-schedule", response_model=Envelope[list[SessionOut]])
+def teacher_schedule(
+    user: TeacherUser,
+    session: DbSession,
+    from_: datetime | None = Query(default=None, alias="from"),
+    to: datetime | None = Query(default=None),
+):
+    """Your paid sessions in time order."""
+    rows = repo.teacher_schedule(
+        session, teacher_id=user.id, start=as_utc(from_) if from_ else None, end=as_utc(to) if to else None
+    )
+    return ok([session_out(b, t, s) for b, t, s in rows])
+
+
+@router.get("/{booking_id}", response_model=Envelope[SessionOut])
+def get_session(booking_id: uuid.UUID, user: CurrentUser, session: DbSession):
+    """One booking: its parent, its teacher, or an admin."""
+    booking = service.get_for(session, user=user, booking_id=booking_id)
+    return ok(session_out(booking, *repo.names_for(session, booking)))
+
+
+@router.get("/{booking_id}/history", response_model=Envelope[list[HistoryOut]])
+def get_history(booking_id: uuid.UUID, user: CurrentUser, session: DbSession):
+    """Every status change of one booking, oldest first."""
+    service.get_for(session, user=user, booking_id=booking_id)
+    return ok([HistoryOut.model_validate(h) for h in repo.history(session, booking_id)])
+
+
+@router.post("/{booking_id}/cancel", response_model=Envelope[SessionOut])
+async def cancel(booking_id: uuid.UUID, user: StaffOrParent, request: Request):
+    """Cancel a booking; a Confirmed one is refunded per the policy."""
+    svc = _svc(request)
+    booking = await service.cancel_booking(svc, user=user, booking_id=booking_id)
+    return ok(await _out(svc, booking), "Booking cancelled")
+
+
+@router.post("/{booking_id}/complete", response_model=Envelope[SessionOut])
+def complete(booking_id: uuid.UUID, user: TeacherOrAdmin, session: DbSession):
+    """Mark a Confirmed session completed (once it has started)."""
+    booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
+    return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")

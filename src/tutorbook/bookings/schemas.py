@@ -1,0 +1,87 @@
+"""Booking shapes: status is always 0-3 with its name beside it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field, computed_field, field_validator
+
+from tutorbook.bookings.lifecycle import STATUS_NAMES
+from tutorbook.clock import as_utc
+from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+
+
+class BookIn(InputModel):
+    teacher_id: uuid.UUID
+    student_id: uuid.UUID
+    subject: str = Field(min_length=1, max_length=100)
+    starts_at: datetime
+    duration_minutes: int = Field(description=f"one of {ALLOWED_DURATIONS}")
+
+    @field_validator("starts_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("give a time zone (for example 2026-12-01T15:00:00Z)")
+        return as_utc(v)
+
+    @field_validator("duration_minutes")
+    @classmethod
+    def _duration(cls, v: int) -> int:
+        if v not in ALLOWED_DURATIONS:
+            raise ValueError(f"must be one of {', '.join(map(str, ALLOWED_DURATIONS))}")
+        return v
+
+
+class SessionOut(CamelModel):
+    id: uuid.UUID
+    parent_id: uuid.UUID
+    student_id: uuid.UUID
+    teacher_id: uuid.UUID
+    teacher_name: str | None = None
+    student_name: str | None = None
+    subject: str
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    price_amount: int
+    currency: str
+    status: int = Field(ge=0, le=3)
+    stripe_session_id: str | None
+    stripe_payment_intent_id: str | None
+    checkout_url: str | None
+    checkout_expires_at: UtcDatetime | None
+    paid_at: UtcDatetime | None
+    cancelled_at: UtcDatetime | None
+    cancellation_reason: str | None
+    refunded_amount: int
+    meeting_url: str | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    @computed_field
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.status]
+
+
+class SessionPage(CamelModel):
+    items: list[SessionOut]
+    page: int
+    page_size: int
+    total: int
+
+
+class HistoryOut(CamelModel):
+    from_status: int | None
+    to_status: int
+    reason: str
+    actor: str
+    created_at: UtcDatetime
+
+
+def session_out(booking, teacher_name: str | None = None, student_name: str | None = None) -> SessionOut:
+    out = SessionOut.model_validate(booking)
+    out.teacher_name, out.student_name = teacher_name, student_name
+    return out

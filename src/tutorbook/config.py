@@ -1,0 +1,163 @@
+"""One Settings object, read from TUTORBOOK_* environment variables (and an optional .env)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALLOWED_DURATIONS = (30, 45, 60, 90, 120)
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run in the requested environment."""
+
+
+class Settings(BaseSettings):
+    """Every knob of Tutorbook; defaults run a demo with no configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="TUTORBOOK_", env_file=".env", extra="ignore")
+
+    env: str = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    db_pool_size: int = 10
+    public_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = Field(default_factory=list)
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+    jwt_secret: str = ""
+    jwt_ttl_minutes: int = 12 * 60
+    password_min_length: int = 8
+    password_max_length: int = 256
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_timeout_seconds: float = 10.0
+    stripe_max_network_retries: int = 2
+    stripe_threads: int = 64
+    checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
+    # Off only in the race benchmark's control run, to show the race the guard prevents.
+    booking_guard: bool = True
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 12111
+    sandbox_url: str = ""
+    sandbox_substitute_cancel_url: bool = False
+    sandbox_enabled: bool = True
+
+    refund_full_before_hours: int = 24
+    refund_late_percent: int = 0
+
+    meeting_provider: str = "jitsi"
+    jitsi_base_url: str = "https://meet.jit.si"
+    meeting_max_failures: int = 5
+    google_credentials_mode: str = "service_account"
+    google_service_account_file: str = ""
+    google_impersonate: str = ""
+    google_calendar_id: str = ""
+    google_send_invites: bool = False
+
+    jobs_enabled: bool = True
+    job_expire_interval_s: float = 60
+    job_complete_interval_s: float = 300
+    job_meetings_interval_s: float = 60
+    job_purge_interval_s: float = 3600
+    job_reconcile_interval_s: float = 600
+    purge_retention_days: int = 30
+    orphan_threshold_minutes: int = 60
+    reconcile_lookback_hours: int = 48
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def google_config(self) -> dict:
+        """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""
+        if self.google_credentials_mode != "service_account":
+            raise ConfigurationError(
+                "Only TUTORBOOK_GOOGLE_CREDENTIALS_MODE=service_account is wired to the settings; "
+                "per-teacher OAuth tokens need a token store (see docs/meetings.md)"
+            )
+        return {
+            "credentials_mode": "service_account",
+            "service_account_file": self.google_service_account_file or None,
+            "impersonate": self.google_impersonate or None,
+            "calendar_id": self.google_calendar_id or None,
+            "send_attendee_invites": self.google_send_invites,
+        }
+
+    @property
+    def is_production(self) -> bool:
+        return self.env.lower() == "production"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.stripe_secret_key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def resolved(self) -> Settings:
+        """Fill the development defaults (SQLite in var/, generated secrets) and check production."""
+        updates: dict = {}
+        if not self.database_url:
+            updates["database_url"] = f"sqlite:///{(self.var_dir / 'tutorbook.db').as_posix()}"
+        if self.is_production:
+            self._check_production(updates)
+        if not self.jwt_secret:
+            updates["jwt_secret"] = self._kept_secret("jwt-secret", lambda: secrets.token_urlsafe(48))
+        if self.uses_sandbox and not self.stripe_webhook_secret:
+            updates["stripe_webhook_secret"] = self._kept_secret(
+                "webhook-secret", lambda: "whsec_" + secrets.token_hex(24)
+            )
+        if self.uses_sandbox and not self.sandbox_url:
+            updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"
+        return self.model_copy(update=updates)
+
+    def _check_production(self, updates: dict) -> None:
+        missing = []
+        url = updates.get("database_url", self.database_url)
+        if url.startswith("sqlite"):
+            missing.append("TUTORBOOK_DATABASE_URL (a postgresql+psycopg:// URL)")
+        if not self.jwt_secret:
+            missing.append("TUTORBOOK_JWT_SECRET")
+        if not self.stripe_secret_key:
+            missing.append("TUTORBOOK_STRIPE_SECRET_KEY")
+        if not self.stripe_webhook_secret:
+            missing.append("TUTORBOOK_STRIPE_WEBHOOK_SECRET")
+        if missing:
+            raise ConfigurationError(
+                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox and SQLite; set: "
+                + ", ".join(missing)
+            )
+
+    def _kept_secret(self, name: str, make) -> str:
+        """A secret generated once and kept in var/, so restarts keep sessions and signatures."""
+        path = self.var_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        value = make()
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, resolved once."""
+    return Settings().resolved()

@@ -1,0 +1,121 @@
+"""AppError and the handlers that render every response in the {success, message, data} envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("tutorbook.errors")
+
+
+class AppError(Exception):
+    """A business error with its HTTP status; rendered in the envelope."""
+
+    status_code = 400
+    message = "Bad request"
+
+    def __init__(self, message: str | None = None, *, data: Any = None, headers=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.data = data
+        self.headers = headers
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    message = "Authentication required"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    message = "You are not allowed to do this"
+
+
+class NotFound(AppError):
+    status_code = 404
+    message = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    message = "Conflict"
+
+
+class Unprocessable(AppError):
+    status_code = 422
+    message = "Invalid input"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    message = "Too many attempts; try again later"
+
+
+class BadGateway(AppError):
+    status_code = 502
+    message = "The payment provider could not be reached; nothing was charged"
+
+
+class GatewayTimeout(AppError):
+    status_code = 504
+    message = "The payment provider did not answer in time; nothing was charged"
+
+
+def envelope(data: Any = None, message: str = "OK", success: bool = True) -> dict:
+    """The response body every route returns."""
+    return {"success": success, "message": message, "data": data}
+
+
+def error_response(status: int, message: str, data: Any = None, headers=None) -> JSONResponse:
+    """An error in the envelope."""
+    body = envelope(jsonable_encoder(data), message, success=False)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+_HTTP_MESSAGES = {
+    401: "Authentication required",
+    403: "You are not allowed to do this",
+    404: "Not found",
+    405: "Method not allowed",
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render AppError, HTTP errors, validation errors and crashes in the envelope."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_req: Request, exc: AppError):
+        return error_response(exc.status_code, exc.message, exc.data, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else None
+        message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
+        return error_response(exc.status_code, message or "Error", None, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_req: Request, exc: RequestValidationError):
+        return error_response(422, "Invalid input", _field_errors(exc))
+
+    @app.exception_handler(Exception)
+    async def _crash(_req: Request, exc: Exception):
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "Internal server error")

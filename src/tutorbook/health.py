@@ -1,0 +1,42 @@
+"""/health, /health/ready and /metrics."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from tutorbook.errors import error_response
+from tutorbook.schemas import Envelope, ok
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/health", response_model=Envelope[str])
+def health():
+    """Liveness: the process answers."""
+    return ok("alive")
+
+
+@router.get("/health/ready", response_model=Envelope[str], responses={503: {"description": "Database unavailable"}})
+async def ready(request: Request):
+    """Readiness: the database answers."""
+    db = request.app.state.db
+
+    def probe():
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(probe)
+    except Exception:
+        return error_response(503, "Database unavailable")
+    return ok("ready")
+
+
+@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+def metrics(request: Request):
+    """Prometheus text format."""
+    with request.app.state.db.session_scope() as session:
+        return PlainTextResponse(request.app.state.metrics.render(session), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,310 @@
+"""Google Meet links through the Google Calendar API v3.
+
+The only module that imports the Google client libraries, and only inside functions, so the
+default install (Jitsi) does not need the `tutorbook[google]` extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from tutorbook.meetings.base import (
+    MeetingError,
+    MeetingLink,
+    MeetingRequest,
+    PermanentMeetingError,
+    RetryableMeetingError,
+)
+
+SCOPE = "https://www.googleapis.com/auth/calendar.events"
+TOKEN_URI = "https://oauth2.googleapis.com/token"
+RATE_LIMIT_REASONS = frozenset(
+    {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"}
+)
+CREDENTIALS_MODES = ("service_account", "oauth")
+
+
+def stable_id(booking_id: str) -> str:
+    """Return the event id and conference request id of a booking: same booking, same id."""
+    # Event ids may only use base32hex characters (0-9, a-v); hex digits are a subset.
+    return hashlib.sha256(f"tutorbook-booking:{booking_id}".encode()).hexdigest()[:32]
+
+
+def meet_url(event: dict) -> str | None:
+    """Return the Meet link of an event: the `video` entry point, else `hangoutLink`."""
+    for entry in event.get("conferenceData", {}).get("entryPoints", []):
+        if entry.get("entryPointType") == "video" and entry.get("uri"):
+            return entry["uri"]
+    return event.get("hangoutLink")
+
+
+def conference_status(event: dict) -> str:
+    """Return the conference create status: pending, success or failure."""
+    request = event.get("conferenceData", {}).get("createRequest", {})
+    return request.get("status", {}).get("statusCode", "pending")
+
+
+class GoogleMeetProvider:
+    """Creates a Calendar event with a Meet conference on the teacher's calendar."""
+
+    name = "google"
+
+    def __init__(
+        self,
+        *,
+        credentials_mode: str = "service_account",
+        service_account_file: str | None = None,
+        impersonate: str | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_secret: str | None = None,
+        refresh_token_for: Callable[[str], str | None] | None = None,
+        calendar_id: str | None = None,
+        calendar_id_for: Callable[[str], str] | None = None,
+        send_attendee_invites: bool = False,
+        poll_delays: Sequence[float] = (1, 2, 4, 8),
+        sleep: Callable[[float], None] = time.sleep,
+        http: Any = None,
+        timeout_s: float = 30,
+    ) -> None:
+        _require_google_client()
+        if credentials_mode not in CREDENTIALS_MODES:
+            raise ValueError(f"credentials_mode must be one of {CREDENTIALS_MODES}")
+        if credentials_mode == "service_account" and not service_account_file:
+            raise ValueError("service_account mode needs service_account_file")
+        if credentials_mode == "oauth" and not (
+            oauth_client_id and oauth_client_secret and refresh_token_for
+        ):
+            raise ValueError(
+                "oauth mode needs oauth_client_id, oauth_client_secret, refresh_token_for"
+            )
+        self.credentials_mode = credentials_mode
+        self.service_account_file = service_account_file
+        self.impersonate = impersonate
+        self.oauth_client_id = oauth_client_id
+        self.oauth_client_secret = oauth_client_secret
+        self.refresh_token_for = refresh_token_for
+        self.calendar_id = calendar_id
+        self.calendar_id_for = calendar_id_for
+        self.send_attendee_invites = send_attendee_invites
+        self.poll_delays = tuple(poll_delays)
+        self.sleep = sleep
+        self.timeout_s = timeout_s
+        self._http = http
+        self._credentials: dict[str, Any] = {}  # by impersonated user or refresh token
+
+    def create(self, request: MeetingRequest) -> MeetingLink:
+        """Insert the event (or find the one a previous attempt made) and return its Meet link."""
+        from googleapiclient.errors import HttpError
+
+        calendar = self._calendar_for(request.teacher_email)
+        event_id = stable_id(request.booking_id)
+        with _mapped_errors():
+            events = self._events(request.teacher_email)
+            try:
+                event = events.insert(
+                    calendarId=calendar,
+                    body=self._event_body(request, event_id),
+                    conferenceDataVersion=1,
+                    sendUpdates=self._send_updates(),
+                ).execute()
+            except HttpError as exc:
+                if exc.status_code != 409:
+                    raise
+                # An earlier attempt made this event (the id is ours): reuse it, no second meeting.
+                event = events.get(calendarId=calendar, eventId=event_id).execute()
+            url = self._await_link(events, calendar, event)
+        external_id = " ".join((event_id, calendar, request.teacher_email))
+        return MeetingLink(url=url, provider=self.name, external_id=external_id)
+
+    def delete(self, link: MeetingLink) -> None:
+        """Delete the event behind the link; an event already gone (404/410) is fine."""
+        from googleapiclient.errors import HttpError
+
+        if link.provider != self.name or not link.external_id:
+            return
+        event_id, calendar, teacher_email = link.external_id.split(" ", 2)
+        with _mapped_errors():
+            events = self._events(teacher_email)
+            try:
+                events.delete(
+                    calendarId=calendar, eventId=event_id, sendUpdates=self._send_updates()
+                ).execute()
+            except HttpError as exc:
+                if exc.status_code not in (404, 410):
+                    raise
+
+    def _calendar_for(self, teacher_email: str) -> str:
+        if self.calendar_id_for is not None:
+            return self.calendar_id_for(teacher_email)
+        return self.calendar_id or teacher_email
+
+    def _send_updates(self) -> str:
+        return "all" if self.send_attendee_invites else "none"
+
+    def _event_body(self, request: MeetingRequest, event_id: str) -> dict:
+        body = {
+            "id": event_id,
+            "summary": request.title,
+            "start": {"dateTime": request.starts_at.isoformat(), "timeZone": request.time_zone},
+            "end": {"dateTime": request.ends_at.isoformat(), "timeZone": request.time_zone},
+            "conferenceData": {
+                "createRequest": {
+                    "requestId": event_id,
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }
+            },
+            "extendedProperties": {"private": {"tutorbookBookingId": request.booking_id}},
+        }
+        if self.send_attendee_invites and request.parent_email:
+            body["attendees"] = [{"email": request.parent_email}]
+        return body
+
+    def _await_link(self, events: Any, calendar: str, event: dict) -> str:
+        delays = iter(self.poll_delays)
+        while True:
+            if event.get("status") == "cancelled":
+                raise PermanentMeetingError(
+                    f"event {event.get('id')} was cancelled in Google Calendar",
+                    code="event_cancelled",
+                )
+            url = meet_url(event)
+            if url:
+                return url
+            if conference_status(event) == "failure":
+                raise PermanentMeetingError(
+                    "Google could not create the Meet conference (is Meet enabled for this user?)",
+                    code="conference_failed",
+                )
+            delay = next(delays, None)
+            if delay is None:
+                raise RetryableMeetingError(
+                    "the Meet conference is still pending", code="conference_pending"
+                )
+            self.sleep(delay)
+            event = events.get(calendarId=calendar, eventId=event["id"]).execute()
+
+    def _events(self, teacher_email: str) -> Any:
+        import google_auth_httplib2
+        import httplib2
+        from googleapiclient.discovery import build
+
+        http = self._http if self._http is not None else httplib2.Http(timeout=self.timeout_s)
+        authed = google_auth_httplib2.AuthorizedHttp(
+            self._credentials_for(teacher_email), http=http
+        )
+        service = build("calendar", "v3", http=authed, static_discovery=True, cache_discovery=False)
+        return service.events()
+
+    def _credentials_for(self, teacher_email: str) -> Any:
+        # Cached so a token is fetched once per user and refreshed by google-auth when it expires.
+        if self.credentials_mode == "service_account":
+            subject = self.impersonate or teacher_email
+            if subject not in self._credentials:
+                self._credentials[subject] = self._service_account_credentials(subject)
+            return self._credentials[subject]
+        token = self.refresh_token_for(teacher_email)
+        if not token:
+            raise PermanentMeetingError(
+                f"no Google refresh token for {teacher_email}", code="no_refresh_token"
+            )
+        if token not in self._credentials:
+            self._credentials[token] = self._oauth_credentials(token)
+        return self._credentials[token]
+
+    def _service_account_credentials(self, subject: str) -> Any:
+        from google.oauth2 import service_account
+
+        try:
+            return service_account.Credentials.from_service_account_file(
+                self.service_account_file, scopes=[SCOPE], subject=subject
+            )
+        except (OSError, ValueError) as exc:
+            raise PermanentMeetingError(
+                f"cannot read the service account file: {exc}", code="service_account_file"
+            ) from exc
+
+    def _oauth_credentials(self, refresh_token: str) -> Any:
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(
+            None,
+            refresh_token=refresh_token,
+            token_uri=TOKEN_URI,
+            client_id=self.oauth_client_id,
+            client_secret=self.oauth_client_secret,
+            scopes=[SCOPE],
+        )
+
+
+def _require_google_client() -> None:
+    try:
+        import google_auth_httplib2  # noqa: F401
+        import googleapiclient  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "the Google Meet provider needs the Google client: pip install 'tutorbook[google]'"
+        ) from exc
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    import httplib2
+    from google.auth import exceptions as auth_errors
+    from googleapiclient.errors import HttpError
+
+    try:
+        yield
+    except HttpError as exc:
+        raise _from_http_error(exc) from exc
+    except auth_errors.RefreshError as exc:
+        raise _from_refresh_error(exc) from exc
+    except (auth_errors.TransportError, httplib2.HttpLib2Error, OSError) as exc:
+        raise RetryableMeetingError(f"cannot reach Google: {exc}", code="network") from exc
+
+
+def _from_http_error(exc: Any) -> MeetingError:
+    status = exc.status_code
+    reasons = _reasons(exc.content)
+    message = f"Google Calendar answered {status} ({', '.join(reasons) or '-'}): {exc.reason}"
+    if status == 429 or (status == 403 and RATE_LIMIT_REASONS & set(reasons)):
+        return RetryableMeetingError(
+            message, code="rate_limited", retry_after=_retry_after(exc.resp)
+        )
+    if status >= 500:
+        return RetryableMeetingError(
+            message, code=f"http_{status}", retry_after=_retry_after(exc.resp)
+        )
+    return PermanentMeetingError(message, code=f"http_{status}")
+
+
+def _from_refresh_error(exc: Any) -> MeetingError:
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    code = str(data.get("error") or "refresh_failed")
+    message = f"Google refused the credentials: {exc.args[0] if exc.args else exc}"
+    if getattr(exc, "retryable", False):
+        return RetryableMeetingError(message, code=code)
+    return PermanentMeetingError(message, code=code)
+
+
+def _reasons(content: bytes) -> list[str]:
+    """Return the reasons Google gave, from both the old `errors` and the newer `details` lists."""
+    try:
+        error = json.loads(content)["error"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(error, dict):
+        return []
+    items = [*error.get("errors", []), *error.get("details", [])]
+    return [item["reason"] for item in items if isinstance(item, dict) and item.get("reason")]
+
+
+def _retry_after(resp: Any) -> float | None:
+    try:
+        return float(resp.get("retry-after"))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,120 @@
+"""Meeting links on bookings: make one for a Confirmed booking, retry, fall back, delete.
+
+The provider is called between two transactions, never inside one. A booking's status is
+never changed here: a paid booking stays Confirmed whatever the provider does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tutorbook.accounts.models import User
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.meetings import policy
+from tutorbook.meetings.base import MeetingError, MeetingLink, MeetingRequest
+from tutorbook.teachers.models import TeacherProfile
+
+log = logging.getLogger("tutorbook.meetings")
+STOPPED = "stopped:"
+
+
+def needs_link():
+    """Confirmed, no link, and not stopped by a permanent error."""
+    return sa.and_(
+        PS.status == Status.CONFIRMED.value,
+        PS.meeting_url.is_(None),
+        sa.or_(PS.meeting_error.is_(None), sa.not_(PS.meeting_error.startswith(STOPPED))),
+    )
+
+
+def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+    """Bookings whose link is missing and whose next attempt is due."""
+    stmt = (
+        sa.select(PS.id)
+        .where(needs_link(), sa.or_(PS.meeting_next_attempt_at.is_(None), PS.meeting_next_attempt_at <= now))
+        .order_by(PS.starts_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def _request(session, booking: PS) -> MeetingRequest:
+    teacher = session.get(User, booking.teacher_id)
+    parent = session.get(User, booking.parent_id)
+    profile = session.get(TeacherProfile, booking.teacher_id)
+    return MeetingRequest(
+        booking_id=str(booking.id),
+        teacher_email=teacher.email,
+        parent_email=parent.email if parent else None,
+        title=f"Tutorbook: {booking.subject} with {teacher.full_name}",
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        time_zone=profile.time_zone if profile else "UTC",
+    )
+
+
+def ensure_link(svc, *, booking_id: uuid.UUID, now: datetime) -> str:
+    """Give a Confirmed booking its link (one attempt); returns what happened."""
+    with svc.db.session_scope() as session:
+        booking = session.get(PS, booking_id)
+        if booking is None or session.scalar(sa.select(needs_link()).where(PS.id == booking_id)) is not True:
+            return "skipped"
+        request, attempts = _request(session, booking), booking.meeting_attempts
+    outcome = policy.create_link(
+        primary=svc.meetings,
+        fallback=svc.meetings_fallback,
+        request=request,
+        attempts=attempts,
+        max_failures=svc.settings.meeting_max_failures,
+        now=now,
+    )
+    fields = _fields_for(outcome)
+    with svc.db.session_scope() as session:
+        session.execute(sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**fields))
+    result = "created" if outcome.link else outcome.plan.action
+    log.info("meeting link", extra={"booking_id": str(booking_id), "outcome": result,
+                                    "provider": outcome.link.provider if outcome.link else None})
+    return "fell_back" if outcome.fell_back else result
+
+
+def _fields_for(outcome: policy.LinkOutcome) -> dict:
+    if outcome.link is not None:
+        return {
+            "meeting_url": outcome.link.url,
+            "meeting_provider": outcome.link.provider,
+            "meeting_external_id": outcome.link.external_id,
+            "meeting_attempts": outcome.attempts,
+            "meeting_next_attempt_at": None,
+            "meeting_error": f"fell_back:{outcome.plan.code}" if outcome.fell_back else None,
+        }
+    plan = outcome.plan
+    stopped = plan.action == "stop"
+    return {
+        "meeting_attempts": outcome.attempts,
+        "meeting_next_attempt_at": None if stopped else plan.retry_at,
+        "meeting_error": (STOPPED if stopped else "retrying:") + plan.code,
+    }
+
+
+def remove_link(svc, *, provider: str | None, external_id: str | None, url: str | None) -> None:
+    """Delete the meeting behind a cancelled booking's link, where the provider keeps one."""
+    if not url or not provider:
+        return
+    target = svc.meetings if svc.meetings.name == provider else svc.meetings_fallback
+    if target.name != provider:
+        return
+    try:
+        target.delete(MeetingLink(url=url, provider=provider, external_id=external_id))
+    except MeetingError as exc:
+        log.warning("meeting not deleted", extra={"provider": provider, "error": str(exc)[:200]})
+
+
+def failures(session) -> list[PS]:
+    """Bookings whose link creation stopped or fell back (for the admin report)."""
+    stmt = sa.select(PS).where(PS.meeting_error.is_not(None)).order_by(PS.starts_at)
+    return list(session.scalars(stmt))

@@ -1,0 +1,48 @@
+"""A small Prometheus text exporter: counters kept in process, booking gauges read from the DB."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import sqlalchemy as sa
+
+from tutorbook.bookings.lifecycle import STATUS_NAMES
+from tutorbook.bookings.models import PrivateSession
+
+HELP = {
+    "tutorbook_webhook_events_total": "Stripe webhook events handled, by outcome",
+    "tutorbook_jobs_runs_total": "Job runs, by job and result",
+    "tutorbook_jobs_items_total": "Bookings changed by jobs, by job and outcome",
+}
+
+
+class Metrics:
+    def __init__(self):
+        self._counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
+        self._lock = threading.Lock()
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._counters[name][key] += amount
+
+    def value(self, name: str, **labels: str) -> float:
+        return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0)
+
+    def render(self, session) -> str:
+        """The exposition text, with bookings by status counted now."""
+        lines = ["# HELP tutorbook_bookings Bookings by status", "# TYPE tutorbook_bookings gauge"]
+        counts = dict(session.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all())
+        for value, name in STATUS_NAMES.items():
+            lines.append(f'tutorbook_bookings{{status="{name}"}} {counts.get(value, 0)}')
+        with self._lock:
+            for name, series in sorted(self._counters.items()):
+                lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} counter"]
+                for labels, v in sorted(series.items()):
+                    label = ",".join(f'{k}="{val}"' for k, val in labels)
+                    lines.append(f"{name}{{{label}}} {v:g}")
+        return "\n".join(lines) + "\n"
+
+
+METRICS = Metrics()

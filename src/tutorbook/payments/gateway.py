@@ -1,0 +1,249 @@
+"""The only module that imports `stripe`: Checkout Sessions, refunds, events, webhook signatures.
+
+With TUTORBOOK_STRIPE_SECRET_KEY set it talks to Stripe; without it, to the bundled sandbox.
+Nothing outside this module knows which.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import stripe
+
+from tutorbook.config import Settings
+
+log = logging.getLogger("tutorbook.stripe")
+
+API_VERSION = "2026-10-28.endive"  # pinned; matches stripe 16.1's default
+SANDBOX_KEY = "sk_test_sandbox"
+
+
+class GatewayError(Exception):
+    """Stripe could not be used (network, timeout, 5xx, auth)."""
+
+
+class GatewayTimeout(GatewayError):
+    """Stripe did not answer within the configured timeout."""
+
+
+class CheckoutNotFound(Exception):
+    """Stripe has no such Checkout Session."""
+
+
+class CheckoutNotOpen(Exception):
+    """The Checkout Session is complete or expired already."""
+
+
+class RefundRefused(Exception):
+    """Stripe refused the refund (already refunded, nothing to refund)."""
+
+
+class InvalidWebhook(Exception):
+    """Bad signature, stale timestamp or unreadable payload."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What Tutorbook needs of a Checkout Session."""
+
+    id: str
+    status: str  # open | complete | expired
+    payment_status: str  # unpaid | paid | no_payment_required
+    url: str | None
+    payment_intent: str | None
+    amount_total: int | None
+    currency: str | None
+    client_reference_id: str | None
+    metadata: dict
+    expires_at: datetime | None
+    created: datetime | None
+
+    @property
+    def paid(self) -> bool:
+        return self.payment_status in ("paid", "no_payment_required")
+
+    @property
+    def booking_ref(self) -> str | None:
+        return (self.metadata or {}).get("booking_id") or self.client_reference_id
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str
+    amount: int
+
+
+def _ts(value) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+
+def _checkout(obj) -> Checkout:
+    d = obj if isinstance(obj, dict) else obj.to_dict()
+    pi = d.get("payment_intent")
+    if isinstance(pi, dict):
+        pi = pi.get("id")
+    return Checkout(
+        id=d["id"],
+        status=d.get("status") or "open",
+        payment_status=d.get("payment_status") or "unpaid",
+        url=d.get("url"),
+        payment_intent=pi,
+        amount_total=d.get("amount_total"),
+        currency=d.get("currency"),
+        client_reference_id=d.get("client_reference_id"),
+        metadata=dict(d.get("metadata") or {}),
+        expires_at=_ts(d.get("expires_at")),
+        created=_ts(d.get("created")),
+    )
+
+
+def checkout_from_event_object(obj: dict) -> Checkout:
+    """A Checkout built from a (signature-verified) event's data.object."""
+    return _checkout(obj)
+
+
+class StripeGateway:
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
+
+    def __init__(self, settings: Settings):
+        self.webhook_secret = settings.stripe_webhook_secret
+        self.timeout = settings.stripe_timeout_seconds
+        options: dict = {}
+        if settings.uses_sandbox:
+            options["base_addresses"] = {"api": settings.sandbox_url}
+        self.client = stripe.StripeClient(
+            settings.stripe_secret_key or SANDBOX_KEY,
+            stripe_version=API_VERSION,
+            max_network_retries=settings.stripe_max_network_retries,
+            http_client=stripe.HTTPXClient(timeout=self.timeout, allow_sync_methods=True),
+            **options,
+        )
+
+    # -- Checkout Sessions -------------------------------------------------------------
+
+    async def create_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+    ) -> Checkout:
+        """A hosted Checkout Session for one booking; idempotent per booking id."""
+        params = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": amount,
+                        "product_data": {"name": product_name[:250]},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": booking_id,
+            "metadata": {"booking_id": booking_id, "type": "session-booking"},
+            "payment_intent_data": {"metadata": {"booking_id": booking_id, "type": "session-booking"}},
+            "expires_at": int(expires_at.timestamp()),
+        }
+        if customer_email:
+            params["customer_email"] = customer_email
+        options = {"idempotency_key": f"checkout-{booking_id}"}
+        with _mapped_errors():
+            obj = await self.client.v1.checkout.sessions.create_async(params=params, options=options)
+        return _checkout(obj)
+
+    async def retrieve_checkout(self, checkout_id: str) -> Checkout:
+        with _mapped_errors():
+            return _checkout(await self.client.v1.checkout.sessions.retrieve_async(checkout_id))
+
+    async def expire_checkout(self, checkout_id: str) -> Checkout:
+        """Expire an open session; CheckoutNotOpen if it is complete or expired already."""
+        with _mapped_errors(not_open=True):
+            return _checkout(await self.client.v1.checkout.sessions.expire_async(checkout_id))
+
+    def retrieve_checkout_sync(self, checkout_id: str) -> Checkout:
+        with _mapped_errors():
+            return _checkout(self.client.v1.checkout.sessions.retrieve(checkout_id))
+
+    def expire_checkout_sync(self, checkout_id: str) -> Checkout:
+        with _mapped_errors(not_open=True):
+            return _checkout(self.client.v1.checkout.sessions.expire(checkout_id))
+
+    def list_checkouts_sync(self, *, created_since: datetime) -> Iterator[Checkout]:
+        """Every Checkout Session created since `created_since`, through auto-pagination."""
+        params = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
+        with _mapped_errors():
+            page = self.client.v1.checkout.sessions.list(params=params)
+            for obj in page.auto_paging_iter():
+                yield _checkout(obj)
+
+    # -- Refunds -----------------------------------------------------------------------
+
+    def refund_sync(self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str) -> RefundResult:
+        """Refund `amount` of a payment; the key makes retries safe."""
+        params = {
+            "payment_intent": payment_intent,
+            "amount": amount,
+            "reason": "requested_by_customer",
+            "metadata": {"booking_id": booking_id},
+        }
+        with _mapped_errors(refund=True):
+            obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
+        return RefundResult(id=obj.id, status=obj.status, amount=obj.amount)
+
+    # -- Webhooks ----------------------------------------------------------------------
+
+    def construct_event(self, payload: bytes, signature: str | None) -> dict:
+        """The verified event as a dict; InvalidWebhook otherwise (checked before parsing)."""
+        if not signature:
+            raise InvalidWebhook("missing Stripe-Signature")
+        try:
+            event = self.client.construct_event(payload, signature, self.webhook_secret)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook(str(exc)) from exc
+        except ValueError as exc:
+            raise InvalidWebhook("invalid payload") from exc
+        return event.to_dict()
+
+
+class _mapped_errors:
+    """Translate SDK exceptions into the gateway's own, so callers never import stripe."""
+
+    def __init__(self, *, not_open: bool = False, refund: bool = False):
+        self.not_open, self.refund = not_open, refund
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            return False
+        if isinstance(exc, stripe.InvalidRequestError) and not isinstance(exc, stripe.IdempotencyError):
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                raise CheckoutNotFound(str(exc)) from exc
+            if self.not_open:
+                raise CheckoutNotOpen(str(exc)) from exc
+            if self.refund:
+                raise RefundRefused(str(exc)) from exc
+        if isinstance(exc, stripe.APIConnectionError):
+            log.warning("stripe unreachable", extra={"error": str(exc)[:200]})
+            text = str(exc).lower()
+            if "timed out" in text or "timeout" in text:
+                raise GatewayTimeout(str(exc)) from exc
+            raise GatewayError(str(exc)) from exc
+        if isinstance(exc, stripe.StripeError):
+            log.warning("stripe error", extra={"error": str(exc)[:200], "http_status": getattr(exc, "http_status", None)})
+            raise GatewayError(str(exc)) from exc
+        return False

@@ -1,0 +1,38 @@
+"""/api/StripeWebhook/webhook."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Request
+
+from tutorbook.bookings import service as bookings
+from tutorbook.clock import utc_now
+from tutorbook.errors import AppError, BadRequest
+from tutorbook.payments import gateway as gw
+from tutorbook.payments import webhooks
+from tutorbook.schemas import Envelope, ok
+
+router = APIRouter(prefix="/api/StripeWebhook", tags=["Stripe"])
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    message = "Webhook body too large"
+
+
+@router.post("/webhook", response_model=Envelope[str])
+async def webhook(request: Request, background: BackgroundTasks):
+    """Stripe events, verified by signature before anything is read."""
+    svc = request.app.state.services
+    if int(request.headers.get("content-length") or 0) > webhooks.MAX_BODY:
+        raise PayloadTooLarge()
+    body = await request.body()
+    if len(body) > webhooks.MAX_BODY:
+        raise PayloadTooLarge()
+    try:
+        event = svc.gateway.construct_event(body, request.headers.get("stripe-signature"))
+    except gw.InvalidWebhook as exc:
+        raise BadRequest("Invalid Stripe signature or payload") from exc
+    outcome = await svc.tx(webhooks.handle, event=event, now=utc_now())
+    request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
+    background.add_task(bookings.run_followups, svc, outcome.followups)
+    return ok(outcome.kind, "Received")

@@ -1,0 +1,91 @@
+"""Stripe webhooks: verify -> record the event id (once) -> dispatch -> answer 2xx."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tutorbook.bookings import service as bookings
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.payments import gateway as gw
+from tutorbook.payments.models import StripeEvent
+
+log = logging.getLogger("tutorbook.webhooks")
+
+MAX_BODY = 512 * 1024
+
+
+def record_once(session: Session, *, event: dict, now: datetime) -> bool:
+    """Insert the event id; False when it was seen before (one indexed lookup)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(StripeEvent)
+        .values(id=event["id"], type=event.get("type", "?"), received_at=now, outcome="received")
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+    """Record and dispatch one verified event, all in the caller's transaction."""
+    if not record_once(session, event=event, now=now):
+        return bookings.Outcome("duplicate")
+    outcome = dispatch(session, event=event, now=now)
+    session.execute(sa.update(StripeEvent).where(StripeEvent.id == event["id"]).values(outcome=outcome.kind))
+    log.info("stripe event", extra={"event_id": event["id"], "type": event.get("type"), "outcome": outcome.kind,
+                                    "booking_id": str(outcome.booking.id) if outcome.booking else None})
+    return outcome
+
+
+def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+    obj = (event.get("data") or {}).get("object") or {}
+    actor = f"stripe:{event['id']}"
+    match event.get("type"):
+        case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
+            checkout = gw.checkout_from_event_object(obj)
+            return bookings.fulfil(session, checkout=checkout, actor=actor, now=now)
+        case "checkout.session.async_payment_failed":
+            return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
+        case "checkout.session.expired":
+            return _cancel_pending(session, obj=obj, reason=Reason.CHECKOUT_EXPIRED, actor=actor, now=now)
+        case "charge.refunded":
+            return _refunded(session, obj=obj)
+        case _:
+            return bookings.Outcome("ignored")
+
+
+def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:
+    """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
+    checkout = gw.checkout_from_event_object(obj)
+    booking = bookings._booking_for_checkout(session, checkout)
+    if booking is None:
+        return bookings.Outcome("unknown_booking")
+    if booking.status != Status.PENDING:
+        return bookings.Outcome("no_change", booking)
+    try:
+        booking = bookings.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
+    except bookings.AlreadyPaid:
+        return bookings.Outcome("no_change", booking)
+    return bookings.Outcome(reason.value, booking)
+
+
+def _refunded(session, *, obj: dict) -> bookings.Outcome:
+    """Stripe's total refunded for the charge is the truth for refunded_amount."""
+    payment_intent = obj.get("payment_intent")
+    if isinstance(payment_intent, dict):
+        payment_intent = payment_intent.get("id")
+    from tutorbook.bookings.models import PrivateSession as PS
+
+    booking = session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
+    if booking is None:
+        return bookings.Outcome("unknown_booking")
+    total = int(obj.get("amount_refunded") or 0)
+    if total > booking.refunded_amount:
+        repo.set_fields(session, booking, refunded_amount=total)
+    return bookings.Outcome("refund_recorded", booking)

@@ -1,0 +1,44 @@
+"""Teacher profiles and their weekly availability windows (local times in the teacher's zone)."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tutorbook.db import Base
+
+
+class TeacherProfile(Base):
+    __tablename__ = "teacher_profiles"
+    __table_args__ = (
+        sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    subjects: Mapped[list] = mapped_column(sa.JSON, default=list)
+    hourly_rate: Mapped[int] = mapped_column(sa.Integer, default=0)  # minor units
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    bio: Mapped[str] = mapped_column(sa.String(2000), default="")
+
+
+class AvailabilityWindow(Base):
+    __tablename__ = "availability_windows"
+    __table_args__ = (
+        sa.CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        sa.CheckConstraint(
+            "start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute", name="span"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("teacher_profiles.user_id", ondelete="CASCADE"), index=True
+    )
+    weekday: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
+    start_minute: Mapped[int] = mapped_column(sa.Integer)
+    end_minute: Mapped[int] = mapped_column(sa.Integer)

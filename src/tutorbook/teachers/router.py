@@ -1,0 +1,76 @@
+"""/api/Teachers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Query
+
+from tutorbook.accounts.dependencies import TeacherUser
+from tutorbook.clock import as_utc, utc_now
+from tutorbook.db import DbSession
+from tutorbook.schemas import Envelope, ok
+from tutorbook.teachers import service, slots
+from tutorbook.teachers.schemas import (
+    AvailabilityIn,
+    ProfileIn,
+    SlotOut,
+    TeacherOut,
+    WindowOut,
+    hhmm,
+    minutes,
+)
+
+router = APIRouter(prefix="/api/Teachers", tags=["Teachers"])
+
+
+def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
+    return [WindowOut(weekday=w.weekday, start=hhmm(w.start_minute), end=hhmm(w.end_minute)) for w in ws]
+
+
+@router.get("", response_model=Envelope[list[TeacherOut]])
+def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
+    """All teachers with subjects and price (optionally one subject)."""
+    return ok(service.list_teachers(session, subject=subject))
+
+
+@router.put("/me", response_model=Envelope[TeacherOut])
+def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
+    """Change your profile."""
+    out = service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
+    return ok(out, "Profile updated")
+
+
+@router.get("/me/availability", response_model=Envelope[list[WindowOut]])
+def my_windows(user: TeacherUser, session: DbSession):
+    """Your weekly hours."""
+    return ok(_windows_out(service.windows(session, user.id)))
+
+
+@router.put("/me/availability", response_model=Envelope[list[WindowOut]])
+def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
+    """Replace your weekly hours (local times in your profile's time zone)."""
+    new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
+    return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
+
+
+@router.get("/{teacher_id}", response_model=Envelope[TeacherOut])
+def get_teacher(teacher_id: uuid.UUID, session: DbSession):
+    """One teacher."""
+    return ok(service.get_teacher(session, teacher_id))
+
+
+@router.get("/{teacher_id}/availability", response_model=Envelope[list[SlotOut]])
+def availability(
+    teacher_id: uuid.UUID,
+    session: DbSession,
+    from_: datetime | None = Query(default=None, alias="from"),
+    to: datetime | None = Query(default=None),
+):
+    """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
+    now = utc_now()
+    start = as_utc(from_) if from_ else now
+    end = as_utc(to) if to else start + timedelta(days=7)
+    free = service.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
+    return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])

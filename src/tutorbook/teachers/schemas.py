@@ -1,0 +1,86 @@
+"""Teacher profile, availability and free-slot shapes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from pydantic import Field, field_validator, model_validator
+
+from tutorbook.accounts.schemas import check_zone
+from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+
+MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
+
+
+class TeacherOut(CamelModel):
+    id: uuid.UUID
+    full_name: str
+    email: str
+    subjects: list[str]
+    hourly_rate: int
+    currency: str
+    time_zone: str
+    bio: str
+
+
+class ProfileIn(InputModel):
+    subjects: list[str] = Field(min_length=1, max_length=20)
+    hourly_rate: int = Field(ge=0, le=MAX_RATE, description="minor units per hour")
+    currency: str = Field(min_length=3, max_length=3)
+    time_zone: str
+    bio: str = Field(default="", max_length=2000)
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", v):
+            raise ValueError("a three-letter ISO currency code, like usd")
+        return v.lower()
+
+    @field_validator("subjects")
+    @classmethod
+    def _subjects(cls, v: list[str]) -> list[str]:
+        cleaned = [s.strip() for s in v]
+        if any(not s or len(s) > 100 for s in cleaned):
+            raise ValueError("each subject needs 1 to 100 characters")
+        return list(dict.fromkeys(cleaned))
+
+    _zone = field_validator("time_zone")(classmethod(lambda cls, v: check_zone(v)))
+
+
+class WindowIn(InputModel):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday, in the teacher's time zone")
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local")
+    end: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="HH:MM local")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if minutes(self.end) <= minutes(self.start):
+            raise ValueError("end must be after start")
+        return self
+
+
+class AvailabilityIn(InputModel):
+    windows: list[WindowIn] = Field(max_length=100)
+
+
+class WindowOut(CamelModel):
+    weekday: int
+    start: str
+    end: str
+
+
+class SlotOut(CamelModel):
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+
+
+def minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

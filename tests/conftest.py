@@ -1,0 +1,141 @@
+"""Databases (SQLite and PostgreSQL, migrated once each), a live app server per database, factories.
+
+Every DB test runs on both backends. PostgreSQL is required: when it cannot be reached the
+tests fail (set TUTORBOOK_TEST_DATABASES=sqlite to run without it on purpose).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.servers import ThreadedServer
+from tutorbook import models
+from tutorbook.config import Settings
+from tutorbook.db import Database
+from tutorbook.migrate import upgrade
+
+DATABASES = [d.strip() for d in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql").split(",") if d.strip()]
+PG_ADMIN_URL = os.environ.get("TUTORBOOK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TABLES = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
+
+
+def pg_database(name: str) -> str:
+    """A fresh PostgreSQL database `name`; its URL."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for the tests and did not answer at {PG_ADMIN_URL}: {exc}")
+    finally:
+        admin.dispose()
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def test_settings(url: str, var_dir: Path, **overrides) -> Settings:
+    values = dict(
+        database_url=url,
+        var_dir=var_dir,
+        jwt_secret="test-secret-" + "x" * 32,
+        stripe_webhook_secret="whsec_test_secret",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+        jobs_enabled=False,
+        log_json=True,
+        stripe_max_network_retries=0,
+        stripe_timeout_seconds=5,
+    )
+    values.update(overrides)
+    return Settings(**values).resolved()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request, tmp_path_factory) -> str:
+    """A migrated database of each kind, once per test session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tutorbook.db'}"
+    elif request.param == "postgresql":
+        url = pg_database(f"tutorbook_test_{os.getpid()}")
+    else:
+        raise ValueError(request.param)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_db(database_url) -> Database:
+    db = Database(database_url, pool_size=20)
+    yield db
+    db.dispose()
+
+
+def wipe(db: Database) -> None:
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for table in TABLES:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+        else:
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def db(shared_db) -> Database:
+    """A clean database for this test."""
+    wipe(shared_db)
+    return shared_db
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The Stripe sandbox, once per session, over real HTTP on 127.0.0.1."""
+    from tutorbook.payments.sandbox.config import SandboxConfig
+    from tutorbook.payments.sandbox.server import start_in_thread
+
+    config = SandboxConfig(
+        db_path=str(tmp_path_factory.mktemp("sandbox") / "sandbox.db"),
+        webhook_secret="whsec_test_secret",
+        retry_schedule_s=(0.2, 0.5, 1),
+        expiry_check_interval_s=0.2,
+    )
+    handle = start_in_thread(config)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def live_app(shared_db, sandbox, tmp_path_factory):
+    """The app on a real port, sharing the test database, talking to the sandbox."""
+    from tests.support.servers import free_port
+    from tutorbook.app import create_app
+
+    port = free_port()
+    settings = test_settings(
+        shared_db.url,
+        tmp_path_factory.mktemp("var"),
+        public_url=f"http://127.0.0.1:{port}",
+        sandbox_url=sandbox.base_url,
+    )
+    app = create_app(settings, db=shared_db)
+    server = ThreadedServer(app, port=port).start()
+    app.state.base_url = server.base_url
+    yield app
+    server.stop()
+
+
+@pytest.fixture
+def api(live_app, db, sandbox):
+    """A clean database, the live app, and the sandbox delivering to it."""
+    import httpx
+
+    live_app.state.login_throttle.reset()
+    httpx.post(f"{sandbox.base_url}/_sandbox/config", json={
+        "webhook_url": live_app.state.base_url + "/api/StripeWebhook/webhook",
+        "deliver_webhooks": True, "latency_ms": 0, "fail_mode": None, "substitute_cancel_url": False,
+    }).raise_for_status()
+    return live_app

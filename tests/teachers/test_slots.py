@@ -1,0 +1,50 @@
+"""Free slots from weekly windows, across daylight-saving changes (no database)."""
+
+from datetime import UTC, datetime
+
+from tutorbook.teachers import slots
+from tutorbook.teachers.slots import Window
+
+MON_9_TO_12 = [Window(0, 9 * 60, 12 * 60)]
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_a_window_is_placed_in_the_teachers_zone_before_and_after_the_us_dst_change():
+    # 2026-03-08: New York moves from UTC-5 to UTC-4.
+    out = slots.window_intervals(MON_9_TO_12, zone="America/New_York", start=utc(2026, 3, 2), end=utc(2026, 3, 10))
+    assert out == [(utc(2026, 3, 2, 14), utc(2026, 3, 2, 17)), (utc(2026, 3, 9, 13), utc(2026, 3, 9, 16))]
+
+
+def test_a_window_follows_europe_back_to_winter_time():
+    # 2026-10-25: Berlin moves from UTC+2 to UTC+1.
+    sunday_1_to_4 = [Window(6, 60, 240)]
+    out = slots.window_intervals(sunday_1_to_4, zone="Europe/Berlin", start=utc(2026, 10, 18), end=utc(2026, 10, 26))
+    assert out[0] == (utc(2026, 10, 17, 23), utc(2026, 10, 18, 2))
+    # On the change day 01:00 is still summer time (UTC+2) and 04:00 is winter time (UTC+1): 4 real hours.
+    assert out[1] == (utc(2026, 10, 24, 23), utc(2026, 10, 25, 3))
+
+
+def test_a_window_ending_at_midnight_reaches_the_next_day():
+    out = slots.window_intervals([Window(0, 22 * 60, 1440)], zone="UTC", start=utc(2026, 3, 2), end=utc(2026, 3, 3))
+    assert out == [(utc(2026, 3, 2, 22), utc(2026, 3, 3, 0))]
+
+
+def test_busy_time_is_cut_out_and_past_time_is_dropped():
+    free = slots.free_intervals(
+        MON_9_TO_12, zone="UTC", start=utc(2026, 3, 2), end=utc(2026, 3, 3),
+        busy=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))], now=utc(2026, 3, 2, 9, 30),
+    )
+    assert free == [(utc(2026, 3, 2, 9, 30), utc(2026, 3, 2, 10)), (utc(2026, 3, 2, 11), utc(2026, 3, 2, 12))]
+
+
+def test_within_windows_needs_the_whole_span_inside_one_window():
+    assert slots.within_windows(MON_9_TO_12, zone="UTC", start=utc(2026, 3, 2, 9), end=utc(2026, 3, 2, 12))
+    assert not slots.within_windows(MON_9_TO_12, zone="UTC", start=utc(2026, 3, 2, 11), end=utc(2026, 3, 2, 13))
+
+
+def test_adjacent_windows_merge_into_one():
+    ws = [Window(0, 9 * 60, 10 * 60), Window(0, 10 * 60, 11 * 60)]
+    assert slots.within_windows(ws, zone="UTC", start=utc(2026, 3, 2, 9, 30), end=utc(2026, 3, 2, 10, 30))

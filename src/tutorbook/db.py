@@ -130,5 +130,6 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 2xx always means "written".
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 Db = Annotated[Database, Depends(get_db)]

@@ -28,8 +28,10 @@ def record_once(session: Session, *, event: dict, now: datetime) -> bool:
         insert(StripeEvent)
         .values(id=event["id"], type=event.get("type", "?"), received_at=now, outcome="received")
         .on_conflict_do_nothing(index_elements=["id"])
+        .returning(StripeEvent.id)
     )
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for ORM inserts. No row back = seen before.
+    return session.execute(stmt).scalar() is not None
 
 
 def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:

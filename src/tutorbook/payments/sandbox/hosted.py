@@ -1,0 +1,158 @@
+"""The hosted checkout page at a session's ``url``: a card form that really pays."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from .delivery import Deliverer
+from .objects import format_amount
+from .service import DECLINE_CARD, SUCCESS_CARD, Card, Sandbox
+
+PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+FIELDS = (
+    ("cardNumber", "card number"),
+    ("cardExpiry", "expiry date"),
+    ("cardCvc", "CVC"),
+    ("billingName", "name on card"),
+)
+DECLINED = "Your card was declined."
+INVALID_NUMBER = "Your card number is invalid."
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+class CardProblem(ValueError):
+    """The submitted form cannot be charged; the message is shown to the payer."""
+
+
+def read_card(form: dict[str, str], now: int) -> Card:
+    """Validate the submitted card fields the way Checkout's form would."""
+    values = {name: (form.get(name) or "").strip() for name, _ in FIELDS}
+    missing = [label for name, label in FIELDS if not values[name]]
+    if missing:
+        raise CardProblem("Please fill in: " + ", ".join(missing) + ".")
+    number = re.sub(r"\s+", "", values["cardNumber"])
+    if number not in (SUCCESS_CARD, DECLINE_CARD):
+        raise CardProblem(INVALID_NUMBER)
+    month, year = _expiry(values["cardExpiry"])
+    today = datetime.fromtimestamp(now, UTC)
+    if (year, month) < (today.year, today.month):
+        raise CardProblem("Your card's expiration date is in the past.")
+    if not re.fullmatch(r"\d{3,4}", values["cardCvc"]):
+        raise CardProblem("Your card's security code is invalid.")
+    return Card(number=number, exp_month=month, exp_year=year, name=values["billingName"])
+
+
+def _expiry(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})", text) or re.fullmatch(
+        r"(\d{2})(\d{2})", text
+    )
+    if not match or not 1 <= int(match.group(1)) <= 12:
+        raise CardProblem("Your card's expiration date is invalid.")
+    year = int(match.group(2))
+    return int(match.group(1)), year + 2000 if year < 100 else year
+
+
+class HostedPages:
+    """GET shows the page; POST charges the card (only 4242… succeeds)."""
+
+    def __init__(self, sandbox: Sandbox, deliverer: Deliverer) -> None:
+        self.sandbox = sandbox
+        self.deliverer = deliverer
+
+    async def show(self, request: Request) -> Response:
+        """GET /c/pay/{session_id}."""
+        session = self.sandbox.session_for_page(request.path_params["session_id"])
+        return self._page(request, session, status=200 if session else 404)
+
+    async def submit(self, request: Request) -> Response:
+        """POST /c/pay/{session_id}."""
+        session_id = request.path_params["session_id"]
+        session = self.sandbox.session_for_page(session_id)
+        if session is None:
+            return self._page(request, None, status=404)
+        if session["status"] != "open":
+            return self._page(request, session, status=409)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        try:
+            card = read_card(form, self.sandbox.now())
+        except CardProblem as problem:
+            return self._page(request, session, error=str(problem), form=form, status=400)
+        if card.number == DECLINE_CARD:
+            return self._page(request, session, error=DECLINED, form=form, status=402)
+        session, event_id = self.sandbox.pay(session_id, card)
+        if event_id is None or session is None:
+            return self._page(request, session, status=409 if session else 404)
+        await self._await_first_delivery(event_id)
+        target = session["success_url"].replace(PLACEHOLDER, session_id)
+        return RedirectResponse(target, status_code=303)
+
+    async def _await_first_delivery(self, event_id: str) -> None:
+        """Like Checkout, give the completed webhook a chance before redirecting."""
+        deadline = time.monotonic() + self.sandbox.config.redirect_wait_s
+        self.deliverer.wake()
+        while time.monotonic() < deadline:
+            config = self.sandbox.config
+            delivery = self.sandbox.store.get_delivery(event_id)
+            if (
+                delivery is None
+                or delivery.attempts > 0
+                or not config.webhook_url
+                or not config.deliver_webhooks
+            ):
+                return
+            await asyncio.sleep(0.02)
+
+    def _page(
+        self,
+        request: Request,
+        session: dict[str, Any] | None,
+        *,
+        status: int,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+    ) -> Response:
+        context: dict[str, Any] = {
+            "session": session,
+            "error": error,
+            "billing_name": (form or {}).get("billingName", ""),
+            "form_action": request.url.path,
+            "title": "Checkout",
+        }
+        if session is not None:
+            context.update(self._describe(session))
+        html = _templates.get_template("checkout.html").render(context)
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def _describe(self, session: dict[str, Any]) -> dict[str, Any]:
+        currency = session["currency"]
+        items = [
+            {
+                "name": item["description"],
+                "quantity": item["quantity"],
+                "amount": format_amount(item["amount_total"], currency),
+            }
+            for item in session.get("_line_items", [])
+        ]
+        cancel = session.get("cancel_url")
+        if cancel and self.sandbox.config.substitute_cancel_url:
+            cancel = cancel.replace(PLACEHOLDER, session["id"])
+        return {
+            "items": items,
+            "title": items[0]["name"] if len(items) == 1 else "Your order",
+            "total": format_amount(session["amount_total"], currency),
+            "state": session["status"],
+            "cancel_href": cancel,
+        }

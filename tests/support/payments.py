@@ -1,0 +1,58 @@
+"""Acting as the parent's browser on the sandbox's hosted checkout page, and reading state."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import sqlalchemy as sa
+
+from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.payments.models import Refund
+
+GOOD_CARD = "4242 4242 4242 4242"
+DECLINED_CARD = "4000 0000 0000 0002"
+
+
+def pay(checkout_url: str, *, card: str = GOOD_CARD) -> httpx.Response:
+    """Submit the hosted page's card form; the 303 (paid) or the page (declined)."""
+    form = {"cardNumber": card, "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Pat Parent"}
+    return httpx.post(checkout_url, data=form, follow_redirects=False, timeout=30)
+
+
+def back_link(checkout_url: str) -> str:
+    """The href of the hosted page's Back link."""
+    import re
+
+    html = httpx.get(checkout_url, timeout=30).text
+    match = re.search(r'<a[^>]*href="([^"]+)"[^>]*>\s*Back', html)
+    assert match, "no Back link on the checkout page"
+    return match.group(1).replace("&amp;", "&")
+
+
+def booking_row(db, booking_id) -> PrivateSession:
+    with db.session_scope() as s:
+        return s.get(PrivateSession, uuid.UUID(str(booking_id)))
+
+
+def history(db, booking_id) -> list[tuple]:
+    with db.session_scope() as s:
+        rows = s.scalars(sa.select(StatusHistory).where(StatusHistory.session_id == uuid.UUID(str(booking_id)))
+                         .order_by(StatusHistory.id))
+        return [(h.from_status, h.to_status, h.reason) for h in rows]
+
+
+def refunds(db, booking_id) -> list[Refund]:
+    with db.session_scope() as s:
+        return list(s.scalars(sa.select(Refund).where(Refund.session_id == uuid.UUID(str(booking_id)))))
+
+
+def sandbox_session(sandbox, checkout_id: str) -> dict:
+    r = httpx.get(f"{sandbox.base_url}/v1/checkout/sessions/{checkout_id}",
+                  headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def sandbox_config(sandbox, **values) -> None:
+    httpx.post(f"{sandbox.base_url}/_sandbox/config", json=values, timeout=30).raise_for_status()

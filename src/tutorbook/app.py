@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     settings = settings or get_settings()
     db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
     app = FastAPI(
+        lifespan=_lifespan,
         title="Tutorbook",
         version="0.1.0",
         description="Paid 1:1 tutoring sessions with Stripe Checkout. Every response is "
@@ -45,9 +48,41 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     install_error_handlers(app)
     for router in (auth, students, teachers, sessions, stripe_webhook, health.router):
         app.include_router(router)
+    _include_optional(app, "tutorbook.admin.router")
+    if settings.bench_endpoints:
+        _include_optional(app, "tutorbook.bench")
     _install_pages(app)
     _install_middleware(app, settings)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Start the periodic jobs in this process when configured (tutorbook.jobs.scheduler)."""
+    scheduler = None
+    if app.state.settings.jobs_enabled:
+        try:
+            from tutorbook.jobs import scheduler as jobs_scheduler
+        except ImportError:
+            jobs_scheduler = None
+        if jobs_scheduler is not None:
+            scheduler = jobs_scheduler.start(app.state.services, metrics=app.state.metrics)
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            await scheduler.stop()
+
+
+def _include_optional(app: FastAPI, module: str) -> None:
+    """Include `module.router` if that module exists."""
+    try:
+        router = importlib.import_module(module).router
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    app.include_router(router)
 
 
 def _install_pages(app: FastAPI) -> None:
@@ -75,9 +110,10 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         started = time.perf_counter()
         try:
             response = await call_next(request)
+            response.headers["X-Request-ID"] = rid
+            log.debug("request", extra={"method": request.method, "path": request.url.path,
+                                        "status": response.status_code,
+                                        "ms": round((time.perf_counter() - started) * 1000, 1)})
+            return response
         finally:
             request_id_var.reset(token)
-        response.headers["X-Request-ID"] = rid
-        log.debug("request", extra={"method": request.method, "path": request.url.path,
-                                    "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)})
-        return response

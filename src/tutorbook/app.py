@@ -79,7 +79,7 @@ def _include_optional(app: FastAPI, module: str) -> None:
     try:
         router = importlib.import_module(module).router
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if not (exc.name and module.startswith(exc.name)):
             raise
         return
     app.include_router(router)

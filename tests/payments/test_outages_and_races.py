@@ -1,0 +1,110 @@
+"""Stripe down, slow or failing: 502/504 and no orphan. Racing bookings: exactly one wins."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.support import payments as pay
+from tests.support.servers import free_port
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.payments.gateway import StripeGateway
+
+
+@pytest.fixture
+def c(api):
+    with httpx.Client(base_url=api.state.base_url, timeout=60) as client:
+        yield client
+
+
+def all_bookings(db):
+    with db.session_scope() as s:
+        return [(b.status, b.cancellation_reason) for b in s.scalars(sa.select(PrivateSession))]
+
+
+def test_stripe_answering_500_gives_502_and_no_pending_booking(api, c, sandbox):
+    t, p = f.teacher(c), f.parent(c)
+    pay.sandbox_config(sandbox, fail_mode="error500")
+    r = f.book(p, t)
+    pay.sandbox_config(sandbox, fail_mode=None)
+    assert r.status_code == 502 and r.json()["success"] is False and "nothing was charged" in r.json()["message"]
+    assert all_bookings(api.state.db) == [(3, "checkout_failed")]
+    assert p["client"].get("/api/Sessions/my-bookings").json()["data"]["items"] == []
+    assert f.book(p, t).status_code == 201  # the slot is free again
+
+
+def test_stripe_hanging_gives_504_within_the_timeout(api, c, sandbox):
+    t, p = f.teacher(c), f.parent(c)
+    pay.sandbox_config(sandbox, fail_mode="hang")
+    started = time.monotonic()
+    try:
+        r = f.book(p, t)
+    finally:
+        pay.sandbox_config(sandbox, fail_mode=None)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 504 and elapsed < api.state.settings.stripe_timeout_seconds + 3
+    assert all_bookings(api.state.db) == [(3, "checkout_failed")]
+
+
+def test_stripe_unreachable_gives_502(api, c):
+    t, p = f.teacher(c), f.parent(c)
+    svc = api.state.services
+    real = svc.gateway
+    svc.gateway = StripeGateway(api.state.settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{free_port()}"}))
+    try:
+        r = f.book(p, t)
+    finally:
+        svc.gateway = real
+    assert r.status_code == 502
+    assert all_bookings(api.state.db) == [(3, "checkout_failed")]
+
+
+def test_cancel_payment_while_stripe_is_down_is_502_and_keeps_the_booking_pending(api, c, sandbox):
+    t, p = f.teacher(c), f.parent(c)
+    b = f.book(p, t).json()["data"]
+    pay.sandbox_config(sandbox, fail_mode="error500")
+    try:
+        r = p["client"].post(f"/api/Sessions/cancel-payment/{b['stripeSessionId']}")
+    finally:
+        pay.sandbox_config(sandbox, fail_mode=None)
+    assert r.status_code == 502
+    assert pay.booking_row(api.state.db, b["id"]).status == 0  # the checkout may still be paid; the job settles it
+    assert p["client"].post(f"/api/Sessions/cancel-payment/{b['stripeSessionId']}").status_code == 200
+
+
+def test_concurrent_bookings_of_one_slot_let_exactly_one_win(api, c):
+    t = f.teacher(c)
+    parents = [f.parent(c) for _ in range(12)]
+    start = f.slot(days=5, hour=9)
+    with ThreadPoolExecutor(len(parents)) as pool:
+        codes = list(pool.map(lambda p: f.book(p, t, starts_at=start).status_code, parents))
+    assert sorted(codes) == [201] + [409] * (len(parents) - 1)
+    assert [s for s, _ in all_bookings(api.state.db)] == [0]
+
+
+def test_concurrent_overlapping_but_different_slots_also_let_one_win(api, c):
+    t = f.teacher(c)
+    parents = [f.parent(c) for _ in range(6)]
+    starts = [f.slot(days=6, hour=9, minute=m) for m in (0, 10, 20, 30, 40, 50)]
+    with ThreadPoolExecutor(len(parents)) as pool:
+        codes = list(pool.map(lambda ps: f.book(ps[0], t, starts_at=ps[1]).status_code, zip(parents, starts)))
+    assert codes.count(201) == 1 and codes.count(409) == 5
+
+
+def test_cancel_payment_racing_the_payment_never_cancels_a_paid_booking(api, c, sandbox):
+    for _ in range(3):
+        t, p = f.teacher(c), f.parent(c)
+        b = f.book(p, t).json()["data"]
+        with ThreadPoolExecutor(2) as pool:
+            paid = pool.submit(pay.pay, b["checkoutUrl"])
+            cancelled = pool.submit(p["client"].post, f"/api/Sessions/cancel-payment/{b['stripeSessionId']}")
+            paid, cancelled = paid.result(), cancelled.result()
+        cs = pay.sandbox_session(sandbox, b["stripeSessionId"])
+        row = pay.booking_row(api.state.db, b["id"])
+        if cs["payment_status"] == "paid":
+            assert cancelled.status_code == 400 and row.status == 1
+        else:
+            assert cs["status"] == "expired" and row.status == 3 and cancelled.status_code == 200

@@ -1,0 +1,144 @@
+"""The webhook endpoint: signed, handled once, order-proof, and never cancelling a paid booking."""
+
+import json
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.support import payments as pay
+from tests.support import webhooks as wh
+from tutorbook.payments.models import StripeEvent
+
+
+@pytest.fixture
+def c(api):
+    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def pending(api, c, sandbox):
+    pay.sandbox_config(sandbox, deliver_webhooks=False)  # these tests deliver events themselves
+    t, p = f.teacher(c), f.parent(c)
+    b = f.book(p, t).json()["data"]
+    return {"p": p, "t": t, "b": b}
+
+
+def checkout_object(sandbox, b) -> dict:
+    return pay.sandbox_session(sandbox, b["stripeSessionId"])
+
+
+def snapshot(db, booking_id):
+    row = pay.booking_row(db, booking_id)
+    return (row.status, row.paid_at, row.cancellation_reason, len(pay.history(db, booking_id)))
+
+
+def events_recorded(db) -> int:
+    with db.session_scope() as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(StripeEvent))
+
+
+def test_a_completed_event_confirms_once_even_when_delivered_twice(api, sandbox, pending):
+    b = pending["b"]
+    assert pay.pay(b["checkoutUrl"]).status_code == 303
+    evt = wh.event("checkout.session.completed", checkout_object(sandbox, b))
+    first, second = wh.post(api.state.base_url, evt), wh.post(api.state.base_url, evt)
+    assert first.json()["data"] == "confirmed" and second.json()["data"] == "duplicate"
+    assert pay.history(api.state.db, b["id"]) == [(None, 0, "booked"), (0, 1, "paid")]
+    # The same payment seen again through another event id is still a no-op.
+    again = wh.post(api.state.base_url, wh.event("checkout.session.completed", checkout_object(sandbox, b)))
+    assert again.json()["data"] == "already_fulfilled"
+
+
+def test_an_expired_event_after_completed_never_cancels_a_paid_booking(api, sandbox, pending):
+    b = pending["b"]
+    pay.pay(b["checkoutUrl"])
+    paid = checkout_object(sandbox, b)
+    wh.post(api.state.base_url, wh.event("checkout.session.completed", paid))
+    stale = dict(paid, status="expired", payment_status="unpaid")
+    r = wh.post(api.state.base_url, wh.event("checkout.session.expired", stale))
+    assert r.status_code == 200 and r.json()["data"] == "no_change"
+    assert pay.booking_row(api.state.db, b["id"]).status == 1
+
+
+def test_an_expired_event_cancels_a_pending_booking(api, sandbox, pending):
+    b = pending["b"]
+    expired = dict(checkout_object(sandbox, b), status="expired")
+    r = wh.post(api.state.base_url, wh.event("checkout.session.expired", expired))
+    assert r.json()["data"] == "checkout_expired"
+    row = pay.booking_row(api.state.db, b["id"])
+    assert (row.status, row.cancellation_reason) == (3, "checkout_expired")
+    assert pending["p"]["client"].get("/api/Sessions/my-bookings").json()["data"]["items"] == []
+
+
+def test_a_completed_event_for_an_unpaid_async_payment_waits(api, sandbox, pending):
+    b = pending["b"]
+    unpaid = dict(checkout_object(sandbox, b), status="complete", payment_status="unpaid")
+    r = wh.post(api.state.base_url, wh.event("checkout.session.completed", unpaid))
+    assert r.json()["data"] == "awaiting_payment"
+    assert pay.booking_row(api.state.db, b["id"]).status == 0
+
+
+def test_async_payment_failed_cancels_the_pending_booking(api, sandbox, pending):
+    b = pending["b"]
+    obj = dict(checkout_object(sandbox, b), status="complete", payment_status="unpaid")
+    r = wh.post(api.state.base_url, wh.event("checkout.session.async_payment_failed", obj))
+    assert r.json()["data"] == "payment_failed"
+    assert pay.booking_row(api.state.db, b["id"]).cancellation_reason == "payment_failed"
+
+
+@pytest.mark.parametrize("attack", ["forged", "wrong_secret", "stale", "no_header", "malformed_json", "oversized"])
+def test_attacks_are_refused_and_change_nothing(api, sandbox, pending, attack):
+    b = pending["b"]
+    pay.pay(b["checkoutUrl"])
+    before, recorded = snapshot(api.state.db, b["id"]), events_recorded(api.state.db)
+    payload = json.dumps(wh.event("checkout.session.completed", checkout_object(sandbox, b))).encode()
+    url = f"{api.state.base_url}/api/StripeWebhook/webhook"
+    headers = {"Stripe-Signature": wh.signature(payload)}
+    if attack == "forged":
+        payload = payload.replace(b'"paid"', b'"paid" ')  # body changed after signing
+    elif attack == "wrong_secret":
+        headers["Stripe-Signature"] = wh.signature(payload, secret="whsec_attacker")
+    elif attack == "stale":
+        headers["Stripe-Signature"] = wh.signature(payload, timestamp=int(time.time()) - 301)
+    elif attack == "no_header":
+        headers = {}
+    elif attack == "malformed_json":
+        payload = b"{not json"
+        headers["Stripe-Signature"] = wh.signature(payload)
+    elif attack == "oversized":
+        payload = b"{" + b" " * (600 * 1024) + b"}"
+        headers["Stripe-Signature"] = wh.signature(payload)
+    r = httpx.post(url, content=payload, headers=headers, timeout=30)
+    assert r.status_code in (400, 413) and r.json()["success"] is False
+    assert snapshot(api.state.db, b["id"]) == before
+    assert events_recorded(api.state.db) == recorded
+
+
+def test_a_replayed_event_with_a_fresh_signature_is_a_no_op(api, sandbox, pending):
+    b = pending["b"]
+    pay.pay(b["checkoutUrl"])
+    evt = wh.event("checkout.session.completed", checkout_object(sandbox, b))
+    wh.post(api.state.base_url, evt)
+    before = snapshot(api.state.db, b["id"])
+    r = wh.post(api.state.base_url, evt, timestamp=int(time.time()) + 1)
+    assert r.status_code == 200 and r.json()["data"] == "duplicate"
+    assert snapshot(api.state.db, b["id"]) == before
+
+
+def test_unhandled_event_types_are_acknowledged(api):
+    r = wh.post(api.state.base_url, wh.event("customer.created", {"id": "cus_1", "object": "customer"}))
+    assert r.status_code == 200 and r.json()["data"] == "ignored"
+
+
+def test_events_from_the_sandbox_are_signed_so_the_app_accepts_them(api, sandbox, c):
+    pay.sandbox_config(sandbox, deliver_webhooks=True)
+    t, p = f.teacher(c), f.parent(c)
+    b = f.book(p, t).json()["data"]
+    pay.pay(b["checkoutUrl"])
+    with api.state.db.session_scope() as s:
+        outcomes = list(s.scalars(sa.select(StripeEvent.outcome)))
+    assert outcomes == ["confirmed"]

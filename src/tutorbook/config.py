@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALLOWED_DURATIONS = (30, 45, 60, 90, 120)
 
@@ -26,7 +27,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     db_pool_size: int = 10
     public_url: str = "http://127.0.0.1:8000"
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None
     log_level: str = "INFO"
 

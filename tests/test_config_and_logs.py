@@ -1,0 +1,65 @@
+"""Configuration defaults, the production guard, and logs that never carry secrets."""
+
+import json
+import logging
+
+import pytest
+
+from tutorbook.config import ConfigurationError, Settings
+from tutorbook.logs import JsonFormatter, RequestIdFilter, redact, request_id_var
+
+
+def test_no_configuration_means_sqlite_in_var_and_secrets_kept_across_restarts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = Settings().resolved()
+    assert first.database_url == "sqlite:///var/tutorbook.db"
+    assert first.public_url == "http://127.0.0.1:8000" and first.uses_sandbox
+    assert len(first.jwt_secret) > 32 and first.stripe_webhook_secret.startswith("whsec_")
+    again = Settings().resolved()
+    assert (again.jwt_secret, again.stripe_webhook_secret) == (first.jwt_secret, first.stripe_webhook_secret)
+
+
+def test_production_refuses_sqlite_and_generated_secrets_and_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as exc:
+        Settings(env="production").resolved()
+    for name in ("TUTORBOOK_DATABASE_URL", "TUTORBOOK_JWT_SECRET", "TUTORBOOK_STRIPE_SECRET_KEY",
+                 "TUTORBOOK_STRIPE_WEBHOOK_SECRET"):
+        assert name in str(exc.value)
+    ok = Settings(env="production", database_url="postgresql+psycopg://db/x", jwt_secret="s" * 40,
+                  stripe_secret_key="sk_live_x", stripe_webhook_secret="whsec_x").resolved()
+    assert ok.is_production and not ok.uses_sandbox
+
+
+def test_cors_origins_accept_a_comma_separated_list(monkeypatch):
+    monkeypatch.setenv("TUTORBOOK_CORS_ORIGINS", "http://localhost:4200, https://app.example.com")
+    assert Settings().cors_origins == ["http://localhost:4200", "https://app.example.com"]
+
+
+def test_json_log_lines_carry_the_request_id_and_redact_secrets():
+    record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": "login password=hunter2 ok",
+                                    "token": "eyJabc", "cardNumber": "4242", "booking_id": "b1"})
+    token = request_id_var.set("req-123")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "req-123" and line["booking_id"] == "b1"
+    assert "hunter2" not in json.dumps(line) and line["token"] == "***" and line["cardNumber"] == "***"
+
+
+def test_redact_walks_nested_structures():
+    assert redact({"user": {"password": "x", "name": "n"}, "items": [{"authorization": "Bearer t"}]}) == {
+        "user": {"password": "***", "name": "n"}, "items": [{"authorization": "***"}]}
+
+
+def test_the_api_never_logs_a_password(api, caplog):
+    import httpx
+
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(base_url=api.state.base_url) as c:
+        c.post("/api/Auth/register", json={"email": "log@example.com", "password": "very-secret-pw-123",
+                                           "fullName": "L", "role": "Parent"})
+        c.post("/api/Auth/login", json={"email": "log@example.com", "password": "very-secret-pw-123"})
+    assert caplog.records and "very-secret-pw-123" not in caplog.text

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook.errors import error_response
-from tutorbook.schemas import Envelope, ok
+from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
 router = APIRouter(tags=["Health"])
 
@@ -19,7 +19,7 @@ def health():
     return ok("alive")
 
 
-@router.get("/health/ready", response_model=Envelope[str], responses={503: {"description": "Database unavailable"}})
+@router.get("/health/ready", response_model=Envelope[str], responses={503: {"model": ErrorEnvelope, "description": "Database unavailable"}})
 async def ready(request: Request):
     """Readiness: the database answers."""
     db = request.app.state.db

@@ -50,6 +50,25 @@ class Page(CamelModel, Generic[T]):
     total: int
 
 
+_ERROR_TEXT = {
+    400: "Malformed body, or not possible in the current state",
+    401: "Not logged in, or the token expired",
+    403: "Logged in, but not allowed",
+    404: "Not found",
+    409: "Conflicts with existing data",
+    413: "Body too large",
+    422: "Invalid input; `data` lists the fields",
+    429: "Too many attempts; see Retry-After",
+    502: "The payment provider failed; nothing was charged",
+    504: "The payment provider timed out; nothing was charged",
+}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI `responses` for these error codes, all in the envelope."""
+    return {code: {"model": ErrorEnvelope, "description": _ERROR_TEXT[code]} for code in codes}
+
+
 def ok(data=None, message: str = "OK") -> dict:
     """A success envelope."""
     return {"success": True, "message": message, "data": data}

@@ -20,10 +20,10 @@ from tutorbook.accounts.schemas import (
 from tutorbook.accounts.security import issue_token
 from tutorbook.clock import utc_now
 from tutorbook.db import DbSession
-from tutorbook.schemas import Envelope, ok
+from tutorbook.schemas import Envelope, errors, ok
 
-auth = APIRouter(prefix="/api/Auth", tags=["Auth"])
-students = APIRouter(prefix="/api/Students", tags=["Students"])
+auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
+students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)

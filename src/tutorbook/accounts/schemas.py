@@ -22,7 +22,7 @@ def check_zone(value: str) -> str:
 
 class RegisterIn(InputModel):
     email: EmailStr
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=8, max_length=1024)
     full_name: str = Field(min_length=1, max_length=200)
     role: Literal["Parent", "Teacher"]
     time_zone: str = "UTC"

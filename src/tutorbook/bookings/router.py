@@ -13,9 +13,11 @@ from tutorbook.bookings import service
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
 from tutorbook.clock import as_utc, utc_now
 from tutorbook.db import DbSession
-from tutorbook.schemas import Envelope, ok
+from tutorbook.schemas import Envelope, errors, ok
 
-router = APIRouter(prefix="/api/Sessions", tags=["Sessions"])
+router = APIRouter(
+    prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504)
+)
 
 
 def _svc(request: Request):

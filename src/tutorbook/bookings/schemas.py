@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, computed_field, field_validator
 
@@ -18,7 +19,7 @@ class BookIn(InputModel):
     student_id: uuid.UUID
     subject: str = Field(min_length=1, max_length=100)
     starts_at: datetime
-    duration_minutes: int = Field(description=f"one of {ALLOWED_DURATIONS}")
+    duration_minutes: Literal[ALLOWED_DURATIONS] = Field(description="minutes")
 
     @field_validator("starts_at")
     @classmethod
@@ -27,12 +28,6 @@ class BookIn(InputModel):
             raise ValueError("give a time zone (for example 2026-12-01T15:00:00Z)")
         return as_utc(v)
 
-    @field_validator("duration_minutes")
-    @classmethod
-    def _duration(cls, v: int) -> int:
-        if v not in ALLOWED_DURATIONS:
-            raise ValueError(f"must be one of {', '.join(map(str, ALLOWED_DURATIONS))}")
-        return v
 
 
 class SessionOut(CamelModel):

@@ -9,9 +9,9 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import webhooks
-from tutorbook.schemas import Envelope, ok
+from tutorbook.schemas import Envelope, errors, ok
 
-router = APIRouter(prefix="/api/StripeWebhook", tags=["Stripe"])
+router = APIRouter(prefix="/api/StripeWebhook", tags=["Stripe"], responses=errors(400, 413, 422))
 
 
 class PayloadTooLarge(AppError):

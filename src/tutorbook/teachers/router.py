@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from tutorbook.accounts.dependencies import TeacherUser
 from tutorbook.clock import as_utc, utc_now
 from tutorbook.db import DbSession
-from tutorbook.schemas import Envelope, ok
+from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
@@ -22,7 +22,7 @@ from tutorbook.teachers.schemas import (
     minutes,
 )
 
-router = APIRouter(prefix="/api/Teachers", tags=["Teachers"])
+router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
 
 def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = 2
     stripe_threads: int = 64
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
-    # Off only in the race benchmark's control run, to show the race the guard prevents.
+    # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
+    # exclusion constraint dropped too), to show that the check in Python alone loses races.
     booking_guard: bool = True
 
     sandbox_host: str = "127.0.0.1"

@@ -1,0 +1,77 @@
+"""Two app processes sharing one PostgreSQL database, as replicas would: 50 concurrent bookings of
+one slot, split across both, let exactly one win, round after round. A control run with the
+guard removed (no teacher lock, no exclusion constraint) shows the race is real."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.conftest import pg_database
+from tests.support.processes import AppProcess, app_env
+from tutorbook.migrate import upgrade
+
+ROUNDS = int(os.environ.get("TUTORBOOK_RACE_ROUNDS", "20"))
+CONCURRENCY = 50
+
+pytestmark = pytest.mark.skipif("postgresql" not in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql"),
+                                reason="PostgreSQL replicas; run with TUTORBOOK_TEST_DATABASES including postgresql")
+
+
+def replicas(url, sandbox, tmp_path, **extra):
+    env = app_env(database_url=url, sandbox_url=sandbox.base_url, **extra)
+    return [AppProcess(env=env, log_dir=tmp_path).start() for _ in range(2)]
+
+
+def race(servers, *, rounds: int) -> list[int]:
+    """Winners per round: 50 parents book one slot at once through alternating replicas."""
+    c = httpx.Client(base_url=servers[0].base_url, timeout=60)
+    t = f.teacher(c)
+    parents = [f.parent(c) for _ in range(CONCURRENCY)]
+    for i, p in enumerate(parents):
+        p["client"] = httpx.Client(base_url=servers[i % 2].base_url, timeout=60,
+                                   headers=p["client"].headers, limits=httpx.Limits(max_connections=2))
+    winners = []
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        for r in range(rounds):
+            start = f.slot(days=2 + r, hour=10)
+            codes = list(pool.map(lambda p: f.book(p, t, starts_at=start).status_code, parents))
+            assert set(codes) <= {201, 409}, codes
+            winners.append(codes.count(201))
+    return winners
+
+
+def test_fifty_concurrent_bookings_across_two_replicas_let_exactly_one_win(sandbox, tmp_path):
+    url = pg_database("tutorbook_replicas")
+    upgrade(url)
+    servers = replicas(url, sandbox, tmp_path)
+    try:
+        winners = race(servers, rounds=ROUNDS)
+    finally:
+        for s in servers:
+            s.stop()
+    assert winners == [1] * ROUNDS
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        holding = conn.execute(sa.text("SELECT count(*) FROM private_sessions WHERE status IN (0,1)")).scalar()
+    engine.dispose()
+    assert holding == ROUNDS
+
+
+def test_control_without_the_guard_the_race_is_real(sandbox, tmp_path):
+    url = pg_database("tutorbook_replicas_unguarded")
+    upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE private_sessions DROP CONSTRAINT ex_private_sessions_teacher_overlap"))
+    engine.dispose()
+    servers = replicas(url, sandbox, tmp_path, booking_guard="false")
+    try:
+        winners = race(servers, rounds=3)
+    finally:
+        for s in servers:
+            s.stop()
+    assert max(winners) > 1, f"no double booking happened without the guard: {winners}"

@@ -40,10 +40,12 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 def token_from(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
-    """The bearer token, or the pages' cookie."""
+    """The bearer token. The API ignores the pages' cookie on purpose: a cookie is sent by the
+    browser on its own, so honouring it here would open the JSON routes to cross-site requests
+    (the pages check a CSRF token on every form; the API has no forms)."""
     if credentials is not None and credentials.scheme.lower() == "bearer":
         return credentials.credentials
-    return request.cookies.get(COOKIE_NAME)
+    return None
 
 
 def load_user(request: Request, token: str) -> AuthUser:

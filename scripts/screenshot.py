@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Make docs/img/my-bookings.png: the demo data, three bookings made through the pages, one picture.
+
+Runs the app and the Stripe sandbox on a throwaway SQLite database, so it never touches ./var.
+Usage: .venv/bin/python scripts/screenshot.py [output.png]
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tutorbook import demo
+from tutorbook.accounts.security import password_hasher
+from tutorbook.app import create_app
+from tutorbook.config import Settings
+from tutorbook.db import Database
+from tutorbook.migrate import upgrade
+from tutorbook.payments.sandbox.config import SandboxConfig
+from tutorbook.payments.sandbox.server import start_in_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_servers(var: Path) -> tuple[str, list]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        var_dir=var,
+        public_url=base,
+        jobs_enabled=False,
+        log_level="WARNING",
+        sandbox_port=free_port(),
+    ).resolved()
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    with db.session_scope() as session:
+        demo.load(session, hasher=password_hasher(settings), settings=settings)
+    sandbox = start_in_thread(
+        SandboxConfig(
+            db_path=str(var / "sandbox.db"),
+            webhook_url=base + "/api/StripeWebhook/webhook",
+            webhook_secret=settings.stripe_webhook_secret,
+        ),
+        port=settings.sandbox_port,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, db=db),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="warning",
+        )
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return base, [server, sandbox]
+
+
+def book(page: Page, base: str, teacher: str, child: str) -> None:
+    page.goto(base + "/")
+    page.get_by_role("link", name=teacher, exact=True).click()
+    page.get_by_role("link", name="Later week →").click()
+    page.get_by_role("radio").first.check()
+    page.get_by_label("Child").select_option(label=child)
+    page.get_by_role("button", name="Book and pay").click()
+    expect(page.get_by_text("Test mode – Stripe sandbox")).to_be_visible()
+
+
+def pay(page: Page) -> None:
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiry date").fill("12 / 34")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("Name on card").fill("Pat Parent")
+    page.get_by_role("button", name="Pay").click()
+    expect(
+        page.get_by_role("heading", name="Payment received – your session is booked")
+    ).to_be_visible()
+
+
+def main(out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base, servers = start_servers(Path(tmp))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 900, "height": 900}, locale="en-GB")
+            page.goto(base + "/login")
+            page.get_by_label("Email").fill(demo.PARENT[0])
+            page.get_by_label("Password").fill(demo.DEMO_PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            book(page, base, "Ada Lovelace", "Robin Parent")
+            pay(page)
+            book(page, base, "Marie Curie", "Sam Parent")
+            pay(page)
+            page.goto(base + "/my-bookings")
+            page.locator(".booking", has_text="Marie Curie").get_by_role(
+                "link", name=re.compile("^Cancel")
+            ).click()
+            page.get_by_role("button", name="Yes, cancel the booking").click()
+            book(page, base, "Sei Shonagon", "Robin Parent")  # left unpaid: Pending
+            page.goto(base + "/my-bookings")
+            expect(page.locator(".booking")).to_have_count(3)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out), full_page=True)
+            browser.close()
+        app_server, sandbox = servers
+        app_server.should_exit = True
+        sandbox.stop()
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "img" / "my-bookings.png")

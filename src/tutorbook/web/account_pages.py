@@ -1,0 +1,231 @@
+"""Register, log in, log out, and a parent's children."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+from zoneinfo import available_timezones
+
+from fastapi import Depends, Request
+from pydantic import ValidationError
+
+from tutorbook.accounts import router as accounts_api
+from tutorbook.accounts import service as accounts
+from tutorbook.accounts.dependencies import AuthUser
+from tutorbook.accounts.models import Role
+from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
+from tutorbook.accounts.security import issue_token
+from tutorbook.clock import utc_now
+from tutorbook.errors import AppError, Unauthorized
+from tutorbook.web.core import (
+    HOME,
+    clear_login,
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    safe_next,
+    set_login,
+)
+
+router = page_router()
+Viewer = Annotated[AuthUser | None, Depends(page_user)]
+ZONES = sorted(available_timezones())
+FIELD_LABELS = {
+    "email": "Email",
+    "password": "Password",
+    "full_name": "Full name",
+    "role": "Role",
+    "time_zone": "Time zone",
+    "grade_level": "Grade",
+    "notes": "Notes",
+}
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as sentences naming the form field."""
+    out = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err.get("loc") else ""
+        message = err["msg"].removeprefix("Value error, ")
+        out.append(f"{FIELD_LABELS.get(field, field.replace('_', ' ').capitalize())}: {message}")
+    return out
+
+
+# -- log in / log out ------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request, user: Viewer, next: str | None = None):
+    return render(request, "login.html", next=safe_next(next) or "", email="")
+
+
+def _login(session, *, request: Request, email: str, password: str):
+    # The API's own login route: the same throttle, checks and token.
+    body = LoginIn(email=email, password=password)
+    return accounts_api.login(body, request, session, request.app.state.settings)["data"]
+
+
+@router.post("/login")
+async def login(request: Request):
+    form = await read_form(request)
+    email, password = form.get("email", ""), form.get("password", "")
+    target = safe_next(form.get("next"))
+    try:
+        if not email or not password:
+            raise AppError("Enter your email and password.")
+        svc = request.app.state.services
+        out = await svc.tx(_login, request=request, email=email, password=password)
+    except (ValidationError, AppError) as exc:
+        failed = exc if isinstance(exc, AppError) else Unauthorized("Wrong email or password")
+        page = render(
+            request,
+            "login.html",
+            status_code=failed.status_code,
+            error=failed.message,
+            next=target or "",
+            email=email,
+        )
+        page.headers.update(failed.headers or {})  # Retry-After when throttled
+        return page
+    response = redirect(request, target or HOME.get(out.user.role, "/"))
+    set_login(response, request, out.token)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request):
+    await read_form(request)
+    response = redirect(request, "/", notice="You are logged out.")
+    clear_login(response, request)
+    return response
+
+
+# -- register --------------------------------------------------------------------------
+
+
+@router.get("/register")
+def register_page(request: Request, user: Viewer):
+    return render(
+        request, "register.html", form={"role": "Parent", "time_zone": "UTC"}, zones=ZONES
+    )
+
+
+@router.post("/register")
+async def register(request: Request):
+    form = await read_form(request)
+    svc = request.app.state.services
+    try:
+        body = RegisterIn(
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+            full_name=form.get("full_name", ""),
+            role=form.get("role", ""),
+            time_zone=form.get("time_zone") or "UTC",
+        )
+        user = await svc.tx(
+            accounts.create_user,
+            hasher=request.app.state.hasher,
+            settings=svc.settings,
+            email=body.email,
+            password=body.password,
+            full_name=body.full_name,
+            role=Role(body.role),
+            time_zone=body.time_zone,
+            now=utc_now(),
+        )
+    except (ValidationError, AppError) as exc:
+        errors = problems(exc) if isinstance(exc, ValidationError) else [exc.message]
+        status = 422 if isinstance(exc, ValidationError) else exc.status_code
+        form.pop("password", None)
+        return render(
+            request, "register.html", status_code=status, errors=errors, form=form, zones=ZONES
+        )
+    token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=utc_now())
+    if user.role == Role.PARENT:
+        response = redirect(request, "/children", notice="Welcome! Add a child to start booking.")
+    else:
+        response = redirect(
+            request, "/schedule", notice="Welcome! Your paid sessions will appear here."
+        )
+    set_login(response, request, token)
+    return response
+
+
+# -- children --------------------------------------------------------------------------
+
+
+def _children(session, *, parent_id: uuid.UUID) -> list[dict]:
+    return [
+        {"id": s.id, "full_name": s.full_name, "grade_level": s.grade_level or ""}
+        for s in accounts.list_students(session, parent_id=parent_id)
+    ]
+
+
+def _student_fields(form: dict) -> dict:
+    return StudentIn(
+        full_name=form.get("full_name", ""), grade_level=form.get("grade_level") or None
+    ).model_dump(exclude={"notes"})
+
+
+@router.get("/children")
+async def children_page(request: Request, user: Viewer, next: str | None = None):
+    parent = require(user, Role.PARENT)
+    items = await request.app.state.services.tx(_children, parent_id=parent.id)
+    return render(request, "children.html", children=items, next=safe_next(next) or "", form={})
+
+
+@router.post("/children")
+async def add_child(request: Request, user: Viewer):
+    parent = require(user, Role.PARENT)
+    form = await read_form(request)
+    svc = request.app.state.services
+    try:
+        fields = _student_fields(form)
+        await svc.tx(accounts.add_student, parent_id=parent.id, fields=fields, now=utc_now())
+    except (ValidationError, AppError) as exc:
+        errors = problems(exc) if isinstance(exc, ValidationError) else [exc.message]
+        items = await svc.tx(_children, parent_id=parent.id)
+        return render(
+            request,
+            "children.html",
+            status_code=422,
+            children=items,
+            errors=errors,
+            next=safe_next(form.get("next")) or "",
+            form=form,
+        )
+    return redirect(
+        request, safe_next(form.get("next")) or "/children", notice=f"{fields['full_name']} added."
+    )
+
+
+@router.post("/children/{student_id}")
+async def update_child(student_id: uuid.UUID, request: Request, user: Viewer):
+    parent = require(user, Role.PARENT)
+    form = await read_form(request)
+    try:
+        fields = _student_fields(form)
+        await request.app.state.services.tx(
+            accounts.update_student, parent_id=parent.id, student_id=student_id, fields=fields
+        )
+    except ValidationError as exc:
+        return redirect(request, "/children", error="; ".join(problems(exc)))
+    except AppError as exc:
+        return redirect(request, "/children", error=exc.message)
+    return redirect(request, "/children", notice="Saved.")
+
+
+@router.post("/children/{student_id}/delete")
+async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
+    parent = require(user, Role.PARENT)
+    await read_form(request)
+    try:
+        await request.app.state.services.tx(
+            accounts.delete_student, parent_id=parent.id, student_id=student_id
+        )
+    except AppError as exc:
+        return redirect(request, "/children", error=exc.message)
+    return redirect(request, "/children", notice="Removed.")

@@ -1,0 +1,218 @@
+"""What every page shares: templates, the login cookie, CSRF tokens, flash messages, error pages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.responses import RedirectResponse, Response
+
+from tutorbook.accounts.dependencies import COOKIE_NAME, AuthUser, load_user
+from tutorbook.accounts.models import Role
+from tutorbook.errors import AppError, Forbidden, Unauthorized
+from tutorbook.web.formatting import FILTERS
+
+log = logging.getLogger("tutorbook.web")
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(FILTERS)
+
+CSRF_COOKIE = "tutorbook_csrf"
+CSRF_FIELD = "csrf_token"
+FLASH_COOKIE = "tutorbook_flash"
+HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule"}
+
+
+class LoginRequired(Exception):
+    """The page needs a logged-in user; answered with a redirect to /login."""
+
+
+class CsrfRefused(Forbidden):
+    message = "This form has expired or did not come from Tutorbook. Reload the page and try again."
+
+
+# -- cookies ---------------------------------------------------------------------------
+
+
+def cookie_options(request: Request) -> dict:
+    """HttpOnly, SameSite=Lax, and Secure when the public URL is https."""
+    secure = request.app.state.settings.public_url.startswith("https://")
+    return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
+
+
+def set_login(response: Response, request: Request, token: str) -> None:
+    max_age = request.app.state.settings.jwt_ttl_minutes * 60
+    response.set_cookie(COOKIE_NAME, token, max_age=max_age, **cookie_options(request))
+
+
+def clear_login(response: Response, request: Request) -> None:
+    response.delete_cookie(COOKIE_NAME, **cookie_options(request))
+
+
+# -- who is looking --------------------------------------------------------------------
+
+
+def page_user(request: Request) -> AuthUser | None:
+    """The user named by the login cookie, or None (an expired or stale cookie is ignored)."""
+    token = request.cookies.get(COOKIE_NAME)
+    user = None
+    if token:
+        try:
+            user = load_user(request, token)
+        except Unauthorized:
+            user = None
+    request.state.user = user
+    return user
+
+
+def require(user: AuthUser | None, *roles: Role) -> AuthUser:
+    """The user, if logged in with one of `roles`; otherwise log in first, or 403."""
+    if user is None:
+        raise LoginRequired()
+    if roles and user.role not in roles:
+        names = " or ".join(r.value.lower() + "s" for r in roles)
+        raise Forbidden(f"This page is for {names}.")
+    return user
+
+
+def viewer_zone(user: AuthUser | None) -> str:
+    return user.time_zone if user else "UTC"
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to return to after logging in, never another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+# -- CSRF: a random nonce in a cookie, and its HMAC in every form ----------------------
+
+
+def _sign(request: Request, nonce: str) -> str:
+    key = request.app.state.settings.jwt_secret.encode()
+    return hmac.new(key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request) -> str:
+    """The hidden field value for this browser's forms (a nonce cookie is set if missing)."""
+    nonce = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if not nonce:
+        nonce = request.state.new_csrf = secrets.token_urlsafe(32)
+    return _sign(request, nonce)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted form, after checking its CSRF token against the cookie."""
+    form = await request.form()
+    nonce, sent = request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)
+    if (
+        not nonce
+        or not isinstance(sent, str)
+        or not hmac.compare_digest(sent, _sign(request, nonce))
+    ):
+        raise CsrfRefused()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+# -- responses -------------------------------------------------------------------------
+
+
+def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
+    """A page from base.html with the user (from page_user), a CSRF token and any flash message."""
+    user = context.setdefault("user", getattr(request.state, "user", None))
+    context.setdefault("zone", viewer_zone(user))
+    context.update(request=request, csrf_field=CSRF_FIELD, csrf=csrf_token(request))
+    context.setdefault("flash", _read_flash(request))
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if getattr(request.state, "new_csrf", None):
+        response.set_cookie(CSRF_COOKIE, request.state.new_csrf, **cookie_options(request))
+    if request.cookies.get(FLASH_COOKIE):
+        response.delete_cookie(FLASH_COOKIE, **cookie_options(request))
+    response.headers.update(
+        {
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            # Success/cancel URLs carry checkout ids: keep them out of Referers to other sites.
+            "Referrer-Policy": "same-origin",
+        }
+    )
+    return response
+
+
+def redirect(
+    request: Request, url: str, *, notice: str | None = None, error: str | None = None
+) -> Response:
+    """303 to `url`, carrying a one-time message to the next page in a short-lived cookie."""
+    response = RedirectResponse(url, status_code=303)
+    if notice or error:
+        value = json.dumps({"kind": "error" if error else "notice", "text": error or notice})
+        response.set_cookie(FLASH_COOKIE, quote(value), max_age=60, **cookie_options(request))
+    return response
+
+
+def _read_flash(request: Request) -> dict | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    try:
+        flash = json.loads(unquote(raw)) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(flash, dict) or flash.get("kind") not in ("notice", "error"):
+        return None
+    return {"kind": flash["kind"], "text": str(flash.get("text", ""))}
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    """The friendly page for an error: the message, never a stack trace."""
+    return render(request, "error.html", status_code=status_code, message=message, code=status_code)
+
+
+def login_redirect(request: Request) -> Response:
+    """To /login and back here afterwards (a form post cannot be replayed: back to the start)."""
+    if request.method != "GET":
+        return RedirectResponse("/login", status_code=303)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+# -- the route class that turns every failure into a page ------------------------------
+
+
+class PageRoute(APIRoute):
+    """Business errors become the page's message; anything unexpected a friendly 500 page."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired:
+                return login_redirect(request)
+            except AppError as exc:
+                return error_page(request, exc.status_code, exc.message)
+            except RequestValidationError:
+                return error_page(request, 404, "This page does not exist.")
+            except Exception:
+                log.exception("page failed", extra={"path": request.url.path})
+                return error_page(
+                    request, 500, "Something went wrong on our side. Please try again."
+                )
+
+        return guarded
+
+
+def page_router() -> APIRouter:
+    """A router for pages: outside the OpenAPI document, errors rendered as pages."""
+    return APIRouter(include_in_schema=False, route_class=PageRoute)

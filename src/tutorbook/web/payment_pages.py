@@ -1,0 +1,114 @@
+"""Where Stripe Checkout sends the parent back: /payment/success and /payment/cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from tutorbook.accounts.dependencies import AuthUser
+from tutorbook.accounts.models import Role
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings import service as bookings
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.schemas import session_out
+from tutorbook.errors import AppError, BadGateway, GatewayTimeout
+from tutorbook.web.core import page_router, page_user, render, require
+
+router = page_router()
+Viewer = Annotated[AuthUser | None, Depends(page_user)]
+BOOKING_TYPE = "session-booking"
+
+
+def _with_names(session, *, booking):
+    return session_out(booking, *repo.names_for(session, booking))
+
+
+def checkout_id(value: str | None) -> str | None:
+    """The checkout id, or None when Stripe left the template unreplaced or sent nothing."""
+    return value if value and value != bookings.CHECKOUT_TEMPLATE else None
+
+
+@router.get("/payment/success")
+async def payment_success(
+    request: Request,
+    user: Viewer,
+    session_id: str | None = None,
+    kind: str | None = Query(None, alias="type"),
+):
+    """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
+    parent = require(user, Role.PARENT)
+    svc = request.app.state.services
+    if checkout_id(session_id) is None:
+        return render(
+            request,
+            "payment_success.html",
+            status_code=400,
+            state="error",
+            message="This link has no payment reference. Your bookings are under My Bookings.",
+        )
+    try:
+        booking = await bookings.confirm_payment(svc, parent=parent, stripe_session_id=session_id)
+    except (BadGateway, GatewayTimeout):
+        # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
+        return render(request, "payment_success.html", state="confirming")
+    except AppError as exc:
+        return render(
+            request,
+            "payment_success.html",
+            status_code=exc.status_code,
+            state="error",
+            message=exc.message,
+        )
+    state = {Status.PENDING: "confirming", Status.CANCELLED: "cancelled"}.get(
+        Status(booking.status), "confirmed"
+    )
+    return render(
+        request,
+        "payment_success.html",
+        state=state,
+        booking=await svc.tx(_with_names, booking=booking),
+    )
+
+
+def _booking_id(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+@router.get("/payment/cancel")
+async def payment_cancel(
+    request: Request,
+    user: Viewer,
+    session_id: str | None = None,
+    kind: str | None = Query(None, alias="type"),
+    booking_id: str | None = None,
+):
+    """Cancel-payment, as the frontend's snippet does: the booking is not made; reloading is safe.
+    With the template left unreplaced, `booking_id` finds the booking (the parent's own only)."""
+    parent = require(user, Role.PARENT)
+    svc = request.app.state.services
+    stripe_id, own_id = checkout_id(session_id), _booking_id(booking_id)
+    if kind != BOOKING_TYPE or (stripe_id is None and own_id is None):
+        return render(request, "payment_cancel.html", state="nothing")
+    try:
+        booking = await bookings.cancel_payment(
+            svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id
+        )
+    except AppError as exc:
+        return render(
+            request,
+            "payment_cancel.html",
+            status_code=exc.status_code,
+            state="error",
+            message=exc.message,
+        )
+    return render(
+        request,
+        "payment_cancel.html",
+        state="cancelled",
+        booking=await svc.tx(_with_names, booking=booking),
+    )

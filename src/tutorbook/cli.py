@@ -155,5 +155,242 @@ def create_admin(
     typer.echo(f"admin {email.lower()} created")
 
 
+# -- jobs, worker, reports ----------------------------------------------------------------
+
+jobs_app = typer.Typer(help="The periodic jobs, run now.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Operators' reports: 0 findings is the healthy answer (exit 0; 1 with findings).",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(report_app, name="report")
+JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, for scripts")
+
+
+def _services(settings: Settings):
+    from tutorbook.db import Database
+    from tutorbook.services import build_services
+
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    return build_services(settings, db)
+
+
+def _progress(job: str):
+    """Progress lines on stderr for long runs (stdout stays clean for --json)."""
+
+    def show(stage: str, count: int) -> None:
+        noun = "checkouts" if stage == "listed" else "items"
+        typer.echo(f"{job}: {count} {noun} {stage}", err=True)
+
+    return show
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    """A plain text table for people."""
+    cells = [[str("" if v is None else v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _echo_job(result, *, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    rows = [[i.booking_id, i.outcome, i.kind, i.checkout_id or i.refund_id] for i in result.items]
+    if rows:
+        typer.echo(_table(["booking", "outcome", "finding", "checkout / refund"], rows))
+    counts = ", ".join(f"{k}: {v}" for k, v in result.counts().items()) or "nothing to do"
+    typer.echo(f"{result.job}{' (dry run: nothing changed)' if result.dry_run else ''}: {counts}")
+
+
+def _run_job(name: str, *, dry_run: bool, **options):
+    from tutorbook import jobs
+    from tutorbook.clock import utc_now
+    from tutorbook.payments.gateway import GatewayError
+
+    svc = _services(_settings())
+    try:
+        return jobs.run(
+            name, svc, now=utc_now(), dry_run=dry_run, progress=_progress(name), **options
+        )
+    except GatewayError as exc:
+        typer.echo(f"error: Stripe could not be reached: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        svc.db.dispose()
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing"),
+    since_hours: float = typer.Option(
+        None,
+        help="reconcile only: look this far back instead of "
+        "TUTORBOOK_RECONCILE_LOOKBACK_HOURS (e.g. after a restore)",
+    ),
+    as_json: bool = JsonOption,
+):
+    """Run one job now (what the scheduler runs on its interval)."""
+    from tutorbook import jobs
+
+    if name not in jobs.JOBS:
+        typer.echo(f"error: unknown job {name!r}; one of: {', '.join(jobs.JOBS)}", err=True)
+        raise typer.Exit(2)
+    options = {"since": _since(since_hours)} if name == "reconcile" and since_hours else {}
+    _echo_job(_run_job(name, dry_run=dry_run, **options), as_json=as_json)
+
+
+def _since(hours: float | None):
+    from datetime import timedelta
+
+    from tutorbook.clock import utc_now
+
+    return utc_now() - timedelta(hours=hours) if hours else None
+
+
+@jobs_app.command("list")
+def jobs_list():
+    """The jobs and their intervals."""
+    from tutorbook import jobs
+
+    settings = _settings()
+    rows = [
+        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.INTERVAL_SETTINGS[n].upper()]
+        for n in jobs.JOBS
+    ]
+    typer.echo(_table(["job", "every", "setting"], rows))
+
+
+@app.command()
+def worker(
+    metrics_port: int = typer.Option(0, help="Serve /metrics (Prometheus) on this port; 0: off"),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address for --metrics-port"),
+):
+    """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run."""
+    import asyncio
+
+    from tutorbook.jobs import scheduler
+    from tutorbook.metrics import Metrics
+
+    settings = _settings()
+    _migrate(settings)
+    svc, metrics = _services(settings), Metrics()
+    exporter = None
+    if metrics_port:
+        exporter = _metrics_exporter(svc, metrics, host=metrics_host, port=metrics_port)
+    typer.echo("Tutorbook worker: running the jobs (Ctrl-C to stop)", err=True)
+    try:
+        asyncio.run(scheduler.run_forever(svc, metrics=metrics))
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+        svc.db.dispose()
+
+
+def _metrics_exporter(svc, metrics, *, host: str, port: int):
+    """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path != "/metrics":
+                self.send_error(404)
+                return
+            with svc.db.session_scope() as session:
+                body = metrics.render(session).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _finish_report(count: int) -> None:
+    raise typer.Exit(1 if count else 0)
+
+
+@report_app.command("orphaned")
+def report_orphaned(
+    older_than_minutes: int = typer.Option(
+        None, help="Default: TUTORBOOK_ORPHAN_THRESHOLD_MINUTES (60)"
+    ),
+    as_json: bool = JsonOption,
+):
+    """Pending, unpaid bookings older than the threshold (the seed's first query)."""
+    import json
+    from datetime import timedelta
+
+    from tutorbook.admin import reports
+    from tutorbook.admin.schemas import orphaned_out
+    from tutorbook.clock import utc_now
+
+    settings = _settings()
+    minutes = older_than_minutes or settings.orphan_threshold_minutes
+    svc = _services(settings)
+    older_than = timedelta(minutes=minutes)
+    with svc.db.session_scope() as session:
+        found = reports.orphaned(session, now=utc_now(), older_than=older_than)
+        rows = [orphaned_out(b) for b in found]
+    svc.db.dispose()
+    items = [r.model_dump(mode="json", by_alias=True) for r in rows]
+    if as_json:
+        report = {"thresholdMinutes": minutes, "count": len(rows), "items": items}
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        table = [[i["id"], i["statusName"], i["stripeSessionId"], i["createdAt"]] for i in items]
+        if table:
+            typer.echo(_table(["booking", "status", "checkout", "created"], table))
+        typer.echo(f"{len(rows)} orphaned sessions (Pending, unpaid, older than {minutes} min)")
+    _finish_report(len(rows))
+
+
+@report_app.command("invalid-statuses")
+def report_invalid_statuses(as_json: bool = JsonOption):
+    """Bookings whose status is not 0-3 (the seed's second query); the schema makes it 0."""
+    import json
+
+    from tutorbook.admin import reports
+
+    svc = _services(_settings())
+    with svc.db.session_scope() as session:
+        rows = reports.invalid_statuses(session)
+    svc.db.dispose()
+    if as_json:
+        typer.echo(json.dumps({"count": len(rows), "items": rows}, indent=2, default=str))
+    else:
+        if rows:
+            table = [[r["id"], r["status"], r["count"]] for r in rows]
+            typer.echo(_table(["booking", "status", "count"], table))
+        typer.echo(f"{len(rows)} bookings with a status outside 0-3")
+    _finish_report(len(rows))
+
+
+@report_app.command("reconcile")
+def report_reconcile(
+    since_hours: float = typer.Option(None, help="Checkouts created this many hours back (default: "
+                                                 "TUTORBOOK_RECONCILE_LOOKBACK_HOURS, 48)"),
+    as_json: bool = JsonOption,
+):
+    """Mismatches between Stripe and the database, changing nothing (`jobs run reconcile` fixes)."""
+    result = _run_job("reconcile", dry_run=True, since=_since(since_hours))
+    _echo_job(result, as_json=as_json)
+    if not as_json:
+        typer.echo(f"{len(result.mismatches)} mismatches between Stripe and the database")
+    _finish_report(len(result.mismatches))
+
+
 if __name__ == "__main__":
     app()

@@ -1,4 +1,4 @@
-"""A small Prometheus text exporter: counters kept in process, booking gauges read from the DB."""
+"""A small Prometheus text exporter: counters and gauges in process, bookings counted in the DB."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from tutorbook.bookings.models import PrivateSession
 HELP = {
     "tutorbook_webhook_events_total": "Stripe webhook events handled, by outcome",
     "tutorbook_jobs_runs_total": "Job runs, by job and result",
-    "tutorbook_jobs_items_total": "Bookings changed by jobs, by job and outcome",
+    "tutorbook_jobs_items_total": "Bookings (and refunds) handled by jobs, by job and outcome",
+    "tutorbook_jobs_last_success_timestamp_seconds": "Last error-free run of each job (Unix time)",
 }
 
 
 class Metrics:
     def __init__(self):
         self._counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
+        self._gauges: dict[str, dict[tuple, float]] = defaultdict(dict)
         self._lock = threading.Lock()
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -27,8 +29,14 @@ class Metrics:
         with self._lock:
             self._counters[name][key] += amount
 
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a gauge."""
+        with self._lock:
+            self._gauges[name][tuple(sorted(labels.items()))] = value
+
     def value(self, name: str, **labels: str) -> float:
-        return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0)
+        key = tuple(sorted(labels.items()))
+        return self._counters.get(name, {}).get(key, self._gauges.get(name, {}).get(key, 0))
 
     def render(self, session) -> str:
         """The exposition text, with bookings by status counted now."""
@@ -37,11 +45,12 @@ class Metrics:
         for value, name in STATUS_NAMES.items():
             lines.append(f'tutorbook_bookings{{status="{name}"}} {counts.get(value, 0)}')
         with self._lock:
-            for name, series in sorted(self._counters.items()):
-                lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} counter"]
-                for labels, v in sorted(series.items()):
-                    label = ",".join(f'{k}="{val}"' for k, val in labels)
-                    lines.append(f"{name}{{{label}}} {v:g}")
+            for kind, family in (("counter", self._counters), ("gauge", self._gauges)):
+                for name, series in sorted(family.items()):
+                    lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} {kind}"]
+                    for labels, v in sorted(series.items()):
+                        label = ",".join(f'{k}="{val}"' for k, val in labels)
+                        lines.append(f"{name}{{{label}}} {v:.17g}")
         return "\n".join(lines) + "\n"
 
 

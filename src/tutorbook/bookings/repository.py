@@ -156,3 +156,90 @@ def names_for(session: Session, booking: PS) -> tuple[str, str]:
 
 def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
     return session.scalar(sa.select(sa.exists().where(PS.student_id == student_id))) or False
+
+
+# -- queries for the jobs and the operators' reports ----------------------------------
+
+
+def _skip_locked(session: Session, stmt):
+    """On PostgreSQL, lock the selected rows and skip ones another worker holds."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def _after(stmt, after: uuid.UUID | None):
+    return stmt if after is None else stmt.where(PS.id > after)
+
+
+def stale_pending(
+    session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, str | None]]:
+    """(id, stripe_session_id) of Pending bookings whose checkout expired by `now`, by id."""
+    stmt = sa.select(PS.id, PS.stripe_session_id).where(
+        PS.status == Status.PENDING.value, PS.checkout_expires_at <= now
+    )
+    stmt = _after(stmt, after).order_by(PS.id).limit(limit)
+    return [tuple(row) for row in session.execute(_skip_locked(session, stmt))]
+
+
+def ended_confirmed(
+    session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None
+) -> list[PS]:
+    """Confirmed bookings whose end time has passed by `now`, by id."""
+    stmt = sa.select(PS).where(PS.status == Status.CONFIRMED.value, PS.ends_at <= now)
+    stmt = _after(stmt, after).order_by(PS.id).limit(limit)
+    return list(session.scalars(_skip_locked(session, stmt)))
+
+
+def _never_paid_cancelled(before: datetime):
+    from tutorbook.payments.models import Refund
+
+    return sa.and_(
+        PS.status == Status.CANCELLED.value,
+        PS.paid_at.is_(None),
+        PS.stripe_payment_intent_id.is_(None),
+        PS.cancelled_at < before,
+        ~sa.exists().where(Refund.session_id == PS.id),
+    )
+
+
+def purgeable_ids(
+    session: Session, *, before: datetime, limit: int, after: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Never-paid Cancelled bookings (no payment, no refund) cancelled before `before`."""
+    stmt = _after(sa.select(PS.id).where(_never_paid_cancelled(before)), after)
+    return list(session.scalars(_skip_locked(session, stmt.order_by(PS.id).limit(limit))))
+
+
+def delete_never_paid(
+    session: Session, *, ids: list[uuid.UUID], before: datetime
+) -> list[uuid.UUID]:
+    """Delete those of `ids` still never-paid Cancelled, with their history; the ids deleted."""
+    stmt = sa.select(PS.id).where(PS.id.in_(ids), _never_paid_cancelled(before))
+    doomed = list(session.scalars(stmt))
+    if doomed:
+        session.execute(sa.delete(StatusHistory).where(StatusHistory.session_id.in_(doomed)))
+        session.execute(
+            sa.delete(PS).where(PS.id.in_(doomed)).execution_options(synchronize_session=False)
+        )
+    return doomed
+
+
+def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[str, PS]:
+    """Bookings keyed by Checkout Session id, for the ids given."""
+    out: dict[str, PS] = {}
+    for start in range(0, len(stripe_session_ids), 500):
+        chunk = stripe_session_ids[start : start + 500]
+        rows = session.scalars(sa.select(PS).where(PS.stripe_session_id.in_(chunk)))
+        out.update({b.stripe_session_id: b for b in rows})
+    return out
+
+
+def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
+    """Bookings keyed by id, for the ids given."""
+    out: dict[uuid.UUID, PS] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(sa.select(PS).where(PS.id.in_(ids[start : start + 500])))
+        out.update({b.id: b for b in rows})
+    return out

@@ -1,0 +1,1 @@
+"""Operators' tools: the seed's verification reports, cleanup and reconciliation on demand."""

@@ -1,0 +1,53 @@
+"""The seed's "Database Verification Queries" in SQLAlchemy (SQLite and PostgreSQL alike),
+and the reconciliation report (reconcile as a dry run)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from tutorbook import jobs
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.models import PrivateSession as PS
+
+STATUS_VALUES = [s.value for s in Status]
+
+
+def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000) -> list[PS]:
+    """Pending, never paid, created more than `older_than` before `now`; newest first.
+
+    The expire job cancels these once their checkout expires (30 min by default), so rows here
+    mean the jobs are not running or Stripe could not be reached."""
+    stmt = (
+        sa.select(PS)
+        .where(
+            PS.status == Status.PENDING.value,
+            PS.paid_at.is_(None),
+            PS.created_at < now - older_than,
+        )
+        .order_by(PS.created_at.desc(), PS.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def invalid_statuses(conn, *, table: sa.Table = PS.__table__) -> list[dict]:
+    """Rows whose status is not 0-3 (NULL included), grouped by id and status.
+
+    The CHECK constraint makes this empty on Tutorbook's own table; `table` lets a test point
+    it at one without the constraint to show that it finds what it should."""
+    stmt = (
+        sa.select(table.c.id, table.c.status, sa.func.count().label("count"))
+        .where(sa.or_(table.c.status.not_in(STATUS_VALUES), table.c.status.is_(None)))
+        .group_by(table.c.id, table.c.status)
+        .order_by(table.c.id)
+    )
+    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
+def reconciliation(
+    svc, *, now: datetime, since: datetime | None = None, progress=None
+) -> jobs.JobResult:
+    """Mismatches between Stripe and the database, changing nothing; none is the healthy answer."""
+    return jobs.run("reconcile", svc, now=now, dry_run=True, since=since, progress=progress)

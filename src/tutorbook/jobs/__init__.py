@@ -1,0 +1,75 @@
+"""The periodic jobs, by name, and `run()`: one run with its structured log line and metrics.
+
+`tutorbook serve` runs them on a schedule (jobs/scheduler.py), `tutorbook worker` runs only
+that schedule, `tutorbook jobs run NAME` runs one now.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from tutorbook.jobs.reconcile import reconcile
+from tutorbook.jobs.result import Item, JobResult, Progress
+from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
+
+log = logging.getLogger("tutorbook.jobs")
+
+# In the order run_all() runs them: settle payments before completing and linking.
+JOBS = {
+    "expire": expire,
+    "reconcile": reconcile,
+    "complete": complete,
+    "meeting-links": meeting_links,
+    "purge": purge,
+}
+INTERVAL_SETTINGS = {
+    "expire": "job_expire_interval_s",
+    "reconcile": "job_reconcile_interval_s",
+    "complete": "job_complete_interval_s",
+    "meeting-links": "job_meetings_interval_s",
+    "purge": "job_purge_interval_s",
+}
+
+__all__ = ["JOBS", "INTERVAL_SETTINGS", "Item", "JobResult", "interval", "run", "run_all"]
+
+
+def interval(settings, name: str) -> float:
+    """Seconds between runs of job `name` (0 or less: not scheduled)."""
+    return float(getattr(settings, INTERVAL_SETTINGS[name]))
+
+
+def run(
+    name: str,
+    svc,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    metrics=None,
+    progress: Progress | None = None,
+    **options,
+) -> JobResult:
+    """Run job `name` once; log a summary line; count it in `metrics` (dry runs are not)."""
+    started = time.perf_counter()
+    try:
+        result = JOBS[name](svc, now=now, dry_run=dry_run, progress=progress, **options)
+    except Exception:
+        if metrics is not None and not dry_run:
+            metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
+        raise
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    log.info(
+        "job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms}
+    )
+    if metrics is not None and not dry_run:
+        metrics.inc("tutorbook_jobs_runs_total", job=name, result="ok")
+        for outcome, n in result.counts().items():
+            metrics.inc("tutorbook_jobs_items_total", n, job=name, outcome=outcome)
+        metrics.set("tutorbook_jobs_last_success_timestamp_seconds", time.time(), job=name)
+    return result
+
+
+def run_all(svc, *, now: datetime, dry_run: bool = False, metrics=None) -> list[JobResult]:
+    """Every job once, in order: a full pass (tests; an operator after an outage)."""
+    return [run(name, svc, now=now, dry_run=dry_run, metrics=metrics) for name in JOBS]

@@ -1,0 +1,166 @@
+"""Reconcile: compare recent Checkout Sessions at Stripe with the bookings, and repair.
+
+A mismatch is one of:
+- paid_not_confirmed: Stripe says paid, the booking is Pending or Cancelled with no refund
+  recorded (a lost webhook, a late payment) -> fulfilled: confirmed, or refunded in full;
+- pending_but_expired: the checkout expired at Stripe, the booking is still Pending -> Cancelled;
+- paid_without_booking: Stripe says paid and no booking matches -> reported;
+- unpaid_at_stripe: the booking counts as paid, Stripe says unpaid -> reported;
+- refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
+  reported if it is still pending;
+- refund_failed: Stripe refused a refund asked for since `since` -> reported.
+Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are compared.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
+from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
+from tutorbook.payments import gateway as gw
+from tutorbook.payments import refunds
+from tutorbook.payments.models import Refund
+
+# A refund younger than this is probably still being sent by the request that asked for it.
+REFUND_GRACE = timedelta(minutes=1)
+CHECKOUT_TYPE = "session-booking"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    kind: str
+    checkout: gw.Checkout
+    booking_id: uuid.UUID | None
+
+
+def reconcile(
+    svc,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    since: datetime | None = None,
+) -> JobResult:
+    """List Checkout Sessions created since `since` (default: the lookback), repair what can be
+    repaired, report the rest; then retry refunds stuck in "pending"."""
+    result = JobResult("reconcile", dry_run=dry_run, progress=progress)
+    since = since or now - timedelta(hours=svc.settings.reconcile_lookback_hours)
+    checkouts = _ours(svc.gateway.list_checkouts_sync(created_since=since), progress)
+    with svc.db.session_scope() as session:
+        mismatches = find_mismatches(session, checkouts)
+    for m in mismatches:
+        work = (lambda m=m: m.kind) if dry_run else (lambda m=m: _repair(svc, m, now=now))
+        result.attempt(m.booking_id, work, kind=m.kind, checkout_id=m.checkout.id)
+    _retry_refunds(svc, result, now=now, dry_run=dry_run)
+    with svc.db.session_scope() as session:
+        for refund in _failed_refunds(session, since=since):
+            result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
+    return result
+
+
+def _ours(listing, progress: Progress | None) -> list[gw.Checkout]:
+    out = []
+    for n, checkout in enumerate(listing, 1):
+        if (checkout.metadata or {}).get("type") == CHECKOUT_TYPE:
+            out.append(checkout)
+        if progress is not None and n % PROGRESS_EVERY == 0:
+            progress("listed", n)
+    return out
+
+
+def find_mismatches(session: Session, checkouts: list[gw.Checkout]) -> list[Mismatch]:
+    """Each checkout that disagrees with its booking (read only)."""
+    by_checkout = repo.by_stripe_sessions(session, [c.id for c in checkouts])
+    refs = {c.id: _uuid(c.booking_ref) for c in checkouts if c.id not in by_checkout}
+    by_id = repo.by_ids(session, [r for r in refs.values() if r is not None])
+    found = []
+    for c in checkouts:
+        booking = by_checkout.get(c.id) or _referenced(by_id.get(refs.get(c.id)), c)
+        kind = _kind(session, c, booking)
+        if kind is not None:
+            found.append(Mismatch(kind, c, booking.id if booking else None))
+    return found
+
+
+def _kind(session: Session, c: gw.Checkout, booking: PrivateSession | None) -> str | None:
+    if c.paid:
+        if booking is None:
+            return "paid_without_booking"
+        if booking.status == Status.PENDING or _cancelled_unpaid_unrefunded(session, booking):
+            return "paid_not_confirmed"
+        return None
+    if booking is None or booking.stripe_session_id != c.id:
+        return None
+    if booking.status in (Status.CONFIRMED, Status.COMPLETED) or booking.paid_at is not None:
+        return "unpaid_at_stripe"
+    if booking.status == Status.PENDING and c.status == "expired":
+        return "pending_but_expired"
+    return None
+
+
+def _cancelled_unpaid_unrefunded(session: Session, booking: PrivateSession) -> bool:
+    return (
+        booking.status == Status.CANCELLED
+        and booking.paid_at is None
+        and not refunds.has_late_payment_refund(session, booking_id=booking.id)
+    )
+
+
+def _referenced(booking: PrivateSession | None, c: gw.Checkout) -> PrivateSession | None:
+    """The booking named in the checkout's metadata, unless it belongs to another checkout."""
+    if booking is None or booking.stripe_session_id not in (None, c.id):
+        return None
+    return booking
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _repair(svc, m: Mismatch, *, now: datetime) -> str:
+    if m.kind == "paid_not_confirmed":
+        return fulfil_paid(svc, checkout=m.checkout, job="reconcile", now=now)
+    if m.kind == "pending_but_expired":
+        return svc.tx_sync(
+            cancel_pending,
+            booking_id=m.booking_id,
+            reason=Reason.CHECKOUT_EXPIRED,
+            job="reconcile",
+            now=now,
+        )
+    return "reported"
+
+
+def _retry_refunds(svc, result: JobResult, *, now: datetime, dry_run: bool) -> None:
+    with svc.db.session_scope() as session:
+        stuck = [
+            (refund_id, session.get(Refund, refund_id).session_id)
+            for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
+        ]
+    for refund_id, booking_id in stuck:
+        status = refunds.PENDING if dry_run else refunds.execute(svc, refund_id=refund_id)
+        if status == refunds.PENDING:
+            result.add(booking_id, "refund_pending", kind="refund_pending", refund_id=refund_id)
+        else:
+            result.add(booking_id, f"refund_{status}", refund_id=refund_id)
+
+
+def _failed_refunds(session: Session, *, since: datetime) -> list[Refund]:
+    stmt = (
+        sa.select(Refund)
+        .where(Refund.status == "failed", Refund.created_at >= since)
+        .order_by(Refund.created_at)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,95 @@
+"""What a job run did: one item per booking (or refund) it looked at, and the outcome."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("tutorbook.jobs")
+
+# Called as progress(stage, count) while a long run goes on, e.g. ("handled", 200).
+Progress = Callable[[str, int], None]
+PROGRESS_EVERY = 100
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing a job handled. `kind` is set on reconcile's findings (a mismatch)."""
+
+    booking_id: uuid.UUID | None
+    outcome: str
+    kind: str | None = None
+    checkout_id: str | None = None
+    refund_id: uuid.UUID | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "bookingId": str(self.booking_id) if self.booking_id else None,
+            "outcome": self.outcome,
+            "kind": self.kind,
+            "checkoutId": self.checkout_id,
+            "refundId": str(self.refund_id) if self.refund_id else None,
+        }
+
+
+@dataclass
+class JobResult:
+    job: str
+    dry_run: bool = False
+    items: list[Item] = field(default_factory=list)
+    progress: Progress | None = field(default=None, repr=False)
+
+    def add(self, booking_id: uuid.UUID | None, outcome: str, **detail) -> Item:
+        """Record (and log) one handled booking."""
+        item = Item(booking_id, outcome, **detail)
+        self.items.append(item)
+        extra = {
+            "job": self.job,
+            "dry_run": self.dry_run,
+            **{k: v for k, v in item.to_dict().items() if v},
+        }
+        log.info("job item", extra=extra)
+        if self.progress is not None and len(self.items) % PROGRESS_EVERY == 0:
+            self.progress("handled", len(self.items))
+        return item
+
+    def attempt(self, booking_id: uuid.UUID | None, work: Callable[[], str], **detail) -> Item:
+        """Record the outcome of `work()`; an exception is logged as outcome "error", so one
+        bad booking does not stop the run (the next run tries it again)."""
+        try:
+            outcome = work()
+        except Exception:
+            log.exception("job item failed", extra={"job": self.job, "booking_id": str(booking_id)})
+            outcome = "error"
+        return self.add(booking_id, outcome, **detail)
+
+    def counts(self) -> dict[str, int]:
+        """How many items ended in each outcome."""
+        return dict(sorted(Counter(i.outcome for i in self.items).items()))
+
+    @property
+    def mismatches(self) -> list[Item]:
+        """Reconcile's findings: disagreements between Stripe and the database."""
+        return [i for i in self.items if i.kind is not None]
+
+    @property
+    def unsettled(self) -> list[Item]:
+        """Findings this run could not repair (an operator has to look)."""
+        return [i for i in self.mismatches if i.outcome in UNSETTLED]
+
+    def to_dict(self) -> dict:
+        return {
+            "job": self.job,
+            "dryRun": self.dry_run,
+            "counts": self.counts(),
+            "mismatches": len(self.mismatches),
+            "unsettled": len(self.unsettled),
+            "items": [i.to_dict() for i in self.items],
+        }
+
+
+# Outcomes that leave a finding open: reported for a person, or waiting for Stripe.
+UNSETTLED = frozenset({"reported", "refund_pending", "stripe_unavailable", "error"})

@@ -1,0 +1,202 @@
+"""The periodic jobs: expire abandoned checkouts, complete past sessions, meeting links, purge.
+
+Each job is `(svc, *, now, dry_run=False, progress=None) -> JobResult` and opens its own short
+transactions: candidates are selected in one (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two
+workers take different batches), Stripe is called with no transaction open, and the result is
+written in another as a compare-and-set, so a row another worker moved first is skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tutorbook.bookings import lifecycle
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings import service as bookings
+from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.jobs.result import JobResult, Progress
+from tutorbook.meetings import links
+from tutorbook.payments import gateway as gw
+
+BATCH = 100
+
+
+def actor(job: str) -> str:
+    return f"job:{job}"
+
+
+def cancel_pending(
+    session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime
+) -> str:
+    """Pending -> Cancelled as a compare-and-set; "skipped" when the booking moved meanwhile."""
+    booking = repo.get(session, booking_id)
+    if booking is None or booking.status != Status.PENDING:
+        return "skipped"
+    change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
+    return reason.value if repo.apply(session, booking, change, actor=actor(job)) else "skipped"
+
+
+def fulfil_paid(svc, *, checkout: gw.Checkout, job: str, now: datetime) -> str:
+    """Confirm (or refund, for a late payment) a paid checkout, then send refunds and make links."""
+    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor(job), now=now)
+    bookings.run_followups_sync(svc, outcome.followups)
+    return outcome.kind
+
+
+# -- expire ------------------------------------------------------------------------------
+
+
+def expire(
+    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
+) -> JobResult:
+    """Pending past its checkout expiry: close the checkout at Stripe (fulfil instead if it was
+    paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed`."""
+    result = JobResult("expire", dry_run=dry_run, progress=progress)
+    after = None
+    while True:
+        with svc.db.session_scope() as session:
+            rows = repo.stale_pending(session, now=now, limit=BATCH, after=after)
+            unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
+        for booking_id, checkout_id in rows:
+            if checkout_id is None:
+                result.add(booking_id, unlinked[booking_id])
+                continue
+            result.attempt(
+                booking_id,
+                lambda b=booking_id, cs=checkout_id: _expire_one(
+                    svc, booking_id=b, checkout_id=cs, now=now, dry_run=dry_run
+                ),
+                checkout_id=checkout_id,
+            )
+        if len(rows) < BATCH:
+            return result
+        after = rows[-1][0]
+
+
+def _cancel_unlinked(session: Session, *, rows, now: datetime, dry_run: bool) -> dict:
+    """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock."""
+    outcomes = {}
+    for booking_id, checkout_id in rows:
+        if checkout_id is None:
+            outcomes[booking_id] = (
+                "would_cancel"
+                if dry_run
+                else cancel_pending(
+                    session,
+                    booking_id=booking_id,
+                    reason=Reason.CHECKOUT_FAILED,
+                    job="expire",
+                    now=now,
+                )
+            )
+    return outcomes
+
+
+def _expire_one(
+    svc, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool
+) -> str:
+    try:
+        paid = _close_checkout(svc, checkout_id, dry_run=dry_run)
+    except gw.CheckoutNotFound:
+        paid = None  # Stripe never heard of it: nothing can be paid
+    except gw.GatewayError:
+        return "stripe_unavailable"  # left Pending; the next run tries again
+    if dry_run:
+        return "would_fulfil" if paid else "would_cancel"
+    if paid is not None:
+        return fulfil_paid(svc, checkout=paid, job="expire", now=now)
+    return svc.tx_sync(
+        cancel_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, job="expire", now=now
+    )
+
+
+def _close_checkout(svc, checkout_id: str, *, dry_run: bool) -> gw.Checkout | None:
+    """Make sure the checkout can no longer take money; the checkout if it was paid, else None."""
+    if dry_run:
+        checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
+    else:
+        try:
+            svc.gateway.expire_checkout_sync(checkout_id)
+            return None
+        except gw.CheckoutNotOpen:
+            checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
+    return checkout if checkout.paid else None
+
+
+# -- complete ----------------------------------------------------------------------------
+
+
+def complete(
+    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
+) -> JobResult:
+    """Confirmed bookings whose end time has passed become Completed."""
+    result = JobResult("complete", dry_run=dry_run, progress=progress)
+    after = None
+    while True:
+        with svc.db.session_scope() as session:
+            batch = repo.ended_confirmed(session, now=now, limit=BATCH, after=after)
+            for booking in batch:
+                result.add(
+                    booking.id,
+                    "would_complete" if dry_run else _complete(session, booking, now=now),
+                )
+        if len(batch) < BATCH:
+            return result
+        after = batch[-1].id
+
+
+def _complete(session: Session, booking, *, now: datetime) -> str:
+    change = lifecycle.complete(
+        Status.CONFIRMED, now=now, starts_at=booking.starts_at, ends_at=booking.ends_at, by_job=True
+    )
+    return (
+        "completed" if repo.apply(session, booking, change, actor=actor("complete")) else "skipped"
+    )
+
+
+# -- meeting links -----------------------------------------------------------------------
+
+
+def meeting_links(
+    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
+) -> JobResult:
+    """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff)."""
+    result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
+    with svc.db.session_scope() as session:
+        due = links.due_ids(session, now=now, limit=BATCH)
+    for booking_id in due:
+        if dry_run:
+            result.add(booking_id, "would_create")
+        else:
+            result.attempt(
+                booking_id, lambda b=booking_id: links.ensure_link(svc, booking_id=b, now=now)
+            )
+    return result
+
+
+# -- purge -------------------------------------------------------------------------------
+
+
+def purge(
+    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
+) -> JobResult:
+    """Delete never-paid Cancelled bookings (no payment, no refund) older than the retention,
+    with their history. Anything that ever took money is kept."""
+    result = JobResult("purge", dry_run=dry_run, progress=progress)
+    before = now - timedelta(days=svc.settings.purge_retention_days)
+    after = None
+    while True:
+        with svc.db.session_scope() as session:
+            ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
+            deleted = set(
+                ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before)
+            )
+        for booking_id in ids:
+            gone = "would_delete" if dry_run else "deleted"
+            result.add(booking_id, gone if booking_id in deleted else "skipped")
+        if len(ids) < BATCH * 5:
+            return result
+        after = ids[-1]

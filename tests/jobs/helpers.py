@@ -1,0 +1,101 @@
+"""Shared by the jobs and admin tests: bookings in a given state, the clock, running a job."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.support import payments as pay
+from tutorbook import jobs
+from tutorbook.accounts import service as accounts
+from tutorbook.accounts.models import Role
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.clock import utc_now
+
+
+def later(*, minutes: float = 32) -> datetime:
+    """A `now` after every checkout opened in this test has expired (they last 31 minutes)."""
+    return utc_now() + timedelta(minutes=minutes)
+
+
+def run(api, name: str, *, now: datetime | None = None, **kwargs) -> jobs.JobResult:
+    """Run job `name` as the scheduler would, counted in the app's metrics."""
+    return jobs.run(
+        name, api.state.services, now=now or utc_now(), metrics=api.state.metrics, **kwargs
+    )
+
+
+def webhooks_off(sandbox) -> None:
+    """The sandbox records events but delivers none: the jobs alone must cope."""
+    pay.sandbox_config(sandbox, deliver_webhooks=False)
+
+
+def sandbox_since(sandbox) -> datetime:
+    """A start for reconcile's window that leaves out the checkouts of earlier tests (the sandbox
+    lives for the whole session): the next whole second of the sandbox's clock, once reached."""
+    start = httpx.get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] + 1
+    while httpx.get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] < start:
+        time.sleep(0.05)
+    return datetime.fromtimestamp(start, UTC)
+
+
+def booked(c: httpx.Client, *, teacher=None, parent=None, days: int = 2, hour: int = 10) -> dict:
+    """A Pending booking with an open checkout: {"t", "p", "b"}."""
+    t, p = teacher or f.teacher(c), parent or f.parent(c)
+    r = f.book(p, t, starts_at=f.slot(days=days, hour=hour))
+    assert r.status_code == 201, r.text
+    return {"t": t, "p": p, "b": r.json()["data"]}
+
+
+def paid_at_stripe(c: httpx.Client, **kwargs) -> dict:
+    """A booking paid on the checkout page and nothing else (confirming is left to others)."""
+    x = booked(c, **kwargs)
+    assert pay.pay(x["b"]["checkoutUrl"]).status_code == 303
+    return x
+
+
+def confirmed(c: httpx.Client, **kwargs) -> dict:
+    """A paid and Confirmed booking (through the success page's call)."""
+    x = paid_at_stripe(c, **kwargs)
+    r = x["p"]["client"].post(f"/api/Sessions/confirm-payment/{x['b']['stripeSessionId']}")
+    assert r.json()["data"]["status"] == 1, r.text
+    return x
+
+
+def row(api, booking_id) -> PrivateSession | None:
+    return pay.booking_row(api.state.db, booking_id)
+
+
+def set_columns(api, booking_id, **values) -> None:
+    """Rewrite columns directly (to age a booking or break it on purpose)."""
+    with api.state.db.session_scope() as s:
+        s.execute(
+            sa.update(PrivateSession)
+            .where(PrivateSession.id == uuid.UUID(str(booking_id)))
+            .values(**values)
+        )
+
+
+def admin_client(api, c: httpx.Client) -> httpx.Client:
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    with api.state.db.session_scope() as s:
+        accounts.create_user(
+            s,
+            hasher=api.state.hasher,
+            settings=api.state.settings,
+            email=email,
+            password=f.PASSWORD,
+            full_name="Admin",
+            role=Role.ADMIN,
+            now=utc_now(),
+        )
+    return httpx.Client(
+        base_url=api.state.base_url,
+        timeout=60,
+        headers={"Authorization": "Bearer " + f.login(c, email=email)},
+    )

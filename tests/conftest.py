@@ -37,7 +37,7 @@ def pg_database(name: str) -> str:
     return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def test_settings(url: str, var_dir: Path, **overrides) -> Settings:
+def make_settings(url: str, var_dir: Path, **overrides) -> Settings:
     values = dict(
         database_url=url,
         var_dir=var_dir,
@@ -115,7 +115,7 @@ def live_app(shared_db, sandbox, tmp_path_factory):
     from tutorbook.app import create_app
 
     port = free_port()
-    settings = test_settings(
+    settings = make_settings(
         shared_db.url,
         tmp_path_factory.mktemp("var"),
         public_url=f"http://127.0.0.1:{port}",

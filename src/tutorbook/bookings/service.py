@@ -256,9 +256,14 @@ def fulfil(session: Session, *, checkout: gw.Checkout, actor: str, now: datetime
 
 
 def _late_payment(session, *, booking, checkout: gw.Checkout, actor: str, now: datetime) -> Outcome:
+    # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
+    # what stops two concurrent fulfils from both recording a refund.
+    repo.lock_teacher(session, booking.teacher_id)
+    session.refresh(booking)
+    if booking.status != Status.CANCELLED or booking.paid_at is not None:
+        return Outcome("already_fulfilled", booking)
     if refunds.has_late_payment_refund(session, booking_id=booking.id):
         return Outcome("already_refunded", booking)
-    repo.lock_teacher(session, booking.teacher_id)
     free = not repo.overlapping(
         session, teacher_id=booking.teacher_id, start=booking.starts_at, end=booking.ends_at, exclude=booking.id
     )

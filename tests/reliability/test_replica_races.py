@@ -53,6 +53,7 @@ def test_fifty_concurrent_bookings_across_two_replicas_let_exactly_one_win(sandb
     finally:
         for s in servers:
             s.stop()
+    print(f"\nreplica race: {ROUNDS} rounds x {CONCURRENCY} concurrent bookings, winners per round {winners}")
     assert winners == [1] * ROUNDS
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -74,4 +75,5 @@ def test_control_without_the_guard_the_race_is_real(sandbox, tmp_path):
     finally:
         for s in servers:
             s.stop()
+    print(f"\ncontrol (no lock, no exclusion constraint): winners per round {winners}")
     assert max(winners) > 1, f"no double booking happened without the guard: {winners}"

@@ -1,0 +1,136 @@
+"""Every API route x anonymous / parent A / parent B / teacher / other teacher / admin, with the
+expected status code for each. The route list is read from the app, so a new route without a
+row fails `test_every_route_has_a_row`. (The HTML pages have their own tests in tests/web.)"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from tests import factories as f
+from tests.support import payments as pay
+from tutorbook.accounts import service as accounts
+from tutorbook.accounts.models import Role
+from tutorbook.clock import utc_now
+
+ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
+ALL = dict.fromkeys(ROLES)
+
+
+def row(anonymous, parent_b, other_teacher, teacher, parent_a, admin):
+    return dict(zip(ROLES, (anonymous, parent_b, other_teacher, teacher, parent_a, admin), strict=True))
+
+
+def every(code):
+    return row(*[code] * 6)
+
+
+# (method, path) -> expected codes, and the body to send (a callable of the world, or None).
+MATRIX: dict[tuple[str, str], dict] = {
+    ("POST", "/api/Auth/register"): every(201),
+    ("POST", "/api/Auth/login"): every(200),
+    ("GET", "/api/Auth/me"): row(401, 200, 200, 200, 200, 200),
+    ("GET", "/api/Students"): row(401, 200, 403, 403, 200, 403),
+    ("POST", "/api/Students"): row(401, 201, 403, 403, 201, 403),
+    ("PUT", "/api/Students/{student_id}"): row(401, 403, 403, 403, 200, 403),
+    ("DELETE", "/api/Students/{student_id}"): row(401, 403, 403, 403, 409, 403),  # A's child has bookings
+    ("GET", "/api/Teachers"): every(200),
+    ("GET", "/api/Teachers/{teacher_id}"): every(200),
+    ("GET", "/api/Teachers/{teacher_id}/availability"): every(200),
+    ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
+    ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
+    ("POST", "/api/Sessions/confirm-payment/{stripe_session_id}"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/api/Sessions/cancel-payment/{stripe_session_id}"): row(401, 403, 403, 403, 400, 403),  # paid
+    ("GET", "/api/Sessions/my-bookings"): row(401, 200, 403, 403, 200, 403),
+    ("GET", "/api/Sessions/teacher-schedule"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Sessions/{booking_id}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Sessions/{booking_id}/history"): row(401, 403, 403, 200, 200, 200),
+    ("POST", "/api/Sessions/{booking_id}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
+    ("POST", "/api/Sessions/{booking_id}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
+    ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
+    ("GET", "/health"): every(200),
+    ("GET", "/health/ready"): every(200),
+    ("GET", "/metrics"): every(200),
+    ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),
+    ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
+}
+
+
+def api_routes(app) -> set[tuple[str, str]]:
+    """(method, path) of every JSON route the app serves (pages and docs excluded)."""
+    out = set()
+    for entry in app.routes:
+        contexts = entry.effective_route_contexts() if hasattr(entry, "effective_route_contexts") else [entry]
+        for ctx in contexts:
+            if not (isinstance(ctx, APIRoute) or hasattr(ctx, "original_route")):
+                continue  # docs, static files
+            if ctx.endpoint.__module__.startswith("tutorbook.web"):
+                continue
+            out |= {(m, ctx.path) for m in ctx.methods - {"HEAD"}}
+    return out
+
+
+def test_every_route_has_a_row(api):
+    missing = api_routes(api) - set(MATRIX)
+    assert not missing, f"routes without a row in the authorization matrix: {sorted(missing)}"
+
+
+def world(api):
+    c = httpx.Client(base_url=api.state.base_url, timeout=30)
+    teacher, other_teacher = f.teacher(c), f.teacher(c)
+    a, b = f.parent(c), f.parent(c)
+    booking = f.book(a, teacher, starts_at=f.slot(days=3)).json()["data"]
+    pay.pay(booking["checkoutUrl"])
+    a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
+    with api.state.db.session_scope() as s:
+        email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
+        accounts.create_user(s, hasher=api.state.hasher, settings=api.state.settings, email=email,
+                             password=f.PASSWORD, full_name="Admin", role=Role.ADMIN, now=utc_now())
+    admin = httpx.Client(base_url=api.state.base_url, timeout=30,
+                         headers={"Authorization": "Bearer " + f.login(c, email=email)})
+    clients = {"anonymous": c, "parent_a": a["client"], "parent_b": b["client"], "teacher": teacher["client"],
+               "other_teacher": other_teacher["client"], "admin": admin}
+    params = {"student_id": a["students"][0], "teacher_id": teacher["user"]["id"], "booking_id": booking["id"],
+              "stripe_session_id": booking["stripeSessionId"]}
+    return clients, params, {"a": a, "teacher": teacher}
+
+
+def body_for(method, path, w):
+    extra = w
+    if path == "/api/Auth/register":
+        return {"email": f"r{uuid.uuid4().hex[:8]}@example.com", "password": f.PASSWORD, "fullName": "R", "role": "Parent"}
+    if path == "/api/Auth/login":
+        return {"email": extra["a"]["email"], "password": f.PASSWORD}
+    if path.startswith("/api/Students"):
+        return {"fullName": "Child"}
+    if path == "/api/Teachers/me":
+        return {"subjects": ["Mathematics"], "hourlyRate": 6000, "currency": "usd", "timeZone": "UTC"}
+    if path == "/api/Teachers/me/availability":
+        return {"windows": f.ALL_WEEK}
+    if path == "/api/Sessions/book":
+        return {"teacherId": extra["teacher"]["user"]["id"], "studentId": extra["a"]["students"][0],
+                "subject": "Mathematics", "startsAt": f.slot(days=9), "durationMinutes": 60}
+    return None
+
+
+@pytest.mark.parametrize("method,path", sorted(MATRIX))
+def test_each_role_gets_the_expected_code(api, method, path):
+    if (method, path) not in api_routes(api):
+        pytest.fail(f"{method} {path} has a row but no route")
+    clients, params, w = world(api)
+    url = path.format(**params)
+    got = {}
+    for role in ROLES:
+        body = body_for(method, path, w)
+        r = clients[role].request(method, url, json=body) if body is not None else clients[role].request(method, url)
+        got[role] = r.status_code
+        if path != "/metrics":
+            assert r.json()["success"] is (r.status_code < 400)
+    assert got == MATRIX[(method, path)]

@@ -134,8 +134,23 @@ def api(live_app, db, sandbox):
     import httpx
 
     live_app.state.login_throttle.reset()
-    httpx.post(f"{sandbox.base_url}/_sandbox/config", json={
-        "webhook_url": live_app.state.base_url + "/api/StripeWebhook/webhook",
-        "deliver_webhooks": True, "latency_ms": 0, "fail_mode": None, "substitute_cancel_url": False,
-    }).raise_for_status()
+    httpx.post(
+        f"{sandbox.base_url}/_sandbox/config",
+        json={
+            "webhook_url": live_app.state.base_url + "/api/StripeWebhook/webhook",
+            "deliver_webhooks": True,
+            "latency_ms": 0,
+            "fail_mode": None,
+            "substitute_cancel_url": False,
+        },
+    ).raise_for_status()
     return live_app
+
+
+@pytest.fixture
+def c(api):
+    """An anonymous client of the live app."""
+    import httpx
+
+    with httpx.Client(base_url=api.state.base_url, timeout=60) as client:
+        yield client

@@ -23,11 +23,20 @@ def test_production_refuses_sqlite_and_generated_secrets_and_says_what_to_set(tm
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError) as exc:
         Settings(env="production").resolved()
-    for name in ("TUTORBOOK_DATABASE_URL", "TUTORBOOK_JWT_SECRET", "TUTORBOOK_STRIPE_SECRET_KEY",
-                 "TUTORBOOK_STRIPE_WEBHOOK_SECRET"):
+    for name in (
+        "TUTORBOOK_DATABASE_URL",
+        "TUTORBOOK_JWT_SECRET",
+        "TUTORBOOK_STRIPE_SECRET_KEY",
+        "TUTORBOOK_STRIPE_WEBHOOK_SECRET",
+    ):
         assert name in str(exc.value)
-    ok = Settings(env="production", database_url="postgresql+psycopg://db/x", jwt_secret="s" * 40,
-                  stripe_secret_key="sk_live_x", stripe_webhook_secret="whsec_x").resolved()
+    ok = Settings(
+        env="production",
+        database_url="postgresql+psycopg://db/x",
+        jwt_secret="s" * 40,
+        stripe_secret_key="sk_live_x",
+        stripe_webhook_secret="whsec_x",
+    ).resolved()
     assert ok.is_production and not ok.uses_sandbox
 
 
@@ -37,8 +46,16 @@ def test_cors_origins_accept_a_comma_separated_list(monkeypatch):
 
 
 def test_json_log_lines_carry_the_request_id_and_redact_secrets():
-    record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": "login password=hunter2 ok",
-                                    "token": "eyJabc", "cardNumber": "4242", "booking_id": "b1"})
+    record = logging.makeLogRecord(
+        {
+            "name": "t",
+            "levelname": "INFO",
+            "msg": "login password=hunter2 ok",
+            "token": "eyJabc",
+            "cardNumber": "4242",
+            "booking_id": "b1",
+        }
+    )
     token = request_id_var.set("req-123")
     try:
         RequestIdFilter().filter(record)
@@ -51,7 +68,9 @@ def test_json_log_lines_carry_the_request_id_and_redact_secrets():
 
 def test_redact_walks_nested_structures():
     assert redact({"user": {"password": "x", "name": "n"}, "items": [{"authorization": "Bearer t"}]}) == {
-        "user": {"password": "***", "name": "n"}, "items": [{"authorization": "***"}]}
+        "user": {"password": "***", "name": "n"},
+        "items": [{"authorization": "***"}],
+    }
 
 
 def test_the_api_never_logs_a_password(api, caplog):
@@ -59,7 +78,9 @@ def test_the_api_never_logs_a_password(api, caplog):
 
     caplog.set_level(logging.DEBUG)
     with httpx.Client(base_url=api.state.base_url) as c:
-        c.post("/api/Auth/register", json={"email": "log@example.com", "password": "very-secret-pw-123",
-                                           "fullName": "L", "role": "Parent"})
+        c.post(
+            "/api/Auth/register",
+            json={"email": "log@example.com", "password": "very-secret-pw-123", "fullName": "L", "role": "Parent"},
+        )
         c.post("/api/Auth/login", json={"email": "log@example.com", "password": "very-secret-pw-123"})
     assert caplog.records and "very-secret-pw-123" not in caplog.text

@@ -1,24 +1,20 @@
 """Every response, errors included, is {success, message, data}."""
 
-import httpx
 import pytest
 
 
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
-
-
-@pytest.mark.parametrize("method,path,kwargs,status", [
-    ("GET", "/api/Auth/me", {}, 401),
-    ("GET", "/api/Nope", {}, 404),
-    ("DELETE", "/api/Auth/login", {}, 405),
-    ("POST", "/api/Auth/login", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
-    ("POST", "/api/Auth/login", {"json": {"email": 5}}, 422),
-    ("GET", "/api/Teachers/not-a-uuid", {}, 422),
-    ("GET", "/api/Teachers/00000000-0000-0000-0000-000000000000", {}, 404),
-])
+@pytest.mark.parametrize(
+    "method,path,kwargs,status",
+    [
+        ("GET", "/api/Auth/me", {}, 401),
+        ("GET", "/api/Nope", {}, 404),
+        ("DELETE", "/api/Auth/login", {}, 405),
+        ("POST", "/api/Auth/login", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+        ("POST", "/api/Auth/login", {"json": {"email": 5}}, 422),
+        ("GET", "/api/Teachers/not-a-uuid", {}, 422),
+        ("GET", "/api/Teachers/00000000-0000-0000-0000-000000000000", {}, 404),
+    ],
+)
 def test_errors_come_in_the_envelope(c, method, path, kwargs, status):
     r = c.request(method, path, **kwargs)
     assert r.status_code == status

@@ -25,17 +25,37 @@ def test_migrations_run_up_and_down_on_an_empty_database(kind, tmp_path):
 def _insert_booking(conn, status):
     now = utc_now()
     uid, sid = uuid.uuid4(), uuid.uuid4()
-    conn.execute(sa.text("INSERT INTO users (id,email,password_hash,full_name,role,time_zone,created_at) "
-                         "VALUES (:id,:e,'x','X','Parent','UTC',:now)"), {"id": uid.hex if conn.dialect.name == "sqlite" else uid, "e": f"{uid}@x.test", "now": now})
-    conn.execute(sa.text("INSERT INTO students (id,parent_id,full_name,created_at) VALUES (:id,:p,'K',:now)"),
-                 {"id": sid.hex if conn.dialect.name == "sqlite" else sid, "p": uid.hex if conn.dialect.name == "sqlite" else uid, "now": now})
+    conn.execute(
+        sa.text(
+            "INSERT INTO users (id,email,password_hash,full_name,role,time_zone,created_at) "
+            "VALUES (:id,:e,'x','X','Parent','UTC',:now)"
+        ),
+        {"id": uid.hex if conn.dialect.name == "sqlite" else uid, "e": f"{uid}@x.test", "now": now},
+    )
+    conn.execute(
+        sa.text("INSERT INTO students (id,parent_id,full_name,created_at) VALUES (:id,:p,'K',:now)"),
+        {
+            "id": sid.hex if conn.dialect.name == "sqlite" else sid,
+            "p": uid.hex if conn.dialect.name == "sqlite" else uid,
+            "now": now,
+        },
+    )
     pid = uid.hex if conn.dialect.name == "sqlite" else uid
-    conn.execute(sa.text(
-        "INSERT INTO private_sessions (id,parent_id,student_id,teacher_id,subject,starts_at,ends_at,price_amount,"
-        "currency,status,refunded_amount,meeting_attempts,created_at,updated_at) VALUES "
-        "(:id,:p,:s,:p,'Maths',:a,:b,100,'usd',:status,0,0,:a,:a)"),
-        {"id": uuid.uuid4().hex if conn.dialect.name == "sqlite" else uuid.uuid4(), "p": pid,
-         "s": sid.hex if conn.dialect.name == "sqlite" else sid, "a": now, "b": now.replace(year=now.year + 1), "status": status})
+    conn.execute(
+        sa.text(
+            "INSERT INTO private_sessions (id,parent_id,student_id,teacher_id,subject,starts_at,ends_at,price_amount,"
+            "currency,status,refunded_amount,meeting_attempts,created_at,updated_at) VALUES "
+            "(:id,:p,:s,:p,'Maths',:a,:b,100,'usd',:status,0,0,:a,:a)"
+        ),
+        {
+            "id": uuid.uuid4().hex if conn.dialect.name == "sqlite" else uuid.uuid4(),
+            "p": pid,
+            "s": sid.hex if conn.dialect.name == "sqlite" else sid,
+            "a": now,
+            "b": now.replace(year=now.year + 1),
+            "status": status,
+        },
+    )
 
 
 @pytest.mark.parametrize("status", [-1, 4, 99])

@@ -111,9 +111,15 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         try:
             response = await call_next(request)
             response.headers["X-Request-ID"] = rid
-            log.info("request", extra={"method": request.method, "path": request.url.path,
-                                        "status": response.status_code,
-                                        "ms": round((time.perf_counter() - started) * 1000, 1)})
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
             return response
         finally:
             request_id_var.reset(token)

@@ -144,8 +144,14 @@ def create_admin(
     try:
         with db.session_scope() as session:
             accounts.create_user(
-                session, hasher=password_hasher(settings), settings=settings, email=email,
-                password=password, full_name=full_name, role=Role.ADMIN, now=utc_now(),
+                session,
+                hasher=password_hasher(settings),
+                settings=settings,
+                email=email,
+                password=password,
+                full_name=full_name,
+                role=Role.ADMIN,
+                now=utc_now(),
             )
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -214,9 +220,7 @@ def _run_job(name: str, *, dry_run: bool, **options):
 
     svc = _services(_settings())
     try:
-        return jobs.run(
-            name, svc, now=utc_now(), dry_run=dry_run, progress=_progress(name), **options
-        )
+        return jobs.run(name, svc, now=utc_now(), dry_run=dry_run, progress=_progress(name), **options)
     except GatewayError as exc:
         typer.echo(f"error: Stripe could not be reached: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -230,8 +234,7 @@ def jobs_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing"),
     since_hours: float = typer.Option(
         None,
-        help="reconcile only: look this far back instead of "
-        "TUTORBOOK_RECONCILE_LOOKBACK_HOURS (e.g. after a restore)",
+        help="reconcile only: look this far back instead of TUTORBOOK_RECONCILE_LOOKBACK_HOURS (e.g. after a restore)",
     ),
     as_json: bool = JsonOption,
 ):
@@ -260,8 +263,7 @@ def jobs_list():
 
     settings = _settings()
     rows = [
-        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.INTERVAL_SETTINGS[n].upper()]
-        for n in jobs.JOBS
+        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.INTERVAL_SETTINGS[n].upper()] for n in jobs.JOBS
     ]
     typer.echo(_table(["job", "every", "setting"], rows))
 
@@ -324,9 +326,7 @@ def _finish_report(count: int) -> None:
 
 @report_app.command("orphaned")
 def report_orphaned(
-    older_than_minutes: int = typer.Option(
-        None, help="Default: TUTORBOOK_ORPHAN_THRESHOLD_MINUTES (60)"
-    ),
+    older_than_minutes: int = typer.Option(None, help="Default: TUTORBOOK_ORPHAN_THRESHOLD_MINUTES (60)"),
     as_json: bool = JsonOption,
 ):
     """Pending, unpaid bookings older than the threshold (the seed's first query)."""
@@ -380,8 +380,9 @@ def report_invalid_statuses(as_json: bool = JsonOption):
 
 @report_app.command("reconcile")
 def report_reconcile(
-    since_hours: float = typer.Option(None, help="Checkouts created this many hours back (default: "
-                                                 "TUTORBOOK_RECONCILE_LOOKBACK_HOURS, 48)"),
+    since_hours: float = typer.Option(
+        None, help="Checkouts created this many hours back (default: TUTORBOOK_RECONCILE_LOOKBACK_HOURS, 48)"
+    ),
     as_json: bool = JsonOption,
 ):
     """Mismatches between Stripe and the database, changing nothing (`jobs run reconcile` fixes)."""

@@ -149,8 +149,7 @@ class Settings(BaseSettings):
             missing.append("TUTORBOOK_STRIPE_WEBHOOK_SECRET")
         if missing:
             raise ConfigurationError(
-                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox and SQLite; set: "
-                + ", ".join(missing)
+                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox and SQLite; set: " + ", ".join(missing)
             )
 
     def _kept_secret(self, name: str, make) -> str:

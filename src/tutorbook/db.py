@@ -83,9 +83,7 @@ class Database:
 def _make_engine(url: str, *, pool_size: int, echo: bool) -> sa.Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
-    )
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:

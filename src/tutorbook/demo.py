@@ -14,12 +14,33 @@ from tutorbook.teachers.slots import Window
 DEMO_PASSWORD = "tutorbook-demo"
 
 TEACHERS = [
-    ("ada@demo.example.com", "Ada Lovelace", ["Mathematics", "Computer Science"], 4500, "usd", "America/New_York",
-     "Patient maths tutor; algebra to calculus."),
-    ("marie@demo.example.com", "Marie Curie", ["Chemistry", "Physics"], 5000, "eur", "Europe/Berlin",
-     "Lab-minded science lessons for secondary school."),
-    ("sei@demo.example.com", "Sei Shonagon", ["Japanese", "Creative Writing"], 3800, "gbp", "Asia/Tokyo",
-     "Japanese for beginners and writing workshops."),
+    (
+        "ada@demo.example.com",
+        "Ada Lovelace",
+        ["Mathematics", "Computer Science"],
+        4500,
+        "usd",
+        "America/New_York",
+        "Patient maths tutor; algebra to calculus.",
+    ),
+    (
+        "marie@demo.example.com",
+        "Marie Curie",
+        ["Chemistry", "Physics"],
+        5000,
+        "eur",
+        "Europe/Berlin",
+        "Lab-minded science lessons for secondary school.",
+    ),
+    (
+        "sei@demo.example.com",
+        "Sei Shonagon",
+        ["Japanese", "Creative Writing"],
+        3800,
+        "gbp",
+        "Asia/Tokyo",
+        "Japanese for beginners and writing workshops.",
+    ),
 ]
 PARENT = ("parent@demo.example.com", "Pat Parent", "Europe/London")
 CHILDREN = ["Robin Parent", "Sam Parent"]
@@ -36,18 +57,33 @@ def load(session: Session, *, hasher, settings) -> list[tuple[str, str, str]]:
     now = utc_now()
     for email, name, subjects, rate, currency, zone, bio in TEACHERS:
         user = _user(session, email) or accounts.create_user(
-            session, hasher=hasher, settings=settings, email=email, password=DEMO_PASSWORD,
-            full_name=name, role=Role.TEACHER, time_zone=zone, now=now,
+            session,
+            hasher=hasher,
+            settings=settings,
+            email=email,
+            password=DEMO_PASSWORD,
+            full_name=name,
+            role=Role.TEACHER,
+            time_zone=zone,
+            now=now,
         )
         teachers.update_profile(
-            session, teacher_id=user.id,
+            session,
+            teacher_id=user.id,
             fields={"subjects": subjects, "hourly_rate": rate, "currency": currency, "time_zone": zone, "bio": bio},
         )
         teachers.set_windows(session, teacher_id=user.id, new=WINDOWS)
     email, name, zone = PARENT
     parent = _user(session, email) or accounts.create_user(
-        session, hasher=hasher, settings=settings, email=email, password=DEMO_PASSWORD,
-        full_name=name, role=Role.PARENT, time_zone=zone, now=now,
+        session,
+        hasher=hasher,
+        settings=settings,
+        email=email,
+        password=DEMO_PASSWORD,
+        full_name=name,
+        role=Role.PARENT,
+        time_zone=zone,
+        now=now,
     )
     have = set(session.scalars(sa.select(Student.full_name).where(Student.parent_id == parent.id)))
     for child in CHILDREN:

@@ -19,7 +19,11 @@ def health():
     return ok("alive")
 
 
-@router.get("/health/ready", response_model=Envelope[str], responses={503: {"model": ErrorEnvelope, "description": "Database unavailable"}})
+@router.get(
+    "/health/ready",
+    response_model=Envelope[str],
+    responses={503: {"model": ErrorEnvelope, "description": "Database unavailable"}},
+)
 async def ready(request: Request):
     """Readiness: the database answers."""
     db = request.app.state.db

@@ -41,8 +41,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "request_id", 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "request_id": getattr(record, "request_id", "-"),
@@ -58,7 +57,9 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
-        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} [{getattr(record, 'request_id', '-')}] {record.name}: {redact(record.getMessage())}"
+        rid = getattr(record, "request_id", "-")
+        when = self.formatTime(record, "%H:%M:%S")
+        base = f"{when} {record.levelname:<7} [{rid}] {record.name}: {redact(record.getMessage())}"
         if extra:
             base += " " + " ".join(f"{k}={v}" for k, v in redact(extra).items())
         if record.exc_info:

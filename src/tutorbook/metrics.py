@@ -41,7 +41,9 @@ class Metrics:
     def render(self, session) -> str:
         """The exposition text, with bookings by status counted now."""
         lines = ["# HELP tutorbook_bookings Bookings by status", "# TYPE tutorbook_bookings gauge"]
-        counts = dict(session.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all())
+        counts = dict(
+            session.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all()
+        )
         for value, name in STATUS_NAMES.items():
             lines.append(f'tutorbook_bookings{{status="{name}"}} {counts.get(value, 0)}')
         with self._lock:

@@ -34,7 +34,8 @@ def build_services(settings: Settings, db: Database) -> Services:
     from tutorbook import meetings
 
     primary = meetings.provider_from_config(
-        provider=settings.meeting_provider, jitsi_base_url=settings.jitsi_base_url,
+        provider=settings.meeting_provider,
+        jitsi_base_url=settings.jitsi_base_url,
         google=settings.google_config() if settings.meeting_provider == "google" else None,
     )
     fallback = meetings.provider_from_config(provider="jitsi", jitsi_base_url=settings.jitsi_base_url)

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import httpx
 import jwt
 import pytest
 
@@ -11,15 +10,11 @@ from tutorbook.accounts.security import issue_token
 from tutorbook.clock import utc_now
 
 
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
-
-
 def test_register_and_login_return_the_user_and_a_token(c):
-    r = c.post("/api/Auth/register", json={"email": "Ann@Example.com", "password": f.PASSWORD,
-                                           "fullName": "Ann", "role": "Parent"})
+    r = c.post(
+        "/api/Auth/register",
+        json={"email": "Ann@Example.com", "password": f.PASSWORD, "fullName": "Ann", "role": "Parent"},
+    )
     assert r.status_code == 201
     body = r.json()
     assert body["success"] is True and body["data"]["email"] == "ann@example.com"
@@ -34,22 +29,27 @@ def test_register_and_login_return_the_user_and_a_token(c):
 
 def test_an_email_is_taken_whatever_its_case(c):
     f.register(c, email="dup@example.com")
-    r = c.post("/api/Auth/register", json={"email": "DUP@example.com", "password": f.PASSWORD,
-                                           "fullName": "X", "role": "Teacher"})
+    r = c.post(
+        "/api/Auth/register",
+        json={"email": "DUP@example.com", "password": f.PASSWORD, "fullName": "X", "role": "Teacher"},
+    )
     assert r.status_code == 409 and r.json()["success"] is False
 
 
 def test_admins_cannot_register_through_the_api(c):
-    r = c.post("/api/Auth/register", json={"email": "a@example.com", "password": f.PASSWORD,
-                                           "fullName": "X", "role": "Admin"})
+    r = c.post(
+        "/api/Auth/register", json={"email": "a@example.com", "password": f.PASSWORD, "fullName": "X", "role": "Admin"}
+    )
     assert r.status_code == 422
     assert r.json()["data"][0]["field"] == "role"
 
 
 @pytest.mark.parametrize("password,ok", [("shrt-pw", False), ("x" * 8, True), ("p" * 64, True), ("p" * 257, False)])
 def test_password_length_rules(c, password, ok):
-    r = c.post("/api/Auth/register", json={"email": f"pw{len(password)}@example.com", "password": password,
-                                           "fullName": "X", "role": "Parent"})
+    r = c.post(
+        "/api/Auth/register",
+        json={"email": f"pw{len(password)}@example.com", "password": password, "fullName": "X", "role": "Parent"},
+    )
     assert (r.status_code == 201) == ok, r.text
     if not ok:
         assert r.status_code == 422 and password not in r.text
@@ -65,8 +65,10 @@ def test_a_wrong_password_is_401_with_the_same_message_as_an_unknown_email(c):
 
 def test_repeated_failed_logins_are_slowed_down_with_retry_after(c):
     f.register(c, email="target@example.com")
-    codes = [c.post("/api/Auth/login", json={"email": "target@example.com", "password": "wrong-guess"}).status_code
-             for _ in range(6)]
+    codes = [
+        c.post("/api/Auth/login", json={"email": "target@example.com", "password": "wrong-guess"}).status_code
+        for _ in range(6)
+    ]
     assert codes[:5] == [401] * 5 and codes[5] == 429
     r = c.post("/api/Auth/login", json={"email": "target@example.com", "password": f.PASSWORD})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
@@ -76,9 +78,17 @@ def test_repeated_failed_logins_are_slowed_down_with_retry_after(c):
 def test_expired_tampered_and_missing_tokens_are_401(api, c):
     p = f.register(c)
     settings = api.state.settings
-    expired = issue_token(settings=settings.model_copy(update={"jwt_ttl_minutes": -1}),
-                          user_id=p["user"]["id"], role="Parent", now=utc_now() - timedelta(minutes=5))
-    forged = jwt.encode({"sub": p["user"]["id"], "role": "Admin", "exp": 9999999999}, "not-the-secret-but-long-enough-for-hs256", algorithm="HS256")
+    expired = issue_token(
+        settings=settings.model_copy(update={"jwt_ttl_minutes": -1}),
+        user_id=p["user"]["id"],
+        role="Parent",
+        now=utc_now() - timedelta(minutes=5),
+    )
+    forged = jwt.encode(
+        {"sub": p["user"]["id"], "role": "Admin", "exp": 9999999999},
+        "not-the-secret-but-long-enough-for-hs256",
+        algorithm="HS256",
+    )
     tampered = p["token"][:-4] + ("AAAA" if not p["token"].endswith("AAAA") else "BBBB")
     for token in (expired, forged, tampered, "garbage"):
         r = c.get("/api/Auth/me", headers={"Authorization": f"Bearer {token}"})

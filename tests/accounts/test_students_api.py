@@ -2,16 +2,9 @@
 
 import uuid
 
-import httpx
 import pytest
 
 from tests import factories as f
-
-
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
 
 
 def test_a_parent_adds_lists_changes_and_removes_their_children(c):

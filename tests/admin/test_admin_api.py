@@ -46,18 +46,12 @@ def test_orphaned_sessions_are_pending_unpaid_and_older_than_the_threshold(api, 
     old, fresh = booked(c, days=2)["b"], booked(c, days=3)["b"]
     set_columns(api, old["id"], created_at=utc_now() - timedelta(minutes=90))
     body = admin.get("/api/Admin/reports/orphaned-sessions").json()
-    assert (
-        body["success"] is True
-        and body["data"]["thresholdMinutes"] == 60
-        and body["data"]["count"] == 1
-    )
+    assert body["success"] is True and body["data"]["thresholdMinutes"] == 60 and body["data"]["count"] == 1
     [item] = body["data"]["items"]
     assert item["id"] == old["id"] and item["status"] == 0 and item["statusName"] == "Pending"
     assert item["stripeSessionId"] == old["stripeSessionId"] and item["paidAt"] is None
     assert item["createdAt"].endswith("Z")
-    wider = admin.get(
-        "/api/Admin/reports/orphaned-sessions", params={"olderThanMinutes": 120}
-    ).json()["data"]
+    wider = admin.get("/api/Admin/reports/orphaned-sessions", params={"olderThanMinutes": 120}).json()["data"]
     assert wider["count"] == 0
     assert fresh["id"] not in str(body)
 
@@ -132,9 +126,7 @@ def test_reconcile_reports_then_repairs_a_lost_payment(api, c, sandbox, admin):
     webhooks_off(sandbox)
     b = paid_at_stripe(c)["b"]
     dry = admin.post("/api/Admin/reconcile", params={"dryRun": "true", "since": since}).json()
-    assert (
-        dry["data"]["mismatches"] == 1 and dry["data"]["items"][0]["kind"] == "paid_not_confirmed"
-    )
+    assert dry["data"]["mismatches"] == 1 and dry["data"]["items"][0]["kind"] == "paid_not_confirmed"
     assert row(api, b["id"]).status == 0
     body = admin.post("/api/Admin/reconcile", params={"since": since}).json()
     assert body["message"] == "1 mismatches, 0 unsettled"
@@ -150,10 +142,7 @@ def test_reconcile_reports_then_repairs_a_lost_payment(api, c, sandbox, admin):
     assert row(api, b["id"]).status == 1
     again = admin.post("/api/Admin/reconcile", params={"dryRun": "true", "since": since}).json()
     assert again["data"]["mismatches"] == 0 and again["message"] == "0 mismatches, 0 unsettled"
-    assert (
-        api.state.metrics.value("tutorbook_jobs_items_total", job="reconcile", outcome="confirmed")
-        >= 1
-    )
+    assert api.state.metrics.value("tutorbook_jobs_items_total", job="reconcile", outcome="confirmed") >= 1
 
 
 def test_reconcile_with_stripe_down_is_a_502_in_the_envelope(api, sandbox, admin):

@@ -72,9 +72,7 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is needed for the browser tests at {CHROMIUM} (scripts/ensure-chromium)"
-        )
+        pytest.fail(f"Chromium is needed for the browser tests at {CHROMIUM} (scripts/ensure-chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser

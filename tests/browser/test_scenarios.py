@@ -41,17 +41,13 @@ def booking_id(checkout_url: str, sandbox) -> str:
 
 
 @pytest.mark.parametrize("substitute", [False, True], ids=["template-left", "template-filled"])
-def test_a_back_on_checkout_lands_on_the_cancel_page_and_no_booking_is_kept(
-    api, sandbox, teacher, parent, substitute
-):
+def test_a_back_on_checkout_lands_on_the_cancel_page_and_no_booking_is_kept(api, sandbox, teacher, parent, substitute):
     pay.sandbox_config(sandbox, substitute_cancel_url=substitute)
     checkout = parent.book(teacher["name"])
     parent.page.get_by_role("link", name="Back").click()
     page = parent.check()
     expect(page.get_by_role("heading", name="Your booking was not made")).to_be_visible()
-    assert (
-        "%7BCHECKOUT_SESSION_ID%7D" in page.url or "{CHECKOUT_SESSION_ID}" in page.url
-    ) is not substitute
+    assert ("%7BCHECKOUT_SESSION_ID%7D" in page.url or "{CHECKOUT_SESSION_ID}" in page.url) is not substitute
     assert pay.booking_row(api.state.db, booking_id(checkout, sandbox)).status == 3
     page.reload()
     expect(parent.check().get_by_role("heading", name="Your booking was not made")).to_be_visible()
@@ -65,9 +61,7 @@ def test_b_paying_shows_the_success_page_then_confirmed_with_a_meeting_link(api,
     parent.pay()
     page = parent.page
     expect(page).to_have_url(re.compile(r"/payment/success\?session_id=cs_test_"))
-    expect(
-        page.get_by_role("heading", name="Payment received – your session is booked")
-    ).to_be_visible()
+    expect(page.get_by_role("heading", name="Payment received – your session is booked")).to_be_visible()
     parent.check()
     page.get_by_role("link", name="Go to My Bookings").click()
     card = parent.check().locator(".booking")
@@ -117,9 +111,7 @@ def test_d_the_teacher_marks_the_session_completed_and_the_parent_sees_it(
     expect(page.locator(".booking .badge")).to_have_text("Completed")
 
 
-def test_e_no_page_shows_unknown_and_all_work_at_phone_width_by_keyboard(
-    api, sandbox, teacher, new_context
-):
+def test_e_no_page_shows_unknown_and_all_work_at_phone_width_by_keyboard(api, sandbox, teacher, new_context):
     phone = Site(new_context(timezone_id="Asia/Tokyo", width=375, height=740), api.state.base_url)
     phone.register_parent(name="Kei Parent")
     phone.add_child("Robin")

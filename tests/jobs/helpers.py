@@ -25,9 +25,7 @@ def later(*, minutes: float = 32) -> datetime:
 
 def run(api, name: str, *, now: datetime | None = None, **kwargs) -> jobs.JobResult:
     """Run job `name` as the scheduler would, counted in the app's metrics."""
-    return jobs.run(
-        name, api.state.services, now=now or utc_now(), metrics=api.state.metrics, **kwargs
-    )
+    return jobs.run(name, api.state.services, now=now or utc_now(), metrics=api.state.metrics, **kwargs)
 
 
 def webhooks_off(sandbox) -> None:
@@ -74,11 +72,7 @@ def row(api, booking_id) -> PrivateSession | None:
 def set_columns(api, booking_id, **values) -> None:
     """Rewrite columns directly (to age a booking or break it on purpose)."""
     with api.state.db.session_scope() as s:
-        s.execute(
-            sa.update(PrivateSession)
-            .where(PrivateSession.id == uuid.UUID(str(booking_id)))
-            .values(**values)
-        )
+        s.execute(sa.update(PrivateSession).where(PrivateSession.id == uuid.UUID(str(booking_id))).values(**values))
 
 
 def admin_client(api, c: httpx.Client) -> httpx.Client:

@@ -52,21 +52,12 @@ def test_jobs_run_dry_run_says_what_would_change_and_changes_nothing(api, c, san
     assert code == 0
     data = json.loads(out)
     assert data["dryRun"] is True and data["counts"] == {"would_cancel": 1}
-    assert (
-        data["items"][0]["bookingId"] == b["id"]
-        and data["items"][0]["checkoutId"] == b["stripeSessionId"]
-    )
-    assert (
-        row(api, b["id"]).status == 0
-        and pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "open"
-    )
+    assert data["items"][0]["bookingId"] == b["id"] and data["items"][0]["checkoutId"] == b["stripeSessionId"]
+    assert row(api, b["id"]).status == 0 and pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "open"
 
     code, out = tutorbook("jobs", "run", "expire")
     assert code == 0 and "checkout_expired" in out and b["id"] in out
-    assert (
-        row(api, b["id"]).status == 3
-        and pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "expired"
-    )
+    assert row(api, b["id"]).status == 3 and pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "expired"
 
 
 def test_jobs_run_refuses_an_unknown_job_and_jobs_list_shows_the_intervals(tutorbook):
@@ -82,16 +73,10 @@ def test_report_orphaned_lists_old_unpaid_pending_bookings(api, c, tutorbook):
     code, out = tutorbook("report", "orphaned", "--json")
     data = json.loads(out)
     assert code == 1 and data["count"] == 1 and data["thresholdMinutes"] == 60
-    assert [i["id"] for i in data["items"]] == [old["id"]] and data["items"][0][
-        "statusName"
-    ] == "Pending"
+    assert [i["id"] for i in data["items"]] == [old["id"]] and data["items"][0]["statusName"] == "Pending"
     code, out = tutorbook("report", "orphaned")
-    assert (
-        code == 1 and old["id"] in out and fresh["id"] not in out and "1 orphaned sessions" in out
-    )
-    set_columns(
-        api, old["id"], checkout_expires_at=utc_now() - timedelta(minutes=30)
-    )  # consistent with its age
+    assert code == 1 and old["id"] in out and fresh["id"] not in out and "1 orphaned sessions" in out
+    set_columns(api, old["id"], checkout_expires_at=utc_now() - timedelta(minutes=30))  # consistent with its age
     assert tutorbook("jobs", "run", "expire")[0] == 0
     assert tutorbook("report", "orphaned", "--json")[0] == 0
 
@@ -99,9 +84,7 @@ def test_report_orphaned_lists_old_unpaid_pending_bookings(api, c, tutorbook):
 def test_report_invalid_statuses_is_empty_and_exits_0(api, tutorbook):
     code, out = tutorbook("report", "invalid-statuses", "--json")
     assert (code, json.loads(out)) == (0, {"count": 0, "items": []})
-    assert (
-        tutorbook("report", "invalid-statuses")[1].strip() == "0 bookings with a status outside 0-3"
-    )
+    assert tutorbook("report", "invalid-statuses")[1].strip() == "0 bookings with a status outside 0-3"
 
 
 def test_report_reconcile_shows_a_lost_payment_then_0_after_the_job(api, c, sandbox, tutorbook):
@@ -110,9 +93,7 @@ def test_report_reconcile_shows_a_lost_payment_then_0_after_the_job(api, c, sand
     # The window is the sandbox's whole session here, so only this booking's line is checked.
     code, out = tutorbook("report", "reconcile", "--json", "--since-hours", "0.02")
     mine = [i for i in json.loads(out)["items"] if i["bookingId"] == b["id"]]
-    assert code == 1 and [(i["kind"], i["outcome"]) for i in mine] == [
-        ("paid_not_confirmed", "paid_not_confirmed")
-    ]
+    assert code == 1 and [(i["kind"], i["outcome"]) for i in mine] == [("paid_not_confirmed", "paid_not_confirmed")]
     assert row(api, b["id"]).status == 0
     code, out = tutorbook("jobs", "run", "reconcile", "--json", "--since-hours", "0.02")
     assert code == 0 and row(api, b["id"]).status == 1

@@ -83,10 +83,7 @@ def test_purge_deletes_old_never_paid_cancellations_with_their_history(api, c):
 def test_purge_keeps_paid_history_however_old(api, c, sandbox):
     since = sandbox_since(sandbox)
     paid = confirmed(c, days=3)  # paid, then cancelled with a refund
-    assert (
-        paid["p"]["client"].post(f"/api/Sessions/{paid['b']['id']}/cancel").json()["data"]["status"]
-        == 3
-    )
+    assert paid["p"]["client"].post(f"/api/Sessions/{paid['b']['id']}/cancel").json()["data"]["status"] == 3
     webhooks_off(sandbox)
     late = booked(c, days=4)  # never paid for the booking, but a late payment came and was refunded
     cancel_unpaid(api, late["b"]["id"], days_ago=0)
@@ -120,9 +117,7 @@ def test_a_confirmed_booking_without_a_link_gets_one_from_the_job(api, c):
         meeting_error="retrying:timeout",
         meeting_next_attempt_at=utc_now() + timedelta(minutes=5),
     )
-    assert (
-        run(api, "meeting-links", now=utc_now()).items == []
-    )  # backing off until the next attempt
+    assert run(api, "meeting-links", now=utc_now()).items == []  # backing off until the next attempt
     result = run(api, "meeting-links", now=utc_now() + timedelta(minutes=6))
     assert [i.outcome for i in result.items] == ["created"]
     booking = row(api, b["id"])

@@ -9,9 +9,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.clock import utc_now
 
 
-def test_a_stale_pending_booking_is_cancelled_and_its_checkout_expired_at_the_sandbox(
-    api, c, sandbox
-):
+def test_a_stale_pending_booking_is_cancelled_and_its_checkout_expired_at_the_sandbox(api, c, sandbox):
     webhooks_off(sandbox)
     b = booked(c)["b"]
     result = run(api, "expire", now=later())
@@ -20,23 +18,17 @@ def test_a_stale_pending_booking_is_cancelled_and_its_checkout_expired_at_the_sa
     booking = row(api, b["id"])
     assert (booking.status, booking.cancellation_reason) == (3, "checkout_expired")
     assert pay.history(api.state.db, b["id"]) == [(None, 0, "booked"), (0, 3, "checkout_expired")]
-    assert (
-        pay.pay(b["checkoutUrl"]).status_code != 303
-    )  # the abandoned page can no longer take money
+    assert pay.pay(b["checkoutUrl"]).status_code != 303  # the abandoned page can no longer take money
 
 
 def test_the_cancellation_is_recorded_with_the_job_as_actor_and_counted(api, c, sandbox):
     webhooks_off(sandbox)
     b = booked(c)["b"]
-    before = api.state.metrics.value(
-        "tutorbook_jobs_items_total", job="expire", outcome="checkout_expired"
-    )
+    before = api.state.metrics.value("tutorbook_jobs_items_total", job="expire", outcome="checkout_expired")
     run(api, "expire", now=later())
     with api.state.db.session_scope() as s:
         assert repo.history(s, row(api, b["id"]).id)[-1].actor == "job:expire"
-    after = api.state.metrics.value(
-        "tutorbook_jobs_items_total", job="expire", outcome="checkout_expired"
-    )
+    after = api.state.metrics.value("tutorbook_jobs_items_total", job="expire", outcome="checkout_expired")
     assert after == before + 1
     assert api.state.metrics.value("tutorbook_jobs_runs_total", job="expire", result="ok") >= 1
 
@@ -73,15 +65,11 @@ def test_a_stale_booking_whose_checkout_was_paid_is_confirmed_not_cancelled(api,
 
 def test_a_booking_that_never_got_a_checkout_is_cancelled_as_checkout_failed(api, c, sandbox):
     b = booked(c)["b"]
-    set_columns(
-        api, b["id"], stripe_session_id=None, checkout_url=None
-    )  # as if we crashed before Stripe
+    set_columns(api, b["id"], stripe_session_id=None, checkout_url=None)  # as if we crashed before Stripe
     result = run(api, "expire", now=later())
     assert [i.outcome for i in result.items] == ["checkout_failed"]
     assert row(api, b["id"]).cancellation_reason == "checkout_failed"
-    assert (
-        pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "open"
-    )  # not ours to touch
+    assert pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "open"  # not ours to touch
 
 
 def test_with_stripe_down_the_booking_stays_pending_and_the_next_run_settles_it(api, c, sandbox):

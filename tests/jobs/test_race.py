@@ -71,9 +71,7 @@ def postgresql_only(database_url):
 def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgresql_only, api, c):
     database_url = postgresql_only
     insert_stale_bookings(api.state.db, parent=f.parent(c), teacher=f.teacher(c))
-    workers = [
-        build_services(api.state.settings, Database(database_url, pool_size=2)) for _ in range(2)
-    ]
+    workers = [build_services(api.state.settings, Database(database_url, pool_size=2)) for _ in range(2)]
     start, results, errors = threading.Barrier(2), [None, None], []
 
     def work(i):
@@ -93,9 +91,7 @@ def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgr
     assert errors == []
 
     with api.state.db.session_scope() as s:
-        statuses = s.execute(
-            sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)
-        ).all()
+        statuses = s.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all()
         per_booking = s.execute(
             sa.select(StatusHistory.session_id, sa.func.count())
             .where(StatusHistory.to_status == 3)
@@ -103,10 +99,6 @@ def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgr
         ).all()
     assert statuses == [(3, ROWS)]
     assert len(per_booking) == ROWS and {n for _, n in per_booking} == {1}
-    done = [
-        i for r in results for i in r.items if i.outcome in ("checkout_failed", "checkout_expired")
-    ]
+    done = [i for r in results for i in r.items if i.outcome in ("checkout_failed", "checkout_expired")]
     assert len(done) == ROWS  # the winners' items add up; everything else was "skipped"
-    assert all(len([i for i in r.items if i.outcome != "skipped"]) > 0 for r in results), (
-        "both took a share"
-    )
+    assert all(len([i for i in r.items if i.outcome != "skipped"]) > 0 for r in results), "both took a share"

@@ -48,17 +48,9 @@ def test_a_paid_booking_whose_webhook_was_lost_is_confirmed_by_reconcile(api, c,
     assert row(api, b["id"]).status == 0
     assert findings(report(api, since)) == [(b["id"], "paid_not_confirmed", "paid_not_confirmed")]
     result = run(api, "reconcile", since=since)
-    assert (
-        findings(result) == [(b["id"], "paid_not_confirmed", "confirmed")]
-        and result.unsettled == []
-    )
+    assert findings(result) == [(b["id"], "paid_not_confirmed", "confirmed")] and result.unsettled == []
     booking = row(api, b["id"])
-    assert (
-        booking.status == 1
-        and booking.paid_at
-        and booking.stripe_payment_intent_id
-        and booking.meeting_url
-    )
+    assert booking.status == 1 and booking.paid_at and booking.stripe_payment_intent_id and booking.meeting_url
     assert pay.history(api.state.db, b["id"])[-1] == (0, 1, "paid")
     assert report(api, since).mismatches == []  # 0 is the healthy answer
 
@@ -98,9 +90,7 @@ def test_a_pending_booking_whose_checkout_expired_at_stripe_is_cancelled(api, c,
         f"{sandbox.base_url}/v1/checkout/sessions/{b['stripeSessionId']}/expire",
         headers={"Authorization": "Bearer sk_test_sandbox"},
     ).raise_for_status()
-    assert findings(run(api, "reconcile", since=since)) == [
-        (b["id"], "pending_but_expired", "checkout_expired")
-    ]
+    assert findings(run(api, "reconcile", since=since)) == [(b["id"], "pending_but_expired", "checkout_expired")]
     assert row(api, b["id"]).cancellation_reason == "checkout_expired"
 
 
@@ -130,9 +120,7 @@ def test_a_refund_stuck_while_stripe_was_down_is_sent_by_reconcile(api, c, sandb
     assert r.status_code == 200 and r.json()["data"]["refundedAmount"] == 0
     [refund] = pay.refunds(api.state.db, x["b"]["id"])
     assert refund.status == "pending"
-    assert (
-        run(api, "reconcile", since=since).items == []
-    )  # too fresh: its own request may still send it
+    assert run(api, "reconcile", since=since).items == []  # too fresh: its own request may still send it
     result = run(api, "reconcile", now=utc_now() + timedelta(minutes=2), since=since)
     assert [(i.outcome, i.refund_id) for i in result.items] == [("refund_succeeded", refund.id)]
     assert row(api, x["b"]["id"]).refunded_amount == 6000
@@ -146,14 +134,10 @@ def test_with_stripe_down_reconcile_fails_loudly_and_is_counted(api, sandbox, si
             run(api, "reconcile", since=since)
     finally:
         pay.sandbox_config(sandbox, fail_mode=None)
-    assert (
-        api.state.metrics.value("tutorbook_jobs_runs_total", job="reconcile", result="error") >= 1
-    )
+    assert api.state.metrics.value("tutorbook_jobs_runs_total", job="reconcile", result="error") >= 1
 
 
-def test_with_webhooks_off_the_jobs_alone_bring_every_booking_to_its_right_state(
-    api, c, sandbox, since
-):
+def test_with_webhooks_off_the_jobs_alone_bring_every_booking_to_its_right_state(api, c, sandbox, since):
     """The issue's "done when": no webhook at all; one round of the jobs; 0 mismatches after."""
     webhooks_off(sandbox)
     t = f.teacher(c)
@@ -182,9 +166,7 @@ def test_with_webhooks_off_the_jobs_alone_bring_every_booking_to_its_right_state
 
     state = {
         k: (row(api, b["id"]).status, row(api, b["id"]).cancellation_reason)
-        for k, b in dict(
-            abandoned=abandoned, paid=paid, declined=declined, late=late, ended=ended
-        ).items()
+        for k, b in dict(abandoned=abandoned, paid=paid, declined=declined, late=late, ended=ended).items()
     }
     assert state == {
         "abandoned": (3, "checkout_expired"),

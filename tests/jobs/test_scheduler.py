@@ -48,9 +48,7 @@ def test_the_app_runs_the_jobs_and_counts_them_in_metrics(api, c, sandbox, tmp_p
     )
     server = ThreadedServer(create_app(settings, db=api.state.db), port=port).start()
     try:
-        wait_for(
-            lambda: row(api, b["id"]).status == 3, timeout=20, message="the scheduled expire job"
-        )
+        wait_for(lambda: row(api, b["id"]).status == 3, timeout=20, message="the scheduled expire job")
         text = wait_for(
             lambda: _get(f"{server.base_url}/metrics", every_job=True),
             timeout=10,
@@ -106,12 +104,8 @@ def test_tutorbook_worker_runs_the_jobs_alone_and_stops_on_sigterm(api, c, sandb
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(
-            lambda: row(api, b["id"]).status == 3, timeout=30, message="the worker's expire job"
-        )
-        text = wait_for(
-            lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=10, message="/metrics"
-        )
+        wait_for(lambda: row(api, b["id"]).status == 3, timeout=30, message="the worker's expire job")
+        text = wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=10, message="/metrics")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
@@ -132,6 +126,4 @@ def _get(url, *, every_job=False):
         return None
     jobs = ("expire", "complete", "meeting-links", "purge") if every_job else ("expire",)
     ran = all(f'tutorbook_jobs_runs_total{{job="{j}",result="ok"}}' in r.text for j in jobs)
-    return (
-        r.text if r.status_code == 200 and ran and "tutorbook_jobs_items_total" in r.text else None
-    )
+    return r.text if r.status_code == 200 and ran and "tutorbook_jobs_items_total" in r.text else None

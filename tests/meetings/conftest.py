@@ -5,9 +5,7 @@ import pytest
 from tutorbook.meetings import MeetingRequest
 
 
-def meeting_request(
-    *, booking_id: str = "bk_1", parent_email: str | None = "parent@example.com"
-) -> MeetingRequest:
+def meeting_request(*, booking_id: str = "bk_1", parent_email: str | None = "parent@example.com") -> MeetingRequest:
     starts_at = datetime(2030, 1, 7, 15, 0, tzinfo=UTC)
     return MeetingRequest(
         booking_id=booking_id,

@@ -32,9 +32,7 @@ def failed(status: int, reason: str = "", *, headers: dict | None = None) -> tup
     return {"status": str(status), **(headers or {})}, json.dumps(body)
 
 
-def meet_event(
-    booking_id: str = "bk_1", *, status: str = "success", video: bool = True, hangout: bool = True
-) -> dict:
+def meet_event(booking_id: str = "bk_1", *, status: str = "success", video: bool = True, hangout: bool = True) -> dict:
     conference: dict = {"createRequest": {"status": {"statusCode": status}}}
     event: dict = {"id": stable_id(booking_id), "status": "confirmed", "conferenceData": conference}
     if status == "success" and video:
@@ -187,9 +185,7 @@ def test_no_attendee_is_sent_when_the_booking_has_no_parent_email(make_request):
 
 
 def test_a_configured_calendar_id_replaces_the_teachers_primary_calendar(make_request):
-    provider, http = oauth_provider(
-        [ok(meet_event())], calendar_id="tutoring@group.calendar.google.com"
-    )
+    provider, http = oauth_provider([ok(meet_event())], calendar_id="tutoring@group.calendar.google.com")
     link = provider.create(make_request())
     assert api_calls(http)[0][0].startswith(
         "https://www.googleapis.com/calendar/v3/calendars/tutoring%40group.calendar.google.com/events?"
@@ -236,9 +232,7 @@ def test_an_event_cancelled_in_google_is_not_reused(make_request):
 
 
 def test_a_failed_conference_is_a_permanent_error(make_request):
-    provider, _ = oauth_provider(
-        [ok(meet_event(status="pending")), ok(meet_event(status="failure"))]
-    )
+    provider, _ = oauth_provider([ok(meet_event(status="pending")), ok(meet_event(status="failure"))])
     with pytest.raises(PermanentMeetingError) as raised:
         provider.create(make_request())
     assert raised.value.code == "conference_failed"
@@ -396,9 +390,7 @@ def test_the_service_account_impersonates_the_configured_user_or_else_the_teache
     make_request, service_account_file, impersonate, subject
 ):
     http = HttpMockSequence([TOKEN_OK, ok(meet_event())])
-    provider = GoogleMeetProvider(
-        service_account_file=service_account_file, impersonate=impersonate, http=http
-    )
+    provider = GoogleMeetProvider(service_account_file=service_account_file, impersonate=impersonate, http=http)
     assert provider.create(make_request()).url == MEET_URL
 
     (token_uri, _, token_body, _), (events_uri, _, _, headers) = http.request_sequence
@@ -412,9 +404,7 @@ def test_the_service_account_impersonates_the_configured_user_or_else_the_teache
 
 
 def test_a_missing_service_account_file_is_a_permanent_error(make_request, tmp_path):
-    provider = GoogleMeetProvider(
-        service_account_file=str(tmp_path / "missing.json"), http=HttpMockSequence([])
-    )
+    provider = GoogleMeetProvider(service_account_file=str(tmp_path / "missing.json"), http=HttpMockSequence([]))
     with pytest.raises(PermanentMeetingError) as raised:
         provider.create(make_request())
     assert raised.value.code == "service_account_file"

@@ -47,9 +47,7 @@ def test_a_base_url_without_a_scheme_is_refused():
 
 
 def test_jitsi_never_makes_a_google_meet_link(make_request):
-    assert all(
-        "meet.google.com" not in JitsiProvider().create(make_request()).url for _ in range(50)
-    )
+    assert all("meet.google.com" not in JitsiProvider().create(make_request()).url for _ in range(50))
 
 
 def test_deleting_a_jitsi_link_does_nothing():

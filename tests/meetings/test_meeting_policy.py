@@ -45,9 +45,7 @@ def test_backoff_stops_growing_at_the_cap():
 
 
 def test_a_retryable_failure_is_retried_later():
-    plan = plan_after_failure(
-        error=RetryableMeetingError("boom", code="http_503"), attempts=1, max_failures=5, now=NOW
-    )
+    plan = plan_after_failure(error=RetryableMeetingError("boom", code="http_503"), attempts=1, max_failures=5, now=NOW)
     assert (plan.action, plan.code, plan.retry_at) == (
         "retry",
         "http_503",

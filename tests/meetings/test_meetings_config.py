@@ -58,9 +58,7 @@ policy.create_link(primary=provider, fallback=provider, request=request,
 print(json.dumps(sorted(sys.modules)))
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     modules = json.loads(result.stdout)
     assert "tutorbook.meetings.google" not in modules
     loaded_google = [m for m in modules if m.split(".")[0] in ("google", "googleapiclient")]

@@ -3,18 +3,11 @@ the real stripe SDK against the sandbox over HTTP."""
 
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
 from tests import factories as f
 from tests.support import payments as pay
 from tests.support.servers import wait_for
-
-
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture
@@ -37,8 +30,9 @@ def test_booking_creates_a_pending_session_with_a_checkout(api, booked, sandbox)
     cs = pay.sandbox_session(sandbox, b["stripeSessionId"])
     base = api.state.settings.public_url
     assert cs["success_url"] == f"{base}/payment/success?session_id={{CHECKOUT_SESSION_ID}}&type=session-booking"
-    assert cs["cancel_url"] == (f"{base}/payment/cancel?session_id={{CHECKOUT_SESSION_ID}}"
-                                f"&type=session-booking&booking_id={b['id']}")
+    assert cs["cancel_url"] == (
+        f"{base}/payment/cancel?session_id={{CHECKOUT_SESSION_ID}}&type=session-booking&booking_id={b['id']}"
+    )
     assert cs["client_reference_id"] == b["id"]
     assert cs["metadata"] == {"booking_id": b["id"], "type": "session-booking"}
     assert cs["amount_total"] == 6000 and cs["status"] == "open"
@@ -50,9 +44,14 @@ def test_seed_1_back_on_checkout_cancels_and_hides_the_booking(api, booked, sand
     cancel_url = pay.back_link(b["checkoutUrl"])
     assert "{CHECKOUT_SESSION_ID}" in cancel_url  # the sandbox leaves the template, as Stripe documents
     query = parse_qs(urlparse(cancel_url).query)
-    r = p["client"].post(f"/api/Sessions/cancel-payment/{query['session_id'][0]}",
-                         params={"bookingId": query["booking_id"][0]})
-    assert r.status_code == 200 and r.json() == {"success": True, "message": "Session booking cancelled successfully", "data": True}
+    r = p["client"].post(
+        f"/api/Sessions/cancel-payment/{query['session_id'][0]}", params={"bookingId": query["booking_id"][0]}
+    )
+    assert r.status_code == 200 and r.json() == {
+        "success": True,
+        "message": "Session booking cancelled successfully",
+        "data": True,
+    }
     assert my_bookings(p) == []
     row = pay.booking_row(api.state.db, b["id"])
     assert (row.status, row.cancellation_reason) == (3, "payment_cancelled")
@@ -104,8 +103,10 @@ def test_seed_2_and_3_paying_confirms_with_a_meeting_link(api, booked, sandbox):
 def test_the_webhook_alone_confirms_a_paid_booking(api, booked):
     b = booked["b"]
     assert pay.pay(b["checkoutUrl"]).status_code == 303
-    row = wait_for(lambda: (r := pay.booking_row(api.state.db, b["id"])).status == 1 and r.meeting_url and r,
-                   message="webhook confirmation")
+    row = wait_for(
+        lambda: (r := pay.booking_row(api.state.db, b["id"])).status == 1 and r.meeting_url and r,
+        message="webhook confirmation",
+    )
     assert row.paid_at is not None
 
 

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from tests import factories as f
 from tests.support import payments as pay
@@ -15,22 +14,19 @@ from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
 
 
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
-
-
 def cancel_locally(api, booking_id, reason=Reason.CHECKOUT_EXPIRED):
     """As if the app cancelled while Stripe's expire call was lost: the checkout stays open."""
     import uuid
-    api.state.services.tx_sync(bookings.cancel_unpaid, booking_id=uuid.UUID(booking_id), reason=reason,
-                               actor="test", now=utc_now())
+
+    api.state.services.tx_sync(
+        bookings.cancel_unpaid, booking_id=uuid.UUID(booking_id), reason=reason, actor="test", now=utc_now()
+    )
 
 
 def wait_status(api, booking_id, status):
-    return wait_for(lambda: (r := pay.booking_row(api.state.db, booking_id)).status == status and r,
-                    message=f"status {status}")
+    return wait_for(
+        lambda: (r := pay.booking_row(api.state.db, booking_id)).status == status and r, message=f"status {status}"
+    )
 
 
 def test_a_late_payment_confirms_the_booking_when_the_slot_is_still_free(api, c):
@@ -41,7 +37,10 @@ def test_a_late_payment_confirms_the_booking_when_the_slot_is_still_free(api, c)
     row = wait_status(api, b["id"], 1)
     assert row.cancellation_reason is None and row.paid_at is not None
     assert pay.history(api.state.db, b["id"]) == [
-        (None, 0, "booked"), (0, 3, "checkout_expired"), (3, 1, "late_payment_confirmed")]
+        (None, 0, "booked"),
+        (0, 3, "checkout_expired"),
+        (3, 1, "late_payment_confirmed"),
+    ]
     assert [x["id"] for x in p["client"].get("/api/Sessions/my-bookings").json()["data"]["items"]] == [b["id"]]
 
 
@@ -60,8 +59,11 @@ def test_a_late_payment_for_a_slot_taken_meanwhile_is_refunded_in_full(api, c, s
     assert refund.stripe_refund_id.startswith("re_") and refund.amount == 4000 and refund.reason == "late_payment"
     # Money is back at "Stripe": the charge is fully refunded.
     pi = pay.sandbox_session(sandbox, b["stripeSessionId"])["payment_intent"]
-    r = httpx.get(f"{sandbox.base_url}/v1/payment_intents/{pi}", params={"expand[]": "latest_charge"},
-                  headers={"Authorization": "Bearer sk_test_sandbox"})
+    r = httpx.get(
+        f"{sandbox.base_url}/v1/payment_intents/{pi}",
+        params={"expand[]": "latest_charge"},
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+    )
     assert r.json()["latest_charge"]["amount_refunded"] == 4000
     # Delivering the same payment again does not refund twice.
     p["client"].post(f"/api/Sessions/confirm-payment/{b['stripeSessionId']}")
@@ -117,10 +119,21 @@ def test_a_teacher_cancelling_refunds_in_full_and_others_cannot_cancel(api, c):
 def test_an_admin_can_cancel_any_booking_with_a_full_refund(api, c):
     t, p, b = confirmed_booking(c, days=1)
     with api.state.db.session_scope() as s:
-        accounts.create_user(s, hasher=api.state.hasher, settings=api.state.settings, email="root@example.com",
-                             password=f.PASSWORD, full_name="Root", role=Role.ADMIN, now=utc_now())
-    admin = httpx.Client(base_url=api.state.base_url, timeout=30,
-                         headers={"Authorization": "Bearer " + f.login(c, email="root@example.com")})
+        accounts.create_user(
+            s,
+            hasher=api.state.hasher,
+            settings=api.state.settings,
+            email="root@example.com",
+            password=f.PASSWORD,
+            full_name="Root",
+            role=Role.ADMIN,
+            now=utc_now(),
+        )
+    admin = httpx.Client(
+        base_url=api.state.base_url,
+        timeout=30,
+        headers={"Authorization": "Bearer " + f.login(c, email="root@example.com")},
+    )
     data = admin.post(f"/api/Sessions/{b['id']}/cancel").json()["data"]
     assert data["cancellationReason"] == "admin_cancelled" and data["refundedAmount"] == 6000
 

@@ -3,8 +3,6 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
@@ -12,12 +10,6 @@ from tests.support import payments as pay
 from tests.support.servers import free_port
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.payments.gateway import StripeGateway
-
-
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=60) as client:
-        yield client
 
 
 def all_bookings(db):
@@ -53,7 +45,9 @@ def test_stripe_unreachable_gives_502(api, c):
     t, p = f.teacher(c), f.parent(c)
     svc = api.state.services
     real = svc.gateway
-    svc.gateway = StripeGateway(api.state.settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{free_port()}"}))
+    svc.gateway = StripeGateway(
+        api.state.settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{free_port()}"})
+    )
     try:
         r = f.book(p, t)
     finally:
@@ -90,7 +84,8 @@ def test_concurrent_overlapping_but_different_slots_also_let_one_win(api, c):
     parents = [f.parent(c) for _ in range(6)]
     starts = [f.slot(days=6, hour=9, minute=m) for m in (0, 10, 20, 30, 40, 50)]
     with ThreadPoolExecutor(len(parents)) as pool:
-        codes = list(pool.map(lambda ps: f.book(ps[0], t, starts_at=ps[1]).status_code, zip(parents, starts)))
+        pairs = zip(parents, starts, strict=True)
+        codes = list(pool.map(lambda ps: f.book(ps[0], t, starts_at=ps[1]).status_code, pairs))
     assert codes.count(201) == 1 and codes.count(409) == 5
 
 

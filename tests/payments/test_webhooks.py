@@ -14,12 +14,6 @@ from tutorbook.payments.models import StripeEvent
 
 
 @pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
 def pending(api, c, sandbox):
     pay.sandbox_config(sandbox, deliver_webhooks=False)  # these tests deliver events themselves
     t, p = f.teacher(c), f.parent(c)

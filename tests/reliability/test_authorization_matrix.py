@@ -91,21 +91,45 @@ def world(api):
     a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
-        accounts.create_user(s, hasher=api.state.hasher, settings=api.state.settings, email=email,
-                             password=f.PASSWORD, full_name="Admin", role=Role.ADMIN, now=utc_now())
-    admin = httpx.Client(base_url=api.state.base_url, timeout=30,
-                         headers={"Authorization": "Bearer " + f.login(c, email=email)})
-    clients = {"anonymous": c, "parent_a": a["client"], "parent_b": b["client"], "teacher": teacher["client"],
-               "other_teacher": other_teacher["client"], "admin": admin}
-    params = {"student_id": a["students"][0], "teacher_id": teacher["user"]["id"], "booking_id": booking["id"],
-              "stripe_session_id": booking["stripeSessionId"]}
+        accounts.create_user(
+            s,
+            hasher=api.state.hasher,
+            settings=api.state.settings,
+            email=email,
+            password=f.PASSWORD,
+            full_name="Admin",
+            role=Role.ADMIN,
+            now=utc_now(),
+        )
+    admin = httpx.Client(
+        base_url=api.state.base_url, timeout=30, headers={"Authorization": "Bearer " + f.login(c, email=email)}
+    )
+    clients = {
+        "anonymous": c,
+        "parent_a": a["client"],
+        "parent_b": b["client"],
+        "teacher": teacher["client"],
+        "other_teacher": other_teacher["client"],
+        "admin": admin,
+    }
+    params = {
+        "student_id": a["students"][0],
+        "teacher_id": teacher["user"]["id"],
+        "booking_id": booking["id"],
+        "stripe_session_id": booking["stripeSessionId"],
+    }
     return clients, params, {"a": a, "teacher": teacher}
 
 
 def body_for(method, path, w):
     extra = w
     if path == "/api/Auth/register":
-        return {"email": f"r{uuid.uuid4().hex[:8]}@example.com", "password": f.PASSWORD, "fullName": "R", "role": "Parent"}
+        return {
+            "email": f"r{uuid.uuid4().hex[:8]}@example.com",
+            "password": f.PASSWORD,
+            "fullName": "R",
+            "role": "Parent",
+        }
     if path == "/api/Auth/login":
         return {"email": extra["a"]["email"], "password": f.PASSWORD}
     if path.startswith("/api/Students"):
@@ -115,8 +139,13 @@ def body_for(method, path, w):
     if path == "/api/Teachers/me/availability":
         return {"windows": f.ALL_WEEK}
     if path == "/api/Sessions/book":
-        return {"teacherId": extra["teacher"]["user"]["id"], "studentId": extra["a"]["students"][0],
-                "subject": "Mathematics", "startsAt": f.slot(days=9), "durationMinutes": 60}
+        return {
+            "teacherId": extra["teacher"]["user"]["id"],
+            "studentId": extra["a"]["students"][0],
+            "subject": "Mathematics",
+            "startsAt": f.slot(days=9),
+            "durationMinutes": 60,
+        }
     return None
 
 

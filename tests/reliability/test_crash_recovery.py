@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
-from tests.conftest import pg_database, make_settings
+from tests.conftest import make_settings, pg_database
 from tests.support import payments as pay
 from tests.support.processes import AppProcess, app_env
 from tests.support.servers import free_port, wait_for
@@ -27,8 +27,9 @@ from tutorbook.services import build_services
 
 LOAD = int(os.environ.get("TUTORBOOK_CRASH_LOAD", "40"))
 
-pytestmark = pytest.mark.skipif("postgresql" not in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql"),
-                                reason="needs PostgreSQL")
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql"), reason="needs PostgreSQL"
+)
 
 
 @pytest.fixture
@@ -37,8 +38,14 @@ def sandbox(tmp_path):
     from tutorbook.payments.sandbox.config import SandboxConfig
     from tutorbook.payments.sandbox.server import start_in_thread
 
-    handle = start_in_thread(SandboxConfig(db_path=str(tmp_path / "sandbox.db"), webhook_secret="whsec_test_secret",
-                                           retry_schedule_s=(0.2, 0.5, 1), expiry_check_interval_s=0.5))
+    handle = start_in_thread(
+        SandboxConfig(
+            db_path=str(tmp_path / "sandbox.db"),
+            webhook_secret="whsec_test_secret",
+            retry_schedule_s=(0.2, 0.5, 1),
+            expiry_check_interval_s=0.5,
+        )
+    )
     yield handle
     handle.stop()
 
@@ -49,8 +56,9 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
     port = free_port()
     env = app_env(database_url=url, sandbox_url=sandbox.base_url)
     app = AppProcess(env=env, port=port, log_dir=tmp_path).start()
-    pay.sandbox_config(sandbox, webhook_url=f"{app.base_url}/api/StripeWebhook/webhook", deliver_webhooks=True,
-                       fail_mode=None)
+    pay.sandbox_config(
+        sandbox, webhook_url=f"{app.base_url}/api/StripeWebhook/webhook", deliver_webhooks=True, fail_mode=None
+    )
     c = httpx.Client(base_url=app.base_url, timeout=30)
     teachers = [f.teacher(c) for _ in range(4)]
     parents = [f.parent(c) for _ in range(LOAD)]
@@ -81,9 +89,11 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
     app = AppProcess(env=env, port=port, log_dir=tmp_path).start()  # same address: the sandbox redelivers
     try:
         httpx.post(f"{sandbox.base_url}/_sandbox/deliveries/redeliver").raise_for_status()
-        wait_for(lambda: all(d["delivered"] for d in
-                             httpx.get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]),
-                 timeout=60, message="every webhook delivered")
+        wait_for(
+            lambda: all(d["delivered"] for d in httpx.get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]),
+            timeout=60,
+            message="every webhook delivered",
+        )
         settings = make_settings(url, tmp_path / "var", sandbox_url=sandbox.base_url)
         db = Database(url)
         svc = build_services(settings, db)

@@ -28,7 +28,14 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tests import factories as f
 from tests.conftest import wipe
@@ -66,10 +73,19 @@ def make_machine(api, sandbox):
             self.parents = [f.parent(self.c), f.parent(self.c)]
             with db.session_scope() as s:
                 email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-                accounts.create_user(s, hasher=api.state.hasher, settings=api.state.settings, email=email,
-                                     password=f.PASSWORD, full_name="Admin", role=Role.ADMIN, now=utc_now())
-            self.admin = httpx.Client(base_url=base, timeout=30,
-                                      headers={"Authorization": "Bearer " + f.login(self.c, email=email)})
+                accounts.create_user(
+                    s,
+                    hasher=api.state.hasher,
+                    settings=api.state.settings,
+                    email=email,
+                    password=f.PASSWORD,
+                    full_name="Admin",
+                    role=Role.ADMIN,
+                    now=utc_now(),
+                )
+            self.admin = httpx.Client(
+                base_url=base, timeout=30, headers={"Authorization": "Bearer " + f.login(self.c, email=email)}
+            )
             self.bookings: list[dict] = []
             self.seen_events: set[str] = set(self._event_ids())
             self.undelivered: list[dict] = []
@@ -81,8 +97,11 @@ def make_machine(api, sandbox):
             return [e["id"] for e in sb.get("/v1/events", params={"limit": 100}).json()["data"]]
 
         def _collect_events(self) -> None:
-            fresh = [e for e in reversed(sb.get("/v1/events", params={"limit": 100}).json()["data"])
-                     if e["id"] not in self.seen_events]
+            fresh = [
+                e
+                for e in reversed(sb.get("/v1/events", params={"limit": 100}).json()["data"])
+                if e["id"] not in self.seen_events
+            ]
             self.seen_events.update(e["id"] for e in fresh)
             self.undelivered += fresh
 
@@ -155,8 +174,13 @@ def make_machine(api, sandbox):
             """The app cancels a Pending booking while its expire call to Stripe is lost."""
             b = self.bookings[i % len(self.bookings)]
             try:
-                svc.tx_sync(bookings.cancel_unpaid, booking_id=uuid.UUID(b["id"]), reason=Reason.CHECKOUT_EXPIRED,
-                            actor="test", now=utc_now())
+                svc.tx_sync(
+                    bookings.cancel_unpaid,
+                    booking_id=uuid.UUID(b["id"]),
+                    reason=Reason.CHECKOUT_EXPIRED,
+                    actor="test",
+                    now=utc_now(),
+                )
             except bookings.AlreadyPaid:
                 pass
 
@@ -174,8 +198,11 @@ def make_machine(api, sandbox):
         @rule(i=st.integers(0, 50), who=st.sampled_from(["parent", "teacher", "admin"]))
         def cancel_booking(self, i, who):
             b = self.bookings[i % len(self.bookings)]
-            client = {"parent": self.parents[b["parent"]]["client"], "teacher": self.teacher["client"],
-                      "admin": self.admin}[who]
+            client = {
+                "parent": self.parents[b["parent"]]["client"],
+                "teacher": self.teacher["client"],
+                "admin": self.admin,
+            }[who]
             r = client.post(f"/api/Sessions/{b['id']}/cancel")
             assert r.status_code in (200, 400), r.text
             self._collect_events()
@@ -200,8 +227,11 @@ def make_machine(api, sandbox):
             with db.session_scope() as s:
                 for b in s.scalars(sa.select(PrivateSession)):
                     assert b.status in (0, 1, 2, 3)
-                    hist = s.execute(sa.select(StatusHistory.from_status, StatusHistory.to_status)
-                                     .where(StatusHistory.session_id == b.id).order_by(StatusHistory.id)).all()
+                    hist = s.execute(
+                        sa.select(StatusHistory.from_status, StatusHistory.to_status)
+                        .where(StatusHistory.session_id == b.id)
+                        .order_by(StatusHistory.id)
+                    ).all()
                     assert lifecycle.replay([tuple(h) for h in hist]) == b.status
 
         @invariant()
@@ -234,10 +264,10 @@ def make_machine(api, sandbox):
                     cs = sb.get(f"/v1/checkout/sessions/{b.stripe_session_id}").json()
                     if cs["payment_status"] != "paid":
                         continue
-                    refunded = s.scalar(sa.select(sa.func.count()).select_from(Refund)
-                                        .where(Refund.session_id == b.id))
+                    refunded = s.scalar(sa.select(sa.func.count()).select_from(Refund).where(Refund.session_id == b.id))
                     assert b.status in (1, 2) or (b.status == 3 and (refunded or b.paid_at)), (
-                        f"paid checkout {b.stripe_session_id} but booking status {b.status} without a refund")
+                        f"paid checkout {b.stripe_session_id} but booking status {b.status} without a refund"
+                    )
 
         def teardown(self):
             if not hasattr(self, "c"):
@@ -267,6 +297,14 @@ def test_random_interleavings_keep_the_invariants(api, sandbox, database_url):
     machine = make_machine(api, sandbox)
     # No shrinking: the service and the sandbox keep state outside hypothesis, so a shrunk replay
     # is not exact; the failing sequence of steps is printed as generated.
-    run_state_machine_as_test(machine, settings=settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        ),
+    )

@@ -17,8 +17,10 @@ from tutorbook.migrate import upgrade
 ROUNDS = int(os.environ.get("TUTORBOOK_RACE_ROUNDS", "20"))
 CONCURRENCY = 50
 
-pytestmark = pytest.mark.skipif("postgresql" not in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql"),
-                                reason="PostgreSQL replicas; run with TUTORBOOK_TEST_DATABASES including postgresql")
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql"),
+    reason="PostgreSQL replicas; run with TUTORBOOK_TEST_DATABASES including postgresql",
+)
 
 
 def replicas(url, sandbox, tmp_path, **extra):
@@ -32,13 +34,17 @@ def race(servers, *, rounds: int) -> list[int]:
     t = f.teacher(c)
     parents = [f.parent(c) for _ in range(CONCURRENCY)]
     for i, p in enumerate(parents):
-        p["client"] = httpx.Client(base_url=servers[i % 2].base_url, timeout=60,
-                                   headers=p["client"].headers, limits=httpx.Limits(max_connections=2))
+        p["client"] = httpx.Client(
+            base_url=servers[i % 2].base_url,
+            timeout=60,
+            headers=p["client"].headers,
+            limits=httpx.Limits(max_connections=2),
+        )
     winners = []
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         for r in range(rounds):
             start = f.slot(days=2 + r, hour=10)
-            codes = list(pool.map(lambda p: f.book(p, t, starts_at=start).status_code, parents))
+            codes = list(pool.map(lambda p, start=start: f.book(p, t, starts_at=start).status_code, parents))
             assert set(codes) <= {201, 409}, codes
             winners.append(codes.count(201))
     return winners

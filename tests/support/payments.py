@@ -37,8 +37,11 @@ def booking_row(db, booking_id) -> PrivateSession:
 
 def history(db, booking_id) -> list[tuple]:
     with db.session_scope() as s:
-        rows = s.scalars(sa.select(StatusHistory).where(StatusHistory.session_id == uuid.UUID(str(booking_id)))
-                         .order_by(StatusHistory.id))
+        rows = s.scalars(
+            sa.select(StatusHistory)
+            .where(StatusHistory.session_id == uuid.UUID(str(booking_id)))
+            .order_by(StatusHistory.id)
+        )
         return [(h.from_status, h.to_status, h.reason) for h in rows]
 
 
@@ -48,8 +51,11 @@ def refunds(db, booking_id) -> list[Refund]:
 
 
 def sandbox_session(sandbox, checkout_id: str) -> dict:
-    r = httpx.get(f"{sandbox.base_url}/v1/checkout/sessions/{checkout_id}",
-                  headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=30)
+    r = httpx.get(
+        f"{sandbox.base_url}/v1/checkout/sessions/{checkout_id}",
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+        timeout=30,
+    )
     r.raise_for_status()
     return r.json()
 

@@ -20,13 +20,24 @@ def signature(payload: bytes, *, secret: str = SECRET, timestamp: int | None = N
 
 
 def event(type_: str, obj: dict, *, event_id: str | None = None) -> dict:
-    return {"id": event_id or "evt_test_" + secrets.token_hex(8), "object": "event", "type": type_,
-            "created": int(time.time()), "livemode": False, "api_version": "2026-10-28.endive",
-            "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None}, "data": {"object": obj}}
+    return {
+        "id": event_id or "evt_test_" + secrets.token_hex(8),
+        "object": "event",
+        "type": type_,
+        "created": int(time.time()),
+        "livemode": False,
+        "api_version": "2026-10-28.endive",
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {"object": obj},
+    }
 
 
 def post(base_url: str, evt: dict | bytes, **sign_kwargs) -> httpx.Response:
     payload = evt if isinstance(evt, bytes) else json.dumps(evt).encode()
-    return httpx.post(f"{base_url}/api/StripeWebhook/webhook", content=payload, timeout=30,
-                      headers={"Stripe-Signature": signature(payload, **sign_kwargs),
-                               "Content-Type": "application/json"})
+    return httpx.post(
+        f"{base_url}/api/StripeWebhook/webhook",
+        content=payload,
+        timeout=30,
+        headers={"Stripe-Signature": signature(payload, **sign_kwargs), "Content-Type": "application/json"},
+    )

@@ -34,8 +34,12 @@ def test_a_window_ending_at_midnight_reaches_the_next_day():
 
 def test_busy_time_is_cut_out_and_past_time_is_dropped():
     free = slots.free_intervals(
-        MON_9_TO_12, zone="UTC", start=utc(2026, 3, 2), end=utc(2026, 3, 3),
-        busy=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))], now=utc(2026, 3, 2, 9, 30),
+        MON_9_TO_12,
+        zone="UTC",
+        start=utc(2026, 3, 2),
+        end=utc(2026, 3, 3),
+        busy=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))],
+        now=utc(2026, 3, 2, 9, 30),
     )
     assert free == [(utc(2026, 3, 2, 9, 30), utc(2026, 3, 2, 10)), (utc(2026, 3, 2, 11), utc(2026, 3, 2, 12))]
 

@@ -2,16 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from tests import factories as f
-
-
-@pytest.fixture
-def c(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
 
 
 def test_teachers_are_listed_with_subjects_and_price(c):
@@ -23,8 +16,16 @@ def test_teachers_are_listed_with_subjects_and_price(c):
     assert c.get("/api/Teachers", params={"subject": "chemistry"}).json()["data"] == []
 
 
-@pytest.mark.parametrize("field,value", [("hourlyRate", -1), ("hourlyRate", 10**12), ("timeZone", "Mars/Olympus"),
-                                         ("currency", "dollars"), ("subjects", [])])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("hourlyRate", -1),
+        ("hourlyRate", 10**12),
+        ("timeZone", "Mars/Olympus"),
+        ("currency", "dollars"),
+        ("subjects", []),
+    ],
+)
 def test_bad_profiles_are_422_and_change_nothing(c, field, value):
     t = f.teacher(c, rate=4000)
     body = {"subjects": ["Maths"], "hourlyRate": 4000, "currency": "usd", "timeZone": "UTC", field: value}
@@ -35,7 +36,9 @@ def test_bad_profiles_are_422_and_change_nothing(c, field, value):
 
 def test_a_parent_cannot_edit_a_teacher_profile(c):
     p = f.register(c)
-    r = p["client"].put("/api/Teachers/me", json={"subjects": ["X"], "hourlyRate": 1, "currency": "usd", "timeZone": "UTC"})
+    r = p["client"].put(
+        "/api/Teachers/me", json={"subjects": ["X"], "hourlyRate": 1, "currency": "usd", "timeZone": "UTC"}
+    )
     assert r.status_code == 403
 
 
@@ -43,8 +46,10 @@ def test_free_slots_follow_the_teachers_zone_across_the_dst_change(c):
     t = f.teacher(c, time_zone="America/New_York", windows=[{"weekday": 0, "start": "09:00", "end": "12:00"}])
     # Only meaningful while these dates are ahead; the zone logic itself is unit-tested in test_slots.
     year = datetime.now(UTC).year + 1
-    r = c.get(f"/api/Teachers/{t['user']['id']}/availability",
-              params={"from": f"{year}-03-01T00:00:00Z", "to": f"{year}-03-17T00:00:00Z"})
+    r = c.get(
+        f"/api/Teachers/{t['user']['id']}/availability",
+        params={"from": f"{year}-03-01T00:00:00Z", "to": f"{year}-03-17T00:00:00Z"},
+    )
     assert r.status_code == 200
     starts = [s["startsAt"] for s in r.json()["data"]]
     hours = sorted({s[11:13] for s in starts})
@@ -55,14 +60,29 @@ def test_availability_refuses_bad_ranges_and_unknown_teachers(c):
     t = f.teacher(c)
     tid = t["user"]["id"]
     now = datetime.now(UTC)
-    assert c.get(f"/api/Teachers/{tid}/availability", params={"from": now.isoformat(), "to": (now - timedelta(days=1)).isoformat()}).status_code == 422
-    assert c.get(f"/api/Teachers/{tid}/availability", params={"from": now.isoformat(), "to": (now + timedelta(days=90)).isoformat()}).status_code == 422
+    assert (
+        c.get(
+            f"/api/Teachers/{tid}/availability",
+            params={"from": now.isoformat(), "to": (now - timedelta(days=1)).isoformat()},
+        ).status_code
+        == 422
+    )
+    assert (
+        c.get(
+            f"/api/Teachers/{tid}/availability",
+            params={"from": now.isoformat(), "to": (now + timedelta(days=90)).isoformat()},
+        ).status_code
+        == 422
+    )
     assert c.get(f"/api/Teachers/{tid}/availability", params={"from": "yesterday"}).status_code == 422
     assert c.get("/api/Teachers/00000000-0000-0000-0000-000000000000/availability").status_code == 404
 
 
 def test_bad_windows_are_refused(c):
     t = f.teacher(c)
-    for window in ({"weekday": 7, "start": "09:00", "end": "10:00"}, {"weekday": 1, "start": "10:00", "end": "09:00"},
-                   {"weekday": 1, "start": "25:00", "end": "26:00"}):
+    for window in (
+        {"weekday": 7, "start": "09:00", "end": "10:00"},
+        {"weekday": 1, "start": "10:00", "end": "09:00"},
+        {"weekday": 1, "start": "25:00", "end": "26:00"},
+    ):
         assert t["client"].put("/api/Teachers/me/availability", json={"windows": [window]}).status_code == 422

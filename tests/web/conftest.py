@@ -1,15 +1,7 @@
-import httpx
 import pytest
 
 from tests import factories as f
 from tests.web.helpers import WebClient
-
-
-@pytest.fixture
-def c(api):
-    """The API, for arranging data quickly."""
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

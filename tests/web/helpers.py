@@ -69,7 +69,5 @@ def move_into_past(db, booking_id: str, *, hours: int = 2) -> None:
         s.execute(
             sa.update(PrivateSession)
             .where(PrivateSession.id == uuid.UUID(booking_id))
-            .values(
-                starts_at=now - timedelta(hours=hours), ends_at=now - timedelta(hours=hours - 1)
-            )
+            .values(starts_at=now - timedelta(hours=hours), ends_at=now - timedelta(hours=hours - 1))
         )

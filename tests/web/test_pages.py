@@ -36,9 +36,7 @@ def test_a_logged_in_form_with_a_wrong_or_foreign_token_changes_nothing(api, web
         r = web.http.post("/children", data={"full_name": "Mallory's pick", "csrf_token": token})
         assert r.status_code == 403
         assert_clean(r)
-    assert [s["fullName"] for s in parent["client"].get("/api/Students").json()["data"]] == [
-        "Kid 0"
-    ]
+    assert [s["fullName"] for s in parent["client"].get("/api/Students").json()["data"]] == ["Kid 0"]
     stranger.close()
 
 
@@ -54,11 +52,7 @@ def test_the_cookies_are_secure_when_the_public_url_is_https():
     from tutorbook.web.core import cookie_options
 
     request = SimpleNamespace(
-        app=SimpleNamespace(
-            state=SimpleNamespace(
-                settings=SimpleNamespace(public_url="https://tutorbook.example.com")
-            )
-        )
+        app=SimpleNamespace(state=SimpleNamespace(settings=SimpleNamespace(public_url="https://tutorbook.example.com")))
     )
     assert cookie_options(request) == {
         "httponly": True,
@@ -80,9 +74,7 @@ def test_logging_out_needs_the_token_and_forgets_the_user(parent_web):
 # -- the cancel page -------------------------------------------------------------------
 
 
-def test_the_cancel_page_cancels_the_booking_and_a_reload_is_harmless(
-    api, parent_web, parent, booking
-):
+def test_the_cancel_page_cancels_the_booking_and_a_reload_is_harmless(api, parent_web, parent, booking):
     for _ in range(2):
         r = parent_web.get(cancel_url(booking))
         assert r.status_code == 200 and "Your booking was not made" in text_of(r)
@@ -97,9 +89,7 @@ def test_the_cancel_page_cancels_the_booking_and_a_reload_is_harmless(
     assert "no bookings yet" in text_of(parent_web.get("/my-bookings"))
 
 
-def test_the_cancel_page_finds_the_booking_by_id_when_the_template_is_unreplaced(
-    api, parent_web, booking
-):
+def test_the_cancel_page_finds_the_booking_by_id_when_the_template_is_unreplaced(api, parent_web, booking):
     r = parent_web.get(cancel_url(booking, session_id="{CHECKOUT_SESSION_ID}"))
     assert r.status_code == 200 and "Your booking was not made" in text_of(r)
     assert pay.booking_row(api.state.db, booking["id"]).status == 3
@@ -124,9 +114,7 @@ def test_the_cancel_page_keeps_a_paid_booking_and_says_why(api, parent_web, book
 
 def test_the_cancel_page_asks_to_log_in_first_and_comes_back(api, web, parent, booking):
     r = web.get(cancel_url(booking))
-    assert r.status_code == 303 and r.headers["location"].startswith(
-        "/login?next=%2Fpayment%2Fcancel"
-    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Fpayment%2Fcancel")
     login_page = web.get(r.headers["location"])
     next_value = login_page.text.split('name="next" value="')[1].split('"')[0]
     r = web.post(
@@ -142,18 +130,14 @@ def test_the_cancel_page_asks_to_log_in_first_and_comes_back(api, web, parent, b
 
 
 def test_the_login_page_never_sends_anyone_to_another_site(web, parent):
-    r = web.post(
-        "/login", {"email": parent["email"], "password": f.PASSWORD, "next": "//evil.example/x"}
-    )
+    r = web.post("/login", {"email": parent["email"], "password": f.PASSWORD, "next": "//evil.example/x"})
     assert r.headers["location"] == "/my-bookings"
 
 
 # -- the success page ------------------------------------------------------------------
 
 
-def test_the_success_page_says_confirming_and_refreshes_until_paid_then_shows_the_booking(
-    parent_web, booking
-):
+def test_the_success_page_says_confirming_and_refreshes_until_paid_then_shows_the_booking(parent_web, booking):
     url = f"/payment/success?session_id={booking['stripeSessionId']}&type=session-booking"
     r = parent_web.get(url)
     assert r.status_code == 200 and "Confirming your payment" in text_of(r)
@@ -178,9 +162,7 @@ def test_the_success_page_explains_a_missing_or_foreign_reference(c, web, bookin
 # -- My Bookings, cancelling with the refund shown first, completing -------------------
 
 
-def test_my_bookings_shows_each_status_with_its_own_badge_and_the_right_actions(
-    api, c, parent_web, parent, teacher
-):
+def test_my_bookings_shows_each_status_with_its_own_badge_and_the_right_actions(api, c, parent_web, parent, teacher):
     pending = f.book(parent, teacher, starts_at=f.slot(days=3)).json()["data"]
     paid = f.book(parent, teacher, starts_at=f.slot(days=4)).json()["data"]
     gone = f.book(parent, teacher, starts_at=f.slot(days=5)).json()["data"]
@@ -189,22 +171,15 @@ def test_my_bookings_shows_each_status_with_its_own_badge_and_the_right_actions(
     parent["client"].post(f"/api/Sessions/cancel-payment/{gone['stripeSessionId']}")
     r = parent_web.get("/my-bookings")
     assert_clean(r)
-    assert (
-        r.text.count('class="badge badge-pending"') == 1
-        and r.text.count('class="badge badge-confirmed"') == 1
-    )
+    assert r.text.count('class="badge badge-pending"') == 1 and r.text.count('class="badge badge-confirmed"') == 1
     assert "badge-cancelled" not in r.text  # never paid: not shown
     assert f'href="{pending["checkoutUrl"]}"' in r.text and "Resume payment" in r.text
-    assert (
-        f"/bookings/{pending['id']}/cancel" in r.text and f"/bookings/{paid['id']}/cancel" in r.text
-    )
+    assert f"/bookings/{pending['id']}/cancel" in r.text and f"/bookings/{paid['id']}/cancel" in r.text
     assert "https://meet.jit.si/Tutorbook-" in r.text
     assert "USD 60.00" in text_of(r) and "UTC" in text_of(r)
 
 
-def test_a_confirmed_booking_without_its_link_yet_says_link_pending(
-    api, parent_web, parent, booking
-):
+def test_a_confirmed_booking_without_its_link_yet_says_link_pending(api, parent_web, parent, booking):
     import sqlalchemy as sa
 
     from tutorbook.bookings.models import PrivateSession
@@ -216,9 +191,7 @@ def test_a_confirmed_booking_without_its_link_yet_says_link_pending(
     assert "Link pending" in text_of(parent_web.get("/my-bookings"))
 
 
-def test_the_cancel_page_shows_the_full_refund_before_the_parent_confirms(
-    api, parent_web, parent, booking
-):
+def test_the_cancel_page_shows_the_full_refund_before_the_parent_confirms(api, parent_web, parent, booking):
     pay.pay(booking["checkoutUrl"])
     parent["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     r = parent_web.get(f"/bookings/{booking['id']}/cancel")
@@ -231,9 +204,7 @@ def test_the_cancel_page_shows_the_full_refund_before_the_parent_confirms(
     assert pay.booking_row(api.state.db, booking["id"]).refunded_amount == 6000
 
 
-def test_the_cancel_page_says_no_refund_for_a_session_starting_within_a_day(
-    c, parent_web, parent, teacher
-):
+def test_the_cancel_page_says_no_refund_for_a_session_starting_within_a_day(c, parent_web, parent, teacher):
     soon = (datetime.now(UTC) + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
     b = f.book(parent, teacher, starts_at=soon.isoformat().replace("+00:00", "Z")).json()["data"]
     pay.pay(b["checkoutUrl"])
@@ -242,9 +213,7 @@ def test_the_cancel_page_says_no_refund_for_a_session_starting_within_a_day(
     assert "no refund" in page and "USD 0.00" in page
 
 
-def test_the_teacher_marks_a_session_completed_only_once_it_has_started(
-    api, web, parent, teacher, booking
-):
+def test_the_teacher_marks_a_session_completed_only_once_it_has_started(api, web, parent, teacher, booking):
     pay.pay(booking["checkoutUrl"])
     parent["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     web.login(teacher["email"])
@@ -271,9 +240,7 @@ def test_a_pending_booking_is_cancelled_from_my_bookings_and_disappears(api, par
     assert pay.booking_row(api.state.db, booking["id"]).cancellation_reason == "payment_cancelled"
 
 
-def test_the_teacher_cancels_from_the_schedule_with_a_full_refund_shown_first(
-    api, web, parent, teacher, booking
-):
+def test_the_teacher_cancels_from_the_schedule_with_a_full_refund_shown_first(api, web, parent, teacher, booking):
     pay.pay(booking["checkoutUrl"])
     parent["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     web.login(teacher["email"])
@@ -293,9 +260,7 @@ def test_a_parent_cannot_mark_completed_and_is_told_so(api, parent_web, booking)
 # -- booking through the teacher page ---------------------------------------------------
 
 
-def test_the_teacher_page_shows_free_times_in_the_viewers_zone_and_books_to_checkout(
-    api, c, sandbox
-):
+def test_the_teacher_page_shows_free_times_in_the_viewers_zone_and_books_to_checkout(api, c, sandbox):
     from zoneinfo import ZoneInfo
 
     windows = [{"weekday": d, "start": "10:00", "end": "12:00"} for d in range(7)]
@@ -325,11 +290,7 @@ def test_the_teacher_page_shows_free_times_in_the_viewers_zone_and_books_to_chec
     r = web.post("/book", form)
     assert r.status_code == 303 and r.headers["location"].startswith(sandbox.base_url)
     r = web.post("/book", {**form, "student_id": "", "duration_minutes": "61"})
-    assert (
-        r.status_code == 422
-        and "Choose a child." in text_of(r)
-        and "Choose a length." in text_of(r)
-    )
+    assert r.status_code == 422 and "Choose a child." in text_of(r) and "Choose a length." in text_of(r)
     other = f.parent(c)
     web2 = WebClient(api.state.base_url)
     web2.login(other["email"])
@@ -461,12 +422,6 @@ def test_money_and_times_are_written_with_their_currency_and_zone():
     assert money(4500, "usd") == "USD 45.00" and money(4500, "jpy") == "JPY 4,500"
     assert money(1234567, "eur") == "EUR 12,345.67" and money(1500, "kwd") == "KWD 1.500"
     start = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)
-    assert (
-        when(start, start + timedelta(hours=1), "Europe/London")
-        == "Wed 1 Jul 2026, 15:00–16:00 BST"
-    )
+    assert when(start, start + timedelta(hours=1), "Europe/London") == "Wed 1 Jul 2026, 15:00–16:00 BST"
     winter = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-    assert (
-        when(winter, winter + timedelta(minutes=30), "Europe/London")
-        == "Tue 1 Dec 2026, 14:00–14:30 GMT"
-    )
+    assert when(winter, winter + timedelta(minutes=30), "Europe/London") == "Tue 1 Dec 2026, 14:00–14:30 GMT"

@@ -51,17 +51,13 @@ def login(body: LoginIn, request: Request, session: DbSession, settings: AppSett
     address_key = "ip:" + (request.client.host if request.client else "-")
     throttle.check(email_key, address_key)
     try:
-        user = service.authenticate(
-            session, hasher=request.app.state.hasher, email=body.email, password=body.password
-        )
+        user = service.authenticate(session, hasher=request.app.state.hasher, email=body.email, password=body.password)
     except Exception:
         throttle.failed(email_key, address_key)
         raise
     throttle.succeeded(email_key)
     token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
-    out = LoginOut(
-        token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user)
-    )
+    out = LoginOut(token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
     return ok(out, "Logged in")
 
 
@@ -81,18 +77,14 @@ def list_students(user: ParentUser, session: DbSession):
 @students.post("", response_model=Envelope[StudentOut], status_code=201)
 def add_student(body: StudentIn, user: ParentUser, session: DbSession):
     """Add a child."""
-    student = service.add_student(
-        session, parent_id=user.id, fields=body.model_dump(), now=utc_now()
-    )
+    student = service.add_student(session, parent_id=user.id, fields=body.model_dump(), now=utc_now())
     return ok(StudentOut.model_validate(student), "Student added")
 
 
 @students.put("/{student_id}", response_model=Envelope[StudentOut])
 def update_student(student_id: uuid.UUID, body: StudentIn, user: ParentUser, session: DbSession):
     """Change one of your children."""
-    student = service.update_student(
-        session, parent_id=user.id, student_id=student_id, fields=body.model_dump()
-    )
+    student = service.update_student(session, parent_id=user.id, student_id=student_id, fields=body.model_dump())
     return ok(StudentOut.model_validate(student), "Student updated")
 
 

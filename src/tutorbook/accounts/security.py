@@ -43,9 +43,7 @@ def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datet
 def read_token(*, settings: Settings, token: str) -> dict:
     """The claims of a valid token; Unauthorized when expired, tampered or malformed."""
     try:
-        claims = jwt.decode(
-            token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
-        )
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         uuid.UUID(claims["sub"])
         return claims
     except jwt.ExpiredSignatureError as exc:

@@ -110,9 +110,7 @@ def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict, now: da
     return student
 
 
-def update_student(
-    session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict
-) -> Student:
+def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict) -> Student:
     student = own_student(session, parent_id=parent_id, student_id=student_id)
     for key, value in fields.items():
         setattr(student, key, value)

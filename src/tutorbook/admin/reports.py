@@ -46,8 +46,6 @@ def invalid_statuses(conn, *, table: sa.Table = PS.__table__) -> list[dict]:
     return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def reconciliation(
-    svc, *, now: datetime, since: datetime | None = None, progress=None
-) -> jobs.JobResult:
+def reconciliation(svc, *, now: datetime, since: datetime | None = None, progress=None) -> jobs.JobResult:
     """Mismatches between Stripe and the database, changing nothing; none is the healthy answer."""
     return jobs.run("reconcile", svc, now=now, dry_run=True, since=since, progress=progress)

@@ -34,9 +34,7 @@ def orphaned_sessions(
     user: AdminUser,
     session: DbSession,
     request: Request,
-    older_than_minutes: int | None = Query(
-        default=None, alias="olderThanMinutes", ge=1, le=525_600
-    ),
+    older_than_minutes: int | None = Query(default=None, alias="olderThanMinutes", ge=1, le=525_600),
 ):
     """Pending, unpaid bookings older than the threshold (default 60 min); 0 is healthy."""
     minutes = older_than_minutes or request.app.state.settings.orphan_threshold_minutes
@@ -57,9 +55,7 @@ async def cleanup(user: AdminUser, request: Request, dry_run: bool = DryRun):
     """Run the expire and purge jobs now: abandoned checkouts cancelled (and closed at Stripe),
     never-paid cancelled bookings past retention deleted."""
     results = [await _run(request, name, dry_run=dry_run) for name in CLEANUP_JOBS]
-    return ok(
-        [job_run_out(r) for r in results], "Dry run: nothing changed" if dry_run else "Cleanup done"
-    )
+    return ok([job_run_out(r) for r in results], "Dry run: nothing changed" if dry_run else "Cleanup done")
 
 
 @router.post("/reconcile", response_model=Envelope[JobRun], responses=errors(502))
@@ -67,15 +63,11 @@ async def reconcile(
     user: AdminUser,
     request: Request,
     dry_run: bool = DryRun,
-    since: datetime | None = Query(
-        default=None, description="Compare checkouts created since (default: the lookback)"
-    ),
+    since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(
-        request, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None
-    )
+    result = await _run(request, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 
@@ -93,6 +85,4 @@ async def _run(request: Request, name: str, *, dry_run: bool, **options) -> jobs
             **options,
         )
     except gw.GatewayError as exc:
-        raise BadGateway(
-            "The payment provider could not be reached; try again in a moment"
-        ) from exc
+        raise BadGateway("The payment provider could not be reached; try again in a moment") from exc

@@ -48,9 +48,7 @@ class Reason(StrEnum):
 UNPAID_CANCEL_REASONS = frozenset(
     {Reason.PAYMENT_CANCELLED, Reason.CHECKOUT_EXPIRED, Reason.PAYMENT_FAILED, Reason.CHECKOUT_FAILED}
 )
-PAID_CANCEL_REASONS = frozenset(
-    {Reason.PARENT_CANCELLED, Reason.TEACHER_CANCELLED, Reason.ADMIN_CANCELLED}
-)
+PAID_CANCEL_REASONS = frozenset({Reason.PARENT_CANCELLED, Reason.TEACHER_CANCELLED, Reason.ADMIN_CANCELLED})
 CANCELLATION_REASONS = UNPAID_CANCEL_REASONS | PAID_CANCEL_REASONS
 
 P, C, D, X = Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.CANCELLED
@@ -110,14 +108,10 @@ def book(*, now: datetime) -> Change:
 
 def confirm_payment(current: Status, *, now: datetime, payment_intent_id: str | None) -> Change:
     """Pending -> Confirmed when Stripe says the checkout is paid."""
-    return _change(
-        current, C, Reason.PAID, now, paid_at=now, stripe_payment_intent_id=payment_intent_id
-    )
+    return _change(current, C, Reason.PAID, now, paid_at=now, stripe_payment_intent_id=payment_intent_id)
 
 
-def confirm_late_payment(
-    current: Status, *, now: datetime, payment_intent_id: str | None, was_paid: bool
-) -> Change:
+def confirm_late_payment(current: Status, *, now: datetime, payment_intent_id: str | None, was_paid: bool) -> Change:
     """Cancelled (never paid) -> Confirmed when a late payment finds the slot still free."""
     if was_paid:
         raise IllegalTransition(Status(current), C, Reason.LATE_PAYMENT_CONFIRMED)
@@ -151,9 +145,7 @@ class TooEarlyToComplete(AppError):
     message = "A session can be marked completed only once it has started"
 
 
-def complete(
-    current: Status, *, now: datetime, starts_at: datetime, ends_at: datetime, by_job: bool
-) -> Change:
+def complete(current: Status, *, now: datetime, starts_at: datetime, ends_at: datetime, by_job: bool) -> Change:
     """Confirmed -> Completed: by the job after the end, or by the teacher once it has started."""
     check(Status(current), D, Reason.SESSION_ENDED if by_job else Reason.MARKED_COMPLETED)
     if (by_job and now < ends_at) or (not by_job and now < starts_at):

@@ -61,10 +61,10 @@ class PrivateSession(Base):
 class StatusHistory(Base):
     __tablename__ = "session_status_history"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True)
     from_status: Mapped[int | None] = mapped_column(sa.SmallInteger)
     to_status: Mapped[int] = mapped_column(sa.SmallInteger)
     reason: Mapped[str] = mapped_column(sa.String(40))

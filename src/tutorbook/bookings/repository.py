@@ -30,9 +30,7 @@ def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
     from tutorbook.teachers.models import TeacherProfile
 
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            sa.select(TeacherProfile.user_id).where(TeacherProfile.user_id == teacher_id).with_for_update()
-        )
+        session.execute(sa.select(TeacherProfile.user_id).where(TeacherProfile.user_id == teacher_id).with_for_update())
 
 
 def overlapping(
@@ -106,7 +104,9 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
 def set_fields(session: Session, booking: PS, **fields) -> None:
     """Update non-status columns (checkout ids, meeting link, refunded amount)."""
     assert "status" not in fields, "status changes go through lifecycle + apply()"
-    session.execute(sa.update(PS).where(PS.id == booking.id).values(**fields).execution_options(synchronize_session=False))
+    session.execute(
+        sa.update(PS).where(PS.id == booking.id).values(**fields).execution_options(synchronize_session=False)
+    )
     for key, value in fields.items():
         set_committed_value(booking, key, value)
 
@@ -134,13 +134,9 @@ def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size:
     return rows, total
 
 
-def teacher_schedule(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None
-):
+def teacher_schedule(session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None):
     """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
-    stmt = _with_names(
-        sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
-    ).order_by(PS.starts_at)
+    stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))).order_by(PS.starts_at)
     if start is not None:
         stmt = stmt.where(PS.ends_at > start)
     if end is not None:
@@ -183,9 +179,7 @@ def stale_pending(
     return [tuple(row) for row in session.execute(_skip_locked(session, stmt))]
 
 
-def ended_confirmed(
-    session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None
-) -> list[PS]:
+def ended_confirmed(session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None) -> list[PS]:
     """Confirmed bookings whose end time has passed by `now`, by id."""
     stmt = sa.select(PS).where(PS.status == Status.CONFIRMED.value, PS.ends_at <= now)
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
@@ -204,25 +198,19 @@ def _never_paid_cancelled(before: datetime):
     )
 
 
-def purgeable_ids(
-    session: Session, *, before: datetime, limit: int, after: uuid.UUID | None = None
-) -> list[uuid.UUID]:
+def purgeable_ids(session: Session, *, before: datetime, limit: int, after: uuid.UUID | None = None) -> list[uuid.UUID]:
     """Never-paid Cancelled bookings (no payment, no refund) cancelled before `before`."""
     stmt = _after(sa.select(PS.id).where(_never_paid_cancelled(before)), after)
     return list(session.scalars(_skip_locked(session, stmt.order_by(PS.id).limit(limit))))
 
 
-def delete_never_paid(
-    session: Session, *, ids: list[uuid.UUID], before: datetime
-) -> list[uuid.UUID]:
+def delete_never_paid(session: Session, *, ids: list[uuid.UUID], before: datetime) -> list[uuid.UUID]:
     """Delete those of `ids` still never-paid Cancelled, with their history; the ids deleted."""
     stmt = sa.select(PS.id).where(PS.id.in_(ids), _never_paid_cancelled(before))
     doomed = list(session.scalars(stmt))
     if doomed:
         session.execute(sa.delete(StatusHistory).where(StatusHistory.session_id.in_(doomed)))
-        session.execute(
-            sa.delete(PS).where(PS.id.in_(doomed)).execution_options(synchronize_session=False)
-        )
+        session.execute(sa.delete(PS).where(PS.id.in_(doomed)).execution_options(synchronize_session=False))
     return doomed
 
 

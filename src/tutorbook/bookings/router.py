@@ -15,9 +15,7 @@ from tutorbook.clock import as_utc, utc_now
 from tutorbook.db import DbSession
 from tutorbook.schemas import Envelope, errors, ok
 
-router = APIRouter(
-    prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504)
-)
+router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 
 def _svc(request: Request):
@@ -55,9 +53,7 @@ async def cancel_payment(
 ):
     """Called by the cancel page: cancels the unpaid booking and expires its checkout.
     If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
-    await service.cancel_payment(
-        _svc(request), parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id
-    )
+    await service.cancel_payment(_svc(request), parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
     return ok(True, "Session booking cancelled successfully")
 
 

@@ -29,7 +29,6 @@ class BookIn(InputModel):
         return as_utc(v)
 
 
-
 class SessionOut(CamelModel):
     id: uuid.UUID
     parent_id: uuid.UUID

@@ -183,10 +183,7 @@ def checkout_urls(*, public_url: str, booking_id: uuid.UUID) -> tuple[str, str]:
     """success_url and cancel_url exactly as the frontend expects them."""
     base = public_url.rstrip("/")
     success = f"{base}/payment/success?session_id={CHECKOUT_TEMPLATE}&type=session-booking"
-    cancel = (
-        f"{base}/payment/cancel?session_id={CHECKOUT_TEMPLATE}"
-        f"&type=session-booking&booking_id={booking_id}"
-    )
+    cancel = f"{base}/payment/cancel?session_id={CHECKOUT_TEMPLATE}&type=session-booking&booking_id={booking_id}"
     return success, cancel
 
 
@@ -346,9 +343,7 @@ async def cancel_payment(
 
 async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession:
     """The success page's call: re-read the session from Stripe and fulfil if it is paid."""
-    booking = await svc.tx(
-        _own_booking_for_cancel, parent=parent, stripe_session_id=stripe_session_id, booking_id=None
-    )
+    booking = await svc.tx(_own_booking_for_cancel, parent=parent, stripe_session_id=stripe_session_id, booking_id=None)
     try:
         checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
     except gw.CheckoutNotFound as exc:

@@ -59,9 +59,7 @@ def run(
             metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
         raise
     ms = round((time.perf_counter() - started) * 1000, 1)
-    log.info(
-        "job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms}
-    )
+    log.info("job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms})
     if metrics is not None and not dry_run:
         metrics.inc("tutorbook_jobs_runs_total", job=name, result="ok")
         for outcome, n in result.counts().items():

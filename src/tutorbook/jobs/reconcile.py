@@ -158,9 +158,5 @@ def _retry_refunds(svc, result: JobResult, *, now: datetime, dry_run: bool) -> N
 
 
 def _failed_refunds(session: Session, *, since: datetime) -> list[Refund]:
-    stmt = (
-        sa.select(Refund)
-        .where(Refund.status == "failed", Refund.created_at >= since)
-        .order_by(Refund.created_at)
-    )
+    stmt = sa.select(Refund).where(Refund.status == "failed", Refund.created_at >= since).order_by(Refund.created_at)
     return list(session.scalars(stmt))

@@ -28,9 +28,7 @@ def actor(job: str) -> str:
     return f"job:{job}"
 
 
-def cancel_pending(
-    session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime
-) -> str:
+def cancel_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime) -> str:
     """Pending -> Cancelled as a compare-and-set; "skipped" when the booking moved meanwhile."""
     booking = repo.get(session, booking_id)
     if booking is None or booking.status != Status.PENDING:
@@ -49,9 +47,7 @@ def fulfil_paid(svc, *, checkout: gw.Checkout, job: str, now: datetime) -> str:
 # -- expire ------------------------------------------------------------------------------
 
 
-def expire(
-    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
-) -> JobResult:
+def expire(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Pending past its checkout expiry: close the checkout at Stripe (fulfil instead if it was
     paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed`."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
@@ -95,9 +91,7 @@ def _cancel_unlinked(session: Session, *, rows, now: datetime, dry_run: bool) ->
     return outcomes
 
 
-def _expire_one(
-    svc, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool
-) -> str:
+def _expire_one(svc, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool) -> str:
     try:
         paid = _close_checkout(svc, checkout_id, dry_run=dry_run)
     except gw.CheckoutNotFound:
@@ -108,9 +102,7 @@ def _expire_one(
         return "would_fulfil" if paid else "would_cancel"
     if paid is not None:
         return fulfil_paid(svc, checkout=paid, job="expire", now=now)
-    return svc.tx_sync(
-        cancel_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, job="expire", now=now
-    )
+    return svc.tx_sync(cancel_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, job="expire", now=now)
 
 
 def _close_checkout(svc, checkout_id: str, *, dry_run: bool) -> gw.Checkout | None:
@@ -129,9 +121,7 @@ def _close_checkout(svc, checkout_id: str, *, dry_run: bool) -> gw.Checkout | No
 # -- complete ----------------------------------------------------------------------------
 
 
-def complete(
-    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
-) -> JobResult:
+def complete(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Confirmed bookings whose end time has passed become Completed."""
     result = JobResult("complete", dry_run=dry_run, progress=progress)
     after = None
@@ -152,17 +142,13 @@ def _complete(session: Session, booking, *, now: datetime) -> str:
     change = lifecycle.complete(
         Status.CONFIRMED, now=now, starts_at=booking.starts_at, ends_at=booking.ends_at, by_job=True
     )
-    return (
-        "completed" if repo.apply(session, booking, change, actor=actor("complete")) else "skipped"
-    )
+    return "completed" if repo.apply(session, booking, change, actor=actor("complete")) else "skipped"
 
 
 # -- meeting links -----------------------------------------------------------------------
 
 
-def meeting_links(
-    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
-) -> JobResult:
+def meeting_links(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff)."""
     result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
     with svc.db.session_scope() as session:
@@ -171,18 +157,14 @@ def meeting_links(
         if dry_run:
             result.add(booking_id, "would_create")
         else:
-            result.attempt(
-                booking_id, lambda b=booking_id: links.ensure_link(svc, booking_id=b, now=now)
-            )
+            result.attempt(booking_id, lambda b=booking_id: links.ensure_link(svc, booking_id=b, now=now))
     return result
 
 
 # -- purge -------------------------------------------------------------------------------
 
 
-def purge(
-    svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
-) -> JobResult:
+def purge(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Delete never-paid Cancelled bookings (no payment, no refund) older than the retention,
     with their history. Anything that ever took money is kept."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)
@@ -191,9 +173,7 @@ def purge(
     while True:
         with svc.db.session_scope() as session:
             ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
-            deleted = set(
-                ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before)
-            )
+            deleted = set(ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before))
         for booking_id in ids:
             gone = "would_delete" if dry_run else "deleted"
             result.add(booking_id, gone if booking_id in deleted else "skipped")

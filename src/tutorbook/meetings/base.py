@@ -45,9 +45,7 @@ class MeetingError(Exception):
 class RetryableMeetingError(MeetingError):
     """Worth trying again later (outage, rate limit, conference still pending)."""
 
-    def __init__(
-        self, message: str, *, code: str = "retryable", retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: str = "retryable", retry_after: float | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 

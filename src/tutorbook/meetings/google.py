@@ -23,9 +23,7 @@ from tutorbook.meetings.base import (
 
 SCOPE = "https://www.googleapis.com/auth/calendar.events"
 TOKEN_URI = "https://oauth2.googleapis.com/token"
-RATE_LIMIT_REASONS = frozenset(
-    {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"}
-)
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"})
 CREDENTIALS_MODES = ("service_account", "oauth")
 
 
@@ -76,12 +74,8 @@ class GoogleMeetProvider:
             raise ValueError(f"credentials_mode must be one of {CREDENTIALS_MODES}")
         if credentials_mode == "service_account" and not service_account_file:
             raise ValueError("service_account mode needs service_account_file")
-        if credentials_mode == "oauth" and not (
-            oauth_client_id and oauth_client_secret and refresh_token_for
-        ):
-            raise ValueError(
-                "oauth mode needs oauth_client_id, oauth_client_secret, refresh_token_for"
-            )
+        if credentials_mode == "oauth" and not (oauth_client_id and oauth_client_secret and refresh_token_for):
+            raise ValueError("oauth mode needs oauth_client_id, oauth_client_secret, refresh_token_for")
         self.credentials_mode = credentials_mode
         self.service_account_file = service_account_file
         self.impersonate = impersonate
@@ -131,9 +125,7 @@ class GoogleMeetProvider:
         with _mapped_errors():
             events = self._events(teacher_email)
             try:
-                events.delete(
-                    calendarId=calendar, eventId=event_id, sendUpdates=self._send_updates()
-                ).execute()
+                events.delete(calendarId=calendar, eventId=event_id, sendUpdates=self._send_updates()).execute()
             except HttpError as exc:
                 if exc.status_code not in (404, 410):
                     raise
@@ -182,9 +174,7 @@ class GoogleMeetProvider:
                 )
             delay = next(delays, None)
             if delay is None:
-                raise RetryableMeetingError(
-                    "the Meet conference is still pending", code="conference_pending"
-                )
+                raise RetryableMeetingError("the Meet conference is still pending", code="conference_pending")
             self.sleep(delay)
             event = events.get(calendarId=calendar, eventId=event["id"]).execute()
 
@@ -194,9 +184,7 @@ class GoogleMeetProvider:
         from googleapiclient.discovery import build
 
         http = self._http if self._http is not None else httplib2.Http(timeout=self.timeout_s)
-        authed = google_auth_httplib2.AuthorizedHttp(
-            self._credentials_for(teacher_email), http=http
-        )
+        authed = google_auth_httplib2.AuthorizedHttp(self._credentials_for(teacher_email), http=http)
         service = build("calendar", "v3", http=authed, static_discovery=True, cache_discovery=False)
         return service.events()
 
@@ -209,9 +197,7 @@ class GoogleMeetProvider:
             return self._credentials[subject]
         token = self.refresh_token_for(teacher_email)
         if not token:
-            raise PermanentMeetingError(
-                f"no Google refresh token for {teacher_email}", code="no_refresh_token"
-            )
+            raise PermanentMeetingError(f"no Google refresh token for {teacher_email}", code="no_refresh_token")
         if token not in self._credentials:
             self._credentials[token] = self._oauth_credentials(token)
         return self._credentials[token]
@@ -246,9 +232,7 @@ def _require_google_client() -> None:
         import google_auth_httplib2  # noqa: F401
         import googleapiclient  # noqa: F401
     except ImportError as exc:
-        raise ImportError(
-            "the Google Meet provider needs the Google client: pip install 'tutorbook[google]'"
-        ) from exc
+        raise ImportError("the Google Meet provider needs the Google client: pip install 'tutorbook[google]'") from exc
 
 
 @contextmanager
@@ -272,13 +256,9 @@ def _from_http_error(exc: Any) -> MeetingError:
     reasons = _reasons(exc.content)
     message = f"Google Calendar answered {status} ({', '.join(reasons) or '-'}): {exc.reason}"
     if status == 429 or (status == 403 and RATE_LIMIT_REASONS & set(reasons)):
-        return RetryableMeetingError(
-            message, code="rate_limited", retry_after=_retry_after(exc.resp)
-        )
+        return RetryableMeetingError(message, code="rate_limited", retry_after=_retry_after(exc.resp))
     if status >= 500:
-        return RetryableMeetingError(
-            message, code=f"http_{status}", retry_after=_retry_after(exc.resp)
-        )
+        return RetryableMeetingError(message, code=f"http_{status}", retry_after=_retry_after(exc.resp))
     return PermanentMeetingError(message, code=f"http_{status}")
 
 

@@ -77,8 +77,14 @@ def ensure_link(svc, *, booking_id: uuid.UUID, now: datetime) -> str:
     with svc.db.session_scope() as session:
         session.execute(sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**fields))
     result = "created" if outcome.link else outcome.plan.action
-    log.info("meeting link", extra={"booking_id": str(booking_id), "outcome": result,
-                                    "provider": outcome.link.provider if outcome.link else None})
+    log.info(
+        "meeting link",
+        extra={
+            "booking_id": str(booking_id),
+            "outcome": result,
+            "provider": outcome.link.provider if outcome.link else None,
+        },
+    )
     return "fell_back" if outcome.fell_back else result
 
 

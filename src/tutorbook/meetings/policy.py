@@ -42,17 +42,13 @@ class LinkOutcome:
     fell_back: bool = False
 
 
-def next_attempt_at(
-    *, attempts: int, now: datetime, base_s: float = 30, cap_s: float = 3600
-) -> datetime:
+def next_attempt_at(*, attempts: int, now: datetime, base_s: float = 30, cap_s: float = 3600) -> datetime:
     """Return when to try again after `attempts` earlier failures: base * 2**attempts, capped."""
     delay = min(cap_s, base_s * 2 ** min(max(attempts, 0), 32))
     return now + timedelta(seconds=delay)
 
 
-def plan_after_failure(
-    *, error: MeetingError, attempts: int, max_failures: int, now: datetime
-) -> FailurePlan:
+def plan_after_failure(*, error: MeetingError, attempts: int, max_failures: int, now: datetime) -> FailurePlan:
     """Decide what follows a failure, `attempts` being the failures recorded before this one."""
     if isinstance(error, PermanentMeetingError):
         return FailurePlan(action="stop", code=error.code)
@@ -81,6 +77,4 @@ def create_link(
     plan = plan_after_failure(error=error, attempts=attempts, max_failures=max_failures, now=now)
     # The fallback (Jitsi) makes no outside call, so it is not expected to fail.
     link = fallback.create(request) if plan.action == "fallback" else None
-    return LinkOutcome(
-        link=link, attempts=attempts + 1, plan=plan, error=error, fell_back=link is not None
-    )
+    return LinkOutcome(link=link, attempts=attempts + 1, plan=plan, error=error, fell_back=link is not None)

@@ -244,6 +244,8 @@ class _mapped_errors:
                 raise GatewayTimeout(str(exc)) from exc
             raise GatewayError(str(exc)) from exc
         if isinstance(exc, stripe.StripeError):
-            log.warning("stripe error", extra={"error": str(exc)[:200], "http_status": getattr(exc, "http_status", None)})
+            log.warning(
+                "stripe error", extra={"error": str(exc)[:200], "http_status": getattr(exc, "http_status", None)}
+            )
             raise GatewayError(str(exc)) from exc
         return False

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings import repository as repo
+from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -40,8 +40,15 @@ def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
         return bookings.Outcome("duplicate")
     outcome = dispatch(session, event=event, now=now)
     session.execute(sa.update(StripeEvent).where(StripeEvent.id == event["id"]).values(outcome=outcome.kind))
-    log.info("stripe event", extra={"event_id": event["id"], "type": event.get("type"), "outcome": outcome.kind,
-                                    "booking_id": str(outcome.booking.id) if outcome.booking else None})
+    log.info(
+        "stripe event",
+        extra={
+            "event_id": event["id"],
+            "type": event.get("type"),
+            "outcome": outcome.kind,
+            "booking_id": str(outcome.booking.id) if outcome.booking else None,
+        },
+    )
     return outcome
 
 
@@ -84,7 +91,9 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
         payment_intent = payment_intent.get("id")
     from tutorbook.bookings.models import PrivateSession as PS
 
-    booking = session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
+    booking = (
+        session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
+    )
     if booking is None:
         return bookings.Outcome("unknown_booking")
     total = int(obj.get("amount_refunded") or 0)

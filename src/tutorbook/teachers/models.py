@@ -12,13 +12,9 @@ from tutorbook.db import Base
 
 class TeacherProfile(Base):
     __tablename__ = "teacher_profiles"
-    __table_args__ = (
-        sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),
-    )
+    __table_args__ = (sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),)
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     subjects: Mapped[list] = mapped_column(sa.JSON, default=list)
     hourly_rate: Mapped[int] = mapped_column(sa.Integer, default=0)  # minor units
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
@@ -30,9 +26,7 @@ class AvailabilityWindow(Base):
     __tablename__ = "availability_windows"
     __table_args__ = (
         sa.CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
-        sa.CheckConstraint(
-            "start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute", name="span"
-        ),
+        sa.CheckConstraint("start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute", name="span"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)

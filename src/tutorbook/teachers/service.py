@@ -39,9 +39,7 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
     """Teachers with a price, by name; optionally those teaching `subject`."""
     rows = session.execute(
-        sa.select(User, TeacherProfile)
-        .join(TeacherProfile, TeacherProfile.user_id == User.id)
-        .order_by(User.full_name)
+        sa.select(User, TeacherProfile).join(TeacherProfile, TeacherProfile.user_id == User.id).order_by(User.full_name)
     ).all()
     out = [_out(u, p) for u, p in rows]
     if subject:
@@ -90,7 +88,11 @@ def set_windows(session: Session, *, teacher_id: uuid.UUID, new: list[slots.Wind
     session.execute(sa.delete(AvailabilityWindow).where(AvailabilityWindow.teacher_id == teacher_id))
     merged = _merge_windows(new)
     for w in merged:
-        session.add(AvailabilityWindow(teacher_id=teacher_id, weekday=w.weekday, start_minute=w.start_minute, end_minute=w.end_minute))
+        session.add(
+            AvailabilityWindow(
+                teacher_id=teacher_id, weekday=w.weekday, start_minute=w.start_minute, end_minute=w.end_minute
+            )
+        )
     session.flush()
     return merged
 

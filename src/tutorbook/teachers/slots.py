@@ -28,9 +28,7 @@ def _local(day: date, minute: int, zone: ZoneInfo) -> datetime:
     return moment.astimezone(UTC)
 
 
-def window_intervals(
-    windows: Iterable[Window], *, zone: str, start: datetime, end: datetime
-) -> list[Interval]:
+def window_intervals(windows: Iterable[Window], *, zone: str, start: datetime, end: datetime) -> list[Interval]:
     """Every concrete UTC interval of the weekly windows that touches [start, end)."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date() - timedelta(days=1)

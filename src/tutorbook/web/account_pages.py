@@ -108,9 +108,7 @@ async def logout(request: Request):
 
 @router.get("/register")
 def register_page(request: Request, user: Viewer):
-    return render(
-        request, "register.html", form={"role": "Parent", "time_zone": "UTC"}, zones=ZONES
-    )
+    return render(request, "register.html", form={"role": "Parent", "time_zone": "UTC"}, zones=ZONES)
 
 
 @router.post("/register")
@@ -140,16 +138,12 @@ async def register(request: Request):
         errors = problems(exc) if isinstance(exc, ValidationError) else [exc.message]
         status = 422 if isinstance(exc, ValidationError) else exc.status_code
         form.pop("password", None)
-        return render(
-            request, "register.html", status_code=status, errors=errors, form=form, zones=ZONES
-        )
+        return render(request, "register.html", status_code=status, errors=errors, form=form, zones=ZONES)
     token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=utc_now())
     if user.role == Role.PARENT:
         response = redirect(request, "/children", notice="Welcome! Add a child to start booking.")
     else:
-        response = redirect(
-            request, "/schedule", notice="Welcome! Your paid sessions will appear here."
-        )
+        response = redirect(request, "/schedule", notice="Welcome! Your paid sessions will appear here.")
     set_login(response, request, token)
     return response
 
@@ -165,9 +159,9 @@ def _children(session, *, parent_id: uuid.UUID) -> list[dict]:
 
 
 def _student_fields(form: dict) -> dict:
-    return StudentIn(
-        full_name=form.get("full_name", ""), grade_level=form.get("grade_level") or None
-    ).model_dump(exclude={"notes"})
+    return StudentIn(full_name=form.get("full_name", ""), grade_level=form.get("grade_level") or None).model_dump(
+        exclude={"notes"}
+    )
 
 
 @router.get("/children")
@@ -197,9 +191,7 @@ async def add_child(request: Request, user: Viewer):
             next=safe_next(form.get("next")) or "",
             form=form,
         )
-    return redirect(
-        request, safe_next(form.get("next")) or "/children", notice=f"{fields['full_name']} added."
-    )
+    return redirect(request, safe_next(form.get("next")) or "/children", notice=f"{fields['full_name']} added.")
 
 
 @router.post("/children/{student_id}")
@@ -223,9 +215,7 @@ async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     await read_form(request)
     try:
-        await request.app.state.services.tx(
-            accounts.delete_student, parent_id=parent.id, student_id=student_id
-        )
+        await request.app.state.services.tx(accounts.delete_student, parent_id=parent.id, student_id=student_id)
     except AppError as exc:
         return redirect(request, "/children", error=exc.message)
     return redirect(request, "/children", notice="Removed.")

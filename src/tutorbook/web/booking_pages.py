@@ -71,9 +71,7 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER, Role.ADMIN)
     await read_form(request)
     try:
-        await request.app.state.services.tx(
-            bookings.complete, user=teacher, booking_id=booking_id, now=utc_now()
-        )
+        await request.app.state.services.tx(bookings.complete, user=teacher, booking_id=booking_id, now=utc_now())
     except AppError as exc:
         return redirect(request, back_to(teacher), error=exc.message)
     return redirect(request, back_to(teacher), notice="Session marked completed.")
@@ -84,9 +82,7 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings) -> dict:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
-    refund = bookings.refund_preview(
-        booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now()
-    )
+    refund = bookings.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
     return {"booking": session_out(booking, *repo.names_for(session, booking)), "refund": refund}
 
 
@@ -109,9 +105,7 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     viewer = require(user)
     await read_form(request)
     try:
-        booking = await bookings.cancel_booking(
-            request.app.state.services, user=viewer, booking_id=booking_id
-        )
+        booking = await bookings.cancel_booking(request.app.state.services, user=viewer, booking_id=booking_id)
     except AppError as exc:
         return redirect(request, back_to(viewer), error=exc.message)
     notice = "Booking cancelled."

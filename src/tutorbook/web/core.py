@@ -116,11 +116,7 @@ async def read_form(request: Request) -> dict[str, str]:
     """The posted form, after checking its CSRF token against the cookie."""
     form = await request.form()
     nonce, sent = request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)
-    if (
-        not nonce
-        or not isinstance(sent, str)
-        or not hmac.compare_digest(sent, _sign(request, nonce))
-    ):
+    if not nonce or not isinstance(sent, str) or not hmac.compare_digest(sent, _sign(request, nonce)):
         raise CsrfRefused()
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
@@ -151,9 +147,7 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> Re
     return response
 
 
-def redirect(
-    request: Request, url: str, *, notice: str | None = None, error: str | None = None
-) -> Response:
+def redirect(request: Request, url: str, *, notice: str | None = None, error: str | None = None) -> Response:
     """303 to `url`, carrying a one-time message to the next page in a short-lived cookie."""
     response = RedirectResponse(url, status_code=303)
     if notice or error:
@@ -206,9 +200,7 @@ class PageRoute(APIRoute):
                 return error_page(request, 404, "This page does not exist.")
             except Exception:
                 log.exception("page failed", extra={"path": request.url.path})
-                return error_page(
-                    request, 500, "Something went wrong on our side. Please try again."
-                )
+                return error_page(request, 500, "Something went wrong on our side. Please try again.")
 
         return guarded
 

@@ -22,11 +22,7 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: StarletteHTTPException):
         if wants_page(request):
-            message = (
-                "This page does not exist."
-                if exc.status_code == 404
-                else "This request cannot be served."
-            )
+            message = "This page does not exist." if exc.status_code == 404 else "This request cannot be served."
             return error_page(request, exc.status_code, message)
         return await json_handler(request, exc)
 

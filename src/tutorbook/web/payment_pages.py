@@ -61,9 +61,7 @@ async def payment_success(
             state="error",
             message=exc.message,
         )
-    state = {Status.PENDING: "confirming", Status.CANCELLED: "cancelled"}.get(
-        Status(booking.status), "confirmed"
-    )
+    state = {Status.PENDING: "confirming", Status.CANCELLED: "cancelled"}.get(Status(booking.status), "confirmed")
     return render(
         request,
         "payment_success.html",
@@ -95,9 +93,7 @@ async def payment_cancel(
     if kind != BOOKING_TYPE or (stripe_id is None and own_id is None):
         return render(request, "payment_cancel.html", state="nothing")
     try:
-        booking = await bookings.cancel_payment(
-            svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id
-        )
+        booking = await bookings.cancel_payment(svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id)
     except AppError as exc:
         return render(
             request,

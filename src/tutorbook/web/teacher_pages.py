@@ -40,17 +40,13 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(
-    request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)
-):
+async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
     everyone = await request.app.state.services.tx(teachers.list_teachers)
     bookable = [t for t in everyone if t.hourly_rate > 0]
     subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
     if subject:
         bookable = [t for t in bookable if subject.lower() in (s.lower() for s in t.subjects)]
-    return render(
-        request, "teachers.html", teachers=bookable, subjects=subjects, subject=subject or ""
-    )
+    return render(request, "teachers.html", teachers=bookable, subjects=subjects, subject=subject or "")
 
 
 # -- one teacher's week ----------------------------------------------------------------
@@ -129,9 +125,7 @@ async def teacher_view(
     durations = [
         {
             "minutes": m,
-            "price": fmt.money(
-                bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency
-            ),
+            "price": fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency),
         }
         for m in ALLOWED_DURATIONS
     ]
@@ -152,9 +146,7 @@ async def teacher_view(
 
 
 @router.get("/teachers/{teacher_id}")
-async def teacher_page(
-    teacher_id: uuid.UUID, request: Request, user: Viewer, week: int = Query(0, ge=0, le=MAX_WEEK)
-):
+async def teacher_page(teacher_id: uuid.UUID, request: Request, user: Viewer, week: int = Query(0, ge=0, le=MAX_WEEK)):
     return await teacher_view(request, user, teacher_id=teacher_id, week=week)
 
 

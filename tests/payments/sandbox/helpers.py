@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import stripe
 
+from tests.support.servers import wait_for  # noqa: F401  (re-exported for the sandbox tests)
 from tutorbook.payments.sandbox import SandboxHandle
 
 API_KEY = "sk_test_sandbox"
@@ -74,18 +73,6 @@ def card_form(number: str = "4242 4242 4242 4242", **overrides: str) -> dict[str
 def submit_card(url: str, number: str = "4242 4242 4242 4242", **fields: str) -> httpx.Response:
     """POST the hosted page's form, without following the redirect."""
     return http.post(url, data=card_form(number, **fields), follow_redirects=False)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; return its value or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 def control(handle: SandboxHandle, method: str, path: str, body: Any = None) -> Any:

@@ -107,11 +107,7 @@ def test_amounts_sum_line_items(client):
             "line_items[0][price_data][unit_amount]",
         ),
         (
-            {
-                "line_items": [
-                    {"price_data": {"currency": "usd", "unit_amount": 5000}, "quantity": 1}
-                ]
-            },
+            {"line_items": [{"price_data": {"currency": "usd", "unit_amount": 5000}, "quantity": 1}]},
             "line_items[0][price_data][product_data][name]",
         ),
         ({"client_reference_id": "x" * 201}, "client_reference_id"),
@@ -160,9 +156,7 @@ def test_bad_api_key(sandbox):
 
 
 def test_unrecognized_url(sandbox):
-    response = http.post(
-        f"{sandbox.base_url}/v1/customers", headers={"Authorization": "Bearer sk_test_sandbox"}
-    )
+    response = http.post(f"{sandbox.base_url}/v1/customers", headers={"Authorization": "Bearer sk_test_sandbox"})
     assert response.status_code == 404
     assert response.json()["error"]["message"].startswith("Unrecognized request URL")
 
@@ -194,13 +188,9 @@ def test_list_pagination_and_filters(client):
     page = client.v1.checkout.sessions.list(params={"limit": 2})
     assert page.object == "list" and page.url == "/v1/checkout/sessions"
     assert [s.id for s in page.data] == ids[::-1][:2] and page.has_more
-    everything = [
-        s.id for s in client.v1.checkout.sessions.list(params={"limit": 2}).auto_paging_iter()
-    ]
+    everything = [s.id for s in client.v1.checkout.sessions.list(params={"limit": 2}).auto_paging_iter()]
     assert everything == ids[::-1]
-    backwards = client.v1.checkout.sessions.list(
-        params={"limit": 2, "ending_before": ids[0]}
-    ).auto_paging_iter()
+    backwards = client.v1.checkout.sessions.list(params={"limit": 2, "ending_before": ids[0]}).auto_paging_iter()
     assert [s.id for s in backwards] == ids[1:]
 
     client.v1.checkout.sessions.expire(ids[0])
@@ -240,18 +230,14 @@ def test_idempotent_replay(client, sandbox):
     assert len(client.v1.checkout.sessions.list().data) == 1
 
     with pytest.raises(stripe.IdempotencyError):
-        client.v1.checkout.sessions.create(
-            params=session_params(client_reference_id="43"), options=options
-        )
+        client.v1.checkout.sessions.create(params=session_params(client_reference_id="43"), options=options)
 
 
 def test_idempotent_concurrent_duplicates_create_one_session(client):
     results: list[str] = []
 
     def create() -> None:
-        session = client.v1.checkout.sessions.create(
-            params=session_params(), options={"idempotency_key": "same-key"}
-        )
+        session = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "same-key"})
         results.append(session.id)
 
     threads = [threading.Thread(target=create) for _ in range(8)]
@@ -266,15 +252,11 @@ def test_idempotent_concurrent_duplicates_create_one_session(client):
 def test_fail_mode_error500_then_recovery(client, sandbox):
     control(sandbox, "POST", "config", {"fail_mode": "error500"})
     with pytest.raises(stripe.APIError) as info:
-        client.v1.checkout.sessions.create(
-            params=session_params(), options={"idempotency_key": "outage-key"}
-        )
+        client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "outage-key"})
     assert info.value.http_status == 500
     control(sandbox, "POST", "config", {"fail_mode": None})
     # The outage stored nothing under the key, so the retry really creates the session.
-    session = client.v1.checkout.sessions.create(
-        params=session_params(), options={"idempotency_key": "outage-key"}
-    )
+    session = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "outage-key"})
     assert session.status == "open"
 
 

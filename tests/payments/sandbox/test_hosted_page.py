@@ -37,9 +37,7 @@ def test_pay_with_4242_completes_the_session(client):
     session = client.v1.checkout.sessions.create(params=session_params())
     response = submit_card(session.url)
     assert response.status_code == 303
-    assert response.headers["location"] == (
-        f"http://app.test/payment/success?session_id={session.id}"
-    )
+    assert response.headers["location"] == (f"http://app.test/payment/success?session_id={session.id}")
     paid = client.v1.checkout.sessions.retrieve(session.id)
     assert paid.status == "complete" and paid.payment_status == "paid"
     assert paid.payment_intent.startswith("pi_") and paid.url is None

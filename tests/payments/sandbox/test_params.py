@@ -45,9 +45,7 @@ def test_index_order_and_append_syntax():
     assert parsed == {"a": ["y", "x"], "b": ["1", "2"]}
 
 
-@pytest.mark.parametrize(
-    "pairs", [[("a", "1"), ("a[b]", "2")], [("a[b]", "2"), ("a", "1")], [("a[b", "1")]]
-)
+@pytest.mark.parametrize("pairs", [[("a", "1"), ("a[b]", "2")], [("a[b]", "2"), ("a", "1")], [("a[b", "1")]])
 def test_conflicting_or_malformed_keys_are_400(pairs):
     with pytest.raises(ApiError) as info:
         parse_pairs(pairs)

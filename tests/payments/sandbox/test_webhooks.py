@@ -53,9 +53,7 @@ def test_completed_event_is_signed_and_retried_until_acknowledged(make_sandbox, 
     assert payload["pending_webhooks"] == 1
     assert payload["request"] == {"id": None, "idempotency_key": None}
 
-    deliveries = wait_for(
-        lambda: [d for d in control(handle, "GET", "deliveries")["data"] if d["delivered"]]
-    )
+    deliveries = wait_for(lambda: [d for d in control(handle, "GET", "deliveries")["data"] if d["delivered"]])
     assert deliveries[0]["event_id"] == event.id
     assert deliveries[0]["type"] == "checkout.session.completed"
     assert deliveries[0]["attempts"] == 2 and deliveries[0]["last_status"] == 200
@@ -87,9 +85,7 @@ def test_clock_advance_expires_in_background(make_sandbox, receiver):
     assert after["now"] >= before["now"] + 24 * 3600 + 1
 
     # Only events are listed here, so the session can only expire in the background.
-    expired = wait_for(
-        lambda: client.v1.events.list(params={"type": "checkout.session.expired"}).data
-    )
+    expired = wait_for(lambda: client.v1.events.list(params={"type": "checkout.session.expired"}).data)
     assert expired[0].data.object.id == session.id
     assert expired[0].data.object.status == "expired"
     assert expired[0].created >= session.expires_at
@@ -121,15 +117,11 @@ def test_restart_keeps_state_and_resumes_deliveries(make_sandbox):
     first = make_sandbox(webhook_url=unused_url())
     client = make_client(first.base_url)
     open_session = client.v1.checkout.sessions.create(params=session_params())
-    paid = client.v1.checkout.sessions.create(
-        params=session_params(), options={"idempotency_key": "restart-key"}
-    )
+    paid = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "restart-key"})
     assert submit_card(paid.url).status_code == 303
     control(first, "POST", "clock/advance", {"seconds": 60})
     offset = control(first, "GET", "clock")["offset_s"]
-    pending = wait_for(
-        lambda: [d for d in control(first, "GET", "deliveries")["data"] if d["attempts"] >= 1]
-    )
+    pending = wait_for(lambda: [d for d in control(first, "GET", "deliveries")["data"] if d["attempts"] >= 1])
     assert not pending[0]["delivered"] and pending[0]["last_error"]
     first.stop()
 
@@ -144,9 +136,7 @@ def test_restart_keeps_state_and_resumes_deliveries(make_sandbox):
         reopened = client.v1.checkout.sessions.retrieve(open_session.id)
         assert reopened.status == "open"
         assert reopened.url == f"{second.base_url}/c/pay/{open_session.id}"
-        replay = client.v1.checkout.sessions.create(
-            params=session_params(), options={"idempotency_key": "restart-key"}
-        )
+        replay = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "restart-key"})
         assert replay.id == paid.id
         assert submit_card(reopened.url).status_code == 303
     finally:

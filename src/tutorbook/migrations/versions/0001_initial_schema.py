@@ -8,10 +8,10 @@ On PostgreSQL an exclusion constraint makes overlapping Pending/Confirmed bookin
 teacher impossible, whatever the application does.
 """
 
-from alembic import op
 import sqlalchemy as sa
-import tutorbook.db
+from alembic import op
 
+import tutorbook.db
 
 revision = "0001"
 down_revision = None
@@ -98,9 +98,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_availability_windows")),
     )
     with op.batch_alter_table("availability_windows", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_availability_windows_teacher_id"), ["teacher_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_availability_windows_teacher_id"), ["teacher_id"], unique=False)
 
     op.create_table(
         "private_sessions",
@@ -126,9 +124,7 @@ def upgrade() -> None:
         sa.Column("meeting_provider", sa.String(length=32), nullable=True),
         sa.Column("meeting_external_id", sa.String(length=255), nullable=True),
         sa.Column("meeting_attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column(
-            "meeting_next_attempt_at", tutorbook.db.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("meeting_next_attempt_at", tutorbook.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("meeting_error", sa.String(length=500), nullable=True),
         sa.Column("created_at", tutorbook.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", tutorbook.db.UTCDateTime(timezone=True), nullable=False),
@@ -139,33 +135,17 @@ def upgrade() -> None:
         sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_private_sessions_time_order")),
         sa.CheckConstraint("price_amount >= 0", name=op.f("ck_private_sessions_price")),
         sa.CheckConstraint("status IN (0,1,2,3)", name=op.f("ck_private_sessions_status")),
-        sa.ForeignKeyConstraint(
-            ["parent_id"], ["users.id"], name=op.f("fk_private_sessions_parent_id_users")
-        ),
-        sa.ForeignKeyConstraint(
-            ["student_id"], ["students.id"], name=op.f("fk_private_sessions_student_id_students")
-        ),
-        sa.ForeignKeyConstraint(
-            ["teacher_id"], ["users.id"], name=op.f("fk_private_sessions_teacher_id_users")
-        ),
+        sa.ForeignKeyConstraint(["parent_id"], ["users.id"], name=op.f("fk_private_sessions_parent_id_users")),
+        sa.ForeignKeyConstraint(["student_id"], ["students.id"], name=op.f("fk_private_sessions_student_id_students")),
+        sa.ForeignKeyConstraint(["teacher_id"], ["users.id"], name=op.f("fk_private_sessions_teacher_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_private_sessions")),
-        sa.UniqueConstraint(
-            "stripe_session_id", name=op.f("uq_private_sessions_stripe_session_id")
-        ),
+        sa.UniqueConstraint("stripe_session_id", name=op.f("uq_private_sessions_stripe_session_id")),
     )
     with op.batch_alter_table("private_sessions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_private_sessions_parent_starts", ["parent_id", "starts_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_private_sessions_status_ends", ["status", "ends_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_private_sessions_status_expiry", ["status", "checkout_expires_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_private_sessions_teacher_starts", ["teacher_id", "starts_at"], unique=False
-        )
+        batch_op.create_index("ix_private_sessions_parent_starts", ["parent_id", "starts_at"], unique=False)
+        batch_op.create_index("ix_private_sessions_status_ends", ["status", "ends_at"], unique=False)
+        batch_op.create_index("ix_private_sessions_status_expiry", ["status", "checkout_expires_at"], unique=False)
+        batch_op.create_index("ix_private_sessions_teacher_starts", ["teacher_id", "starts_at"], unique=False)
 
     op.create_table(
         "refunds",
@@ -213,9 +193,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_session_status_history")),
     )
     with op.batch_alter_table("session_status_history", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_session_status_history_session_id"), ["session_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_session_status_history_session_id"), ["session_id"], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")

@@ -126,9 +126,7 @@ def _api_endpoint(sandbox: Sandbox, op: Operation) -> Callable[[Request], Any]:
         request_id = new_id("req_", 14)
         config = sandbox.config
         if config.fail_mode == "error500":
-            return _error(
-                api_error("Simulated Stripe outage (sandbox fail_mode=error500)."), request_id
-            )
+            return _error(api_error("Simulated Stripe outage (sandbox fail_mode=error500)."), request_id)
         if config.fail_mode == "hang":
             await _hang(sandbox)
         if config.latency_ms > 0:
@@ -176,9 +174,7 @@ def _authenticate(request: Request, api_key: str) -> None:
         )
     if key != api_key:
         masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:] if len(key) > 12 else key
-        raise ApiError(
-            401, "authentication_error", f"Invalid API Key provided: {masked}", replayable=False
-        )
+        raise ApiError(401, "authentication_error", f"Invalid API Key provided: {masked}", replayable=False)
 
 
 async def _parse_call(request: Request, request_id: str, sandbox: Sandbox) -> ApiCall:
@@ -188,9 +184,7 @@ async def _parse_call(request: Request, request_id: str, sandbox: Sandbox) -> Ap
         try:
             pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):
-            raise invalid(
-                "Invalid request body: expected application/x-www-form-urlencoded."
-            ) from None
+            raise invalid("Invalid request body: expected application/x-www-form-urlencoded.") from None
     key = request.headers.get("idempotency-key")
     if key is not None and (not key or len(key) > 255):
         raise invalid("Idempotency keys must be 1 to 255 characters long.")
@@ -212,9 +206,7 @@ def _respond(result: ApiResult, request_id: str, api_version: str) -> Response:
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
         headers["Original-Request"] = result.request_id
-    return Response(
-        result.body, status_code=result.status, media_type="application/json", headers=headers
-    )
+    return Response(result.body, status_code=result.status, media_type="application/json", headers=headers)
 
 
 def _error(err: ApiError, request_id: str) -> Response:

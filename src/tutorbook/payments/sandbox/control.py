@@ -31,9 +31,7 @@ class BadControlRequest(ValueError):
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": "invalid_request_error", "message": message}}, status_code=400
-    )
+    return JSONResponse({"error": {"type": "invalid_request_error", "message": message}}, status_code=400)
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -124,9 +122,7 @@ def _apply(sandbox: Sandbox, changes: dict[str, Any]) -> None:
             raise BadControlRequest(f"fail_mode must be one of {FAIL_MODES}")
         if name == "latency_ms" and value < 0:
             raise BadControlRequest("latency_ms must be >= 0")
-        if name == "retry_schedule_s" and not (
-            value and all(isinstance(v, int | float) and v >= 0 for v in value)
-        ):
+        if name == "retry_schedule_s" and not (value and all(isinstance(v, int | float) and v >= 0 for v in value)):
             raise BadControlRequest("retry_schedule_s must be a non-empty list of seconds")
     for name, value in changes.items():
         setattr(sandbox.config, name, tuple(value) if name == "retry_schedule_s" else value)

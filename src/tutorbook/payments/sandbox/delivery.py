@@ -134,6 +134,4 @@ class Deliverer:
                 next_attempt_at=now + delay,
             )
         if not delivered:
-            log.info(
-                "webhook %s not acknowledged (%s); retry in %ss", event_id, status or error, delay
-            )
+            log.info("webhook %s not acknowledged (%s); retry in %ss", event_id, status or error, delay)

@@ -56,9 +56,7 @@ def read_card(form: dict[str, str], now: int) -> Card:
 
 
 def _expiry(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})", text) or re.fullmatch(
-        r"(\d{2})(\d{2})", text
-    )
+    match = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})", text) or re.fullmatch(r"(\d{2})(\d{2})", text)
     if not match or not 1 <= int(match.group(1)) <= 12:
         raise CardProblem("Your card's expiration date is invalid.")
     year = int(match.group(2))
@@ -106,12 +104,7 @@ class HostedPages:
         while time.monotonic() < deadline:
             config = self.sandbox.config
             delivery = self.sandbox.store.get_delivery(event_id)
-            if (
-                delivery is None
-                or delivery.attempts > 0
-                or not config.webhook_url
-                or not config.deliver_webhooks
-            ):
+            if delivery is None or delivery.attempts > 0 or not config.webhook_url or not config.deliver_webhooks:
                 return
             await asyncio.sleep(0.02)
 

@@ -60,9 +60,7 @@ def list_object(data: list[dict[str, Any]], has_more: bool, url: str) -> dict[st
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def line_item(
-    *, currency: str, unit_amount: int, quantity: int, name: str, now: int
-) -> dict[str, Any]:
+def line_item(*, currency: str, unit_amount: int, quantity: int, name: str, now: int) -> dict[str, Any]:
     """A Checkout line item built from ``price_data``."""
     total = unit_amount * quantity
     return {

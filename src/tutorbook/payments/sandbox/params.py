@@ -153,9 +153,7 @@ def get_list(params: Mapping[str, Any], name: str, param: str | None = None) -> 
     return value
 
 
-def get_metadata(
-    params: Mapping[str, Any], name: str = "metadata", param: str | None = None
-) -> dict[str, str]:
+def get_metadata(params: Mapping[str, Any], name: str = "metadata", param: str | None = None) -> dict[str, str]:
     """Metadata with Stripe's limits: 50 keys, key <= 40 chars, value <= 500 chars."""
     param = param or name
     raw = get_dict(params, name, param)
@@ -168,9 +166,7 @@ def get_metadata(
         if len(key) > 40:
             raise invalid(f"Metadata keys must be at most 40 characters: {key}", param)
         if len(value) > 500:
-            raise invalid(
-                f"Metadata values must be at most 500 characters ({key}).", f"{param}[{key}]"
-            )
+            raise invalid(f"Metadata values must be at most 500 characters ({key}).", f"{param}[{key}]")
         if value != "":
             metadata[key] = value
     return metadata

@@ -234,11 +234,7 @@ class Sandbox:
         """The public form of a stored object (private ``_`` keys removed)."""
         shown = {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
         if shown["object"] == SESSION:
-            shown["url"] = (
-                f"{self.public_url(base_url)}/c/pay/{shown['id']}"
-                if shown["status"] == "open"
-                else None
-            )
+            shown["url"] = f"{self.public_url(base_url)}/c/pay/{shown['id']}" if shown["status"] == "open" else None
         elif shown["object"] == "event":
             delivery = self.store.get_delivery(shown["id"])
             shown["pending_webhooks"] = int(delivery is not None and not delivery.delivered)
@@ -278,9 +274,7 @@ class Sandbox:
             else:
                 self._expand(value, rest, path, base)
 
-    def _list(
-        self, type_: str, call: ApiCall, filters: list[Filter], url: str, known: set[str]
-    ) -> dict[str, Any]:
+    def _list(self, type_: str, call: ApiCall, filters: list[Filter], url: str, known: set[str]) -> dict[str, Any]:
         params = call.params
         check_known(params, LIST_PARAMS | known)
         limit = get_int(params, "limit", minimum=1, maximum=100) or 10
@@ -373,9 +367,7 @@ class Sandbox:
         cancel_url = _get_url(params, "cancel_url")
         customer_email = get_str(params, "customer_email", max_len=800)
         if customer_email and not _EMAIL.fullmatch(customer_email):
-            raise invalid(
-                f"Invalid email address: {customer_email}", "customer_email", "email_invalid"
-            )
+            raise invalid(f"Invalid email address: {customer_email}", "customer_email", "email_invalid")
         customer = get_str(params, "customer")
         if customer:
             raise no_such("customer", customer, "customer", status=400)
@@ -458,9 +450,7 @@ class Sandbox:
     def expire_due(self) -> int:
         """Expire every open session whose expires_at has passed; returns how many."""
         with self.store.transaction():
-            due = self.store.ids_where(
-                SESSION, [Filter("status", "=", "open"), Filter("expires_at", "<=", self.now())]
-            )
+            due = self.store.ids_where(SESSION, [Filter("status", "=", "open"), Filter("expires_at", "<=", self.now())])
             for session_id in due:
                 self._expire_if_due(self.store.get(session_id, SESSION) or {})
         return len(due)
@@ -513,9 +503,7 @@ class Sandbox:
                 status="complete",
                 payment_status="paid",
                 payment_intent=intent["id"],
-                customer_details=objects.customer_details(
-                    email=session["customer_email"], name=card.name
-                ),
+                customer_details=objects.customer_details(email=session["customer_email"], name=card.name),
                 collected_information={
                     "business_name": None,
                     "individual_name": None,
@@ -593,9 +581,7 @@ class Sandbox:
         metadata = get_metadata(params)
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
-            raise conflict(
-                f"Charge {charge['id']} has already been refunded.", "charge_already_refunded"
-            )
+            raise conflict(f"Charge {charge['id']} has already been refunded.", "charge_already_refunded")
         amount = remaining if amount is None else amount
         if amount > remaining:
             money = objects.format_amount
@@ -605,9 +591,7 @@ class Sandbox:
                 "amount_too_large",
                 "amount",
             )
-        refund = objects.refund(
-            amount=amount, charge_obj=charge, reason=reason, metadata=metadata, now=self.now()
-        )
+        refund = objects.refund(amount=amount, charge_obj=charge, reason=reason, metadata=metadata, now=self.now())
         self.store.insert(refund)
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["amount_refunded"] += amount
@@ -627,8 +611,7 @@ class Sandbox:
                 raise no_such("payment_intent", intent_id, "payment_intent", status=400)
             if intent["status"] != "succeeded" or not intent["latest_charge"]:
                 raise conflict(
-                    f"This PaymentIntent ({intent_id}) does not have a successful "
-                    "charge to refund.",
+                    f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
                     param="payment_intent",
                 )
             if charge_id and charge_id != intent["latest_charge"]:
@@ -636,8 +619,7 @@ class Sandbox:
             charge_id = intent["latest_charge"]
         elif not charge_id:
             raise invalid(
-                "One of the following params should be provided for this request: "
-                "payment_intent or charge.",
+                "One of the following params should be provided for this request: payment_intent or charge.",
                 code="parameter_missing",
             )
         charge = self.store.get(charge_id, "charge")
@@ -703,8 +685,7 @@ def _expires_at(params: Mapping[str, Any], now: int) -> int:
         return now + MAX_EXPIRY_S
     if expires_at < now + MIN_EXPIRY_S:
         raise invalid(
-            "The `expires_at` timestamp must be at least 30 minutes from Checkout "
-            "Session creation.",
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
             "expires_at",
         )
     if expires_at > now + MAX_EXPIRY_S:
@@ -718,9 +699,7 @@ def _expires_at(params: Mapping[str, Any], now: int) -> int:
 def _line_items(params: Mapping[str, Any], now: int) -> tuple[list[dict[str, Any]], str, int]:
     raw = get_list(params, "line_items")
     if not raw:
-        raise invalid(
-            "You must specify `line_items` in `payment` mode.", "line_items", "parameter_missing"
-        )
+        raise invalid("You must specify `line_items` in `payment` mode.", "line_items", "parameter_missing")
     if len(raw) > 100:
         raise invalid("You may pass at most 100 `line_items`.", "line_items")
     items = [_line_item(item, f"line_items[{i}]", now) for i, item in enumerate(raw)]
@@ -773,9 +752,7 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
         },
         p,
     )
-    currency = (
-        get_str(price_data, "currency", required=True, param=f"{p}[currency]") or ""
-    ).lower()
+    currency = (get_str(price_data, "currency", required=True, param=f"{p}[currency]") or "").lower()
     if not re.fullmatch(r"[a-z]{3}", currency):
         raise invalid(f"Invalid currency: {currency}", f"{p}[currency]")
     unit_amount = get_int(
@@ -790,12 +767,8 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
     if product:
         raise no_such("product", product, f"{p}[product]", status=400)
     product_data = get_dict(price_data, "product_data", f"{p}[product_data]")
-    name = get_str(
-        product_data, "name", required=True, max_len=250, param=f"{p}[product_data][name]"
-    )
-    quantity = get_int(
-        raw, "quantity", required=True, minimum=1, maximum=999_999, param=f"{param}[quantity]"
-    )
+    name = get_str(product_data, "name", required=True, max_len=250, param=f"{p}[product_data][name]")
+    quantity = get_int(raw, "quantity", required=True, minimum=1, maximum=999_999, param=f"{param}[quantity]")
     return objects.line_item(
         currency=currency,
         unit_amount=unit_amount or 0,

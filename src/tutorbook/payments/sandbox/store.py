@@ -109,9 +109,7 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
@@ -160,11 +158,7 @@ class Store:
 
     def get(self, object_id: str, type_: str | None = None) -> dict[str, Any] | None:
         """The stored object with this id (optionally of this type), or None."""
-        row = (
-            self._conn()
-            .execute("SELECT type, data FROM objects WHERE id = ?", (object_id,))
-            .fetchone()
-        )
+        row = self._conn().execute("SELECT type, data FROM objects WHERE id = ?", (object_id,)).fetchone()
         if row is None or (type_ is not None and row["type"] != type_):
             return None
         return json.loads(row["data"])
@@ -178,18 +172,12 @@ class Store:
 
     def update(self, obj: dict[str, Any]) -> None:
         """Overwrite an existing object."""
-        self._conn().execute(
-            "UPDATE objects SET data = ? WHERE id = ?", (json.dumps(obj), obj["id"])
-        )
+        self._conn().execute("UPDATE objects SET data = ? WHERE id = ?", (json.dumps(obj), obj["id"]))
 
     def ids_where(self, type_: str, filters: Sequence[Filter]) -> list[str]:
         """Ids of objects of a type matching every filter, oldest first."""
         where, args = _where(type_, filters)
-        rows = (
-            self._conn()
-            .execute(f"SELECT id FROM objects WHERE {where} ORDER BY seq", args)
-            .fetchall()
-        )
+        rows = self._conn().execute(f"SELECT id FROM objects WHERE {where} ORDER BY seq", args).fetchall()
         return [row["id"] for row in rows]
 
     def page(
@@ -224,11 +212,7 @@ class Store:
         return items, len(rows) > limit
 
     def _cursor_seq(self, type_: str, object_id: str) -> int:
-        row = (
-            self._conn()
-            .execute("SELECT seq FROM objects WHERE id = ? AND type = ?", (object_id, type_))
-            .fetchone()
-        )
+        row = self._conn().execute("SELECT seq FROM objects WHERE id = ? AND type = ?", (object_id, type_)).fetchone()
         if row is None:
             raise CursorNotFound(object_id)
         return int(row["seq"])
@@ -243,8 +227,7 @@ class Store:
     def set_value(self, key: str, value: str) -> None:
         """Persist a small setting."""
         self._conn().execute(
-            "INSERT INTO kv (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
@@ -255,8 +238,7 @@ class Store:
         row = (
             self._conn()
             .execute(
-                "SELECT fingerprint, status, body, request_id FROM idempotency "
-                "WHERE scope = ? AND key = ?",
+                "SELECT fingerprint, status, body, request_id FROM idempotency WHERE scope = ? AND key = ?",
                 (scope, key),
             )
             .fetchone()
@@ -306,8 +288,7 @@ class Store:
     def next_due_at(self, exclude: Collection[str] = ()) -> float | None:
         """When the earliest undelivered delivery not in ``exclude`` becomes due."""
         rows = self._conn().execute(
-            "SELECT event_id, next_attempt_at FROM deliveries WHERE delivered = 0 "
-            "ORDER BY next_attempt_at LIMIT ?",
+            "SELECT event_id, next_attempt_at FROM deliveries WHERE delivered = 0 ORDER BY next_attempt_at LIMIT ?",
             (len(exclude) + 1,),
         )
         for row in rows:
@@ -317,11 +298,7 @@ class Store:
 
     def get_delivery(self, event_id: str) -> Delivery | None:
         """One event's delivery state."""
-        row = (
-            self._conn()
-            .execute("SELECT * FROM deliveries WHERE event_id = ?", (event_id,))
-            .fetchone()
-        )
+        row = self._conn().execute("SELECT * FROM deliveries WHERE event_id = ?", (event_id,)).fetchone()
         return None if row is None else _delivery(row)
 
     def record_attempt(

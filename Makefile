@@ -22,5 +22,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV) var

@@ -1,0 +1,284 @@
+"""Benchmark 3: Stripe webhook events handled per second, new and duplicate.
+
+Events are signed here as Stripe signs them (`Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of
+"t.body" with the endpoint secret>`) and posted to `POST /api/StripeWebhook/webhook`, so the
+figure is the webhook path's own cost — verify, record the id once, dispatch, answer:
+
+  new, ignored type    `payment_intent.created` (a type the app does not act on): verify +
+                       INSERT ... ON CONFLICT DO NOTHING RETURNING + UPDATE outcome
+  new, expired         `checkout.session.expired` for a session no booking has: the same plus
+                       the lookup by stripe_session_id (unique index) -> unknown_booking
+  duplicate            the ignored events again, same ids: verify + the one INSERT ... ON
+                       CONFLICT that finds the id and writes nothing
+
+The payload is a full-size event as Stripe sends it (about 2 KB). After the duplicate run,
+PostgreSQL's own counters show what a duplicate costs in the database (index scans, rows
+written, statements) per event.
+
+Goal (issue #7): >= 1,000 events/s; a duplicate costs one indexed lookup.
+
+    .venv/bin/python benchmarks/bench_webhooks.py [--quick] [--workers N] [--profile]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness as h  # noqa: E402
+import loadgen  # noqa: E402
+import psycopg  # noqa: E402
+
+WEBHOOK = "/api/StripeWebhook/webhook"
+CATEGORIES = [
+    ("whole request in the event loop (uvicorn + middleware + endpoint)", "Server.run"),
+    ("signature check + event parse (stripe.construct_event)", "StripeGateway.construct_event"),
+    ("DB worker threads", "WorkerThread.run"),
+    ("... record_once (INSERT ... ON CONFLICT)", "record_once"),
+    ("... dispatch", "dispatch (tutorbook"),
+    ("... UPDATE outcome (ORM bulk update with evaluate)", "handle (tutorbook/payments/webhooks.py:42)"),
+    ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
+    ("... COMMIT / session close", "TransactionalContext.__exit__"),
+    ("background task run_followups (empty)", "run_followups"),
+    ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
+]
+
+
+def checkout_object(session_id: str) -> dict:
+    """A Checkout Session as Stripe puts it in checkout.session.* events (trimmed of nothing
+    the app reads; the size is realistic)."""
+    return {
+        "id": session_id, "object": "checkout.session", "after_expiration": None, "allow_promotion_codes": None,
+        "amount_subtotal": 6000, "amount_total": 6000, "automatic_tax": {"enabled": False, "liability": None,
+                                                                         "status": None},
+        "billing_address_collection": None, "cancel_url": "http://127.0.0.1:8000/payment/cancel?session_id="
+        "{CHECKOUT_SESSION_ID}&type=session-booking&booking_id=" + "0" * 36,
+        "client_reference_id": None, "consent": None, "consent_collection": None, "created": int(time.time()) - 1800,
+        "currency": "usd", "customer": None, "customer_creation": "if_required", "customer_details": None,
+        "customer_email": "parent@example.com", "expires_at": int(time.time()), "invoice": None,
+        "invoice_creation": {"enabled": False, "invoice_data": {"account_tax_ids": None, "custom_fields": None,
+                                                                 "description": None, "footer": None,
+                                                                 "metadata": {}, "rendering_options": None}},
+        "livemode": False, "locale": None, "metadata": {"type": "session-booking"}, "mode": "payment",
+        "payment_intent": None, "payment_link": None, "payment_method_collection": "if_required",
+        "payment_method_options": {}, "payment_method_types": ["card"], "payment_status": "unpaid",
+        "phone_number_collection": {"enabled": False}, "recovered_from": None, "setup_intent": None,
+        "shipping_address_collection": None, "shipping_cost": None, "shipping_details": None,
+        "shipping_options": [], "status": "expired", "submit_type": None, "subscription": None,
+        "success_url": "http://127.0.0.1:8000/payment/success?session_id={CHECKOUT_SESSION_ID}&type=session-booking",
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}, "ui_mode": "hosted",
+        "url": None,
+    }
+
+
+def payment_intent_object(pi_id: str) -> dict:
+    return {
+        "id": pi_id, "object": "payment_intent", "amount": 6000, "amount_capturable": 0, "amount_received": 0,
+        "application": None, "capture_method": "automatic", "client_secret": pi_id + "_secret_" + "x" * 24,
+        "confirmation_method": "automatic", "created": int(time.time()), "currency": "usd", "customer": None,
+        "description": None, "last_payment_error": None, "latest_charge": None, "livemode": False,
+        "metadata": {"booking_id": "0" * 36, "type": "session-booking"}, "next_action": None,
+        "payment_method": None, "payment_method_types": ["card"], "receipt_email": None, "status":
+        "requires_payment_method", "setup_future_usage": None, "shipping": None, "statement_descriptor": None,
+    }
+
+
+class Events:
+    """Bodies built and signed on the fly from a template (a few microseconds each)."""
+
+    def __init__(self, kind: str, ids: list[str] | None = None):
+        self.kind = kind
+        self.ids = ids if ids is not None else []
+        self.replay = itertools.cycle(ids) if ids else None
+        if kind == "expired":
+            obj, etype = checkout_object("cs_test_" + "Z" * 24), "checkout.session.expired"
+        else:
+            obj, etype = payment_intent_object("pi_" + "Z" * 24), "payment_intent.created"
+        event = {"id": "evt_" + "Y" * 24, "object": "event", "api_version": "2026-10-28.endive",
+                 "created": int(time.time()), "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
+                 "request": {"id": None, "idempotency_key": None}, "type": etype}
+        self.template = json.dumps(event, separators=(",", ":")).encode()
+        self.key = h.WEBHOOK_SECRET.encode()
+
+    def __call__(self, i: int):
+        if self.replay is not None:
+            event_id = next(self.replay)
+        else:
+            event_id = "evt_" + secrets.token_hex(12)
+            self.ids.append(event_id)
+        body = self.template.replace(b"evt_" + b"Y" * 24, event_id.encode(), 1)
+        if self.kind == "expired":
+            body = body.replace(b"cs_test_" + b"Z" * 24, ("cs_test_" + secrets.token_hex(12)).encode(), 1)
+        t = int(time.time())
+        mac = hmac.new(self.key, b"%d." % t + body, hashlib.sha256).hexdigest()
+        headers = f"Stripe-Signature: t={t},v1={mac}\r\nContent-Type: application/json\r\n".encode()
+        return "POST", WEBHOOK, headers, body
+
+
+def settled_counters(dbname: str, quiet_for: float = 11.0) -> dict:
+    """pg_counters() once every backend has reported: PostgreSQL 15 backends flush their
+    statistics at most once a second, and an idle one up to 10 s after its last transaction."""
+    time.sleep(quiet_for)
+    return pg_counters(dbname)
+
+
+def duplicate_evidence(dbname: str) -> tuple[list[str], str]:
+    """The SQL the app's webhooks.handle() sends for a duplicate event, and its EXPLAIN ANALYZE."""
+    from datetime import UTC, datetime
+
+    from tutorbook.payments import webhooks
+
+    url = h.sa_url(dbname)
+    event = {"id": "evt_bench_dup_" + secrets.token_hex(6), "type": "payment_intent.created",
+             "data": {"object": payment_intent_object("pi_x")}}
+    h.capture_sql(url, lambda s: webhooks.handle(s, event=event, now=datetime.now(UTC)), commit=True)
+    outcome, sent = h.capture_sql(url, lambda s: webhooks.handle(s, event=event, now=datetime.now(UTC)))
+    assert outcome.kind == "duplicate", outcome.kind
+    plan = h.explain(dbname, *sent[0])
+    return [h.inline(st, params) for st, params in sent], plan
+
+
+def pg_counters(dbname: str) -> dict:
+    """PostgreSQL's statistics for stripe_events and the database."""
+    with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
+        t = conn.execute("SELECT seq_scan, idx_scan, n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
+                         "WHERE relname = 'stripe_events'").fetchone()
+        i = conn.execute("SELECT idx_scan, idx_tup_read FROM pg_stat_user_indexes "
+                         "WHERE indexrelname = 'pk_stripe_events'").fetchone()
+        d = conn.execute("SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched "
+                         "FROM pg_stat_database WHERE datname = %s", (dbname,)).fetchone()
+        private = conn.execute("SELECT coalesce(sum(idx_scan), 0) + coalesce(sum(seq_scan), 0) FROM "
+                               "pg_stat_user_tables WHERE relname <> 'stripe_events'").fetchone()[0]
+    return {"seq_scan": t[0], "idx_scan": t[1], "n_tup_ins": t[2], "n_tup_upd": t[3], "pk_idx_scan": i[0],
+            "pk_idx_tup_read": i[1], "xact_commit": d[0], "xact_rollback": d[1], "tup_inserted": d[2],
+            "tup_updated": d[3], "other_tables_scans": int(private)}
+
+
+def main() -> None:
+    ap = h.parser(__doc__)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=None, help="measured seconds per run")
+    args = ap.parse_args()
+    duration = args.duration or (3.0 if args.quick else 15.0)
+    warmup = 1.0 if args.quick else 3.0
+    dbname = args.db or "tutorbook_bench"
+    conc = args.concurrency
+    if not args.quick:
+        h.wait_for_quiet()
+
+    def attempt():
+        h.fresh_database(dbname)
+        new_ignored = Events("ignored")
+        plan = [("new", "new event, ignored type (payment_intent.created)", new_ignored),
+                ("duplicate", "duplicate event (same ids again)", None),
+                ("expired", "new checkout.session.expired, unknown session", Events("expired"))]
+        runs, cpus, profiles, db_cost = {}, {}, {}, {}
+        count = not args.quick  # PostgreSQL's counters need ~11 s to settle after each run
+        last = None
+        with h.Servers(dbname, workers=args.workers, sandbox=False) as srv:
+            host, port = "127.0.0.1", srv.app_port
+            loadgen.run(loadgen.closed_loop(host, port, name="warm-up", concurrency=conc, duration=1.0, warmup=0.0,
+                                            make=Events("ignored"), expect=(200,)))
+            for key, label, events in plan:
+                if events is None:  # duplicates of everything the "new" run sent
+                    events = Events("ignored", ids=list(new_ignored.ids))
+                before = (last or settled_counters(dbname)) if count else None
+                meter = h.CpuMeter(srv)
+                prof = h.Profiler(srv, f"webhooks-{key}", duration) if args.profile else None
+                r = loadgen.run(loadgen.closed_loop(host, port, name=label, concurrency=conc, duration=duration,
+                                                    warmup=warmup, make=events, expect=(200,),
+                                                    window=h.windows(meter, prof)))
+                after = last = settled_counters(dbname) if count else None
+                runs[key], cpus[key] = r, meter.result
+                if count:
+                    db_cost[key] = {k: after[k] - before[k] for k in after}
+                print(r.summary())
+                print("   ", h.cpu_line(cpus[key], r.ok))
+                for sample in r.samples:
+                    print("    unexpected:", sample)
+                if prof is not None:
+                    profiles[key] = prof.summary(r.ok, CATEGORIES)
+                    print(profiles[key])
+        return (runs, cpus, profiles, db_cost), list(cpus.values())
+
+    runs, cpus, profiles, db_cost = h.least_noisy(args.quick, attempt, tries=args.tries)
+
+    # Divided by every request of the run, warm-up and tail included (the counters saw them all).
+    per_event = {}
+    for key, cost in db_cost.items():
+        n = runs[key].sent or 1
+        per_event[key] = {k: round(v / n, 3) for k, v in cost.items()}
+    if per_event:
+        print("\nPostgreSQL counters per webhook request:")
+        for key, c in per_event.items():
+            print(f"  {key:10s} {c}")
+    dup_sql, dup_plan = duplicate_evidence(dbname)
+    print("\nSQL of a duplicate event (captured from webhooks.handle):")
+    for st in dup_sql:
+        print("  " + st)
+    print(dup_plan)
+
+    worst = min(r.rps for r in runs.values())
+    goals = [
+        h.Goal(f"webhooks.{key}", f"webhook events/s, {runs[key].name}: {runs[key].rps:,.0f}/s "
+               f"(--workers {args.workers})", ">= 1,000/s", runs[key].rps / 1000)
+        for key in runs
+    ]
+    one_lookup = (len(dup_sql) == 1 and "Conflict Arbiter Indexes: pk_stripe_events" in dup_plan
+                  and "Tuples Inserted: 0" in dup_plan and "Conflicting Tuples: 1" in dup_plan)
+    dup = per_event.get("duplicate")
+    if dup is not None:  # the live server agrees: ~1 scan of the primary key, nothing written
+        one_lookup = one_lookup and dup["pk_idx_scan"] <= 1.05 and dup["n_tup_ins"] < 0.005 \
+            and dup["seq_scan"] == 0 and dup["other_tables_scans"] == 0
+    live = (f"; live server: {dup['pk_idx_scan']:.2f} pk index scans and {dup['n_tup_ins'] + dup['n_tup_upd']:.3f} "
+            "rows written per duplicate") if dup is not None else ""
+    goals.append(h.Goal("webhooks.duplicate_cost",
+                        f"a duplicate is {len(dup_sql)} statement (INSERT ... ON CONFLICT DO NOTHING on "
+                        f"pk_stripe_events, 0 rows inserted){live}",
+                        "one indexed lookup", 1.0 if one_lookup else 0.0))
+    counters_rows = [[runs[k].name, c["pk_idx_scan"], c["seq_scan"], c["n_tup_ins"], c["n_tup_upd"],
+                      c["other_tables_scans"], c["xact_commit"]] for k, c in per_event.items()]
+    counters = [
+        "PostgreSQL's counters per webhook request (pg_stat_user_tables / pg_stat_user_indexes / "
+        "pg_stat_database deltas, read 11 s after each run so every backend has reported, divided by every "
+        "request of the run, warm-up included). Transactions are two per request: the pool's pre-ping "
+        "(`SELECT 1` in autocommit, `pool_pre_ping=True`) and the handler's own:",
+        h.md_table(["run", "pk_stripe_events index scans", "seq scans", "rows inserted", "rows updated",
+                    "scans of other tables", "transactions"], counters_rows),
+    ] if counters_rows else ["(PostgreSQL's counters are read in the full run only.)"]
+    section = "\n\n".join([
+        f"Signed events posted by the load generator (concurrency {conc}, {duration:g} s measured after "
+        f"{warmup:g} s warm-up each), uvicorn --workers {args.workers}, full-size (~2 KB) event bodies. "
+        "What was measured: `payment_intent.created` is a type the app records and ignores; "
+        "`checkout.session.expired` names a Checkout Session no booking has (one more indexed lookup, "
+        "outcome `unknown_booking`); the duplicate run re-sends the first run's event ids.",
+        h.md_table(h.LOAD_HEADER, [h.load_row(r) for r in runs.values()]),
+        f"Slowest kind: **{worst:,.0f}** events/s (goal ≥ 1,000/s).",
+        "What a duplicate sends to the database (captured from `webhooks.handle()` on the same database):",
+        "```sql\n" + "\n".join(dup_sql) + "\n```",
+        "```\n" + dup_plan + "\n```",
+        *counters,
+        "A duplicate is one `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` that probes the "
+        "primary-key index, finds the id and writes nothing." if one_lookup else
+        "**A duplicate costs more than one indexed lookup** (see above).",
+        "CPU milliseconds per event over the measured window (from /proc):",
+        h.md_table(h.CPU_HEADER, [h.cpu_row(runs[k].name, cpus[k], runs[k].ok) for k in runs]),
+        *(["**Noisy run:** other processes used the CPU meanwhile (last column); figures are lower than "
+           "on an idle machine."] if h.noisy(*cpus.values()) else []),
+        *[f"Profile of `{runs[k].name}`:\n\n{text}" for k, text in profiles.items()],
+    ])
+    h.report("webhooks", goals, section, quick=args.quick, write_docs=args.write_docs, profiled=args.profile,
+             extra={"runs": {k: v.as_dict() for k, v in runs.items()}, "pg_per_request": per_event,
+                    "cpu_ms_per_request": {k: h.cpu_per_request(cpus[k], runs[k].ok) for k in runs}})
+
+
+if __name__ == "__main__":
+    main()

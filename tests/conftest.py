@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.servers import ThreadedServer
+from tests.support.servers import ThreadedServer, http_client, http_post
 from tutorbook import models
 from tutorbook.config import Settings
 from tutorbook.db import Database
@@ -131,10 +131,8 @@ def live_app(shared_db, sandbox, tmp_path_factory):
 @pytest.fixture
 def api(live_app, db, sandbox):
     """A clean database, the live app, and the sandbox delivering to it."""
-    import httpx
-
     live_app.state.login_throttle.reset()
-    httpx.post(
+    http_post(
         f"{sandbox.base_url}/_sandbox/config",
         json={
             "webhook_url": live_app.state.base_url + "/api/StripeWebhook/webhook",
@@ -150,7 +148,5 @@ def api(live_app, db, sandbox):
 @pytest.fixture
 def c(api):
     """An anonymous client of the live app."""
-    import httpx
-
-    with httpx.Client(base_url=api.state.base_url, timeout=60) as client:
+    with http_client(base_url=api.state.base_url, timeout=60) as client:
         yield client

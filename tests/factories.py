@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from tests.support.servers import http_client
+
 PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
 ALL_WEEK = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
@@ -36,7 +38,7 @@ def register(
     )
     assert r.status_code == 201, r.text
     token = login(c, email=email, password=password)
-    authed = httpx.Client(base_url=str(c.base_url), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    authed = http_client(base_url=str(c.base_url), headers={"Authorization": f"Bearer {token}"}, timeout=30)
     return {"user": r.json()["data"], "token": token, "client": authed, "email": email}
 
 

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 
+from tests.support.servers import http_client
 from tutorbook.config import ConfigurationError, Settings
 from tutorbook.logs import JsonFormatter, RequestIdFilter, redact, request_id_var
 
@@ -74,10 +75,9 @@ def test_redact_walks_nested_structures():
 
 
 def test_the_api_never_logs_a_password(api, caplog):
-    import httpx
 
     caplog.set_level(logging.DEBUG)
-    with httpx.Client(base_url=api.state.base_url) as c:
+    with http_client(base_url=api.state.base_url) as c:
         c.post(
             "/api/Auth/register",
             json={"email": "log@example.com", "password": "very-secret-pw-123", "fullName": "L", "role": "Parent"},

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
 from tests import factories as f
 from tests.browser.site import DECLINED_CARD, Site
 from tests.support import payments as pay
+from tests.support.servers import http_client
 from tests.web.helpers import move_into_past
 
 pytestmark = pytest.mark.browser
@@ -21,7 +21,7 @@ WINDOWS = [{"weekday": d, "start": "10:00", "end": "12:00"} for d in range(7)]
 
 @pytest.fixture
 def teacher(api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as c:
+    with http_client(base_url=api.state.base_url, timeout=30) as c:
         t = f.teacher(c, rate=4500, windows=WINDOWS, time_zone="Europe/Berlin")
     t["name"] = t["user"]["fullName"]
     return t

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.support import payments as pay
+from tests.support.servers import http_client, http_get
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
@@ -36,8 +37,8 @@ def webhooks_off(sandbox) -> None:
 def sandbox_since(sandbox) -> datetime:
     """A start for reconcile's window that leaves out the checkouts of earlier tests (the sandbox
     lives for the whole session): the next whole second of the sandbox's clock, once reached."""
-    start = httpx.get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] + 1
-    while httpx.get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] < start:
+    start = http_get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] + 1
+    while http_get(f"{sandbox.base_url}/_sandbox/clock", timeout=10).json()["now"] < start:
         time.sleep(0.05)
     return datetime.fromtimestamp(start, UTC)
 
@@ -88,7 +89,7 @@ def admin_client(api, c: httpx.Client) -> httpx.Client:
             role=Role.ADMIN,
             now=utc_now(),
         )
-    return httpx.Client(
+    return http_client(
         base_url=api.state.base_url,
         timeout=60,
         headers={"Authorization": "Bearer " + f.login(c, email=email)},

@@ -1,10 +1,9 @@
 """The expire job: abandoned checkouts are closed at Stripe and their bookings Cancelled; a
 checkout that was paid after all is fulfilled instead. Time is passed in: `later()`."""
 
-import httpx
-
 from tests.jobs.helpers import booked, later, paid_at_stripe, row, run, set_columns, webhooks_off
 from tests.support import payments as pay
+from tests.support.servers import http_post
 from tutorbook.bookings import repository as repo
 from tutorbook.clock import utc_now
 
@@ -43,7 +42,7 @@ def test_a_checkout_still_within_its_time_is_left_alone(api, c, sandbox):
 def test_a_checkout_stripe_expired_itself_while_the_webhook_was_lost_is_cancelled(api, c, sandbox):
     webhooks_off(sandbox)
     b = booked(c)["b"]
-    httpx.post(
+    http_post(
         f"{sandbox.base_url}/v1/checkout/sessions/{b['stripeSessionId']}/expire",
         headers={"Authorization": "Bearer sk_test_sandbox"},
     ).raise_for_status()

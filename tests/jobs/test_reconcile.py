@@ -4,7 +4,6 @@ checkouts it created (`sandbox_since`): the sandbox is shared by the whole sessi
 import uuid
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from tests import factories as f
@@ -20,6 +19,7 @@ from tests.jobs.helpers import (
     webhooks_off,
 )
 from tests.support import payments as pay
+from tests.support.servers import http_post
 from tutorbook import jobs
 from tutorbook.admin import reports
 from tutorbook.bookings.lifecycle import Reason
@@ -86,7 +86,7 @@ def test_a_late_payment_for_a_slot_taken_meanwhile_is_refunded_by_reconcile(api,
 def test_a_pending_booking_whose_checkout_expired_at_stripe_is_cancelled(api, c, sandbox, since):
     webhooks_off(sandbox)
     b = booked(c)["b"]
-    httpx.post(
+    http_post(
         f"{sandbox.base_url}/v1/checkout/sessions/{b['stripeSessionId']}/expire",
         headers={"Authorization": "Bearer sk_test_sandbox"},
     ).raise_for_status()

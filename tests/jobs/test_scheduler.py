@@ -13,7 +13,7 @@ from tests import conftest
 from tests.jobs.helpers import booked, row, set_columns, webhooks_off
 from tests.support import payments as pay
 from tests.support.processes import app_env
-from tests.support.servers import ThreadedServer, free_port, wait_for
+from tests.support.servers import ThreadedServer, free_port, http_get, wait_for
 from tutorbook.app import create_app
 from tutorbook.clock import utc_now
 from tutorbook.jobs.scheduler import Scheduler
@@ -121,7 +121,7 @@ def test_tutorbook_worker_runs_the_jobs_alone_and_stops_on_sigterm(api, c, sandb
 def _get(url, *, every_job=False):
     """The /metrics text once the jobs have counted something (every scheduled job, if asked)."""
     try:
-        r = httpx.get(url, timeout=2)
+        r = http_get(url, timeout=2)
     except httpx.HTTPError:
         return None
     jobs = ("expire", "complete", "meeting-links", "purge") if every_job else ("expire",)

@@ -2,11 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from tests import factories as f
 from tests.support import payments as pay
-from tests.support.servers import wait_for
+from tests.support.servers import http_client, http_get, wait_for
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.bookings import service as bookings
@@ -59,7 +57,7 @@ def test_a_late_payment_for_a_slot_taken_meanwhile_is_refunded_in_full(api, c, s
     assert refund.stripe_refund_id.startswith("re_") and refund.amount == 4000 and refund.reason == "late_payment"
     # Money is back at "Stripe": the charge is fully refunded.
     pi = pay.sandbox_session(sandbox, b["stripeSessionId"])["payment_intent"]
-    r = httpx.get(
+    r = http_get(
         f"{sandbox.base_url}/v1/payment_intents/{pi}",
         params={"expand[]": "latest_charge"},
         headers={"Authorization": "Bearer sk_test_sandbox"},
@@ -129,7 +127,7 @@ def test_an_admin_can_cancel_any_booking_with_a_full_refund(api, c):
             role=Role.ADMIN,
             now=utc_now(),
         )
-    admin = httpx.Client(
+    admin = http_client(
         base_url=api.state.base_url,
         timeout=30,
         headers={"Authorization": "Bearer " + f.login(c, email="root@example.com")},

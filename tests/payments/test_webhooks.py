@@ -3,13 +3,13 @@
 import json
 import time
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
 from tests.support import payments as pay
 from tests.support import webhooks as wh
+from tests.support.servers import http_post
 from tutorbook.payments.models import StripeEvent
 
 
@@ -106,7 +106,7 @@ def test_attacks_are_refused_and_change_nothing(api, sandbox, pending, attack):
     elif attack == "oversized":
         payload = b"{" + b" " * (600 * 1024) + b"}"
         headers["Stripe-Signature"] = wh.signature(payload)
-    r = httpx.post(url, content=payload, headers=headers, timeout=30)
+    r = http_post(url, content=payload, headers=headers, timeout=30)
     assert r.status_code in (400, 413) and r.json()["success"] is False
     assert snapshot(api.state.db, b["id"]) == before
     assert events_recorded(api.state.db) == recorded

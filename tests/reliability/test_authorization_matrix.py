@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from fastapi.routing import APIRoute
 
 from tests import factories as f
 from tests.support import payments as pay
+from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
@@ -83,7 +83,7 @@ def test_every_route_has_a_row(api):
 
 
 def world(api):
-    c = httpx.Client(base_url=api.state.base_url, timeout=30)
+    c = http_client(base_url=api.state.base_url, timeout=30)
     teacher, other_teacher = f.teacher(c), f.teacher(c)
     a, b = f.parent(c), f.parent(c)
     booking = f.book(a, teacher, starts_at=f.slot(days=3)).json()["data"]
@@ -101,7 +101,7 @@ def world(api):
             role=Role.ADMIN,
             now=utc_now(),
         )
-    admin = httpx.Client(
+    admin = http_client(
         base_url=api.state.base_url, timeout=30, headers={"Authorization": "Bearer " + f.login(c, email=email)}
     )
     clients = {

@@ -16,7 +16,7 @@ from tests import factories as f
 from tests.conftest import make_settings, pg_database
 from tests.support import payments as pay
 from tests.support.processes import AppProcess, app_env
-from tests.support.servers import free_port, wait_for
+from tests.support.servers import free_port, http_client, http_get, http_post, wait_for
 from tutorbook import jobs
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.clock import utc_now
@@ -59,7 +59,7 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
     pay.sandbox_config(
         sandbox, webhook_url=f"{app.base_url}/api/StripeWebhook/webhook", deliver_webhooks=True, fail_mode=None
     )
-    c = httpx.Client(base_url=app.base_url, timeout=30)
+    c = http_client(base_url=app.base_url, timeout=30)
     teachers = [f.teacher(c) for _ in range(4)]
     parents = [f.parent(c) for _ in range(LOAD)]
     killed = threading.Event()
@@ -83,14 +83,14 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
         for fu in futures:
             fu.result()
     assert killed.is_set()
-    deliveries = httpx.get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]
+    deliveries = http_get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]
     assert any(not d["delivered"] or d["attempts"] > 1 for d in deliveries), "no webhook hit the dead server"
 
     app = AppProcess(env=env, port=port, log_dir=tmp_path).start()  # same address: the sandbox redelivers
     try:
-        httpx.post(f"{sandbox.base_url}/_sandbox/deliveries/redeliver").raise_for_status()
+        http_post(f"{sandbox.base_url}/_sandbox/deliveries/redeliver").raise_for_status()
         wait_for(
-            lambda: all(d["delivered"] for d in httpx.get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]),
+            lambda: all(d["delivered"] for d in http_get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]),
             timeout=60,
             message="every webhook delivered",
         )
@@ -100,7 +100,7 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
         later = utc_now() + timedelta(minutes=32)  # one interval after every checkout expired
         jobs.run_all(svc, now=later)
 
-        sb = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": "Bearer sk_test_sandbox"})
+        sb = http_client(base_url=sandbox.base_url, headers={"Authorization": "Bearer sk_test_sandbox"})
         with db.session_scope() as s:
             rows = {str(b.id): b for b in s.scalars(sa.select(PrivateSession))}
             refunded = set(str(r.session_id) for r in s.scalars(sa.select(Refund)))

@@ -23,7 +23,6 @@ import os
 import uuid
 from datetime import timedelta
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
@@ -41,6 +40,7 @@ from tests import factories as f
 from tests.conftest import wipe
 from tests.support import payments as pay
 from tests.support import webhooks as wh
+from tests.support.servers import http_client, http_post
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.bookings import lifecycle
@@ -58,7 +58,7 @@ AUTH = {"Authorization": "Bearer sk_test_sandbox"}
 
 def make_machine(api, sandbox):
     base, db, svc = api.state.base_url, api.state.db, api.state.services
-    sb = httpx.Client(base_url=sandbox.base_url, timeout=30, headers=AUTH)
+    sb = http_client(base_url=sandbox.base_url, timeout=30, headers=AUTH)
     # Slots 0 and 1 overlap (same teacher); slot 2 is apart.
     slot_starts = [f.slot(days=3, hour=10), f.slot(days=3, hour=10, minute=30), f.slot(days=4, hour=15)]
 
@@ -66,9 +66,11 @@ def make_machine(api, sandbox):
         @initialize()
         def setup(self):
             wipe(db)
+            # A fresh sandbox too: otherwise reconcile pages through every earlier run's checkouts.
+            sb.delete("/_sandbox/test-data").raise_for_status()
             api.state.login_throttle.reset()
             pay.sandbox_config(sandbox, deliver_webhooks=False, fail_mode=None, substitute_cancel_url=False)
-            self.c = httpx.Client(base_url=base, timeout=30)
+            self.c = http_client(base_url=base, timeout=30)
             self.teacher = f.teacher(self.c, rate=3000)
             self.parents = [f.parent(self.c), f.parent(self.c)]
             with db.session_scope() as s:
@@ -83,7 +85,7 @@ def make_machine(api, sandbox):
                     role=Role.ADMIN,
                     now=utc_now(),
                 )
-            self.admin = httpx.Client(
+            self.admin = http_client(
                 base_url=base, timeout=30, headers={"Authorization": "Bearer " + f.login(self.c, email=email)}
             )
             self.bookings: list[dict] = []
@@ -286,7 +288,7 @@ def make_machine(api, sandbox):
                 for b in stuck:
                     cs = sb.get(f"/v1/checkout/sessions/{b.stripe_session_id}").json()
                     assert cs["status"] == "open", f"Pending booking with a {cs['status']} checkout after the jobs"
-            httpx.post(f"{sandbox.base_url}/_sandbox/config", json={"deliver_webhooks": True})
+            http_post(f"{sandbox.base_url}/_sandbox/config", json={"deliver_webhooks": True})
 
     return Bookings
 

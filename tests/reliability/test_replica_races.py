@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.conftest import pg_database
 from tests.support.processes import AppProcess, app_env
+from tests.support.servers import http_client
 from tutorbook.migrate import upgrade
 
 ROUNDS = int(os.environ.get("TUTORBOOK_RACE_ROUNDS", "20"))
@@ -30,11 +31,11 @@ def replicas(url, sandbox, tmp_path, **extra):
 
 def race(servers, *, rounds: int) -> list[int]:
     """Winners per round: 50 parents book one slot at once through alternating replicas."""
-    c = httpx.Client(base_url=servers[0].base_url, timeout=60)
+    c = http_client(base_url=servers[0].base_url, timeout=60)
     t = f.teacher(c)
     parents = [f.parent(c) for _ in range(CONCURRENCY)]
     for i, p in enumerate(parents):
-        p["client"] = httpx.Client(
+        p["client"] = http_client(
             base_url=servers[i % 2].base_url,
             timeout=60,
             headers=p["client"].headers,

@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import factories as f
+from tests.support.servers import http_client
 
 CHECKS = ",".join(
     [
@@ -30,7 +30,7 @@ EXAMPLES = int(os.environ.get("TUTORBOOK_SCHEMATHESIS_EXAMPLES", "200" if os.env
 
 @pytest.fixture(params=["Parent", "Teacher"])
 def token(request, api):
-    with httpx.Client(base_url=api.state.base_url, timeout=30) as c:
+    with http_client(base_url=api.state.base_url, timeout=30) as c:
         user = f.teacher(c) if request.param == "Teacher" else f.parent(c)
     return user["token"]
 

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import sqlalchemy as sa
 
+from tests.support.servers import http_get, http_post
 from tutorbook.bookings.models import PrivateSession, StatusHistory
 from tutorbook.payments.models import Refund
 
@@ -17,14 +18,14 @@ DECLINED_CARD = "4000 0000 0000 0002"
 def pay(checkout_url: str, *, card: str = GOOD_CARD) -> httpx.Response:
     """Submit the hosted page's card form; the 303 (paid) or the page (declined)."""
     form = {"cardNumber": card, "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Pat Parent"}
-    return httpx.post(checkout_url, data=form, follow_redirects=False, timeout=30)
+    return http_post(checkout_url, data=form, follow_redirects=False, timeout=30)
 
 
 def back_link(checkout_url: str) -> str:
     """The href of the hosted page's Back link."""
     import re
 
-    html = httpx.get(checkout_url, timeout=30).text
+    html = http_get(checkout_url, timeout=30).text
     match = re.search(r'<a[^>]*href="([^"]+)"[^>]*>\s*Back', html)
     assert match, "no Back link on the checkout page"
     return match.group(1).replace("&amp;", "&")
@@ -51,7 +52,7 @@ def refunds(db, booking_id) -> list[Refund]:
 
 
 def sandbox_session(sandbox, checkout_id: str) -> dict:
-    r = httpx.get(
+    r = http_get(
         f"{sandbox.base_url}/v1/checkout/sessions/{checkout_id}",
         headers={"Authorization": "Bearer sk_test_sandbox"},
         timeout=30,
@@ -61,4 +62,4 @@ def sandbox_session(sandbox, checkout_id: str) -> dict:
 
 
 def sandbox_config(sandbox, **values) -> None:
-    httpx.post(f"{sandbox.base_url}/_sandbox/config", json=values, timeout=30).raise_for_status()
+    http_post(f"{sandbox.base_url}/_sandbox/config", json=values, timeout=30).raise_for_status()

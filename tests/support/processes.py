@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, http_get
 
 
 class AppProcess:
@@ -45,7 +45,7 @@ class AppProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(self.base_url + "/health", timeout=1).status_code == 200:
+                if http_get(self.base_url + "/health", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 
@@ -52,6 +53,27 @@ def wait_for(predicate, *, timeout: float = 10, interval: float = 0.05, message:
         time.sleep(interval)
 
 
+# The tests speak plain HTTP to 127.0.0.1, yet every new httpx.Client loads the CA bundle into a
+# fresh TLS context (about 20 ms): a fifth of the model-based test's time. One context serves all.
+_TLS = ssl.create_default_context()
+
+
+def http_client(**kwargs) -> httpx.Client:
+    """httpx.Client(**kwargs) with the shared TLS context."""
+    return httpx.Client(verify=_TLS, **{"timeout": 30, **kwargs})
+
+
+def http_post(url: str, **kwargs) -> httpx.Response:
+    """httpx.post on a fresh client (no shared cookies) without the cost of a new TLS context."""
+    with http_client(timeout=kwargs.pop("timeout", 30)) as c:
+        return c.post(url, **kwargs)
+
+
+def http_get(url: str, **kwargs) -> httpx.Response:
+    with http_client(timeout=kwargs.pop("timeout", 30)) as c:
+        return c.get(url, **kwargs)
+
+
 def client(base_url: str, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+    return http_client(base_url=base_url, headers=headers)

@@ -10,6 +10,8 @@ import time
 
 import httpx
 
+from tests.support.servers import http_post
+
 SECRET = "whsec_test_secret"
 
 
@@ -35,7 +37,7 @@ def event(type_: str, obj: dict, *, event_id: str | None = None) -> dict:
 
 def post(base_url: str, evt: dict | bytes, **sign_kwargs) -> httpx.Response:
     payload = evt if isinstance(evt, bytes) else json.dumps(evt).encode()
-    return httpx.post(
+    return http_post(
         f"{base_url}/api/StripeWebhook/webhook",
         content=payload,
         timeout=30,

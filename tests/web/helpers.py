@@ -8,6 +8,7 @@ import re
 import httpx
 
 from tests import factories as f
+from tests.support.servers import http_client
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 # What must never reach a page: the seed's "Unknown" status, or a server's insides.
@@ -16,7 +17,7 @@ FORBIDDEN_TEXT = ("Unknown", "Traceback", "Internal Server Error", "sqlalchemy",
 
 class WebClient:
     def __init__(self, base_url: str):
-        self.http = httpx.Client(base_url=base_url, timeout=30, headers={"Accept": "text/html"})
+        self.http = http_client(base_url=base_url, timeout=30, headers={"Accept": "text/html"})
         self.token: str | None = None
 
     def get(self, path: str, **kwargs) -> httpx.Response:

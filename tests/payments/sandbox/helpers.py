@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 import stripe
 
-from tests.support.servers import wait_for  # noqa: F401  (re-exported for the sandbox tests)
+from tests.support.servers import (
+    http_client,
+    wait_for,  # noqa: F401  (re-exported for the sandbox tests)
+)
 from tutorbook.payments.sandbox import SandboxHandle
 
 API_KEY = "sk_test_sandbox"
@@ -20,7 +23,7 @@ CANCEL_URL = "http://app.test/payment/cancel?session_id={CHECKOUT_SESSION_ID}&bo
 
 
 # One shared client: creating an httpx.Client costs tens of milliseconds.
-http = httpx.Client(timeout=10)
+http = http_client(timeout=10)
 
 
 def make_client(base_url: str, api_key: str = API_KEY) -> stripe.StripeClient:

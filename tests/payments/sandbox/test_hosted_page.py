@@ -6,9 +6,10 @@ import html
 import re
 import threading
 
-import httpx
 import pytest
 import stripe
+
+from tests.support.servers import http_client
 
 from .helpers import CANCEL_URL, control, http, make_client, session_params, submit_card
 
@@ -158,7 +159,7 @@ def test_concurrent_payments_pay_once(client):
     session = client.v1.checkout.sessions.create(params=session_params())
 
     def pay():
-        with httpx.Client() as own:
+        with http_client() as own:
             return own.post(
                 session.url,
                 data={

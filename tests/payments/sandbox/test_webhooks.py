@@ -141,3 +141,24 @@ def test_restart_keeps_state_and_resumes_deliveries(make_sandbox):
         assert submit_card(reopened.url).status_code == 303
     finally:
         receiver.close()
+
+
+def test_delete_all_test_data_keeps_clock_and_settings(make_sandbox):
+    handle = make_sandbox(webhook_url=unused_url(), deliver_webhooks=False)
+    client = make_client(handle.base_url)
+    paid = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "reset-key"})
+    submit_card(paid.url)
+    control(handle, "POST", "clock/advance", {"seconds": 60})
+    offset = control(handle, "GET", "clock")["offset_s"]
+
+    deleted = control(handle, "DELETE", "test-data")["deleted"]
+
+    assert deleted["objects"] >= 3  # the session, its payment intent, its event
+    assert deleted["idempotency"] == 1
+    assert client.v1.checkout.sessions.list().data == []
+    assert client.v1.events.list().data == []
+    assert control(handle, "GET", "clock")["offset_s"] == offset
+    assert control(handle, "GET", "config")["deliver_webhooks"] is False
+    # The idempotency key is free again: the same request makes a new session.
+    again = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "reset-key"})
+    assert again.id != paid.id

@@ -48,7 +48,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
-    """Routes for the clock, runtime settings and webhook deliveries."""
+    """Routes for the clock, runtime settings, webhook deliveries and deleting all test data."""
 
     async def get_clock(request: Request) -> JSONResponse:
         return JSONResponse(sandbox.clock())
@@ -101,7 +101,13 @@ def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
         deliverer.wake()
         return JSONResponse({"queued": queued})
 
+    async def delete_test_data(request: Request) -> JSONResponse:
+        with sandbox.store.transaction():
+            deleted = sandbox.store.delete_test_data()
+        return JSONResponse({"deleted": deleted})
+
     return [
+        Route("/_sandbox/test-data", delete_test_data, methods=["DELETE"]),
         Route("/_sandbox/clock", get_clock, methods=["GET"]),
         Route("/_sandbox/clock/advance", advance_clock, methods=["POST"]),
         Route("/_sandbox/config", get_config, methods=["GET"]),

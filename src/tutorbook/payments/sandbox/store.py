@@ -260,6 +260,15 @@ class Store:
         cur = self._conn().execute("DELETE FROM idempotency WHERE created < ?", (older_than,))
         return cur.rowcount
 
+    def delete_test_data(self) -> dict[str, int]:
+        """Forget every object, delivery and idempotency record (Stripe's "Delete all test data").
+
+        The clock offset and the runtime settings are kept."""
+        counts = {}
+        for table in ("objects", "deliveries", "idempotency"):
+            counts[table] = self._conn().execute(f"DELETE FROM {table}").rowcount  # noqa: S608 - fixed names
+        return counts
+
     # -- deliveries ------------------------------------------------------------
 
     def queue_delivery(self, event_id: str, now: float) -> None:

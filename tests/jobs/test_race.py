@@ -13,6 +13,7 @@ from tutorbook import jobs
 from tutorbook.bookings.models import PrivateSession, StatusHistory
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
+from tutorbook.jobs import tasks
 from tutorbook.services import build_services
 
 ROWS, WITH_CHECKOUT = 1000, 100
@@ -68,8 +69,9 @@ def postgresql_only(database_url):
     return database_url
 
 
-def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgresql_only, api, c):
+def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgresql_only, api, c, monkeypatch):
     database_url = postgresql_only
+    monkeypatch.setattr(tasks, "EXPIRE_BATCH", 100)  # ten batches, so both workers can take some
     insert_stale_bookings(api.state.db, parent=f.parent(c), teacher=f.teacher(c))
     workers = [build_services(api.state.settings, Database(database_url, pool_size=2)) for _ in range(2)]
     start, results, errors = threading.Barrier(2), [None, None], []

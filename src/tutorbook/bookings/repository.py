@@ -79,17 +79,39 @@ def apply(session: Session, booking: PS, change: Change, *, actor: str) -> bool:
     return True
 
 
-def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str) -> None:
-    session.add(
-        StatusHistory(
-            session_id=booking_id,
-            from_status=None if change.current is None else change.current.value,
-            to_status=change.target.value,
-            reason=change.reason.value,
-            actor=actor,
-            created_at=change.at,
+def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor: str) -> list[uuid.UUID]:
+    """apply() for many bookings at once: one UPDATE ... WHERE status = expected RETURNING id and
+    one multi-row history INSERT. The ids that moved; the rest had already left `change.current`."""
+    if not ids:
+        return []
+    values = {"status": change.target.value, **change.fields}
+    moved = list(
+        session.scalars(
+            sa.update(PS)
+            .where(PS.id.in_(ids), PS.status == change.current.value)
+            .values(**values)
+            .returning(PS.id)
+            .execution_options(synchronize_session=False)
         )
     )
+    if moved:
+        session.execute(sa.insert(StatusHistory), [_history_row(booking_id, change, actor) for booking_id in moved])
+    return moved
+
+
+def _history_row(booking_id: uuid.UUID, change: Change, actor: str) -> dict:
+    return {
+        "session_id": booking_id,
+        "from_status": None if change.current is None else change.current.value,
+        "to_status": change.target.value,
+        "reason": change.reason.value,
+        "actor": actor,
+        "created_at": change.at,
+    }
+
+
+def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str) -> None:
+    session.add(StatusHistory(**_history_row(booking_id, change, actor)))
     session.flush()
 
 

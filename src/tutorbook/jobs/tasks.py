@@ -22,6 +22,9 @@ from tutorbook.meetings import links
 from tutorbook.payments import gateway as gw
 
 BATCH = 100
+# expire: rows selected (on PostgreSQL, locked) per transaction. Bookings without a checkout are
+# cancelled in that same transaction with one UPDATE; the others are released before Stripe is called.
+EXPIRE_BATCH = 1000
 
 
 def actor(job: str) -> str:
@@ -54,7 +57,7 @@ def expire(svc, *, now: datetime, dry_run: bool = False, progress: Progress | No
     after = None
     while True:
         with svc.db.session_scope() as session:
-            rows = repo.stale_pending(session, now=now, limit=BATCH, after=after)
+            rows = repo.stale_pending(session, now=now, limit=EXPIRE_BATCH, after=after)
             unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
         for booking_id, checkout_id in rows:
             if checkout_id is None:
@@ -67,28 +70,20 @@ def expire(svc, *, now: datetime, dry_run: bool = False, progress: Progress | No
                 ),
                 checkout_id=checkout_id,
             )
-        if len(rows) < BATCH:
+        if len(rows) < EXPIRE_BATCH:
             return result
         after = rows[-1][0]
 
 
 def _cancel_unlinked(session: Session, *, rows, now: datetime, dry_run: bool) -> dict:
-    """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock."""
-    outcomes = {}
-    for booking_id, checkout_id in rows:
-        if checkout_id is None:
-            outcomes[booking_id] = (
-                "would_cancel"
-                if dry_run
-                else cancel_pending(
-                    session,
-                    booking_id=booking_id,
-                    reason=Reason.CHECKOUT_FAILED,
-                    job="expire",
-                    now=now,
-                )
-            )
-    return outcomes
+    """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
+    all of the batch's in one compare-and-set UPDATE."""
+    ids = [booking_id for booking_id, checkout_id in rows if checkout_id is None]
+    if dry_run:
+        return dict.fromkeys(ids, "would_cancel")
+    change = lifecycle.cancel(Status.PENDING, reason=Reason.CHECKOUT_FAILED, now=now)
+    moved = set(repo.apply_many(session, ids, change, actor=actor("expire")))
+    return {b: (Reason.CHECKOUT_FAILED.value if b in moved else "skipped") for b in ids}
 
 
 def _expire_one(svc, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool) -> str:

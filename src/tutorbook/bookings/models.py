@@ -24,7 +24,14 @@ class PrivateSession(Base):
         ),
         sa.CheckConstraint("ends_at > starts_at", name="time_order"),
         sa.CheckConstraint("price_amount >= 0", name="price"),
-        sa.Index("ix_private_sessions_parent_starts", "parent_id", "starts_at"),
+        # My Bookings: the page in order and, on PostgreSQL, the count from the index alone (0002).
+        sa.Index(
+            "ix_private_sessions_my_bookings",
+            "parent_id",
+            sa.text("starts_at DESC"),
+            "id",
+            postgresql_include=["status", "paid_at"],
+        ),
         sa.Index("ix_private_sessions_teacher_starts", "teacher_id", "starts_at"),
         sa.Index("ix_private_sessions_status_expiry", "status", "checkout_expires_at"),
         sa.Index("ix_private_sessions_status_ends", "status", "ends_at"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -12,9 +12,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Status
 from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.config import ALLOWED_DURATIONS
 
 HOLDING = (Status.PENDING.value, Status.CONFIRMED.value)
 PS = PrivateSession
+# No booking is longer (the API accepts only ALLOWED_DURATIONS): so a booking that overlaps a
+# time starts at most this long before it, which bounds the overlap check's index range scan.
+LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
 
 
 def get(session: Session, booking_id: uuid.UUID) -> PS | None:
@@ -38,7 +42,11 @@ def overlapping(
 ) -> list[PS]:
     """Pending/Confirmed bookings of the teacher that overlap [start, end)."""
     stmt = sa.select(PS).where(
-        PS.teacher_id == teacher_id, PS.status.in_(HOLDING), PS.starts_at < end, PS.ends_at > start
+        PS.teacher_id == teacher_id,
+        PS.status.in_(HOLDING),
+        PS.starts_at < end,
+        PS.starts_at > start - LONGEST,  # redundant with ends_at > start, but an index bound
+        PS.ends_at > start,
     )
     if exclude is not None:
         stmt = stmt.where(PS.id != exclude)

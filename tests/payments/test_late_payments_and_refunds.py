@@ -141,3 +141,49 @@ def test_completing_needs_the_teacher_after_the_start(api, c):
     assert p["client"].post(f"/api/Sessions/{b['id']}/complete").status_code == 403
     r = t["client"].post(f"/api/Sessions/{b['id']}/complete")
     assert r.status_code == 400 and pay.booking_row(api.state.db, b["id"]).status == 1
+
+
+def _request_refund(api, booking_id, amount):
+    import uuid
+
+    from tutorbook.bookings import repository as repo
+    from tutorbook.payments import refunds
+
+    def request(session):
+        booking = repo.get(session, uuid.UUID(booking_id))
+        return refunds.request(session, booking=booking, amount=amount, reason="parent_cancelled", now=utc_now()).id
+
+    return api.state.services.tx_sync(request)
+
+
+def test_a_refund_is_counted_once_when_its_webhook_is_handled_before_its_answer(api, c):
+    """charge.refunded (Stripe's total) may be handled before the app records Stripe's answer
+    to its refund call; refunded_amount is a total either way, never the two added up."""
+    from tests.support import webhooks as wh
+    from tutorbook.payments import refunds
+
+    _, _, b = confirmed_booking(c, days=3)
+    intent = pay.booking_row(api.state.db, b["id"]).stripe_payment_intent_id
+    refund_id = _request_refund(api, b["id"], 6000)
+    charge = {"object": "charge", "id": "ch_x", "payment_intent": intent, "amount_refunded": 6000, "refunded": True}
+    assert wh.post(api.state.base_url, wh.event("charge.refunded", charge)).json()["data"] == "refund_recorded"
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 6000
+
+    assert refunds.execute(api.state.services, refund_id=refund_id) == "succeeded"
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 6000
+
+
+def test_a_refund_stripe_is_still_processing_is_not_sent_again(api, c, monkeypatch):
+    from tutorbook.payments import gateway as gw
+    from tutorbook.payments import refunds
+
+    _, _, b = confirmed_booking(c, days=3)
+    refund_id = _request_refund(api, b["id"], 2500)
+    svc = api.state.services
+    monkeypatch.setattr(svc.gateway, "refund_sync", lambda **kw: gw.RefundResult("re_processing", "pending", 2500))
+    assert refunds.execute(svc, refund_id=refund_id) == "processing"
+    with api.state.db.session_scope() as s:
+        assert refund_id not in refunds.pending_ids(s, older_than=utc_now())
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 2500
+    assert refunds.execute(svc, refund_id=refund_id) == "processing"  # a second call changes nothing
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 2500

@@ -19,7 +19,11 @@ from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import Refund
 
 log = logging.getLogger("tutorbook.refunds")
-PENDING = "pending"
+PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
+# Stripe's own "pending" (accepted, still being processed) must not read as ours, or the refund
+# would be sent again and counted twice; it is stored as "processing".
+_FROM_STRIPE = {"pending": "processing"}
+NOT_REFUNDED = (PENDING, "failed", "canceled")
 
 
 def request(session: Session, *, booking, amount: int, reason: str, now: datetime) -> Refund:
@@ -79,10 +83,14 @@ def execute(svc, *, refund_id: uuid.UUID) -> str:
     except gw.GatewayError:
         log.warning("refund not sent; will retry", extra={"refund_id": str(refund_id)})
         return PENDING
-    return _record(svc, refund_id=refund_id, stripe_id=result.id, status=result.status, counted=result.amount)
+    status = _FROM_STRIPE.get(result.status, result.status)
+    return _record(svc, refund_id=refund_id, stripe_id=result.id, status=status, counted=result.amount)
 
 
 def _record(svc, *, refund_id, stripe_id, status: str, counted: int) -> str:
+    """Store Stripe's answer. refunded_amount becomes at least the sum Stripe accepted of this
+    booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
+    (which sets Stripe's total for the charge) whichever of the two is written first."""
     now = utc_now()
     with svc.db.session_scope() as session:
         changed = session.execute(
@@ -93,6 +101,12 @@ def _record(svc, *, refund_id, stripe_id, status: str, counted: int) -> str:
         if changed and counted:
             refund = session.get(Refund, refund_id)
             booking = bookings.get(session, refund.session_id)
-            bookings.set_fields(session, booking, refunded_amount=booking.refunded_amount + counted, updated_at=now)
+            accepted = session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+                    Refund.session_id == booking.id, Refund.status.not_in(NOT_REFUNDED)
+                )
+            )
+            if accepted > booking.refunded_amount:
+                bookings.set_fields(session, booking, refunded_amount=accepted, updated_at=now)
     log.info("refund recorded", extra={"refund_id": str(refund_id), "status": status, "amount": counted})
     return status

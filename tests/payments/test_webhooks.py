@@ -68,6 +68,41 @@ def test_an_expired_event_cancels_a_pending_booking(api, sandbox, pending):
     assert pending["p"]["client"].get("/api/Sessions/my-bookings").json()["data"]["items"] == []
 
 
+def test_the_apps_own_expiry_says_why_so_a_webhook_that_overtakes_the_cancel_records_the_parent(api, sandbox, pending):
+    """The parent presses Back: the app expires the checkout, and Stripe's expired event may be
+    handled before the app writes its cancellation. The event carries the app's reason."""
+    b, p = pending["b"], pending["p"]
+    r = p["client"].post(f"/api/Sessions/cancel-payment/{b['stripeSessionId']}")
+    assert r.status_code == 200
+    [event] = [
+        e
+        for e in pay.sandbox_events(sandbox, "checkout.session.expired")
+        if e["data"]["object"]["id"] == b["stripeSessionId"]
+    ]
+    assert event["request"]["idempotency_key"] == f"tutorbook-expire:payment_cancelled:{b['stripeSessionId']}"
+
+    # Replayed on a second booking whose cancel the webhook overtakes: the reason is the parent's.
+    other = f.book(p, pending["t"], starts_at=f.slot(days=5)).json()["data"]
+    overtaking = dict(
+        event, id="evt_overtaking", data={"object": dict(checkout_object(sandbox, other), status="expired")}
+    )
+    overtaking["request"] = {
+        "id": "req_1",
+        "idempotency_key": f"tutorbook-expire:payment_cancelled:{other['stripeSessionId']}",
+    }
+    assert wh.post(api.state.base_url, overtaking).json()["data"] == "payment_cancelled"
+    assert pay.history(api.state.db, other["id"])[-1] == (0, 3, "payment_cancelled")
+
+
+@pytest.mark.parametrize("key", [None, "tutorbook-expire:paid:cs_x", "tutorbook-expire:nonsense:cs_x", "other-key"])
+def test_an_expiry_without_a_usable_reason_is_a_plain_expiry(api, sandbox, pending, key):
+    b = pending["b"]
+    evt = wh.event("checkout.session.expired", dict(checkout_object(sandbox, b), status="expired"))
+    evt["request"] = {"id": "req_1" if key else None, "idempotency_key": key}
+    assert wh.post(api.state.base_url, evt).json()["data"] == "checkout_expired"
+    assert pay.booking_row(api.state.db, b["id"]).cancellation_reason == "checkout_expired"
+
+
 def test_a_completed_event_for_an_unpaid_async_payment_waits(api, sandbox, pending):
     b = pending["b"]
     unpaid = dict(checkout_object(sandbox, b), status="complete", payment_status="unpaid")

@@ -61,5 +61,16 @@ def sandbox_session(sandbox, checkout_id: str) -> dict:
     return r.json()
 
 
+def sandbox_events(sandbox, type_: str) -> list[dict]:
+    """The sandbox's newest events of one type (raw JSON, newest first)."""
+    r = http_get(
+        f"{sandbox.base_url}/v1/events",
+        params={"type": type_, "limit": 100},
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+    )
+    r.raise_for_status()
+    return r.json()["data"]
+
+
 def sandbox_config(sandbox, **values) -> None:
     http_post(f"{sandbox.base_url}/_sandbox/config", json=values, timeout=30).raise_for_status()

@@ -106,7 +106,7 @@ def _close_checkout(svc, checkout_id: str, *, dry_run: bool) -> gw.Checkout | No
         checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
     else:
         try:
-            svc.gateway.expire_checkout_sync(checkout_id)
+            svc.gateway.expire_checkout_sync(checkout_id, reason=Reason.CHECKOUT_EXPIRED.value)
             return None
         except gw.CheckoutNotOpen:
             checkout = svc.gateway.retrieve_checkout_sync(checkout_id)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
@@ -39,7 +40,12 @@ def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
     if not record_once(session, event=event, now=now):
         return bookings.Outcome("duplicate")
     outcome = dispatch(session, event=event, now=now)
-    session.execute(sa.update(StripeEvent).where(StripeEvent.id == event["id"]).values(outcome=outcome.kind))
+    session.execute(
+        sa.update(StripeEvent)
+        .where(StripeEvent.id == event["id"])
+        .values(outcome=outcome.kind)
+        .execution_options(synchronize_session=False)
+    )
     log.info(
         "stripe event",
         extra={
@@ -62,11 +68,21 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
         case "checkout.session.async_payment_failed":
             return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
         case "checkout.session.expired":
-            return _cancel_pending(session, obj=obj, reason=Reason.CHECKOUT_EXPIRED, actor=actor, now=now)
+            return _cancel_pending(session, obj=obj, reason=_expiry_reason(event), actor=actor, now=now)
         case "charge.refunded":
             return _refunded(session, obj=obj)
         case _:
             return bookings.Outcome("ignored")
+
+
+def _expiry_reason(event: dict) -> Reason:
+    """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
+    cancel, which this event may overtake)."""
+    try:
+        given = Reason(gw.expiry_reason(event))
+    except ValueError:
+        return Reason.CHECKOUT_EXPIRED
+    return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED
 
 
 def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:

@@ -31,8 +31,8 @@ async def _out(svc, booking) -> SessionOut:
 async def book(body: BookIn, user: ParentUser, request: Request):
     """Hold the slot and open a Stripe Checkout Session; `data.checkoutUrl` is where to pay."""
     svc = _svc(request)
-    booking = await service.book(svc, parent=user, body=body)
-    return ok(await _out(svc, booking), "Booking created; complete the payment to confirm it")
+    booking, names = await service.book(svc, parent=user, body=body)
+    return ok(session_out(booking, *names), "Booking created; complete the payment to confirm it")
 
 
 @router.post("/confirm-payment/{stripe_session_id}", response_model=Envelope[SessionOut])

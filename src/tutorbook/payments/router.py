@@ -34,5 +34,6 @@ async def webhook(request: Request, background: BackgroundTasks):
         raise BadRequest("Invalid Stripe signature or payload") from exc
     outcome = await svc.tx(webhooks.handle, event=event, now=utc_now())
     request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
-    background.add_task(bookings.run_followups, svc, outcome.followups)
+    if outcome.followups:
+        background.add_task(bookings.run_followups, svc, outcome.followups)
     return ok(outcome.kind, "Received")

@@ -185,7 +185,7 @@ async def book(request: Request, user: Viewer):
     week = int(form["week"]) if form.get("week", "").isdigit() else 0
     try:
         body = book_in(form)
-        booking = await bookings.book(request.app.state.services, parent=parent, body=body)
+        booking, _ = await bookings.book(request.app.state.services, parent=parent, body=body)
     except (ValidationError, AppError) as exc:
         teacher_id = _uuid(form.get("teacher_id"))
         if teacher_id is None:

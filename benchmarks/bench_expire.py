@@ -47,10 +47,9 @@ COLUMNS = ["id", "parent_id", "student_id", "teacher_id", "subject", "starts_at"
 JOB_CATEGORIES = [
     ("tasks.expire (whole job)", "expire (tutorbook/jobs/tasks.py"),
     ("... stale_pending (select a batch FOR UPDATE SKIP LOCKED)", "stale_pending"),
-    ("... cancel_pending (per row)", "cancel_pending"),
-    ("...... repo.get (SELECT by id)", "get (tutorbook/bookings/repository.py"),
-    ("...... repo.apply: UPDATE ... WHERE status = 0", "apply (tutorbook/bookings/repository.py:6"),
-    ("...... repo._history: INSERT + flush", "_history (tutorbook"),
+    ("... repo.apply_many (per batch)", "apply_many"),
+    ("...... UPDATE ... WHERE id IN (...) AND status = 0 RETURNING id", "apply_many (tutorbook/bookings/repository.py:97)"),
+    ("...... multi-row history INSERT", "apply_many (tutorbook/bookings/repository.py:106)"),
     ("... COMMIT per batch", "TransactionalContext.__exit__"),
     ("... JobResult.add (per-item log line)", "JobResult.add"),
     ("waiting for PostgreSQL (psycopg wait)", "Connection.wait"),

@@ -56,6 +56,28 @@ def test_stripe_unreachable_gives_502(api, c):
     assert all_bookings(api.state.db) == [(3, "checkout_failed")]
 
 
+def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api, monkeypatch):
+    """Calls over STRIPE_CONNECTIONS queue in the gateway; a queued call still fails within the
+    configured timeout (as a timeout: the booking then answers 504), it never waits forever."""
+    import asyncio
+
+    from tutorbook.payments import gateway as gw
+
+    monkeypatch.setattr(gw, "STRIPE_CONNECTIONS", 1)
+    g = StripeGateway(api.state.settings.model_copy(update={"stripe_timeout_seconds": 0.3}))
+
+    async def second_call_while_the_first_holds_the_slot():
+        async with g._slot():
+            started = time.monotonic()
+            try:
+                await g.retrieve_checkout("cs_test_never_sent")
+            except gw.GatewayTimeout:
+                return time.monotonic() - started
+        raise AssertionError("the second call got a slot")
+
+    assert 0.25 < asyncio.run(second_call_while_the_first_holds_the_slot()) < 2
+
+
 def test_cancel_payment_while_stripe_is_down_is_502_and_keeps_the_booking_pending(api, c, sandbox):
     t, p = f.teacher(c), f.parent(c)
     b = f.book(p, t).json()["data"]

@@ -6,6 +6,8 @@ Nothing outside this module knows which.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -123,6 +125,25 @@ class StripeGateway:
             http_client=_PooledHTTPXClient(timeout=self.timeout, connections=STRIPE_CONNECTIONS),
             **options,
         )
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(STRIPE_CONNECTIONS)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """At most STRIPE_CONNECTIONS async calls in flight; the others wait here, within the
+        timeout, rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
+        loop = asyncio.get_running_loop()
+        if self._slots_loop is not loop:  # a semaphore belongs to one event loop
+            self._slots_loop, self._slots = loop, asyncio.Semaphore(STRIPE_CONNECTIONS)
+        slots = self._slots
+        try:
+            await asyncio.wait_for(slots.acquire(), self.timeout)
+        except TimeoutError as exc:
+            raise GatewayTimeout("too many Stripe calls waiting") from exc
+        try:
+            yield
+        finally:
+            slots.release()
 
     # -- Checkout Sessions -------------------------------------------------------------
 
@@ -161,22 +182,23 @@ class StripeGateway:
         if customer_email:
             params["customer_email"] = customer_email
         options = {"idempotency_key": f"checkout-{booking_id}"}
-        with _mapped_errors():
-            obj = await self.client.v1.checkout.sessions.create_async(params=params, options=options)
+        async with self._slot():
+            with _mapped_errors():
+                obj = await self.client.v1.checkout.sessions.create_async(params=params, options=options)
         return _checkout(obj)
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
-        with _mapped_errors():
-            return _checkout(await self.client.v1.checkout.sessions.retrieve_async(checkout_id))
+        async with self._slot():
+            with _mapped_errors():
+                return _checkout(await self.client.v1.checkout.sessions.retrieve_async(checkout_id))
 
     async def expire_checkout(self, checkout_id: str, *, reason: str) -> Checkout:
         """Expire an open session; CheckoutNotOpen if it is complete or expired already.
         `reason` travels in the idempotency key, so the `checkout.session.expired` event says why."""
-        with _mapped_errors(not_open=True):
-            obj = await self.client.v1.checkout.sessions.expire_async(
-                checkout_id, options=_expire_options(checkout_id, reason)
-            )
-            return _checkout(obj)
+        options = _expire_options(checkout_id, reason)
+        async with self._slot():
+            with _mapped_errors(not_open=True):
+                return _checkout(await self.client.v1.checkout.sessions.expire_async(checkout_id, options=options))
 
     def retrieve_checkout_sync(self, checkout_id: str) -> Checkout:
         with _mapped_errors():
@@ -235,10 +257,11 @@ class StripeGateway:
 WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 
 
-# Keep as many idle connections to Stripe as may be open at once. httpx's default keeps 20: with
-# more calls in flight, every call beyond them opened (and later dropped) its own TLS connection,
-# the larger part of a booking's CPU at 100 concurrent parents (docs/PERFORMANCE.md, section 1).
-STRIPE_CONNECTIONS = 100
+# Async Stripe calls in flight at once, and connections kept open for them. httpx's defaults (100
+# connections, 20 kept idle) made every call beyond 20 open and drop its own connection, and its
+# pool's bookkeeping grows with connections x queued requests: together most of a booking's CPU at
+# 100 concurrent parents (docs/PERFORMANCE.md, section 1). 32 in flight at 300 ms is ~100 calls/s.
+STRIPE_CONNECTIONS = 32
 
 
 class _PooledHTTPXClient(stripe.HTTPXClient):

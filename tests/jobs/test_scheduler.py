@@ -112,7 +112,7 @@ def test_tutorbook_worker_runs_the_jobs_alone_and_stops_on_sigterm(api, c, sandb
         if proc.poll() is None:
             proc.kill()
     output = (tmp_path / "worker.log").read_text()
-    assert '"job": "expire"' in output and '"outcome": "checkout_expired"' in output, output[-2000:]
+    assert '"job": "expire"' in output and '"counts": {"checkout_expired": 1}' in output, output[-2000:]
     assert "scheduler stopped" in output
     assert 'tutorbook_jobs_items_total{job="expire",outcome="checkout_expired"} 1' in text
     assert pay.history(api.state.db, b["id"])[-1] == (0, 3, "checkout_expired")
@@ -127,3 +127,22 @@ def _get(url, *, every_job=False):
     jobs = ("expire", "complete", "meeting-links", "purge") if every_job else ("expire",)
     ran = all(f'tutorbook_jobs_runs_total{{job="{j}",result="ok"}}' in r.text for j in jobs)
     return r.text if r.status_code == 200 and ran and "tutorbook_jobs_items_total" in r.text else None
+
+
+def test_routine_job_items_log_at_debug_and_findings_at_info(caplog):
+    import logging
+    import uuid
+
+    from tutorbook.jobs.result import JobResult
+
+    caplog.set_level(logging.DEBUG, logger="tutorbook.jobs")
+    result = JobResult("expire")
+    result.add(uuid.uuid4(), "checkout_expired")
+    result.add(uuid.uuid4(), "stripe_unavailable", checkout_id="cs_1")
+    result.add(uuid.uuid4(), "refunded", kind="paid_but_cancelled")
+    levels = [(r.levelno, r.outcome) for r in caplog.records if r.getMessage() == "job item"]
+    assert levels == [
+        (logging.DEBUG, "checkout_expired"),
+        (logging.INFO, "stripe_unavailable"),
+        (logging.INFO, "refunded"),
+    ]

@@ -43,15 +43,19 @@ class JobResult:
     progress: Progress | None = field(default=None, repr=False)
 
     def add(self, booking_id: uuid.UUID | None, outcome: str, **detail) -> Item:
-        """Record (and log) one handled booking."""
+        """Record (and log) one handled booking: at INFO when someone may have to look (a
+        reconcile finding, an error, Stripe unavailable), else at DEBUG. A routine move is in the
+        booking's history already (actor `job:<name>`), and 100,000 INFO lines cost seconds."""
         item = Item(booking_id, outcome, **detail)
         self.items.append(item)
-        extra = {
-            "job": self.job,
-            "dry_run": self.dry_run,
-            **{k: v for k, v in item.to_dict().items() if v},
-        }
-        log.info("job item", extra=extra)
+        level = logging.INFO if item.kind is not None or outcome in UNSETTLED else logging.DEBUG
+        if log.isEnabledFor(level):
+            extra = {
+                "job": self.job,
+                "dry_run": self.dry_run,
+                **{k: v for k, v in item.to_dict().items() if v},
+            }
+            log.log(level, "job item", extra=extra)
         if self.progress is not None and len(self.items) % PROGRESS_EVERY == 0:
             self.progress("handled", len(self.items))
         return item

@@ -11,6 +11,7 @@ from tests.support import payments as pay
 from tests.support import webhooks as wh
 from tests.support.servers import http_post
 from tutorbook.payments.models import StripeEvent
+from tutorbook.payments.webhooks import HANDLED
 
 
 @pytest.fixture
@@ -171,3 +172,20 @@ def test_events_from_the_sandbox_are_signed_so_the_app_accepts_them(api, sandbox
     with api.state.db.session_scope() as s:
         outcomes = list(s.scalars(sa.select(StripeEvent.outcome)))
     assert outcomes == ["confirmed"]
+
+
+def test_an_ignored_type_is_recorded_in_one_statement_and_a_redelivery_is_a_duplicate(api, pending):
+    evt = wh.event("payment_intent.created", {"object": "payment_intent", "id": "pi_ignored"})
+    assert wh.post(api.state.base_url, evt).json()["data"] == "ignored"
+    assert wh.post(api.state.base_url, evt).json()["data"] == "duplicate"
+    with api.state.db.session_scope() as s:
+        assert s.get(StripeEvent, evt["id"]).outcome == "ignored"
+
+
+@pytest.mark.parametrize("type_", sorted(HANDLED))
+def test_every_handled_type_is_dispatched(api, pending, type_):
+    obj = {"object": "checkout.session", "id": "cs_unknown", "payment_status": "paid", "status": "complete"}
+    if type_ == "charge.refunded":
+        obj = {"object": "charge", "id": "ch_unknown", "payment_intent": "pi_unknown", "amount_refunded": 100}
+    outcome = wh.post(api.state.base_url, wh.event(type_, obj)).json()["data"]
+    assert outcome not in ("ignored", "duplicate")

@@ -21,13 +21,25 @@ log = logging.getLogger("tutorbook.webhooks")
 MAX_BODY = 512 * 1024
 
 
-def record_once(session: Session, *, event: dict, now: datetime) -> bool:
+# The event types dispatch() acts on; any other is recorded as "ignored" in one statement.
+HANDLED = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+        "charge.refunded",
+    }
+)
+
+
+def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
     """Insert the event id; False when it was seen before (one indexed lookup)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(StripeEvent)
-        .values(id=event["id"], type=event.get("type", "?"), received_at=now, outcome="received")
+        .values(id=event["id"], type=event.get("type", "?"), received_at=now, outcome=outcome)
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(StripeEvent.id)
     )
@@ -37,6 +49,9 @@ def record_once(session: Session, *, event: dict, now: datetime) -> bool:
 
 def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
+    if event.get("type") not in HANDLED:
+        seen = not record_once(session, event=event, now=now, outcome="ignored")
+        return bookings.Outcome("duplicate" if seen else "ignored")
     if not record_once(session, event=event, now=now):
         return bookings.Outcome("duplicate")
     outcome = dispatch(session, event=event, now=now)

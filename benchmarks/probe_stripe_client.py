@@ -5,10 +5,11 @@ makes (`StripeGateway.create_checkout`, through `stripe.StripeClient` + `stripe.
 against the sandbox (its own process) and reads this process's CPU time per call.
 
 Variants:
-  app       the gateway exactly as the app builds it (httpx defaults: max_connections=100,
-            max_keepalive_connections=20)
-  keepalive the same SDK with its httpx.AsyncClient replaced by one whose pool keeps
-            max_keepalive_connections = max_connections = 200 (no connection churn)
+  app        the gateway exactly as the app builds it: at most STRIPE_CONNECTIONS (32) calls in
+             flight, over a pool keeping that many connections
+  limit N    the same with N instead of 32
+  httpx defaults  the gateway as it was before 2026-11-29: no bound on calls in flight, the SDK's
+             httpx.AsyncClient with httpx's defaults (max_connections=100, max_keepalive=20)
 
     .venv/bin/python benchmarks/probe_stripe_client.py [--quick]
 """
@@ -32,12 +33,32 @@ from tutorbook.payments.gateway import StripeGateway  # noqa: E402
 
 
 def gateway(sandbox_url: str, variant: str) -> StripeGateway:
+    """The app's gateway, with the calls-in-flight bound of the variant."""
+    from tutorbook.payments import gateway as module
+
     settings = Settings(sandbox_url=sandbox_url, stripe_webhook_secret=h.WEBHOOK_SECRET, jwt_secret="x" * 40)
-    gw = StripeGateway(settings)
-    if variant == "keepalive":
-        http = gw.client._requestor._client  # the SDK's HTTPXClient
-        http._client_async = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+    if variant == "app":
+        return StripeGateway(settings)
+    saved = module.STRIPE_CONNECTIONS
+    module.STRIPE_CONNECTIONS = 100_000 if variant == "httpx defaults" else int(variant.split()[1])
+    try:
+        gw = StripeGateway(settings)
+    finally:
+        module.STRIPE_CONNECTIONS = saved
+    # The semaphore is made per event loop from the module constant: pin this variant's.
+    gw._slots_loop, bound = None, (100_000 if variant == "httpx defaults" else int(variant.split()[1]))
+    original_slot = gw._slot
+
+    def slot():
+        module.STRIPE_CONNECTIONS, restore = bound, module.STRIPE_CONNECTIONS
+        try:
+            return original_slot()
+        finally:
+            module.STRIPE_CONNECTIONS = restore
+
+    gw._slot = slot
+    if variant == "httpx defaults":
+        gw.client._requestor._client._client_async = httpx.AsyncClient()  # the SDK's own default pool
     return gw
 
 
@@ -89,7 +110,7 @@ def main() -> None:
     with h.Servers("postgres", sandbox=True, app=False) as srv:
         for latency in (0, 300):
             srv.sandbox_config(latency_ms=latency)
-            for variant in ("app", "keepalive"):
+            for variant in ("httpx defaults", "limit 8", "limit 16", "app"):
                 for conc in (1, 20, 100):
                     gw = gateway(srv.sandbox_url, variant)
                     calls, wall, cpu, opened = asyncio.run(drive(gw, conc, seconds))

@@ -56,6 +56,17 @@ def test_stripe_unreachable_gives_502(api, c):
     assert all_bookings(api.state.db) == [(3, "checkout_failed")]
 
 
+def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
+    """The gateway swaps the SDK's async httpx client for one with a sized pool; this fails if
+    an SDK upgrade stops using it (constraints.txt pins stripe)."""
+    from tutorbook.payments import gateway as gw
+
+    http = StripeGateway(api.state.settings).client._requestor._client
+    pool = http._client_async._transport._pool
+    assert isinstance(http, gw._PooledHTTPXClient)
+    assert pool._max_connections == pool._max_keepalive_connections == gw.STRIPE_CONNECTIONS
+
+
 def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api, monkeypatch):
     """Calls over STRIPE_CONNECTIONS queue in the gateway; a queued call still fails within the
     configured timeout (as a timeout: the booking then answers 504), it never waits forever."""

@@ -63,6 +63,7 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
     teachers = [f.teacher(c) for _ in range(4)]
     parents = [f.parent(c) for _ in range(LOAD)]
     killed = threading.Event()
+    unpaid: list[str] = []  # checkout URLs booked but left unpaid before the kill
 
     def one(i):
         """Book, then pay two times out of three; connection errors while the server is dead are expected."""
@@ -70,6 +71,8 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
             r = f.book(parents[i], teachers[i % 4], starts_at=f.slot(days=2 + i // 4, hour=9 + i % 8))
             if r.status_code == 201 and i % 3:
                 pay.pay(r.json()["data"]["checkoutUrl"])
+            elif r.status_code == 201:
+                unpaid.append(r.json()["data"]["checkoutUrl"])
         except httpx.HTTPError:
             pass
 
@@ -82,7 +85,9 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
         killed.set()
         for fu in futures:
             fu.result()
-    assert killed.is_set()
+    assert killed.is_set() and unpaid
+    for checkout_url in unpaid:  # parents still pay on Stripe while the server is down
+        assert pay.pay(checkout_url).status_code == 303
     deliveries = http_get(f"{sandbox.base_url}/_sandbox/deliveries").json()["data"]
     assert any(not d["delivered"] or d["attempts"] > 1 for d in deliveries), "no webhook hit the dead server"
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from tutorbook.clock import as_utc
+from tutorbook.errors import ServiceUnavailable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -51,6 +52,40 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+SQLITE_WRITER_WAIT_S = 30  # as the connections' busy_timeout
+
+
+class WriterLock:
+    """One SQLite writer at a time: re-entrant for the thread holding it (a scope opened inside
+    another), yet released by whichever thread leaves the scope. FastAPI enters a request's
+    session (the DbSession dependency) in one worker thread and leaves it in another; with an
+    RLock that release failed, the lock stayed held and every later write waited for ever (found
+    by the model-based test's heavy run)."""
+
+    def __init__(self) -> None:
+        self._free = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self, timeout: float) -> bool:
+        me = threading.get_ident()
+        with self._free:
+            if self._depth and self._owner == me:
+                self._depth += 1
+                return True
+            if not self._free.wait_for(lambda: self._depth == 0, timeout):
+                return False
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._free:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._free.notify()
+
+
 class Database:
     """One engine and session factory; SQLite writes are serialised through one lock."""
 
@@ -60,14 +95,14 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Many SQLite writers give long tail latencies; one writer at a time keeps them short.
-        self._sqlite_lock = threading.RLock() if self.is_sqlite else None
+        self._sqlite_lock = WriterLock() if self.is_sqlite else None
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         """One transaction: commit on success, roll back on error."""
         lock = self._sqlite_lock
-        if lock is not None:
-            lock.acquire()
+        if lock is not None and not lock.acquire(SQLITE_WRITER_WAIT_S):
+            raise ServiceUnavailable("The database is busy; try again in a moment")
         try:
             with self.sessions() as session:
                 with session.begin():

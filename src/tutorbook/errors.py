@@ -61,6 +61,11 @@ class TooManyRequests(AppError):
     message = "Too many attempts; try again later"
 
 
+class ServiceUnavailable(AppError):
+    status_code = 503
+    message = "The service is busy; try again in a moment"
+
+
 class BadGateway(AppError):
     status_code = 502
     message = "The payment provider could not be reached; nothing was charged"

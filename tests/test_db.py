@@ -1,0 +1,45 @@
+"""The Database's transaction scope."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+
+from tutorbook.db import Database
+
+
+def test_a_sqlite_scope_entered_in_one_thread_and_left_in_another_frees_the_writer_lock(tmp_path):
+    """FastAPI runs a sync dependency's setup and teardown in different worker threads; the
+    next writer must not wait (with an RLock the release failed and the lock stayed held)."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    scope = db.session_scope()
+    with ThreadPoolExecutor(1) as a, ThreadPoolExecutor(1) as b:
+        session = a.submit(scope.__enter__).result()
+        session.execute(sa.text("SELECT 1"))
+        b.submit(scope.__exit__, None, None, None).result()
+
+    def write_again():
+        with db.session_scope() as s:
+            return s.execute(sa.text("SELECT 2")).scalar()
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(write_again()), daemon=True)
+    t.start()
+    t.join(5)
+    assert result == [2], "the writer lock stayed held"
+    db.dispose()
+
+
+def test_the_writer_lock_nests_in_its_thread_and_makes_other_threads_wait():
+    from tutorbook.db import WriterLock
+
+    lock = WriterLock()
+    assert lock.acquire(1) and lock.acquire(1)  # nested in the same thread
+    with ThreadPoolExecutor(1) as other:
+        assert other.submit(lock.acquire, 0.2).result() is False  # held: the other thread gives up
+        lock.release()
+        assert other.submit(lock.acquire, 0.2).result() is False  # still held once
+        lock.release()
+        assert other.submit(lock.acquire, 0.2).result() is True
+    lock.release()  # by this thread, though the other one took it
+    assert lock.acquire(0.2)

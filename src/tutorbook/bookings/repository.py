@@ -29,6 +29,22 @@ def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
     return session.scalar(sa.select(PS).where(PS.stripe_session_id == stripe_session_id))
 
 
+def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool):
+    """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
+    profile row is locked FOR UPDATE: bookings of one teacher are serialised (as lock_teacher)."""
+    from tutorbook.teachers.models import TeacherProfile
+
+    stmt = (
+        sa.select(TeacherProfile, User.full_name)
+        .join(User, User.id == TeacherProfile.user_id)
+        .where(TeacherProfile.user_id == teacher_id)
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=TeacherProfile)
+    row = session.execute(stmt).first()
+    return None if row is None else (row[0], row[1])
+
+
 def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
     """Serialise bookings of one teacher (PostgreSQL row lock; SQLite already holds BEGIN IMMEDIATE)."""
     from tutorbook.teachers.models import TeacherProfile

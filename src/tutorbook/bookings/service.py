@@ -106,16 +106,19 @@ def reserve(
     """Validate and insert a Pending booking holding the slot: (booking, reused, (teacher name,
     student name)); reused when the same parent retries the same slot while their checkout is
     still open. The names come along so booking takes two short transactions, not four."""
-    accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
-    profile = teachers.get_profile(session, body.teacher_id)
+    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
+    # The profile, the teacher's name and (with the guard) the teacher's lock in one query.
+    found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
+    if found is None:
+        raise NotFound("Teacher not found")
+    profile, teacher_name = found
+    names = (teacher_name, student.full_name)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     _check_request(session, profile=profile, body=body, start=start, end=end, now=now)
-    if settings.booking_guard:
-        repo.lock_teacher(session, body.teacher_id)
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
-            return other, True, repo.names_for(session, other)
+            return other, True, names  # same teacher and, by _same_open_checkout, same student
     if clashes:
         raise SlotTaken()
     booking = PrivateSession(
@@ -131,7 +134,7 @@ def reserve(
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
     repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
-    return booking, False, repo.names_for(session, booking)
+    return booking, False, names
 
 
 def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:

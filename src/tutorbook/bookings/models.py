@@ -33,7 +33,7 @@ class PrivateSession(Base):
             postgresql_include=["status", "paid_at"],
         ),
         sa.Index("ix_private_sessions_teacher_starts", "teacher_id", "starts_at"),
-        sa.Index("ix_private_sessions_status_expiry", "status", "checkout_expires_at"),
+        sa.Index("ix_private_sessions_status_id", "status", "id"),  # the expire job's batches (0003)
         sa.Index("ix_private_sessions_status_ends", "status", "ends_at"),
     )
 

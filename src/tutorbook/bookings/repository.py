@@ -105,7 +105,7 @@ def apply(session: Session, booking: PS, change: Change, *, actor: str) -> bool:
 
 def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor: str) -> list[uuid.UUID]:
     """apply() for many bookings at once: one UPDATE ... WHERE status = expected RETURNING id and
-    one multi-row history INSERT. The ids that moved; the rest had already left `change.current`."""
+    one history INSERT. The ids that moved; the rest had already left `change.current`."""
     if not ids:
         return []
     values = {"status": change.target.value, **change.fields}

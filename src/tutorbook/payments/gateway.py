@@ -260,8 +260,9 @@ WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 # Async Stripe calls in flight at once, and connections kept open for them. httpx's defaults (100
 # connections, 20 kept idle) made every call beyond 20 open and drop its own connection, and its
 # pool's bookkeeping grows with connections x queued requests: together most of a booking's CPU at
-# 100 concurrent parents (docs/PERFORMANCE.md, section 1). 32 in flight at 300 ms is ~100 calls/s.
-STRIPE_CONNECTIONS = 32
+# 100 concurrent parents (docs/PERFORMANCE.md, section 1). 24 measured best on 2 cores: 32 and 64
+# cost more CPU per call; 24 in flight at 300 ms caps a process at 80 Stripe calls/s (add workers).
+STRIPE_CONNECTIONS = 24
 
 
 class _PooledHTTPXClient(stripe.HTTPXClient):

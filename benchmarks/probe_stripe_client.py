@@ -5,9 +5,9 @@ makes (`StripeGateway.create_checkout`, through `stripe.StripeClient` + `stripe.
 against the sandbox (its own process) and reads this process's CPU time per call.
 
 Variants:
-  app        the gateway exactly as the app builds it: at most STRIPE_CONNECTIONS (32) calls in
-             flight, over a pool keeping that many connections
-  limit N    the same with N instead of 32
+  app        the gateway exactly as the app builds it: at most stripe_max_concurrent_calls (24)
+             calls in flight, over a pool keeping that many connections
+  limit N    the same with N instead of 24
   httpx defaults  the gateway as it was before 2026-11-29: no bound on calls in flight, the SDK's
              httpx.AsyncClient with httpx's defaults (max_connections=100, max_keepalive=20)
 
@@ -33,33 +33,15 @@ from tutorbook.payments.gateway import StripeGateway  # noqa: E402
 
 
 def gateway(sandbox_url: str, variant: str) -> StripeGateway:
-    """The app's gateway, with the calls-in-flight bound of the variant."""
-    from tutorbook.payments import gateway as module
-
+    """The app's gateway, with the bound on calls in flight of the variant."""
     settings = Settings(sandbox_url=sandbox_url, stripe_webhook_secret=h.WEBHOOK_SECRET, jwt_secret="x" * 40)
-    if variant == "app":
-        return StripeGateway(settings)
-    saved = module.STRIPE_CONNECTIONS
-    module.STRIPE_CONNECTIONS = 100_000 if variant == "httpx defaults" else int(variant.split()[1])
-    try:
-        gw = StripeGateway(settings)
-    finally:
-        module.STRIPE_CONNECTIONS = saved
-    # The semaphore is made per event loop from the module constant: pin this variant's.
-    gw._slots_loop, bound = None, (100_000 if variant == "httpx defaults" else int(variant.split()[1]))
-    original_slot = gw._slot
-
-    def slot():
-        module.STRIPE_CONNECTIONS, restore = bound, module.STRIPE_CONNECTIONS
-        try:
-            return original_slot()
-        finally:
-            module.STRIPE_CONNECTIONS = restore
-
-    gw._slot = slot
     if variant == "httpx defaults":
+        gw = StripeGateway(settings.model_copy(update={"stripe_max_concurrent_calls": 100_000}))
         gw.client._requestor._client._client_async = httpx.AsyncClient()  # the SDK's own default pool
-    return gw
+        return gw
+    if variant != "app":
+        settings = settings.model_copy(update={"stripe_max_concurrent_calls": int(variant.split()[1])})
+    return StripeGateway(settings)
 
 
 async def drive(gw: StripeGateway, concurrency: int, seconds: float) -> tuple[int, float, float, int]:

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    stripe_threads: int = 64
+    # Async Stripe calls in flight per process, and connections kept for them (see gateway.py).
+    stripe_max_concurrent_calls: int = Field(default=24, ge=1)
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
     # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
     # exclusion constraint dropped too), to show that the check in Python alone loses races.

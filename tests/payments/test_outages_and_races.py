@@ -64,18 +64,18 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
     http = StripeGateway(api.state.settings).client._requestor._client
     pool = http._client_async._transport._pool
     assert isinstance(http, gw._PooledHTTPXClient)
-    assert pool._max_connections == pool._max_keepalive_connections == gw.STRIPE_CONNECTIONS
+    assert pool._max_connections == pool._max_keepalive_connections == api.state.settings.stripe_max_concurrent_calls
 
 
-def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api, monkeypatch):
-    """Calls over STRIPE_CONNECTIONS queue in the gateway; a queued call still fails within the
+def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api):
+    """Calls over TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS queue in the gateway; a queued call still fails within the
     configured timeout (as a timeout: the booking then answers 504), it never waits forever."""
     import asyncio
 
     from tutorbook.payments import gateway as gw
 
-    monkeypatch.setattr(gw, "STRIPE_CONNECTIONS", 1)
-    g = StripeGateway(api.state.settings.model_copy(update={"stripe_timeout_seconds": 0.3}))
+    settings = api.state.settings.model_copy(update={"stripe_timeout_seconds": 0.3, "stripe_max_concurrent_calls": 1})
+    g = StripeGateway(settings)
 
     async def second_call_while_the_first_holds_the_slot():
         async with g._slot():

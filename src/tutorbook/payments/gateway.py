@@ -115,6 +115,7 @@ class StripeGateway:
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
+        self.max_calls = settings.stripe_max_concurrent_calls
         options: dict = {}
         if settings.uses_sandbox:
             options["base_addresses"] = {"api": settings.sandbox_url}
@@ -122,19 +123,19 @@ class StripeGateway:
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=_PooledHTTPXClient(timeout=self.timeout, connections=STRIPE_CONNECTIONS),
+            http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.max_calls),
             **options,
         )
         self._slots_loop: asyncio.AbstractEventLoop | None = None
-        self._slots = asyncio.Semaphore(STRIPE_CONNECTIONS)
+        self._slots: asyncio.Semaphore | None = None
 
     @contextlib.asynccontextmanager
     async def _slot(self):
-        """At most STRIPE_CONNECTIONS async calls in flight; the others wait here, within the
-        timeout, rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
+        """At most `max_calls` async calls in flight; the others wait here, within the timeout,
+        rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
         loop = asyncio.get_running_loop()
         if self._slots_loop is not loop:  # a semaphore belongs to one event loop
-            self._slots_loop, self._slots = loop, asyncio.Semaphore(STRIPE_CONNECTIONS)
+            self._slots_loop, self._slots = loop, asyncio.Semaphore(self.max_calls)
         slots = self._slots
         try:
             await asyncio.wait_for(slots.acquire(), self.timeout)
@@ -257,12 +258,12 @@ class StripeGateway:
 WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 
 
-# Async Stripe calls in flight at once, and connections kept open for them. httpx's defaults (100
-# connections, 20 kept idle) made every call beyond 20 open and drop its own connection, and its
-# pool's bookkeeping grows with connections x queued requests: together most of a booking's CPU at
-# 100 concurrent parents (docs/PERFORMANCE.md, section 1). 24 measured best on 2 cores: 32 and 64
-# cost more CPU per call; 24 in flight at 300 ms caps a process at 80 Stripe calls/s (add workers).
-STRIPE_CONNECTIONS = 24
+# Why Stripe calls in flight are bounded (TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS, default 24): with
+# httpx's defaults (100 connections, 20 kept idle) every call beyond 20 opened and dropped its own
+# connection, and httpcore's pool bookkeeping grows with connections x queued requests: together
+# most of a booking's CPU at 100 concurrent parents (docs/PERFORMANCE.md, section 1). 24 measured
+# best on 2 cores (32 and 64 cost more CPU per call); 24 in flight at 300 ms caps a process at
+# 80 Stripe calls/s (add workers).
 
 
 class _PooledHTTPXClient(stripe.HTTPXClient):

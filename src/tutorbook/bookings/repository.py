@@ -31,7 +31,8 @@ def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
 
 def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool):
     """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
-    profile row is locked FOR UPDATE: bookings of one teacher are serialised (as lock_teacher)."""
+    profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
+    holds BEGIN IMMEDIATE)."""
     from tutorbook.teachers.models import TeacherProfile
 
     stmt = (
@@ -46,11 +47,8 @@ def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool):
 
 
 def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
-    """Serialise bookings of one teacher (PostgreSQL row lock; SQLite already holds BEGIN IMMEDIATE)."""
-    from tutorbook.teachers.models import TeacherProfile
-
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(TeacherProfile.user_id).where(TeacherProfile.user_id == teacher_id).with_for_update())
+    """Serialise bookings of one teacher (the lock of teacher_for_booking, without its answer)."""
+    teacher_for_booking(session, teacher_id, lock=True)
 
 
 def overlapping(

@@ -30,7 +30,6 @@ INSERT_CATEGORIES = [
     ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
     ("... COMMIT / session close", "TransactionalContext.__exit__"),
     ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
-    ("request-id middleware (BaseHTTPMiddleware)", "BaseHTTPMiddleware.__call__"),
 ]
 
 

@@ -62,7 +62,6 @@ MY_BOOKINGS_CATEGORIES = [
     ("... building SessionOut items", "session_out"),
     ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
     ("response validation + JSON (FastAPI serialize_response)", "serialize_response"),
-    ("request-id middleware (BaseHTTPMiddleware)", "BaseHTTPMiddleware.__call__"),
 ]
 
 

@@ -230,6 +230,7 @@ def make_machine(api, sandbox):
 
         @invariant()
         def count_step(self):
+            """Counts states checked: the one after setup and the one after every rule."""
             self.steps += 1
 
         @invariant()

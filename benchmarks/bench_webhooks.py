@@ -47,7 +47,7 @@ CATEGORIES = [
     ("... UPDATE outcome (ORM bulk update with evaluate)", "handle (tutorbook/payments/webhooks.py:42)"),
     ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
     ("... COMMIT / session close", "TransactionalContext.__exit__"),
-    ("background task run_followups (empty)", "run_followups"),
+    ("background task followups.run (empty)", "run (tutorbook/flows/followups.py"),
     ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
 ]
 

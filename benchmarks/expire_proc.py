@@ -15,8 +15,8 @@ from tutorbook import jobs
 from tutorbook.clock import utc_now
 from tutorbook.config import get_settings
 from tutorbook.db import Database
+from tutorbook.flows.services import build_services
 from tutorbook.logs import configure_logging
-from tutorbook.services import build_services
 
 
 def main() -> None:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from tutorbook import health
-from tutorbook.accounts.router import auth, students
-from tutorbook.accounts.security import LoginThrottle, password_hasher
-from tutorbook.bookings.router import router as sessions
+from tutorbook.accounts.security import LoginThrottle
+from tutorbook.api import admin, health, sessions, stripe_webhook, teachers
+from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
 from tutorbook.errors import install_error_handlers
+from tutorbook.flows.services import build_services
+from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
-from tutorbook.metrics import Metrics
-from tutorbook.payments.router import router as stripe_webhook
-from tutorbook.services import build_services
-from tutorbook.teachers.router import router as teachers
+from tutorbook.web import pages
 
 log = logging.getLogger("tutorbook.http")
 
@@ -37,60 +35,37 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         description="Paid 1:1 tutoring sessions with Stripe Checkout. Every response is "
         "`{success, message, data}`; booking `status` is 0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled.",
     )
+    services = build_services(settings, db)
+    # The one typed way in for routes and pages is `tutorbook.api.deps.ServicesDep`; the other
+    # attributes stay for tests and the CLI.
+    app.state.services = services
     app.state.settings = settings
     app.state.db = db
-    app.state.hasher = password_hasher(settings)
+    app.state.hasher = services.hasher
+    app.state.metrics = services.metrics
     app.state.login_throttle = LoginThrottle(
         max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds
     )
-    app.state.metrics = Metrics()
-    app.state.services = build_services(settings, db)
     install_error_handlers(app)
-    for router in (auth, students, teachers, sessions, stripe_webhook, health.router):
+    routers = (auth, students, teachers.router, sessions.router, stripe_webhook.router, admin.router, health.router)
+    for router in routers:
         app.include_router(router)
-    _include_optional(app, "tutorbook.admin.router")
-    if settings.bench_endpoints:
-        _include_optional(app, "tutorbook.bench")
-    _install_pages(app)
+    pages.install(app)
     _install_middleware(app, settings)
     return app
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI):
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the periodic jobs in this process when configured (tutorbook.jobs.scheduler)."""
     scheduler = None
     if app.state.settings.jobs_enabled:
-        try:
-            from tutorbook.jobs import scheduler as jobs_scheduler
-        except ImportError:
-            jobs_scheduler = None
-        if jobs_scheduler is not None:
-            scheduler = jobs_scheduler.start(app.state.services, metrics=app.state.metrics)
+        scheduler = jobs_scheduler.start(app.state.services, metrics=app.state.metrics)
     try:
         yield
     finally:
         if scheduler is not None:
             await scheduler.stop()
-
-
-def _include_optional(app: FastAPI, module: str) -> None:
-    """Include `module.router` if that module exists."""
-    try:
-        router = importlib.import_module(module).router
-    except ModuleNotFoundError as exc:
-        if not (exc.name and module.startswith(exc.name)):
-            raise
-        return
-    app.include_router(router)
-
-
-def _install_pages(app: FastAPI) -> None:
-    try:
-        from tutorbook.web import pages
-    except ImportError:  # pages arrive in their own module
-        return
-    pages.install(app)
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:

@@ -175,7 +175,7 @@ JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, fo
 
 def _services(settings: Settings):
     from tutorbook.db import Database
-    from tutorbook.services import build_services
+    from tutorbook.flows.services import build_services
 
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     return build_services(settings, db)
@@ -299,13 +299,14 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from tutorbook.bookings import repository as bookings_repo
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            with svc.db.session_scope() as session:
-                body = metrics.render(session).encode()
+            body = metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))

@@ -7,10 +7,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -150,19 +148,3 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-def get_db(request: Request) -> Database:
-    """The app's Database."""
-    return request.app.state.db
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: commits when the route returns, rolls back on error."""
-    with request.app.state.db.session_scope() as session:
-        yield session
-
-
-# scope="function": commit before the response is sent, so a 2xx always means "written".
-DbSession = Annotated[Session, Depends(get_session, scope="function")]
-Db = Annotated[Database, Depends(get_db)]

@@ -56,7 +56,7 @@ def load(session: Session, *, hasher, settings) -> list[tuple[str, str, str]]:
     """Create what is missing; return (role, email, password) for every demo login."""
     now = utc_now()
     for email, name, subjects, rate, currency, zone, bio in TEACHERS:
-        user = _user(session, email) or accounts.create_user(
+        user = _user(session, email) or teachers.create_user(
             session,
             hasher=hasher,
             settings=settings,

@@ -1,14 +1,10 @@
-"""A small Prometheus text exporter: counters and gauges in process, bookings counted in the DB."""
+"""A small Prometheus text exporter: counters and gauges in process, plus gauges handed in at
+render time (bookings by status, counted in the database by the caller)."""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-
-import sqlalchemy as sa
-
-from tutorbook.bookings.lifecycle import STATUS_NAMES
-from tutorbook.bookings.models import PrivateSession
 
 HELP = {
     "tutorbook_webhook_events_total": "Stripe webhook events handled, by outcome",
@@ -38,14 +34,11 @@ class Metrics:
         key = tuple(sorted(labels.items()))
         return self._counters.get(name, {}).get(key, self._gauges.get(name, {}).get(key, 0))
 
-    def render(self, session) -> str:
-        """The exposition text, with bookings by status counted now."""
+    def render(self, bookings_by_status: dict[str, int]) -> str:
+        """The exposition text; `bookings_by_status` (status name -> count) counted just now."""
         lines = ["# HELP tutorbook_bookings Bookings by status", "# TYPE tutorbook_bookings gauge"]
-        counts = dict(
-            session.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all()
-        )
-        for value, name in STATUS_NAMES.items():
-            lines.append(f'tutorbook_bookings{{status="{name}"}} {counts.get(value, 0)}')
+        for name, count in bookings_by_status.items():
+            lines.append(f'tutorbook_bookings{{status="{name}"}} {count}')
         with self._lock:
             for kind, family in (("counter", self._counters), ("gauge", self._gauges)):
                 for name, series in sorted(family.items()):

@@ -13,8 +13,8 @@ from tutorbook import jobs
 from tutorbook.bookings.models import PrivateSession, StatusHistory
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
+from tutorbook.flows.services import build_services
 from tutorbook.jobs import tasks
-from tutorbook.services import build_services
 
 ROWS, WITH_CHECKOUT = 1000, 100
 

@@ -146,8 +146,8 @@ def test_completing_needs_the_teacher_after_the_start(api, c):
 def _request_refund(api, booking_id, amount):
     import uuid
 
+    from tutorbook.bookings import refunds
     from tutorbook.bookings import repository as repo
-    from tutorbook.payments import refunds
 
     def request(session):
         booking = repo.get(session, uuid.UUID(booking_id))
@@ -160,7 +160,7 @@ def test_a_refund_is_counted_once_when_its_webhook_is_handled_before_its_answer(
     """charge.refunded (Stripe's total) may be handled before the app records Stripe's answer
     to its refund call; refunded_amount is a total either way, never the two added up."""
     from tests.support import webhooks as wh
-    from tutorbook.payments import refunds
+    from tutorbook.flows.followups import send_refund
 
     _, _, b = confirmed_booking(c, days=3)
     intent = pay.booking_row(api.state.db, b["id"]).stripe_payment_intent_id
@@ -169,21 +169,22 @@ def test_a_refund_is_counted_once_when_its_webhook_is_handled_before_its_answer(
     assert wh.post(api.state.base_url, wh.event("charge.refunded", charge)).json()["data"] == "refund_recorded"
     assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 6000
 
-    assert refunds.execute(api.state.services, refund_id=refund_id) == "succeeded"
+    assert send_refund(api.state.services, refund_id=refund_id) == "succeeded"
     assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 6000
 
 
 def test_a_refund_stripe_is_still_processing_is_not_sent_again(api, c, monkeypatch):
+    from tutorbook.bookings import refunds
+    from tutorbook.flows.followups import send_refund
     from tutorbook.payments import gateway as gw
-    from tutorbook.payments import refunds
 
     _, _, b = confirmed_booking(c, days=3)
     refund_id = _request_refund(api, b["id"], 2500)
     svc = api.state.services
     monkeypatch.setattr(svc.gateway, "refund_sync", lambda **kw: gw.RefundResult("re_processing", "pending", 2500))
-    assert refunds.execute(svc, refund_id=refund_id) == "processing"
+    assert send_refund(svc, refund_id=refund_id) == "processing"
     with api.state.db.session_scope() as s:
         assert refund_id not in refunds.pending_ids(s, older_than=utc_now())
     assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 2500
-    assert refunds.execute(svc, refund_id=refund_id) == "processing"  # a second call changes nothing
+    assert send_refund(svc, refund_id=refund_id) == "processing"  # a second call changes nothing
     assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 2500

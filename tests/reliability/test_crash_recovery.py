@@ -21,9 +21,9 @@ from tutorbook import jobs
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
+from tutorbook.flows.services import build_services
 from tutorbook.migrate import upgrade
 from tutorbook.payments.models import Refund
-from tutorbook.services import build_services
 
 LOAD = int(os.environ.get("TUTORBOOK_CRASH_LOAD", "40"))
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tutorbook.db import Base, UTCDateTime, new_id
+from tutorbook.identity import Role
 
-
-class Role(StrEnum):
-    PARENT = "Parent"
-    TEACHER = "Teacher"
-    ADMIN = "Admin"
+__all__ = ["Role", "Student", "User"]
 
 
 class User(Base):

@@ -44,9 +44,8 @@ def create_user(
     time_zone: str = "UTC",
     now: datetime,
 ) -> User:
-    """A new user; 409 if the email (any case) is taken. Teachers get an empty profile."""
-    from tutorbook.teachers import service as teachers
-
+    """A new user; 409 if the email (any case) is taken. (A teacher also needs a profile:
+    `tutorbook.teachers.service.create_user` makes both.)"""
     check_password_policy(password, settings=settings)
     email = email.strip().lower()
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
@@ -61,8 +60,6 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    if user.role == Role.TEACHER:
-        teachers.create_empty_profile(session, user_id=user.id, time_zone=time_zone)
     return user
 
 
@@ -115,13 +112,3 @@ def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.U
     for key, value in fields.items():
         setattr(student, key, value)
     return student
-
-
-def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:
-    """Remove a child; refused while bookings reference them (history is kept)."""
-    from tutorbook.bookings import repository as bookings
-
-    student = own_student(session, parent_id=parent_id, student_id=student_id)
-    if bookings.student_has_bookings(session, student_id=student.id):
-        raise Conflict("This child has bookings; they are kept for the record")
-    session.delete(student)

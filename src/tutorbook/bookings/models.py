@@ -1,4 +1,5 @@
-"""The booking (PrivateSession) and its append-only status history."""
+"""The booking (PrivateSession), its append-only status history, and its refunds (an outbox
+until Stripe answers)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,18 @@ class StatusHistory(Base):
     reason: Mapped[str] = mapped_column(sa.String(40))
     actor: Mapped[str] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    amount: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    # "pending" until Stripe accepts it; then Stripe's status (succeeded, failed, ...).
+    status: Mapped[str] = mapped_column(sa.String(20))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,8 +11,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Status
-from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.bookings.models import PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.teachers.models import TeacherProfile
 
 HOLDING = (Status.PENDING.value, Status.CONFIRMED.value)
 PS = PrivateSession
@@ -33,8 +34,6 @@ def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool):
     """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
     profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
     holds BEGIN IMMEDIATE)."""
-    from tutorbook.teachers.models import TeacherProfile
-
     stmt = (
         sa.select(TeacherProfile, User.full_name)
         .join(User, User.id == TeacherProfile.user_id)
@@ -238,8 +237,6 @@ def ended_confirmed(session: Session, *, now: datetime, limit: int, after: uuid.
 
 
 def _never_paid_cancelled(before: datetime):
-    from tutorbook.payments.models import Refund
-
     return sa.and_(
         PS.status == Status.CANCELLED.value,
         PS.paid_at.is_(None),
@@ -282,3 +279,9 @@ def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
         rows = session.scalars(sa.select(PS).where(PS.id.in_(ids[start : start + 500])))
         out.update({b.id: b for b in rows})
     return out
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Bookings by status name, every status present (0 when none)."""
+    counts = dict(session.execute(sa.select(PS.status, sa.func.count()).group_by(PS.status)).tuples().all())
+    return {status.label: int(counts.get(status.value, 0)) for status in Status}

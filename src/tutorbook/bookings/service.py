@@ -1,5 +1,7 @@
-"""Booking use cases. Each database step is one transaction; Stripe is called between them,
-never inside one, so a slow Stripe holds no lock and no connection."""
+"""Booking use cases: sync, one transaction each (the caller's `session`), taking `now`.
+
+The async orchestration around them (Stripe, refunds sent, meeting links) is
+`tutorbook.flows.booking`: Stripe is called between these transactions, never inside one."""
 
 from __future__ import annotations
 
@@ -8,23 +10,18 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
-from tutorbook.accounts.dependencies import AuthUser
-from tutorbook.accounts.models import Role
-from tutorbook.bookings import lifecycle, policy
+from tutorbook.bookings import lifecycle, policy, refunds
 from tutorbook.bookings import repository as repo
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.clock import utc_now
 from tutorbook.config import Settings
-from tutorbook.errors import BadGateway, BadRequest, Conflict, Forbidden, GatewayTimeout, NotFound, Unprocessable
-from tutorbook.payments import gateway as gw
-from tutorbook.payments import refunds
-from tutorbook.services import Services
+from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
 
@@ -66,9 +63,23 @@ class Followups:
 
 @dataclass
 class Outcome:
+    """What a fulfilment or cancellation did (`kind`), to which booking, and what is left to do
+    after the commit."""
+
     kind: str
     booking: PrivateSession | None = None
     followups: Followups = field(default_factory=Followups)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A Pending booking holding its slot; `reused` when the same parent retried the same slot
+    while their checkout was still open. The names come along for the answer."""
+
+    booking: PrivateSession
+    reused: bool
+    teacher_name: str
+    student_name: str
 
 
 def price_for(*, hourly_rate: int, minutes: int) -> int:
@@ -89,6 +100,14 @@ def get_for(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> Priva
     return booking
 
 
+def must_get(session: Session, *, booking_id: uuid.UUID) -> PrivateSession:
+    """The booking (BookingNotFound otherwise), for callers that hold its id already."""
+    booking = repo.get(session, booking_id)
+    if booking is None:
+        raise BookingNotFound()
+    return booking
+
+
 def may_see(user: AuthUser, booking: PrivateSession) -> bool:
     return (
         user.role == Role.ADMIN
@@ -100,25 +119,22 @@ def may_see(user: AuthUser, booking: PrivateSession) -> bool:
 # -- booking ---------------------------------------------------------------------------
 
 
-def reserve(
-    session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, now: datetime
-) -> tuple[PrivateSession, bool, tuple[str, str]]:
-    """Validate and insert a Pending booking holding the slot: (booking, reused, (teacher name,
-    student name)); reused when the same parent retries the same slot while their checkout is
-    still open. The names come along so booking takes two short transactions, not four."""
+def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, now: datetime) -> Reservation:
+    """Validate and insert a Pending booking holding the slot. The names come along so booking
+    takes two short transactions, not four."""
     student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
     # The profile, the teacher's name and (with the guard) the teacher's lock in one query.
     found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
     if found is None:
         raise NotFound("Teacher not found")
     profile, teacher_name = found
-    names = (teacher_name, student.full_name)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     _check_request(session, profile=profile, body=body, start=start, end=end, now=now)
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
-            return other, True, names  # same teacher and, by _same_open_checkout, same student
+            # same teacher and, by _same_open_checkout, same student
+            return Reservation(other, True, teacher_name, student.full_name)
     if clashes:
         raise SlotTaken()
     booking = PrivateSession(
@@ -134,7 +150,7 @@ def reserve(
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
     repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
-    return booking, False, names
+    return Reservation(booking, False, teacher_name, student.full_name)
 
 
 def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
@@ -173,9 +189,9 @@ def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
     )
 
 
-def attach_checkout(session: Session, *, booking_id: uuid.UUID, checkout: gw.Checkout) -> PrivateSession:
+def attach_checkout(session: Session, *, booking_id: uuid.UUID, checkout: Checkout) -> PrivateSession:
     """Store the Checkout Session's id, URL and expiry on the booking."""
-    booking = repo.get(session, booking_id)
+    booking = must_get(session, booking_id=booking_id)
     repo.set_fields(
         session,
         booking,
@@ -194,38 +210,10 @@ def checkout_urls(*, public_url: str, booking_id: uuid.UUID) -> tuple[str, str]:
     return success, cancel
 
 
-async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> tuple[PrivateSession, tuple[str, str]]:
-    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL, and
-    the (teacher, student) names for the answer."""
-    try:
-        booking, reused, names = await svc.tx(reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
-    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
-        raise SlotTaken() from exc
-    if reused:
-        return booking, names
-    success, cancel = checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
-    try:
-        checkout = await svc.gateway.create_checkout(
-            booking_id=str(booking.id),
-            amount=booking.price_amount,
-            currency=booking.currency,
-            product_name=f"{booking.subject} with {names[0]}",
-            customer_email=parent.email,
-            success_url=success,
-            cancel_url=cancel,
-            expires_at=booking.checkout_expires_at,
-        )
-    except (gw.GatewayError, gw.CheckoutNotFound) as exc:
-        log.warning("checkout creation failed", extra={"booking_id": str(booking.id)})
-        await svc.tx(cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now())
-        raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
-    return await svc.tx(attach_checkout, booking_id=booking.id, checkout=checkout), names
-
-
 # -- payment ---------------------------------------------------------------------------
 
 
-def _booking_for_checkout(session: Session, checkout: gw.Checkout) -> PrivateSession | None:
+def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
     booking = repo.by_stripe_session(session, checkout.id)
     if booking is not None or not checkout.booking_ref:
         return booking
@@ -239,11 +227,11 @@ def _booking_for_checkout(session: Session, checkout: gw.Checkout) -> PrivateSes
     return booking
 
 
-def fulfil(session: Session, *, checkout: gw.Checkout, actor: str, now: datetime) -> Outcome:
+def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -> Outcome:
     """The one idempotent fulfilment: Pending + paid -> Confirmed; a late payment is confirmed
     if the slot is still free and ahead, otherwise refunded in full. Safe to call any number
     of times from the webhook, the success page and the jobs."""
-    booking = _booking_for_checkout(session, checkout)
+    booking = booking_for_checkout(session, checkout)
     if booking is None:
         return Outcome("unknown_booking")
     if not checkout.paid:
@@ -259,7 +247,7 @@ def fulfil(session: Session, *, checkout: gw.Checkout, actor: str, now: datetime
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
 
 
-def _late_payment(session, *, booking, checkout: gw.Checkout, actor: str, now: datetime) -> Outcome:
+def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)
@@ -289,7 +277,7 @@ def cancel_unpaid(
     session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime
 ) -> PrivateSession:
     """Pending -> Cancelled; a no-op when already Cancelled; AlreadyPaid when paid meanwhile."""
-    booking = repo.get(session, booking_id)
+    booking = must_get(session, booking_id=booking_id)
     while booking.status == Status.PENDING:
         change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
         if repo.apply(session, booking, change, actor=actor):
@@ -299,7 +287,17 @@ def cancel_unpaid(
     return booking
 
 
-def _own_booking_for_cancel(
+def cancel_if_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime) -> str:
+    """Pending -> Cancelled as one compare-and-set, for the jobs: the reason, or "skipped" when
+    the booking moved meanwhile."""
+    booking = repo.get(session, booking_id)
+    if booking is None or booking.status != Status.PENDING:
+        return "skipped"
+    change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
+    return reason.value if repo.apply(session, booking, change, actor=actor) else "skipped"
+
+
+def own_booking(
     session: Session, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None
 ) -> PrivateSession:
     booking = None
@@ -314,83 +312,10 @@ def _own_booking_for_cancel(
     return booking
 
 
-async def withdraw_checkout(svc: Services, *, booking: PrivateSession, reason: Reason, actor: str) -> PrivateSession:
-    """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
-    fulfil instead and refuse with AlreadyPaid."""
-    if booking.stripe_session_id:
-        try:
-            await svc.gateway.expire_checkout(booking.stripe_session_id, reason=reason.value)
-        except gw.CheckoutNotOpen:
-            checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
-            if checkout.paid:
-                await fulfil_and_follow_up(svc, checkout=checkout, actor=actor)
-                raise AlreadyPaid() from None
-        except gw.CheckoutNotFound:
-            pass
-        except gw.GatewayTimeout as exc:
-            raise GatewayTimeout("The payment provider did not answer; try again in a moment") from exc
-        except gw.GatewayError as exc:
-            raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
-    return await svc.tx(cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now())
-
-
-async def cancel_payment(
-    svc: Services, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None = None
-) -> PrivateSession:
-    """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
-    booking = await svc.tx(
-        _own_booking_for_cancel, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
-    )
-    if booking.status in (Status.CONFIRMED, Status.COMPLETED):
-        raise AlreadyPaid()
-    if booking.status == Status.CANCELLED:
-        return booking
-    return await withdraw_checkout(svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=parent.actor)
-
-
-async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession:
-    """The success page's call: re-read the session from Stripe and fulfil if it is paid."""
-    booking = await svc.tx(_own_booking_for_cancel, parent=parent, stripe_session_id=stripe_session_id, booking_id=None)
-    try:
-        checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
-    except gw.CheckoutNotFound as exc:
-        raise BookingNotFound() from exc
-    except gw.GatewayError as exc:
-        raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
-    outcome = await fulfil_and_follow_up(svc, checkout=checkout, actor=parent.actor)
-    return outcome.booking or booking
-
-
-async def fulfil_and_follow_up(svc: Services, *, checkout: gw.Checkout, actor: str) -> Outcome:
-    outcome = await svc.tx(fulfil, checkout=checkout, actor=actor, now=utc_now())
-    await run_followups(svc, outcome.followups)
-    if outcome.booking is not None:
-        outcome.booking = await svc.tx(repo.get, booking_id=outcome.booking.id)
-    return outcome
-
-
-async def run_followups(svc: Services, followups: Followups) -> None:
-    """Send refunds and make or delete meeting links, each in a worker thread, never raising."""
-    from starlette.concurrency import run_in_threadpool
-
-    await run_in_threadpool(run_followups_sync, svc, followups)
-
-
-def run_followups_sync(svc: Services, followups: Followups) -> None:
-    from tutorbook.meetings import links
-
-    for refund_id in followups.refunds:
-        refunds.execute(svc, refund_id=refund_id)
-    for booking_id in followups.links:
-        links.ensure_link(svc, booking_id=booking_id, now=utc_now())
-    for provider, external_id, url in followups.unlinks:
-        links.remove_link(svc, provider=provider, external_id=external_id, url=url)
-
-
 # -- after payment ---------------------------------------------------------------------
 
 
-def _cancel_reason(user: AuthUser) -> Reason:
+def cancel_reason(user: AuthUser) -> Reason:
     return {
         Role.PARENT: Reason.PARENT_CANCELLED,
         Role.TEACHER: Reason.TEACHER_CANCELLED,
@@ -418,7 +343,7 @@ def cancel_confirmed(
     booking = get_for(session, user=user, booking_id=booking_id)
     if booking.status != Status.CONFIRMED:
         return Outcome("not_confirmed", booking)
-    reason = _cancel_reason(user)
+    reason = cancel_reason(user)
     amount = refund_preview(booking, reason=reason, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=reason, now=now)
     if not repo.apply(session, booking, change, actor=user.actor):
@@ -428,20 +353,6 @@ def cancel_confirmed(
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
     return Outcome("cancelled", booking, followups)
-
-
-async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID) -> PrivateSession:
-    """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per policy."""
-    booking = await svc.tx(get_for, user=user, booking_id=booking_id)
-    if booking.status == Status.PENDING:
-        if user.role == Role.PARENT:
-            return await cancel_payment(svc, parent=user, stripe_session_id=None, booking_id=booking.id)
-        return await withdraw_checkout(svc, booking=booking, reason=_cancel_reason(user), actor=user.actor)
-    if booking.status == Status.COMPLETED:
-        raise BadRequest("A completed session cannot be cancelled")
-    outcome = await svc.tx(cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now())
-    await run_followups(svc, outcome.followups)
-    return await svc.tx(repo.get, booking_id=booking_id)
 
 
 def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: datetime) -> PrivateSession:
@@ -459,3 +370,26 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
     if not repo.apply(session, booking, change, actor=user.actor):
         raise Conflict("The booking changed meanwhile; reload and try again")
     return booking
+
+
+# -- around bookings -------------------------------------------------------------------
+
+
+def free_slots(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+) -> list[slots.Interval]:
+    """A teacher's free intervals: the weekly windows minus Pending/Confirmed bookings."""
+    teachers.check_range(start, end)
+    profile = teachers.get_profile(session, teacher_id)
+    busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end)
+    return slots.free_intervals(
+        teachers.windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
+    )
+
+
+def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:
+    """Remove a child; refused while bookings reference them (history is kept)."""
+    student = accounts.own_student(session, parent_id=parent_id, student_id=student_id)
+    if repo.student_has_bookings(session, student_id=student.id):
+        raise Conflict("This child has bookings; they are kept for the record")
+    session.delete(student)

@@ -21,14 +21,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.flows import followups
+from tutorbook.flows.services import Services
 from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
 from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
-from tutorbook.payments import gateway as gw
-from tutorbook.payments import refunds
-from tutorbook.payments.models import Refund
 
 # A refund younger than this is probably still being sent by the request that asked for it.
 REFUND_GRACE = timedelta(minutes=1)
@@ -38,7 +39,7 @@ CHECKOUT_TYPE = "session-booking"
 @dataclass(frozen=True)
 class Mismatch:
     kind: str
-    checkout: gw.Checkout
+    checkout: Checkout
     booking_id: uuid.UUID | None
 
 
@@ -67,7 +68,7 @@ def reconcile(
     return result
 
 
-def _ours(listing, progress: Progress | None) -> list[gw.Checkout]:
+def _ours(listing, progress: Progress | None) -> list[Checkout]:
     out = []
     for n, checkout in enumerate(listing, 1):
         if (checkout.metadata or {}).get("type") == CHECKOUT_TYPE:
@@ -77,7 +78,7 @@ def _ours(listing, progress: Progress | None) -> list[gw.Checkout]:
     return out
 
 
-def find_mismatches(session: Session, checkouts: list[gw.Checkout]) -> list[Mismatch]:
+def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatch]:
     """Each checkout that disagrees with its booking (read only)."""
     by_checkout = repo.by_stripe_sessions(session, [c.id for c in checkouts])
     refs = {c.id: _uuid(c.booking_ref) for c in checkouts if c.id not in by_checkout}
@@ -91,7 +92,7 @@ def find_mismatches(session: Session, checkouts: list[gw.Checkout]) -> list[Mism
     return found
 
 
-def _kind(session: Session, c: gw.Checkout, booking: PrivateSession | None) -> str | None:
+def _kind(session: Session, c: Checkout, booking: PrivateSession | None) -> str | None:
     if c.paid:
         if booking is None:
             return "paid_without_booking"
@@ -115,7 +116,7 @@ def _cancelled_unpaid_unrefunded(session: Session, booking: PrivateSession) -> b
     )
 
 
-def _referenced(booking: PrivateSession | None, c: gw.Checkout) -> PrivateSession | None:
+def _referenced(booking: PrivateSession | None, c: Checkout) -> PrivateSession | None:
     """The booking named in the checkout's metadata, unless it belongs to another checkout."""
     if booking is None or booking.stripe_session_id not in (None, c.id):
         return None
@@ -129,7 +130,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
         return None
 
 
-def _repair(svc, m: Mismatch, *, now: datetime) -> str:
+def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
     if m.kind == "paid_not_confirmed":
         return fulfil_paid(svc, checkout=m.checkout, job="reconcile", now=now)
     if m.kind == "pending_but_expired":
@@ -143,14 +144,14 @@ def _repair(svc, m: Mismatch, *, now: datetime) -> str:
     return "reported"
 
 
-def _retry_refunds(svc, result: JobResult, *, now: datetime, dry_run: bool) -> None:
+def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: bool) -> None:
     with svc.db.session_scope() as session:
         stuck = [
             (refund_id, session.get(Refund, refund_id).session_id)
             for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
         ]
     for refund_id, booking_id in stuck:
-        status = refunds.PENDING if dry_run else refunds.execute(svc, refund_id=refund_id)
+        status = refunds.PENDING if dry_run else followups.send_refund(svc, refund_id=refund_id)
         if status == refunds.PENDING:
             result.add(booking_id, "refund_pending", kind="refund_pending", refund_id=refund_id)
         else:

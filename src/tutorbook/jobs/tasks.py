@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.flows import booking as booking_flows
+from tutorbook.flows import followups
+from tutorbook.flows.services import Services
 from tutorbook.jobs.result import JobResult, Progress
 from tutorbook.meetings import links
-from tutorbook.payments import gateway as gw
 
 BATCH = 100
 # expire: rows selected (on PostgreSQL, locked) per transaction. Bookings without a checkout are
@@ -33,24 +36,18 @@ def actor(job: str) -> str:
 
 def cancel_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime) -> str:
     """Pending -> Cancelled as a compare-and-set; "skipped" when the booking moved meanwhile."""
-    booking = repo.get(session, booking_id)
-    if booking is None or booking.status != Status.PENDING:
-        return "skipped"
-    change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
-    return reason.value if repo.apply(session, booking, change, actor=actor(job)) else "skipped"
+    return bookings.cancel_if_pending(session, booking_id=booking_id, reason=reason, actor=actor(job), now=now)
 
 
-def fulfil_paid(svc, *, checkout: gw.Checkout, job: str, now: datetime) -> str:
+def fulfil_paid(svc: Services, *, checkout: Checkout, job: str, now: datetime) -> str:
     """Confirm (or refund, for a late payment) a paid checkout, then send refunds and make links."""
-    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor(job), now=now)
-    bookings.run_followups_sync(svc, outcome.followups)
-    return outcome.kind
+    return booking_flows.fulfil_sync(svc, checkout=checkout, actor=actor(job)).kind
 
 
 # -- expire ------------------------------------------------------------------------------
 
 
-def expire(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
+def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Pending past its checkout expiry: close the checkout at Stripe (fulfil instead if it was
     paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed`."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
@@ -65,7 +62,7 @@ def expire(svc, *, now: datetime, dry_run: bool = False, progress: Progress | No
                 continue
             result.attempt(
                 booking_id,
-                lambda b=booking_id, cs=checkout_id: _expire_one(
+                lambda b=booking_id, cs=checkout_id: booking_flows.settle_stale_checkout(
                     svc, booking_id=b, checkout_id=cs, now=now, dry_run=dry_run
                 ),
                 checkout_id=checkout_id,
@@ -86,37 +83,10 @@ def _cancel_unlinked(session: Session, *, rows, now: datetime, dry_run: bool) ->
     return {b: (Reason.CHECKOUT_FAILED.value if b in moved else "skipped") for b in ids}
 
 
-def _expire_one(svc, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool) -> str:
-    try:
-        paid = _close_checkout(svc, checkout_id, dry_run=dry_run)
-    except gw.CheckoutNotFound:
-        paid = None  # Stripe never heard of it: nothing can be paid
-    except gw.GatewayError:
-        return "stripe_unavailable"  # left Pending; the next run tries again
-    if dry_run:
-        return "would_fulfil" if paid else "would_cancel"
-    if paid is not None:
-        return fulfil_paid(svc, checkout=paid, job="expire", now=now)
-    return svc.tx_sync(cancel_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, job="expire", now=now)
-
-
-def _close_checkout(svc, checkout_id: str, *, dry_run: bool) -> gw.Checkout | None:
-    """Make sure the checkout can no longer take money; the checkout if it was paid, else None."""
-    if dry_run:
-        checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
-    else:
-        try:
-            svc.gateway.expire_checkout_sync(checkout_id, reason=Reason.CHECKOUT_EXPIRED.value)
-            return None
-        except gw.CheckoutNotOpen:
-            checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
-    return checkout if checkout.paid else None
-
-
 # -- complete ----------------------------------------------------------------------------
 
 
-def complete(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
+def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Confirmed bookings whose end time has passed become Completed."""
     result = JobResult("complete", dry_run=dry_run, progress=progress)
     after = None
@@ -143,7 +113,9 @@ def _complete(session: Session, booking, *, now: datetime) -> str:
 # -- meeting links -----------------------------------------------------------------------
 
 
-def meeting_links(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
+def meeting_links(
+    svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
+) -> JobResult:
     """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff)."""
     result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
     with svc.db.session_scope() as session:
@@ -152,14 +124,14 @@ def meeting_links(svc, *, now: datetime, dry_run: bool = False, progress: Progre
         if dry_run:
             result.add(booking_id, "would_create")
         else:
-            result.attempt(booking_id, lambda b=booking_id: links.ensure_link(svc, booking_id=b, now=now))
+            result.attempt(booking_id, lambda b=booking_id: followups.ensure_link(svc, booking_id=b, now=now))
     return result
 
 
 # -- purge -------------------------------------------------------------------------------
 
 
-def purge(svc, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
+def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Delete never-paid Cancelled bookings (no payment, no refund) older than the retention,
     with their history. Anything that ever took money is kept."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from tutorbook.meetings.base import (
     MeetingError,
     MeetingLink,
@@ -36,8 +38,13 @@ def provider_from_config(
     if provider == "google":
         if not google:
             raise ValueError("meeting provider 'google' needs its options (credentials, calendar)")
-        # Imported here so the default install never loads the Google client.
-        from tutorbook.meetings.google import GoogleMeetProvider
-
-        return GoogleMeetProvider(**google)
+        # Loaded by name, only when configured: the Google client is an optional extra.
+        try:
+            google_module = importlib.import_module("tutorbook.meetings.google")
+        except ImportError as exc:
+            raise ImportError(
+                "the Google Meet provider needs the Google client: pip install 'tutorbook[google]'"
+            ) from exc
+        provider: MeetingProvider = google_module.GoogleMeetProvider(**google)
+        return provider
     raise ValueError(f"unknown meeting provider {provider!r}: expected 'jitsi' or 'google'")

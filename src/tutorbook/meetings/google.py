@@ -1,7 +1,8 @@
 """Google Meet links through the Google Calendar API v3.
 
-The only module that imports the Google client libraries, and only inside functions, so the
-default install (Jitsi) does not need the `tutorbook[google]` extra.
+The only module that imports the Google client libraries (the `tutorbook[google]` extra).
+`tutorbook.meetings.provider_from_config` loads this module by name only when Google Meet is
+configured, so the default install (Jitsi) never needs them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import google_auth_httplib2
+import httplib2
+from google.auth import exceptions as auth_errors
+from google.oauth2 import service_account
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
 
 from tutorbook.meetings.base import (
     MeetingError,
@@ -69,7 +78,6 @@ class GoogleMeetProvider:
         http: Any = None,
         timeout_s: float = 30,
     ) -> None:
-        _require_google_client()
         if credentials_mode not in CREDENTIALS_MODES:
             raise ValueError(f"credentials_mode must be one of {CREDENTIALS_MODES}")
         if credentials_mode == "service_account" and not service_account_file:
@@ -93,7 +101,6 @@ class GoogleMeetProvider:
 
     def create(self, request: MeetingRequest) -> MeetingLink:
         """Insert the event (or find the one a previous attempt made) and return its Meet link."""
-        from googleapiclient.errors import HttpError
 
         calendar = self._calendar_for(request.teacher_email)
         event_id = stable_id(request.booking_id)
@@ -117,7 +124,6 @@ class GoogleMeetProvider:
 
     def delete(self, link: MeetingLink) -> None:
         """Delete the event behind the link; an event already gone (404/410) is fine."""
-        from googleapiclient.errors import HttpError
 
         if link.provider != self.name or not link.external_id:
             return
@@ -179,9 +185,6 @@ class GoogleMeetProvider:
             event = events.get(calendarId=calendar, eventId=event["id"]).execute()
 
     def _events(self, teacher_email: str) -> Any:
-        import google_auth_httplib2
-        import httplib2
-        from googleapiclient.discovery import build
 
         http = self._http if self._http is not None else httplib2.Http(timeout=self.timeout_s)
         authed = google_auth_httplib2.AuthorizedHttp(self._credentials_for(teacher_email), http=http)
@@ -203,7 +206,6 @@ class GoogleMeetProvider:
         return self._credentials[token]
 
     def _service_account_credentials(self, subject: str) -> Any:
-        from google.oauth2 import service_account
 
         try:
             return service_account.Credentials.from_service_account_file(
@@ -215,7 +217,6 @@ class GoogleMeetProvider:
             ) from exc
 
     def _oauth_credentials(self, refresh_token: str) -> Any:
-        from google.oauth2.credentials import Credentials
 
         return Credentials(
             None,
@@ -227,19 +228,8 @@ class GoogleMeetProvider:
         )
 
 
-def _require_google_client() -> None:
-    try:
-        import google_auth_httplib2  # noqa: F401
-        import googleapiclient  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("the Google Meet provider needs the Google client: pip install 'tutorbook[google]'") from exc
-
-
 @contextmanager
 def _mapped_errors() -> Iterator[None]:
-    import httplib2
-    from google.auth import exceptions as auth_errors
-    from googleapiclient.errors import HttpError
 
     try:
         yield

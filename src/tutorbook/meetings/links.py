@@ -1,7 +1,9 @@
 """Meeting links on bookings: make one for a Confirmed booking, retry, fall back, delete.
 
-The provider is called between two transactions, never inside one. A booking's status is
-never changed here: a paid booking stays Confirmed whatever the provider does.
+The database side: which bookings need a link, what to ask, what was answered. The provider
+is called between two transactions (`tutorbook.flows.followups`), never inside one. A
+booking's status is never changed here: a paid booking stays Confirmed whatever the provider
+does.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.meetings import policy
-from tutorbook.meetings.base import MeetingError, MeetingLink, MeetingRequest
+from tutorbook.meetings.base import MeetingRequest
 from tutorbook.teachers.models import TeacherProfile
 
 log = logging.getLogger("tutorbook.meetings")
@@ -43,7 +46,7 @@ def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     return list(session.scalars(stmt))
 
 
-def _request(session, booking: PS) -> MeetingRequest:
+def _request(session: Session, booking: PS) -> MeetingRequest:
     teacher = session.get(User, booking.teacher_id)
     parent = session.get(User, booking.parent_id)
     profile = session.get(TeacherProfile, booking.teacher_id)
@@ -58,24 +61,20 @@ def _request(session, booking: PS) -> MeetingRequest:
     )
 
 
-def ensure_link(svc, *, booking_id: uuid.UUID, now: datetime) -> str:
-    """Give a Confirmed booking its link (one attempt); returns what happened."""
-    with svc.db.session_scope() as session:
-        booking = session.get(PS, booking_id)
-        if booking is None or session.scalar(sa.select(needs_link()).where(PS.id == booking_id)) is not True:
-            return "skipped"
-        request, attempts = _request(session, booking), booking.meeting_attempts
-    outcome = policy.create_link(
-        primary=svc.meetings,
-        fallback=svc.meetings_fallback,
-        request=request,
-        attempts=attempts,
-        max_failures=svc.settings.meeting_max_failures,
-        now=now,
+def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
+    """What asking a provider for this booking's link needs: (request, attempts so far), or None
+    when the booking needs no link (gone, not Confirmed, has one, stopped)."""
+    booking = session.get(PS, booking_id)
+    if booking is None or session.scalar(sa.select(needs_link()).where(PS.id == booking_id)) is not True:
+        return None
+    return _request(session, booking), booking.meeting_attempts
+
+
+def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
+    """Store what the provider answered (a link, or when to retry); returns what happened."""
+    session.execute(
+        sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**_fields_for(outcome))
     )
-    fields = _fields_for(outcome)
-    with svc.db.session_scope() as session:
-        session.execute(sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**fields))
     result = "created" if outcome.link else outcome.plan.action
     log.info(
         "meeting link",
@@ -105,19 +104,6 @@ def _fields_for(outcome: policy.LinkOutcome) -> dict:
         "meeting_next_attempt_at": None if stopped else plan.retry_at,
         "meeting_error": (STOPPED if stopped else "retrying:") + plan.code,
     }
-
-
-def remove_link(svc, *, provider: str | None, external_id: str | None, url: str | None) -> None:
-    """Delete the meeting behind a cancelled booking's link, where the provider keeps one."""
-    if not url or not provider:
-        return
-    target = svc.meetings if svc.meetings.name == provider else svc.meetings_fallback
-    if target.name != provider:
-        return
-    try:
-        target.delete(MeetingLink(url=url, provider=provider, external_id=external_id))
-    except MeetingError as exc:
-        log.warning("meeting not deleted", extra={"provider": provider, "error": str(exc)[:200]})
 
 
 def failures(session) -> list[PS]:

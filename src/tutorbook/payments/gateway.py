@@ -10,13 +10,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
 import stripe
 
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.config import Settings
+
+__all__ = ["Checkout", "StripeGateway"]
 
 log = logging.getLogger("tutorbook.stripe")
 
@@ -46,31 +51,6 @@ class RefundRefused(Exception):
 
 class InvalidWebhook(Exception):
     """Bad signature, stale timestamp or unreadable payload."""
-
-
-@dataclass(frozen=True)
-class Checkout:
-    """What Tutorbook needs of a Checkout Session."""
-
-    id: str
-    status: str  # open | complete | expired
-    payment_status: str  # unpaid | paid | no_payment_required
-    url: str | None
-    payment_intent: str | None
-    amount_total: int | None
-    currency: str | None
-    client_reference_id: str | None
-    metadata: dict
-    expires_at: datetime | None
-    created: datetime | None
-
-    @property
-    def paid(self) -> bool:
-        return self.payment_status in ("paid", "no_payment_required")
-
-    @property
-    def booking_ref(self) -> str | None:
-        return (self.metadata or {}).get("booking_id") or self.client_reference_id
 
 
 @dataclass(frozen=True)
@@ -271,10 +251,6 @@ class _PooledHTTPXClient(stripe.HTTPXClient):
 
     def __init__(self, *, timeout: float, connections: int):
         super().__init__(timeout=timeout, allow_sync_methods=True)
-        import ssl
-
-        import httpx
-
         verify = ssl.create_default_context(cafile=stripe.ca_bundle_path) if self._verify_ssl_certs else False
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._client_async = httpx.AsyncClient(verify=verify, limits=limits)

@@ -13,6 +13,7 @@ from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
 
@@ -103,7 +104,7 @@ def _expiry_reason(event: dict) -> Reason:
 def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:
     """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
     checkout = gw.checkout_from_event_object(obj)
-    booking = bookings._booking_for_checkout(session, checkout)
+    booking = bookings.booking_for_checkout(session, checkout)
     if booking is None:
         return bookings.Outcome("unknown_booking")
     if booking.status != Status.PENDING:
@@ -120,8 +121,6 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
         payment_intent = payment_intent.get("id")
-    from tutorbook.bookings.models import PrivateSession as PS
-
     booking = (
         session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
     )

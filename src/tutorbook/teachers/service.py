@@ -6,15 +6,48 @@ import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
+from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import User
+from tutorbook.config import Settings
 from tutorbook.errors import NotFound, Unprocessable
+from tutorbook.identity import Role
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
 from tutorbook.teachers.schemas import TeacherOut
 
 MAX_RANGE = timedelta(days=62)
+
+
+def create_user(
+    session: Session,
+    *,
+    hasher: PasswordHash,
+    settings: Settings,
+    email: str,
+    password: str,
+    full_name: str,
+    role: Role,
+    time_zone: str = "UTC",
+    now: datetime,
+) -> User:
+    """Registration: `accounts.create_user`, and for a teacher an empty profile to fill in."""
+    user = accounts.create_user(
+        session,
+        hasher=hasher,
+        settings=settings,
+        email=email,
+        password=password,
+        full_name=full_name,
+        role=role,
+        time_zone=time_zone,
+        now=now,
+    )
+    if user.role == Role.TEACHER:
+        create_empty_profile(session, user_id=user.id, time_zone=time_zone)
+    return user
 
 
 def create_empty_profile(session: Session, *, user_id: uuid.UUID, time_zone: str) -> None:
@@ -112,17 +145,3 @@ def check_range(start: datetime, end: datetime) -> None:
         raise Unprocessable("`to` must be after `from`", data=[{"field": "to", "message": "before from"}])
     if end - start > MAX_RANGE:
         raise Unprocessable("Ask for at most 62 days at a time", data=[{"field": "to", "message": "range too long"}])
-
-
-def free_slots(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
-) -> list[slots.Interval]:
-    """Free intervals: the weekly windows minus Pending/Confirmed bookings."""
-    from tutorbook.bookings import repository as bookings
-
-    check_range(start, end)
-    profile = get_profile(session, teacher_id)
-    busy = bookings.busy_intervals(session, teacher_id=teacher_id, start=start, end=end)
-    return slots.free_intervals(
-        windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
-    )

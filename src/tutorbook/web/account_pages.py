@@ -9,14 +9,16 @@ from zoneinfo import available_timezones
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
-from tutorbook.accounts import router as accounts_api
 from tutorbook.accounts import service as accounts
-from tutorbook.accounts.dependencies import AuthUser
-from tutorbook.accounts.models import Role
 from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
 from tutorbook.accounts.security import issue_token
+from tutorbook.api import accounts as api_accounts
+from tutorbook.api.deps import get_services, get_settings
+from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
+from tutorbook.identity import AuthUser, Role
+from tutorbook.teachers import service as teachers
 from tutorbook.web.core import (
     HOME,
     clear_login,
@@ -65,7 +67,7 @@ def login_page(request: Request, user: Viewer, next: str | None = None):
 def _login(session, *, request: Request, email: str, password: str):
     # The API's own login route: the same throttle, checks and token.
     body = LoginIn(email=email, password=password)
-    return accounts_api.login(body, request, session, request.app.state.settings)["data"]
+    return api_accounts.login(body, request, session, get_settings(request))["data"]
 
 
 @router.post("/login")
@@ -76,7 +78,7 @@ async def login(request: Request):
     try:
         if not email or not password:
             raise AppError("Enter your email and password.")
-        svc = request.app.state.services
+        svc = get_services(request)
         out = await svc.tx(_login, request=request, email=email, password=password)
     except (ValidationError, AppError) as exc:
         failed = exc if isinstance(exc, AppError) else Unauthorized("Wrong email or password")
@@ -114,7 +116,7 @@ def register_page(request: Request, user: Viewer):
 @router.post("/register")
 async def register(request: Request):
     form = await read_form(request)
-    svc = request.app.state.services
+    svc = get_services(request)
     try:
         body = RegisterIn(
             email=form.get("email", ""),
@@ -124,8 +126,8 @@ async def register(request: Request):
             time_zone=form.get("time_zone") or "UTC",
         )
         user = await svc.tx(
-            accounts.create_user,
-            hasher=request.app.state.hasher,
+            teachers.create_user,
+            hasher=get_services(request).hasher,
             settings=svc.settings,
             email=body.email,
             password=body.password,
@@ -167,7 +169,7 @@ def _student_fields(form: dict) -> dict:
 @router.get("/children")
 async def children_page(request: Request, user: Viewer, next: str | None = None):
     parent = require(user, Role.PARENT)
-    items = await request.app.state.services.tx(_children, parent_id=parent.id)
+    items = await get_services(request).tx(_children, parent_id=parent.id)
     return render(request, "children.html", children=items, next=safe_next(next) or "", form={})
 
 
@@ -175,7 +177,7 @@ async def children_page(request: Request, user: Viewer, next: str | None = None)
 async def add_child(request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     form = await read_form(request)
-    svc = request.app.state.services
+    svc = get_services(request)
     try:
         fields = _student_fields(form)
         await svc.tx(accounts.add_student, parent_id=parent.id, fields=fields, now=utc_now())
@@ -200,7 +202,7 @@ async def update_child(student_id: uuid.UUID, request: Request, user: Viewer):
     form = await read_form(request)
     try:
         fields = _student_fields(form)
-        await request.app.state.services.tx(
+        await get_services(request).tx(
             accounts.update_student, parent_id=parent.id, student_id=student_id, fields=fields
         )
     except ValidationError as exc:
@@ -215,7 +217,7 @@ async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     await read_form(request)
     try:
-        await request.app.state.services.tx(accounts.delete_student, parent_id=parent.id, student_id=student_id)
+        await get_services(request).tx(bookings.delete_student, parent_id=parent.id, student_id=student_id)
     except AppError as exc:
         return redirect(request, "/children", error=exc.message)
     return redirect(request, "/children", notice="Removed.")

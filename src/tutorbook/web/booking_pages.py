@@ -7,14 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from tutorbook.accounts.dependencies import AuthUser
-from tutorbook.accounts.models import Role
+from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.schemas import SessionOut, session_out
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError
+from tutorbook.flows import booking as flows
+from tutorbook.identity import AuthUser, Role
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
 
@@ -43,7 +44,7 @@ def _my_bookings(session, *, parent_id: uuid.UUID, page: int) -> tuple[list[Sess
 @router.get("/my-bookings")
 async def my_bookings(request: Request, user: Viewer, page: int = Query(1, ge=1, le=100_000)):
     parent = require(user, Role.PARENT)
-    items, total = await request.app.state.services.tx(_my_bookings, parent_id=parent.id, page=page)
+    items, total = await get_services(request).tx(_my_bookings, parent_id=parent.id, page=page)
     return render(
         request,
         "my_bookings.html",
@@ -62,7 +63,7 @@ def _schedule(session, *, teacher_id: uuid.UUID) -> list[SessionOut]:
 @router.get("/schedule")
 async def schedule(request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER)
-    items = await request.app.state.services.tx(_schedule, teacher_id=teacher.id)
+    items = await get_services(request).tx(_schedule, teacher_id=teacher.id)
     return render(request, "schedule.html", bookings=items, now=utc_now())
 
 
@@ -71,7 +72,7 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER, Role.ADMIN)
     await read_form(request)
     try:
-        await request.app.state.services.tx(bookings.complete, user=teacher, booking_id=booking_id, now=utc_now())
+        await get_services(request).tx(bookings.complete, user=teacher, booking_id=booking_id, now=utc_now())
     except AppError as exc:
         return redirect(request, back_to(teacher), error=exc.message)
     return redirect(request, back_to(teacher), notice="Session marked completed.")
@@ -89,7 +90,7 @@ def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings)
 @router.get("/bookings/{booking_id}/cancel")
 async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
     viewer = require(user)
-    svc = request.app.state.services
+    svc = get_services(request)
     view = await svc.tx(_cancel_preview, user=viewer, booking_id=booking_id, settings=svc.settings)
     return render(
         request,
@@ -105,7 +106,7 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     viewer = require(user)
     await read_form(request)
     try:
-        booking = await bookings.cancel_booking(request.app.state.services, user=viewer, booking_id=booking_id)
+        booking = await flows.cancel_booking(get_services(request), user=viewer, booking_id=booking_id)
     except AppError as exc:
         return redirect(request, back_to(viewer), error=exc.message)
     notice = "Booking cancelled."

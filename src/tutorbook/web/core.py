@@ -16,9 +16,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
-from tutorbook.accounts.dependencies import COOKIE_NAME, AuthUser, load_user
-from tutorbook.accounts.models import Role
+from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user
 from tutorbook.errors import AppError, Forbidden, Unauthorized
+from tutorbook.identity import AuthUser, Role
 from tutorbook.web.formatting import FILTERS
 
 log = logging.getLogger("tutorbook.web")
@@ -46,12 +46,12 @@ class CsrfRefused(Forbidden):
 
 def cookie_options(request: Request) -> dict:
     """HttpOnly, SameSite=Lax, and Secure when the public URL is https."""
-    secure = request.app.state.settings.public_url.startswith("https://")
+    secure = get_settings(request).public_url.startswith("https://")
     return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
 
 
 def set_login(response: Response, request: Request, token: str) -> None:
-    max_age = request.app.state.settings.jwt_ttl_minutes * 60
+    max_age = get_settings(request).jwt_ttl_minutes * 60
     response.set_cookie(COOKIE_NAME, token, max_age=max_age, **cookie_options(request))
 
 
@@ -68,7 +68,7 @@ def page_user(request: Request) -> AuthUser | None:
     user = None
     if token:
         try:
-            user = load_user(request, token)
+            user = load_user(get_services(request), token)
         except Unauthorized:
             user = None
     request.state.user = user
@@ -100,7 +100,7 @@ def safe_next(target: str | None) -> str | None:
 
 
 def _sign(request: Request, nonce: str) -> str:
-    key = request.app.state.settings.jwt_secret.encode()
+    key = get_settings(request).jwt_secret.encode()
     return hmac.new(key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from tutorbook.accounts.dependencies import AuthUser
-from tutorbook.accounts.models import Role
+from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.schemas import session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
+from tutorbook.flows import booking as flows
+from tutorbook.identity import AuthUser, Role
 from tutorbook.web.core import page_router, page_user, render, require
 
 router = page_router()
@@ -39,7 +40,7 @@ async def payment_success(
 ):
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
-    svc = request.app.state.services
+    svc = get_services(request)
     if checkout_id(session_id) is None:
         return render(
             request,
@@ -49,7 +50,7 @@ async def payment_success(
             message="This link has no payment reference. Your bookings are under My Bookings.",
         )
     try:
-        booking = await bookings.confirm_payment(svc, parent=parent, stripe_session_id=session_id)
+        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=session_id)
     except (BadGateway, GatewayTimeout):
         # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
         return render(request, "payment_success.html", state="confirming")
@@ -88,12 +89,12 @@ async def payment_cancel(
     """Cancel-payment, as the frontend's snippet does: the booking is not made; reloading is safe.
     With the template left unreplaced, `booking_id` finds the booking (the parent's own only)."""
     parent = require(user, Role.PARENT)
-    svc = request.app.state.services
+    svc = get_services(request)
     stripe_id, own_id = checkout_id(session_id), _booking_id(booking_id)
     if kind != BOOKING_TYPE or (stripe_id is None and own_id is None):
         return render(request, "payment_cancel.html", state="nothing")
     try:
-        booking = await bookings.cancel_payment(svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id)
+        booking = await flows.cancel_payment(svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id)
     except AppError as exc:
         return render(
             request,

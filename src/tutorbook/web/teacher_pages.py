@@ -12,13 +12,14 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse
 
 from tutorbook.accounts import service as accounts
-from tutorbook.accounts.dependencies import AuthUser
-from tutorbook.accounts.models import Role
+from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import AppError
+from tutorbook.flows import booking as flows
+from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_zone
@@ -41,7 +42,7 @@ FIELD_NAMES = {
 
 @router.get("/")
 async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
-    everyone = await request.app.state.services.tx(teachers.list_teachers)
+    everyone = await get_services(request).tx(teachers.list_teachers)
     bookable = [t for t in everyone if t.hourly_rate > 0]
     subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
     if subject:
@@ -101,7 +102,7 @@ def days(free, *, zone: str, start: datetime) -> list[dict]:
 
 def _week_data(session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, now):
     teacher = teachers.get_teacher(session, teacher_id)
-    free = teachers.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
+    free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
     return teacher, free, [{"id": str(c.id), "full_name": c.full_name} for c in children]
 
@@ -119,7 +120,7 @@ async def teacher_view(
     zone, now = viewer_zone(user), utc_now()
     start, end = week_range(zone, week, now)
     parent_id = user.id if user and user.role == Role.PARENT else None
-    teacher, free, children = await request.app.state.services.tx(
+    teacher, free, children = await get_services(request).tx(
         _week_data, teacher_id=teacher_id, parent_id=parent_id, start=start, end=end, now=now
     )
     durations = [
@@ -185,7 +186,7 @@ async def book(request: Request, user: Viewer):
     week = int(form["week"]) if form.get("week", "").isdigit() else 0
     try:
         body = book_in(form)
-        booking, _ = await bookings.book(request.app.state.services, parent=parent, body=body)
+        booking = (await flows.book(get_services(request), parent=parent, body=body)).booking
     except (ValidationError, AppError) as exc:
         teacher_id = _uuid(form.get("teacher_id"))
         if teacher_id is None:

@@ -5,41 +5,46 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from tutorbook.accounts.dependencies import CurrentUser, ParentUser, StaffOrParent, TeacherOrAdmin, TeacherUser
+from tutorbook.api.deps import (
+    CurrentUser,
+    DbSession,
+    ParentUser,
+    ServicesDep,
+    StaffOrParent,
+    TeacherOrAdmin,
+    TeacherUser,
+)
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
+from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
 from tutorbook.clock import as_utc, utc_now
-from tutorbook.db import DbSession
+from tutorbook.flows import booking as flows
+from tutorbook.flows.services import Services
 from tutorbook.schemas import Envelope, errors, ok
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 
-def _svc(request: Request):
-    return request.app.state.services
-
-
-async def _out(svc, booking) -> SessionOut:
+async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
     teacher, student = await svc.tx(repo.names_for, booking=booking)
     return session_out(booking, teacher, student)
 
 
 @router.post("/book", response_model=Envelope[SessionOut], status_code=201)
-async def book(body: BookIn, user: ParentUser, request: Request):
+async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
     """Hold the slot and open a Stripe Checkout Session; `data.checkoutUrl` is where to pay."""
-    svc = _svc(request)
-    booking, names = await service.book(svc, parent=user, body=body)
-    return ok(session_out(booking, *names), "Booking created; complete the payment to confirm it")
+    booked = await flows.book(svc, parent=user, body=body)
+    out = session_out(booked.booking, booked.teacher_name, booked.student_name)
+    return ok(out, "Booking created; complete the payment to confirm it")
 
 
 @router.post("/confirm-payment/{stripe_session_id}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: str, user: ParentUser, request: Request):
+async def confirm_payment(stripe_session_id: str, user: ParentUser, svc: ServicesDep):
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
-    svc = _svc(request)
-    booking = await service.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
+    booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
     message = "Payment confirmed" if booking.status == 1 else "Waiting for the payment to be confirmed"
     return ok(await _out(svc, booking), message)
 
@@ -48,12 +53,12 @@ async def confirm_payment(stripe_session_id: str, user: ParentUser, request: Req
 async def cancel_payment(
     stripe_session_id: str,
     user: ParentUser,
-    request: Request,
+    svc: ServicesDep,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
 ):
     """Called by the cancel page: cancels the unpaid booking and expires its checkout.
     If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
-    await service.cancel_payment(_svc(request), parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
+    await flows.cancel_payment(svc, parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
     return ok(True, "Session booking cancelled successfully")
 
 
@@ -99,10 +104,9 @@ def get_history(booking_id: uuid.UUID, user: CurrentUser, session: DbSession):
 
 
 @router.post("/{booking_id}/cancel", response_model=Envelope[SessionOut])
-async def cancel(booking_id: uuid.UUID, user: StaffOrParent, request: Request):
+async def cancel(booking_id: uuid.UUID, user: StaffOrParent, svc: ServicesDep):
     """Cancel a booking; a Confirmed one is refunded per the policy."""
-    svc = _svc(request)
-    booking = await service.cancel_booking(svc, user=user, booking_id=booking_id)
+    booking = await flows.cancel_booking(svc, user=user, booking_id=booking_id)
     return ok(await _out(svc, booking), "Booking cancelled")
 
 

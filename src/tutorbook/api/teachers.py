@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Query
 
-from tutorbook.accounts.dependencies import TeacherUser
+from tutorbook.api.deps import DbSession, TeacherUser
+from tutorbook.bookings import service as bookings
 from tutorbook.clock import as_utc, utc_now
-from tutorbook.db import DbSession
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
@@ -72,5 +72,5 @@ def availability(
     now = utc_now()
     start = as_utc(from_) if from_ else now
     end = as_utc(to) if to else start + timedelta(days=7)
-    free = service.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
+    free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])

@@ -1,42 +1,52 @@
-"""Who is calling: bearer token (API) or HttpOnly cookie (pages), and role guards."""
+"""FastAPI dependencies, defined once: the caller (bearer token) and role guards, the request's
+transaction, the settings and the app's services.
+
+The JSON API reads the bearer header only; the pages' cookie is `tutorbook.web.core`'s."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
-from tutorbook.accounts.models import Role, User
+from tutorbook.accounts.models import User
 from tutorbook.accounts.security import read_token
 from tutorbook.config import Settings
 from tutorbook.errors import Forbidden, Unauthorized
+from tutorbook.flows.services import Services
+from tutorbook.identity import AuthUser, Role
 
 COOKIE_NAME = "tutorbook_token"
 bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/Auth/login")
 
 
-@dataclass(frozen=True)
-class AuthUser:
-    id: uuid.UUID
-    role: str
-    email: str
-    full_name: str
-    time_zone: str
-
-    @property
-    def actor(self) -> str:
-        return f"user:{self.id}"
+def get_services(request: Request) -> Services:
+    """The process's services (settings, database, Stripe gateway, meeting providers)."""
+    services: Services = request.app.state.services
+    return services
 
 
 def get_settings(request: Request) -> Settings:
     """The app's resolved settings."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction (`Database.session_scope`): commits when the route returns,
+    rolls back on error."""
+    with get_services(request).db.session_scope() as session:
+        yield session
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+# scope="function": commit before the response is sent, so a 2xx always means "written".
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def token_from(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -48,10 +58,10 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
     return None
 
 
-def load_user(request: Request, token: str) -> AuthUser:
+def load_user(services: Services, token: str) -> AuthUser:
     """The user a valid token names; Unauthorized if the token or the user is gone."""
-    claims = read_token(settings=request.app.state.settings, token=token)
-    with request.app.state.db.session_scope() as session:
+    claims = read_token(settings=services.settings, token=token)
+    with services.db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
         if user is None:
             raise Unauthorized("Invalid token")
@@ -66,10 +76,10 @@ def current_user(
     token = token_from(request, credentials)
     if not token:
         raise Unauthorized()
-    return load_user(request, token)
+    return load_user(get_services(request), token)
 
 
-def _role(*roles: Role):
+def _role(*roles: Role) -> Callable[[AuthUser], AuthUser]:
     def guard(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
         if user.role not in roles:
             raise Forbidden(f"This needs the role {' or '.join(r.value for r in roles)}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
 
-from tutorbook.bookings import service as bookings
+from tutorbook.api.deps import ServicesDep
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, BadRequest
+from tutorbook.flows import followups
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import webhooks
 from tutorbook.schemas import Envelope, errors, ok
@@ -20,9 +21,8 @@ class PayloadTooLarge(AppError):
 
 
 @router.post("/webhook", response_model=Envelope[str])
-async def webhook(request: Request, background: BackgroundTasks):
+async def webhook(request: Request, background: BackgroundTasks, svc: ServicesDep):
     """Stripe events, verified by signature before anything is read."""
-    svc = request.app.state.services
     if int(request.headers.get("content-length") or 0) > webhooks.MAX_BODY:
         raise PayloadTooLarge()
     body = await request.body()
@@ -35,5 +35,5 @@ async def webhook(request: Request, background: BackgroundTasks):
     outcome = await svc.tx(webhooks.handle, event=event, now=utc_now())
     request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
     if outcome.followups:
-        background.add_task(bookings.run_followups, svc, outcome.followups)
+        background.add_task(followups.run, svc, outcome.followups)
     return ok(outcome.kind, "Received")

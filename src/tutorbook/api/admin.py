@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
-from tutorbook.accounts.dependencies import AdminUser
 from tutorbook.admin import reports
 from tutorbook.admin.schemas import (
     InvalidStatusReport,
@@ -17,9 +16,10 @@ from tutorbook.admin.schemas import (
     job_run_out,
     orphaned_out,
 )
+from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.clock import as_utc, utc_now
-from tutorbook.db import DbSession
 from tutorbook.errors import BadGateway
+from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
 
@@ -33,11 +33,11 @@ DryRun = Query(default=False, alias="dryRun", description="Say what would change
 def orphaned_sessions(
     user: AdminUser,
     session: DbSession,
-    request: Request,
+    svc: ServicesDep,
     older_than_minutes: int | None = Query(default=None, alias="olderThanMinutes", ge=1, le=525_600),
 ):
     """Pending, unpaid bookings older than the threshold (default 60 min); 0 is healthy."""
-    minutes = older_than_minutes or request.app.state.settings.orphan_threshold_minutes
+    minutes = older_than_minutes or svc.settings.orphan_threshold_minutes
     rows = reports.orphaned(session, now=utc_now(), older_than=timedelta(minutes=minutes))
     items = [orphaned_out(b) for b in rows]
     return ok(OrphanedReport(threshold_minutes=minutes, count=len(items), items=items))
@@ -51,38 +51,31 @@ def invalid_statuses(user: AdminUser, session: DbSession):
 
 
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))
-async def cleanup(user: AdminUser, request: Request, dry_run: bool = DryRun):
+async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun):
     """Run the expire and purge jobs now: abandoned checkouts cancelled (and closed at Stripe),
     never-paid cancelled bookings past retention deleted."""
-    results = [await _run(request, name, dry_run=dry_run) for name in CLEANUP_JOBS]
+    results = [await _run(svc, name, dry_run=dry_run) for name in CLEANUP_JOBS]
     return ok([job_run_out(r) for r in results], "Dry run: nothing changed" if dry_run else "Cleanup done")
 
 
 @router.post("/reconcile", response_model=Envelope[JobRun], responses=errors(502))
 async def reconcile(
     user: AdminUser,
-    request: Request,
+    svc: ServicesDep,
     dry_run: bool = DryRun,
     since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(request, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
+    result = await _run(svc, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 
 
-async def _run(request: Request, name: str, *, dry_run: bool, **options) -> jobs.JobResult:
-    state = request.app.state
+async def _run(svc: Services, name: str, *, dry_run: bool, **options: object) -> jobs.JobResult:
     try:
         return await run_in_threadpool(
-            jobs.run,
-            name,
-            state.services,
-            now=utc_now(),
-            dry_run=dry_run,
-            metrics=state.metrics,
-            **options,
+            jobs.run, name, svc, now=utc_now(), dry_run=dry_run, metrics=svc.metrics, **options
         )
     except gw.GatewayError as exc:
         raise BadGateway("The payment provider could not be reached; try again in a moment") from exc

@@ -7,8 +7,6 @@ import uuid
 from fastapi import APIRouter, Request
 
 from tutorbook.accounts import service
-from tutorbook.accounts.dependencies import AppSettings, CurrentUser, ParentUser
-from tutorbook.accounts.models import Role
 from tutorbook.accounts.schemas import (
     LoginIn,
     LoginOut,
@@ -18,20 +16,23 @@ from tutorbook.accounts.schemas import (
     UserOut,
 )
 from tutorbook.accounts.security import issue_token
+from tutorbook.api.deps import AppSettings, CurrentUser, DbSession, ParentUser, ServicesDep
+from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
-from tutorbook.db import DbSession
+from tutorbook.identity import Role
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.teachers import service as teachers
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
 students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
-def register(body: RegisterIn, request: Request, session: DbSession, settings: AppSettings):
+def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: AppSettings):
     """Create a Parent or Teacher account (admins come from the CLI)."""
-    user = service.create_user(
+    user = teachers.create_user(
         session,
-        hasher=request.app.state.hasher,
+        hasher=svc.hasher,
         settings=settings,
         email=body.email,
         password=body.password,
@@ -91,5 +92,5 @@ def update_student(student_id: uuid.UUID, body: StudentIn, user: ParentUser, ses
 @students.delete("/{student_id}", response_model=Envelope[bool])
 def delete_student(student_id: uuid.UUID, user: ParentUser, session: DbSession):
     """Remove one of your children (refused while they have bookings)."""
-    service.delete_student(session, parent_id=user.id, student_id=student_id)
+    bookings.delete_student(session, parent_id=user.id, student_id=student_id)
     return ok(True, "Student removed")

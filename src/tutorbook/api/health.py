@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from tutorbook.api.deps import ServicesDep
+from tutorbook.bookings import repository as bookings
 from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
@@ -24,11 +26,11 @@ def health():
     response_model=Envelope[str],
     responses={503: {"model": ErrorEnvelope, "description": "Database unavailable"}},
 )
-async def ready(request: Request):
+async def ready(svc: ServicesDep):
     """Readiness: the database answers."""
-    db = request.app.state.db
+    db = svc.db
 
-    def probe():
+    def probe() -> None:
         with db.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
@@ -40,7 +42,7 @@ async def ready(request: Request):
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-def metrics(request: Request):
+def metrics(svc: ServicesDep):
     """Prometheus text format."""
-    with request.app.state.db.session_scope() as session:
-        return PlainTextResponse(request.app.state.metrics.render(session), media_type="text/plain; version=0.0.4")
+    counts = svc.tx_sync(bookings.count_by_status)
+    return PlainTextResponse(svc.metrics.render(counts), media_type="text/plain; version=0.0.4")

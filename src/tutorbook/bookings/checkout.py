@@ -1,0 +1,34 @@
+"""What the booking rules need to know of a Stripe Checkout Session, as a plain value.
+
+`tutorbook.payments.gateway` builds it from Stripe's objects; nothing here knows Stripe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What Tutorbook needs of a Checkout Session."""
+
+    id: str
+    status: str  # open | complete | expired
+    payment_status: str  # unpaid | paid | no_payment_required
+    url: str | None
+    payment_intent: str | None
+    amount_total: int | None
+    currency: str | None
+    client_reference_id: str | None
+    metadata: dict
+    expires_at: datetime | None
+    created: datetime | None
+
+    @property
+    def paid(self) -> bool:
+        return self.payment_status in ("paid", "no_payment_required")
+
+    @property
+    def booking_ref(self) -> str | None:
+        return (self.metadata or {}).get("booking_id") or self.client_reference_id

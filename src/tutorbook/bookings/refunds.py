@@ -1,0 +1,108 @@
+"""Refunds: requested inside the booking's transaction, sent to Stripe after the commit
+(`tutorbook.flows.followups.send_refund`).
+
+A refund row is an outbox entry: "pending" until Stripe accepts it, so a crash or a Stripe
+outage between the two leaves a row the reconcile job sends again (same idempotency key).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tutorbook.bookings import repository as bookings
+from tutorbook.bookings.models import PrivateSession, Refund
+
+log = logging.getLogger("tutorbook.refunds")
+PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
+# Stripe's own "pending" (accepted, still being processed) must not read as ours, or the refund
+# would be sent again and counted twice; it is stored as "processing".
+FROM_STRIPE = {"pending": "processing"}
+NOT_REFUNDED = (PENDING, "failed", "canceled")
+
+
+def request(session: Session, *, booking, amount: int, reason: str, now: datetime) -> Refund:
+    """Record a refund to send; nothing leaves the building yet."""
+    refund = Refund(
+        id=uuid.uuid4(),
+        session_id=booking.id,
+        amount=amount,
+        currency=booking.currency,
+        status=PENDING,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    return refund
+
+
+def has_late_payment_refund(session: Session, *, booking_id: uuid.UUID) -> bool:
+    stmt = sa.select(sa.exists().where(Refund.session_id == booking_id, Refund.reason == "late_payment"))
+    return bool(session.scalar(stmt))
+
+
+def pending_ids(session: Session, *, older_than: datetime, limit: int = 100) -> list[uuid.UUID]:
+    stmt = (
+        sa.select(Refund.id)
+        .where(Refund.status == PENDING, Refund.created_at <= older_than)
+        .order_by(Refund.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def for_booking(session: Session, *, booking_id: uuid.UUID) -> list[Refund]:
+    return list(session.scalars(sa.select(Refund).where(Refund.session_id == booking_id).order_by(Refund.created_at)))
+
+
+@dataclass(frozen=True)
+class RefundToSend:
+    """What sending one refund to Stripe needs, read in one transaction."""
+
+    refund_id: uuid.UUID
+    booking_id: uuid.UUID
+    payment_intent: str | None
+    amount: int
+
+
+def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
+    """The refund to send, or its status when it is not ours to send any more."""
+    refund = session.get(Refund, refund_id)
+    if refund is None or refund.status != PENDING:
+        return refund.status if refund else "missing"
+    booking = bookings.get(session, refund.session_id)
+    assert booking is not None  # the foreign key
+    return RefundToSend(refund.id, booking.id, booking.stripe_payment_intent_id, refund.amount)
+
+
+def record_answer(
+    session: Session, *, refund_id: uuid.UUID, stripe_id: str | None, status: str, counted: int, now: datetime
+) -> None:
+    """Store Stripe's answer. refunded_amount becomes at least the sum Stripe accepted of this
+    booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
+    (which sets Stripe's total for the charge) whichever of the two is written first."""
+    changed = session.execute(
+        sa.update(Refund)
+        .where(Refund.id == refund_id, Refund.status == PENDING)
+        .values(stripe_refund_id=stripe_id, status=status, updated_at=now)
+    ).rowcount
+    if not (changed and counted):
+        return
+    refund = session.get(Refund, refund_id)
+    assert refund is not None
+    booking: PrivateSession | None = bookings.get(session, refund.session_id)
+    assert booking is not None
+    accepted = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+            Refund.session_id == booking.id, Refund.status.not_in(NOT_REFUNDED)
+        )
+    )
+    if accepted is not None and accepted > booking.refunded_amount:
+        bookings.set_fields(session, booking, refunded_amount=accepted, updated_at=now)

@@ -1,0 +1,195 @@
+"""Booking across domains: the async orchestration that calls Stripe between the bookings
+service's one-transaction use cases, and runs the follow-ups (refunds, meeting links) after
+they commit. Nothing here holds a transaction open while waiting on Stripe."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tutorbook.bookings import service as bookings
+from tutorbook.bookings.checkout import Checkout
+from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.schemas import BookIn
+from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Outcome, SlotTaken
+from tutorbook.clock import utc_now
+from tutorbook.errors import BadGateway, BadRequest, GatewayTimeout
+from tutorbook.flows import followups
+from tutorbook.flows.services import Services
+from tutorbook.identity import AuthUser, Role
+from tutorbook.payments import gateway as gw
+
+log = logging.getLogger("tutorbook.flows")
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A Pending booking with its Checkout Session, and the names for the answer."""
+
+    booking: PrivateSession
+    teacher_name: str
+    student_name: str
+
+
+async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
+    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL."""
+    try:
+        held = await svc.tx(bookings.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
+    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
+        raise SlotTaken() from exc
+    booking = held.booking
+    if held.reused:
+        return Booked(booking, held.teacher_name, held.student_name)
+    success, cancel = bookings.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
+    try:
+        checkout = await svc.gateway.create_checkout(
+            booking_id=str(booking.id),
+            amount=booking.price_amount,
+            currency=booking.currency,
+            product_name=f"{booking.subject} with {held.teacher_name}",
+            customer_email=parent.email,
+            success_url=success,
+            cancel_url=cancel,
+            expires_at=booking.checkout_expires_at,
+        )
+    except (gw.GatewayError, gw.CheckoutNotFound) as exc:
+        log.warning("checkout creation failed", extra={"booking_id": str(booking.id)})
+        await svc.tx(
+            bookings.cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now()
+        )
+        raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
+    attached = await svc.tx(bookings.attach_checkout, booking_id=booking.id, checkout=checkout)
+    return Booked(attached, held.teacher_name, held.student_name)
+
+
+async def withdraw_checkout(svc: Services, *, booking: PrivateSession, reason: Reason, actor: str) -> PrivateSession:
+    """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
+    fulfil instead and refuse with AlreadyPaid."""
+    if booking.stripe_session_id:
+        try:
+            await svc.gateway.expire_checkout(booking.stripe_session_id, reason=reason.value)
+        except gw.CheckoutNotOpen:
+            checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+            if checkout.paid:
+                await fulfil(svc, checkout=checkout, actor=actor)
+                raise AlreadyPaid() from None
+        except gw.CheckoutNotFound:
+            pass
+        except gw.GatewayTimeout as exc:
+            raise GatewayTimeout("The payment provider did not answer; try again in a moment") from exc
+        except gw.GatewayError as exc:
+            raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
+    return await svc.tx(bookings.cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now())
+
+
+async def cancel_payment(
+    svc: Services, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None = None
+) -> PrivateSession:
+    """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
+    booking = await svc.tx(
+        bookings.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
+    )
+    if booking.status in (Status.CONFIRMED, Status.COMPLETED):
+        raise AlreadyPaid()
+    if booking.status == Status.CANCELLED:
+        return booking
+    return await withdraw_checkout(svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=parent.actor)
+
+
+async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession:
+    """The success page's call: re-read the session from Stripe and fulfil if it is paid."""
+    booking = await svc.tx(bookings.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=None)
+    if booking.stripe_session_id is None:
+        raise BookingNotFound()
+    try:
+        checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+    except gw.CheckoutNotFound as exc:
+        raise BookingNotFound() from exc
+    except gw.GatewayError as exc:
+        raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
+    outcome = await fulfil(svc, checkout=checkout, actor=parent.actor)
+    return outcome.booking or booking
+
+
+async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
+    """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
+    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    await followups.run(svc, outcome.followups)
+    if outcome.booking is not None:
+        outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
+    return outcome
+
+
+def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
+    """`fulfil` for the jobs: confirm (or refund, for a late payment), then the follow-ups."""
+    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    followups.run_sync(svc, outcome.followups)
+    return outcome
+
+
+def settle_stale_checkout(
+    svc: Services, *, booking_id: uuid.UUID, checkout_id: str, now: datetime, dry_run: bool, job: str = "expire"
+) -> str:
+    """A Pending booking whose checkout expired by our clock: close the checkout at Stripe so it
+    can take no more money, then cancel it `checkout_expired` (or fulfil it, if Stripe says it
+    was paid). Returns what happened; Stripe unreachable leaves it Pending for the next run."""
+    try:
+        paid = _close_checkout(svc, checkout_id, dry_run=dry_run)
+    except gw.CheckoutNotFound:
+        paid = None  # Stripe never heard of it: nothing can be paid
+    except gw.GatewayError:
+        return "stripe_unavailable"
+    if dry_run:
+        return "would_fulfil" if paid else "would_cancel"
+    if paid is not None:
+        return fulfil_sync(svc, checkout=paid, actor=f"job:{job}").kind
+    return svc.tx_sync(
+        bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
+    )
+
+
+def _close_checkout(svc: Services, checkout_id: str, *, dry_run: bool) -> Checkout | None:
+    """Make sure the checkout can no longer take money; the checkout if it was paid, else None."""
+    if dry_run:
+        checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
+    else:
+        try:
+            svc.gateway.expire_checkout_sync(checkout_id, reason=Reason.CHECKOUT_EXPIRED.value)
+            return None
+        except gw.CheckoutNotOpen:
+            checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
+    return checkout if checkout.paid else None
+
+
+async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID) -> PrivateSession:
+    """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per policy."""
+    booking = await svc.tx(bookings.get_for, user=user, booking_id=booking_id)
+    if booking.status == Status.PENDING:
+        if user.role == Role.PARENT:
+            return await cancel_payment(svc, parent=user, stripe_session_id=None, booking_id=booking.id)
+        return await withdraw_checkout(svc, booking=booking, reason=bookings.cancel_reason(user), actor=user.actor)
+    if booking.status == Status.COMPLETED:
+        raise BadRequest("A completed session cannot be cancelled")
+    outcome = await svc.tx(
+        bookings.cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now()
+    )
+    await followups.run(svc, outcome.followups)
+    return await svc.tx(bookings.must_get, booking_id=booking_id)
+
+
+__all__ = [
+    "Booked",
+    "book",
+    "cancel_booking",
+    "cancel_payment",
+    "confirm_payment",
+    "fulfil",
+    "fulfil_sync",
+    "settle_stale_checkout",
+    "withdraw_checkout",
+]

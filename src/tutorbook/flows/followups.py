@@ -1,0 +1,100 @@
+"""Work left after a booking's transaction commits: refunds to send to Stripe, meeting links to
+make or delete. Each is a call to an outside service between two short transactions, never
+inside one, and never raises: what fails is retried by the jobs (the refund outbox, the
+meeting-links job)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from tutorbook.bookings import refunds
+from tutorbook.bookings.service import Followups
+from tutorbook.clock import utc_now
+from tutorbook.flows.services import Services
+from tutorbook.meetings import links, policy
+from tutorbook.meetings.base import MeetingError, MeetingLink
+from tutorbook.payments import gateway as gw
+
+log = logging.getLogger("tutorbook.flows")
+
+
+async def run(svc: Services, followups: Followups) -> None:
+    """Send refunds and make or delete meeting links, in a worker thread, never raising."""
+    if followups:
+        await run_in_threadpool(run_sync, svc, followups)
+
+
+def run_sync(svc: Services, followups: Followups) -> None:
+    for refund_id in followups.refunds:
+        send_refund(svc, refund_id=refund_id)
+    for booking_id in followups.links:
+        ensure_link(svc, booking_id=booking_id, now=utc_now())
+    for provider, external_id, url in followups.unlinks:
+        remove_link(svc, provider=provider, external_id=external_id, url=url)
+
+
+def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
+    """Send one pending refund to Stripe and record the answer; returns the refund's status."""
+    todo = svc.tx_sync(refunds.to_send, refund_id=refund_id)
+    if isinstance(todo, str):
+        return todo
+    if not todo.payment_intent:
+        log.error("refund without a payment intent", extra={"refund_id": str(refund_id)})
+        return refunds.PENDING
+    try:
+        result = svc.gateway.refund_sync(
+            payment_intent=todo.payment_intent,
+            amount=todo.amount,
+            refund_key=f"refund-{refund_id}",
+            booking_id=str(todo.booking_id),
+        )
+    except gw.RefundRefused as exc:
+        log.error("stripe refused a refund", extra={"refund_id": str(refund_id), "error": str(exc)[:200]})
+        return _record(svc, refund_id=refund_id, stripe_id=None, status="failed", counted=0)
+    except gw.GatewayError:
+        log.warning("refund not sent; will retry", extra={"refund_id": str(refund_id)})
+        return refunds.PENDING
+    status = refunds.FROM_STRIPE.get(result.status, result.status)
+    return _record(svc, refund_id=refund_id, stripe_id=result.id, status=status, counted=result.amount)
+
+
+def _record(svc: Services, *, refund_id: uuid.UUID, stripe_id: str | None, status: str, counted: int) -> str:
+    svc.tx_sync(
+        refunds.record_answer, refund_id=refund_id, stripe_id=stripe_id, status=status, counted=counted, now=utc_now()
+    )
+    log.info("refund recorded", extra={"refund_id": str(refund_id), "status": status, "amount": counted})
+    return status
+
+
+def ensure_link(svc: Services, *, booking_id: uuid.UUID, now: datetime) -> str:
+    """Give a Confirmed booking its meeting link (one attempt); returns what happened."""
+    todo = svc.tx_sync(links.to_make, booking_id=booking_id)
+    if todo is None:
+        return "skipped"
+    request, attempts = todo
+    outcome = policy.create_link(
+        primary=svc.meetings,
+        fallback=svc.meetings_fallback,
+        request=request,
+        attempts=attempts,
+        max_failures=svc.settings.meeting_max_failures,
+        now=now,
+    )
+    return svc.tx_sync(links.record, booking_id=booking_id, outcome=outcome)
+
+
+def remove_link(svc: Services, *, provider: str | None, external_id: str | None, url: str | None) -> None:
+    """Delete the meeting behind a cancelled booking's link, where the provider keeps one."""
+    if not url or not provider:
+        return
+    target = svc.meetings if svc.meetings.name == provider else svc.meetings_fallback
+    if target.name != provider:
+        return
+    try:
+        target.delete(MeetingLink(url=url, provider=provider, external_id=external_id))
+    except MeetingError as exc:
+        log.warning("meeting not deleted", extra={"provider": provider, "error": str(exc)[:200]})

@@ -1,0 +1,72 @@
+"""The long-lived collaborators a use case needs, built once per process, and the one way a
+use case runs in a transaction.
+
+A use case is a sync function `fn(session, *, ...)` doing one transaction's work. It runs in
+`Database.session_scope()` (commit on success, roll back on error): from async code through
+`await services.tx(fn, ...)` (on a worker thread, so the event loop never waits on the
+database), from sync code (jobs, CLI, follow-ups) through `services.tx_sync(fn, ...)`. A sync
+route gets the same scope as its `DbSession` dependency (`tutorbook.api.deps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
+
+from pwdlib import PasswordHash
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from tutorbook import meetings
+from tutorbook.accounts.security import password_hasher
+from tutorbook.config import Settings
+from tutorbook.db import Database
+from tutorbook.meetings.base import MeetingProvider
+from tutorbook.metrics import Metrics
+from tutorbook.payments.gateway import StripeGateway
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    gateway: StripeGateway
+    meetings: MeetingProvider
+    meetings_fallback: MeetingProvider
+    hasher: PasswordHash
+    metrics: Metrics
+
+    async def tx(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(session, **kwargs)` in one transaction on a worker thread."""
+        return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+
+    def tx_sync(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(session, **kwargs)` in one transaction."""
+        with self.db.session_scope() as session:
+            return fn(session, *args, **kwargs)
+
+
+def build_services(settings: Settings, db: Database, *, metrics: Metrics | None = None) -> Services:
+    """Gateway, meeting providers and password hasher from the configuration."""
+    primary = meetings.provider_from_config(
+        provider=settings.meeting_provider,
+        jitsi_base_url=settings.jitsi_base_url,
+        google=settings.google_config() if settings.meeting_provider == "google" else None,
+    )
+    fallback = meetings.provider_from_config(provider="jitsi", jitsi_base_url=settings.jitsi_base_url)
+    return Services(
+        settings=settings,
+        db=db,
+        gateway=StripeGateway(settings),
+        meetings=primary,
+        meetings_fallback=fallback,
+        hasher=password_hasher(settings),
+        metrics=metrics or Metrics(),
+    )
+
+
+__all__ = ["Services", "build_services"]

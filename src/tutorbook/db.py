@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -124,8 +125,6 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
     if not memory:
         path = sa.engine.make_url(url).database
         if path:
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:

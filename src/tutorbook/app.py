@@ -49,8 +49,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for router in (auth, students, teachers, sessions, stripe_webhook, health.router):
         app.include_router(router)
     _include_optional(app, "tutorbook.admin.router")
-    if settings.bench_endpoints:
-        _include_optional(app, "tutorbook.bench")
     _install_pages(app)
     _install_middleware(app, settings)
     return app

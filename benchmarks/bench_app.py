@@ -57,7 +57,7 @@ def create_bench_app(settings: Settings | None = None) -> FastAPI:
 def _from_environment() -> FastAPI:
     """What `tutorbook.asgi:app` does, plus the /bench routes."""
     settings = get_settings()
-    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
     return create_bench_app(settings)
 
 

@@ -22,7 +22,7 @@ def _settings(**overrides) -> Settings:
         raise typer.Exit(2) from exc
     from tutorbook.logs import configure_logging
 
-    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
     return settings
 
 

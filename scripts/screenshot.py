@@ -18,14 +18,14 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
+from stripe_sandbox.config import SandboxConfig
+from stripe_sandbox.server import start_in_thread
 from tutorbook import demo
 from tutorbook.accounts.security import password_hasher
 from tutorbook.app import create_app
 from tutorbook.config import Settings
 from tutorbook.db import Database
 from tutorbook.migrate import upgrade
-from tutorbook.payments.sandbox.config import SandboxConfig
-from tutorbook.payments.sandbox.server import start_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [

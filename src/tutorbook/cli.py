@@ -22,7 +22,7 @@ def _settings(**overrides) -> Settings:
         raise typer.Exit(2) from exc
     from tutorbook.logs import configure_logging
 
-    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
     return settings
 
 
@@ -43,7 +43,7 @@ def db_upgrade(revision: str = "head"):
 
 
 def _sandbox_config(settings: Settings, *, webhook_url: str | None):
-    from tutorbook.payments.sandbox.config import SandboxConfig
+    from stripe_sandbox.config import SandboxConfig
 
     return SandboxConfig(
         db_path=str(settings.var_dir / "stripe-sandbox.db"),
@@ -72,7 +72,7 @@ def serve(
     _migrate(settings)
     sandbox = None
     if settings.uses_sandbox and settings.sandbox_enabled:
-        from tutorbook.payments.sandbox.server import start_in_thread
+        from stripe_sandbox.server import start_in_thread
 
         webhook = settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
         sandbox = start_in_thread(
@@ -99,7 +99,7 @@ def stripe_sandbox(
 ):
     """Run only the Stripe sandbox."""
     settings = _settings()
-    from tutorbook.payments.sandbox.server import run
+    from stripe_sandbox.server import run
 
     webhook = webhook_url or settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
     run(_sandbox_config(settings, webhook_url=webhook), host or settings.sandbox_host, port or settings.sandbox_port)

@@ -54,9 +54,7 @@ MISMATCHES = [
 
 
 @pytest.mark.parametrize("paid,reason", MISMATCHES)
-def test_the_webhook_refunds_a_payment_at_another_price_and_leaves_the_booking_pending(
-    api, c, sandbox, paid, reason
-):
+def test_the_webhook_refunds_a_payment_at_another_price_and_leaves_the_booking_pending(api, c, sandbox, paid, reason):
     b = booked(c)["b"]
     without_checkout(api, b["id"])
     cs = paid_other(sandbox, b["id"], **paid)  # the sandbox delivers checkout.session.completed

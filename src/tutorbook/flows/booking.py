@@ -16,7 +16,7 @@ from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Outcome, PaymentRefused, SlotTaken
+from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway, BadRequest, GatewayTimeout
 from tutorbook.flows import followups
@@ -117,7 +117,13 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
     outcome = await fulfil(svc, checkout=checkout, actor=parent.actor)
     if outcome.refused is not None:
         raise PaymentRefused(outcome.refused)
-    return outcome.booking or booking
+    confirmed = outcome.booking or booking
+    if confirmed.status == Status.CONFIRMED and confirmed.meeting_url is None:
+        # The webhook confirmed it first and its follow-ups are still running: make the link now
+        # (idempotent: the first link written wins), so the success page can show it.
+        await followups.run(svc, Followups(links=[confirmed.id]))
+        confirmed = await svc.tx(bookings.must_get, booking_id=confirmed.id)
+    return confirmed
 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:

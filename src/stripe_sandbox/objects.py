@@ -381,6 +381,7 @@ def charge(
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
         "status": "succeeded",
+        "transfer": None,
         "transfer_data": None,
         "transfer_group": None,
     }

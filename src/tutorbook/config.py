@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     sandbox_substitute_cancel_url: bool = False
     sandbox_enabled: bool = True
 
+    # Stripe Connect (docs/payments.md): whether a teacher must have payouts enabled to be
+    # booked, the platform's share of each payment, the country of new connected accounts.
+    require_teacher_payouts: bool = False
+    platform_fee_percent: float = Field(default=15, ge=0, le=100)
+    connect_country: str = Field(default="US", min_length=2, max_length=2)
+
     refund_full_before_hours: int = 24
     refund_late_percent: int = 0
 

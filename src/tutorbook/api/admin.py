@@ -17,6 +17,9 @@ from tutorbook.admin.schemas import (
     orphaned_out,
 )
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
+from tutorbook.api.teachers import earnings_range
+from tutorbook.bookings import earnings
+from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut
 from tutorbook.clock import as_utc, utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
@@ -48,6 +51,28 @@ def invalid_statuses(user: AdminUser, session: DbSession):
     """Bookings whose status is not 0-3; always 0 (a CHECK constraint forbids them)."""
     rows = reports.invalid_statuses(session)
     return ok(InvalidStatusReport(count=len(rows), items=rows))
+
+
+@router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])
+def payouts_report(
+    user: AdminUser,
+    session: DbSession,
+    from_: datetime | None = Query(default=None, alias="from"),
+    to: datetime | None = Query(default=None),
+):
+    """Per teacher: the platform's fees and what was transferred, for paid sessions starting in
+    [from, to); `unsettled` destination charges have no transfer recorded yet (reconcile)."""
+    start, end = earnings_range(from_, to, utc_now())
+    rows = earnings.platform_report(session, start=start, end=end)
+    return ok(
+        PayoutReportOut(
+            from_=start,
+            to=end,
+            teachers=[TeacherPayoutsOut.model_validate(r, from_attributes=True) for r in rows],
+            platform_fees=sum(r.platform_fees for r in rows),
+            transferred=sum(r.transferred for r in rows),
+        )
+    )
 
 
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))

@@ -7,19 +7,26 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Query
 
-from tutorbook.api.deps import DbSession, TeacherUser
+from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
+from tutorbook.bookings import earnings
 from tutorbook.bookings import service as bookings
+from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
 from tutorbook.clock import as_utc, utc_now
+from tutorbook.errors import Unprocessable
+from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
+    OnboardingOut,
+    PayoutStatusOut,
     ProfileIn,
     SlotOut,
     TeacherOut,
     WindowOut,
     hhmm,
     minutes,
+    payout_status_out,
 )
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
@@ -53,6 +60,56 @@ def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
     return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
+
+
+@router.post("/me/payouts/onboard", response_model=Envelope[OnboardingOut], responses=errors(502, 504))
+async def onboard_payouts(user: TeacherUser, svc: ServicesDep):
+    """Connect payouts: your Stripe Express account (made once) and the Stripe-hosted onboarding
+    page to send you to. Coming back says nothing by itself: read GET /me/payouts."""
+    return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
+
+
+@router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])
+async def my_payouts(user: TeacherUser, svc: ServicesDep):
+    """Your payout state, read from Stripe now (the last known one when Stripe is unreachable)."""
+    return ok(payout_status_out(await payout_flows.refresh(svc, teacher=user)))
+
+
+MAX_EARNINGS_RANGE = timedelta(days=732)
+
+
+def earnings_range(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """[from, to), by default the last 12 months and the next one; 422 when empty or over 2 years."""
+    start = as_utc(from_) if from_ else now - timedelta(days=365)
+    end = as_utc(to) if to else now + timedelta(days=31)
+    if end <= start or end - start > MAX_EARNINGS_RANGE:
+        raise Unprocessable(
+            "Give a range of at most two years, `from` before `to`",
+            data=[{"field": "to", "message": "after from, at most 2 years later"}],
+        )
+    return start, end
+
+
+def earnings_out(found: earnings.Earnings, start: datetime, end: datetime) -> EarningsOut:
+    return EarningsOut(
+        from_=start,
+        to=end,
+        sessions=[SessionEarningOut.model_validate(e, from_attributes=True) for e in found.sessions],
+        months=[MonthTotalOut.model_validate(m, from_attributes=True) for m in found.months],
+    )
+
+
+@router.get("/me/earnings", response_model=Envelope[EarningsOut])
+def my_earnings(
+    user: TeacherUser,
+    session: DbSession,
+    from_: datetime | None = Query(default=None, alias="from"),
+    to: datetime | None = Query(default=None),
+):
+    """Your paid sessions starting in [from, to) with gross, refunded, the platform's fee and your
+    net (minor units), and totals per month."""
+    start, end = earnings_range(from_, to, utc_now())
+    return ok(earnings_out(earnings.for_teacher(session, teacher_id=user.id, start=start, end=end), start, end))
 
 
 @router.get("/{teacher_id}", response_model=Envelope[TeacherOut])

@@ -56,6 +56,18 @@ class PrivateSession(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancellation_reason: Mapped[str | None] = mapped_column(sa.String(32))
     refunded_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # Stripe Connect (a destination charge): the teacher's account and the platform's fee, fixed
+    # when the checkout is made; once paid, the charge's transfer and application fee, and the
+    # totals Stripe reports for them (what went to the teacher, reversed by refunds; the fee,
+    # refunded by refunds). All null/0 for a payment that stayed on the platform.
+    payout_destination: Mapped[str | None] = mapped_column(sa.String(255))
+    platform_fee_amount: Mapped[int | None] = mapped_column(sa.Integer)
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    stripe_transfer_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_application_fee_id: Mapped[str | None] = mapped_column(sa.String(255))
+    transfer_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    transfer_reversed_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    fee_refunded_amount: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     meeting_url: Mapped[str | None] = mapped_column(sa.String(2048))
     meeting_provider: Mapped[str | None] = mapped_column(sa.String(32))
     meeting_external_id: Mapped[str | None] = mapped_column(sa.String(255))

@@ -115,6 +115,7 @@ class RefundToSend:
     booking_id: uuid.UUID
     payment_intent: str | None
     amount: int
+    connect: bool = False  # a refund of the booking's destination charge: reverse transfer and fee
 
 
 def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
@@ -124,7 +125,9 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
         return refund.status if refund else "missing"
     booking = bookings.get(session, refund.session_id)
     assert booking is not None  # the foreign key
-    return RefundToSend(refund.id, booking.id, _payment_of(refund, booking), refund.amount)
+    payment = _payment_of(refund, booking)
+    connect = bool(booking.payout_destination) and payment == booking.stripe_payment_intent_id
+    return RefundToSend(refund.id, booking.id, payment, refund.amount, connect)
 
 
 def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:

@@ -79,3 +79,59 @@ def session_out(booking, teacher_name: str | None = None, student_name: str | No
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
     return out
+
+
+class SessionEarningOut(CamelModel):
+    """One paid session: gross = paid, refunded, fee = what the platform keeps, net = what the
+    teacher keeps; `paidOut` false when the payment stayed on the platform (no payouts yet),
+    `settled` false until Stripe's transfer and fee are recorded."""
+
+    booking_id: uuid.UUID
+    starts_at: UtcDatetime
+    subject: str
+    status: int = Field(ge=0, le=3)
+    currency: str
+    gross: int
+    refunded: int
+    fee: int
+    net: int
+    paid_out: bool
+    settled: bool
+
+
+class MonthTotalOut(CamelModel):
+    month: str = Field(description="YYYY-MM (UTC) of the sessions' start")
+    currency: str
+    sessions: int
+    gross: int
+    refunded: int
+    fee: int
+    net: int
+
+
+class EarningsOut(CamelModel):
+    from_: UtcDatetime = Field(serialization_alias="from")
+    to: UtcDatetime
+    sessions: list[SessionEarningOut]
+    months: list[MonthTotalOut]
+
+
+class TeacherPayoutsOut(CamelModel):
+    teacher_id: uuid.UUID
+    teacher_name: str
+    currency: str
+    sessions: int
+    gross: int
+    refunded: int
+    platform_fees: int
+    transferred: int
+    unsettled: int
+    kept_on_platform: int
+
+
+class PayoutReportOut(CamelModel):
+    from_: UtcDatetime = Field(serialization_alias="from")
+    to: UtcDatetime
+    teachers: list[TeacherPayoutsOut]
+    platform_fees: int = Field(description="all currencies' minor units added, for a one-currency platform")
+    transferred: int

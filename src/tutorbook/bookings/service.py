@@ -22,8 +22,8 @@ from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tutorbook.identity import AuthUser, Role
+from tutorbook.teachers import payouts, slots
 from tutorbook.teachers import service as teachers
-from tutorbook.teachers import slots
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -42,6 +42,10 @@ class AlreadyPaid(BadRequest):
 
 class BookingNotFound(NotFound):
     message = "Session not found"
+
+
+class TeacherNotPayable(Conflict):
+    message = "This teacher cannot be booked until they have set up payouts"
 
 
 class PaymentRefused(Conflict):
@@ -63,19 +67,22 @@ class PaymentRefused(Conflict):
 
 @dataclass
 class Followups:
-    """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete."""
+    """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete,
+    destination charges whose split (transfer, application fee) to read from Stripe."""
 
     refunds: list[uuid.UUID] = field(default_factory=list)
     links: list[uuid.UUID] = field(default_factory=list)
     unlinks: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+    splits: list[uuid.UUID] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.refunds or self.links or self.unlinks)
+        return bool(self.refunds or self.links or self.unlinks or self.splits)
 
     def extend(self, other: Followups) -> None:
         self.refunds += other.refunds
         self.links += other.links
         self.unlinks += other.unlinks
+        self.splits += other.splits
 
 
 @dataclass
@@ -155,6 +162,10 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
             return Reservation(other, True, teacher_name, student.full_name)
     if clashes:
         raise SlotTaken()
+    destination = payouts.destination(session, teacher_id=body.teacher_id)
+    if destination is None and settings.require_teacher_payouts:
+        raise TeacherNotPayable()
+    price = price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes)
     booking = PrivateSession(
         id=uuid.uuid4(),
         parent_id=parent.id,
@@ -163,8 +174,12 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         subject=body.subject,
         starts_at=start,
         ends_at=end,
-        price_amount=price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes),
+        price_amount=price,
         currency=profile.currency,
+        payout_destination=destination,
+        platform_fee_amount=policy.platform_fee(amount=price, percent=settings.platform_fee_percent)
+        if destination
+        else None,
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
     repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
@@ -287,10 +302,15 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
         change = lifecycle.confirm_payment(status, now=now, payment_intent_id=checkout.payment_intent)
         if not repo.apply(session, booking, change, actor=actor):
             return fulfil(session, checkout=checkout, actor=actor, now=now)
-        return Outcome("confirmed", booking, Followups(links=[booking.id]))
+        return Outcome("confirmed", booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome("already_fulfilled", booking)
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
+
+
+def _paid_followups(booking: PrivateSession) -> Followups:
+    """After a payment is accepted: the meeting link, and a destination charge's split."""
+    return Followups(links=[booking.id], splits=[booking.id] if booking.payout_destination else [])
 
 
 def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, actor: str, now: datetime) -> Outcome:
@@ -340,7 +360,7 @@ def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: date
             status, now=now, payment_intent_id=checkout.payment_intent, was_paid=False
         )
         repo.apply(session, booking, change, actor=actor)
-        return Outcome("late_payment_confirmed", booking, Followups(links=[booking.id]))
+        return Outcome("late_payment_confirmed", booking, _paid_followups(booking))
     change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=checkout.payment_intent)
     repo.apply(session, booking, change, actor=actor)
     amount = checkout.amount_total if checkout.amount_total is not None else booking.price_amount

@@ -56,6 +56,8 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
             success_url=success,
             cancel_url=cancel,
             expires_at=booking.checkout_expires_at,
+            destination=booking.payout_destination,
+            application_fee=booking.platform_fee_amount,
         )
     except (gw.GatewayError, gw.CheckoutNotFound) as exc:
         log.warning("checkout creation failed", extra={"booking_id": str(booking.id)})

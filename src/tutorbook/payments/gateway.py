@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 import httpx
 import stripe
 
-from tutorbook.bookings.checkout import Checkout
+from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
+from tutorbook.teachers.payouts import AccountState
 
-__all__ = ["Checkout", "StripeGateway"]
+__all__ = ["AccountState", "Checkout", "PaymentSplit", "StripeGateway"]
 
 log = logging.getLogger("tutorbook.stripe")
 
@@ -89,6 +90,54 @@ def checkout_from_event_object(obj: dict) -> Checkout:
     return _checkout(obj)
 
 
+def _account(obj) -> AccountState:
+    d = obj if isinstance(obj, dict) else obj.to_dict()
+    requirements = d.get("requirements") or {}
+    return AccountState(
+        id=d["id"],
+        charges_enabled=bool(d.get("charges_enabled")),
+        payouts_enabled=bool(d.get("payouts_enabled")),
+        details_submitted=bool(d.get("details_submitted")),
+        currently_due=list(requirements.get("currently_due") or []),
+        disabled_reason=requirements.get("disabled_reason"),
+    )
+
+
+def account_from_event_object(obj: dict) -> AccountState:
+    """An AccountState built from a (signature-verified) `account.updated` event's data.object."""
+    return _account(obj)
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _split(intent, refunds) -> PaymentSplit | None:
+    d = intent if isinstance(intent, dict) else intent.to_dict()
+    charge = d.get("latest_charge")
+    if not isinstance(charge, dict):
+        return None
+    transfer = charge.get("transfer") if isinstance(charge.get("transfer"), dict) else {}
+    fee = charge.get("application_fee") if isinstance(charge.get("application_fee"), dict) else {}
+    without = (
+        tuple(r["id"] for r in refunds if r.get("status") != "failed" and not _id(r.get("transfer_reversal")))
+        if transfer
+        else ()
+    )
+    return PaymentSplit(
+        charge_id=charge["id"],
+        destination=(d.get("transfer_data") or {}).get("destination"),
+        transfer_id=transfer.get("id"),
+        transfer_amount=int(transfer.get("amount") or 0),
+        transfer_reversed=int(transfer.get("amount_reversed") or 0),
+        fee_id=fee.get("id"),
+        fee_amount=int(fee.get("amount") or 0),
+        fee_refunded=int(fee.get("amount_refunded") or 0),
+        refunded=int(charge.get("amount_refunded") or 0),
+        refunds_without_reversal=without,
+    )
+
+
 class StripeGateway:
     """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
 
@@ -139,8 +188,12 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
     ) -> Checkout:
-        """A hosted Checkout Session for one booking; idempotent per booking id."""
+        """A hosted Checkout Session for one booking; idempotent per booking id. With a
+        `destination` (the teacher's connected account) it is a destination charge: Stripe
+        transfers the amount less `application_fee` to the teacher."""
         params = {
             "mode": "payment",
             "line_items": [
@@ -162,6 +215,9 @@ class StripeGateway:
         }
         if customer_email:
             params["customer_email"] = customer_email
+        if destination:
+            params["payment_intent_data"]["transfer_data"] = {"destination": destination}
+            params["payment_intent_data"]["application_fee_amount"] = application_fee or 0
         options = {"idempotency_key": f"checkout-{booking_id}"}
         async with self._slot():
             with _mapped_errors():
@@ -201,17 +257,74 @@ class StripeGateway:
 
     # -- Refunds -----------------------------------------------------------------------
 
-    def refund_sync(self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str) -> RefundResult:
-        """Refund `amount` of a payment; the key makes retries safe."""
+    def refund_sync(
+        self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str, connect: bool = False
+    ) -> RefundResult:
+        """Refund `amount` of a payment; the key makes retries safe. `connect` (a destination
+        charge): pull the teacher's share back and return the platform's fee, pro rata."""
         params = {
             "payment_intent": payment_intent,
             "amount": amount,
             "reason": "requested_by_customer",
             "metadata": {"booking_id": booking_id},
         }
+        if connect:
+            params["reverse_transfer"] = True
+            params["refund_application_fee"] = True
         with _mapped_errors(refund=True):
             obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
         return RefundResult(id=obj.id, status=obj.status, amount=obj.amount)
+
+    # -- Connect -----------------------------------------------------------------------
+
+    def payment_split_sync(self, payment_intent: str) -> PaymentSplit | None:
+        """How Stripe split a payment: its charge, transfer and application fee with their
+        totals, and the refunds that reversed nothing; None before it is charged."""
+        params = {"expand": ["latest_charge.transfer", "latest_charge.application_fee"]}
+        with _mapped_errors():
+            intent = self.client.v1.payment_intents.retrieve(payment_intent, params=params)
+            refunds = self.client.v1.refunds.list(params={"payment_intent": payment_intent, "limit": 100})
+            listed = [r.to_dict() for r in refunds.auto_paging_iter()]
+        return _split(intent, listed)
+
+    async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
+        """An Express connected account for a teacher; idempotent per teacher (for 24 hours, so
+        the caller also keeps the first one it gets)."""
+        params = {
+            "type": "express",
+            "country": country,
+            "email": email,
+            "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+            "metadata": {"teacher_id": teacher_id},
+        }
+        async with self._slot():
+            with _mapped_errors():
+                obj = await self.client.v1.accounts.create_async(
+                    params=params, options={"idempotency_key": f"connect-account-{teacher_id}"}
+                )
+        return _account(obj)
+
+    async def retrieve_account(self, account_id: str) -> AccountState:
+        async with self._slot():
+            with _mapped_errors():
+                return _account(await self.client.v1.accounts.retrieve_async(account_id))
+
+    def retrieve_account_sync(self, account_id: str) -> AccountState:
+        with _mapped_errors():
+            return _account(self.client.v1.accounts.retrieve(account_id))
+
+    async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str:
+        """The Stripe-hosted onboarding URL for an account (single use, short-lived)."""
+        params = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        }
+        async with self._slot():
+            with _mapped_errors():
+                link = await self.client.v1.account_links.create_async(params=params)
+        return link.url
 
     # -- Webhooks ----------------------------------------------------------------------
 

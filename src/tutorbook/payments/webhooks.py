@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import earnings, lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
+from tutorbook.teachers import payouts
 
 log = logging.getLogger("tutorbook.webhooks")
 
@@ -30,6 +31,12 @@ HANDLED = frozenset(
         "checkout.session.async_payment_failed",
         "checkout.session.expired",
         "charge.refunded",
+        "account.updated",
+        "transfer.created",
+        "transfer.updated",
+        "transfer.reversed",
+        "application_fee.created",
+        "application_fee.refunded",
     }
 )
 
@@ -87,6 +94,14 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
             return _cancel_pending(session, obj=obj, reason=_expiry_reason(event), actor=actor, now=now)
         case "charge.refunded":
             return _refunded(session, obj=obj)
+        case "account.updated":
+            as_of = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
+            state = gw.account_from_event_object(obj)
+            return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
+        case "transfer.created" | "transfer.updated" | "transfer.reversed":
+            return bookings.Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
+        case "application_fee.created" | "application_fee.refunded":
+            return bookings.Outcome(*earnings.apply_fee(session, obj=obj, now=now))
         case _:
             return bookings.Outcome("ignored")
 

@@ -84,3 +84,31 @@ def minutes(hhmm: str) -> int:
 
 def hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+class PayoutStatusOut(CamelModel):
+    connected: bool
+    account_id: str | None
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    currently_due: list[str]
+    disabled_reason: str | None
+    enabled: bool
+
+
+def payout_status_out(status) -> PayoutStatusOut:
+    return PayoutStatusOut(
+        connected=status.connected,
+        account_id=status.account_id,
+        charges_enabled=status.charges_enabled,
+        payouts_enabled=status.payouts_enabled,
+        details_submitted=status.details_submitted,
+        currently_due=status.currently_due,
+        disabled_reason=status.disabled_reason,
+        enabled=status.enabled,
+    )
+
+
+class OnboardingOut(CamelModel):
+    url: str = Field(description="the Stripe-hosted onboarding page; single use, short-lived")

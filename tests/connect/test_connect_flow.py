@@ -1,0 +1,187 @@
+"""Teachers get paid (Stripe Connect), through the live app, the real SDK and the sandbox:
+onboarding, destination charges with the platform fee, refunds that reverse the teacher's
+share, teachers not yet enabled, Connect events out of order and twice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests import factories as f
+from tests.connect.helpers import charge_of, onboard, stripe_get
+from tests.payments.test_late_payments_and_refunds import cancel_locally
+from tests.support import payments as pay
+from tests.support import webhooks as wh
+from tests.support.servers import wait_for
+from tutorbook.teachers import payouts
+
+
+def test_onboarding_takes_a_teacher_to_enabled(api, c):
+    t = f.teacher(c)
+    before = t["client"].get("/api/Teachers/me/payouts").json()["data"]
+    assert before["connected"] is False and before["enabled"] is False
+    status = onboard(t)
+    assert status["connected"] and status["chargesEnabled"] and status["payoutsEnabled"]
+    assert status["enabled"] and status["currentlyDue"] == []
+    # A second onboarding keeps the one account.
+    again = t["client"].post("/api/Teachers/me/payouts/onboard").json()["data"]["url"]
+    assert status["accountId"] in again
+
+
+def test_finishing_later_leaves_payouts_disabled_and_the_teacher_unpaid_by_destination(api, c):
+    t, p = f.teacher(c), f.parent(c)
+    status = onboard(t, choice="later")
+    assert status["chargesEnabled"] and not status["payoutsEnabled"] and status["currentlyDue"] == ["external_account"]
+    b = f.book(p, t).json()["data"]
+    assert pay.booking_row(api.state.db, b["id"]).payout_destination is None
+
+
+def soon() -> str:
+    """A start three hours ahead on a 5-minute mark (within the 24 hours of a late cancel)."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=3)
+    return (start - timedelta(minutes=start.minute % 5)).isoformat().replace("+00:00", "Z")
+
+
+def paid_booking(api, c, sandbox, *, rate=6000, days=3, starts_at=None):
+    t, p = f.teacher(c, rate=rate), f.parent(c)
+    onboard(t)
+    b = f.book(p, t, starts_at=starts_at or f.slot(days=days)).json()["data"]
+    assert pay.pay(b["checkoutUrl"]).status_code == 303
+    confirmed = p["client"].post(f"/api/Sessions/confirm-payment/{b['stripeSessionId']}").json()["data"]
+    assert confirmed["status"] == 1
+    row = wait_for(lambda: (r := pay.booking_row(api.state.db, b["id"])).stripe_transfer_id and r, message="split")
+    return t, p, b, row
+
+
+def test_a_destination_charge_pays_the_teacher_less_the_platform_fee(api, c, sandbox):
+    t, p, b, row = paid_booking(api, c, sandbox, rate=3333)
+    charge = charge_of(sandbox, row.stripe_payment_intent_id)
+    # 15 % of 3,333 = 499.95 -> 500 (half up); the teacher gets 2,833.
+    assert row.platform_fee_amount == 500 and row.payout_destination == charge["transfer"]["destination"]
+    assert (charge["transfer"]["amount"], charge["application_fee"]["amount"]) == (2833, 500)
+    assert (row.stripe_transfer_id, row.stripe_application_fee_id) == (
+        charge["transfer"]["id"],
+        charge["application_fee"]["id"],
+    )
+    assert row.stripe_charge_id == charge["id"] and row.transfer_amount == 2833
+    earned = t["client"].get("/api/Teachers/me/earnings").json()["data"]
+    [session] = earned["sessions"]
+    assert (session["gross"], session["fee"], session["net"], session["refunded"]) == (3333, 500, 2833, 0)
+    assert session["paidOut"] and session["settled"]
+    assert earned["months"][0]["net"] == 2833
+
+
+def test_a_full_refund_reverses_the_transfer_and_refunds_the_fee(api, c, sandbox):
+    t, p, b, _ = paid_booking(api, c, sandbox, rate=6000, days=3)
+    r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")
+    assert r.status_code == 200, r.text
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 5100 and x, message="reversal"
+    )
+    assert (row.refunded_amount, row.fee_refunded_amount) == (6000, 900)
+    charge = charge_of(sandbox, row.stripe_payment_intent_id)
+    assert charge["transfer"]["amount_reversed"] == 5100 and charge["application_fee"]["amount_refunded"] == 900
+    [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
+    assert (session["net"], session["fee"], session["refunded"]) == (0, 0, 6000)
+
+
+def test_a_partial_refund_reverses_in_proportion(api, c, sandbox):
+    settings = api.state.services.settings
+    t, p, b, _ = paid_booking(api, c, sandbox, rate=6001, starts_at=soon())
+    settings.refund_late_percent = 50
+    try:
+        r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")
+    finally:
+        settings.refund_late_percent = 0
+    assert r.status_code == 200, r.text
+    row = wait_for(lambda: (x := pay.booking_row(api.state.db, b["id"])).refunded_amount and x, message="refund")
+    row = wait_for(lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount and x, message="rev")
+    refunded = row.refunded_amount
+    assert 0 < refunded < 6001
+    transfer = 6001 - row.platform_fee_amount
+    assert row.transfer_reversed_amount == (2 * transfer * refunded + 6001) // (2 * 6001)
+    assert row.transfer_reversed_amount + row.fee_refunded_amount == refunded
+    [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
+    assert session["net"] + session["fee"] == session["gross"] - session["refunded"]
+    assert session["net"] == transfer - row.transfer_reversed_amount
+
+
+def test_a_late_payment_refund_reverses_the_transfer_too(api, c, sandbox):
+    t, p, other = f.teacher(c, rate=4000), f.parent(c), f.parent(c)
+    onboard(t)
+    b = f.book(p, t).json()["data"]
+    cancel_locally(api, b["id"])
+    assert f.book(other, t, starts_at=b["startsAt"]).status_code == 201
+    assert pay.pay(b["checkoutUrl"]).status_code == 303
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 3400 and x, message="rev"
+    )
+    assert (row.refunded_amount, row.fee_refunded_amount) == (4000, 600)
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_a_teacher_without_payouts(api, c, sandbox, required):
+    settings = api.state.services.settings
+    settings.require_teacher_payouts = required
+    try:
+        t, p = f.teacher(c), f.parent(c)
+        r = f.book(p, t)
+        if required:
+            assert r.status_code == 409, r.text
+            assert r.json()["success"] is False and "payouts" in r.json()["message"]
+            onboard(t)
+            r = f.book(p, t)
+            assert r.status_code == 201 and pay.booking_row(api.state.db, r.json()["data"]["id"]).payout_destination
+        else:
+            assert r.status_code == 201, r.text
+            b = r.json()["data"]
+            assert pay.pay(b["checkoutUrl"]).status_code == 303
+            row = wait_status(api, b["id"])
+            assert row.payout_destination is None and row.stripe_transfer_id is None
+            charge = charge_of(sandbox, row.stripe_payment_intent_id)
+            assert charge.get("transfer") is None and charge.get("application_fee") is None
+            [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
+            assert (session["paidOut"], session["net"], session["fee"]) == (False, 0, session["gross"])
+    finally:
+        settings.require_teacher_payouts = False
+
+
+def wait_status(api, booking_id, status=1):
+    return wait_for(lambda: (r := pay.booking_row(api.state.db, booking_id)).status == status and r, message="status")
+
+
+def test_account_events_out_of_order_and_twice(api, c, sandbox):
+    t = f.teacher(c)
+    status = onboard(t, choice="later")
+    account = stripe_get(sandbox, f"/v1/accounts/{status['accountId']}")
+    older = wh.event("account.updated", dict(account, payouts_enabled=False))
+    newer = wh.event(
+        "account.updated",
+        dict(account, payouts_enabled=True, requirements=dict(account["requirements"], currently_due=[])),
+    )
+    newer["created"] = older["created"] = 4_102_444_800  # 2100: after the state read when returning
+    newer["created"] += 60
+    base = api.state.base_url
+    assert wh.post(base, newer).json()["data"] == "account_updated"
+    assert wh.post(base, older).json()["data"] == "account_stale"
+    assert wh.post(base, newer).json()["data"] == "duplicate"
+    with api.state.db.session_scope() as s:
+        held = payouts.status(s, teacher_id=uuid.UUID(t["user"]["id"]))
+    assert held.payouts_enabled is True and held.currently_due == []
+
+
+def test_transfer_and_fee_events_in_any_order_keep_the_newest_totals(api, c, sandbox):
+    t, p, b, row = paid_booking(api, c, sandbox, rate=6000)
+    charge = charge_of(sandbox, row.stripe_payment_intent_id)
+    transfer, fee = charge["transfer"], charge["application_fee"]
+    base = api.state.base_url
+    newer = wh.event("transfer.reversed", dict(transfer, amount_reversed=2550))
+    older = wh.event("transfer.reversed", dict(transfer, amount_reversed=1000))
+    assert wh.post(base, newer).json()["data"] == "transfer_recorded"
+    assert wh.post(base, older).json()["data"] == "transfer_recorded"
+    assert wh.post(base, newer).json()["data"] == "duplicate"
+    assert wh.post(base, wh.event("application_fee.refunded", dict(fee, amount_refunded=450))).status_code == 200
+    row = pay.booking_row(api.state.db, b["id"])
+    assert (row.transfer_reversed_amount, row.fee_refunded_amount) == (2550, 450)

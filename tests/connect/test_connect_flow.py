@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+import stripe
 
 from tests import factories as f
 from tests.connect.helpers import charge_of, onboard, stripe_get
@@ -15,6 +17,10 @@ from tests.payments.test_late_payments_and_refunds import cancel_locally
 from tests.support import payments as pay
 from tests.support import webhooks as wh
 from tests.support.servers import wait_for
+from tutorbook import jobs
+from tutorbook.admin import reports
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.clock import utc_now
 from tutorbook.teachers import payouts
 
 
@@ -185,3 +191,33 @@ def test_transfer_and_fee_events_in_any_order_keep_the_newest_totals(api, c, san
     assert wh.post(base, wh.event("application_fee.refunded", dict(fee, amount_refunded=450))).status_code == 200
     row = pay.booking_row(api.state.db, b["id"])
     assert (row.transfer_reversed_amount, row.fee_refunded_amount) == (2550, 450)
+
+
+def test_reconcile_finds_a_refund_that_reversed_nothing_and_records_a_missing_split(api, c, sandbox):
+    since = utc_now() - timedelta(minutes=5)
+    t, p, b, row = paid_booking(api, c, sandbox, rate=6000)
+    # A refund made at Stripe without reverse_transfer (say, in the Dashboard): the platform pays it all.
+    client = stripe.StripeClient(
+        "sk_test_sandbox",
+        base_addresses={"api": sandbox.base_url},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+    )
+    refund = client.v1.refunds.create(params={"payment_intent": row.stripe_payment_intent_id, "amount": 1000})
+    wait_for(lambda: pay.booking_row(api.state.db, b["id"]).refunded_amount == 1000, message="charge.refunded")
+    # And a paid destination charge whose split was never recorded (the follow-up was lost).
+    _, _, b2, _ = paid_booking(api, c, sandbox, rate=5000)
+    with api.state.db.session_scope() as s:
+        s.execute(
+            sa.update(PrivateSession)
+            .where(PrivateSession.id == uuid.UUID(b2["id"]))
+            .values(stripe_transfer_id=None, stripe_application_fee_id=None, transfer_amount=0)
+        )
+    found = reports.reconciliation(api.state.services, now=utc_now(), since=since)
+    kinds = {(str(i.booking_id), i.kind, i.refund_id) for i in found.mismatches}
+    assert (b["id"], "refund_without_reversal", refund.id) in kinds
+    assert (b2["id"], "split_missing", None) in kinds
+    assert pay.booking_row(api.state.db, b2["id"]).stripe_transfer_id is None  # the report changes nothing
+    repaired = jobs.run("reconcile", api.state.services, now=utc_now(), since=since)
+    assert any(i.kind == "split_missing" and i.outcome == "split_recorded" for i in repaired.mismatches)
+    assert pay.booking_row(api.state.db, b2["id"]).transfer_amount == 4250
+    assert [i.kind for i in repaired.unsettled] == ["refund_without_reversal"]

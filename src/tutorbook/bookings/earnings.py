@@ -249,7 +249,7 @@ def refunded_destination_charges(session: Session, *, since: datetime, limit: in
     stmt = (
         sa.select(PS.id)
         .where(PS.payout_destination.is_not(None), PS.stripe_payment_intent_id.is_not(None))
-        .where(PS.refunded_amount > 0, PS.updated_at >= since)
+        .where(PS.refunded_amount > 0, sa.or_(PS.updated_at >= since, PS.created_at >= since))
         .limit(limit)
     )
     return list(session.scalars(stmt))

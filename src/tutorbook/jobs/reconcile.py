@@ -12,6 +12,14 @@ A mismatch is one of:
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
   reported if it is still pending;
 - refund_failed: Stripe refused a refund asked for since `since` -> reported.
+Connect (destination charges: bookings with a teacher's account), each paid one whose split is
+not recorded and each refunded one updated since `since` is read at Stripe:
+- split_missing: the transfer and fee are not recorded on the booking -> recorded;
+- charge_without_transfer, charge_without_fee: Stripe has no transfer (or no application fee)
+  for a paid destination charge -> reported;
+- refund_without_reversal: a refund of a destination charge reversed nothing of the teacher's
+  transfer (made without reverse_transfer, e.g. in the Dashboard) -> reported: the platform paid
+  the teacher's share of it.
 Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are compared.
 """
 
@@ -24,7 +32,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import refunds
+from tutorbook.bookings import earnings, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
@@ -34,6 +42,7 @@ from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
 from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
+from tutorbook.payments import gateway as gw
 
 # A refund younger than this is probably still being sent by the request that asked for it.
 REFUND_GRACE = timedelta(minutes=1)
@@ -68,6 +77,7 @@ def reconcile(
         work = (lambda m=m: m.kind) if dry_run else (lambda m=m: _repair(svc, m, now=now))
         result.attempt(m.booking_id, work, kind=m.kind, checkout_id=m.checkout.id)
     _retry_refunds(svc, result, now=now, dry_run=dry_run)
+    _check_connect(svc, result, now=now, since=since, dry_run=dry_run)
     with svc.db.session_scope() as session:
         for refund in _failed_refunds(session, since=since):
             result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
@@ -165,3 +175,35 @@ def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: 
 def _failed_refunds(session: Session, *, since: datetime) -> list[Refund]:
     stmt = sa.select(Refund).where(Refund.status == "failed", Refund.created_at >= since).order_by(Refund.created_at)
     return list(session.scalars(stmt))
+
+
+def _check_connect(svc: Services, result: JobResult, *, now: datetime, since: datetime, dry_run: bool) -> None:
+    with svc.db.session_scope() as session:
+        missing = earnings.missing_splits(session)
+        todo = dict.fromkeys(missing + earnings.refunded_destination_charges(session, since=since))
+        reads = {booking_id: earnings.split_to_read(session, booking_id=booking_id) for booking_id in todo}
+        fees = {booking_id: repo.get(session, booking_id).platform_fee_amount for booking_id in todo}
+    for booking_id, read in reads.items():
+        if read is None:
+            continue
+        try:
+            split = svc.gateway.payment_split_sync(read.payment_intent)
+        except (gw.GatewayError, gw.CheckoutNotFound):
+            result.add(booking_id, "stripe_unavailable", kind="split_missing")
+            continue
+        if split is None:
+            continue
+        if split.transfer_id is None:
+            result.add(booking_id, "reported", kind="charge_without_transfer")
+        if split.fee_id is None and fees[booking_id]:
+            result.add(booking_id, "reported", kind="charge_without_fee")
+        for refund_id in split.refunds_without_reversal:
+            result.add(booking_id, "reported", kind="refund_without_reversal", refund_id=refund_id)
+        if booking_id in missing and split.transfer_id is not None:
+            if dry_run:
+                result.add(booking_id, "split_missing", kind="split_missing")
+            else:
+                outcome = svc.tx_sync(earnings.record_split, booking_id=booking_id, split=split, now=now)
+                result.add(booking_id, outcome, kind="split_missing")
+        elif not dry_run:
+            svc.tx_sync(earnings.record_split, booking_id=booking_id, split=split, now=now)

@@ -154,10 +154,53 @@ def demo_data():
     db = Database(settings.database_url)
     with db.session_scope() as session:
         logins = demo.load(session, hasher=password_hasher(settings), settings=settings)
+    if settings.uses_sandbox and settings.sandbox_enabled:
+        _onboard_demo_teachers(settings, db, [email for role, email, _ in logins if role == "Teacher"])
     db.dispose()
     typer.echo("Demo logins:")
     for role, email, password in logins:
         typer.echo(f"  {role:<8} {email:<28} {password}")
+
+
+def _onboard_demo_teachers(settings: Settings, db, emails: list[str]) -> None:
+    """Connect the demo teachers' payouts in the sandbox (its hosted onboarding, "Submit"), so
+    their bookings are destination charges. The sandbox is started for it unless it runs."""
+    import asyncio
+
+    import httpx
+    import sqlalchemy as sa
+
+    from tutorbook.accounts.models import User
+    from tutorbook.flows import payouts
+    from tutorbook.flows.services import build_services
+    from tutorbook.identity import AuthUser
+
+    sandbox = None
+    try:
+        httpx.get(settings.sandbox_url + "/_sandbox/clock", timeout=2)
+    except httpx.HTTPError:
+        from stripe_sandbox.server import start_in_thread
+
+        sandbox = start_in_thread(
+            _sandbox_config(settings, webhook_url=None), host=settings.sandbox_host, port=settings.sandbox_port
+        )
+    svc = build_services(settings, db)
+    try:
+        with db.session_scope() as session:
+            users = session.scalars(sa.select(User).where(User.email.in_(emails))).all()
+            teachers = [AuthUser(u.id, u.role, u.email, u.full_name, u.time_zone) for u in users]
+        for teacher in teachers:
+            status = asyncio.run(payouts.refresh(svc, teacher=teacher))
+            if not status.enabled:
+                url = asyncio.run(payouts.onboard(svc, teacher=teacher))
+                httpx.post(url, data={"choice": "complete"}, timeout=10)
+                status = asyncio.run(payouts.refresh(svc, teacher=teacher))
+            typer.echo(f"  payouts of {teacher.email}: {'enabled' if status.enabled else 'not enabled'}")
+    except Exception as exc:  # the demo works without payouts (TUTORBOOK_REQUIRE_TEACHER_PAYOUTS=false)
+        typer.echo(f"demo teachers' payouts not connected: {exc}", err=True)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
 
 
 @app.command("create-admin")

@@ -43,6 +43,9 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/payouts"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/earnings"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
     ("POST", "/api/Sessions/confirm-payment/{stripe_session_id}"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/api/Sessions/cancel-payment/{stripe_session_id}"): row(401, 403, 403, 403, 400, 403),  # paid
@@ -58,6 +61,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/metrics"): every(200),
     ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
+    ("GET", "/api/Admin/reports/payouts"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
 }

@@ -103,6 +103,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["*"],
         )
 
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
 
@@ -141,3 +142,49 @@ class RequestIdMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+
+
+# For the server-rendered pages: their only script is a static file, their only styles one CSS
+# file. No form-action: the booking form's redirect to Stripe Checkout (another origin) counts as
+# a form target in Chromium. The Swagger/ReDoc pages load their scripts from a CDN: left alone.
+PAGE_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+NO_CSP_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` plus nosniff everywhere; no-store where a token or cookie is sent; CSP, Referrer-Policy
+    and framing rules on HTML pages. Headers the route set itself are kept."""
+    names = {k.lower(): v for k, v in headers}
+    extra = [] if b"x-content-type-options" in names else [(b"x-content-type-options", b"nosniff")]
+    if path.startswith("/api/Auth/") or b"set-cookie" in names:  # login and register answers carry tokens
+        headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        extra.append((b"cache-control", b"no-store"))
+    if names.get(b"content-type", b"").startswith(b"text/html") and not path.startswith(NO_CSP_PATHS):
+        extra.append((b"content-security-policy", PAGE_CSP))
+        for name, value in ((b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")):
+            if name not in names:
+                extra.append((name, value))
+    return [*headers, *extra]
+
+
+class SecurityHeadersMiddleware:
+    """Adds security_headers() to every HTTP response; plain ASGI, like RequestIdMiddleware."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = security_headers(path, list(message.get("headers", [])))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -296,18 +296,29 @@ def worker(
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
+    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tutorbook.accounts.dependencies import check_metrics_access
+    from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            with svc.db.session_scope() as session:
-                body = metrics.render(session).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            content_type = "text/plain; version=0.0.4"
+            try:  # the same rule as the app's /metrics: the metrics token or an admin's token
+                check_metrics_access(settings=svc.settings, db=svc.db, authorization=self.headers.get("authorization"))
+                with svc.db.session_scope() as session:
+                    status, body = 200, metrics.render(session).encode()
+            except AppError as exc:
+                status, content_type = exc.status_code, "application/json"
+                body = json.dumps(envelope(None, exc.message, success=False)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 4
     login_max_failures: int = 5
     login_window_seconds: int = 900
+    # Bearer token for Prometheus on /metrics (admins' JWTs work too); empty: admins only.
+    metrics_token: str = ""
 
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""

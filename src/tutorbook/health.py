@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from tutorbook.accounts.dependencies import check_metrics_access
 from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
@@ -41,6 +42,8 @@ async def ready(request: Request):
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
 def metrics(request: Request):
-    """Prometheus text format."""
+    """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
+    state = request.app.state
+    check_metrics_access(settings=state.settings, db=state.db, authorization=request.headers.get("authorization"))
     with request.app.state.db.session_scope() as session:
         return PlainTextResponse(request.app.state.metrics.render(session), media_type="text/plain; version=0.0.4")

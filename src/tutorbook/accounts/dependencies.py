@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tutorbook.accounts.models import Role, User
 from tutorbook.accounts.security import read_token
 from tutorbook.config import Settings
+from tutorbook.db import Database
 from tutorbook.errors import Forbidden, Unauthorized
 
 COOKIE_NAME = "tutorbook_token"
@@ -48,14 +50,33 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
     return None
 
 
-def load_user(request: Request, token: str) -> AuthUser:
+def user_for_token(*, settings: Settings, db: Database, token: str) -> AuthUser:
     """The user a valid token names; Unauthorized if the token or the user is gone."""
-    claims = read_token(settings=request.app.state.settings, token=token)
-    with request.app.state.db.session_scope() as session:
+    claims = read_token(settings=settings, token=token)
+    with db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
         if user is None:
             raise Unauthorized("Invalid token")
         return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
+
+
+def load_user(request: Request, token: str) -> AuthUser:
+    """The user a valid token names, with the app's settings and database."""
+    return user_for_token(settings=request.app.state.settings, db=request.app.state.db, token=token)
+
+
+def check_metrics_access(*, settings: Settings, db: Database, authorization: str | None) -> None:
+    """/metrics is for the scraper (bearer TUTORBOOK_METRICS_TOKEN) and admins (their bearer JWT):
+    401 without a valid bearer token, 403 for a valid token of anyone else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+    expected = settings.metrics_token
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):  # constant time
+        return
+    if user_for_token(settings=settings, db=db, token=token).role != Role.ADMIN:
+        raise Forbidden("The metrics need the metrics token or an admin's token")
 
 
 def current_user(

@@ -132,8 +132,8 @@ def live_app(shared_db, sandbox, tmp_path_factory):
 
 @pytest.fixture
 def api(live_app, db, sandbox):
-    """A clean database, the live app, and the sandbox delivering to it."""
-    live_app.state.login_throttle.reset()
+    """A clean database (the login throttle's failures too: they live in it), the live app, and
+    the sandbox delivering to it."""
     http_post(
         f"{sandbox.base_url}/_sandbox/config",
         json={

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook import health
 from tutorbook.accounts.router import auth, students
-from tutorbook.accounts.security import LoginThrottle, password_hasher
+from tutorbook.accounts.security import password_hasher
+from tutorbook.accounts.throttle import LoginThrottle
 from tutorbook.bookings.router import router as sessions
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
@@ -41,7 +43,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.db = db
     app.state.hasher = password_hasher(settings)
     app.state.login_throttle = LoginThrottle(
-        max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+        secret=settings.jwt_secret,
     )
     app.state.metrics = Metrics()
     app.state.services = build_services(settings, db)
@@ -105,6 +109,10 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
 
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # The client address (login throttle, logs) from X-Forwarded-For, only when the peer is
+        # one of these proxies; `tutorbook serve` turns off uvicorn's own handling.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
 
 class RequestIdMiddleware:

@@ -85,7 +85,10 @@ def serve(
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     try:
-        uvicorn.run("tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None)
+        # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
+        uvicorn.run(
+            "tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=False
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from tutorbook.accounts import service
 from tutorbook.accounts.dependencies import AppSettings, CurrentUser, ParentUser
-from tutorbook.accounts.models import Role
+from tutorbook.accounts.models import Role, User
 from tutorbook.accounts.schemas import (
     LoginIn,
     LoginOut,
@@ -18,8 +18,9 @@ from tutorbook.accounts.schemas import (
     UserOut,
 )
 from tutorbook.accounts.security import issue_token
+from tutorbook.accounts.throttle import LoginThrottle
 from tutorbook.clock import utc_now
-from tutorbook.db import DbSession
+from tutorbook.db import Database, DbSession
 from tutorbook.schemas import Envelope, errors, ok
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
@@ -43,22 +44,42 @@ def register(body: RegisterIn, request: Request, session: DbSession, settings: A
     return ok(UserOut.model_validate(user), "Account created")
 
 
+def log_in(
+    db: Database, *, hasher, throttle: LoginThrottle, email: str, password: str, address: str, now
+) -> User:
+    """The user with this email and password, throttled: 429 when this account or address must
+    wait, 401 for a wrong password. Two transactions: the attempt is counted (and committed)
+    first, so a wrong password stays counted while the check's own transaction rolls back."""
+    keys = throttle.keys(email=email, address=address)
+    with db.session_scope() as session:
+        throttle.attempt(session, keys, now=now)
+    with db.session_scope() as session:
+        user = service.authenticate(session, hasher=hasher, email=email, password=password)
+        throttle.succeeded(session, keys)
+    return user
+
+
+def login_out(request: Request, *, email: str, password: str) -> LoginOut:
+    """Log in from this request's client address (see TUTORBOOK_TRUSTED_PROXIES): token and user."""
+    state, now = request.app.state, utc_now()
+    address = request.client.host if request.client else "-"
+    user = log_in(
+        state.db,
+        hasher=state.hasher,
+        throttle=state.login_throttle,
+        email=email,
+        password=password,
+        address=address,
+        now=now,
+    )
+    token = issue_token(settings=state.settings, user_id=user.id, role=user.role, now=now)
+    return LoginOut(token=token, expires_in=state.settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
+
+
 @auth.post("/login", response_model=Envelope[LoginOut])
-def login(body: LoginIn, request: Request, session: DbSession, settings: AppSettings):
-    """Exchange email and password for a bearer token."""
-    throttle = request.app.state.login_throttle
-    email_key = "email:" + body.email.strip().lower()
-    address_key = "ip:" + (request.client.host if request.client else "-")
-    throttle.check(email_key, address_key)
-    try:
-        user = service.authenticate(session, hasher=request.app.state.hasher, email=body.email, password=body.password)
-    except Exception:
-        throttle.failed(email_key, address_key)
-        raise
-    throttle.succeeded(email_key)
-    token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
-    out = LoginOut(token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
-    return ok(out, "Logged in")
+def login(body: LoginIn, request: Request):
+    """Exchange email and password for a bearer token (throttled: 429 with Retry-After)."""
+    return ok(login_out(request, email=body.email, password=body.password), "Logged in")
 
 
 @auth.get("/me", response_model=Envelope[UserOut])

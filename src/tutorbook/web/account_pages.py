@@ -8,6 +8,7 @@ from zoneinfo import available_timezones
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from tutorbook.accounts import router as accounts_api
 from tutorbook.accounts import service as accounts
@@ -62,10 +63,10 @@ def login_page(request: Request, user: Viewer, next: str | None = None):
     return render(request, "login.html", next=safe_next(next) or "", email="")
 
 
-def _login(session, *, request: Request, email: str, password: str):
-    # The API's own login route: the same throttle, checks and token.
+def _login(*, request: Request, email: str, password: str):
+    # The API's own login: the same throttle, checks and token.
     body = LoginIn(email=email, password=password)
-    return accounts_api.login(body, request, session, request.app.state.settings)["data"]
+    return accounts_api.login_out(request, email=body.email, password=body.password)
 
 
 @router.post("/login")
@@ -76,8 +77,7 @@ async def login(request: Request):
     try:
         if not email or not password:
             raise AppError("Enter your email and password.")
-        svc = request.app.state.services
-        out = await svc.tx(_login, request=request, email=email, password=password)
+        out = await run_in_threadpool(_login, request=request, email=email, password=password)
     except (ValidationError, AppError) as exc:
         failed = exc if isinstance(exc, AppError) else Unauthorized("Wrong email or password")
         page = render(

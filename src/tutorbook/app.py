@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from tutorbook.accounts.security import LoginThrottle
 from tutorbook.api import admin, health, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
@@ -43,9 +43,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.db = db
     app.state.hasher = services.hasher
     app.state.metrics = services.metrics
-    app.state.login_throttle = LoginThrottle(
-        max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds
-    )
+    app.state.login_throttle = services.login_throttle
     install_error_handlers(app)
     routers = (auth, students, teachers.router, sessions.router, stripe_webhook.router, admin.router, health.router)
     for router in routers:
@@ -78,7 +76,12 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["*"],
         )
 
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # The client address (login throttle, logs) from X-Forwarded-For, only when the peer is
+        # one of these proxies; `tutorbook serve` turns off uvicorn's own handling.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
 
 class RequestIdMiddleware:
@@ -116,3 +119,49 @@ class RequestIdMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+
+
+# For the server-rendered pages: their only script is a static file, their only styles one CSS
+# file. No form-action: the booking form's redirect to Stripe Checkout (another origin) counts as
+# a form target in Chromium. The Swagger/ReDoc pages load their scripts from a CDN: left alone.
+PAGE_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+NO_CSP_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` plus nosniff everywhere; no-store where a token or cookie is sent; CSP, Referrer-Policy
+    and framing rules on HTML pages. Headers the route set itself are kept."""
+    names = {k.lower(): v for k, v in headers}
+    extra = [] if b"x-content-type-options" in names else [(b"x-content-type-options", b"nosniff")]
+    if path.startswith("/api/Auth/") or b"set-cookie" in names:  # login and register answers carry tokens
+        headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        extra.append((b"cache-control", b"no-store"))
+    if names.get(b"content-type", b"").startswith(b"text/html") and not path.startswith(NO_CSP_PATHS):
+        extra.append((b"content-security-policy", PAGE_CSP))
+        for name, value in ((b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")):
+            if name not in names:
+                extra.append((name, value))
+    return [*headers, *extra]
+
+
+class SecurityHeadersMiddleware:
+    """Adds security_headers() to every HTTP response; plain ASGI, like RequestIdMiddleware."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = security_headers(path, list(message.get("headers", [])))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -122,7 +122,10 @@ def serve(
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     try:
-        uvicorn.run("tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None)
+        # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
+        uvicorn.run(
+            "tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=False
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -335,19 +338,29 @@ def worker(
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
+    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from tutorbook.api.deps import check_metrics_access
     from tutorbook.bookings import repository as bookings_repo
+    from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            body = metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            content_type = "text/plain; version=0.0.4"
+            try:  # the same rule as the app's /metrics: the metrics token or an admin's token
+                check_metrics_access(svc, authorization=self.headers.get("authorization"))
+                status, body = 200, metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
+            except AppError as exc:
+                status, content_type = exc.status_code, "application/json"
+                body = json.dumps(envelope(None, exc.message, success=False)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from functools import lru_cache
@@ -36,11 +37,17 @@ class Settings(BaseSettings):
     jwt_ttl_minutes: int = 12 * 60
     password_min_length: int = 8
     password_max_length: int = 256
+    # zxcvbn's score (0-4) a new password needs; 3 is "safely unguessable" in its terms.
+    password_min_score: int = Field(default=3, ge=0, le=4)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
     login_max_failures: int = 5
-    login_window_seconds: int = 900
+    login_window_seconds: int = Field(default=900, ge=1)
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; nobody else's is believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token for Prometheus on /metrics (admins' JWTs work too); empty: admins only.
+    metrics_token: str = ""
 
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
@@ -89,6 +96,17 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value):
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"TUTORBOOK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from exc
+        return items
 
     def google_config(self) -> dict:
         """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""

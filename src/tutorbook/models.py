@@ -1,6 +1,6 @@
 """Import every model so Base.metadata is complete (Alembic and throwaway test schemas)."""
 
-from tutorbook.accounts.models import Student, User  # noqa: F401
+from tutorbook.accounts.models import LoginFailure, Student, User  # noqa: F401
 from tutorbook.bookings.models import PrivateSession, StatusHistory  # noqa: F401
 from tutorbook.db import Base  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401

@@ -37,3 +37,15 @@ class Student(Base):
     grade_level: Mapped[str | None] = mapped_column(sa.String(50))
     notes: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(Base):
+    """Recent failed logins under one throttle key (an account, an address, or the pair), in the
+    database so that every replica sees them. The key is an HMAC, so a password typed into the
+    email field is not kept readable."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(sa.Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

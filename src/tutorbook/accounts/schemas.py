@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 
 _ZONES = available_timezones()
+# A password is kept exactly as typed: InputModel strips other strings, never this one.
+Password = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
 def check_zone(value: str) -> str:
@@ -22,7 +24,7 @@ def check_zone(value: str) -> str:
 
 class RegisterIn(InputModel):
     email: EmailStr
-    password: str = Field(min_length=8, max_length=1024)
+    password: Password = Field(min_length=8, max_length=1024)
     full_name: str = Field(min_length=1, max_length=200)
     role: Literal["Parent", "Teacher"]
     time_zone: str = "UTC"
@@ -32,7 +34,7 @@ class RegisterIn(InputModel):
 
 class LoginIn(InputModel):
     email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password = Field(min_length=1, max_length=1024)
 
 
 class UserOut(CamelModel):

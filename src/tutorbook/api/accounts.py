@@ -19,6 +19,8 @@ from tutorbook.accounts.security import issue_token
 from tutorbook.api.deps import AppSettings, CurrentUser, DbSession, ParentUser, ServicesDep
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
+from tutorbook.flows import accounts as account_flows
+from tutorbook.flows.services import Services
 from tutorbook.identity import Role
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service as teachers
@@ -44,22 +46,19 @@ def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: A
     return ok(UserOut.model_validate(user), "Account created")
 
 
+def login_out(svc: Services, request: Request, *, email: str, password: str) -> LoginOut:
+    """Log in from this request's client address (see TUTORBOOK_TRUSTED_PROXIES): token and user."""
+    now = utc_now()
+    address = request.client.host if request.client else "-"
+    user = account_flows.log_in(svc, email=email, password=password, address=address, now=now)
+    token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=now)
+    return LoginOut(token=token, expires_in=svc.settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
+
+
 @auth.post("/login", response_model=Envelope[LoginOut])
-def login(body: LoginIn, request: Request, session: DbSession, settings: AppSettings):
-    """Exchange email and password for a bearer token."""
-    throttle = request.app.state.login_throttle
-    email_key = "email:" + body.email.strip().lower()
-    address_key = "ip:" + (request.client.host if request.client else "-")
-    throttle.check(email_key, address_key)
-    try:
-        user = service.authenticate(session, hasher=request.app.state.hasher, email=body.email, password=body.password)
-    except Exception:
-        throttle.failed(email_key, address_key)
-        raise
-    throttle.succeeded(email_key)
-    token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
-    out = LoginOut(token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
-    return ok(out, "Logged in")
+def login(body: LoginIn, request: Request, svc: ServicesDep):
+    """Exchange email and password for a bearer token (throttled: 429 with Retry-After)."""
+    return ok(login_out(svc, request, email=body.email, password=body.password), "Logged in")
 
 
 @auth.get("/me", response_model=Envelope[UserOut])

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from tutorbook.accounts import throttle
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
@@ -150,8 +151,12 @@ def meeting_links(
 
 def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Delete never-paid Cancelled bookings (no payment, no refund) older than the retention,
-    with their history. Anything that ever took money is kept."""
+    with their history. Anything that ever took money is kept. Also forgets failed logins older
+    than the login throttle's window (not counted in the result: they are not bookings)."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)
+    if not dry_run:
+        with svc.db.session_scope() as session:
+            throttle.forget_stale(session, before=now - timedelta(seconds=svc.settings.login_window_seconds))
     before = now - timedelta(days=svc.settings.purge_retention_days)
     after = None
     while True:

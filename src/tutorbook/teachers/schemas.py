@@ -16,7 +16,6 @@ MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
 class TeacherOut(CamelModel):
     id: uuid.UUID
     full_name: str
-    email: str
     subjects: list[str]
     hourly_rate: int
     currency: str

@@ -60,7 +60,6 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
     return TeacherOut(
         id=user.id,
         full_name=user.full_name,
-        email=user.email,
         subjects=list(profile.subjects or []),
         hourly_rate=profile.hourly_rate,
         currency=profile.currency,
@@ -70,11 +69,15 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
 
 
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
-    """Teachers with a price, by name; optionally those teaching `subject`."""
+    """Bookable teachers (a price, subjects, weekly hours), by name; optionally those teaching `subject`."""
+    has_hours = sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id)
     rows = session.execute(
-        sa.select(User, TeacherProfile).join(TeacherProfile, TeacherProfile.user_id == User.id).order_by(User.full_name)
+        sa.select(User, TeacherProfile)
+        .join(TeacherProfile, TeacherProfile.user_id == User.id)
+        .where(TeacherProfile.hourly_rate > 0, has_hours)
+        .order_by(User.full_name)
     ).all()
-    out = [_out(u, p) for u, p in rows]
+    out = [_out(u, p) for u, p in rows if p.subjects]
     if subject:
         out = [t for t in out if any(s.lower() == subject.lower() for s in t.subjects)]
     return out

@@ -42,8 +42,7 @@ FIELD_NAMES = {
 
 @router.get("/")
 async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
-    everyone = await get_services(request).tx(teachers.list_teachers)
-    bookable = [t for t in everyone if t.hourly_rate > 0]
+    bookable = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
     if subject:
         bookable = [t for t in bookable if subject.lower() in (s.lower() for s in t.subjects)]

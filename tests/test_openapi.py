@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
+from tutorbook.bookings.schemas import SessionStatus
+
 # Every operation of the document. A rename here renames a method of the generated client: make it
 # on purpose, and tell the frontend.
 OPERATION_IDS = {
@@ -38,6 +41,7 @@ OPERATION_IDS = {
     ("POST", "/api/Admin/cleanup"): "Admin_cleanup",
     ("POST", "/api/Admin/reconcile"): "Admin_reconcile",
 }
+NAMES = ["Pending", "Confirmed", "Completed", "Cancelled"]
 
 
 def operations(doc: dict):
@@ -77,3 +81,21 @@ def test_the_urls_are_unchanged_and_a_bad_path_parameter_is_named_as_documented(
     assert r.status_code == 422
     assert [d["field"] for d in r.json()["data"]] == ["teacherId"]
 
+
+def test_status_is_an_integer_enum_that_names_its_values(c):
+    schemas = c.get("/openapi.json").json()["components"]["schemas"]
+    status = schemas["SessionStatus"]
+    assert status["type"] == "integer" and status["enum"] == [0, 1, 2, 3]
+    assert status["x-enum-varnames"] == status["x-enumNames"] == NAMES
+    assert "0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled" in status["description"]
+    for model in ("SessionOut", "OrphanedSession"):
+        props = schemas[model]["properties"]
+        assert props["status"]["$ref"] == "#/components/schemas/SessionStatus"
+        assert props["statusName"]["type"] == "string" and props["statusName"]["enum"] == NAMES
+    history = schemas["HistoryOut"]["properties"]
+    assert history["toStatus"]["$ref"] == "#/components/schemas/SessionStatus"
+
+
+def test_the_documented_status_enum_is_the_lifecycles():
+    assert [(s.name, s.value) for s in SessionStatus] == [(s.label, s.value) for s in Status]
+    assert [s.name for s in SessionStatus] == list(STATUS_NAMES.values()) == NAMES

@@ -35,23 +35,23 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Auth/me"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/api/Students"): row(401, 200, 403, 403, 200, 403),
     ("POST", "/api/Students"): row(401, 201, 403, 403, 201, 403),
-    ("PUT", "/api/Students/{student_id}"): row(401, 403, 403, 403, 200, 403),
-    ("DELETE", "/api/Students/{student_id}"): row(401, 403, 403, 403, 409, 403),  # A's child has bookings
+    ("PUT", "/api/Students/{studentId}"): row(401, 403, 403, 403, 200, 403),
+    ("DELETE", "/api/Students/{studentId}"): row(401, 403, 403, 403, 409, 403),  # A's child has bookings
     ("GET", "/api/Teachers"): every(200),
-    ("GET", "/api/Teachers/{teacher_id}"): every(200),
-    ("GET", "/api/Teachers/{teacher_id}/availability"): every(200),
+    ("GET", "/api/Teachers/{teacherId}"): every(200),
+    ("GET", "/api/Teachers/{teacherId}/availability"): every(200),
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
-    ("POST", "/api/Sessions/confirm-payment/{stripe_session_id}"): row(401, 403, 403, 403, 200, 403),
-    ("POST", "/api/Sessions/cancel-payment/{stripe_session_id}"): row(401, 403, 403, 403, 400, 403),  # paid
+    ("POST", "/api/Sessions/confirm-payment/{stripeSessionId}"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/api/Sessions/cancel-payment/{stripeSessionId}"): row(401, 403, 403, 403, 400, 403),  # paid
     ("GET", "/api/Sessions/my-bookings"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Sessions/teacher-schedule"): row(401, 403, 200, 200, 403, 403),
-    ("GET", "/api/Sessions/{booking_id}"): row(401, 403, 403, 200, 200, 200),
-    ("GET", "/api/Sessions/{booking_id}/history"): row(401, 403, 403, 200, 200, 200),
-    ("POST", "/api/Sessions/{booking_id}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
-    ("POST", "/api/Sessions/{booking_id}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
+    ("GET", "/api/Sessions/{bookingId}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Sessions/{bookingId}/history"): row(401, 403, 403, 200, 200, 200),
+    ("POST", "/api/Sessions/{bookingId}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
+    ("POST", "/api/Sessions/{bookingId}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
     ("GET", "/health"): every(200),
     ("GET", "/health/ready"): every(200),
@@ -113,10 +113,10 @@ def world(api):
         "admin": admin,
     }
     params = {
-        "student_id": a["students"][0],
-        "teacher_id": teacher["user"]["id"],
-        "booking_id": booking["id"],
-        "stripe_session_id": booking["stripeSessionId"],
+        "studentId": a["students"][0],
+        "teacherId": teacher["user"]["id"],
+        "bookingId": booking["id"],
+        "stripeSessionId": booking["stripeSessionId"],
     }
     return clients, params, {"a": a, "teacher": teacher}
 

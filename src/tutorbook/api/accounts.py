@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from tutorbook.accounts import service
 from tutorbook.accounts.schemas import (
@@ -27,6 +28,8 @@ from tutorbook.teachers import service as teachers
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
 students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
+
+StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
@@ -67,29 +70,29 @@ def me(user: CurrentUser, session: DbSession):
     return ok(UserOut.model_validate(service.get_user(session, user.id)))
 
 
-@students.get("", response_model=Envelope[list[StudentOut]])
+@students.get("", response_model=Envelope[list[StudentOut]], name="list")
 def list_students(user: ParentUser, session: DbSession):
     """Your children."""
     items = service.list_students(session, parent_id=user.id)
     return ok([StudentOut.model_validate(s) for s in items])
 
 
-@students.post("", response_model=Envelope[StudentOut], status_code=201)
+@students.post("", response_model=Envelope[StudentOut], status_code=201, name="add")
 def add_student(body: StudentIn, user: ParentUser, session: DbSession):
     """Add a child."""
     student = service.add_student(session, parent_id=user.id, fields=body.model_dump(), now=utc_now())
     return ok(StudentOut.model_validate(student), "Student added")
 
 
-@students.put("/{student_id}", response_model=Envelope[StudentOut])
-def update_student(student_id: uuid.UUID, body: StudentIn, user: ParentUser, session: DbSession):
+@students.put("/{studentId}", response_model=Envelope[StudentOut], name="update")
+def update_student(student_id: StudentId, body: StudentIn, user: ParentUser, session: DbSession):
     """Change one of your children."""
     student = service.update_student(session, parent_id=user.id, student_id=student_id, fields=body.model_dump())
     return ok(StudentOut.model_validate(student), "Student updated")
 
 
-@students.delete("/{student_id}", response_model=Envelope[bool])
-def delete_student(student_id: uuid.UUID, user: ParentUser, session: DbSession):
+@students.delete("/{studentId}", response_model=Envelope[bool], name="delete")
+def delete_student(student_id: StudentId, user: ParentUser, session: DbSession):
     """Remove one of your children (refused while they have bookings)."""
     bookings.delete_student(session, parent_id=user.id, student_id=student_id)
     return ok(True, "Student removed")

@@ -15,7 +15,7 @@ from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 router = APIRouter(tags=["Health"])
 
 
-@router.get("/health", response_model=Envelope[str])
+@router.get("/health", response_model=Envelope[str], name="live")
 def health():
     """Liveness: the process answers."""
     return ok("alive")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from tutorbook.api.deps import DbSession, TeacherUser
 from tutorbook.bookings import service as bookings
@@ -24,12 +25,14 @@ from tutorbook.teachers.schemas import (
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
+TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
+
 
 def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
     return [WindowOut(weekday=w.weekday, start=hhmm(w.start_minute), end=hhmm(w.end_minute)) for w in ws]
 
 
-@router.get("", response_model=Envelope[list[TeacherOut]])
+@router.get("", response_model=Envelope[list[TeacherOut]], name="list")
 def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
     """All teachers with subjects and price (optionally one subject)."""
     return ok(service.list_teachers(session, subject=subject))
@@ -42,28 +45,28 @@ def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
     return ok(out, "Profile updated")
 
 
-@router.get("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.get("/me/availability", response_model=Envelope[list[WindowOut]], name="my_availability")
 def my_windows(user: TeacherUser, session: DbSession):
     """Your weekly hours."""
     return ok(_windows_out(service.windows(session, user.id)))
 
 
-@router.put("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.put("/me/availability", response_model=Envelope[list[WindowOut]], name="set_my_availability")
 def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
     return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
 
 
-@router.get("/{teacher_id}", response_model=Envelope[TeacherOut])
-def get_teacher(teacher_id: uuid.UUID, session: DbSession):
+@router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
+def get_teacher(teacher_id: TeacherId, session: DbSession):
     """One teacher."""
     return ok(service.get_teacher(session, teacher_id))
 
 
-@router.get("/{teacher_id}/availability", response_model=Envelope[list[SlotOut]])
+@router.get("/{teacherId}/availability", response_model=Envelope[list[SlotOut]])
 def availability(
-    teacher_id: uuid.UUID,
+    teacher_id: TeacherId,
     session: DbSession,
     from_: datetime | None = Query(default=None, alias="from"),
     to: datetime | None = Query(default=None),

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import IntEnum
 from typing import Literal
 
 from pydantic import Field, computed_field, field_validator
 
-from tutorbook.bookings.lifecycle import STATUS_NAMES
+from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
 from tutorbook.clock import as_utc
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+
+
+class SessionStatus(IntEnum):
+    """A booking's status: 0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled."""
+
+    # The lifecycle's statuses under the names the frontend uses (the seed's C# `SessionStatus`).
+    Pending = Status.PENDING.value
+    Confirmed = Status.CONFIRMED.value
+    Completed = Status.COMPLETED.value
+    Cancelled = Status.CANCELLED.value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        """Name the values for client generators: openapi-generator and openapi-typescript read
+        `x-enum-varnames`, NSwag reads `x-enumNames`."""
+        schema = handler(core_schema)
+        names = [member.name for member in cls]
+        handler.resolve_ref_schema(schema).update({"x-enum-varnames": names, "x-enumNames": names})
+        return schema
+
+
+StatusName = Literal["Pending", "Confirmed", "Completed", "Cancelled"]
+STATUS_DESCRIPTION = "0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled"
 
 
 class BookIn(InputModel):
@@ -41,7 +65,7 @@ class SessionOut(CamelModel):
     ends_at: UtcDatetime
     price_amount: int
     currency: str
-    status: int = Field(ge=0, le=3)
+    status: SessionStatus = Field(description=STATUS_DESCRIPTION)
     stripe_session_id: str | None
     stripe_payment_intent_id: str | None
     checkout_url: str | None
@@ -56,7 +80,8 @@ class SessionOut(CamelModel):
 
     @computed_field
     @property
-    def status_name(self) -> str:
+    def status_name(self) -> StatusName:
+        """`status` as a word."""
         return STATUS_NAMES[self.status]
 
 
@@ -68,8 +93,8 @@ class SessionPage(CamelModel):
 
 
 class HistoryOut(CamelModel):
-    from_status: int | None
-    to_status: int
+    from_status: SessionStatus | None = Field(description=f"{STATUS_DESCRIPTION}; null for the booking's creation")
+    to_status: SessionStatus = Field(description=STATUS_DESCRIPTION)
     reason: str
     actor: str
     created_at: UtcDatetime

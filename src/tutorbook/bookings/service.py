@@ -24,6 +24,7 @@ from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unproces
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
+from tutorbook.teachers.models import TeacherProfile
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -153,8 +154,10 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     return Reservation(booking, False, teacher_name, student.full_name)
 
 
-def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
-    problems = []
+def _check_request(
+    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> None:
+    problems: list[dict[str, str]] = []
     if profile.subjects and body.subject.lower() not in {s.lower() for s in profile.subjects}:
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
@@ -176,7 +179,9 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
         )
 
 
-def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
+def _same_open_checkout(
+    other: PrivateSession, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> bool:
     return (
         other.parent_id == parent.id
         and other.student_id == body.student_id
@@ -247,7 +252,9 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
 
 
-def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+def _late_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, now: datetime
+) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)

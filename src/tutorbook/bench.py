@@ -15,8 +15,8 @@ import secrets
 
 from fastapi import APIRouter
 
+from tutorbook.api.deps import DbSession
 from tutorbook.clock import utc_now
-from tutorbook.db import DbSession
 from tutorbook.payments.models import StripeEvent
 from tutorbook.schemas import Envelope, ok
 

@@ -11,6 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -88,10 +89,14 @@ def record_answer(
     """Store Stripe's answer. refunded_amount becomes at least the sum Stripe accepted of this
     booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
     (which sets Stripe's total for the charge) whichever of the two is written first."""
-    changed = session.execute(
-        sa.update(Refund)
-        .where(Refund.id == refund_id, Refund.status == PENDING)
-        .values(stripe_refund_id=stripe_id, status=status, updated_at=now)
+    # An UPDATE without RETURNING gives a CursorResult (Session.execute is typed as a Result).
+    changed = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(Refund)
+            .where(Refund.id == refund_id, Refund.status == PENDING)
+            .values(stripe_refund_id=stripe_id, status=status, updated_at=now)
+        ),
     ).rowcount
     if not (changed and counted):
         return

@@ -22,7 +22,7 @@ def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000
     stmt = (
         sa.select(PS)
         .where(
-            PS.status == Status.PENDING.value,
+            PS.status == Status.PENDING,
             PS.paid_at.is_(None),
             PS.created_at < now - older_than,
         )

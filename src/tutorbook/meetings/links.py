@@ -30,7 +30,7 @@ STOPPED = "stopped:"
 def needs_link():
     """Confirmed, no link, and not stopped by a permanent error."""
     return sa.and_(
-        PS.status == Status.CONFIRMED.value,
+        PS.status == Status.CONFIRMED,
         PS.meeting_url.is_(None),
         sa.or_(PS.meeting_error.is_(None), sa.not_(PS.meeting_error.startswith(STOPPED))),
     )

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 from pydantic.alias_generators import to_camel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook.api import admin, health, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students

@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import traceback
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -88,7 +89,7 @@ def serve(
     jobs: bool = typer.Option(True, help="Run the periodic jobs in this process"),
 ):
     """Migrate, then serve the API, the pages, the jobs and (without a Stripe key) the sandbox."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if "TUTORBOOK_PUBLIC_URL" not in os.environ:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         overrides["public_url"] = f"http://{shown}:{port}"

@@ -7,12 +7,13 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ALLOWED_DURATIONS = (30, 45, 60, 90, 120)
+Duration = Literal[30, 45, 60, 90, 120]  # minutes a booking may last
+ALLOWED_DURATIONS: tuple[Duration, ...] = get_args(Duration)
 
 
 class ConfigurationError(RuntimeError):

@@ -112,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else None
+        message: str | None = exc.detail if isinstance(exc.detail, str) else None
         message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
         return error_response(exc.status_code, message or "Error", None, exc.headers)
 

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
@@ -119,14 +120,14 @@ def own_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID
     return student
 
 
-def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict, now: datetime) -> Student:
+def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict[str, Any], now: datetime) -> Student:
     student = Student(parent_id=parent_id, created_at=now, **fields)
     session.add(student)
     session.flush()
     return student
 
 
-def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict) -> Student:
+def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict[str, Any]) -> Student:
     student = own_student(session, parent_id=parent_id, student_id=student_id)
     for key, value in fields.items():
         setattr(student, key, value)

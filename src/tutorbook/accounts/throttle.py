@@ -21,6 +21,7 @@ import hmac
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -108,7 +109,8 @@ class LoginThrottle:
 
 def forget_stale(session: Session, *, before: datetime) -> int:
     """Delete the keys whose last failure is older than `before` (the purge job: now - window)."""
-    return session.execute(sa.delete(LoginFailure).where(LoginFailure.last_failed_at < before)).rowcount
+    stale = sa.delete(LoginFailure).where(LoginFailure.last_failed_at < before)
+    return cast(sa.CursorResult[Any], session.execute(stale)).rowcount
 
 
 def _lock(session: Session, keys: list[str]) -> None:

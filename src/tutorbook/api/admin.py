@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -72,7 +73,7 @@ async def reconcile(
     return ok(job_run_out(result), message)
 
 
-async def _run(svc: Services, name: str, *, dry_run: bool, **options: object) -> jobs.JobResult:
+async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jobs.JobResult:
     try:
         return await run_in_threadpool(
             jobs.run, name, svc, now=utc_now(), dry_run=dry_run, metrics=svc.metrics, **options

@@ -19,6 +19,7 @@ from tutorbook.api.deps import (
 )
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
+from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
 from tutorbook.clock import as_utc, utc_now
@@ -50,7 +51,7 @@ async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
 async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep):
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
     booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
-    message = "Payment confirmed" if booking.status == 1 else "Waiting for the payment to be confirmed"
+    message = "Payment confirmed" if booking.status == Status.CONFIRMED else "Waiting for the payment to be confirmed"
     return ok(await _out(svc, booking), message)
 
 

@@ -18,6 +18,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -143,8 +144,10 @@ def record_answer(
     values: dict[str, object] = {"status": status, "updated_at": now}
     if stripe_id is not None:  # a refused one keeps its payment intent for the operator
         values["stripe_refund_id"] = stripe_id
-    changed = session.execute(
-        sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)
+    # An UPDATE without RETURNING gives a CursorResult (Session.execute is typed as a Result).
+    changed = cast(
+        sa.CursorResult[Any],
+        session.execute(sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)),
     ).rowcount
     if not (changed and counted):
         return

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import IntEnum
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field, computed_field, field_validator
 
-from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
+from tutorbook.bookings.lifecycle import Status
 from tutorbook.clock import as_utc
-from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 
 
@@ -43,7 +43,7 @@ class BookIn(InputModel):
     student_id: uuid.UUID
     subject: str = Field(min_length=1, max_length=100)
     starts_at: datetime
-    duration_minutes: Literal[ALLOWED_DURATIONS] = Field(description="minutes")
+    duration_minutes: Duration = Field(description="minutes")
 
     @field_validator("starts_at")
     @classmethod
@@ -78,11 +78,11 @@ class SessionOut(CamelModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorators over @property (pydantic's advice)
     @property
     def status_name(self) -> StatusName:
         """`status` as a word."""
-        return STATUS_NAMES[self.status]
+        return cast(StatusName, Status(self.status).label)
 
 
 class SessionPage(CamelModel):

@@ -24,6 +24,7 @@ from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unproces
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
+from tutorbook.teachers.models import TeacherProfile
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -171,8 +172,10 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     return Reservation(booking, False, teacher_name, student.full_name)
 
 
-def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
-    problems = []
+def _check_request(
+    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> None:
+    problems: list[dict[str, str]] = []
     if profile.subjects and body.subject.lower() not in {s.lower() for s in profile.subjects}:
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
@@ -194,7 +197,9 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
         )
 
 
-def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
+def _same_open_checkout(
+    other: PrivateSession, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> bool:
     return (
         other.parent_id == parent.id
         and other.student_id == body.student_id
@@ -293,7 +298,9 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
 
 
-def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, actor: str, now: datetime) -> Outcome:
+def _refuse_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, reason: Reason, actor: str, now: datetime
+) -> Outcome:
     """Refund a payment that cannot pay for `booking` in full, once, and say why in its history;
     the booking keeps its status (and its own checkout, if it has one)."""
     repo.lock_teacher(session, booking.teacher_id)  # one refund however many paths see the payment
@@ -319,10 +326,14 @@ def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, act
         reason=reason.value,
         now=now,
     )
+    if refund is None:  # asked for already (has_payment_refund saw it first, under the same lock)
+        return Outcome("already_refunded", booking, refused=reason)
     return Outcome(reason.value, booking, Followups(refunds=[refund.id]), refused=reason)
 
 
-def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+def _late_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, now: datetime
+) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)

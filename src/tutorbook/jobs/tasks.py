@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -80,8 +81,13 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
                 continue
             result.attempt(
                 booking_id,
-                lambda b=booking_id, cs=checkout_id: booking_flows.settle_stale_checkout(
-                    svc, booking_id=b, checkout_id=cs, now=now, dry_run=dry_run
+                partial(
+                    booking_flows.settle_stale_checkout,
+                    svc,
+                    booking_id=booking_id,
+                    checkout_id=checkout_id,
+                    now=now,
+                    dry_run=dry_run,
                 ),
                 checkout_id=checkout_id,
             )
@@ -142,7 +148,7 @@ def meeting_links(
         if dry_run:
             result.add(booking_id, "would_create")
         else:
-            result.attempt(booking_id, lambda b=booking_id: followups.ensure_link(svc, booking_id=b, now=now))
+            result.attempt(booking_id, partial(followups.ensure_link, svc, booking_id=booking_id, now=now))
     return result
 
 

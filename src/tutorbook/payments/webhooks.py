@@ -94,8 +94,11 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
 def _expiry_reason(event: dict) -> Reason:
     """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
     cancel, which this event may overtake)."""
+    said = gw.expiry_reason(event)
+    if said is None:
+        return Reason.CHECKOUT_EXPIRED
     try:
-        given = Reason(gw.expiry_reason(event))
+        given = Reason(said)
     except ValueError:
         return Reason.CHECKOUT_EXPIRED
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED

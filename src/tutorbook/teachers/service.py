@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
@@ -91,15 +92,23 @@ def get_profile(session: Session, teacher_id: uuid.UUID) -> TeacherProfile:
     return profile
 
 
+def _teacher_user(session: Session, teacher_id: uuid.UUID) -> User:
+    """The user behind a profile (the profile's key is the user's, so it is there)."""
+    user = session.get(User, teacher_id)
+    if user is None:
+        raise NotFound("Teacher not found")
+    return user
+
+
 def get_teacher(session: Session, teacher_id: uuid.UUID) -> TeacherOut:
     profile = get_profile(session, teacher_id)
-    return _out(session.get(User, teacher_id), profile)
+    return _out(_teacher_user(session, teacher_id), profile)
 
 
-def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict) -> TeacherOut:
+def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict[str, Any]) -> TeacherOut:
     """Replace the profile fields given."""
     profile = get_profile(session, teacher_id)
-    user = session.get(User, teacher_id)
+    user = _teacher_user(session, teacher_id)
     full_name = fields.pop("full_name", None)
     if full_name:
         user.full_name = full_name

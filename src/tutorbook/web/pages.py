@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,13 +20,13 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     json_handler = app.exception_handlers[StarletteHTTPException]
 
-    async def http_error(request: Request, exc: StarletteHTTPException):
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if wants_page(request):
             message = "This page does not exist." if exc.status_code == 404 else "This request cannot be served."
             return error_page(request, exc.status_code, message)
-        return await json_handler(request, exc)
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
+        response = json_handler(request, exc)
+        return response if isinstance(response, Response) else await response
 
 
 def wants_page(request: Request) -> bool:

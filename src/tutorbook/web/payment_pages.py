@@ -41,7 +41,8 @@ async def payment_success(
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
     svc = get_services(request)
-    if checkout_id(session_id) is None:
+    stripe_session_id = checkout_id(session_id)
+    if stripe_session_id is None:
         return render(
             request,
             "payment_success.html",
@@ -50,7 +51,7 @@ async def payment_success(
             message="This link has no payment reference. Your bookings are under My Bookings.",
         )
     try:
-        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=session_id)
+        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=stripe_session_id)
     except (BadGateway, GatewayTimeout):
         # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
         return render(request, "payment_success.html", state="confirming")

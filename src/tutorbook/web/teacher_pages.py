@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
@@ -86,7 +86,7 @@ def days(free, *, zone: str, start: datetime) -> list[dict]:
     """Seven days from `start`, each with its free ranges and start times in `zone`."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
-    out = [{"date": first + timedelta(days=i), "ranges": [], "starts": []} for i in range(7)]
+    out: list[dict[str, Any]] = [{"date": first + timedelta(days=i), "ranges": [], "starts": []} for i in range(7)]
     index = {d["date"]: d for d in out}
     for s, e in bookable(free):
         if (d := index.get(s.astimezone(tz).date())) is not None:
@@ -172,7 +172,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
         return [f"Choose a {FIELD_NAMES.get(f, f)}." for f in dict.fromkeys(fields)]
     details = exc.data if isinstance(exc.data, list) else []
     return [exc.message] + [
-        f"The {FIELD_NAMES.get(d.get('field'), 'booking')}: {d.get('message')}."
+        f"The {FIELD_NAMES.get(d.get('field') or '', 'booking')}: {d.get('message')}."
         for d in details
         if isinstance(d, dict) and d.get("message")
     ]
@@ -200,6 +200,7 @@ async def book(request: Request, user: Viewer):
             errors=booking_problems(exc),
             selected=form,
         )
+    assert booking.checkout_url is not None  # flows.book answers with the booking's open checkout
     return RedirectResponse(booking.checkout_url, status_code=303)
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tutorbook.accounts.security import LoginThrottle
-from tutorbook.api import admin, health, sessions, stripe_webhook, teachers
+from tutorbook.api import admin, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
@@ -47,7 +47,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds
     )
     install_error_handlers(app)
-    routers = (auth, students, teachers.router, sessions.router, stripe_webhook.router, admin.router, health.router)
+    routers = (
+        auth,
+        notifications.auth,
+        students,
+        teachers.router,
+        sessions.router,
+        notifications.router,
+        notifications.feeds,
+        stripe_webhook.router,
+        admin.router,
+        health.router,
+    )
     for router in routers:
         app.include_router(router)
     pages.install(app)

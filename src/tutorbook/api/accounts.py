@@ -57,7 +57,9 @@ def login(body: LoginIn, request: Request, session: DbSession, settings: AppSett
         throttle.failed(email_key, address_key)
         raise
     throttle.succeeded(email_key)
-    token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
+    token = issue_token(
+        settings=settings, user_id=user.id, role=user.role, now=utc_now(), version=user.token_version
+    )
     out = LoginOut(token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
     return ok(out, "Logged in")
 

@@ -22,7 +22,7 @@ from tutorbook.notifications.schemas import (
 from tutorbook.schemas import Envelope, errors, ok
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 422))
-router = APIRouter(prefix="/api/Notifications", tags=["Notifications"], responses=errors(401, 422))
+router = APIRouter(prefix="/api/Notifications", tags=["Notifications"], responses=errors(400, 401, 422))
 feeds = APIRouter(tags=["Notifications"])
 
 FORGOT_ANSWER = "If an account has this email, a reset link is on its way"

@@ -14,7 +14,7 @@ from fastapi.utils import generate_unique_id
 from pydantic.alias_generators import to_camel
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from tutorbook.api import admin, health, sessions, stripe_webhook, teachers
+from tutorbook.api import admin, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
@@ -49,7 +49,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.metrics = services.metrics
     app.state.login_throttle = services.login_throttle
     install_error_handlers(app)
-    routers = (auth, students, teachers.router, sessions.router, stripe_webhook.router, admin.router, health.router)
+    routers = (
+        auth,
+        notifications.auth,
+        students,
+        teachers.router,
+        sessions.router,
+        notifications.router,
+        notifications.feeds,
+        stripe_webhook.router,
+        admin.router,
+        health.router,
+    )
     for router in routers:
         app.include_router(router)
     pages.install(app)

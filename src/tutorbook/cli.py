@@ -1,4 +1,4 @@
-"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs."""
+"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs, mail."""
 
 from __future__ import annotations
 
@@ -269,9 +269,63 @@ def _run_job(name: str, *, dry_run: bool, **options):
         svc.db.dispose()
 
 
+mail_app = typer.Typer(help="Mail: the development mailbox and the outbox.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("list")
+def mail_list(
+    status: str = typer.Option(
+        None, help="List the outbox in this status (pending, sending, sent, failed, skipped) instead of the mailbox"
+    ),
+    to: str = typer.Option(None, help="Only mail to this address (mailbox)"),
+    limit: int = typer.Option(50, help="At most this many, newest first"),
+):
+    """The development mailbox (mail kept while no SMTP server is configured), or with --status
+    the outbox (e.g. --status failed: what the mail server refused for good)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            if status:
+                rows = [
+                    [n.id, n.kind, n.to_address, n.status, n.attempts, (n.last_error or "")[:60]]
+                    for n in outbox.listing(session, status=status, limit=limit)
+                ]
+                headers = ["id", "kind", "to", "status", "attempts", "last error"]
+            else:
+                rows = [
+                    [m.id, m.created_at.isoformat(timespec="seconds"), m.to_address, m.subject]
+                    for m in outbox.mailbox(session, limit=limit, to=to)
+                ]
+                headers = ["id", "kept", "to", "subject"]
+    finally:
+        svc.db.dispose()
+    typer.echo(_table(headers, rows) if rows else "no mail")
+
+
+@mail_app.command("show")
+def mail_show(mail_id: int = typer.Argument(..., help="The id from `tutorbook mail list`")):
+    """One message of the development mailbox, as sent (MIME)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            mail = outbox.kept(session, mail_id)
+            raw = mail.raw if mail else None
+    finally:
+        svc.db.dispose()
+    if raw is None:
+        typer.echo(f"error: no message {mail_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(raw)
+
+
 @jobs_app.command("run")
 def jobs_run(
-    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge"),
+    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge | reminders | mail"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing"),
     since_hours: float = typer.Option(
         None,

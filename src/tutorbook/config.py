@@ -79,7 +79,24 @@ class Settings(BaseSettings):
     google_calendar_id: str = ""
     google_send_invites: bool = False
 
+    # Mail: SMTP (smtp://user:pass@host:587 with STARTTLS, smtps:// for implicit TLS); unset keeps
+    # mail in the development mailbox (/dev/mail, `tutorbook mail list`). See docs/operations.md.
+    smtp_url: str = ""
+    mail_from: str = ""
+    product_name: str = "Tutorbook"
+    smtp_timeout_seconds: float = 10.0
+    mail_max_attempts: int = Field(default=8, ge=1)
+    mail_retry_base_seconds: float = Field(default=60, gt=0)
+    mail_batch_size: int = Field(default=50, ge=1)
+    # "Complete your payment" goes out this long after booking, only if still Pending and unpaid.
+    mail_payment_nudge_minutes: int = Field(default=10, ge=0)
+    # A confirmation waits this long for the meeting link before it goes out without one.
+    mail_link_wait_minutes: int = Field(default=10, ge=0)
+    password_reset_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
     jobs_enabled: bool = True
+    job_mail_interval_s: float = 15
+    job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60
     job_complete_interval_s: float = 300
     job_meetings_interval_s: float = 60
@@ -129,6 +146,11 @@ class Settings(BaseSettings):
         return self.env.lower() == "production"
 
     @property
+    def sender(self) -> str:
+        """The From address: TUTORBOOK_MAIL_FROM, or a development default."""
+        return self.mail_from or f"{self.product_name} <no-reply@tutorbook.invalid>"
+
+    @property
     def uses_sandbox(self) -> bool:
         return not self.stripe_secret_key
 
@@ -164,9 +186,14 @@ class Settings(BaseSettings):
             missing.append("TUTORBOOK_STRIPE_SECRET_KEY")
         if not self.stripe_webhook_secret:
             missing.append("TUTORBOOK_STRIPE_WEBHOOK_SECRET")
+        if not self.smtp_url:
+            missing.append("TUTORBOOK_SMTP_URL (smtp:// or smtps://)")
+        if not self.mail_from:
+            missing.append("TUTORBOOK_MAIL_FROM")
         if missing:
             raise ConfigurationError(
-                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox and SQLite; set: " + ", ".join(missing)
+                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox, SQLite and the development "
+                "mailbox; set: " + ", ".join(missing)
             )
 
     def _kept_secret(self, name: str, make) -> str:

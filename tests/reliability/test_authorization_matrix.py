@@ -4,9 +4,11 @@ row fails `test_every_route_has_a_row`. (The HTML pages have their own tests in 
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from tests import factories as f
@@ -15,6 +17,7 @@ from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
+from tutorbook.notifications.models import Notification
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)
@@ -60,6 +63,13 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Auth/forgot-password"): every(202),  # the same answer for anyone, any email
+    ("POST", "/api/Auth/reset-password"): every(400),  # a made-up token
+    ("GET", "/api/Notifications/settings"): row(401, 200, 200, 200, 200, 200),
+    ("PUT", "/api/Notifications/settings"): row(401, 200, 200, 200, 200, 200),
+    ("POST", "/api/Notifications/calendar-feed"): row(401, 201, 201, 201, 201, 201),
+    ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
+    ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
 }
 
 
@@ -117,6 +127,7 @@ def world(api):
         "teacherId": teacher["user"]["id"],
         "bookingId": booking["id"],
         "stripeSessionId": booking["stripeSessionId"],
+        "secret": "no-such-feed",
     }
     return clients, params, {"a": a, "teacher": teacher}
 
@@ -132,6 +143,12 @@ def body_for(method, path, w):
         }
     if path == "/api/Auth/login":
         return {"email": extra["a"]["email"], "password": f.PASSWORD}
+    if path == "/api/Auth/forgot-password":
+        return {"email": extra["a"]["email"]}
+    if path == "/api/Auth/reset-password":
+        return {"token": "made-up-token-" + "x" * 20, "password": "a-new-long-passphrase"}
+    if path == "/api/Notifications/settings" and method == "PUT":
+        return {"reminders": False}
     if path.startswith("/api/Students"):
         return {"fullName": "Child"}
     if path == "/api/Teachers/me":
@@ -163,3 +180,18 @@ def test_each_role_gets_the_expected_code(api, method, path):
         if path != "/metrics" or r.status_code != 200:  # the metrics themselves are Prometheus text
             assert r.json()["success"] is (r.status_code < 400)
     assert got == MATRIX[(method, path)]
+    if path == "/api/Auth/forgot-password":
+        resets_written(api, len(ROLES))
+
+
+def resets_written(api, count: int) -> None:
+    """The resets are written after the 202 (background tasks): let them finish before the next
+    test wipes the database."""
+    deadline = time.monotonic() + 30
+    query = sa.select(sa.func.count()).where(Notification.kind == "password_reset")
+    while True:
+        with api.state.db.session_scope() as s:
+            if s.scalar(query) >= count:
+                return
+        assert time.monotonic() < deadline, "the password resets were never written"
+        time.sleep(0.05)

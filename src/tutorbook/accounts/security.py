@@ -26,11 +26,12 @@ def password_hasher(settings: Settings) -> PasswordHash:
     )
 
 
-def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datetime) -> str:
-    """A signed bearer token with sub, role and an expiry."""
+def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datetime, version: int = 0) -> str:
+    """A signed bearer token with sub, role, the user's token version ("tv") and an expiry."""
     claims = {
         "sub": str(user_id),
         "role": role,
+        "tv": version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=settings.jwt_ttl_minutes)).timestamp()),
     }

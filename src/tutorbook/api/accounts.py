@@ -54,7 +54,7 @@ def login_out(svc: Services, request: Request, *, email: str, password: str) -> 
     now = utc_now()
     address = request.client.host if request.client else "-"
     user = account_flows.log_in(svc, email=email, password=password, address=address, now=now)
-    token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=now)
+    token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=now, version=user.token_version)
     return LoginOut(token=token, expires_in=svc.settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
 
 

@@ -64,7 +64,8 @@ def load_user(services: Services, token: str) -> AuthUser:
     claims = read_token(settings=services.settings, token=token)
     with services.db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
-        if user is None:
+        # A password reset raises the token version: tokens issued before it stop working.
+        if user is None or claims.get("tv", 0) != user.token_version:
             raise Unauthorized("Invalid token")
         return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS
 from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.notifications import service as notices
 
 log = logging.getLogger("tutorbook.refunds")
 PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
@@ -157,6 +158,24 @@ def record_answer(
         return
     booking: PrivateSession | None = bookings.get(session, refund.session_id)
     assert booking is not None
+    # "Refund issued", once per refund: its place among the booking's refunds is the version.
+    ordinal = session.scalar(
+        sa.select(sa.func.count()).where(
+            Refund.session_id == booking.id,
+            sa.or_(
+                Refund.created_at < refund.created_at,
+                sa.and_(Refund.created_at == refund.created_at, Refund.id <= refund.id),
+            ),
+        )
+    )
+    notices.booking_notice(
+        session,
+        booking_id=booking.id,
+        recipients={"refund_issued.parent": booking.parent_id},
+        version=ordinal or 1,
+        payload={"refund": counted},
+        now=now,
+    )
     accepted = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
             Refund.session_id == booking.id,

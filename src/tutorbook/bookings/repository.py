@@ -223,6 +223,38 @@ def names_for(session: Session, booking: PS) -> tuple[str, str]:
     return (teacher.full_name if teacher else ""), (student.full_name if student else "")
 
 
+def version(session: Session, booking_id: uuid.UUID) -> int:
+    """How many times the booking has changed (its history rows): a notice's version and the
+    invite's SEQUENCE, so every change is one higher than the last."""
+    return session.scalar(sa.select(sa.func.count()).where(StatusHistory.session_id == booking_id)) or 0
+
+
+def starting_between(session: Session, *, start: datetime, end: datetime, limit: int = 1000) -> list[PS]:
+    """Confirmed bookings starting in [start, end), soonest first (the reminders job)."""
+    stmt = (
+        sa.select(PS)
+        .where(PS.status == Status.CONFIRMED.value, PS.starts_at >= start, PS.starts_at < end)
+        .order_by(PS.starts_at, PS.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def for_calendar(session: Session, *, user_id: uuid.UUID, since: datetime, limit: int = 500) -> list[PS]:
+    """A user's paid bookings (as parent or teacher) ending after `since`, for the feed."""
+    stmt = (
+        sa.select(PS)
+        .where(
+            sa.or_(PS.parent_id == user_id, PS.teacher_id == user_id),
+            PS.paid_at.is_not(None),
+            PS.ends_at >= since,
+        )
+        .order_by(PS.starts_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
     return session.scalar(sa.select(sa.exists().where(PS.student_id == student_id))) or False
 

@@ -44,6 +44,13 @@ OPERATION_IDS = {
     ("GET", "/api/Admin/reports/invalid-statuses"): "Admin_invalidStatuses",
     ("POST", "/api/Admin/cleanup"): "Admin_cleanup",
     ("POST", "/api/Admin/reconcile"): "Admin_reconcile",
+    ("POST", "/api/Auth/forgot-password"): "Auth_forgotPassword",
+    ("POST", "/api/Auth/reset-password"): "Auth_resetPassword",
+    ("GET", "/api/Notifications/settings"): "Notifications_getSettings",
+    ("PUT", "/api/Notifications/settings"): "Notifications_updateSettings",
+    ("POST", "/api/Notifications/calendar-feed"): "Notifications_newCalendarFeed",
+    ("DELETE", "/api/Notifications/calendar-feed"): "Notifications_revokeCalendarFeed",
+    ("GET", "/calendar/{secret}.ics"): "Notifications_calendarFeed",
 }
 NAMES = ["Pending", "Confirmed", "Completed", "Cancelled"]
 
@@ -78,7 +85,8 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         names = [p["name"] for p in op.get("parameters", []) if p["in"] == "path"]
         assert names == re.findall(r"{(\w+)}", path)
         path_params.update(dict.fromkeys(names, path))
-    assert set(path_params) == {"studentId", "teacherId", "stripeSessionId", "bookingId"}
+    # `secret` is the private calendar feed's (a URL the user pastes into a calendar app).
+    assert set(path_params) == {"studentId", "teacherId", "stripeSessionId", "bookingId", "secret"}
 
 
 def test_the_urls_are_unchanged_and_a_bad_path_parameter_is_named_as_documented(c):

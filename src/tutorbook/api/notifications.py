@@ -55,13 +55,13 @@ def reset_password(body: ResetPasswordIn, session: DbSession, svc: ServicesDep):
     return ok(True, "Password changed; log in with the new one")
 
 
-@router.get("/settings", response_model=Envelope[MailSettingsOut])
+@router.get("/settings", response_model=Envelope[MailSettingsOut], name="getSettings")
 def get_mail_settings(user: CurrentUser, session: DbSession):
     """Your mail settings: whether you get the 24 h / 1 h reminders."""
     return ok(MailSettingsOut(reminders=not service.reminders_off(session, user_id=user.id)))
 
 
-@router.put("/settings", response_model=Envelope[MailSettingsOut])
+@router.put("/settings", response_model=Envelope[MailSettingsOut], name="updateSettings")
 def put_mail_settings(body: MailSettingsIn, user: CurrentUser, session: DbSession):
     """Turn the reminders on or off (confirmations, cancellations and security mail always go)."""
     service.set_reminders(session, user_id=user.id, enabled=body.reminders)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,11 +17,12 @@ from tutorbook.admin.schemas import (
     job_run_out,
     orphaned_out,
 )
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.db import DbSession
 from tutorbook.errors import BadGateway
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
@@ -63,11 +64,11 @@ async def reconcile(
     user: AdminUser,
     request: Request,
     dry_run: bool = DryRun,
-    since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
+    since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(request, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
+    result = await _run(request, "reconcile", dry_run=dry_run, since=since)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 

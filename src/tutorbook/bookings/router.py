@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
 
@@ -11,9 +10,10 @@ from tutorbook.accounts.dependencies import CurrentUser, ParentUser, StaffOrPare
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.db import DbSession
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import ExternalId, Instant
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
@@ -36,7 +36,7 @@ async def book(body: BookIn, user: ParentUser, request: Request):
 
 
 @router.post("/confirm-payment/{stripe_session_id}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: str, user: ParentUser, request: Request):
+async def confirm_payment(stripe_session_id: ExternalId, user: ParentUser, request: Request):
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
     svc = _svc(request)
     booking = await service.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
@@ -46,7 +46,7 @@ async def confirm_payment(stripe_session_id: str, user: ParentUser, request: Req
 
 @router.post("/cancel-payment/{stripe_session_id}", response_model=Envelope[bool])
 async def cancel_payment(
-    stripe_session_id: str,
+    stripe_session_id: ExternalId,
     user: ParentUser,
     request: Request,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
@@ -74,13 +74,11 @@ def my_bookings(
 def teacher_schedule(
     user: TeacherUser,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Your paid sessions in time order."""
-    rows = repo.teacher_schedule(
-        session, teacher_id=user.id, start=as_utc(from_) if from_ else None, end=as_utc(to) if to else None
-    )
+    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to)
     return ok([session_out(b, t, s) for b, t, s in rows])
 
 

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import Field, computed_field
 
 from tutorbook.bookings.lifecycle import STATUS_NAMES
-from tutorbook.clock import as_utc
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Instant, line
+
+Subject = line(100, min_length=1)
 
 
 class BookIn(InputModel):
     teacher_id: uuid.UUID
     student_id: uuid.UUID
-    subject: str = Field(min_length=1, max_length=100)
-    starts_at: datetime
+    subject: Subject
+    starts_at: Instant
     duration_minutes: Literal[ALLOWED_DURATIONS] = Field(description="minutes")
-
-    @field_validator("starts_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (for example 2026-12-01T15:00:00Z)")
-        return as_utc(v)
 
 
 class SessionOut(CamelModel):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Query
 
 from tutorbook.accounts.dependencies import TeacherUser
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.db import DbSession
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
@@ -16,11 +16,13 @@ from tutorbook.teachers.schemas import (
     AvailabilityIn,
     ProfileIn,
     SlotOut,
+    SubjectFilter,
     TeacherOut,
     WindowOut,
     hhmm,
     minutes,
 )
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
@@ -30,7 +32,7 @@ def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
 
 
 @router.get("", response_model=Envelope[list[TeacherOut]])
-def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
+def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(default=None)):
     """All teachers with subjects and price (optionally one subject)."""
     return ok(service.list_teachers(session, subject=subject))
 
@@ -65,12 +67,12 @@ def get_teacher(teacher_id: uuid.UUID, session: DbSession):
 def availability(
     teacher_id: uuid.UUID,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
     now = utc_now()
-    start = as_utc(from_) if from_ else now
-    end = as_utc(to) if to else start + timedelta(days=7)
+    start = from_ or now
+    end = to or start + timedelta(days=7)
     free = service.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])

@@ -14,6 +14,7 @@ from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.schemas import session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
+from tutorbook.validation import external_id_or_none
 from tutorbook.web.core import page_router, page_user, render, require
 
 router = page_router()
@@ -26,8 +27,10 @@ def _with_names(session, *, booking):
 
 
 def checkout_id(value: str | None) -> str | None:
-    """The checkout id, or None when Stripe left the template unreplaced or sent nothing."""
-    return value if value and value != bookings.CHECKOUT_TEMPLATE else None
+    """The checkout id, or None when Stripe left the template unreplaced, sent nothing, or the
+    link was mangled (an id Stripe never makes: control characters, too long)."""
+    value = external_id_or_none(value)
+    return value if value != bookings.CHECKOUT_TEMPLATE else None
 
 
 @router.get("/payment/success")

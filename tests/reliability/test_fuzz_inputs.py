@@ -161,12 +161,21 @@ def world(api, c, sandbox):
     w["web"].close()
 
 
+def fresh_email(body):
+    """A new address per example in place of NEW_EMAIL: a taken one is refused (409) before
+    anything else in the body reaches the database."""
+    if isinstance(body, dict) and body.get("email") == NEW_EMAIL:
+        return {**body, "email": f"f{uuid.uuid4().hex[:12]}@example.com"}
+    return body
+
+
 def json_target(who, method, path, template):
     def send(w, body):
         if path.startswith("/api/Auth"):
             w["api"].state.login_throttle.reset()  # 429s would hide the checks behind the throttle
         client = w[who] if who in ("anon", "admin") else w[who]["client"]
-        return client.request(method, path.format(**ids(w)), content=json.dumps(body).encode(), headers=JSON)
+        body = json.dumps(fresh_email(body)).encode()
+        return client.request(method, path.format(**ids(w)), content=body, headers=JSON)
 
     return send, lambda w: broken(template(w))
 
@@ -189,7 +198,7 @@ def path_target(who, path):
 
 def form_target(path, template):
     def send(w, form):
-        form = form if isinstance(form, dict) else {"x": form}
+        form = fresh_email(form if isinstance(form, dict) else {"x": form})
         form = {str(k): (v if isinstance(v, str) else json.dumps(v)) for k, v in form.items()}
         w["api"].state.login_throttle.reset()
         body = "&".join(f"{quote(k, safe='')}={as_query(v)}" for k, v in form.items())
@@ -230,6 +239,7 @@ def ids(w) -> dict:
 
 
 JSON = {"content-type": "application/json"}
+NEW_EMAIL = "new@example.com"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -260,7 +270,7 @@ TARGETS = {
         "POST",
         "/api/Auth/register",
         lambda w: {
-            "email": f"f{uuid.uuid4().hex[:8]}@example.com",
+            "email": NEW_EMAIL,
             "password": "long-enough-pw",
             "fullName": "New",
             "role": "Parent",
@@ -322,7 +332,7 @@ TARGETS = {
     ),
     "register form": form_target(
         "/register",
-        lambda w: {"email": "g@example.com", "password": "long-enough-pw", "full_name": "G", "role": "Teacher"},
+        lambda w: {"email": NEW_EMAIL, "password": "long-enough-pw", "full_name": "G", "role": "Teacher"},
     ),
     "login form": form_target("/login", lambda w: {"email": w["p"]["email"], "password": f.PASSWORD, "next": "/"}),
 }

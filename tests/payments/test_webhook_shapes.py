@@ -60,6 +60,8 @@ MALFORMED = {
     "the booking reference is a number": _completed({"metadata": {"booking_id": 42}}),
     "expires_at in year 5138": _completed({"expires_at": 10**11}),
     "amount_total is text": _completed({"amount_total": "lots"}),
+    "amount_total is a numeric string": _completed({"amount_total": "6000"}),
+    "expires_at is a float": _completed({"expires_at": 1.5e9}),
     "payment_intent is a number": _completed({"payment_intent": 7}),
     "the event id is 300 characters": _completed(id="evt_" + "x" * 296),
     "the event id has a NUL": _completed(id="evt_\x00"),

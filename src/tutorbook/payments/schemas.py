@@ -26,7 +26,8 @@ MetaKey, MetaValue = line(40), line(500)
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Strict: the handlers read the raw dict once it passes, so "100" must not pass for 100.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class Ref(_Shape):

@@ -18,7 +18,7 @@ from tutorbook.api import admin, health, notifications, sessions, stripe_webhook
 from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
-from tutorbook.errors import install_error_handlers
+from tutorbook.errors import error_response, install_error_handlers
 from tutorbook.flows.services import build_services
 from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
@@ -112,7 +112,12 @@ class RequestIdMiddleware:
     """Read or make the request id, keep it in a context variable for the logs, send it back as
     X-Request-ID, and log one line per request. A plain ASGI middleware: Starlette's
     BaseHTTPMiddleware (`@app.middleware("http")`) cost 0.35-1.5 ms of CPU a request
-    (docs/PERFORMANCE.md)."""
+    (docs/PERFORMANCE.md).
+
+    It is also where an unexpected exception ends: logged once, with the request id and the
+    traceback, and answered 500 in the envelope (with X-Request-ID). Starlette's own last resort
+    sits outside this middleware, so its answer had no request id, and it re-raised the error to
+    the server, which logged the traceback again and dropped the keep-alive connection."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -125,17 +130,27 @@ class RequestIdMiddleware:
         rid = new_request_id(given)
         token = request_id_var.set(rid)
         started = time.perf_counter()
-        status = 500
+        status, sent = 500, {"start": False, "end": False}
 
         async def send_with_id(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, sent["start"] = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                sent["end"] = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception("unhandled error", extra={"method": scope["method"], "path": scope["path"]})
+                if sent["start"] and not sent["end"]:
+                    raise  # half an answer is out: only the server dropping the connection ends it
+                if not sent["start"]:
+                    await error_response(500, "Internal server error")(scope, receive, send_with_id)
+                # Otherwise the answer was complete (a background task failed): the connection lives on.
             if log.isEnabledFor(logging.INFO):
                 ms = round((time.perf_counter() - started) * 1000, 1)
                 log.info(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -22,16 +21,17 @@ from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import ExternalId, Instant
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 # Path parameters carry the frontend's names in the URL template and the OpenAPI document.
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]
-StripeSessionId = Annotated[str, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
+StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
 
 
 async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
@@ -85,13 +85,11 @@ def my_bookings(
 def teacher_schedule(
     user: TeacherUser,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Your paid sessions in time order."""
-    rows = repo.teacher_schedule(
-        session, teacher_id=user.id, start=as_utc(from_) if from_ else None, end=as_utc(to) if to else None
-    )
+    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to)
     return ok([session_out(b, t, s) for b, t, s in rows])
 
 

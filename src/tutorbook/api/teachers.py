@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from tutorbook.api.deps import DbSession, TeacherUser
 from tutorbook.bookings import service as bookings
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
     ProfileIn,
     SlotOut,
+    SubjectFilter,
     TeacherOut,
     WindowOut,
     hhmm,
     minutes,
 )
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
@@ -33,7 +35,7 @@ def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
 
 
 @router.get("", response_model=Envelope[list[TeacherOut]], name="list")
-def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
+def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(default=None)):
     """All teachers with subjects and price (optionally one subject)."""
     return ok(service.list_teachers(session, subject=subject))
 
@@ -68,12 +70,12 @@ def get_teacher(teacher_id: TeacherId, session: DbSession):
 def availability(
     teacher_id: TeacherId,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
     now = utc_now()
-    start = as_utc(from_) if from_ else now
-    end = as_utc(to) if to else start + timedelta(days=7)
+    start = from_ or now
+    end = to or start + timedelta(days=7)
     free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import IntEnum
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, computed_field
 
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.clock import as_utc
 from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Instant, single_line
+
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)]
 
 
 class SessionStatus(IntEnum):
@@ -41,16 +42,9 @@ STATUS_DESCRIPTION = "0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled"
 class BookIn(InputModel):
     teacher_id: uuid.UUID
     student_id: uuid.UUID
-    subject: str = Field(min_length=1, max_length=100)
-    starts_at: datetime
+    subject: Subject
+    starts_at: Instant
     duration_minutes: Duration = Field(description="minutes")
-
-    @field_validator("starts_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (for example 2026-12-01T15:00:00Z)")
-        return as_utc(v)
 
 
 class SessionOut(CamelModel):

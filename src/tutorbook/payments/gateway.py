@@ -308,7 +308,8 @@ def _expire_options(checkout_id: str, reason: str) -> stripe.RequestOptions:
 
 def expiry_reason(event: Mapping[str, Any]) -> str | None:
     """The reason the app gave when it expired the checkout of this event; None if Stripe did."""
-    key = ((event.get("request") or {}).get("idempotency_key")) or ""
+    request = event.get("request")  # an object, null, or (older API versions) a request id
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
     if not isinstance(key, str) or not key.startswith(_EXPIRE_KEY):
         return None
     return key[len(_EXPIRE_KEY) :].split(":", 1)[0]

@@ -21,6 +21,8 @@ from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.schemas import SubjectFilter
+from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_zone
 
@@ -41,7 +43,7 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
+async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
     bookable = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
     if subject:
@@ -155,13 +157,12 @@ async def teacher_page(teacher_id: uuid.UUID, request: Request, user: Viewer, we
 
 def book_in(form: dict) -> BookIn:
     """The API's booking body from the form; ValidationError names what is missing."""
-    duration = form.get("duration_minutes", "")
     return BookIn(
         teacher_id=form.get("teacher_id"),
         student_id=form.get("student_id"),
         subject=form.get("subject", ""),
         starts_at=form.get("starts_at"),
-        duration_minutes=int(duration) if duration.isdigit() else duration,
+        duration_minutes=small_number(form.get("duration_minutes")),
     )
 
 
@@ -182,7 +183,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
 async def book(request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     form = await read_form(request)
-    week = int(form["week"]) if form.get("week", "").isdigit() else 0
+    week = small_number(form.get("week")) or 0
     try:
         body = book_in(form)
         booking = (await flows.book(get_services(request), parent=parent, body=body)).booking

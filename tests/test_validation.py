@@ -24,7 +24,8 @@ FAR_PAST, FAR_FUTURE = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"
 @pytest.mark.parametrize("text", ["a\x00b", "tab\tin a name", "bell\x07", "del\x7f", "c1\x85", "lone \ud800"])
 def test_a_line_refuses_every_control_character_and_lone_surrogates(text):
     with pytest.raises(ValidationError):
-        TypeAdapter(Annotated[str, StringConstraints(max_length=100), AfterValidator(v.single_line)]).validate_python(text)
+        line = TypeAdapter(Annotated[str, StringConstraints(max_length=100), AfterValidator(v.single_line)])
+        line.validate_python(text)
 
 
 def test_multi_line_text_keeps_newlines_and_tabs_and_reads_crlf_as_one_newline():

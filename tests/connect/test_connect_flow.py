@@ -168,7 +168,7 @@ def test_account_events_out_of_order_and_twice(api, c, sandbox):
         "account.updated",
         dict(account, payouts_enabled=True, requirements=dict(account["requirements"], currently_due=[])),
     )
-    newer["created"] = older["created"] = 4_102_444_800  # 2100: after the state read when returning
+    newer["created"] = older["created"] = 4_070_908_800  # 2099: after the state read when returning
     newer["created"] += 60
     base = api.state.base_url
     assert wh.post(base, newer).json()["data"] == "account_updated"

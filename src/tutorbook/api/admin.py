@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -20,11 +21,12 @@ from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings
 from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
@@ -57,8 +59,8 @@ def invalid_statuses(user: AdminUser, session: DbSession):
 def payouts_report(
     user: AdminUser,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Per teacher: the platform's fees and what was transferred, for paid sessions starting in
     [from, to); `unsettled` destination charges have no transfer recorded yet (reconcile)."""
@@ -88,16 +90,16 @@ async def reconcile(
     user: AdminUser,
     svc: ServicesDep,
     dry_run: bool = DryRun,
-    since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
+    since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(svc, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
+    result = await _run(svc, "reconcile", dry_run=dry_run, since=since)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 
 
-async def _run(svc: Services, name: str, *, dry_run: bool, **options: object) -> jobs.JobResult:
+async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jobs.JobResult:
     try:
         return await run_in_threadpool(
             jobs.run, name, svc, now=utc_now(), dry_run=dry_run, metrics=svc.metrics, **options

@@ -46,6 +46,7 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
     if held.reused:
         return Booked(booking, held.teacher_name, held.student_name)
     success, cancel = bookings.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
+    assert booking.checkout_expires_at is not None  # reserve() gives every new booking its expiry
     try:
         checkout = await svc.gateway.create_checkout(
             booking_id=str(booking.id),

@@ -4,6 +4,8 @@ each Stripe call between two short transactions (`tutorbook.teachers.payouts`)."
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import datetime
 
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway, GatewayTimeout
@@ -59,7 +61,7 @@ async def refresh(svc: Services, *, teacher: AuthUser) -> PayoutStatus:
     return await svc.tx(payouts.status, teacher_id=teacher.id)
 
 
-def refresh_sync(svc: Services, *, teacher_id, now) -> PayoutStatus:
+def refresh_sync(svc: Services, *, teacher_id: uuid.UUID, now: datetime) -> PayoutStatus:
     """`refresh` for the CLI and the jobs."""
     account_id = svc.tx_sync(payouts.account_id, teacher_id=teacher_id)
     if account_id is not None:

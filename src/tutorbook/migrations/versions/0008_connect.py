@@ -1,7 +1,7 @@
 """Stripe Connect: teachers' connected accounts, and the destination charge of each booking
 
 Revision ID: 0008_connect
-Revises: 0003
+Revises: 0006_refund_payment_intent
 Create Date: 2026-11-29
 
 `teacher_payout_accounts` holds each teacher's Express account and its state as Stripe last
@@ -17,7 +17,7 @@ from alembic import op
 import tutorbook.db
 
 revision = "0008_connect"
-down_revision = "0003"
+down_revision = "0006_refund_payment_intent"
 branch_labels = None
 depends_on = None
 

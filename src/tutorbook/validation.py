@@ -9,7 +9,7 @@ of those used to be a 500 on one database and not the other; here each is a 422 
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, EmailStr, StringConstraints, TypeAdapter, ValidationError
@@ -74,6 +74,13 @@ def in_range(value: datetime) -> datetime:
     return value
 
 
+def day_in_range(value: date) -> date:
+    """A calendar day between MIN_YEAR and MAX_YEAR (day arithmetic near years 1 and 9999 overflows)."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
 def _stored_email(value: str) -> str:
     # Stored lower-cased; lower-casing can lengthen text ("İ" becomes two code points).
     if len(value.strip().lower()) > MAX_EMAIL:
@@ -105,6 +112,8 @@ ExternalId = Annotated[
 ]
 # An instant: with a time zone, between MIN_YEAR and MAX_YEAR, returned in UTC.
 Instant = Annotated[datetime, AfterValidator(in_range)]
+# A calendar day (YYYY-MM-DD) between MIN_YEAR and MAX_YEAR.
+Day = Annotated[date, AfterValidator(day_in_range)]
 
 _EXTERNAL_ID = TypeAdapter(ExternalId)
 

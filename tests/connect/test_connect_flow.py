@@ -179,6 +179,43 @@ def test_account_events_out_of_order_and_twice(api, c, sandbox):
     assert held.payouts_enabled is True and held.currently_due == []
 
 
+@pytest.mark.parametrize(
+    "type_,broken",
+    [
+        pytest.param("account.updated", {"charges_enabled": "true"}, id="account-flag-as-text"),
+        pytest.param("account.updated", {"requirements": {"currently_due": "external_account"}}, id="due-not-list"),
+        pytest.param("transfer.reversed", {"amount_reversed": "5100"}, id="transfer-amount-as-text"),
+        pytest.param("transfer.created", {"source_transaction": {"id": 1}}, id="transfer-source-object"),
+        pytest.param("application_fee.refunded", {"amount_refunded": 2**40}, id="fee-over-int32"),
+    ],
+)
+def test_a_malformed_connect_event_is_a_400_that_changes_nothing(api, c, sandbox, type_, broken):
+    t, p, b, row = paid_booking(api, c, sandbox, rate=6000)
+    charge = charge_of(sandbox, row.stripe_payment_intent_id)
+    objects = {
+        "account.updated": stripe_get(sandbox, f"/v1/accounts/{row.payout_destination}"),
+        "transfer.reversed": charge["transfer"],
+        "transfer.created": charge["transfer"],
+        "application_fee.refunded": charge["application_fee"],
+    }
+    event = wh.event(type_, dict(objects[type_], **broken))
+    r = wh.post(api.state.base_url, event)
+    assert r.status_code == 400 and r.json()["success"] is False, r.text
+    after = pay.booking_row(api.state.db, b["id"])
+    assert (after.transfer_amount, after.transfer_reversed_amount, after.fee_refunded_amount) == (5100, 0, 0)
+    with api.state.db.session_scope() as s:
+        assert payouts.status(s, teacher_id=uuid.UUID(t["user"]["id"])).charges_enabled is True
+
+
+def test_an_account_event_from_outside_the_years_the_app_accepts_is_a_400(api, c):
+    t = f.teacher(c)
+    status = onboard(t, choice="later")
+    event = wh.event("account.updated", {"id": status["accountId"], "object": "account", "payouts_enabled": True})
+    event["created"] = 10**12  # would overflow a datetime
+    assert wh.post(api.state.base_url, event).status_code == 400
+    assert t["client"].get("/api/Teachers/me/payouts").json()["data"]["payoutsEnabled"] is False
+
+
 def test_transfer_and_fee_events_in_any_order_keep_the_newest_totals(api, c, sandbox):
     t, p, b, row = paid_booking(api, c, sandbox, rate=6000)
     charge = charge_of(sandbox, row.stripe_payment_intent_id)
@@ -223,3 +260,17 @@ def test_reconcile_finds_a_refund_that_reversed_nothing_and_records_a_missing_sp
     assert pay.booking_row(api.state.db, b2["id"]).transfer_amount == 4250
     ours = {b["id"], b2["id"]}
     assert [i.kind for i in repaired.unsettled if str(i.booking_id) in ours] == ["refund_without_reversal"]
+
+
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("from=2026-01-01T00:00:00", "from"),  # no time zone
+        ("to=9999-12-31T23:00:00-05:00", "to"),  # outside 2000..2100
+    ],
+)
+def test_earnings_ranges_are_instants_the_app_can_count(c, query, field):
+    t = f.teacher(c)
+    r = t["client"].get(f"/api/Teachers/me/earnings?{query}")
+    assert r.status_code == 422 and r.json()["success"] is False, r.text
+    assert [d["field"] for d in r.json()["data"]] == [field]

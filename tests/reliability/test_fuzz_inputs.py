@@ -226,12 +226,33 @@ def webhook_target(type_):
             obj = {**obj, "status": "complete", "payment_status": "paid"}
         elif type_ == "charge.refunded":
             obj = {"object": "charge", "id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 100}
+        elif type_ in CONNECT_OBJECTS:
+            obj = CONNECT_OBJECTS[type_]
         return broken(wh.event(type_, obj, event_id=FRESH)).map(fresh_id)
 
     return send, events
 
 
 FRESH = "evt_fresh"
+# Stripe Connect objects as the account, transfer and fee events carry them.
+CONNECT_OBJECTS = {
+    "account.updated": {
+        "id": "acct_1",
+        "object": "account",
+        "charges_enabled": True,
+        "payouts_enabled": False,
+        "details_submitted": True,
+        "requirements": {"currently_due": ["external_account"], "disabled_reason": None},
+    },
+    "transfer.reversed": {
+        "id": "tr_1",
+        "object": "transfer",
+        "amount": 5100,
+        "amount_reversed": 100,
+        "source_transaction": "ch_1",
+    },
+    "application_fee.refunded": {"id": "fee_1", "object": "application_fee", "charge": "ch_1", "amount_refunded": 10},
+}
 
 
 def fresh_id(event):
@@ -326,6 +347,15 @@ TARGETS = {
     "completed webhook": webhook_target("checkout.session.completed"),
     "expired webhook": webhook_target("checkout.session.expired"),
     "refunded webhook": webhook_target("charge.refunded"),
+    "account webhook": webhook_target("account.updated"),
+    "transfer webhook": webhook_target("transfer.reversed"),
+    "application fee webhook": webhook_target("application_fee.refunded"),
+    "earnings query": query_target(
+        "t", "GET", "/api/Teachers/me/earnings", lambda w: {"from": f.slot(days=-30), "to": f.slot(days=9)}
+    ),
+    "payouts report query": query_target(
+        "admin", "GET", "/api/Admin/reports/payouts", lambda w: {"from": f.slot(days=-30), "to": f.slot(days=9)}
+    ),
     "children form": form_target("/children", lambda w: {"full_name": "Kid", "grade_level": "5"}),
     "book form": form_target(
         "/book",

@@ -43,3 +43,11 @@ def test_the_earnings_page_shows_each_session_and_the_month(api, c, web, teacher
     text = text_of(page)
     # 60.00 paid, 15 % fee 9.00, the teacher keeps 51.00.
     assert "Per month" in text and "9.00" in text and "51.00" in text and "60.00" in text
+
+
+def test_the_earnings_page_refuses_days_outside_the_years_it_can_count(api, web, teacher):
+    web.login(teacher["email"])
+    # The last days of year 9999: counting to the day after used to overflow (a 500).
+    page = web.get("/teacher/earnings?from=9999-12-30&to=9999-12-31")
+    assert page.status_code == 422 and "text/html" in page.headers["content-type"]
+    assert web.get("/teacher/earnings?from=2026-01-01&to=2026-02-01").status_code == 200

@@ -60,8 +60,55 @@ class ChargeObject(_Shape):
     amount_refunded: Amount | None = None
 
 
+class Requirements(_Shape):
+    """What Stripe still needs of a connected account (the `teacher_payout_accounts` columns)."""
+
+    currently_due: list[Word] | None = Field(default=None, max_length=200)
+    disabled_reason: Word | None = None
+
+
+class AccountObject(_Shape):
+    """What Tutorbook reads of a connected Account (account.updated)."""
+
+    id: ExternalId
+    charges_enabled: bool | None = None
+    payouts_enabled: bool | None = None
+    details_submitted: bool | None = None
+    requirements: Requirements | None = None
+
+
+class TransferObject(_Shape):
+    """What Tutorbook reads of a Transfer (transfer.created, .updated, .reversed)."""
+
+    id: ExternalId
+    amount: Amount | None = None
+    amount_reversed: Amount | None = None
+    source_transaction: ExternalId | None = None
+
+
+class ApplicationFeeObject(_Shape):
+    """What Tutorbook reads of an Application Fee (application_fee.created, .refunded)."""
+
+    id: ExternalId
+    charge: ExternalId | Ref | None = None
+    amount_refunded: Amount | None = None
+
+
+# The shape of each handled event type's data.object.
+OBJECT_SHAPES: dict[str, type[_Shape]] = {
+    "charge.refunded": ChargeObject,
+    "account.updated": AccountObject,
+    "transfer.created": TransferObject,
+    "transfer.updated": TransferObject,
+    "transfer.reversed": TransferObject,
+    "application_fee.created": ApplicationFeeObject,
+    "application_fee.refunded": ApplicationFeeObject,
+}
+
+
 class EventData(_Shape):
-    """`data` of a handled event: its object, checked against CheckoutObject or ChargeObject."""
+    """`data` of a handled event: its object, checked against its type's shape (OBJECT_SHAPES,
+    otherwise CheckoutObject)."""
 
     object: dict
 
@@ -71,4 +118,5 @@ class Event(_Shape):
 
     id: ExternalId
     type: Word
+    created: Timestamp | None = None  # an account.updated's state is as of this time
     data: Any = None

@@ -18,7 +18,7 @@ from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
-from tutorbook.payments.schemas import ChargeObject, CheckoutObject, Event, EventData
+from tutorbook.payments.schemas import OBJECT_SHAPES, CheckoutObject, Event, EventData
 from tutorbook.teachers import payouts
 
 log = logging.getLogger("tutorbook.webhooks")
@@ -65,7 +65,7 @@ def _check_shape(event: dict) -> None:
         raise MalformedEvent(data=_problems(exc)) from exc
     if parsed.type not in HANDLED:
         return  # only its id and type are recorded
-    shape = ChargeObject if parsed.type == "charge.refunded" else CheckoutObject
+    shape = OBJECT_SHAPES.get(parsed.type, CheckoutObject)
     try:
         shape.model_validate(EventData.model_validate(parsed.data).object)
     except ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -14,6 +14,7 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import AppError
 from tutorbook.flows import payouts
 from tutorbook.identity import AuthUser, Role
+from tutorbook.validation import Day
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
 
 router = page_router()
@@ -44,8 +45,8 @@ async def onboard(request: Request, user: Viewer):
 async def earnings_page(
     request: Request,
     user: Viewer,
-    from_: date | None = Query(None, alias="from"),
-    to: date | None = Query(None),
+    from_: Day | None = Query(None, alias="from"),
+    to: Day | None = Query(None),
 ):
     teacher = require(user, Role.TEACHER)
     today = utc_now().date()

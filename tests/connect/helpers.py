@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stripe
+
 from tests.support.servers import http_get, http_post
 
 AUTH = {"Authorization": "Bearer sk_test_sandbox"}
@@ -33,3 +35,30 @@ def charge_of(sandbox, payment_intent: str) -> dict:
         **{"expand[]": ["latest_charge.transfer", "latest_charge.application_fee"]},
     )
     return intent["latest_charge"]
+
+
+def destination_checkout(sandbox, *, booking_id: str, destination: str, amount: int, fee: int) -> dict:
+    """A second destination charge naming the booking, as a checkout Tutorbook made for it earlier
+    would be (not the booking's own checkout, so the app refuses its payment). Pay with pay(url)."""
+    client = stripe.StripeClient(
+        "sk_test_sandbox",
+        base_addresses={"api": sandbox.base_url},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+    )
+    meta = {"booking_id": booking_id, "type": "session-booking"}
+    params = {
+        "mode": "payment",
+        "line_items": [
+            {"price_data": {"currency": "usd", "unit_amount": amount, "product_data": {"name": "x"}}, "quantity": 1}
+        ],
+        "success_url": "http://127.0.0.1:9/payment/success?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "http://127.0.0.1:9/payment/cancel",
+        "client_reference_id": booking_id,
+        "metadata": meta,
+        "payment_intent_data": {
+            "metadata": meta,
+            "transfer_data": {"destination": destination},
+            "application_fee_amount": fee,
+        },
+    }
+    return client.v1.checkout.sessions.create(params=params).to_dict()

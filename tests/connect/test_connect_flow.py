@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import stripe
 
 from tests import factories as f
-from tests.connect.helpers import charge_of, onboard, stripe_get
+from tests.connect.helpers import charge_of, destination_checkout, onboard, stripe_get
 from tests.jobs.helpers import sandbox_since
 from tests.payments.test_late_payments_and_refunds import cancel_locally
 from tests.support import payments as pay
@@ -126,6 +126,27 @@ def test_a_late_payment_refund_reverses_the_transfer_too(api, c, sandbox):
         lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 3400 and x, message="rev"
     )
     assert (row.refunded_amount, row.fee_refunded_amount) == (4000, 600)
+
+
+def test_a_refused_destination_charge_is_refunded_with_the_teachers_share(api, c, sandbox):
+    """A payment through another checkout than the booking's is refunded in full; when that
+    payment was a destination charge too, the refund pulls the teacher's share back and returns
+    the fee (the refund row names that payment, not the booking's)."""
+    t, p = f.teacher(c, rate=6000), f.parent(c)
+    status = onboard(t)
+    b = f.book(p, t).json()["data"]
+    cs = destination_checkout(sandbox, booking_id=b["id"], destination=status["accountId"], amount=6000, fee=900)
+    assert pay.pay(cs["url"]).status_code == 303  # the sandbox delivers checkout.session.completed
+    wait_for(lambda: [r.status for r in pay.refunds(api.state.db, b["id"])] == ["succeeded"], message="refund")
+    [refund] = pay.refunds(api.state.db, b["id"])
+    intent = pay.sandbox_session(sandbox, cs["id"])["payment_intent"]
+    assert (refund.reason, refund.payment_intent_id, refund.amount) == ("other_checkout", intent, 6000)
+    charge = charge_of(sandbox, intent)
+    assert charge["amount_refunded"] == 6000
+    assert charge["transfer"]["amount_reversed"] == 5100 and charge["application_fee"]["amount_refunded"] == 900
+    row = pay.booking_row(api.state.db, b["id"])  # the booking's own payment (none yet) is untouched
+    assert (row.status, row.stripe_payment_intent_id, row.refunded_amount) == (0, None, 0)
+    assert (row.stripe_transfer_id, row.transfer_reversed_amount, row.fee_refunded_amount) == (None, 0, 0)
 
 
 @pytest.mark.parametrize("required", [False, True])

@@ -117,6 +117,9 @@ class RefundToSend:
     payment_intent: str | None
     amount: int
     connect: bool = False  # a refund of the booking's destination charge: reverse transfer and fee
+    # A payment that is not the booking's own (a refused one): whether it is a destination charge
+    # is Stripe's to say (a checkout Tutorbook made for the booking earlier would be one).
+    other_payment: bool = False
 
 
 def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
@@ -127,8 +130,9 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
     booking = bookings.get(session, refund.session_id)
     assert booking is not None  # the foreign key
     payment = _payment_of(refund, booking)
-    connect = bool(booking.payout_destination) and payment == booking.stripe_payment_intent_id
-    return RefundToSend(refund.id, booking.id, payment, refund.amount, connect)
+    own = payment == booking.stripe_payment_intent_id
+    connect = bool(booking.payout_destination) and own
+    return RefundToSend(refund.id, booking.id, payment, refund.amount, connect, other_payment=not own)
 
 
 def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:

@@ -314,6 +314,16 @@ class StripeGateway:
             listed: list[Mapping[str, Any]] = [r.to_dict() for r in refunds.auto_paging_iter()]
         return _split(intent, listed)
 
+    def is_destination_charge_sync(self, payment_intent: str) -> bool:
+        """Whether a payment transfers to a connected account (so a refund of it should pull
+        that share back); False for an unknown payment."""
+        try:
+            with _mapped_errors():
+                intent = self.client.v1.payment_intents.retrieve(payment_intent)
+        except CheckoutNotFound:
+            return False
+        return bool(_expanded(_as_dict(intent).get("transfer_data")).get("destination"))
+
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         """An Express connected account for a teacher; idempotent per teacher (for 24 hours, so
         the caller also keeps the first one it gets)."""

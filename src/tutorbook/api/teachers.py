@@ -8,13 +8,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from tutorbook.api.deps import DbSession, TeacherUser
+from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
+from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
+    PolicyIn,
+    PolicyOut,
     ProfileIn,
     SlotOut,
     SubjectFilter,
@@ -58,6 +61,19 @@ def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
     return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
+
+
+@router.get("/me/policy", response_model=Envelope[PolicyOut], name="my_policy")
+def my_policy(user: TeacherUser, session: DbSession, svc: ServicesDep):
+    """Your cancellation and reschedule terms (the platform's until you set your own)."""
+    return ok(service.policy_out(service.terms(session, teacher_id=user.id, platform=svc.terms)))
+
+
+@router.put("/me/policy", response_model=Envelope[PolicyOut], name="set_my_policy")
+def set_my_policy(body: PolicyIn, user: TeacherUser, session: DbSession):
+    """Set your terms for bookings paid from now on; bookings paid already keep the terms they were paid under."""
+    new = service.set_terms(session, teacher_id=user.id, new=Terms(**body.model_dump()))
+    return ok(service.policy_out((new, False)), "Terms updated")
 
 
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")

@@ -1,10 +1,12 @@
-"""The refund policy for cancelling a Confirmed booking. Pure."""
+"""The refund policy for cancelling a Confirmed booking, and the terms stored on a booking. Pure."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from tutorbook.bookings.lifecycle import Reason
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.teachers.policy import FIELDS, Terms
 
 
 def refund_amount(
@@ -24,3 +26,21 @@ def refund_amount(
     if starts_at - now >= timedelta(hours=full_before_hours):
         return remaining
     return min(remaining, price * late_percent // 100)
+
+
+def stored(booking: PrivateSession, *, platform: Terms) -> Terms:
+    """The terms stored on the booking when it was paid; the platform's for one paid before
+    terms were stored (or not paid yet)."""
+    if booking.terms_full_refund_hours is None:
+        return platform
+    return Terms(
+        full_refund_hours=booking.terms_full_refund_hours,
+        late_refund_percent=booking.terms_late_refund_percent or 0,
+        reschedule_deadline_hours=booking.terms_reschedule_deadline_hours or 0,
+        max_reschedules=booking.terms_max_reschedules or 0,
+    )
+
+
+def to_store(terms: Terms) -> dict[str, int]:
+    """The booking's columns that keep `terms`."""
+    return {f"terms_{name}": getattr(terms, name) for name in FIELDS}

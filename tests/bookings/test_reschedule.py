@@ -5,16 +5,25 @@ at once; refunds from the terms stored when the booking was paid."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from tests import factories as f
+from tests.meetings.test_google_meet import EVENTS_URI, api_calls, meet_event, oauth_provider, ok
 from tests.support import payments as pay
 from tests.support.servers import wait_for
+from tutorbook.bookings import repository as repo
 from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.flows import booking as flows
+from tutorbook.identity import AuthUser, Role
+from tutorbook.meetings.google import stable_id
 from tutorbook.notifications.models import Notification
 
 POLICY = {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
@@ -251,3 +260,36 @@ def test_two_reschedules_racing_for_the_same_time_have_exactly_one_winner(api, c
         # Put both back apart for the next round.
         move(t["client"], b1["id"], f.slot(days=3, hour=9))
         move(t["client"], b2["id"], f.slot(days=3, hour=13))
+
+
+def test_a_google_meet_event_moves_with_the_booking(api, c):
+    """The flow patches the event (recorded Google responses) after the move commits; the link stays."""
+    t, p, b = confirmed(c)
+    external_id = f"{stable_id(b['id'])} teacher@school.org teacher@school.org"
+    meet = "https://meet.google.com/abc-defg-hij"
+    with api.state.db.session_scope() as s:
+        booking = repo.get(s, uuid.UUID(b["id"]))
+        repo.set_fields(s, booking, meeting_provider="google", meeting_url=meet, meeting_external_id=external_id)
+    google, http = oauth_provider([ok(meet_event(b["id"]))])
+    svc = dataclasses.replace(api.state.services, meetings=google)
+    parent = AuthUser(id=uuid.UUID(p["user"]["id"]), role=Role.PARENT, email=p["email"], full_name="P", time_zone="UTC")
+    new = f.slot(days=5, hour=8)
+    moved = asyncio.run(flows.reschedule(svc, user=parent, booking_id=uuid.UUID(b["id"]), starts_at=_dt(new)))
+    assert moved.meeting_url == meet and moved.meeting_external_id == external_id and moved.meeting_error is None
+    [(uri, method, body, _)] = api_calls(http)
+    assert method == "PATCH" and uri.split("?")[0] == f"{EVENTS_URI}/{stable_id(b['id'])}"
+    assert json.loads(body)["start"]["dateTime"] == _dt(new).isoformat()
+    assert json.loads(body)["end"]["dateTime"] == _dt(f.slot(days=5, hour=9)).isoformat()
+
+    # Google down: the booking is moved all the same, the link kept, the failure noted.
+    google, http = oauth_provider([({"status": "503"}, "{}")])
+    svc = dataclasses.replace(api.state.services, meetings=google)
+    moved = asyncio.run(
+        flows.reschedule(svc, user=parent, booking_id=uuid.UUID(b["id"]), starts_at=_dt(f.slot(days=6, hour=8)))
+    )
+    assert moved.starts_at == _dt(f.slot(days=6, hour=8)) and moved.meeting_url == meet
+    assert moved.meeting_error == "move_failed:http_503"
+
+
+def _dt(iso: str):
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))

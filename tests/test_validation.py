@@ -139,15 +139,15 @@ BAD_INPUTS = {
     ),
     "confirm-payment: NUL in the id": (
         lambda w: ("parent", "POST", "/api/Sessions/confirm-payment/cs_%00", {}),
-        "stripe_session_id",
+        "stripeSessionId",
     ),
     "confirm-payment: a 300-character id": (
         lambda w: ("parent", "POST", "/api/Sessions/confirm-payment/" + "c" * 300, {}),
-        "stripe_session_id",
+        "stripeSessionId",
     ),
     "cancel-payment: NUL in the id": (
         lambda w: ("parent", "POST", "/api/Sessions/cancel-payment/cs_%00", {}),
-        "stripe_session_id",
+        "stripeSessionId",
     ),
     "reconcile: since year 1": (
         lambda w: ("admin", "POST", "/api/Admin/reconcile", {"params": {"since": FAR_PAST, "dryRun": "true"}}),

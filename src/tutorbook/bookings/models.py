@@ -110,6 +110,9 @@ class Refund(Base):
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
     session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    # The payment this refund returns money from: the booking's own, or (for a refused payment)
+    # another payment that named the booking. NULL in rows older than migration 0006: the booking's.
+    payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
     amount: Mapped[int] = mapped_column(sa.Integer)
     currency: Mapped[str] = mapped_column(sa.String(3))
     # "pending" until Stripe accepts it; then Stripe's status (succeeded, failed, ...).

@@ -7,9 +7,8 @@ outage between the two leaves a row the reconcile job sends again (same idempote
 Most refunds return part or all of the booking's own payment (its stripe_payment_intent_id).
 A refused payment (another amount, currency or checkout than the booking's: see
 bookings.lifecycle.REFUSED_PAYMENT_REASONS) is another payment: its refund row has an id derived
-from that payment's intent, so it is asked for once however many times the payment is seen, and
-until Stripe accepts it the row keeps the intent id in `stripe_refund_id` as `payment:<pi>` (the
-refunds table has no column for it; Stripe's refund id replaces it once sent).
+from that payment's intent, so it is asked for once however many times the payment is seen. Every
+refund row names the payment it returns money from (`payment_intent_id`).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
 FROM_STRIPE = {"pending": "processing"}
 NOT_REFUNDED = (PENDING, "failed", "canceled")
 _REFUSED = tuple(sorted(r.value for r in REFUSED_PAYMENT_REASONS))
-_OF_PAYMENT = "payment:"  # stripe_refund_id of a pending refund of a payment that is not the booking's
 _PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 namespace: refund id per payment
 
 
@@ -44,6 +42,7 @@ def request(session: Session, *, booking, amount: int, reason: str, now: datetim
     refund = Refund(
         id=uuid.uuid4(),
         session_id=booking.id,
+        payment_intent_id=booking.stripe_payment_intent_id,
         amount=amount,
         currency=booking.currency,
         status=PENDING,
@@ -67,7 +66,7 @@ def request_payment_refund(
     refund = Refund(
         id=refund_id,
         session_id=booking.id,
-        stripe_refund_id=_OF_PAYMENT + payment_intent,
+        payment_intent_id=payment_intent,
         amount=amount,
         currency=currency.lower(),
         status=PENDING,
@@ -131,8 +130,7 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
 
 def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:
     """The payment intent this refund returns money from."""
-    held = refund.stripe_refund_id or ""
-    return held[len(_OF_PAYMENT) :] if held.startswith(_OF_PAYMENT) else booking.stripe_payment_intent_id
+    return refund.payment_intent_id or booking.stripe_payment_intent_id
 
 
 def record_answer(
@@ -142,9 +140,7 @@ def record_answer(
     booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
     (which sets Stripe's total for the charge) whichever of the two is written first. Refunds of
     refused payments are not counted: that money never paid for the booking."""
-    values: dict[str, object] = {"status": status, "updated_at": now}
-    if stripe_id is not None:  # a refused one keeps its payment intent for the operator
-        values["stripe_refund_id"] = stripe_id
+    values: dict[str, object] = {"status": status, "updated_at": now, "stripe_refund_id": stripe_id}
     # An UPDATE without RETURNING gives a CursorResult (Session.execute is typed as a Result).
     changed = cast(
         sa.CursorResult[Any],

@@ -3,7 +3,7 @@ terms in force stored on a booking when it is paid, the parent's reschedule coun
 start before and after each move in the history
 
 Revision ID: 0009_reschedule_policy
-Revises: 0005_notifications
+Revises: 0006_refund_payment_intent
 Create Date: 2026-12-12
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from tutorbook.db import UTCDateTime
 
 revision = "0009_reschedule_policy"
-down_revision = "0005_notifications"
+down_revision = "0006_refund_payment_intent"
 branch_labels = None
 depends_on = None
 

@@ -49,6 +49,8 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/payouts"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/earnings"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/policy"): row(401, 403, 200, 200, 403, 403),
+    ("PUT", "/api/Teachers/me/policy"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
     ("POST", "/api/Sessions/confirm-payment/{stripeSessionId}"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/api/Sessions/cancel-payment/{stripeSessionId}"): row(401, 403, 403, 403, 400, 403),  # paid
@@ -58,6 +60,8 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Sessions/{bookingId}/history"): row(401, 403, 403, 200, 200, 200),
     ("POST", "/api/Sessions/{bookingId}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
     ("POST", "/api/Sessions/{bookingId}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
+    # The teacher moves it first; the parent and the admin then ask for the time it already has.
+    ("POST", "/api/Sessions/{bookingId}/reschedule"): row(401, 403, 403, 200, 200, 200),
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
     ("GET", "/health"): every(200),
     ("GET", "/health/ready"): every(200),
@@ -159,6 +163,10 @@ def body_for(method, path, w):
         return {"subjects": ["Mathematics"], "hourlyRate": 6000, "currency": "usd", "timeZone": "UTC"}
     if path == "/api/Teachers/me/availability":
         return {"windows": f.ALL_WEEK}
+    if path == "/api/Teachers/me/policy" and method == "PUT":
+        return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
+    if path.endswith("/reschedule"):
+        return {"startsAt": f.slot(days=5)}
     if path == "/api/Sessions/book":
         return {
             "teacherId": extra["teacher"]["user"]["id"],

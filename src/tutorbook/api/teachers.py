@@ -17,10 +17,13 @@ from tutorbook.errors import Unprocessable
 from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
+from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
     OnboardingOut,
     PayoutStatusOut,
+    PolicyIn,
+    PolicyOut,
     ProfileIn,
     SlotOut,
     SubjectFilter,
@@ -115,6 +118,17 @@ def my_earnings(
     net (minor units), and totals per month."""
     start, end = earnings_range(from_, to, utc_now())
     return ok(earnings_out(earnings.for_teacher(session, teacher_id=user.id, start=start, end=end), start, end))
+@router.get("/me/policy", response_model=Envelope[PolicyOut], name="my_policy")
+def my_policy(user: TeacherUser, session: DbSession, svc: ServicesDep):
+    """Your cancellation and reschedule terms (the platform's until you set your own)."""
+    return ok(service.policy_out(service.terms(session, teacher_id=user.id, platform=svc.terms)))
+
+
+@router.put("/me/policy", response_model=Envelope[PolicyOut], name="set_my_policy")
+def set_my_policy(body: PolicyIn, user: TeacherUser, session: DbSession):
+    """Set your terms for bookings paid from now on; bookings paid already keep the terms they were paid under."""
+    new = service.set_terms(session, teacher_id=user.id, new=Terms(**body.model_dump()))
+    return ok(service.policy_out((new, False)), "Terms updated")
 
 
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
-from tutorbook.bookings.lifecycle import Change, Status
+from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
@@ -72,9 +72,11 @@ def overlapping(
 
 
 def busy_intervals(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None = None
 ) -> list[tuple[datetime, datetime]]:
-    return [(b.starts_at, b.ends_at) for b in overlapping(session, teacher_id=teacher_id, start=start, end=end)]
+    """The teacher's held times in [start, end), but booking `exclude`'s (the one being moved)."""
+    held = overlapping(session, teacher_id=teacher_id, start=start, end=end, exclude=exclude)
+    return [(b.starts_at, b.ends_at) for b in held]
 
 
 def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
@@ -139,6 +141,42 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
     return moved
 
 
+def move(session: Session, booking: PS, move: Move, *, actor: str) -> bool:
+    """Reschedule as one compare-and-set: UPDATE ... WHERE id AND status AND starts_at are what
+    the move was made from, with its history row (status to itself, the start before and after).
+    False when another writer moved or cancelled the booking first. The caller holds the no-overlap
+    guarantee: the teacher's lock and the overlap check (SQLite: BEGIN IMMEDIATE), and on
+    PostgreSQL the exclusion constraint, which this UPDATE is checked against."""
+    result = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(PS)
+            .where(PS.id == booking.id, PS.status == move.status, PS.starts_at == move.from_start)
+            .values(**move.fields)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount != 1:
+        session.refresh(booking)
+        return False
+    for key, value in move.fields.items():
+        set_committed_value(booking, key, value)
+    session.add(
+        StatusHistory(
+            session_id=booking.id,
+            from_status=move.status.value,
+            to_status=move.status.value,
+            reason=Reason.RESCHEDULED.value,
+            actor=actor,
+            created_at=move.at,
+            moved_from=move.from_start,
+            moved_to=move.to_start,
+        )
+    )
+    session.flush()
+    return True
+
+
 def _expected(change: Change) -> Status:
     """The status a compare-and-set expects; a Change without one (a new booking) is insert()'s."""
     if change.current is None:
@@ -194,9 +232,7 @@ def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     )
 
 
-def my_bookings(
-    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int
-) -> tuple[Sequence[NamedRow], int]:
+def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size: int) -> tuple[Sequence[NamedRow], int]:
     """(rows of (booking, teacher name, student name), total), newest start first."""
     where = (PS.parent_id == parent_id, visible_to_parent())
     total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where)) or 0

@@ -131,7 +131,7 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
-    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
     await followups.run(svc, outcome.followups)
     if outcome.booking is not None:
         outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
@@ -140,7 +140,7 @@ async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """`fulfil` for the jobs: confirm (or refund, for a late payment), then the follow-ups."""
-    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
     followups.run_sync(svc, outcome.followups)
     return outcome
 
@@ -205,6 +205,25 @@ async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID
     return await svc.tx(bookings.must_get, booking_id=booking_id)
 
 
+async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> PrivateSession:
+    """Move a Confirmed booking to another time (one transaction: `bookings.service.reschedule`),
+    then its meeting (a Google event is moved; a Jitsi room stays); the booking re-read."""
+    try:
+        moved = await svc.tx(
+            bookings.reschedule,
+            user=user,
+            booking_id=booking_id,
+            starts_at=starts_at,
+            settings=svc.settings,
+            now=utc_now(),
+        )
+    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
+        raise SlotTaken() from exc
+    if moved.followups:
+        await followups.run(svc, moved.followups)
+    return await svc.tx(bookings.must_get, booking_id=booking_id)
+
+
 __all__ = [
     "Booked",
     "book",
@@ -213,6 +232,7 @@ __all__ = [
     "confirm_payment",
     "fulfil",
     "fulfil_sync",
+    "reschedule",
     "settle_stale_checkout",
     "withdraw_checkout",
 ]

@@ -13,7 +13,16 @@ from tutorbook.db import Base, UTCDateTime
 
 class TeacherProfile(Base):
     __tablename__ = "teacher_profiles"
-    __table_args__ = (sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),
+        sa.CheckConstraint(
+            "(full_refund_hours IS NULL OR full_refund_hours >= 0)"
+            " AND (late_refund_percent IS NULL OR late_refund_percent BETWEEN 0 AND 100)"
+            " AND (reschedule_deadline_hours IS NULL OR reschedule_deadline_hours >= 0)"
+            " AND (max_reschedules IS NULL OR max_reschedules >= 0)",
+            name="terms",
+        ),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     subjects: Mapped[list] = mapped_column(sa.JSON, default=list)
@@ -21,6 +30,11 @@ class TeacherProfile(Base):
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     bio: Mapped[str] = mapped_column(sa.String(2000), default="")
+    # The teacher's own terms (teachers/policy.py); NULL until they set them: the platform's.
+    full_refund_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    late_refund_percent: Mapped[int | None] = mapped_column(sa.Integer)
+    reschedule_deadline_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    max_reschedules: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class AvailabilityWindow(Base):

@@ -116,3 +116,26 @@ def payout_status_out(status) -> PayoutStatusOut:
 
 class OnboardingOut(CamelModel):
     url: str = Field(description="the Stripe-hosted onboarding page; single use, short-lived")
+MAX_HOURS = 24 * 366
+
+
+class PolicyIn(InputModel):
+    """A teacher's cancellation and reschedule terms."""
+
+    full_refund_hours: int = Field(
+        ge=0, le=MAX_HOURS, description="a parent who cancels at least this early gets a full refund"
+    )
+    late_refund_percent: int = Field(ge=0, le=100, description="the share refunded to a parent who cancels later")
+    reschedule_deadline_hours: int = Field(
+        ge=0, le=MAX_HOURS, description="a parent may change the time until this long before the start"
+    )
+    max_reschedules: int = Field(ge=0, le=20, description="how many times a parent may change one booking's time")
+
+
+class PolicyOut(CamelModel):
+    full_refund_hours: int
+    late_refund_percent: int
+    reschedule_deadline_hours: int
+    max_reschedules: int
+    is_default: bool = Field(description="true while the teacher has set no terms of their own (the platform's apply)")
+    sentence: str = Field(description="the terms in one sentence, as the checkout and My Bookings state them")

@@ -1,8 +1,9 @@
-"""Teacher use cases: profiles, weekly availability, free slots."""
+"""Teacher use cases: profiles, weekly availability, free slots, cancellation and reschedule terms."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,8 @@ from tutorbook.errors import NotFound, Unprocessable
 from tutorbook.identity import Role
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
-from tutorbook.teachers.schemas import TeacherOut
+from tutorbook.teachers.policy import FIELDS, Terms
+from tutorbook.teachers.schemas import PolicyOut, TeacherOut
 
 MAX_RANGE = timedelta(days=62)
 
@@ -157,3 +159,32 @@ def check_range(start: datetime, end: datetime) -> None:
         raise Unprocessable("`to` must be after `from`", data=[{"field": "to", "message": "before from"}])
     if end - start > MAX_RANGE:
         raise Unprocessable("Ask for at most 62 days at a time", data=[{"field": "to", "message": "range too long"}])
+
+
+# -- terms -----------------------------------------------------------------------------
+
+
+def terms(session: Session, *, teacher_id: uuid.UUID, platform: Terms) -> tuple[Terms, bool]:
+    """(the teacher's terms in force, whether they are the platform's because the teacher set none)."""
+    return terms_of(get_profile(session, teacher_id), platform=platform)
+
+
+def terms_of(profile: TeacherProfile, *, platform: Terms) -> tuple[Terms, bool]:
+    if profile.full_refund_hours is None:
+        return platform, True
+    own = {name: getattr(profile, name) for name in FIELDS}
+    return replace(platform, **{k: v for k, v in own.items() if v is not None}), False
+
+
+def set_terms(session: Session, *, teacher_id: uuid.UUID, new: Terms) -> Terms:
+    """Replace the teacher's terms; bookings paid already keep theirs."""
+    profile = get_profile(session, teacher_id)
+    for name in FIELDS:
+        setattr(profile, name, getattr(new, name))
+    session.flush()
+    return new
+
+
+def policy_out(found: tuple[Terms, bool]) -> PolicyOut:
+    current, is_default = found
+    return PolicyOut(**asdict(current), is_default=is_default, sentence=current.sentence())

@@ -21,6 +21,7 @@ from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import SubjectFilter
 from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
@@ -101,11 +102,12 @@ def days(free, *, zone: str, start: datetime) -> list[dict]:
     return out
 
 
-def _week_data(session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, now):
+def _week_data(session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, now, platform: Terms):
     teacher = teachers.get_teacher(session, teacher_id)
     free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
-    return teacher, free, [{"id": str(c.id), "full_name": c.full_name} for c in children]
+    terms, _ = teachers.terms(session, teacher_id=teacher_id, platform=platform)
+    return teacher, free, [{"id": str(c.id), "full_name": c.full_name} for c in children], terms
 
 
 async def teacher_view(
@@ -121,8 +123,9 @@ async def teacher_view(
     zone, now = viewer_zone(user), utc_now()
     start, end = week_range(zone, week, now)
     parent_id = user.id if user and user.role == Role.PARENT else None
-    teacher, free, children = await get_services(request).tx(
-        _week_data, teacher_id=teacher_id, parent_id=parent_id, start=start, end=end, now=now
+    svc = get_services(request)
+    teacher, free, children, terms = await svc.tx(
+        _week_data, teacher_id=teacher_id, parent_id=parent_id, start=start, end=end, now=now, platform=svc.terms
     )
     durations = [
         {
@@ -143,6 +146,7 @@ async def teacher_view(
         children=children,
         durations=durations,
         week_label=fmt.day(start, zone),
+        terms_sentence=terms.sentence(),
         **extra,
     )
 

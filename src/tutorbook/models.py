@@ -4,4 +4,4 @@ from tutorbook.accounts.models import Student, User  # noqa: F401
 from tutorbook.bookings.models import PrivateSession, StatusHistory  # noqa: F401
 from tutorbook.db import Base  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
-from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile  # noqa: F401
+from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401

@@ -40,7 +40,11 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Teachers"): every(200),
     ("GET", "/api/Teachers/{teacher_id}"): every(200),
     ("GET", "/api/Teachers/{teacher_id}/availability"): every(200),
+    ("GET", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/time-off"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/time-off"): row(401, 403, 201, 201, 403, 403),
+    ("DELETE", "/api/Teachers/me/time-off/{time_off_id}"): row(401, 403, 404, 200, 403, 403),  # not the other's
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
@@ -89,6 +93,8 @@ def world(api):
     booking = f.book(a, teacher, starts_at=f.slot(days=3)).json()["data"]
     pay.pay(booking["checkoutUrl"])
     a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
+    away = {"startsAt": f.slot(days=20), "endsAt": f.slot(days=21)}
+    time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -117,6 +123,7 @@ def world(api):
         "teacher_id": teacher["user"]["id"],
         "booking_id": booking["id"],
         "stripe_session_id": booking["stripeSessionId"],
+        "time_off_id": time_off["id"],
     }
     return clients, params, {"a": a, "teacher": teacher}
 
@@ -138,6 +145,8 @@ def body_for(method, path, w):
         return {"subjects": ["Mathematics"], "hourlyRate": 6000, "currency": "usd", "timeZone": "UTC"}
     if path == "/api/Teachers/me/availability":
         return {"windows": f.ALL_WEEK}
+    if path == "/api/Teachers/me/time-off":
+        return {"startsAt": f.slot(days=30), "endsAt": f.slot(days=31), "note": "Holiday"}
     if path == "/api/Sessions/book":
         return {
             "teacherId": extra["teacher"]["user"]["id"],

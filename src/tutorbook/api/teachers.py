@@ -10,13 +10,18 @@ from fastapi import APIRouter, Query
 from tutorbook.api.deps import DbSession, TeacherUser
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import as_utc, utc_now
+from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.errors import Unprocessable
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
+    MeOut,
     ProfileIn,
     SlotOut,
     TeacherOut,
+    TimeOffIn,
+    TimeOffOut,
     WindowOut,
     hhmm,
     minutes,
@@ -35,11 +40,22 @@ def list_teachers(session: DbSession, subject: str | None = Query(default=None, 
     return ok(service.list_teachers(session, subject=subject))
 
 
-@router.put("/me", response_model=Envelope[TeacherOut])
+def me_out(session, teacher_id: uuid.UUID) -> MeOut:
+    gaps = service.checklist(session, teacher_id)
+    return MeOut(**service.get_teacher(session, teacher_id).model_dump(), listed=not gaps, missing=gaps)
+
+
+@router.get("/me", response_model=Envelope[MeOut])
+def get_me(user: TeacherUser, session: DbSession):
+    """Your profile, and what is missing before parents see you (`missing`: price, subjects, hours)."""
+    return ok(me_out(session, user.id))
+
+
+@router.put("/me", response_model=Envelope[MeOut])
 def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
     """Change your profile."""
-    out = service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
-    return ok(out, "Profile updated")
+    service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
+    return ok(me_out(session, user.id), "Profile updated")
 
 
 @router.get("/me/availability", response_model=Envelope[list[WindowOut]])
@@ -55,6 +71,29 @@ def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
 
 
+@router.get("/me/time-off", response_model=Envelope[list[TimeOffOut]])
+def my_time_off(user: TeacherUser, session: DbSession):
+    """Your time off that is not over yet, each with the paid sessions inside it (to cancel or move)."""
+    return ok([TimeOffOut(**t) for t in bookings.time_off_with_sessions(session, teacher_id=user.id, now=utc_now())])
+
+
+@router.post("/me/time-off", response_model=Envelope[TimeOffOut], status_code=201)
+def add_my_time_off(body: TimeOffIn, user: TeacherUser, session: DbSession):
+    """Take a range out of your free time (UTC instants). Paid sessions inside it stay booked and
+    are listed in `affectedSessions` for you to cancel or move."""
+    out = bookings.add_time_off(
+        session, teacher_id=user.id, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note, now=utc_now()
+    )
+    return ok(TimeOffOut(**out), "Time off added")
+
+
+@router.delete("/me/time-off/{time_off_id}", response_model=Envelope[None])
+def delete_my_time_off(time_off_id: uuid.UUID, user: TeacherUser, session: DbSession):
+    """Remove one of your time-off ranges; its times are free again."""
+    service.delete_time_off(session, teacher_id=user.id, time_off_id=time_off_id)
+    return ok(None, "Time off removed")
+
+
 @router.get("/{teacher_id}", response_model=Envelope[TeacherOut])
 def get_teacher(teacher_id: uuid.UUID, session: DbSession):
     """One teacher."""
@@ -67,10 +106,21 @@ def availability(
     session: DbSession,
     from_: datetime | None = Query(default=None, alias="from"),
     to: datetime | None = Query(default=None),
+    duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
 ):
-    """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
+    """Every session of `durationMinutes` that can be booked starting between `from` and `to`
+    (default: the next 7 days), as {startsAt, endsAt}: whole inside the teacher's hours, outside
+    their time off, clear of every holding booking."""
+    if duration_minutes not in ALLOWED_DURATIONS:
+        allowed = ", ".join(map(str, ALLOWED_DURATIONS))
+        raise Unprocessable(
+            f"durationMinutes is one of {allowed}", data=[{"field": "durationMinutes", "message": "not offered"}]
+        )
     now = utc_now()
     start = as_utc(from_) if from_ else now
     end = as_utc(to) if to else start + timedelta(days=7)
-    free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
-    return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])
+    starts = bookings.bookable_starts(
+        session, teacher_id=teacher_id, start=start, end=end, minutes=duration_minutes, now=now
+    )
+    length = timedelta(minutes=duration_minutes)
+    return ok([SlotOut(starts_at=s, ends_at=s + length) for s in starts])

@@ -192,6 +192,10 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
             "This time is outside the teacher's availability",
             data=[{"field": "startsAt", "message": "outside availability"}],
         )
+    if teachers.is_time_off(session, profile.user_id, start=start, end=end):
+        raise Unprocessable(
+            "The teacher is away at this time", data=[{"field": "startsAt", "message": "during time off"}]
+        )
 
 
 def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
@@ -471,13 +475,76 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
 def free_slots(
     session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
 ) -> list[slots.Interval]:
-    """A teacher's free intervals: the weekly windows minus Pending/Confirmed bookings."""
+    """A teacher's free intervals: the weekly windows minus time off and Pending/Confirmed bookings."""
     teachers.check_range(start, end)
+    return _free(session, teacher_id=teacher_id, start=start, end=end, now=now)
+
+
+def _free(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime):
     profile = teachers.get_profile(session, teacher_id)
     busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end)
+    busy += teachers.time_off_intervals(session, teacher_id, start=start, end=end)
     return slots.free_intervals(
         teachers.windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
     )
+
+
+def bookable_starts(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, minutes: int, now: datetime
+) -> list[datetime]:
+    """Start times in [start, end) where a session of `minutes` fits whole: inside the hours,
+    outside time off, clear of every holding booking, and ahead of `now` (booking refuses the rest)."""
+    teachers.check_range(start, end)
+    duration = timedelta(minutes=minutes)
+    # Look past `end` by one session, so a start near the end is judged on the time after it.
+    free = _free(session, teacher_id=teacher_id, start=start, end=end + duration, now=now)
+    return [t for t in slots.start_times(free, duration=duration) if t < end and t > now]
+
+
+# -- time off --------------------------------------------------------------------------
+
+
+def affected_sessions(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> list[dict]:
+    """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
+    rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
+    return [
+        {
+            "id": b.id,
+            "subject": b.subject,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "student_name": student,
+            "parent_name": parent,
+            "parent_email": email,
+        }
+        for b, student, parent, email in rows
+        if b.status == Status.CONFIRMED
+    ]
+
+
+def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict]:
+    """The teacher's time off that is not over yet, each with the paid sessions inside it."""
+    return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
+
+
+def add_time_off(session: Session, *, teacher_id: uuid.UUID, starts_at, ends_at, note: str, now: datetime) -> dict:
+    """New time off; the paid sessions inside it are listed (never dropped)."""
+    row = teachers.add_time_off(
+        session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
+    )
+    return _time_off_view(session, row)
+
+
+def _time_off_view(session: Session, row) -> dict:
+    return {
+        "id": row.id,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "note": row.note,
+        "affected_sessions": affected_sessions(
+            session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at
+        ),
+    }
 
 
 def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:

@@ -1,13 +1,15 @@
-"""Teacher profiles and their weekly availability windows (local times in the teacher's zone)."""
+"""Teacher profiles, their weekly availability windows (local times in the teacher's zone) and their
+time off (UTC instants)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorbook.db import Base
+from tutorbook.db import Base, UTCDateTime, new_id
 
 
 class TeacherProfile(Base):
@@ -36,3 +38,20 @@ class AvailabilityWindow(Base):
     weekday: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
     start_minute: Mapped[int] = mapped_column(sa.Integer)
     end_minute: Mapped[int] = mapped_column(sa.Integer)
+
+
+class TimeOff(Base):
+    """A range with no bookings (a holiday, a sick day): taken out of the teacher's free time."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="time_order"),
+        sa.Index("ix_time_off_teacher_starts", "teacher_id", "starts_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teacher_profiles.user_id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

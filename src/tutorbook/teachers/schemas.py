@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 
 from pydantic import Field, field_validator, model_validator
 
 from tutorbook.accounts.schemas import check_zone
+from tutorbook.clock import as_utc
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 
 MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
@@ -75,6 +77,52 @@ class WindowOut(CamelModel):
 class SlotOut(CamelModel):
     starts_at: UtcDatetime
     ends_at: UtcDatetime
+
+
+class MeOut(TeacherOut):
+    """Your profile, and what you still lack before parents see you (empty: listed)."""
+
+    listed: bool
+    missing: list[str] = Field(description="checklist steps still to do: price, subjects, hours")
+
+
+class TimeOffIn(InputModel):
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    note: str = Field(default="", max_length=200)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("give a time zone (for example 2026-12-24T00:00:00Z)")
+        return as_utc(v)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.ends_at <= self.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        return self
+
+
+class AffectedSession(CamelModel):
+    """A paid session inside time off: still booked, for the teacher to cancel or move."""
+
+    id: uuid.UUID
+    subject: str
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    student_name: str
+    parent_name: str
+    parent_email: str
+
+
+class TimeOffOut(CamelModel):
+    id: uuid.UUID
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    note: str
+    affected_sessions: list[AffectedSession] = Field(default_factory=list)
 
 
 def minutes(hhmm: str) -> int:

@@ -472,6 +472,28 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
 # -- around bookings -------------------------------------------------------------------
 
 
+def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[dict]:
+    """The parent's Pending bookings whose checkout is open: each holds a slot until paid or
+    cancelled (the pages' banner: resume payment or cancel)."""
+    out = []
+    for booking in repo.open_checkouts(session, parent_id=parent_id, now=now):
+        teacher_name, student_name = repo.names_for(session, booking)
+        out.append(
+            {
+                "id": booking.id,
+                "subject": booking.subject,
+                "teacher_name": teacher_name,
+                "student_name": student_name,
+                "starts_at": booking.starts_at,
+                "ends_at": booking.ends_at,
+                "checkout_url": booking.checkout_url,
+                "checkout_expires_at": booking.checkout_expires_at,
+            }
+        )
+    return out
+
+
+
 def free_slots(
     session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
 ) -> list[slots.Interval]:

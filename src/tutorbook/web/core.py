@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +17,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user
+from tutorbook.bookings import service as bookings
+from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
+from tutorbook.localtime import known_zone, negotiate, zone_name
 from tutorbook.web.formatting import FILTERS
 
 log = logging.getLogger("tutorbook.web")
@@ -30,6 +33,8 @@ templates.env.filters.update(FILTERS)
 CSRF_COOKIE = "tutorbook_csrf"
 CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
+# The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
+ZONE_COOKIE = "tutorbook_zone"
 HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule"}
 
 
@@ -63,7 +68,8 @@ def clear_login(response: Response, request: Request) -> None:
 
 
 def page_user(request: Request) -> AuthUser | None:
-    """The user named by the login cookie, or None (an expired or stale cookie is ignored)."""
+    """The user named by the login cookie, or None (an expired or stale cookie is ignored).
+    For a parent, also their unpaid checkouts still holding a slot (the banner on every page)."""
     token = request.cookies.get(COOKIE_NAME)
     user = None
     if token:
@@ -72,6 +78,8 @@ def page_user(request: Request) -> AuthUser | None:
         except Unauthorized:
             user = None
     request.state.user = user
+    if user is not None and user.role == Role.PARENT:
+        request.state.holds = get_services(request).tx_sync(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
     return user
 
 
@@ -85,15 +93,32 @@ def require(user: AuthUser | None, *roles: Role) -> AuthUser:
     return user
 
 
-def viewer_zone(user: AuthUser | None) -> str:
-    return user.time_zone if user else "UTC"
+def viewer_zone(request: Request, user: AuthUser | None = None) -> str:
+    """The visitor's zone: the cookie (browser or switcher), else the profile's, else UTC."""
+    chosen = known_zone(unquote(request.cookies.get(ZONE_COOKIE) or ""))
+    return chosen or (user.time_zone if user else None) or "UTC"
+
+
+def set_zone(response: Response, request: Request, zone: str) -> None:
+    """Keep the visitor's zone for a year (readable by timezone.js, which sets it the first time)."""
+    options = {**cookie_options(request), "httponly": False}
+    response.set_cookie(ZONE_COOKIE, quote(zone, safe=""), max_age=365 * 24 * 3600, **options)
+
+
+def viewer_locale(request: Request) -> str:
+    """The visitor's language for dates and times, from the browser's Accept-Language."""
+    return negotiate(request.headers.get("accept-language"))
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to return to after logging in, never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """A same-site path to return to (after logging in, registering, adding a child), never
+    another site: a path from "/", no scheme or host, no backslash or control character."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target) or len(target) > 2000:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 # -- CSRF: a random nonce in a cookie, and its HMAC in every form ----------------------
@@ -127,7 +152,11 @@ async def read_form(request: Request) -> dict[str, str]:
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
     """A page from base.html with the user (from page_user), a CSRF token and any flash message."""
     user = context.setdefault("user", getattr(request.state, "user", None))
-    context.setdefault("zone", viewer_zone(user))
+    context.setdefault("zone", viewer_zone(request, user))
+    context.setdefault("loc", viewer_locale(request))
+    context.setdefault("zone_label", zone_name(context["zone"], context["loc"]))
+    context.setdefault("holds", getattr(request.state, "holds", []))
+    context.setdefault("here", here(request))
     context.update(request=request, csrf_field=CSRF_FIELD, csrf=csrf_token(request))
     context.setdefault("flash", _read_flash(request))
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -172,11 +201,16 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code=status_code, message=message, code=status_code)
 
 
+def here(request: Request) -> str:
+    """This page's path and query, to come back to (a `next`)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def login_redirect(request: Request) -> Response:
     """To /login and back here afterwards (a form post cannot be replayed: back to the start)."""
     if request.method != "GET":
         return RedirectResponse("/login", status_code=303)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = here(request)
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 

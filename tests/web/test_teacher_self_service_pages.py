@@ -167,11 +167,13 @@ def test_the_teacher_page_offers_only_starts_that_fit_the_chosen_length(api, web
 
 
 def test_an_unpaid_booking_shows_a_banner_on_every_page_until_paid(api, parent_web, parent, teacher, booking):
-    for path in ("/", f"/teachers/{teacher['user']['id']}", "/children", "/my-bookings"):
+    for path in ("/", f"/teachers/{teacher['user']['id']}", "/children", "/time-zone"):
         page = parent_web.get(path)
         assert_clean(page)
         assert "You have an unpaid booking" in text_of(page), path
         assert f'href="{booking["checkoutUrl"]}"' in page.text and f"/bookings/{booking['id']}/cancel" in page.text
+    page = parent_web.get("/my-bookings")  # lists it with the same actions, no banner twice
+    assert "You have an unpaid booking" not in text_of(page) and "Resume payment" in text_of(page)
     pay.pay(booking["checkoutUrl"])
     parent["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     assert "unpaid booking" not in text_of(parent_web.get("/"))

@@ -1,4 +1,4 @@
-"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs."""
+"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs, mail."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import traceback
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -88,7 +89,7 @@ def serve(
     jobs: bool = typer.Option(True, help="Run the periodic jobs in this process"),
 ):
     """Migrate, then serve the API, the pages, the jobs and (without a Stripe key) the sandbox."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if "TUTORBOOK_PUBLIC_URL" not in os.environ:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         overrides["public_url"] = f"http://{shown}:{port}"
@@ -122,7 +123,10 @@ def serve(
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     try:
-        uvicorn.run("tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None)
+        # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
+        uvicorn.run(
+            "tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=False
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -265,9 +269,63 @@ def _run_job(name: str, *, dry_run: bool, **options):
         svc.db.dispose()
 
 
+mail_app = typer.Typer(help="Mail: the development mailbox and the outbox.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("list")
+def mail_list(
+    status: str = typer.Option(
+        None, help="List the outbox in this status (pending, sending, sent, failed, skipped) instead of the mailbox"
+    ),
+    to: str = typer.Option(None, help="Only mail to this address (mailbox)"),
+    limit: int = typer.Option(50, help="At most this many, newest first"),
+):
+    """The development mailbox (mail kept while no SMTP server is configured), or with --status
+    the outbox (e.g. --status failed: what the mail server refused for good)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            if status:
+                rows = [
+                    [n.id, n.kind, n.to_address, n.status, n.attempts, (n.last_error or "")[:60]]
+                    for n in outbox.listing(session, status=status, limit=limit)
+                ]
+                headers = ["id", "kind", "to", "status", "attempts", "last error"]
+            else:
+                rows = [
+                    [m.id, m.created_at.isoformat(timespec="seconds"), m.to_address, m.subject]
+                    for m in outbox.mailbox(session, limit=limit, to=to)
+                ]
+                headers = ["id", "kept", "to", "subject"]
+    finally:
+        svc.db.dispose()
+    typer.echo(_table(headers, rows) if rows else "no mail")
+
+
+@mail_app.command("show")
+def mail_show(mail_id: int = typer.Argument(..., help="The id from `tutorbook mail list`")):
+    """One message of the development mailbox, as sent (MIME)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            mail = outbox.kept(session, mail_id)
+            raw = mail.raw if mail else None
+    finally:
+        svc.db.dispose()
+    if raw is None:
+        typer.echo(f"error: no message {mail_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(raw)
+
+
 @jobs_app.command("run")
 def jobs_run(
-    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge"),
+    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge | reminders | mail"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing"),
     since_hours: float = typer.Option(
         None,
@@ -335,19 +393,29 @@ def worker(
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
+    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from tutorbook.api.deps import check_metrics_access
     from tutorbook.bookings import repository as bookings_repo
+    from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            body = metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            content_type = "text/plain; version=0.0.4"
+            try:  # the same rule as the app's /metrics: the metrics token or an admin's token
+                check_metrics_access(svc, authorization=self.headers.get("authorization"))
+                status, body = 200, metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
+            except AppError as exc:
+                status, content_type = exc.status_code, "application/json"
+                body = json.dumps(envelope(None, exc.message, success=False)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

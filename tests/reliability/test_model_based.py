@@ -71,7 +71,6 @@ def make_machine(api, sandbox):
             wipe(db)
             # A fresh sandbox too: otherwise reconcile pages through every earlier run's checkouts.
             sb.delete("/_sandbox/test-data").raise_for_status()
-            api.state.login_throttle.reset()
             pay.sandbox_config(sandbox, deliver_webhooks=False, fail_mode=None, substitute_cancel_url=False)
             self.c = http_client(base_url=base, timeout=30)
             self.teacher = f.teacher(self.c, rate=3000)

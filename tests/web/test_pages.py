@@ -430,3 +430,14 @@ def test_money_and_times_are_written_with_their_currency_and_zone():
     assert when(winter, winter + timedelta(hours=1), "America/New_York", "en_US") == (
         "Tue, Dec 1, 2026, 9:00\u202fAM–10:00\u202fAM EST"
     )
+
+
+def test_the_register_page_refuses_a_weak_password_saying_why_and_keeps_the_form(web, c):
+    r = web.post(
+        "/register",
+        {"full_name": "Wren", "email": "wren@example.com", "password": "password123", "role": "Parent"},
+    )
+    assert r.status_code == 422 and "too easy to guess" in text_of(r)
+    assert "This is a very common password." in text_of(r) and 'value="wren@example.com"' in r.text
+    assert "password123" not in r.text
+    assert c.post("/api/Auth/login", json={"email": "wren@example.com", "password": "password123"}).status_code == 401

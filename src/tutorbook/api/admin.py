@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -17,11 +18,12 @@ from tutorbook.admin.schemas import (
     orphaned_out,
 )
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
@@ -63,16 +65,16 @@ async def reconcile(
     user: AdminUser,
     svc: ServicesDep,
     dry_run: bool = DryRun,
-    since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
+    since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(svc, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
+    result = await _run(svc, "reconcile", dry_run=dry_run, since=since)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 
 
-async def _run(svc: Services, name: str, *, dry_run: bool, **options: object) -> jobs.JobResult:
+async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jobs.JobResult:
     try:
         return await run_in_threadpool(
             jobs.run, name, svc, now=utc_now(), dry_run=dry_run, metrics=svc.metrics, **options

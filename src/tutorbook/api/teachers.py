@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
 
 from tutorbook.api.deps import DbSession, TeacherUser
 from tutorbook.bookings import service as bookings
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import Unprocessable
 from tutorbook.schemas import Envelope, errors, ok
@@ -19,6 +21,7 @@ from tutorbook.teachers.schemas import (
     MeOut,
     ProfileIn,
     SlotOut,
+    SubjectFilter,
     TeacherOut,
     TimeOffIn,
     TimeOffOut,
@@ -26,21 +29,25 @@ from tutorbook.teachers.schemas import (
     hhmm,
     minutes,
 )
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
+
+TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
+TimeOffId = Annotated[uuid.UUID, Path(alias="timeOffId")]
 
 
 def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
     return [WindowOut(weekday=w.weekday, start=hhmm(w.start_minute), end=hhmm(w.end_minute)) for w in ws]
 
 
-@router.get("", response_model=Envelope[list[TeacherOut]])
-def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
+@router.get("", response_model=Envelope[list[TeacherOut]], name="list")
+def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(default=None)):
     """All teachers with subjects and price (optionally one subject)."""
     return ok(service.list_teachers(session, subject=subject))
 
 
-def me_out(session, teacher_id: uuid.UUID) -> MeOut:
+def me_out(session: Session, teacher_id: uuid.UUID) -> MeOut:
     gaps = service.checklist(session, teacher_id)
     return MeOut(**service.get_teacher(session, teacher_id).model_dump(), listed=not gaps, missing=gaps)
 
@@ -58,13 +65,13 @@ def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
     return ok(me_out(session, user.id), "Profile updated")
 
 
-@router.get("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.get("/me/availability", response_model=Envelope[list[WindowOut]], name="my_availability")
 def my_windows(user: TeacherUser, session: DbSession):
     """Your weekly hours."""
     return ok(_windows_out(service.windows(session, user.id)))
 
 
-@router.put("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.put("/me/availability", response_model=Envelope[list[WindowOut]], name="set_my_availability")
 def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
@@ -87,25 +94,25 @@ def add_my_time_off(body: TimeOffIn, user: TeacherUser, session: DbSession):
     return ok(TimeOffOut(**out), "Time off added")
 
 
-@router.delete("/me/time-off/{time_off_id}", response_model=Envelope[None])
-def delete_my_time_off(time_off_id: uuid.UUID, user: TeacherUser, session: DbSession):
+@router.delete("/me/time-off/{timeOffId}", response_model=Envelope[None])
+def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, session: DbSession):
     """Remove one of your time-off ranges; its times are free again."""
     service.delete_time_off(session, teacher_id=user.id, time_off_id=time_off_id)
     return ok(None, "Time off removed")
 
 
-@router.get("/{teacher_id}", response_model=Envelope[TeacherOut])
-def get_teacher(teacher_id: uuid.UUID, session: DbSession):
+@router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
+def get_teacher(teacher_id: TeacherId, session: DbSession):
     """One teacher."""
     return ok(service.get_teacher(session, teacher_id))
 
 
-@router.get("/{teacher_id}/availability", response_model=Envelope[list[SlotOut]])
+@router.get("/{teacherId}/availability", response_model=Envelope[list[SlotOut]])
 def availability(
-    teacher_id: uuid.UUID,
+    teacher_id: TeacherId,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
     duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
 ):
     """Every session of `durationMinutes` that can be booked starting between `from` and `to`
@@ -117,8 +124,8 @@ def availability(
             f"durationMinutes is one of {allowed}", data=[{"field": "durationMinutes", "message": "not offered"}]
         )
     now = utc_now()
-    start = as_utc(from_) if from_ else now
-    end = as_utc(to) if to else start + timedelta(days=7)
+    start = from_ or now
+    end = to or start + timedelta(days=7)
     starts = bookings.bookable_starts(
         session, teacher_id=teacher_id, start=start, end=end, minutes=duration_minutes, now=now
     )

@@ -9,10 +9,24 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorbook.bookings.lifecycle import CANCELLATION_REASONS
+from tutorbook.bookings.lifecycle import CANCELLATION_REASONS, Status
 from tutorbook.db import Base, UTCDateTime, new_id
 
 _REASONS = ",".join(f"'{r.value}'" for r in sorted(CANCELLATION_REASONS))
+
+
+class StatusType(sa.TypeDecorator[Status]):
+    """A booking status: a SMALLINT 0-3 in the database (the CHECK constraint), a `Status` in
+    Python. Binds a Status or a plain int alike."""
+
+    impl = sa.SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: sa.Dialect) -> int | None:
+        return None if value is None else int(value)
+
+    def process_result_value(self, value: int | None, dialect: sa.Dialect) -> Status | None:
+        return None if value is None else Status(value)
 
 
 class PrivateSession(Base):
@@ -47,7 +61,7 @@ class PrivateSession(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     price_amount: Mapped[int] = mapped_column(sa.Integer)
     currency: Mapped[str] = mapped_column(sa.String(3))
-    status: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0", default=0)
+    status: Mapped[Status] = mapped_column(StatusType, server_default="0", default=Status.PENDING)
     stripe_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
     checkout_url: Mapped[str | None] = mapped_column(sa.String(2048))
@@ -86,6 +100,9 @@ class Refund(Base):
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
     session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True)
     stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    # The payment this refund returns money from: the booking's own, or (for a refused payment)
+    # another payment that named the booking. NULL in rows older than migration 0006: the booking's.
+    payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
     amount: Mapped[int] = mapped_column(sa.Integer)
     currency: Mapped[str] = mapped_column(sa.String(3))
     # "pending" until Stripe accepts it; then Stripe's status (succeeded, failed, ...).

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,8 +24,10 @@ from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tutorbook.identity import AuthUser, Role
+from tutorbook.notifications import service as notices
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
+from tutorbook.teachers.models import TeacherProfile, TimeOff
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -168,11 +172,40 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
     repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
+    if settings.mail_payment_nudge_minutes:
+        # Goes out only if still Pending and unpaid by then (checked when sending).
+        nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
+        _notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
     return Reservation(booking, False, teacher_name, student.full_name)
 
 
-def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
-    problems = []
+def _notify(
+    session: Session,
+    booking: PrivateSession,
+    kinds: tuple[str, ...],
+    *,
+    now: datetime,
+    payload: Mapping[str, object] | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    """Write the notices of a change in its transaction (the outbox): `kind.parent` goes to the
+    parent, `kind.teacher` to the teacher; the version is the booking's history length."""
+    who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
+    notices.booking_notice(
+        session,
+        booking_id=booking.id,
+        recipients={kind: who[kind.rsplit(".", 1)[1]] for kind in kinds},
+        version=repo.version(session, booking.id),
+        payload=payload,
+        now=now,
+        not_before=not_before,
+    )
+
+
+def _check_request(
+    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> None:
+    problems: list[dict[str, str]] = []
     if profile.subjects and body.subject.lower() not in {s.lower() for s in profile.subjects}:
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
@@ -198,7 +231,9 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
         )
 
 
-def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
+def _same_open_checkout(
+    other: PrivateSession, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> bool:
     return (
         other.parent_id == parent.id
         and other.student_id == body.student_id
@@ -291,13 +326,16 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
         change = lifecycle.confirm_payment(status, now=now, payment_intent_id=checkout.payment_intent)
         if not repo.apply(session, booking, change, actor=actor):
             return fulfil(session, checkout=checkout, actor=actor, now=now)
+        _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome("confirmed", booking, Followups(links=[booking.id]))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome("already_fulfilled", booking)
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
 
 
-def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, actor: str, now: datetime) -> Outcome:
+def _refuse_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, reason: Reason, actor: str, now: datetime
+) -> Outcome:
     """Refund a payment that cannot pay for `booking` in full, once, and say why in its history;
     the booking keeps its status (and its own checkout, if it has one)."""
     repo.lock_teacher(session, booking.teacher_id)  # one refund however many paths see the payment
@@ -323,10 +361,14 @@ def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, act
         reason=reason.value,
         now=now,
     )
+    if refund is None:  # asked for already (has_payment_refund saw it first, under the same lock)
+        return Outcome("already_refunded", booking, refused=reason)
     return Outcome(reason.value, booking, Followups(refunds=[refund.id]), refused=reason)
 
 
-def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+def _late_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, now: datetime
+) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)
@@ -344,11 +386,13 @@ def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: date
             status, now=now, payment_intent_id=checkout.payment_intent, was_paid=False
         )
         repo.apply(session, booking, change, actor=actor)
+        _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome("late_payment_confirmed", booking, Followups(links=[booking.id]))
     change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=checkout.payment_intent)
     repo.apply(session, booking, change, actor=actor)
     amount = checkout.amount_total if checkout.amount_total is not None else booking.price_amount
     refund = refunds.request(session, booking=booking, amount=amount, reason="late_payment", now=now)
+    _notify(session, booking, ("late_payment_refunded.parent",), now=now, payload={"refund": amount})
     return Outcome("late_payment_refunded", booking, Followups(refunds=[refund.id]))
 
 
@@ -449,6 +493,8 @@ def cancel_confirmed(
     if amount > 0:
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
+    payload = {"refund": amount, "reason": reason.value, "by": user.role}
+    _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
 
 
@@ -469,10 +515,37 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
     return booking
 
 
+# -- reminders -------------------------------------------------------------------------
+
+REMINDER_HOURS = (24, 1)
+
+
+def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> tuple[int, list[PrivateSession]]:
+    """Write the due reminders of Confirmed sessions starting in [start, now + 24 h), at most
+    `limit` sessions: the 1 h reminder in the last hour, the 24 h one before that. A session
+    paid after a reminder's moment gets no such reminder (the confirmation was enough). Once
+    per (booking, hours), however often it runs. Returns (reminders written, sessions seen)."""
+    batch = repo.starting_between(session, start=max(start, now), end=now + timedelta(hours=24), limit=limit)
+    added = 0
+    for booking in batch:
+        hours = 1 if booking.starts_at - now <= timedelta(hours=1) else 24
+        moment = booking.starts_at - timedelta(hours=hours)
+        if booking.paid_at is None or booking.paid_at > moment:
+            continue
+        added += notices.booking_notice(
+            session,
+            booking_id=booking.id,
+            recipients={"reminder.parent": booking.parent_id, "reminder.teacher": booking.teacher_id},
+            version=hours,
+            now=now,
+        )
+    return added, batch
+
+
 # -- around bookings -------------------------------------------------------------------
 
 
-def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[dict]:
+def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
     """The parent's Pending bookings whose checkout is open: each holds a slot until paid or
     cancelled (the pages' banner: resume payment or cancel)."""
     out = []
@@ -502,7 +575,9 @@ def free_slots(
     return _free(session, teacher_id=teacher_id, start=start, end=end, now=now)
 
 
-def _free(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime):
+def _free(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+) -> list[slots.Interval]:
     profile = teachers.get_profile(session, teacher_id)
     busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end)
     busy += teachers.time_off_intervals(session, teacher_id, start=start, end=end)
@@ -526,7 +601,9 @@ def bookable_starts(
 # -- time off --------------------------------------------------------------------------
 
 
-def affected_sessions(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> list[dict]:
+def affected_sessions(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
     """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
     rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
     return [
@@ -544,12 +621,14 @@ def affected_sessions(session: Session, *, teacher_id: uuid.UUID, start: datetim
     ]
 
 
-def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict]:
+def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
     """The teacher's time off that is not over yet, each with the paid sessions inside it."""
     return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
 
 
-def add_time_off(session: Session, *, teacher_id: uuid.UUID, starts_at, ends_at, note: str, now: datetime) -> dict:
+def add_time_off(
+    session: Session, *, teacher_id: uuid.UUID, starts_at: datetime, ends_at: datetime, note: str, now: datetime
+) -> dict[str, Any]:
     """New time off; the paid sessions inside it are listed (never dropped)."""
     row = teachers.add_time_off(
         session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
@@ -557,7 +636,7 @@ def add_time_off(session: Session, *, teacher_id: uuid.UUID, starts_at, ends_at,
     return _time_off_view(session, row)
 
 
-def _time_off_view(session: Session, row) -> dict:
+def _time_off_view(session: Session, row: TimeOff) -> dict[str, Any]:
     return {
         "id": row.id,
         "starts_at": row.starts_at,

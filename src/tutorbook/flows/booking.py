@@ -37,7 +37,9 @@ class Booked:
     student_name: str
 
 
-def line_item(*, subject: str, teacher: str, child: str, starts_at, ends_at, zone: str, locale: str) -> str:
+def line_item(
+    *, subject: str, teacher: str, child: str, starts_at: datetime, ends_at: datetime, zone: str, locale: str
+) -> str:
     """The checkout's line item: what, with whom, for whom, and when on the parent's clock."""
     return f"{subject} with {teacher} for {child}, {localtime.when(starts_at, ends_at, zone, locale)}"
 
@@ -55,6 +57,7 @@ async def book(
     if held.reused:
         return Booked(booking, held.teacher_name, held.student_name)
     success, cancel = bookings.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
+    assert booking.checkout_expires_at is not None  # reserve() gives every new booking its expiry
     try:
         checkout = await svc.gateway.create_checkout(
             booking_id=str(booking.id),

@@ -92,7 +92,8 @@ def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatc
     found = []
     for c in checkouts:
         # The booking whose checkout it is, else the one its metadata names (whatever its checkout).
-        booking = by_checkout.get(c.id) or by_id.get(refs.get(c.id))
+        ref = refs.get(c.id)
+        booking = by_checkout.get(c.id) or (by_id.get(ref) if ref is not None else None)
         kind = _kind(session, c, booking)
         if kind is not None:
             found.append(Mismatch(kind, c, booking.id if booking else None))
@@ -137,7 +138,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
     if m.kind in _FULFILLED:
         return fulfil_paid(svc, checkout=m.checkout, job="reconcile", now=now)
-    if m.kind == "pending_but_expired":
+    if m.kind == "pending_but_expired" and m.booking_id is not None:
         return svc.tx_sync(
             cancel_pending,
             booking_id=m.booking_id,
@@ -151,7 +152,7 @@ def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
 def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: bool) -> None:
     with svc.db.session_scope() as session:
         stuck = [
-            (refund_id, session.get(Refund, refund_id).session_id)
+            (refund_id, session.get_one(Refund, refund_id).session_id)
             for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
         ]
     for refund_id, booking_id in stuck:

@@ -11,12 +11,16 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal
 
 import httpx
 import stripe
+from stripe.params import RefundCreateParams
+from stripe.params.checkout import SessionCreateParams, SessionListParams
 
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.config import Settings
@@ -60,12 +64,12 @@ class RefundResult:
     amount: int
 
 
-def _ts(value) -> datetime | None:
+def _ts(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(value), UTC)
 
 
-def _checkout(obj) -> Checkout:
-    d = obj if isinstance(obj, dict) else obj.to_dict()
+def _checkout(obj: Mapping[str, Any] | stripe.StripeObject) -> Checkout:
+    d = obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
     pi = d.get("payment_intent")
     if isinstance(pi, dict):
         pi = pi.get("id")
@@ -84,7 +88,7 @@ def _checkout(obj) -> Checkout:
     )
 
 
-def checkout_from_event_object(obj: dict) -> Checkout:
+def checkout_from_event_object(obj: Mapping[str, Any]) -> Checkout:
     """A Checkout built from a (signature-verified) event's data.object."""
     return _checkout(obj)
 
@@ -96,27 +100,25 @@ class StripeGateway:
         self.webhook_secret = settings.stripe_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
         self.max_calls = settings.stripe_max_concurrent_calls
-        options: dict = {}
-        if settings.uses_sandbox:
-            options["base_addresses"] = {"api": settings.sandbox_url}
         self.client = stripe.StripeClient(
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,
             max_network_retries=settings.stripe_max_network_retries,
             http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.max_calls),
-            **options,
+            base_addresses={"api": settings.sandbox_url} if settings.uses_sandbox else None,
         )
         self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
 
     @contextlib.asynccontextmanager
-    async def _slot(self):
+    async def _slot(self) -> AsyncIterator[None]:
         """At most `max_calls` async calls in flight; the others wait here, within the timeout,
         rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
         loop = asyncio.get_running_loop()
-        if self._slots_loop is not loop:  # a semaphore belongs to one event loop
-            self._slots_loop, self._slots = loop, asyncio.Semaphore(self.max_calls)
         slots = self._slots
+        if slots is None or self._slots_loop is not loop:  # a semaphore belongs to one event loop
+            slots = asyncio.Semaphore(self.max_calls)
+            self._slots_loop, self._slots = loop, slots
         try:
             await asyncio.wait_for(slots.acquire(), self.timeout)
         except TimeoutError as exc:
@@ -141,7 +143,7 @@ class StripeGateway:
         expires_at: datetime,
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id."""
-        params = {
+        params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
                 {
@@ -162,10 +164,11 @@ class StripeGateway:
         }
         if customer_email:
             params["customer_email"] = customer_email
-        options = {"idempotency_key": f"checkout-{booking_id}"}
         async with self._slot():
             with _mapped_errors():
-                obj = await self.client.v1.checkout.sessions.create_async(params=params, options=options)
+                obj = await self.client.v1.checkout.sessions.create_async(
+                    params=params, options={"idempotency_key": f"checkout-{booking_id}"}
+                )
         return _checkout(obj)
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
@@ -193,7 +196,7 @@ class StripeGateway:
 
     def list_checkouts_sync(self, *, created_since: datetime) -> Iterator[Checkout]:
         """Every Checkout Session created since `created_since`, through auto-pagination."""
-        params = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
+        params: SessionListParams = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
         with _mapped_errors():
             page = self.client.v1.checkout.sessions.list(params=params)
             for obj in page.auto_paging_iter():
@@ -203,7 +206,7 @@ class StripeGateway:
 
     def refund_sync(self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str) -> RefundResult:
         """Refund `amount` of a payment; the key makes retries safe."""
-        params = {
+        params: RefundCreateParams = {
             "payment_intent": payment_intent,
             "amount": amount,
             "reason": "requested_by_customer",
@@ -211,11 +214,12 @@ class StripeGateway:
         }
         with _mapped_errors(refund=True):
             obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
-        return RefundResult(id=obj.id, status=obj.status, amount=obj.amount)
+        # Stripe always answers with a status; none would read as its "pending" (still processing).
+        return RefundResult(id=obj.id, status=obj.status or "pending", amount=obj.amount)
 
     # -- Webhooks ----------------------------------------------------------------------
 
-    def construct_event(self, payload: bytes, signature: str | None) -> dict:
+    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """The verified event as a dict; InvalidWebhook otherwise (checked before parsing).
 
         The SDK's own signature check (stripe.WebhookSignature, 5-minute tolerance), then plain
@@ -262,10 +266,12 @@ class _mapped_errors:
     def __init__(self, *, not_open: bool = False, refund: bool = False):
         self.not_open, self.refund = not_open, refund
 
-    def __enter__(self):
+    def __enter__(self) -> _mapped_errors:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if exc is None:
             return False
         if isinstance(exc, stripe.InvalidRequestError) and not isinstance(exc, stripe.IdempotencyError):
@@ -296,13 +302,14 @@ class _mapped_errors:
 _EXPIRE_KEY = "tutorbook-expire:"
 
 
-def _expire_options(checkout_id: str, reason: str) -> dict:
+def _expire_options(checkout_id: str, reason: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"{_EXPIRE_KEY}{reason}:{checkout_id}"}
 
 
-def expiry_reason(event: dict) -> str | None:
+def expiry_reason(event: Mapping[str, Any]) -> str | None:
     """The reason the app gave when it expired the checkout of this event; None if Stripe did."""
-    key = ((event.get("request") or {}).get("idempotency_key")) or ""
+    request = event.get("request")  # an object, null, or (older API versions) a request id
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
     if not isinstance(key, str) or not key.startswith(_EXPIRE_KEY):
         return None
     return key[len(_EXPIRE_KEY) :].split(":", 1)[0]

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -14,8 +15,10 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
+from tutorbook.payments.schemas import ChargeObject, CheckoutObject, Event, EventData
 
 log = logging.getLogger("tutorbook.webhooks")
 
@@ -32,6 +35,38 @@ HANDLED = frozenset(
         "charge.refunded",
     }
 )
+
+
+class MalformedEvent(BadRequest):
+    message = "The Stripe event does not have the shape Tutorbook needs"
+
+
+def check_shape(event: dict) -> None:
+    """MalformedEvent (400) unless the event has what recording and handling it read: a signed
+    event that would fail half-way is refused whole, before any transaction, and logged."""
+    try:
+        _check_shape(event)
+    except MalformedEvent as exc:
+        log.warning("malformed stripe event", extra={"problems": exc.data})
+        raise
+
+
+def _check_shape(event: dict) -> None:
+    try:
+        parsed = Event.model_validate(event)
+    except ValidationError as exc:
+        raise MalformedEvent(data=_problems(exc)) from exc
+    if parsed.type not in HANDLED:
+        return  # only its id and type are recorded
+    shape = ChargeObject if parsed.type == "charge.refunded" else CheckoutObject
+    try:
+        shape.model_validate(EventData.model_validate(parsed.data).object)
+    except ValidationError as exc:
+        raise MalformedEvent(data=_problems(exc, prefix="data.")) from exc
+
+
+def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict]:
+    return [{"field": prefix + ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]
 
 
 def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
@@ -94,8 +129,11 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
 def _expiry_reason(event: dict) -> Reason:
     """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
     cancel, which this event may overtake)."""
+    said = gw.expiry_reason(event)
+    if said is None:
+        return Reason.CHECKOUT_EXPIRED
     try:
-        given = Reason(gw.expiry_reason(event))
+        given = Reason(said)
     except ValueError:
         return Reason.CHECKOUT_EXPIRED
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED

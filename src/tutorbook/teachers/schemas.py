@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
-from tutorbook.accounts.schemas import check_zone
-from tutorbook.clock import as_utc
+from tutorbook.accounts.schemas import Name, Zone, check_zone
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Instant, Line, crlf_to_lf, multi_line, single_line
 
 MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
+Bio = Annotated[str, StringConstraints(max_length=2000), BeforeValidator(crlf_to_lf), AfterValidator(multi_line)]
+# A subject to search for.
+SubjectFilter = Annotated[str, StringConstraints(max_length=100), AfterValidator(single_line)]
+# Why a teacher is away (shown only to the teacher).
+TimeOffNote = Annotated[str, StringConstraints(max_length=200), AfterValidator(single_line)]
 
 
 class TeacherOut(CamelModel):
     id: uuid.UUID
     full_name: str
-    email: str
     subjects: list[str]
     hourly_rate: int
     currency: str
@@ -27,12 +31,12 @@ class TeacherOut(CamelModel):
 
 
 class ProfileIn(InputModel):
-    subjects: list[str] = Field(min_length=1, max_length=20)
+    subjects: list[Line] = Field(min_length=1, max_length=20)
     hourly_rate: int = Field(ge=0, le=MAX_RATE, description="minor units per hour")
     currency: str = Field(min_length=3, max_length=3)
-    time_zone: str
-    bio: str = Field(default="", max_length=2000)
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    time_zone: Zone
+    bio: Bio = ""
+    full_name: Name | None = None
 
     @field_validator("currency")
     @classmethod
@@ -87,16 +91,9 @@ class MeOut(TeacherOut):
 
 
 class TimeOffIn(InputModel):
-    starts_at: UtcDatetime
-    ends_at: UtcDatetime
-    note: str = Field(default="", max_length=200)
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (for example 2026-12-24T00:00:00Z)")
-        return as_utc(v)
+    starts_at: Instant
+    ends_at: Instant
+    note: TimeOffNote = ""
 
     @model_validator(mode="after")
     def _order(self):

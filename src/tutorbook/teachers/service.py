@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
@@ -68,7 +69,6 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
     return TeacherOut(
         id=user.id,
         full_name=user.full_name,
-        email=user.email,
         subjects=list(profile.subjects or []),
         hourly_rate=profile.hourly_rate,
         currency=profile.currency,
@@ -122,15 +122,23 @@ def get_profile(session: Session, teacher_id: uuid.UUID) -> TeacherProfile:
     return profile
 
 
+def _teacher_user(session: Session, teacher_id: uuid.UUID) -> User:
+    """The user behind a profile (the profile's key is the user's, so it is there)."""
+    user = session.get(User, teacher_id)
+    if user is None:
+        raise NotFound("Teacher not found")
+    return user
+
+
 def get_teacher(session: Session, teacher_id: uuid.UUID) -> TeacherOut:
     profile = get_profile(session, teacher_id)
-    return _out(session.get(User, teacher_id), profile)
+    return _out(_teacher_user(session, teacher_id), profile)
 
 
-def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict) -> TeacherOut:
+def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict[str, Any]) -> TeacherOut:
     """Replace the profile fields given."""
     profile = get_profile(session, teacher_id)
-    user = session.get(User, teacher_id)
+    user = _teacher_user(session, teacher_id)
     full_name = fields.pop("full_name", None)
     if full_name:
         user.full_name = full_name
@@ -184,7 +192,9 @@ def check_range(start: datetime, end: datetime) -> None:
 # -- time off --------------------------------------------------------------------------
 
 
-def time_off(session: Session, teacher_id: uuid.UUID, *, start: datetime | None = None, end: datetime | None = None):
+def time_off(
+    session: Session, teacher_id: uuid.UUID, *, start: datetime | None = None, end: datetime | None = None
+) -> list[TimeOff]:
     """The teacher's time off by start; with `start`/`end`, only ranges touching [start, end)."""
     stmt = sa.select(TimeOff).where(TimeOff.teacher_id == teacher_id)
     if start is not None:
@@ -194,7 +204,9 @@ def time_off(session: Session, teacher_id: uuid.UUID, *, start: datetime | None 
     return list(session.scalars(stmt.order_by(TimeOff.starts_at, TimeOff.id)))
 
 
-def time_off_intervals(session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime):
+def time_off_intervals(
+    session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime
+) -> list[slots.Interval]:
     return [(t.starts_at, t.ends_at) for t in time_off(session, teacher_id, start=start, end=end)]
 
 

@@ -22,6 +22,7 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
 from tutorbook.localtime import known_zone, negotiate, zone_name
+from tutorbook.validation import is_single_line
 from tutorbook.web.formatting import FILTERS
 
 log = logging.getLogger("tutorbook.web")
@@ -36,6 +37,7 @@ FLASH_COOKIE = "tutorbook_flash"
 # The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
 ZONE_COOKIE = "tutorbook_zone"
 HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule"}
+MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
 
 class LoginRequired(Exception):
@@ -113,9 +115,13 @@ def viewer_locale(request: Request) -> str:
 def safe_next(target: str | None) -> str | None:
     """A same-site path to return to (after logging in, registering, adding a child), never
     another site: a path from "/", no scheme or host, no backslash or control character."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target) or len(target) > 2000:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or not is_single_line(target, max_length=MAX_NEXT)
+    ):
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
@@ -202,8 +208,14 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
 
 
 def here(request: Request) -> str:
-    """This page's path and query, to come back to (a `next`)."""
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """This page's path and query, to come back to (a `next`); only the path when the query
+    carries a control character or is too long to be worth returning to."""
+    query = request.url.query
+    fits = len(query) <= MAX_NEXT and all(
+        is_single_line(k, max_length=MAX_NEXT) and is_single_line(v, max_length=MAX_NEXT)
+        for k, v in request.query_params.multi_items()
+    )
+    return request.url.path + (f"?{query}" if query and fits else "")
 
 
 def login_redirect(request: Request) -> Response:
@@ -230,8 +242,11 @@ class PageRoute(APIRoute):
                 return login_redirect(request)
             except AppError as exc:
                 return error_page(request, exc.status_code, exc.message)
-            except RequestValidationError:
-                return error_page(request, 404, "This page does not exist.")
+            except RequestValidationError as exc:
+                # A malformed id in the path names no page; a malformed query is a bad link.
+                if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+                    return error_page(request, 404, "This page does not exist.")
+                return error_page(request, 422, "This link is not valid.")
             except Exception:
                 log.exception("page failed", extra={"path": request.url.path})
                 return error_page(request, 500, "Something went wrong on our side. Please try again.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
-from pydantic import ValidationError
+from pydantic import AfterValidator, StringConstraints, ValidationError
 from starlette.responses import RedirectResponse
 
 from tutorbook.accounts import service as accounts
@@ -21,6 +21,8 @@ from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.schemas import SubjectFilter
+from tutorbook.validation import single_line, small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_locale, viewer_zone
 
@@ -28,6 +30,8 @@ router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 DEFAULT_MINUTES = 60
 MAX_WEEK = 52
+# The chosen start in a teacher page's link (an ISO instant; anything else just chooses nothing).
+StartChoice = Annotated[str, StringConstraints(max_length=40), AfterValidator(single_line)]
 FIELD_NAMES = {
     "startsAt": "start time",
     "starts_at": "start time",
@@ -40,7 +44,7 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
+async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
     listed = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in listed for s in t.subjects}, key=str.lower)
     if subject:
@@ -64,7 +68,7 @@ def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> lis
     """Seven days from `start` in `zone`, each with the start times offered on it."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
-    out = [{"date": first + timedelta(days=i), "starts": []} for i in range(7)]
+    out: list[dict[str, Any]] = [{"date": first + timedelta(days=i), "starts": []} for i in range(7)]
     index = {d["date"]: d for d in out}
     for t in starts:
         if (d := index.get(t.astimezone(tz).date())) is not None:
@@ -82,9 +86,10 @@ def _week_data(session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, s
     return teacher, starts, [{"id": str(c.id), "full_name": c.full_name} for c in children]
 
 
-def _minutes(value) -> int:
-    text = str(value or "")
-    return int(text) if text.isdigit() and int(text) in ALLOWED_DURATIONS else DEFAULT_MINUTES
+def _minutes(value: object) -> int:
+    """A length the teacher page offers (a form or query value), otherwise the default."""
+    number = small_number(str(value or ""), digits=3)
+    return number if number in ALLOWED_DURATIONS else DEFAULT_MINUTES
 
 
 async def teacher_view(
@@ -142,7 +147,7 @@ async def teacher_page(
     user: Viewer,
     week: int = Query(0, ge=0, le=MAX_WEEK),
     duration: int = Query(DEFAULT_MINUTES),
-    start: str | None = Query(None, max_length=40),
+    start: StartChoice | None = Query(None),
 ):
     return await teacher_view(request, user, teacher_id=teacher_id, week=week, minutes=_minutes(duration), chosen=start)
 
@@ -152,13 +157,12 @@ async def teacher_page(
 
 def book_in(form: dict) -> BookIn:
     """The API's booking body from the form; ValidationError names what is missing."""
-    duration = form.get("duration_minutes", "")
     return BookIn(
         teacher_id=form.get("teacher_id"),
         student_id=form.get("student_id"),
         subject=form.get("subject", ""),
         starts_at=form.get("starts_at"),
-        duration_minutes=int(duration) if duration.isdigit() else duration,
+        duration_minutes=small_number(form.get("duration_minutes")),
     )
 
 
@@ -169,7 +173,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
         return [f"Choose a {FIELD_NAMES.get(f, f)}." for f in dict.fromkeys(fields)]
     details = exc.data if isinstance(exc.data, list) else []
     return [exc.message] + [
-        f"The {FIELD_NAMES.get(d.get('field'), 'booking')}: {d.get('message')}."
+        f"The {FIELD_NAMES.get(d.get('field') or '', 'booking')}: {d.get('message')}."
         for d in details
         if isinstance(d, dict) and d.get("message")
     ]
@@ -179,7 +183,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
 async def book(request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     form = await read_form(request)
-    week = int(form["week"]) if form.get("week", "").isdigit() else 0
+    week = small_number(form.get("week")) or 0
     try:
         body = book_in(form)
         zone, loc = viewer_zone(request, parent), viewer_locale(request)
@@ -200,6 +204,7 @@ async def book(request: Request, user: Viewer):
             errors=booking_problems(exc),
             selected=form,
         )
+    assert booking.checkout_url is not None  # flows.book answers with the booking's open checkout
     return RedirectResponse(booking.checkout_url, status_code=303)
 
 

@@ -20,6 +20,7 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
 from tutorbook.teachers.schemas import ProfileIn, TimeOffIn, WindowIn, hhmm, minutes
+from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.account_pages import problems
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
@@ -159,13 +160,14 @@ def windows_from(form: dict) -> list[slots.Window]:
     """The form's rows (weekday_N, start_N, end_N, remove_N), blank and removed ones skipped;
     an end of 00:00 is midnight at the end of the day. ValidationError names a bad row."""
     out = []
-    count = int(form["rows"]) if form.get("rows", "").isdigit() else 0
+    count = small_number(form.get("rows"), digits=3) or 0
     for i in range(min(count, 100)):
         weekday, start, end = form.get(f"weekday_{i}", ""), form.get(f"start_{i}", ""), form.get(f"end_{i}", "")
         if form.get(f"remove_{i}") or not (weekday or start or end):
             continue
         end = "24:00" if end in ("00:00", "0:00") else end
-        w = WindowIn(weekday=weekday if weekday.isdigit() else -1, start=start[:5], end=end[:5])
+        day = small_number(weekday, digits=1)
+        w = WindowIn(weekday=-1 if day is None else day, start=start[:5], end=end[:5])
         out.append(slots.Window(w.weekday, minutes(w.start), minutes(w.end)))
     return out
 

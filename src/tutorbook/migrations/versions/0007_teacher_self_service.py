@@ -1,7 +1,7 @@
 """Teachers set themselves up: time off
 
 Revision ID: 0007_teacher_self_service
-Revises: 0003
+Revises: 0006_refund_payment_intent
 Create Date: 2026-12-01
 
 A teacher's time off (holidays, sick days) as UTC ranges, taken out of their free time and
@@ -14,7 +14,7 @@ from alembic import op
 import tutorbook.db
 
 revision = "0007_teacher_self_service"
-down_revision = "0003"
+down_revision = "0006_refund_payment_intent"
 branch_labels = None
 depends_on = None
 

@@ -5,4 +5,4 @@ from tutorbook.bookings.models import PrivateSession, StatusHistory  # noqa: F40
 from tutorbook.db import Base  # noqa: F401
 from tutorbook.notifications.models import DevMail, Notification  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
-from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile  # noqa: F401
+from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401

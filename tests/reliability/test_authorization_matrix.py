@@ -43,7 +43,11 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Teachers"): every(200),
     ("GET", "/api/Teachers/{teacherId}"): every(200),
     ("GET", "/api/Teachers/{teacherId}/availability"): every(200),
+    ("GET", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/time-off"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/time-off"): row(401, 403, 201, 201, 403, 403),
+    ("DELETE", "/api/Teachers/me/time-off/{timeOffId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
@@ -107,6 +111,8 @@ def world(api):
     booking = f.book(a, teacher, starts_at=f.slot(days=3)).json()["data"]
     pay.pay(booking["checkoutUrl"])
     a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
+    away = {"startsAt": f.slot(days=20), "endsAt": f.slot(days=21)}
+    time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -135,6 +141,7 @@ def world(api):
         "teacherId": teacher["user"]["id"],
         "bookingId": booking["id"],
         "stripeSessionId": booking["stripeSessionId"],
+        "timeOffId": time_off["id"],
         "secret": "no-such-feed",
     }
     return clients, params, {"a": a, "teacher": teacher}
@@ -167,6 +174,8 @@ def body_for(method, path, w):
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
+    if path == "/api/Teachers/me/time-off":
+        return {"startsAt": f.slot(days=30), "endsAt": f.slot(days=31), "note": "Holiday"}
     if path == "/api/Sessions/book":
         return {
             "teacherId": extra["teacher"]["user"]["id"],

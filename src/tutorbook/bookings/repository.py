@@ -24,6 +24,8 @@ PS = PrivateSession
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
 # A booking with its teacher's and student's names.
 NamedRow = sa.Row[PS, str, str]
+# A paid session with its student's name and its parent's name and email.
+ParentRow = sa.Row[PS, str, str, str]
 _Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
 
 
@@ -246,6 +248,59 @@ def teacher_schedule(
 ) -> Sequence[NamedRow]:
     """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
     stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))).order_by(PS.starts_at)
+    if start is not None:
+        stmt = stmt.where(PS.ends_at > start)
+    if end is not None:
+        stmt = stmt.where(PS.starts_at < end)
+    return session.execute(stmt).all()
+
+
+def _upcoming(now: datetime) -> sa.ColumnElement[bool]:
+    """Holding (Pending or Confirmed) and not yet over."""
+    return sa.and_(PS.status.in_(HOLDING), PS.ends_at > now)
+
+
+def upcoming_for_parent(
+    session: Session, *, parent_id: uuid.UUID, now: datetime, limit: int = 200
+) -> Sequence[NamedRow]:
+    """My Bookings' Upcoming: rows of (booking, teacher name, student name), soonest first."""
+    stmt = _with_names(sa.select(PS).where(PS.parent_id == parent_id, _upcoming(now)))
+    return session.execute(stmt.order_by(PS.starts_at, PS.id).limit(limit)).all()
+
+
+def past_for_parent(
+    session: Session, *, parent_id: uuid.UUID, now: datetime, page: int, page_size: int
+) -> tuple[Sequence[NamedRow], int]:
+    """My Bookings' Past (over, completed or cancelled after payment): (rows, total), latest first."""
+    where = (PS.parent_id == parent_id, visible_to_parent(), sa.not_(_upcoming(now)))
+    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
+    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
+    return session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all(), total or 0
+
+
+def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
+    """The parent's Pending bookings whose checkout is still open (they hold a slot unpaid)."""
+    stmt = sa.select(PS).where(
+        PS.parent_id == parent_id,
+        PS.status == Status.PENDING.value,
+        PS.checkout_url.is_not(None),
+        PS.checkout_expires_at > now,
+    )
+    return list(session.scalars(stmt.order_by(PS.created_at.desc(), PS.id)))
+
+
+def schedule_with_parents(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+) -> Sequence[ParentRow]:
+    """A teacher's paid sessions by start, as rows of (booking, student name, parent name, parent email)."""
+    parent = sa.orm.aliased(User)
+    stmt = (
+        sa.select(PS, Student.full_name, parent.full_name, parent.email)
+        .join(Student, Student.id == PS.student_id)
+        .join(parent, parent.id == PS.parent_id)
+        .where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
+        .order_by(PS.starts_at, PS.id)
+    )
     if start is not None:
         stmt = stmt.where(PS.ends_at > start)
     if end is not None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +27,7 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.notifications import service as notices
 from tutorbook.teachers import payouts, slots
 from tutorbook.teachers import service as teachers
-from tutorbook.teachers.models import TeacherProfile
+from tutorbook.teachers.models import TeacherProfile, TimeOff
 from tutorbook.teachers.policy import Terms
 
 log = logging.getLogger("tutorbook.bookings")
@@ -235,10 +236,20 @@ def _check_request(
         problems.append({"field": "startsAt", "message": "start on a whole 5-minute mark"})
     if problems:
         raise Unprocessable("This booking cannot be made", data=problems)
+    check_offered(session, profile=profile, start=start, end=end)
+
+
+def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
+    """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
+    time off (the check booking and rescheduling share; overlaps are checked apart, under the lock)."""
     if not offered(session, profile=profile, start=start, end=end):
         raise Unprocessable(
             "This time is outside the teacher's availability",
             data=[{"field": "startsAt", "message": "outside availability"}],
+        )
+    if teachers.is_time_off(session, profile.user_id, start=start, end=end):
+        raise Unprocessable(
+            "The teacher is away at this time", data=[{"field": "startsAt", "message": "during time off"}]
         )
 
 
@@ -637,11 +648,7 @@ def reschedule(
         deadline_hours=terms.reschedule_deadline_hours,
         max_reschedules=terms.max_reschedules,
     )
-    if not offered(session, profile=profile, start=move.to_start, end=move.to_end):
-        raise Unprocessable(
-            "This time is outside the teacher's availability",
-            data=[{"field": "startsAt", "message": "outside availability"}],
-        )
+    check_offered(session, profile=profile, start=move.to_start, end=move.to_end)
     if repo.overlapping(
         session, teacher_id=booking.teacher_id, start=move.to_start, end=move.to_end, exclude=booking.id
     ):
@@ -684,6 +691,28 @@ def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> t
 # -- around bookings -------------------------------------------------------------------
 
 
+def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    """The parent's Pending bookings whose checkout is open: each holds a slot until paid or
+    cancelled (the pages' banner: resume payment or cancel)."""
+    out = []
+    for booking in repo.open_checkouts(session, parent_id=parent_id, now=now):
+        teacher_name, student_name = repo.names_for(session, booking)
+        out.append(
+            {
+                "id": booking.id,
+                "subject": booking.subject,
+                "teacher_name": teacher_name,
+                "student_name": student_name,
+                "starts_at": booking.starts_at,
+                "ends_at": booking.ends_at,
+                "checkout_url": booking.checkout_url,
+                "checkout_expires_at": booking.checkout_expires_at,
+            }
+        )
+    return out
+
+
+
 def free_slots(
     session: Session,
     *,
@@ -693,14 +722,89 @@ def free_slots(
     now: datetime,
     exclude: uuid.UUID | None = None,
 ) -> list[slots.Interval]:
-    """A teacher's free intervals: the weekly windows minus Pending/Confirmed bookings (but
-    booking `exclude`, the one being moved: its own time is free to it)."""
+    """A teacher's free intervals: the weekly windows minus time off and Pending/Confirmed bookings
+    (but booking `exclude`, the one being moved: its own time is free to it)."""
     teachers.check_range(start, end)
+    return _free(session, teacher_id=teacher_id, start=start, end=end, now=now, exclude=exclude)
+
+
+def _free(
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude: uuid.UUID | None = None,
+) -> list[slots.Interval]:
     profile = teachers.get_profile(session, teacher_id)
     busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end, exclude=exclude)
+    busy += teachers.time_off_intervals(session, teacher_id, start=start, end=end)
     return slots.free_intervals(
         teachers.windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
     )
+
+
+def bookable_starts(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, minutes: int, now: datetime
+) -> list[datetime]:
+    """Start times in [start, end) where a session of `minutes` fits whole: inside the hours,
+    outside time off, clear of every holding booking, and ahead of `now` (booking refuses the rest)."""
+    teachers.check_range(start, end)
+    duration = timedelta(minutes=minutes)
+    # Look past `end` by one session, so a start near the end is judged on the time after it.
+    free = _free(session, teacher_id=teacher_id, start=start, end=end + duration, now=now)
+    return [t for t in slots.start_times(free, duration=duration) if t < end and t > now]
+
+
+# -- time off --------------------------------------------------------------------------
+
+
+def affected_sessions(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
+    rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
+    return [
+        {
+            "id": b.id,
+            "subject": b.subject,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "student_name": student,
+            "parent_name": parent,
+            "parent_email": email,
+        }
+        for b, student, parent, email in rows
+        if b.status == Status.CONFIRMED
+    ]
+
+
+def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    """The teacher's time off that is not over yet, each with the paid sessions inside it."""
+    return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
+
+
+def add_time_off(
+    session: Session, *, teacher_id: uuid.UUID, starts_at: datetime, ends_at: datetime, note: str, now: datetime
+) -> dict[str, Any]:
+    """New time off; the paid sessions inside it are listed (never dropped)."""
+    row = teachers.add_time_off(
+        session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
+    )
+    return _time_off_view(session, row)
+
+
+def _time_off_view(session: Session, row: TimeOff) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "note": row.note,
+        "affected_sessions": affected_sessions(
+            session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at
+        ),
+    }
 
 
 def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:

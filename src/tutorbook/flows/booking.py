@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tutorbook import localtime
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
@@ -36,8 +37,18 @@ class Booked:
     student_name: str
 
 
-async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
-    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL."""
+def line_item(
+    *, subject: str, teacher: str, child: str, starts_at: datetime, ends_at: datetime, zone: str, locale: str
+) -> str:
+    """The checkout's line item: what, with whom, for whom, and when on the parent's clock."""
+    return f"{subject} with {teacher} for {child}, {localtime.when(starts_at, ends_at, zone, locale)}"
+
+
+async def book(
+    svc: Services, *, parent: AuthUser, body: BookIn, zone: str | None = None, locale: str = localtime.DEFAULT_LOCALE
+) -> Booked:
+    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL. The line
+    item names the session's time in `zone` (default: the parent's profile zone)."""
     try:
         held = await svc.tx(bookings.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
     except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
@@ -52,7 +63,15 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
             booking_id=str(booking.id),
             amount=booking.price_amount,
             currency=booking.currency,
-            product_name=f"{booking.subject} with {held.teacher_name}",
+            product_name=line_item(
+                subject=booking.subject,
+                teacher=held.teacher_name,
+                child=held.student_name,
+                starts_at=booking.starts_at,
+                ends_at=booking.ends_at,
+                zone=localtime.known_zone(zone) or parent.time_zone,
+                locale=locale,
+            ),
             customer_email=parent.email,
             success_url=success,
             cancel_url=cancel,

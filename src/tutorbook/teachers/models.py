@@ -1,4 +1,5 @@
-"""Teacher profiles and their weekly availability windows (local times in the teacher's zone)."""
+"""Teacher profiles, their weekly availability windows (local times in the teacher's zone) and their
+time off (UTC instants)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorbook.db import Base, UTCDateTime
+from tutorbook.db import Base, UTCDateTime, new_id
 
 
 class TeacherProfile(Base):
@@ -71,3 +72,18 @@ class PayoutAccount(Base):
     state_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+class TimeOff(Base):
+    """A range with no bookings (a holiday, a sick day): taken out of the teacher's free time."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="time_order"),
+        sa.Index("ix_time_off_teacher_starts", "teacher_id", "starts_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teacher_profiles.user_id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,5 +1,5 @@
 """My Bookings, cancelling (the refund shown first), changing the time of a paid session, a
-teacher's schedule and terms, marking completed."""
+teacher's schedule and terms, marking completed, .ics files."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from pydantic import ValidationError
+from starlette.responses import Response
 
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
-from tutorbook.bookings.lifecycle import NoReschedule, Reason
+from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession
-from tutorbook.bookings.schemas import RescheduleIn, session_out
+from tutorbook.bookings.schemas import RescheduleIn, SessionOut, session_out
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
-from tutorbook.errors import AppError
+from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
@@ -27,12 +28,16 @@ from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import PolicyIn
 from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
+from tutorbook.web import ics
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
-from tutorbook.web.teacher_pages import MAX_WEEK, STEP, week_range
+from tutorbook.web.teacher_pages import MAX_WEEK, week_range
+from tutorbook.web.teacher_setup_pages import checklist_view
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 PAGE_SIZE = 20
+# The reschedule page offers starts every half hour (the booking page offers every fitting start).
+STEP = timedelta(minutes=30)
 CANCEL_REASON = {
     Role.PARENT: Reason.PARENT_CANCELLED,
     Role.TEACHER: Reason.TEACHER_CANCELLED,
@@ -72,32 +77,57 @@ def _moves(session, bookings_: list[PrivateSession], *, user: AuthUser, settings
     return out
 
 
-def _my_bookings(session, *, parent: AuthUser, page: int, settings: Settings, now: datetime) -> dict[str, Any]:
-    rows, total = repo.my_bookings(session, parent_id=parent.id, page=page, page_size=PAGE_SIZE)
-    moves = _moves(session, [b for b, _, _ in rows], user=parent, settings=settings, now=now)
-    return {"bookings": [session_out(b, t, s) for b, t, s in rows], "moves": moves, "total": total}
+def _my_bookings(
+    session, *, parent: AuthUser, page: int, settings: Settings, now: datetime
+) -> tuple[list, list, int, dict]:
+    """Upcoming (soonest first, page 1 only) and past bookings, the past ones' total, and for the
+    upcoming ones whether their time can be changed."""
+    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if page == 1 else []
+    past, total = repo.past_for_parent(session, parent_id=parent.id, now=now, page=page, page_size=PAGE_SIZE)
+    moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
+    return [session_out(b, t, s) for b, t, s in upcoming], [session_out(b, t, s) for b, t, s in past], total, moves
 
 
 @router.get("/my-bookings")
 async def my_bookings(request: Request, user: Viewer, page: int = Query(1, ge=1, le=100_000)):
+    """Upcoming (soonest first), then Past (latest first, by pages)."""
     parent = require(user, Role.PARENT)
     svc, now = get_services(request), utc_now()
-    view = await svc.tx(_my_bookings, parent=parent, page=page, settings=svc.settings, now=now)
+    upcoming, past, total, moves = await svc.tx(
+        _my_bookings, parent=parent, page=page, settings=svc.settings, now=now
+    )
     return render(
         request,
         "my_bookings.html",
-        bookings=view["bookings"],
-        moves=view["moves"],
+        upcoming=upcoming,
+        past=past,
+        moves=moves,
         page=page,
-        has_next=page * PAGE_SIZE < view["total"],
+        has_next=page * PAGE_SIZE < total,
         now=now,
     )
 
 
-def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict[str, Any]:
-    rows = repo.teacher_schedule(session, teacher_id=teacher.id, start=None, end=None)
-    moves = _moves(session, [b for b, _, _ in rows], user=teacher, settings=settings, now=now)
-    return {"bookings": [session_out(b, t, s) for b, t, s in rows], "moves": moves}
+def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict:
+    """Upcoming and past paid sessions, and cancelled ones apart, with the parent's name and email,
+    and for the upcoming ones whether their time can be changed."""
+    out: dict[str, Any] = {"upcoming": [], "past": [], "cancelled": []}
+    movable = []
+    for b, student, parent, email in repo.schedule_with_parents(session, teacher_id=teacher.id):
+        out_b = session_out(b, None, student)
+        item = {**dict(out_b), "status_name": out_b.status_name, "parent_name": parent, "parent_email": email}
+        if b.status == Status.CANCELLED:
+            out["cancelled"].append(item)
+        elif b.ends_at > now and b.status == Status.CONFIRMED:
+            out["upcoming"].append(item)
+            movable.append(b)
+        else:
+            out["past"].append(item)
+    out["past"].reverse()  # latest first
+    out["cancelled"].reverse()
+    out["moves"] = _moves(session, movable, user=teacher, settings=settings, now=now)
+    out["missing"] = teachers.checklist(session, teacher.id)
+    return out
 
 
 @router.get("/schedule")
@@ -105,7 +135,43 @@ async def schedule(request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER)
     svc, now = get_services(request), utc_now()
     view = await svc.tx(_schedule, teacher=teacher, settings=svc.settings, now=now)
-    return render(request, "schedule.html", now=now, **view)
+    gaps = view.pop("missing")
+    return render(request, "schedule.html", now=now, checklist=checklist_view(gaps), **view)
+
+
+# -- calendar --------------------------------------------------------------------------
+
+
+def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID) -> tuple[SessionOut, str]:
+    booking = bookings.get_for(session, user=user, booking_id=booking_id)
+    if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
+        raise BadRequest("Only a paid session can be added to a calendar")
+    return session_out(booking, *repo.names_for(session, booking)), booking.meeting_url or ""
+
+
+@router.get("/bookings/{booking_id}/calendar.ics")
+async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer):
+    """The session as an iCalendar event (UTC times: every calendar app shows them on its own clock)."""
+    viewer = require(user, Role.PARENT, Role.TEACHER)
+    svc = get_services(request)
+    booking, meeting = await svc.tx(_calendar, user=viewer, booking_id=booking_id)
+    body = ics.event(
+        uid=f"{booking.id}@tutorbook",
+        summary=f"{booking.subject} with {booking.teacher_name} for {booking.student_name}",
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        url=meeting,
+        now=utc_now(),
+        public_url=svc.settings.public_url,
+    )
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tutorbook-{booking.id}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/bookings/{booking_id}/complete")
@@ -188,12 +254,11 @@ def _by_day(starts: list[datetime], *, zone: str) -> list[dict[str, Any]]:
 
 
 def _reschedule_view(
-    session, *, user: AuthUser, booking_id: uuid.UUID, week: int, settings: Settings, now: datetime
+    session, *, user: AuthUser, booking_id: uuid.UUID, week: int, zone: str, settings: Settings, now: datetime
 ) -> dict[str, Any]:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
     terms = bookings.terms_of(booking, settings=settings)
     why = bookings.why_not_reschedule(booking, user=user, settings=settings, now=now)
-    zone = viewer_zone(user)
     start, end = week_range(zone, week, now)
     days: list[dict[str, Any]] = []
     if why is None:
@@ -221,7 +286,13 @@ async def _reschedule_page(
 ):
     svc = get_services(request)
     view = await svc.tx(
-        _reschedule_view, user=viewer, booking_id=booking_id, week=week, settings=svc.settings, now=utc_now()
+        _reschedule_view,
+        user=viewer,
+        booking_id=booking_id,
+        week=week,
+        zone=viewer_zone(request, viewer),
+        settings=svc.settings,
+        now=utc_now(),
     )
     return render(
         request, "reschedule.html", status_code=status_code, back=back_to(viewer), errors=list(errors), **view
@@ -253,7 +324,7 @@ async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
         return await _reschedule_page(
             request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
         )
-    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(viewer))
+    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer))
     return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
 
 

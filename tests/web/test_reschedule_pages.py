@@ -124,3 +124,13 @@ def test_a_teacher_sets_their_terms_on_the_page(api, c):
     assert r.status_code == 403
     assert logged_in(api, f.parent(c)).get("/teacher/policy").status_code == 403
     web.close()
+
+
+def test_the_teachers_profile_has_a_terms_section_that_leads_to_the_terms_form(api, c):
+    t = f.teacher(c)
+    web = logged_in(api, t)
+    page = web.get("/teacher/profile")
+    assert page.status_code == 200
+    assert "Cancellation and reschedule terms" in text_of(page) and 'href="/teacher/policy"' in page.text
+    assert "Free cancellation up to" in text_of(web.get("/teacher/policy"))
+    web.close()

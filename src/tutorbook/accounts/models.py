@@ -26,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(16))
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by an admin: the user cannot log in and their tokens stop working (0006).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Student(Base):

@@ -18,6 +18,10 @@ class EmailTaken(Conflict):
     message = "An account with this email already exists"
 
 
+class AccountDisabled(Forbidden):
+    message = "This account is disabled. Please contact Tutorbook."
+
+
 def check_password_policy(password: str, *, settings: Settings) -> None:
     """Length rules only: at least the minimum, at most the (generous) maximum."""
     if len(password) < settings.password_min_length:
@@ -72,6 +76,8 @@ def authenticate(session: Session, *, hasher: PasswordHash, email: str, password
     valid, new_hash = hasher.verify_and_update(password, user.password_hash)
     if not valid:
         raise Unauthorized("Wrong email or password")
+    if user.disabled_at is not None:
+        raise AccountDisabled()
     if new_hash:
         user.password_hash = new_hash
     return user
@@ -82,6 +88,32 @@ def get_user(session: Session, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("User not found")
     return user
+
+
+def set_disabled(session: Session, *, by: uuid.UUID, user_id: uuid.UUID, disabled: bool, now: datetime) -> User:
+    """Disable (cannot log in, tokens refused) or re-enable an account; not one's own."""
+    user = get_user(session, user_id)
+    if user.id == by:
+        raise Conflict("You cannot disable or re-enable your own account")
+    if disabled and user.disabled_at is None:
+        user.disabled_at = now
+    elif not disabled:
+        user.disabled_at = None
+    session.flush()
+    return user
+
+
+def find_users(session: Session, *, query: str | None, role: Role | None, limit: int = 50) -> list[User]:
+    """Users whose email or name contains `query` (any case), by email; at most `limit`."""
+    stmt = sa.select(User).order_by(User.email).limit(limit)
+    if role is not None:
+        stmt = stmt.where(User.role == Role(role).value)
+    if query:
+        pattern = "%" + query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            sa.or_(User.email.like(pattern, escape="\\"), sa.func.lower(User.full_name).like(pattern, escape="\\"))
+        )
+    return list(session.scalars(stmt))
 
 
 def list_students(session: Session, *, parent_id: uuid.UUID) -> list[Student]:

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
-from tutorbook.admin import reports
+from tutorbook.admin import console, reports
 from tutorbook.admin.schemas import (
+    AdminBooking,
+    BookingPage,
     InvalidStatusReport,
     JobRun,
     OrphanedReport,
@@ -17,6 +19,7 @@ from tutorbook.admin.schemas import (
     orphaned_out,
 )
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
+from tutorbook.bookings.schemas import session_out
 from tutorbook.clock import as_utc, utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
@@ -48,6 +51,40 @@ def invalid_statuses(user: AdminUser, session: DbSession):
     """Bookings whose status is not 0-3; always 0 (a CHECK constraint forbids them)."""
     rows = reports.invalid_statuses(session)
     return ok(InvalidStatusReport(count=len(rows), items=rows))
+
+
+@router.get("/bookings", response_model=Envelope[BookingPage])
+def bookings(
+    user: AdminUser,
+    session: DbSession,
+    status: str | None = Query(default=None, max_length=1, description="0-3"),
+    teacher: str | None = Query(default=None, max_length=254, description="email or id"),
+    parent: str | None = Query(default=None, max_length=254, description="email or id"),
+    child: str | None = Query(default=None, max_length=36, description="id"),
+    date_from: str | None = Query(default=None, alias="from", max_length=10, description="YYYY-MM-DD, your zone"),
+    date_to: str | None = Query(default=None, alias="to", max_length=10, description="YYYY-MM-DD, inclusive"),
+    q: str | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
+    after: str | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
+    limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
+):
+    """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
+    search = console.parse_search(
+        session,
+        zone=user.time_zone,
+        status=status,
+        teacher=teacher,
+        parent=parent,
+        child=child,
+        date_from=date_from,
+        date_to=date_to,
+        q=q,
+    )
+    rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
+    items = [
+        AdminBooking(**session_out(b, t, s).model_dump(exclude={"status_name"}), parent_email=email)
+        for b, t, s, email in rows
+    ]
+    return ok(BookingPage(items=items, next_cursor=nxt))
 
 
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))

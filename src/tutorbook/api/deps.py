@@ -59,12 +59,15 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
 
 
 def load_user(services: Services, token: str) -> AuthUser:
-    """The user a valid token names; Unauthorized if the token or the user is gone."""
+    """The user a valid token names; Unauthorized if the token or the user is gone, or the user
+    was disabled (their tokens stop working at once)."""
     claims = read_token(settings=services.settings, token=token)
     with services.db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
         if user is None:
             raise Unauthorized("Invalid token")
+        if user.disabled_at is not None:
+            raise Unauthorized("This account is disabled")
         return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
 
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
+
+
+class RefundChoice(StrEnum):
+    """The refund an admin chooses when cancelling a paid booking."""
+
+    FULL = "full"  # everything not refunded yet
+    POLICY = "policy"  # what the parent would get cancelling now
+    NONE = "none"
 
 
 def refund_amount(

@@ -18,6 +18,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
@@ -159,6 +160,8 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
         problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
+    if not profile.listed:
+        problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
     if start <= now:
         problems.append({"field": "startsAt", "message": "must be in the future"})
     elif start > now + timedelta(days=366):
@@ -274,13 +277,13 @@ def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: date
 
 
 def cancel_unpaid(
-    session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime
+    session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime, note: str | None = None
 ) -> PrivateSession:
     """Pending -> Cancelled; a no-op when already Cancelled; AlreadyPaid when paid meanwhile."""
     booking = must_get(session, booking_id=booking_id)
     while booking.status == Status.PENDING:
         change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
-        if repo.apply(session, booking, change, actor=actor):
+        if repo.apply(session, booking, change, actor=actor, note=note):
             return booking
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
@@ -352,6 +355,66 @@ def cancel_confirmed(
     if amount > 0:
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
+    return Outcome("cancelled", booking, followups)
+
+
+NOTE_MAX = 500
+
+
+def check_note(note: str | None) -> str:
+    """An admin's reason: required, one paragraph of at most NOTE_MAX characters (422 otherwise)."""
+    text = " ".join((note or "").split())
+    problem = None
+    if not text:
+        problem = "say why (it is kept in the booking's history)"
+    elif len(text) > NOTE_MAX:
+        problem = f"at most {NOTE_MAX} characters"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        problem = "no control characters"
+    if problem:
+        raise Unprocessable("A reason is needed", data=[{"field": "reason", "message": problem}])
+    return text
+
+
+def admin_refund(booking: PrivateSession, *, choice: RefundChoice, settings: Settings, now: datetime) -> int:
+    """What an admin's cancellation refunds: all that is left, the parent's policy now, or nothing."""
+    choice = RefundChoice(choice)
+    if choice == RefundChoice.NONE:
+        return 0
+    if choice == RefundChoice.POLICY:
+        return refund_preview(booking, reason=Reason.PARENT_CANCELLED, settings=settings, now=now)
+    return max(booking.price_amount - booking.refunded_amount, 0)
+
+
+def cancel_as_admin(
+    session: Session,
+    *,
+    admin: AuthUser,
+    booking_id: uuid.UUID,
+    refund: RefundChoice,
+    note: str,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """Confirmed -> Cancelled by an admin, with the refund they chose and their reason, in one
+    transaction: the status history row (actor: the admin, note: the reason), the refund to
+    send, and an admin action naming the choice and the amount."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin chooses the refund")
+    note = check_note(note)
+    booking = must_get(session, booking_id=booking_id)
+    if booking.status != Status.CONFIRMED:
+        return Outcome("not_confirmed", booking)
+    amount = admin_refund(booking, choice=refund, settings=settings, now=now)
+    change = lifecycle.cancel(Status.CONFIRMED, reason=Reason.ADMIN_CANCELLED, now=now)
+    if not repo.apply(session, booking, change, actor=admin.actor, note=note):
+        return Outcome("not_confirmed", booking)
+    followups = Followups(unlinks=[(booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)])
+    if amount > 0:
+        row = refunds.request(session, booking=booking, amount=amount, reason=Reason.ADMIN_CANCELLED.value, now=now)
+        followups.refunds.append(row.id)
+    detail = f"refund: {RefundChoice(refund).value} ({amount} {booking.currency})"
+    repo.record_action(session, booking.id, action="cancel", actor=admin.actor, note=note, detail=detail, at=now)
     return Outcome("cancelled", booking, followups)
 
 

@@ -72,7 +72,10 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
     """Teachers with a price, by name; optionally those teaching `subject`."""
     rows = session.execute(
-        sa.select(User, TeacherProfile).join(TeacherProfile, TeacherProfile.user_id == User.id).order_by(User.full_name)
+        sa.select(User, TeacherProfile)
+        .join(TeacherProfile, TeacherProfile.user_id == User.id)
+        .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))
+        .order_by(User.full_name)
     ).all()
     out = [_out(u, p) for u, p in rows]
     if subject:
@@ -85,6 +88,14 @@ def get_profile(session: Session, teacher_id: uuid.UUID) -> TeacherProfile:
     profile = session.get(TeacherProfile, teacher_id)
     if profile is None:
         raise NotFound("Teacher not found")
+    return profile
+
+
+def set_listed(session: Session, *, teacher_id: uuid.UUID, listed: bool) -> TeacherProfile:
+    """Show a teacher on the list and let parents book them, or not (an admin's switch)."""
+    profile = get_profile(session, teacher_id)
+    profile.listed = listed
+    session.flush()
     return profile
 
 

@@ -30,7 +30,7 @@ templates.env.filters.update(FILTERS)
 CSRF_COOKIE = "tutorbook_csrf"
 CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
-HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule"}
+HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
 
 
 class LoginRequired(Exception):

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tutorbook.web import account_pages, booking_pages, payment_pages, teacher_pages
+from tutorbook.web import account_pages, admin_pages, booking_pages, payment_pages, teacher_pages
 from tutorbook.web.core import HERE, error_page
 
 # Paths that belong to the API and the operators; their errors stay JSON.
@@ -15,7 +15,7 @@ NOT_PAGES = ("/api/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json",
 
 def install(app: FastAPI) -> None:
     """Mount the pages, their static files, and HTML error pages for browsers outside the API."""
-    for module in (account_pages, teacher_pages, booking_pages, payment_pages):
+    for module in (account_pages, teacher_pages, booking_pages, payment_pages, admin_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     json_handler = app.exception_handlers[StarletteHTTPException]

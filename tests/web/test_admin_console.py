@@ -13,27 +13,10 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.jobs.helpers import admin_client, booked, confirmed, set_columns
 from tests.support import payments as pay
-from tests.web.helpers import WebClient, assert_clean, text_of
-from tutorbook.accounts import service as accounts
-from tutorbook.accounts.models import Role, User
+from tests.web.helpers import WebClient, assert_clean, make_admin, text_of
+from tutorbook.accounts.models import User
 from tutorbook.bookings.models import AdminAction, StatusHistory
 from tutorbook.clock import utc_now
-
-
-def make_admin(api) -> dict:
-    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    with api.state.db.session_scope() as s:
-        user = accounts.create_user(
-            s,
-            hasher=api.state.hasher,
-            settings=api.state.settings,
-            email=email,
-            password=f.PASSWORD,
-            full_name="Ada Admin",
-            role=Role.ADMIN,
-            now=utc_now(),
-        )
-        return {"email": email, "id": str(user.id)}
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Make docs/img/my-bookings.png: the demo data, three bookings made through the pages, one picture.
+"""Make docs/img/my-bookings.png and docs/img/console.png: the demo data, three bookings made
+through the pages, My Bookings; then an admin finds one by its Stripe id in the operator console
+and cancels it with a full refund: the booking's console page.
 
 Runs the app and the Stripe sandbox on a throwaway SQLite database, so it never touches ./var.
 Usage: .venv/bin/python scripts/screenshot.py [output.png]
@@ -19,15 +21,19 @@ import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tutorbook import demo
+from tutorbook.accounts import service as accounts
 from tutorbook.accounts.security import password_hasher
 from tutorbook.app import create_app
+from tutorbook.clock import utc_now
 from tutorbook.config import Settings
 from tutorbook.db import Database
+from tutorbook.identity import Role
 from tutorbook.migrate import upgrade
 from tutorbook.payments.sandbox.config import SandboxConfig
 from tutorbook.payments.sandbox.server import start_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
+ADMIN = "operator@demo.example.com"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -58,6 +64,17 @@ def start_servers(var: Path) -> tuple[str, list]:
     db = Database(settings.database_url)
     with db.session_scope() as session:
         demo.load(session, hasher=password_hasher(settings), settings=settings)
+        accounts.create_user(
+            session,
+            hasher=password_hasher(settings),
+            settings=settings,
+            email=ADMIN,
+            password=demo.DEMO_PASSWORD,
+            full_name="Olive Operator",
+            role=Role.ADMIN,
+            time_zone="Europe/London",
+            now=utc_now(),
+        )
     sandbox = start_in_thread(
         SandboxConfig(
             db_path=str(var / "sandbox.db"),
@@ -97,18 +114,34 @@ def pay(page: Page) -> None:
     page.get_by_label("CVC").fill("123")
     page.get_by_label("Name on card").fill("Pat Parent")
     page.get_by_role("button", name="Pay").click()
-    expect(
-        page.get_by_role("heading", name="Payment received – your session is booked")
-    ).to_be_visible()
+    expect(page.get_by_role("heading", name="Payment received – your session is booked")).to_be_visible()
+
+
+def console(browser, base: str, out: Path) -> None:
+    """The operator finds Ada Lovelace's booking by its checkout id and cancels it, full refund."""
+    page = browser.new_page(viewport={"width": 1000, "height": 900}, locale="en-GB")
+    page.goto(base + "/login")
+    page.get_by_label("Email").fill(ADMIN)
+    page.get_by_label("Password").fill(demo.DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(base + "/admin/bookings?status=1")
+    checkout = page.locator("tbody tr", has_text="Ada Lovelace").locator("code").inner_text()
+    page.get_by_label("Booking or Stripe id").fill(checkout)
+    page.get_by_role("button", name="Find").click()
+    page.locator("tbody tr").get_by_role("link").click()
+    page.get_by_role("radio", name=re.compile("Full")).check()
+    page.get_by_label("Reason (kept in the history)").fill("The teacher is ill; the parent asked for a refund.")
+    page.get_by_role("button", name="Cancel the booking").click()
+    expect(page.locator(".refund")).to_have_attribute("data-status", "succeeded")
+    page.screenshot(path=str(out), full_page=True)
+    print(f"wrote {out}")
 
 
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base, servers = start_servers(Path(tmp))
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-            )
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 900, "height": 900}, locale="en-GB")
             page.goto(base + "/login")
             page.get_by_label("Email").fill(demo.PARENT[0])
@@ -119,15 +152,14 @@ def main(out: Path) -> None:
             book(page, base, "Marie Curie", "Sam Parent")
             pay(page)
             page.goto(base + "/my-bookings")
-            page.locator(".booking", has_text="Marie Curie").get_by_role(
-                "link", name=re.compile("^Cancel")
-            ).click()
+            page.locator(".booking", has_text="Marie Curie").get_by_role("link", name=re.compile("^Cancel")).click()
             page.get_by_role("button", name="Yes, cancel the booking").click()
             book(page, base, "Sei Shonagon", "Robin Parent")  # left unpaid: Pending
             page.goto(base + "/my-bookings")
             expect(page.locator(".booking")).to_have_count(3)
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)
+            console(browser, base, out.parent / "console.png")
             browser.close()
         app_server, sandbox = servers
         app_server.should_exit = True

@@ -58,6 +58,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/metrics"): every(200),
     ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
+    ("GET", "/api/Admin/bookings"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
 }

@@ -272,7 +272,7 @@ class Servers:
     workers: int = 1
     sandbox: bool = True
     app: bool = True
-    app_target: list = field(default_factory=lambda: ["tutorbook.asgi:app"])  # or ["--factory", "mod:fn"]
+    app_target: list = field(default_factory=lambda: ["bench_app:app"])  # or ["--factory", "mod:fn"]
     app_env: dict = field(default_factory=dict)
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tutorbook-bench-")))
     procs: dict = field(default_factory=dict)
@@ -298,7 +298,6 @@ class Servers:
             "TUTORBOOK_JWT_SECRET": JWT_SECRET,
             "TUTORBOOK_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "TUTORBOOK_JOBS_ENABLED": "false",
-            "TUTORBOOK_BENCH_ENDPOINTS": "true",
             "TUTORBOOK_LOG_LEVEL": "WARNING",
             "TUTORBOOK_LOG_JSON": "true",
             "TUTORBOOK_ARGON2_TIME_COST": "1",

@@ -13,8 +13,8 @@ import argparse
 
 import uvicorn
 
-from tutorbook.payments.sandbox.app import create_app
-from tutorbook.payments.sandbox.config import SandboxConfig
+from stripe_sandbox.app import create_app
+from stripe_sandbox.config import SandboxConfig
 
 
 def main() -> None:

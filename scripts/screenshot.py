@@ -20,6 +20,8 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
+from stripe_sandbox.config import SandboxConfig
+from stripe_sandbox.server import start_in_thread
 from tutorbook import demo
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.security import password_hasher
@@ -29,8 +31,6 @@ from tutorbook.config import Settings
 from tutorbook.db import Database
 from tutorbook.identity import Role
 from tutorbook.migrate import upgrade
-from tutorbook.payments.sandbox.config import SandboxConfig
-from tutorbook.payments.sandbox.server import start_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "operator@demo.example.com"

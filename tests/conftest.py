@@ -94,8 +94,8 @@ def db(shared_db) -> Database:
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
     """The Stripe sandbox, once per session, over real HTTP on 127.0.0.1."""
-    from tutorbook.payments.sandbox.config import SandboxConfig
-    from tutorbook.payments.sandbox.server import start_in_thread
+    from stripe_sandbox.config import SandboxConfig
+    from stripe_sandbox.server import start_in_thread
 
     config = SandboxConfig(
         db_path=str(tmp_path_factory.mktemp("sandbox") / "sandbox.db"),

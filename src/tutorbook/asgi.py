@@ -5,5 +5,5 @@ from tutorbook.config import get_settings
 from tutorbook.logs import configure_logging
 
 _settings = get_settings()
-configure_logging(json_lines=_settings.log_json, level=_settings.log_level)
+configure_logging(json_lines=_settings.log_json, level=_settings.log_level, production=_settings.is_production)
 app = create_app(_settings)

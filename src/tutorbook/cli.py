@@ -2,48 +2,74 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import traceback
 
 import typer
+from pydantic import ValidationError
 
+from tutorbook import startup
 from tutorbook.config import ConfigurationError, Settings, get_settings
+from tutorbook.startup import StartupError
 
 app = typer.Typer(help="Tutorbook: paid 1:1 tutoring with Stripe Checkout.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
 app.add_typer(db_app, name="db")
+_options = {"debug": False}
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="On a start-up failure, show the traceback too")):
+    """Tutorbook: paid 1:1 tutoring with Stripe Checkout."""
+    _options["debug"] = debug
+
+
+@contextlib.contextmanager
+def _starting():
+    """A start-up failure: one line on stderr (the traceback too with --debug), exit 1 or 2."""
+    try:
+        yield
+    except StartupError as exc:
+        typer.echo(f"error: {exc.line}", err=True)
+        if _options["debug"]:
+            traceback.print_exception(exc)
+        raise typer.Exit(exc.exit_code) from exc
 
 
 def _settings(**overrides) -> Settings:
-    try:
-        settings = Settings(**overrides).resolved() if overrides else get_settings()
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    with _starting():
+        try:
+            settings = Settings(**overrides).resolved() if overrides else get_settings()
+        except ConfigurationError as exc:
+            raise StartupError(str(exc), exit_code=2) from exc
+        except ValidationError as exc:
+            raise startup.invalid_settings(exc) from exc
+        except OSError as exc:  # a generated secret cannot be kept in var/
+            raise startup.unwritable_var_dir(exc, Settings().var_dir) from exc
     from tutorbook.logs import configure_logging
 
-    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
     return settings
 
 
-def _migrate(settings: Settings) -> None:
-    from tutorbook.migrate import upgrade
-
-    upgrade(settings.database_url)
+def _migrate(settings: Settings, revision: str = "head") -> None:
+    """Check that the database answers, then migrate it; each failure one line."""
+    with _starting():
+        startup.check_database(settings.database_url)
+        startup.migrate(settings.database_url, revision, debug=_options["debug"])
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head"):
     """Apply the migrations up to REVISION (default head)."""
-    settings = _settings()
-    from tutorbook.migrate import upgrade
-
-    upgrade(settings.database_url, revision)
+    _migrate(_settings(), revision)
     typer.echo("database is at " + revision)
 
 
 def _sandbox_config(settings: Settings, *, webhook_url: str | None):
-    from tutorbook.payments.sandbox.config import SandboxConfig
+    from stripe_sandbox.config import SandboxConfig
 
     return SandboxConfig(
         db_path=str(settings.var_dir / "stripe-sandbox.db"),
@@ -69,10 +95,21 @@ def serve(
     if not jobs:
         overrides["jobs_enabled"] = False
     settings = _settings(**overrides)
+    with_sandbox = settings.uses_sandbox and settings.sandbox_enabled
+    with _starting():
+        startup.check_port(host, port, what="Tutorbook", hint="pass another --port")
+        if with_sandbox:
+            startup.check_port(
+                settings.sandbox_host,
+                settings.sandbox_port,
+                what="the Stripe sandbox",
+                hint="set TUTORBOOK_SANDBOX_PORT",
+            )
+            startup.check_var_dir(settings.var_dir)  # the sandbox keeps its objects there
     _migrate(settings)
     sandbox = None
-    if settings.uses_sandbox and settings.sandbox_enabled:
-        from tutorbook.payments.sandbox.server import start_in_thread
+    if with_sandbox:
+        from stripe_sandbox.server import start_in_thread
 
         webhook = settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
         sandbox = start_in_thread(
@@ -99,7 +136,7 @@ def stripe_sandbox(
 ):
     """Run only the Stripe sandbox."""
     settings = _settings()
-    from tutorbook.payments.sandbox.server import run
+    from stripe_sandbox.server import run
 
     webhook = webhook_url or settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
     run(_sandbox_config(settings, webhook_url=webhook), host or settings.sandbox_host, port or settings.sandbox_port)
@@ -280,6 +317,8 @@ def worker(
     from tutorbook.metrics import Metrics
 
     settings = _settings()
+    with _starting():
+        startup.check_port(metrics_host, metrics_port, what="the worker's /metrics", hint="pass another --metrics-port")
     _migrate(settings)
     svc, metrics = _services(settings), Metrics()
     exporter = None

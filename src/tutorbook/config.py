@@ -71,9 +71,6 @@ class Settings(BaseSettings):
     google_calendar_id: str = ""
     google_send_invites: bool = False
 
-    # Mounts /bench/* (a bare insert endpoint) for the benchmarks only; never in production.
-    bench_endpoints: bool = False
-
     jobs_enabled: bool = True
     job_expire_interval_s: float = 60
     job_complete_interval_s: float = 300

@@ -113,3 +113,16 @@ def test_replay_walks_a_valid_history_to_the_current_status():
 def test_replay_rejects_broken_or_forbidden_histories(history):
     with pytest.raises(ValueError):
         lifecycle.replay(history)
+
+
+@pytest.mark.parametrize("current,reason", list(product(Status, lifecycle.REFUSED_PAYMENT_REASONS)))
+def test_a_refused_payment_leaves_any_status_as_it_was(current, reason):
+    change = lifecycle.refuse_payment(current, reason=reason, now=NOW)
+    assert (change.current, change.target, change.reason) == (current, current, reason)
+    assert set(change.fields) == {"updated_at"}
+
+
+@pytest.mark.parametrize("reason", [Reason.PAID, Reason.LATE_PAYMENT_REFUNDED, Reason.CHECKOUT_EXPIRED])
+def test_a_refused_payment_needs_a_refusal_reason(reason):
+    with pytest.raises(IllegalTransition):
+        lifecycle.refuse_payment(Status.PENDING, reason=reason, now=NOW)

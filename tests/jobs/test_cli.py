@@ -99,3 +99,21 @@ def test_report_reconcile_shows_a_lost_payment_then_0_after_the_job(api, c, sand
     assert code == 0 and row(api, b["id"]).status == 1
     code, out = tutorbook("report", "reconcile", "--json", "--since-hours", "0.02")
     assert [i for i in json.loads(out)["items"] if i["bookingId"] == b["id"]] == []
+
+
+def test_report_reconcile_lists_a_payment_at_another_price_until_the_job_refunds_it(api, c, sandbox, tutorbook):
+    webhooks_off(sandbox)
+    b = booked(c)["b"]
+    set_columns(api, b["id"], stripe_session_id=None, checkout_url=None)  # its checkout was never stored
+    cs = pay.other_checkout(sandbox, booking_id=b["id"], amount=1234)
+    assert pay.pay(cs["url"]).status_code == 303
+    code, out = tutorbook("report", "reconcile", "--since-hours", "0.02")
+    mine = [line for line in out.splitlines() if b["id"] in line]
+    assert code == 1 and len(mine) == 1 and "amount_mismatch" in mine[0] and cs["id"] in mine[0]
+    assert pay.refunds(api.state.db, b["id"]) == []
+    assert tutorbook("jobs", "run", "reconcile", "--since-hours", "0.02")[0] == 0
+    [refund] = pay.refunds(api.state.db, b["id"])
+    assert (refund.amount, refund.reason, refund.status) == (1234, "amount_mismatch", "succeeded")
+    code, out = tutorbook("report", "reconcile", "--json", "--since-hours", "0.02")
+    assert [i for i in json.loads(out)["items"] if i["bookingId"] == b["id"]] == []
+    assert row(api, b["id"]).status == 0

@@ -1,11 +1,14 @@
 """The expire job: abandoned checkouts are closed at Stripe and their bookings Cancelled; a
 checkout that was paid after all is fulfilled instead. Time is passed in: `later()`."""
 
+from datetime import timedelta
+
 from tests.jobs.helpers import booked, later, paid_at_stripe, row, run, set_columns, webhooks_off
 from tests.support import payments as pay
-from tests.support.servers import http_post
+from tests.support.servers import http_post, wait_for
 from tutorbook.bookings import repository as repo
 from tutorbook.clock import utc_now
+from tutorbook.jobs import tasks
 
 
 def test_a_stale_pending_booking_is_cancelled_and_its_checkout_expired_at_the_sandbox(api, c, sandbox):
@@ -69,6 +72,39 @@ def test_a_booking_that_never_got_a_checkout_is_cancelled_as_checkout_failed(api
     assert [i.outcome for i in result.items] == ["checkout_failed"]
     assert row(api, b["id"]).cancellation_reason == "checkout_failed"
     assert pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "open"  # not ours to touch
+
+
+def test_a_booking_that_never_got_a_checkout_is_cancelled_once_its_request_is_surely_over(api, c, sandbox):
+    b = booked(c)["b"]
+    set_columns(api, b["id"], stripe_session_id=None, checkout_url=None)  # as if we crashed before Stripe
+    booking = row(api, b["id"])
+    grace = tasks.unopened_grace(api.state.settings)
+    assert grace == timedelta(seconds=5 * (0 + 2) + 60)  # the tests' 5 s timeout, no retries, the margin
+    assert run(api, "expire", now=booking.created_at + grace - timedelta(seconds=1)).items == []
+    result = run(api, "expire", now=booking.created_at + grace)  # not the checkout's 31 minutes
+    assert [(str(i.booking_id), i.outcome) for i in result.items] == [(b["id"], "checkout_failed")]
+    assert booking.created_at + grace < booking.checkout_expires_at - timedelta(minutes=25)
+    assert row(api, b["id"]).status == 3
+
+
+def test_a_stale_booking_whose_checkout_was_paid_at_another_price_is_refunded_and_cancelled(api, c, sandbox):
+    webhooks_off(sandbox)
+    b = booked(c)["b"]
+    cs = pay.other_checkout(sandbox, booking_id=b["id"], amount=100)
+    set_columns(api, b["id"], stripe_session_id=cs["id"], checkout_url=cs["url"])  # its checkout, wrongly priced
+    assert pay.pay(cs["url"]).status_code == 303
+    result = run(api, "expire", now=later())
+    assert [i.outcome for i in result.items] == ["amount_mismatch, checkout_expired"]
+    wait_for(lambda: [r.status for r in pay.refunds(api.state.db, b["id"])] == ["succeeded"], message="refund")
+    paid = pay.sandbox_session(sandbox, cs["id"])
+    assert pay.refunded_at_stripe(sandbox, paid["payment_intent"]) == 100
+    booking = row(api, b["id"])
+    assert (booking.status, booking.paid_at, booking.cancellation_reason) == (3, None, "checkout_expired")
+    assert pay.history(api.state.db, b["id"]) == [
+        (None, 0, "booked"),
+        (0, 0, "amount_mismatch"),
+        (0, 3, "checkout_expired"),
+    ]
 
 
 def test_with_stripe_down_the_booking_stays_pending_and_the_next_run_settles_it(api, c, sandbox):

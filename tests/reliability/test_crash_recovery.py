@@ -35,8 +35,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def sandbox(tmp_path):
     """A sandbox of its own: redelivery below re-sends every event it holds."""
-    from tutorbook.payments.sandbox.config import SandboxConfig
-    from tutorbook.payments.sandbox.server import start_in_thread
+    from stripe_sandbox.config import SandboxConfig
+    from stripe_sandbox.server import start_in_thread
 
     handle = start_in_thread(
         SandboxConfig(

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import sqlalchemy as sa
+import stripe
 
 from tests.support.servers import http_get, http_post
 from tutorbook.bookings.models import PrivateSession, StatusHistory
@@ -74,3 +75,38 @@ def sandbox_events(sandbox, type_: str) -> list[dict]:
 
 def sandbox_config(sandbox, **values) -> None:
     http_post(f"{sandbox.base_url}/_sandbox/config", json=values, timeout=30).raise_for_status()
+
+
+def other_checkout(sandbox, *, booking_id, amount: int, currency: str = "usd", success_url: str | None = None) -> dict:
+    """A Checkout Session naming `booking_id` as Tutorbook's do (client_reference_id, metadata)
+    but not made by Tutorbook for it: another amount, currency or simply a second one. Created
+    with the real SDK against the sandbox; pay it with pay(session["url"])."""
+    client = stripe.StripeClient(
+        "sk_test_sandbox",
+        base_addresses={"api": sandbox.base_url},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+    )
+    ref = str(booking_id)
+    params = {
+        "mode": "payment",
+        "line_items": [
+            {"price_data": {"currency": currency, "unit_amount": amount, "product_data": {"name": "x"}}, "quantity": 1}
+        ],
+        "success_url": success_url or "http://127.0.0.1:9/payment/success?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "http://127.0.0.1:9/payment/cancel",
+        "client_reference_id": ref,
+        "metadata": {"booking_id": ref, "type": "session-booking"},
+        "payment_intent_data": {"metadata": {"booking_id": ref, "type": "session-booking"}},
+    }
+    return client.v1.checkout.sessions.create(params=params).to_dict()
+
+
+def refunded_at_stripe(sandbox, payment_intent: str) -> int:
+    """What the sandbox says was refunded of a payment intent's charge."""
+    r = http_get(
+        f"{sandbox.base_url}/v1/payment_intents/{payment_intent}",
+        params={"expand[]": "latest_charge"},
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+    )
+    r.raise_for_status()
+    return r.json()["latest_charge"]["amount_refunded"]

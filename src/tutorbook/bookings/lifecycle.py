@@ -43,6 +43,10 @@ class Reason(StrEnum):
     PARENT_CANCELLED = "parent_cancelled"
     TEACHER_CANCELLED = "teacher_cancelled"
     ADMIN_CANCELLED = "admin_cancelled"
+    # A paid checkout that cannot pay for the booking it names: refunded in full, status unchanged.
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    OTHER_CHECKOUT = "other_checkout"
 
 
 UNPAID_CANCEL_REASONS = frozenset(
@@ -50,6 +54,8 @@ UNPAID_CANCEL_REASONS = frozenset(
 )
 PAID_CANCEL_REASONS = frozenset({Reason.PARENT_CANCELLED, Reason.TEACHER_CANCELLED, Reason.ADMIN_CANCELLED})
 CANCELLATION_REASONS = UNPAID_CANCEL_REASONS | PAID_CANCEL_REASONS
+# Why a payment was refunded without touching the booking (a history entry from a status to itself).
+REFUSED_PAYMENT_REASONS = frozenset({Reason.AMOUNT_MISMATCH, Reason.CURRENCY_MISMATCH, Reason.OTHER_CHECKOUT})
 
 P, C, D, X = Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.CANCELLED
 
@@ -63,7 +69,12 @@ ALLOWED: dict[tuple[Status | None, Status], frozenset[Reason]] = {
     # A payment that arrives after an unpaid cancellation: confirm it, or keep it
     # cancelled and record the full refund (a 3 -> 3 history entry).
     (X, C): frozenset({Reason.LATE_PAYMENT_CONFIRMED}),
-    (X, X): frozenset({Reason.LATE_PAYMENT_REFUNDED}),
+    (X, X): frozenset({Reason.LATE_PAYMENT_REFUNDED}) | REFUSED_PAYMENT_REASONS,
+    # A payment at another price, in another currency or through another checkout than the
+    # booking's: refunded in full, the booking left as it was (recorded as a move to itself).
+    (P, P): REFUSED_PAYMENT_REASONS,
+    (C, C): REFUSED_PAYMENT_REASONS,
+    (D, D): REFUSED_PAYMENT_REASONS,
 }
 
 
@@ -130,6 +141,14 @@ def confirm_late_payment(current: Status, *, now: datetime, payment_intent_id: s
 def refund_late_payment(current: Status, *, now: datetime, payment_intent_id: str | None) -> Change:
     """A late payment that cannot be honoured: stays Cancelled, refunded in full."""
     return _change(current, X, Reason.LATE_PAYMENT_REFUNDED, now, stripe_payment_intent_id=payment_intent_id)
+
+
+def refuse_payment(current: Status, *, reason: Reason, now: datetime) -> Change:
+    """A payment that cannot pay for this booking: the status stays, the history says why."""
+    reason = Reason(reason)
+    if reason not in REFUSED_PAYMENT_REASONS:
+        raise IllegalTransition(Status(current), Status(current), reason)
+    return _change(current, current, reason, now)
 
 
 def cancel(current: Status, *, reason: Reason, now: datetime) -> Change:

@@ -3,6 +3,13 @@
 
 A refund row is an outbox entry: "pending" until Stripe accepts it, so a crash or a Stripe
 outage between the two leaves a row the reconcile job sends again (same idempotency key).
+
+Most refunds return part or all of the booking's own payment (its stripe_payment_intent_id).
+A refused payment (another amount, currency or checkout than the booking's: see
+bookings.lifecycle.REFUSED_PAYMENT_REASONS) is another payment: its refund row has an id derived
+from that payment's intent, so it is asked for once however many times the payment is seen, and
+until Stripe accepts it the row keeps the intent id in `stripe_refund_id` as `payment:<pi>` (the
+refunds table has no column for it; Stripe's refund id replaces it once sent).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.bookings import repository as bookings
+from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS
 from tutorbook.bookings.models import PrivateSession, Refund
 
 log = logging.getLogger("tutorbook.refunds")
@@ -24,6 +32,9 @@ PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
 # would be sent again and counted twice; it is stored as "processing".
 FROM_STRIPE = {"pending": "processing"}
 NOT_REFUNDED = (PENDING, "failed", "canceled")
+_REFUSED = tuple(sorted(r.value for r in REFUSED_PAYMENT_REASONS))
+_OF_PAYMENT = "payment:"  # stripe_refund_id of a pending refund of a payment that is not the booking's
+_PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 namespace: refund id per payment
 
 
 def request(session: Session, *, booking, amount: int, reason: str, now: datetime) -> Refund:
@@ -41,6 +52,40 @@ def request(session: Session, *, booking, amount: int, reason: str, now: datetim
     session.add(refund)
     session.flush()
     return refund
+
+
+def request_payment_refund(
+    session: Session, *, booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
+) -> Refund | None:
+    """Record the full refund of a payment that did not pay for `booking`; None when that
+    payment's refund was asked for already. The caller holds the teacher's lock."""
+    refund_id = payment_refund_id(payment_intent)
+    if session.get(Refund, refund_id) is not None:
+        return None
+    refund = Refund(
+        id=refund_id,
+        session_id=booking.id,
+        stripe_refund_id=_OF_PAYMENT + payment_intent,
+        amount=amount,
+        currency=currency.lower(),
+        status=PENDING,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    return refund
+
+
+def payment_refund_id(payment_intent: str) -> uuid.UUID:
+    """The one refund id a refused payment can have."""
+    return uuid.uuid5(_PAYMENT_REFUNDS, payment_intent)
+
+
+def has_payment_refund(session: Session, *, payment_intent: str) -> bool:
+    """Whether the refund of this refused payment was asked for."""
+    return session.get(Refund, payment_refund_id(payment_intent)) is not None
 
 
 def has_late_payment_refund(session: Session, *, booking_id: uuid.UUID) -> bool:
@@ -79,7 +124,13 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
         return refund.status if refund else "missing"
     booking = bookings.get(session, refund.session_id)
     assert booking is not None  # the foreign key
-    return RefundToSend(refund.id, booking.id, booking.stripe_payment_intent_id, refund.amount)
+    return RefundToSend(refund.id, booking.id, _payment_of(refund, booking), refund.amount)
+
+
+def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:
+    """The payment intent this refund returns money from."""
+    held = refund.stripe_refund_id or ""
+    return held[len(_OF_PAYMENT) :] if held.startswith(_OF_PAYMENT) else booking.stripe_payment_intent_id
 
 
 def record_answer(
@@ -87,21 +138,27 @@ def record_answer(
 ) -> None:
     """Store Stripe's answer. refunded_amount becomes at least the sum Stripe accepted of this
     booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
-    (which sets Stripe's total for the charge) whichever of the two is written first."""
+    (which sets Stripe's total for the charge) whichever of the two is written first. Refunds of
+    refused payments are not counted: that money never paid for the booking."""
+    values: dict[str, object] = {"status": status, "updated_at": now}
+    if stripe_id is not None:  # a refused one keeps its payment intent for the operator
+        values["stripe_refund_id"] = stripe_id
     changed = session.execute(
-        sa.update(Refund)
-        .where(Refund.id == refund_id, Refund.status == PENDING)
-        .values(stripe_refund_id=stripe_id, status=status, updated_at=now)
+        sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)
     ).rowcount
     if not (changed and counted):
         return
     refund = session.get(Refund, refund_id)
     assert refund is not None
+    if refund.reason in _REFUSED:
+        return
     booking: PrivateSession | None = bookings.get(session, refund.session_id)
     assert booking is not None
     accepted = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
-            Refund.session_id == booking.id, Refund.status.not_in(NOT_REFUNDED)
+            Refund.session_id == booking.id,
+            Refund.status.not_in(NOT_REFUNDED),
+            Refund.reason.not_in(_REFUSED),
         )
     )
     if accepted is not None and accepted > booking.refunded_amount:

@@ -235,11 +235,16 @@ def _after(stmt, after: uuid.UUID | None):
 
 
 def stale_pending(
-    session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None
+    session: Session, *, now: datetime, unopened_before: datetime, limit: int, after: uuid.UUID | None = None
 ) -> list[tuple[uuid.UUID, str | None]]:
-    """(id, stripe_session_id) of Pending bookings whose checkout expired by `now`, by id."""
+    """(id, stripe_session_id) of Pending bookings whose checkout expired by `now`, or that got
+    no checkout at all and were made before `unopened_before`, by id."""
     stmt = sa.select(PS.id, PS.stripe_session_id).where(
-        PS.status == Status.PENDING.value, PS.checkout_expires_at <= now
+        PS.status == Status.PENDING.value,
+        sa.or_(
+            PS.checkout_expires_at <= now,
+            sa.and_(PS.stripe_session_id.is_(None), PS.created_at <= unopened_before),
+        ),
     )
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
     return [tuple(row) for row in session.execute(_skip_locked(session, stmt))]

@@ -45,6 +45,23 @@ class BookingNotFound(NotFound):
     message = "Session not found"
 
 
+class PaymentRefused(Conflict):
+    """A paid checkout that could not pay for the booking: refunded in full, booking unchanged."""
+
+    messages = {
+        Reason.AMOUNT_MISMATCH: "This payment's amount is not the booking's price",
+        Reason.CURRENCY_MISMATCH: "This payment's currency is not the booking's",
+        Reason.OTHER_CHECKOUT: "This payment was not made through the booking's checkout",
+    }
+
+    def __init__(self, reason: Reason):
+        super().__init__(
+            f"{self.messages[reason]}; it is refunded in full and the booking is unchanged",
+            data={"reason": reason.value},
+        )
+        self.reason = reason
+
+
 @dataclass
 class Followups:
     """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete."""
@@ -70,6 +87,7 @@ class Outcome:
     kind: str
     booking: PrivateSession | None = None
     followups: Followups = field(default_factory=Followups)
+    refused: Reason | None = None  # the payment could not pay for the booking and is refunded
 
 
 @dataclass(frozen=True)
@@ -216,25 +234,53 @@ def checkout_urls(*, public_url: str, booking_id: uuid.UUID) -> tuple[str, str]:
 # -- payment ---------------------------------------------------------------------------
 
 
-def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
+def _named_booking(session: Session, checkout: Checkout) -> PrivateSession | None:
+    """The booking whose checkout this is, else the booking its metadata names (whatever its checkout)."""
     booking = repo.by_stripe_session(session, checkout.id)
     if booking is not None or not checkout.booking_ref:
         return booking
     try:
-        booking = repo.get(session, uuid.UUID(checkout.booking_ref))
+        return repo.get(session, uuid.UUID(checkout.booking_ref))
     except ValueError:
         return None
-    if booking is None or booking.stripe_session_id not in (None, checkout.id):
+
+
+def payment_problem(booking: PrivateSession, checkout: Checkout) -> Reason | None:
+    """Why this checkout cannot pay for `booking`, or None when it can: it must be the booking's
+    own checkout (or the booking has none yet) and charge exactly the booking's price."""
+    if booking.stripe_session_id not in (None, checkout.id):
+        return Reason.OTHER_CHECKOUT
+    if (checkout.currency or "").lower() != booking.currency.lower():
+        return Reason.CURRENCY_MISMATCH
+    if checkout.amount_total != booking.price_amount:
+        return Reason.AMOUNT_MISMATCH
+    return None
+
+
+def _own_booking(session: Session, booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
+    """`booking` if this checkout is its checkout; a booking with none adopts one at its price."""
+    if booking is None or booking.stripe_session_id == checkout.id:
+        return booking
+    if payment_problem(booking, checkout) is not None:
         return None
     repo.set_fields(session, booking, stripe_session_id=checkout.id)
     return booking
 
 
+def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
+    """The booking this checkout is the checkout of (adopted by a booking that has none)."""
+    return _own_booking(session, _named_booking(session, checkout), checkout)
+
+
 def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -> Outcome:
     """The one idempotent fulfilment: Pending + paid -> Confirmed; a late payment is confirmed
-    if the slot is still free and ahead, otherwise refunded in full. Safe to call any number
-    of times from the webhook, the success page and the jobs."""
-    booking = booking_for_checkout(session, checkout)
+    if the slot is still free and ahead, otherwise refunded in full; a payment at another price
+    or through another checkout than the booking's is refunded in full, the booking unchanged.
+    Safe to call any number of times from the webhook, the success page and the jobs."""
+    named = _named_booking(session, checkout)
+    if named is not None and checkout.paid and (problem := payment_problem(named, checkout)) is not None:
+        return _refuse_payment(session, booking=named, checkout=checkout, reason=problem, actor=actor, now=now)
+    booking = _own_booking(session, named, checkout)
     if booking is None:
         return Outcome("unknown_booking")
     if not checkout.paid:
@@ -248,6 +294,35 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome("already_fulfilled", booking)
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
+
+
+def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, actor: str, now: datetime) -> Outcome:
+    """Refund a payment that cannot pay for `booking` in full, once, and say why in its history;
+    the booking keeps its status (and its own checkout, if it has one)."""
+    repo.lock_teacher(session, booking.teacher_id)  # one refund however many paths see the payment
+    session.refresh(booking)
+    reason = payment_problem(booking, checkout) or reason
+    if checkout.payment_intent and refunds.has_payment_refund(session, payment_intent=checkout.payment_intent):
+        return Outcome("already_refunded", booking, refused=reason)
+    if not checkout.payment_intent or not checkout.amount_total:
+        return Outcome(reason.value, booking, refused=reason)  # nothing was charged, nothing changes
+    change = lifecycle.refuse_payment(Status(booking.status), reason=reason, now=now)
+    if not repo.apply(session, booking, change, actor=actor):
+        return fulfil(session, checkout=checkout, actor=actor, now=now)
+    log.warning(
+        "payment refused",
+        extra={"booking_id": str(booking.id), "checkout_id": checkout.id, "reason": reason.value},
+    )
+    refund = refunds.request_payment_refund(
+        session,
+        booking=booking,
+        payment_intent=checkout.payment_intent,
+        amount=checkout.amount_total,
+        currency=checkout.currency or booking.currency,
+        reason=reason.value,
+        now=now,
+    )
+    return Outcome(reason.value, booking, Followups(refunds=[refund.id]), refused=reason)
 
 
 def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
@@ -316,6 +391,24 @@ def own_booking(
 
 
 # -- after payment ---------------------------------------------------------------------
+
+
+def own_booking_or_none(session: Session, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession | None:
+    """The parent's booking with this checkout; None when no booking has it (403 if not theirs)."""
+    booking = repo.by_stripe_session(session, stripe_session_id)
+    if booking is not None and booking.parent_id != parent.id:
+        raise Forbidden("This booking is not yours")
+    return booking
+
+
+def own_named_booking(session: Session, *, parent: AuthUser, checkout: Checkout) -> PrivateSession:
+    """The parent's booking that a checkout not on record names in its metadata (404, 403)."""
+    booking = _named_booking(session, checkout)
+    if booking is None:
+        raise BookingNotFound()
+    if booking.parent_id != parent.id:
+        raise Forbidden("This booking is not yours")
+    return booking
 
 
 def cancel_reason(user: AuthUser) -> Reason:

@@ -17,7 +17,7 @@ from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Outcome, SlotTaken
+from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
@@ -107,18 +107,28 @@ async def cancel_payment(
 
 
 async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession:
-    """The success page's call: re-read the session from Stripe and fulfil if it is paid."""
-    booking = await svc.tx(bookings.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=None)
-    if booking.stripe_session_id is None:
-        raise BookingNotFound()
+    """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
+    checkout not on record is looked up at Stripe and may name one of the parent's bookings.
+    PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
+    booking = await svc.tx(bookings.own_booking_or_none, parent=parent, stripe_session_id=stripe_session_id)
     try:
-        checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+        checkout = await svc.gateway.retrieve_checkout(stripe_session_id)
     except gw.CheckoutNotFound as exc:
         raise BookingNotFound() from exc
     except gw.GatewayError as exc:
         raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
+    if booking is None:
+        booking = await svc.tx(bookings.own_named_booking, parent=parent, checkout=checkout)
     outcome = await fulfil(svc, checkout=checkout, actor=parent.actor)
-    return outcome.booking or booking
+    if outcome.refused is not None:
+        raise PaymentRefused(outcome.refused)
+    confirmed = outcome.booking or booking
+    if confirmed.status == Status.CONFIRMED and confirmed.meeting_url is None:
+        # The webhook confirmed it first and its follow-ups are still running: make the link now
+        # (idempotent: the first link written wins), so the success page can show it.
+        await followups.run(svc, Followups(links=[confirmed.id]))
+        confirmed = await svc.tx(bookings.must_get, booking_id=confirmed.id)
+    return confirmed
 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
@@ -152,7 +162,17 @@ def settle_stale_checkout(
     if dry_run:
         return "would_fulfil" if paid else "would_cancel"
     if paid is not None:
-        return fulfil_sync(svc, checkout=paid, actor=f"job:{job}").kind
+        kind = fulfil_sync(svc, checkout=paid, actor=f"job:{job}").kind
+        # Confirmed, or the payment was refused (refunded) and the booking is still Pending with a
+        # checkout that can take no more money: then it expires like an unpaid one.
+        cancelled = svc.tx_sync(
+            bookings.cancel_if_pending,
+            booking_id=booking_id,
+            reason=Reason.CHECKOUT_EXPIRED,
+            actor=f"job:{job}",
+            now=now,
+        )
+        return kind if cancelled == "skipped" else f"{kind}, {cancelled}"
     return svc.tx_sync(
         bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
     )

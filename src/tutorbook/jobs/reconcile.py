@@ -4,6 +4,9 @@ A mismatch is one of:
 - paid_not_confirmed: Stripe says paid, the booking is Pending or Cancelled with no refund
   recorded (a lost webhook, a late payment) -> fulfilled: confirmed, or refunded in full;
 - pending_but_expired: the checkout expired at Stripe, the booking is still Pending -> Cancelled;
+- amount_mismatch, currency_mismatch, other_checkout: Stripe says paid, but not the booking's
+  price, not in its currency, or not through its own checkout, and no refund is recorded yet ->
+  refunded in full, the booking left as it was (bookings.service.fulfil);
 - paid_without_booking: Stripe says paid and no booking matches -> reported;
 - unpaid_at_stripe: the booking counts as paid, Stripe says unpaid -> reported;
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
@@ -23,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
+from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
-from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
 from tutorbook.bookings.models import PrivateSession, Refund
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
@@ -34,6 +38,8 @@ from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
 # A refund younger than this is probably still being sent by the request that asked for it.
 REFUND_GRACE = timedelta(minutes=1)
 CHECKOUT_TYPE = "session-booking"
+# Findings repaired by the one fulfilment: it confirms, or refunds a payment it cannot accept.
+_FULFILLED = frozenset({"paid_not_confirmed"} | {r.value for r in REFUSED_PAYMENT_REASONS})
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatc
     by_id = repo.by_ids(session, [r for r in refs.values() if r is not None])
     found = []
     for c in checkouts:
-        booking = by_checkout.get(c.id) or _referenced(by_id.get(refs.get(c.id)), c)
+        # The booking whose checkout it is, else the one its metadata names (whatever its checkout).
+        booking = by_checkout.get(c.id) or by_id.get(refs.get(c.id))
         kind = _kind(session, c, booking)
         if kind is not None:
             found.append(Mismatch(kind, c, booking.id if booking else None))
@@ -96,11 +103,15 @@ def _kind(session: Session, c: Checkout, booking: PrivateSession | None) -> str 
     if c.paid:
         if booking is None:
             return "paid_without_booking"
+        problem = bookings.payment_problem(booking, c)
+        if problem is not None:
+            refunded = c.payment_intent is None or refunds.has_payment_refund(session, payment_intent=c.payment_intent)
+            return None if refunded else problem.value
         if booking.status == Status.PENDING or _cancelled_unpaid_unrefunded(session, booking):
             return "paid_not_confirmed"
         return None
     if booking is None or booking.stripe_session_id != c.id:
-        return None
+        return None  # not the booking's checkout: unpaid, it can be ignored
     if booking.status in (Status.CONFIRMED, Status.COMPLETED) or booking.paid_at is not None:
         return "unpaid_at_stripe"
     if booking.status == Status.PENDING and c.status == "expired":
@@ -116,13 +127,6 @@ def _cancelled_unpaid_unrefunded(session: Session, booking: PrivateSession) -> b
     )
 
 
-def _referenced(booking: PrivateSession | None, c: Checkout) -> PrivateSession | None:
-    """The booking named in the checkout's metadata, unless it belongs to another checkout."""
-    if booking is None or booking.stripe_session_id not in (None, c.id):
-        return None
-    return booking
-
-
 def _uuid(value: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(value) if value else None
@@ -131,7 +135,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 
 def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
-    if m.kind == "paid_not_confirmed":
+    if m.kind in _FULFILLED:
         return fulfil_paid(svc, checkout=m.checkout, job="reconcile", now=now)
     if m.kind == "pending_but_expired":
         return svc.tx_sync(

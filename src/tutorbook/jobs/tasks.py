@@ -28,6 +28,19 @@ BATCH = 100
 # expire: rows selected (on PostgreSQL, locked) per transaction. Bookings without a checkout are
 # cancelled in that same transaction with one UPDATE; the others are released before Stripe is called.
 EXPIRE_BATCH = 1000
+# A Pending booking with no checkout is a booking whose request died between holding the slot and
+# storing the checkout. The request is surely over once it has waited for a Stripe call slot (one
+# timeout) and made every attempt (retries + 1 timeouts); this margin covers the SDK's backoff
+# before each retry (at most 5 s each), the two short transactions and
+# clock differences between replicas. Cancelling earlier would still be safe (a checkout stored
+# later is a late payment), only rude.
+UNOPENED_MARGIN = timedelta(seconds=60)
+
+
+def unopened_grace(settings) -> timedelta:
+    """How long a booking may wait for its checkout before the expire job cancels it."""
+    attempts = settings.stripe_max_network_retries + 1
+    return timedelta(seconds=settings.stripe_timeout_seconds * (attempts + 1)) + UNOPENED_MARGIN
 
 
 def actor(job: str) -> str:
@@ -49,12 +62,16 @@ def fulfil_paid(svc: Services, *, checkout: Checkout, job: str, now: datetime) -
 
 def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Pending past its checkout expiry: close the checkout at Stripe (fulfil instead if it was
-    paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed`."""
+    paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed` once the
+    request that should have opened one is surely over (unopened_grace)."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
+    unopened_before = now - unopened_grace(svc.settings)
     after = None
     while True:
         with svc.db.session_scope() as session:
-            rows = repo.stale_pending(session, now=now, limit=EXPIRE_BATCH, after=after)
+            rows = repo.stale_pending(
+                session, now=now, unopened_before=unopened_before, limit=EXPIRE_BATCH, after=after
+            )
             unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
         for booking_id, checkout_id in rows:
             if checkout_id is None:

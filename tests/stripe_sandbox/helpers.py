@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import stripe
 
+from stripe_sandbox import SandboxHandle
 from tests.support.servers import (
     http_client,
     wait_for,  # noqa: F401  (re-exported for the sandbox tests)
 )
-from tutorbook.payments.sandbox import SandboxHandle
 
 API_KEY = "sk_test_sandbox"
 WEBHOOK_SECRET = "whsec_test_secret_for_sandbox"

@@ -1,6 +1,7 @@
-"""Bare endpoints the benchmarks compare the real ones against (benchmarks/, docs/PERFORMANCE.md).
+"""The app under benchmark: Tutorbook plus bare endpoints the real ones are compared against.
 
-Mounted by create_app() only when TUTORBOOK_BENCH_ENDPOINTS=true; never in production.
+`uvicorn bench_app:app` (the harness puts benchmarks/ on PYTHONPATH); the product never mounts
+these routes (docs/PERFORMANCE.md).
 
 - ``POST /bench/insert``: one INSERT in one transaction through the same machinery a route
   uses (``DbSession``: a pooled connection, BEGIN, flush, COMMIT before the response), and
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
+from tutorbook.api.deps import DbSession
+from tutorbook.app import create_app
 from tutorbook.clock import utc_now
-from tutorbook.db import DbSession
+from tutorbook.config import Settings, get_settings
+from tutorbook.logs import configure_logging
 from tutorbook.payments.models import StripeEvent
 from tutorbook.schemas import Envelope, ok
 
@@ -41,3 +45,20 @@ def insert_one(session: DbSession):
 def ping():
     """No database: the cost of routing, validation and the envelope."""
     return ok("pong")
+
+
+def create_bench_app(settings: Settings | None = None) -> FastAPI:
+    """Tutorbook's app (create_app) with the /bench routes."""
+    app = create_app(settings)
+    app.include_router(router)
+    return app
+
+
+def _from_environment() -> FastAPI:
+    """What `tutorbook.asgi:app` does, plus the /bench routes."""
+    settings = get_settings()
+    configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
+    return create_bench_app(settings)
+
+
+app = _from_environment()

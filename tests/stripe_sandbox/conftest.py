@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import stripe
 
-from tutorbook.payments.sandbox import SandboxConfig, SandboxHandle, start_in_thread
+from stripe_sandbox import SandboxConfig, SandboxHandle, start_in_thread
 
 from .helpers import API_KEY, WEBHOOK_SECRET, Receiver, make_client
 

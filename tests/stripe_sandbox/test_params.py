@@ -6,9 +6,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from tutorbook.payments.sandbox.errors import ApiError
-from tutorbook.payments.sandbox.objects import format_amount
-from tutorbook.payments.sandbox.params import parse_pairs
+from stripe_sandbox.errors import ApiError
+from stripe_sandbox.objects import format_amount
+from stripe_sandbox.params import parse_pairs
 
 
 def test_nested_keys_become_dicts_and_lists():

@@ -469,6 +469,21 @@ def check_note(note: str | None) -> str:
     return text
 
 
+def record_admin_action(
+    session: Session,
+    *,
+    booking_id: uuid.UUID,
+    action: str,
+    actor: str,
+    note: str | None,
+    detail: str | None,
+    now: datetime,
+) -> None:
+    """An admin's action on a booking, for its history on the console."""
+    must_get(session, booking_id=booking_id)
+    repo.record_action(session, booking_id, action=action, actor=actor, note=note, detail=detail, at=now)
+
+
 def admin_refund(booking: PrivateSession, *, choice: RefundChoice, settings: Settings, now: datetime) -> int:
     """What an admin's cancellation refunds: all that is left, the parent's policy now, or nothing."""
     choice = RefundChoice(choice)

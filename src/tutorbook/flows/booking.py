@@ -219,9 +219,21 @@ async def cancel_as_admin(
     refund = RefundChoice(refund)
     booking = await svc.tx(bookings.must_get, booking_id=booking_id)
     if booking.status == Status.PENDING:
-        return await withdraw_checkout(
+        done = await withdraw_checkout(
             svc, booking=booking, reason=Reason.ADMIN_CANCELLED, actor=admin.actor, note=note
         )
+        # Recorded apart from the status move: Stripe's checkout.session.expired webhook may have
+        # cancelled the booking first (actor: the event), and the admin's reason must not be lost.
+        await svc.tx(
+            bookings.record_admin_action,
+            booking_id=booking_id,
+            action="cancel",
+            actor=admin.actor,
+            note=note,
+            detail="checkout withdrawn: nothing was paid, nothing refunded",
+            now=utc_now(),
+        )
+        return done
     if booking.status != Status.CONFIRMED:
         raise BadRequest(f"A {Status(booking.status).label} booking cannot be cancelled")
     outcome = await svc.tx(

@@ -19,8 +19,12 @@ test: $(STAMP)
 	scripts/ensure-chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Style (ruff), the import contracts (import-linter, [tool.importlinter]) and types (mypy,
+# [tool.mypy]) in pyproject.toml; CI runs it before the tests.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py

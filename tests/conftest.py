@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.processes import METRICS_TOKEN
 from tests.support.servers import ThreadedServer, http_client, http_post
 from tutorbook import models
 from tutorbook.config import Settings
@@ -50,6 +51,7 @@ def make_settings(url: str, var_dir: Path, **overrides) -> Settings:
         log_json=True,
         stripe_max_network_retries=0,
         stripe_timeout_seconds=5,
+        metrics_token=METRICS_TOKEN,
     )
     values.update(overrides)
     return Settings(**values).resolved()
@@ -130,8 +132,8 @@ def live_app(shared_db, sandbox, tmp_path_factory):
 
 @pytest.fixture
 def api(live_app, db, sandbox):
-    """A clean database, the live app, and the sandbox delivering to it."""
-    live_app.state.login_throttle.reset()
+    """A clean database (the login throttle's failures too: they live in it), the live app, and
+    the sandbox delivering to it."""
     http_post(
         f"{sandbox.base_url}/_sandbox/config",
         json={

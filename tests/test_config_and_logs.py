@@ -29,6 +29,8 @@ def test_production_refuses_sqlite_and_generated_secrets_and_says_what_to_set(tm
         "TUTORBOOK_JWT_SECRET",
         "TUTORBOOK_STRIPE_SECRET_KEY",
         "TUTORBOOK_STRIPE_WEBHOOK_SECRET",
+        "TUTORBOOK_SMTP_URL",
+        "TUTORBOOK_MAIL_FROM",
     ):
         assert name in str(exc.value)
     ok = Settings(
@@ -37,6 +39,8 @@ def test_production_refuses_sqlite_and_generated_secrets_and_says_what_to_set(tm
         jwt_secret="s" * 40,
         stripe_secret_key="sk_live_x",
         stripe_webhook_secret="whsec_x",
+        smtp_url="smtp://mailer:secret@smtp.example.com:587",
+        mail_from="Tutorbook <bookings@example.com>",
     ).resolved()
     assert ok.is_production and not ok.uses_sandbox
 

@@ -41,5 +41,5 @@ def test_an_unexpected_crash_is_a_500_in_the_envelope(api, c):
 def test_health_and_openapi_answer(c):
     assert c.get("/health").json()["success"] is True
     assert c.get("/health/ready").json()["data"] == "ready"
-    assert "/api/Sessions/cancel-payment/{stripe_session_id}" in c.get("/openapi.json").json()["paths"]
+    assert "/api/Sessions/cancel-payment/{stripeSessionId}" in c.get("/openapi.json").json()["paths"]
     assert c.get("/health").headers["X-Request-ID"]

@@ -23,7 +23,7 @@ from .config import SandboxConfig
 from .control import control_routes
 from .delivery import Deliverer
 from .errors import ApiError, api_error, invalid
-from .hosted import HostedPages
+from .hosted import HostedPages, OnboardingPages
 from .objects import DEFAULT_API_VERSION, new_id
 from .params import parse_pairs
 from .service import ApiCall, ApiResult, Sandbox, fingerprint
@@ -50,6 +50,17 @@ API_ROUTES = [
     ("GET", "/v1/charges/{charge_id}", "retrieve_charge"),
     ("GET", "/v1/events", "list_events"),
     ("GET", "/v1/events/{event_id}", "retrieve_event"),
+    ("POST", "/v1/accounts", "create_account"),
+    ("GET", "/v1/accounts", "list_accounts"),
+    ("GET", "/v1/accounts/{account_id}", "retrieve_account"),
+    ("POST", "/v1/account_links", "create_account_link"),
+    ("GET", "/v1/transfers", "list_transfers"),
+    ("GET", "/v1/transfers/{transfer_id}", "retrieve_transfer"),
+    ("GET", "/v1/transfers/{transfer_id}/reversals", "list_transfer_reversals"),
+    ("GET", "/v1/application_fees", "list_application_fees"),
+    ("GET", "/v1/application_fees/{fee_id}", "retrieve_application_fee"),
+    ("GET", "/v1/application_fees/{fee_id}/refunds", "list_fee_refunds"),
+    ("GET", "/v1/balance_transactions/{txn_id}", "retrieve_balance_transaction"),
 ]
 
 
@@ -75,6 +86,9 @@ def create_app(config: SandboxConfig) -> Starlette:
     )
     routes.append(Route("/c/pay/{session_id}", pages.show, methods=["GET"]))
     routes.append(Route("/c/pay/{session_id}", pages.submit, methods=["POST"]))
+    onboarding = OnboardingPages(sandbox)
+    routes.append(Route("/setup/s/{account_id}/{token}", onboarding.show, methods=["GET"]))
+    routes.append(Route("/setup/s/{account_id}/{token}", onboarding.submit, methods=["POST"]))
     routes += control_routes(sandbox, deliverer)
 
     @contextlib.asynccontextmanager

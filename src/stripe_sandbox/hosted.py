@@ -149,3 +149,38 @@ class HostedPages:
             "state": session["status"],
             "cancel_href": cancel,
         }
+
+
+class OnboardingPages:
+    """The hosted Connect onboarding form behind an account link: "Submit" provides everything
+    (charges and payouts enabled); "Finish later" leaves the bank account due. A used or
+    expired link sends the visitor to the link's refresh_url, as Stripe does."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def show(self, request: Request) -> Response:
+        """GET /setup/s/{account_id}/{token}."""
+        account_id, token = request.path_params["account_id"], request.path_params["token"]
+        account, refresh = self.sandbox.open_account_link(account_id, token)
+        if account is None:
+            return self._dead(refresh)
+        html = _templates.get_template("onboarding.html").render(
+            {"account": account, "form_action": request.url.path, "title": "Set up payouts"}
+        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def submit(self, request: Request) -> Response:
+        """POST /setup/s/{account_id}/{token}: choice=complete | later."""
+        form = await request.form()
+        complete = form.get("choice") != "later"
+        target = self.sandbox.submit_onboarding(
+            request.path_params["account_id"], request.path_params["token"], complete=complete
+        )
+        return self._dead(None) if target is None else RedirectResponse(target, status_code=303)
+
+    @staticmethod
+    def _dead(refresh: str | None) -> Response:
+        if refresh:
+            return RedirectResponse(refresh, status_code=303)
+        return HTMLResponse("<!doctype html><title>Link not found</title><p>This link does not exist.</p>", 404)

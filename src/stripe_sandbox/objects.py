@@ -381,6 +381,7 @@ def charge(
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
         "status": "succeeded",
+        "transfer": None,
         "transfer_data": None,
         "transfer_group": None,
     }
@@ -435,12 +436,14 @@ def event(
     idempotency_key: str | None,
     pending_webhooks: int,
     previous_attributes: dict[str, Any] | None = None,
+    account: str | None = None,
 ) -> dict[str, Any]:
-    """An event carrying a snapshot of the object it is about."""
+    """An event carrying a snapshot of the object it is about (``account``: the connected
+    account an event of a Connect endpoint is about)."""
     data: dict[str, Any] = {"object": data_object}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
-    return {
+    event: dict[str, Any] = {
         "id": new_id("evt_"),
         "object": "event",
         "api_version": api_version,
@@ -451,3 +454,6 @@ def event(
         "request": {"id": request_id, "idempotency_key": idempotency_key},
         "type": type_,
     }
+    if account is not None:
+        event["account"] = account
+    return event

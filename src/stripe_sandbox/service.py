@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from . import objects
 from .config import SandboxConfig
+from .connect import ConnectOps, get_fee_params
 from .errors import ApiError, conflict, invalid, missing_param, no_such
 from .params import (
     check_known,
@@ -96,6 +97,9 @@ PAYMENT_INTENT_DATA_PARAMS = {
     "transfer_group",
     "setup_future_usage",
     "capture_method",
+    "transfer_data",
+    "application_fee_amount",
+    "on_behalf_of",
 }
 REFUND_PARAMS = {
     "payment_intent",
@@ -169,7 +173,7 @@ def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Sandbox:
+class Sandbox(ConnectOps):
     """All sandbox operations; each runs in one SQLite transaction."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:
@@ -297,6 +301,7 @@ class Sandbox:
         obj: dict[str, Any],
         origin: Origin,
         previous: dict[str, Any] | None = None,
+        account: str | None = None,
     ) -> dict[str, Any]:
         deliver = bool(self.config.webhook_url) and self.config.deliver_webhooks
         event = objects.event(
@@ -308,6 +313,7 @@ class Sandbox:
             idempotency_key=origin.idempotency_key,
             pending_webhooks=int(deliver),
             previous_attributes=previous,
+            account=account,
         )
         self.store.insert(event)
         if deliver:
@@ -372,6 +378,8 @@ class Sandbox:
         if customer:
             raise no_such("customer", customer, "customer", status=400)
         items, currency, amount = _line_items(params, now)
+        intent_data = _payment_intent_data(params)
+        self.destination_of(intent_data, amount)
         session = objects.checkout_session(
             session_id=objects.new_id("cs_test_", 58),
             now=now,
@@ -386,7 +394,7 @@ class Sandbox:
             extra=_session_extras(params),
         )
         session["_line_items"] = items
-        session["_payment_intent_data"] = _payment_intent_data(params)
+        session["_payment_intent_data"] = intent_data
         session["_api_version"] = call.api_version
         self.store.insert(session)
         return self._render(session, call)
@@ -476,6 +484,10 @@ class Sandbox:
     def _own_origin(session: dict[str, Any]) -> Origin:
         return Origin(None, None, session.get("_api_version") or objects.DEFAULT_API_VERSION)
 
+    def _platform_origin(self) -> Origin:
+        """Events the sandbox causes itself (onboarding, for instance)."""
+        return Origin(None, None, objects.DEFAULT_API_VERSION)
+
     # -- hosted page ---------------------------------------------------------------
 
     def session_for_page(self, session_id: str) -> dict[str, Any] | None:
@@ -497,6 +509,7 @@ class Sandbox:
             if session is None or session["status"] != "open":
                 return session, None
             intent, charge = self._charge(session, card)
+            self.split_charge(intent, charge, session["_payment_intent_data"], self._own_origin(session))
             self.store.insert(intent)
             self.store.insert(charge)
             session.update(
@@ -592,10 +605,11 @@ class Sandbox:
                 "amount",
             )
         refund = objects.refund(amount=amount, charge_obj=charge, reason=reason, metadata=metadata, now=self.now())
-        self.store.insert(refund)
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        self.refund_split(params, charge, refund, call.origin)
+        self.store.insert(refund)
         charge["refunds"]["data"].insert(0, refund)
         self.store.update(charge)
         self._emit("charge.refunded", charge, call.origin, previous)
@@ -789,6 +803,7 @@ def _payment_intent_data(params: Mapping[str, Any]) -> dict[str, Any]:
         )
     data: dict[str, Any] = {
         "metadata": get_metadata(raw, param="payment_intent_data[metadata]"),
+        **get_fee_params(raw),
     }
     for name in (
         "description",

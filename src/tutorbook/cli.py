@@ -1,4 +1,4 @@
-"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs."""
+"""The `tutorbook` command: serve, worker, db, demo-data, create-admin, stripe-sandbox, reports, jobs, mail."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import traceback
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -88,7 +89,7 @@ def serve(
     jobs: bool = typer.Option(True, help="Run the periodic jobs in this process"),
 ):
     """Migrate, then serve the API, the pages, the jobs and (without a Stripe key) the sandbox."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if "TUTORBOOK_PUBLIC_URL" not in os.environ:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         overrides["public_url"] = f"http://{shown}:{port}"
@@ -122,7 +123,10 @@ def serve(
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     try:
-        uvicorn.run("tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None)
+        # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
+        uvicorn.run(
+            "tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=False
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -154,10 +158,53 @@ def demo_data():
     db = Database(settings.database_url)
     with db.session_scope() as session:
         logins = demo.load(session, hasher=password_hasher(settings), settings=settings)
+    if settings.uses_sandbox and settings.sandbox_enabled:
+        _onboard_demo_teachers(settings, db, [email for role, email, _ in logins if role == "Teacher"])
     db.dispose()
     typer.echo("Demo logins:")
     for role, email, password in logins:
         typer.echo(f"  {role:<8} {email:<28} {password}")
+
+
+def _onboard_demo_teachers(settings: Settings, db, emails: list[str]) -> None:
+    """Connect the demo teachers' payouts in the sandbox (its hosted onboarding, "Submit"), so
+    their bookings are destination charges. The sandbox is started for it unless it runs."""
+    import asyncio
+
+    import httpx
+    import sqlalchemy as sa
+
+    from tutorbook.accounts.models import User
+    from tutorbook.flows import payouts
+    from tutorbook.flows.services import build_services
+    from tutorbook.identity import AuthUser
+
+    sandbox = None
+    try:
+        httpx.get(settings.sandbox_url + "/_sandbox/clock", timeout=2)
+    except httpx.HTTPError:
+        from stripe_sandbox.server import start_in_thread
+
+        sandbox = start_in_thread(
+            _sandbox_config(settings, webhook_url=None), host=settings.sandbox_host, port=settings.sandbox_port
+        )
+    svc = build_services(settings, db)
+    try:
+        with db.session_scope() as session:
+            users = session.scalars(sa.select(User).where(User.email.in_(emails))).all()
+            teachers = [AuthUser(u.id, u.role, u.email, u.full_name, u.time_zone) for u in users]
+        for teacher in teachers:
+            status = asyncio.run(payouts.refresh(svc, teacher=teacher))
+            if not status.enabled:
+                url = asyncio.run(payouts.onboard(svc, teacher=teacher))
+                httpx.post(url, data={"choice": "complete"}, timeout=10)
+                status = asyncio.run(payouts.refresh(svc, teacher=teacher))
+            typer.echo(f"  payouts of {teacher.email}: {'enabled' if status.enabled else 'not enabled'}")
+    except Exception as exc:  # the demo works without payouts (TUTORBOOK_REQUIRE_TEACHER_PAYOUTS=false)
+        typer.echo(f"demo teachers' payouts not connected: {exc}", err=True)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
 
 
 @app.command("create-admin")
@@ -265,9 +312,63 @@ def _run_job(name: str, *, dry_run: bool, **options):
         svc.db.dispose()
 
 
+mail_app = typer.Typer(help="Mail: the development mailbox and the outbox.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("list")
+def mail_list(
+    status: str = typer.Option(
+        None, help="List the outbox in this status (pending, sending, sent, failed, skipped) instead of the mailbox"
+    ),
+    to: str = typer.Option(None, help="Only mail to this address (mailbox)"),
+    limit: int = typer.Option(50, help="At most this many, newest first"),
+):
+    """The development mailbox (mail kept while no SMTP server is configured), or with --status
+    the outbox (e.g. --status failed: what the mail server refused for good)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            if status:
+                rows = [
+                    [n.id, n.kind, n.to_address, n.status, n.attempts, (n.last_error or "")[:60]]
+                    for n in outbox.listing(session, status=status, limit=limit)
+                ]
+                headers = ["id", "kind", "to", "status", "attempts", "last error"]
+            else:
+                rows = [
+                    [m.id, m.created_at.isoformat(timespec="seconds"), m.to_address, m.subject]
+                    for m in outbox.mailbox(session, limit=limit, to=to)
+                ]
+                headers = ["id", "kept", "to", "subject"]
+    finally:
+        svc.db.dispose()
+    typer.echo(_table(headers, rows) if rows else "no mail")
+
+
+@mail_app.command("show")
+def mail_show(mail_id: int = typer.Argument(..., help="The id from `tutorbook mail list`")):
+    """One message of the development mailbox, as sent (MIME)."""
+    from tutorbook.notifications import repository as outbox
+
+    svc = _services(_settings())
+    try:
+        with svc.db.session_scope() as session:
+            mail = outbox.kept(session, mail_id)
+            raw = mail.raw if mail else None
+    finally:
+        svc.db.dispose()
+    if raw is None:
+        typer.echo(f"error: no message {mail_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(raw)
+
+
 @jobs_app.command("run")
 def jobs_run(
-    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge"),
+    name: str = typer.Argument(..., help="expire | reconcile | complete | meeting-links | purge | reminders | mail"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing"),
     since_hours: float = typer.Option(
         None,
@@ -335,19 +436,29 @@ def worker(
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
+    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from tutorbook.api.deps import check_metrics_access
     from tutorbook.bookings import repository as bookings_repo
+    from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            body = metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            content_type = "text/plain; version=0.0.4"
+            try:  # the same rule as the app's /metrics: the metrics token or an admin's token
+                check_metrics_access(svc, authorization=self.headers.get("authorization"))
+                status, body = 200, metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
+            except AppError as exc:
+                status, content_type = exc.status_code, "application/json"
+                body = json.dumps(envelope(None, exc.message, success=False)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ALLOWED_DURATIONS = (30, 45, 60, 90, 120)
+Duration = Literal[30, 45, 60, 90, 120]  # minutes a booking may last
+ALLOWED_DURATIONS: tuple[Duration, ...] = get_args(Duration)
 
 
 class ConfigurationError(RuntimeError):
@@ -36,11 +38,17 @@ class Settings(BaseSettings):
     jwt_ttl_minutes: int = 12 * 60
     password_min_length: int = 8
     password_max_length: int = 256
+    # zxcvbn's score (0-4) a new password needs; 3 is "safely unguessable" in its terms.
+    password_min_score: int = Field(default=3, ge=0, le=4)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
     login_max_failures: int = 5
-    login_window_seconds: int = 900
+    login_window_seconds: int = Field(default=900, ge=1)
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; nobody else's is believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token for Prometheus on /metrics (admins' JWTs work too); empty: admins only.
+    metrics_token: str = ""
 
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
@@ -59,6 +67,12 @@ class Settings(BaseSettings):
     sandbox_substitute_cancel_url: bool = False
     sandbox_enabled: bool = True
 
+    # Stripe Connect (docs/payments.md): whether a teacher must have payouts enabled to be
+    # booked, the platform's share of each payment, the country of new connected accounts.
+    require_teacher_payouts: bool = False
+    platform_fee_percent: float = Field(default=15, ge=0, le=100)
+    connect_country: str = Field(default="US", min_length=2, max_length=2)
+
     refund_full_before_hours: int = 24
     refund_late_percent: int = 0
 
@@ -71,7 +85,24 @@ class Settings(BaseSettings):
     google_calendar_id: str = ""
     google_send_invites: bool = False
 
+    # Mail: SMTP (smtp://user:pass@host:587 with STARTTLS, smtps:// for implicit TLS); unset keeps
+    # mail in the development mailbox (/dev/mail, `tutorbook mail list`). See docs/operations.md.
+    smtp_url: str = ""
+    mail_from: str = ""
+    product_name: str = "Tutorbook"
+    smtp_timeout_seconds: float = 10.0
+    mail_max_attempts: int = Field(default=8, ge=1)
+    mail_retry_base_seconds: float = Field(default=60, gt=0)
+    mail_batch_size: int = Field(default=50, ge=1)
+    # "Complete your payment" goes out this long after booking, only if still Pending and unpaid.
+    mail_payment_nudge_minutes: int = Field(default=10, ge=0)
+    # A confirmation waits this long for the meeting link before it goes out without one.
+    mail_link_wait_minutes: int = Field(default=10, ge=0)
+    password_reset_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
     jobs_enabled: bool = True
+    job_mail_interval_s: float = 15
+    job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60
     job_complete_interval_s: float = 300
     job_meetings_interval_s: float = 60
@@ -89,6 +120,17 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value):
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"TUTORBOOK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from exc
+        return items
 
     def google_config(self) -> dict:
         """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""
@@ -108,6 +150,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env.lower() == "production"
+
+    @property
+    def sender(self) -> str:
+        """The From address: TUTORBOOK_MAIL_FROM, or a development default."""
+        return self.mail_from or f"{self.product_name} <no-reply@tutorbook.invalid>"
 
     @property
     def uses_sandbox(self) -> bool:
@@ -145,9 +192,14 @@ class Settings(BaseSettings):
             missing.append("TUTORBOOK_STRIPE_SECRET_KEY")
         if not self.stripe_webhook_secret:
             missing.append("TUTORBOOK_STRIPE_WEBHOOK_SECRET")
+        if not self.smtp_url:
+            missing.append("TUTORBOOK_SMTP_URL (smtp:// or smtps://)")
+        if not self.mail_from:
+            missing.append("TUTORBOOK_MAIL_FROM")
         if missing:
             raise ConfigurationError(
-                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox and SQLite; set: " + ", ".join(missing)
+                "TUTORBOOK_ENV=production refuses generated secrets, the sandbox, SQLite and the development "
+                "mailbox; set: " + ", ".join(missing)
             )
 
     def _kept_secret(self, name: str, make) -> str:

@@ -11,7 +11,7 @@ from tutorbook.clock import utc_now
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.slots import Window
 
-DEMO_PASSWORD = "tutorbook-demo"
+DEMO_PASSWORD = "demo-lessons-at-tutorbook"  # passes the strength check (zxcvbn score 4)
 
 TEACHERS = [
     (

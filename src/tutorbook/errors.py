@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,8 +9,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger("tutorbook.errors")
 
 
 class AppError(Exception):
@@ -104,7 +101,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render AppError, HTTP errors, validation errors and crashes in the envelope."""
+    """Render AppError, HTTP errors and validation errors in the envelope (an unexpected
+    exception is logged and answered by app.RequestIdMiddleware, where the request id is known)."""
 
     @app.exception_handler(AppError)
     async def _app_error(_req: Request, exc: AppError):
@@ -112,15 +110,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else None
+        message: str | None = exc.detail if isinstance(exc.detail, str) else None
         message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
         return error_response(exc.status_code, message or "Error", None, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_req: Request, exc: RequestValidationError):
         return error_response(422, "Invalid input", _field_errors(exc))
-
-    @app.exception_handler(Exception)
-    async def _crash(_req: Request, exc: Exception):
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "Internal server error")

@@ -15,7 +15,7 @@ HELP = {
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self) -> None:
         self._counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
         self._gauges: dict[str, dict[tuple, float]] = defaultdict(dict)
         self._lock = threading.Lock()

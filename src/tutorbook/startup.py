@@ -127,7 +127,8 @@ class _HeldLogs(logging.Handler):
 
     def __init__(self, name: str, *, show: bool):
         super().__init__()
-        self.logger, self.show, self.records = logging.getLogger(name), show, []
+        self.logger, self.show = logging.getLogger(name), show
+        self.records: list[logging.LogRecord] = []
         self.propagate = self.logger.propagate
 
     def __enter__(self):

@@ -1,5 +1,6 @@
 """Registration, login, tokens and roles over HTTP, on both databases."""
 
+import hashlib
 from datetime import timedelta
 
 import jwt
@@ -44,8 +45,15 @@ def test_admins_cannot_register_through_the_api(c):
     assert r.json()["data"][0]["field"] == "role"
 
 
-@pytest.mark.parametrize("password,ok", [("shrt-pw", False), ("x" * 8, True), ("p" * 64, True), ("p" * 257, False)])
+LONG_STRONG = hashlib.sha256(b"tutorbook").hexdigest() * 4  # 256 characters, the most allowed
+
+
+@pytest.mark.parametrize(
+    "password,ok", [("shrt-pw", False), ("maple kite river 2026", True), (LONG_STRONG, True), ("p" * 257, False)]
+)
 def test_password_length_rules(c, password, ok):
+    # Issue #11 adds the strength check: the lengths allowed stay, but "x" * 8 and "p" * 64 (were
+    # accepted here) are now refused as too easy to guess, so strong passwords take their place.
     r = c.post(
         "/api/Auth/register",
         json={"email": f"pw{len(password)}@example.com", "password": password, "fullName": "X", "role": "Parent"},
@@ -53,6 +61,32 @@ def test_password_length_rules(c, password, ok):
     assert (r.status_code == 201) == ok, r.text
     if not ok:
         assert r.status_code == 422 and password not in r.text
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        ("password123", "This is a very common password."),
+        ("x" * 8, 'Repeats like "aaa" are easy to guess.'),
+        ("qwertyuiop", "This is a top-100 common password."),
+        ("quillamzanthorpe", "Add another word or two."),  # strong, but for the user's own name
+    ],
+)
+def test_weak_and_common_passwords_are_refused_saying_why(c, password, why):
+    body = {"email": "zq@example.com", "password": password, "fullName": "Zanthorpe Quillam", "role": "Parent"}
+    r = c.post("/api/Auth/register", json=body)
+    assert r.status_code == 422 and r.json()["success"] is False, r.text
+    assert r.json()["message"].startswith("This password is too easy to guess.") and why in r.json()["message"]
+    assert r.json()["data"][0]["field"] == "password" and password not in r.text
+    assert c.post("/api/Auth/login", json={"email": "zq@example.com", "password": password}).status_code == 401
+    assert c.post("/api/Auth/register", json={**body, "password": "zanthorpe lantern 77 harbour"}).status_code == 201
+
+
+def test_a_password_is_kept_exactly_as_typed(c):
+    f.register(c, email="spaces@example.com", password="  " + f.PASSWORD + " ")
+    assert f.login(c, email="spaces@example.com", password="  " + f.PASSWORD + " ")
+    r = c.post("/api/Auth/login", json={"email": "spaces@example.com", "password": f.PASSWORD})
+    assert r.status_code == 401
 
 
 def test_a_wrong_password_is_401_with_the_same_message_as_an_unknown_email(c):

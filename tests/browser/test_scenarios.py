@@ -147,3 +147,19 @@ def test_e_no_page_shows_unknown_and_all_work_at_phone_width_by_keyboard(api, sa
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_have_text("Wrong email or password")
     phone.check()
+
+
+def test_f_a_teacher_connects_payouts_and_reads_earnings_on_a_phone(api, teacher, new_context):
+    phone = Site(new_context(width=390, height=844), api.state.base_url)
+    phone.log_in(teacher["email"])
+    page = phone.goto("/teacher/payouts")
+    expect(page.locator("#payout-state")).to_contain_text("not connected payouts yet")
+    page.get_by_role("button", name="Connect payouts with Stripe").click()
+    page.get_by_role("button", name=re.compile("^Submit")).click()  # the sandbox's hosted onboarding
+    expect(page.locator("#payout-state")).to_contain_text("Payouts are on")
+    phone.check()
+    for path in ("/teacher/payouts", "/teacher/earnings"):
+        page = phone.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    page.get_by_role("link", name="Payouts").first.click()
+    expect(page.get_by_role("heading", name="Payouts")).to_be_visible()

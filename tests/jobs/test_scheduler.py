@@ -106,6 +106,8 @@ def test_tutorbook_worker_runs_the_jobs_alone_and_stops_on_sigterm(api, c, sandb
     try:
         wait_for(lambda: row(api, b["id"]).status == 3, timeout=30, message="the worker's expire job")
         text = wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=10, message="/metrics")
+        refused = http_get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2)
+        assert refused.status_code == 401 and refused.json()["success"] is False
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
@@ -121,7 +123,7 @@ def test_tutorbook_worker_runs_the_jobs_alone_and_stops_on_sigterm(api, c, sandb
 def _get(url, *, every_job=False):
     """The /metrics text once the jobs have counted something (every scheduled job, if asked)."""
     try:
-        r = http_get(url, timeout=2)
+        r = http_get(url, timeout=2, headers={"Authorization": f"Bearer {conftest.METRICS_TOKEN}"})
     except httpx.HTTPError:
         return None
     jobs = ("expire", "complete", "meeting-links", "purge") if every_job else ("expire",)

@@ -41,6 +41,7 @@ def assert_refunded_in_full(api, sandbox, booking_id, cs, *, reason: str) -> Non
     refund = settled_refund(api, booking_id)
     assert (refund.amount, refund.currency, refund.reason) == (cs["amount_total"], cs["currency"], reason)
     assert refund.stripe_refund_id.startswith("re_")
+    assert refund.payment_intent_id == cs["payment_intent"]  # the refused payment, not the booking's
     assert pay.refunded_at_stripe(sandbox, cs["payment_intent"]) == cs["amount_total"]
     # Money that never paid for the booking is not the booking's refund.
     assert row(api, booking_id).refunded_amount == 0

@@ -4,9 +4,11 @@ row fails `test_every_route_has_a_row`. (The HTML pages have their own tests in 
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from tests import factories as f
@@ -15,6 +17,7 @@ from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
+from tutorbook.notifications.models import Notification
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)
@@ -35,32 +38,43 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Auth/me"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/api/Students"): row(401, 200, 403, 403, 200, 403),
     ("POST", "/api/Students"): row(401, 201, 403, 403, 201, 403),
-    ("PUT", "/api/Students/{student_id}"): row(401, 403, 403, 403, 200, 403),
-    ("DELETE", "/api/Students/{student_id}"): row(401, 403, 403, 403, 409, 403),  # A's child has bookings
+    ("PUT", "/api/Students/{studentId}"): row(401, 403, 403, 403, 200, 403),
+    ("DELETE", "/api/Students/{studentId}"): row(401, 403, 403, 403, 409, 403),  # A's child has bookings
     ("GET", "/api/Teachers"): every(200),
-    ("GET", "/api/Teachers/{teacher_id}"): every(200),
-    ("GET", "/api/Teachers/{teacher_id}/availability"): every(200),
+    ("GET", "/api/Teachers/{teacherId}"): every(200),
+    ("GET", "/api/Teachers/{teacherId}/availability"): every(200),
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/payouts"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/earnings"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
-    ("POST", "/api/Sessions/confirm-payment/{stripe_session_id}"): row(401, 403, 403, 403, 200, 403),
-    ("POST", "/api/Sessions/cancel-payment/{stripe_session_id}"): row(401, 403, 403, 403, 400, 403),  # paid
+    ("POST", "/api/Sessions/confirm-payment/{stripeSessionId}"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/api/Sessions/cancel-payment/{stripeSessionId}"): row(401, 403, 403, 403, 400, 403),  # paid
     ("GET", "/api/Sessions/my-bookings"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Sessions/teacher-schedule"): row(401, 403, 200, 200, 403, 403),
-    ("GET", "/api/Sessions/{booking_id}"): row(401, 403, 403, 200, 200, 200),
-    ("GET", "/api/Sessions/{booking_id}/history"): row(401, 403, 403, 200, 200, 200),
-    ("POST", "/api/Sessions/{booking_id}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
-    ("POST", "/api/Sessions/{booking_id}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
+    ("GET", "/api/Sessions/{bookingId}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Sessions/{bookingId}/history"): row(401, 403, 403, 200, 200, 200),
+    ("POST", "/api/Sessions/{bookingId}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
+    ("POST", "/api/Sessions/{bookingId}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
     ("GET", "/health"): every(200),
     ("GET", "/health/ready"): every(200),
-    ("GET", "/metrics"): every(200),
+    ("GET", "/metrics"): row(401, 403, 403, 403, 403, 200),  # admins, and the scraper's own token
     ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/bookings"): row(401, 403, 403, 403, 403, 200),
+    ("GET", "/api/Admin/reports/payouts"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Auth/forgot-password"): every(202),  # the same answer for anyone, any email
+    ("POST", "/api/Auth/reset-password"): every(400),  # a made-up token
+    ("GET", "/api/Notifications/settings"): row(401, 200, 200, 200, 200, 200),
+    ("PUT", "/api/Notifications/settings"): row(401, 200, 200, 200, 200, 200),
+    ("POST", "/api/Notifications/calendar-feed"): row(401, 201, 201, 201, 201, 201),
+    ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
+    ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
 }
 
 
@@ -114,10 +128,11 @@ def world(api):
         "admin": admin,
     }
     params = {
-        "student_id": a["students"][0],
-        "teacher_id": teacher["user"]["id"],
-        "booking_id": booking["id"],
-        "stripe_session_id": booking["stripeSessionId"],
+        "studentId": a["students"][0],
+        "teacherId": teacher["user"]["id"],
+        "bookingId": booking["id"],
+        "stripeSessionId": booking["stripeSessionId"],
+        "secret": "no-such-feed",
     }
     return clients, params, {"a": a, "teacher": teacher}
 
@@ -133,6 +148,12 @@ def body_for(method, path, w):
         }
     if path == "/api/Auth/login":
         return {"email": extra["a"]["email"], "password": f.PASSWORD}
+    if path == "/api/Auth/forgot-password":
+        return {"email": extra["a"]["email"]}
+    if path == "/api/Auth/reset-password":
+        return {"token": "made-up-token-" + "x" * 20, "password": "a-new-long-passphrase"}
+    if path == "/api/Notifications/settings" and method == "PUT":
+        return {"reminders": False}
     if path.startswith("/api/Students"):
         return {"fullName": "Child"}
     if path == "/api/Teachers/me":
@@ -161,6 +182,21 @@ def test_each_role_gets_the_expected_code(api, method, path):
         body = body_for(method, path, w)
         r = clients[role].request(method, url, json=body) if body is not None else clients[role].request(method, url)
         got[role] = r.status_code
-        if path != "/metrics":
+        if path != "/metrics" or r.status_code != 200:  # the metrics themselves are Prometheus text
             assert r.json()["success"] is (r.status_code < 400)
     assert got == MATRIX[(method, path)]
+    if path == "/api/Auth/forgot-password":
+        resets_written(api, len(ROLES))
+
+
+def resets_written(api, count: int) -> None:
+    """The resets are written after the 202 (background tasks): let them finish before the next
+    test wipes the database."""
+    deadline = time.monotonic() + 30
+    query = sa.select(sa.func.count()).where(Notification.kind == "password_reset")
+    while True:
+        with api.state.db.session_scope() as s:
+            if s.scalar(query) >= count:
+                return
+        assert time.monotonic() < deadline, "the password resets were never written"
+        time.sleep(0.05)

@@ -12,7 +12,11 @@ follow), parent/teacher/admin cancels, and the jobs. After every step the invari
 - My Bookings never shows a booking cancelled before payment;
 - money: once events are delivered, every checkout paid at Stripe belongs to a Confirmed or
   Completed booking, or to one with a refund recorded (checked strictly after each delivery
-  of all events, and at the end after a final settlement).
+  of all events, and at the end after a final settlement);
+- Connect (the teacher may connect payouts at any step, so payments before are on the platform
+  and after are destination charges): at the end, for every paid booking and summed per
+  teacher, teacher net + platform fee = amount paid − refunded, and a destination charge's net
+  is what Stripe's transfer still holds (its amount less reversals).
 
 CI runs a small number of examples; TUTORBOOK_HEAVY=1 runs TUTORBOOK_MODEL_EXAMPLES (5,000).
 """
@@ -39,12 +43,13 @@ from hypothesis.stateful import (
 
 from tests import factories as f
 from tests.conftest import wipe
+from tests.connect import helpers as connect
 from tests.support import payments as pay
 from tests.support import webhooks as wh
 from tests.support.servers import http_client, http_post
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import earnings, lifecycle
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.models import PrivateSession, StatusHistory
@@ -71,7 +76,6 @@ def make_machine(api, sandbox):
             wipe(db)
             # A fresh sandbox too: otherwise reconcile pages through every earlier run's checkouts.
             sb.delete("/_sandbox/test-data").raise_for_status()
-            api.state.login_throttle.reset()
             pay.sandbox_config(sandbox, deliver_webhooks=False, fail_mode=None, substitute_cancel_url=False)
             self.c = http_client(base_url=base, timeout=30)
             self.teacher = f.teacher(self.c, rate=3000)
@@ -96,6 +100,7 @@ def make_machine(api, sandbox):
             self.undelivered: list[dict] = []
             self.dropped: set[str] = set()  # sessions whose event was lost and no job ran since
             self.steps = 0
+            self.connected = False
 
         # -- helpers -------------------------------------------------------------------
 
@@ -112,6 +117,12 @@ def make_machine(api, sandbox):
             self.undelivered += fresh
 
         # -- rules ---------------------------------------------------------------------
+
+        @precondition(lambda self: not self.connected)
+        @rule()
+        def teacher_connects_payouts(self):
+            assert connect.onboard(self.teacher)["enabled"]
+            self.connected = True
 
         @rule(who=st.integers(0, 1), slot=st.integers(0, 2), duration=st.sampled_from([30, 60]))
         def book(self, who, slot, duration):
@@ -280,6 +291,27 @@ def make_machine(api, sandbox):
                         f"paid checkout {b.stripe_session_id} but booking status {b.status} without a refund"
                     )
 
+        def check_split(self):
+            """Teacher net + platform fee = paid − refunded, per booking and per teacher; a
+            destination charge's net is what its transfer at Stripe still holds."""
+            per_teacher: dict = {}
+            with db.session_scope() as s:
+                paid = s.scalars(sa.select(PrivateSession).where(PrivateSession.stripe_payment_intent_id.is_not(None)))
+                for b in paid:
+                    e = earnings.earning(b)
+                    assert e.settled, f"destination charge {b.id} without its transfer recorded after the jobs"
+                    assert e.net + e.fee == e.gross - e.refunded, (b.id, e)
+                    if b.payout_destination:
+                        charge = connect.charge_of(sandbox, b.stripe_payment_intent_id)
+                        transfer = charge["transfer"]
+                        assert e.net == transfer["amount"] - transfer["amount_reversed"], (b.id, e, transfer)
+                        assert e.refunded == charge["amount_refunded"], (b.id, e)
+                    total = per_teacher.setdefault(b.teacher_id, [0, 0, 0, 0])
+                    for k, v in enumerate((e.net, e.fee, e.gross, e.refunded)):
+                        total[k] += v
+            for net, fee, gross, refunded in per_teacher.values():
+                assert net + fee == gross - refunded
+
         def teardown(self):
             if not hasattr(self, "c"):
                 return
@@ -292,6 +324,7 @@ def make_machine(api, sandbox):
 
             jobs.run_all(svc, now=utc_now())
             self.check_money()
+            self.check_split()
             with db.session_scope() as s:
                 stuck = s.scalars(sa.select(PrivateSession).where(PrivateSession.status == 0)).all()
                 for b in stuck:

@@ -13,6 +13,8 @@ import httpx
 
 from tests.support.servers import free_port, http_get
 
+METRICS_TOKEN = "test-metrics-token-" + "m" * 24  # TUTORBOOK_METRICS_TOKEN of every test app
+
 
 class AppProcess:
     def __init__(self, *, env: dict, port: int | None = None, log_dir: Path):
@@ -79,6 +81,7 @@ def app_env(*, database_url: str, sandbox_url: str, **extra) -> dict:
         "TUTORBOOK_JOBS_ENABLED": "false",
         "TUTORBOOK_LOG_LEVEL": "WARNING",
         "TUTORBOOK_STRIPE_MAX_NETWORK_RETRIES": "0",
+        "TUTORBOOK_METRICS_TOKEN": METRICS_TOKEN,
     }
     env.update({f"TUTORBOOK_{k.upper()}": str(v) for k, v in extra.items()})
     return env

@@ -86,3 +86,35 @@ def test_bad_windows_are_refused(c):
         {"weekday": 1, "start": "25:00", "end": "26:00"},
     ):
         assert t["client"].put("/api/Teachers/me/availability", json={"windows": [window]}).status_code == 422
+
+
+def test_no_teacher_email_is_published_by_the_api_or_the_pages(c):
+    t = f.teacher(c)
+    email, tid = t["email"], t["user"]["id"]
+    for path in ("/api/Teachers", f"/api/Teachers/{tid}", "/", f"/teachers/{tid}"):
+        r = c.get(path)
+        assert r.status_code == 200 and t["user"]["fullName"] in r.text, path
+        assert email not in r.text and "email" not in r.text.lower(), path
+
+
+def test_a_teacher_is_listed_only_with_a_price_subjects_and_weekly_hours(c):
+    t = f.register(c, role="Teacher")
+    name = t["user"]["fullName"]
+
+    def listed() -> bool:
+        api = [x["fullName"] for x in c.get("/api/Teachers").json()["data"]]
+        page = c.get("/").text
+        assert (name in api) == (name in page)
+        return name in api
+
+    assert not listed()  # a fresh account: no price, no subjects, no hours
+    profile = {"subjects": ["Physics"], "hourlyRate": 5000, "currency": "usd", "timeZone": "UTC"}
+    assert t["client"].put("/api/Teachers/me", json=profile).status_code == 200
+    assert not listed()  # still no weekly hours
+    assert t["client"].put("/api/Teachers/me/availability", json={"windows": f.ALL_WEEK}).status_code == 200
+    assert listed()
+    assert t["client"].put("/api/Teachers/me", json={**profile, "hourlyRate": 0}).status_code == 200
+    assert not listed()
+    assert t["client"].put("/api/Teachers/me", json=profile).status_code == 200
+    assert t["client"].put("/api/Teachers/me/availability", json={"windows": []}).status_code == 200
+    assert not listed()

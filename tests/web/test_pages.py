@@ -425,3 +425,14 @@ def test_money_and_times_are_written_with_their_currency_and_zone():
     assert when(start, start + timedelta(hours=1), "Europe/London") == "Wed 1 Jul 2026, 15:00–16:00 BST"
     winter = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
     assert when(winter, winter + timedelta(minutes=30), "Europe/London") == "Tue 1 Dec 2026, 14:00–14:30 GMT"
+
+
+def test_the_register_page_refuses_a_weak_password_saying_why_and_keeps_the_form(web, c):
+    r = web.post(
+        "/register",
+        {"full_name": "Wren", "email": "wren@example.com", "password": "password123", "role": "Parent"},
+    )
+    assert r.status_code == 422 and "too easy to guess" in text_of(r)
+    assert "This is a very common password." in text_of(r) and 'value="wren@example.com"' in r.text
+    assert "password123" not in r.text
+    assert c.post("/api/Auth/login", json={"email": "wren@example.com", "password": "password123"}).status_code == 401

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
 
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Email, LoginEmail, Secret, crlf_to_lf, multi_line, single_line
 
 _ZONES = available_timezones()
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(single_line)]
+Zone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(single_line)]
+Grade = Annotated[str, StringConstraints(max_length=50), AfterValidator(single_line)]
+Notes = Annotated[str, StringConstraints(max_length=1000), BeforeValidator(crlf_to_lf), AfterValidator(multi_line)]
 
 
 def check_zone(value: str) -> str:
@@ -21,18 +26,18 @@ def check_zone(value: str) -> str:
 
 
 class RegisterIn(InputModel):
-    email: EmailStr
-    password: str = Field(min_length=8, max_length=1024)
-    full_name: str = Field(min_length=1, max_length=200)
+    email: Email
+    password: Secret = Field(min_length=8, max_length=1024)
+    full_name: Name
     role: Literal["Parent", "Teacher"]
-    time_zone: str = "UTC"
+    time_zone: Zone = "UTC"
 
     _zone = field_validator("time_zone")(classmethod(lambda cls, v: check_zone(v)))
 
 
 class LoginIn(InputModel):
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    email: LoginEmail
+    password: Secret = Field(min_length=1, max_length=1024)
 
 
 class UserOut(CamelModel):
@@ -52,9 +57,9 @@ class LoginOut(CamelModel):
 
 
 class StudentIn(InputModel):
-    full_name: str = Field(min_length=1, max_length=200)
-    grade_level: str | None = Field(default=None, max_length=50)
-    notes: str | None = Field(default=None, max_length=1000)
+    full_name: Name
+    grade_level: Grade | None = None
+    notes: Notes | None = None
 
 
 class StudentOut(CamelModel):

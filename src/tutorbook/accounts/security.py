@@ -1,11 +1,8 @@
-"""Password hashing (Argon2), JWTs, and the failed-login throttle."""
+"""Password hashing (Argon2) and JWTs (the failed-login throttle is in throttle.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections import defaultdict, deque
 from datetime import datetime, timedelta
 
 import jwt
@@ -13,7 +10,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from tutorbook.config import Settings
-from tutorbook.errors import TooManyRequests, Unauthorized
+from tutorbook.errors import Unauthorized
 
 
 def password_hasher(settings: Settings) -> PasswordHash:
@@ -29,11 +26,12 @@ def password_hasher(settings: Settings) -> PasswordHash:
     )
 
 
-def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datetime) -> str:
-    """A signed bearer token with sub, role and an expiry."""
+def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datetime, version: int = 0) -> str:
+    """A signed bearer token with sub, role, the user's token version ("tv") and an expiry."""
     claims = {
         "sub": str(user_id),
         "role": role,
+        "tv": version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=settings.jwt_ttl_minutes)).timestamp()),
     }
@@ -50,50 +48,3 @@ def read_token(*, settings: Settings, token: str) -> dict:
         raise Unauthorized("Your session has expired; log in again") from exc
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise Unauthorized("Invalid token") from exc
-
-
-class LoginThrottle:
-    """Slows down guessing: too many failures for one email or one address in a window -> 429.
-
-    Kept in process memory: each replica throttles on its own (documented in the README).
-    """
-
-    # One address may hold many users (a school, a NAT), so it gets a larger budget than one email.
-    ADDRESS_FACTOR = 10
-
-    def __init__(self, *, max_failures: int, window_seconds: int, clock=time.monotonic):
-        self.max_failures, self.window, self.clock = max_failures, window_seconds, clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def check(self, *keys: str) -> None:
-        """Raise 429 with Retry-After if any key is over the limit."""
-        with self._lock:
-            now = self.clock()
-            wait = max((self._wait(key, now) for key in keys), default=0)
-        if wait > 0:
-            raise TooManyRequests(headers={"Retry-After": str(int(wait) + 1)})
-
-    def failed(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures[key].append(self.clock())
-
-    def reset(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _wait(self, key: str, now: float) -> float:
-        q = self._failures.get(key)
-        if not q:
-            return 0
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        limit = self.max_failures * (self.ADDRESS_FACTOR if key.startswith("ip:") else 1)
-        if len(q) < limit:
-            return 0
-        return q[0] + self.window - now

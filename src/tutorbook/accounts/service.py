@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from tutorbook.accounts.models import Role, Student, User
 from tutorbook.config import Settings
@@ -22,8 +26,15 @@ class AccountDisabled(Forbidden):
     message = "This account is disabled. Please contact Tutorbook."
 
 
-def check_password_policy(password: str, *, settings: Settings) -> None:
-    """Length rules only: at least the minimum, at most the (generous) maximum."""
+# zxcvbn's time grows steeply with length (a random 256 characters: about a minute): it judges the
+# first ZXCVBN_MAX_LENGTH characters, its own default limit. The whole password is kept.
+ZXCVBN_MAX_LENGTH = 72
+DEFAULT_ADVICE = "Add another word or two. Uncommon words are better."
+
+
+def check_password_policy(password: str, *, settings: Settings, user_inputs: Sequence[str] = ()) -> None:
+    """A password of acceptable length that zxcvbn does not find easy to guess (its score at least
+    TUTORBOOK_PASSWORD_MIN_SCORE, given the user's own email and name); 422 saying why otherwise."""
     if len(password) < settings.password_min_length:
         raise Unprocessable(
             f"The password must have at least {settings.password_min_length} characters",
@@ -33,6 +44,15 @@ def check_password_policy(password: str, *, settings: Settings) -> None:
         raise Unprocessable(
             f"The password must have at most {settings.password_max_length} characters",
             data=[{"field": "password", "message": "too long"}],
+        )
+    words = [w for text in user_inputs for w in re.split(r"[\s@.+_-]+", text.lower()) if w]
+    estimate = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[*words, "tutorbook"])
+    if estimate["score"] < settings.password_min_score:
+        feedback = estimate["feedback"]
+        why = " ".join(filter(None, [feedback.get("warning"), *feedback.get("suggestions", [])])) or DEFAULT_ADVICE
+        raise Unprocessable(
+            f"This password is too easy to guess. {why}",
+            data=[{"field": "password", "message": f"too easy to guess: {why}"}],
         )
 
 
@@ -50,7 +70,7 @@ def create_user(
 ) -> User:
     """A new user; 409 if the email (any case) is taken. (A teacher also needs a profile:
     `tutorbook.teachers.service.create_user` makes both.)"""
-    check_password_policy(password, settings=settings)
+    check_password_policy(password, settings=settings, user_inputs=[email, full_name])
     email = email.strip().lower()
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise EmailTaken()
@@ -132,14 +152,14 @@ def own_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID
     return student
 
 
-def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict, now: datetime) -> Student:
+def add_student(session: Session, *, parent_id: uuid.UUID, fields: dict[str, Any], now: datetime) -> Student:
     student = Student(parent_id=parent_id, created_at=now, **fields)
     session.add(student)
     session.flush()
     return student
 
 
-def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict) -> Student:
+def update_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict[str, Any]) -> Student:
     student = own_student(session, parent_id=parent_id, student_id=student_id)
     for key, value in fields.items():
         setattr(student, key, value)

@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from tutorbook.clock import as_utc, iso_z
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs
 from tutorbook.meetings import links
+from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, is_single_line
 
 # Reconcile's findings: what each means, and what the app does or offers about it.
 FINDINGS = {
@@ -80,7 +82,7 @@ def day_bounds(now: datetime, zone: str) -> tuple[datetime, datetime]:
 def _by_status(session: Session, start: datetime, end: datetime) -> dict[str, int]:
     stmt = sa.select(PS.status, sa.func.count()).where(PS.starts_at >= start, PS.starts_at < end).group_by(PS.status)
     counts = dict(session.execute(stmt).tuples().all())
-    return {s.label: int(counts.get(s.value, 0)) for s in Status}
+    return {s.label: int(counts.get(s, 0)) for s in Status}
 
 
 def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
@@ -196,7 +198,7 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
         }
         for a in actions
     ]
-    timeline.sort(key=lambda e: e["order"])
+    timeline.sort(key=lambda e: cast(tuple[datetime, int, int], e["order"]))
     return BookingView(
         booking=booking,
         parent=session.get(User, booking.parent_id),
@@ -276,6 +278,10 @@ PAGE_SIZE = 25
 
 def _user_id(session: Session, value: str, *, role: str, field_name: str) -> uuid.UUID:
     value = value.strip()
+    if not is_single_line(value, max_length=254):
+        raise Unprocessable(
+            f"Give the {role.lower()}'s email or id", data=[{"field": field_name, "message": "not an email or id"}]
+        )
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -288,11 +294,14 @@ def _user_id(session: Session, value: str, *, role: str, field_name: str) -> uui
     return found
 
 
-def _date(value: str, zone: str, field_name: str) -> datetime:
+def _date(value: str | date, zone: str, field_name: str) -> datetime:
     try:
-        day = date.fromisoformat(value.strip())
+        day = value if isinstance(value, date) else day_in_range(date.fromisoformat(value.strip()))
     except ValueError as exc:
-        raise Unprocessable("Dates are YYYY-MM-DD", data=[{"field": field_name, "message": "not a date"}]) from exc
+        raise Unprocessable(
+            f"Dates are YYYY-MM-DD, in the years {MIN_YEAR} to {MAX_YEAR}",
+            data=[{"field": field_name, "message": "not a date in range"}],
+        ) from exc
     return datetime.combine(day, time(), ZoneInfo(zone))
 
 
@@ -304,8 +313,8 @@ def parse_search(
     teacher: str | None = None,
     parent: str | None = None,
     child: str | None = None,
-    date_from: str | None = None,
-    date_to: str | None = None,
+    date_from: str | date | None = None,
+    date_to: str | date | None = None,
     q: str | None = None,
 ) -> repo.Search:
     """The console's filters from a form: teacher and parent by email or id, the child by id,
@@ -325,13 +334,13 @@ def parse_search(
             fields["student_id"] = uuid.UUID(child.strip())
         except ValueError as exc:
             raise Unprocessable("The child is given by id", data=[{"field": "child", "message": "not an id"}]) from exc
-    if date_from and date_from.strip():
+    if isinstance(date_from, date) or (date_from and date_from.strip()):
         fields["starts_from"] = _date(date_from, zone, "from")
-    if date_to and date_to.strip():
+    if isinstance(date_to, date) or (date_to and date_to.strip()):
         fields["starts_before"] = _date(date_to, zone, "to") + timedelta(days=1)
     if q and q.strip():
         text = q.strip()
-        if len(text) > 255 or any(ch.isspace() or ord(ch) < 32 for ch in text):
+        if not is_single_line(text, max_length=255) or any(ch.isspace() for ch in text):
             raise Unprocessable("Search by one id", data=[{"field": "q", "message": "one id, no spaces"}])
         try:
             fields["booking_id"] = uuid.UUID(text)

@@ -22,7 +22,7 @@ def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000
     stmt = (
         sa.select(PS)
         .where(
-            PS.status == Status.PENDING.value,
+            PS.status == Status.PENDING,
             PS.paid_at.is_(None),
             PS.created_at < now - older_than,
         )
@@ -32,13 +32,18 @@ def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000
     return list(session.scalars(stmt))
 
 
-def invalid_statuses(conn, *, table: sa.Table = PS.__table__) -> list[dict]:
+def invalid_statuses(conn, *, table: sa.FromClause = PS.__table__) -> list[dict]:
     """Rows whose status is not 0-3 (NULL included), grouped by id and status.
 
     The CHECK constraint makes this empty on Tutorbook's own table; `table` lets a test point
-    it at one without the constraint to show that it finds what it should."""
+    it at one without the constraint to show that it finds what it should. The status is read
+    as the plain number it is: a Status cannot hold the values this report is looking for."""
     stmt = (
-        sa.select(table.c.id, table.c.status, sa.func.count().label("count"))
+        sa.select(
+            table.c.id,
+            sa.type_coerce(table.c.status, sa.SmallInteger).label("status"),
+            sa.func.count().label("count"),
+        )
         .where(sa.or_(table.c.status.not_in(STATUS_VALUES), table.c.status.is_(None)))
         .group_by(table.c.id, table.c.status)
         .order_by(table.c.id)

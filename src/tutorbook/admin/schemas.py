@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tutorbook.bookings.lifecycle import STATUS_NAMES
-from tutorbook.bookings.schemas import SessionOut
+from tutorbook.bookings.schemas import SessionOut, SessionStatus, StatusName
 from tutorbook.schemas import CamelModel, UtcDatetime
 
 
@@ -13,8 +13,8 @@ class OrphanedSession(CamelModel):
     id: uuid.UUID
     student_id: uuid.UUID
     teacher_id: uuid.UUID
-    status: int
-    status_name: str
+    status: SessionStatus
+    status_name: StatusName
     stripe_session_id: str | None
     created_at: UtcDatetime
     paid_at: UtcDatetime | None

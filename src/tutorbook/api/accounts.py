@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from tutorbook.accounts import service
 from tutorbook.accounts.schemas import (
@@ -19,12 +20,16 @@ from tutorbook.accounts.security import issue_token
 from tutorbook.api.deps import AppSettings, CurrentUser, DbSession, ParentUser, ServicesDep
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
+from tutorbook.flows import accounts as account_flows
+from tutorbook.flows.services import Services
 from tutorbook.identity import Role
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service as teachers
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
 students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
+
+StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
@@ -44,22 +49,19 @@ def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: A
     return ok(UserOut.model_validate(user), "Account created")
 
 
+def login_out(svc: Services, request: Request, *, email: str, password: str) -> LoginOut:
+    """Log in from this request's client address (see TUTORBOOK_TRUSTED_PROXIES): token and user."""
+    now = utc_now()
+    address = request.client.host if request.client else "-"
+    user = account_flows.log_in(svc, email=email, password=password, address=address, now=now)
+    token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=now, version=user.token_version)
+    return LoginOut(token=token, expires_in=svc.settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
+
+
 @auth.post("/login", response_model=Envelope[LoginOut])
-def login(body: LoginIn, request: Request, session: DbSession, settings: AppSettings):
-    """Exchange email and password for a bearer token."""
-    throttle = request.app.state.login_throttle
-    email_key = "email:" + body.email.strip().lower()
-    address_key = "ip:" + (request.client.host if request.client else "-")
-    throttle.check(email_key, address_key)
-    try:
-        user = service.authenticate(session, hasher=request.app.state.hasher, email=body.email, password=body.password)
-    except Exception:
-        throttle.failed(email_key, address_key)
-        raise
-    throttle.succeeded(email_key)
-    token = issue_token(settings=settings, user_id=user.id, role=user.role, now=utc_now())
-    out = LoginOut(token=token, expires_in=settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
-    return ok(out, "Logged in")
+def login(body: LoginIn, request: Request, svc: ServicesDep):
+    """Exchange email and password for a bearer token (throttled: 429 with Retry-After)."""
+    return ok(login_out(svc, request, email=body.email, password=body.password), "Logged in")
 
 
 @auth.get("/me", response_model=Envelope[UserOut])
@@ -68,29 +70,29 @@ def me(user: CurrentUser, session: DbSession):
     return ok(UserOut.model_validate(service.get_user(session, user.id)))
 
 
-@students.get("", response_model=Envelope[list[StudentOut]])
+@students.get("", response_model=Envelope[list[StudentOut]], name="list")
 def list_students(user: ParentUser, session: DbSession):
     """Your children."""
     items = service.list_students(session, parent_id=user.id)
     return ok([StudentOut.model_validate(s) for s in items])
 
 
-@students.post("", response_model=Envelope[StudentOut], status_code=201)
+@students.post("", response_model=Envelope[StudentOut], status_code=201, name="add")
 def add_student(body: StudentIn, user: ParentUser, session: DbSession):
     """Add a child."""
     student = service.add_student(session, parent_id=user.id, fields=body.model_dump(), now=utc_now())
     return ok(StudentOut.model_validate(student), "Student added")
 
 
-@students.put("/{student_id}", response_model=Envelope[StudentOut])
-def update_student(student_id: uuid.UUID, body: StudentIn, user: ParentUser, session: DbSession):
+@students.put("/{studentId}", response_model=Envelope[StudentOut], name="update")
+def update_student(student_id: StudentId, body: StudentIn, user: ParentUser, session: DbSession):
     """Change one of your children."""
     student = service.update_student(session, parent_id=user.id, student_id=student_id, fields=body.model_dump())
     return ok(StudentOut.model_validate(student), "Student updated")
 
 
-@students.delete("/{student_id}", response_model=Envelope[bool])
-def delete_student(student_id: uuid.UUID, user: ParentUser, session: DbSession):
+@students.delete("/{studentId}", response_model=Envelope[bool], name="delete")
+def delete_student(student_id: StudentId, user: ParentUser, session: DbSession):
     """Remove one of your children (refused while they have bookings)."""
     bookings.delete_student(session, parent_id=user.id, student_id=student_id)
     return ok(True, "Student removed")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
@@ -19,12 +20,15 @@ from tutorbook.admin.schemas import (
     orphaned_out,
 )
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
-from tutorbook.bookings.schemas import session_out
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.api.teachers import earnings_range
+from tutorbook.bookings import earnings
+from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut, session_out
+from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import Day, Instant, Line
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
@@ -57,14 +61,14 @@ def invalid_statuses(user: AdminUser, session: DbSession):
 def bookings(
     user: AdminUser,
     session: DbSession,
-    status: str | None = Query(default=None, max_length=1, description="0-3"),
-    teacher: str | None = Query(default=None, max_length=254, description="email or id"),
-    parent: str | None = Query(default=None, max_length=254, description="email or id"),
-    child: str | None = Query(default=None, max_length=36, description="id"),
-    date_from: str | None = Query(default=None, alias="from", max_length=10, description="YYYY-MM-DD, your zone"),
-    date_to: str | None = Query(default=None, alias="to", max_length=10, description="YYYY-MM-DD, inclusive"),
-    q: str | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
-    after: str | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
+    status: Line | None = Query(default=None, max_length=1, description="0-3"),
+    teacher: Line | None = Query(default=None, max_length=254, description="email or id"),
+    parent: Line | None = Query(default=None, max_length=254, description="email or id"),
+    child: Line | None = Query(default=None, max_length=36, description="id"),
+    date_from: Day | None = Query(default=None, alias="from", description="YYYY-MM-DD, your zone"),
+    date_to: Day | None = Query(default=None, alias="to", description="YYYY-MM-DD, inclusive"),
+    q: Line | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
+    after: Line | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
     limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
 ):
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
@@ -87,6 +91,28 @@ def bookings(
     return ok(BookingPage(items=items, next_cursor=nxt))
 
 
+@router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])
+def payouts_report(
+    user: AdminUser,
+    session: DbSession,
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
+):
+    """Per teacher: the platform's fees and what was transferred, for paid sessions starting in
+    [from, to); `unsettled` destination charges have no transfer recorded yet (reconcile)."""
+    start, end = earnings_range(from_, to, utc_now())
+    rows = earnings.platform_report(session, start=start, end=end)
+    return ok(
+        PayoutReportOut(
+            from_=start,
+            to=end,
+            teachers=[TeacherPayoutsOut.model_validate(r, from_attributes=True) for r in rows],
+            platform_fees=sum(r.platform_fees for r in rows),
+            transferred=sum(r.transferred for r in rows),
+        )
+    )
+
+
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))
 async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun):
     """Run the expire and purge jobs now: abandoned checkouts cancelled (and closed at Stripe),
@@ -100,16 +126,16 @@ async def reconcile(
     user: AdminUser,
     svc: ServicesDep,
     dry_run: bool = DryRun,
-    since: datetime | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
+    since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
 ):
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
-    result = await _run(svc, "reconcile", dry_run=dry_run, since=as_utc(since) if since else None)
+    result = await _run(svc, "reconcile", dry_run=dry_run, since=since)
     message = f"{len(result.mismatches)} mismatches, {len(result.unsettled)} unsettled"
     return ok(job_run_out(result), message)
 
 
-async def _run(svc: Services, name: str, *, dry_run: bool, **options: object) -> jobs.JobResult:
+async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jobs.JobResult:
     try:
         return await run_in_threadpool(
             jobs.run, name, svc, now=utc_now(), dry_run=dry_run, metrics=svc.metrics, **options

@@ -5,6 +5,7 @@ The JSON API reads the bearer header only; the pages' cookie is `tutorbook.web.c
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -64,11 +65,26 @@ def load_user(services: Services, token: str) -> AuthUser:
     claims = read_token(settings=services.settings, token=token)
     with services.db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
-        if user is None:
+        # A password reset raises the token version: tokens issued before it stop working.
+        if user is None or claims.get("tv", 0) != user.token_version:
             raise Unauthorized("Invalid token")
         if user.disabled_at is not None:
             raise Unauthorized("This account is disabled")
         return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
+
+
+def check_metrics_access(services: Services, *, authorization: str | None) -> None:
+    """/metrics is for the scraper (bearer TUTORBOOK_METRICS_TOKEN) and admins (their bearer JWT):
+    401 without a valid bearer token, 403 for a valid token of anyone else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+    expected = services.settings.metrics_token
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):  # constant time
+        return
+    if load_user(services, token).role != Role.ADMIN:
+        raise Forbidden("The metrics need the metrics token or an admin's token")
 
 
 def current_user(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from tutorbook.api.deps import ServicesDep
+from tutorbook.api.deps import ServicesDep, check_metrics_access
 from tutorbook.bookings import repository as bookings
 from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
@@ -15,7 +15,7 @@ from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 router = APIRouter(tags=["Health"])
 
 
-@router.get("/health", response_model=Envelope[str])
+@router.get("/health", response_model=Envelope[str], name="live")
 def health():
     """Liveness: the process answers."""
     return ok("alive")
@@ -42,7 +42,8 @@ async def ready(svc: ServicesDep):
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-def metrics(svc: ServicesDep):
-    """Prometheus text format."""
+def metrics(svc: ServicesDep, request: Request):
+    """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
+    check_metrics_access(svc, authorization=request.headers.get("authorization"))
     counts = svc.tx_sync(bookings.count_by_status)
     return PlainTextResponse(svc.metrics.render(counts), media_type="text/plain; version=0.0.4")

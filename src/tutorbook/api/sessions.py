@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from tutorbook.api.deps import (
     CurrentUser,
@@ -18,14 +18,20 @@ from tutorbook.api.deps import (
 )
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
+from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.validation import ExternalId, Instant
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
+
+# Path parameters carry the frontend's names in the URL template and the OpenAPI document.
+BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]
+StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
 
 
 async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
@@ -41,17 +47,17 @@ async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
     return ok(out, "Booking created; complete the payment to confirm it")
 
 
-@router.post("/confirm-payment/{stripe_session_id}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: str, user: ParentUser, svc: ServicesDep):
+@router.post("/confirm-payment/{stripeSessionId}", response_model=Envelope[SessionOut])
+async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep):
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
     booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
-    message = "Payment confirmed" if booking.status == 1 else "Waiting for the payment to be confirmed"
+    message = "Payment confirmed" if booking.status == Status.CONFIRMED else "Waiting for the payment to be confirmed"
     return ok(await _out(svc, booking), message)
 
 
-@router.post("/cancel-payment/{stripe_session_id}", response_model=Envelope[bool])
+@router.post("/cancel-payment/{stripeSessionId}", response_model=Envelope[bool])
 async def cancel_payment(
-    stripe_session_id: str,
+    stripe_session_id: StripeSessionId,
     user: ParentUser,
     svc: ServicesDep,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
@@ -79,39 +85,37 @@ def my_bookings(
 def teacher_schedule(
     user: TeacherUser,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Your paid sessions in time order."""
-    rows = repo.teacher_schedule(
-        session, teacher_id=user.id, start=as_utc(from_) if from_ else None, end=as_utc(to) if to else None
-    )
+    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to)
     return ok([session_out(b, t, s) for b, t, s in rows])
 
 
-@router.get("/{booking_id}", response_model=Envelope[SessionOut])
-def get_session(booking_id: uuid.UUID, user: CurrentUser, session: DbSession):
+@router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")
+def get_session(booking_id: BookingId, user: CurrentUser, session: DbSession):
     """One booking: its parent, its teacher, or an admin."""
     booking = service.get_for(session, user=user, booking_id=booking_id)
     return ok(session_out(booking, *repo.names_for(session, booking)))
 
 
-@router.get("/{booking_id}/history", response_model=Envelope[list[HistoryOut]])
-def get_history(booking_id: uuid.UUID, user: CurrentUser, session: DbSession):
+@router.get("/{bookingId}/history", response_model=Envelope[list[HistoryOut]], name="history")
+def get_history(booking_id: BookingId, user: CurrentUser, session: DbSession):
     """Every status change of one booking, oldest first."""
     service.get_for(session, user=user, booking_id=booking_id)
     return ok([HistoryOut.model_validate(h) for h in repo.history(session, booking_id)])
 
 
-@router.post("/{booking_id}/cancel", response_model=Envelope[SessionOut])
-async def cancel(booking_id: uuid.UUID, user: StaffOrParent, svc: ServicesDep):
+@router.post("/{bookingId}/cancel", response_model=Envelope[SessionOut])
+async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep):
     """Cancel a booking; a Confirmed one is refunded per the policy."""
     booking = await flows.cancel_booking(svc, user=user, booking_id=booking_id)
     return ok(await _out(svc, booking), "Booking cancelled")
 
 
-@router.post("/{booking_id}/complete", response_model=Envelope[SessionOut])
-def complete(booking_id: uuid.UUID, user: TeacherOrAdmin, session: DbSession):
+@router.post("/{bookingId}/complete", response_model=Envelope[SessionOut])
+def complete(booking_id: BookingId, user: TeacherOrAdmin, session: DbSession):
     """Mark a Confirmed session completed (once it has started)."""
     booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
     return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")

@@ -4,33 +4,45 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from tutorbook.api.deps import DbSession, TeacherUser
+from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
+from tutorbook.bookings import earnings
 from tutorbook.bookings import service as bookings
-from tutorbook.clock import as_utc, utc_now
+from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
+from tutorbook.clock import utc_now
+from tutorbook.errors import Unprocessable
+from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
+    OnboardingOut,
+    PayoutStatusOut,
     ProfileIn,
     SlotOut,
+    SubjectFilter,
     TeacherOut,
     WindowOut,
     hhmm,
     minutes,
+    payout_status_out,
 )
+from tutorbook.validation import Instant
 
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
+
+TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
 
 
 def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
     return [WindowOut(weekday=w.weekday, start=hhmm(w.start_minute), end=hhmm(w.end_minute)) for w in ws]
 
 
-@router.get("", response_model=Envelope[list[TeacherOut]])
-def list_teachers(session: DbSession, subject: str | None = Query(default=None, max_length=100)):
+@router.get("", response_model=Envelope[list[TeacherOut]], name="list")
+def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(default=None)):
     """All teachers with subjects and price (optionally one subject)."""
     return ok(service.list_teachers(session, subject=subject))
 
@@ -42,35 +54,85 @@ def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
     return ok(out, "Profile updated")
 
 
-@router.get("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.get("/me/availability", response_model=Envelope[list[WindowOut]], name="my_availability")
 def my_windows(user: TeacherUser, session: DbSession):
     """Your weekly hours."""
     return ok(_windows_out(service.windows(session, user.id)))
 
 
-@router.put("/me/availability", response_model=Envelope[list[WindowOut]])
+@router.put("/me/availability", response_model=Envelope[list[WindowOut]], name="set_my_availability")
 def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
     return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
 
 
-@router.get("/{teacher_id}", response_model=Envelope[TeacherOut])
-def get_teacher(teacher_id: uuid.UUID, session: DbSession):
+@router.post("/me/payouts/onboard", response_model=Envelope[OnboardingOut], responses=errors(502, 504))
+async def onboard_payouts(user: TeacherUser, svc: ServicesDep):
+    """Connect payouts: your Stripe Express account (made once) and the Stripe-hosted onboarding
+    page to send you to. Coming back says nothing by itself: read GET /me/payouts."""
+    return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
+
+
+@router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])
+async def my_payouts(user: TeacherUser, svc: ServicesDep):
+    """Your payout state, read from Stripe now (the last known one when Stripe is unreachable)."""
+    return ok(payout_status_out(await payout_flows.refresh(svc, teacher=user)))
+
+
+MAX_EARNINGS_RANGE = timedelta(days=732)
+
+
+def earnings_range(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """[from, to), by default the last 12 months and the next one; 422 when empty or over 2 years."""
+    start = from_ or now - timedelta(days=365)
+    end = to or now + timedelta(days=31)
+    if end <= start or end - start > MAX_EARNINGS_RANGE:
+        raise Unprocessable(
+            "Give a range of at most two years, `from` before `to`",
+            data=[{"field": "to", "message": "after from, at most 2 years later"}],
+        )
+    return start, end
+
+
+def earnings_out(found: earnings.Earnings, start: datetime, end: datetime) -> EarningsOut:
+    return EarningsOut(
+        from_=start,
+        to=end,
+        sessions=[SessionEarningOut.model_validate(e, from_attributes=True) for e in found.sessions],
+        months=[MonthTotalOut.model_validate(m, from_attributes=True) for m in found.months],
+    )
+
+
+@router.get("/me/earnings", response_model=Envelope[EarningsOut])
+def my_earnings(
+    user: TeacherUser,
+    session: DbSession,
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
+):
+    """Your paid sessions starting in [from, to) with gross, refunded, the platform's fee and your
+    net (minor units), and totals per month."""
+    start, end = earnings_range(from_, to, utc_now())
+    return ok(earnings_out(earnings.for_teacher(session, teacher_id=user.id, start=start, end=end), start, end))
+
+
+@router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
+def get_teacher(teacher_id: TeacherId, session: DbSession):
     """One teacher."""
     return ok(service.get_teacher(session, teacher_id))
 
 
-@router.get("/{teacher_id}/availability", response_model=Envelope[list[SlotOut]])
+@router.get("/{teacherId}/availability", response_model=Envelope[list[SlotOut]])
 def availability(
-    teacher_id: uuid.UUID,
+    teacher_id: TeacherId,
     session: DbSession,
-    from_: datetime | None = Query(default=None, alias="from"),
-    to: datetime | None = Query(default=None),
+    from_: Instant | None = Query(default=None, alias="from"),
+    to: Instant | None = Query(default=None),
 ):
     """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
     now = utc_now()
-    start = as_utc(from_) if from_ else now
-    end = as_utc(to) if to else start + timedelta(days=7)
+    start = from_ or now
+    end = to or start + timedelta(days=7)
     free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
     return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])

@@ -32,3 +32,20 @@ class Checkout:
     @property
     def booking_ref(self) -> str | None:
         return (self.metadata or {}).get("booking_id") or self.client_reference_id
+
+
+@dataclass(frozen=True)
+class PaymentSplit:
+    """How Stripe split a destination charge: the charge, its transfer to the teacher's account
+    and the platform's application fee, with the totals reversed and refunded so far."""
+
+    charge_id: str
+    destination: str | None
+    transfer_id: str | None
+    transfer_amount: int
+    transfer_reversed: int
+    fee_id: str | None
+    fee_amount: int
+    fee_refunded: int
+    refunded: int  # of the charge
+    refunds_without_reversal: tuple[str, ...] = ()  # refund ids that reversed nothing of the transfer

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import Any
 
 from tutorbook.errors import AppError
 
@@ -97,7 +98,7 @@ class Change:
     target: Status
     reason: Reason
     at: datetime
-    fields: dict = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def check(current: Status | None, target: Status, reason: Reason) -> None:
@@ -106,7 +107,7 @@ def check(current: Status | None, target: Status, reason: Reason) -> None:
         raise IllegalTransition(current, target, reason)
 
 
-def _change(current, target, reason, now, **fields) -> Change:
+def _change(current: Status | None, target: Status, reason: Reason, now: datetime, **fields: Any) -> Change:
     current = None if current is None else Status(current)
     check(current, Status(target), Reason(reason))
     return Change(current, Status(target), Reason(reason), now, {"updated_at": now, **fields})

@@ -1,8 +1,9 @@
-"""The refund policy for cancelling a Confirmed booking. Pure."""
+"""The refund policy for cancelling a Confirmed booking, and the platform fee. Pure."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
@@ -33,3 +34,11 @@ def refund_amount(
     if starts_at - now >= timedelta(hours=full_before_hours):
         return remaining
     return min(remaining, price * late_percent // 100)
+
+
+def platform_fee(*, amount: int, percent: float) -> int:
+    """The platform's fee on a payment of `amount` minor units: `percent` of it, rounded half up
+    to a whole minor unit (15 % of 3,333 = 499.95 -> 500; of 3,330 = 499.5 -> 500), never more
+    than the amount. The teacher receives the rest."""
+    fee = (Decimal(amount) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return max(0, min(amount, int(fee)))

@@ -7,9 +7,8 @@ outage between the two leaves a row the reconcile job sends again (same idempote
 Most refunds return part or all of the booking's own payment (its stripe_payment_intent_id).
 A refused payment (another amount, currency or checkout than the booking's: see
 bookings.lifecycle.REFUSED_PAYMENT_REASONS) is another payment: its refund row has an id derived
-from that payment's intent, so it is asked for once however many times the payment is seen, and
-until Stripe accepts it the row keeps the intent id in `stripe_refund_id` as `payment:<pi>` (the
-refunds table has no column for it; Stripe's refund id replaces it once sent).
+from that payment's intent, so it is asked for once however many times the payment is seen. Every
+refund row names the payment it returns money from (`payment_intent_id`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS
 from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.notifications import service as notices
 
 log = logging.getLogger("tutorbook.refunds")
 PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
@@ -33,7 +34,6 @@ PENDING = "pending"  # ours: not yet accepted by Stripe (the outbox state)
 FROM_STRIPE = {"pending": "processing"}
 NOT_REFUNDED = (PENDING, "failed", "canceled")
 _REFUSED = tuple(sorted(r.value for r in REFUSED_PAYMENT_REASONS))
-_OF_PAYMENT = "payment:"  # stripe_refund_id of a pending refund of a payment that is not the booking's
 _PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 namespace: refund id per payment
 
 
@@ -42,6 +42,7 @@ def request(session: Session, *, booking, amount: int, reason: str, now: datetim
     refund = Refund(
         id=uuid.uuid4(),
         session_id=booking.id,
+        payment_intent_id=booking.stripe_payment_intent_id,
         amount=amount,
         currency=booking.currency,
         status=PENDING,
@@ -65,7 +66,7 @@ def request_payment_refund(
     refund = Refund(
         id=refund_id,
         session_id=booking.id,
-        stripe_refund_id=_OF_PAYMENT + payment_intent,
+        payment_intent_id=payment_intent,
         amount=amount,
         currency=currency.lower(),
         status=PENDING,
@@ -115,6 +116,10 @@ class RefundToSend:
     booking_id: uuid.UUID
     payment_intent: str | None
     amount: int
+    connect: bool = False  # a refund of the booking's destination charge: reverse transfer and fee
+    # A payment that is not the booking's own (a refused one): whether it is a destination charge
+    # is Stripe's to say (a checkout Tutorbook made for the booking earlier would be one).
+    other_payment: bool = False
 
 
 def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
@@ -124,13 +129,15 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
         return refund.status if refund else "missing"
     booking = bookings.get(session, refund.session_id)
     assert booking is not None  # the foreign key
-    return RefundToSend(refund.id, booking.id, _payment_of(refund, booking), refund.amount)
+    payment = _payment_of(refund, booking)
+    own = payment == booking.stripe_payment_intent_id
+    connect = bool(booking.payout_destination) and own
+    return RefundToSend(refund.id, booking.id, payment, refund.amount, connect, other_payment=not own)
 
 
 def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:
     """The payment intent this refund returns money from."""
-    held = refund.stripe_refund_id or ""
-    return held[len(_OF_PAYMENT) :] if held.startswith(_OF_PAYMENT) else booking.stripe_payment_intent_id
+    return refund.payment_intent_id or booking.stripe_payment_intent_id
 
 
 def record_answer(
@@ -140,11 +147,11 @@ def record_answer(
     booking's refunds: a total, not an increment, so it agrees with the `charge.refunded` webhook
     (which sets Stripe's total for the charge) whichever of the two is written first. Refunds of
     refused payments are not counted: that money never paid for the booking."""
-    values: dict[str, object] = {"status": status, "updated_at": now}
-    if stripe_id is not None:  # a refused one keeps its payment intent for the operator
-        values["stripe_refund_id"] = stripe_id
-    changed = session.execute(
-        sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)
+    values: dict[str, object] = {"status": status, "updated_at": now, "stripe_refund_id": stripe_id}
+    # An UPDATE without RETURNING gives a CursorResult (Session.execute is typed as a Result).
+    changed = cast(
+        sa.CursorResult[Any],
+        session.execute(sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)),
     ).rowcount
     if not (changed and counted):
         return
@@ -154,6 +161,24 @@ def record_answer(
         return
     booking: PrivateSession | None = bookings.get(session, refund.session_id)
     assert booking is not None
+    # "Refund issued", once per refund: its place among the booking's refunds is the version.
+    ordinal = session.scalar(
+        sa.select(sa.func.count()).where(
+            Refund.session_id == booking.id,
+            sa.or_(
+                Refund.created_at < refund.created_at,
+                sa.and_(Refund.created_at == refund.created_at, Refund.id <= refund.id),
+            ),
+        )
+    )
+    notices.booking_notice(
+        session,
+        booking_id=booking.id,
+        recipients={"refund_issued.parent": booking.parent_id},
+        version=ordinal or 1,
+        payload={"refund": counted},
+        now=now,
+    )
     accepted = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
             Refund.session_id == booking.id,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,11 +18,14 @@ from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, Statu
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
 
-HOLDING = (Status.PENDING.value, Status.CONFIRMED.value)
+HOLDING = (Status.PENDING, Status.CONFIRMED)
 PS = PrivateSession
 # No booking is longer (the API accepts only ALLOWED_DURATIONS): so a booking that overlaps a
 # time starts at most this long before it, which bounds the overlap check's index range scan.
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
+# A booking with its teacher's and student's names.
+NamedRow = sa.Row[PS, str, str]
+_Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
 
 
 def get(session: Session, booking_id: uuid.UUID) -> PS | None:
@@ -31,7 +36,7 @@ def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
     return session.scalar(sa.select(PS).where(PS.stripe_session_id == stripe_session_id))
 
 
-def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool):
+def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool) -> tuple[TeacherProfile, str] | None:
     """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
     profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
     holds BEGIN IMMEDIATE)."""
@@ -67,13 +72,15 @@ def overlapping(
     return list(session.scalars(stmt))
 
 
-def busy_intervals(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime):
+def busy_intervals(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
     return [(b.starts_at, b.ends_at) for b in overlapping(session, teacher_id=teacher_id, start=start, end=end)]
 
 
 def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     """Add a new booking in the state `change` creates, with its first history row."""
-    booking.status = change.target.value
+    booking.status = change.target
     booking.created_at = change.at
     for key, value in change.fields.items():
         setattr(booking, key, value)
@@ -85,12 +92,17 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
 
 def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
     """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
-    values = {"status": change.target.value, **change.fields}
-    result = session.execute(
-        sa.update(PS)
-        .where(PS.id == booking.id, PS.status == change.current.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    values = {"status": change.target, **change.fields}
+    # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
+    # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
+    result = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(PS)
+            .where(PS.id == booking.id, PS.status == _expected(change))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if result.rowcount != 1:
         session.refresh(booking)
@@ -106,11 +118,11 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
     one history INSERT. The ids that moved; the rest had already left `change.current`."""
     if not ids:
         return []
-    values = {"status": change.target.value, **change.fields}
+    values = {"status": change.target, **change.fields}
     moved = list(
         session.scalars(
             sa.update(PS)
-            .where(PS.id.in_(ids), PS.status == change.current.value)
+            .where(PS.id.in_(ids), PS.status == _expected(change))
             .values(**values)
             .returning(PS.id)
             .execution_options(synchronize_session=False)
@@ -128,7 +140,16 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
     return moved
 
 
-def _history_row(booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None) -> dict:
+def _expected(change: Change) -> Status:
+    """The status a compare-and-set expects; a Change without one (a new booking) is insert()'s."""
+    if change.current is None:
+        raise ValueError(f"a change from no status ({change.reason.value}) creates a booking: use insert()")
+    return change.current
+
+
+def _history_row(
+    booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None
+) -> dict[str, Any]:
     return {
         "session_id": booking_id,
         "from_status": None if change.current is None else change.current.value,
@@ -146,7 +167,14 @@ def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str
 
 
 def record_action(
-    session: Session, booking_id: uuid.UUID, *, action: str, actor: str, note: str | None, detail: str | None, at
+    session: Session,
+    booking_id: uuid.UUID,
+    *,
+    action: str,
+    actor: str,
+    note: str | None,
+    detail: str | None,
+    at: datetime,
 ) -> None:
     """An operator's action on a booking that is not a status move (or adds to one)."""
     session.add(AdminAction(session_id=booking_id, action=action, actor=actor, note=note, detail=detail, created_at=at))
@@ -167,7 +195,7 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
     )
 
 
-def set_fields(session: Session, booking: PS, **fields) -> None:
+def set_fields(session: Session, booking: PS, **fields: Any) -> None:
     """Update non-status columns (checkout ids, meeting link, refunded amount)."""
     assert "status" not in fields, "status changes go through lifecycle + apply()"
     session.execute(
@@ -177,12 +205,12 @@ def set_fields(session: Session, booking: PS, **fields) -> None:
         set_committed_value(booking, key, value)
 
 
-def visible_to_parent():
+def visible_to_parent() -> sa.ColumnElement[bool]:
     """My Bookings never shows a booking cancelled before it was paid."""
-    return sa.not_(sa.and_(PS.status == Status.CANCELLED.value, PS.paid_at.is_(None)))
+    return sa.not_(sa.and_(PS.status == Status.CANCELLED, PS.paid_at.is_(None)))
 
 
-def _with_names(stmt):
+def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     teacher = sa.orm.aliased(User)
     return (
         stmt.add_columns(teacher.full_name, Student.full_name)
@@ -191,16 +219,20 @@ def _with_names(stmt):
     )
 
 
-def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size: int):
+def my_bookings(
+    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int
+) -> tuple[Sequence[NamedRow], int]:
     """(rows of (booking, teacher name, student name), total), newest start first."""
     where = (PS.parent_id == parent_id, visible_to_parent())
-    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
+    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where)) or 0
     stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
     rows = session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all()
     return rows, total
 
 
-def teacher_schedule(session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None):
+def teacher_schedule(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None
+) -> Sequence[NamedRow]:
     """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
     stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))).order_by(PS.starts_at)
     if start is not None:
@@ -216,6 +248,38 @@ def names_for(session: Session, booking: PS) -> tuple[str, str]:
     return (teacher.full_name if teacher else ""), (student.full_name if student else "")
 
 
+def version(session: Session, booking_id: uuid.UUID) -> int:
+    """How many times the booking has changed (its history rows): a notice's version and the
+    invite's SEQUENCE, so every change is one higher than the last."""
+    return session.scalar(sa.select(sa.func.count()).where(StatusHistory.session_id == booking_id)) or 0
+
+
+def starting_between(session: Session, *, start: datetime, end: datetime, limit: int = 1000) -> list[PS]:
+    """Confirmed bookings starting in [start, end), soonest first (the reminders job)."""
+    stmt = (
+        sa.select(PS)
+        .where(PS.status == Status.CONFIRMED.value, PS.starts_at >= start, PS.starts_at < end)
+        .order_by(PS.starts_at, PS.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def for_calendar(session: Session, *, user_id: uuid.UUID, since: datetime, limit: int = 500) -> list[PS]:
+    """A user's paid bookings (as parent or teacher) ending after `since`, for the feed."""
+    stmt = (
+        sa.select(PS)
+        .where(
+            sa.or_(PS.parent_id == user_id, PS.teacher_id == user_id),
+            PS.paid_at.is_not(None),
+            PS.ends_at >= since,
+        )
+        .order_by(PS.starts_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
     return session.scalar(sa.select(sa.exists().where(PS.student_id == student_id))) or False
 
@@ -223,14 +287,14 @@ def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
 # -- queries for the jobs and the operators' reports ----------------------------------
 
 
-def _skip_locked(session: Session, stmt):
+def _skip_locked(session: Session, stmt: _Select) -> _Select:
     """On PostgreSQL, lock the selected rows and skip ones another worker holds."""
     if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True)
     return stmt
 
 
-def _after(stmt, after: uuid.UUID | None):
+def _after(stmt: _Select, after: uuid.UUID | None) -> _Select:
     return stmt if after is None else stmt.where(PS.id > after)
 
 
@@ -240,26 +304,26 @@ def stale_pending(
     """(id, stripe_session_id) of Pending bookings whose checkout expired by `now`, or that got
     no checkout at all and were made before `unopened_before`, by id."""
     stmt = sa.select(PS.id, PS.stripe_session_id).where(
-        PS.status == Status.PENDING.value,
+        PS.status == Status.PENDING,
         sa.or_(
             PS.checkout_expires_at <= now,
             sa.and_(PS.stripe_session_id.is_(None), PS.created_at <= unopened_before),
         ),
     )
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
-    return [tuple(row) for row in session.execute(_skip_locked(session, stmt))]
+    return [(booking_id, checkout_id) for booking_id, checkout_id in session.execute(_skip_locked(session, stmt))]
 
 
 def ended_confirmed(session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None) -> list[PS]:
     """Confirmed bookings whose end time has passed by `now`, by id."""
-    stmt = sa.select(PS).where(PS.status == Status.CONFIRMED.value, PS.ends_at <= now)
+    stmt = sa.select(PS).where(PS.status == Status.CONFIRMED, PS.ends_at <= now)
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
     return list(session.scalars(_skip_locked(session, stmt)))
 
 
-def _never_paid_cancelled(before: datetime):
+def _never_paid_cancelled(before: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
-        PS.status == Status.CANCELLED.value,
+        PS.status == Status.CANCELLED,
         PS.paid_at.is_(None),
         PS.stripe_payment_intent_id.is_(None),
         PS.cancelled_at < before,
@@ -290,7 +354,7 @@ def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[
     for start in range(0, len(stripe_session_ids), 500):
         chunk = stripe_session_ids[start : start + 500]
         rows = session.scalars(sa.select(PS).where(PS.stripe_session_id.in_(chunk)))
-        out.update({b.stripe_session_id: b for b in rows})
+        out.update({b.stripe_session_id: b for b in rows if b.stripe_session_id is not None})
     return out
 
 
@@ -306,7 +370,7 @@ def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
 def count_by_status(session: Session) -> dict[str, int]:
     """Bookings by status name, every status present (0 when none)."""
     counts = dict(session.execute(sa.select(PS.status, sa.func.count()).group_by(PS.status)).tuples().all())
-    return {status.label: int(counts.get(status.value, 0)) for status in Status}
+    return {status.label: int(counts.get(status, 0)) for status in Status}
 
 
 # -- the operator console's search: keyset pages, newest start first ------------------
@@ -329,8 +393,8 @@ class Search:
 Cursor = tuple[datetime, uuid.UUID]
 
 
-def _search_where(where: Search) -> list:
-    conds: list = []
+def _search_where(where: Search) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = []
     if where.status is not None:
         conds.append(PS.status == where.status)
     for column, value in (
@@ -360,7 +424,9 @@ def _search_where(where: Search) -> list:
     return conds
 
 
-def search(session: Session, *, where: Search, after: Cursor | None, limit: int):
+def search(
+    session: Session, *, where: Search, after: Cursor | None, limit: int
+) -> list[tuple[PS, str, str, str]]:
     """One page of (booking, teacher name, student name, parent email), newest start first then
     by id, after the cursor (the last row of the previous page): a keyset page, as fast at the
     millionth row as at the first. `limit + 1` rows are read to tell whether another page follows."""
@@ -371,4 +437,5 @@ def search(session: Session, *, where: Search, after: Cursor | None, limit: int)
         starts, last_id = after
         # starts_at <= :starts is implied by the OR; said alone it bounds the index scan.
         stmt = stmt.where(PS.starts_at <= starts, sa.or_(PS.starts_at < starts, PS.id > last_id))
-    return session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).all()
+    rows = session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).tuples()
+    return cast(list[tuple[PS, str, str, str]], list(rows))

@@ -3,30 +3,48 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Literal
+from enum import IntEnum
+from typing import Annotated, Literal, cast
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, computed_field
 
-from tutorbook.bookings.lifecycle import STATUS_NAMES
-from tutorbook.clock import as_utc
-from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Instant, single_line
+
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)]
+
+
+class SessionStatus(IntEnum):
+    """A booking's status: 0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled."""
+
+    # The lifecycle's statuses under the names the frontend uses (the seed's C# `SessionStatus`).
+    Pending = Status.PENDING.value
+    Confirmed = Status.CONFIRMED.value
+    Completed = Status.COMPLETED.value
+    Cancelled = Status.CANCELLED.value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        """Name the values for client generators: openapi-generator and openapi-typescript read
+        `x-enum-varnames`, NSwag reads `x-enumNames`."""
+        schema = handler(core_schema)
+        names = [member.name for member in cls]
+        handler.resolve_ref_schema(schema).update({"x-enum-varnames": names, "x-enumNames": names})
+        return schema
+
+
+StatusName = Literal["Pending", "Confirmed", "Completed", "Cancelled"]
+STATUS_DESCRIPTION = "0 Pending, 1 Confirmed, 2 Completed, 3 Cancelled"
 
 
 class BookIn(InputModel):
     teacher_id: uuid.UUID
     student_id: uuid.UUID
-    subject: str = Field(min_length=1, max_length=100)
-    starts_at: datetime
-    duration_minutes: Literal[ALLOWED_DURATIONS] = Field(description="minutes")
-
-    @field_validator("starts_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (for example 2026-12-01T15:00:00Z)")
-        return as_utc(v)
+    subject: Subject
+    starts_at: Instant
+    duration_minutes: Duration = Field(description="minutes")
 
 
 class SessionOut(CamelModel):
@@ -41,7 +59,7 @@ class SessionOut(CamelModel):
     ends_at: UtcDatetime
     price_amount: int
     currency: str
-    status: int = Field(ge=0, le=3)
+    status: SessionStatus = Field(description=STATUS_DESCRIPTION)
     stripe_session_id: str | None
     stripe_payment_intent_id: str | None
     checkout_url: str | None
@@ -54,10 +72,11 @@ class SessionOut(CamelModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorators over @property (pydantic's advice)
     @property
-    def status_name(self) -> str:
-        return STATUS_NAMES[self.status]
+    def status_name(self) -> StatusName:
+        """`status` as a word."""
+        return cast(StatusName, Status(self.status).label)
 
 
 class SessionPage(CamelModel):
@@ -68,8 +87,8 @@ class SessionPage(CamelModel):
 
 
 class HistoryOut(CamelModel):
-    from_status: int | None
-    to_status: int
+    from_status: SessionStatus | None = Field(description=f"{STATUS_DESCRIPTION}; null for the booking's creation")
+    to_status: SessionStatus = Field(description=STATUS_DESCRIPTION)
     reason: str
     actor: str
     created_at: UtcDatetime
@@ -79,3 +98,59 @@ def session_out(booking, teacher_name: str | None = None, student_name: str | No
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
     return out
+
+
+class SessionEarningOut(CamelModel):
+    """One paid session: gross = paid, refunded, fee = what the platform keeps, net = what the
+    teacher keeps; `paidOut` false when the payment stayed on the platform (no payouts yet),
+    `settled` false until Stripe's transfer and fee are recorded."""
+
+    booking_id: uuid.UUID
+    starts_at: UtcDatetime
+    subject: str
+    status: int = Field(ge=0, le=3)
+    currency: str
+    gross: int
+    refunded: int
+    fee: int
+    net: int
+    paid_out: bool
+    settled: bool
+
+
+class MonthTotalOut(CamelModel):
+    month: str = Field(description="YYYY-MM (UTC) of the sessions' start")
+    currency: str
+    sessions: int
+    gross: int
+    refunded: int
+    fee: int
+    net: int
+
+
+class EarningsOut(CamelModel):
+    from_: UtcDatetime = Field(serialization_alias="from")
+    to: UtcDatetime
+    sessions: list[SessionEarningOut]
+    months: list[MonthTotalOut]
+
+
+class TeacherPayoutsOut(CamelModel):
+    teacher_id: uuid.UUID
+    teacher_name: str
+    currency: str
+    sessions: int
+    gross: int
+    refunded: int
+    platform_fees: int
+    transferred: int
+    unsettled: int
+    kept_on_platform: int
+
+
+class PayoutReportOut(CamelModel):
+    from_: UtcDatetime = Field(serialization_alias="from")
+    to: UtcDatetime
+    teachers: list[TeacherPayoutsOut]
+    platform_fees: int = Field(description="all currencies' minor units added, for a one-currency platform")
+    transferred: int

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,8 +24,10 @@ from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tutorbook.identity import AuthUser, Role
+from tutorbook.notifications import service as notices
+from tutorbook.teachers import payouts, slots
 from tutorbook.teachers import service as teachers
-from tutorbook.teachers import slots
+from tutorbook.teachers.models import TeacherProfile
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -43,6 +46,10 @@ class AlreadyPaid(BadRequest):
 
 class BookingNotFound(NotFound):
     message = "Session not found"
+
+
+class TeacherNotPayable(Conflict):
+    message = "This teacher cannot be booked until they have set up payouts"
 
 
 class PaymentRefused(Conflict):
@@ -64,19 +71,22 @@ class PaymentRefused(Conflict):
 
 @dataclass
 class Followups:
-    """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete."""
+    """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete,
+    destination charges whose split (transfer, application fee) to read from Stripe."""
 
     refunds: list[uuid.UUID] = field(default_factory=list)
     links: list[uuid.UUID] = field(default_factory=list)
     unlinks: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+    splits: list[uuid.UUID] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.refunds or self.links or self.unlinks)
+        return bool(self.refunds or self.links or self.unlinks or self.splits)
 
     def extend(self, other: Followups) -> None:
         self.refunds += other.refunds
         self.links += other.links
         self.unlinks += other.unlinks
+        self.splits += other.splits
 
 
 @dataclass
@@ -156,6 +166,10 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
             return Reservation(other, True, teacher_name, student.full_name)
     if clashes:
         raise SlotTaken()
+    destination = payouts.destination(session, teacher_id=body.teacher_id)
+    if destination is None and settings.require_teacher_payouts:
+        raise TeacherNotPayable()
+    price = price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes)
     booking = PrivateSession(
         id=uuid.uuid4(),
         parent_id=parent.id,
@@ -164,16 +178,49 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         subject=body.subject,
         starts_at=start,
         ends_at=end,
-        price_amount=price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes),
+        price_amount=price,
         currency=profile.currency,
+        payout_destination=destination,
+        platform_fee_amount=policy.platform_fee(amount=price, percent=settings.platform_fee_percent)
+        if destination
+        else None,
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
     repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
+    if settings.mail_payment_nudge_minutes:
+        # Goes out only if still Pending and unpaid by then (checked when sending).
+        nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
+        _notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
     return Reservation(booking, False, teacher_name, student.full_name)
 
 
-def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
-    problems = []
+def _notify(
+    session: Session,
+    booking: PrivateSession,
+    kinds: tuple[str, ...],
+    *,
+    now: datetime,
+    payload: Mapping[str, object] | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    """Write the notices of a change in its transaction (the outbox): `kind.parent` goes to the
+    parent, `kind.teacher` to the teacher; the version is the booking's history length."""
+    who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
+    notices.booking_notice(
+        session,
+        booking_id=booking.id,
+        recipients={kind: who[kind.rsplit(".", 1)[1]] for kind in kinds},
+        version=repo.version(session, booking.id),
+        payload=payload,
+        now=now,
+        not_before=not_before,
+    )
+
+
+def _check_request(
+    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> None:
+    problems: list[dict[str, str]] = []
     if profile.subjects and body.subject.lower() not in {s.lower() for s in profile.subjects}:
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
@@ -197,7 +244,9 @@ def _check_request(session, *, profile, body: BookIn, start, end, now) -> None:
         )
 
 
-def _same_open_checkout(other, *, parent, body, start, end, now) -> bool:
+def _same_open_checkout(
+    other: PrivateSession, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> bool:
     return (
         other.parent_id == parent.id
         and other.student_id == body.student_id
@@ -290,13 +339,21 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
         change = lifecycle.confirm_payment(status, now=now, payment_intent_id=checkout.payment_intent)
         if not repo.apply(session, booking, change, actor=actor):
             return fulfil(session, checkout=checkout, actor=actor, now=now)
-        return Outcome("confirmed", booking, Followups(links=[booking.id]))
+        _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
+        return Outcome("confirmed", booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome("already_fulfilled", booking)
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
 
 
-def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, actor: str, now: datetime) -> Outcome:
+def _paid_followups(booking: PrivateSession) -> Followups:
+    """After a payment is accepted: the meeting link, and a destination charge's split."""
+    return Followups(links=[booking.id], splits=[booking.id] if booking.payout_destination else [])
+
+
+def _refuse_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, reason: Reason, actor: str, now: datetime
+) -> Outcome:
     """Refund a payment that cannot pay for `booking` in full, once, and say why in its history;
     the booking keeps its status (and its own checkout, if it has one)."""
     repo.lock_teacher(session, booking.teacher_id)  # one refund however many paths see the payment
@@ -322,10 +379,14 @@ def _refuse_payment(session, *, booking, checkout: Checkout, reason: Reason, act
         reason=reason.value,
         now=now,
     )
+    if refund is None:  # asked for already (has_payment_refund saw it first, under the same lock)
+        return Outcome("already_refunded", booking, refused=reason)
     return Outcome(reason.value, booking, Followups(refunds=[refund.id]), refused=reason)
 
 
-def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+def _late_payment(
+    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, now: datetime
+) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)
@@ -343,11 +404,13 @@ def _late_payment(session, *, booking, checkout: Checkout, actor: str, now: date
             status, now=now, payment_intent_id=checkout.payment_intent, was_paid=False
         )
         repo.apply(session, booking, change, actor=actor)
-        return Outcome("late_payment_confirmed", booking, Followups(links=[booking.id]))
+        _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
+        return Outcome("late_payment_confirmed", booking, _paid_followups(booking))
     change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=checkout.payment_intent)
     repo.apply(session, booking, change, actor=actor)
     amount = checkout.amount_total if checkout.amount_total is not None else booking.price_amount
     refund = refunds.request(session, booking=booking, amount=amount, reason="late_payment", now=now)
+    _notify(session, booking, ("late_payment_refunded.parent",), now=now, payload={"refund": amount})
     return Outcome("late_payment_refunded", booking, Followups(refunds=[refund.id]))
 
 
@@ -448,6 +511,8 @@ def cancel_confirmed(
     if amount > 0:
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
+    payload = {"refund": amount, "reason": reason.value, "by": user.role}
+    _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
 
 
@@ -541,6 +606,33 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
     if not repo.apply(session, booking, change, actor=user.actor):
         raise Conflict("The booking changed meanwhile; reload and try again")
     return booking
+
+
+# -- reminders -------------------------------------------------------------------------
+
+REMINDER_HOURS = (24, 1)
+
+
+def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> tuple[int, list[PrivateSession]]:
+    """Write the due reminders of Confirmed sessions starting in [start, now + 24 h), at most
+    `limit` sessions: the 1 h reminder in the last hour, the 24 h one before that. A session
+    paid after a reminder's moment gets no such reminder (the confirmation was enough). Once
+    per (booking, hours), however often it runs. Returns (reminders written, sessions seen)."""
+    batch = repo.starting_between(session, start=max(start, now), end=now + timedelta(hours=24), limit=limit)
+    added = 0
+    for booking in batch:
+        hours = 1 if booking.starts_at - now <= timedelta(hours=1) else 24
+        moment = booking.starts_at - timedelta(hours=hours)
+        if booking.paid_at is None or booking.paid_at > moment:
+            continue
+        added += notices.booking_notice(
+            session,
+            booking_id=booking.id,
+            recipients={"reminder.parent": booking.parent_id, "reminder.teacher": booking.teacher_id},
+            version=hours,
+            now=now,
+        )
+    return added, batch
 
 
 # -- around bookings -------------------------------------------------------------------

@@ -47,6 +47,7 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
     if held.reused:
         return Booked(booking, held.teacher_name, held.student_name)
     success, cancel = bookings.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
+    assert booking.checkout_expires_at is not None  # reserve() gives every new booking its expiry
     try:
         checkout = await svc.gateway.create_checkout(
             booking_id=str(booking.id),
@@ -57,6 +58,8 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
             success_url=success,
             cancel_url=cancel,
             expires_at=booking.checkout_expires_at,
+            destination=booking.payout_destination,
+            application_fee=booking.platform_fee_amount,
         )
     except (gw.GatewayError, gw.CheckoutNotFound) as exc:
         log.warning("checkout creation failed", extra={"booking_id": str(booking.id)})

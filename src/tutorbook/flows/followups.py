@@ -11,7 +11,7 @@ from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 
-from tutorbook.bookings import refunds
+from tutorbook.bookings import earnings, refunds
 from tutorbook.bookings.service import Followups
 from tutorbook.clock import utc_now
 from tutorbook.flows.services import Services
@@ -29,6 +29,8 @@ async def run(svc: Services, followups: Followups) -> None:
 
 
 def run_sync(svc: Services, followups: Followups) -> None:
+    for booking_id in followups.splits:
+        record_split(svc, booking_id=booking_id)
     for refund_id in followups.refunds:
         send_refund(svc, refund_id=refund_id)
     for booking_id in followups.links:
@@ -46,11 +48,14 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
         log.error("refund without a payment intent", extra={"refund_id": str(refund_id)})
         return refunds.PENDING
     try:
+        # A destination charge's refund pulls the teacher's share back and returns the fee.
+        connect = todo.connect or (todo.other_payment and svc.gateway.is_destination_charge_sync(todo.payment_intent))
         result = svc.gateway.refund_sync(
             payment_intent=todo.payment_intent,
             amount=todo.amount,
             refund_key=f"refund-{refund_id}",
             booking_id=str(todo.booking_id),
+            connect=connect,
         )
     except gw.RefundRefused as exc:
         log.error("stripe refused a refund", extra={"refund_id": str(refund_id), "error": str(exc)[:200]})
@@ -59,7 +64,26 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
         log.warning("refund not sent; will retry", extra={"refund_id": str(refund_id)})
         return refunds.PENDING
     status = refunds.FROM_STRIPE.get(result.status, result.status)
-    return _record(svc, refund_id=refund_id, stripe_id=result.id, status=status, counted=result.amount)
+    recorded = _record(svc, refund_id=refund_id, stripe_id=result.id, status=status, counted=result.amount)
+    if todo.connect:
+        record_split(svc, booking_id=todo.booking_id)
+    return recorded
+
+
+def record_split(svc: Services, *, booking_id: uuid.UUID) -> str:
+    """Read a destination charge's split (transfer, fee, their reversals) from Stripe and
+    record it; a Stripe failure leaves it to the reconcile job."""
+    todo = svc.tx_sync(earnings.split_to_read, booking_id=booking_id)
+    if todo is None:
+        return "skipped"
+    try:
+        split = svc.gateway.payment_split_sync(todo.payment_intent)
+    except (gw.GatewayError, gw.CheckoutNotFound):
+        log.warning("payment split not read; reconcile will", extra={"booking_id": str(booking_id)})
+        return "stripe_unavailable"
+    if split is None:
+        return "not_charged"
+    return svc.tx_sync(earnings.record_split, booking_id=booking_id, split=split, now=utc_now())
 
 
 def _record(svc: Services, *, refund_id: uuid.UUID, stripe_id: str | None, status: str, counted: int) -> str:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tutorbook import meetings
 from tutorbook.accounts.security import password_hasher
+from tutorbook.accounts.throttle import LoginThrottle
 from tutorbook.config import Settings
 from tutorbook.db import Database
 from tutorbook.meetings.base import MeetingProvider
@@ -39,6 +40,7 @@ class Services:
     meetings_fallback: MeetingProvider
     hasher: PasswordHash
     metrics: Metrics
+    login_throttle: LoginThrottle
 
     async def tx(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)` in one transaction on a worker thread."""
@@ -51,7 +53,7 @@ class Services:
 
 
 def build_services(settings: Settings, db: Database, *, metrics: Metrics | None = None) -> Services:
-    """Gateway, meeting providers and password hasher from the configuration."""
+    """Gateway, meeting providers, password hasher and login throttle from the configuration."""
     primary = meetings.provider_from_config(
         provider=settings.meeting_provider,
         jitsi_base_url=settings.jitsi_base_url,
@@ -66,6 +68,11 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
         meetings_fallback=fallback,
         hasher=password_hasher(settings),
         metrics=metrics or Metrics(),
+        login_throttle=LoginThrottle(
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_window_seconds,
+            secret=settings.jwt_secret,
+        ),
     )
 
 

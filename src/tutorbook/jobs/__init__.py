@@ -12,19 +12,22 @@ from datetime import datetime
 
 from tutorbook.clock import utc_now
 from tutorbook.jobs import runs
+from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
 from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
 
 log = logging.getLogger("tutorbook.jobs")
 
-# In the order run_all() runs them: settle payments before completing and linking.
+# In the order run_all() runs them: settle payments before completing and linking; mail last.
 JOBS = {
     "expire": expire,
     "reconcile": reconcile,
     "complete": complete,
     "meeting-links": meeting_links,
     "purge": purge,
+    "reminders": reminders,
+    "mail": mail,
 }
 INTERVAL_SETTINGS = {
     "expire": "job_expire_interval_s",
@@ -32,6 +35,8 @@ INTERVAL_SETTINGS = {
     "complete": "job_complete_interval_s",
     "meeting-links": "job_meetings_interval_s",
     "purge": "job_purge_interval_s",
+    "reminders": "job_reminders_interval_s",
+    "mail": "job_mail_interval_s",
 }
 
 __all__ = ["JOBS", "INTERVAL_SETTINGS", "Item", "JobResult", "interval", "run", "run_all"]

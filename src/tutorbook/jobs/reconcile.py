@@ -12,6 +12,14 @@ A mismatch is one of:
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
   reported if it is still pending;
 - refund_failed: Stripe refused a refund asked for since `since` -> reported.
+Connect (destination charges: bookings with a teacher's account), each paid one whose split is
+not recorded and each refunded one updated since `since` is read at Stripe:
+- split_missing: the transfer and fee are not recorded on the booking -> recorded;
+- charge_without_transfer, charge_without_fee: Stripe has no transfer (or no application fee)
+  for a paid destination charge -> reported;
+- refund_without_reversal: a refund of a destination charge reversed nothing of the teacher's
+  transfer (made without reverse_transfer, e.g. in the Dashboard) -> reported: the platform paid
+  the teacher's share of it.
 Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are compared.
 """
 
@@ -24,7 +32,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import refunds
+from tutorbook.bookings import earnings, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
@@ -34,6 +42,7 @@ from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
 from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
+from tutorbook.payments import gateway as gw
 
 # A refund younger than this is probably still being sent by the request that asked for it.
 REFUND_GRACE = timedelta(minutes=1)
@@ -68,6 +77,7 @@ def reconcile(
         work = (lambda m=m: m.kind) if dry_run else (lambda m=m: _repair(svc, m, now=now))
         result.attempt(m.booking_id, work, kind=m.kind, checkout_id=m.checkout.id)
     _retry_refunds(svc, result, now=now, dry_run=dry_run)
+    _check_connect(svc, result, now=now, since=since, dry_run=dry_run)
     with svc.db.session_scope() as session:
         for refund in _failed_refunds(session, since=since):
             result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
@@ -92,7 +102,8 @@ def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatc
     found = []
     for c in checkouts:
         # The booking whose checkout it is, else the one its metadata names (whatever its checkout).
-        booking = by_checkout.get(c.id) or by_id.get(refs.get(c.id))
+        ref = refs.get(c.id)
+        booking = by_checkout.get(c.id) or (by_id.get(ref) if ref is not None else None)
         kind = _kind(session, c, booking)
         if kind is not None:
             found.append(Mismatch(kind, c, booking.id if booking else None))
@@ -137,7 +148,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
     if m.kind in _FULFILLED:
         return fulfil_paid(svc, checkout=m.checkout, job="reconcile", now=now)
-    if m.kind == "pending_but_expired":
+    if m.kind == "pending_but_expired" and m.booking_id is not None:
         return svc.tx_sync(
             cancel_pending,
             booking_id=m.booking_id,
@@ -151,7 +162,7 @@ def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
 def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: bool) -> None:
     with svc.db.session_scope() as session:
         stuck = [
-            (refund_id, session.get(Refund, refund_id).session_id)
+            (refund_id, session.get_one(Refund, refund_id).session_id)
             for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
         ]
     for refund_id, booking_id in stuck:
@@ -165,3 +176,40 @@ def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: 
 def _failed_refunds(session: Session, *, since: datetime) -> list[Refund]:
     stmt = sa.select(Refund).where(Refund.status == "failed", Refund.created_at >= since).order_by(Refund.created_at)
     return list(session.scalars(stmt))
+
+
+def _fee_of(session: Session, booking_id: uuid.UUID) -> int | None:
+    booking = repo.get(session, booking_id)
+    return booking.platform_fee_amount if booking else None
+
+
+def _check_connect(svc: Services, result: JobResult, *, now: datetime, since: datetime, dry_run: bool) -> None:
+    with svc.db.session_scope() as session:
+        missing = earnings.missing_splits(session)
+        todo = dict.fromkeys(missing + earnings.refunded_destination_charges(session, since=since))
+        reads = {booking_id: earnings.split_to_read(session, booking_id=booking_id) for booking_id in todo}
+        fees = {booking_id: _fee_of(session, booking_id) for booking_id in todo}
+    for booking_id, read in reads.items():
+        if read is None:
+            continue
+        try:
+            split = svc.gateway.payment_split_sync(read.payment_intent)
+        except (gw.GatewayError, gw.CheckoutNotFound):
+            result.add(booking_id, "stripe_unavailable", kind="split_missing")
+            continue
+        if split is None:
+            continue
+        if split.transfer_id is None:
+            result.add(booking_id, "reported", kind="charge_without_transfer")
+        if split.fee_id is None and fees[booking_id]:
+            result.add(booking_id, "reported", kind="charge_without_fee")
+        for refund_id in split.refunds_without_reversal:
+            result.add(booking_id, "reported", kind="refund_without_reversal", refund_id=refund_id)
+        if booking_id in missing and split.transfer_id is not None:
+            if dry_run:
+                result.add(booking_id, "split_missing", kind="split_missing")
+            else:
+                outcome = svc.tx_sync(earnings.record_split, booking_id=booking_id, split=split, now=now)
+                result.add(booking_id, outcome, kind="split_missing")
+        elif not dry_run:
+            svc.tx_sync(earnings.record_split, booking_id=booking_id, split=split, now=now)

@@ -23,7 +23,7 @@ class Item:
     outcome: str
     kind: str | None = None
     checkout_id: str | None = None
-    refund_id: uuid.UUID | None = None
+    refund_id: uuid.UUID | str | None = None  # ours, or Stripe's (re_…) for a Connect finding
 
     def to_dict(self) -> dict:
         return {

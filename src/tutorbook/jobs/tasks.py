@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
+from tutorbook.accounts import throttle
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
@@ -79,8 +81,13 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
                 continue
             result.attempt(
                 booking_id,
-                lambda b=booking_id, cs=checkout_id: booking_flows.settle_stale_checkout(
-                    svc, booking_id=b, checkout_id=cs, now=now, dry_run=dry_run
+                partial(
+                    booking_flows.settle_stale_checkout,
+                    svc,
+                    booking_id=booking_id,
+                    checkout_id=checkout_id,
+                    now=now,
+                    dry_run=dry_run,
                 ),
                 checkout_id=checkout_id,
             )
@@ -141,7 +148,7 @@ def meeting_links(
         if dry_run:
             result.add(booking_id, "would_create")
         else:
-            result.attempt(booking_id, lambda b=booking_id: followups.ensure_link(svc, booking_id=b, now=now))
+            result.attempt(booking_id, partial(followups.ensure_link, svc, booking_id=booking_id, now=now))
     return result
 
 
@@ -150,8 +157,12 @@ def meeting_links(
 
 def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Delete never-paid Cancelled bookings (no payment, no refund) older than the retention,
-    with their history. Anything that ever took money is kept."""
+    with their history. Anything that ever took money is kept. Also forgets failed logins older
+    than the login throttle's window (not counted in the result: they are not bookings)."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)
+    if not dry_run:
+        with svc.db.session_scope() as session:
+            throttle.forget_stale(session, before=now - timedelta(seconds=svc.settings.login_window_seconds))
     before = now - timedelta(days=svc.settings.purge_retention_days)
     after = None
     while True:

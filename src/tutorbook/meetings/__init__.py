@@ -45,6 +45,6 @@ def provider_from_config(
             raise ImportError(
                 "the Google Meet provider needs the Google client: pip install 'tutorbook[google]'"
             ) from exc
-        provider: MeetingProvider = google_module.GoogleMeetProvider(**google)
-        return provider
+        made: MeetingProvider = google_module.GoogleMeetProvider(**google)
+        return made
     raise ValueError(f"unknown meeting provider {provider!r}: expected 'jitsi' or 'google'")

@@ -144,8 +144,8 @@ class GoogleMeetProvider:
     def _send_updates(self) -> str:
         return "all" if self.send_attendee_invites else "none"
 
-    def _event_body(self, request: MeetingRequest, event_id: str) -> dict:
-        body = {
+    def _event_body(self, request: MeetingRequest, event_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "id": event_id,
             "summary": request.title,
             "start": {"dateTime": request.starts_at.isoformat(), "timeZone": request.time_zone},
@@ -198,7 +198,8 @@ class GoogleMeetProvider:
             if subject not in self._credentials:
                 self._credentials[subject] = self._service_account_credentials(subject)
             return self._credentials[subject]
-        token = self.refresh_token_for(teacher_email)
+        lookup = self.refresh_token_for  # required in oauth mode (checked in __init__)
+        token = lookup(teacher_email) if lookup is not None else None
         if not token:
             raise PermanentMeetingError(f"no Google refresh token for {teacher_email}", code="no_refresh_token")
         if token not in self._credentials:

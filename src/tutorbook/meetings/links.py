@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ STOPPED = "stopped:"
 def needs_link():
     """Confirmed, no link, and not stopped by a permanent error."""
     return sa.and_(
-        PS.status == Status.CONFIRMED.value,
+        PS.status == Status.CONFIRMED,
         PS.meeting_url.is_(None),
         sa.or_(PS.meeting_error.is_(None), sa.not_(PS.meeting_error.startswith(STOPPED))),
     )
@@ -50,6 +51,7 @@ def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
 
 def _request(session: Session, booking: PS) -> MeetingRequest:
     teacher = session.get(User, booking.teacher_id)
+    assert teacher is not None  # the foreign key
     parent = session.get(User, booking.parent_id)
     profile = session.get(TeacherProfile, booking.teacher_id)
     return MeetingRequest(
@@ -77,7 +79,7 @@ def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutco
     session.execute(
         sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**_fields_for(outcome))
     )
-    result = "created" if outcome.link else outcome.plan.action
+    result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",
         extra={
@@ -89,7 +91,14 @@ def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutco
     return "fell_back" if outcome.fell_back else result
 
 
-def _fields_for(outcome: policy.LinkOutcome) -> dict:
+def _plan(outcome: policy.LinkOutcome) -> policy.FailurePlan:
+    """The plan of an attempt that failed (no link, or the fallback's): create_link makes one."""
+    if outcome.plan is None:
+        raise ValueError("a failed meeting-link attempt without a plan")
+    return outcome.plan
+
+
+def _fields_for(outcome: policy.LinkOutcome) -> dict[str, Any]:
     if outcome.link is not None:
         return {
             "meeting_url": outcome.link.url,
@@ -97,9 +106,9 @@ def _fields_for(outcome: policy.LinkOutcome) -> dict:
             "meeting_external_id": outcome.link.external_id,
             "meeting_attempts": outcome.attempts,
             "meeting_next_attempt_at": None,
-            "meeting_error": f"fell_back:{outcome.plan.code}" if outcome.fell_back else None,
+            "meeting_error": f"fell_back:{_plan(outcome).code}" if outcome.fell_back else None,
         }
-    plan = outcome.plan
+    plan = _plan(outcome)
     stopped = plan.action == "stop"
     return {
         "meeting_attempts": outcome.attempts,

@@ -14,7 +14,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = _make_engine(config.get_main_option("sqlalchemy.url"), pool_size=1, echo=False)
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url: run migrations through tutorbook.migrate")
+    engine = _make_engine(url, pool_size=1, echo=False)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -11,17 +11,28 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal
 
 import httpx
 import stripe
+from stripe.params import (
+    AccountCreateParams,
+    AccountLinkCreateParams,
+    PaymentIntentRetrieveParams,
+    RefundCreateParams,
+    RefundListParams,
+)
+from stripe.params.checkout import SessionCreateParams, SessionListParams
 
-from tutorbook.bookings.checkout import Checkout
+from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
+from tutorbook.teachers.payouts import AccountState
 
-__all__ = ["Checkout", "StripeGateway"]
+__all__ = ["AccountState", "Checkout", "PaymentSplit", "StripeGateway"]
 
 log = logging.getLogger("tutorbook.stripe")
 
@@ -60,12 +71,12 @@ class RefundResult:
     amount: int
 
 
-def _ts(value) -> datetime | None:
+def _ts(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(value), UTC)
 
 
-def _checkout(obj) -> Checkout:
-    d = obj if isinstance(obj, dict) else obj.to_dict()
+def _checkout(obj: Mapping[str, Any] | stripe.StripeObject) -> Checkout:
+    d = obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
     pi = d.get("payment_intent")
     if isinstance(pi, dict):
         pi = pi.get("id")
@@ -84,9 +95,70 @@ def _checkout(obj) -> Checkout:
     )
 
 
-def checkout_from_event_object(obj: dict) -> Checkout:
+def checkout_from_event_object(obj: Mapping[str, Any]) -> Checkout:
     """A Checkout built from a (signature-verified) event's data.object."""
     return _checkout(obj)
+
+
+def _as_dict(obj: Mapping[str, Any] | stripe.StripeObject) -> Mapping[str, Any]:
+    return obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
+
+
+def _account(obj: Mapping[str, Any] | stripe.StripeObject) -> AccountState:
+    d = _as_dict(obj)
+    requirements = d.get("requirements") or {}
+    return AccountState(
+        id=d["id"],
+        charges_enabled=bool(d.get("charges_enabled")),
+        payouts_enabled=bool(d.get("payouts_enabled")),
+        details_submitted=bool(d.get("details_submitted")),
+        currently_due=list(requirements.get("currently_due") or []),
+        disabled_reason=requirements.get("disabled_reason"),
+    )
+
+
+def account_from_event_object(obj: Mapping[str, Any]) -> AccountState:
+    """An AccountState built from a (signature-verified) `account.updated` event's data.object."""
+    return _account(obj)
+
+
+def _id(value: object) -> str | None:
+    """The id of an expanded object, or the id itself."""
+    if isinstance(value, Mapping):
+        found = value.get("id")
+        return found if isinstance(found, str) else None
+    return value if isinstance(value, str) else None
+
+
+def _expanded(value: object) -> Mapping[str, Any]:
+    """An expanded object, or an empty one where Stripe gave only an id (or nothing)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _split(intent: Mapping[str, Any] | stripe.StripeObject, refunds: list[Mapping[str, Any]]) -> PaymentSplit | None:
+    d = _as_dict(intent)
+    charge = d.get("latest_charge")
+    if not isinstance(charge, Mapping):
+        return None
+    transfer = _expanded(charge.get("transfer"))
+    fee = _expanded(charge.get("application_fee"))
+    without = (
+        tuple(r["id"] for r in refunds if r.get("status") != "failed" and not _id(r.get("transfer_reversal")))
+        if transfer
+        else ()
+    )
+    return PaymentSplit(
+        charge_id=charge["id"],
+        destination=_expanded(d.get("transfer_data")).get("destination"),
+        transfer_id=transfer.get("id"),
+        transfer_amount=int(transfer.get("amount") or 0),
+        transfer_reversed=int(transfer.get("amount_reversed") or 0),
+        fee_id=fee.get("id"),
+        fee_amount=int(fee.get("amount") or 0),
+        fee_refunded=int(fee.get("amount_refunded") or 0),
+        refunded=int(charge.get("amount_refunded") or 0),
+        refunds_without_reversal=without,
+    )
 
 
 class StripeGateway:
@@ -96,27 +168,25 @@ class StripeGateway:
         self.webhook_secret = settings.stripe_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
         self.max_calls = settings.stripe_max_concurrent_calls
-        options: dict = {}
-        if settings.uses_sandbox:
-            options["base_addresses"] = {"api": settings.sandbox_url}
         self.client = stripe.StripeClient(
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,
             max_network_retries=settings.stripe_max_network_retries,
             http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.max_calls),
-            **options,
+            base_addresses={"api": settings.sandbox_url} if settings.uses_sandbox else None,
         )
         self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
 
     @contextlib.asynccontextmanager
-    async def _slot(self):
+    async def _slot(self) -> AsyncIterator[None]:
         """At most `max_calls` async calls in flight; the others wait here, within the timeout,
         rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
         loop = asyncio.get_running_loop()
-        if self._slots_loop is not loop:  # a semaphore belongs to one event loop
-            self._slots_loop, self._slots = loop, asyncio.Semaphore(self.max_calls)
         slots = self._slots
+        if slots is None or self._slots_loop is not loop:  # a semaphore belongs to one event loop
+            slots = asyncio.Semaphore(self.max_calls)
+            self._slots_loop, self._slots = loop, slots
         try:
             await asyncio.wait_for(slots.acquire(), self.timeout)
         except TimeoutError as exc:
@@ -139,9 +209,13 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
     ) -> Checkout:
-        """A hosted Checkout Session for one booking; idempotent per booking id."""
-        params = {
+        """A hosted Checkout Session for one booking; idempotent per booking id. With a
+        `destination` (the teacher's connected account) it is a destination charge: Stripe
+        transfers the amount less `application_fee` to the teacher."""
+        params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
                 {
@@ -162,10 +236,17 @@ class StripeGateway:
         }
         if customer_email:
             params["customer_email"] = customer_email
-        options = {"idempotency_key": f"checkout-{booking_id}"}
+        if destination:
+            params["payment_intent_data"] = {
+                **params["payment_intent_data"],
+                "transfer_data": {"destination": destination},
+                "application_fee_amount": application_fee or 0,
+            }
         async with self._slot():
             with _mapped_errors():
-                obj = await self.client.v1.checkout.sessions.create_async(params=params, options=options)
+                obj = await self.client.v1.checkout.sessions.create_async(
+                    params=params, options={"idempotency_key": f"checkout-{booking_id}"}
+                )
         return _checkout(obj)
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
@@ -193,7 +274,7 @@ class StripeGateway:
 
     def list_checkouts_sync(self, *, created_since: datetime) -> Iterator[Checkout]:
         """Every Checkout Session created since `created_since`, through auto-pagination."""
-        params = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
+        params: SessionListParams = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
         with _mapped_errors():
             page = self.client.v1.checkout.sessions.list(params=params)
             for obj in page.auto_paging_iter():
@@ -201,21 +282,90 @@ class StripeGateway:
 
     # -- Refunds -----------------------------------------------------------------------
 
-    def refund_sync(self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str) -> RefundResult:
-        """Refund `amount` of a payment; the key makes retries safe."""
-        params = {
+    def refund_sync(
+        self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str, connect: bool = False
+    ) -> RefundResult:
+        """Refund `amount` of a payment; the key makes retries safe. `connect` (a destination
+        charge): pull the teacher's share back and return the platform's fee, pro rata."""
+        params: RefundCreateParams = {
             "payment_intent": payment_intent,
             "amount": amount,
             "reason": "requested_by_customer",
             "metadata": {"booking_id": booking_id},
         }
+        if connect:
+            params["reverse_transfer"] = True
+            params["refund_application_fee"] = True
         with _mapped_errors(refund=True):
             obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
-        return RefundResult(id=obj.id, status=obj.status, amount=obj.amount)
+        # Stripe always answers with a status; none would read as its "pending" (still processing).
+        return RefundResult(id=obj.id, status=obj.status or "pending", amount=obj.amount)
+
+    # -- Connect -----------------------------------------------------------------------
+
+    def payment_split_sync(self, payment_intent: str) -> PaymentSplit | None:
+        """How Stripe split a payment: its charge, transfer and application fee with their
+        totals, and the refunds that reversed nothing; None before it is charged."""
+        params: PaymentIntentRetrieveParams = {"expand": ["latest_charge.transfer", "latest_charge.application_fee"]}
+        listing: RefundListParams = {"payment_intent": payment_intent, "limit": 100}
+        with _mapped_errors():
+            intent = self.client.v1.payment_intents.retrieve(payment_intent, params=params)
+            refunds = self.client.v1.refunds.list(params=listing)
+            listed: list[Mapping[str, Any]] = [r.to_dict() for r in refunds.auto_paging_iter()]
+        return _split(intent, listed)
+
+    def is_destination_charge_sync(self, payment_intent: str) -> bool:
+        """Whether a payment transfers to a connected account (so a refund of it should pull
+        that share back); False for an unknown payment."""
+        try:
+            with _mapped_errors():
+                intent = self.client.v1.payment_intents.retrieve(payment_intent)
+        except CheckoutNotFound:
+            return False
+        return bool(_expanded(_as_dict(intent).get("transfer_data")).get("destination"))
+
+    async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
+        """An Express connected account for a teacher; idempotent per teacher (for 24 hours, so
+        the caller also keeps the first one it gets)."""
+        params: AccountCreateParams = {
+            "type": "express",
+            "country": country,
+            "email": email,
+            "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+            "metadata": {"teacher_id": teacher_id},
+        }
+        async with self._slot():
+            with _mapped_errors():
+                obj = await self.client.v1.accounts.create_async(
+                    params=params, options={"idempotency_key": f"connect-account-{teacher_id}"}
+                )
+        return _account(obj)
+
+    async def retrieve_account(self, account_id: str) -> AccountState:
+        async with self._slot():
+            with _mapped_errors():
+                return _account(await self.client.v1.accounts.retrieve_async(account_id))
+
+    def retrieve_account_sync(self, account_id: str) -> AccountState:
+        with _mapped_errors():
+            return _account(self.client.v1.accounts.retrieve(account_id))
+
+    async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str:
+        """The Stripe-hosted onboarding URL for an account (single use, short-lived)."""
+        params: AccountLinkCreateParams = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        }
+        async with self._slot():
+            with _mapped_errors():
+                link = await self.client.v1.account_links.create_async(params=params)
+        return link.url
 
     # -- Webhooks ----------------------------------------------------------------------
 
-    def construct_event(self, payload: bytes, signature: str | None) -> dict:
+    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """The verified event as a dict; InvalidWebhook otherwise (checked before parsing).
 
         The SDK's own signature check (stripe.WebhookSignature, 5-minute tolerance), then plain
@@ -262,10 +412,12 @@ class _mapped_errors:
     def __init__(self, *, not_open: bool = False, refund: bool = False):
         self.not_open, self.refund = not_open, refund
 
-    def __enter__(self):
+    def __enter__(self) -> _mapped_errors:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         if exc is None:
             return False
         if isinstance(exc, stripe.InvalidRequestError) and not isinstance(exc, stripe.IdempotencyError):
@@ -296,13 +448,14 @@ class _mapped_errors:
 _EXPIRE_KEY = "tutorbook-expire:"
 
 
-def _expire_options(checkout_id: str, reason: str) -> dict:
+def _expire_options(checkout_id: str, reason: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"{_EXPIRE_KEY}{reason}:{checkout_id}"}
 
 
-def expiry_reason(event: dict) -> str | None:
+def expiry_reason(event: Mapping[str, Any]) -> str | None:
     """The reason the app gave when it expired the checkout of this event; None if Stripe did."""
-    key = ((event.get("request") or {}).get("idempotency_key")) or ""
+    request = event.get("request")  # an object, null, or (older API versions) a request id
+    key = request.get("idempotency_key") if isinstance(request, dict) else None
     if not isinstance(key, str) or not key.startswith(_EXPIRE_KEY):
         return None
     return key[len(_EXPIRE_KEY) :].split(":", 1)[0]

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import earnings, lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
+from tutorbook.payments.schemas import OBJECT_SHAPES, CheckoutObject, Event, EventData
+from tutorbook.teachers import payouts
 
 log = logging.getLogger("tutorbook.webhooks")
 
@@ -30,8 +34,46 @@ HANDLED = frozenset(
         "checkout.session.async_payment_failed",
         "checkout.session.expired",
         "charge.refunded",
+        "account.updated",
+        "transfer.created",
+        "transfer.updated",
+        "transfer.reversed",
+        "application_fee.created",
+        "application_fee.refunded",
     }
 )
+
+
+class MalformedEvent(BadRequest):
+    message = "The Stripe event does not have the shape Tutorbook needs"
+
+
+def check_shape(event: dict) -> None:
+    """MalformedEvent (400) unless the event has what recording and handling it read: a signed
+    event that would fail half-way is refused whole, before any transaction, and logged."""
+    try:
+        _check_shape(event)
+    except MalformedEvent as exc:
+        log.warning("malformed stripe event", extra={"problems": exc.data})
+        raise
+
+
+def _check_shape(event: dict) -> None:
+    try:
+        parsed = Event.model_validate(event)
+    except ValidationError as exc:
+        raise MalformedEvent(data=_problems(exc)) from exc
+    if parsed.type not in HANDLED:
+        return  # only its id and type are recorded
+    shape = OBJECT_SHAPES.get(parsed.type, CheckoutObject)
+    try:
+        shape.model_validate(EventData.model_validate(parsed.data).object)
+    except ValidationError as exc:
+        raise MalformedEvent(data=_problems(exc, prefix="data.")) from exc
+
+
+def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict]:
+    return [{"field": prefix + ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]
 
 
 def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
@@ -87,6 +129,14 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
             return _cancel_pending(session, obj=obj, reason=_expiry_reason(event), actor=actor, now=now)
         case "charge.refunded":
             return _refunded(session, obj=obj)
+        case "account.updated":
+            as_of = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
+            state = gw.account_from_event_object(obj)
+            return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
+        case "transfer.created" | "transfer.updated" | "transfer.reversed":
+            return bookings.Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
+        case "application_fee.created" | "application_fee.refunded":
+            return bookings.Outcome(*earnings.apply_fee(session, obj=obj, now=now))
         case _:
             return bookings.Outcome("ignored")
 
@@ -94,8 +144,11 @@ def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcom
 def _expiry_reason(event: dict) -> Reason:
     """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
     cancel, which this event may overtake)."""
+    said = gw.expiry_reason(event)
+    if said is None:
+        return Reason.CHECKOUT_EXPIRED
     try:
-        given = Reason(gw.expiry_reason(event))
+        given = Reason(said)
     except ValueError:
         return Reason.CHECKOUT_EXPIRED
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED

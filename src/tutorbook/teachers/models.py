@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorbook.db import Base
+from tutorbook.db import Base, UTCDateTime
 
 
 class TeacherProfile(Base):
@@ -20,7 +21,7 @@ class TeacherProfile(Base):
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     bio: Mapped[str] = mapped_column(sa.String(2000), default="")
-    # An admin can take a teacher off the list (and off booking) without deleting anything (0006).
+    # An admin can take a teacher off the list (and off booking) without deleting anything (0010).
     listed: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
 
 
@@ -38,3 +39,23 @@ class AvailabilityWindow(Base):
     weekday: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
     start_minute: Mapped[int] = mapped_column(sa.Integer)
     end_minute: Mapped[int] = mapped_column(sa.Integer)
+
+
+class PayoutAccount(Base):
+    """A teacher's Stripe connected account (Express) and its state as Stripe last reported it.
+
+    `state_at` is when that state held at Stripe (an `account.updated` event's `created`, or the
+    time the account was read): an event older than it is out of date and ignored."""
+
+    __tablename__ = "teacher_payout_accounts"
+
+    teacher_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    stripe_account_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    charges_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    details_submitted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    currently_due: Mapped[list] = mapped_column(sa.JSON, default=list)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(100))
+    state_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
-from tutorbook.accounts.schemas import check_zone
+from tutorbook.accounts.schemas import Name, Zone, check_zone
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.validation import Line, crlf_to_lf, multi_line, single_line
 
 MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
+Bio = Annotated[str, StringConstraints(max_length=2000), BeforeValidator(crlf_to_lf), AfterValidator(multi_line)]
+# A subject to search for.
+SubjectFilter = Annotated[str, StringConstraints(max_length=100), AfterValidator(single_line)]
 
 
 class TeacherOut(CamelModel):
     id: uuid.UUID
     full_name: str
-    email: str
     subjects: list[str]
     hourly_rate: int
     currency: str
@@ -25,12 +29,12 @@ class TeacherOut(CamelModel):
 
 
 class ProfileIn(InputModel):
-    subjects: list[str] = Field(min_length=1, max_length=20)
+    subjects: list[Line] = Field(min_length=1, max_length=20)
     hourly_rate: int = Field(ge=0, le=MAX_RATE, description="minor units per hour")
     currency: str = Field(min_length=3, max_length=3)
-    time_zone: str
-    bio: str = Field(default="", max_length=2000)
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    time_zone: Zone
+    bio: Bio = ""
+    full_name: Name | None = None
 
     @field_validator("currency")
     @classmethod
@@ -84,3 +88,31 @@ def minutes(hhmm: str) -> int:
 
 def hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+class PayoutStatusOut(CamelModel):
+    connected: bool
+    account_id: str | None
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    currently_due: list[str]
+    disabled_reason: str | None
+    enabled: bool
+
+
+def payout_status_out(status) -> PayoutStatusOut:
+    return PayoutStatusOut(
+        connected=status.connected,
+        account_id=status.account_id,
+        charges_enabled=status.charges_enabled,
+        payouts_enabled=status.payouts_enabled,
+        details_submitted=status.details_submitted,
+        currently_due=status.currently_due,
+        disabled_reason=status.disabled_reason,
+        enabled=status.enabled,
+    )
+
+
+class OnboardingOut(CamelModel):
+    url: str = Field(description="the Stripe-hosted onboarding page; single use, short-lived")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
@@ -60,7 +61,6 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
     return TeacherOut(
         id=user.id,
         full_name=user.full_name,
-        email=user.email,
         subjects=list(profile.subjects or []),
         hourly_rate=profile.hourly_rate,
         currency=profile.currency,
@@ -70,14 +70,15 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
 
 
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
-    """Teachers with a price, by name; optionally those teaching `subject`."""
+    """Bookable teachers (a price, subjects, weekly hours), by name; optionally those teaching `subject`."""
+    has_hours = sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id)
     rows = session.execute(
         sa.select(User, TeacherProfile)
         .join(TeacherProfile, TeacherProfile.user_id == User.id)
-        .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))
+        .where(TeacherProfile.hourly_rate > 0, has_hours, TeacherProfile.listed.is_(True), User.disabled_at.is_(None))
         .order_by(User.full_name)
     ).all()
-    out = [_out(u, p) for u, p in rows]
+    out = [_out(u, p) for u, p in rows if p.subjects]
     if subject:
         out = [t for t in out if any(s.lower() == subject.lower() for s in t.subjects)]
     return out
@@ -99,15 +100,23 @@ def set_listed(session: Session, *, teacher_id: uuid.UUID, listed: bool) -> Teac
     return profile
 
 
+def _teacher_user(session: Session, teacher_id: uuid.UUID) -> User:
+    """The user behind a profile (the profile's key is the user's, so it is there)."""
+    user = session.get(User, teacher_id)
+    if user is None:
+        raise NotFound("Teacher not found")
+    return user
+
+
 def get_teacher(session: Session, teacher_id: uuid.UUID) -> TeacherOut:
     profile = get_profile(session, teacher_id)
-    return _out(session.get(User, teacher_id), profile)
+    return _out(_teacher_user(session, teacher_id), profile)
 
 
-def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict) -> TeacherOut:
+def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict[str, Any]) -> TeacherOut:
     """Replace the profile fields given."""
     profile = get_profile(session, teacher_id)
-    user = session.get(User, teacher_id)
+    user = _teacher_user(session, teacher_id)
     full_name = fields.pop("full_name", None)
     if full_name:
         user.full_name = full_name

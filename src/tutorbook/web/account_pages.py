@@ -8,12 +8,13 @@ from zoneinfo import available_timezones
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
 from tutorbook.accounts.security import issue_token
 from tutorbook.api import accounts as api_accounts
-from tutorbook.api.deps import get_services, get_settings
+from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
@@ -64,10 +65,10 @@ def login_page(request: Request, user: Viewer, next: str | None = None):
     return render(request, "login.html", next=safe_next(next) or "", email="")
 
 
-def _login(session, *, request: Request, email: str, password: str):
-    # The API's own login route: the same throttle, checks and token.
+def _login(*, request: Request, email: str, password: str):
+    # The API's own login: the same throttle, checks and token.
     body = LoginIn(email=email, password=password)
-    return api_accounts.login(body, request, session, get_settings(request))["data"]
+    return api_accounts.login_out(get_services(request), request, email=body.email, password=body.password)
 
 
 @router.post("/login")
@@ -78,8 +79,7 @@ async def login(request: Request):
     try:
         if not email or not password:
             raise AppError("Enter your email and password.")
-        svc = get_services(request)
-        out = await svc.tx(_login, request=request, email=email, password=password)
+        out = await run_in_threadpool(_login, request=request, email=email, password=password)
     except (ValidationError, AppError) as exc:
         failed = exc if isinstance(exc, AppError) else Unauthorized("Wrong email or password")
         page = render(

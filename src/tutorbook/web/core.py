@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
+from tutorbook.validation import is_single_line
 from tutorbook.web.formatting import FILTERS
 
 log = logging.getLogger("tutorbook.web")
@@ -31,6 +32,7 @@ CSRF_COOKIE = "tutorbook_csrf"
 CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
 HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
+MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
 
 class LoginRequired(Exception):
@@ -91,7 +93,13 @@ def viewer_zone(user: AuthUser | None) -> str:
 
 def safe_next(target: str | None) -> str | None:
     """A local path to return to after logging in, never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and is_single_line(target, max_length=MAX_NEXT)
+    ):
         return target
     return None
 
@@ -196,8 +204,11 @@ class PageRoute(APIRoute):
                 return login_redirect(request)
             except AppError as exc:
                 return error_page(request, exc.status_code, exc.message)
-            except RequestValidationError:
-                return error_page(request, 404, "This page does not exist.")
+            except RequestValidationError as exc:
+                # A malformed id in the path names no page; a malformed query is a bad link.
+                if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+                    return error_page(request, 404, "This page does not exist.")
+                return error_page(request, 422, "This link is not valid.")
             except Exception:
                 log.exception("page failed", extra={"path": request.url.path})
                 return error_page(request, 500, "Something went wrong on our side. Please try again.")

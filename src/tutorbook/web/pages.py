@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tutorbook.web import account_pages, admin_pages, booking_pages, payment_pages, teacher_pages
+from tutorbook.web import (
+    account_pages,
+    admin_pages,
+    booking_pages,
+    mail_pages,
+    payment_pages,
+    payout_pages,
+    teacher_pages,
+)
 from tutorbook.web.core import HERE, error_page
 
 # Paths that belong to the API and the operators; their errors stay JSON.
@@ -15,18 +23,18 @@ NOT_PAGES = ("/api/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json",
 
 def install(app: FastAPI) -> None:
     """Mount the pages, their static files, and HTML error pages for browsers outside the API."""
-    for module in (account_pages, teacher_pages, booking_pages, payment_pages, admin_pages):
+    for module in (account_pages, teacher_pages, booking_pages, payment_pages, payout_pages, mail_pages, admin_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     json_handler = app.exception_handlers[StarletteHTTPException]
 
-    async def http_error(request: Request, exc: StarletteHTTPException):
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if wants_page(request):
             message = "This page does not exist." if exc.status_code == 404 else "This request cannot be served."
             return error_page(request, exc.status_code, message)
-        return await json_handler(request, exc)
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
+        response = json_handler(request, exc)
+        return response if isinstance(response, Response) else await response
 
 
 def wants_page(request: Request) -> bool:

@@ -15,6 +15,7 @@ from tutorbook.bookings.schemas import session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
+from tutorbook.validation import external_id_or_none
 from tutorbook.web.core import page_router, page_user, render, require
 
 router = page_router()
@@ -27,8 +28,10 @@ def _with_names(session, *, booking):
 
 
 def checkout_id(value: str | None) -> str | None:
-    """The checkout id, or None when Stripe left the template unreplaced or sent nothing."""
-    return value if value and value != bookings.CHECKOUT_TEMPLATE else None
+    """The checkout id, or None when Stripe left the template unreplaced, sent nothing, or the
+    link was mangled (an id Stripe never makes: control characters, too long)."""
+    value = external_id_or_none(value)
+    return value if value != bookings.CHECKOUT_TEMPLATE else None
 
 
 @router.get("/payment/success")
@@ -41,7 +44,8 @@ async def payment_success(
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
     svc = get_services(request)
-    if checkout_id(session_id) is None:
+    stripe_session_id = checkout_id(session_id)
+    if stripe_session_id is None:
         return render(
             request,
             "payment_success.html",
@@ -50,7 +54,7 @@ async def payment_success(
             message="This link has no payment reference. Your bookings are under My Bookings.",
         )
     try:
-        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=session_id)
+        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=stripe_session_id)
     except (BadGateway, GatewayTimeout):
         # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
         return render(request, "payment_success.html", state="confirming")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
@@ -21,6 +21,8 @@ from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.schemas import SubjectFilter
+from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_zone
 
@@ -41,9 +43,8 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(request: Request, user: Viewer, subject: str | None = Query(None, max_length=100)):
-    everyone = await get_services(request).tx(teachers.list_teachers)
-    bookable = [t for t in everyone if t.hourly_rate > 0]
+async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
+    bookable = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
     if subject:
         bookable = [t for t in bookable if subject.lower() in (s.lower() for s in t.subjects)]
@@ -87,7 +88,7 @@ def days(free, *, zone: str, start: datetime) -> list[dict]:
     """Seven days from `start`, each with its free ranges and start times in `zone`."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
-    out = [{"date": first + timedelta(days=i), "ranges": [], "starts": []} for i in range(7)]
+    out: list[dict[str, Any]] = [{"date": first + timedelta(days=i), "ranges": [], "starts": []} for i in range(7)]
     index = {d["date"]: d for d in out}
     for s, e in bookable(free):
         if (d := index.get(s.astimezone(tz).date())) is not None:
@@ -156,13 +157,12 @@ async def teacher_page(teacher_id: uuid.UUID, request: Request, user: Viewer, we
 
 def book_in(form: dict) -> BookIn:
     """The API's booking body from the form; ValidationError names what is missing."""
-    duration = form.get("duration_minutes", "")
     return BookIn(
         teacher_id=form.get("teacher_id"),
         student_id=form.get("student_id"),
         subject=form.get("subject", ""),
         starts_at=form.get("starts_at"),
-        duration_minutes=int(duration) if duration.isdigit() else duration,
+        duration_minutes=small_number(form.get("duration_minutes")),
     )
 
 
@@ -173,7 +173,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
         return [f"Choose a {FIELD_NAMES.get(f, f)}." for f in dict.fromkeys(fields)]
     details = exc.data if isinstance(exc.data, list) else []
     return [exc.message] + [
-        f"The {FIELD_NAMES.get(d.get('field'), 'booking')}: {d.get('message')}."
+        f"The {FIELD_NAMES.get(d.get('field') or '', 'booking')}: {d.get('message')}."
         for d in details
         if isinstance(d, dict) and d.get("message")
     ]
@@ -183,7 +183,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
 async def book(request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     form = await read_form(request)
-    week = int(form["week"]) if form.get("week", "").isdigit() else 0
+    week = small_number(form.get("week")) or 0
     try:
         body = book_in(form)
         booking = (await flows.book(get_services(request), parent=parent, body=body)).booking
@@ -201,6 +201,7 @@ async def book(request: Request, user: Viewer):
             errors=booking_problems(exc),
             selected=form,
         )
+    assert booking.checkout_url is not None  # flows.book answers with the booking's open checkout
     return RedirectResponse(booking.checkout_url, status_code=303)
 
 

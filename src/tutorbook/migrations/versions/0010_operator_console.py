@@ -1,8 +1,8 @@
 """The operator console: disabled accounts, unlisted teachers, an admin's reasons and actions,
 job runs, and the indexes of the console's booking search
 
-Revision ID: 0006_operator_console
-Revises: 0003
+Revision ID: 0010_operator_console
+Revises: 0008_connect
 Create Date: 2026-11-29
 
 - users.disabled_at: a disabled user cannot log in and their tokens stop working;
@@ -24,13 +24,13 @@ from alembic import op
 
 from tutorbook.db import UTCDateTime
 
-revision = "0006_operator_console"
-down_revision = "0003"
+revision = "0010_operator_console"
+down_revision = "0008_connect"
 branch_labels = None
 depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
-INDEXES = [
+INDEXES: list[tuple[str, list[str | sa.TextClause]]] = [
     ("ix_private_sessions_starts_id", [sa.text("starts_at DESC"), "id"]),
     ("ix_private_sessions_status_starts_id", ["status", sa.text("starts_at DESC"), "id"]),
     ("ix_private_sessions_student_starts_id", ["student_id", sa.text("starts_at DESC"), "id"]),

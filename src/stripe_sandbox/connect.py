@@ -1,0 +1,420 @@
+"""Stripe Connect in the sandbox: Express accounts, hosted onboarding through account links,
+destination charges (a transfer and an application fee per charge) and refunds that reverse
+the transfer and refund the fee pro rata.
+
+Rounding (the sandbox's, documented in docs/payments.md): a refund brings the transfer's
+reversed total to round-half-up(transfer x refunded / charge), computed on totals so partial
+refunds never drift; the fee's refunded total is what is left of the refund, so reversal +
+fee refund = refund, exactly, and a full refund returns all of both.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from . import connect_objects as co
+from . import objects
+from .errors import invalid, no_such
+from .params import check_known, get_bool, get_dict, get_int, get_metadata, get_str
+from .store import Filter
+
+if TYPE_CHECKING:
+    from .service import ApiCall, Origin
+
+ACCOUNT_PARAMS = {
+    "type",
+    "country",
+    "email",
+    "capabilities",
+    "controller",
+    "business_type",
+    "business_profile",
+    "metadata",
+    "expand",
+    "default_currency",
+    "settings",
+    "tos_acceptance",
+}
+ACCOUNT_TYPES = ("express", "standard", "custom")
+LINK_TTL_S = 300
+LINK_KEY = "account_link:"
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+class ConnectOps:
+    """The Connect part of :class:`stripe_sandbox.service.Sandbox` (a mixin)."""
+
+    # provided by Sandbox
+    store: Any
+
+    def now(self) -> int: ...  # pragma: no cover
+
+    def _render(self, obj: dict[str, Any], call: ApiCall, prefix: str = "") -> dict[str, Any]: ...  # pragma: no cover
+
+    def _emit(  # pragma: no cover
+        self, type_: str, obj: dict, origin: Origin, previous: dict | None = None, account: str | None = None
+    ) -> dict: ...
+
+    def _platform_origin(self) -> Origin: ...  # pragma: no cover
+
+    def _list(self, type_: str, call: ApiCall, filters: list, url: str, known: set[str]) -> dict[str, Any]: ...
+
+    def public_url(self, base_url: str | None) -> str: ...  # pragma: no cover
+
+    # -- accounts --------------------------------------------------------------------
+
+    def create_account(self, call: ApiCall) -> dict[str, Any]:
+        """POST /v1/accounts."""
+        params = call.params
+        check_known(params, ACCOUNT_PARAMS)
+        type_ = get_str(params, "type")
+        controller = get_dict(params, "controller")
+        dashboard = get_dict(controller, "stripe_dashboard", "controller[stripe_dashboard]")
+        if type_ is None and get_str(dashboard, "type") == "express":
+            type_ = "express"
+        if type_ not in ACCOUNT_TYPES:
+            raise invalid("Invalid type: must be one of express, standard, or custom", "type")
+        country = (get_str(params, "country") or "US").upper()
+        email = get_str(params, "email", max_len=800)
+        capabilities = get_dict(params, "capabilities")
+        for name in capabilities:
+            if name not in ("card_payments", "transfers"):
+                raise invalid(f"The sandbox supports only the card_payments and transfers capabilities: {name}")
+        account = co.account(
+            account_id=objects.new_id("acct_", 16),
+            type_=type_,
+            country=country,
+            email=email,
+            metadata=get_metadata(params),
+            now=self.now(),
+        )
+        self.store.insert(account)
+        return self._render(account, call)
+
+    def retrieve_account(self, call: ApiCall, account_id: str) -> dict[str, Any]:
+        """GET /v1/accounts/{id}."""
+        check_known(call.params, {"expand"})
+        return self._render(self._account(account_id), call)
+
+    def list_accounts(self, call: ApiCall) -> dict[str, Any]:
+        """GET /v1/accounts."""
+        return self._list("account", call, [], "/v1/accounts", set())
+
+    def _account(self, account_id: str, param: str = "account", status: int = 404) -> dict[str, Any]:
+        account = self.store.get(account_id, "account")
+        if account is None:
+            raise no_such("account", account_id, param, status=status)
+        return account
+
+    # -- hosted onboarding -------------------------------------------------------------
+
+    def create_account_link(self, call: ApiCall) -> dict[str, Any]:
+        """POST /v1/account_links: a single-use link to the hosted onboarding form."""
+        params = call.params
+        check_known(params, {"account", "type", "refresh_url", "return_url", "collect", "collection_options", "expand"})
+        account_id = get_str(params, "account", required=True) or ""
+        self._account(account_id, status=400)
+        kind = get_str(params, "type", required=True)
+        if kind not in ("account_onboarding", "account_update"):
+            raise invalid("Invalid type: must be one of account_onboarding or account_update", "type")
+        urls = {}
+        for name in ("refresh_url", "return_url"):
+            url = get_str(params, name, required=True, max_len=5000) or ""
+            if not url.startswith(("http://", "https://")):
+                raise invalid("Not a valid URL", name, "url_invalid")
+            urls[name] = url
+        now = self.now()
+        token = secrets.token_urlsafe(18)
+        state = {"account": account_id, "expires_at": now + LINK_TTL_S, "used": False, **urls}
+        self.store.set_value(LINK_KEY + token, json.dumps(state))
+        url = f"{self.public_url(call.base_url)}/setup/s/{account_id}/{token}"
+        return co.account_link(url=url, now=now, expires_at=now + LINK_TTL_S)
+
+    def open_account_link(self, account_id: str, token: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The account behind a link being visited, or (None, refresh_url) when the link is
+        used, expired or unknown (Stripe then sends the visitor to refresh_url)."""
+        with self.store.transaction():
+            raw = self.store.get_value(LINK_KEY + token)
+            if raw is None:
+                return None, None
+            state = json.loads(raw)
+            if state["account"] != account_id or state["used"] or state["expires_at"] < self.now():
+                return None, state["refresh_url"]
+            return self.store.get(account_id, "account"), None
+
+    def submit_onboarding(self, account_id: str, token: str, *, complete: bool) -> str | None:
+        """The onboarding form was sent: use up the link, update the account (everything
+        provided, or some requirements left due) and emit account.updated. Returns where to
+        send the visitor (return_url, or refresh_url for a dead link)."""
+        with self.store.transaction():
+            raw = self.store.get_value(LINK_KEY + token)
+            if raw is None:
+                return None
+            state = json.loads(raw)
+            if state["account"] != account_id or state["used"] or state["expires_at"] < self.now():
+                return state["refresh_url"]
+            state["used"] = True
+            self.store.set_value(LINK_KEY + token, json.dumps(state))
+            self.set_onboarded(account_id, complete=complete)
+            return state["return_url"]
+
+    def set_onboarded(self, account_id: str, *, complete: bool) -> dict[str, Any]:
+        """Onboarding submitted: fully (charges and payouts enabled) or with the bank account
+        still due (charges enabled, payouts not). Emits account.updated when anything changed."""
+        from_origin = self._platform_origin()
+        with self.store.transaction():
+            account = self._account(account_id)
+            due = [] if complete else ["external_account"]
+            previous = {
+                k: account[k] for k in ("charges_enabled", "payouts_enabled", "details_submitted", "requirements")
+            }
+            account.update(
+                details_submitted=complete,
+                charges_enabled=True,
+                payouts_enabled=complete,
+                requirements=co.requirements(due),
+                capabilities={"card_payments": "active", "transfers": "active"},
+            )
+            if complete:
+                account["tos_acceptance"] = {"date": self.now(), "ip": "127.0.0.1", "user_agent": "sandbox"}
+            changed = {k: v for k, v in previous.items() if account[k] != v}
+            if changed:
+                self.store.update(account)
+                self._emit("account.updated", account, from_origin, changed, account=account_id)
+            return account
+
+    # -- destination charges -------------------------------------------------------------
+
+    def destination_of(self, data: dict[str, Any], amount: int) -> None:
+        """Check a session's destination-charge parameters (stored in ``data``) at creation."""
+        destination = (data.get("transfer_data") or {}).get("destination")
+        fee = data.get("application_fee_amount")
+        if fee is not None and destination is None and data.get("on_behalf_of") is None:
+            raise invalid(
+                "Can only apply an application_fee_amount when the PaymentIntent is attempting a direct "
+                "payment (using an OAuth key or Stripe-Account header) or destination payment (using "
+                "`transfer_data[destination]`).",
+                "payment_intent_data[application_fee_amount]",
+            )
+        if destination is None:
+            return
+        account = self._account(destination, "payment_intent_data[transfer_data][destination]", status=400)
+        if account["capabilities"].get("transfers") != "active":
+            raise invalid(
+                "Your destination account needs to have at least one of the following capabilities "
+                "enabled: transfers, crypto_transfers, legacy_payments",
+                "payment_intent_data[transfer_data][destination]",
+                "insufficient_capabilities_for_transfer",
+            )
+        if fee is not None and fee > amount:
+            raise invalid(
+                "The application fee cannot be greater than the amount of the payment.",
+                "payment_intent_data[application_fee_amount]",
+            )
+
+    def split_charge(self, intent: dict[str, Any], charge: dict[str, Any], data: dict[str, Any], origin: Origin):
+        """Record a paid charge's balance transaction and, for a destination charge, its
+        transfer (amount − fee) and application fee; emits transfer.created and
+        application_fee.created."""
+        now, currency, amount = self.now(), charge["currency"], charge["amount"]
+        txn = co.balance_transaction(
+            amount=amount,
+            currency=currency,
+            source=charge["id"],
+            type_="charge",
+            category="charge",
+            description=charge["description"],
+            now=now,
+        )
+        charge["balance_transaction"] = txn["id"]
+        self.store.insert(txn)
+        destination = (data.get("transfer_data") or {}).get("destination")
+        if destination is None:
+            return
+        fee_amount = int(data.get("application_fee_amount") or 0)
+        transfer_data = {"amount": None, "destination": destination}
+        intent.update(transfer_data=transfer_data, application_fee_amount=fee_amount or None)
+        transfer_id = objects.new_id("tr_")
+        t_txn = co.balance_transaction(
+            amount=-(amount - fee_amount),
+            currency=currency,
+            source=transfer_id,
+            type_="transfer",
+            category="transfer",
+            description=None,
+            now=now,
+        )
+        transfer = co.transfer(
+            transfer_id=transfer_id,
+            amount=amount - fee_amount,
+            currency=currency,
+            destination=destination,
+            charge_id=charge["id"],
+            txn=t_txn["id"],
+            group=intent.get("transfer_group"),
+            now=now,
+        )
+        self.store.insert(t_txn)
+        self.store.insert(transfer)
+        charge.update(transfer=transfer_id, transfer_data=transfer_data)
+        self._emit("transfer.created", transfer, origin)
+        if fee_amount:
+            fee_id = objects.new_id("fee_")
+            f_txn = co.balance_transaction(
+                amount=fee_amount,
+                currency=currency,
+                source=fee_id,
+                type_="application_fee",
+                category="platform_earning",
+                description=None,
+                now=now,
+            )
+            fee = co.application_fee(
+                fee_id=fee_id,
+                amount=fee_amount,
+                currency=currency,
+                account_id=destination,
+                charge_id=charge["id"],
+                txn=f_txn["id"],
+                now=now,
+            )
+            self.store.insert(f_txn)
+            self.store.insert(fee)
+            charge.update(application_fee=fee_id, application_fee_amount=fee_amount)
+            self._emit("application_fee.created", fee, origin)
+
+    def refund_split(self, params: dict[str, Any], charge: dict[str, Any], refund: dict[str, Any], origin: Origin):
+        """For a refund of a destination charge: reverse the transfer and refund the fee pro
+        rata (on totals, see the module's docstring), as asked."""
+        reverse = bool(get_bool(params, "reverse_transfer"))
+        refund_fee = bool(get_bool(params, "refund_application_fee"))
+        now, currency = self.now(), charge["currency"]
+        refunded_total = charge["amount_refunded"]  # already includes this refund
+        reversed_now = 0
+        transfer = self.store.get(charge.get("transfer") or "", "transfer")
+        if reverse and transfer is not None:
+            target = min(transfer["amount"], _half_up(transfer["amount"] * refunded_total, charge["amount"]))
+            reversed_now = target - transfer["amount_reversed"]
+            if reversed_now > 0:
+                txn = co.balance_transaction(
+                    amount=reversed_now,
+                    currency=currency,
+                    source=transfer["id"],
+                    type_="transfer_refund",
+                    category="transfer_reversal",
+                    description=None,
+                    now=now,
+                )
+                reversal = co.transfer_reversal(
+                    amount=reversed_now,
+                    currency=currency,
+                    transfer_id=transfer["id"],
+                    refund_id=refund["id"],
+                    txn=txn["id"],
+                    now=now,
+                )
+                self.store.insert(txn)
+                self.store.insert(reversal)
+                previous = {"amount_reversed": transfer["amount_reversed"], "reversed": transfer["reversed"]}
+                transfer["amount_reversed"] = target
+                transfer["reversed"] = target >= transfer["amount"]
+                transfer["reversals"]["data"].insert(0, reversal)
+                self.store.update(transfer)
+                refund["transfer_reversal"] = reversal["id"]
+                self._emit("transfer.reversed", transfer, origin, previous)
+        fee = self.store.get(charge.get("application_fee") or "", "application_fee")
+        if refund_fee and fee is not None:
+            if reverse and transfer is not None:
+                target = refund["amount"] - reversed_now + fee["amount_refunded"]
+            else:
+                target = _half_up(fee["amount"] * refunded_total, charge["amount"])
+            target = max(fee["amount_refunded"], min(fee["amount"], target))
+            amount = target - fee["amount_refunded"]
+            if amount > 0:
+                txn = co.balance_transaction(
+                    amount=-amount,
+                    currency=currency,
+                    source=fee["id"],
+                    type_="application_fee_refund",
+                    category="platform_earning_refund",
+                    description=None,
+                    now=now,
+                )
+                fee_refund = co.fee_refund(amount=amount, currency=currency, fee_id=fee["id"], txn=txn["id"], now=now)
+                self.store.insert(txn)
+                self.store.insert(fee_refund)
+                fee["amount_refunded"] = target
+                fee["refunded"] = target >= fee["amount"]
+                fee["refunds"]["data"].insert(0, fee_refund)
+                self.store.update(fee)
+                self._emit("application_fee.refunded", fee, origin)
+
+    # -- transfers, application fees, balance transactions ------------------------------
+
+    def retrieve_transfer(self, call: ApiCall, transfer_id: str) -> dict[str, Any]:
+        """GET /v1/transfers/{id}."""
+        return self._get(call, "transfer", transfer_id)
+
+    def list_transfers(self, call: ApiCall) -> dict[str, Any]:
+        """GET /v1/transfers (filter: destination, transfer_group)."""
+        filters = [Filter(n, "=", v) for n in ("destination", "transfer_group") if (v := get_str(call.params, n))]
+        return self._list("transfer", call, filters, "/v1/transfers", {"destination", "transfer_group"})
+
+    def list_transfer_reversals(self, call: ApiCall, transfer_id: str) -> dict[str, Any]:
+        """GET /v1/transfers/{id}/reversals."""
+        self._get(call, "transfer", transfer_id, check=False)
+        filters = [Filter("transfer", "=", transfer_id)]
+        return self._list("transfer_reversal", call, filters, f"/v1/transfers/{transfer_id}/reversals", set())
+
+    def retrieve_application_fee(self, call: ApiCall, fee_id: str) -> dict[str, Any]:
+        """GET /v1/application_fees/{id}."""
+        return self._get(call, "application_fee", fee_id)
+
+    def list_application_fees(self, call: ApiCall) -> dict[str, Any]:
+        """GET /v1/application_fees (filter: charge)."""
+        filters = [Filter("charge", "=", v)] if (v := get_str(call.params, "charge")) else []
+        return self._list("application_fee", call, filters, "/v1/application_fees", {"charge"})
+
+    def list_fee_refunds(self, call: ApiCall, fee_id: str) -> dict[str, Any]:
+        """GET /v1/application_fees/{id}/refunds."""
+        self._get(call, "application_fee", fee_id, check=False)
+        filters = [Filter("fee", "=", fee_id)]
+        return self._list("fee_refund", call, filters, f"/v1/application_fees/{fee_id}/refunds", set())
+
+    def retrieve_balance_transaction(self, call: ApiCall, txn_id: str) -> dict[str, Any]:
+        """GET /v1/balance_transactions/{id}."""
+        return self._get(call, "balance_transaction", txn_id)
+
+    def _get(self, call: ApiCall, type_: str, object_id: str, check: bool = True) -> dict[str, Any]:
+        if check:
+            check_known(call.params, {"expand"})
+        obj = self.store.get(object_id, type_)
+        if obj is None:
+            raise no_such(type_, object_id)
+        return self._render(obj, call)
+
+
+def get_fee_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """The destination-charge part of ``payment_intent_data``."""
+    data: dict[str, Any] = {}
+    transfer_data = get_dict(raw, "transfer_data", "payment_intent_data[transfer_data]")
+    check_known(transfer_data, {"destination", "amount"}, "payment_intent_data[transfer_data]")
+    if transfer_data:
+        if transfer_data.get("amount") not in (None, ""):
+            raise invalid("The sandbox supports transfer_data[destination] only.", "payment_intent_data[transfer_data]")
+        destination = get_str(
+            transfer_data, "destination", required=True, param="payment_intent_data[transfer_data][destination]"
+        )
+        data["transfer_data"] = {"destination": destination}
+    fee = get_int(raw, "application_fee_amount", minimum=0, param="payment_intent_data[application_fee_amount]")
+    if fee is not None:
+        data["application_fee_amount"] = fee
+    on_behalf_of = get_str(raw, "on_behalf_of", param="payment_intent_data[on_behalf_of]")
+    if on_behalf_of is not None:
+        data["on_behalf_of"] = on_behalf_of
+    return data

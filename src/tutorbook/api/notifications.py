@@ -1,0 +1,100 @@
+"""Password reset (/api/Auth/forgot-password, /api/Auth/reset-password), the user's mail
+settings and calendar feed (/api/Notifications), and the feed itself (/calendar/{secret}.ics)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Response
+
+from tutorbook.accounts import resets
+from tutorbook.api.deps import CurrentUser, DbSession, ServicesDep
+from tutorbook.clock import utc_now
+from tutorbook.errors import NotFound
+from tutorbook.flows import mail as mail_flow
+from tutorbook.flows.services import Services
+from tutorbook.notifications import service
+from tutorbook.notifications.schemas import (
+    CalendarFeedOut,
+    ForgotPasswordIn,
+    MailSettingsIn,
+    MailSettingsOut,
+    ResetPasswordIn,
+)
+from tutorbook.schemas import Envelope, errors, ok
+
+auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 422))
+router = APIRouter(prefix="/api/Notifications", tags=["Notifications"], responses=errors(400, 401, 422))
+feeds = APIRouter(tags=["Notifications"])
+
+FORGOT_ANSWER = "If an account has this email, a reset link is on its way"
+
+
+def start_reset(svc: Services, email: str) -> None:
+    """After the answer is sent: the token and its email, in one transaction."""
+    svc.tx_sync(service.request_password_reset, email=email, settings=svc.settings, now=utc_now())
+
+
+def forgot(svc: Services, tasks: BackgroundTasks, email: str) -> None:
+    """The same 202 whether or not the account exists: the work happens after the response."""
+    tasks.add_task(start_reset, svc, email)
+
+
+@auth.post("/forgot-password", response_model=Envelope[bool], status_code=202)
+def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundTasks):
+    """Email a single-use reset link (valid 30 minutes) if an account has this email. Always 202,
+    in the same time either way: the lookup happens after the answer."""
+    forgot(svc, tasks, str(body.email))
+    return ok(True, FORGOT_ANSWER)
+
+
+@auth.post("/reset-password", response_model=Envelope[bool])
+def reset_password(body: ResetPasswordIn, session: DbSession, svc: ServicesDep):
+    """Set a new password with a reset token (once); every earlier login token stops working."""
+    resets.finish(
+        session, token=body.token, password=body.password, hasher=svc.hasher, settings=svc.settings, now=utc_now()
+    )
+    return ok(True, "Password changed; log in with the new one")
+
+
+@router.get("/settings", response_model=Envelope[MailSettingsOut], name="getSettings")
+def get_mail_settings(user: CurrentUser, session: DbSession):
+    """Your mail settings: whether you get the 24 h / 1 h reminders."""
+    return ok(MailSettingsOut(reminders=not service.reminders_off(session, user_id=user.id)))
+
+
+@router.put("/settings", response_model=Envelope[MailSettingsOut], name="updateSettings")
+def put_mail_settings(body: MailSettingsIn, user: CurrentUser, session: DbSession):
+    """Turn the reminders on or off (confirmations, cancellations and security mail always go)."""
+    service.set_reminders(session, user_id=user.id, enabled=body.reminders)
+    return ok(MailSettingsOut(reminders=body.reminders), "Saved")
+
+
+@router.post("/calendar-feed", response_model=Envelope[CalendarFeedOut], status_code=201)
+def new_calendar_feed(user: CurrentUser, session: DbSession, svc: ServicesDep):
+    """A private calendar subscription URL for your sessions (Google, Outlook, Apple Calendar).
+    Asking again makes a new URL and ends the old one."""
+    secret = service.new_calendar_secret(session, user_id=user.id)
+    return ok(CalendarFeedOut(url=mail_flow.feed_url(svc.settings, secret)), "Subscribe to this URL")
+
+
+@router.delete("/calendar-feed", response_model=Envelope[bool])
+def revoke_calendar_feed(user: CurrentUser, session: DbSession):
+    """End your calendar subscription URL."""
+    service.revoke_calendar(session, user_id=user.id)
+    return ok(True, "The calendar URL no longer works")
+
+
+@feeds.get(
+    "/calendar/{secret}.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "Unknown or revoked URL"}},
+)
+def calendar_feed(secret: str, session: DbSession, svc: ServicesDep):
+    """Your paid sessions as an iCalendar feed (cancelled ones marked CANCELLED)."""
+    body = mail_flow.feed(session, secret=secret, settings=svc.settings, now=utc_now())
+    if body is None:
+        raise NotFound("Unknown calendar URL")
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300", "Content-Disposition": 'inline; filename="tutorbook.ics"'},
+    )

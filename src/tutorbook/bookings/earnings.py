@@ -1,0 +1,255 @@
+"""What each booking's payment gave the teacher and the platform (Stripe Connect destination
+charges), one transaction each: the split Stripe reports recorded on the booking, the teacher's
+earnings and the platform's report.
+
+Per paid booking: gross = the amount paid; refunded = what went back to the parent; net = what
+the teacher keeps (the transfer less its reversals); fee = what the platform keeps. For a
+destination charge fee = application fee less its refunds; for a payment that stayed on the
+platform (the teacher had no payouts yet) net = 0 and fee = gross − refunded. Either way
+net + fee = gross − refunded once Stripe's split is recorded (`settled`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tutorbook.accounts.models import User
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.checkout import PaymentSplit
+from tutorbook.bookings.models import PrivateSession as PS
+
+
+@dataclass(frozen=True)
+class SplitToRead:
+    booking_id: uuid.UUID
+    payment_intent: str
+
+
+def split_to_read(session: Session, *, booking_id: uuid.UUID) -> SplitToRead | None:
+    """The payment whose split to read from Stripe: a paid destination charge, else None."""
+    booking = repo.get(session, booking_id)
+    if booking is None or not booking.payout_destination or not booking.stripe_payment_intent_id:
+        return None
+    return SplitToRead(booking.id, booking.stripe_payment_intent_id)
+
+
+def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit, now: datetime) -> str:
+    """Store the split Stripe reports. Amounts are totals that only grow, so answers and events
+    read in any order (or at once) leave the newest."""
+    booking = repo.get(session, booking_id)
+    if booking is None:
+        return "unknown_booking"
+    ids: dict[str, object] = {"stripe_charge_id": split.charge_id}
+    if split.transfer_id:
+        ids["stripe_transfer_id"] = split.transfer_id
+    if split.fee_id:
+        ids["stripe_application_fee_id"] = split.fee_id
+        if booking.platform_fee_amount is None:
+            ids["platform_fee_amount"] = split.fee_amount
+    totals = {
+        "transfer_amount": split.transfer_amount,
+        "transfer_reversed_amount": split.transfer_reversed,
+        "fee_refunded_amount": split.fee_refunded,
+        "refunded_amount": split.refunded,
+    }
+    before = _snapshot(booking)
+    _grow(session, booking, ids=ids, totals=totals, now=now)
+    return "no_change" if _snapshot(booking) == before else "split_recorded"
+
+
+def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[str, PS | None]:
+    """A `transfer.*` event: the transfer's totals, on the booking whose charge it pays out."""
+    booking = _by(session, transfer=obj.get("id"), charge=obj.get("source_transaction"))
+    if booking is None:
+        return "unknown_booking", None
+    totals = {
+        "transfer_amount": int(obj.get("amount") or 0),
+        "transfer_reversed_amount": int(obj.get("amount_reversed") or 0),
+    }
+    _grow(session, booking, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
+    return "transfer_recorded", booking
+
+
+def apply_fee(session: Session, *, obj: dict, now: datetime) -> tuple[str, PS | None]:
+    """An `application_fee.*` event: the fee's totals, on the booking whose charge it is of."""
+    charge = obj.get("charge")
+    booking = _by(session, fee=obj.get("id"), charge=charge if isinstance(charge, str) else None)
+    if booking is None:
+        return "unknown_booking", None
+    totals = {"fee_refunded_amount": int(obj.get("amount_refunded") or 0)}
+    _grow(session, booking, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
+    return "fee_recorded", booking
+
+
+_SNAPSHOT = (
+    "stripe_charge_id",
+    "stripe_transfer_id",
+    "stripe_application_fee_id",
+    "platform_fee_amount",
+    "transfer_amount",
+    "transfer_reversed_amount",
+    "fee_refunded_amount",
+    "refunded_amount",
+)
+
+
+def _snapshot(booking: PS) -> tuple:
+    return tuple(getattr(booking, name) for name in _SNAPSHOT)
+
+
+def _grow(session: Session, booking: PS, *, ids: dict[str, object], totals: dict[str, int], now: datetime) -> None:
+    """Set the ids and raise each total to at least the given one, in one UPDATE (so two
+    concurrent writers cannot lower a total), then re-read the row."""
+    values: dict[str, object] = dict(ids, updated_at=now)
+    for name, value in totals.items():
+        column = getattr(PS, name)
+        values[name] = sa.case((column < value, value), else_=column)
+    session.execute(
+        sa.update(PS).where(PS.id == booking.id).values(**values).execution_options(synchronize_session=False)
+    )
+    session.refresh(booking)
+
+
+def _by(session: Session, *, charge: str | None, transfer: str | None = None, fee: str | None = None) -> PS | None:
+    conditions = []
+    if charge:
+        conditions.append(PS.stripe_charge_id == charge)
+    if transfer:
+        conditions.append(PS.stripe_transfer_id == transfer)
+    if fee:
+        conditions.append(PS.stripe_application_fee_id == fee)
+    if not conditions:
+        return None
+    return session.scalars(sa.select(PS).where(sa.or_(*conditions)).limit(1)).first()
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionEarning:
+    booking_id: uuid.UUID
+    starts_at: datetime
+    subject: str
+    status: int
+    currency: str
+    gross: int
+    refunded: int
+    fee: int
+    net: int
+    paid_out: bool  # a destination charge (False: the payment stayed on the platform)
+    settled: bool  # Stripe's split is recorded (always True for a payment on the platform)
+
+
+@dataclass
+class MonthTotal:
+    month: str  # YYYY-MM of the sessions' start (UTC)
+    currency: str
+    sessions: int = 0
+    gross: int = 0
+    refunded: int = 0
+    fee: int = 0
+    net: int = 0
+
+
+@dataclass
+class Earnings:
+    sessions: list[SessionEarning] = field(default_factory=list)
+    months: list[MonthTotal] = field(default_factory=list)
+
+
+def earning(booking: PS) -> SessionEarning:
+    """One paid booking's split (see the module's docstring)."""
+    gross, refunded = booking.price_amount, booking.refunded_amount
+    if booking.payout_destination:
+        settled = booking.stripe_transfer_id is not None
+        net = booking.transfer_amount - booking.transfer_reversed_amount
+        fee = (booking.platform_fee_amount or 0) - booking.fee_refunded_amount if settled else 0
+    else:
+        settled, net, fee = True, 0, gross - refunded
+    return SessionEarning(
+        booking.id, booking.starts_at, booking.subject, booking.status, booking.currency,
+        gross, refunded, fee, net, bool(booking.payout_destination), settled,
+    )  # fmt: skip
+
+
+def _paid(start: datetime, end: datetime):
+    return sa.select(PS).where(PS.stripe_payment_intent_id.is_not(None), PS.starts_at >= start, PS.starts_at < end)
+
+
+def for_teacher(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> Earnings:
+    """A teacher's paid sessions starting in [start, end), and totals per month and currency."""
+    rows = session.scalars(_paid(start, end).where(PS.teacher_id == teacher_id).order_by(PS.starts_at, PS.id))
+    out = Earnings()
+    months: dict[tuple[str, str], MonthTotal] = {}
+    for booking in rows:
+        e = earning(booking)
+        out.sessions.append(e)
+        key = (e.starts_at.strftime("%Y-%m"), e.currency)
+        total = months.setdefault(key, MonthTotal(*key))
+        total.sessions += 1
+        total.gross += e.gross
+        total.refunded += e.refunded
+        total.fee += e.fee
+        total.net += e.net
+    out.months = [months[k] for k in sorted(months)]
+    return out
+
+
+@dataclass
+class TeacherPayouts:
+    teacher_id: uuid.UUID
+    teacher_name: str
+    currency: str
+    sessions: int = 0
+    gross: int = 0
+    refunded: int = 0
+    platform_fees: int = 0
+    transferred: int = 0  # to the teacher, less reversals
+    unsettled: int = 0  # destination charges whose split is not recorded yet
+    kept_on_platform: int = 0  # payments that stayed on the platform (teacher without payouts)
+
+
+def platform_report(session: Session, *, start: datetime, end: datetime) -> list[TeacherPayouts]:
+    """Per teacher and currency: the platform's fees and what was transferred, sessions in [start, end)."""
+    stmt = _paid(start, end).order_by(PS.teacher_id, PS.starts_at)
+    names = dict(session.execute(sa.select(User.id, User.full_name).where(User.role == "Teacher")).tuples().all())
+    report: dict[tuple[uuid.UUID, str], TeacherPayouts] = {}
+    for booking in session.scalars(stmt):
+        e = earning(booking)
+        key = (booking.teacher_id, e.currency)
+        row = report.setdefault(key, TeacherPayouts(booking.teacher_id, names.get(booking.teacher_id, "?"), e.currency))
+        row.sessions += 1
+        row.gross += e.gross
+        row.refunded += e.refunded
+        row.platform_fees += e.fee if e.paid_out else 0
+        row.kept_on_platform += 0 if e.paid_out else e.fee
+        row.transferred += e.net
+        row.unsettled += 0 if e.settled else 1
+    return sorted(report.values(), key=lambda r: (r.teacher_name, r.currency))
+
+
+def missing_splits(session: Session, *, limit: int = 500) -> list[uuid.UUID]:
+    """Paid destination charges whose transfer is not recorded (reconcile reads them again)."""
+    stmt = (
+        sa.select(PS.id)
+        .where(PS.payout_destination.is_not(None), PS.stripe_payment_intent_id.is_not(None))
+        .where(PS.stripe_transfer_id.is_(None))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def refunded_destination_charges(session: Session, *, since: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Destination charges with refunds, updated since `since` (reconcile checks their reversals)."""
+    stmt = (
+        sa.select(PS.id)
+        .where(PS.payout_destination.is_not(None), PS.stripe_payment_intent_id.is_not(None))
+        .where(PS.refunded_amount > 0, sa.or_(PS.updated_at >= since, PS.created_at >= since))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,289 @@
+"""Sending the outbox: claim a batch (one short transaction), compose each message from the
+booking as it is now (one transaction each), send them over one SMTP connection with no
+transaction open, and record each answer (a compare-and-set on the claim).
+
+A message is sent only while it is still true: "complete your payment" only while the booking
+is Pending and unpaid, reminders only while it is Confirmed and ahead. Without
+TUTORBOOK_SMTP_URL the messages go to the development mailbox instead, in the same transaction
+that marks them sent. A crash after the server took a message and before it is marked sent
+sends it again once the claim's lease ends (with the same Message-ID): at most once otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tutorbook.accounts.models import User
+from tutorbook.bookings import repository as bookings
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.config import Settings
+from tutorbook.flows.services import Services
+from tutorbook.notifications import calendar, render
+from tutorbook.notifications import repository as outbox
+from tutorbook.notifications import service as notices
+from tutorbook.notifications.mailer import DeliveryError, Permanent, SmtpMailer, Transient
+from tutorbook.notifications.render import Mail, money, when
+
+log = logging.getLogger("tutorbook.mail")
+
+LEASE = timedelta(minutes=5)
+LINK_POLL = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=6)
+REASONS = {
+    "parent_cancelled": "cancelled by the parent",
+    "teacher_cancelled": "cancelled by the teacher",
+    "admin_cancelled": "cancelled by the Tutorbook team",
+}
+
+
+@dataclass(frozen=True)
+class Skip:
+    why: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: datetime
+    why: str
+
+
+def unsubscribe_signature(settings: Settings, user_id: uuid.UUID) -> str:
+    """The signature in a reminder's unsubscribe link (no login needed to use it)."""
+    key = settings.jwt_secret.encode()
+    return hmac.new(key, b"unsubscribe:" + str(user_id).encode(), hashlib.sha256).hexdigest()
+
+
+def unsubscribe_url(settings: Settings, user_id: uuid.UUID) -> str:
+    sig = unsubscribe_signature(settings, user_id)
+    return f"{settings.public_url.rstrip('/')}/notifications/unsubscribe?user={user_id}&sig={sig}"
+
+
+def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[tuple[uuid.UUID, str]]:
+    """One batch: (notification id, outcome) for each claimed notification."""
+    settings = svc.settings
+    claimed = svc.tx_sync(outbox.claim, now=now, limit=limit or settings.mail_batch_size, lease=LEASE)
+    if not claimed:
+        return []
+    ready: list[tuple[outbox.Claimed, Mail]] = []
+    results: list[tuple[uuid.UUID, str]] = []
+    for item in claimed:
+        composed = svc.tx_sync(compose, item=item, settings=settings, now=now)
+        if isinstance(composed, Skip):
+            svc.tx_sync(outbox.mark_skipped, item, now=now, why=composed.why, payload=_scrubbed(item))
+            results.append((item.id, "skipped"))
+        elif isinstance(composed, Wait):
+            svc.tx_sync(outbox.retry_later, item, now=now, at=composed.until, error=composed.why, count=False)
+            results.append((item.id, "waiting"))
+        else:
+            ready.append((item, composed))
+    if not ready:
+        return results
+    if not settings.smtp_url:
+        for item, mail in ready:
+            svc.tx_sync(_keep, item=item, mail=mail, settings=settings, now=now)
+            results.append((item.id, "kept"))
+        return results
+    mailer = SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_seconds)
+    try:
+        with mailer.connect() as conn:
+            for item, mail in ready:
+                msg = render.message(
+                    mail,
+                    sender=settings.sender,
+                    public_url=settings.public_url,
+                    message_key=f"notification-{item.id}",
+                    now=now,
+                )
+                try:
+                    conn.send(msg)
+                except DeliveryError as exc:
+                    results.append((item.id, _failed(svc, item, exc, now=now)))
+                else:
+                    svc.tx_sync(outbox.mark_sent, item, now=now, payload=_scrubbed(item))
+                    results.append((item.id, "sent"))
+    except DeliveryError as exc:  # no connection: every message not yet answered waits
+        done = {nid for nid, _ in results}
+        log.warning("mail server unavailable; will retry", extra={"error": str(exc)[:200]})
+        for item, _mail in ready:
+            if item.id not in done:
+                results.append((item.id, _failed(svc, item, Transient(str(exc)), now=now)))
+    return results
+
+
+def _scrubbed(item: outbox.Claimed) -> dict[str, object] | None:
+    """The payload to keep once a message is out: a reset token is wiped."""
+    return {} if "token" in item.payload else None
+
+
+def _failed(svc: Services, item: outbox.Claimed, exc: DeliveryError, *, now: datetime) -> str:
+    settings = svc.settings
+    if isinstance(exc, Permanent) or item.attempts >= settings.mail_max_attempts:
+        svc.tx_sync(_give_up, item=item, error=str(exc), permanent=isinstance(exc, Permanent), now=now)
+        log.error(
+            "mail not delivered; given up",
+            extra={"notification_id": str(item.id), "kind": item.kind, "to": item.to, "error": str(exc)[:200]},
+        )
+        return "failed"
+    delay = min(timedelta(seconds=settings.mail_retry_base_seconds * 2 ** (item.attempts - 1)), MAX_BACKOFF)
+    svc.tx_sync(outbox.retry_later, item, now=now, at=now + delay, error=str(exc))
+    return "retry"
+
+
+def _give_up(session: Session, *, item: outbox.Claimed, error: str, permanent: bool, now: datetime) -> None:
+    if outbox.mark_failed(session, item, now=now, error=error, payload=_scrubbed(item)) and permanent:
+        notices.mark_undeliverable(session, user_id=item.user_id, now=now)
+
+
+def _keep(session: Session, *, item: outbox.Claimed, mail: Mail, settings: Settings, now: datetime) -> None:
+    """Into the development mailbox and marked sent, in one transaction."""
+    if not outbox.mark_sent(session, item, now=now, payload=_scrubbed(item)):
+        return
+    msg = render.message(
+        mail, sender=settings.sender, public_url=settings.public_url, message_key=f"notification-{item.id}", now=now
+    )
+    outbox.keep(session, notification_id=item.id, to=mail.to, subject=mail.subject, raw=msg.as_string(), now=now)
+
+
+# -- composing ----------------------------------------------------------------------------
+
+
+def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: datetime) -> Mail | Skip | Wait:
+    """The message for `item` as things are now, or why not (yet)."""
+    user = session.get(User, item.user_id)
+    if user is None:
+        return Skip("the recipient is gone")
+    public = settings.public_url.rstrip("/")
+    base = {"product": settings.product_name, "public_url": public, "recipient_name": user.full_name}
+    if item.kind == "password_reset":
+        token = item.payload.get("token")
+        if not token:
+            return Skip("no token")
+        context = {
+            **base,
+            "reset_url": f"{public}/reset-password?token={token}",
+            "minutes": settings.password_reset_ttl_minutes,
+        }
+        return render.render(item.kind, to=item.to, context=context)
+    booking = bookings.get(session, item.booking_id) if item.booking_id else None
+    if booking is None:
+        return Skip("the booking is gone")
+    why = _stale(item, booking=booking, user=user, now=now)
+    if why:
+        return Skip(why)
+    if item.kind.startswith("confirmed.") and not booking.meeting_url:
+        if now < item.created_at + timedelta(minutes=settings.mail_link_wait_minutes):
+            return Wait(now + LINK_POLL, "waiting for the meeting link")
+    teacher_name, student_name = bookings.names_for(session, booking)
+    parent = session.get(User, booking.parent_id)
+    zone = user.time_zone or "UTC"
+    refund = item.payload.get("refund")
+    hours_left = (booking.starts_at - now).total_seconds() / 3600
+    context = {
+        **base,
+        "subject": booking.subject,
+        "teacher_name": teacher_name,
+        "student_name": student_name,
+        "parent_name": parent.full_name if parent else "",
+        "when": when(booking.starts_at, booking.ends_at, zone),
+        "meeting_url": booking.meeting_url,
+        "price": money(booking.price_amount, booking.currency),
+        "refund": money(refund, booking.currency) if refund else None,
+        "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
+        "checkout_url": booking.checkout_url or "",
+        "held_until": when(booking.checkout_expires_at, booking.checkout_expires_at, zone).split("-")[0].strip()
+        if booking.checkout_expires_at
+        else "",
+        "bookings_url": f"{public}/my-bookings",
+        "schedule_url": f"{public}/schedule",
+        "soon": "in about an hour" if hours_left <= 2 else "in about 24 hours",
+        "unsubscribe_url": unsubscribe_url(settings, user.id) if item.kind.startswith("reminder.") else None,
+    }
+    mail = render.render(item.kind, to=item.to, context=context)
+    if item.kind.startswith("reminder."):
+        mail.headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+    if item.kind.startswith(("confirmed.", "cancelled.")):
+        cancelled = item.kind.startswith("cancelled.")
+        entry = calendar.Session(
+            booking_id=booking.id,
+            sequence=item.version,
+            starts_at=booking.starts_at,
+            ends_at=booking.ends_at,
+            summary=f"{booking.subject}: {student_name} with {teacher_name}",
+            description=f"{settings.product_name} session. Join: {booking.meeting_url or public + '/my-bookings'}",
+            meeting_url=booking.meeting_url,
+            cancelled=cancelled,
+        )
+        mail.invite = calendar.invite(
+            entry,
+            organizer=_address(settings.sender),
+            attendee=item.to,
+            attendee_name=user.full_name,
+            public_url=public,
+            now=now,
+        )
+        mail.invite_method = "CANCEL" if cancelled else "REQUEST"
+    return mail
+
+
+def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: datetime) -> str | None:
+    """Why this notice is no longer true, if it is not."""
+    status = Status(booking.status)
+    if item.kind == "payment_pending.parent":
+        expired = booking.checkout_expires_at is not None and booking.checkout_expires_at <= now
+        if status != Status.PENDING or booking.paid_at is not None or not booking.checkout_url or expired:
+            return "no longer waiting for payment"
+    if item.kind.startswith("reminder."):
+        if status != Status.CONFIRMED or booking.starts_at <= now:
+            return "no longer a confirmed session ahead"
+        if user.reminders_opt_out:
+            return "reminders turned off"
+    if item.kind.startswith("confirmed.") and status == Status.CANCELLED:
+        return "cancelled before the confirmation went out"
+    return None
+
+
+def _address(sender: str) -> str:
+    return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
+
+
+# -- the calendar feed -------------------------------------------------------------------
+
+
+def feed_url(settings: Settings, secret: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/calendar/{secret}.ics"
+
+
+FEED_HISTORY = timedelta(days=90)
+
+
+def feed(session: Session, *, secret: str, settings: Settings, now: datetime) -> bytes | None:
+    """The iCalendar feed the secret opens (None when unknown or revoked): the user's paid
+    sessions from 90 days back, with the same UIDs as the invites."""
+    user = notices.calendar_owner(session, secret=secret)
+    if user is None:
+        return None
+    entries = []
+    for booking in bookings.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY):
+        teacher_name, student_name = bookings.names_for(session, booking)
+        entries.append(
+            calendar.Session(
+                booking_id=booking.id,
+                sequence=bookings.version(session, booking.id),
+                starts_at=booking.starts_at,
+                ends_at=booking.ends_at,
+                summary=f"{booking.subject}: {student_name} with {teacher_name}",
+                description=f"{settings.product_name} session. Join: {booking.meeting_url or '(link to follow)'}",
+                meeting_url=booking.meeting_url,
+                cancelled=booking.status == Status.CANCELLED,
+            )
+        )
+    return calendar.feed(
+        entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
+    )

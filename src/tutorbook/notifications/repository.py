@@ -1,0 +1,179 @@
+"""The outbox's DB side: enqueue in the caller's transaction, claim a batch, record the outcome.
+
+A row is `pending` until a worker claims it (`sending`, with a lease and a claim id), then
+`sent`, `skipped` (no longer true, e.g. paid meanwhile), `failed` (refused for good or out of
+attempts) or `pending` again with a later `next_attempt_at`. Claiming takes rows with
+FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite has one writer at a time), so two workers never
+take the same row; recording is a compare-and-set on the claim id."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tutorbook.notifications.models import DevMail, Notification
+
+PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+N = Notification
+
+
+def enqueue(
+    session: Session,
+    *,
+    booking_id: uuid.UUID | None,
+    user_id: uuid.UUID,
+    to: str,
+    kind: str,
+    version: int,
+    payload: dict,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> bool:
+    """Add a notification unless (booking, kind, version) has one already; True when added."""
+    values = dict(
+        id=uuid.uuid4(),
+        booking_id=booking_id,
+        user_id=user_id,
+        kind=kind,
+        version=version,
+        to_address=to,
+        payload=payload,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=not_before or now,
+        created_at=now,
+        updated_at=now,
+    )
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(N).values(**values).on_conflict_do_nothing()
+    return _rowcount(session.execute(stmt)) == 1
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A notification a worker holds until `lease` ends."""
+
+    id: uuid.UUID
+    claim: str
+    booking_id: uuid.UUID | None
+    user_id: uuid.UUID
+    kind: str
+    version: int
+    to: str
+    payload: dict
+    attempts: int
+    created_at: datetime
+
+
+def claim(session: Session, *, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
+    """Take up to `limit` due notifications: pending and due, or sending with an expired lease
+    (a worker that died mid-batch)."""
+    due = sa.or_(
+        sa.and_(N.status == PENDING, N.next_attempt_at <= now),
+        sa.and_(N.status == SENDING, N.claimed_until < now),
+    )
+    stmt = sa.select(N).where(due).order_by(N.next_attempt_at, N.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    out = []
+    for row in rows:
+        token = str(uuid.uuid4())
+        row.status, row.claim, row.claimed_until = SENDING, token, now + lease
+        row.attempts += 1
+        row.updated_at = now
+        out.append(
+            Claimed(
+                row.id,
+                token,
+                row.booking_id,
+                row.user_id,
+                row.kind,
+                row.version,
+                row.to_address,
+                dict(row.payload),
+                row.attempts,
+                row.created_at,
+            )
+        )
+    session.flush()
+    return out
+
+
+def _finish(session: Session, item: Claimed, *, now: datetime, **values) -> bool:
+    result = session.execute(
+        sa.update(N)
+        .where(N.id == item.id, N.status == SENDING, N.claim == item.claim)
+        .values(updated_at=now, claimed_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def mark_sent(session: Session, item: Claimed, *, now: datetime, payload: dict | None = None) -> bool:
+    extra = {"payload": payload} if payload is not None else {}
+    return _finish(session, item, now=now, status=SENT, sent_at=now, last_error=None, **extra)
+
+
+def mark_skipped(session: Session, item: Claimed, *, now: datetime, why: str, payload: dict | None = None) -> bool:
+    extra = {"payload": payload} if payload is not None else {}
+    return _finish(session, item, now=now, status=SKIPPED, last_error=why[:500], **extra)
+
+
+def mark_failed(session: Session, item: Claimed, *, now: datetime, error: str, payload: dict | None = None) -> bool:
+    extra = {"payload": payload} if payload is not None else {}
+    return _finish(session, item, now=now, status=FAILED, last_error=error[:500], **extra)
+
+
+def retry_later(
+    session: Session, item: Claimed, *, now: datetime, at: datetime, error: str, count: bool = True
+) -> bool:
+    """Back to pending until `at`; `count=False` gives the attempt back (a wait, not a failure)."""
+    attempts = item.attempts if count else item.attempts - 1
+    return _finish(
+        session, item, now=now, status=PENDING, next_attempt_at=at, last_error=error[:500], attempts=attempts
+    )
+
+
+def keep(session: Session, *, notification_id: uuid.UUID | None, to: str, subject: str, raw: str, now: datetime) -> int:
+    """Put a message in the development mailbox; its id."""
+    mail = DevMail(notification_id=notification_id, to_address=to, subject=subject[:300], raw=raw, created_at=now)
+    session.add(mail)
+    session.flush()
+    return mail.id
+
+
+def mailbox(session: Session, *, limit: int = 100, to: str | None = None) -> list[DevMail]:
+    """The development mailbox, newest first."""
+    stmt = sa.select(DevMail).order_by(DevMail.id.desc()).limit(limit)
+    if to:
+        stmt = stmt.where(DevMail.to_address == to.strip().lower())
+    return list(session.scalars(stmt))
+
+
+def kept(session: Session, mail_id: int) -> DevMail | None:
+    return session.get(DevMail, mail_id)
+
+
+def listing(session: Session, *, status: str | None = None, limit: int = 100) -> list[Notification]:
+    """Notifications, newest first (the CLI's `mail list --status failed`)."""
+    stmt = sa.select(N).order_by(N.created_at.desc(), N.id).limit(limit)
+    if status:
+        stmt = stmt.where(N.status == status)
+    return list(session.scalars(stmt))
+
+
+def for_booking(session: Session, booking_id: uuid.UUID) -> list[Notification]:
+    return list(session.scalars(sa.select(N).where(N.booking_id == booking_id).order_by(N.created_at, N.kind)))
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    """Rows an INSERT or UPDATE without RETURNING touched (Session.execute is typed as a Result)."""
+    return cast(sa.CursorResult[Any], result).rowcount

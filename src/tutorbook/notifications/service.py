@@ -1,0 +1,108 @@
+"""Notification use cases, run in the caller's transaction: a booking's notices (written with
+the change they report), the password reset mail, the calendar feed secret, the reminder
+opt-out."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tutorbook.accounts import resets
+from tutorbook.accounts.models import User
+from tutorbook.config import Settings
+from tutorbook.notifications import repository as outbox
+
+REMINDER_KINDS = ("reminder.parent", "reminder.teacher")
+
+
+def booking_notice(
+    session: Session,
+    *,
+    booking_id: uuid.UUID,
+    recipients: dict[str, uuid.UUID],
+    version: int,
+    now: datetime,
+    payload: Mapping[str, object] | None = None,
+    not_before: datetime | None = None,
+) -> int:
+    """One notification per `kind -> user id` in `recipients`; how many were new. Reminders
+    are not written for a user who turned them off."""
+    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(set(recipients.values()))))}
+    added = 0
+    for kind, user_id in recipients.items():
+        user = users.get(user_id)
+        if user is None or (kind in REMINDER_KINDS and user.reminders_opt_out):
+            continue
+        added += outbox.enqueue(
+            session,
+            booking_id=booking_id,
+            user_id=user.id,
+            to=user.email,
+            kind=kind,
+            version=version,
+            payload=dict(payload or {}),
+            now=now,
+            not_before=not_before,
+        )
+    return added
+
+
+def request_password_reset(session: Session, *, email: str, settings: Settings, now: datetime) -> bool:
+    """A reset token and its email, in one transaction; False (and nothing written) when no
+    account has this email. The caller answers the same either way."""
+    started = resets.start(session, email=email, ttl=timedelta(minutes=settings.password_reset_ttl_minutes), now=now)
+    if started is None:
+        return False
+    user, token = started
+    return outbox.enqueue(
+        session,
+        booking_id=None,
+        user_id=user.id,
+        to=user.email,
+        kind="password_reset",
+        version=0,
+        # The raw token waits here until the mail goes out, then it is wiped (see flows/mail.py).
+        payload={"token": token},
+        now=now,
+    )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_calendar_secret(session: Session, *, user_id: uuid.UUID) -> str:
+    """A fresh secret for the user's feed URL; the previous URL stops working."""
+    secret = secrets.token_urlsafe(24)
+    session.execute(sa.update(User).where(User.id == user_id).values(calendar_token_hash=_digest(secret)))
+    return secret
+
+
+def revoke_calendar(session: Session, *, user_id: uuid.UUID) -> None:
+    session.execute(sa.update(User).where(User.id == user_id).values(calendar_token_hash=None))
+
+
+def calendar_owner(session: Session, *, secret: str) -> User | None:
+    """The user whose feed this secret opens, or None."""
+    if not secret or len(secret) > 100:
+        return None
+    return session.scalar(sa.select(User).where(User.calendar_token_hash == _digest(secret)))
+
+
+def set_reminders(session: Session, *, user_id: uuid.UUID, enabled: bool) -> None:
+    """Turn the 24 h / 1 h reminders on or off (confirmations and security mail always go)."""
+    session.execute(sa.update(User).where(User.id == user_id).values(reminders_opt_out=not enabled))
+
+
+def mark_undeliverable(session: Session, *, user_id: uuid.UUID, now: datetime) -> None:
+    session.execute(sa.update(User).where(User.id == user_id).values(mail_undeliverable_at=now))
+
+
+def reminders_off(session: Session, *, user_id: uuid.UUID) -> bool:
+    return bool(session.scalar(sa.select(User.reminders_opt_out).where(User.id == user_id)))

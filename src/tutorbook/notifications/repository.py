@@ -52,8 +52,9 @@ def enqueue(
     )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(N).values(**values).on_conflict_do_nothing()
-    return _rowcount(session.execute(stmt)) == 1
+    # RETURNING tells whether the row went in: an ORM-enabled INSERT's rowcount is -1 on PostgreSQL.
+    stmt = insert(N).values(**values).on_conflict_do_nothing().returning(N.id)
+    return session.execute(stmt).scalar() is not None
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ axe-core violation, fits a 390 px phone and works without JavaScript."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
+import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
@@ -14,8 +16,11 @@ from tests import factories as f
 from tests.browser.site import Site
 from tests.jobs.helpers import confirmed
 from tests.support import payments as pay
-from tests.support.servers import http_client
+from tests.support.servers import http_client, wait_for
 from tests.web.helpers import make_admin
+from tutorbook import jobs
+from tutorbook.clock import utc_now
+from tutorbook.notifications.models import Notification
 
 pytestmark = pytest.mark.browser
 AXE = Axe()
@@ -112,7 +117,22 @@ def test_every_console_page_is_accessible_fits_a_phone_and_needs_no_javascript(a
         "/admin/users",
         "/admin/reports",
     ]
-    # Forms work without JavaScript: reconcile now, then the reconcile page with a run.
+    # Forms work without JavaScript: resend the confirmation (its emails then listed on the
+    # booking; one of them failed, so /admin lists it), reconcile now, then the page with a run.
+    wait_for(lambda: pay.booking_row(api.state.db, booking).meeting_url, message="meeting link")
+    jobs.run("mail", api.state.services, now=utc_now())
+    page = site.goto(f"/admin/bookings/{booking}")
+    page.get_by_role("radio", name="Both").check()
+    page.get_by_role("button", name="Resend the confirmation").click()
+    expect(page.get_by_role("status")).to_have_text("The confirmation was queued again: 2 emails are on the way.")
+    with api.state.db.session_scope() as s:
+        s.execute(
+            sa.update(Notification)
+            .where(Notification.booking_id == uuid.UUID(booking), Notification.kind == "confirmed.teacher")
+            .values(status="failed", last_error="550 5.1.1 No such mailbox", attempts=1, updated_at=utc_now())
+        )
+    page = site.goto("/admin")
+    expect(page.locator("tr.mail-failure").first).to_contain_text("No such mailbox")
     page = site.goto("/admin/reconcile")
     page.get_by_role("button", name="Reconcile now").click()
     expect(page.get_by_role("status")).to_contain_text("Reconciled:")

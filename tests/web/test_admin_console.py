@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
+from tests.connect.test_connect_flow import paid_booking
 from tests.jobs.helpers import admin_client, booked, confirmed, set_columns
 from tests.support import payments as pay
+from tests.support.servers import wait_for
 from tests.web.helpers import WebClient, assert_clean, make_admin, text_of
 from tutorbook.accounts.models import User
 from tutorbook.bookings.models import AdminAction, StatusHistory
@@ -74,6 +76,7 @@ def test_every_console_page_and_form_is_for_admins_only(api, c, admin_web):
     forms = [
         (f"/admin/bookings/{b['id']}/cancel", {"refund": "full", "reason": "x"}),
         (f"/admin/bookings/{b['id']}/meeting-link", {}),
+        (f"/admin/bookings/{b['id']}/resend-confirmation", {"to": "parent"}),
         ("/admin/reconcile", {}),
         (f"/admin/users/{x['p']['user']['id']}/disable", {}),
         (f"/admin/users/{x['p']['user']['id']}/enable", {}),
@@ -362,9 +365,58 @@ def test_the_reports_and_their_csv(api, c, admin_web):
     r = admin_web.get("/admin/reports/revenue.csv")
     assert r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
     lines = r.text.strip().splitlines()
-    assert lines[0] == "month,currency,payments,gross,refunds,net,platform_fees"
-    assert f"{month},usd,1,6000,6000,0,0" in lines
+    # (issue #17: platform fees, what went to teachers and unsettled charges are columns of their own)
+    assert lines[0] == "month,currency,payments,gross,refunds,net,platform_fees,to_teachers,unsettled"
+    assert f"{month},usd,1,6000,6000,0,0,0,0" in lines
     orphaned = admin_web.get("/admin/reports/orphaned-sessions.csv").text.strip().splitlines()
     assert len(orphaned) == 2 and orphaned[1].startswith(stale["id"])
     assert admin_web.get("/admin/reports/invalid-statuses.csv").text.strip() == "id,status,count"
     assert admin_web.get("/admin/reports/nothing.csv").status_code == 404
+
+
+def test_platform_fees_and_what_went_to_teachers_by_month(api, c, sandbox, admin_web):
+    """A destination charge (Stripe Connect): the fee Stripe recorded on the booking is the
+    platform's, the transfer the teacher's; a full refund takes both back."""
+    t, p, b, row = paid_booking(api, c, sandbox, rate=3333)
+    month = utc_now().strftime("%Y-%m")
+    lines = admin_web.get("/admin/reports/revenue.csv").text.strip().splitlines()
+    assert f"{month},usd,1,3333,0,3333,500,2833,0" in lines
+    page = text_of(admin_web.get("/admin/reports"))
+    assert f"{month} 1 USD 33.33 USD 0.00 USD 33.33 USD 5.00 USD 28.33" in page
+
+    assert p["client"].post(f"/api/Sessions/{b['id']}/cancel").status_code == 200
+    wait_for(lambda: pay.booking_row(api.state.db, b["id"]).transfer_reversed_amount == 2833, message="reversal")
+    wait_for(lambda: pay.booking_row(api.state.db, b["id"]).fee_refunded_amount == 500, message="fee refund")
+    lines = admin_web.get("/admin/reports/revenue.csv").text.strip().splitlines()
+    assert f"{month},usd,1,3333,3333,0,0,0,0" in lines
+
+
+def test_an_unsettled_destination_charge_is_counted_apart(api, c, sandbox, admin_web):
+    _, _, b, _ = paid_booking(api, c, sandbox, rate=6000)
+    set_columns(api, b["id"], stripe_transfer_id=None, transfer_amount=0)
+    month = utc_now().strftime("%Y-%m")
+    assert f"{month},usd,1,6000,0,6000,0,0,1" in admin_web.get("/admin/reports/revenue.csv").text
+    assert "1 not settled yet" in text_of(admin_web.get("/admin/reports"))
+
+
+def test_control_characters_in_the_console_searches_are_refused_not_a_server_error(api, c, admin_web):
+    f.parent(c)
+    for path, params in [
+        ("/admin/users", {"q": "a\x00b"}),
+        ("/admin/bookings", {"teacher": "t\x00@example.com"}),
+        ("/admin/bookings", {"q": "cs_\x00"}),
+        ("/admin/bookings", {"from": "9999-12-31"}),
+    ]:
+        r = admin_web.get(path, params=params)
+        assert r.status_code == 422, (path, params, r.status_code)
+    with admin_client(api, c) as admin:
+        for params in ({"teacher": "t\x00@example.com"}, {"from": "9999-12-31"}, {"q": "\x7f"}):
+            body = admin.get("/api/Admin/bookings", params=params).json()
+            assert body["success"] is False, params
+
+
+def test_a_cursor_outside_the_years_the_app_counts_is_a_broken_link(api, c):
+    with admin_client(api, c) as admin:
+        for after in (f"0001-01-01T00:00:00-23:59~{uuid.uuid4()}", f"2026-12-01T10:00:00~{uuid.uuid4()}", "x~y"):
+            r = admin.get("/api/Admin/bookings", params={"after": after})
+            assert r.status_code == 422 and r.json()["data"][0]["field"] == "after", after

@@ -16,6 +16,7 @@ from zxcvbn import zxcvbn
 from tutorbook.accounts.models import Role, Student, User
 from tutorbook.config import Settings
 from tutorbook.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from tutorbook.validation import is_single_line
 
 
 class EmailTaken(Conflict):
@@ -124,7 +125,10 @@ def set_disabled(session: Session, *, by: uuid.UUID, user_id: uuid.UUID, disable
 
 
 def find_users(session: Session, *, query: str | None, role: Role | None, limit: int = 50) -> list[User]:
-    """Users whose email or name contains `query` (any case), by email; at most `limit`."""
+    """Users whose email or name contains `query` (any case), by email; at most `limit`. 422 for
+    a query that is not one line of text (neither database could compare it)."""
+    if query and not is_single_line(query, max_length=255):
+        raise Unprocessable("Search by one line of text", data=[{"field": "q", "message": "no control characters"}])
     stmt = sa.select(User).order_by(User.email).limit(limit)
     if role is not None:
         stmt = stmt.where(User.role == Role(role).value)

@@ -23,11 +23,13 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.bookings.models import Refund
-from tutorbook.clock import as_utc, iso_z
+from tutorbook.clock import iso_z
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs
 from tutorbook.meetings import links
-from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, is_single_line
+from tutorbook.notifications import repository as outbox
+from tutorbook.notifications.models import Notification
+from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, in_range, is_single_line
 
 # Reconcile's findings: what each means, and what the app does or offers about it.
 FINDINGS = {
@@ -68,7 +70,12 @@ class Glance:
     reconcile: runs.JobRunRecord | None
     open_findings: int
     link_failures: int
+    mail: outbox.Trouble
+    undeliverable: int
     jobs: list[runs.JobHealth] = field(default_factory=list)
+
+
+MAIL_TROUBLE_DAYS = 7
 
 
 def day_bounds(now: datetime, zone: str) -> tuple[datetime, datetime]:
@@ -111,6 +118,11 @@ def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
         reconcile=reconcile,
         open_findings=len(open_findings(reconcile)),
         link_failures=int(link_failures or 0),
+        mail=outbox.trouble(session, since=now - timedelta(days=MAIL_TROUBLE_DAYS)),
+        undeliverable=int(
+            session.scalar(sa.select(sa.func.count()).select_from(User).where(User.mail_undeliverable_at.is_not(None)))
+            or 0
+        ),
         jobs=[runs.health(name, last[name], interval_s=jobs.interval(settings, name), now=now) for name in jobs.JOBS],
     )
 
@@ -146,6 +158,8 @@ class BookingView:
     student: Student | None
     history: list[dict]
     refunds: list[Refund]
+    emails: list[Notification]
+    kept: dict[uuid.UUID, int]  # notification id -> the development mailbox's message id
 
 
 def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
@@ -199,6 +213,7 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
         for a in actions
     ]
     timeline.sort(key=lambda e: cast(tuple[datetime, int, int], e["order"]))
+    emails = outbox.for_booking(session, booking_id)
     return BookingView(
         booking=booking,
         parent=session.get(User, booking.parent_id),
@@ -206,6 +221,8 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
         student=session.get(Student, booking.student_id),
         history=timeline,
         refunds=refunds.for_booking(session, booking_id=booking_id),
+        emails=emails,
+        kept=outbox.kept_ids(session, [n.id for n in emails]),
     )
 
 
@@ -219,12 +236,28 @@ def _month(session: Session, column):
 
 
 def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict]:
-    """Per month (UTC) and currency: payments taken (gross), refunds Stripe accepted, net.
-    Platform fees are 0 until teachers are paid out through Tutorbook."""
+    """Per month (UTC) and currency: payments taken (gross), refunds Stripe accepted, net; and of
+    the month's payments that were destination charges (Stripe Connect), the platform's fees and
+    what went to the teachers, as Stripe last reported them (refunds since included), with how
+    many have no split recorded yet (`unsettled`: counted in neither until reconcile reads it).
+    A payment for a teacher without payouts stays with the platform: in gross and net only."""
     since = (now - timedelta(days=31 * months)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     month = _month(session, PS.paid_at)
+    connect = PS.payout_destination.is_not(None)
+    settled = sa.and_(connect, PS.stripe_transfer_id.is_not(None))
+    fee = sa.case((settled, sa.func.coalesce(PS.platform_fee_amount, 0) - PS.fee_refunded_amount), else_=0)
+    teachers = sa.case((connect, PS.transfer_amount - PS.transfer_reversed_amount), else_=0)
+    unsettled = sa.case((sa.and_(connect, PS.stripe_transfer_id.is_(None)), 1), else_=0)
     gross = session.execute(
-        sa.select(month, PS.currency, sa.func.count(), sa.func.sum(PS.price_amount))
+        sa.select(
+            month,
+            PS.currency,
+            sa.func.count(),
+            sa.func.sum(PS.price_amount),
+            sa.func.sum(fee),
+            sa.func.sum(teachers),
+            sa.func.sum(unsettled),
+        )
         .where(PS.paid_at >= since)
         .group_by(month, PS.currency)
     ).all()
@@ -234,13 +267,20 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
         .where(Refund.created_at >= since, Refund.status.not_in(refunds.NOT_REFUNDED))
         .group_by(rmonth, Refund.currency)
     ).all()
-    table: dict[tuple[str, str], dict] = defaultdict(lambda: {"payments": 0, "gross": 0, "refunds": 0})
-    for m, currency, n, amount in gross:
-        table[(m, currency)].update(payments=int(n), gross=int(amount or 0))
+    zero = {"payments": 0, "gross": 0, "refunds": 0, "platform_fees": 0, "to_teachers": 0, "unsettled": 0}
+    table: dict[tuple[str, str], dict] = defaultdict(lambda: dict(zero))
+    for m, currency, n, amount, fees, paid_out, open_ in gross:
+        table[(m, currency)].update(
+            payments=int(n),
+            gross=int(amount or 0),
+            platform_fees=int(fees or 0),
+            to_teachers=int(paid_out or 0),
+            unsettled=int(open_ or 0),
+        )
     for m, currency, amount in back:
         table[(m, currency)]["refunds"] = int(amount or 0)
     return [
-        {"month": m, "currency": c, **v, "net": v["gross"] - v["refunds"], "platform_fees": 0}
+        {"month": m, "currency": c, **v, "net": v["gross"] - v["refunds"]}
         for (m, c), v in sorted(table.items(), reverse=True)
     ]
 
@@ -358,8 +398,8 @@ def decode_cursor(value: str | None) -> repo.Cursor | None:
         return None
     try:
         starts, booking_id = value.split("~", 1)
-        return as_utc(datetime.fromisoformat(starts.replace("Z", "+00:00"))), uuid.UUID(booking_id)
-    except ValueError as exc:
+        return in_range(datetime.fromisoformat(starts.replace("Z", "+00:00"))), uuid.UUID(booking_id)
+    except (ValueError, OverflowError) as exc:
         raise Unprocessable("This page link is broken", data=[{"field": "after", "message": "bad cursor"}]) from exc
 
 

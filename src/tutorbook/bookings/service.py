@@ -591,6 +591,54 @@ def cancel_as_admin(
     return Outcome("cancelled", booking, followups)
 
 
+RESEND_TO: dict[str, tuple[str, ...]] = {
+    "parent": ("confirmed.parent",),
+    "teacher": ("confirmed.teacher",),
+    "both": ("confirmed.parent", "confirmed.teacher"),
+}
+
+
+def optional_note(note: str | None) -> str | None:
+    """An admin's optional remark: None when blank, else check_note's rules."""
+    return check_note(note) if note and note.strip() else None
+
+
+def resend_confirmation(
+    session: Session,
+    *,
+    admin: AuthUser,
+    booking_id: uuid.UUID,
+    to: str,
+    note: str | None,
+    now: datetime,
+) -> int:
+    """The confirmation email (with its invite) written to the outbox again for the parent, the
+    teacher or both, and an admin action naming who it went to, in one transaction. Only a
+    Confirmed booking has a confirmation to resend (409 otherwise). How many were written."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin resends a confirmation")
+    kinds = RESEND_TO.get(to)
+    if kinds is None:
+        raise Unprocessable("Choose who gets it", data=[{"field": "to", "message": "parent, teacher or both"}])
+    remark = optional_note(note)
+    booking = must_get(session, booking_id=booking_id)
+    if booking.status != Status.CONFIRMED:
+        raise Conflict(f"A {Status(booking.status).label} booking has no confirmation to resend")
+    who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
+    recipients = {kind: who[kind.rsplit(".", 1)[1]] for kind in kinds}
+    written = notices.resend(
+        session, booking_id=booking.id, recipients=recipients, sequence=repo.version(session, booking.id), now=now
+    )
+    addresses = ", ".join(
+        f"{kind.rsplit('.', 1)[1]} {accounts.get_user(session, user_id).email}" for kind, user_id in recipients.items()
+    )
+    detail = f"to {addresses}"
+    repo.record_action(
+        session, booking.id, action="resend_confirmation", actor=admin.actor, note=remark, detail=detail, at=now
+    )
+    return written
+
+
 def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: datetime) -> PrivateSession:
     """The teacher (or an admin) marks a Confirmed session completed once it has started."""
     booking = get_for(session, user=user, booking_id=booking_id)

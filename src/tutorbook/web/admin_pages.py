@@ -33,7 +33,6 @@ from tutorbook.web.core import page_router, page_user, read_form, redirect, rend
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
-NOT_AVAILABLE_RESEND = "Not available: Tutorbook sends no emails yet, so there is no confirmation to resend."
 
 
 def admin(user: AuthUser | None) -> AuthUser:
@@ -48,7 +47,14 @@ async def today(request: Request, user: Viewer):
     me = admin(user)
     svc = get_services(request)
     view = await svc.tx(console.glance, now=utc_now(), zone=me.time_zone, settings=svc.settings)
-    return render(request, "admin/index.html", section="/admin", g=view, statuses=[s.label for s in Status])
+    return render(
+        request,
+        "admin/index.html",
+        section="/admin",
+        g=view,
+        statuses=[s.label for s in Status],
+        mail_days=console.MAIL_TROUBLE_DAYS,
+    )
 
 
 # -- bookings ---------------------------------------------------------------------------
@@ -160,7 +166,7 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         stripe=stripe,
         choices=choices,
         zone=me.time_zone,
-        resend_unavailable=NOT_AVAILABLE_RESEND,
+        dev_mailbox=not svc.settings.is_production,
     )
 
 
@@ -204,6 +210,28 @@ async def new_link(booking_id: uuid.UUID, request: Request, user: Viewer):
     if outcome in ("created", "fell_back"):
         return redirect(request, back, notice="A new meeting link was made.")
     return redirect(request, back, error=f"No new link yet ({outcome}); the meeting-links job will try again.")
+
+
+@router.post("/admin/bookings/{booking_id}/resend-confirmation")
+async def resend_confirmation(booking_id: uuid.UUID, request: Request, user: Viewer):
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    try:
+        written = await get_services(request).tx(
+            bookings_service.resend_confirmation,
+            admin=me,
+            booking_id=booking_id,
+            to=form.get("to", ""),
+            note=form.get("reason"),
+            now=utc_now(),
+        )
+    except AppError as exc:
+        return redirect(request, back, error=_message(exc))
+    if not written:
+        return redirect(request, back, error="Nothing was sent: the recipient's account is gone.")
+    noun = "email is" if written == 1 else "emails are"
+    return redirect(request, back, notice=f"The confirmation was queued again: {written} {noun} on the way.")
 
 
 def _message(exc: AppError) -> str:
@@ -360,7 +388,10 @@ CSV_COLUMNS = {
         ],
     ),
     "invalid-statuses": ("invalid", ["id", "status", "count"]),
-    "revenue": ("revenue", ["month", "currency", "payments", "gross", "refunds", "net", "platform_fees"]),
+    "revenue": (
+        "revenue",
+        ["month", "currency", "payments", "gross", "refunds", "net", "platform_fees", "to_teachers", "unsettled"],
+    ),
 }
 
 

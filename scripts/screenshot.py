@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Make docs/img/my-bookings.png and docs/img/console.png: the demo data, three bookings made
-through the pages, My Bookings; then an admin finds one by its Stripe id in the operator console
-and cancels it with a full refund: the booking's console page.
+"""Make docs/img/my-bookings.png (the demo data, three bookings made through the pages),
+docs/img/teacher-phone.png (a teacher's times on a phone in New York, the booking form open) and
+docs/img/console.png (an admin finds a booking by its Stripe id in the operator console and
+cancels it with a full refund: the booking's console page).
 
 Runs the app and the Stripe sandbox on a throwaway SQLite database, so it never touches ./var.
 Usage: .venv/bin/python scripts/screenshot.py [output.png]
@@ -98,13 +99,20 @@ def start_servers(var: Path) -> tuple[str, list]:
     return base, [server, sandbox]
 
 
-def book(page: Page, base: str, teacher: str, child: str) -> None:
+def choose(page: Page, base: str, teacher: str, minutes: int = 60) -> None:
+    """The teacher's page: the length first, next week, the first start that fits."""
     page.goto(base + "/")
     page.get_by_role("link", name=teacher, exact=True).click()
+    page.get_by_label("Session length").select_option(str(minutes))
+    page.get_by_role("button", name="Show times").click()
     page.get_by_role("link", name="Later week →").click()
-    page.get_by_role("radio").first.check()
+    page.locator("a.slot").first.click()
+
+
+def book(page: Page, base: str, teacher: str, child: str) -> None:
+    choose(page, base, teacher)
     page.get_by_label("Child").select_option(label=child)
-    page.get_by_role("button", name="Book and pay").click()
+    page.get_by_role("button", name=re.compile("^Book and pay")).click()
     expect(page.get_by_text("Test mode – Stripe sandbox")).to_be_visible()
 
 
@@ -141,8 +149,13 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base, servers = start_servers(Path(tmp))
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 900, "height": 900}, locale="en-GB")
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
+            context = browser.new_context(
+                viewport={"width": 900, "height": 900}, locale="en-GB", timezone_id="Europe/London"
+            )
+            page = context.new_page()
             page.goto(base + "/login")
             page.get_by_label("Email").fill(demo.PARENT[0])
             page.get_by_label("Password").fill(demo.DEMO_PASSWORD)
@@ -160,6 +173,15 @@ def main(out: Path) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)
             console(browser, base, out.parent / "console.png")
+            # The same parent on a phone: the picker, the chosen time's booking form, the banner.
+            phone = browser.new_context(
+                viewport={"width": 390, "height": 844}, locale="en-US", timezone_id="America/New_York"
+            )
+            phone.add_cookies([c for c in context.cookies() if c["name"] != "tutorbook_zone"])
+            page = phone.new_page()
+            choose(page, base, "Ada Lovelace", 90)
+            page.locator("#book").scroll_into_view_if_needed()
+            page.screenshot(path=str(out.with_name("teacher-phone.png")))
             browser.close()
         app_server, sandbox = servers
         app_server.should_exit = True

@@ -23,9 +23,15 @@ OPERATION_IDS = {
     ("PUT", "/api/Students/{studentId}"): "Students_update",
     ("DELETE", "/api/Students/{studentId}"): "Students_delete",
     ("GET", "/api/Teachers"): "Teachers_list",
+    ("GET", "/api/Teachers/me"): "Teachers_getMe",
     ("PUT", "/api/Teachers/me"): "Teachers_updateMe",
+    ("GET", "/api/Teachers/me/time-off"): "Teachers_myTimeOff",
+    ("POST", "/api/Teachers/me/time-off"): "Teachers_addMyTimeOff",
+    ("DELETE", "/api/Teachers/me/time-off/{timeOffId}"): "Teachers_deleteMyTimeOff",
     ("GET", "/api/Teachers/me/availability"): "Teachers_myAvailability",
     ("PUT", "/api/Teachers/me/availability"): "Teachers_setMyAvailability",
+    ("GET", "/api/Teachers/me/policy"): "Teachers_myPolicy",
+    ("PUT", "/api/Teachers/me/policy"): "Teachers_setMyPolicy",
     ("GET", "/api/Teachers/{teacherId}"): "Teachers_get",
     ("GET", "/api/Teachers/{teacherId}/availability"): "Teachers_availability",
     ("POST", "/api/Sessions/book"): "Sessions_book",
@@ -37,6 +43,7 @@ OPERATION_IDS = {
     ("GET", "/api/Sessions/{bookingId}/history"): "Sessions_history",
     ("POST", "/api/Sessions/{bookingId}/cancel"): "Sessions_cancel",
     ("POST", "/api/Sessions/{bookingId}/complete"): "Sessions_complete",
+    ("POST", "/api/Sessions/{bookingId}/reschedule"): "Sessions_reschedule",
     ("POST", "/api/StripeWebhook/webhook"): "Stripe_webhook",
     ("GET", "/health"): "Health_live",
     ("GET", "/health/ready"): "Health_ready",
@@ -91,7 +98,7 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         assert names == re.findall(r"{(\w+)}", path)
         path_params.update(dict.fromkeys(names, path))
     # `secret` is the private calendar feed's (a URL the user pastes into a calendar app).
-    assert set(path_params) == {"studentId", "teacherId", "stripeSessionId", "bookingId", "secret"}
+    assert set(path_params) == {"studentId", "teacherId", "stripeSessionId", "bookingId", "timeOffId", "secret"}
 
 
 def test_the_urls_are_unchanged_and_a_bad_path_parameter_is_named_as_documented(c):

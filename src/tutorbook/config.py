@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     refund_full_before_hours: int = 24
     refund_late_percent: int = 0
+    # A teacher's terms default to these (with the two above); see teachers/policy.py.
+    reschedule_deadline_hours: int = Field(default=24, ge=0, le=24 * 366)
+    max_reschedules: int = Field(default=2, ge=0, le=20)
 
     meeting_provider: str = "jitsi"
     jitsi_base_url: str = "https://meet.jit.si"

@@ -7,6 +7,7 @@ import pytest
 
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings.lifecycle import ALLOWED, IllegalTransition, Reason, Status
+from tutorbook.identity import Role
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 STATES = [None, *Status]
@@ -126,3 +127,63 @@ def test_a_refused_payment_leaves_any_status_as_it_was(current, reason):
 def test_a_refused_payment_needs_a_refusal_reason(reason):
     with pytest.raises(IllegalTransition):
         lifecycle.refuse_payment(Status.PENDING, reason=reason, now=NOW)
+
+
+# -- reschedules: who may move a booking, from which status, until when, how many times ----------
+
+START = NOW + timedelta(hours=48)
+END = START + timedelta(hours=1)
+RULE_CASES = [
+    # (role, status, hours before the start, moves so far, deadline h, max) -> why not (None: allowed)
+    (Role.PARENT, Status.CONFIRMED, 48, 0, 24, 2, None),
+    (Role.PARENT, Status.CONFIRMED, 24, 1, 24, 2, None),  # exactly at the deadline: still allowed
+    (Role.PARENT, Status.CONFIRMED, 23.99, 0, 24, 2, lifecycle.NoReschedule.DEADLINE_PASSED),
+    (Role.PARENT, Status.CONFIRMED, 48, 2, 24, 2, lifecycle.NoReschedule.LIMIT_REACHED),
+    (Role.PARENT, Status.CONFIRMED, 48, 0, 24, 0, lifecycle.NoReschedule.LIMIT_REACHED),
+    (Role.PARENT, Status.CONFIRMED, 0, 0, 0, 2, lifecycle.NoReschedule.STARTED),
+    (Role.TEACHER, Status.CONFIRMED, 0.1, 5, 24, 2, None),  # any time before the start, no limit
+    (Role.TEACHER, Status.CONFIRMED, 0, 0, 24, 2, lifecycle.NoReschedule.STARTED),
+    (Role.TEACHER, Status.CONFIRMED, -1, 0, 24, 2, lifecycle.NoReschedule.STARTED),
+    (Role.ADMIN, Status.CONFIRMED, 1, 9, 24, 0, None),
+]
+RULE_CASES += [
+    (role, status, 48, 0, 24, 2, lifecycle.NoReschedule.NOT_CONFIRMED)
+    for role in Role
+    for status in (Status.PENDING, Status.COMPLETED, Status.CANCELLED)
+]
+
+
+@pytest.mark.parametrize("role,status,hours_before,count,deadline,most,why", RULE_CASES)
+def test_reschedule_rules(role, status, hours_before, count, deadline, most, why):
+    now = START - timedelta(hours=hours_before)
+    args = dict(role=role, now=now, starts_at=START, count=count, deadline_hours=deadline, max_reschedules=most)
+    assert lifecycle.why_not_reschedule(status, **args) == why
+    new_start = START + timedelta(days=1)
+    if why is None:
+        move = lifecycle.reschedule(status, ends_at=END, new_start=new_start, **args)
+        assert (move.from_start, move.from_end, move.to_start, move.to_end) == (
+            START,
+            END,
+            new_start,
+            new_start + (END - START),
+        )
+        assert move.fields["starts_at"] == new_start and move.fields["ends_at"] == new_start + timedelta(hours=1)
+        assert move.status == status and "status" not in move.fields  # not a status change
+        counted = lifecycle.RESCHEDULE[role].counted
+        assert move.fields["reschedule_count"] == count + (1 if counted else 0)
+    else:
+        with pytest.raises(lifecycle.RescheduleRefused) as refused:
+            lifecycle.reschedule(status, ends_at=END, new_start=new_start, **args)
+        assert refused.value.status_code == 409 and refused.value.data == {"reason": why.value}
+
+
+def test_every_role_has_a_reschedule_rule_and_only_the_parent_is_bound_by_the_terms():
+    assert set(lifecycle.RESCHEDULE) == set(Role)
+    assert {r for r, rule in lifecycle.RESCHEDULE.items() if rule.deadline or rule.counted} == {Role.PARENT}
+    assert all(rule.statuses == {Status.CONFIRMED} for rule in lifecycle.RESCHEDULE.values())
+
+
+def test_a_reschedule_is_no_status_transition():
+    assert all(Reason.RESCHEDULED not in reasons for reasons in ALLOWED.values())
+    # Its history row goes from Confirmed to Confirmed and replays.
+    assert lifecycle.replay([(None, 0), (0, 1), (1, 1), (1, 1), (1, 2)]) == Status.COMPLETED

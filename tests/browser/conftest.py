@@ -84,9 +84,9 @@ def new_context(chromium, request):
     """Make browser contexts (separate cookie jars: a parent, a teacher); closed after the test."""
     made = request.node.browser_contexts = []
 
-    def make(*, timezone_id: str = "UTC", width: int = 1100, height: int = 900):
+    def make(*, timezone_id: str = "UTC", width: int = 1100, height: int = 900, locale: str = "en-GB"):
         context = chromium.new_context(
-            timezone_id=timezone_id, locale="en-GB", viewport={"width": width, "height": height}
+            timezone_id=timezone_id, locale=locale, viewport={"width": width, "height": height}
         )
         context.set_default_timeout(15_000)
         made.append(context)

@@ -23,7 +23,14 @@ class Site:
 
     def goto(self, path: str) -> Page:
         self.page.goto(self.base + path)
+        self.settle()
         return self.check()
+
+    def settle(self) -> None:
+        """The first page a browser sees keeps its zone in a cookie (static/timezone.js) and may
+        reload once to show it: wait for that, so the test acts on the final page."""
+        self.page.wait_for_function("document.cookie.includes('tutorbook_zone=')")
+        self.page.wait_for_load_state("load")
 
     def check(self) -> Page:
         """The page is a real page: no "Unknown", no stack trace."""
@@ -63,16 +70,23 @@ class Site:
 
     # -- booking and paying ------------------------------------------------------------
 
-    def book(self, teacher_name: str, *, child: str = "Robin") -> str:
-        """Choose the teacher, next week's first free time, the child; land on the checkout page."""
+    def choose_time(self, teacher_name: str, *, minutes: int = 60) -> Page:
+        """The teacher's page, the length first, next week, its first start: the booking form opens there."""
         page = self.goto("/")
         page.get_by_role("link", name=teacher_name, exact=True).click()
+        page.get_by_label("Session length").select_option(str(minutes))
+        page.get_by_role("button", name="Show times").click()
         page.get_by_role("link", name="Later week →").click()
         self.check()
-        page.get_by_role("radio").first.check()
+        page.locator("a.slot").first.click()
+        expect(page.locator("#book")).to_be_visible()
+        return self.check()
+
+    def book(self, teacher_name: str, *, child: str = "Robin", minutes: int = 60) -> str:
+        """Choose the teacher, the length, next week's first start, the child; land on the checkout page."""
+        page = self.choose_time(teacher_name, minutes=minutes)
         page.get_by_label("Child").select_option(label=child)
-        page.get_by_label("Length").select_option("60")
-        page.get_by_role("button", name="Book and pay").click()
+        page.get_by_role("button", name=re.compile("^Book and pay")).click()
         expect(page.get_by_text("Test mode – Stripe sandbox")).to_be_visible()
         return page.url
 

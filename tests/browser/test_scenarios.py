@@ -72,7 +72,7 @@ def test_b_paying_shows_the_success_page_then_confirmed_with_a_meeting_link(api,
     )
     expect(card).to_contain_text("USD 45.00")
     expect(card).to_contain_text(re.compile(r"(EST|EDT)"))  # the parent's zone, named
-    expect(page.get_by_text("Times are shown in America/New_York")).to_be_visible()
+    expect(page.get_by_text("Times are shown in Eastern Time – New York")).to_be_visible()  # friendly (#13)
 
 
 def test_c_a_declined_card_stays_on_the_checkout_page_with_the_error(api, sandbox, teacher, parent):
@@ -100,7 +100,7 @@ def test_d_the_teacher_marks_the_session_completed_and_the_parent_sees_it(
     expect(card).to_contain_text("Robin")
     expect(card.locator(".badge")).to_have_text("Confirmed")
     expect(page.get_by_text("You can mark it completed once it starts.")).to_be_visible()
-    expect(page.get_by_text("Times are shown in Europe/Berlin")).to_be_visible()
+    expect(page.get_by_text("Times are shown in Central European Time – Berlin")).to_be_visible()
     # The app has no settable clock: the test moves the paid session into the past in the database.
     move_into_past(api.state.db, booking_id(checkout, sandbox))
     page.reload()
@@ -123,7 +123,7 @@ def test_e_no_page_shows_unknown_and_all_work_at_phone_width_by_keyboard(api, sa
     phone.check()
     phone.book(teacher["name"])
     page = phone.my_bookings()
-    expect(page.locator(".badge")).to_have_text(["Pending", "Confirmed"])  # newest start first
+    expect(page.locator(".badge")).to_have_text(["Confirmed", "Pending"])  # Upcoming, soonest first (#13)
     for path in [
         "/",
         f"/teachers/{teacher['user']['id']}",
@@ -134,7 +134,7 @@ def test_e_no_page_shows_unknown_and_all_work_at_phone_width_by_keyboard(api, sa
         page = phone.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
     page = phone.my_bookings()
-    page.get_by_role("link", name=re.compile("^Cancel")).first.click()
+    page.locator(".booking[data-status=Pending]").get_by_role("link", name=re.compile("^Cancel")).click()
     expect(phone.check().locator("#refund")).to_contain_text("Nothing has been paid")
     # Keyboard: the skip link comes first, and a form submits with Enter.
     page = phone.goto("/login")

@@ -51,9 +51,13 @@ def soon() -> str:
     return (start - timedelta(minutes=start.minute % 5)).isoformat().replace("+00:00", "Z")
 
 
-def paid_booking(api, c, sandbox, *, rate=6000, days=3, starts_at=None):
+def paid_booking(api, c, sandbox, *, rate=6000, days=3, starts_at=None, late_refund_percent=None):
     t, p = f.teacher(c, rate=rate), f.parent(c)
     onboard(t)
+    if late_refund_percent is not None:  # the teacher's terms, stored on the booking when it is paid
+        terms = {"fullRefundHours": 24, "lateRefundPercent": late_refund_percent}
+        terms |= {"rescheduleDeadlineHours": 24, "maxReschedules": 2}
+        assert t["client"].put("/api/Teachers/me/policy", json=terms).status_code == 200
     b = f.book(p, t, starts_at=starts_at or f.slot(days=days)).json()["data"]
     assert pay.pay(b["checkoutUrl"]).status_code == 303
     confirmed = p["client"].post(f"/api/Sessions/confirm-payment/{b['stripeSessionId']}").json()["data"]
@@ -95,13 +99,8 @@ def test_a_full_refund_reverses_the_transfer_and_refunds_the_fee(api, c, sandbox
 
 
 def test_a_partial_refund_reverses_in_proportion(api, c, sandbox):
-    settings = api.state.services.settings
-    t, p, b, _ = paid_booking(api, c, sandbox, rate=6001, starts_at=soon())
-    settings.refund_late_percent = 50
-    try:
-        r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")
-    finally:
-        settings.refund_late_percent = 0
+    t, p, b, _ = paid_booking(api, c, sandbox, rate=6001, starts_at=soon(), late_refund_percent=50)
+    r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")
     assert r.status_code == 200, r.text
     row = wait_for(lambda: (x := pay.booking_row(api.state.db, b["id"])).refunded_amount and x, message="refund")
     row = wait_for(lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount and x, message="rev")

@@ -5,7 +5,9 @@ google_auth_httplib2) and asserts on the requests `HttpMockSequence.request_sequ
 """
 
 import base64
+import dataclasses
 import json
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httplib2
@@ -417,3 +419,58 @@ def test_incomplete_settings_are_refused_at_start_up():
         GoogleMeetProvider(credentials_mode="oauth", oauth_client_id="x")
     with pytest.raises(ValueError):
         GoogleMeetProvider(credentials_mode="api_key")
+
+
+# -- moving the event with a rescheduled booking --------------------------------------------------
+
+
+def google_link(booking_id: str = "bk_1") -> MeetingLink:
+    return MeetingLink(
+        url=MEET_URL, provider="google", external_id=f"{stable_id(booking_id)} teacher@school.org teacher@school.org"
+    )
+
+
+def test_a_move_patches_the_events_start_and_end_and_keeps_the_link(make_request):
+    provider, http = oauth_provider([ok(meet_event())])
+    first = make_request()
+    start = first.starts_at + timedelta(days=2)
+    later = dataclasses.replace(first, starts_at=start, ends_at=start + timedelta(minutes=90))
+    assert provider.move(google_link(), later) == google_link()
+
+    [(uri, method, body, headers)] = api_calls(http)
+    assert method == "PATCH"
+    assert uri.split("?")[0] == f"{EVENTS_URI}/{stable_id('bk_1')}"
+    assert query(uri) == {"sendUpdates": ["none"], "alt": ["json"]}
+    assert headers["authorization"] == "Bearer ya29.test"
+    assert json.loads(body) == {
+        "start": {"dateTime": "2030-01-09T15:00:00+00:00", "timeZone": "Europe/Paris"},
+        "end": {"dateTime": "2030-01-09T16:30:00+00:00", "timeZone": "Europe/Paris"},
+    }
+
+
+def test_a_move_tells_the_parent_when_invites_are_configured(make_request):
+    provider, http = oauth_provider([ok(meet_event())], send_attendee_invites=True)
+    provider.move(google_link(), make_request())
+    assert query(api_calls(http)[0][0])["sendUpdates"] == ["all"]
+
+
+@pytest.mark.parametrize(
+    "response,error,code",
+    [
+        (failed(404, "notFound"), PermanentMeetingError, "http_404"),
+        (failed(503, "backendError"), RetryableMeetingError, "http_503"),
+        (ok({**meet_event(), "status": "cancelled"}), PermanentMeetingError, "event_cancelled"),
+    ],
+)
+def test_a_move_google_refuses_is_a_meeting_error(make_request, response, error, code):
+    provider, _ = oauth_provider([response])
+    with pytest.raises(error) as raised:
+        provider.move(google_link(), make_request())
+    assert raised.value.code == code
+
+
+def test_a_link_of_another_provider_is_not_moved(make_request):
+    provider, http = oauth_provider([])
+    jitsi = MeetingLink(url="https://meet.jit.si/Tutorbook-x", provider="jitsi")
+    assert provider.move(jitsi, make_request()) is jitsi
+    assert api_calls(http) == []

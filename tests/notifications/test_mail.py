@@ -266,3 +266,25 @@ def test_the_calendar_feed_is_private_and_revocable(api, c):
     assert c.get(url.replace(api.state.base_url, "")).status_code == 404
     assert x["p"]["client"].delete("/api/Notifications/calendar-feed").status_code == 200
     assert c.get(renewed.replace(api.state.base_url, "")).status_code == 404
+
+
+def test_a_reschedule_tells_both_sides_with_a_request_of_the_same_uid_and_a_higher_sequence(api, c, smtp, mail_svc):
+    t = f.teacher(c)
+    x = confirmed(c, teacher=t)
+    assert run_mail(mail_svc).counts() == {"sent": 2}
+    _, first = invite_of(smtp.inbox.to(x["p"]["email"])[0])
+    smtp.inbox.clear()
+    new = f.slot(days=5, hour=14)
+    r = t["client"].post(f"/api/Sessions/{x['b']['id']}/reschedule", json={"startsAt": new})
+    assert r.status_code == 200, r.text
+    assert run_mail(mail_svc).counts() == {"sent": 2}
+    for address in (x["p"]["email"], t["email"]):
+        [msg] = smtp.inbox.to(address)
+        assert str(msg["Subject"]).strip().startswith("New time: Mathematics with")
+        method, event = invite_of(msg)
+        assert method == "REQUEST" and str(event["uid"]) == str(first["uid"])
+        assert int(event["sequence"]) > int(first["sequence"])
+        assert event.decoded("dtstart") == row(api, x["b"]["id"]).starts_at
+        assert "moved by the teacher" in text_of(msg)
+    assert "Nothing more to pay" in text_of(smtp.inbox.to(x["p"]["email"])[0])
+    assert run_mail(mail_svc).counts() == {}  # nothing twice

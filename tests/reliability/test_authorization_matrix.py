@@ -43,12 +43,18 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Teachers"): every(200),
     ("GET", "/api/Teachers/{teacherId}"): every(200),
     ("GET", "/api/Teachers/{teacherId}/availability"): every(200),
+    ("GET", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/time-off"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/time-off"): row(401, 403, 201, 201, 403, 403),
+    ("DELETE", "/api/Teachers/me/time-off/{timeOffId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/payouts"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/earnings"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/policy"): row(401, 403, 200, 200, 403, 403),
+    ("PUT", "/api/Teachers/me/policy"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Sessions/book"): row(401, 403, 403, 403, 201, 403),  # B may not book A's child
     ("POST", "/api/Sessions/confirm-payment/{stripeSessionId}"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/api/Sessions/cancel-payment/{stripeSessionId}"): row(401, 403, 403, 403, 400, 403),  # paid
@@ -58,6 +64,8 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Sessions/{bookingId}/history"): row(401, 403, 403, 200, 200, 200),
     ("POST", "/api/Sessions/{bookingId}/cancel"): row(401, 403, 403, 200, 200, 200),  # teacher cancels first
     ("POST", "/api/Sessions/{bookingId}/complete"): row(401, 403, 403, 400, 403, 400),  # not started yet
+    # The teacher moves it first; the parent and the admin then ask for the time it already has.
+    ("POST", "/api/Sessions/{bookingId}/reschedule"): row(401, 403, 403, 200, 200, 200),
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
     ("GET", "/health"): every(200),
     ("GET", "/health/ready"): every(200),
@@ -104,6 +112,8 @@ def world(api):
     booking = f.book(a, teacher, starts_at=f.slot(days=3)).json()["data"]
     pay.pay(booking["checkoutUrl"])
     a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
+    away = {"startsAt": f.slot(days=20), "endsAt": f.slot(days=21)}
+    time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -132,6 +142,7 @@ def world(api):
         "teacherId": teacher["user"]["id"],
         "bookingId": booking["id"],
         "stripeSessionId": booking["stripeSessionId"],
+        "timeOffId": time_off["id"],
         "secret": "no-such-feed",
     }
     return clients, params, {"a": a, "teacher": teacher}
@@ -160,6 +171,12 @@ def body_for(method, path, w):
         return {"subjects": ["Mathematics"], "hourlyRate": 6000, "currency": "usd", "timeZone": "UTC"}
     if path == "/api/Teachers/me/availability":
         return {"windows": f.ALL_WEEK}
+    if path == "/api/Teachers/me/policy" and method == "PUT":
+        return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
+    if path.endswith("/reschedule"):
+        return {"startsAt": f.slot(days=5)}
+    if path == "/api/Teachers/me/time-off":
+        return {"startsAt": f.slot(days=30), "endsAt": f.slot(days=31), "note": "Holiday"}
     if path == "/api/Sessions/book":
         return {
             "teacherId": extra["teacher"]["user"]["id"],

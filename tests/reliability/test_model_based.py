@@ -3,13 +3,19 @@
 Random interleavings of: book, cancel-payment (by id and through the unreplaced template),
 pay, declined card, confirm-payment, webhook delivery (in order, duplicated, reversed, dropped),
 checkout expiry at Stripe, a cancellation whose Stripe call was lost (so a late payment can
-follow), parent/teacher/admin cancels, and the jobs. After every step the invariants hold:
+follow), parent/teacher/admin cancels, reschedules by the parent or the teacher, and the jobs.
+After every step the invariants hold:
 
 - every status is 0-3, and every history replays to the current status;
 - no two Pending/Confirmed bookings of the teacher overlap;
 - a Pending booking's checkout is open at Stripe, or expired (then cancellable), or paid with
   its settlement still in flight (an event not yet delivered);
 - My Bookings never shows a booking cancelled before payment;
+- one payment per booking: a paid booking keeps the checkout and payment it was paid with,
+  however often it is moved; its price never changes;
+- the history agrees with the booking's times: its moves chain (each from where the last one
+  went), the last one ends at the booking's start, its length never changes, and the parent's
+  moves are its reschedule count;
 - money: once events are delivered, every checkout paid at Stripe belongs to a Confirmed or
   Completed booking, or to one with a refund recorded (checked strictly after each delivery
   of all events, and at the end after a final settlement);
@@ -67,8 +73,9 @@ DONE = {"runs": 0, "steps": 0}
 def make_machine(api, sandbox):
     base, db, svc = api.state.base_url, api.state.db, api.state.services
     sb = http_client(base_url=sandbox.base_url, timeout=30, headers=AUTH)
-    # Slots 0 and 1 overlap (same teacher); slot 2 is apart.
+    # Slots 0 and 1 overlap (same teacher); slot 2 is apart; slot 3 only a reschedule uses.
     slot_starts = [f.slot(days=3, hour=10), f.slot(days=3, hour=10, minute=30), f.slot(days=4, hour=15)]
+    move_targets = [*slot_starts, f.slot(days=5, hour=9)]
 
     class Bookings(RuleBasedStateMachine):
         @initialize()
@@ -99,6 +106,7 @@ def make_machine(api, sandbox):
             self.seen_events: set[str] = set(self._event_ids())
             self.undelivered: list[dict] = []
             self.dropped: set[str] = set()  # sessions whose event was lost and no job ran since
+            self.payments: dict[str, tuple] = {}  # booking id -> (checkout, payment, price) when first seen paid
             self.steps = 0
             self.connected = False
 
@@ -224,6 +232,16 @@ def make_machine(api, sandbox):
             assert r.status_code in (200, 400), r.text
             self._collect_events()
 
+        @precondition(lambda self: self.bookings)
+        @rule(i=st.integers(0, 50), to=st.integers(0, 3), who=st.sampled_from(["parent", "teacher"]))
+        def reschedule(self, i, to, who):
+            b = self.bookings[i % len(self.bookings)]
+            client = self.parents[b["parent"]]["client"] if who == "parent" else self.teacher["client"]
+            r = client.post(f"/api/Sessions/{b['id']}/reschedule", json={"startsAt": move_targets[to]})
+            # 200 moved (or already there), 409 taken / not Confirmed / the terms say no.
+            assert r.status_code in (200, 409), r.text
+            self._collect_events()
+
         @rule(later=st.booleans())
         def run_jobs(self, later):
             from tutorbook import jobs
@@ -263,6 +281,30 @@ def make_machine(api, sandbox):
                 for y in holding:
                     if x.id != y.id and x.teacher_id == y.teacher_id:
                         assert x.ends_at <= y.starts_at or y.ends_at <= x.starts_at, (x.id, y.id)
+
+        @invariant()
+        def one_payment_per_booking_whatever_its_moves(self):
+            for b in self.rows():
+                if b.paid_at is None:
+                    continue
+                seen = (b.stripe_session_id, b.stripe_payment_intent_id, b.price_amount, b.ends_at - b.starts_at)
+                assert self.payments.setdefault(str(b.id), seen) == seen, (b.id, seen)
+
+        @invariant()
+        def history_agrees_with_the_bookings_times(self):
+            with db.session_scope() as s:
+                for b in s.scalars(sa.select(PrivateSession)):
+                    moves = s.execute(
+                        sa.select(StatusHistory.moved_from, StatusHistory.moved_to, StatusHistory.actor)
+                        .where(StatusHistory.session_id == b.id, StatusHistory.reason == "rescheduled")
+                        .order_by(StatusHistory.id)
+                    ).all()
+                    for (_, went, _), (came, _, _) in zip(moves, moves[1:], strict=False):
+                        assert came == went, b.id
+                    if moves:
+                        assert moves[-1].moved_to == b.starts_at, b.id
+                    parent = f"user:{b.parent_id}"
+                    assert sum(m.actor == parent for m in moves) == b.reschedule_count, b.id
 
         @invariant()
         def pending_means_checkout_open_or_cancellable(self):

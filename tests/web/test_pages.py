@@ -272,12 +272,13 @@ def test_the_teacher_page_shows_free_times_in_the_viewers_zone_and_books_to_chec
     r = web.get(f"/teachers/{t['user']['id']}?week=1")
     assert_clean(r)
     page = text_of(r)
-    assert "America/New_York" in page and "USD 45.00 per hour" in page
-    start = r.text.split('name="starts_at" value="')[1].split('"')[0]
+    # The zone by its friendly name (#13); the starts are links, the booking form next to the chosen one.
+    assert "Eastern Time – New York" in page and "USD 45.00 per hour" in page
+    start = r.text.split('data-start="')[1].split('"')[0]
     first = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    assert first.hour == 10  # the teacher's 10:00 UTC, shown on New York's clock:
+    assert first.hour == 10  # the teacher's 10:00 UTC, shown on New York's clock (en-GB: 24-hour):
     shown = f"{first.astimezone(ZoneInfo('America/New_York')):%H:%M}"
-    assert re.search(rf'value="{start}"[^>]*>\s*{shown}</label>', r.text)
+    assert re.search(rf'data-start="{start}"[^>]*>\s*{shown}</a>', r.text)
     student = p["client"].get("/api/Students").json()["data"][0]["id"]
     form = {
         "teacher_id": t["user"]["id"],
@@ -422,9 +423,13 @@ def test_money_and_times_are_written_with_their_currency_and_zone():
     assert money(4500, "usd") == "USD 45.00" and money(4500, "jpy") == "JPY 4,500"
     assert money(1234567, "eur") == "EUR 12,345.67" and money(1500, "kwd") == "KWD 1.500"
     start = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)
-    assert when(start, start + timedelta(hours=1), "Europe/London") == "Wed 1 Jul 2026, 15:00–16:00 BST"
+    # Written in the viewer's language since #13 (Babel): en-GB by default, 12-hour for en-US.
+    assert when(start, start + timedelta(hours=1), "Europe/London") == "Wed, 1 Jul 2026, 15:00–16:00 BST"
     winter = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-    assert when(winter, winter + timedelta(minutes=30), "Europe/London") == "Tue 1 Dec 2026, 14:00–14:30 GMT"
+    assert when(winter, winter + timedelta(minutes=30), "Europe/London") == "Tue, 1 Dec 2026, 14:00–14:30 GMT"
+    assert when(winter, winter + timedelta(hours=1), "America/New_York", "en_US") == (
+        "Tue, Dec 1, 2026, 9:00\u202fAM–10:00\u202fAM EST"
+    )
 
 
 def test_the_register_page_refuses_a_weak_password_saying_why_and_keeps_the_form(web, c):

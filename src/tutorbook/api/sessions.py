@@ -1,4 +1,4 @@
-"""/api/Sessions: book, confirm and cancel payment, My Bookings, cancel, complete, schedule."""
+"""/api/Sessions: book, confirm and cancel payment, My Bookings, cancel, reschedule, complete, schedule."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
-from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, SessionPage, session_out
+from tutorbook.bookings.schemas import BookIn, HistoryOut, RescheduleIn, SessionOut, SessionPage, session_out
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
@@ -119,3 +119,14 @@ def complete(booking_id: BookingId, user: TeacherOrAdmin, session: DbSession):
     """Mark a Confirmed session completed (once it has started)."""
     booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
     return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")
+
+
+@router.post("/{bookingId}/reschedule", response_model=Envelope[SessionOut])
+async def reschedule(booking_id: BookingId, body: RescheduleIn, user: CurrentUser, svc: ServicesDep):
+    """Move a Confirmed session to another free time of the same teacher, same length and payment.
+    The parent may until the teacher's reschedule deadline and up to their maximum number of
+    changes (`data.reason` says which rule refused: `deadline_passed`, `limit_reached`, ...); the
+    teacher or an admin any time before the start. 409 when the time is taken, 422 when the
+    teacher does not offer it."""
+    booking = await flows.reschedule(svc, user=user, booking_id=booking_id, starts_at=body.starts_at)
+    return ok(await _out(svc, booking), "Session moved")

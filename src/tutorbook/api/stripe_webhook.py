@@ -33,7 +33,7 @@ async def webhook(request: Request, background: BackgroundTasks, svc: ServicesDe
     except gw.InvalidWebhook as exc:
         raise BadRequest("Invalid Stripe signature or payload") from exc
     webhooks.check_shape(event)
-    outcome = await svc.tx(webhooks.handle, event=event, now=utc_now())
+    outcome = await svc.tx(webhooks.handle, event=event, platform=svc.terms, now=utc_now())
     request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
     if outcome.followups:
         background.add_task(followups.run, svc, outcome.followups)

@@ -7,24 +7,32 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
 
 from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
 from tutorbook.bookings import earnings
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
 from tutorbook.clock import utc_now
+from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service, slots
+from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
+    MeOut,
     OnboardingOut,
     PayoutStatusOut,
+    PolicyIn,
+    PolicyOut,
     ProfileIn,
     SlotOut,
     SubjectFilter,
     TeacherOut,
+    TimeOffIn,
+    TimeOffOut,
     WindowOut,
     hhmm,
     minutes,
@@ -35,6 +43,7 @@ from tutorbook.validation import Instant
 router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
 TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
+TimeOffId = Annotated[uuid.UUID, Path(alias="timeOffId")]
 
 
 def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
@@ -47,11 +56,22 @@ def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(defa
     return ok(service.list_teachers(session, subject=subject))
 
 
-@router.put("/me", response_model=Envelope[TeacherOut])
+def me_out(session: Session, teacher_id: uuid.UUID) -> MeOut:
+    gaps = service.checklist(session, teacher_id)
+    return MeOut(**service.get_teacher(session, teacher_id).model_dump(), listed=not gaps, missing=gaps)
+
+
+@router.get("/me", response_model=Envelope[MeOut])
+def get_me(user: TeacherUser, session: DbSession):
+    """Your profile, and what is missing before parents see you (`missing`: price, subjects, hours)."""
+    return ok(me_out(session, user.id))
+
+
+@router.put("/me", response_model=Envelope[MeOut])
 def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
     """Change your profile."""
-    out = service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
-    return ok(out, "Profile updated")
+    service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
+    return ok(me_out(session, user.id), "Profile updated")
 
 
 @router.get("/me/availability", response_model=Envelope[list[WindowOut]], name="my_availability")
@@ -117,6 +137,42 @@ def my_earnings(
     return ok(earnings_out(earnings.for_teacher(session, teacher_id=user.id, start=start, end=end), start, end))
 
 
+@router.get("/me/policy", response_model=Envelope[PolicyOut], name="my_policy")
+def my_policy(user: TeacherUser, session: DbSession, svc: ServicesDep):
+    """Your cancellation and reschedule terms (the platform's until you set your own)."""
+    return ok(service.policy_out(service.terms(session, teacher_id=user.id, platform=svc.terms)))
+
+
+@router.put("/me/policy", response_model=Envelope[PolicyOut], name="set_my_policy")
+def set_my_policy(body: PolicyIn, user: TeacherUser, session: DbSession):
+    """Set your terms for bookings paid from now on; bookings paid already keep the terms they were paid under."""
+    new = service.set_terms(session, teacher_id=user.id, new=Terms(**body.model_dump()))
+    return ok(service.policy_out((new, False)), "Terms updated")
+
+
+@router.get("/me/time-off", response_model=Envelope[list[TimeOffOut]])
+def my_time_off(user: TeacherUser, session: DbSession):
+    """Your time off that is not over yet, each with the paid sessions inside it (to cancel or move)."""
+    return ok([TimeOffOut(**t) for t in bookings.time_off_with_sessions(session, teacher_id=user.id, now=utc_now())])
+
+
+@router.post("/me/time-off", response_model=Envelope[TimeOffOut], status_code=201)
+def add_my_time_off(body: TimeOffIn, user: TeacherUser, session: DbSession):
+    """Take a range out of your free time (UTC instants). Paid sessions inside it stay booked and
+    are listed in `affectedSessions` for you to cancel or move."""
+    out = bookings.add_time_off(
+        session, teacher_id=user.id, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note, now=utc_now()
+    )
+    return ok(TimeOffOut(**out), "Time off added")
+
+
+@router.delete("/me/time-off/{timeOffId}", response_model=Envelope[None])
+def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, session: DbSession):
+    """Remove one of your time-off ranges; its times are free again."""
+    service.delete_time_off(session, teacher_id=user.id, time_off_id=time_off_id)
+    return ok(None, "Time off removed")
+
+
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
 def get_teacher(teacher_id: TeacherId, session: DbSession):
     """One teacher."""
@@ -129,10 +185,21 @@ def availability(
     session: DbSession,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
+    duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
 ):
-    """Free {startsAt, endsAt} intervals between `from` and `to` (default: the next 7 days)."""
+    """Every session of `durationMinutes` that can be booked starting between `from` and `to`
+    (default: the next 7 days), as {startsAt, endsAt}: whole inside the teacher's hours, outside
+    their time off, clear of every holding booking."""
+    if duration_minutes not in ALLOWED_DURATIONS:
+        allowed = ", ".join(map(str, ALLOWED_DURATIONS))
+        raise Unprocessable(
+            f"durationMinutes is one of {allowed}", data=[{"field": "durationMinutes", "message": "not offered"}]
+        )
     now = utc_now()
     start = from_ or now
     end = to or start + timedelta(days=7)
-    free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
-    return ok([SlotOut(starts_at=s, ends_at=e) for s, e in free])
+    starts = bookings.bookable_starts(
+        session, teacher_id=teacher_id, start=start, end=end, minutes=duration_minutes, now=now
+    )
+    length = timedelta(minutes=duration_minutes)
+    return ok([SlotOut(starts_at=s, ends_at=s + length) for s in starts])

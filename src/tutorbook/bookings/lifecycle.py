@@ -1,17 +1,21 @@
-"""The booking state machine: the four statuses, the allowed transitions, and nothing else.
+"""The booking state machine: the four statuses, the allowed transitions, and when a booking may
+be moved to another time (a reschedule, which is not a status change).
 
-Pure functions over a table; each takes `now` and returns the field changes to persist.
-Every other module changes a booking's status only through `Change` values made here.
+Pure functions over tables; each takes `now` and returns the field changes to persist.
+Every other module changes a booking's status only through `Change` values made here, and its
+time only through `Move` values made here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from tutorbook.errors import AppError
+from tutorbook.identity import Role
 
 
 class Status(IntEnum):
@@ -48,6 +52,9 @@ class Reason(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     CURRENCY_MISMATCH = "currency_mismatch"
     OTHER_CHECKOUT = "other_checkout"
+    # Moved to another time: not a transition (it is in no ALLOWED entry); the history row goes
+    # from Confirmed to Confirmed and records the start before and after.
+    RESCHEDULED = "rescheduled"
 
 
 UNPAID_CANCEL_REASONS = frozenset(
@@ -118,12 +125,24 @@ def book(*, now: datetime) -> Change:
     return _change(None, P, Reason.BOOKED, now)
 
 
-def confirm_payment(current: Status, *, now: datetime, payment_intent_id: str | None) -> Change:
-    """Pending -> Confirmed when Stripe says the checkout is paid."""
-    return _change(current, C, Reason.PAID, now, paid_at=now, stripe_payment_intent_id=payment_intent_id)
+def confirm_payment(
+    current: Status, *, now: datetime, payment_intent_id: str | None, terms: Mapping[str, int] | None = None
+) -> Change:
+    """Pending -> Confirmed when Stripe says the checkout is paid; `terms`: the teacher's terms
+    in force now, stored with the booking (policy.to_store)."""
+    return _change(
+        current, C, Reason.PAID, now, paid_at=now, stripe_payment_intent_id=payment_intent_id, **(terms or {})
+    )
 
 
-def confirm_late_payment(current: Status, *, now: datetime, payment_intent_id: str | None, was_paid: bool) -> Change:
+def confirm_late_payment(
+    current: Status,
+    *,
+    now: datetime,
+    payment_intent_id: str | None,
+    was_paid: bool,
+    terms: Mapping[str, int] | None = None,
+) -> Change:
     """Cancelled (never paid) -> Confirmed when a late payment finds the slot still free."""
     if was_paid:
         raise IllegalTransition(Status(current), C, Reason.LATE_PAYMENT_CONFIRMED)
@@ -136,6 +155,7 @@ def confirm_late_payment(current: Status, *, now: datetime, payment_intent_id: s
         stripe_payment_intent_id=payment_intent_id,
         cancelled_at=None,
         cancellation_reason=None,
+        **(terms or {}),
     )
 
 
@@ -184,3 +204,138 @@ def replay(history: list[tuple[int | None, int]]) -> Status | None:
             raise ValueError(f"history holds a forbidden move {state} -> {to_status}")
         state = Status(to_status)
     return state
+
+
+# -- reschedules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RescheduleRule:
+    """Who may move a booking to another time: from which statuses, whether the terms' deadline
+    (hours before the start) applies, and whether the move counts against the terms' maximum."""
+
+    statuses: frozenset[Status]
+    deadline: bool
+    counted: bool
+
+
+# role -> the rule. Every mover must act before the session starts. Absent: may not move it.
+RESCHEDULE: dict[Role, RescheduleRule] = {
+    Role.PARENT: RescheduleRule(frozenset({C}), deadline=True, counted=True),
+    Role.TEACHER: RescheduleRule(frozenset({C}), deadline=False, counted=False),
+    Role.ADMIN: RescheduleRule(frozenset({C}), deadline=False, counted=False),
+}
+
+
+class NoReschedule(StrEnum):
+    """Why a booking cannot be moved now."""
+
+    NOT_ALLOWED = "not_allowed"
+    NOT_CONFIRMED = "not_confirmed"
+    STARTED = "started"
+    DEADLINE_PASSED = "deadline_passed"
+    LIMIT_REACHED = "limit_reached"
+
+
+class RescheduleRefused(AppError):
+    """A move the reschedule rules do not allow; `data.reason` says which rule."""
+
+    status_code = 409
+
+    def __init__(self, why: NoReschedule, *, deadline_hours: int, max_reschedules: int):
+        messages = {
+            NoReschedule.NOT_ALLOWED: "You cannot change the time of this booking",
+            NoReschedule.NOT_CONFIRMED: "Only a paid, confirmed session can be moved to another time",
+            NoReschedule.STARTED: "This session has already started; its time can no longer be changed",
+            NoReschedule.DEADLINE_PASSED: (
+                f"The time can be changed only until {deadline_hours} hours before the start; "
+                "ask the teacher, who can still move it"
+            ),
+            NoReschedule.LIMIT_REACHED: (
+                f"This booking's time has been changed {max_reschedules} times, the most the teacher's terms allow"
+            ),
+        }
+        super().__init__(messages[why], data={"reason": why.value})
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Move:
+    """A validated reschedule: the times before and after, who moved it, the columns it sets."""
+
+    status: Status
+    from_start: datetime
+    from_end: datetime
+    to_start: datetime
+    to_end: datetime
+    by: Role
+    at: datetime
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def why_not_reschedule(
+    status: Status,
+    *,
+    role: Role,
+    now: datetime,
+    starts_at: datetime,
+    count: int,
+    deadline_hours: int,
+    max_reschedules: int,
+) -> NoReschedule | None:
+    """Why `role` may not move this booking now, or None when it may."""
+    rule = RESCHEDULE.get(Role(role))
+    if rule is None:
+        return NoReschedule.NOT_ALLOWED
+    if Status(status) not in rule.statuses:
+        return NoReschedule.NOT_CONFIRMED
+    if now >= starts_at:
+        return NoReschedule.STARTED
+    if rule.deadline and starts_at - now < timedelta(hours=deadline_hours):
+        return NoReschedule.DEADLINE_PASSED
+    if rule.counted and count >= max_reschedules:
+        return NoReschedule.LIMIT_REACHED
+    return None
+
+
+def reschedule(
+    status: Status,
+    *,
+    role: Role,
+    now: datetime,
+    starts_at: datetime,
+    ends_at: datetime,
+    new_start: datetime,
+    count: int,
+    deadline_hours: int,
+    max_reschedules: int,
+) -> Move:
+    """Move a booking to `new_start`, same length; RescheduleRefused when the rules say no."""
+    why = why_not_reschedule(
+        status,
+        role=role,
+        now=now,
+        starts_at=starts_at,
+        count=count,
+        deadline_hours=deadline_hours,
+        max_reschedules=max_reschedules,
+    )
+    if why is not None:
+        raise RescheduleRefused(why, deadline_hours=deadline_hours, max_reschedules=max_reschedules)
+    new_end = new_start + (ends_at - starts_at)
+    counted = RESCHEDULE[Role(role)].counted
+    return Move(
+        Status(status),
+        starts_at,
+        ends_at,
+        new_start,
+        new_end,
+        Role(role),
+        now,
+        {
+            "starts_at": new_start,
+            "ends_at": new_end,
+            "reschedule_count": count + 1 if counted else count,
+            "updated_at": now,
+        },
+    )

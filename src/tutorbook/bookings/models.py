@@ -93,6 +93,13 @@ class PrivateSession(Base):
     meeting_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     meeting_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     meeting_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # The teacher's terms in force when it was paid (NULL before: the platform's), and how many
+    # times the parent has changed its time (the number the terms limit).
+    terms_full_refund_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    terms_late_refund_percent: Mapped[int | None] = mapped_column(sa.Integer)
+    terms_reschedule_deadline_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    terms_max_reschedules: Mapped[int | None] = mapped_column(sa.Integer)
+    reschedule_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -111,6 +118,9 @@ class StatusHistory(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Why, in the words of the person who did it (an admin's cancellation reason) (0010).
     note: Mapped[str | None] = mapped_column(sa.String(500))
+    # A reschedule (a move from Confirmed to Confirmed): the start before and after.
+    moved_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AdminAction(Base):

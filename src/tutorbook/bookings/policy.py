@@ -1,4 +1,5 @@
-"""The refund policy for cancelling a Confirmed booking, and the platform fee. Pure."""
+"""The refund policy for cancelling a Confirmed booking, the terms stored on a booking, and the
+platform fee. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.teachers.policy import FIELDS, Terms
 
 
 class RefundChoice(StrEnum):
@@ -42,3 +45,19 @@ def platform_fee(*, amount: int, percent: float) -> int:
     than the amount. The teacher receives the rest."""
     fee = (Decimal(amount) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return max(0, min(amount, int(fee)))
+def stored(booking: PrivateSession, *, platform: Terms) -> Terms:
+    """The terms stored on the booking when it was paid; the platform's for one paid before
+    terms were stored (or not paid yet)."""
+    if booking.terms_full_refund_hours is None:
+        return platform
+    return Terms(
+        full_refund_hours=booking.terms_full_refund_hours,
+        late_refund_percent=booking.terms_late_refund_percent or 0,
+        reschedule_deadline_hours=booking.terms_reschedule_deadline_hours or 0,
+        max_reschedules=booking.terms_max_reschedules or 0,
+    )
+
+
+def to_store(terms: Terms) -> dict[str, int]:
+    """The booking's columns that keep `terms`."""
+    return {f"terms_{name}": getattr(terms, name) for name in FIELDS}

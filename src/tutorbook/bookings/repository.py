@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
-from tutorbook.bookings.lifecycle import Change, Status
+from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
@@ -25,6 +25,8 @@ PS = PrivateSession
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
 # A booking with its teacher's and student's names.
 NamedRow = sa.Row[PS, str, str]
+# A paid session with its student's name and its parent's name and email.
+ParentRow = sa.Row[PS, str, str, str]
 _Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
 
 
@@ -73,9 +75,11 @@ def overlapping(
 
 
 def busy_intervals(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None = None
 ) -> list[tuple[datetime, datetime]]:
-    return [(b.starts_at, b.ends_at) for b in overlapping(session, teacher_id=teacher_id, start=start, end=end)]
+    """The teacher's held times in [start, end), but booking `exclude`'s (the one being moved)."""
+    held = overlapping(session, teacher_id=teacher_id, start=start, end=end, exclude=exclude)
+    return [(b.starts_at, b.ends_at) for b in held]
 
 
 def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
@@ -138,6 +142,42 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
         ).where(PS.id.in_(moved))
         session.execute(sa.insert(StatusHistory).from_select(["session_id", *columns], source))
     return moved
+
+
+def move(session: Session, booking: PS, move: Move, *, actor: str) -> bool:
+    """Reschedule as one compare-and-set: UPDATE ... WHERE id AND status AND starts_at are what
+    the move was made from, with its history row (status to itself, the start before and after).
+    False when another writer moved or cancelled the booking first. The caller holds the no-overlap
+    guarantee: the teacher's lock and the overlap check (SQLite: BEGIN IMMEDIATE), and on
+    PostgreSQL the exclusion constraint, which this UPDATE is checked against."""
+    result = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(PS)
+            .where(PS.id == booking.id, PS.status == move.status, PS.starts_at == move.from_start)
+            .values(**move.fields)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount != 1:
+        session.refresh(booking)
+        return False
+    for key, value in move.fields.items():
+        set_committed_value(booking, key, value)
+    session.add(
+        StatusHistory(
+            session_id=booking.id,
+            from_status=move.status.value,
+            to_status=move.status.value,
+            reason=Reason.RESCHEDULED.value,
+            actor=actor,
+            created_at=move.at,
+            moved_from=move.from_start,
+            moved_to=move.to_start,
+        )
+    )
+    session.flush()
+    return True
 
 
 def _expected(change: Change) -> Status:
@@ -219,9 +259,7 @@ def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     )
 
 
-def my_bookings(
-    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int
-) -> tuple[Sequence[NamedRow], int]:
+def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size: int) -> tuple[Sequence[NamedRow], int]:
     """(rows of (booking, teacher name, student name), total), newest start first."""
     where = (PS.parent_id == parent_id, visible_to_parent())
     total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where)) or 0
@@ -235,6 +273,59 @@ def teacher_schedule(
 ) -> Sequence[NamedRow]:
     """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
     stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))).order_by(PS.starts_at)
+    if start is not None:
+        stmt = stmt.where(PS.ends_at > start)
+    if end is not None:
+        stmt = stmt.where(PS.starts_at < end)
+    return session.execute(stmt).all()
+
+
+def _upcoming(now: datetime) -> sa.ColumnElement[bool]:
+    """Holding (Pending or Confirmed) and not yet over."""
+    return sa.and_(PS.status.in_(HOLDING), PS.ends_at > now)
+
+
+def upcoming_for_parent(
+    session: Session, *, parent_id: uuid.UUID, now: datetime, limit: int = 200
+) -> Sequence[NamedRow]:
+    """My Bookings' Upcoming: rows of (booking, teacher name, student name), soonest first."""
+    stmt = _with_names(sa.select(PS).where(PS.parent_id == parent_id, _upcoming(now)))
+    return session.execute(stmt.order_by(PS.starts_at, PS.id).limit(limit)).all()
+
+
+def past_for_parent(
+    session: Session, *, parent_id: uuid.UUID, now: datetime, page: int, page_size: int
+) -> tuple[Sequence[NamedRow], int]:
+    """My Bookings' Past (over, completed or cancelled after payment): (rows, total), latest first."""
+    where = (PS.parent_id == parent_id, visible_to_parent(), sa.not_(_upcoming(now)))
+    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
+    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
+    return session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all(), total or 0
+
+
+def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
+    """The parent's Pending bookings whose checkout is still open (they hold a slot unpaid)."""
+    stmt = sa.select(PS).where(
+        PS.parent_id == parent_id,
+        PS.status == Status.PENDING.value,
+        PS.checkout_url.is_not(None),
+        PS.checkout_expires_at > now,
+    )
+    return list(session.scalars(stmt.order_by(PS.created_at.desc(), PS.id)))
+
+
+def schedule_with_parents(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
+) -> Sequence[ParentRow]:
+    """A teacher's paid sessions by start, as rows of (booking, student name, parent name, parent email)."""
+    parent = sa.orm.aliased(User)
+    stmt = (
+        sa.select(PS, Student.full_name, parent.full_name, parent.email)
+        .join(Student, Student.id == PS.student_id)
+        .join(parent, parent.id == PS.parent_id)
+        .where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
+        .order_by(PS.starts_at, PS.id)
+    )
     if start is not None:
         stmt = stmt.where(PS.ends_at > start)
     if end is not None:

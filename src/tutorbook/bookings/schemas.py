@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from enum import IntEnum
 from typing import Annotated, Literal, cast
 
@@ -11,6 +12,7 @@ from pydantic import AfterValidator, Field, StringConstraints, computed_field
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
+from tutorbook.teachers.policy import FIELDS, Terms
 from tutorbook.validation import Instant, single_line
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)]
@@ -47,6 +49,20 @@ class BookIn(InputModel):
     duration_minutes: Duration = Field(description="minutes")
 
 
+class RescheduleIn(InputModel):
+    starts_at: Instant = Field(description="the new start; the session keeps its length")
+
+
+class TermsOut(CamelModel):
+    """The teacher's terms stored with a booking when it was paid."""
+
+    full_refund_hours: int
+    late_refund_percent: int
+    reschedule_deadline_hours: int
+    max_reschedules: int
+    sentence: str
+
+
 class SessionOut(CamelModel):
     id: uuid.UUID
     parent_id: uuid.UUID
@@ -71,6 +87,8 @@ class SessionOut(CamelModel):
     meeting_url: str | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    reschedule_count: int = Field(default=0, description="how many times the parent has changed the time")
+    terms: TermsOut | None = Field(default=None, description="the terms in force when it was paid; null before")
 
     @computed_field  # type: ignore[prop-decorator]  # mypy: no decorators over @property (pydantic's advice)
     @property
@@ -92,11 +110,16 @@ class HistoryOut(CamelModel):
     reason: str
     actor: str
     created_at: UtcDatetime
+    moved_from: UtcDatetime | None = Field(default=None, description="a reschedule: the start before")
+    moved_to: UtcDatetime | None = Field(default=None, description="a reschedule: the start after")
 
 
 def session_out(booking, teacher_name: str | None = None, student_name: str | None = None) -> SessionOut:
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
+    if booking.terms_full_refund_hours is not None:
+        terms = Terms(**{name: getattr(booking, f"terms_{name}") or 0 for name in FIELDS})
+        out.terms = TermsOut(**asdict(terms), sentence=terms.sentence())
     return out
 
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from tutorbook.accounts import service as accounts
 from tutorbook.bookings import lifecycle, policy, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
-from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
@@ -27,7 +28,8 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.notifications import service as notices
 from tutorbook.teachers import payouts, slots
 from tutorbook.teachers import service as teachers
-from tutorbook.teachers.models import TeacherProfile
+from tutorbook.teachers.models import TeacherProfile, TimeOff
+from tutorbook.teachers.policy import Terms
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -71,22 +73,24 @@ class PaymentRefused(Conflict):
 
 @dataclass
 class Followups:
-    """Work to do after the commit: refunds to send to Stripe, meeting links to make or delete,
-    destination charges whose split (transfer, application fee) to read from Stripe."""
+    """Work to do after the commit: refunds to send to Stripe, meeting links to make, delete or
+    move to a new time, destination charges whose split (transfer, application fee) to read from Stripe."""
 
     refunds: list[uuid.UUID] = field(default_factory=list)
     links: list[uuid.UUID] = field(default_factory=list)
     unlinks: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     splits: list[uuid.UUID] = field(default_factory=list)
+    moves: list[uuid.UUID] = field(default_factory=list)  # bookings whose meeting follows a new time
 
     def __bool__(self) -> bool:
-        return bool(self.refunds or self.links or self.unlinks or self.splits)
+        return bool(self.refunds or self.links or self.unlinks or self.splits or self.moves)
 
     def extend(self, other: Followups) -> None:
         self.refunds += other.refunds
         self.links += other.links
         self.unlinks += other.unlinks
         self.splits += other.splits
+        self.moves += other.moves
 
 
 @dataclass
@@ -235,13 +239,30 @@ def _check_request(
         problems.append({"field": "startsAt", "message": "start on a whole 5-minute mark"})
     if problems:
         raise Unprocessable("This booking cannot be made", data=problems)
-    if not slots.within_windows(
-        teachers.windows(session, profile.user_id), zone=profile.time_zone, start=start, end=end
-    ):
+    check_offered(session, profile=profile, start=start, end=end)
+
+
+def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
+    """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
+    time off (the check booking and rescheduling share; overlaps are checked apart, under the lock)."""
+    if not offered(session, profile=profile, start=start, end=end):
         raise Unprocessable(
             "This time is outside the teacher's availability",
             data=[{"field": "startsAt", "message": "outside availability"}],
         )
+    if teachers.is_time_off(session, profile.user_id, start=start, end=end):
+        raise Unprocessable(
+            "The teacher is away at this time", data=[{"field": "startsAt", "message": "during time off"}]
+        )
+
+
+def offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> bool:
+    """Whether the teacher offers [start, end) at all (their weekly hours), busy or not: the one
+    check booking and rescheduling share; the overlap with other bookings is checked apart,
+    under the teacher's lock."""
+    return slots.within_windows(
+        teachers.windows(session, profile.user_id), zone=profile.time_zone, start=start, end=end
+    )
 
 
 def _same_open_checkout(
@@ -321,14 +342,17 @@ def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession
     return _own_booking(session, _named_booking(session, checkout), checkout)
 
 
-def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime) -> Outcome:
     """The one idempotent fulfilment: Pending + paid -> Confirmed; a late payment is confirmed
     if the slot is still free and ahead, otherwise refunded in full; a payment at another price
     or through another checkout than the booking's is refunded in full, the booking unchanged.
-    Safe to call any number of times from the webhook, the success page and the jobs."""
+    Safe to call any number of times from the webhook, the success page and the jobs. A booking
+    confirmed keeps the teacher's terms in force now (`platform`: for a teacher who set none)."""
     named = _named_booking(session, checkout)
     if named is not None and checkout.paid and (problem := payment_problem(named, checkout)) is not None:
-        return _refuse_payment(session, booking=named, checkout=checkout, reason=problem, actor=actor, now=now)
+        return _refuse_payment(
+            session, booking=named, checkout=checkout, reason=problem, actor=actor, platform=platform, now=now
+        )
     booking = _own_booking(session, named, checkout)
     if booking is None:
         return Outcome("unknown_booking")
@@ -336,14 +360,21 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, now: datetime) -
         return Outcome("awaiting_payment", booking)
     status = Status(booking.status)
     if status == Status.PENDING:
-        change = lifecycle.confirm_payment(status, now=now, payment_intent_id=checkout.payment_intent)
+        change = lifecycle.confirm_payment(
+            status, now=now, payment_intent_id=checkout.payment_intent, terms=_terms_now(session, booking, platform)
+        )
         if not repo.apply(session, booking, change, actor=actor):
-            return fulfil(session, checkout=checkout, actor=actor, now=now)
+            return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
         _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome("confirmed", booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome("already_fulfilled", booking)
-    return _late_payment(session, booking=booking, checkout=checkout, actor=actor, now=now)
+    return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
+
+
+def _terms_now(session: Session, booking: PrivateSession, platform: Terms) -> dict[str, int]:
+    """The columns keeping the booking's teacher's terms in force now."""
+    return policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])
 
 
 def _paid_followups(booking: PrivateSession) -> Followups:
@@ -352,7 +383,14 @@ def _paid_followups(booking: PrivateSession) -> Followups:
 
 
 def _refuse_payment(
-    session: Session, *, booking: PrivateSession, checkout: Checkout, reason: Reason, actor: str, now: datetime
+    session: Session,
+    *,
+    booking: PrivateSession,
+    checkout: Checkout,
+    reason: Reason,
+    actor: str,
+    platform: Terms,
+    now: datetime,
 ) -> Outcome:
     """Refund a payment that cannot pay for `booking` in full, once, and say why in its history;
     the booking keeps its status (and its own checkout, if it has one)."""
@@ -365,7 +403,7 @@ def _refuse_payment(
         return Outcome(reason.value, booking, refused=reason)  # nothing was charged, nothing changes
     change = lifecycle.refuse_payment(Status(booking.status), reason=reason, now=now)
     if not repo.apply(session, booking, change, actor=actor):
-        return fulfil(session, checkout=checkout, actor=actor, now=now)
+        return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
     log.warning(
         "payment refused",
         extra={"booking_id": str(booking.id), "checkout_id": checkout.id, "reason": reason.value},
@@ -385,7 +423,7 @@ def _refuse_payment(
 
 
 def _late_payment(
-    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, now: datetime
+    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, platform: Terms, now: datetime
 ) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
@@ -401,7 +439,11 @@ def _late_payment(
     status = Status(booking.status)
     if free and booking.starts_at > now:
         change = lifecycle.confirm_late_payment(
-            status, now=now, payment_intent_id=checkout.payment_intent, was_paid=False
+            status,
+            now=now,
+            payment_intent_id=checkout.payment_intent,
+            was_paid=False,
+            terms=_terms_now(session, booking, platform),
         )
         repo.apply(session, booking, change, actor=actor)
         _notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
@@ -482,16 +524,22 @@ def cancel_reason(user: AuthUser) -> Reason:
     }[Role(user.role)]
 
 
+def terms_of(booking: PrivateSession, *, settings: Settings) -> Terms:
+    """The terms stored on the booking when it was paid (the platform's before that)."""
+    return policy.stored(booking, platform=Terms.platform(settings))
+
+
 def refund_preview(booking: PrivateSession, *, reason: Reason, settings: Settings, now: datetime) -> int:
-    """What a cancellation by `reason` would refund now."""
+    """What a cancellation by `reason` would refund now, under the booking's stored terms."""
+    terms = terms_of(booking, settings=settings)
     return policy.refund_amount(
         reason=reason,
         price=booking.price_amount,
         already_refunded=booking.refunded_amount,
         starts_at=booking.starts_at,
         now=now,
-        full_before_hours=settings.refund_full_before_hours,
-        late_percent=settings.refund_late_percent,
+        full_before_hours=terms.full_refund_hours,
+        late_percent=terms.late_refund_percent,
     )
 
 
@@ -656,6 +704,89 @@ def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: da
     return booking
 
 
+# -- reschedule ------------------------------------------------------------------------
+
+
+@dataclass
+class Moved:
+    """What a reschedule did: `kind` is "rescheduled" or "unchanged" (already at that time);
+    the meeting to move after the commit is in `followups.moves`."""
+
+    kind: str
+    booking: PrivateSession
+    from_start: datetime | None = None
+    followups: Followups = field(default_factory=Followups)
+
+
+def why_not_reschedule(
+    booking: PrivateSession, *, user: AuthUser, settings: Settings, now: datetime
+) -> NoReschedule | None:
+    """Why `user` cannot change this booking's time now (the pages hide the button and say
+    why), or None when they can."""
+    terms = terms_of(booking, settings=settings)
+    return lifecycle.why_not_reschedule(
+        Status(booking.status),
+        role=Role(user.role),
+        now=now,
+        starts_at=booking.starts_at,
+        count=booking.reschedule_count,
+        deadline_hours=terms.reschedule_deadline_hours,
+        max_reschedules=terms.max_reschedules,
+    )
+
+
+def _check_new_start(start: datetime, *, now: datetime) -> None:
+    problems = []
+    if start <= now:
+        problems.append({"field": "startsAt", "message": "must be in the future"})
+    elif start > now + timedelta(days=366):
+        problems.append({"field": "startsAt", "message": "at most a year ahead"})
+    if start.second or start.microsecond or start.minute % 5:
+        problems.append({"field": "startsAt", "message": "start on a whole 5-minute mark"})
+    if problems:
+        raise Unprocessable("The session cannot be moved to this time", data=problems)
+
+
+def reschedule(
+    session: Session, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime, settings: Settings, now: datetime
+) -> Moved:
+    """Move a Confirmed booking to `starts_at`, same teacher, length, price and payment: under
+    the teacher's lock, the lifecycle's rules (from the booking's stored terms), the teacher's
+    hours and no overlap, one compare-and-set with its history row, and both sides' notices."""
+    booking = get_for(session, user=user, booking_id=booking_id)
+    _check_new_start(starts_at, now=now)
+    found = repo.teacher_for_booking(session, booking.teacher_id, lock=settings.booking_guard)
+    if found is None:
+        raise NotFound("Teacher not found")
+    profile = found[0]
+    session.refresh(booking)  # as it is now that the teacher's bookings are ours to change
+    if booking.status == Status.CONFIRMED and booking.starts_at == starts_at:
+        return Moved("unchanged", booking)
+    terms = terms_of(booking, settings=settings)
+    move: Move = lifecycle.reschedule(
+        Status(booking.status),
+        role=Role(user.role),
+        now=now,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        new_start=starts_at,
+        count=booking.reschedule_count,
+        deadline_hours=terms.reschedule_deadline_hours,
+        max_reschedules=terms.max_reschedules,
+    )
+    check_offered(session, profile=profile, start=move.to_start, end=move.to_end)
+    if repo.overlapping(
+        session, teacher_id=booking.teacher_id, start=move.to_start, end=move.to_end, exclude=booking.id
+    ):
+        raise SlotTaken()
+    if not repo.move(session, booking, move, actor=user.actor):
+        raise Conflict("The booking changed meanwhile; reload and try again")
+    payload = {"from": move.from_start.isoformat(), "by": str(user.role)}
+    _notify(session, booking, ("rescheduled.parent", "rescheduled.teacher"), now=now, payload=payload)
+    followups = Followups(moves=[booking.id]) if booking.meeting_url else Followups()
+    return Moved("rescheduled", booking, move.from_start, followups)
+
+
 # -- reminders -------------------------------------------------------------------------
 
 REMINDER_HOURS = (24, 1)
@@ -686,16 +817,120 @@ def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> t
 # -- around bookings -------------------------------------------------------------------
 
 
+def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    """The parent's Pending bookings whose checkout is open: each holds a slot until paid or
+    cancelled (the pages' banner: resume payment or cancel)."""
+    out = []
+    for booking in repo.open_checkouts(session, parent_id=parent_id, now=now):
+        teacher_name, student_name = repo.names_for(session, booking)
+        out.append(
+            {
+                "id": booking.id,
+                "subject": booking.subject,
+                "teacher_name": teacher_name,
+                "student_name": student_name,
+                "starts_at": booking.starts_at,
+                "ends_at": booking.ends_at,
+                "checkout_url": booking.checkout_url,
+                "checkout_expires_at": booking.checkout_expires_at,
+            }
+        )
+    return out
+
+
+
 def free_slots(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude: uuid.UUID | None = None,
 ) -> list[slots.Interval]:
-    """A teacher's free intervals: the weekly windows minus Pending/Confirmed bookings."""
+    """A teacher's free intervals: the weekly windows minus time off and Pending/Confirmed bookings
+    (but booking `exclude`, the one being moved: its own time is free to it)."""
     teachers.check_range(start, end)
+    return _free(session, teacher_id=teacher_id, start=start, end=end, now=now, exclude=exclude)
+
+
+def _free(
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude: uuid.UUID | None = None,
+) -> list[slots.Interval]:
     profile = teachers.get_profile(session, teacher_id)
-    busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end)
+    busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end, exclude=exclude)
+    busy += teachers.time_off_intervals(session, teacher_id, start=start, end=end)
     return slots.free_intervals(
         teachers.windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
     )
+
+
+def bookable_starts(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, minutes: int, now: datetime
+) -> list[datetime]:
+    """Start times in [start, end) where a session of `minutes` fits whole: inside the hours,
+    outside time off, clear of every holding booking, and ahead of `now` (booking refuses the rest)."""
+    teachers.check_range(start, end)
+    duration = timedelta(minutes=minutes)
+    # Look past `end` by one session, so a start near the end is judged on the time after it.
+    free = _free(session, teacher_id=teacher_id, start=start, end=end + duration, now=now)
+    return [t for t in slots.start_times(free, duration=duration) if t < end and t > now]
+
+
+# -- time off --------------------------------------------------------------------------
+
+
+def affected_sessions(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
+    rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
+    return [
+        {
+            "id": b.id,
+            "subject": b.subject,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "student_name": student,
+            "parent_name": parent,
+            "parent_email": email,
+        }
+        for b, student, parent, email in rows
+        if b.status == Status.CONFIRMED
+    ]
+
+
+def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
+    """The teacher's time off that is not over yet, each with the paid sessions inside it."""
+    return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
+
+
+def add_time_off(
+    session: Session, *, teacher_id: uuid.UUID, starts_at: datetime, ends_at: datetime, note: str, now: datetime
+) -> dict[str, Any]:
+    """New time off; the paid sessions inside it are listed (never dropped)."""
+    row = teachers.add_time_off(
+        session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
+    )
+    return _time_off_view(session, row)
+
+
+def _time_off_view(session: Session, row: TimeOff) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "note": row.note,
+        "affected_sessions": affected_sessions(
+            session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at
+        ),
+    }
 
 
 def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tutorbook import localtime
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
@@ -37,8 +38,18 @@ class Booked:
     student_name: str
 
 
-async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
-    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL."""
+def line_item(
+    *, subject: str, teacher: str, child: str, starts_at: datetime, ends_at: datetime, zone: str, locale: str
+) -> str:
+    """The checkout's line item: what, with whom, for whom, and when on the parent's clock."""
+    return f"{subject} with {teacher} for {child}, {localtime.when(starts_at, ends_at, zone, locale)}"
+
+
+async def book(
+    svc: Services, *, parent: AuthUser, body: BookIn, zone: str | None = None, locale: str = localtime.DEFAULT_LOCALE
+) -> Booked:
+    """Reserve the slot, open a Checkout Session, and hand back the booking with its URL. The line
+    item names the session's time in `zone` (default: the parent's profile zone)."""
     try:
         held = await svc.tx(bookings.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
     except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
@@ -53,7 +64,15 @@ async def book(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
             booking_id=str(booking.id),
             amount=booking.price_amount,
             currency=booking.currency,
-            product_name=f"{booking.subject} with {held.teacher_name}",
+            product_name=line_item(
+                subject=booking.subject,
+                teacher=held.teacher_name,
+                child=held.student_name,
+                starts_at=booking.starts_at,
+                ends_at=booking.ends_at,
+                zone=localtime.known_zone(zone) or parent.time_zone,
+                locale=locale,
+            ),
             customer_email=parent.email,
             success_url=success,
             cancel_url=cancel,
@@ -136,7 +155,7 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
-    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
     await followups.run(svc, outcome.followups)
     if outcome.booking is not None:
         outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
@@ -145,7 +164,7 @@ async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """`fulfil` for the jobs: confirm (or refund, for a late payment), then the follow-ups."""
-    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, now=utc_now())
+    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
     followups.run_sync(svc, outcome.followups)
     return outcome
 
@@ -254,6 +273,25 @@ async def cancel_as_admin(
     return await svc.tx(bookings.must_get, booking_id=booking_id)
 
 
+async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> PrivateSession:
+    """Move a Confirmed booking to another time (one transaction: `bookings.service.reschedule`),
+    then its meeting (a Google event is moved; a Jitsi room stays); the booking re-read."""
+    try:
+        moved = await svc.tx(
+            bookings.reschedule,
+            user=user,
+            booking_id=booking_id,
+            starts_at=starts_at,
+            settings=svc.settings,
+            now=utc_now(),
+        )
+    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
+        raise SlotTaken() from exc
+    if moved.followups:
+        await followups.run(svc, moved.followups)
+    return await svc.tx(bookings.must_get, booking_id=booking_id)
+
+
 __all__ = [
     "Booked",
     "book",
@@ -263,6 +301,7 @@ __all__ = [
     "confirm_payment",
     "fulfil",
     "fulfil_sync",
+    "reschedule",
     "settle_stale_checkout",
     "withdraw_checkout",
 ]

@@ -37,6 +37,8 @@ def run_sync(svc: Services, followups: Followups) -> None:
         ensure_link(svc, booking_id=booking_id, now=utc_now())
     for provider, external_id, url in followups.unlinks:
         remove_link(svc, provider=provider, external_id=external_id, url=url)
+    for booking_id in followups.moves:
+        move_link(svc, booking_id=booking_id)
 
 
 def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
@@ -118,6 +120,27 @@ def regenerate_link(svc: Services, *, actor: str, booking_id: uuid.UUID, note: s
     provider, external_id, url = svc.tx_sync(links.reset, booking_id=booking_id, actor=actor, note=note, now=now)
     remove_link(svc, provider=provider, external_id=external_id, url=url)
     return ensure_link(svc, booking_id=booking_id, now=now)
+
+
+def move_link(svc: Services, *, booking_id: uuid.UUID) -> str:
+    """Move a rescheduled booking's meeting to its new time where the provider keeps one (a
+    Google event is patched; a Jitsi room stays); returns what happened. A failure is logged and
+    left on the booking (meeting_error `move_failed:`): the link itself still works."""
+    todo = svc.tx_sync(links.to_move, booking_id=booking_id)
+    if todo is None:
+        return "skipped"
+    request, link = todo
+    target = svc.meetings if svc.meetings.name == link.provider else svc.meetings_fallback
+    if target.name != link.provider:
+        return "skipped"
+    try:
+        moved, error = target.move(link, request), None
+    except MeetingError as exc:
+        log.warning("meeting not moved", extra={"booking_id": str(booking_id), "error": str(exc)[:200]})
+        moved, error = None, exc.code
+    if moved is link:  # the provider keeps no time (a Jitsi room): nothing to record
+        return "unchanged"
+    return svc.tx_sync(links.record_move, booking_id=booking_id, starts_at=request.starts_at, link=moved, error=error)
 
 
 def remove_link(svc: Services, *, provider: str | None, external_id: str | None, url: str | None) -> None:

@@ -23,6 +23,7 @@ from tutorbook.accounts.models import User
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
+from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
 from tutorbook.notifications import calendar, render
@@ -41,6 +42,7 @@ REASONS = {
     "teacher_cancelled": "cancelled by the teacher",
     "admin_cancelled": "cancelled by the Tutorbook team",
 }
+MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     parent = session.get(User, booking.parent_id)
     zone = user.time_zone or "UTC"
     refund = item.payload.get("refund")
+    moved_from = _instant(item.payload.get("from"))
     hours_left = (booking.starts_at - now).total_seconds() / 3600
     context = {
         **base,
@@ -204,11 +207,13 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "schedule_url": f"{public}/schedule",
         "soon": "in about an hour" if hours_left <= 2 else "in about 24 hours",
         "unsubscribe_url": unsubscribe_url(settings, user.id) if item.kind.startswith("reminder.") else None,
+        "moved_from": when(moved_from, moved_from + (booking.ends_at - booking.starts_at), zone) if moved_from else "",
+        "moved_by": MOVED_BY.get(str(item.payload.get("by", "")), "moved"),
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):
         mail.headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
-    if item.kind.startswith(("confirmed.", "cancelled.")):
+    if item.kind.startswith(("confirmed.", "cancelled.", "rescheduled.")):
         cancelled = item.kind.startswith("cancelled.")
         entry = calendar.Session(
             booking_id=booking.id,
@@ -252,7 +257,17 @@ def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: da
             return "reminders turned off"
     if item.kind.startswith("confirmed.") and status == Status.CANCELLED:
         return "cancelled before the confirmation went out"
+    if item.kind.startswith("rescheduled.") and status != Status.CONFIRMED:
+        return "no longer a confirmed session"
     return None
+
+
+def _instant(value: object) -> datetime | None:
+    """An ISO instant from a notice's payload, or None."""
+    try:
+        return as_utc(datetime.fromisoformat(str(value))) if value else None
+    except ValueError:
+        return None
 
 
 def _address(sender: str) -> str:

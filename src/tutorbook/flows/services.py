@@ -26,6 +26,7 @@ from tutorbook.db import Database
 from tutorbook.meetings.base import MeetingProvider
 from tutorbook.metrics import Metrics
 from tutorbook.payments.gateway import StripeGateway
+from tutorbook.teachers.policy import Terms
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +42,11 @@ class Services:
     hasher: PasswordHash
     metrics: Metrics
     login_throttle: LoginThrottle
+
+    @property
+    def terms(self) -> Terms:
+        """The platform's cancellation and reschedule terms (for teachers who set none)."""
+        return Terms.platform(self.settings)
 
     async def tx(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)` in one transaction on a worker thread."""

@@ -55,7 +55,7 @@ class PermanentMeetingError(MeetingError):
 
 
 class MeetingProvider(Protocol):
-    """Makes a meeting link for a booking and removes it when the booking is cancelled."""
+    """Makes a meeting link for a booking, moves it with the booking, removes it when the booking is cancelled."""
 
     name: str
 
@@ -65,4 +65,9 @@ class MeetingProvider(Protocol):
 
     def delete(self, link: MeetingLink) -> None:
         """Remove the meeting behind the link; a meeting already gone is not an error."""
+        ...
+
+    def move(self, link: MeetingLink, request: MeetingRequest) -> MeetingLink:
+        """Move the meeting behind the link to the request's new time; the link to use after
+        (the same one where the provider keeps it). Calling it again for the same time is safe."""
         ...

@@ -136,6 +136,27 @@ class GoogleMeetProvider:
                 if exc.status_code not in (404, 410):
                     raise
 
+    def move(self, link: MeetingLink, request: MeetingRequest) -> MeetingLink:
+        """Patch the event behind the link to the request's start and end (the Meet link stays);
+        a link this provider did not make is left as it is. Attendees are told when invites are on."""
+
+        if link.provider != self.name or not link.external_id:
+            return link
+        event_id, calendar, teacher_email = link.external_id.split(" ", 2)
+        body = {
+            "start": {"dateTime": request.starts_at.isoformat(), "timeZone": request.time_zone},
+            "end": {"dateTime": request.ends_at.isoformat(), "timeZone": request.time_zone},
+        }
+        with _mapped_errors():
+            event = (
+                self._events(teacher_email)
+                .patch(calendarId=calendar, eventId=event_id, body=body, sendUpdates=self._send_updates())
+                .execute()
+            )
+        if event.get("status") == "cancelled":
+            raise PermanentMeetingError(f"event {event_id} was cancelled in Google Calendar", code="event_cancelled")
+        return MeetingLink(url=meet_url(event) or link.url, provider=self.name, external_id=link.external_id)
+
     def _calendar_for(self, teacher_email: str) -> str:
         if self.calendar_id_for is not None:
             return self.calendar_id_for(teacher_email)

@@ -32,3 +32,7 @@ class JitsiProvider:
 
     def delete(self, link: MeetingLink) -> None:
         """Do nothing: a Jitsi room disappears when its last participant leaves."""
+
+    def move(self, link: MeetingLink, request: MeetingRequest) -> MeetingLink:
+        """The room stays: a Jitsi room has no time of its own."""
+        return link

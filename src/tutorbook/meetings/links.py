@@ -22,7 +22,7 @@ from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.errors import BadRequest, NotFound
 from tutorbook.meetings import policy
-from tutorbook.meetings.base import MeetingRequest
+from tutorbook.meetings.base import MeetingLink, MeetingRequest
 from tutorbook.teachers.models import TeacherProfile
 
 log = logging.getLogger("tutorbook.meetings")
@@ -74,11 +74,40 @@ def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest,
     return _request(session, booking), booking.meeting_attempts
 
 
+def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:
+    """What moving a rescheduled booking's meeting needs: (request at its new time, its link),
+    or None when it has no link of a provider's (nothing to move) or is no longer Confirmed."""
+    booking = session.get(PS, booking_id)
+    if booking is None or booking.status != Status.CONFIRMED or not booking.meeting_url or not booking.meeting_provider:
+        return None
+    link = MeetingLink(
+        url=booking.meeting_url, provider=booking.meeting_provider, external_id=booking.meeting_external_id
+    )
+    return _request(session, booking), link
+
+
+def record_move(
+    session: Session, *, booking_id: uuid.UUID, starts_at: datetime, link: MeetingLink | None, error: str | None
+) -> str:
+    """Store a moved meeting's link (if the provider gave another), or why it was not moved, for
+    the booking still at `starts_at` (a later move writes its own)."""
+    values: dict[str, Any] = {"meeting_error": None if link else f"move_failed:{error}"}
+    if link is not None:
+        values |= {"meeting_url": link.url, "meeting_external_id": link.external_id}
+    session.execute(
+        sa.update(PS)
+        .where(PS.id == booking_id, PS.starts_at == starts_at, PS.meeting_url.is_not(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = "moved" if link else "move_failed"
+    log.info("meeting moved", extra={"booking_id": str(booking_id), "outcome": result, "error": error})
+    return result
+
+
 def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
     """Store what the provider answered (a link, or when to retry); returns what happened."""
-    session.execute(
-        sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**_fields_for(outcome))
-    )
+    session.execute(sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**_fields_for(outcome)))
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",

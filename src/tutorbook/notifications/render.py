@@ -30,6 +30,8 @@ SUBJECTS = {
     "confirmed.teacher": "New paid booking: {subject} with {student_name}, {when}",
     "cancelled.parent": "Booking cancelled: {subject} with {teacher_name}, {when}",
     "cancelled.teacher": "Booking cancelled: {subject} with {student_name}, {when}",
+    "rescheduled.parent": "New time: {subject} with {teacher_name}, {when}",
+    "rescheduled.teacher": "New time: {subject} with {student_name}, {when}",
     "refund_issued.parent": "Refund issued: {refund}",
     "late_payment_refunded.parent": "Your payment was refunded: {subject} with {teacher_name}",
     "payment_pending.parent": "Your booking is held - complete the payment",

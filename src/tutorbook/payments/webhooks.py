@@ -20,6 +20,7 @@ from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
 from tutorbook.payments.schemas import OBJECT_SHAPES, CheckoutObject, Event, EventData
 from tutorbook.teachers import payouts
+from tutorbook.teachers.policy import Terms
 
 log = logging.getLogger("tutorbook.webhooks")
 
@@ -90,14 +91,14 @@ def record_once(session: Session, *, event: dict, now: datetime, outcome: str = 
     return session.execute(stmt).scalar() is not None
 
 
-def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
     if event.get("type") not in HANDLED:
         seen = not record_once(session, event=event, now=now, outcome="ignored")
         return bookings.Outcome("duplicate" if seen else "ignored")
     if not record_once(session, event=event, now=now):
         return bookings.Outcome("duplicate")
-    outcome = dispatch(session, event=event, now=now)
+    outcome = dispatch(session, event=event, platform=platform, now=now)
     session.execute(
         sa.update(StripeEvent)
         .where(StripeEvent.id == event["id"])
@@ -116,13 +117,14 @@ def handle(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
     return outcome
 
 
-def dispatch(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+    """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
     obj = (event.get("data") or {}).get("object") or {}
     actor = f"stripe:{event['id']}"
     match event.get("type"):
         case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
             checkout = gw.checkout_from_event_object(obj)
-            return bookings.fulfil(session, checkout=checkout, actor=actor, now=now)
+            return bookings.fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
         case "checkout.session.async_payment_failed":
             return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
         case "checkout.session.expired":

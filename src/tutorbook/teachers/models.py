@@ -1,4 +1,5 @@
-"""Teacher profiles and their weekly availability windows (local times in the teacher's zone)."""
+"""Teacher profiles, their weekly availability windows (local times in the teacher's zone) and their
+time off (UTC instants)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tutorbook.db import Base, UTCDateTime
+from tutorbook.db import Base, UTCDateTime, new_id
 
 
 class TeacherProfile(Base):
     __tablename__ = "teacher_profiles"
-    __table_args__ = (sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("hourly_rate >= 0", name="rate_not_negative"),
+        sa.CheckConstraint(
+            "(full_refund_hours IS NULL OR full_refund_hours >= 0)"
+            " AND (late_refund_percent IS NULL OR late_refund_percent BETWEEN 0 AND 100)"
+            " AND (reschedule_deadline_hours IS NULL OR reschedule_deadline_hours >= 0)"
+            " AND (max_reschedules IS NULL OR max_reschedules >= 0)",
+            name="terms",
+        ),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     subjects: Mapped[list] = mapped_column(sa.JSON, default=list)
@@ -23,6 +33,11 @@ class TeacherProfile(Base):
     bio: Mapped[str] = mapped_column(sa.String(2000), default="")
     # An admin can take a teacher off the list (and off booking) without deleting anything (0010).
     listed: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    # The teacher's own terms (teachers/policy.py); NULL until they set them: the platform's.
+    full_refund_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    late_refund_percent: Mapped[int | None] = mapped_column(sa.Integer)
+    reschedule_deadline_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    max_reschedules: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class AvailabilityWindow(Base):
@@ -59,3 +74,18 @@ class PayoutAccount(Base):
     state_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+class TimeOff(Base):
+    """A range with no bookings (a holiday, a sick day): taken out of the teacher's free time."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="time_order"),
+        sa.Index("ix_time_off_teacher_starts", "teacher_id", "starts_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teacher_profiles.user_id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,12 +10,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, 
 
 from tutorbook.accounts.schemas import Name, Zone, check_zone
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
-from tutorbook.validation import Line, crlf_to_lf, multi_line, single_line
+from tutorbook.validation import Instant, Line, crlf_to_lf, multi_line, single_line
 
 MAX_RATE = 100_000_00  # 100,000.00 in minor units per hour is already absurd
 Bio = Annotated[str, StringConstraints(max_length=2000), BeforeValidator(crlf_to_lf), AfterValidator(multi_line)]
 # A subject to search for.
 SubjectFilter = Annotated[str, StringConstraints(max_length=100), AfterValidator(single_line)]
+# Why a teacher is away (shown only to the teacher).
+TimeOffNote = Annotated[str, StringConstraints(max_length=200), AfterValidator(single_line)]
 
 
 class TeacherOut(CamelModel):
@@ -81,6 +83,45 @@ class SlotOut(CamelModel):
     ends_at: UtcDatetime
 
 
+class MeOut(TeacherOut):
+    """Your profile, and what you still lack before parents see you (empty: listed)."""
+
+    listed: bool
+    missing: list[str] = Field(description="checklist steps still to do: price, subjects, hours")
+
+
+class TimeOffIn(InputModel):
+    starts_at: Instant
+    ends_at: Instant
+    note: TimeOffNote = ""
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.ends_at <= self.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        return self
+
+
+class AffectedSession(CamelModel):
+    """A paid session inside time off: still booked, for the teacher to cancel or move."""
+
+    id: uuid.UUID
+    subject: str
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    student_name: str
+    parent_name: str
+    parent_email: str
+
+
+class TimeOffOut(CamelModel):
+    id: uuid.UUID
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    note: str
+    affected_sessions: list[AffectedSession] = Field(default_factory=list)
+
+
 def minutes(hhmm: str) -> int:
     h, m = hhmm.split(":")
     return int(h) * 60 + int(m)
@@ -116,3 +157,26 @@ def payout_status_out(status) -> PayoutStatusOut:
 
 class OnboardingOut(CamelModel):
     url: str = Field(description="the Stripe-hosted onboarding page; single use, short-lived")
+MAX_HOURS = 24 * 366
+
+
+class PolicyIn(InputModel):
+    """A teacher's cancellation and reschedule terms."""
+
+    full_refund_hours: int = Field(
+        ge=0, le=MAX_HOURS, description="a parent who cancels at least this early gets a full refund"
+    )
+    late_refund_percent: int = Field(ge=0, le=100, description="the share refunded to a parent who cancels later")
+    reschedule_deadline_hours: int = Field(
+        ge=0, le=MAX_HOURS, description="a parent may change the time until this long before the start"
+    )
+    max_reschedules: int = Field(ge=0, le=20, description="how many times a parent may change one booking's time")
+
+
+class PolicyOut(CamelModel):
+    full_refund_hours: int
+    late_refund_percent: int
+    reschedule_deadline_hours: int
+    max_reschedules: int
+    is_default: bool = Field(description="true while the teacher has set no terms of their own (the platform's apply)")
+    sentence: str = Field(description="the terms in one sentence, as the checkout and My Bookings state them")

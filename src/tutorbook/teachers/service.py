@@ -1,8 +1,10 @@
-"""Teacher use cases: profiles, weekly availability, free slots."""
+"""Teacher use cases: profiles, the listing checklist, weekly availability, time off, free slots,
+cancellation and reschedule terms."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +18,19 @@ from tutorbook.config import Settings
 from tutorbook.errors import NotFound, Unprocessable
 from tutorbook.identity import Role
 from tutorbook.teachers import slots
-from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
-from tutorbook.teachers.schemas import TeacherOut
+from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff
+from tutorbook.teachers.policy import FIELDS, Terms
+from tutorbook.teachers.schemas import PolicyOut, TeacherOut
 
 MAX_RANGE = timedelta(days=62)
+MAX_TIME_OFF = timedelta(days=366)
+
+# What a teacher needs before parents see them (the one listing rule): step -> what to do.
+CHECKLIST = {
+    "price": "Set your hourly rate",
+    "subjects": "Add the subjects you teach",
+    "hours": "Add at least one weekly window of hours",
+}
 
 
 def create_user(
@@ -69,16 +80,39 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
     )
 
 
+def missing(profile: TeacherProfile, *, has_hours: bool) -> list[str]:
+    """The checklist steps (keys of CHECKLIST) this teacher still lacks before being listed."""
+    gaps = []
+    if profile.hourly_rate <= 0:
+        gaps.append("price")
+    if not profile.subjects:
+        gaps.append("subjects")
+    if not has_hours:
+        gaps.append("hours")
+    return gaps
+
+
+def checklist(session: Session, teacher_id: uuid.UUID) -> list[str]:
+    """What `teacher_id` still lacks before parents see them (empty: listed)."""
+    profile = get_profile(session, teacher_id)
+    return missing(profile, has_hours=_has_hours(session, teacher_id))
+
+
+def _has_hours(session: Session, teacher_id: uuid.UUID) -> bool:
+    return bool(session.scalar(sa.select(sa.exists().where(AvailabilityWindow.teacher_id == teacher_id))))
+
+
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
-    """Bookable teachers (a price, subjects, weekly hours), by name; optionally those teaching `subject`."""
-    has_hours = sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id)
+    """Listed teachers (price, subjects and hours: `missing` is empty), by name; optionally those
+    teaching `subject`."""
+    with_hours = sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id)
     rows = session.execute(
-        sa.select(User, TeacherProfile)
+        sa.select(User, TeacherProfile, with_hours)
         .join(TeacherProfile, TeacherProfile.user_id == User.id)
-        .where(TeacherProfile.hourly_rate > 0, has_hours, TeacherProfile.listed.is_(True), User.disabled_at.is_(None))
+        .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))  # an admin's switches
         .order_by(User.full_name)
     ).all()
-    out = [_out(u, p) for u, p in rows if p.subjects]
+    out = [_out(u, p) for u, p, hours in rows if not missing(p, has_hours=bool(hours))]
     if subject:
         out = [t for t in out if any(s.lower() == subject.lower() for s in t.subjects)]
     return out
@@ -165,3 +199,81 @@ def check_range(start: datetime, end: datetime) -> None:
         raise Unprocessable("`to` must be after `from`", data=[{"field": "to", "message": "before from"}])
     if end - start > MAX_RANGE:
         raise Unprocessable("Ask for at most 62 days at a time", data=[{"field": "to", "message": "range too long"}])
+
+
+# -- terms -----------------------------------------------------------------------------
+
+
+def terms(session: Session, *, teacher_id: uuid.UUID, platform: Terms) -> tuple[Terms, bool]:
+    """(the teacher's terms in force, whether they are the platform's because the teacher set none)."""
+    return terms_of(get_profile(session, teacher_id), platform=platform)
+
+
+def terms_of(profile: TeacherProfile, *, platform: Terms) -> tuple[Terms, bool]:
+    if profile.full_refund_hours is None:
+        return platform, True
+    own = {name: getattr(profile, name) for name in FIELDS}
+    return replace(platform, **{k: v for k, v in own.items() if v is not None}), False
+
+
+def set_terms(session: Session, *, teacher_id: uuid.UUID, new: Terms) -> Terms:
+    """Replace the teacher's terms; bookings paid already keep theirs."""
+    profile = get_profile(session, teacher_id)
+    for name in FIELDS:
+        setattr(profile, name, getattr(new, name))
+    session.flush()
+    return new
+
+
+def policy_out(found: tuple[Terms, bool]) -> PolicyOut:
+    current, is_default = found
+    return PolicyOut(**asdict(current), is_default=is_default, sentence=current.sentence())
+# -- time off --------------------------------------------------------------------------
+
+
+def time_off(
+    session: Session, teacher_id: uuid.UUID, *, start: datetime | None = None, end: datetime | None = None
+) -> list[TimeOff]:
+    """The teacher's time off by start; with `start`/`end`, only ranges touching [start, end)."""
+    stmt = sa.select(TimeOff).where(TimeOff.teacher_id == teacher_id)
+    if start is not None:
+        stmt = stmt.where(TimeOff.ends_at > start)
+    if end is not None:
+        stmt = stmt.where(TimeOff.starts_at < end)
+    return list(session.scalars(stmt.order_by(TimeOff.starts_at, TimeOff.id)))
+
+
+def time_off_intervals(
+    session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime
+) -> list[slots.Interval]:
+    return [(t.starts_at, t.ends_at) for t in time_off(session, teacher_id, start=start, end=end)]
+
+
+def add_time_off(
+    session: Session, *, teacher_id: uuid.UUID, starts_at: datetime, ends_at: datetime, note: str, now: datetime
+) -> TimeOff:
+    """A new range with no bookings (ends after it starts, at most a year long, not all in the past)."""
+    get_profile(session, teacher_id)
+    if ends_at <= starts_at:
+        raise Unprocessable("Time off must end after it starts", data=[{"field": "endsAt", "message": "before start"}])
+    if ends_at - starts_at > MAX_TIME_OFF:
+        raise Unprocessable("Time off is at most a year at a time", data=[{"field": "endsAt", "message": "too long"}])
+    if ends_at <= now:
+        raise Unprocessable("This time off is already over", data=[{"field": "endsAt", "message": "in the past"}])
+    row = TimeOff(teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_time_off(session: Session, *, teacher_id: uuid.UUID, time_off_id: uuid.UUID) -> None:
+    row = session.get(TimeOff, time_off_id)
+    if row is None or row.teacher_id != teacher_id:
+        raise NotFound("Time off not found")
+    session.delete(row)
+    session.flush()
+
+
+def is_time_off(session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) touches any of the teacher's time off."""
+    return bool(time_off(session, teacher_id, start=start, end=end))

@@ -96,3 +96,27 @@ def within_windows(windows: Iterable[Window], *, zone: str, start: datetime, end
     """Whether [start, end) lies inside one (merged) availability window."""
     spans = window_intervals(windows, zone=zone, start=start, end=end)
     return any(s <= start and end <= e for s, e in spans)
+
+
+STEP = timedelta(minutes=30)
+GRID = timedelta(minutes=5)
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    seconds = int(step.total_seconds())
+    return datetime.fromtimestamp(-(-int(moment.timestamp()) // seconds) * seconds, UTC)
+
+
+def start_times(free: Iterable[Interval], *, duration: timedelta, step: timedelta = STEP) -> list[datetime]:
+    """Every start in the free intervals where a session of `duration` fits whole: each interval's
+    first 5-minute mark (so the time right after a booking is offered), then every `step` mark."""
+    out: list[datetime] = []
+    for s, e in free:
+        first = _ceil(s, GRID)
+        if first + duration <= e:
+            out.append(first)
+        t = _ceil(first + GRID, step) if first + GRID <= e else e
+        while t + duration <= e:
+            out.append(t)
+            t += step
+    return sorted(set(out))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 from zoneinfo import available_timezones
 
 from fastapi import Depends, Request
@@ -19,6 +20,7 @@ from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
 from tutorbook.identity import AuthUser, Role
+from tutorbook.localtime import known_zone, zone_name
 from tutorbook.teachers import service as teachers
 from tutorbook.web.core import (
     HOME,
@@ -31,6 +33,9 @@ from tutorbook.web.core import (
     require,
     safe_next,
     set_login,
+    set_zone,
+    viewer_locale,
+    viewer_zone,
 )
 
 router = page_router()
@@ -109,8 +114,9 @@ async def logout(request: Request):
 
 
 @router.get("/register")
-def register_page(request: Request, user: Viewer):
-    return render(request, "register.html", form={"role": "Parent", "time_zone": "UTC"}, zones=ZONES)
+def register_page(request: Request, user: Viewer, next: str | None = None):
+    form = {"role": "Parent", "time_zone": viewer_zone(request, user)}
+    return render(request, "register.html", form=form, zones=ZONES, next=safe_next(next) or "")
 
 
 @router.post("/register")
@@ -140,12 +146,25 @@ async def register(request: Request):
         errors = problems(exc) if isinstance(exc, ValidationError) else [exc.message]
         status = 422 if isinstance(exc, ValidationError) else exc.status_code
         form.pop("password", None)
-        return render(request, "register.html", status_code=status, errors=errors, form=form, zones=ZONES)
+        return render(
+            request,
+            "register.html",
+            status_code=status,
+            errors=errors,
+            form=form,
+            zones=ZONES,
+            next=safe_next(form.get("next")) or "",
+        )
     token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=utc_now())
+    target = safe_next(form.get("next"))
     if user.role == Role.PARENT:
-        response = redirect(request, "/children", notice="Welcome! Add a child to start booking.")
+        # A new parent has no child yet: add one first, then back to where they were.
+        children = f"/children?next={quote(target, safe='')}" if target else "/children"
+        response = redirect(request, children, notice="Welcome! Add a child to start booking.")
     else:
-        response = redirect(request, "/schedule", notice="Welcome! Your paid sessions will appear here.")
+        response = redirect(
+            request, "/teacher/profile", notice="Welcome! Complete the checklist so parents can find and book you."
+        )
     set_login(response, request, token)
     return response
 
@@ -193,7 +212,9 @@ async def add_child(request: Request, user: Viewer):
             next=safe_next(form.get("next")) or "",
             form=form,
         )
-    return redirect(request, safe_next(form.get("next")) or "/children", notice=f"{fields['full_name']} added.")
+    target = safe_next(form.get("next"))
+    notice = f"{fields['full_name']} added." + (" Now choose your time." if target else "")
+    return redirect(request, target or "/children", notice=notice)
 
 
 @router.post("/children/{student_id}")
@@ -221,3 +242,25 @@ async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
     except AppError as exc:
         return redirect(request, "/children", error=exc.message)
     return redirect(request, "/children", notice="Removed.")
+
+
+# -- the visitor's time zone -----------------------------------------------------------
+
+
+@router.get("/time-zone")
+def time_zone_page(request: Request, user: Viewer, next: str | None = None):
+    loc = viewer_locale(request)
+    zones = [{"id": z, "label": f"{zone_name(z, loc)} · {z}"} for z in ZONES if "/" in z or z == "UTC"]
+    return render(request, "time_zone.html", zones=zones, next=safe_next(next) or "/")
+
+
+@router.post("/time-zone")
+async def set_time_zone(request: Request, user: Viewer):
+    form = await read_form(request)
+    target = safe_next(form.get("next")) or "/"
+    zone = known_zone(form.get("zone"))
+    if zone is None:
+        return redirect(request, f"/time-zone?next={quote(target, safe='')}", error="Choose a time zone from the list.")
+    response = redirect(request, target, notice=f"Times are now shown in {zone_name(zone, viewer_locale(request))}.")
+    set_zone(response, request, zone)
+    return response

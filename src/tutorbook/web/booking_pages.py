@@ -1,27 +1,43 @@
-"""My Bookings, cancelling (the refund shown first), a teacher's schedule, marking completed."""
+"""My Bookings, cancelling (the refund shown first), changing the time of a paid session, a
+teacher's schedule and terms, marking completed, .ics files."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
+from pydantic import ValidationError
+from starlette.responses import Response
 
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
-from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.schemas import SessionOut, session_out
+from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
+from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.schemas import RescheduleIn, SessionOut, session_out
 from tutorbook.clock import utc_now
-from tutorbook.errors import AppError
+from tutorbook.config import Settings
+from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
+from tutorbook.teachers import service as teachers
+from tutorbook.teachers.policy import Terms
+from tutorbook.teachers.schemas import PolicyIn
+from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
+from tutorbook.web import ics
+from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
+from tutorbook.web.teacher_pages import MAX_WEEK, week_range
+from tutorbook.web.teacher_setup_pages import checklist_view
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 PAGE_SIZE = 20
+# The reschedule page offers starts every half hour (the booking page offers every fitting start).
+STEP = timedelta(minutes=30)
 CANCEL_REASON = {
     Role.PARENT: Reason.PARENT_CANCELLED,
     Role.TEACHER: Reason.TEACHER_CANCELLED,
@@ -36,35 +52,126 @@ def back_to(user: AuthUser) -> str:
 # -- lists -----------------------------------------------------------------------------
 
 
-def _my_bookings(session, *, parent_id: uuid.UUID, page: int) -> tuple[list[SessionOut], int]:
-    rows, total = repo.my_bookings(session, parent_id=parent_id, page=page, page_size=PAGE_SIZE)
-    return [session_out(b, t, s) for b, t, s in rows], total
+def why_not_text(why: NoReschedule | None, terms: Terms) -> str | None:
+    """Why "Change time" is missing, in words (None: it is there, or nothing worth saying)."""
+    if why == NoReschedule.DEADLINE_PASSED:
+        return (
+            f"The time can no longer be changed here: the teacher's terms allow it until "
+            f"{terms.reschedule_deadline_hours} hours before the start. Ask the teacher, who still can."
+        )
+    if why == NoReschedule.LIMIT_REACHED:
+        times = "once" if terms.max_reschedules == 1 else f"{terms.max_reschedules} times"
+        if terms.max_reschedules == 0:
+            return "The teacher's terms do not allow changing the time of this booking."
+        return f"The time has been changed {times} already, the most the teacher's terms allow."
+    return None
+
+
+def _moves(session, bookings_: list[PrivateSession], *, user: AuthUser, settings: Settings, now: datetime) -> dict:
+    """Per booking id: whether its time can be changed, why not, and its terms in a sentence."""
+    out = {}
+    for b in bookings_:
+        terms = bookings.terms_of(b, settings=settings)
+        why = bookings.why_not_reschedule(b, user=user, settings=settings, now=now)
+        out[str(b.id)] = {"can": why is None, "why": why_not_text(why, terms), "terms": terms.sentence()}
+    return out
+
+
+def _my_bookings(
+    session, *, parent: AuthUser, page: int, settings: Settings, now: datetime
+) -> tuple[list, list, int, dict]:
+    """Upcoming (soonest first, page 1 only) and past bookings, the past ones' total, and for the
+    upcoming ones whether their time can be changed."""
+    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if page == 1 else []
+    past, total = repo.past_for_parent(session, parent_id=parent.id, now=now, page=page, page_size=PAGE_SIZE)
+    moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
+    return [session_out(b, t, s) for b, t, s in upcoming], [session_out(b, t, s) for b, t, s in past], total, moves
 
 
 @router.get("/my-bookings")
 async def my_bookings(request: Request, user: Viewer, page: int = Query(1, ge=1, le=100_000)):
+    """Upcoming (soonest first), then Past (latest first, by pages)."""
     parent = require(user, Role.PARENT)
-    items, total = await get_services(request).tx(_my_bookings, parent_id=parent.id, page=page)
+    svc, now = get_services(request), utc_now()
+    upcoming, past, total, moves = await svc.tx(
+        _my_bookings, parent=parent, page=page, settings=svc.settings, now=now
+    )
     return render(
         request,
         "my_bookings.html",
-        bookings=items,
+        upcoming=upcoming,
+        past=past,
+        moves=moves,
         page=page,
         has_next=page * PAGE_SIZE < total,
-        now=utc_now(),
+        now=now,
     )
 
 
-def _schedule(session, *, teacher_id: uuid.UUID) -> list[SessionOut]:
-    rows = repo.teacher_schedule(session, teacher_id=teacher_id, start=None, end=None)
-    return [session_out(b, t, s) for b, t, s in rows]
+def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict:
+    """Upcoming and past paid sessions, and cancelled ones apart, with the parent's name and email,
+    and for the upcoming ones whether their time can be changed."""
+    out: dict[str, Any] = {"upcoming": [], "past": [], "cancelled": []}
+    movable = []
+    for b, student, parent, email in repo.schedule_with_parents(session, teacher_id=teacher.id):
+        out_b = session_out(b, None, student)
+        item = {**dict(out_b), "status_name": out_b.status_name, "parent_name": parent, "parent_email": email}
+        if b.status == Status.CANCELLED:
+            out["cancelled"].append(item)
+        elif b.ends_at > now and b.status == Status.CONFIRMED:
+            out["upcoming"].append(item)
+            movable.append(b)
+        else:
+            out["past"].append(item)
+    out["past"].reverse()  # latest first
+    out["cancelled"].reverse()
+    out["moves"] = _moves(session, movable, user=teacher, settings=settings, now=now)
+    out["missing"] = teachers.checklist(session, teacher.id)
+    return out
 
 
 @router.get("/schedule")
 async def schedule(request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER)
-    items = await get_services(request).tx(_schedule, teacher_id=teacher.id)
-    return render(request, "schedule.html", bookings=items, now=utc_now())
+    svc, now = get_services(request), utc_now()
+    view = await svc.tx(_schedule, teacher=teacher, settings=svc.settings, now=now)
+    gaps = view.pop("missing")
+    return render(request, "schedule.html", now=now, checklist=checklist_view(gaps), **view)
+
+
+# -- calendar --------------------------------------------------------------------------
+
+
+def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID) -> tuple[SessionOut, str]:
+    booking = bookings.get_for(session, user=user, booking_id=booking_id)
+    if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
+        raise BadRequest("Only a paid session can be added to a calendar")
+    return session_out(booking, *repo.names_for(session, booking)), booking.meeting_url or ""
+
+
+@router.get("/bookings/{booking_id}/calendar.ics")
+async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer):
+    """The session as an iCalendar event (UTC times: every calendar app shows them on its own clock)."""
+    viewer = require(user, Role.PARENT, Role.TEACHER)
+    svc = get_services(request)
+    booking, meeting = await svc.tx(_calendar, user=viewer, booking_id=booking_id)
+    body = ics.event(
+        uid=f"{booking.id}@tutorbook",
+        summary=f"{booking.subject} with {booking.teacher_name} for {booking.student_name}",
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        url=meeting,
+        now=utc_now(),
+        public_url=svc.settings.public_url,
+    )
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tutorbook-{booking.id}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/bookings/{booking_id}/complete")
@@ -84,7 +191,13 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
 def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings) -> dict:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
     refund = bookings.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
-    return {"booking": session_out(booking, *repo.names_for(session, booking)), "refund": refund}
+    terms = bookings.terms_of(booking, settings=settings)  # the terms it was paid under
+    return {
+        "booking": session_out(booking, *repo.names_for(session, booking)),
+        "refund": refund,
+        "full_before": terms.full_refund_hours,
+        "terms_sentence": terms.sentence(),
+    }
 
 
 @router.get("/bookings/{booking_id}/cancel")
@@ -95,7 +208,6 @@ async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
     return render(
         request,
         "cancel_booking.html",
-        full_before=svc.settings.refund_full_before_hours,
         back=back_to(viewer),
         **view,
     )
@@ -113,3 +225,141 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     if booking.refunded_amount:
         notice += f" Refunded: {fmt.money(booking.refunded_amount, booking.currency)}."
     return redirect(request, back_to(viewer), notice=notice)
+
+
+# -- changing the time of a paid session -------------------------------------------------
+
+
+def fitting_starts(free: list[tuple[datetime, datetime]], *, length: timedelta, skip: datetime) -> list[datetime]:
+    """Every half hour in the free intervals where a session of `length` fits (but `skip`, its own start)."""
+    step = int(STEP.total_seconds())
+    out = []
+    for s, e in free:
+        t = datetime.fromtimestamp(-(-int(s.timestamp()) // step) * step, UTC)
+        while t + length <= e:
+            if t != skip:
+                out.append(t)
+            t += STEP
+    return out
+
+
+def _by_day(starts: list[datetime], *, zone: str) -> list[dict[str, Any]]:
+    tz = ZoneInfo(zone)
+    days: dict[Any, dict[str, Any]] = {}
+    for t in starts:
+        d = t.astimezone(tz).date()
+        day = days.setdefault(d, {"label": f"{d:%A} {d.day} {d:%B}", "starts": []})
+        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone)})
+    return list(days.values())
+
+
+def _reschedule_view(
+    session, *, user: AuthUser, booking_id: uuid.UUID, week: int, zone: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    booking = bookings.get_for(session, user=user, booking_id=booking_id)
+    terms = bookings.terms_of(booking, settings=settings)
+    why = bookings.why_not_reschedule(booking, user=user, settings=settings, now=now)
+    start, end = week_range(zone, week, now)
+    days: list[dict[str, Any]] = []
+    if why is None:
+        free = bookings.free_slots(
+            session, teacher_id=booking.teacher_id, start=start, end=end, now=now, exclude=booking.id
+        )
+        length = booking.ends_at - booking.starts_at
+        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone)
+    return {
+        "booking": session_out(booking, *repo.names_for(session, booking)),
+        "terms": terms,
+        "why": why.value if why else None,
+        "why_text": why_not_text(why, terms) or "The time of this booking cannot be changed now.",
+        "days": days,
+        "week": week,
+        "max_week": MAX_WEEK,
+        "week_label": fmt.day(start, zone),
+        "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
+        "left": None if user.role != Role.PARENT else max(terms.max_reschedules - booking.reschedule_count, 0),
+    }
+
+
+async def _reschedule_page(
+    request: Request, viewer: AuthUser, booking_id: uuid.UUID, week: int, *, status_code: int = 200, errors=()
+):
+    svc = get_services(request)
+    view = await svc.tx(
+        _reschedule_view,
+        user=viewer,
+        booking_id=booking_id,
+        week=week,
+        zone=viewer_zone(request, viewer),
+        settings=svc.settings,
+        now=utc_now(),
+    )
+    return render(
+        request, "reschedule.html", status_code=status_code, back=back_to(viewer), errors=list(errors), **view
+    )
+
+
+@router.get("/bookings/{booking_id}/reschedule")
+async def reschedule_page(
+    booking_id: uuid.UUID, request: Request, user: Viewer, week: int = Query(0, ge=0, le=MAX_WEEK)
+):
+    return await _reschedule_page(request, require(user), booking_id, week)
+
+
+@router.post("/bookings/{booking_id}/reschedule")
+async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
+    viewer = require(user)
+    form = await read_form(request)
+    week = min(small_number(form.get("week")) or 0, MAX_WEEK)
+    try:
+        body = RescheduleIn(starts_at=form.get("starts_at"))
+        booking = await flows.reschedule(
+            get_services(request), user=viewer, booking_id=booking_id, starts_at=body.starts_at
+        )
+    except ValidationError:
+        return await _reschedule_page(request, viewer, booking_id, week, status_code=422, errors=["Choose a new time."])
+    except AppError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        return await _reschedule_page(
+            request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
+        )
+    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer))
+    return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
+
+
+# -- a teacher's terms -------------------------------------------------------------------
+
+
+@router.get("/teacher/policy")
+async def policy_page(request: Request, user: Viewer):
+    teacher = require(user, Role.TEACHER)
+    svc = get_services(request)
+    current, is_default = await svc.tx(teachers.terms, teacher_id=teacher.id, platform=svc.terms)
+    return render(request, "policy.html", terms=current, is_default=is_default, form=None)
+
+
+@router.post("/teacher/policy")
+async def set_policy(request: Request, user: Viewer):
+    teacher = require(user, Role.TEACHER)
+    form = await read_form(request)
+    svc = get_services(request)
+    try:
+        body = PolicyIn(**{name: small_number(form.get(name)) for name in PolicyIn.model_fields})
+    except ValidationError as exc:
+        current, is_default = await svc.tx(teachers.terms, teacher_id=teacher.id, platform=svc.terms)
+        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e.get("loc")})
+        errors = [f"Check the {FIELD_LABELS.get(f, f)}." for f in fields]
+        return render(
+            request, "policy.html", status_code=422, terms=current, is_default=is_default, form=form, errors=errors
+        )
+    await svc.tx(teachers.set_terms, teacher_id=teacher.id, new=Terms(**body.model_dump()))
+    return redirect(request, "/teacher/policy", notice="Terms saved. They apply to bookings paid from now on.")
+
+
+FIELD_LABELS = {
+    "full_refund_hours": "full-refund window",
+    "late_refund_percent": "late refund percentage (0 to 100)",
+    "reschedule_deadline_hours": "reschedule deadline",
+    "max_reschedules": "maximum number of changes (0 to 20)",
+}

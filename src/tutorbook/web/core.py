@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +17,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user
+from tutorbook.bookings import service as bookings
+from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
+from tutorbook.localtime import known_zone, negotiate, zone_name
 from tutorbook.validation import is_single_line
 from tutorbook.web.formatting import FILTERS
 
@@ -31,6 +34,8 @@ templates.env.filters.update(FILTERS)
 CSRF_COOKIE = "tutorbook_csrf"
 CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
+# The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
+ZONE_COOKIE = "tutorbook_zone"
 HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
 MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
@@ -65,7 +70,8 @@ def clear_login(response: Response, request: Request) -> None:
 
 
 def page_user(request: Request) -> AuthUser | None:
-    """The user named by the login cookie, or None (an expired or stale cookie is ignored)."""
+    """The user named by the login cookie, or None (an expired or stale cookie is ignored).
+    For a parent, also their unpaid checkouts still holding a slot (the banner on every page)."""
     token = request.cookies.get(COOKIE_NAME)
     user = None
     if token:
@@ -74,6 +80,8 @@ def page_user(request: Request) -> AuthUser | None:
         except Unauthorized:
             user = None
     request.state.user = user
+    if user is not None and user.role == Role.PARENT:
+        request.state.holds = get_services(request).tx_sync(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
     return user
 
 
@@ -87,21 +95,36 @@ def require(user: AuthUser | None, *roles: Role) -> AuthUser:
     return user
 
 
-def viewer_zone(user: AuthUser | None) -> str:
-    return user.time_zone if user else "UTC"
+def viewer_zone(request: Request, user: AuthUser | None = None) -> str:
+    """The visitor's zone: the cookie (browser or switcher), else the profile's, else UTC."""
+    chosen = known_zone(unquote(request.cookies.get(ZONE_COOKIE) or ""))
+    return chosen or (user.time_zone if user else None) or "UTC"
+
+
+def set_zone(response: Response, request: Request, zone: str) -> None:
+    """Keep the visitor's zone for a year (readable by timezone.js, which sets it the first time)."""
+    options = {**cookie_options(request), "httponly": False}
+    response.set_cookie(ZONE_COOKIE, quote(zone, safe=""), max_age=365 * 24 * 3600, **options)
+
+
+def viewer_locale(request: Request) -> str:
+    """The visitor's language for dates and times, from the browser's Accept-Language."""
+    return negotiate(request.headers.get("accept-language"))
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to return to after logging in, never another site."""
+    """A same-site path to return to (after logging in, registering, adding a child), never
+    another site: a path from "/", no scheme or host, no backslash or control character."""
     if (
-        target
-        and target.startswith("/")
-        and not target.startswith("//")
-        and "\\" not in target
-        and is_single_line(target, max_length=MAX_NEXT)
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or not is_single_line(target, max_length=MAX_NEXT)
     ):
-        return target
-    return None
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 # -- CSRF: a random nonce in a cookie, and its HMAC in every form ----------------------
@@ -135,7 +158,11 @@ async def read_form(request: Request) -> dict[str, str]:
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
     """A page from base.html with the user (from page_user), a CSRF token and any flash message."""
     user = context.setdefault("user", getattr(request.state, "user", None))
-    context.setdefault("zone", viewer_zone(user))
+    context.setdefault("zone", viewer_zone(request, user))
+    context.setdefault("loc", viewer_locale(request))
+    context.setdefault("zone_label", zone_name(context["zone"], context["loc"]))
+    context.setdefault("holds", getattr(request.state, "holds", []))
+    context.setdefault("here", here(request))
     context.update(request=request, csrf_field=CSRF_FIELD, csrf=csrf_token(request))
     context.setdefault("flash", _read_flash(request))
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -180,11 +207,22 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code=status_code, message=message, code=status_code)
 
 
+def here(request: Request) -> str:
+    """This page's path and query, to come back to (a `next`); only the path when the query
+    carries a control character or is too long to be worth returning to."""
+    query = request.url.query
+    fits = len(query) <= MAX_NEXT and all(
+        is_single_line(k, max_length=MAX_NEXT) and is_single_line(v, max_length=MAX_NEXT)
+        for k, v in request.query_params.multi_items()
+    )
+    return request.url.path + (f"?{query}" if query and fits else "")
+
+
 def login_redirect(request: Request) -> Response:
     """To /login and back here afterwards (a form post cannot be replayed: back to the start)."""
     if request.method != "GET":
         return RedirectResponse("/login", status_code=303)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = here(request)
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 

@@ -1,11 +1,9 @@
-"""How pages show money ("USD 45.00") and times (in the viewer's zone, the zone named)."""
+"""How pages show money ("USD 45.00") and times (in the viewer's zone and language: tutorbook.localtime)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from tutorbook.clock import as_utc, iso_z
+from tutorbook.clock import iso_z
+from tutorbook.localtime import clock, day, local, long_day, when, zone_name
 
 # Stripe's zero- and three-decimal currencies (https://docs.stripe.com/currencies); the sandbox
 # keeps its own copy because it must not depend on the app.
@@ -30,29 +28,6 @@ def money(amount: int, currency: str) -> str:
     return f"{code.upper()} {amount / 10**decimals:,.{decimals}f}"
 
 
-def local(value: datetime, zone: str) -> datetime:
-    """`value` on the wall clock of `zone`."""
-    return as_utc(value).astimezone(ZoneInfo(zone))
-
-
-def day(value: datetime, zone: str) -> str:
-    """ "Tue 2 Dec 2026" in `zone`."""
-    d = local(value, zone)
-    return f"{d:%a} {d.day} {d:%b %Y}"
-
-
-def clock(value: datetime, zone: str) -> str:
-    """ "15:00" in `zone`."""
-    return f"{local(value, zone):%H:%M}"
-
-
-def when(start: datetime, end: datetime, zone: str) -> str:
-    """ "Tue 2 Dec 2026, 15:00–16:00 GMT" in `zone` (the abbreviation names the zone)."""
-    s, e = local(start, zone), local(end, zone)
-    end_text = f"{e:%H:%M}" if e.date() == s.date() else f"{day(end, zone)} {e:%H:%M}"
-    return f"{day(start, zone)}, {s:%H:%M}–{end_text} {s:%Z}"
-
-
 def reason_text(reason: str | None) -> str:
     """A cancellation reason in words."""
     return CANCEL_REASONS.get(reason or "", "cancelled")
@@ -63,6 +38,11 @@ FILTERS = {
     "day": day,
     "clock": clock,
     "when": when,
+    "long_day": long_day,
+    "zone_name": zone_name,
     "iso": iso_z,
     "reason_text": reason_text,
 }
+
+
+__all__ = ["FILTERS", "clock", "day", "local", "long_day", "money", "reason_text", "when", "zone_name"]

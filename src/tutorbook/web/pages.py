@@ -14,6 +14,7 @@ from tutorbook.web import (
     payment_pages,
     payout_pages,
     teacher_pages,
+    teacher_setup_pages,
 )
 from tutorbook.web.core import HERE, error_page
 
@@ -23,7 +24,17 @@ NOT_PAGES = ("/api/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json",
 
 def install(app: FastAPI) -> None:
     """Mount the pages, their static files, and HTML error pages for browsers outside the API."""
-    for module in (account_pages, teacher_pages, booking_pages, payment_pages, payout_pages, mail_pages, admin_pages):
+    modules = (
+        account_pages,
+        teacher_pages,
+        teacher_setup_pages,
+        booking_pages,
+        payment_pages,
+        payout_pages,
+        mail_pages,
+        admin_pages,
+    )
+    for module in modules:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     json_handler = app.exception_handlers[StarletteHTTPException]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
-from pydantic import ValidationError
+from pydantic import AfterValidator, StringConstraints, ValidationError
 from starlette.responses import RedirectResponse
 
 from tutorbook.accounts import service as accounts
@@ -21,16 +21,18 @@ from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import SubjectFilter
-from tutorbook.validation import small_number
+from tutorbook.validation import single_line, small_number
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_zone
+from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_locale, viewer_zone
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
-STEP = timedelta(minutes=30)
-SHORTEST = timedelta(minutes=min(ALLOWED_DURATIONS))
+DEFAULT_MINUTES = 60
 MAX_WEEK = 52
+# The chosen start in a teacher page's link (an ISO instant; anything else just chooses nothing).
+StartChoice = Annotated[str, StringConstraints(max_length=40), AfterValidator(single_line)]
 FIELD_NAMES = {
     "startsAt": "start time",
     "starts_at": "start time",
@@ -44,11 +46,11 @@ FIELD_NAMES = {
 
 @router.get("/")
 async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
-    bookable = await get_services(request).tx(teachers.list_teachers)
-    subjects = sorted({s for t in bookable for s in t.subjects}, key=str.lower)
+    listed = await get_services(request).tx(teachers.list_teachers)
+    subjects = sorted({s for t in listed for s in t.subjects}, key=str.lower)
     if subject:
-        bookable = [t for t in bookable if subject.lower() in (s.lower() for s in t.subjects)]
-    return render(request, "teachers.html", teachers=bookable, subjects=subjects, subject=subject or "")
+        listed = [t for t in listed if subject.lower() in (s.lower() for s in t.subjects)]
+    return render(request, "teachers.html", teachers=listed, subjects=subjects, subject=subject or "")
 
 
 # -- one teacher's week ----------------------------------------------------------------
@@ -63,49 +65,35 @@ def week_range(zone: str, week: int, now: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def bookable(free: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """The free intervals from their first half-hour mark, where the shortest session fits."""
-    step = int(STEP.total_seconds())
-    out = []
-    for s, e in free:
-        s = datetime.fromtimestamp(-(-int(s.timestamp()) // step) * step, UTC)
-        if s + SHORTEST <= e:
-            out.append((s, e))
-    return out
-
-
-def start_times(free: list[tuple[datetime, datetime]]) -> list[datetime]:
-    """Every half hour in the free intervals where the shortest session still fits."""
-    out = []
-    for s, e in bookable(free):
-        while s + SHORTEST <= e:
-            out.append(s)
-            s += STEP
-    return out
-
-
-def days(free, *, zone: str, start: datetime) -> list[dict]:
-    """Seven days from `start`, each with its free ranges and start times in `zone`."""
+def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> list[dict]:
+    """Seven days from `start` in `zone`, each with the start times offered on it."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
-    out: list[dict[str, Any]] = [{"date": first + timedelta(days=i), "ranges": [], "starts": []} for i in range(7)]
+    out: list[dict[str, Any]] = [{"date": first + timedelta(days=i), "starts": []} for i in range(7)]
     index = {d["date"]: d for d in out}
-    for s, e in bookable(free):
-        if (d := index.get(s.astimezone(tz).date())) is not None:
-            d["ranges"].append(f"{fmt.clock(s, zone)}–{fmt.clock(e, zone)}")
-    for t in start_times(free):
+    for t in starts:
         if (d := index.get(t.astimezone(tz).date())) is not None:
-            d["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone)})
+            d["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
     for d in out:
-        d["label"] = f"{d['date']:%A} {d['date'].day} {d['date']:%B}"
+        noon = datetime.combine(d["date"], time(12), tzinfo=tz)
+        d["label"] = fmt.long_day(noon, zone, loc)
     return out
 
 
-def _week_data(session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, now):
+def _week_data(
+    session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, minutes: int, now, platform: Terms
+):
     teacher = teachers.get_teacher(session, teacher_id)
-    free = bookings.free_slots(session, teacher_id=teacher_id, start=start, end=end, now=now)
+    starts = bookings.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
-    return teacher, free, [{"id": str(c.id), "full_name": c.full_name} for c in children]
+    terms, _ = teachers.terms(session, teacher_id=teacher_id, platform=platform)
+    return teacher, starts, [{"id": str(c.id), "full_name": c.full_name} for c in children], terms
+
+
+def _minutes(value: object) -> int:
+    """A length the teacher page offers (a form or query value), otherwise the default."""
+    number = small_number(str(value or ""), digits=3)
+    return number if number in ALLOWED_DURATIONS else DEFAULT_MINUTES
 
 
 async def teacher_view(
@@ -114,15 +102,26 @@ async def teacher_view(
     *,
     teacher_id: uuid.UUID,
     week: int,
+    minutes: int = DEFAULT_MINUTES,
+    chosen: str | None = None,
     status_code: int = 200,
     **extra,
 ):
-    """Render one teacher's week (also after a failed booking, with its message)."""
-    zone, now = viewer_zone(user), utc_now()
+    """Render one teacher's week for a session length: only the starts where it fits; the
+    booking form next to the chosen start (also after a failed booking, with its message)."""
+    zone, loc, now = viewer_zone(request, user), viewer_locale(request), utc_now()
     start, end = week_range(zone, week, now)
     parent_id = user.id if user and user.role == Role.PARENT else None
-    teacher, free, children = await get_services(request).tx(
-        _week_data, teacher_id=teacher_id, parent_id=parent_id, start=start, end=end, now=now
+    svc = get_services(request)
+    teacher, starts, children, terms = await svc.tx(
+        _week_data,
+        teacher_id=teacher_id,
+        parent_id=parent_id,
+        start=start,
+        end=end,
+        minutes=minutes,
+        now=now,
+        platform=svc.terms,
     )
     durations = [
         {
@@ -131,7 +130,9 @@ async def teacher_view(
         }
         for m in ALLOWED_DURATIONS
     ]
-    extra.setdefault("selected", {"duration_minutes": "60"})
+    offered = {fmt.iso_z(t): t for t in starts}
+    chosen_at = offered.get(chosen or "")
+    extra.setdefault("selected", {})
     return render(
         request,
         "teacher.html",
@@ -139,17 +140,29 @@ async def teacher_view(
         teacher=teacher,
         week=week,
         max_week=MAX_WEEK,
-        days=days(free, zone=zone, start=start),
+        minutes=minutes,
+        days=days(starts, zone=zone, loc=loc, start=start),
         children=children,
         durations=durations,
-        week_label=fmt.day(start, zone),
+        price=fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
+        chosen=fmt.iso_z(chosen_at) if chosen_at else None,
+        chosen_when=fmt.when(chosen_at, chosen_at + timedelta(minutes=minutes), zone, loc) if chosen_at else "",
+        week_label=fmt.day(start, zone, loc),
+        terms_sentence=terms.sentence(),
         **extra,
     )
 
 
 @router.get("/teachers/{teacher_id}")
-async def teacher_page(teacher_id: uuid.UUID, request: Request, user: Viewer, week: int = Query(0, ge=0, le=MAX_WEEK)):
-    return await teacher_view(request, user, teacher_id=teacher_id, week=week)
+async def teacher_page(
+    teacher_id: uuid.UUID,
+    request: Request,
+    user: Viewer,
+    week: int = Query(0, ge=0, le=MAX_WEEK),
+    duration: int = Query(DEFAULT_MINUTES),
+    start: StartChoice | None = Query(None),
+):
+    return await teacher_view(request, user, teacher_id=teacher_id, week=week, minutes=_minutes(duration), chosen=start)
 
 
 # -- booking ---------------------------------------------------------------------------
@@ -186,7 +199,8 @@ async def book(request: Request, user: Viewer):
     week = small_number(form.get("week")) or 0
     try:
         body = book_in(form)
-        booking = (await flows.book(get_services(request), parent=parent, body=body)).booking
+        zone, loc = viewer_zone(request, parent), viewer_locale(request)
+        booking = (await flows.book(get_services(request), parent=parent, body=body, zone=zone, locale=loc)).booking
     except (ValidationError, AppError) as exc:
         teacher_id = _uuid(form.get("teacher_id"))
         if teacher_id is None:
@@ -197,6 +211,8 @@ async def book(request: Request, user: Viewer):
             user,
             teacher_id=teacher_id,
             week=min(week, MAX_WEEK),
+            minutes=_minutes(form.get("duration_minutes")),
+            chosen=form.get("starts_at"),
             status_code=status,
             errors=booking_problems(exc),
             selected=form,

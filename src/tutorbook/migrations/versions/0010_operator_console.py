@@ -2,7 +2,7 @@
 job runs, and the indexes of the console's booking search
 
 Revision ID: 0010_operator_console
-Revises: 0008_connect
+Revises: 0007_teacher_self_service
 Create Date: 2026-11-29
 
 - users.disabled_at: a disabled user cannot log in and their tokens stop working;
@@ -25,7 +25,7 @@ from alembic import op
 from tutorbook.db import UTCDateTime
 
 revision = "0010_operator_console"
-down_revision = "0008_connect"
+down_revision = "0007_teacher_self_service"
 branch_labels = None
 depends_on = None
 

@@ -101,7 +101,7 @@ def test_every_console_page_is_accessible_fits_a_phone_and_needs_no_javascript(a
     admin = make_admin(api)
     context = chromium.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False, locale="en-GB")
     request.node.browser_contexts = [context]
-    site = Site(context, api.state.base_url)
+    site = Site(context, api.state.base_url, javascript=False)
     page = site.goto("/login")
     page.get_by_label("Email").fill(admin["email"])
     page.get_by_label("Password").fill(f.PASSWORD)

@@ -585,13 +585,14 @@ class Goal:
         return f"{'PASS' if self.passed else 'MISS'}  {self.figure}  (goal {self.goal}; ratio {self.ratio:.2f})"
 
 
-ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire"]
+ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire", "admin_bookings"]
 TITLES = {
     "stripe_latency": "1. Stripe latency does not cost throughput",
     "booking_cost": "2. Booking server cost vs a bare insert",
     "webhooks": "3. Webhook events per second",
     "my_bookings": "4. My Bookings p99 (10,000 of 1,000,000 rows)",
     "expire": "5. Expiring 100,000 stale Pending bookings",
+    "admin_bookings": "6. The console's booking search (keyset pages of 1,000,000 rows)",
 }
 
 

@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench_webhooks.py",
     "bench_my_bookings.py",
     "bench_expire.py",
+    "bench_admin_bookings.py",
 ]
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

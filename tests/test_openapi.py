@@ -49,6 +49,7 @@ OPERATION_IDS = {
     ("GET", "/health/ready"): "Health_ready",
     ("GET", "/api/Admin/reports/orphaned-sessions"): "Admin_orphanedSessions",
     ("GET", "/api/Admin/reports/invalid-statuses"): "Admin_invalidStatuses",
+    ("GET", "/api/Admin/bookings"): "Admin_bookings",
     ("POST", "/api/Admin/cleanup"): "Admin_cleanup",
     ("POST", "/api/Admin/reconcile"): "Admin_reconcile",
     ("POST", "/api/Auth/forgot-password"): "Auth_forgotPassword",

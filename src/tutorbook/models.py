@@ -1,8 +1,9 @@
 """Import every model so Base.metadata is complete (Alembic and throwaway test schemas)."""
 
 from tutorbook.accounts.models import LoginFailure, PasswordReset, Student, User  # noqa: F401
-from tutorbook.bookings.models import PrivateSession, StatusHistory  # noqa: F401
+from tutorbook.bookings.models import AdminAction, PrivateSession, StatusHistory  # noqa: F401
 from tutorbook.db import Base  # noqa: F401
+from tutorbook.jobs.models import JobRunRecord  # noqa: F401
 from tutorbook.notifications.models import DevMail, Notification  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401

@@ -72,6 +72,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/metrics"): row(401, 403, 403, 403, 403, 200),  # admins, and the scraper's own token
     ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/reports/invalid-statuses"): row(401, 403, 403, 403, 403, 200),
+    ("GET", "/api/Admin/bookings"): row(401, 403, 403, 403, 403, 200),
     ("GET", "/api/Admin/reports/payouts"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),

@@ -353,6 +353,22 @@ TARGETS = {
     "earnings query": query_target(
         "t", "GET", "/api/Teachers/me/earnings", lambda w: {"from": f.slot(days=-30), "to": f.slot(days=9)}
     ),
+    "console bookings query": query_target(
+        "admin",
+        "GET",
+        "/api/Admin/bookings",
+        lambda w: {
+            "status": "0",
+            "teacher": w["t"]["email"],
+            "parent": w["p"]["email"],
+            "child": w["p"]["students"][0],
+            "from": "2026-01-01",
+            "to": "2026-12-31",
+            "q": w["pending"]["stripeSessionId"],
+            "after": "2026-12-01T10:00:00Z~" + w["pending"]["id"],
+            "limit": 10,
+        },
+    ),
     "payouts report query": query_target(
         "admin", "GET", "/api/Admin/reports/payouts", lambda w: {"from": f.slot(days=-30), "to": f.slot(days=9)}
     ),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 
 import httpx
 
 from tests import factories as f
 from tests.support.servers import http_client
+from tutorbook.accounts import service as accounts
+from tutorbook.accounts.models import Role
+from tutorbook.clock import utc_now
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 # What must never reach a page: the seed's "Unknown" status, or a server's insides.
@@ -72,3 +76,20 @@ def move_into_past(db, booking_id: str, *, hours: int = 2) -> None:
             .where(PrivateSession.id == uuid.UUID(booking_id))
             .values(starts_at=now - timedelta(hours=hours), ends_at=now - timedelta(hours=hours - 1))
         )
+
+
+def make_admin(api, *, full_name: str = "Ada Admin") -> dict:
+    """An admin account (as `tutorbook create-admin` makes one): {"email", "id"}."""
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    with api.state.db.session_scope() as s:
+        user = accounts.create_user(
+            s,
+            hasher=api.state.hasher,
+            settings=api.state.settings,
+            email=email,
+            password=f.PASSWORD,
+            full_name=full_name,
+            role=Role.ADMIN,
+            now=utc_now(),
+        )
+        return {"email": email, "id": str(user.id)}

@@ -26,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(16))
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by an admin: the user cannot log in and their tokens stop working (0010).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Raised by a password reset: login tokens carry it ("tv") and older ones stop working.
     token_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     # sha256 of the secret in the user's calendar feed URL; NULL when none (or revoked).

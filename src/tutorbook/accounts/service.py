@@ -16,10 +16,15 @@ from zxcvbn import zxcvbn
 from tutorbook.accounts.models import Role, Student, User
 from tutorbook.config import Settings
 from tutorbook.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from tutorbook.validation import is_single_line
 
 
 class EmailTaken(Conflict):
     message = "An account with this email already exists"
+
+
+class AccountDisabled(Forbidden):
+    message = "This account is disabled. Please contact Tutorbook."
 
 
 # zxcvbn's time grows steeply with length (a random 256 characters: about a minute): it judges the
@@ -92,6 +97,8 @@ def authenticate(session: Session, *, hasher: PasswordHash, email: str, password
     valid, new_hash = hasher.verify_and_update(password, user.password_hash)
     if not valid:
         raise Unauthorized("Wrong email or password")
+    if user.disabled_at is not None:
+        raise AccountDisabled()
     if new_hash:
         user.password_hash = new_hash
     return user
@@ -102,6 +109,35 @@ def get_user(session: Session, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("User not found")
     return user
+
+
+def set_disabled(session: Session, *, by: uuid.UUID, user_id: uuid.UUID, disabled: bool, now: datetime) -> User:
+    """Disable (cannot log in, tokens refused) or re-enable an account; not one's own."""
+    user = get_user(session, user_id)
+    if user.id == by:
+        raise Conflict("You cannot disable or re-enable your own account")
+    if disabled and user.disabled_at is None:
+        user.disabled_at = now
+    elif not disabled:
+        user.disabled_at = None
+    session.flush()
+    return user
+
+
+def find_users(session: Session, *, query: str | None, role: Role | None, limit: int = 50) -> list[User]:
+    """Users whose email or name contains `query` (any case), by email; at most `limit`. 422 for
+    a query that is not one line of text (neither database could compare it)."""
+    if query and not is_single_line(query, max_length=255):
+        raise Unprocessable("Search by one line of text", data=[{"field": "q", "message": "no control characters"}])
+    stmt = sa.select(User).order_by(User.email).limit(limit)
+    if role is not None:
+        stmt = stmt.where(User.role == Role(role).value)
+    if query:
+        pattern = "%" + query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            sa.or_(User.email.like(pattern, escape="\\"), sa.func.lower(User.full_name).like(pattern, escape="\\"))
+        )
+    return list(session.scalars(stmt))
 
 
 def list_students(session: Session, *, parent_id: uuid.UUID) -> list[Student]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tutorbook.bookings.lifecycle import STATUS_NAMES
-from tutorbook.bookings.schemas import SessionStatus, StatusName
+from tutorbook.bookings.schemas import SessionOut, SessionStatus, StatusName
 from tutorbook.schemas import CamelModel, UtcDatetime
 
 
@@ -74,3 +74,14 @@ class JobRun(CamelModel):
 
 def job_run_out(result) -> JobRun:
     return JobRun.model_validate(result.to_dict())
+
+
+class AdminBooking(SessionOut):
+    parent_email: str
+
+
+class BookingPage(CamelModel):
+    """One keyset page: pass `nextCursor` back as `after` for the next one (null: the last page)."""
+
+    items: list[AdminBooking]
+    next_cursor: str | None

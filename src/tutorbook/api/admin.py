@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
-from tutorbook.admin import reports
+from tutorbook.admin import console, reports
 from tutorbook.admin.schemas import (
+    AdminBooking,
+    BookingPage,
     InvalidStatusReport,
     JobRun,
     OrphanedReport,
@@ -20,13 +22,13 @@ from tutorbook.admin.schemas import (
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings
-from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut
+from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut, session_out
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
-from tutorbook.validation import Instant
+from tutorbook.validation import Day, Instant, Line
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
@@ -53,6 +55,40 @@ def invalid_statuses(user: AdminUser, session: DbSession):
     """Bookings whose status is not 0-3; always 0 (a CHECK constraint forbids them)."""
     rows = reports.invalid_statuses(session)
     return ok(InvalidStatusReport(count=len(rows), items=rows))
+
+
+@router.get("/bookings", response_model=Envelope[BookingPage])
+def bookings(
+    user: AdminUser,
+    session: DbSession,
+    status: Line | None = Query(default=None, max_length=1, description="0-3"),
+    teacher: Line | None = Query(default=None, max_length=254, description="email or id"),
+    parent: Line | None = Query(default=None, max_length=254, description="email or id"),
+    child: Line | None = Query(default=None, max_length=36, description="id"),
+    date_from: Day | None = Query(default=None, alias="from", description="YYYY-MM-DD, your zone"),
+    date_to: Day | None = Query(default=None, alias="to", description="YYYY-MM-DD, inclusive"),
+    q: Line | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
+    after: Line | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
+    limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
+):
+    """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
+    search = console.parse_search(
+        session,
+        zone=user.time_zone,
+        status=status,
+        teacher=teacher,
+        parent=parent,
+        child=child,
+        date_from=date_from,
+        date_to=date_to,
+        q=q,
+    )
+    rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
+    items = [
+        AdminBooking(**session_out(b, t, s).model_dump(exclude={"status_name"}), parent_email=email)
+        for b, t, s, email in rows
+    ]
+    return ok(BookingPage(items=items, next_cursor=nxt))
 
 
 @router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])

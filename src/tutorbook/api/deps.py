@@ -60,13 +60,16 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
 
 
 def load_user(services: Services, token: str) -> AuthUser:
-    """The user a valid token names; Unauthorized if the token or the user is gone."""
+    """The user a valid token names; Unauthorized if the token or the user is gone, or the user
+    was disabled (their tokens stop working at once)."""
     claims = read_token(settings=services.settings, token=token)
     with services.db.session_scope() as session:
         user = session.get(User, uuid.UUID(claims["sub"]))
         # A password reset raises the token version: tokens issued before it stop working.
         if user is None or claims.get("tv", 0) != user.token_version:
             raise Unauthorized("Invalid token")
+        if user.disabled_at is not None:
+            raise Unauthorized("This account is disabled")
         return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
 
 

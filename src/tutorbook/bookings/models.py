@@ -50,6 +50,11 @@ class PrivateSession(Base):
         sa.Index("ix_private_sessions_teacher_starts", "teacher_id", "starts_at"),
         sa.Index("ix_private_sessions_status_id", "status", "id"),  # the expire job's batches (0003)
         sa.Index("ix_private_sessions_status_ends", "status", "ends_at"),
+        # The operator console's keyset pages, newest start first, filtered or not (0010).
+        sa.Index("ix_private_sessions_starts_id", sa.text("starts_at DESC"), "id"),
+        sa.Index("ix_private_sessions_status_starts_id", "status", sa.text("starts_at DESC"), "id"),
+        sa.Index("ix_private_sessions_student_starts_id", "student_id", sa.text("starts_at DESC"), "id"),
+        sa.Index("ix_private_sessions_payment_intent", "stripe_payment_intent_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
@@ -111,9 +116,28 @@ class StatusHistory(Base):
     reason: Mapped[str] = mapped_column(sa.String(40))
     actor: Mapped[str] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Why, in the words of the person who did it (an admin's cancellation reason) (0010).
+    note: Mapped[str | None] = mapped_column(sa.String(500))
     # A reschedule (a move from Confirmed to Confirmed): the start before and after.
     moved_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moved_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminAction(Base):
+    """What an operator did to a booking besides moving its status (and, with the refund chosen,
+    their cancellations): shown with the status history on the console's booking page."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("private_sessions.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+    detail: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Refund(Base):

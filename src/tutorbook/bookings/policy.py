@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.teachers.policy import FIELDS, Terms
+
+
+class RefundChoice(StrEnum):
+    """The refund an admin chooses when cancelling a paid booking."""
+
+    FULL = "full"  # everything not refunded yet
+    POLICY = "policy"  # what the parent would get cancelling now
+    NONE = "none"
 
 
 def refund_amount(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
-from tutorbook.bookings.models import PrivateSession, Refund, StatusHistory
+from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
 
@@ -93,7 +94,7 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     return booking
 
 
-def apply(session: Session, booking: PS, change: Change, *, actor: str) -> bool:
+def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
     """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
     values = {"status": change.target, **change.fields}
     # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
@@ -112,7 +113,7 @@ def apply(session: Session, booking: PS, change: Change, *, actor: str) -> bool:
         return False
     for key, value in values.items():
         set_committed_value(booking, key, value)
-    _history(session, booking.id, change, actor)
+    _history(session, booking.id, change, actor, note)
     return True
 
 
@@ -135,7 +136,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
         # One INSERT ... SELECT: the rows differ only in the booking id (an executemany sends a
         # statement per row; a 1,000-row VALUES list costs more to compile than to run).
         row = _history_row(None, change, actor)
-        columns = [c for c in row if c != "session_id"]
+        columns = [c for c in row if c != "session_id" and not (c == "note" and row[c] is None)]
         source = sa.select(
             PS.id, *(sa.literal(row[c], type_=StatusHistory.__table__.c[c].type) for c in columns)
         ).where(PS.id.in_(moved))
@@ -186,7 +187,9 @@ def _expected(change: Change) -> Status:
     return change.current
 
 
-def _history_row(booking_id: uuid.UUID | None, change: Change, actor: str) -> dict[str, Any]:
+def _history_row(
+    booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None
+) -> dict[str, Any]:
     return {
         "session_id": booking_id,
         "from_status": None if change.current is None else change.current.value,
@@ -194,12 +197,34 @@ def _history_row(booking_id: uuid.UUID | None, change: Change, actor: str) -> di
         "reason": change.reason.value,
         "actor": actor,
         "created_at": change.at,
+        "note": note,
     }
 
 
-def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str) -> None:
-    session.add(StatusHistory(**_history_row(booking_id, change, actor)))
+def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str, note: str | None = None) -> None:
+    session.add(StatusHistory(**_history_row(booking_id, change, actor, note)))
     session.flush()
+
+
+def record_action(
+    session: Session,
+    booking_id: uuid.UUID,
+    *,
+    action: str,
+    actor: str,
+    note: str | None,
+    detail: str | None,
+    at: datetime,
+) -> None:
+    """An operator's action on a booking that is not a status move (or adds to one)."""
+    session.add(AdminAction(session_id=booking_id, action=action, actor=actor, note=note, detail=detail, created_at=at))
+    session.flush()
+
+
+def actions(session: Session, booking_id: uuid.UUID) -> list[AdminAction]:
+    return list(
+        session.scalars(sa.select(AdminAction).where(AdminAction.session_id == booking_id).order_by(AdminAction.id))
+    )
 
 
 def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
@@ -409,6 +434,7 @@ def delete_never_paid(session: Session, *, ids: list[uuid.UUID], before: datetim
     doomed = list(session.scalars(stmt))
     if doomed:
         session.execute(sa.delete(StatusHistory).where(StatusHistory.session_id.in_(doomed)))
+        session.execute(sa.delete(AdminAction).where(AdminAction.session_id.in_(doomed)))
         session.execute(sa.delete(PS).where(PS.id.in_(doomed)).execution_options(synchronize_session=False))
     return doomed
 
@@ -436,3 +462,71 @@ def count_by_status(session: Session) -> dict[str, int]:
     """Bookings by status name, every status present (0 when none)."""
     counts = dict(session.execute(sa.select(PS.status, sa.func.count()).group_by(PS.status)).tuples().all())
     return {status.label: int(counts.get(status, 0)) for status in Status}
+
+
+# -- the operator console's search: keyset pages, newest start first ------------------
+
+
+@dataclass(frozen=True)
+class Search:
+    """The console's filters; None means any."""
+
+    status: int | None = None
+    teacher_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
+    student_id: uuid.UUID | None = None
+    starts_from: datetime | None = None
+    starts_before: datetime | None = None
+    stripe_id: str | None = None
+    booking_id: uuid.UUID | None = None
+
+
+Cursor = tuple[datetime, uuid.UUID]
+
+
+def _search_where(where: Search) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = []
+    if where.status is not None:
+        conds.append(PS.status == where.status)
+    for column, value in (
+        (PS.teacher_id, where.teacher_id),
+        (PS.parent_id, where.parent_id),
+        (PS.student_id, where.student_id),
+        (PS.id, where.booking_id),
+    ):
+        if value is not None:
+            conds.append(column == value)
+    if where.starts_from is not None:
+        conds.append(PS.starts_at >= where.starts_from)
+    if where.starts_before is not None:
+        conds.append(PS.starts_at < where.starts_before)
+    if where.stripe_id:
+        refunded = sa.select(Refund.session_id).where(Refund.stripe_refund_id == where.stripe_id)
+        conds.append(
+            sa.or_(
+                PS.stripe_session_id == where.stripe_id,
+                PS.stripe_payment_intent_id == where.stripe_id,
+                PS.id.in_(refunded.scalar_subquery()),
+            )
+            if not where.stripe_id.startswith(("cs_", "pi_"))
+            else (PS.stripe_session_id if where.stripe_id.startswith("cs_") else PS.stripe_payment_intent_id)
+            == where.stripe_id
+        )
+    return conds
+
+
+def search(
+    session: Session, *, where: Search, after: Cursor | None, limit: int
+) -> list[tuple[PS, str, str, str]]:
+    """One page of (booking, teacher name, student name, parent email), newest start first then
+    by id, after the cursor (the last row of the previous page): a keyset page, as fast at the
+    millionth row as at the first. `limit + 1` rows are read to tell whether another page follows."""
+    parent = sa.orm.aliased(User)
+    stmt = _with_names(sa.select(PS).where(*_search_where(where)))
+    stmt = stmt.add_columns(parent.email).join(parent, parent.id == PS.parent_id)
+    if after is not None:
+        starts, last_id = after
+        # starts_at <= :starts is implied by the OR; said alone it bounds the index scan.
+        stmt = stmt.where(PS.starts_at <= starts, sa.or_(PS.starts_at < starts, PS.id > last_id))
+    rows = session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).tuples()
+    return cast(list[tuple[PS, str, str, str]], list(rows))

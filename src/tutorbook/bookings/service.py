@@ -20,6 +20,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
@@ -228,6 +229,8 @@ def _check_request(
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
         problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
+    if not profile.listed:
+        problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
     if start <= now:
         problems.append({"field": "startsAt", "message": "must be in the future"})
     elif start > now + timedelta(days=366):
@@ -454,13 +457,13 @@ def _late_payment(
 
 
 def cancel_unpaid(
-    session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime
+    session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime, note: str | None = None
 ) -> PrivateSession:
     """Pending -> Cancelled; a no-op when already Cancelled; AlreadyPaid when paid meanwhile."""
     booking = must_get(session, booking_id=booking_id)
     while booking.status == Status.PENDING:
         change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
-        if repo.apply(session, booking, change, actor=actor):
+        if repo.apply(session, booking, change, actor=actor, note=note):
             return booking
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
@@ -559,6 +562,129 @@ def cancel_confirmed(
     payload = {"refund": amount, "reason": reason.value, "by": user.role}
     _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
+
+
+NOTE_MAX = 500
+
+
+def check_note(note: str | None) -> str:
+    """An admin's reason: required, one paragraph of at most NOTE_MAX characters (422 otherwise)."""
+    text = " ".join((note or "").split())
+    problem = None
+    if not text:
+        problem = "say why (it is kept in the booking's history)"
+    elif len(text) > NOTE_MAX:
+        problem = f"at most {NOTE_MAX} characters"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        problem = "no control characters"
+    if problem:
+        raise Unprocessable("A reason is needed", data=[{"field": "reason", "message": problem}])
+    return text
+
+
+def record_admin_action(
+    session: Session,
+    *,
+    booking_id: uuid.UUID,
+    action: str,
+    actor: str,
+    note: str | None,
+    detail: str | None,
+    now: datetime,
+) -> None:
+    """An admin's action on a booking, for its history on the console."""
+    must_get(session, booking_id=booking_id)
+    repo.record_action(session, booking_id, action=action, actor=actor, note=note, detail=detail, at=now)
+
+
+def admin_refund(booking: PrivateSession, *, choice: RefundChoice, settings: Settings, now: datetime) -> int:
+    """What an admin's cancellation refunds: all that is left, the parent's policy now, or nothing."""
+    choice = RefundChoice(choice)
+    if choice == RefundChoice.NONE:
+        return 0
+    if choice == RefundChoice.POLICY:
+        return refund_preview(booking, reason=Reason.PARENT_CANCELLED, settings=settings, now=now)
+    return max(booking.price_amount - booking.refunded_amount, 0)
+
+
+def cancel_as_admin(
+    session: Session,
+    *,
+    admin: AuthUser,
+    booking_id: uuid.UUID,
+    refund: RefundChoice,
+    note: str,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """Confirmed -> Cancelled by an admin, with the refund they chose and their reason, in one
+    transaction: the status history row (actor: the admin, note: the reason), the refund to
+    send, and an admin action naming the choice and the amount."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin chooses the refund")
+    note = check_note(note)
+    booking = must_get(session, booking_id=booking_id)
+    if booking.status != Status.CONFIRMED:
+        return Outcome("not_confirmed", booking)
+    amount = admin_refund(booking, choice=refund, settings=settings, now=now)
+    change = lifecycle.cancel(Status.CONFIRMED, reason=Reason.ADMIN_CANCELLED, now=now)
+    if not repo.apply(session, booking, change, actor=admin.actor, note=note):
+        return Outcome("not_confirmed", booking)
+    followups = Followups(unlinks=[(booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)])
+    if amount > 0:
+        row = refunds.request(session, booking=booking, amount=amount, reason=Reason.ADMIN_CANCELLED.value, now=now)
+        followups.refunds.append(row.id)
+    detail = f"refund: {RefundChoice(refund).value} ({amount} {booking.currency})"
+    repo.record_action(session, booking.id, action="cancel", actor=admin.actor, note=note, detail=detail, at=now)
+    return Outcome("cancelled", booking, followups)
+
+
+RESEND_TO: dict[str, tuple[str, ...]] = {
+    "parent": ("confirmed.parent",),
+    "teacher": ("confirmed.teacher",),
+    "both": ("confirmed.parent", "confirmed.teacher"),
+}
+
+
+def optional_note(note: str | None) -> str | None:
+    """An admin's optional remark: None when blank, else check_note's rules."""
+    return check_note(note) if note and note.strip() else None
+
+
+def resend_confirmation(
+    session: Session,
+    *,
+    admin: AuthUser,
+    booking_id: uuid.UUID,
+    to: str,
+    note: str | None,
+    now: datetime,
+) -> int:
+    """The confirmation email (with its invite) written to the outbox again for the parent, the
+    teacher or both, and an admin action naming who it went to, in one transaction. Only a
+    Confirmed booking has a confirmation to resend (409 otherwise). How many were written."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin resends a confirmation")
+    kinds = RESEND_TO.get(to)
+    if kinds is None:
+        raise Unprocessable("Choose who gets it", data=[{"field": "to", "message": "parent, teacher or both"}])
+    remark = optional_note(note)
+    booking = must_get(session, booking_id=booking_id)
+    if booking.status != Status.CONFIRMED:
+        raise Conflict(f"A {Status(booking.status).label} booking has no confirmation to resend")
+    who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
+    recipients = {kind: who[kind.rsplit(".", 1)[1]] for kind in kinds}
+    written = notices.resend(
+        session, booking_id=booking.id, recipients=recipients, sequence=repo.version(session, booking.id), now=now
+    )
+    addresses = ", ".join(
+        f"{kind.rsplit('.', 1)[1]} {accounts.get_user(session, user_id).email}" for kind, user_id in recipients.items()
+    )
+    detail = f"to {addresses}"
+    repo.record_action(
+        session, booking.id, action="resend_confirmation", actor=admin.actor, note=remark, detail=detail, at=now
+    )
+    return written
 
 
 def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: datetime) -> PrivateSession:

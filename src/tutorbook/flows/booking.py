@@ -16,10 +16,11 @@ from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
-from tutorbook.errors import BadGateway, BadRequest, GatewayTimeout
+from tutorbook.errors import BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.identity import AuthUser, Role
@@ -89,7 +90,9 @@ async def book(
     return Booked(attached, held.teacher_name, held.student_name)
 
 
-async def withdraw_checkout(svc: Services, *, booking: PrivateSession, reason: Reason, actor: str) -> PrivateSession:
+async def withdraw_checkout(
+    svc: Services, *, booking: PrivateSession, reason: Reason, actor: str, note: str | None = None
+) -> PrivateSession:
     """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
     fulfil instead and refuse with AlreadyPaid."""
     if booking.stripe_session_id:
@@ -106,7 +109,9 @@ async def withdraw_checkout(svc: Services, *, booking: PrivateSession, reason: R
             raise GatewayTimeout("The payment provider did not answer; try again in a moment") from exc
         except gw.GatewayError as exc:
             raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
-    return await svc.tx(bookings.cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now())
+    return await svc.tx(
+        bookings.cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now(), note=note
+    )
 
 
 async def cancel_payment(
@@ -224,6 +229,50 @@ async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID
     return await svc.tx(bookings.must_get, booking_id=booking_id)
 
 
+async def cancel_as_admin(
+    svc: Services, *, admin: AuthUser, booking_id: uuid.UUID, refund: RefundChoice, note: str
+) -> PrivateSession:
+    """An admin cancels with a chosen refund and a reason (both in the history, the admin the
+    actor): a Pending booking withdraws its checkout (nothing was paid, nothing to refund); a
+    Confirmed one is cancelled and refunded as chosen, the refund sent after the commit."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin chooses the refund")
+    note = bookings.check_note(note)
+    refund = RefundChoice(refund)
+    booking = await svc.tx(bookings.must_get, booking_id=booking_id)
+    if booking.status == Status.PENDING:
+        done = await withdraw_checkout(
+            svc, booking=booking, reason=Reason.ADMIN_CANCELLED, actor=admin.actor, note=note
+        )
+        # Recorded apart from the status move: Stripe's checkout.session.expired webhook may have
+        # cancelled the booking first (actor: the event), and the admin's reason must not be lost.
+        await svc.tx(
+            bookings.record_admin_action,
+            booking_id=booking_id,
+            action="cancel",
+            actor=admin.actor,
+            note=note,
+            detail="checkout withdrawn: nothing was paid, nothing refunded",
+            now=utc_now(),
+        )
+        return done
+    if booking.status != Status.CONFIRMED:
+        raise BadRequest(f"A {Status(booking.status).label} booking cannot be cancelled")
+    outcome = await svc.tx(
+        bookings.cancel_as_admin,
+        admin=admin,
+        booking_id=booking_id,
+        refund=refund,
+        note=note,
+        settings=svc.settings,
+        now=utc_now(),
+    )
+    if outcome.kind != "cancelled":
+        raise BadRequest("The booking changed meanwhile; reload and try again")
+    await followups.run(svc, outcome.followups)
+    return await svc.tx(bookings.must_get, booking_id=booking_id)
+
+
 async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> PrivateSession:
     """Move a Confirmed booking to another time (one transaction: `bookings.service.reschedule`),
     then its meeting (a Google event is moved; a Jitsi room stays); the booking re-read."""
@@ -246,6 +295,7 @@ async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, st
 __all__ = [
     "Booked",
     "book",
+    "cancel_as_admin",
     "cancel_booking",
     "cancel_payment",
     "confirm_payment",

@@ -113,6 +113,15 @@ def ensure_link(svc: Services, *, booking_id: uuid.UUID, now: datetime) -> str:
     return svc.tx_sync(links.record, booking_id=booking_id, outcome=outcome)
 
 
+def regenerate_link(svc: Services, *, actor: str, booking_id: uuid.UUID, note: str | None, now: datetime) -> str:
+    """An operator's new meeting link: forget the old one (recorded in the booking's actions),
+    delete the old meeting where the provider keeps one, make a new one (one attempt; the
+    meeting-links job retries). Returns what the provider did."""
+    provider, external_id, url = svc.tx_sync(links.reset, booking_id=booking_id, actor=actor, note=note, now=now)
+    remove_link(svc, provider=provider, external_id=external_id, url=url)
+    return ensure_link(svc, booking_id=booking_id, now=now)
+
+
 def move_link(svc: Services, *, booking_id: uuid.UUID) -> str:
     """Move a rescheduled booking's meeting to its new time where the provider keeps one (a
     Google event is patched; a Jitsi room stays); returns what happened. A failure is logged and

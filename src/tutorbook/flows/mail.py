@@ -217,7 +217,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         cancelled = item.kind.startswith("cancelled.")
         entry = calendar.Session(
             booking_id=booking.id,
-            sequence=item.version,
+            # A resent confirmation keeps the booking's sequence, so later changes still win.
+            sequence=_sequence(item),
             starts_at=booking.starts_at,
             ends_at=booking.ends_at,
             summary=f"{booking.subject}: {student_name} with {teacher_name}",
@@ -235,6 +236,11 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         )
         mail.invite_method = "CANCEL" if cancelled else "REQUEST"
     return mail
+
+
+def _sequence(item: outbox.Claimed) -> int:
+    sequence = item.payload.get("sequence")
+    return sequence if isinstance(sequence, int) else item.version
 
 
 def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: datetime) -> str | None:

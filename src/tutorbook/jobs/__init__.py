@@ -10,6 +10,8 @@ import logging
 import time
 from datetime import datetime
 
+from tutorbook.clock import utc_now
+from tutorbook.jobs import runs
 from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
@@ -55,13 +57,17 @@ def run(
     progress: Progress | None = None,
     **options,
 ) -> JobResult:
-    """Run job `name` once; log a summary line; count it in `metrics` (dry runs are not)."""
-    started = time.perf_counter()
+    """Run job `name` once; log a summary line; count it in `metrics` and keep it in `job_runs`
+    (dry runs are neither)."""
+    started, started_at = time.perf_counter(), utc_now()
     try:
         result = JOBS[name](svc, now=now, dry_run=dry_run, progress=progress, **options)
-    except Exception:
-        if metrics is not None and not dry_run:
-            metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
+    except Exception as exc:
+        if not dry_run:
+            if metrics is not None:
+                metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
+            error = f"{type(exc).__name__}: {exc}"
+            runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=None, error=error)
         raise
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms})
@@ -70,6 +76,8 @@ def run(
         for outcome, n in result.counts().items():
             metrics.inc("tutorbook_jobs_items_total", n, job=name, outcome=outcome)
         metrics.set("tutorbook_jobs_last_success_timestamp_seconds", time.time(), job=name)
+    if not dry_run:
+        runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=result, error=None)
     return result
 
 

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
+from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.errors import BadRequest, NotFound
 from tutorbook.meetings import policy
 from tutorbook.meetings.base import MeetingLink, MeetingRequest
 from tutorbook.teachers.models import TeacherProfile
@@ -142,6 +144,36 @@ def _fields_for(outcome: policy.LinkOutcome) -> dict[str, Any]:
         "meeting_next_attempt_at": None if stopped else plan.retry_at,
         "meeting_error": (STOPPED if stopped else "retrying:") + plan.code,
     }
+
+
+def reset(
+    session: Session, *, booking_id: uuid.UUID, actor: str, note: str | None, now: datetime
+) -> tuple[str | None, str | None, str | None]:
+    """Forget a Confirmed booking's link (and any stop) so a new one is made, recording who did
+    it; the old (provider, external id, url), for deleting the old meeting."""
+    booking = session.get(PS, booking_id)
+    if booking is None:
+        raise NotFound("Session not found")
+    if booking.status != Status.CONFIRMED:
+        raise BadRequest(f"A {Status(booking.status).label} booking has no meeting link to make")
+    old = (booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)
+    session.execute(
+        sa.update(PS)
+        .where(PS.id == booking_id)
+        .values(
+            meeting_url=None,
+            meeting_provider=None,
+            meeting_external_id=None,
+            meeting_attempts=0,
+            meeting_next_attempt_at=None,
+            meeting_error=None,
+        )
+    )
+    detail = f"old link: {old[2]}" if old[2] else "no link before"
+    bookings.record_action(
+        session, booking_id, action="regenerate_meeting_link", actor=actor, note=note, detail=detail, at=now
+    )
+    return old
 
 
 def failures(session) -> list[PS]:

@@ -52,8 +52,9 @@ def enqueue(
     )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(N).values(**values).on_conflict_do_nothing()
-    return _rowcount(session.execute(stmt)) == 1
+    # RETURNING tells whether the row went in: an ORM-enabled INSERT's rowcount is -1 on PostgreSQL.
+    stmt = insert(N).values(**values).on_conflict_do_nothing().returning(N.id)
+    return session.execute(stmt).scalar() is not None
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,42 @@ def listing(session: Session, *, status: str | None = None, limit: int = 100) ->
 
 def for_booking(session: Session, booking_id: uuid.UUID) -> list[Notification]:
     return list(session.scalars(sa.select(N).where(N.booking_id == booking_id).order_by(N.created_at, N.kind)))
+
+
+def kept_ids(session: Session, notification_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """notification id -> its message's id in the development mailbox, for those kept there."""
+    if not notification_ids:
+        return {}
+    stmt = sa.select(DevMail.notification_id, DevMail.id).where(DevMail.notification_id.in_(notification_ids))
+    return {nid: mid for nid, mid in session.execute(stmt).tuples() if nid is not None}
+
+
+def next_version(session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], at_least: int) -> int:
+    """A version none of `kinds` has for this booking yet, and at least `at_least`."""
+    stmt = sa.select(sa.func.max(N.version)).where(N.booking_id == booking_id, N.kind.in_(kinds))
+    highest = session.scalar(stmt)
+    return max(at_least, (highest or 0) + 1)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Mail that needs a person: given up on (`failed`), and what is waiting to be tried again."""
+
+    failed: int
+    retrying: int
+    recent: list[Notification]
+
+
+def trouble(session: Session, *, since: datetime, limit: int = 10) -> Trouble:
+    """Failed notifications updated since `since` (the newest `limit` of them), and pending ones
+    that have failed at least once."""
+    failed = sa.and_(N.status == FAILED, N.updated_at >= since)
+    count = session.scalar(sa.select(sa.func.count()).select_from(N).where(failed)) or 0
+    retrying = session.scalar(
+        sa.select(sa.func.count()).select_from(N).where(N.status == PENDING, N.attempts > 0, N.last_error.is_not(None))
+    )
+    recent = list(session.scalars(sa.select(N).where(failed).order_by(N.updated_at.desc(), N.id).limit(limit)))
+    return Trouble(int(count), int(retrying or 0), recent)
 
 
 def _rowcount(result: sa.Result[Any]) -> int:

@@ -53,6 +53,28 @@ def booking_notice(
     return added
 
 
+def resend(
+    session: Session,
+    *,
+    booking_id: uuid.UUID,
+    recipients: dict[str, uuid.UUID],
+    sequence: int,
+    now: datetime,
+) -> int:
+    """The same notices once more (an operator's "resend the confirmation"), under a version
+    none of them has had; their invite keeps the booking's `sequence`, so a later change's
+    invite still supersedes it. How many were written."""
+    version = outbox.next_version(session, booking_id=booking_id, kinds=tuple(recipients), at_least=sequence + 1)
+    return booking_notice(
+        session,
+        booking_id=booking_id,
+        recipients=recipients,
+        version=version,
+        now=now,
+        payload={"sequence": sequence, "resent": True},
+    )
+
+
 def request_password_reset(session: Session, *, email: str, settings: Settings, now: datetime) -> bool:
     """A reset token and its email, in one transaction; False (and nothing written) when no
     account has this email. The caller answers the same either way."""

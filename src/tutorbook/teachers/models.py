@@ -31,6 +31,8 @@ class TeacherProfile(Base):
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     bio: Mapped[str] = mapped_column(sa.String(2000), default="")
+    # An admin can take a teacher off the list (and off booking) without deleting anything (0010).
+    listed: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
     # The teacher's own terms (teachers/policy.py); NULL until they set them: the platform's.
     full_refund_hours: Mapped[int | None] = mapped_column(sa.Integer)
     late_refund_percent: Mapped[int | None] = mapped_column(sa.Integer)

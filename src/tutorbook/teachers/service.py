@@ -109,6 +109,7 @@ def list_teachers(session: Session, *, subject: str | None = None) -> list[Teach
     rows = session.execute(
         sa.select(User, TeacherProfile, with_hours)
         .join(TeacherProfile, TeacherProfile.user_id == User.id)
+        .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))  # an admin's switches
         .order_by(User.full_name)
     ).all()
     out = [_out(u, p) for u, p, hours in rows if not missing(p, has_hours=bool(hours))]
@@ -122,6 +123,14 @@ def get_profile(session: Session, teacher_id: uuid.UUID) -> TeacherProfile:
     profile = session.get(TeacherProfile, teacher_id)
     if profile is None:
         raise NotFound("Teacher not found")
+    return profile
+
+
+def set_listed(session: Session, *, teacher_id: uuid.UUID, listed: bool) -> TeacherProfile:
+    """Show a teacher on the list and let parents book them, or not (an admin's switch)."""
+    profile = get_profile(session, teacher_id)
+    profile.listed = listed
+    session.flush()
     return profile
 
 

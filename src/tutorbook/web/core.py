@@ -36,7 +36,7 @@ CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
 # The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
 ZONE_COOKIE = "tutorbook_zone"
-HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule"}
+HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
 MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
 

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tutorbook.web import (
     account_pages,
+    admin_pages,
     booking_pages,
     mail_pages,
     payment_pages,
@@ -24,7 +25,14 @@ NOT_PAGES = ("/api/", "/health", "/metrics", "/docs", "/redoc", "/openapi.json",
 def install(app: FastAPI) -> None:
     """Mount the pages, their static files, and HTML error pages for browsers outside the API."""
     modules = (
-        account_pages, teacher_pages, teacher_setup_pages, booking_pages, payment_pages, payout_pages, mail_pages
+        account_pages,
+        teacher_pages,
+        teacher_setup_pages,
+        booking_pages,
+        payment_pages,
+        payout_pages,
+        mail_pages,
+        admin_pages,
     )
     for module in modules:
         app.include_router(module.router)

@@ -1,0 +1,412 @@
+"""What the operator console shows: today at a glance, one booking in full, revenue by month,
+the last reconciliation's findings explained, CSV. Read-only queries (one transaction each);
+the console's actions are the bookings service's and the flows' use cases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tutorbook import jobs
+from tutorbook.accounts.models import Student, User
+from tutorbook.bookings import refunds
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Refund
+from tutorbook.clock import iso_z
+from tutorbook.errors import Unprocessable
+from tutorbook.jobs import runs
+from tutorbook.meetings import links
+from tutorbook.notifications import repository as outbox
+from tutorbook.notifications.models import Notification
+from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, in_range, is_single_line
+
+# Reconcile's findings: what each means, and what the app does or offers about it.
+FINDINGS = {
+    "paid_not_confirmed": (
+        "Stripe took the payment but the booking was not confirmed (a lost webhook, or a payment after the "
+        "checkout was cancelled).",
+        "Reconcile confirms it, or refunds it in full if the time is no longer free. Reconcile now repairs it.",
+    ),
+    "pending_but_expired": (
+        "The checkout expired at Stripe while the booking was still Pending.",
+        "Reconcile cancels the booking (nothing was paid). Reconcile now repairs it.",
+    ),
+    "paid_without_booking": (
+        "Stripe holds a paid checkout of Tutorbook's that no booking matches.",
+        "No booking to record a refund on: refund the payment in the Stripe Dashboard.",
+    ),
+    "unpaid_at_stripe": (
+        "The booking counts as paid, but Stripe says its checkout is unpaid.",
+        "Open the booking; if the payment is really missing, cancel it with no refund.",
+    ),
+    "refund_pending": (
+        "A refund Stripe has not accepted yet (Stripe could not be reached).",
+        "Reconcile sends it again with the same idempotency key; Reconcile now retries it.",
+    ),
+    "refund_failed": (
+        "Stripe refused a refund.",
+        "Refund by hand in the Stripe Dashboard; the booking keeps the failed refund on record.",
+    ),
+}
+
+
+@dataclass
+class Glance:
+    today: dict[str, int]
+    next_week: dict[str, int]
+    payments: dict[str, tuple[int, int]]  # currency -> (count, gross)
+    refunds: dict[str, tuple[int, int]]  # currency -> (count, amount)
+    reconcile: runs.JobRunRecord | None
+    open_findings: int
+    link_failures: int
+    mail: outbox.Trouble
+    undeliverable: int
+    jobs: list[runs.JobHealth] = field(default_factory=list)
+
+
+MAIL_TROUBLE_DAYS = 7
+
+
+def day_bounds(now: datetime, zone: str) -> tuple[datetime, datetime]:
+    """The start of today in `zone` and of tomorrow, as aware datetimes."""
+    tz = ZoneInfo(zone)
+    today = now.astimezone(tz).date()
+    start = datetime.combine(today, time(), tz)
+    return start, datetime.combine(today + timedelta(days=1), time(), tz)
+
+
+def _by_status(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    stmt = sa.select(PS.status, sa.func.count()).where(PS.starts_at >= start, PS.starts_at < end).group_by(PS.status)
+    counts = dict(session.execute(stmt).tuples().all())
+    return {s.label: int(counts.get(s, 0)) for s in Status}
+
+
+def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
+    """Today (the operator's day) at a glance."""
+    start, end = day_bounds(now, zone)
+    paid = session.execute(
+        sa.select(PS.currency, sa.func.count(), sa.func.coalesce(sa.func.sum(PS.price_amount), 0))
+        .where(PS.paid_at >= start, PS.paid_at < end)
+        .group_by(PS.currency)
+    ).all()
+    refunded = session.execute(
+        sa.select(Refund.currency, sa.func.count(), sa.func.coalesce(sa.func.sum(Refund.amount), 0))
+        .where(Refund.created_at >= start, Refund.created_at < end, Refund.status.not_in(refunds.NOT_REFUNDED))
+        .group_by(Refund.currency)
+    ).all()
+    last = runs.last_runs(session, list(jobs.JOBS))
+    reconcile = last.get("reconcile")
+    link_failures = session.scalar(
+        sa.select(sa.func.count()).select_from(PS).where(links.needs_link(), PS.meeting_error.is_not(None))
+    )
+    return Glance(
+        today=_by_status(session, start, end),
+        next_week=_by_status(session, end, end + timedelta(days=7)),
+        payments={c: (int(n), int(s)) for c, n, s in paid},
+        refunds={c: (int(n), int(s)) for c, n, s in refunded},
+        reconcile=reconcile,
+        open_findings=len(open_findings(reconcile)),
+        link_failures=int(link_failures or 0),
+        mail=outbox.trouble(session, since=now - timedelta(days=MAIL_TROUBLE_DAYS)),
+        undeliverable=int(
+            session.scalar(sa.select(sa.func.count()).select_from(User).where(User.mail_undeliverable_at.is_not(None)))
+            or 0
+        ),
+        jobs=[runs.health(name, last[name], interval_s=jobs.interval(settings, name), now=now) for name in jobs.JOBS],
+    )
+
+
+def open_findings(run: runs.JobRunRecord | None) -> list[dict]:
+    """The findings of a reconcile run that were left for a person."""
+    if run is None:
+        return []
+    return [f for f in run.findings or [] if f.get("outcome") in jobs.result.UNSETTLED]
+
+
+def explain(findings: list[dict]) -> list[dict]:
+    """Each finding with what it means and the fix the app offers."""
+    out = []
+    for f in findings:
+        meaning, fix = FINDINGS.get(f.get("kind") or "", ("A disagreement between Stripe and the database.", ""))
+        out.append({**f, "meaning": meaning, "fix": fix})
+    return out
+
+
+def last_reconcile(session: Session) -> runs.JobRunRecord | None:
+    return runs.last_runs(session, ["reconcile"])["reconcile"]
+
+
+# -- one booking ------------------------------------------------------------------------
+
+
+@dataclass
+class BookingView:
+    booking: PS
+    parent: User | None
+    teacher: User | None
+    student: Student | None
+    history: list[dict]
+    refunds: list[Refund]
+    emails: list[Notification]
+    kept: dict[uuid.UUID, int]  # notification id -> the development mailbox's message id
+
+
+def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
+    """ "user:<id>" -> "Name <email>"; jobs, the webhook and the system keep their names."""
+    ids = {}
+    for actor in actors:
+        if actor.startswith("user:"):
+            try:
+                ids[actor] = uuid.UUID(actor[5:])
+            except ValueError:
+                continue
+    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(list(ids.values()))))} if ids else {}
+    names = {a: a for a in actors}
+    for actor, uid in ids.items():
+        if uid in users:
+            u = users[uid]
+            names[actor] = f"{u.full_name} <{u.email}> ({u.role.lower()})"
+    return names
+
+
+def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | None:
+    booking = repo.get(session, booking_id)
+    if booking is None:
+        return None
+    history = repo.history(session, booking_id)
+    actions = repo.actions(session, booking_id)
+    names = actor_names(session, {h.actor for h in history} | {a.actor for a in actions})
+    timeline = [
+        {
+            "at": h.created_at,
+            "actor": names.get(h.actor, h.actor),
+            "what": "status",
+            "from": None if h.from_status is None else Status(h.from_status).label,
+            "to": Status(h.to_status).label,
+            "reason": h.reason,
+            "note": h.note,
+            "order": (h.created_at, 0, h.id),
+        }
+        for h in history
+    ] + [
+        {
+            "at": a.created_at,
+            "actor": names.get(a.actor, a.actor),
+            "what": a.action,
+            "from": None,
+            "to": None,
+            "reason": a.detail,
+            "note": a.note,
+            "order": (a.created_at, 1, a.id),
+        }
+        for a in actions
+    ]
+    timeline.sort(key=lambda e: cast(tuple[datetime, int, int], e["order"]))
+    emails = outbox.for_booking(session, booking_id)
+    return BookingView(
+        booking=booking,
+        parent=session.get(User, booking.parent_id),
+        teacher=session.get(User, booking.teacher_id),
+        student=session.get(Student, booking.student_id),
+        history=timeline,
+        refunds=refunds.for_booking(session, booking_id=booking_id),
+        emails=emails,
+        kept=outbox.kept_ids(session, [n.id for n in emails]),
+    )
+
+
+# -- revenue ----------------------------------------------------------------------------
+
+
+def _month(session: Session, column):
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
+    return sa.func.strftime("%Y-%m", column)
+
+
+def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict]:
+    """Per month (UTC) and currency: payments taken (gross), refunds Stripe accepted, net; and of
+    the month's payments that were destination charges (Stripe Connect), the platform's fees and
+    what went to the teachers, as Stripe last reported them (refunds since included), with how
+    many have no split recorded yet (`unsettled`: counted in neither until reconcile reads it).
+    A payment for a teacher without payouts stays with the platform: in gross and net only."""
+    since = (now - timedelta(days=31 * months)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = _month(session, PS.paid_at)
+    connect = PS.payout_destination.is_not(None)
+    settled = sa.and_(connect, PS.stripe_transfer_id.is_not(None))
+    fee = sa.case((settled, sa.func.coalesce(PS.platform_fee_amount, 0) - PS.fee_refunded_amount), else_=0)
+    teachers = sa.case((connect, PS.transfer_amount - PS.transfer_reversed_amount), else_=0)
+    unsettled = sa.case((sa.and_(connect, PS.stripe_transfer_id.is_(None)), 1), else_=0)
+    gross = session.execute(
+        sa.select(
+            month,
+            PS.currency,
+            sa.func.count(),
+            sa.func.sum(PS.price_amount),
+            sa.func.sum(fee),
+            sa.func.sum(teachers),
+            sa.func.sum(unsettled),
+        )
+        .where(PS.paid_at >= since)
+        .group_by(month, PS.currency)
+    ).all()
+    rmonth = _month(session, Refund.created_at)
+    back = session.execute(
+        sa.select(rmonth, Refund.currency, sa.func.sum(Refund.amount))
+        .where(Refund.created_at >= since, Refund.status.not_in(refunds.NOT_REFUNDED))
+        .group_by(rmonth, Refund.currency)
+    ).all()
+    zero = {"payments": 0, "gross": 0, "refunds": 0, "platform_fees": 0, "to_teachers": 0, "unsettled": 0}
+    table: dict[tuple[str, str], dict] = defaultdict(lambda: dict(zero))
+    for m, currency, n, amount, fees, paid_out, open_ in gross:
+        table[(m, currency)].update(
+            payments=int(n),
+            gross=int(amount or 0),
+            platform_fees=int(fees or 0),
+            to_teachers=int(paid_out or 0),
+            unsettled=int(open_ or 0),
+        )
+    for m, currency, amount in back:
+        table[(m, currency)]["refunds"] = int(amount or 0)
+    return [
+        {"month": m, "currency": c, **v, "net": v["gross"] - v["refunds"]}
+        for (m, c), v in sorted(table.items(), reverse=True)
+    ]
+
+
+def to_csv(rows: list[dict], columns: list[str]) -> str:
+    """Rows as CSV with a header line; cells that a spreadsheet would run as a formula are quoted
+    with a leading apostrophe."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- the booking search -------------------------------------------------------------------
+
+PAGE_SIZE = 25
+
+
+def _user_id(session: Session, value: str, *, role: str, field_name: str) -> uuid.UUID:
+    value = value.strip()
+    if not is_single_line(value, max_length=254):
+        raise Unprocessable(
+            f"Give the {role.lower()}'s email or id", data=[{"field": field_name, "message": "not an email or id"}]
+        )
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        pass
+    found = session.scalar(sa.select(User.id).where(User.email == value.lower(), User.role == role))
+    if found is None:
+        raise Unprocessable(
+            f"No {role.lower()} with the email {value}", data=[{"field": field_name, "message": "not found"}]
+        )
+    return found
+
+
+def _date(value: str | date, zone: str, field_name: str) -> datetime:
+    try:
+        day = value if isinstance(value, date) else day_in_range(date.fromisoformat(value.strip()))
+    except ValueError as exc:
+        raise Unprocessable(
+            f"Dates are YYYY-MM-DD, in the years {MIN_YEAR} to {MAX_YEAR}",
+            data=[{"field": field_name, "message": "not a date in range"}],
+        ) from exc
+    return datetime.combine(day, time(), ZoneInfo(zone))
+
+
+def parse_search(
+    session: Session,
+    *,
+    zone: str,
+    status: str | None = None,
+    teacher: str | None = None,
+    parent: str | None = None,
+    child: str | None = None,
+    date_from: str | date | None = None,
+    date_to: str | date | None = None,
+    q: str | None = None,
+) -> repo.Search:
+    """The console's filters from a form: teacher and parent by email or id, the child by id,
+    dates (inclusive) in the operator's zone, `q` a booking id or a Stripe id (checkout
+    session, payment intent or refund). 422 for what cannot be understood."""
+    fields: dict = {}
+    if status not in (None, ""):
+        if status not in {str(s.value) for s in Status}:
+            raise Unprocessable("Unknown status", data=[{"field": "status", "message": "0, 1, 2 or 3"}])
+        fields["status"] = int(status)
+    if teacher and teacher.strip():
+        fields["teacher_id"] = _user_id(session, teacher, role="Teacher", field_name="teacher")
+    if parent and parent.strip():
+        fields["parent_id"] = _user_id(session, parent, role="Parent", field_name="parent")
+    if child and child.strip():
+        try:
+            fields["student_id"] = uuid.UUID(child.strip())
+        except ValueError as exc:
+            raise Unprocessable("The child is given by id", data=[{"field": "child", "message": "not an id"}]) from exc
+    if isinstance(date_from, date) or (date_from and date_from.strip()):
+        fields["starts_from"] = _date(date_from, zone, "from")
+    if isinstance(date_to, date) or (date_to and date_to.strip()):
+        fields["starts_before"] = _date(date_to, zone, "to") + timedelta(days=1)
+    if q and q.strip():
+        text = q.strip()
+        if not is_single_line(text, max_length=255) or any(ch.isspace() for ch in text):
+            raise Unprocessable("Search by one id", data=[{"field": "q", "message": "one id, no spaces"}])
+        try:
+            fields["booking_id"] = uuid.UUID(text)
+        except ValueError:
+            fields["stripe_id"] = text
+    return repo.Search(**fields)
+
+
+def encode_cursor(starts_at: datetime, booking_id: uuid.UUID) -> str:
+    return f"{iso_z(starts_at)}~{booking_id}"
+
+
+def decode_cursor(value: str | None) -> repo.Cursor | None:
+    if not value:
+        return None
+    try:
+        starts, booking_id = value.split("~", 1)
+        return in_range(datetime.fromisoformat(starts.replace("Z", "+00:00"))), uuid.UUID(booking_id)
+    except (ValueError, OverflowError) as exc:
+        raise Unprocessable("This page link is broken", data=[{"field": "after", "message": "bad cursor"}]) from exc
+
+
+def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
+    """(rows of (booking, teacher name, student name, parent email), the next page's cursor or None)."""
+    rows = repo.search(session, where=search, after=decode_cursor(after), limit=limit)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1][0].starts_at, rows[-1][0].id) if more and rows else None
+    return rows, nxt

@@ -1,0 +1,28 @@
+"""Each job run, kept for a week: the console's "jobs' last runs" and "the last reconciliation"
+come from here, so they are the same whichever process (serve, worker) ran the job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tutorbook.db import Base, UTCDateTime
+
+
+class JobRunRecord(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.Index("ix_job_runs_job_finished", "job", "finished_at"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job: Mapped[str] = mapped_column(sa.String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ok: Mapped[bool] = mapped_column(sa.Boolean)
+    counts: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Reconcile's findings (items with a kind), as JobResult.to_dict() gives them.
+    findings: Mapped[list] = mapped_column(sa.JSON, default=list)
+    error: Mapped[str | None] = mapped_column(sa.String(500))

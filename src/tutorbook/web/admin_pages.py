@@ -1,0 +1,415 @@
+"""The operator console under /admin: today at a glance, bookings (search, one booking, its
+actions), reconciliation, users, reports. Admins only (403 otherwise); every action is a form
+with the CSRF token; nothing needs JavaScript. The pages call the same use cases as the API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tutorbook import jobs
+from tutorbook.accounts import service as accounts
+from tutorbook.admin import console, reports
+from tutorbook.admin.schemas import orphaned_out
+from tutorbook.api.deps import get_services
+from tutorbook.bookings import service as bookings_service
+from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
+from tutorbook.bookings.policy import RefundChoice
+from tutorbook.bookings.schemas import session_out
+from tutorbook.clock import utc_now
+from tutorbook.errors import AppError, NotFound, Unprocessable
+from tutorbook.flows import booking as flows
+from tutorbook.flows import followups
+from tutorbook.identity import AuthUser, Role
+from tutorbook.payments import gateway as gw
+from tutorbook.teachers import service as teachers
+from tutorbook.web import formatting as fmt
+from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
+
+router = page_router()
+Viewer = Annotated[AuthUser | None, Depends(page_user)]
+
+
+def admin(user: AuthUser | None) -> AuthUser:
+    return require(user, Role.ADMIN)
+
+
+# -- today ------------------------------------------------------------------------------
+
+
+@router.get("/admin")
+async def today(request: Request, user: Viewer):
+    me = admin(user)
+    svc = get_services(request)
+    view = await svc.tx(console.glance, now=utc_now(), zone=me.time_zone, settings=svc.settings)
+    return render(
+        request,
+        "admin/index.html",
+        section="/admin",
+        g=view,
+        statuses=[s.label for s in Status],
+        mail_days=console.MAIL_TROUBLE_DAYS,
+    )
+
+
+# -- bookings ---------------------------------------------------------------------------
+
+
+@router.get("/admin/bookings")
+async def bookings(
+    request: Request,
+    user: Viewer,
+    status: str | None = Query(default=None, max_length=255),
+    teacher: str | None = Query(default=None, max_length=255),
+    parent: str | None = Query(default=None, max_length=255),
+    child: str | None = Query(default=None, max_length=255),
+    date_from: str | None = Query(default=None, alias="from", max_length=20),
+    date_to: str | None = Query(default=None, alias="to", max_length=20),
+    q: str | None = Query(default=None, max_length=255),
+    after: str | None = Query(default=None, max_length=100),
+):
+    me = admin(user)
+    form = {
+        "status": status,
+        "teacher": teacher,
+        "parent": parent,
+        "child": child,
+        "from": date_from,
+        "to": date_to,
+        "q": q,
+    }
+
+    def find(session):
+        search = console.parse_search(
+            session,
+            zone=me.time_zone,
+            status=status,
+            teacher=teacher,
+            parent=parent,
+            child=child,
+            date_from=date_from,
+            date_to=date_to,
+            q=q,
+        )
+        rows, nxt = console.search_page(session, search=search, after=after)
+        return [(session_out(b, t, s), email) for b, t, s, email in rows], nxt
+
+    error, rows, nxt = None, [], None
+    try:
+        rows, nxt = await get_services(request).tx(find)
+    except Unprocessable as exc:
+        error = exc.message
+    query = {k: v for k, v in form.items() if v}
+    return render(
+        request,
+        "admin/bookings.html",
+        status_code=422 if error else 200,
+        section="/admin/bookings",
+        form=form,
+        rows=rows,
+        next_query={**query, "after": nxt} if nxt else None,
+        first_query=query if after else None,
+        error=error,
+        statuses=STATUS_NAMES,
+    )
+
+
+async def _stripe_state(svc, booking) -> dict:
+    """The checkout as Stripe sees it now (or why it could not be asked)."""
+    if not booking.stripe_session_id:
+        return {"error": "no checkout"}
+    try:
+        checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+    except gw.CheckoutNotFound:
+        return {"error": "Stripe does not know this checkout"}
+    except gw.GatewayError:
+        return {"error": "Stripe could not be reached; reload to try again"}
+    return {
+        "status": checkout.status,
+        "payment_status": checkout.payment_status,
+        "payment_intent": checkout.payment_intent,
+        "amount_total": checkout.amount_total,
+        "currency": checkout.currency,
+    }
+
+
+@router.get("/admin/bookings/{booking_id}")
+async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
+    me = admin(user)
+    svc = get_services(request)
+
+    def load(session):
+        view = console.booking_view(session, booking_id=booking_id)
+        if view is None:
+            raise NotFound("Session not found")
+        b = view.booking
+        names = ((view.teacher.full_name if view.teacher else ""), (view.student.full_name if view.student else ""))
+        now = utc_now()
+        choices = {
+            c.value: bookings_service.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
+        }
+        return view, session_out(b, *names), choices
+
+    view, out, choices = await svc.tx(load)
+    stripe = await _stripe_state(svc, view.booking)
+    return render(
+        request,
+        "admin/booking.html",
+        section="/admin/bookings",
+        v=view,
+        b=out,
+        stripe=stripe,
+        choices=choices,
+        zone=me.time_zone,
+        dev_mailbox=not svc.settings.is_production,
+    )
+
+
+@router.post("/admin/bookings/{booking_id}/cancel")
+async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    choice = form.get("refund", "")
+    if choice not in {c.value for c in RefundChoice}:
+        return redirect(request, back, error="Choose the refund: full, policy or none.")
+    try:
+        done = await flows.cancel_as_admin(
+            get_services(request),
+            admin=me,
+            booking_id=booking_id,
+            refund=RefundChoice(choice),
+            note=form.get("reason", ""),
+        )
+    except AppError as exc:
+        return redirect(request, back, error=_message(exc))
+    notice = "Booking cancelled."
+    if done.refunded_amount:
+        notice += f" Refunded: {fmt.money(done.refunded_amount, done.currency)}."
+    return redirect(request, back, notice=notice)
+
+
+@router.post("/admin/bookings/{booking_id}/meeting-link")
+async def new_link(booking_id: uuid.UUID, request: Request, user: Viewer):
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    note = " ".join(form.get("reason", "").split())[:500] or None
+    svc = get_services(request)
+    try:
+        outcome = await run_in_threadpool(
+            followups.regenerate_link, svc, actor=me.actor, booking_id=booking_id, note=note, now=utc_now()
+        )
+    except AppError as exc:
+        return redirect(request, back, error=exc.message)
+    if outcome in ("created", "fell_back"):
+        return redirect(request, back, notice="A new meeting link was made.")
+    return redirect(request, back, error=f"No new link yet ({outcome}); the meeting-links job will try again.")
+
+
+@router.post("/admin/bookings/{booking_id}/resend-confirmation")
+async def resend_confirmation(booking_id: uuid.UUID, request: Request, user: Viewer):
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    try:
+        written = await get_services(request).tx(
+            bookings_service.resend_confirmation,
+            admin=me,
+            booking_id=booking_id,
+            to=form.get("to", ""),
+            note=form.get("reason"),
+            now=utc_now(),
+        )
+    except AppError as exc:
+        return redirect(request, back, error=_message(exc))
+    if not written:
+        return redirect(request, back, error="Nothing was sent: the recipient's account is gone.")
+    noun = "email is" if written == 1 else "emails are"
+    return redirect(request, back, notice=f"The confirmation was queued again: {written} {noun} on the way.")
+
+
+def _message(exc: AppError) -> str:
+    if isinstance(exc, Unprocessable) and isinstance(exc.data, list) and exc.data:
+        return f"{exc.message}: {exc.data[0].get('message')}."
+    return exc.message
+
+
+# -- reconcile --------------------------------------------------------------------------
+
+
+@router.get("/admin/reconcile")
+async def reconcile_page(request: Request, user: Viewer):
+    admin(user)
+    run = await get_services(request).tx(console.last_reconcile)
+    findings = console.explain(run.findings if run else [])
+    return render(
+        request,
+        "admin/reconcile.html",
+        section="/admin/reconcile",
+        run=run,
+        findings=findings,
+        open_count=len(console.open_findings(run)),
+    )
+
+
+@router.post("/admin/reconcile")
+async def reconcile_now(request: Request, user: Viewer):
+    admin(user)
+    await read_form(request)
+    svc = get_services(request)
+    try:
+        result = await run_in_threadpool(jobs.run, "reconcile", svc, now=utc_now(), metrics=svc.metrics)
+    except gw.GatewayError:
+        return redirect(request, "/admin/reconcile", error="Stripe could not be reached; try again in a moment.")
+    notice = f"Reconciled: {len(result.mismatches)} findings, {len(result.unsettled)} left for a person."
+    return redirect(request, "/admin/reconcile", notice=notice)
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+@router.get("/admin/users")
+async def users(
+    request: Request,
+    user: Viewer,
+    q: str | None = Query(default=None, max_length=255),
+    role: str | None = Query(default=None, max_length=255),
+):
+    admin(user)
+    role_filter = role if role in {r.value for r in Role} else None
+
+    def find(session):
+        found = accounts.find_users(session, query=q, role=Role(role_filter) if role_filter else None)
+        listed = {}
+        for u in found:
+            if u.role == Role.TEACHER:
+                listed[u.id] = teachers.get_profile(session, u.id).listed
+        return found, listed
+
+    found, listed = await get_services(request).tx(find)
+    return render(
+        request,
+        "admin/users.html",
+        section="/admin/users",
+        found=found,
+        listed=listed,
+        q=q or "",
+        role=role_filter or "",
+        roles=[r.value for r in Role],
+    )
+
+
+def _back_to_users(form: dict) -> str:
+    target = form.get("back", "")
+    return target if target.startswith("/admin/users") and "//" not in target else "/admin/users"
+
+
+@router.post("/admin/users/{user_id}/disable")
+async def disable(user_id: uuid.UUID, request: Request, user: Viewer):
+    return await _set_disabled(user_id, request, user, disabled=True)
+
+
+@router.post("/admin/users/{user_id}/enable")
+async def enable(user_id: uuid.UUID, request: Request, user: Viewer):
+    return await _set_disabled(user_id, request, user, disabled=False)
+
+
+async def _set_disabled(user_id: uuid.UUID, request: Request, user: AuthUser | None, *, disabled: bool) -> Response:
+    me = admin(user)
+    form = await read_form(request)
+    try:
+        changed = await get_services(request).tx(
+            accounts.set_disabled, by=me.id, user_id=user_id, disabled=disabled, now=utc_now()
+        )
+    except AppError as exc:
+        return redirect(request, _back_to_users(form), error=exc.message)
+    word = "disabled" if disabled else "re-enabled"
+    return redirect(request, _back_to_users(form), notice=f"{changed.email} {word}.")
+
+
+@router.post("/admin/teachers/{teacher_id}/listing")
+async def listing(teacher_id: uuid.UUID, request: Request, user: Viewer):
+    admin(user)
+    form = await read_form(request)
+    listed = form.get("listed") == "on"
+    try:
+        await get_services(request).tx(teachers.set_listed, teacher_id=teacher_id, listed=listed)
+    except AppError as exc:
+        return redirect(request, _back_to_users(form), error=exc.message)
+    notice = "The teacher is listed again." if listed else "The teacher is no longer listed or bookable."
+    return redirect(request, _back_to_users(form), notice=notice)
+
+
+# -- reports ----------------------------------------------------------------------------
+
+
+def _reports(session, *, settings) -> dict:
+    now = utc_now()
+    minutes = settings.orphan_threshold_minutes
+    old = reports.orphaned(session, now=now, older_than=timedelta(minutes=minutes))
+    orphaned = [
+        {**orphaned_out(b).model_dump(), "created_at": b.created_at, "checkout_expires_at": b.checkout_expires_at}
+        for b in old
+    ]
+    return {
+        "threshold": minutes,
+        "orphaned": orphaned,
+        "invalid": reports.invalid_statuses(session),
+        "revenue": console.revenue_by_month(session, now=now),
+    }
+
+
+@router.get("/admin/reports")
+async def reports_page(request: Request, user: Viewer):
+    admin(user)
+    svc = get_services(request)
+    data = await svc.tx(_reports, settings=svc.settings)
+    return render(request, "admin/reports.html", section="/admin/reports", **data)
+
+
+CSV_COLUMNS = {
+    "orphaned-sessions": (
+        "orphaned",
+        [
+            "id",
+            "status",
+            "status_name",
+            "stripe_session_id",
+            "created_at",
+            "checkout_expires_at",
+            "teacher_id",
+            "student_id",
+        ],
+    ),
+    "invalid-statuses": ("invalid", ["id", "status", "count"]),
+    "revenue": (
+        "revenue",
+        ["month", "currency", "payments", "gross", "refunds", "net", "platform_fees", "to_teachers", "unsettled"],
+    ),
+}
+
+
+@router.get("/admin/reports/{name}.csv")
+async def report_csv(name: str, request: Request, user: Viewer):
+    admin(user)
+    if name not in CSV_COLUMNS:
+        raise NotFound("This report does not exist.")
+    svc = get_services(request)
+    data = await svc.tx(_reports, settings=svc.settings)
+    key, columns = CSV_COLUMNS[name]
+    body = console.to_csv(data[key], columns)
+    stamp = utc_now().strftime("%Y%m%d-%H%M")
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tutorbook-{name}-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

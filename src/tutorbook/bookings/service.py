@@ -231,12 +231,7 @@ def _check_request(
         problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
     if not profile.listed:
         problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
-    if start <= now:
-        problems.append({"field": "startsAt", "message": "must be in the future"})
-    elif start > now + timedelta(days=366):
-        problems.append({"field": "startsAt", "message": "at most a year ahead"})
-    if start.second or start.microsecond or start.minute % 5:
-        problems.append({"field": "startsAt", "message": "start on a whole 5-minute mark"})
+    problems += start_problems(start, now=now)
     if problems:
         raise Unprocessable("This booking cannot be made", data=problems)
     check_offered(session, profile=profile, start=start, end=end)
@@ -735,7 +730,9 @@ def why_not_reschedule(
     )
 
 
-def _check_new_start(start: datetime, *, now: datetime) -> None:
+def start_problems(start: datetime, *, now: datetime) -> list[dict[str, str]]:
+    """What is wrong with `start` as a session's start (booked or moved to): in the future, at
+    most a year ahead, on a whole 5-minute mark."""
     problems = []
     if start <= now:
         problems.append({"field": "startsAt", "message": "must be in the future"})
@@ -743,7 +740,11 @@ def _check_new_start(start: datetime, *, now: datetime) -> None:
         problems.append({"field": "startsAt", "message": "at most a year ahead"})
     if start.second or start.microsecond or start.minute % 5:
         problems.append({"field": "startsAt", "message": "start on a whole 5-minute mark"})
-    if problems:
+    return problems
+
+
+def _check_new_start(start: datetime, *, now: datetime) -> None:
+    if problems := start_problems(start, now=now):
         raise Unprocessable("The session cannot be moved to this time", data=problems)
 
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 
-from tutorbook.db import Database
+from tutorbook.db import Database, lost_race
 
 
 def test_a_sqlite_scope_entered_in_one_thread_and_left_in_another_frees_the_writer_lock(tmp_path):
@@ -43,3 +43,18 @@ def test_the_writer_lock_nests_in_its_thread_and_makes_other_threads_wait():
         assert other.submit(lock.acquire, 0.2).result() is True
     lock.release()  # by this thread, though the other one took it
     assert lock.acquire(0.2)
+
+
+def test_a_deadlock_or_serialization_failure_is_a_lost_race_and_other_errors_are_not():
+    class Orig(Exception):
+        def __init__(self, sqlstate):
+            self.sqlstate = sqlstate
+
+    def error(cls, sqlstate):
+        return cls("UPDATE private_sessions ...", {}, Orig(sqlstate))
+
+    assert lost_race(error(sa.exc.OperationalError, "40P01"))  # deadlock_detected
+    assert lost_race(error(sa.exc.OperationalError, "40001"))  # serialization_failure
+    assert lost_race(error(sa.exc.IntegrityError, "23P01"))  # exclusion_violation
+    assert not lost_race(error(sa.exc.OperationalError, "57P01"))  # admin_shutdown: a real failure
+    assert not lost_race(error(sa.exc.OperationalError, None))  # SQLite's "database is locked"

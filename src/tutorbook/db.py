@@ -147,3 +147,17 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: two writers raced for the same rows
+# (e.g. two moves to one slot checked by the exclusion constraint without the teacher's lock);
+# the database rolled one back, so that one lost the race.
+LOST_RACE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def lost_race(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database refused this transaction because a concurrent one won: an exclusion
+    or unique violation, a deadlock or a serialization failure."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in LOST_RACE_SQLSTATES

@@ -20,6 +20,7 @@ from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
+from tutorbook.db import lost_race
 from tutorbook.errors import BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
@@ -52,7 +53,9 @@ async def book(
     item names the session's time in `zone` (default: the parent's profile zone)."""
     try:
         held = await svc.tx(bookings.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
-    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
+    except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
+        if not lost_race(exc):
+            raise
         raise SlotTaken() from exc
     booking = held.booking
     if held.reused:
@@ -285,7 +288,9 @@ async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, st
             settings=svc.settings,
             now=utc_now(),
         )
-    except sa.exc.IntegrityError as exc:  # the PostgreSQL exclusion constraint caught a race
+    except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
+        if not lost_race(exc):
+            raise
         raise SlotTaken() from exc
     if moved.followups:
         await followups.run(svc, moved.followups)

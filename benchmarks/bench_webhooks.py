@@ -134,13 +134,19 @@ def duplicate_evidence(dbname: str) -> tuple[list[str], str]:
     """The SQL the app's webhooks.handle() sends for a duplicate event, and its EXPLAIN ANALYZE."""
     from datetime import UTC, datetime
 
+    from tutorbook.config import Settings
     from tutorbook.payments import webhooks
+    from tutorbook.teachers.policy import Terms
 
     url = h.sa_url(dbname)
+    platform = Terms.platform(Settings())
     event = {"id": "evt_bench_dup_" + secrets.token_hex(6), "type": "payment_intent.created",
              "data": {"object": payment_intent_object("pi_x")}}
-    h.capture_sql(url, lambda s: webhooks.handle(s, event=event, now=datetime.now(UTC)), commit=True)
-    outcome, sent = h.capture_sql(url, lambda s: webhooks.handle(s, event=event, now=datetime.now(UTC)))
+    def handle(s):
+        return webhooks.handle(s, event=event, now=datetime.now(UTC), platform=platform)
+
+    h.capture_sql(url, handle, commit=True)
+    outcome, sent = h.capture_sql(url, handle)
     assert outcome.kind == "duplicate", outcome.kind
     plan = h.explain(dbname, *sent[0])
     return [h.inline(st, params) for st, params in sent], plan

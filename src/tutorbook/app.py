@@ -19,7 +19,7 @@ from tutorbook.api.accounts import auth, students
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
 from tutorbook.errors import error_response, install_error_handlers
-from tutorbook.flows.services import build_services
+from tutorbook.flows.services import build_services, open_database
 from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
 from tutorbook.web import pages
@@ -30,7 +30,7 @@ log = logging.getLogger("tutorbook.http")
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """The Tutorbook ASGI app; the database must already be migrated."""
     settings = settings or get_settings()
-    db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = db or open_database(settings)
     app = FastAPI(
         lifespan=_lifespan,
         title="Tutorbook",
@@ -88,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             await scheduler.stop()
+        await app.state.db.dispose_async()
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:

@@ -258,11 +258,9 @@ JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, fo
 
 
 def _services(settings: Settings):
-    from tutorbook.db import Database
-    from tutorbook.flows.services import build_services
+    from tutorbook.flows.services import build_services, open_database
 
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    return build_services(settings, db)
+    return build_services(settings, open_database(settings))
 
 
 def _progress(job: str):

@@ -28,7 +28,16 @@ class Settings(BaseSettings):
     env: str = "development"
     var_dir: Path = Path("var")
     database_url: str = ""
-    db_pool_size: int = 10
+    # Connections per engine and process (docs/operations.md, "Connections"): a process has two
+    # engines on PostgreSQL (the async request path and the sync one), so it opens at most
+    # 2 x (pool size + overflow); workers x that must stay under PostgreSQL's max_connections.
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=0, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=30, gt=0)
+    # The asyncio engine (asyncpg) for the hot async routes on PostgreSQL; off: a worker thread.
+    db_async: bool = True
+    # Ping each pooled connection before the async path uses it (off: a dead one fails one request, 503).
+    db_async_pre_ping: bool = False
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None
@@ -54,8 +63,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    # Async Stripe calls in flight per process, and connections kept for them (see gateway.py).
+    # Async Stripe calls in flight per process (gateway.CallBound): rate x Stripe's latency, at
+    # least the first, at most the second (also the connections kept for them).
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
+    stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)
+    stripe_calls_per_second: float = Field(default=400, gt=0)
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
     # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
     # exclusion constraint dropped too), to show that the check in Python alone loses races.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -52,6 +55,10 @@ def new_id() -> uuid.UUID:
 
 
 SQLITE_WRITER_WAIT_S = 30  # as the connections' busy_timeout
+# The async engine does not ping a connection before each use (a round trip per transaction, an
+# eighth of a webhook's CPU): a connection found dead fails its one request with 503 and the pool
+# drops every connection older than it; connections are renewed after this many seconds anyway.
+ASYNC_POOL_RECYCLE_S = 1800
 
 
 class WriterLock:
@@ -86,15 +93,50 @@ class WriterLock:
 
 
 class Database:
-    """One engine and session factory; SQLite writes are serialised through one lock."""
+    """One engine and session factory; SQLite writes are serialised through one lock.
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False):
+    On PostgreSQL there is also an asyncio engine (asyncpg) for the async request paths
+    (`async_scope`): the same ORM code runs through `AsyncSession.run_sync` on the event loop's
+    thread, switching on greenlets while it waits on the database, instead of hopping to a worker
+    thread per transaction (docs/PERFORMANCE.md, "the async database path"). SQLite has no such
+    path: its driver is synchronous (aiosqlite runs each connection on a thread of its own) and
+    its one-writer lock is a thread lock, so async callers keep the worker thread there.
+
+    Connections: each engine keeps at most `pool_size` open (`max_overflow` more under a burst,
+    closed again when returned; 0 by default so a burst waits for a connection rather than
+    churning PostgreSQL backends), so one process opens at most 2 x (pool_size + max_overflow).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 0,
+        pool_timeout: float = 30,
+        use_async: bool = True,
+        async_pre_ping: bool = False,
+        echo: bool = False,
+    ):
         self.url = url
-        self.engine = _make_engine(url, pool_size=pool_size, echo=echo)
+        self.pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+        self.engine = _make_engine(url, echo=echo, **self.pool)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Many SQLite writers give long tail latencies; one writer at a time keeps them short.
         self._sqlite_lock = WriterLock() if self.is_sqlite else None
+        self.async_url = async_url(url) if use_async else None
+        self._echo = echo
+        self._async_pre_ping = async_pre_ping
+        # An asyncio engine's connections belong to the event loop that opened them: one engine
+        # per loop (the server's; a test's or the CLI's asyncio.run), forgotten once its loop closed.
+        self._async: dict[asyncio.AbstractEventLoop, tuple[AsyncEngine, async_sessionmaker, async_sessionmaker]] = {}
+        self._async_guard = threading.Lock()
+
+    @property
+    def is_async(self) -> bool:
+        """Whether async callers get the asyncio engine (PostgreSQL with TUTORBOOK_DB_ASYNC on)."""
+        return self.async_url is not None
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
@@ -110,14 +152,86 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def _async_sessions(self, *, autocommit: bool = False) -> async_sessionmaker:
+        assert self.async_url is not None
+        loop = asyncio.get_running_loop()
+        pair = self._async.get(loop)
+        if pair is None:
+            with self._async_guard:
+                pair = self._async.get(loop)
+                if pair is None:
+                    for closed in [other for other in self._async if other.is_closed()]:
+                        # Its connections cannot be closed without their loop; the OS closes the sockets.
+                        self._async.pop(closed)[0].sync_engine.dispose(close=False)
+                    url, connect_args = self.async_url
+                    engine = create_async_engine(
+                        url,
+                        connect_args=connect_args,
+                        pool_pre_ping=self._async_pre_ping,
+                        pool_recycle=ASYNC_POOL_RECYCLE_S,
+                        echo=self._echo,
+                        **self.pool,
+                    )
+                    pair = self._async[loop] = (
+                        engine,
+                        async_sessionmaker(engine, expire_on_commit=False),
+                        # the same pool, without BEGIN / COMMIT: for a use case of one statement
+                        async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+                    )
+        return pair[2] if autocommit else pair[1]
+
+    @asynccontextmanager
+    async def async_scope(self) -> AsyncIterator[AsyncSession]:
+        """One transaction on the asyncio engine (PostgreSQL): commit on success, roll back on error."""
+        async with self._async_sessions()() as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def async_statement_scope(self) -> AsyncIterator[AsyncSession]:
+        """A session for ONE statement, which is its own transaction (autocommit): the round trips
+        of BEGIN and COMMIT saved. Only for use cases that send a single statement."""
+        async with self._async_sessions(autocommit=True)() as session:
+            yield session
+
+    async def dispose_async(self) -> None:
+        """Close the asyncio engine of the running loop (the app's shutdown)."""
+        pair = self._async.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].dispose()
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _make_engine(url: str, *, pool_size: int, echo: bool) -> sa.Engine:
+def async_url(url: str) -> tuple[str, dict] | None:
+    """The asyncpg URL and connect arguments for a PostgreSQL URL (None for SQLite): the same
+    server, database and credentials; libpq's `sslmode` becomes asyncpg's `ssl` (same values),
+    `application_name` a server setting."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    query = dict(parsed.query)
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    connect_args: dict = {}
+    if "application_name" in query:
+        connect_args["server_settings"] = {"application_name": str(query.pop("application_name"))}
+    asyncpg_url = parsed.set(drivername="postgresql+asyncpg", query=query)
+    return asyncpg_url.render_as_string(hide_password=False), connect_args
+
+
+def _make_engine(url: str, *, echo: bool, pool_size: int, max_overflow: int = 0, pool_timeout: float = 30) -> sa.Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        echo=echo,
+    )
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:

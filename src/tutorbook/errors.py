@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -113,6 +114,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message: str | None = exc.detail if isinstance(exc.detail, str) else None
         message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
         return error_response(exc.status_code, message or "Error", None, exc.headers)
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def _database_error(_req: Request, exc: sa.exc.DBAPIError):
+        # A pooled connection found dead (PostgreSQL restarted, a proxy dropped it): the pool is
+        # refreshed and this request's transaction never committed, so "try again" is safe.
+        if exc.connection_invalidated:
+            return error_response(503, "The database connection was lost; try again in a moment", None, None)
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_req: Request, exc: RequestValidationError):

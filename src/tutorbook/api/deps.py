@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,8 +44,17 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+async def _services(request: Request) -> Services:
+    # async: FastAPI runs a sync dependency on a worker thread, a hop per request for a lookup
+    return get_services(request)
+
+
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+AppSettings = Annotated[Settings, Depends(_settings)]
 # scope="function": commit before the response is sent, so a 2xx always means "written".
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
@@ -59,18 +68,25 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
     return None
 
 
+def _user_for(session: Session, *, claims: dict) -> AuthUser:
+    """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
+    tokens stop working at once) or reset their password since (the token version)."""
+    user = session.get(User, uuid.UUID(claims["sub"]))
+    if user is None or claims.get("tv", 0) != user.token_version:
+        raise Unauthorized("Invalid token")
+    if user.disabled_at is not None:
+        raise Unauthorized("This account is disabled")
+    return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
+
+
 def load_user(services: Services, token: str) -> AuthUser:
-    """The user a valid token names; Unauthorized if the token or the user is gone, or the user
-    was disabled (their tokens stop working at once)."""
-    claims = read_token(settings=services.settings, token=token)
-    with services.db.session_scope() as session:
-        user = session.get(User, uuid.UUID(claims["sub"]))
-        # A password reset raises the token version: tokens issued before it stop working.
-        if user is None or claims.get("tv", 0) != user.token_version:
-            raise Unauthorized("Invalid token")
-        if user.disabled_at is not None:
-            raise Unauthorized("This account is disabled")
-        return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
+    """The user a valid token names (from sync code); Unauthorized otherwise."""
+    return services.tx_sync(_user_for, claims=read_token(settings=services.settings, token=token))
+
+
+async def load_user_async(services: Services, token: str) -> AuthUser:
+    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop."""
+    return await services.tx(_user_for, claims=read_token(settings=services.settings, token=token))
 
 
 def check_metrics_access(services: Services, *, authorization: str | None) -> None:
@@ -87,7 +103,7 @@ def check_metrics_access(services: Services, *, authorization: str | None) -> No
         raise Forbidden("The metrics need the metrics token or an admin's token")
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthUser:
@@ -95,11 +111,11 @@ def current_user(
     token = token_from(request, credentials)
     if not token:
         raise Unauthorized()
-    return load_user(get_services(request), token)
+    return await load_user_async(get_services(request), token)
 
 
-def _role(*roles: Role) -> Callable[[AuthUser], AuthUser]:
-    def guard(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
+def _role(*roles: Role) -> Callable[[AuthUser], Awaitable[AuthUser]]:
+    async def guard(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
         if user.role not in roles:
             raise Forbidden(f"This needs the role {' or '.join(r.value for r in roles)}")
         return user

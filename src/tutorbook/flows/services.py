@@ -49,13 +49,40 @@ class Services:
         return Terms.platform(self.settings)
 
     async def tx(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(session, **kwargs)` in one transaction on a worker thread."""
-        return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+        """Run `fn(session, **kwargs)` in one transaction: on PostgreSQL on the event loop through
+        the asyncio engine (`AsyncSession.run_sync`: the same sync ORM code, on greenlets, with
+        no thread hop); on SQLite (or with TUTORBOOK_DB_ASYNC off) on a worker thread."""
+        if not self.db.is_async:
+            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+        async with self.db.async_scope() as session:
+            return await session.run_sync(fn, *args, **kwargs)
+
+    async def statement(
+        self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(session, **kwargs)`, a use case that sends exactly one statement (atomic on its
+        own): on PostgreSQL without BEGIN and COMMIT around it; otherwise as `tx`."""
+        if not self.db.is_async:
+            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+        async with self.db.async_statement_scope() as session:
+            return await session.run_sync(fn, *args, **kwargs)
 
     def tx_sync(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)` in one transaction."""
         with self.db.session_scope() as session:
             return fn(session, *args, **kwargs)
+
+
+def open_database(settings: Settings) -> Database:
+    """The database the settings name, with their pool sizes and async path."""
+    return Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        use_async=settings.db_async,
+        async_pre_ping=settings.db_async_pre_ping,
+    )
 
 
 def build_services(settings: Settings, db: Database, *, metrics: Metrics | None = None) -> Services:
@@ -82,4 +109,4 @@ def build_services(settings: Settings, db: Database, *, metrics: Metrics | None 
     )
 
 
-__all__ = ["Services", "build_services"]
+__all__ = ["Services", "build_services", "open_database"]

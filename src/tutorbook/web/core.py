@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
-from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user
+from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user_async
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
@@ -69,19 +69,20 @@ def clear_login(response: Response, request: Request) -> None:
 # -- who is looking --------------------------------------------------------------------
 
 
-def page_user(request: Request) -> AuthUser | None:
+async def page_user(request: Request) -> AuthUser | None:
     """The user named by the login cookie, or None (an expired or stale cookie is ignored).
     For a parent, also their unpaid checkouts still holding a slot (the banner on every page)."""
     token = request.cookies.get(COOKIE_NAME)
     user = None
     if token:
         try:
-            user = load_user(get_services(request), token)
+            user = await load_user_async(get_services(request), token)
         except Unauthorized:
             user = None
     request.state.user = user
     if user is not None and user.role == Role.PARENT:
-        request.state.holds = get_services(request).tx_sync(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
+        holds = await get_services(request).tx(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
+        request.state.holds = holds
     return user
 
 

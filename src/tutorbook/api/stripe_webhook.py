@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request
 
 from tutorbook.api.deps import ServicesDep
-from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, BadRequest
-from tutorbook.flows import followups
+from tutorbook.flows import followups, stripe_events
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import webhooks
 from tutorbook.schemas import Envelope, errors, ok
@@ -33,7 +32,7 @@ async def webhook(request: Request, background: BackgroundTasks, svc: ServicesDe
     except gw.InvalidWebhook as exc:
         raise BadRequest("Invalid Stripe signature or payload") from exc
     webhooks.check_shape(event)
-    outcome = await svc.tx(webhooks.handle, event=event, platform=svc.terms, now=utc_now())
+    outcome = await stripe_events.receive(svc, event)
     request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
     if outcome.followups:
         background.add_task(followups.run, svc, outcome.followups)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from tutorbook import localtime
 from tutorbook.bookings import service as bookings
@@ -156,9 +157,16 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
     return confirmed
 
 
+def _fulfil(session: Session, *, svc: Services, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+    """`bookings.service.fulfil` and, in the same transaction, an instant meeting link."""
+    outcome = bookings.fulfil(session, checkout=checkout, actor=actor, platform=svc.terms, now=now)
+    outcome.followups = followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
+    return outcome
+
+
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
-    outcome = await svc.tx(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
+    outcome = await svc.tx(_fulfil, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     await followups.run(svc, outcome.followups)
     if outcome.booking is not None:
         outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
@@ -167,7 +175,7 @@ async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """`fulfil` for the jobs: confirm (or refund, for a late payment), then the follow-ups."""
-    outcome = svc.tx_sync(bookings.fulfil, checkout=checkout, actor=actor, platform=svc.terms, now=utc_now())
+    outcome = svc.tx_sync(_fulfil, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     followups.run_sync(svc, outcome.followups)
     return outcome
 

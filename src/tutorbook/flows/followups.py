@@ -5,10 +5,12 @@ meeting-links job)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import datetime
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook.bookings import earnings, refunds
@@ -39,6 +41,29 @@ def run_sync(svc: Services, followups: Followups) -> None:
         remove_link(svc, provider=provider, external_id=external_id, url=url)
     for booking_id in followups.moves:
         move_link(svc, booking_id=booking_id)
+
+
+def make_instant_links(session: Session, *, svc: Services, followups: Followups, now: datetime) -> Followups:
+    """Make the meeting links of `followups` in the caller's transaction when the provider calls
+    no one to make one (Jitsi), so a booking is confirmed together with its link; the follow-ups
+    left for after the commit. With a provider that calls out (Google) nothing changes here."""
+    if not followups.links or not svc.meetings.instant:
+        return followups
+    for booking_id in followups.links:
+        todo = links.to_make(session, booking_id=booking_id)
+        if todo is None:
+            continue
+        request, attempts = todo
+        outcome = policy.create_link(
+            primary=svc.meetings,
+            fallback=svc.meetings_fallback,
+            request=request,
+            attempts=attempts,
+            max_failures=svc.settings.meeting_max_failures,
+            now=now,
+        )
+        links.record(session, booking_id=booking_id, outcome=outcome)
+    return dataclasses.replace(followups, links=[])
 
 
 def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:

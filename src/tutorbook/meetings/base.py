@@ -58,6 +58,9 @@ class MeetingProvider(Protocol):
     """Makes a meeting link for a booking, moves it with the booking, removes it when the booking is cancelled."""
 
     name: str
+    # True when create() calls no one (the link is computed, as Jitsi's): it may then run inside
+    # the transaction that confirms the booking, which commits with its link.
+    instant: bool
 
     def create(self, request: MeetingRequest) -> MeetingLink:
         """Return the link for this booking; calling it again for the same booking is safe."""

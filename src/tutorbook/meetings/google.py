@@ -60,6 +60,7 @@ class GoogleMeetProvider:
     """Creates a Calendar event with a Meet conference on the teacher's calendar."""
 
     name = "google"
+    instant = False  # a call to Google Calendar
 
     def __init__(
         self,

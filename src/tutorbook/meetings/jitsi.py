@@ -20,6 +20,7 @@ class JitsiProvider:
     """Links of the form `<base_url>/<room>`; the room exists as soon as someone joins it."""
 
     name = "jitsi"
+    instant = True  # a room name made here: no call to anyone
 
     def __init__(self, base_url: str = "https://meet.jit.si") -> None:
         if not base_url.startswith(("https://", "http://")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -77,34 +78,62 @@ def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict]:
     return [{"field": prefix + ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]
 
 
+EVENTS = cast(sa.Table, StripeEvent.__table__)
+
+
+def _record_statement(dialect: str) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = EVENTS  # Core, not the ORM's bulk-insert machinery: one row, by id
+    return (
+        insert(table)
+        .values(
+            id=sa.bindparam("id"),
+            type=sa.bindparam("type"),
+            received_at=sa.bindparam("received_at", type_=table.c.received_at.type),
+            outcome=sa.bindparam("outcome"),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.id)
+    )
+
+
+# Built once: a webhook's statements are the same every time, only their values change.
+_RECORD = {dialect: _record_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_SET_OUTCOME = (
+    sa.update(EVENTS)
+    .where(EVENTS.c.id == sa.bindparam("event_id"))
+    .values(outcome=sa.bindparam("outcome"))
+)
+
+
 def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
     """Insert the event id; False when it was seen before (one indexed lookup)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(StripeEvent)
-        .values(id=event["id"], type=event.get("type", "?"), received_at=now, outcome=outcome)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
-    )
+    stmt = _RECORD[session.get_bind().dialect.name]
+    values = {"id": event["id"], "type": event.get("type", "?"), "received_at": now, "outcome": outcome}
     # RETURNING, not rowcount: psycopg reports -1 for ORM inserts. No row back = seen before.
-    return session.execute(stmt).scalar() is not None
+    return session.execute(stmt, values).scalar() is not None
+
+
+def acts_on(event: dict) -> bool:
+    """Whether dispatch() does anything for this event's type (else it is only recorded)."""
+    return event.get("type") in HANDLED
+
+
+def record_ignored(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+    """An event of a type the app does not act on: its id recorded once, in ONE statement (so
+    it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
+    seen = not record_once(session, event=event, now=now, outcome="ignored")
+    return bookings.Outcome("duplicate" if seen else "ignored")
 
 
 def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
-    if event.get("type") not in HANDLED:
-        seen = not record_once(session, event=event, now=now, outcome="ignored")
-        return bookings.Outcome("duplicate" if seen else "ignored")
+    if not acts_on(event):
+        return record_ignored(session, event=event, now=now)
     if not record_once(session, event=event, now=now):
         return bookings.Outcome("duplicate")
     outcome = dispatch(session, event=event, platform=platform, now=now)
-    session.execute(
-        sa.update(StripeEvent)
-        .where(StripeEvent.id == event["id"])
-        .values(outcome=outcome.kind)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_SET_OUTCOME, {"event_id": event["id"], "outcome": outcome.kind})
     log.info(
         "stripe event",
         extra={

@@ -64,7 +64,57 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
     http = StripeGateway(api.state.settings).client._requestor._client
     pool = http._client_async._transport._pool
     assert isinstance(http, gw._PooledHTTPXClient)
-    assert pool._max_connections == pool._max_keepalive_connections == api.state.settings.stripe_max_concurrent_calls
+    ceiling = api.state.settings.stripe_max_calls_in_flight
+    assert pool._max_connections == pool._max_keepalive_connections == ceiling
+
+
+def test_the_bound_on_stripe_calls_follows_stripes_latency_between_its_floor_and_ceiling():
+    """Little's law: rate x latency in flight. A fixed 24 capped a process at 80 calls/s at 0.3 s."""
+    import asyncio
+
+    from tutorbook.payments.gateway import CallBound
+
+    bound = CallBound(floor=24, ceiling=256, rate=400)
+    assert bound.limit == 24  # nothing seen yet
+    bound.latency = 0.02
+    assert bound.limit == 24  # 8 would do: the floor
+    bound.latency = 0.3
+    assert bound.limit == 120
+    bound.latency = 5.0
+    assert bound.limit == 256  # the ceiling
+
+    async def fill_then_wait() -> tuple[int, bool]:
+        small = CallBound(floor=2, ceiling=2, rate=1)
+        await small.acquire(1)
+        await small.acquire(1)
+        third = asyncio.ensure_future(small.acquire(1))
+        await asyncio.sleep(0.01)
+        waiting = not third.done()
+        small.release(0.1)  # the third gets the freed place
+        await asyncio.wait_for(third, 1)
+        return small.in_flight, waiting
+
+    assert asyncio.run(fill_then_wait()) == (2, True)
+
+
+def test_a_wait_that_times_out_leaves_no_place_taken():
+    import asyncio
+
+    from tutorbook.payments.gateway import CallBound
+
+    async def run() -> int:
+        bound = CallBound(floor=1, ceiling=1, rate=1)
+        await bound.acquire(1)
+        try:
+            await bound.acquire(0.05)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("a second place was given")
+        bound.release(0.1)
+        return bound.in_flight
+
+    assert asyncio.run(run()) == 0
 
 
 def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api):
@@ -74,7 +124,9 @@ def test_stripe_calls_beyond_the_limit_wait_at_most_the_timeout(api):
 
     from tutorbook.payments import gateway as gw
 
-    settings = api.state.settings.model_copy(update={"stripe_timeout_seconds": 0.3, "stripe_max_concurrent_calls": 1})
+    settings = api.state.settings.model_copy(
+        update={"stripe_timeout_seconds": 0.3, "stripe_max_concurrent_calls": 1, "stripe_max_calls_in_flight": 1}
+    )
     g = StripeGateway(settings)
 
     async def second_call_while_the_first_holds_the_slot():

@@ -7,12 +7,15 @@ Nothing outside this module knows which.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import math
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -167,34 +170,32 @@ class StripeGateway:
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
-        self.max_calls = settings.stripe_max_concurrent_calls
+        self.bound = CallBound(
+            floor=settings.stripe_max_concurrent_calls,
+            ceiling=max(settings.stripe_max_concurrent_calls, settings.stripe_max_calls_in_flight),
+            rate=settings.stripe_calls_per_second,
+        )
         self.client = stripe.StripeClient(
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.max_calls),
+            http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.bound.ceiling),
             base_addresses={"api": settings.sandbox_url} if settings.uses_sandbox else None,
         )
-        self._slots_loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        """At most `max_calls` async calls in flight; the others wait here, within the timeout,
+        """At most `bound.limit` async calls in flight; the others wait here, within the timeout,
         rather than in httpcore's pool, whose bookkeeping costs O(waiting x connections)."""
-        loop = asyncio.get_running_loop()
-        slots = self._slots
-        if slots is None or self._slots_loop is not loop:  # a semaphore belongs to one event loop
-            slots = asyncio.Semaphore(self.max_calls)
-            self._slots_loop, self._slots = loop, slots
         try:
-            await asyncio.wait_for(slots.acquire(), self.timeout)
+            await self.bound.acquire(self.timeout)
         except TimeoutError as exc:
             raise GatewayTimeout("too many Stripe calls waiting") from exc
+        started = time.monotonic()
         try:
             yield
         finally:
-            slots.release()
+            self.bound.release(time.monotonic() - started)
 
     # -- Checkout Sessions -------------------------------------------------------------
 
@@ -388,12 +389,86 @@ class StripeGateway:
 WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 
 
-# Why Stripe calls in flight are bounded (TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS, default 24): with
-# httpx's defaults (100 connections, 20 kept idle) every call beyond 20 opened and dropped its own
-# connection, and httpcore's pool bookkeeping grows with connections x queued requests: together
-# most of a booking's CPU at 100 concurrent parents (docs/PERFORMANCE.md, section 1). 24 measured
-# best on 2 cores (32 and 64 cost more CPU per call); 24 in flight at 300 ms caps a process at
-# 80 Stripe calls/s (add workers).
+# Why Stripe calls in flight are bounded (CallBound): with httpx's defaults (100 connections, 20
+# kept idle) every call beyond 20 opened and dropped its own connection, and httpcore's pool
+# bookkeeping grows with connections x queued requests: together most of a booking's CPU at 100
+# concurrent parents (docs/PERFORMANCE.md, section 1). The calls wait in the gateway instead, and
+# the pool keeps a connection for every call that may be in flight. The bound follows Stripe's
+# latency (TUTORBOOK_STRIPE_CALLS_PER_SECOND x latency, between TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS
+# and TUTORBOOK_STRIPE_MAX_CALLS_IN_FLIGHT), so it never caps a process below what its CPU can do.
+
+
+class CallBound:
+    """How many Stripe calls may be in flight at once: enough for `rate` calls a second at the
+    latency Stripe answers with now (Little's law: in flight = rate x latency), never fewer than
+    `floor` nor more than `ceiling`. At 0.02 s that is the floor (24); at Stripe's usual 0.3 s,
+    400/s x 0.3 s = 120 in flight. A fixed 24 capped a process at 24 / 0.3 s = 80 calls/s, below
+    what it can do (docs/PERFORMANCE.md). The latency is a moving average of the calls' own time
+    (one per event loop's waiters; the count is per loop too, since futures belong to a loop)."""
+
+    SMOOTHING = 0.1  # weight of the newest call in the moving average
+
+    def __init__(self, *, floor: int, ceiling: int, rate: float):
+        self.floor, self.ceiling, self.rate = floor, ceiling, rate
+        self.latency: float | None = None
+        self._loops: dict[asyncio.AbstractEventLoop, _Waiting] = {}
+
+    @property
+    def limit(self) -> int:
+        if self.latency is None:
+            return self.floor
+        return max(self.floor, min(self.ceiling, math.ceil(self.rate * self.latency)))
+
+    def _state(self) -> _Waiting:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            for closed in [other for other in self._loops if other.is_closed()]:
+                del self._loops[closed]
+            state = self._loops[loop] = _Waiting()
+        return state
+
+    @property
+    def in_flight(self) -> int:
+        return self._state().in_flight
+
+    async def acquire(self, timeout: float) -> None:
+        """A slot, or TimeoutError after `timeout` seconds of waiting for one."""
+        state = self._state()
+        if state.in_flight < self.limit and not state.waiters:
+            state.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(state)  # granted just as the wait ended: hand it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    state.waiters.remove(waiter)
+            raise
+
+    def release(self, seconds: float) -> None:
+        """Free a slot; `seconds` is how long the call took."""
+        self.latency = seconds if self.latency is None else self.latency + self.SMOOTHING * (seconds - self.latency)
+        self._give_back(self._state())
+
+    def _give_back(self, state: _Waiting) -> None:
+        state.in_flight -= 1
+        while state.waiters and state.in_flight < self.limit:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                state.in_flight += 1
+                waiter.set_result(None)
+
+
+@dataclass
+class _Waiting:
+    in_flight: int = 0
+    waiters: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
 
 
 class _PooledHTTPXClient(stripe.HTTPXClient):

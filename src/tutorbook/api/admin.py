@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
@@ -58,9 +59,9 @@ def invalid_statuses(user: AdminUser, session: DbSession):
 
 
 @router.get("/bookings", response_model=Envelope[BookingPage])
-def bookings(
+async def bookings(
     user: AdminUser,
-    session: DbSession,
+    svc: ServicesDep,
     status: Line | None = Query(default=None, max_length=1, description="0-3"),
     teacher: Line | None = Query(default=None, max_length=254, description="email or id"),
     parent: Line | None = Query(default=None, max_length=254, description="email or id"),
@@ -72,23 +73,24 @@ def bookings(
     limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
 ):
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
-    search = console.parse_search(
-        session,
-        zone=user.time_zone,
-        status=status,
-        teacher=teacher,
-        parent=parent,
-        child=child,
-        date_from=date_from,
-        date_to=date_to,
-        q=q,
+    filters = {"status": status, "teacher": teacher, "parent": parent, "child": child}
+    page = await svc.tx(
+        _bookings_page, zone=user.time_zone, dates=(date_from, date_to), q=q, after=after, limit=limit, **filters
     )
+    return ok(page)
+
+
+def _bookings_page(
+    session: Session, *, zone: str, dates: tuple, q: str | None, after: str | None, limit: int, **filters: str | None
+) -> BookingPage:
+    date_from, date_to = dates
+    search = console.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
     rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
     items = [
         AdminBooking(**session_out(b, t, s).model_dump(exclude={"status_name"}), parent_email=email)
         for b, t, s, email in rows
     ]
-    return ok(BookingPage(items=items, next_cursor=nxt))
+    return BookingPage(items=items, next_cursor=nxt)
 
 
 @router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])

@@ -250,8 +250,14 @@ def visible_to_parent() -> sa.ColumnElement[bool]:
     return sa.not_(sa.and_(PS.status == Status.CANCELLED, PS.paid_at.is_(None)))
 
 
+# The users table under two names, made once: an alias built per query cost more than the query
+# (new Column objects each time; the console's search spent 1-2 ms of CPU on it).
+TEACHER = sa.orm.aliased(User, name="teacher")
+PARENT = sa.orm.aliased(User, name="parent")
+
+
 def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
-    teacher = sa.orm.aliased(User)
+    teacher = TEACHER
     return (
         stmt.add_columns(teacher.full_name, Student.full_name)
         .join(teacher, teacher.id == PS.teacher_id)
@@ -318,7 +324,7 @@ def schedule_with_parents(
     session: Session, *, teacher_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
 ) -> Sequence[ParentRow]:
     """A teacher's paid sessions by start, as rows of (booking, student name, parent name, parent email)."""
-    parent = sa.orm.aliased(User)
+    parent = PARENT
     stmt = (
         sa.select(PS, Student.full_name, parent.full_name, parent.email)
         .join(Student, Student.id == PS.student_id)
@@ -521,12 +527,12 @@ def search(
     """One page of (booking, teacher name, student name, parent email), newest start first then
     by id, after the cursor (the last row of the previous page): a keyset page, as fast at the
     millionth row as at the first. `limit + 1` rows are read to tell whether another page follows."""
-    parent = sa.orm.aliased(User)
+    parent = PARENT
     stmt = _with_names(sa.select(PS).where(*_search_where(where)))
     stmt = stmt.add_columns(parent.email).join(parent, parent.id == PS.parent_id)
     if after is not None:
         starts, last_id = after
         # starts_at <= :starts is implied by the OR; said alone it bounds the index scan.
         stmt = stmt.where(PS.starts_at <= starts, sa.or_(PS.starts_at < starts, PS.id > last_id))
-    rows = session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).tuples()
-    return cast(list[tuple[PS, str, str, str]], list(rows))
+    rows = session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).all()
+    return cast(list[tuple[PS, str, str, str]], [tuple(row) for row in rows])

@@ -10,6 +10,11 @@ figure is the webhook path's own cost — verify, record the id once, dispatch, 
                        the lookup by stripe_session_id (unique index) -> unknown_booking
   duplicate            the ignored events again, same ids: verify + the one INSERT ... ON
                        CONFLICT that finds the id and writes nothing
+  new, completed       `checkout.session.completed` (paid) for a real Pending booking with that
+                       Checkout Session (seeded with COPY, one per event): the whole fulfilment —
+                       record, the checks against the booking, Pending -> Confirmed with its
+                       history row and the teacher's terms, the two confirmation notices in the
+                       outbox — and its follow-up after the answer (the meeting link, Jitsi)
 
 The payload is a full-size event as Stripe sends it (about 2 KB). After the duplicate run,
 PostgreSQL's own counters show what a duplicate costs in the database (index scans, rows
@@ -29,6 +34,7 @@ import json
 import secrets
 import sys
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,15 +97,58 @@ def payment_intent_object(pi_id: str) -> dict:
     }
 
 
+PRICE = 3000  # a 30-minute session at the seeded 60.00 usd/h
+COMPLETED_COLUMNS = ["id", "parent_id", "student_id", "teacher_id", "subject", "starts_at", "ends_at",
+                     "price_amount", "currency", "status", "stripe_session_id", "checkout_expires_at",
+                     "refunded_amount", "meeting_attempts", "created_at", "updated_at"]
+
+
+def seed_pending(dbname: str, rows: int, *, teachers: int = 100, parents: int = 1000) -> list[tuple[str, str]]:
+    """`rows` Pending bookings, each with its own open Checkout Session (id cs_bench_<hex>), in
+    distinct half hours of `teachers` teachers from tomorrow on; [(checkout id, booking id)]."""
+    from datetime import UTC, datetime, timedelta
+
+    seed = h.seed_people(dbname, teachers=teachers, parents=parents, tag="w")
+    now = datetime.now(UTC)
+    base = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    expires, created = h.ts(now + timedelta(minutes=30)), h.ts(now)
+    kids = [(str(p), str(seed.students[p][0])) for p in seed.parents]
+    out = []
+
+    def lines():
+        for k in range(rows):
+            booking, checkout = uuid.uuid4(), "cs_bench_" + secrets.token_hex(12)
+            out.append((checkout, str(booking)))
+            parent, student = kids[k % len(kids)]
+            start = base + timedelta(minutes=30 * (k // teachers))
+            yield (f"{booking}\t{parent}\t{student}\t{seed.teachers[k % teachers]}\tMathematics\t{h.ts(start)}\t"
+                   f"{h.ts(start + timedelta(minutes=30))}\t{PRICE}\tusd\t0\t{checkout}\t{expires}\t0\t0\t"
+                   f"{created}\t{created}")
+
+    with psycopg.connect(h.pg_url(dbname)) as conn:
+        h.bulk_copy(conn, "private_sessions", COMPLETED_COLUMNS, lines())
+        conn.commit()
+    with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) private_sessions")
+    return out
+
+
 class Events:
     """Bodies built and signed on the fly from a template (a few microseconds each)."""
 
-    def __init__(self, kind: str, ids: list[str] | None = None):
+    def __init__(self, kind: str, ids: list[str] | None = None, bookings: list[tuple[str, str]] | None = None):
         self.kind = kind
         self.ids = ids if ids is not None else []
         self.replay = itertools.cycle(ids) if ids else None
+        self.bookings = iter(bookings or [])
         if kind == "expired":
             obj, etype = checkout_object("cs_test_" + "Z" * 24), "checkout.session.expired"
+        elif kind == "completed":
+            obj, etype = checkout_object("cs_test_" + "Z" * 24), "checkout.session.completed"
+            booking = "b" * 8 + "-" + "b" * 4 + "-" + "b" * 4 + "-" + "b" * 4 + "-" + "b" * 12
+            obj.update(status="complete", payment_status="paid", amount_total=PRICE, amount_subtotal=PRICE,
+                       currency="usd", client_reference_id=booking, payment_intent="pi_" + "P" * 24,
+                       metadata={"booking_id": booking, "type": "session-booking"})
         else:
             obj, etype = payment_intent_object("pi_" + "Z" * 24), "payment_intent.created"
         event = {"id": "evt_" + "Y" * 24, "object": "event", "api_version": "2026-10-28.endive",
@@ -117,6 +166,11 @@ class Events:
         body = self.template.replace(b"evt_" + b"Y" * 24, event_id.encode(), 1)
         if self.kind == "expired":
             body = body.replace(b"cs_test_" + b"Z" * 24, ("cs_test_" + secrets.token_hex(12)).encode(), 1)
+        elif self.kind == "completed":
+            checkout, booking = next(self.bookings)
+            body = (body.replace(b"cs_test_" + b"Z" * 24, checkout.encode(), 1)
+                    .replace(b"pi_" + b"P" * 24, ("pi_bench_" + secrets.token_hex(12)).encode(), 1)
+                    .replace(b"bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb", booking.encode()))
         t = int(time.time())
         mac = hmac.new(self.key, b"%d." % t + body, hashlib.sha256).hexdigest()
         headers = f"Stripe-Signature: t={t},v1={mac}\r\nContent-Type: application/json\r\n".encode()
@@ -182,10 +236,14 @@ def main() -> None:
 
     def attempt():
         h.fresh_database(dbname)
+        # enough Pending bookings for every completed event the run can send (at most ~2,500/s)
+        pending = seed_pending(dbname, int(2500 * (duration + warmup + 1)))
         new_ignored = Events("ignored")
         plan = [("new", "new event, ignored type (payment_intent.created)", new_ignored),
                 ("duplicate", "duplicate event (same ids again)", None),
-                ("expired", "new checkout.session.expired, unknown session", Events("expired"))]
+                ("expired", "new checkout.session.expired, unknown session", Events("expired")),
+                ("completed", "new checkout.session.completed, a Pending booking paid",
+                 Events("completed", bookings=pending))]
         runs, cpus, profiles, db_cost = {}, {}, {}, {}
         count = not args.quick  # PostgreSQL's counters need ~11 s to settle after each run
         last = None
@@ -213,11 +271,17 @@ def main() -> None:
                 if prof is not None:
                     profiles[key] = prof.summary(r.ok, CATEGORIES)
                     print(profiles[key])
+        with psycopg.connect(h.pg_url(dbname)) as conn:  # every completed event confirmed its booking
+            confirmed = conn.execute("SELECT count(*) FROM private_sessions WHERE status = 1 "
+                                     "AND meeting_url IS NOT NULL").fetchone()[0]
+        db_cost["_confirmed"] = {"confirmed_with_link": confirmed, "completed_sent": runs["completed"].sent}
+        print(f"    completed events sent: {runs['completed'].sent}, bookings Confirmed with a meeting link: {confirmed}")
         return (runs, cpus, profiles, db_cost), list(cpus.values())
 
     runs, cpus, profiles, db_cost = h.least_noisy(args.quick, attempt, tries=args.tries)
 
     # Divided by every request of the run, warm-up and tail included (the counters saw them all).
+    confirmed = db_cost.pop("_confirmed")
     per_event = {}
     for key, cost in db_cost.items():
         n = runs[key].sent or 1
@@ -238,6 +302,10 @@ def main() -> None:
                f"(--workers {args.workers})", ">= 1,000/s", runs[key].rps / 1000)
         for key in runs
     ]
+    goals.append(h.Goal("webhooks.completed_confirmed",
+                        f"completed events answered: {confirmed['completed_sent']:,}; bookings Confirmed with "
+                        f"their meeting link: {confirmed['confirmed_with_link']:,}", "every one",
+                        confirmed["confirmed_with_link"] / max(1, confirmed["completed_sent"])))
     one_lookup = (len(dup_sql) == 1 and "Conflict Arbiter Indexes: pk_stripe_events" in dup_plan
                   and "Tuples Inserted: 0" in dup_plan and "Conflicting Tuples: 1" in dup_plan)
     dup = per_event.get("duplicate")

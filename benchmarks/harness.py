@@ -394,6 +394,26 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def _children_cpu(pid: int) -> float:
+    """CPU of `pid`'s children that exited and were reaped (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
+def _postmaster() -> int | None:
+    """PostgreSQL's postmaster: the parent of its backends."""
+    with contextlib.suppress(Exception), psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return None
+
+
+EXITED = "exited"  # the postgres group's entry for backends that ended (the postmaster's reaped children)
+
+
 def _postgres_pids(dbname: str | None) -> list[int]:
     """Backends of `dbname` plus PostgreSQL's own background processes (WAL writer, checkpointer
     ...); other databases' backends (other people's test runs) are not ours."""
@@ -462,6 +482,7 @@ class CpuMeter:
         self.dbname = dbname or (servers.dbname if servers is not None else None)
         self.extra = extra or {}  # name -> callable returning pids (e.g. a job's process)
         self.result: dict = {}
+        self.postmaster = _postmaster() if self.dbname is not None else None
 
     def _snap(self) -> dict:
         groups = {"loadgen": [os.getpid()], "postgres": _postgres_pids(self.dbname)}
@@ -471,6 +492,11 @@ class CpuMeter:
             groups["app"] = self.servers.pids("app")
             groups["sandbox"] = self.servers.pids("sandbox")
         snap = {name: {p: _cpu_of(p) for p in pids} for name, pids in groups.items()}
+        if self.postmaster is not None:
+            # Backends that end within the window (a pool closing connections) take their CPU with
+            # them; the postmaster's reaped-children total has it (any database's: a busy server
+            # elsewhere shows up here, as it does under "other processes").
+            snap["postgres"][EXITED] = _children_cpu(self.postmaster)
         snap["_machine"] = _total_busy()
         snap["_wall"] = time.perf_counter()
         return snap
@@ -485,8 +511,12 @@ class CpuMeter:
         for name in b:
             if name.startswith("_"):
                 continue
-            # processes that appeared meanwhile count from zero; ones that vanished are lost
-            out[name] = sum(v - self.a.get(name, {}).get(p, 0.0) for p, v in b[name].items())
+            # processes that appeared meanwhile count from zero; a PostgreSQL backend that ended is
+            # in the EXITED total with all its CPU, so what it had used before the window is taken off
+            before = self.a.get(name, {})
+            out[name] = sum(v - before.get(p, 0.0) for p, v in b[name].items())
+            if EXITED in b[name]:
+                out[name] -= sum(v for p, v in before.items() if p != EXITED and p not in b[name])
         busy = b["_machine"][0] - self.a["_machine"][0]
         total = b["_machine"][1] - self.a["_machine"][1]
         out["other"] = max(0.0, busy - sum(out.values()))

@@ -334,13 +334,24 @@ def upcoming_for_parent(
 
 
 def past_for_parent(
-    session: Session, *, parent_id: uuid.UUID, now: datetime, page: int, page_size: int
-) -> tuple[Sequence[NamedRow], int]:
-    """My Bookings' Past (over, completed or cancelled after payment): (rows, total), latest first."""
+    session: Session,
+    *,
+    parent_id: uuid.UUID,
+    now: datetime,
+    limit: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> Sequence[NamedRow]:
+    """My Bookings' Past (over, completed or cancelled after payment), latest first then by id:
+    the `limit + 1` rows after the cursor `after`, or, with `before`, the `limit + 1` rows before
+    it, nearest first (the caller turns them round)."""
     where = (PS.parent_id == parent_id, visible_to_parent(), sa.not_(_upcoming(now)))
-    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
-    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
-    return session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all(), total or 0
+    stmt = _with_names(sa.select(PS).where(*where))
+    if before is not None:
+        stmt = keyset(stmt, after=before, limit=limit, newest_first=False, id_descending=True)
+    else:
+        stmt = keyset(stmt, after=after, limit=limit, newest_first=True)
+    return session.execute(stmt).all()
 
 
 def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:

@@ -288,9 +288,9 @@ def my_bookings(
 
 
 def count_my_bookings(session: Session, *, parent_id: uuid.UUID, through: Cursor | None = None) -> tuple[int, int]:
-    """(how many bookings My Bookings shows the parent, how many of them come before the row after
-    `through`, that row included: what a keyset page's number is made of), in one index-only scan
-    (migration 0002)."""
+    """(how many bookings My Bookings shows the parent, how many of them come up to the row
+    `through` in its order, that row included: the rows before the page after it, which give that
+    page its number), in one index-only scan (migration 0002)."""
     ahead: sa.ColumnElement[int] = sa.literal(0)
     if through is not None:
         starts, last_id = through

@@ -71,6 +71,7 @@ def main() -> None:
                             "WHERE stripe_payment_intent_id IS NOT NULL OFFSET %s LIMIT 1", (rows // 3,)).fetchone()
         deep = conn.execute("SELECT starts_at, id FROM private_sessions WHERE status = 2 "
                             "ORDER BY starts_at DESC, id OFFSET %s LIMIT 1", (rows // 2,)).fetchone()
+    from tutorbook import paging
     from tutorbook.admin import console
     from tutorbook.bookings import repository as repo
 
@@ -83,7 +84,7 @@ def main() -> None:
         "status + a week": {"status": "1", "from": day.isoformat(), "to": (day + timedelta(days=6)).isoformat()},
         "checkout id": {"q": some[0]},
         "payment intent id": {"q": some[1]},
-        f"status Completed, row {rows // 2:,}": {"status": "2", "after": console.encode_cursor(deep[0], deep[1])},
+        f"status Completed, row {rows // 2:,}": {"status": "2", "after": paging.encode_cursor(deep[0], deep[1])},
     }
     auth = f"Authorization: Bearer {h.token(admin, 'Admin')}\r\n".encode()
     requests = {name: ("GET", "/api/Admin/bookings?" + urlencode(p), auth, b"") for name, p in filters.items()}
@@ -95,7 +96,7 @@ def main() -> None:
             search = console.parse_search(s, zone="UTC", status=p.get("status"), teacher=p.get("teacher"),
                                           parent=p.get("parent"), child=p.get("child"), date_from=p.get("from"),
                                           date_to=p.get("to"), q=p.get("q"))
-            return repo.search(s, where=search, after=console.decode_cursor(p.get("after")), limit=console.PAGE_SIZE)
+            return repo.search(s, where=search, after=paging.decode_cursor(p.get("after")), limit=console.PAGE_SIZE)
         _, sent = h.capture_sql(url, run)
         plans[name] = [(h.inline(st, prm), h.explain(dbname, st, prm)) for st, prm in sent
                        if "private_sessions" in st]

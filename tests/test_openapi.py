@@ -126,3 +126,20 @@ def test_status_is_an_integer_enum_that_names_its_values(doc):
 def test_the_documented_status_enum_is_the_lifecycles():
     assert [(s.name, s.value) for s in SessionStatus] == [(s.label, s.value) for s in Status]
     assert [s.name for s in SessionStatus] == list(STATUS_NAMES.values()) == NAMES
+
+
+def test_the_booking_lists_keep_their_parameters_and_add_optional_keyset_ones(doc):
+    def params(path: str) -> dict:
+        return {p["name"]: p for p in doc["paths"][path]["get"].get("parameters", []) if p["in"] == "query"}
+
+    my_bookings, schedule = params("/api/Sessions/my-bookings"), params("/api/Sessions/teacher-schedule")
+    assert set(my_bookings) == {"page", "pageSize", "after"} and set(schedule) == {"from", "to", "pageSize", "after"}
+    assert not any(p.get("required") for p in [*my_bookings.values(), *schedule.values()])
+    assert my_bookings["page"]["schema"]["default"] == 1 and my_bookings["pageSize"]["schema"]["default"] == 20
+    assert schedule["pageSize"]["schema"]["default"] == 100
+    page = doc["components"]["schemas"]["SessionPage"]
+    assert set(page["required"]) == {"items", "page", "pageSize", "total"}  # as before; nextCursor is new
+    assert {page["properties"][name]["type"] for name in ("page", "pageSize", "total")} == {"integer"}
+    assert {"type": "null"} in page["properties"]["nextCursor"]["anyOf"]
+    headers = doc["paths"]["/api/Sessions/teacher-schedule"]["get"]["responses"]["200"]["headers"]
+    assert 'rel="next"' in headers["Link"]["description"]

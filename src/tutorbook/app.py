@@ -99,6 +99,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["Link"],  # the teacher's schedule's next page
         )
 
     app.add_middleware(SecurityHeadersMiddleware)

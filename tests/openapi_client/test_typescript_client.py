@@ -1,5 +1,6 @@
 """The frontend's client, generated from /openapi.json with openapi-typescript, type-checks the
-frontend's own code (the seed report's status map and cancel-payment call, in frontend/).
+frontend's own code (the seed report's status map and cancel-payment call, and paging My Bookings and
+the teacher's schedule by number or cursor, in frontend/).
 
 The npm packages come from package-lock.json, installed by `npm ci` into node_modules (git-ignored)
 the first time and whenever the lock file changes. Without node or the npm registry this test fails;
@@ -54,7 +55,7 @@ def openapi_json(tmp_path_factory) -> Path:
     return path
 
 
-def test_the_frontends_status_map_and_cancel_payment_type_check_against_the_generated_client(
+def test_the_frontends_status_map_cancel_payment_and_paging_type_check_against_the_generated_client(
     npm_packages, openapi_json, tmp_path
 ):
     # Generated outside the source tree; the fixture tsconfig is extended to find it as `tutorbook-api`.

@@ -336,9 +336,22 @@ TARGETS = {
         lambda w: {"from": f.slot(days=1), "to": f.slot(days=3)},
     ),
     "schedule query": query_target(
-        "t", "GET", "/api/Sessions/teacher-schedule", lambda w: {"from": f.slot(days=-1), "to": f.slot(days=9)}
+        "t",
+        "GET",
+        "/api/Sessions/teacher-schedule",
+        lambda w: {
+            "from": f.slot(days=-1),
+            "to": f.slot(days=9),
+            "pageSize": 10,
+            "after": "2026-12-01T10:00:00Z~" + w["pending"]["id"],
+        },
     ),
-    "my-bookings query": query_target("p", "GET", "/api/Sessions/my-bookings", lambda w: {"page": 1, "pageSize": 20}),
+    "my-bookings query": query_target(
+        "p",
+        "GET",
+        "/api/Sessions/my-bookings",
+        lambda w: {"page": 1, "pageSize": 20, "after": "2026-12-01T10:00:00Z~" + w["pending"]["id"]},
+    ),
     "reconcile query": query_target(
         "admin", "POST", "/api/Admin/reconcile", lambda w: {"dryRun": "true", "since": f.slot(days=-1)}
     ),

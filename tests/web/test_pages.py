@@ -1,12 +1,16 @@
 """The pages over HTTP: CSRF, the cancel and success pages, errors as messages, no "Unknown"."""
 
+import html
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from tests import factories as f
+from tests.bookings.test_paging import HOUR, insert
 from tests.support import payments as pay
 from tests.web.helpers import WebClient, assert_clean, move_into_past, text_of
+from tutorbook.bookings.lifecycle import Status
 
 
 def cancel_url(booking: dict, *, session_id: str | None = None) -> str:
@@ -177,6 +181,47 @@ def test_my_bookings_shows_each_status_with_its_own_badge_and_the_right_actions(
     assert f"/bookings/{pending['id']}/cancel" in r.text and f"/bookings/{paid['id']}/cancel" in r.text
     assert "https://meet.jit.si/Tutorbook-" in r.text
     assert "USD 60.00" in text_of(r) and "UTC" in text_of(r)
+
+
+def past_page(r) -> tuple[list[str], list[str], str | None, str | None]:
+    """(upcoming ids, past ids, the Newer link, the Older link) of a My Bookings page."""
+    assert r.status_code == 200, r.text
+    assert_clean(r)
+    upcoming, _, past = r.text.partition('id="past-title"')
+    ids = re.compile(r'class="card booking"[^>]*data-id="([0-9a-f-]+)"')
+    links = {rel: re.search(rf'<a href="([^"]+)" rel="{rel}">', past) for rel in ("prev", "next")}
+    newer, older = (html.unescape(m.group(1)) if m else None for m in links.values())
+    return ids.findall(upcoming), ids.findall(past), newer, older
+
+
+def test_my_bookings_pages_the_past_by_older_and_newer_links_without_gaps_or_repeats(api, c, parent_web, parent):
+    teachers = [f.teacher(c) for _ in range(3)]
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    past = {}
+    for h in range(15):  # 45 past sessions, three at each start
+        for t in teachers:
+            past[insert(api, parent=parent, teacher=t, starts_at=base - h * HOUR, status=Status.COMPLETED)] = h
+    soon = insert(api, parent=parent, teacher=teachers[0], starts_at=base + timedelta(days=4))
+    expected = sorted(sorted(past, key=lambda i: uuid.UUID(i).bytes), key=lambda i: past[i])
+
+    pages, link = [], ""
+    while link is not None:  # Older, Older, ...
+        upcoming, ids, newer, link = past_page(parent_web.get("/my-bookings" + link))
+        assert upcoming == ([soon] if not pages else []) and (newer is None) == (not pages)
+        assert "?page=" not in (link or "") and (link is None or link.startswith("?after="))
+        pages.append(ids)
+    assert [len(p) for p in pages] == [20, 20, 5] and sum(pages, []) == expected
+
+    back, newer_link = [], unquote(newer.removeprefix("?before="))
+    while newer:  # then Newer, Newer, back to the newest page, which shows Upcoming again
+        upcoming, ids, newer, _ = past_page(parent_web.get("/my-bookings" + newer))
+        back.append(ids)
+    assert back == pages[-2::-1] and upcoming == [soon]
+
+    for params in ({"after": "broken~link"}, {"before": "2026\x00"}, {"after": newer_link, "before": newer_link}):
+        r = parent_web.get("/my-bookings", params=params)
+        assert r.status_code in (400, 422) and "This page link is broken" in text_of(r), params
+        assert_clean(r)
 
 
 def test_a_confirmed_booking_without_its_link_yet_says_link_pending(api, parent_web, parent, booking):

@@ -16,20 +16,19 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook import jobs
+from tutorbook import jobs, paging
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession as PS
 from tutorbook.bookings.models import Refund
-from tutorbook.clock import iso_z
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs
 from tutorbook.meetings import links
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.models import Notification
-from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, in_range, is_single_line
+from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, is_single_line
 
 # Reconcile's findings: what each means, and what the app does or offers about it.
 FINDINGS = {
@@ -389,24 +388,7 @@ def parse_search(
     return repo.Search(**fields)
 
 
-def encode_cursor(starts_at: datetime, booking_id: uuid.UUID) -> str:
-    return f"{iso_z(starts_at)}~{booking_id}"
-
-
-def decode_cursor(value: str | None) -> repo.Cursor | None:
-    if not value:
-        return None
-    try:
-        starts, booking_id = value.split("~", 1)
-        return in_range(datetime.fromisoformat(starts.replace("Z", "+00:00"))), uuid.UUID(booking_id)
-    except (ValueError, OverflowError) as exc:
-        raise Unprocessable("This page link is broken", data=[{"field": "after", "message": "bad cursor"}]) from exc
-
-
 def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
     """(rows of (booking, teacher name, student name, parent email), the next page's cursor or None)."""
-    rows = repo.search(session, where=search, after=decode_cursor(after), limit=limit)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor(rows[-1][0].starts_at, rows[-1][0].id) if more and rows else None
-    return rows, nxt
+    rows = repo.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
+    return paging.split_page(rows, limit, lambda row: (row[0].starts_at, row[0].id))

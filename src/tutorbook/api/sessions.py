@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
+from tutorbook import paging
 from tutorbook.api.deps import (
     CurrentUser,
     DbSession,
@@ -20,18 +21,38 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.repository import NamedRow
 from tutorbook.bookings.schemas import BookIn, HistoryOut, RescheduleIn, SessionOut, SessionPage, session_out
 from tutorbook.clock import utc_now
+from tutorbook.errors import Unprocessable
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.schemas import Envelope, errors, ok
-from tutorbook.validation import ExternalId, Instant
+from tutorbook.validation import ExternalId, Instant, Line
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 # Path parameters carry the frontend's names in the URL template and the OpenAPI document.
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]
 StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
+
+
+# Keyset paging (tutorbook.paging): a page's last row names where the next one starts.
+AfterCursor = Annotated[
+    Line | None,
+    Query(max_length=100, description="the cursor the previous page gave (opaque): the page after it"),
+]
+BOTH_PAGE_AND_AFTER = {"field": "page", "message": "give page or after, not both"}
+# A teacher's schedule used to come whole; most teachers' weeks (and months) still fit in a page.
+SCHEDULE_PAGE_SIZE = 100
+NEXT_LINK = {
+    "description": 'when more sessions follow: `<url of the next page>; rel="next"` (RFC 8288)',
+    "schema": {"type": "string"},
+}
+
+
+def _position(row: NamedRow) -> paging.Cursor:
+    return row[0].starts_at, row[0].id
 
 
 async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
@@ -72,24 +93,47 @@ async def cancel_payment(
 def my_bookings(
     user: ParentUser,
     session: DbSession,
-    page: int = Query(default=1, ge=1, le=100_000),
+    page: int = Query(default=1, ge=1, le=100_000, description="a page number (read by OFFSET); or use `after`"),
     page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
+    after: AfterCursor = None,
 ):
-    """Your bookings, newest first; never the ones cancelled before payment."""
-    rows, total = repo.my_bookings(session, parent_id=user.id, page=page, page_size=page_size)
+    """Your bookings, newest first; never the ones cancelled before payment. Page by `page`
+    numbers, or pass each page's `nextCursor` back as `after`: as fast at the last page as at the first."""
+    cursor = paging.decode_cursor(after)
+    if cursor is not None and page != 1:
+        raise Unprocessable("Ask for a page by number or by cursor, not both", data=[BOTH_PAGE_AND_AFTER])
+    rows = repo.my_bookings(session, parent_id=user.id, page_size=page_size, page=page, after=cursor)
+    rows, nxt = paging.split_page(rows, page_size, _position)
+    total, ahead = repo.count_my_bookings(session, parent_id=user.id, through=cursor)
+    if cursor is not None:
+        page = ahead // page_size + 1  # the page by number that holds this one's first row
     items = [session_out(b, t, s) for b, t, s in rows]
-    return ok(SessionPage(items=items, page=page, page_size=page_size, total=total))
+    return ok(SessionPage(items=items, page=page, page_size=page_size, total=total, next_cursor=nxt))
 
 
-@router.get("/teacher-schedule", response_model=Envelope[list[SessionOut]])
+@router.get(
+    "/teacher-schedule",
+    response_model=Envelope[list[SessionOut]],
+    responses={200: {"headers": {"Link": NEXT_LINK}}},
+)
 def teacher_schedule(
+    request: Request,
+    response: Response,
     user: TeacherUser,
     session: DbSession,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
+    page_size: int = Query(default=SCHEDULE_PAGE_SIZE, ge=1, le=500, alias="pageSize"),
+    after: AfterCursor = None,
 ):
-    """Your paid sessions in time order."""
-    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to)
+    """Your paid sessions in time order, `pageSize` at a time. When more follow, the `Link`
+    header's `rel="next"` URL asks for the next page (the same query with `after`, a cursor)."""
+    cursor = paging.decode_cursor(after)
+    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to, limit=page_size, after=cursor)
+    rows, nxt = paging.split_page(rows, page_size, _position)
+    if nxt is not None:
+        url = request.url.include_query_params(after=nxt)
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
     return ok([session_out(b, t, s) for b, t, s in rows])
 
 

@@ -16,6 +16,7 @@ from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.paging import Cursor
 from tutorbook.teachers.models import TeacherProfile
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
@@ -265,25 +266,64 @@ def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     )
 
 
-def my_bookings(session: Session, *, parent_id: uuid.UUID, page: int, page_size: int) -> tuple[Sequence[NamedRow], int]:
-    """(rows of (booking, teacher name, student name), total), newest start first."""
-    where = (PS.parent_id == parent_id, visible_to_parent())
-    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where)) or 0
-    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
-    rows = session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all()
-    return rows, total
+def keyset(
+    stmt: _Select, *, after: Cursor | None, limit: int, newest_first: bool, id_descending: bool = False
+) -> _Select:
+    """`stmt` ordered by start (newest or oldest first) then by id, from the row after `after`:
+    `limit + 1` rows, the last only telling whether another page follows (paging.split_page).
+    An index on (…, starts_at, id) in that order (or its reverse) reads the page and stops."""
+    if after is not None:
+        starts, last_id = after
+        later = PS.starts_at < starts if newest_first else PS.starts_at > starts
+        # The bound on starts_at alone is implied by the OR; said alone it bounds the index scan.
+        bound = PS.starts_at <= starts if newest_first else PS.starts_at >= starts
+        stmt = stmt.where(bound, sa.or_(later, PS.id < last_id if id_descending else PS.id > last_id))
+    by_start = PS.starts_at.desc() if newest_first else PS.starts_at.asc()
+    return stmt.order_by(by_start, PS.id.desc() if id_descending else PS.id.asc()).limit(limit + 1)
+
+
+def my_bookings(
+    session: Session, *, parent_id: uuid.UUID, page_size: int, page: int = 1, after: Cursor | None = None
+) -> Sequence[NamedRow]:
+    """One page of (booking, teacher name, student name), newest start first then by id: the page
+    after the cursor (a keyset page, as cheap at the last page as at the first), else page `page`
+    by OFFSET (the frontend's page numbers: the deeper, the dearer). `page_size + 1` rows."""
+    stmt = _with_names(sa.select(PS).where(PS.parent_id == parent_id, visible_to_parent()))
+    stmt = keyset(stmt, after=after, limit=page_size, newest_first=True)
+    return session.execute(stmt if after is not None else stmt.offset((page - 1) * page_size)).all()
+
+
+def count_my_bookings(session: Session, *, parent_id: uuid.UUID, through: Cursor | None = None) -> tuple[int, int]:
+    """(how many bookings My Bookings shows the parent, how many of them come up to the row
+    `through` in its order, that row included: the rows before the page after it, which give that
+    page its number), in one index-only scan (migration 0002)."""
+    ahead: sa.ColumnElement[int] = sa.literal(0)
+    if through is not None:
+        starts, last_id = through
+        ahead = sa.func.count().filter(sa.or_(PS.starts_at > starts, sa.and_(PS.starts_at == starts, PS.id <= last_id)))
+    stmt = sa.select(sa.func.count(), ahead).select_from(PS).where(PS.parent_id == parent_id, visible_to_parent())
+    total, before = session.execute(stmt).one()
+    return int(total), int(before)
 
 
 def teacher_schedule(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime | None, end: datetime | None
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    after: Cursor | None = None,
 ) -> Sequence[NamedRow]:
-    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled), by start."""
-    stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))).order_by(PS.starts_at)
+    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled) overlapping
+    [start, end), by start then id, after the cursor: `limit + 1` rows of (booking, teacher name,
+    student name)."""
+    stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None)))
     if start is not None:
         stmt = stmt.where(PS.ends_at > start)
     if end is not None:
         stmt = stmt.where(PS.starts_at < end)
-    return session.execute(stmt).all()
+    return session.execute(keyset(stmt, after=after, limit=limit, newest_first=False)).all()
 
 
 def _upcoming(now: datetime) -> sa.ColumnElement[bool]:
@@ -300,13 +340,24 @@ def upcoming_for_parent(
 
 
 def past_for_parent(
-    session: Session, *, parent_id: uuid.UUID, now: datetime, page: int, page_size: int
-) -> tuple[Sequence[NamedRow], int]:
-    """My Bookings' Past (over, completed or cancelled after payment): (rows, total), latest first."""
+    session: Session,
+    *,
+    parent_id: uuid.UUID,
+    now: datetime,
+    limit: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> Sequence[NamedRow]:
+    """My Bookings' Past (over, completed or cancelled after payment), latest first then by id:
+    the `limit + 1` rows after the cursor `after`, or, with `before`, the `limit + 1` rows before
+    it, nearest first (the caller turns them round)."""
     where = (PS.parent_id == parent_id, visible_to_parent(), sa.not_(_upcoming(now)))
-    total = session.scalar(sa.select(sa.func.count()).select_from(PS).where(*where))
-    stmt = _with_names(sa.select(PS).where(*where)).order_by(PS.starts_at.desc(), PS.id)
-    return session.execute(stmt.limit(page_size).offset((page - 1) * page_size)).all(), total or 0
+    stmt = _with_names(sa.select(PS).where(*where))
+    if before is not None:
+        stmt = keyset(stmt, after=before, limit=limit, newest_first=False, id_descending=True)
+    else:
+        stmt = keyset(stmt, after=after, limit=limit, newest_first=True)
+    return session.execute(stmt).all()
 
 
 def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
@@ -487,9 +538,6 @@ class Search:
     booking_id: uuid.UUID | None = None
 
 
-Cursor = tuple[datetime, uuid.UUID]
-
-
 def _search_where(where: Search) -> list[sa.ColumnElement[bool]]:
     conds: list[sa.ColumnElement[bool]] = []
     if where.status is not None:
@@ -530,9 +578,5 @@ def search(
     parent = PARENT
     stmt = _with_names(sa.select(PS).where(*_search_where(where)))
     stmt = stmt.add_columns(parent.email).join(parent, parent.id == PS.parent_id)
-    if after is not None:
-        starts, last_id = after
-        # starts_at <= :starts is implied by the OR; said alone it bounds the index scan.
-        stmt = stmt.where(PS.starts_at <= starts, sa.or_(PS.starts_at < starts, PS.id > last_id))
-    rows = session.execute(stmt.order_by(PS.starts_at.desc(), PS.id).limit(limit + 1)).all()
+    rows = session.execute(keyset(stmt, after=after, limit=limit, newest_first=True)).all()
     return cast(list[tuple[PS, str, str, str]], [tuple(row) for row in rows])

@@ -98,10 +98,16 @@ class SessionOut(CamelModel):
 
 
 class SessionPage(CamelModel):
+    """One page of My Bookings, newest start first. Ask for `page` numbers (read by OFFSET: the
+    deeper, the slower) or pass `nextCursor` back as `after` (as fast at the last page as at the first)."""
+
     items: list[SessionOut]
-    page: int
+    page: int = Field(description="the page number (of a page asked for by cursor: the page holding its first item)")
     page_size: int
-    total: int
+    total: int = Field(description="how many bookings there are in all")
+    next_cursor: str | None = Field(
+        default=None, description="pass it as `after` for the next page (opaque); null on the last page"
+    )
 
 
 class HistoryOut(CamelModel):

@@ -12,6 +12,7 @@ from fastapi import Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from tutorbook import paging
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
@@ -77,35 +78,60 @@ def _moves(session, bookings_: list[PrivateSession], *, user: AuthUser, settings
     return out
 
 
-def _my_bookings(
-    session, *, parent: AuthUser, page: int, settings: Settings, now: datetime
-) -> tuple[list, list, int, dict]:
-    """Upcoming (soonest first, page 1 only) and past bookings, the past ones' total, and for the
-    upcoming ones whether their time can be changed."""
-    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if page == 1 else []
-    past, total = repo.past_for_parent(session, parent_id=parent.id, now=now, page=page, page_size=PAGE_SIZE)
+def _position(row) -> paging.Cursor:
+    return row[0].starts_at, row[0].id
+
+
+def _past_page(session, *, parent_id: uuid.UUID, now: datetime, after, before) -> tuple[list, str | None, str | None]:
+    """A page of Past bookings (latest first, keyset) and the cursors of the older and the newer
+    page (None: there is none; the newest page is the one without a cursor)."""
+    if before is not None:
+        rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, before=before)
+        if len(rows) > PAGE_SIZE:
+            page = list(reversed(rows[:PAGE_SIZE]))
+            return page, paging.encode_cursor(*_position(page[-1])), paging.encode_cursor(*_position(page[0]))
+        after = None  # nothing newer than these: the newest page, which may hold more of them
+    rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, after=after)
+    page, older = paging.split_page(rows, PAGE_SIZE, _position)
+    newer = paging.encode_cursor(*_position(page[0])) if after is not None and page else None
+    return page, older, newer
+
+
+def _my_bookings(session, *, parent: AuthUser, after, before, settings: Settings, now: datetime) -> dict:
+    """Upcoming (soonest first, on the newest page only) and a page of past bookings with the
+    cursors of the pages around it, and for the upcoming ones whether their time can be changed."""
+    past, older, newer = _past_page(session, parent_id=parent.id, now=now, after=after, before=before)
+    first = after is None and (before is None or newer is None)
+    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
     moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
-    return [session_out(b, t, s) for b, t, s in upcoming], [session_out(b, t, s) for b, t, s in past], total, moves
+    return {
+        "upcoming": [session_out(b, t, s) for b, t, s in upcoming],
+        "past": [session_out(b, t, s) for b, t, s in past],
+        "first": first,
+        "older": older,
+        "newer": newer,
+        "moves": moves,
+    }
 
 
 @router.get("/my-bookings")
-async def my_bookings(request: Request, user: Viewer, page: int = Query(1, ge=1, le=100_000)):
-    """Upcoming (soonest first), then Past (latest first, by pages)."""
+async def my_bookings(
+    request: Request,
+    user: Viewer,
+    after: str | None = Query(None, max_length=100),
+    before: str | None = Query(None, max_length=100),
+):
+    """Upcoming (soonest first), then Past (latest first, by pages: "Older" and "Newer" carry the
+    cursor of the row they continue from)."""
     parent = require(user, Role.PARENT)
+    after_row, before_row = paging.decode_cursor(after), paging.decode_cursor(before, field="before")
+    if after_row is not None and before_row is not None:
+        raise BadRequest("This page link is broken.")
     svc, now = get_services(request), utc_now()
-    upcoming, past, total, moves = await svc.tx(
-        _my_bookings, parent=parent, page=page, settings=svc.settings, now=now
+    view = await svc.tx(
+        _my_bookings, parent=parent, after=after_row, before=before_row, settings=svc.settings, now=now
     )
-    return render(
-        request,
-        "my_bookings.html",
-        upcoming=upcoming,
-        past=past,
-        moves=moves,
-        page=page,
-        has_next=page * PAGE_SIZE < total,
-        now=now,
-    )
+    return render(request, "my_bookings.html", now=now, **view)
 
 
 def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict:

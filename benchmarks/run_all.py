@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench_my_bookings.py",
     "bench_expire.py",
     "bench_admin_bookings.py",
+    "bench_scale_out.py",
 ]
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from tutorbook import paging
 from tutorbook.api.deps import (
@@ -90,9 +92,9 @@ async def cancel_payment(
 
 
 @router.get("/my-bookings", response_model=Envelope[SessionPage])
-def my_bookings(
+async def my_bookings(
     user: ParentUser,
-    session: DbSession,
+    svc: ServicesDep,
     page: int = Query(default=1, ge=1, le=100_000, description="a page number (read by OFFSET); or use `after`"),
     page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
     after: AfterCursor = None,
@@ -102,13 +104,19 @@ def my_bookings(
     cursor = paging.decode_cursor(after)
     if cursor is not None and page != 1:
         raise Unprocessable("Ask for a page by number or by cursor, not both", data=[BOTH_PAGE_AND_AFTER])
-    rows = repo.my_bookings(session, parent_id=user.id, page_size=page_size, page=page, after=cursor)
+    return ok(await svc.tx(_my_bookings_page, parent_id=user.id, page=page, page_size=page_size, cursor=cursor))
+
+
+def _my_bookings_page(
+    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
+) -> SessionPage:
+    rows = repo.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    total, ahead = repo.count_my_bookings(session, parent_id=user.id, through=cursor)
+    total, ahead = repo.count_my_bookings(session, parent_id=parent_id, through=cursor)
     if cursor is not None:
         page = ahead // page_size + 1  # the page by number that holds this one's first row
     items = [session_out(b, t, s) for b, t, s in rows]
-    return ok(SessionPage(items=items, page=page, page_size=page_size, total=total, next_cursor=nxt))
+    return SessionPage(items=items, page=page, page_size=page_size, total=total, next_cursor=nxt)
 
 
 @router.get(
@@ -116,11 +124,11 @@ def my_bookings(
     response_model=Envelope[list[SessionOut]],
     responses={200: {"headers": {"Link": NEXT_LINK}}},
 )
-def teacher_schedule(
+async def teacher_schedule(
     request: Request,
     response: Response,
     user: TeacherUser,
-    session: DbSession,
+    svc: ServicesDep,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
     page_size: int = Query(default=SCHEDULE_PAGE_SIZE, ge=1, le=500, alias="pageSize"),
@@ -129,12 +137,27 @@ def teacher_schedule(
     """Your paid sessions in time order, `pageSize` at a time. When more follow, the `Link`
     header's `rel="next"` URL asks for the next page (the same query with `after`, a cursor)."""
     cursor = paging.decode_cursor(after)
-    rows = repo.teacher_schedule(session, teacher_id=user.id, start=from_, end=to, limit=page_size, after=cursor)
-    rows, nxt = paging.split_page(rows, page_size, _position)
+    items, nxt = await svc.tx(
+        _schedule_page, teacher_id=user.id, start=from_, end=to, page_size=page_size, cursor=cursor
+    )
     if nxt is not None:
         url = request.url.include_query_params(after=nxt)
         response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
-    return ok([session_out(b, t, s) for b, t, s in rows])
+    return ok(items)
+
+
+def _schedule_page(
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    page_size: int,
+    cursor: paging.Cursor | None,
+) -> tuple[list[SessionOut], str | None]:
+    rows = repo.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
+    rows, nxt = paging.split_page(rows, page_size, _position)
+    return [session_out(b, t, s) for b, t, s in rows], nxt
 
 
 @router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")

@@ -131,7 +131,7 @@ async def register(request: Request):
             role=form.get("role", ""),
             time_zone=form.get("time_zone") or "UTC",
         )
-        user = await svc.tx(
+        user = await svc.tx_in_thread(  # hashes the password
             teachers.create_user,
             hasher=get_services(request).hasher,
             settings=svc.settings,

@@ -65,7 +65,7 @@ async def reset(request: Request):
         if form.get("password", "") != form.get("confirm", ""):
             raise AppError("The two passwords differ.")
         body = ResetPasswordIn(token=token, password=form.get("password", ""))
-        await svc.tx(
+        await svc.tx_in_thread(  # hashes the password
             resets.finish,
             token=body.token,
             password=body.password,

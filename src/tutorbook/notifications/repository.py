@@ -23,6 +23,67 @@ PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed"
 N = Notification
 
 
+_ENQUEUED = ("id", "booking_id", "user_id", "kind", "version", "to_address", "payload", "status", "attempts",
+             "next_attempt_at", "created_at", "updated_at")
+
+
+def _enqueue_statement(dialect: str) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(sa.Table, N.__table__)
+    values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _ENQUEUED}
+    return insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)
+
+
+# Built once (Core, not the ORM's bulk-insert machinery): a confirmation writes two rows per payment.
+_ENQUEUE = {dialect: _enqueue_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification to add: to whom, of what kind, and what its email needs."""
+
+    user_id: uuid.UUID
+    to: str
+    kind: str
+    payload: dict
+
+
+def enqueue_many(
+    session: Session,
+    notices: list[Notice],
+    *,
+    booking_id: uuid.UUID | None,
+    version: int,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> int:
+    """Add each notification unless (booking, kind, version) has one already, in one statement;
+    how many were added."""
+    if not notices:
+        return 0
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "booking_id": booking_id,
+            "user_id": n.user_id,
+            "kind": n.kind,
+            "version": version,
+            "to_address": n.to,
+            "payload": n.payload,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": not_before or now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in notices
+    ]
+    # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
+    # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
+    stmt = _ENQUEUE[session.get_bind().dialect.name]
+    return len(session.execute(stmt, rows).all())
+
+
 def enqueue(
     session: Session,
     *,
@@ -36,25 +97,8 @@ def enqueue(
     not_before: datetime | None = None,
 ) -> bool:
     """Add a notification unless (booking, kind, version) has one already; True when added."""
-    values = dict(
-        id=uuid.uuid4(),
-        booking_id=booking_id,
-        user_id=user_id,
-        kind=kind,
-        version=version,
-        to_address=to,
-        payload=payload,
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=not_before or now,
-        created_at=now,
-        updated_at=now,
-    )
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING tells whether the row went in: an ORM-enabled INSERT's rowcount is -1 on PostgreSQL.
-    stmt = insert(N).values(**values).on_conflict_do_nothing().returning(N.id)
-    return session.execute(stmt).scalar() is not None
+    notice = Notice(user_id=user_id, to=to, kind=kind, payload=payload)
+    return enqueue_many(session, [notice], booking_id=booking_id, version=version, now=now, not_before=not_before) == 1
 
 
 @dataclass(frozen=True)

@@ -34,23 +34,14 @@ def booking_notice(
     """One notification per `kind -> user id` in `recipients`; how many were new. Reminders
     are not written for a user who turned them off."""
     users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(set(recipients.values()))))}
-    added = 0
-    for kind, user_id in recipients.items():
-        user = users.get(user_id)
-        if user is None or (kind in REMINDER_KINDS and user.reminders_opt_out):
-            continue
-        added += outbox.enqueue(
-            session,
-            booking_id=booking_id,
-            user_id=user.id,
-            to=user.email,
-            kind=kind,
-            version=version,
-            payload=dict(payload or {}),
-            now=now,
-            not_before=not_before,
-        )
-    return added
+    notices = [
+        outbox.Notice(user_id=user.id, to=user.email, kind=kind, payload=dict(payload or {}))
+        for kind, user_id in recipients.items()
+        if (user := users.get(user_id)) is not None and not (kind in REMINDER_KINDS and user.reminders_opt_out)
+    ]
+    return outbox.enqueue_many(
+        session, notices, booking_id=booking_id, version=version, now=now, not_before=not_before
+    )
 
 
 def resend(

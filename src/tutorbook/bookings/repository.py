@@ -202,9 +202,16 @@ def _history_row(
     }
 
 
+_HISTORY = cast(sa.Table, StatusHistory.__table__)
+_HISTORY_COLUMNS = ("session_id", "from_status", "to_status", "reason", "actor", "created_at", "note")
+_ADD_HISTORY = sa.insert(_HISTORY).values(
+    {name: sa.bindparam(name, type_=_HISTORY.c[name].type) for name in _HISTORY_COLUMNS}
+)
+
+
 def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str, note: str | None = None) -> None:
-    session.add(StatusHistory(**_history_row(booking_id, change, actor, note)))
-    session.flush()
+    # One prebuilt Core INSERT: the ORM's unit of work (add + flush) cost a millisecond a row.
+    session.execute(_ADD_HISTORY, _history_row(booking_id, change, actor, note))
 
 
 def record_action(

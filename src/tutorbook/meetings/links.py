@@ -49,29 +49,43 @@ def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     return list(session.scalars(stmt))
 
 
-def _request(session: Session, booking: PS) -> MeetingRequest:
-    teacher = session.get(User, booking.teacher_id)
-    assert teacher is not None  # the foreign key
-    parent = session.get(User, booking.parent_id)
-    profile = session.get(TeacherProfile, booking.teacher_id)
+_TEACHER = sa.orm.aliased(User, name="teacher")
+_PARENT = sa.orm.aliased(User, name="parent")
+# A booking with what its meeting request needs, in one query (not three gets after it).
+_WITH_PARTIES = (
+    sa.select(PS, _TEACHER.email, _TEACHER.full_name, _PARENT.email, TeacherProfile.time_zone)
+    .join(_TEACHER, _TEACHER.id == PS.teacher_id)
+    .outerjoin(_PARENT, _PARENT.id == PS.parent_id)
+    .outerjoin(TeacherProfile, TeacherProfile.user_id == PS.teacher_id)
+)
+
+
+def _request_from(
+    booking: PS, teacher_email: str, teacher_name: str, parent_email: str | None, zone: str | None
+) -> MeetingRequest:
     return MeetingRequest(
         booking_id=str(booking.id),
-        teacher_email=teacher.email,
-        parent_email=parent.email if parent else None,
-        title=f"Tutorbook: {booking.subject} with {teacher.full_name}",
+        teacher_email=teacher_email,
+        parent_email=parent_email,
+        title=f"Tutorbook: {booking.subject} with {teacher_name}",
         starts_at=booking.starts_at,
         ends_at=booking.ends_at,
-        time_zone=profile.time_zone if profile else "UTC",
+        time_zone=zone or "UTC",
     )
+
+
+def _request(session: Session, booking: PS) -> MeetingRequest:
+    row = session.execute(_WITH_PARTIES.where(PS.id == booking.id)).one()
+    return _request_from(*row)
 
 
 def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
     """What asking a provider for this booking's link needs: (request, attempts so far), or None
     when the booking needs no link (gone, not Confirmed, has one, stopped)."""
-    booking = session.get(PS, booking_id)
-    if booking is None or session.scalar(sa.select(needs_link()).where(PS.id == booking_id)) is not True:
+    row = session.execute(_WITH_PARTIES.where(PS.id == booking_id, needs_link())).one_or_none()
+    if row is None:
         return None
-    return _request(session, booking), booking.meeting_attempts
+    return _request_from(*row), row[0].meeting_attempts
 
 
 def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:

@@ -88,3 +88,15 @@ def test_the_api_never_logs_a_password(api, caplog):
         )
         c.post("/api/Auth/login", json={"email": "log@example.com", "password": "very-secret-pw-123"})
     assert caplog.records and "very-secret-pw-123" not in caplog.text
+
+
+def test_every_setting_is_in_the_readmes_table():
+    """Every TUTORBOOK_* setting is documented where operators look for it."""
+    from pathlib import Path
+
+    from tutorbook.config import Settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = [f"TUTORBOOK_{name.upper()}" for name in Settings.model_fields]
+    missing = [name for name in names if f"`{name}`" not in readme]
+    assert missing == []

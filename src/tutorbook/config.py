@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = 2
     # Async Stripe calls in flight per process, and connections kept for them (see gateway.py).
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
+    # Stripe calls the expire job makes at once (threads) when it settles stale checkouts in bulk.
+    job_stripe_concurrency: int = Field(default=32, ge=1, le=256)
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
     # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
     # exclusion constraint dropped too), to show that the check in Python alone loses races.

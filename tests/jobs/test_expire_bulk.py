@@ -95,6 +95,12 @@ def test_only_checkouts_stripe_still_reports_open_are_expired_and_each_booking_i
     }
     assert spy.expired == [still_open["stripeSessionId"]] and spy.retrieved == []  # the lists said the rest
     assert pay.sandbox_session(sandbox, still_open["stripeSessionId"])["status"] == "expired"
+    (event,) = [
+        e
+        for e in pay.sandbox_events(sandbox, "checkout.session.expired")
+        if e["data"]["object"]["id"] == still_open["stripeSessionId"]
+    ]
+    assert gw.expiry_reason(event) == "checkout_expired"  # the job's reason travels in the idempotency key
     assert row(api, paid["id"]).status == 1 and row(api, paid["id"]).meeting_url
     for b in (still_open, expired, mismatched):
         assert (row(api, b["id"]).status, row(api, b["id"]).cancellation_reason) == (3, "checkout_expired")

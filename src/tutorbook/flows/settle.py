@@ -35,7 +35,7 @@ from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.repository import StaleRow
-from tutorbook.bookings.service import Followups
+from tutorbook.bookings.service import Followups, Outcome
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups
@@ -48,6 +48,9 @@ STATUSES: tuple[gw.CheckoutStatus, ...] = ("open", "complete", "expired")  # ope
 WINDOW_ROWS = 1000  # stale bookings per listed window: about 10 pages, listed one after another
 CANCEL_BATCH = 1000  # bookings cancelled per transaction
 FULFIL_BATCH = 100  # paid checkouts fulfilled per transaction (each a few statements and two mails)
+# Batches in flight at once: two, so one's statements run while the other's Python does (their
+# bookings never overlap: each booking is in one batch).
+DB_THREADS = 2
 # A session is made during its booking's request, just after the booking; Stripe's clock and ours
 # may differ by this much. The window is widened by it (and by the request's longest life after).
 CLOCK_MARGIN = timedelta(minutes=5)
@@ -112,8 +115,11 @@ def settle_stale_checkouts(
 
 
 class _Settlement:
-    """One bulk settlement: the pool's answers are handled in the calling thread, in order of
-    arrival, and the database work is batched there."""
+    """One bulk settlement. Two pools: `stripe` (TUTORBOOK_JOB_STRIPE_CONCURRENCY threads: the
+    listings, the expiries, and the follow-ups of each fulfilled batch: refunds, meeting links)
+    and `db` (DB_THREADS threads: the batches' transactions). The calling thread
+    only dispatches: it handles each answer as it arrives and records every outcome, so neither
+    pool waits for the other."""
 
     def __init__(
         self, svc: Services, stale: Sequence[StaleRow], *, now: datetime, dry_run: bool, out: Recorder, job: str
@@ -128,7 +134,6 @@ class _Settlement:
         self.to_fulfil: list[tuple[StaleRow, Checkout]] = []
         self.answers: queue.SimpleQueue[tuple[Future[Any], Callable[[Future[Any]], None]]] = queue.SimpleQueue()
         self.in_flight = 0
-        self.pool: ThreadPoolExecutor | None = None
 
     def run(self, created_within: timedelta) -> None:
         windows = creation_windows(
@@ -138,16 +143,18 @@ class _Settlement:
             after=created_within + CLOCK_MARGIN,
         )
         workers = self.svc.settings.job_stripe_concurrency
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="settle") as self.pool:
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="settle") as self.stripe,
+            ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="settle-db") as self.db,
+        ):
             for status in STATUSES:
                 for start, end in windows:
-                    self._submit(self._listed, _listing, self.svc, start, end, status)
+                    self._submit(self.stripe, self._listed, _listing, self.svc, start, end, status)
             while self.in_flight:
                 future, handle = self.answers.get()
                 self.in_flight -= 1
                 handle(future)
-                self._flush(full_only=True)
-            self._flush(full_only=False)
+                self._flush(full_only=self.in_flight > 0)
         if self.failed_listings:
             log.warning(
                 "listing stale checkouts failed; unlisted ones stay Pending",
@@ -155,9 +162,11 @@ class _Settlement:
             )
         self._unlisted()
 
-    def _submit(self, handle: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any) -> None:
-        assert self.pool is not None
-        future = self.pool.submit(fn, *args)
+    def _submit(
+        self, pool: ThreadPoolExecutor, handle: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any
+    ) -> None:
+        """Run `fn(*args)` in `pool`; `handle(future)` runs in the calling thread once it is done."""
+        future = pool.submit(fn, *args)
         self.in_flight += 1
         future.add_done_callback(lambda done: self.answers.put((done, handle)))
 
@@ -175,7 +184,9 @@ class _Settlement:
             if self.dry_run:
                 self.out.add(row.id, "would_fulfil" if checkout.paid else "would_cancel", checkout_id=checkout.id)
             elif checkout.status == "open":
-                self._submit(partial(self._closed, row), booking_flows.close_checkout, self.svc, checkout.id)
+                self._submit(
+                    self.stripe, partial(self._closed, row), booking_flows.close_checkout, self.svc, checkout.id
+                )
             elif checkout.paid:
                 self.to_fulfil.append((row, checkout))
             else:
@@ -199,24 +210,15 @@ class _Settlement:
             self.to_cancel.append(row)
 
     def _flush(self, *, full_only: bool) -> None:
+        """Hand full batches to the database thread; with `full_only` False, the rest too."""
         while len(self.to_fulfil) >= FULFIL_BATCH or (self.to_fulfil and not full_only):
             batch, self.to_fulfil = self.to_fulfil[:FULFIL_BATCH], self.to_fulfil[FULFIL_BATCH:]
-            self._fulfil(batch)
+            self._submit(self.db, partial(self._fulfilled, batch), self._fulfil, batch)
         while len(self.to_cancel) >= CANCEL_BATCH or (self.to_cancel and not full_only):
             rows, self.to_cancel = self.to_cancel[:CANCEL_BATCH], self.to_cancel[CANCEL_BATCH:]
-            self._cancel(rows)
+            self._submit(self.db, partial(self._cancelled, rows), self._cancel_pending, [row.id for row in rows])
 
-    def _cancel(self, rows: list[StaleRow]) -> None:
-        try:
-            moved = self._cancel_pending([row.id for row in rows])
-        except Exception:
-            log.exception("cancelling a batch failed", extra={"job": self.job, "rows": len(rows)})
-            for row in rows:
-                self.out.add(row.id, "error", checkout_id=row.checkout_id)
-            return
-        expired = Reason.CHECKOUT_EXPIRED.value
-        for row in rows:
-            self.out.add(row.id, expired if row.id in moved else "skipped", checkout_id=row.checkout_id)
+    # -- in the database thread ---------------------------------------------------------
 
     def _cancel_pending(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         return self.svc.tx_sync(
@@ -227,17 +229,47 @@ class _Settlement:
             now=self.now,
         )
 
-    def _fulfil(self, batch: list[tuple[StaleRow, Checkout]]) -> None:
-        """The batch's paid checkouts fulfilled in one transaction, their follow-ups run, then
-        the bookings still Pending (a refused payment) cancelled, as the per-row path does."""
+    def _fulfil(self, batch: list[tuple[StaleRow, Checkout]]) -> tuple[list[Outcome], set[uuid.UUID]]:
+        """The batch's paid checkouts fulfilled in one transaction, then the bookings still
+        Pending (a refused payment) cancelled in another, as the per-row path does."""
+        outcomes = self.svc.tx_sync(
+            bookings.fulfil_many,
+            checkouts=[checkout for _, checkout in batch],
+            actor=self.actor,
+            platform=self.svc.terms,
+            now=utc_now(),
+        )
+        todo = Followups()
+        for outcome in outcomes:
+            todo.extend(outcome.followups)
+        if todo:  # refunds to send, meeting links to make: in the Stripe pool, while the next batch goes on
+            self.stripe.submit(followups.run_sync, self.svc, todo)
         try:
-            outcomes = self.svc.tx_sync(
-                bookings.fulfil_many,
-                checkouts=[checkout for _, checkout in batch],
-                actor=self.actor,
-                platform=self.svc.terms,
-                now=utc_now(),
-            )
+            cancelled = self._cancel_pending([row.id for row, _ in batch])
+        except Exception:
+            log.exception("cancelling a batch failed", extra={"job": self.job, "rows": len(batch)})
+            cancelled = set()
+        return outcomes, cancelled
+
+    # -- their answers, in the calling thread -------------------------------------------
+
+    def _cancelled(self, rows: list[StaleRow], future: Future[set[uuid.UUID]]) -> None:
+        try:
+            moved = future.result()
+        except Exception:
+            log.exception("cancelling a batch failed", extra={"job": self.job, "rows": len(rows)})
+            for row in rows:
+                self.out.add(row.id, "error", checkout_id=row.checkout_id)
+            return
+        expired = Reason.CHECKOUT_EXPIRED.value
+        for row in rows:
+            self.out.add(row.id, expired if row.id in moved else "skipped", checkout_id=row.checkout_id)
+
+    def _fulfilled(
+        self, batch: list[tuple[StaleRow, Checkout]], future: Future[tuple[list[Outcome], set[uuid.UUID]]]
+    ) -> None:
+        try:
+            outcomes, cancelled = future.result()
         except Exception:
             log.exception("fulfilling a batch failed; one by one", extra={"job": self.job, "rows": len(batch)})
             for row, checkout in batch:
@@ -251,15 +283,6 @@ class _Settlement:
                 )
                 self.out.attempt(row.id, work, checkout_id=row.checkout_id)
             return
-        todo = Followups()
-        for outcome in outcomes:
-            todo.extend(outcome.followups)
-        followups.run_sync(self.svc, todo)
-        try:
-            cancelled = self._cancel_pending([row.id for row, _ in batch])
-        except Exception:
-            log.exception("cancelling a batch failed", extra={"job": self.job, "rows": len(batch)})
-            cancelled = set()
         expired = Reason.CHECKOUT_EXPIRED.value
         for (row, _), outcome in zip(batch, outcomes, strict=True):
             kind = f"{outcome.kind}, {expired}" if row.id in cancelled else outcome.kind

@@ -216,7 +216,8 @@ def test_a_checkout_paid_between_listing_and_expiring_is_fulfilled_never_cancell
         assert [h for h in pay.history(api.state.db, x["b"]["id"]) if h[1] == 3] == []  # never cancelled
 
 
-def test_a_failed_listing_leaves_its_bookings_pending_and_settles_the_rest(api, c, sandbox, monkeypatch):
+@pytest.mark.parametrize("failure", [gw.GatewayError("Stripe did not answer"), RuntimeError("a bug")])
+def test_a_failed_listing_leaves_its_bookings_pending_and_settles_the_rest(api, c, sandbox, monkeypatch, failure):
     webhooks_off(sandbox)
     rows = _stale_with_seeded_sessions(api, c, sandbox, ["open", "expired"])
     gateway = api.state.services.gateway
@@ -224,7 +225,7 @@ def test_a_failed_listing_leaves_its_bookings_pending_and_settles_the_rest(api, 
 
     def expired_list_fails(**kwargs):
         if kwargs.get("status") == "expired":
-            raise gw.GatewayError("Stripe did not answer")
+            raise failure
         return listing(**kwargs)
 
     monkeypatch.setattr(gateway, "list_checkouts_sync", expired_list_fails)

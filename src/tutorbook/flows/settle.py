@@ -173,7 +173,9 @@ class _Settlement:
     def _listed(self, future: Future[list[Checkout]]) -> None:
         try:
             checkouts = future.result()
-        except gw.GatewayError:
+        except Exception as exc:  # Stripe unreachable (or refusing): its bookings stay Pending
+            if not isinstance(exc, gw.GatewayError):
+                log.exception("listing stale checkouts failed", extra={"job": self.job})
             self.failed_listings += 1
             return
         for checkout in checkouts:

@@ -14,7 +14,8 @@ sessions created over the bookings' creation times (`creation_windows`), one sta
   as no longer open is re-read, and fulfilled if it was paid meanwhile.
 
 The Stripe calls (listing pages, expiring) run in a pool of TUTORBOOK_JOB_STRIPE_CONCURRENCY
-threads; the database work runs in the calling thread while the pool goes on. Every cancel is a
+threads, the batches' transactions in threads of their own, and the calling thread dispatches
+between them, so neither waits for the other. Every cancel is a
 compare-and-set on Pending, so a booking confirmed meanwhile (webhook, success page) is skipped,
 never cancelled while paid. A booking whose session no listing showed takes the per-row path; if
 a listing failed (Stripe unreachable), those stay Pending for the next run.

@@ -48,7 +48,8 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
-    """Routes for the clock, runtime settings, webhook deliveries and deleting all test data."""
+    """Routes for the clock, runtime settings, webhook deliveries, seeding Checkout Sessions in
+    bulk (for the benchmarks) and deleting all test data."""
 
     async def get_clock(request: Request) -> JSONResponse:
         return JSONResponse(sandbox.clock())
@@ -101,6 +102,13 @@ def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
         deliverer.wake()
         return JSONResponse({"queued": queued})
 
+    async def seed_sessions(request: Request) -> JSONResponse:
+        try:
+            specs = _session_specs((await _json(request)).get("sessions"))
+        except BadControlRequest as exc:
+            return _bad(str(exc))
+        return JSONResponse({"ids": sandbox.seed_sessions(specs)})
+
     async def delete_test_data(request: Request) -> JSONResponse:
         with sandbox.store.transaction():
             deleted = sandbox.store.delete_test_data()
@@ -108,6 +116,7 @@ def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
 
     return [
         Route("/_sandbox/test-data", delete_test_data, methods=["DELETE"]),
+        Route("/_sandbox/checkout-sessions", seed_sessions, methods=["POST"]),
         Route("/_sandbox/clock", get_clock, methods=["GET"]),
         Route("/_sandbox/clock/advance", advance_clock, methods=["POST"]),
         Route("/_sandbox/config", get_config, methods=["GET"]),
@@ -132,6 +141,34 @@ def _apply(sandbox: Sandbox, changes: dict[str, Any]) -> None:
             raise BadControlRequest("retry_schedule_s must be a non-empty list of seconds")
     for name, value in changes.items():
         setattr(sandbox.config, name, tuple(value) if name == "retry_schedule_s" else value)
+
+
+SEED_STATES = ("open", "expired", "paid")
+SEED_MAX = 10_000  # sessions per request
+
+
+def _session_specs(raw: Any) -> list[dict[str, Any]]:
+    """The sessions of a seeding request, checked: Unix times, an amount, a currency, a state."""
+    if not isinstance(raw, list) or not raw or len(raw) > SEED_MAX:
+        raise BadControlRequest(f'Send {{"sessions": [...]}} with 1 to {SEED_MAX:,} sessions.')
+    for n, spec in enumerate(raw):
+        if not isinstance(spec, dict):
+            raise BadControlRequest(f"sessions[{n}] must be an object.")
+        for name in ("created", "expires_at", "amount"):
+            value = spec.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadControlRequest(f"sessions[{n}].{name} must be a non-negative integer.")
+        if not isinstance(spec.get("currency"), str) or len(spec["currency"]) != 3:
+            raise BadControlRequest(f"sessions[{n}].currency must be a three-letter code.")
+        if spec.get("state") not in SEED_STATES:
+            raise BadControlRequest(f"sessions[{n}].state must be one of {', '.join(SEED_STATES)}.")
+        metadata = spec.get("metadata", {})
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise BadControlRequest(f"sessions[{n}].metadata must map names to strings.")
+        for name in ("client_reference_id", "customer_email"):
+            if not isinstance(spec.get(name, ""), str | None):
+                raise BadControlRequest(f"sessions[{n}].{name} must be a string.")
+    return raw
 
 
 def _public_config(sandbox: Sandbox) -> dict[str, Any]:

@@ -21,8 +21,15 @@ CREATE TABLE IF NOT EXISTS objects (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
-CREATE INDEX IF NOT EXISTS objects_status
-    ON objects (type, json_extract(data, '$.status'));
+-- A list is newest first: by created, then by insertion (seq, the rowid every index ends with).
+-- These two serve it from the index for a type, and for a type and status, with a created
+-- range; the third finds the open sessions due to expire without reading every open one.
+CREATE INDEX IF NOT EXISTS objects_type_created ON objects (type, created);
+DROP INDEX IF EXISTS objects_status;
+CREATE INDEX IF NOT EXISTS objects_status_created
+    ON objects (type, json_extract(data, '$.status'), created);
+CREATE INDEX IF NOT EXISTS objects_status_expiry
+    ON objects (type, json_extract(data, '$.status'), json_extract(data, '$.expires_at'));
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -188,20 +195,25 @@ class Store:
         starting_after: str | None = None,
         ending_before: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """One page of objects, newest first, and whether more exist past it."""
+        """One page of objects, newest first (by created, then by insertion, as Stripe lists
+        them), and whether more exist past it."""
         where, args = _where(type_, filters)
         order = "DESC"
+        # Past the cursor in list order. Written out rather than as the row value (created, seq)
+        # < (?, ?), which led SQLite to the type's index instead of the status's (10x slower).
         if starting_after:
-            where += " AND seq < ?"
-            args.append(self._cursor_seq(type_, starting_after))
+            created, seq = self._cursor(type_, starting_after)
+            where += " AND (created < ? OR (created = ? AND seq < ?))"
+            args += [created, created, seq]
         elif ending_before:
-            where += " AND seq > ?"
-            args.append(self._cursor_seq(type_, ending_before))
+            created, seq = self._cursor(type_, ending_before)
+            where += " AND (created > ? OR (created = ? AND seq > ?))"
+            args += [created, created, seq]
             order = "ASC"
         rows = (
             self._conn()
             .execute(
-                f"SELECT data FROM objects WHERE {where} ORDER BY seq {order} LIMIT ?",
+                f"SELECT data FROM objects WHERE {where} ORDER BY created {order}, seq {order} LIMIT ?",
                 [*args, limit + 1],
             )
             .fetchall()
@@ -211,11 +223,15 @@ class Store:
             items.reverse()
         return items, len(rows) > limit
 
-    def _cursor_seq(self, type_: str, object_id: str) -> int:
-        row = self._conn().execute("SELECT seq FROM objects WHERE id = ? AND type = ?", (object_id, type_)).fetchone()
+    def _cursor(self, type_: str, object_id: str) -> tuple[int, int]:
+        row = (
+            self._conn()
+            .execute("SELECT created, seq FROM objects WHERE id = ? AND type = ?", (object_id, type_))
+            .fetchone()
+        )
         if row is None:
             raise CursorNotFound(object_id)
-        return int(row["seq"])
+        return int(row["created"]), int(row["seq"])
 
     # -- key/value -------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
     stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)
     stripe_calls_per_second: float = Field(default=400, gt=0)
+    # Stripe calls the expire job makes at once (threads) when it settles stale checkouts in bulk.
+    job_stripe_concurrency: int = Field(default=32, ge=1, le=256)
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
     # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
     # exclusion constraint dropped too), to show that the check in Python alone loses races.

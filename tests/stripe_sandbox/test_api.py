@@ -329,3 +329,60 @@ def test_async_sdk_methods(client):
 
     created_id, fetched_id, status = asyncio.run(scenario())
     assert created_id == fetched_id and status == "expired"
+
+
+def _seed(sandbox, specs):
+    return control(sandbox, "POST", "checkout-sessions", {"sessions": specs})["ids"]
+
+
+def _spec(created, state, **extra):
+    """A session made at `created`; an open one expires an hour from now (else the sandbox would)."""
+    expires_at = int(time.time()) + 3600 if state == "open" else created + 1800
+    return {"created": created, "expires_at": expires_at, "amount": 3000, "currency": "usd", "state": state, **extra}
+
+
+def test_seeded_sessions_are_listed_newest_created_first_by_status_and_window_page_by_page(client, sandbox):
+    base = int(time.time()) - 86_400
+    # The newer half sent first on purpose: a list is ordered by creation time, not by insertion.
+    states = ["open", "expired", "paid"]
+    specs = [_spec(base + 10 * k, states[k % 3], metadata={"booking_id": str(k)}) for k in reversed(range(250))]
+    ids = _seed(sandbox, specs[:125]) + _seed(sandbox, specs[125:])
+    by_k = {int(s["metadata"]["booking_id"]): i for i, s in zip(ids, specs, strict=True)}
+    open_ids = [by_k[k] for k in range(249, -1, -1) if k % 3 == 0 and 20 <= k <= 230]
+    window = {"gte": base + 200, "lte": base + 2300}
+    page = client.v1.checkout.sessions.list(params={"status": "open", "created": window, "limit": 10})
+    assert [s.id for s in page.data] == open_ids[:10] and page.has_more
+    listed = client.v1.checkout.sessions.list(params={"status": "open", "created": window, "limit": 10})
+    assert [s.id for s in listed.auto_paging_iter()] == open_ids  # starting_after, page after page
+    paid = client.v1.checkout.sessions.retrieve(by_k[2], params={"expand": ["payment_intent"]})
+    assert (paid.status, paid.payment_status, paid.payment_intent.status) == ("complete", "paid", "succeeded")
+    assert paid.amount_total == 3000 and paid.metadata["booking_id"] == "2"
+    expired = client.v1.checkout.sessions.retrieve(by_k[1])
+    assert (expired.status, expired.url) == ("expired", None)
+    assert client.v1.checkout.sessions.retrieve(by_k[0]).url.endswith(f"/c/pay/{by_k[0]}")
+    assert not client.v1.events.list().data  # seeded as they are: nothing happened now
+
+
+def test_sessions_created_in_one_second_page_by_insertion(client, sandbox):
+    now = int(time.time())
+    ids = _seed(sandbox, [_spec(now, "open") for _ in range(5)])
+    listed = client.v1.checkout.sessions.list(params={"limit": 2, "created": {"gte": now}}).auto_paging_iter()
+    assert [s.id for s in listed] == ids[::-1]
+    backwards = client.v1.checkout.sessions.list(params={"limit": 2, "ending_before": ids[0]}).auto_paging_iter()
+    assert [s.id for s in backwards] == ids[1:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"sessions": []},
+        {"sessions": [{"created": 1, "expires_at": 2, "amount": 3, "currency": "usd", "state": "lost"}]},
+        {"sessions": [{"created": "1", "expires_at": 2, "amount": 3, "currency": "usd", "state": "open"}]},
+        {"sessions": [{"created": 1, "expires_at": 2, "amount": 3, "currency": "dollars", "state": "open"}]},
+        {"sessions": [{"created": 1, "expires_at": 2, "amount": 3, "currency": "usd", "state": "open", "metadata": 4}]},
+    ],
+)
+def test_seeding_refuses_bad_input_with_a_400(sandbox, body):
+    response = http.post(f"{sandbox.base_url}/_sandbox/checkout-sessions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["message"]

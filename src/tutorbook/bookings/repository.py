@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -453,12 +453,21 @@ def _after(stmt: _Select, after: uuid.UUID | None) -> _Select:
     return stmt if after is None else stmt.where(PS.id > after)
 
 
+class StaleRow(NamedTuple):
+    """A stale Pending booking: its id, its Checkout Session (None if it never got one) and
+    when it was made (its session was made just after)."""
+
+    id: uuid.UUID
+    checkout_id: str | None
+    created_at: datetime
+
+
 def stale_pending(
     session: Session, *, now: datetime, unopened_before: datetime, limit: int, after: uuid.UUID | None = None
-) -> list[tuple[uuid.UUID, str | None]]:
-    """(id, stripe_session_id) of Pending bookings whose checkout expired by `now`, or that got
-    no checkout at all and were made before `unopened_before`, by id."""
-    stmt = sa.select(PS.id, PS.stripe_session_id).where(
+) -> list[StaleRow]:
+    """Pending bookings whose checkout expired by `now`, or that got no checkout at all and were
+    made before `unopened_before`, by id."""
+    stmt = sa.select(PS.id, PS.stripe_session_id, PS.created_at).where(
         PS.status == Status.PENDING,
         sa.or_(
             PS.checkout_expires_at <= now,
@@ -466,7 +475,7 @@ def stale_pending(
         ),
     )
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
-    return [(booking_id, checkout_id) for booking_id, checkout_id in session.execute(_skip_locked(session, stmt))]
+    return [StaleRow(*row) for row in session.execute(_skip_locked(session, stmt))]
 
 
 def ended_confirmed(session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None) -> list[PS]:

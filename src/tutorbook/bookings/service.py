@@ -367,6 +367,13 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
 
 
+def fulfil_many(
+    session: Session, *, checkouts: list[Checkout], actor: str, platform: Terms, now: datetime
+) -> list[Outcome]:
+    """`fulfil` for each of many checkouts, in one transaction (the expire job's batches)."""
+    return [fulfil(session, checkout=c, actor=actor, platform=platform, now=now) for c in checkouts]
+
+
 def _terms_now(session: Session, booking: PrivateSession, platform: Terms) -> dict[str, int]:
     """The columns keeping the booking's teacher's terms in force now."""
     return policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])
@@ -473,6 +480,15 @@ def cancel_if_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason
         return "skipped"
     change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
     return reason.value if repo.apply(session, booking, change, actor=actor) else "skipped"
+
+
+def cancel_many_if_pending(
+    session: Session, *, booking_ids: list[uuid.UUID], reason: Reason, actor: str, now: datetime
+) -> set[uuid.UUID]:
+    """Pending -> Cancelled for many bookings, for the jobs: one compare-and-set UPDATE and one
+    history INSERT (repo.apply_many). The ids that moved; the others had left Pending meanwhile."""
+    change = lifecycle.cancel(Status.PENDING, reason=reason, now=now)
+    return set(repo.apply_many(session, booking_ids, change, actor=actor))
 
 
 def own_booking(

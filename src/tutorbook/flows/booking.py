@@ -187,7 +187,7 @@ def settle_stale_checkout(
     can take no more money, then cancel it `checkout_expired` (or fulfil it, if Stripe says it
     was paid). Returns what happened; Stripe unreachable leaves it Pending for the next run."""
     try:
-        paid = _close_checkout(svc, checkout_id, dry_run=dry_run)
+        paid = close_checkout(svc, checkout_id, dry_run=dry_run)
     except gw.CheckoutNotFound:
         paid = None  # Stripe never heard of it: nothing can be paid
     except gw.GatewayError:
@@ -195,24 +195,26 @@ def settle_stale_checkout(
     if dry_run:
         return "would_fulfil" if paid else "would_cancel"
     if paid is not None:
-        kind = fulfil_sync(svc, checkout=paid, actor=f"job:{job}").kind
-        # Confirmed, or the payment was refused (refunded) and the booking is still Pending with a
-        # checkout that can take no more money: then it expires like an unpaid one.
-        cancelled = svc.tx_sync(
-            bookings.cancel_if_pending,
-            booking_id=booking_id,
-            reason=Reason.CHECKOUT_EXPIRED,
-            actor=f"job:{job}",
-            now=now,
-        )
-        return kind if cancelled == "skipped" else f"{kind}, {cancelled}"
+        return fulfil_stale(svc, booking_id=booking_id, checkout=paid, now=now, job=job)
     return svc.tx_sync(
         bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
     )
 
 
-def _close_checkout(svc: Services, checkout_id: str, *, dry_run: bool) -> Checkout | None:
-    """Make sure the checkout can no longer take money; the checkout if it was paid, else None."""
+def fulfil_stale(svc: Services, *, booking_id: uuid.UUID, checkout: Checkout, now: datetime, job: str) -> str:
+    """A stale booking's closed checkout that was paid: fulfil it; then, if the payment was
+    refused (refunded) and the booking is still Pending with a checkout that can take no more
+    money, it expires like an unpaid one. "confirmed", or e.g. "amount_mismatch, checkout_expired"."""
+    kind = fulfil_sync(svc, checkout=checkout, actor=f"job:{job}").kind
+    cancelled = svc.tx_sync(
+        bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
+    )
+    return kind if cancelled == "skipped" else f"{kind}, {cancelled}"
+
+
+def close_checkout(svc: Services, checkout_id: str, *, dry_run: bool = False) -> Checkout | None:
+    """Make sure the checkout can no longer take money (expire it; one Stripe refuses as not open
+    is re-read); the checkout if it was paid, else None. Dry run: only read it."""
     if dry_run:
         checkout = svc.gateway.retrieve_checkout_sync(checkout_id)
     else:
@@ -311,8 +313,10 @@ __all__ = [
     "cancel_as_admin",
     "cancel_booking",
     "cancel_payment",
+    "close_checkout",
     "confirm_payment",
     "fulfil",
+    "fulfil_stale",
     "fulfil_sync",
     "reschedule",
     "settle_stale_checkout",

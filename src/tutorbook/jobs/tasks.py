@@ -21,7 +21,7 @@ from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.flows import booking as booking_flows
-from tutorbook.flows import followups
+from tutorbook.flows import followups, settle
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import JobResult, Progress
 from tutorbook.meetings import links
@@ -64,46 +64,38 @@ def fulfil_paid(svc: Services, *, checkout: Checkout, job: str, now: datetime) -
 
 def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
     """Pending past its checkout expiry: close the checkout at Stripe (fulfil instead if it was
-    paid), then Cancelled `checkout_expired`; with no checkout at all, `checkout_failed` once the
-    request that should have opened one is surely over (unopened_grace)."""
+    paid), then Cancelled `checkout_expired`, all such bookings at once from Stripe's lists
+    (flows/settle.py); with no checkout at all, `checkout_failed` once the request that should
+    have opened one is surely over (unopened_grace)."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
-    unopened_before = now - unopened_grace(svc.settings)
+    grace = unopened_grace(svc.settings)
+    linked: list[repo.StaleRow] = []
     after = None
     while True:
         with svc.db.session_scope() as session:
-            rows = repo.stale_pending(
-                session, now=now, unopened_before=unopened_before, limit=EXPIRE_BATCH, after=after
-            )
+            rows = repo.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
             unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
-        for booking_id, checkout_id in rows:
-            if checkout_id is None:
-                result.add(booking_id, unlinked[booking_id])
-                continue
-            result.attempt(
-                booking_id,
-                partial(
-                    booking_flows.settle_stale_checkout,
-                    svc,
-                    booking_id=booking_id,
-                    checkout_id=checkout_id,
-                    now=now,
-                    dry_run=dry_run,
-                ),
-                checkout_id=checkout_id,
-            )
+        for row in rows:
+            if row.checkout_id is None:
+                result.add(row.id, unlinked[row.id])
+            else:
+                linked.append(row)
         if len(rows) < EXPIRE_BATCH:
-            return result
-        after = rows[-1][0]
+            break
+        after = rows[-1].id
+    settle.settle_stale_checkouts(svc, linked, now=now, dry_run=dry_run, out=result, created_within=grace)
+    return result
 
 
-def _cancel_unlinked(session: Session, *, rows, now: datetime, dry_run: bool) -> dict:
+def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict:
     """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
     all of the batch's in one compare-and-set UPDATE."""
-    ids = [booking_id for booking_id, checkout_id in rows if checkout_id is None]
+    ids = [row.id for row in rows if row.checkout_id is None]
     if dry_run:
         return dict.fromkeys(ids, "would_cancel")
-    change = lifecycle.cancel(Status.PENDING, reason=Reason.CHECKOUT_FAILED, now=now)
-    moved = set(repo.apply_many(session, ids, change, actor=actor("expire")))
+    moved = bookings.cancel_many_if_pending(
+        session, booking_ids=ids, reason=Reason.CHECKOUT_FAILED, actor=actor("expire"), now=now
+    )
     return {b: (Reason.CHECKOUT_FAILED.value if b in moved else "skipped") for b in ids}
 
 

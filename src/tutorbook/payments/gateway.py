@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 import httpx
 import stripe
@@ -29,7 +30,7 @@ from stripe.params import (
     RefundCreateParams,
     RefundListParams,
 )
-from stripe.params.checkout import SessionCreateParams, SessionListParams
+from stripe.params.checkout import SessionCreateParams, SessionListParams, SessionListParamsCreated
 
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
@@ -41,6 +42,8 @@ log = logging.getLogger("tutorbook.stripe")
 
 API_VERSION = "2026-10-28.endive"  # pinned; matches stripe 16.1's default
 SANDBOX_KEY = "sk_test_sandbox"
+LIST_PAGE = 100  # Stripe's largest page
+CheckoutStatus = Literal["open", "complete", "expired"]
 
 
 class GatewayError(Exception):
@@ -179,7 +182,11 @@ class StripeGateway:
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=_PooledHTTPXClient(timeout=self.timeout, connections=self.bound.ceiling),
+            http_client=_PooledHTTPXClient(
+                timeout=self.timeout,
+                connections=self.bound.ceiling,
+                sync_connections=max(settings.stripe_max_concurrent_calls, settings.job_stripe_concurrency),
+            ),
             base_addresses={"api": settings.sandbox_url} if settings.uses_sandbox else None,
         )
 
@@ -263,23 +270,49 @@ class StripeGateway:
             with _mapped_errors(not_open=True):
                 return _checkout(await self.client.v1.checkout.sessions.expire_async(checkout_id, options=options))
 
+    # The jobs' sync calls read Stripe's JSON as plain dicts (the SDK's raw_request), like
+    # list_checkouts_sync: a StripeObject costs a third of such a call's CPU, and the expire job
+    # makes thousands of them in one process.
+
     def retrieve_checkout_sync(self, checkout_id: str) -> Checkout:
         with _mapped_errors():
-            return _checkout(self.client.v1.checkout.sessions.retrieve(checkout_id))
+            return _checkout(self.client.raw_request("get", _session_path(checkout_id)).data)
 
     def expire_checkout_sync(self, checkout_id: str, *, reason: str) -> Checkout:
+        options = _expire_options(checkout_id, reason)
         with _mapped_errors(not_open=True):
-            return _checkout(
-                self.client.v1.checkout.sessions.expire(checkout_id, options=_expire_options(checkout_id, reason))
-            )
+            return _checkout(self.client.raw_request("post", _session_path(checkout_id, "expire"), **options).data)
 
-    def list_checkouts_sync(self, *, created_since: datetime) -> Iterator[Checkout]:
-        """Every Checkout Session created since `created_since`, through auto-pagination."""
-        params: SessionListParams = {"created": {"gte": int(created_since.timestamp())}, "limit": 100}
-        with _mapped_errors():
-            page = self.client.v1.checkout.sessions.list(params=params)
-            for obj in page.auto_paging_iter():
+    def list_checkouts_sync(
+        self,
+        *,
+        created_since: datetime,
+        created_until: datetime | None = None,
+        status: CheckoutStatus | None = None,
+    ) -> Iterator[Checkout]:
+        """Every Checkout Session created in [`created_since`, `created_until`] (whole seconds,
+        both ends included), of one `status` if given, newest first: Stripe's list endpoint, 100
+        a page, each next page `starting_after` the last one's last session.
+
+        The pages are read with the SDK's `raw_request` and kept as plain dicts: turning a page
+        of 100 sessions into StripeObjects (what `sessions.list` and its auto-paging do) cost
+        about 100 ms of CPU against 13 ms for the request and the JSON (measured against the
+        sandbox), and the expire job lists 1,000 pages for 100,000 stale checkouts."""
+        created: SessionListParamsCreated = {"gte": int(created_since.timestamp())}
+        if created_until is not None:
+            created["lte"] = int(created_until.timestamp())
+        params: SessionListParams = {"created": created, "limit": LIST_PAGE}
+        if status is not None:
+            params["status"] = status
+        while True:
+            with _mapped_errors():
+                page = self.client.raw_request("get", "/v1/checkout/sessions", **params).data
+            data = page.get("data") or []
+            for obj in data:
                 yield _checkout(obj)
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
 
     # -- Refunds -----------------------------------------------------------------------
 
@@ -472,13 +505,18 @@ class _Waiting:
 
 
 class _PooledHTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client (sync and async) with a sized connection pool for the async calls."""
+    """The SDK's httpx client (sync and async) with sized connection pools: `connections` for
+    the async calls, `sync_connections` for the sync ones (the jobs' threads: the expire job
+    makes TUTORBOOK_JOB_STRIPE_CONCURRENCY calls at once). httpx keeps 20 idle connections by
+    default, so every call beyond 20 in flight would open and drop its own."""
 
-    def __init__(self, *, timeout: float, connections: int):
+    def __init__(self, *, timeout: float, connections: int, sync_connections: int):
         super().__init__(timeout=timeout, allow_sync_methods=True)
         verify = ssl.create_default_context(cafile=stripe.ca_bundle_path) if self._verify_ssl_certs else False
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._client_async = httpx.AsyncClient(verify=verify, limits=limits)
+        sync_limits = httpx.Limits(max_connections=sync_connections, max_keepalive_connections=sync_connections)
+        self._client = httpx.Client(verify=verify, limits=sync_limits)
 
 
 class _mapped_errors:
@@ -521,6 +559,12 @@ class _mapped_errors:
 # often arrives before the app has written its own cancellation (the parent's "Back" is then
 # recorded as `payment_cancelled`, not as a plain expiry). Only holders of the API key can set it.
 _EXPIRE_KEY = "tutorbook-expire:"
+
+
+def _session_path(checkout_id: str, action: str = "") -> str:
+    """/v1/checkout/sessions/{id}[/action], the id quoted as the SDK quotes it."""
+    path = f"/v1/checkout/sessions/{quote_plus(checkout_id)}"
+    return f"{path}/{action}" if action else path
 
 
 def _expire_options(checkout_id: str, reason: str) -> stripe.RequestOptions:

@@ -323,8 +323,8 @@ def main() -> None:
     counters = [
         "PostgreSQL's counters per webhook request (pg_stat_user_tables / pg_stat_user_indexes / "
         "pg_stat_database deltas, read 11 s after each run so every backend has reported, divided by every "
-        "request of the run, warm-up included). Transactions are two per request: the pool's pre-ping "
-        "(`SELECT 1` in autocommit, `pool_pre_ping=True`) and the handler's own:",
+        "request of the run, warm-up included). Transactions: one per request, the handler's own (the async "
+        "engine does not pre-ping; an ignored or duplicate event is one statement without BEGIN/COMMIT):",
         h.md_table(["run", "pk_stripe_events index scans", "seq scans", "rows inserted", "rows updated",
                     "scans of other tables", "transactions"], counters_rows),
     ] if counters_rows else ["(PostgreSQL's counters are read in the full run only.)"]

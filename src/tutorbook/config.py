@@ -63,11 +63,10 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    # Async Stripe calls in flight per process (gateway.CallBound): rate x Stripe's latency, at
-    # least the first, at most the second (also the connections kept for them).
+    # Async Stripe calls in flight per process (gateway.CallBound): 2 x the calls completed a second
+    # x their latency, at least the first, at most the second (also the connections kept for them).
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
     stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)
-    stripe_calls_per_second: float = Field(default=400, gt=0)
     # Stripe calls the expire job makes at once (threads) when it settles stale checkouts in bulk.
     job_stripe_concurrency: int = Field(default=32, ge=1, le=256)
     checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)

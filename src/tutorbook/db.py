@@ -176,7 +176,9 @@ class Database:
                         engine,
                         async_sessionmaker(engine, expire_on_commit=False),
                         # the same pool, without BEGIN / COMMIT: for a use case of one statement
-                        async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+                        async_sessionmaker(
+                            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+                        ),
                     )
         return pair[2] if autocommit else pair[1]
 

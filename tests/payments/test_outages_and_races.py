@@ -68,23 +68,27 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
     assert pool._max_connections == pool._max_keepalive_connections == ceiling
 
 
-def test_the_bound_on_stripe_calls_follows_stripes_latency_between_its_floor_and_ceiling():
-    """Little's law: rate x latency in flight. A fixed 24 capped a process at 80 calls/s at 0.3 s."""
+def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between_its_floor_and_ceiling():
+    """Little's law with headroom: 2 x calls completed a second x their latency. A fixed 24 capped
+    a process at 80 calls/s at 0.3 s; a bound that only followed latency opened a connection per
+    waiting request even when the CPU could not use them."""
     import asyncio
 
     from tutorbook.payments.gateway import CallBound
 
-    bound = CallBound(floor=24, ceiling=256, rate=400)
-    assert bound.limit == 24  # nothing seen yet
-    bound.latency = 0.02
-    assert bound.limit == 24  # 8 would do: the floor
-    bound.latency = 0.3
-    assert bound.limit == 120
-    bound.latency = 5.0
+    bound = CallBound(floor=24, ceiling=256)
+    assert bound.limit == 24  # nothing measured yet
+    bound.rate, bound.latency = 30, 0.3  # a CPU-bound process: 9 in flight suffice
+    assert bound.limit == 24
+    bound.rate, bound.latency = 80, 0.3  # held at 24 / 0.3 s by the bound itself: it grows
+    assert bound.limit == 48
+    bound.rate, bound.latency = 400, 0.3
+    assert bound.limit == 240
+    bound.rate, bound.latency = 400, 5.0
     assert bound.limit == 256  # the ceiling
 
     async def fill_then_wait() -> tuple[int, bool]:
-        small = CallBound(floor=2, ceiling=2, rate=1)
+        small = CallBound(floor=2, ceiling=2)
         await small.acquire(1)
         await small.acquire(1)
         third = asyncio.ensure_future(small.acquire(1))
@@ -97,13 +101,30 @@ def test_the_bound_on_stripe_calls_follows_stripes_latency_between_its_floor_and
     assert asyncio.run(fill_then_wait()) == (2, True)
 
 
+def test_the_bound_measures_the_rate_calls_complete_at():
+    import time
+
+    from tutorbook.payments.gateway import CallBound
+
+    bound = CallBound(floor=1, ceiling=1000)
+    bound._window_start = time.monotonic() - 0.5
+    for _ in range(49):
+        bound._count(0.2)
+    assert bound.rate is None  # no second counted yet
+    bound._window_start -= 0.5  # a second has passed: the 50th call closes it
+    bound._count(0.2)
+    assert bound.rate is not None and 45 <= bound.rate <= 50
+    assert bound.latency is not None and abs(bound.latency - 0.2) < 1e-9
+    assert bound.limit == 20 or bound.limit == 19  # 2 x ~50/s x 0.2 s
+
+
 def test_a_wait_that_times_out_leaves_no_place_taken():
     import asyncio
 
     from tutorbook.payments.gateway import CallBound
 
     async def run() -> int:
-        bound = CallBound(floor=1, ceiling=1, rate=1)
+        bound = CallBound(floor=1, ceiling=1)
         await bound.acquire(1)
         try:
             await bound.acquire(0.05)

@@ -253,6 +253,13 @@ def set_fields(session: Session, booking: PS, **fields: Any) -> None:
         set_committed_value(booking, key, value)
 
 
+def update_returning(session: Session, booking_id: uuid.UUID, **fields: Any) -> PS | None:
+    """Update non-status columns of one booking and read it back, in one statement (None: no such booking)."""
+    assert "status" not in fields, "status changes go through lifecycle + apply()"
+    stmt = sa.update(PS).where(PS.id == booking_id).values(**fields).returning(PS)
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
 def visible_to_parent() -> sa.ColumnElement[bool]:
     """My Bookings never shows a booking cancelled before it was paid."""
     return sa.not_(sa.and_(PS.status == Status.CANCELLED, PS.paid_at.is_(None)))

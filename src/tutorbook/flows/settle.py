@@ -32,6 +32,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason
@@ -55,6 +57,17 @@ DB_THREADS = 2
 # A session is made during its booking's request, just after the booking; Stripe's clock and ours
 # may differ by this much. The window is widened by it (and by the request's longest life after).
 CLOCK_MARGIN = timedelta(minutes=5)
+
+
+def _fulfil_many(
+    session: Session, *, svc: Services, checkouts: list[Checkout], actor: str, now: datetime
+) -> list[Outcome]:
+    """`bookings.service.fulfil_many`, with each instant meeting link (Jitsi) made in the same
+    transaction rather than as a follow-up of two more."""
+    outcomes = bookings.fulfil_many(session, checkouts=checkouts, actor=actor, platform=svc.terms, now=now)
+    for outcome in outcomes:
+        outcome.followups = followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
+    return outcomes
 
 
 class Recorder(Protocol):
@@ -236,11 +249,7 @@ class _Settlement:
         """The batch's paid checkouts fulfilled in one transaction, then the bookings still
         Pending (a refused payment) cancelled in another, as the per-row path does."""
         outcomes = self.svc.tx_sync(
-            bookings.fulfil_many,
-            checkouts=[checkout for _, checkout in batch],
-            actor=self.actor,
-            platform=self.svc.terms,
-            now=utc_now(),
+            _fulfil_many, svc=self.svc, checkouts=[checkout for _, checkout in batch], actor=self.actor, now=utc_now()
         )
         todo = Followups()
         for outcome in outcomes:

@@ -176,7 +176,6 @@ class StripeGateway:
         self.bound = CallBound(
             floor=settings.stripe_max_concurrent_calls,
             ceiling=max(settings.stripe_max_concurrent_calls, settings.stripe_max_calls_in_flight),
-            rate=settings.stripe_calls_per_second,
         )
         self.client = stripe.StripeClient(
             settings.stripe_secret_key or SANDBOX_KEY,
@@ -426,31 +425,52 @@ WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 # kept idle) every call beyond 20 opened and dropped its own connection, and httpcore's pool
 # bookkeeping grows with connections x queued requests: together most of a booking's CPU at 100
 # concurrent parents (docs/PERFORMANCE.md, section 1). The calls wait in the gateway instead, and
-# the pool keeps a connection for every call that may be in flight. The bound follows Stripe's
-# latency (TUTORBOOK_STRIPE_CALLS_PER_SECOND x latency, between TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS
-# and TUTORBOOK_STRIPE_MAX_CALLS_IN_FLIGHT), so it never caps a process below what its CPU can do.
+# the pool keeps a connection for every call that may be in flight. The bound follows what the
+# process does (CallBound: 2 x calls completed a second x their latency, between
+# TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS and TUTORBOOK_STRIPE_MAX_CALLS_IN_FLIGHT), so it never caps
+# a process below what its CPU can do.
 
 
 class CallBound:
-    """How many Stripe calls may be in flight at once: enough for `rate` calls a second at the
-    latency Stripe answers with now (Little's law: in flight = rate x latency), never fewer than
-    `floor` nor more than `ceiling`. At 0.02 s that is the floor (24); at Stripe's usual 0.3 s,
-    400/s x 0.3 s = 120 in flight. A fixed 24 capped a process at 24 / 0.3 s = 80 calls/s, below
-    what it can do (docs/PERFORMANCE.md). The latency is a moving average of the calls' own time
-    (one per event loop's waiters; the count is per loop too, since futures belong to a loop)."""
+    """How many Stripe calls may be in flight at once, by Little's law: in flight = the rate calls
+    complete at x how long each takes, both measured (moving averages), times HEADROOM, never
+    fewer than `floor` nor more than `ceiling`.
 
-    SMOOTHING = 0.1  # weight of the newest call in the moving average
+    While the bound holds calls back, they complete at limit / latency, so the formula asks for
+    HEADROOM x limit: the bound doubles each second until it no longer binds, and then follows
+    what the process really does. So it never caps a process below what its CPU can do (a fixed
+    24 capped one at 24 / 0.3 s = 80 calls/s at Stripe's usual latency), and it does not open a
+    connection per waiting request either: each call in flight beyond what the CPU can use only
+    adds httpcore's pool bookkeeping (docs/PERFORMANCE.md §1, §7). The count of calls in flight is
+    per event loop, since the waiters' futures belong to one."""
 
-    def __init__(self, *, floor: int, ceiling: int, rate: float):
-        self.floor, self.ceiling, self.rate = floor, ceiling, rate
-        self.latency: float | None = None
+    SMOOTHING = 0.1  # weight of the newest call's duration in the latency's moving average
+    RATE_SMOOTHING = 0.5  # weight of the newest one-second count in the rate's moving average
+    HEADROOM = 2.0
+
+    def __init__(self, *, floor: int, ceiling: int):
+        self.floor, self.ceiling = floor, ceiling
+        self.latency: float | None = None  # seconds a call takes
+        self.rate: float | None = None  # calls completed a second
         self._loops: dict[asyncio.AbstractEventLoop, _Waiting] = {}
+        self._window_start = time.monotonic()
+        self._window_done = 0
 
     @property
     def limit(self) -> int:
-        if self.latency is None:
+        if self.latency is None or self.rate is None:
             return self.floor
-        return max(self.floor, min(self.ceiling, math.ceil(self.rate * self.latency)))
+        return max(self.floor, min(self.ceiling, math.ceil(self.HEADROOM * self.rate * self.latency)))
+
+    def _count(self, seconds: float) -> None:
+        self.latency = seconds if self.latency is None else self.latency + self.SMOOTHING * (seconds - self.latency)
+        self._window_done += 1
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:
+            sample = self._window_done / elapsed
+            self.rate = sample if self.rate is None else self.rate + self.RATE_SMOOTHING * (sample - self.rate)
+            self._window_start, self._window_done = now, 0
 
     def _state(self) -> _Waiting:
         loop = asyncio.get_running_loop()
@@ -486,7 +506,7 @@ class CallBound:
 
     def release(self, seconds: float) -> None:
         """Free a slot; `seconds` is how long the call took."""
-        self.latency = seconds if self.latency is None else self.latency + self.SMOOTHING * (seconds - self.latency)
+        self._count(seconds)
         self._give_back(self._state())
 
     def _give_back(self, state: _Waiting) -> None:

@@ -18,7 +18,7 @@ from tutorbook.bookings.service import Followups
 from tutorbook.clock import utc_now
 from tutorbook.flows.services import Services
 from tutorbook.meetings import links, policy
-from tutorbook.meetings.base import MeetingError, MeetingLink
+from tutorbook.meetings.base import MeetingError, MeetingLink, MeetingRequest
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
@@ -53,17 +53,20 @@ def make_instant_links(session: Session, *, svc: Services, followups: Followups,
         todo = links.to_make(session, booking_id=booking_id)
         if todo is None:
             continue
-        request, attempts = todo
-        outcome = policy.create_link(
-            primary=svc.meetings,
-            fallback=svc.meetings_fallback,
-            request=request,
-            attempts=attempts,
-            max_failures=svc.settings.meeting_max_failures,
-            now=now,
-        )
-        links.record(session, booking_id=booking_id, outcome=outcome)
+        links.record(session, booking_id=booking_id, outcome=_ask_provider(svc, *todo, now=now))
     return dataclasses.replace(followups, links=[])
+
+
+def _ask_provider(svc: Services, request: MeetingRequest, attempts: int, *, now: datetime) -> policy.LinkOutcome:
+    """One attempt at the configured provider (or, after too many failures, the fallback)."""
+    return policy.create_link(
+        primary=svc.meetings,
+        fallback=svc.meetings_fallback,
+        request=request,
+        attempts=attempts,
+        max_failures=svc.settings.meeting_max_failures,
+        now=now,
+    )
 
 
 def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
@@ -126,16 +129,7 @@ def ensure_link(svc: Services, *, booking_id: uuid.UUID, now: datetime) -> str:
     todo = svc.tx_sync(links.to_make, booking_id=booking_id)
     if todo is None:
         return "skipped"
-    request, attempts = todo
-    outcome = policy.create_link(
-        primary=svc.meetings,
-        fallback=svc.meetings_fallback,
-        request=request,
-        attempts=attempts,
-        max_failures=svc.settings.meeting_max_failures,
-        now=now,
-    )
-    return svc.tx_sync(links.record, booking_id=booking_id, outcome=outcome)
+    return svc.tx_sync(links.record, booking_id=booking_id, outcome=_ask_provider(svc, *todo, now=now))
 
 
 def regenerate_link(svc: Services, *, actor: str, booking_id: uuid.UUID, note: str | None, now: datetime) -> str:

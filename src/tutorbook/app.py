@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.login_throttle = services.login_throttle
     install_error_handlers(app)
     routers = (
+        # First: Starlette tries the routes in order, and Stripe's webhook is the busiest one.
+        stripe_webhook.router,
         auth,
         notifications.auth,
         students,
@@ -57,7 +59,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         sessions.router,
         notifications.router,
         notifications.feeds,
-        stripe_webhook.router,
         admin.router,
         health.router,
     )

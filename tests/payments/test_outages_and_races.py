@@ -69,7 +69,7 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
 
 
 def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between_its_floor_and_ceiling():
-    """Little's law with headroom: 2 x calls completed a second x their latency. A fixed 24 capped
+    """Little's law with headroom: 1.5 x calls completed a second x their latency. A fixed 24 capped
     a process at 80 calls/s at 0.3 s; a bound that only followed latency opened a connection per
     waiting request even when the CPU could not use them."""
     import asyncio
@@ -81,9 +81,9 @@ def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between
     bound.rate, bound.latency = 30, 0.3  # a CPU-bound process: 9 in flight suffice
     assert bound.limit == 24
     bound.rate, bound.latency = 80, 0.3  # held at 24 / 0.3 s by the bound itself: it grows
-    assert bound.limit == 48
+    assert bound.limit == 36
     bound.rate, bound.latency = 400, 0.3
-    assert bound.limit == 240
+    assert bound.limit == 180
     bound.rate, bound.latency = 400, 5.0
     assert bound.limit == 256  # the ceiling
 
@@ -115,7 +115,7 @@ def test_the_bound_measures_the_rate_calls_complete_at():
     bound._count(0.2)
     assert bound.rate is not None and 45 <= bound.rate <= 50
     assert bound.latency is not None and abs(bound.latency - 0.2) < 1e-9
-    assert bound.limit == 20 or bound.limit == 19  # 2 x ~50/s x 0.2 s
+    assert bound.limit in (14, 15)  # 1.5 x ~50/s x 0.2 s
 
 
 def test_a_wait_that_times_out_leaves_no_place_taken():

@@ -426,7 +426,7 @@ WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
 # bookkeeping grows with connections x queued requests: together most of a booking's CPU at 100
 # concurrent parents (docs/PERFORMANCE.md, section 1). The calls wait in the gateway instead, and
 # the pool keeps a connection for every call that may be in flight. The bound follows what the
-# process does (CallBound: 2 x calls completed a second x their latency, between
+# process does (CallBound: 1.5 x calls completed a second x their latency, between
 # TUTORBOOK_STRIPE_MAX_CONCURRENT_CALLS and TUTORBOOK_STRIPE_MAX_CALLS_IN_FLIGHT), so it never caps
 # a process below what its CPU can do.
 
@@ -437,7 +437,7 @@ class CallBound:
     fewer than `floor` nor more than `ceiling`.
 
     While the bound holds calls back, they complete at limit / latency, so the formula asks for
-    HEADROOM x limit: the bound doubles each second until it no longer binds, and then follows
+    HEADROOM x limit: the bound grows by half each second until it no longer binds, and then follows
     what the process really does. So it never caps a process below what its CPU can do (a fixed
     24 capped one at 24 / 0.3 s = 80 calls/s at Stripe's usual latency), and it does not open a
     connection per waiting request either: each call in flight beyond what the CPU can use only
@@ -446,7 +446,7 @@ class CallBound:
 
     SMOOTHING = 0.1  # weight of the newest call's duration in the latency's moving average
     RATE_SMOOTHING = 0.5  # weight of the newest one-second count in the rate's moving average
-    HEADROOM = 2.0
+    HEADROOM = 1.5
 
     def __init__(self, *, floor: int, ceiling: int):
         self.floor, self.ceiling = floor, ceiling

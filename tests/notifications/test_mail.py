@@ -141,6 +141,26 @@ def test_reminders_24h_and_1h_before_once_each_and_none_after_unsubscribing(api,
     assert only["To"] == x["t"]["email"] and "in about an hour" in only["Subject"]
 
 
+def test_a_session_moved_after_its_reminder_is_reminded_of_its_new_time(api, c, smtp, mail_svc):
+    x = confirmed(c, days=3, hour=10)
+    starts = row(api, x["b"]["id"]).starts_at
+    jobs.run("reminders", mail_svc, now=starts - timedelta(hours=24) + timedelta(minutes=1))
+    assert [n.version for n in notifications(api, kind="reminder.parent")] == [24]
+
+    url = f"/api/Sessions/{x['b']['id']}/reschedule"
+    moved = x["p"]["client"].post(url, json={"startsAt": f.slot(days=4, hour=10)})
+    assert moved.status_code == 200, moved.text
+    new_start = row(api, x["b"]["id"]).starts_at
+    assert new_start == starts + timedelta(days=1)
+
+    jobs.run("reminders", mail_svc, now=new_start - timedelta(hours=24) + timedelta(minutes=1))
+    assert sorted(n.version for n in notifications(api, kind="reminder.parent")) == [24, 124]
+    smtp.inbox.clear()
+    run_mail(mail_svc, now=new_start - timedelta(hours=24) + timedelta(minutes=2))
+    to_parent = [m for m in smtp.inbox.messages if m["Subject"].startswith("Reminder") and m["To"] == x["p"]["email"]]
+    assert to_parent and all("in about 24 hours" in m["Subject"] for m in to_parent)
+
+
 def test_no_reminder_for_a_cancelled_session(api, c, smtp, mail_svc):
     x = confirmed(c, days=3, hour=11)
     starts = row(api, x["b"]["id"]).starts_at

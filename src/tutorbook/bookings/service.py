@@ -806,13 +806,17 @@ def reschedule(
 # -- reminders -------------------------------------------------------------------------
 
 REMINDER_HOURS = (24, 1)
+# A reminder's version: its hours, plus this for every time the session was moved, so a session
+# moved after its 24 h reminder went out gets one for its new time (version 124, 224, ...).
+REMINDER_VERSION_PER_MOVE = 100
 
 
 def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> tuple[int, list[PrivateSession]]:
     """Write the due reminders of Confirmed sessions starting in [start, now + 24 h), at most
     `limit` sessions: the 1 h reminder in the last hour, the 24 h one before that. A session
     paid after a reminder's moment gets no such reminder (the confirmation was enough). Once
-    per (booking, hours), however often it runs. Returns (reminders written, sessions seen)."""
+    per (booking, hours, start time): a session moved to a new time is reminded of that time
+    again. Returns (reminders written, sessions seen)."""
     batch = repo.starting_between(session, start=max(start, now), end=now + timedelta(hours=24), limit=limit)
     added = 0
     for booking in batch:
@@ -824,7 +828,7 @@ def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> t
             session,
             booking_id=booking.id,
             recipients={"reminder.parent": booking.parent_id, "reminder.teacher": booking.teacher_id},
-            version=hours,
+            version=hours + REMINDER_VERSION_PER_MOVE * booking.reschedule_count,
             now=now,
         )
     return added, batch

@@ -46,15 +46,18 @@ import psycopg  # noqa: E402
 WEBHOOK = "/api/StripeWebhook/webhook"
 CATEGORIES = [
     ("whole request in the event loop (uvicorn + middleware + endpoint)", "Server.run"),
-    ("signature check + event parse (stripe.construct_event)", "StripeGateway.construct_event"),
-    ("DB worker threads", "WorkerThread.run"),
-    ("... record_once (INSERT ... ON CONFLICT)", "record_once"),
-    ("... dispatch", "dispatch (tutorbook"),
-    ("... UPDATE outcome (ORM bulk update with evaluate)", "handle (tutorbook/payments/webhooks.py:42)"),
-    ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
-    ("... COMMIT / session close", "TransactionalContext.__exit__"),
-    ("background task followups.run (empty)", "run (tutorbook/flows/followups.py"),
-    ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
+    ("... routing (Starlette/FastAPI route matching)", "APIRouter.matches"),
+    ("... dependencies (services, request)", "solve_dependencies"),
+    ("... signature check + event parse (stripe.construct_event)", "StripeGateway.construct_event"),
+    ("... the event's shape (pydantic)", "check_shape"),
+    ("... the use case on the async engine (AsyncSession.run_sync)", "AsyncSession.run_sync"),
+    ("...... record_once (INSERT ... ON CONFLICT)", "record_once"),
+    ("...... dispatch (fulfil, cancel, ...)", "dispatch (tutorbook"),
+    ("...... the meeting link in the same transaction", "make_instant_links"),
+    ("...... asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
+    ("... session open / BEGIN / COMMIT / close", "Database.async_scope"),
+    ("... sending the response (uvicorn write)", "RequestResponseCycle.send"),
+    ("DB worker threads (the thread path: SQLite, or TUTORBOOK_DB_ASYNC=false)", "WorkerThread.run"),
 ]
 
 

@@ -812,14 +812,14 @@ BOOKING_CATEGORIES = [
     ("whole request in the event loop (uvicorn + middleware + endpoint)", "Server.run"),
     ("Stripe SDK call (create_checkout)", "StripeGateway.create_checkout"),
     ("... of which httpcore's connection pool", "AsyncConnectionPool.handle_async_request"),
-    ("DB worker threads (all transactions)", "WorkerThread.run"),
-    ("... auth: load_user", "load_user"),
+    ("use cases on the async engine (AsyncSession.run_sync)", "AsyncSession.run_sync"),
+    ("... auth: the user", "_user_for"),
     ("... reserve (validate, lock teacher, overlap check, insert + history, names)", "reserve (tutorbook"),
-    ("... attach_checkout", "attach_checkout"),
-    ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
-    ("... opening new PostgreSQL connections", "_ConnectionRecord.__connect"),
-    ("... COMMIT / session close", "TransactionalContext.__exit__"),
-    ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
+    ("... attach_checkout (one UPDATE ... RETURNING)", "attach_checkout"),
+    ("... asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
+    ("session open / BEGIN / COMMIT / close", "Database.async_scope"),
+    ("the answer (SessionOut, JSON)", "serialize_response"),
+    ("DB worker threads (the thread path: SQLite, or TUTORBOOK_DB_ASYNC=false)", "WorkerThread.run"),
 ]
 
 

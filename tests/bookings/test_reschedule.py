@@ -19,8 +19,10 @@ from tests import factories as f
 from tests.meetings.test_google_meet import EVENTS_URI, api_calls, meet_event, oauth_provider, ok
 from tests.support import payments as pay
 from tests.support.servers import wait_for
+from tutorbook import jobs
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.meetings.google import stable_id
@@ -289,6 +291,18 @@ def test_a_google_meet_event_moves_with_the_booking(api, c):
     )
     assert moved.starts_at == _dt(f.slot(days=6, hour=8)) and moved.meeting_url == meet
     assert moved.meeting_error == "move_failed:http_503"
+
+    # The meeting-links job tries the move again, and once Google answers the failure is gone.
+    google, http = oauth_provider([({"status": "503"}, "{}"), ok(meet_event(b["id"]))])
+    svc = dataclasses.replace(api.state.services, meetings=google)
+    assert jobs.run("meeting-links", svc, now=utc_now()).counts() == {"move_failed": 1}
+    assert jobs.run("meeting-links", svc, now=utc_now()).counts() == {"moved": 1}
+    with api.state.db.session_scope() as s:
+        booking = repo.get(s, uuid.UUID(b["id"]))
+        assert booking.meeting_error is None and booking.meeting_url == meet
+    [(_, _, _, _), (uri, method, body, _)] = api_calls(http)
+    assert method == "PATCH" and json.loads(body)["start"]["dateTime"] == _dt(f.slot(days=6, hour=8)).isoformat()
+    assert jobs.run("meeting-links", svc, now=utc_now()).counts() == {}  # nothing left to move
 
 
 def _dt(iso: str):

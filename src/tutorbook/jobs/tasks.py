@@ -132,15 +132,22 @@ def _complete(session: Session, booking, *, now: datetime) -> str:
 def meeting_links(
     svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None
 ) -> JobResult:
-    """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff)."""
+    """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff),
+    and move the meetings that could not follow their booking to its new time (one try a run)."""
     result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
     with svc.db.session_scope() as session:
         due = links.due_ids(session, now=now, limit=BATCH)
+        unmoved = links.moves_due(session, now=now, limit=BATCH)
     for booking_id in due:
         if dry_run:
             result.add(booking_id, "would_create")
         else:
             result.attempt(booking_id, partial(followups.ensure_link, svc, booking_id=booking_id, now=now))
+    for booking_id in unmoved:
+        if dry_run:
+            result.add(booking_id, "would_move")
+        else:
+            result.attempt(booking_id, partial(followups.move_link, svc, booking_id=booking_id))
     return result
 
 

@@ -49,6 +49,26 @@ def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     return list(session.scalars(stmt))
 
 
+MOVE_FAILED = "move_failed:"
+
+
+def moves_due(session: Session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+    """Confirmed bookings still ahead whose meeting could not be moved to their new time (the
+    provider failed when they were rescheduled): the meeting-links job tries again."""
+    stmt = (
+        sa.select(PS.id)
+        .where(
+            PS.status == Status.CONFIRMED,
+            PS.meeting_url.is_not(None),
+            PS.meeting_error.startswith(MOVE_FAILED),
+            PS.starts_at > now,
+        )
+        .order_by(PS.starts_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 _TEACHER = sa.orm.aliased(User, name="teacher")
 _PARENT = sa.orm.aliased(User, name="parent")
 # A booking with what its meeting request needs, in one query (not three gets after it).
@@ -105,7 +125,7 @@ def record_move(
 ) -> str:
     """Store a moved meeting's link (if the provider gave another), or why it was not moved, for
     the booking still at `starts_at` (a later move writes its own)."""
-    values: dict[str, Any] = {"meeting_error": None if link else f"move_failed:{error}"}
+    values: dict[str, Any] = {"meeting_error": None if link else f"{MOVE_FAILED}{error}"}
     if link is not None:
         values |= {"meeting_url": link.url, "meeting_external_id": link.external_id}
     session.execute(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.processes import METRICS_TOKEN
 from tests.support.servers import ThreadedServer, http_client, http_post
+from tests.web.helpers import WebClient, make_admin
 from tutorbook import models
 from tutorbook.config import Settings
 from tutorbook.db import Database
@@ -145,6 +146,21 @@ def api(live_app, db, sandbox):
         },
     ).raise_for_status()
     return live_app
+
+
+@pytest.fixture
+def admin(api):
+    """An admin account (as `tutorbook create-admin` makes one): {"email", "id"}."""
+    return make_admin(api)
+
+
+@pytest.fixture
+def admin_web(api, admin):
+    """The admin logged in to the pages."""
+    client = WebClient(api.state.base_url)
+    client.login(admin["email"])
+    yield client
+    client.close()
 
 
 @pytest.fixture

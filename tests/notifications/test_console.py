@@ -6,29 +6,15 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
 from tests.jobs.helpers import booked, confirmed
 from tests.notifications.test_mail import invite_of, notifications, run_mail
 from tests.support import payments as pay
 from tests.support.servers import wait_for
-from tests.web.helpers import WebClient, assert_clean, make_admin, text_of
+from tests.web.helpers import WebClient, assert_clean, text_of
 from tutorbook.bookings.models import AdminAction
 from tutorbook.notifications.models import DevMail
-
-
-@pytest.fixture
-def admin(api):
-    return make_admin(api)
-
-
-@pytest.fixture
-def admin_web(api, admin):
-    client = WebClient(api.state.base_url)
-    client.login(admin["email"])
-    yield client
-    client.close()
 
 
 def linked(api, c):

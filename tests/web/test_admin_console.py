@@ -8,7 +8,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
@@ -16,23 +15,10 @@ from tests.connect.test_connect_flow import paid_booking
 from tests.jobs.helpers import admin_client, booked, confirmed, set_columns
 from tests.support import payments as pay
 from tests.support.servers import wait_for
-from tests.web.helpers import WebClient, assert_clean, make_admin, text_of
+from tests.web.helpers import WebClient, assert_clean, text_of
 from tutorbook.accounts.models import User
 from tutorbook.bookings.models import AdminAction, StatusHistory
 from tutorbook.clock import utc_now
-
-
-@pytest.fixture
-def admin(api):
-    return make_admin(api)
-
-
-@pytest.fixture
-def admin_web(api, admin):
-    client = WebClient(api.state.base_url)
-    client.login(admin["email"])
-    yield client
-    client.close()
 
 
 def logged_in(api, email: str) -> WebClient:

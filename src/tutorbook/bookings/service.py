@@ -366,13 +366,6 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
 
 
-def fulfil_many(
-    session: Session, *, checkouts: list[Checkout], actor: str, platform: Terms, now: datetime
-) -> list[Outcome]:
-    """`fulfil` for each of many checkouts, in one transaction (the expire job's batches)."""
-    return [fulfil(session, checkout=c, actor=actor, platform=platform, now=now) for c in checkouts]
-
-
 def _terms_now(session: Session, booking: PrivateSession, platform: Terms) -> dict[str, int]:
     """The columns keeping the booking's teacher's terms in force now."""
     return policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])

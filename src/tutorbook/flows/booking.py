@@ -157,8 +157,9 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
     return confirmed
 
 
-def _fulfil(session: Session, *, svc: Services, checkout: Checkout, actor: str, now: datetime) -> Outcome:
-    """`bookings.service.fulfil` and, in the same transaction, an instant meeting link."""
+def fulfil_in_tx(session: Session, *, svc: Services, checkout: Checkout, actor: str, now: datetime) -> Outcome:
+    """`bookings.service.fulfil` and, in the same transaction, an instant meeting link (the one
+    fulfilment every path runs: success page, jobs, bulk settlement)."""
     outcome = bookings.fulfil(session, checkout=checkout, actor=actor, platform=svc.terms, now=now)
     outcome.followups = followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
     return outcome
@@ -166,7 +167,7 @@ def _fulfil(session: Session, *, svc: Services, checkout: Checkout, actor: str, 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
-    outcome = await svc.tx(_fulfil, svc=svc, checkout=checkout, actor=actor, now=utc_now())
+    outcome = await svc.tx(fulfil_in_tx, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     await followups.run(svc, outcome.followups)
     if outcome.booking is not None:
         outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
@@ -175,7 +176,7 @@ async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
     """`fulfil` for the jobs: confirm (or refund, for a late payment), then the follow-ups."""
-    outcome = svc.tx_sync(_fulfil, svc=svc, checkout=checkout, actor=actor, now=utc_now())
+    outcome = svc.tx_sync(fulfil_in_tx, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     followups.run_sync(svc, outcome.followups)
     return outcome
 

@@ -62,12 +62,8 @@ CLOCK_MARGIN = timedelta(minutes=5)
 def _fulfil_many(
     session: Session, *, svc: Services, checkouts: list[Checkout], actor: str, now: datetime
 ) -> list[Outcome]:
-    """`bookings.service.fulfil_many`, with each instant meeting link (Jitsi) made in the same
-    transaction rather than as a follow-up of two more."""
-    outcomes = bookings.fulfil_many(session, checkouts=checkouts, actor=actor, platform=svc.terms, now=now)
-    for outcome in outcomes:
-        outcome.followups = followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
-    return outcomes
+    """Many paid checkouts fulfilled in one transaction, each as every path does it."""
+    return [booking_flows.fulfil_in_tx(session, svc=svc, checkout=c, actor=actor, now=now) for c in checkouts]
 
 
 class Recorder(Protocol):

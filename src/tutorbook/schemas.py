@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from tutorbook.clock import iso_z
+from tutorbook.clock import as_utc
 
 T = TypeVar("T")
 
-UtcDatetime = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
+# Held in UTC once validated, so pydantic's own (compiled) serializer writes ISO 8601 with a
+# trailing Z: "2026-01-02T03:04:05Z", as clock.iso_z does, without a Python call per field.
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class CamelModel(BaseModel):

@@ -389,6 +389,6 @@ def parse_search(
 
 
 def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
-    """(rows of (booking, teacher name, student name, parent email), the next page's cursor or None)."""
+    """(BookingRows with `parent_email`, the next page's cursor or None)."""
     rows = repo.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
-    return paging.split_page(rows, limit, lambda row: (row[0].starts_at, row[0].id))
+    return paging.split_page(rows, limit, lambda row: (row["starts_at"], row["id"]))

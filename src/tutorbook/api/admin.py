@@ -23,7 +23,7 @@ from tutorbook.admin.schemas import (
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings
-from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut, session_out
+from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut, session_row_out
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
 from tutorbook.flows.services import Services
@@ -74,7 +74,7 @@ async def bookings(
 ):
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
     filters = {"status": status, "teacher": teacher, "parent": parent, "child": child}
-    page = await svc.tx(
+    page = await svc.read(
         _bookings_page, zone=user.time_zone, dates=(date_from, date_to), q=q, after=after, limit=limit, **filters
     )
     return ok(page)
@@ -86,10 +86,7 @@ def _bookings_page(
     date_from, date_to = dates
     search = console.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
     rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
-    items = [
-        AdminBooking(**session_out(b, t, s).model_dump(exclude={"status_name"}), parent_email=email)
-        for b, t, s, email in rows
-    ]
+    items = [session_row_out(row, AdminBooking) for row in rows]
     return BookingPage(items=items, next_cursor=nxt)
 
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -68,10 +69,16 @@ def token_from(request: Request, credentials: HTTPAuthorizationCredentials | Non
     return None
 
 
+# Built once; the columns an authenticated request needs, not the whole user (no ORM object).
+_USER = sa.select(
+    User.id, User.role, User.email, User.full_name, User.time_zone, User.token_version, User.disabled_at
+).where(User.id == sa.bindparam("user_id"))
+
+
 def _user_for(session: Session, *, claims: dict) -> AuthUser:
     """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
-    tokens stop working at once) or reset their password since (the token version)."""
-    user = session.get(User, uuid.UUID(claims["sub"]))
+    tokens stop working at once) or reset their password since (the token version). One statement."""
+    user = session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none()
     if user is None or claims.get("tv", 0) != user.token_version:
         raise Unauthorized("Invalid token")
     if user.disabled_at is not None:
@@ -85,8 +92,8 @@ def load_user(services: Services, token: str) -> AuthUser:
 
 
 async def load_user_async(services: Services, token: str) -> AuthUser:
-    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop."""
-    return await services.tx(_user_for, claims=read_token(settings=services.settings, token=token))
+    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop, no BEGIN."""
+    return await services.read(_user_for, claims=read_token(settings=services.settings, token=token))
 
 
 def check_metrics_access(services: Services, *, authorization: str | None) -> None:

@@ -23,8 +23,16 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import PrivateSession
-from tutorbook.bookings.repository import NamedRow
-from tutorbook.bookings.schemas import BookIn, HistoryOut, RescheduleIn, SessionOut, SessionPage, session_out
+from tutorbook.bookings.repository import BookingRow
+from tutorbook.bookings.schemas import (
+    BookIn,
+    HistoryOut,
+    RescheduleIn,
+    SessionOut,
+    SessionPage,
+    session_out,
+    session_row_out,
+)
 from tutorbook.clock import utc_now
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import booking as flows
@@ -53,8 +61,8 @@ NEXT_LINK = {
 }
 
 
-def _position(row: NamedRow) -> paging.Cursor:
-    return row[0].starts_at, row[0].id
+def _position(row: BookingRow) -> paging.Cursor:
+    return row["starts_at"], row["id"]
 
 
 async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
@@ -104,7 +112,7 @@ async def my_bookings(
     cursor = paging.decode_cursor(after)
     if cursor is not None and page != 1:
         raise Unprocessable("Ask for a page by number or by cursor, not both", data=[BOTH_PAGE_AND_AFTER])
-    return ok(await svc.tx(_my_bookings_page, parent_id=user.id, page=page, page_size=page_size, cursor=cursor))
+    return ok(await svc.read(_my_bookings_page, parent_id=user.id, page=page, page_size=page_size, cursor=cursor))
 
 
 def _my_bookings_page(
@@ -112,10 +120,12 @@ def _my_bookings_page(
 ) -> SessionPage:
     rows = repo.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    total, ahead = repo.count_my_bookings(session, parent_id=parent_id, through=cursor)
+    total, ahead = (rows[0]["total"], rows[0]["ahead"]) if rows else repo.count_my_bookings(
+        session, parent_id=parent_id, through=cursor
+    )
     if cursor is not None:
         page = ahead // page_size + 1  # the page by number that holds this one's first row
-    items = [session_out(b, t, s) for b, t, s in rows]
+    items = [session_row_out(row, SessionOut) for row in rows]
     return SessionPage(items=items, page=page, page_size=page_size, total=total, next_cursor=nxt)
 
 
@@ -137,7 +147,7 @@ async def teacher_schedule(
     """Your paid sessions in time order, `pageSize` at a time. When more follow, the `Link`
     header's `rel="next"` URL asks for the next page (the same query with `after`, a cursor)."""
     cursor = paging.decode_cursor(after)
-    items, nxt = await svc.tx(
+    items, nxt = await svc.read(
         _schedule_page, teacher_id=user.id, start=from_, end=to, page_size=page_size, cursor=cursor
     )
     if nxt is not None:
@@ -157,7 +167,7 @@ def _schedule_page(
 ) -> tuple[list[SessionOut], str | None]:
     rows = repo.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    return [session_out(b, t, s) for b, t, s in rows], nxt
+    return [session_row_out(row, SessionOut) for row in rows], nxt
 
 
 @router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")

@@ -28,6 +28,10 @@ LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
 NamedRow = sa.Row[PS, str, str]
 # A paid session with its student's name and its parent's name and email.
 ParentRow = sa.Row[PS, str, str, str]
+# A booking of a JSON list as a plain row: every column by name, `teacher_name` and
+# `student_name` (and the console's `parent_email`). Those lists only show their rows, and
+# building 25 ORM objects cost as much as the rest of the request (docs/PERFORMANCE.md §6).
+BookingRow = sa.RowMapping
 _Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
 
 
@@ -260,28 +264,40 @@ def update_returning(session: Session, booking_id: uuid.UUID, **fields: Any) -> 
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
-def visible_to_parent() -> sa.ColumnElement[bool]:
-    """My Bookings never shows a booking cancelled before it was paid."""
-    return sa.not_(sa.and_(PS.status == Status.CANCELLED, PS.paid_at.is_(None)))
+def visible_to_parent(table: Any = PS) -> sa.ColumnElement[bool]:
+    """My Bookings never shows a booking cancelled before it was paid (`table`: PS or an alias's `.c`)."""
+    return sa.not_(sa.and_(table.status == Status.CANCELLED, table.paid_at.is_(None)))
 
 
-# The users table under two names, made once: an alias built per query cost more than the query
-# (new Column objects each time; the console's search spent 1-2 ms of CPU on it).
-TEACHER = sa.orm.aliased(User, name="teacher")
+# The names a page shows, as scalar subqueries made once (correlated to the booking): PostgreSQL
+# looks them up for the page's rows only, after the ORDER BY ... LIMIT. As joins, the planner sized a
+# Memoize hash table per join for every row the filter could match (~2 ms each at 1M bookings) and
+# spent milliseconds more planning the four-table join.
+_TEACHER_NAME = sa.select(User.full_name).where(User.id == PS.teacher_id).scalar_subquery()
+_STUDENT_NAME = sa.select(Student.full_name).where(Student.id == PS.student_id).scalar_subquery()
+_PARENT_EMAIL = sa.select(User.email).where(User.id == PS.parent_id).scalar_subquery()
+# The users table as the parent, made once (an alias built per query cost more than the query).
 PARENT = sa.orm.aliased(User, name="parent")
+# Every column of a booking, for the lists that read plain rows (BookingRow).
+_COLUMNS = tuple(PS.__table__.columns)
 
 
 def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
-    teacher = TEACHER
-    return (
-        stmt.add_columns(teacher.full_name, Student.full_name)
-        .join(teacher, teacher.id == PS.teacher_id)
-        .join(Student, Student.id == PS.student_id)
-    )
+    return stmt.add_columns(_TEACHER_NAME, _STUDENT_NAME)
+
+
+def _named_rows(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The bookings matching `where` as BookingRows (read with `.mappings()`)."""
+    return sa.select(*_COLUMNS, _TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name")).where(*where)
 
 
 def keyset(
-    stmt: _Select, *, after: Cursor | None, limit: int, newest_first: bool, id_descending: bool = False
+    stmt: _Select,
+    *,
+    after: Cursor | tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]] | None,
+    limit: int | sa.ColumnElement[int],
+    newest_first: bool,
+    id_descending: bool = False,
 ) -> _Select:
     """`stmt` ordered by start (newest or oldest first) then by id, from the row after `after`:
     `limit + 1` rows, the last only telling whether another page follows (paging.split_page).
@@ -293,31 +309,76 @@ def keyset(
         bound = PS.starts_at <= starts if newest_first else PS.starts_at >= starts
         stmt = stmt.where(bound, sa.or_(later, PS.id < last_id if id_descending else PS.id > last_id))
     by_start = PS.starts_at.desc() if newest_first else PS.starts_at.asc()
-    return stmt.order_by(by_start, PS.id.desc() if id_descending else PS.id.asc()).limit(limit + 1)
+    # a bound page size (a prebuilt statement's) plus one written as SQL, not as another parameter
+    more = limit + 1 if isinstance(limit, int) else limit + sa.literal_column("1")
+    return stmt.order_by(by_start, PS.id.desc() if id_descending else PS.id.asc()).limit(more)
+
+
+# private_sessions under another name, made once: the counts My Bookings reads in its page's
+# statement are subqueries over the same table, which must not correlate with the outer one.
+_COUNTED = PS.__table__.alias("counted")
 
 
 def my_bookings(
     session: Session, *, parent_id: uuid.UUID, page_size: int, page: int = 1, after: Cursor | None = None
-) -> Sequence[NamedRow]:
-    """One page of (booking, teacher name, student name), newest start first then by id: the page
-    after the cursor (a keyset page, as cheap at the last page as at the first), else page `page`
-    by OFFSET (the frontend's page numbers: the deeper, the dearer). `page_size + 1` rows."""
-    stmt = _with_names(sa.select(PS).where(PS.parent_id == parent_id, visible_to_parent()))
-    stmt = keyset(stmt, after=after, limit=page_size, newest_first=True)
-    return session.execute(stmt if after is not None else stmt.offset((page - 1) * page_size)).all()
+) -> Sequence[BookingRow]:
+    """One page of BookingRows, newest start first then by id: the page after the cursor (a
+    keyset page, as cheap at the last page as at the first), else page `page` by OFFSET (the
+    frontend's page numbers). `page_size + 1` rows, each also carrying `total` and `ahead` (what
+    count_my_bookings returns), counted in the same statement: one round trip, not two. OFFSET
+    pages skip their rows in the index alone (only ids), then read the page's rows."""
+    params: dict[str, Any] = {"parent_id": parent_id, "rows": page_size}
+    if after is not None:
+        params["starts"], params["last_id"] = after
+        return session.execute(_MY_BOOKINGS["cursor"], params).mappings().all()
+    if page > 1:
+        params["skip"] = (page - 1) * page_size
+        return session.execute(_MY_BOOKINGS["offset"], params).mappings().all()
+    return session.execute(_MY_BOOKINGS["first"], params).mappings().all()
+
+
+def _my_bookings_statement(kind: str) -> sa.Select[Any]:
+    """My Bookings' page statement of one kind (first page, after a cursor, by OFFSET), built once
+    with bound parameters: building and hashing it per request cost 1-1.5 ms of CPU. The page size
+    and the offset are rendered into the SQL (`literal_execute`), so the plan knows them."""
+    parent = sa.bindparam("parent_id", type_=PS.parent_id.type)
+    rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
+    mine: tuple[sa.ColumnElement[bool], ...] = (PS.parent_id == parent, visible_to_parent())
+    counted = (_COUNTED.c.parent_id == parent, visible_to_parent(_COUNTED.c))
+    after = (sa.bindparam("starts", type_=PS.starts_at.type), sa.bindparam("last_id", type_=PS.id.type))
+    if kind == "offset":
+        skipped = sa.select(_COUNTED.c.id).where(*counted).order_by(_COUNTED.c.starts_at.desc(), _COUNTED.c.id)
+        skipped = skipped.offset(sa.bindparam("skip", type_=sa.Integer, literal_execute=True))
+        skipped = skipped.limit(rows + sa.literal_column("1"))
+        total = sa.select(sa.func.count()).where(*counted).scalar_subquery()
+        stmt = _named_rows(PS.id.in_(skipped)).add_columns(total.label("total"), sa.literal(0).label("ahead"))
+        return keyset(stmt, after=None, limit=rows, newest_first=True)
+    # one row of counts joined to every row of the page: one scan of the parent's index entries
+    ahead = sa.func.count().filter(_through(_COUNTED.c, after)) if kind == "cursor" else sa.literal(0)
+    counts = sa.select(sa.func.count().label("total"), ahead.label("ahead")).where(*counted).subquery("counts")
+    stmt = _named_rows(*mine).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
+    return keyset(stmt, after=after if kind == "cursor" else None, limit=rows, newest_first=True)
+
+
+def _through(table: Any, cursor: Cursor | tuple[Any, Any]) -> sa.ColumnElement[bool]:
+    """The rows up to the cursor's row, that row included, in My Bookings' order."""
+    starts, last_id = cursor
+    return sa.or_(table.starts_at > starts, sa.and_(table.starts_at == starts, table.id <= last_id))
 
 
 def count_my_bookings(session: Session, *, parent_id: uuid.UUID, through: Cursor | None = None) -> tuple[int, int]:
     """(how many bookings My Bookings shows the parent, how many of them come up to the row
     `through` in its order, that row included: the rows before the page after it, which give that
-    page its number), in one index-only scan (migration 0002)."""
+    page its number), in one index-only scan (migration 0002). For a page with no rows to carry them."""
     ahead: sa.ColumnElement[int] = sa.literal(0)
     if through is not None:
-        starts, last_id = through
-        ahead = sa.func.count().filter(sa.or_(PS.starts_at > starts, sa.and_(PS.starts_at == starts, PS.id <= last_id)))
+        ahead = sa.func.count().filter(_through(PS, through))
     stmt = sa.select(sa.func.count(), ahead).select_from(PS).where(PS.parent_id == parent_id, visible_to_parent())
     total, before = session.execute(stmt).one()
     return int(total), int(before)
+
+
+_MY_BOOKINGS = {kind: _my_bookings_statement(kind) for kind in ("first", "cursor", "offset")}
 
 
 def teacher_schedule(
@@ -328,16 +389,16 @@ def teacher_schedule(
     end: datetime | None,
     limit: int,
     after: Cursor | None = None,
-) -> Sequence[NamedRow]:
+) -> Sequence[BookingRow]:
     """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled) overlapping
-    [start, end), by start then id, after the cursor: `limit + 1` rows of (booking, teacher name,
-    student name)."""
-    stmt = _with_names(sa.select(PS).where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None)))
+    [start, end), by start then id, after the cursor: `limit + 1` BookingRows."""
+    where = [PS.teacher_id == teacher_id, PS.paid_at.is_not(None)]
     if start is not None:
-        stmt = stmt.where(PS.ends_at > start)
+        where.append(PS.ends_at > start)
     if end is not None:
-        stmt = stmt.where(PS.starts_at < end)
-    return session.execute(keyset(stmt, after=after, limit=limit, newest_first=False)).all()
+        where.append(PS.starts_at < end)
+    stmt = keyset(_named_rows(*where), after=after, limit=limit, newest_first=False)
+    return session.execute(stmt).mappings().all()
 
 
 def _upcoming(now: datetime) -> sa.ColumnElement[bool]:
@@ -592,14 +653,9 @@ def _search_where(where: Search) -> list[sa.ColumnElement[bool]]:
     return conds
 
 
-def search(
-    session: Session, *, where: Search, after: Cursor | None, limit: int
-) -> list[tuple[PS, str, str, str]]:
-    """One page of (booking, teacher name, student name, parent email), newest start first then
-    by id, after the cursor (the last row of the previous page): a keyset page, as fast at the
-    millionth row as at the first. `limit + 1` rows are read to tell whether another page follows."""
-    parent = PARENT
-    stmt = _with_names(sa.select(PS).where(*_search_where(where)))
-    stmt = stmt.add_columns(parent.email).join(parent, parent.id == PS.parent_id)
-    rows = session.execute(keyset(stmt, after=after, limit=limit, newest_first=True)).all()
-    return cast(list[tuple[PS, str, str, str]], [tuple(row) for row in rows])
+def search(session: Session, *, where: Search, after: Cursor | None, limit: int) -> Sequence[BookingRow]:
+    """One page of BookingRows with `parent_email`, newest start first then by id, after the
+    cursor (the last row of the previous page): a keyset page, as fast at the millionth row as at
+    the first. `limit + 1` rows are read to tell whether another page follows."""
+    stmt = _named_rows(*_search_where(where)).add_columns(_PARENT_EMAIL.label("parent_email"))
+    return session.execute(keyset(stmt, after=after, limit=limit, newest_first=True)).mappings().all()

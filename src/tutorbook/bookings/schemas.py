@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from enum import IntEnum
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import AfterValidator, Field, StringConstraints, computed_field
 
@@ -124,9 +125,26 @@ def session_out(booking, teacher_name: str | None = None, student_name: str | No
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
     if booking.terms_full_refund_hours is not None:
-        terms = Terms(**{name: getattr(booking, f"terms_{name}") or 0 for name in FIELDS})
-        out.terms = TermsOut(**asdict(terms), sentence=terms.sentence())
+        out.terms = _terms_out(lambda name: getattr(booking, f"terms_{name}"))
     return out
+
+
+Out = TypeVar("Out", bound=SessionOut)
+
+
+def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
+    """A booking read as a plain row (`repository.BookingRow`: its columns and names) as `model`,
+    validated from a dict: pydantic's compiled path, without an ORM object's attribute reads."""
+    data = dict(row)
+    if data["terms_full_refund_hours"] is not None:
+        data["terms"] = _terms_out(lambda name: data[f"terms_{name}"])
+    return model.model_validate(data)
+
+
+def _terms_out(kept: Callable[[str], int | None]) -> TermsOut:
+    """The terms a paid booking keeps (its `terms_*` columns)."""
+    terms = Terms(**{name: kept(name) or 0 for name in FIELDS})
+    return TermsOut(**asdict(terms), sentence=terms.sentence())
 
 
 class SessionEarningOut(CamelModel):

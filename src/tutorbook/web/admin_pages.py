@@ -20,7 +20,7 @@ from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings_service
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
 from tutorbook.bookings.policy import RefundChoice
-from tutorbook.bookings.schemas import session_out
+from tutorbook.bookings.schemas import SessionOut, session_out, session_row_out
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, NotFound, Unprocessable
 from tutorbook.flows import booking as flows
@@ -97,7 +97,7 @@ async def bookings(
             q=q,
         )
         rows, nxt = console.search_page(session, search=search, after=after)
-        return [(session_out(b, t, s), email) for b, t, s, email in rows], nxt
+        return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
     error, rows, nxt = None, [], None
     try:

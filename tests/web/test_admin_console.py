@@ -298,6 +298,24 @@ def test_a_booking_is_found_by_its_stripe_ids_and_by_its_parties(api, c, admin_w
     assert admin_web.get("/admin/bookings", params={"after": "broken"}).status_code == 422
 
 
+def test_a_booking_is_found_by_its_refund_id_and_within_its_dates_only(api, c, admin_web):
+    b = confirmed(c)["b"]
+    other = confirmed(c)["b"]
+    admin_web.get(f"/admin/bookings/{b['id']}")
+    assert admin_web.post(f"/admin/bookings/{b['id']}/cancel", {"refund": "full", "reason": "ill"}).status_code == 303
+    [refund] = pay.refunds(api.state.db, b["id"])
+    page = admin_web.get("/admin/bookings", params={"q": refund.stripe_refund_id})
+    assert f"/admin/bookings/{b['id']}" in page.text and other["id"] not in page.text
+    day = b["startsAt"][:10]
+    for params, found in (({"from": day, "to": day}, True), ({"from": day, "to": day, "status": "3"}, True),
+                          ({"from": day, "to": day, "status": "0"}, False)):
+        page = admin_web.get("/admin/bookings", params=params)
+        assert (f"/admin/bookings/{b['id']}" in page.text) is found, params
+    later = (utc_now() + timedelta(days=400)).date().isoformat()
+    page = admin_web.get("/admin/bookings", params={"from": later})
+    assert f"/admin/bookings/{b['id']}" not in page.text and other["id"] not in page.text
+
+
 def test_the_search_pages_by_keyset_without_gaps_or_repeats(api, c):
     t = f.teacher(c)
     made = [booked(c, teacher=t, days=2, hour=h)["b"]["id"] for h in (9, 10, 11)]

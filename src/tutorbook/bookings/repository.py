@@ -40,23 +40,29 @@ def get(session: Session, booking_id: uuid.UUID) -> PS | None:
     return session.get(PS, booking_id)
 
 
+_BY_CHECKOUT = sa.select(PS).where(PS.stripe_session_id == sa.bindparam("checkout_id", type_=PS.stripe_session_id.type))
+
+
 def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
-    return session.scalar(sa.select(PS).where(PS.stripe_session_id == stripe_session_id))
+    return session.scalar(_BY_CHECKOUT, {"checkout_id": stripe_session_id})
 
 
 def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool) -> tuple[TeacherProfile, str] | None:
     """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
     profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
     holds BEGIN IMMEDIATE)."""
-    stmt = (
-        sa.select(TeacherProfile, User.full_name)
-        .join(User, User.id == TeacherProfile.user_id)
-        .where(TeacherProfile.user_id == teacher_id)
-    )
-    if lock and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=TeacherProfile)
-    row = session.execute(stmt).first()
+    locked = lock and session.get_bind().dialect.name == "postgresql"
+    row = session.execute(_TEACHER_LOCKED if locked else _TEACHER, {"teacher_id": teacher_id}).first()
     return None if row is None else (row[0], row[1])
+
+
+# Built once (both): a booking reads its teacher, and on PostgreSQL locks them, with one of these.
+_TEACHER = (
+    sa.select(TeacherProfile, User.full_name)
+    .join(User, User.id == TeacherProfile.user_id)
+    .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
+)
+_TEACHER_LOCKED = _TEACHER.with_for_update(of=TeacherProfile)
 
 
 def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
@@ -68,16 +74,20 @@ def overlapping(
     session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None = None
 ) -> list[PS]:
     """Pending/Confirmed bookings of the teacher that overlap [start, end)."""
-    stmt = sa.select(PS).where(
-        PS.teacher_id == teacher_id,
-        PS.status.in_(HOLDING),
-        PS.starts_at < end,
-        PS.starts_at > start - LONGEST,  # redundant with ends_at > start, but an index bound
-        PS.ends_at > start,
-    )
-    if exclude is not None:
-        stmt = stmt.where(PS.id != exclude)
-    return list(session.scalars(stmt))
+    # `earliest` is redundant with ends_at > start, but it bounds the index range scan.
+    params = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST, "exclude": exclude}
+    return list(session.scalars(_OVERLAPPING if exclude is None else _OVERLAPPING_BUT, params))
+
+
+# Built once (with and without a booking to leave out): every booking and reschedule asks.
+_OVERLAPPING = sa.select(PS).where(
+    PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
+    PS.status.in_(HOLDING),
+    PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
+    PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
+    PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
+)
+_OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
 
 def busy_intervals(
@@ -103,24 +113,52 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
 def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
     """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
     values = {"status": change.target, **change.fields}
-    # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
-    # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
-    result = cast(
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(PS)
-            .where(PS.id == booking.id, PS.status == _expected(change))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    if result.rowcount != 1:
+    if update_row(session, booking.id, values, expected=_expected(change)) != 1:
         session.refresh(booking)
         return False
     for key, value in values.items():
         set_committed_value(booking, key, value)
     _history(session, booking.id, change, actor, note)
     return True
+
+
+_ROW = cast(sa.Table, PS.__table__)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_statement(columns: tuple[str, ...], guard: str | None) -> sa.Update:
+    """UPDATE private_sessions SET `columns` WHERE id = :row_id, and the guard's condition: the
+    status the change expects (`status`), or no meeting link yet (`no_link`). A Core statement
+    built once per set of columns: the ORM's bulk UPDATE, built per call, cost about a millisecond."""
+    where = [_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type)]
+    if guard == "status":
+        where.append(_ROW.c.status == sa.bindparam("row_status", type_=_ROW.c.status.type))
+    elif guard == "no_link":
+        where.append(_ROW.c.meeting_url.is_(None))
+    elif guard is not None:
+        raise ValueError(f"unknown guard {guard!r}")
+    return sa.update(_ROW).where(*where).values({c: sa.bindparam(f"set_{c}", type_=_ROW.c[c].type) for c in columns})
+
+
+def update_row(
+    session: Session,
+    booking_id: uuid.UUID,
+    values: dict[str, Any],
+    *,
+    expected: Status | None = None,
+    without_link: bool = False,
+) -> int:
+    """Set `values` on one booking (only if its status is `expected`, or only while it has no
+    meeting link); how many rows changed (0 or 1). The caller keeps any loaded object in step."""
+    guard = "status" if expected is not None else "no_link" if without_link else None
+    params: dict[str, Any] = {f"set_{c}": v for c, v in values.items()}
+    params["row_id"] = booking_id
+    if expected is not None:
+        params["row_status"] = expected
+    # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
+    # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
+    result = cast(sa.CursorResult[Any], session.execute(_update_statement(tuple(sorted(values)), guard), params))
+    return int(result.rowcount)
 
 
 def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor: str) -> list[uuid.UUID]:
@@ -251,9 +289,7 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
 def set_fields(session: Session, booking: PS, **fields: Any) -> None:
     """Update non-status columns (checkout ids, meeting link, refunded amount)."""
     assert "status" not in fields, "status changes go through lifecycle + apply()"
-    session.execute(
-        sa.update(PS).where(PS.id == booking.id).values(**fields).execution_options(synchronize_session=False)
-    )
+    update_row(session, booking.id, fields)
     for key, value in fields.items():
         set_committed_value(booking, key, value)
 
@@ -472,10 +508,13 @@ def names_for(session: Session, booking: PS) -> tuple[str, str]:
     return (teacher.full_name if teacher else ""), (student.full_name if student else "")
 
 
+_VERSION = sa.select(sa.func.count()).where(StatusHistory.session_id == sa.bindparam("booking_id"))
+
+
 def version(session: Session, booking_id: uuid.UUID) -> int:
     """How many times the booking has changed (its history rows): a notice's version and the
     invite's SEQUENCE, so every change is one higher than the last."""
-    return session.scalar(sa.select(sa.func.count()).where(StatusHistory.session_id == booking_id)) or 0
+    return session.scalar(_VERSION, {"booking_id": booking_id}) or 0
 
 
 def starting_between(session: Session, *, start: datetime, end: datetime, limit: int = 1000) -> list[PS]:

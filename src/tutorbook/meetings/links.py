@@ -80,6 +80,10 @@ _WITH_PARTIES = (
 )
 
 
+# Built once, like _WITH_PARTIES: a booking's link request when it still needs one.
+_TO_MAKE = _WITH_PARTIES.where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
+
+
 def _request_from(
     booking: PS, teacher_email: str, teacher_name: str, parent_email: str | None, zone: str | None
 ) -> MeetingRequest:
@@ -102,7 +106,7 @@ def _request(session: Session, booking: PS) -> MeetingRequest:
 def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
     """What asking a provider for this booking's link needs: (request, attempts so far), or None
     when the booking needs no link (gone, not Confirmed, has one, stopped)."""
-    row = session.execute(_WITH_PARTIES.where(PS.id == booking_id, needs_link())).one_or_none()
+    row = session.execute(_TO_MAKE, {"booking_id": booking_id}).one_or_none()
     if row is None:
         return None
     return _request_from(*row), row[0].meeting_attempts
@@ -141,7 +145,7 @@ def record_move(
 
 def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
     """Store what the provider answered (a link, or when to retry); returns what happened."""
-    session.execute(sa.update(PS).where(PS.id == booking_id, PS.meeting_url.is_(None)).values(**_fields_for(outcome)))
+    bookings.update_row(session, booking_id, _fields_for(outcome), without_link=True)
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",

@@ -21,6 +21,12 @@ from tutorbook.notifications import repository as outbox
 REMINDER_KINDS = ("reminder.parent", "reminder.teacher")
 
 
+# Built once: the recipients' address and reminders choice, not whole users (no ORM objects).
+_RECIPIENTS = sa.select(User.id, User.email, User.reminders_opt_out).where(
+    User.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 def booking_notice(
     session: Session,
     *,
@@ -33,7 +39,7 @@ def booking_notice(
 ) -> int:
     """One notification per `kind -> user id` in `recipients`; how many were new. Reminders
     are not written for a user who turned them off."""
-    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(set(recipients.values()))))}
+    users = {u.id: u for u in session.execute(_RECIPIENTS, {"ids": list(set(recipients.values()))})}
     notices = [
         outbox.Notice(user_id=user.id, to=user.email, kind=kind, payload=dict(payload or {}))
         for kind, user_id in recipients.items()

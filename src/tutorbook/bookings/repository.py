@@ -297,8 +297,16 @@ def set_fields(session: Session, booking: PS, **fields: Any) -> None:
 def update_returning(session: Session, booking_id: uuid.UUID, **fields: Any) -> PS | None:
     """Update non-status columns of one booking and read it back, in one statement (None: no such booking)."""
     assert "status" not in fields, "status changes go through lifecycle + apply()"
-    stmt = sa.update(PS).where(PS.id == booking_id).values(**fields).returning(PS)
-    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+    params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking_id}
+    return session.scalars(_update_returning_statement(tuple(sorted(fields))), params).one_or_none()
+
+
+@functools.lru_cache(maxsize=64)
+def _update_returning_statement(columns: tuple[str, ...]) -> sa.Update:
+    """update_returning's statement for one set of columns, built once (as _update_statement)."""
+    values = {c: sa.bindparam(f"set_{c}", type_=_ROW.c[c].type) for c in columns}
+    stmt = sa.update(PS).where(PS.id == sa.bindparam("row_id", type_=_ROW.c.id.type)).values(values).returning(PS)
+    return stmt.execution_options(populate_existing=True)
 
 
 def visible_to_parent(table: Any = PS) -> sa.ColumnElement[bool]:

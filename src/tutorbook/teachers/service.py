@@ -161,12 +161,15 @@ def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict[str,
 
 
 def windows(session: Session, teacher_id: uuid.UUID) -> list[slots.Window]:
-    rows = session.scalars(
-        sa.select(AvailabilityWindow)
-        .where(AvailabilityWindow.teacher_id == teacher_id)
-        .order_by(AvailabilityWindow.weekday, AvailabilityWindow.start_minute)
-    )
-    return [slots.Window(r.weekday, r.start_minute, r.end_minute) for r in rows]
+    return [slots.Window(*row) for row in session.execute(_WINDOWS, {"teacher_id": teacher_id})]
+
+
+# Built once, with the columns a Window needs (every booking and every slot list reads them).
+_WINDOWS = (
+    sa.select(AvailabilityWindow.weekday, AvailabilityWindow.start_minute, AvailabilityWindow.end_minute)
+    .where(AvailabilityWindow.teacher_id == sa.bindparam("teacher_id", type_=AvailabilityWindow.teacher_id.type))
+    .order_by(AvailabilityWindow.weekday, AvailabilityWindow.start_minute)
+)
 
 
 def set_windows(session: Session, *, teacher_id: uuid.UUID, new: list[slots.Window]) -> list[slots.Window]:
@@ -206,10 +209,20 @@ def check_range(start: datetime, end: datetime) -> None:
 
 def terms(session: Session, *, teacher_id: uuid.UUID, platform: Terms) -> tuple[Terms, bool]:
     """(the teacher's terms in force, whether they are the platform's because the teacher set none)."""
-    return terms_of(get_profile(session, teacher_id), platform=platform)
+    row = session.execute(_TERMS, {"teacher_id": teacher_id}).one_or_none()
+    if row is None:
+        raise NotFound("Teacher not found")
+    return terms_of(row, platform=platform)
 
 
-def terms_of(profile: TeacherProfile, *, platform: Terms) -> tuple[Terms, bool]:
+# Built once: the terms' columns only, not the profile (every confirmation reads them).
+_TERMS = sa.select(*(getattr(TeacherProfile, name) for name in FIELDS)).where(
+    TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type)
+)
+
+
+def terms_of(profile: Any, *, platform: Terms) -> tuple[Terms, bool]:
+    """The terms in force for a profile (or a row of its terms' columns)."""
     if profile.full_refund_hours is None:
         return platform, True
     own = {name: getattr(profile, name) for name in FIELDS}
@@ -276,4 +289,16 @@ def delete_time_off(session: Session, *, teacher_id: uuid.UUID, time_off_id: uui
 
 def is_time_off(session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime) -> bool:
     """Whether [start, end) touches any of the teacher's time off."""
-    return bool(time_off(session, teacher_id, start=start, end=end))
+    return session.scalar(_TIME_OFF_TOUCHING, {"teacher_id": teacher_id, "start": start, "end": end}) is not None
+
+
+# Built once: one of the teacher's time-off ranges touching [start, end), if any.
+_TIME_OFF_TOUCHING = (
+    sa.select(TimeOff.id)
+    .where(
+        TimeOff.teacher_id == sa.bindparam("teacher_id", type_=TimeOff.teacher_id.type),
+        TimeOff.ends_at > sa.bindparam("start", type_=TimeOff.ends_at.type),
+        TimeOff.starts_at < sa.bindparam("end", type_=TimeOff.starts_at.type),
+    )
+    .limit(1)
+)

@@ -616,6 +616,8 @@ class Goal:
 
 
 ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire", "admin_bookings"]
+# Sections with no goal of their own: their block is written, with no row in the summary.
+UNSUMMARISED = ["scale_out"]
 TITLES = {
     "stripe_latency": "1. Stripe latency does not cost throughput",
     "booking_cost": "2. Booking server cost vs a bare insert",
@@ -655,9 +657,9 @@ def report(key: str, goals: list[Goal], section: str, *, quick: bool, write_docs
     print(f"\nwrote {os.path.relpath(DOC, REPO)} and {os.path.relpath(RESULTS / (name + '.json'), REPO)}")
 
 
-def _results(suffix: str = "") -> dict[str, dict]:
+def _results(suffix: str = "", keys: list[str] = ORDER) -> dict[str, dict]:
     out = {}
-    for key in ORDER:
+    for key in keys:
         path = RESULTS / f"{key}{suffix}.json"
         if path.exists():
             out[key] = json.loads(path.read_text())
@@ -707,6 +709,8 @@ def write_doc() -> None:
         text = _replace_block(text, key, _body(r))
     for key, r in profiles.items():
         text = _replace_block(text, f"{key}:profile", _body(r))
+    for key, r in _results(keys=UNSUMMARISED).items():
+        text = _replace_block(text, key, _body(r))
     DOC.write_text(text)
 
 

@@ -125,19 +125,26 @@ def apply(session: Session, booking: PS, change: Change, *, actor: str, note: st
 _ROW = cast(sa.Table, PS.__table__)
 
 
+def _set_values(columns: tuple[str, ...]) -> dict[str, sa.BindParameter[Any]]:
+    """SET column = :set_column for each column (the names the prebuilt UPDATEs bind)."""
+    return {c: sa.bindparam(f"set_{c}", type_=_ROW.c[c].type) for c in columns}
+
+
+def _set_params(booking_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    return {f"set_{c}": v for c, v in values.items()} | {"row_id": booking_id}
+
+
 @functools.lru_cache(maxsize=256)
-def _update_statement(columns: tuple[str, ...], guard: str | None) -> sa.Update:
-    """UPDATE private_sessions SET `columns` WHERE id = :row_id, and the guard's condition: the
-    status the change expects (`status`), or no meeting link yet (`no_link`). A Core statement
-    built once per set of columns: the ORM's bulk UPDATE, built per call, cost about a millisecond."""
+def _update_statement(columns: tuple[str, ...], compare_status: bool, without_link: bool) -> sa.Update:
+    """UPDATE private_sessions SET `columns` WHERE id = :row_id [AND status = :row_status]
+    [AND meeting_url IS NULL]. A Core statement built once per set of columns: the ORM's bulk
+    UPDATE, built per call, cost about a millisecond."""
     where = [_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type)]
-    if guard == "status":
+    if compare_status:
         where.append(_ROW.c.status == sa.bindparam("row_status", type_=_ROW.c.status.type))
-    elif guard == "no_link":
+    if without_link:
         where.append(_ROW.c.meeting_url.is_(None))
-    elif guard is not None:
-        raise ValueError(f"unknown guard {guard!r}")
-    return sa.update(_ROW).where(*where).values({c: sa.bindparam(f"set_{c}", type_=_ROW.c[c].type) for c in columns})
+    return sa.update(_ROW).where(*where).values(_set_values(columns))
 
 
 def update_row(
@@ -149,16 +156,16 @@ def update_row(
     without_link: bool = False,
 ) -> int:
     """Set `values` on one booking (only if its status is `expected`, or only while it has no
-    meeting link); how many rows changed (0 or 1). The caller keeps any loaded object in step."""
-    guard = "status" if expected is not None else "no_link" if without_link else None
-    params: dict[str, Any] = {f"set_{c}": v for c, v in values.items()}
-    params["row_id"] = booking_id
+    meeting link); how many rows changed (0 or 1). The caller keeps any loaded object in step.
+    A status is only ever set against the one expected: apply()'s compare-and-set."""
+    assert "status" not in values or expected is not None, "status changes go through lifecycle + apply()"
+    params = _set_params(booking_id, values)
     if expected is not None:
         params["row_status"] = expected
+    stmt = _update_statement(tuple(sorted(values)), expected is not None, without_link)
     # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
     # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
-    result = cast(sa.CursorResult[Any], session.execute(_update_statement(tuple(sorted(values)), guard), params))
-    return int(result.rowcount)
+    return int(cast(sa.CursorResult[Any], session.execute(stmt, params)).rowcount)
 
 
 def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor: str) -> list[uuid.UUID]:
@@ -288,7 +295,6 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
 
 def set_fields(session: Session, booking: PS, **fields: Any) -> None:
     """Update non-status columns (checkout ids, meeting link, refunded amount)."""
-    assert "status" not in fields, "status changes go through lifecycle + apply()"
     update_row(session, booking.id, fields)
     for key, value in fields.items():
         set_committed_value(booking, key, value)
@@ -297,15 +303,15 @@ def set_fields(session: Session, booking: PS, **fields: Any) -> None:
 def update_returning(session: Session, booking_id: uuid.UUID, **fields: Any) -> PS | None:
     """Update non-status columns of one booking and read it back, in one statement (None: no such booking)."""
     assert "status" not in fields, "status changes go through lifecycle + apply()"
-    params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking_id}
-    return session.scalars(_update_returning_statement(tuple(sorted(fields))), params).one_or_none()
+    stmt = _update_returning_statement(tuple(sorted(fields)))
+    return session.scalars(stmt, _set_params(booking_id, fields)).one_or_none()
 
 
 @functools.lru_cache(maxsize=64)
 def _update_returning_statement(columns: tuple[str, ...]) -> sa.Update:
     """update_returning's statement for one set of columns, built once (as _update_statement)."""
-    values = {c: sa.bindparam(f"set_{c}", type_=_ROW.c[c].type) for c in columns}
-    stmt = sa.update(PS).where(PS.id == sa.bindparam("row_id", type_=_ROW.c.id.type)).values(values).returning(PS)
+    where = PS.id == sa.bindparam("row_id", type_=_ROW.c.id.type)
+    stmt = sa.update(PS).where(where).values(_set_values(columns)).returning(PS)
     return stmt.execution_options(populate_existing=True)
 
 
@@ -684,11 +690,11 @@ def search(session: Session, *, where: Search, after: Cursor | None, limit: int)
     """One page of BookingRows with `parent_email`, newest start first then by id, after the
     cursor (the last row of the previous page): a keyset page, as fast at the millionth row as at
     the first. `limit + 1` rows are read to tell whether another page follows."""
-    values = {name: value for name, value in asdict(where).items() if value is not None and value != ""}
+    values = {name: value for name, value in asdict(where).items() if value is not None}
     params: dict[str, Any] = {**values, "rows": limit}
     if after is not None:
         params["after_starts"], params["after_id"] = after
-    kind = _stripe_kind(where.stripe_id) if where.stripe_id else None
+    kind = _stripe_kind(where.stripe_id) if where.stripe_id is not None else None
     stmt = _search_statement(tuple(sorted(values)), kind, after is not None)
     return session.execute(stmt, params).mappings().all()
 

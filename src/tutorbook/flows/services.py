@@ -60,16 +60,16 @@ class Services:
     async def statement(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)`, a use case that sends exactly one statement (atomic on its
         own): on PostgreSQL without BEGIN and COMMIT around it; otherwise as `tx`."""
-        if not self.db.is_async:
-            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
-        async with self.db.async_statement_scope() as session:
-            return await session.run_sync(fn, *args, **kwargs)
+        return await self._autocommit(fn, *args, **kwargs)
 
     async def read(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)`, a use case that only reads: on PostgreSQL in autocommit,
         without BEGIN and COMMIT. Each statement then sees the data committed when it starts,
         which is what READ COMMITTED (PostgreSQL's default, ours) gives every statement of a
         transaction too; so reads lose nothing and save two round trips. Otherwise as `tx`."""
+        return await self._autocommit(fn, *args, **kwargs)
+
+    async def _autocommit(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.db.is_async:
             return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
         async with self.db.async_statement_scope() as session:

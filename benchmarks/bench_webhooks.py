@@ -5,11 +5,12 @@ Events are signed here as Stripe signs them (`Stripe-Signature: t=<unix>,v1=<HMA
 figure is the webhook path's own cost — verify, record the id once, dispatch, answer:
 
   new, ignored type    `payment_intent.created` (a type the app does not act on): verify +
-                       INSERT ... ON CONFLICT DO NOTHING RETURNING + UPDATE outcome
+                       INSERT ... ON CONFLICT DO NOTHING RETURNING, with outcome `ignored`
+                       (on PostgreSQL one INSERT per batch of events that arrive together)
   new, expired         `checkout.session.expired` for a session no booking has: the same plus
                        the lookup by stripe_session_id (unique index) -> unknown_booking
-  duplicate            the ignored events again, same ids: verify + the one INSERT ... ON
-                       CONFLICT that finds the id and writes nothing
+  duplicate            the ignored events again, same ids: verify + the INSERT ... ON
+                       CONFLICT that finds the id and writes nothing (shared as above)
   new, completed       `checkout.session.completed` (paid) for a real Pending booking with that
                        Checkout Session (seeded with COPY, one per event): the whole fulfilment —
                        record, the checks against the booking, Pending -> Confirmed with its
@@ -187,26 +188,30 @@ def settled_counters(dbname: str, quiet_for: float = 11.0) -> dict:
     return pg_counters(dbname)
 
 
+DUP_BATCH = 32  # one batch as the live run forms them at concurrency 32
+
+
 def duplicate_evidence(dbname: str) -> tuple[list[str], str]:
-    """The SQL the app's webhooks.handle() sends for a duplicate event, and its EXPLAIN ANALYZE."""
+    """The SQL the app sends for a batch of duplicate events (`webhooks.record_ignored_many`'s
+    one statement, on PostgreSQL), and its EXPLAIN ANALYZE: DUP_BATCH ids recorded before."""
     from datetime import UTC, datetime
 
-    from tutorbook.config import Settings
     from tutorbook.payments import webhooks
-    from tutorbook.teachers.policy import Terms
 
     url = h.sa_url(dbname)
-    platform = Terms.platform(Settings())
-    event = {"id": "evt_bench_dup_" + secrets.token_hex(6), "type": "payment_intent.created",
-             "data": {"object": payment_intent_object("pi_x")}}
-    def handle(s):
-        return webhooks.handle(s, event=event, now=datetime.now(UTC), platform=platform)
+    ids = ["evt_bench_dup_" + secrets.token_hex(6) for _ in range(DUP_BATCH)]
+    values = {"ids": ids, "types": ["payment_intent.created"] * DUP_BATCH, "received_at": datetime.now(UTC)}
 
-    h.capture_sql(url, handle, commit=True)
-    outcome, sent = h.capture_sql(url, handle)
-    assert outcome.kind == "duplicate", outcome.kind
+    def record(s):
+        return s.execute(webhooks._RECORD_MANY, values).scalars().all()
+
+    h.capture_sql(url, record, commit=True)
+    inserted, sent = h.capture_sql(url, record)
+    assert inserted == [], inserted
     plan = h.explain(dbname, *sent[0])
-    return [h.inline(st, params) for st, params in sent], plan
+    shown = [statement.replace("%(ids)s", f"<{DUP_BATCH} ids>").replace("%(types)s", f"<{DUP_BATCH} types>")
+             .replace("%(received_at)s", "now()") for statement, _ in sent]
+    return shown, plan
 
 
 def pg_counters(dbname: str) -> dict:
@@ -294,7 +299,7 @@ def main() -> None:
         for key, c in per_event.items():
             print(f"  {key:10s} {c}")
     dup_sql, dup_plan = duplicate_evidence(dbname)
-    print("\nSQL of a duplicate event (captured from webhooks.handle):")
+    print(f"\nSQL of a batch of {DUP_BATCH} duplicate events (captured from webhooks.record_ignored_many):")
     for st in dup_sql:
         print("  " + st)
     print(dup_plan)
@@ -310,7 +315,7 @@ def main() -> None:
                         f"their meeting link: {confirmed['confirmed_with_link']:,}", "every one",
                         confirmed["confirmed_with_link"] / max(1, confirmed["completed_sent"])))
     one_lookup = (len(dup_sql) == 1 and "Conflict Arbiter Indexes: pk_stripe_events" in dup_plan
-                  and "Tuples Inserted: 0" in dup_plan and "Conflicting Tuples: 1" in dup_plan)
+                  and "Tuples Inserted: 0" in dup_plan and f"Conflicting Tuples: {DUP_BATCH}" in dup_plan)
     dup = per_event.get("duplicate")
     if dup is not None:  # the live server agrees: ~1 scan of the primary key, nothing written
         one_lookup = one_lookup and dup["pk_idx_scan"] <= 1.05 and dup["n_tup_ins"] < 0.005 \
@@ -318,8 +323,9 @@ def main() -> None:
     live = (f"; live server: {dup['pk_idx_scan']:.2f} pk index scans and {dup['n_tup_ins'] + dup['n_tup_upd']:.3f} "
             "rows written per duplicate") if dup is not None else ""
     goals.append(h.Goal("webhooks.duplicate_cost",
-                        f"a duplicate is {len(dup_sql)} statement (INSERT ... ON CONFLICT DO NOTHING on "
-                        f"pk_stripe_events, 0 rows inserted){live}",
+                        f"a batch of {DUP_BATCH} duplicates is {len(dup_sql)} statement (INSERT ... SELECT FROM "
+                        f"unnest ... ON CONFLICT DO NOTHING on pk_stripe_events, {DUP_BATCH} conflicts, 0 rows "
+                        f"inserted){live}",
                         "one indexed lookup", 1.0 if one_lookup else 0.0))
     counters_rows = [[runs[k].name, c["pk_idx_scan"], c["seq_scan"], c["n_tup_ins"], c["n_tup_upd"],
                       c["other_tables_scans"], c["xact_commit"]] for k, c in per_event.items()]
@@ -327,7 +333,8 @@ def main() -> None:
         "PostgreSQL's counters per webhook request (pg_stat_user_tables / pg_stat_user_indexes / "
         "pg_stat_database deltas, read 11 s after each run so every backend has reported, divided by every "
         "request of the run, warm-up included). Transactions: one per request, the handler's own (the async "
-        "engine does not pre-ping; an ignored or duplicate event is one statement without BEGIN/COMMIT):",
+        "engine does not pre-ping; ignored and duplicate events are recorded by one statement per batch, "
+        "without BEGIN/COMMIT):",
         h.md_table(["run", "pk_stripe_events index scans", "seq scans", "rows inserted", "rows updated",
                     "scans of other tables", "transactions"], counters_rows),
     ] if counters_rows else ["(PostgreSQL's counters are read in the full run only.)"]
@@ -339,12 +346,14 @@ def main() -> None:
         "outcome `unknown_booking`); the duplicate run re-sends the first run's event ids.",
         h.md_table(h.LOAD_HEADER, [h.load_row(r) for r in runs.values()]),
         f"Slowest kind: **{worst:,.0f}** events/s (goal ≥ 1,000/s).",
-        "What a duplicate sends to the database (captured from `webhooks.handle()` on the same database):",
+        f"What a batch of {DUP_BATCH} duplicates sends to the database (captured from the statement of "
+        "`webhooks.record_ignored_many`, on the same database; on PostgreSQL the ignored and duplicate events "
+        "that arrive while one INSERT is in flight share the next, `tutorbook.db.Coalescer`):",
         "```sql\n" + "\n".join(dup_sql) + "\n```",
         "```\n" + dup_plan + "\n```",
         *counters,
-        "A duplicate is one `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` that probes the "
-        "primary-key index, finds the id and writes nothing." if one_lookup else
+        "A duplicate is one probe of the primary-key index in a shared `INSERT ... SELECT FROM unnest(...) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id`, which finds the id and writes nothing." if one_lookup else
         "**A duplicate costs more than one indexed lookup** (see above).",
         "CPU milliseconds per event over the measured window (from /proc):",
         h.md_table(h.CPU_HEADER, [h.cpu_row(runs[k].name, cpus[k], runs[k].ok) for k in runs]),

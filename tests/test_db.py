@@ -58,3 +58,63 @@ def test_a_deadlock_or_serialization_failure_is_a_lost_race_and_other_errors_are
     assert lost_race(error(sa.exc.IntegrityError, "23P01"))  # exclusion_violation
     assert not lost_race(error(sa.exc.OperationalError, "57P01"))  # admin_shutdown: a real failure
     assert not lost_race(error(sa.exc.OperationalError, None))  # SQLite's "database is locked"
+
+
+# -- Coalescer: many callers' one-row writes as one statement --------------------------------
+
+
+def test_a_lone_item_is_written_at_once_and_items_arriving_meanwhile_share_the_next_write():
+    import asyncio
+
+    from tutorbook.db import Coalescer
+
+    writes: list[list[int]] = []
+    release = None
+
+    async def write(items: list[int]) -> list[int]:
+        writes.append(items)
+        if len(writes) == 1:
+            await release.wait()  # the first write is in flight while the others arrive
+        return [item * 10 for item in items]
+
+    async def main():
+        nonlocal release
+        release = asyncio.Event()
+        batcher = Coalescer(write)
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert writes == [[1]], "the first item is written without waiting for company"
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3, 4)]
+        await asyncio.sleep(0)
+        release.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(main())
+    assert first == 10 and rest == [20, 30, 40], "each caller gets its own item's answer"
+    assert writes == [[1], [2, 3, 4]], "the items that arrived during a write went in one write"
+
+
+def test_a_failed_write_fails_each_of_its_callers_and_the_next_write_still_runs():
+    import asyncio
+
+    from tutorbook.db import Coalescer
+
+    calls: list[list[str]] = []
+
+    async def write(items: list[str]) -> list[str]:
+        calls.append(items)
+        if "bad" in items:
+            raise RuntimeError("the statement failed")
+        return [item.upper() for item in items]
+
+    async def main():
+        batcher = Coalescer(write, max_batch=2)
+        # all three arrive before the first write runs: batches of at most two
+        results = await asyncio.gather(*(batcher.submit(i) for i in ("a", "bad", "c")), return_exceptions=True)
+        return results
+
+    results = asyncio.run(main())
+    assert calls == [["a", "bad"], ["c"]]
+    assert isinstance(results[0], RuntimeError) and isinstance(results[1], RuntimeError)
+    assert results[2] == "C"

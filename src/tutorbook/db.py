@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -92,6 +93,63 @@ class WriterLock:
                 self._free.notify()
 
 
+@dataclass(frozen=True)
+class _AsyncParts:
+    """One event loop's asyncio engine and its session factories."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    autocommit: AsyncEngine
+    autocommit_sessions: async_sessionmaker[AsyncSession]
+
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+class Coalescer(Generic[Item, Answer]):
+    """Many callers' single-row writes sent as one statement, without waiting to fill a batch.
+
+    `await submit(item)` answers what `write(items)` answered for that item. The first item
+    starts a write at once; items submitted while a write is in flight wait for the next one,
+    which takes them all (at most `max_batch`). So at low load each item is written alone, with
+    no added latency, and under load a write carries every item that arrived during the last
+    one's round trip. One write at a time per event loop. If a write fails, each of its items'
+    callers gets the error (the write is one statement: all of it or none of it happened).
+    A caller that stops waiting (a dropped request) does not stop its item's write."""
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[list[Answer]]], *, max_batch: int = 500) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._writing = False
+
+    async def submit(self, item: Item) -> Answer:
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, answer))
+        if not self._writing:
+            self._writing = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await asyncio.shield(answer)
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+                try:
+                    answers = await self._write([item for item, _ in batch])
+                except Exception as exc:  # every caller of this batch sees it
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (_, answer), value in zip(batch, answers, strict=True):
+                    if not answer.done():
+                        answer.set_result(value)
+        finally:
+            self._writing = False
+
+
 class Database:
     """One engine and session factory; SQLite writes are serialised through one lock.
 
@@ -130,8 +188,9 @@ class Database:
         self._async_pre_ping = async_pre_ping
         # An asyncio engine's connections belong to the event loop that opened them: one engine
         # per loop (the server's; a test's or the CLI's asyncio.run), forgotten once its loop closed.
-        self._async: dict[asyncio.AbstractEventLoop, tuple[AsyncEngine, async_sessionmaker, async_sessionmaker]] = {}
+        self._async: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
         self._async_guard = threading.Lock()
+        self._coalescers: dict[asyncio.AbstractEventLoop, dict[str, Coalescer[Any, Any]]] = {}
 
     @property
     def is_async(self) -> bool:
@@ -153,16 +212,20 @@ class Database:
                 lock.release()
 
     def _async_sessions(self, *, autocommit: bool = False) -> async_sessionmaker:
+        parts = self._async_parts()
+        return parts.autocommit_sessions if autocommit else parts.sessions
+
+    def _async_parts(self) -> _AsyncParts:
         assert self.async_url is not None
         loop = asyncio.get_running_loop()
-        pair = self._async.get(loop)
-        if pair is None:
+        parts = self._async.get(loop)
+        if parts is None:
             with self._async_guard:
-                pair = self._async.get(loop)
-                if pair is None:
+                parts = self._async.get(loop)
+                if parts is None:
                     for closed in [other for other in self._async if other.is_closed()]:
                         # Its connections cannot be closed without their loop; the OS closes the sockets.
-                        self._async.pop(closed)[0].sync_engine.dispose(close=False)
+                        self._async.pop(closed).engine.sync_engine.dispose(close=False)
                     url, connect_args = self.async_url
                     engine = create_async_engine(
                         url,
@@ -172,15 +235,15 @@ class Database:
                         echo=self._echo,
                         **self.pool,
                     )
-                    pair = self._async[loop] = (
-                        engine,
-                        async_sessionmaker(engine, expire_on_commit=False),
-                        # the same pool, without BEGIN / COMMIT: for a use case of one statement
-                        async_sessionmaker(
-                            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-                        ),
+                    # the same pool, without BEGIN / COMMIT: for a use case of one statement
+                    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    parts = self._async[loop] = _AsyncParts(
+                        engine=engine,
+                        sessions=async_sessionmaker(engine, expire_on_commit=False),
+                        autocommit=autocommit,
+                        autocommit_sessions=async_sessionmaker(autocommit, expire_on_commit=False),
                     )
-        return pair[2] if autocommit else pair[1]
+        return parts
 
     @asynccontextmanager
     async def async_scope(self) -> AsyncIterator[AsyncSession]:
@@ -188,6 +251,29 @@ class Database:
         async with self._async_sessions()() as session:
             async with session.begin():
                 yield session
+
+    @asynccontextmanager
+    async def async_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection of the asyncio engine in autocommit, for ONE statement with no ORM
+        session around it (a `Coalescer`'s write)."""
+        async with self._async_parts().autocommit.connect() as conn:
+            yield conn
+
+    def coalescer(
+        self, name: str, write: Callable[[list[Item]], Awaitable[list[Answer]]]
+    ) -> Coalescer[Item, Answer]:
+        """The running event loop's `Coalescer` called `name` (made with `write` the first time):
+        one per loop, as its futures and the asyncio engine's connections belong to that loop."""
+        loop = asyncio.get_running_loop()
+        per_loop = self._coalescers.get(loop)
+        if per_loop is None:
+            per_loop = self._coalescers[loop] = {}
+            for closed in [other for other in self._coalescers if other.is_closed()]:
+                del self._coalescers[closed]
+        found = per_loop.get(name)
+        if found is None:
+            found = per_loop[name] = Coalescer(write)
+        return found
 
     @asynccontextmanager
     async def async_statement_scope(self) -> AsyncIterator[AsyncSession]:
@@ -198,9 +284,9 @@ class Database:
 
     async def dispose_async(self) -> None:
         """Close the asyncio engine of the running loop (the app's shutdown)."""
-        pair = self._async.pop(asyncio.get_running_loop(), None)
-        if pair is not None:
-            await pair[0].dispose()
+        parts = self._async.pop(asyncio.get_running_loop(), None)
+        if parts is not None:
+            await parts.engine.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -189,3 +189,64 @@ def test_every_handled_type_is_dispatched(api, pending, type_):
         obj = {"object": "charge", "id": "ch_unknown", "payment_intent": "pi_unknown", "amount_refunded": 100}
     outcome = wh.post(api.state.base_url, wh.event(type_, obj)).json()["data"]
     assert outcome not in ("ignored", "duplicate")
+
+
+def test_ignored_events_arriving_together_are_each_answered_as_if_sent_one_by_one(api, pending):
+    """On PostgreSQL events of an ignored type that arrive together share one INSERT (the
+    webhook's Coalescer); each still gets its own answer: the first delivery of an id `ignored`,
+    every other `duplicate`, and each id recorded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = api.state.base_url
+    events = [wh.event("customer.updated", {"object": "customer", "id": f"cus_{i}"}) for i in range(12)]
+    sends = events * 3  # every event delivered three times, all at once
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda e: (e["id"], wh.post(base, e)), sends))
+    assert all(r.status_code == 200 for _, r in answers)
+    by_id: dict[str, list[str]] = {}
+    for event_id, r in answers:
+        by_id.setdefault(event_id, []).append(r.json()["data"])
+    assert {event_id: sorted(kinds) for event_id, kinds in by_id.items()} == {
+        e["id"]: ["duplicate", "duplicate", "ignored"] for e in events
+    }
+    with api.state.db.session_scope() as s:
+        rows = s.execute(sa.select(StripeEvent.id, StripeEvent.outcome, StripeEvent.type)).all()
+    assert sorted(rows) == sorted((e["id"], "ignored", "customer.updated") for e in events)
+
+
+def test_a_batch_of_ignored_events_names_a_repeat_within_it_and_one_seen_before_duplicates(database_url):
+    """`record_ignored_many`, the batch's one statement (PostgreSQL)."""
+    import asyncio
+
+    from tutorbook.clock import utc_now
+    from tutorbook.db import Database
+    from tutorbook.payments import webhooks
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("the batched INSERT is PostgreSQL's (SQLite records an event in a statement of its own)")
+    db = Database(database_url, pool_size=1)
+    seen = {"id": "evt_batch_seen", "type": "customer.created"}
+    fresh = {"id": "evt_batch_fresh", "type": "invoice.paid"}
+
+    async def main():
+        try:
+            async with db.async_connection() as conn:
+                first = await webhooks.record_ignored_many(conn, [seen], now=utc_now())
+            async with db.async_connection() as conn:
+                second = await webhooks.record_ignored_many(conn, [fresh, seen, fresh], now=utc_now())
+            return first, second
+        finally:
+            await db.dispose_async()
+
+    try:
+        first, second = asyncio.run(main())
+        assert [o.kind for o in first] == ["ignored"]
+        assert [o.kind for o in second] == ["ignored", "duplicate", "duplicate"]
+        with db.session_scope() as s:
+            mine = sa.select(StripeEvent.id, StripeEvent.type).where(StripeEvent.id.like("evt_batch_%"))
+            rows = dict(s.execute(mine).all())
+        assert rows == {"evt_batch_seen": "customer.created", "evt_batch_fresh": "invoice.paid"}
+    finally:
+        with db.session_scope() as s:
+            s.execute(sa.delete(StripeEvent).where(StripeEvent.id.like("evt_batch_%")))
+        db.dispose()

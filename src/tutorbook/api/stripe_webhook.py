@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from functools import lru_cache
 
-from tutorbook.api.deps import ServicesDep
+from fastapi import APIRouter, Request, Response
+from starlette.background import BackgroundTask
+
+from tutorbook.api.deps import get_services
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import followups, stripe_events
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import webhooks
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, errors
 
 router = APIRouter(prefix="/api/StripeWebhook", tags=["Stripe"], responses=errors(400, 413, 422))
 
@@ -19,21 +22,31 @@ class PayloadTooLarge(AppError):
     message = "Webhook body too large"
 
 
+@lru_cache(maxsize=128)  # the outcomes are a few dozen words
+def _answer(kind: str) -> bytes:
+    return Envelope[str](message="Received", data=kind).model_dump_json().encode()
+
+
 @router.post("/webhook", response_model=Envelope[str])
-async def webhook(request: Request, background: BackgroundTasks, svc: ServicesDep):
-    """Stripe events, verified by signature before anything is read."""
+async def webhook(request: Request) -> Response:
+    """Stripe events, verified by signature before anything is read.
+
+    The busiest route (Stripe sends every event of the account here), so it asks FastAPI for
+    nothing per request: no dependencies, and an answer already serialised (`Envelope[str]`,
+    the model above, rendered once per outcome). docs/PERFORMANCE.md, section 3."""
     if int(request.headers.get("content-length") or 0) > webhooks.MAX_BODY:
         raise PayloadTooLarge()
     body = await request.body()
     if len(body) > webhooks.MAX_BODY:
         raise PayloadTooLarge()
+    svc = get_services(request)
     try:
         event = svc.gateway.construct_event(body, request.headers.get("stripe-signature"))
     except gw.InvalidWebhook as exc:
         raise BadRequest("Invalid Stripe signature or payload") from exc
     webhooks.check_shape(event)
     outcome = await stripe_events.receive(svc, event)
-    request.app.state.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
-    if outcome.followups:
-        background.add_task(followups.run, svc, outcome.followups)
-    return ok(outcome.kind, "Received")
+    svc.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
+    # The follow-ups (refunds, links that call out) run after the answer is sent, as before.
+    todo = BackgroundTask(followups.run, svc, outcome.followups) if outcome.followups else None
+    return Response(_answer(outcome.kind), media_type="application/json", background=todo)

@@ -9,6 +9,7 @@ from typing import cast
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from tutorbook.bookings import earnings, lifecycle
@@ -124,6 +125,44 @@ def record_ignored(session: Session, *, event: dict, now: datetime) -> bookings.
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
     seen = not record_once(session, event=event, now=now, outcome="ignored")
     return bookings.Outcome("duplicate" if seen else "ignored")
+
+
+def _record_many_statement() -> sa.Insert:
+    """PostgreSQL: many events of types the app does not act on, recorded by one INSERT from
+    two arrays (one statement whatever their number), each id once; RETURNING the ids that
+    were new."""
+    rows = sa.func.unnest(
+        sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)),
+        sa.bindparam("types", type_=postgresql.ARRAY(sa.String)),
+    ).table_valued("id", "type").render_derived(name="rows", with_types=False)
+    received_at = sa.bindparam("received_at", type_=EVENTS.c.received_at.type)
+    return (
+        postgresql.insert(EVENTS)
+        .from_select(
+            ["id", "type", "received_at", "outcome"],
+            sa.select(rows.c.id, rows.c.type, received_at, sa.literal_column("'ignored'", sa.String)),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(EVENTS.c.id)
+    )
+
+
+_RECORD_MANY = _record_many_statement()
+
+
+async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[bookings.Outcome]:
+    """`record_ignored` for many events in ONE statement (PostgreSQL, autocommit): each one's
+    outcome, in order. An id sent twice in the batch is `ignored` the first time and
+    `duplicate` after, as it would be one request after another."""
+    ids = [event["id"] for event in events]
+    types = [event.get("type", "?") for event in events]
+    result = await conn.execute(_RECORD_MANY, {"ids": ids, "types": types, "received_at": now})
+    new = set(result.scalars())
+    outcomes = []
+    for event_id in ids:
+        outcomes.append(bookings.Outcome("ignored" if event_id in new else "duplicate"))
+        new.discard(event_id)
+    return outcomes
 
 
 def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:

@@ -209,3 +209,32 @@ def test_cancel_payment_racing_the_payment_never_cancels_a_paid_booking(api, c, 
             assert cancelled.status_code == 400 and row.status == 1
         else:
             assert cs["status"] == "expired" and row.status == 3 and cancelled.status_code == 200
+
+
+def test_a_checkout_created_again_for_the_same_booking_is_the_same_session(api):
+    """create_checkout sends its idempotency key (`checkout-<booking id>`): a retry after a lost
+    answer gets the session Stripe made the first time, never a second one to pay."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    g = StripeGateway(api.state.settings)
+    booking_id = str(uuid.uuid4())
+    expires = datetime.now(UTC) + timedelta(minutes=40)
+
+    async def twice():
+        made = []
+        for _ in range(2):
+            made.append(
+                await g.create_checkout(
+                    booking_id=booking_id, amount=6000, currency="eur", product_name="Maths",
+                    customer_email="p@example.com", success_url="http://127.0.0.1/ok", cancel_url="http://127.0.0.1/no",
+                    expires_at=expires,
+                )
+            )
+        return made
+
+    first, again = asyncio.run(twice())
+    assert first.id == again.id and first.id.startswith("cs_")
+    assert first.client_reference_id == booking_id and first.metadata["booking_id"] == booking_id
+    assert first.amount_total == 6000 and first.url

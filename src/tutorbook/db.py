@@ -123,13 +123,15 @@ class Coalescer(Generic[Item, Answer]):
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._writing = False
+        self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Answer:
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
         if not self._writing:
             self._writing = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # held: the loop keeps only a weak reference to a task
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await asyncio.shield(answer)
 
     async def _drain(self) -> None:

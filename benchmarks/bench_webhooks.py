@@ -58,6 +58,7 @@ CATEGORIES = [
     ("...... asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
     ("... session open / BEGIN / COMMIT / close", "Database.async_scope"),
     ("... sending the response (uvicorn write)", "RequestResponseCycle.send"),
+    ("ignored and duplicate events' shared INSERT (Coalescer task)", "Coalescer._drain"),
     ("DB worker threads (the thread path: SQLite, or TUTORBOOK_DB_ASYNC=false)", "WorkerThread.run"),
 ]
 

@@ -118,3 +118,21 @@ def test_a_failed_write_fails_each_of_its_callers_and_the_next_write_still_runs(
     assert calls == [["a", "bad"], ["c"]]
     assert isinstance(results[0], RuntimeError) and isinstance(results[1], RuntimeError)
     assert results[2] == "C"
+
+
+def test_a_write_that_answers_the_wrong_number_of_items_fails_its_callers_rather_than_leaving_them_waiting():
+    import asyncio
+
+    from tutorbook.db import Coalescer
+
+    async def write(items: list[int]) -> list[int]:
+        return items[:-1]  # one answer short
+
+    async def main():
+        batcher = Coalescer(write)
+        return await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True), timeout=5
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) for r in results), results

@@ -140,6 +140,8 @@ class Coalescer(Generic[Item, Answer]):
                 batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
                 try:
                     answers = await self._write([item for item, _ in batch])
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"a write answered {len(answers)} of {len(batch)} items")
                 except Exception as exc:  # every caller of this batch sees it
                     for _, answer in batch:
                         if not answer.done():

@@ -333,9 +333,9 @@ def main() -> None:
     counters = [
         "PostgreSQL's counters per webhook request (pg_stat_user_tables / pg_stat_user_indexes / "
         "pg_stat_database deltas, read 11 s after each run so every backend has reported, divided by every "
-        "request of the run, warm-up included). Transactions: one per request, the handler's own (the async "
-        "engine does not pre-ping; ignored and duplicate events are recorded by one statement per batch, "
-        "without BEGIN/COMMIT):",
+        "request of the run, warm-up included). Transactions: one per event the app acts on, the handler's own "
+        "(the async engine does not pre-ping); ignored and duplicate events share one statement per batch, "
+        "without BEGIN/COMMIT, so they count a fraction of one:",
         h.md_table(["run", "pk_stripe_events index scans", "seq scans", "rows inserted", "rows updated",
                     "scans of other tables", "transactions"], counters_rows),
     ] if counters_rows else ["(PostgreSQL's counters are read in the full run only.)"]

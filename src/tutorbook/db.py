@@ -122,36 +122,30 @@ class Coalescer(Generic[Item, Answer]):
         self._write = write
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
-        self._writing = False
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps a task weakly
 
     async def submit(self, item: Item) -> Answer:
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
-        if not self._writing:
-            self._writing = True
-            # held: the loop keeps only a weak reference to a task
+        if self._drainer is None or self._drainer.done():  # no write in flight: start one now
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await asyncio.shield(answer)
 
     async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-                try:
-                    answers = await self._write([item for item, _ in batch])
-                    if len(answers) != len(batch):
-                        raise RuntimeError(f"a write answered {len(answers)} of {len(batch)} items")
-                except Exception as exc:  # every caller of this batch sees it
-                    for _, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(exc)
-                    continue
-                for (_, answer), value in zip(batch, answers, strict=True):
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+            try:
+                answers = await self._write([item for item, _ in batch])
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"a write answered {len(answers)} of {len(batch)} items")
+            except Exception as exc:  # every caller of this batch sees it
+                for _, answer in batch:
                     if not answer.done():
-                        answer.set_result(value)
-        finally:
-            self._writing = False
+                        answer.set_exception(exc)
+                continue
+            for (_, answer), value in zip(batch, answers, strict=True):
+                if not answer.done():
+                    answer.set_result(value)
 
 
 class Database:

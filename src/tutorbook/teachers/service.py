@@ -248,12 +248,19 @@ def time_off(
     session: Session, teacher_id: uuid.UUID, *, start: datetime | None = None, end: datetime | None = None
 ) -> list[TimeOff]:
     """The teacher's time off by start; with `start`/`end`, only ranges touching [start, end)."""
-    stmt = sa.select(TimeOff).where(TimeOff.teacher_id == teacher_id)
-    if start is not None:
-        stmt = stmt.where(TimeOff.ends_at > start)
-    if end is not None:
-        stmt = stmt.where(TimeOff.starts_at < end)
+    stmt = sa.select(TimeOff).where(TimeOff.teacher_id == teacher_id, *_touching(start, end))
     return list(session.scalars(stmt.order_by(TimeOff.starts_at, TimeOff.id)))
+
+
+def _touching(start: Any, end: Any) -> list[sa.ColumnElement[bool]]:
+    """Time off touching [start, end): it ends after `start` and starts before `end` (either
+    bound left out when None; values or bound parameters)."""
+    conditions = []
+    if start is not None:
+        conditions.append(TimeOff.ends_at > start)
+    if end is not None:
+        conditions.append(TimeOff.starts_at < end)
+    return conditions
 
 
 def time_off_intervals(
@@ -297,8 +304,9 @@ _TIME_OFF_TOUCHING = (
     sa.select(TimeOff.id)
     .where(
         TimeOff.teacher_id == sa.bindparam("teacher_id", type_=TimeOff.teacher_id.type),
-        TimeOff.ends_at > sa.bindparam("start", type_=TimeOff.ends_at.type),
-        TimeOff.starts_at < sa.bindparam("end", type_=TimeOff.starts_at.type),
+        *_touching(
+            sa.bindparam("start", type_=TimeOff.ends_at.type), sa.bindparam("end", type_=TimeOff.starts_at.type)
+        ),
     )
     .limit(1)
 )

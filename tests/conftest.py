@@ -7,6 +7,7 @@ tests fail (set TUTORBOOK_TEST_DATABASES=sqlite to run without it on purpose).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -78,13 +79,23 @@ def shared_db(database_url) -> Database:
     db.dispose()
 
 
-def wipe(db: Database) -> None:
-    with db.engine.begin() as conn:
-        if db.is_sqlite:
-            for table in TABLES:
-                conn.exec_driver_sql(f"DELETE FROM {table}")
-        else:
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+def wipe(db: Database, attempts: int = 5) -> None:
+    """Empty every table. On PostgreSQL the TRUNCATE can deadlock with the last test's work still
+    finishing in the live app (a webhook the sandbox delivered late); PostgreSQL then aborts one
+    of the two, and when it is the TRUNCATE it is tried again."""
+    for attempt in range(attempts):
+        try:
+            with db.engine.begin() as conn:
+                if db.is_sqlite:
+                    for table in TABLES:
+                        conn.exec_driver_sql(f"DELETE FROM {table}")
+                else:
+                    conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            return
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == attempts - 1:  # deadlock_detected
+                raise
+            time.sleep(0.1)
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             await scheduler.stop()
+        await app.state.services.gateway.aclose()
         await app.state.db.dispose_async()
 
 

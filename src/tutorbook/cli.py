@@ -189,17 +189,28 @@ def _onboard_demo_teachers(settings: Settings, db, emails: list[str]) -> None:
             _sandbox_config(settings, webhook_url=None), host=settings.sandbox_host, port=settings.sandbox_port
         )
     svc = build_services(settings, db)
+
+    async def connect(teacher: AuthUser) -> bool:
+        """Onboard the teacher at the sandbox if not yet; whether payouts are enabled. The
+        gateway's connections belong to this call's event loop: closed before it ends."""
+        try:
+            status = await payouts.refresh(svc, teacher=teacher)
+            if not status.enabled:
+                url = await payouts.onboard(svc, teacher=teacher)
+                async with httpx.AsyncClient(timeout=10) as client:
+                    await client.post(url, data={"choice": "complete"})
+                status = await payouts.refresh(svc, teacher=teacher)
+            return status.enabled
+        finally:
+            await svc.gateway.aclose()
+
     try:
         with db.session_scope() as session:
             users = session.scalars(sa.select(User).where(User.email.in_(emails))).all()
             teachers = [AuthUser(u.id, u.role, u.email, u.full_name, u.time_zone) for u in users]
         for teacher in teachers:
-            status = asyncio.run(payouts.refresh(svc, teacher=teacher))
-            if not status.enabled:
-                url = asyncio.run(payouts.onboard(svc, teacher=teacher))
-                httpx.post(url, data={"choice": "complete"}, timeout=10)
-                status = asyncio.run(payouts.refresh(svc, teacher=teacher))
-            typer.echo(f"  payouts of {teacher.email}: {'enabled' if status.enabled else 'not enabled'}")
+            enabled = asyncio.run(connect(teacher))
+            typer.echo(f"  payouts of {teacher.email}: {'enabled' if enabled else 'not enabled'}")
     except Exception as exc:  # the demo works without payouts (TUTORBOOK_REQUIRE_TEACHER_PAYOUTS=false)
         typer.echo(f"demo teachers' payouts not connected: {exc}", err=True)
     finally:

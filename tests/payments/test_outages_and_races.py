@@ -9,7 +9,7 @@ from tests import factories as f
 from tests.support import payments as pay
 from tests.support.servers import free_port
 from tutorbook.bookings.models import PrivateSession
-from tutorbook.payments.gateway import StripeGateway
+from tutorbook.payments.gateway import CheckoutNotFound, StripeGateway
 
 
 def all_bookings(db):
@@ -41,31 +41,71 @@ def test_stripe_hanging_gives_504_within_the_timeout(api, c, sandbox):
     assert all_bookings(api.state.db) == [(3, "checkout_failed")]
 
 
+def close_on_its_loops(gateway: StripeGateway) -> None:
+    """Close a gateway the live app used: its connections belong to the server's event loop."""
+    import asyncio
+
+    for loop in list(gateway.http._per_loop):
+        asyncio.run_coroutine_threadsafe(gateway.aclose(), loop).result(timeout=5)
+
+
 def test_stripe_unreachable_gives_502(api, c):
     t, p = f.teacher(c), f.parent(c)
     svc = api.state.services
     real = svc.gateway
-    svc.gateway = StripeGateway(
+    svc.gateway = broken = StripeGateway(
         api.state.settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{free_port()}"})
     )
     try:
         r = f.book(p, t)
     finally:
         svc.gateway = real
+        close_on_its_loops(broken)
     assert r.status_code == 502
     assert all_bookings(api.state.db) == [(3, "checkout_failed")]
 
 
 def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
-    """The gateway swaps the SDK's async httpx client for one with a sized pool; this fails if
-    an SDK upgrade stops using it (constraints.txt pins stripe)."""
+    """The gateway gives the SDK its own HTTP client: async calls over aiohttp with a pool of
+    the bound's ceiling, one per event loop; sync calls over httpx with a pool as large as the
+    jobs' concurrency. This fails if an SDK upgrade stops using it (constraints.txt pins stripe)."""
+    import asyncio
+
     from tutorbook.payments import gateway as gw
 
-    http = StripeGateway(api.state.settings).client._requestor._client
-    pool = http._client_async._transport._pool
-    assert isinstance(http, gw._PooledHTTPXClient)
-    ceiling = api.state.settings.stripe_max_calls_in_flight
-    assert pool._max_connections == pool._max_keepalive_connections == ceiling
+    settings = api.state.settings
+    gateway = StripeGateway(settings)
+    http = gateway.client._requestor._client
+    assert isinstance(http, gw._StripeHTTPClient)
+    sync_pool = http._client._transport._pool
+    expected = max(settings.stripe_max_concurrent_calls, settings.job_stripe_concurrency)
+    assert sync_pool._max_connections == sync_pool._max_keepalive_connections == expected
+
+    async def pools() -> tuple[int, bool]:
+        first, again = http._async_client(), http._async_client()
+        limit = first._user_connector.limit
+        await gateway.aclose()
+        return limit, first is again
+
+    assert asyncio.run(pools()) == (settings.stripe_max_calls_in_flight, True)
+
+
+def test_async_stripe_calls_work_from_one_event_loop_after_another(api, sandbox):
+    """An aiohttp session belongs to the loop that opened it: each loop gets its own."""
+    import asyncio
+
+    gateway = StripeGateway(api.state.settings)
+
+    async def retrieve_unknown() -> str:
+        try:
+            await gateway.retrieve_checkout("cs_test_does_not_exist")
+        except CheckoutNotFound:
+            return "not found"
+        finally:
+            await gateway.aclose()
+        return "found"
+
+    assert [asyncio.run(retrieve_unknown()) for _ in range(2)] == ["not found", "not found"]
 
 
 def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between_its_floor_and_ceiling():
@@ -232,6 +272,7 @@ def test_a_checkout_created_again_for_the_same_booking_is_the_same_session(api):
                     expires_at=expires,
                 )
             )
+        await g.aclose()
         return made
 
     first, again = asyncio.run(twice())

@@ -275,14 +275,14 @@ def _same_open_checkout(
     )
 
 
-def attach_checkout(session: Session, *, booking_id: uuid.UUID, checkout: Checkout) -> PrivateSession:
-    """Store the Checkout Session's id, URL and expiry on the booking: ONE statement (an UPDATE
-    returning the booking), so it may run without a transaction around it."""
+def attach_checkout(session: Session, *, booking: PrivateSession, checkout: Checkout) -> PrivateSession:
+    """Store the Checkout Session's id, URL and expiry on the booking, and read the row back into
+    `booking` (a payment may have been seen meanwhile): ONE statement (an UPDATE ... RETURNING),
+    so it may run without a transaction around it."""
     fields: dict[str, Any] = {"stripe_session_id": checkout.id, "checkout_url": checkout.url}
     if checkout.expires_at is not None:
         fields["checkout_expires_at"] = checkout.expires_at
-    booking = repo.update_returning(session, booking_id, **fields)
-    if booking is None:
+    if not repo.update_returning(session, booking, **fields):
         raise BookingNotFound()
     return booking
 

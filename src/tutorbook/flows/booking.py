@@ -90,7 +90,7 @@ async def book(
             bookings.cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now()
         )
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
-    attached = await svc.statement(bookings.attach_checkout, booking_id=booking.id, checkout=checkout)
+    attached = await svc.statement(bookings.attach_checkout, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)
 
 

@@ -815,7 +815,7 @@ def windows(*objs):
 BOOKING_CATEGORIES = [
     ("whole request in the event loop (uvicorn + middleware + endpoint)", "Server.run"),
     ("Stripe SDK call (create_checkout)", "StripeGateway.create_checkout"),
-    ("... of which httpcore's connection pool", "AsyncConnectionPool.handle_async_request"),
+    ("... of which the HTTP client (the SDK's aiohttp client)", "ClientSession._request"),
     ("use cases on the async engine (AsyncSession.run_sync)", "AsyncSession.run_sync"),
     ("... auth: the user", "_user_for"),
     ("... reserve (validate, lock teacher, overlap check, insert + history, names)", "reserve (tutorbook"),

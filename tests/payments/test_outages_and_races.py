@@ -90,6 +90,51 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
     assert asyncio.run(pools()) == (settings.stripe_max_calls_in_flight, True)
 
 
+def test_an_answer_cut_off_mid_body_is_a_gateway_error_not_a_crash(api):
+    """Stripe's headers arrive, then the connection drops before the body is whole: the SDK's
+    aiohttp client reads the body after its own error mapping, so the gateway must map it."""
+    import asyncio
+    import socket
+    import threading
+
+    from tutorbook.payments import gateway as gw
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\"")
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings = api.state.settings.model_copy(
+        update={"sandbox_url": f"http://127.0.0.1:{port}", "stripe_max_network_retries": 0}
+    )
+    gateway = StripeGateway(settings)
+
+    async def retrieve() -> str:
+        try:
+            await gateway.retrieve_checkout("cs_test_cut_off")
+        except gw.GatewayError as exc:
+            return type(exc).__name__
+        finally:
+            await gateway.aclose()
+        return "answered"
+
+    try:
+        assert asyncio.run(retrieve()) == "GatewayError"
+    finally:
+        listener.close()
+
+
 def test_async_stripe_calls_work_from_one_event_loop_after_another(api, sandbox):
     """An aiohttp session belongs to the loop that opened it: each loop gets its own."""
     import asyncio

@@ -565,7 +565,12 @@ class _StripeHTTPClient(stripe.HTTPXClient):
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
-        return await self._async_client().request_async(method, url, headers, post_data)
+        try:
+            return await self._async_client().request_async(method, url, headers, post_data)
+        except stripe.APIConnectionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - AIOHTTPClient reads the body outside its own mapping
+            self._handle_request_error(exc)  # an APIConnectionError, retried like any other
 
     async def request_stream_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -538,9 +539,10 @@ class _StripeHTTPClient(stripe.HTTPXClient):
     expire job makes TUTORBOOK_JOB_STRIPE_CONCURRENCY at once) go over httpx, keeping
     `sync_connections`; async calls (the request paths) over the SDK's aiohttp client, keeping
     `connections`, one per event loop (an aiohttp session belongs to the loop it was opened on).
-    aiohttp parses HTTP in C: a booking's Stripe call cost 0.5 ms less of the app's CPU than over
-    httpx/httpcore (docs/PERFORMANCE.md, section 2). httpx keeps 20 idle connections by default,
-    so every sync call beyond 20 in flight would open and drop its own."""
+    aiohttp parses HTTP in C: a call costs the caller a quarter of the CPU it did over
+    httpx/httpcore, and a booking 1 ms less (5.39 -> 4.37 ms; docs/PERFORMANCE.md, section 7).
+    httpx keeps 20 idle connections by default, so every sync call beyond 20 in flight would open
+    and drop its own."""
 
     def __init__(self, *, timeout: float, connections: int, sync_connections: int):
         super().__init__(timeout=timeout, allow_sync_methods=True)
@@ -549,17 +551,19 @@ class _StripeHTTPClient(stripe.HTTPXClient):
         self._client = httpx.Client(verify=self._ssl, limits=limits)
         self.connections, self.seconds = connections, timeout
         self._per_loop: dict[asyncio.AbstractEventLoop, stripe.AIOHTTPClient] = {}
+        self._per_loop_guard = threading.Lock()  # loops on other threads (tests, the CLI) add theirs
 
     def _async_client(self) -> stripe.AIOHTTPClient:
         loop = asyncio.get_running_loop()
         found = self._per_loop.get(loop)
         if found is None:
-            for closed in [other for other in self._per_loop if other.is_closed()]:
-                del self._per_loop[closed]  # its sockets went with its loop
-            found = self._per_loop[loop] = stripe.AIOHTTPClient(
-                timeout=aiohttp.ClientTimeout(total=self.seconds),
-                connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._ssl),
-            )
+            with self._per_loop_guard:
+                for closed in [other for other in self._per_loop if other.is_closed()]:
+                    del self._per_loop[closed]  # its sockets went with its loop
+                found = self._per_loop[loop] = stripe.AIOHTTPClient(
+                    timeout=aiohttp.ClientTimeout(total=self.seconds),
+                    connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._ssl),
+                )
         return found
 
     async def request_async(
@@ -582,7 +586,8 @@ class _StripeHTTPClient(stripe.HTTPXClient):
 
     async def close_async(self) -> None:
         """Close the running loop's aiohttp session (the app's shutdown)."""
-        found = self._per_loop.pop(asyncio.get_running_loop(), None)
+        with self._per_loop_guard:
+            found = self._per_loop.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found.close_async()  # type: ignore[no-untyped-call]
 

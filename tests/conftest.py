@@ -18,7 +18,7 @@ from tests.support.servers import ThreadedServer, http_client, http_post
 from tests.web.helpers import WebClient, make_admin
 from tutorbook import models
 from tutorbook.config import Settings
-from tutorbook.db import Database
+from tutorbook.db import Database, lost_race
 from tutorbook.migrate import upgrade
 
 DATABASES = [d.strip() for d in os.environ.get("TUTORBOOK_TEST_DATABASES", "sqlite,postgresql").split(",") if d.strip()]
@@ -92,8 +92,8 @@ def wipe(db: Database, attempts: int = 5) -> None:
                 else:
                     conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
             return
-        except sa.exc.OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == attempts - 1:  # deadlock_detected
+        except sa.exc.DBAPIError as exc:
+            if not lost_race(exc) or attempt == attempts - 1:  # a deadlock, PostgreSQL's choice of loser
                 raise
             time.sleep(0.1)
 

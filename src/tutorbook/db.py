@@ -20,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from tutorbook.clock import as_utc
 from tutorbook.errors import ServiceUnavailable
+from tutorbook.loops import PerLoop
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -186,9 +187,11 @@ class Database:
         self._async_pre_ping = async_pre_ping
         # An asyncio engine's connections belong to the event loop that opened them: one engine
         # per loop (the server's; a test's or the CLI's asyncio.run), forgotten once its loop closed.
-        self._async: dict[asyncio.AbstractEventLoop, _AsyncParts] = {}
-        self._async_guard = threading.Lock()
-        self._coalescers: dict[asyncio.AbstractEventLoop, dict[str, Coalescer[Any, Any]]] = {}
+        # Its connections cannot be closed without their loop; the OS closes the sockets.
+        self._async: PerLoop[_AsyncParts] = PerLoop(
+            self._new_async_parts, forget=lambda parts: parts.engine.sync_engine.dispose(close=False)
+        )
+        self._coalescers: PerLoop[dict[str, Coalescer[Any, Any]]] = PerLoop(dict)
 
     @property
     def is_async(self) -> bool:
@@ -215,33 +218,27 @@ class Database:
 
     def _async_parts(self) -> _AsyncParts:
         assert self.async_url is not None
-        loop = asyncio.get_running_loop()
-        parts = self._async.get(loop)
-        if parts is None:
-            with self._async_guard:
-                parts = self._async.get(loop)
-                if parts is None:
-                    for closed in [other for other in self._async if other.is_closed()]:
-                        # Its connections cannot be closed without their loop; the OS closes the sockets.
-                        self._async.pop(closed).engine.sync_engine.dispose(close=False)
-                    url, connect_args = self.async_url
-                    engine = create_async_engine(
-                        url,
-                        connect_args=connect_args,
-                        pool_pre_ping=self._async_pre_ping,
-                        pool_recycle=ASYNC_POOL_RECYCLE_S,
-                        echo=self._echo,
-                        **self.pool,
-                    )
-                    # the same pool, without BEGIN / COMMIT: for a use case of one statement
-                    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-                    parts = self._async[loop] = _AsyncParts(
-                        engine=engine,
-                        sessions=async_sessionmaker(engine, expire_on_commit=False),
-                        autocommit=autocommit,
-                        autocommit_sessions=async_sessionmaker(autocommit, expire_on_commit=False),
-                    )
-        return parts
+        return self._async.get()
+
+    def _new_async_parts(self) -> _AsyncParts:
+        assert self.async_url is not None
+        url, connect_args = self.async_url
+        engine = create_async_engine(
+            url,
+            connect_args=connect_args,
+            pool_pre_ping=self._async_pre_ping,
+            pool_recycle=ASYNC_POOL_RECYCLE_S,
+            echo=self._echo,
+            **self.pool,
+        )
+        # the same pool, without BEGIN / COMMIT: for a use case of one statement
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return _AsyncParts(
+            engine=engine,
+            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            autocommit=autocommit,
+            autocommit_sessions=async_sessionmaker(autocommit, expire_on_commit=False),
+        )
 
     @asynccontextmanager
     async def async_scope(self) -> AsyncIterator[AsyncSession]:
@@ -262,12 +259,7 @@ class Database:
     ) -> Coalescer[Item, Answer]:
         """The running event loop's `Coalescer` called `name` (made with `write` the first time):
         one per loop, as its futures and the asyncio engine's connections belong to that loop."""
-        loop = asyncio.get_running_loop()
-        per_loop = self._coalescers.get(loop)
-        if per_loop is None:
-            per_loop = self._coalescers[loop] = {}
-            for closed in [other for other in self._coalescers if other.is_closed()]:
-                del self._coalescers[closed]
+        per_loop = self._coalescers.get()
         found = per_loop.get(name)
         if found is None:
             found = per_loop[name] = Coalescer(write)
@@ -282,7 +274,7 @@ class Database:
 
     async def dispose_async(self) -> None:
         """Close the asyncio engine of the running loop (the app's shutdown)."""
-        parts = self._async.pop(asyncio.get_running_loop(), None)
+        parts = self._async.pop()
         if parts is not None:
             await parts.engine.dispose()
 

@@ -45,7 +45,7 @@ def close_on_its_loops(gateway: StripeGateway) -> None:
     """Close a gateway the live app used: its connections belong to the server's event loop."""
     import asyncio
 
-    for loop in list(gateway.http._per_loop):
+    for loop in gateway.http.per_loop.loops():
         asyncio.run_coroutine_threadsafe(gateway.aclose(), loop).result(timeout=5)
 
 

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import ssl
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from stripe.params.checkout import SessionCreateParams, SessionListParams, Sessi
 
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
+from tutorbook.loops import PerLoop
 from tutorbook.teachers.payouts import AccountState
 
 __all__ = ["AccountState", "Checkout", "PaymentSplit", "StripeGateway"]
@@ -462,7 +462,7 @@ class CallBound:
         self.floor, self.ceiling = floor, ceiling
         self.latency: float | None = None  # seconds a call takes
         self.rate: float | None = None  # calls completed a second
-        self._loops: dict[asyncio.AbstractEventLoop, _Waiting] = {}
+        self._loops: PerLoop[_Waiting] = PerLoop(_Waiting)
         self._window_start = time.monotonic()
         self._window_done = 0
 
@@ -483,13 +483,7 @@ class CallBound:
             self._window_start, self._window_done = now, 0
 
     def _state(self) -> _Waiting:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            for closed in [other for other in self._loops if other.is_closed()]:
-                del self._loops[closed]
-            state = self._loops[loop] = _Waiting()
-        return state
+        return self._loops.get()
 
     @property
     def in_flight(self) -> int:
@@ -550,21 +544,16 @@ class _StripeHTTPClient(stripe.HTTPXClient):
         limits = httpx.Limits(max_connections=sync_connections, max_keepalive_connections=sync_connections)
         self._client = httpx.Client(verify=self._ssl, limits=limits)
         self.connections, self.seconds = connections, timeout
-        self._per_loop: dict[asyncio.AbstractEventLoop, stripe.AIOHTTPClient] = {}
-        self._per_loop_guard = threading.Lock()  # loops on other threads (tests, the CLI) add theirs
+        self.per_loop: PerLoop[stripe.AIOHTTPClient] = PerLoop(self._new_async_client)
+
+    def _new_async_client(self) -> stripe.AIOHTTPClient:
+        return stripe.AIOHTTPClient(
+            timeout=aiohttp.ClientTimeout(total=self.seconds),
+            connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._ssl),
+        )
 
     def _async_client(self) -> stripe.AIOHTTPClient:
-        loop = asyncio.get_running_loop()
-        found = self._per_loop.get(loop)
-        if found is None:
-            with self._per_loop_guard:
-                for closed in [other for other in self._per_loop if other.is_closed()]:
-                    del self._per_loop[closed]  # its sockets went with its loop
-                found = self._per_loop[loop] = stripe.AIOHTTPClient(
-                    timeout=aiohttp.ClientTimeout(total=self.seconds),
-                    connector=aiohttp.TCPConnector(limit=self.connections, ssl=self._ssl),
-                )
-        return found
+        return self.per_loop.get()
 
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
@@ -586,8 +575,7 @@ class _StripeHTTPClient(stripe.HTTPXClient):
 
     async def close_async(self) -> None:
         """Close the running loop's aiohttp session (the app's shutdown)."""
-        with self._per_loop_guard:
-            found = self._per_loop.pop(asyncio.get_running_loop(), None)
+        found = self.per_loop.pop()
         if found is not None:
             await found.close_async()  # type: ignore[no-untyped-call]
 

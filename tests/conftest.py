@@ -7,6 +7,7 @@ tests fail (set TUTORBOOK_TEST_DATABASES=sqlite to run without it on purpose).
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -26,18 +27,53 @@ PG_ADMIN_URL = os.environ.get("TUTORBOOK_TEST_POSTGRES_URL", "postgresql+psycopg
 TABLES = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
 
 
-def pg_database(name: str) -> str:
-    """A fresh PostgreSQL database `name`; its URL."""
+# This run's own suffix: every PostgreSQL database a test makes is named `<purpose>_<RUN_ID>`, so
+# two runs on one server (two checkouts, CI beside a developer) never touch each other's, and the
+# run drops exactly the ones it made when it ends (pytest_sessionfinish), never anybody else's.
+RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+CREATED_PG_DATABASES: list[str] = []
+
+
+def pg_database(purpose: str) -> str:
+    """A new PostgreSQL database of this run for `purpose` (dropped when the run ends); its URL.
+    Asked twice for one purpose, the second call starts that database afresh."""
+    name = f"{purpose}_{RUN_ID}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            if name in CREATED_PG_DATABASES:  # ours, from an earlier test of this run
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL is required for the tests and did not answer at {PG_ADMIN_URL}: {exc}")
     finally:
         admin.dispose()
+    if name not in CREATED_PG_DATABASES:
+        CREATED_PG_DATABASES.append(name)
     return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_created_pg_databases() -> list[str]:
+    """Drop the databases this run created; the names dropped."""
+    dropped: list[str] = []
+    if not CREATED_PG_DATABASES:
+        return dropped
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            while CREATED_PG_DATABASES:
+                name = CREATED_PG_DATABASES.pop()
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                dropped.append(name)
+    except sa.exc.OperationalError:
+        pass  # PostgreSQL went away; nothing of ours can be left to drop that we could reach
+    finally:
+        admin.dispose()
+    return dropped
+
+
+def pytest_sessionfinish(session, exitstatus):
+    drop_created_pg_databases()
 
 
 def make_settings(url: str, var_dir: Path, **overrides) -> Settings:
@@ -65,7 +101,7 @@ def database_url(request, tmp_path_factory) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tutorbook.db'}"
     elif request.param == "postgresql":
-        url = pg_database(f"tutorbook_test_{os.getpid()}")
+        url = pg_database("tutorbook_test")
     else:
         raise ValueError(request.param)
     upgrade(url)

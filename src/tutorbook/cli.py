@@ -271,7 +271,10 @@ JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, fo
 def _services(settings: Settings):
     from tutorbook.flows.services import build_services, open_database
 
-    return build_services(settings, open_database(settings))
+    db = open_database(settings)
+    with _starting():  # every command that reads the tables (the others migrate first)
+        startup.check_tables(db.engine)
+    return build_services(settings, db)
 
 
 def _progress(job: str):

@@ -104,8 +104,9 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Link"],  # the teacher's schedule's next page
         )
 
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outside RequestIdMiddleware, so that its last-resort 500 (and the body-size 413) are secured too.
+    app.add_middleware(SecurityHeadersMiddleware)
     if settings.trusted_proxies:
         # The client address (login throttle, logs) from X-Forwarded-For, only when the peer is
         # one of these proxies; `tutorbook serve` turns off uvicorn's own handling.

@@ -904,24 +904,32 @@ def affected_sessions(
 ) -> list[dict[str, Any]]:
     """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
     rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
-    return [
-        {
-            "id": b.id,
-            "subject": b.subject,
-            "starts_at": b.starts_at,
-            "ends_at": b.ends_at,
-            "student_name": student,
-            "parent_name": parent,
-            "parent_email": email,
-        }
-        for b, student, parent, email in rows
-        if b.status == Status.CONFIRMED
-    ]
+    return [_affected(b, student, parent, email) for b, student, parent, email in rows if b.status == Status.CONFIRMED]
+
+
+def _affected(b: PrivateSession, student: str, parent: str, email: str) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "subject": b.subject,
+        "starts_at": b.starts_at,
+        "ends_at": b.ends_at,
+        "student_name": student,
+        "parent_name": parent,
+        "parent_email": email,
+    }
 
 
 def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
-    """The teacher's time off that is not over yet, each with the paid sessions inside it."""
-    return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
+    """The teacher's time off that is not over yet, each with the paid sessions inside it: two
+    queries however many ranges there are (the ranges, then every session inside any of them)."""
+    ranges = teachers.time_off(session, teacher_id, start=now)
+    inside: dict[uuid.UUID, list[dict[str, Any]]] = {row.id: [] for row in ranges}
+    for time_off_id, b, student, parent, email in repo.paid_sessions_in_time_off(
+        session, teacher_id=teacher_id, time_off_ids=list(inside)
+    ):
+        if b.status == Status.CONFIRMED:
+            inside[time_off_id].append(_affected(b, student, parent, email))
+    return [_time_off_view(row, inside[row.id]) for row in ranges]
 
 
 def add_time_off(
@@ -931,19 +939,14 @@ def add_time_off(
     row = teachers.add_time_off(
         session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
     )
-    return _time_off_view(session, row)
+    return _time_off_view(
+        row, affected_sessions(session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at)
+    )
 
 
-def _time_off_view(session: Session, row: TimeOff) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "starts_at": row.starts_at,
-        "ends_at": row.ends_at,
-        "note": row.note,
-        "affected_sessions": affected_sessions(
-            session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at
-        ),
-    }
+def _time_off_view(row: TimeOff, affected: list[dict[str, Any]]) -> dict[str, Any]:
+    view = {"id": row.id, "starts_at": row.starts_at, "ends_at": row.ends_at, "note": row.note}
+    return {**view, "affected_sessions": affected}
 
 
 def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:

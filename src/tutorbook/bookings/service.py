@@ -310,30 +310,31 @@ def _named_booking(session: Session, checkout: Checkout) -> PrivateSession | Non
 
 
 def payment_problem(booking: PrivateSession, checkout: Checkout) -> Reason | None:
-    """Why this checkout cannot pay for `booking`, or None when it can: it must be the booking's
-    own checkout (or the booking has none yet) and charge exactly the booking's price."""
+    """Why this checkout cannot pay for `booking`, or None when it can: it must be the checkout
+    the booking itself created (its recorded id) and charge exactly the booking's price. A booking
+    with no recorded checkout (its creation failed) adopts none: anyone holding the Stripe key
+    can make a checkout that names it, and the teacher's share would then stay with the platform."""
     if booking.stripe_session_id not in (None, checkout.id):
         return Reason.OTHER_CHECKOUT
     if (checkout.currency or "").lower() != booking.currency.lower():
         return Reason.CURRENCY_MISMATCH
     if checkout.amount_total != booking.price_amount:
         return Reason.AMOUNT_MISMATCH
+    if booking.stripe_session_id != checkout.id:  # none recorded; a price mismatch says more, above
+        return Reason.OTHER_CHECKOUT
     return None
 
 
-def _own_booking(session: Session, booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
-    """`booking` if this checkout is its checkout; a booking with none adopts one at its price."""
+def _own_booking(booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
+    """`booking` if this checkout is the one it created (its recorded id)."""
     if booking is None or booking.stripe_session_id == checkout.id:
         return booking
-    if payment_problem(booking, checkout) is not None:
-        return None
-    repo.set_fields(session, booking, stripe_session_id=checkout.id)
-    return booking
+    return None
 
 
 def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
-    """The booking this checkout is the checkout of (adopted by a booking that has none)."""
-    return _own_booking(session, _named_booking(session, checkout), checkout)
+    """The booking this checkout is the checkout of (the id it recorded when it created it)."""
+    return _own_booking(_named_booking(session, checkout), checkout)
 
 
 def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime) -> Outcome:
@@ -347,7 +348,7 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
         return _refuse_payment(
             session, booking=named, checkout=checkout, reason=problem, actor=actor, platform=platform, now=now
         )
-    booking = _own_booking(session, named, checkout)
+    booking = _own_booking(named, checkout)
     if booking is None:
         return Outcome("unknown_booking")
     if not checkout.paid:

@@ -2,6 +2,9 @@
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 PYTHON ?= python3
+# make run PORT=8080 HOST=0.0.0.0: where `tutorbook serve` listens (the Stripe sandbox: TUTORBOOK_SANDBOX_PORT)
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 
 .PHONY: run test lint bench clean
 
@@ -13,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(VENV)/bin/tutorbook demo-data
-	$(VENV)/bin/tutorbook serve
+	$(VENV)/bin/tutorbook serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	scripts/ensure-chromium

@@ -77,6 +77,7 @@ def test_a_crash_is_one_logged_500_with_its_request_id_on_a_connection_that_stay
         assert json.loads(body) == {"success": False, "message": "Internal server error", "data": None}
         rid = r.getheader("X-Request-ID")
         assert rid and r.getheader("connection", "").lower() != "close"
+        assert r.getheader("X-Content-Type-Options") == "nosniff"  # made outside the routes, still secured
 
         # The same socket serves the next request (http.client would reconnect if it had been closed).
         r2, _ = _get(conn, "/health")

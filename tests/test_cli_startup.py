@@ -114,3 +114,24 @@ def test_a_failing_migration_is_one_line_and_alembic_says_nothing_more(tmp_path)
     line = one_line(result)
     assert result.returncode == 1
     assert f"migrating the database at {url} to head failed" in line and "9999_from_the_future" in line
+
+
+NEEDS_TABLES = [["mail", "list"], ["report", "orphaned"], ["jobs", "run", "expire"], ["mail", "show", "1"]]
+
+
+@pytest.mark.parametrize("command", NEEDS_TABLES, ids=" ".join)
+def test_a_command_on_a_database_without_its_tables_says_to_run_db_upgrade(tmp_path, command):
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    result = tutorbook(*command, cwd=tmp_path, database_url=f"sqlite:///{empty}", jobs_enabled="false")
+    line = one_line(result)
+    assert result.returncode == 1
+    assert "no Tutorbook tables" in line and "run `tutorbook db upgrade`" in line
+
+
+def test_make_run_takes_the_port_and_host_as_variables():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dry = subprocess.run(
+        ["make", "-n", "-C", root, "run", "PORT=8080", "HOST=0.0.0.0"], capture_output=True, text=True, timeout=60
+    )
+    assert "tutorbook serve --host 0.0.0.0 --port 8080" in dry.stdout, dry.stdout + dry.stderr

@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook.api import admin, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
+from tutorbook.api.limits import BodyLimitMiddleware
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
 from tutorbook.errors import error_response, install_error_handlers
@@ -104,8 +105,10 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Link"],  # the teacher's schedule's next page
         )
 
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    # Outside RequestIdMiddleware, so that its last-resort 500 (and the body-size 413) are secured too.
+    app.add_middleware(SecurityHeadersMiddleware)
     if settings.trusted_proxies:
         # The client address (login throttle, logs) from X-Forwarded-For, only when the peer is
         # one of these proxies; `tutorbook serve` turns off uvicorn's own handling.

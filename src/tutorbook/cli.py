@@ -121,11 +121,22 @@ def serve(
         os.environ[f"TUTORBOOK_{key.upper()}"] = str(value)
     import uvicorn
 
+    from tutorbook.http_server import HeaderTimeoutProtocol
+
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     try:
         # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
+        # Each request head must arrive within TUTORBOOK_HEADER_TIMEOUT_SECONDS (HeaderTimeoutProtocol);
+        # an idle kept-alive connection is closed after 5 s (uvicorn's timeout_keep_alive).
         uvicorn.run(
-            "tutorbook.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=False
+            "tutorbook.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            proxy_headers=False,
+            http=HeaderTimeoutProtocol,
+            timeout_keep_alive=5,
         )
     finally:
         if sandbox is not None:
@@ -271,7 +282,10 @@ JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, fo
 def _services(settings: Settings):
     from tutorbook.flows.services import build_services, open_database
 
-    return build_services(settings, open_database(settings))
+    db = open_database(settings)
+    with _starting():  # every command that reads the tables (the others migrate first)
+        startup.check_tables(db.engine)
+    return build_services(settings, db)
 
 
 def _progress(job: str):

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
     # Proxies (IPs or CIDRs) whose X-Forwarded-For names the client; nobody else's is believed.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A request body larger than this is refused with 413 before it is read (the webhook: 512 KiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # `tutorbook serve`: a connection that has not sent a whole request head within this is closed.
+    header_timeout_seconds: float = Field(default=10, gt=0, le=300)
     # Bearer token for Prometheus on /metrics (admins' JWTs work too); empty: admins only.
     metrics_token: str = ""
 

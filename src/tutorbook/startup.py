@@ -106,6 +106,20 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
+def check_tables(engine: sa.Engine) -> None:
+    """The database has been migrated (Alembic's version table is there): a command that reads
+    or writes Tutorbook's tables says what to run instead of failing on its first query."""
+    try:
+        migrated = sa.inspect(engine).has_table("alembic_version")
+    except sa.exc.SQLAlchemyError:
+        return  # unreachable or refused: the command's own first query says so
+    if not migrated:
+        raise StartupError(
+            f"the database at {hide_password(engine.url.render_as_string(hide_password=False))} has no Tutorbook "
+            "tables yet; run `tutorbook db upgrade` (it migrates the database TUTORBOOK_DATABASE_URL names)"
+        )
+
+
 def migrate(url: str, revision: str = "head", *, debug: bool = False) -> None:
     """Apply the migrations. Alembic's progress lines are held back and shown once it succeeds
     (at once with debug), so that a failure is one line."""

@@ -5,9 +5,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories as f
 from tests.jobs.helpers import (
+    admin_client,
     booked,
     confirmed,
     later,
@@ -23,7 +25,7 @@ from tests.support.servers import http_post
 from tutorbook import jobs
 from tutorbook.admin import reports
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import PrivateSession, Refund
 from tutorbook.clock import utc_now
 from tutorbook.jobs import tasks
 from tutorbook.payments import gateway as gw
@@ -125,6 +127,34 @@ def test_a_refund_stuck_while_stripe_was_down_is_sent_by_reconcile(api, c, sandb
     assert [(i.outcome, i.refund_id) for i in result.items] == [("refund_succeeded", refund.id)]
     assert row(api, x["b"]["id"]).refunded_amount == 6000
     assert pay.refunds(api.state.db, x["b"]["id"])[0].status == "succeeded"
+
+
+def test_a_stuck_refund_of_a_payment_stripe_does_not_know_fails_with_a_finding_and_the_run_goes_on(
+    api, c, sandbox, since
+):
+    x = confirmed(c, days=3)
+    pay.sandbox_config(sandbox, fail_mode="error500")
+    try:
+        assert x["p"]["client"].post(f"/api/Sessions/{x['b']['id']}/cancel").status_code == 200
+    finally:
+        pay.sandbox_config(sandbox, fail_mode=None)
+    [refund] = pay.refunds(api.state.db, x["b"]["id"])
+    with api.state.db.session_scope() as s:  # a refund naming a payment Stripe never saw, old enough to retry
+        s.execute(
+            sa.update(Refund)
+            .where(Refund.id == refund.id)
+            .values(payment_intent_id="pi_unknown_to_stripe", created_at=utc_now() - timedelta(minutes=5))
+        )
+    webhooks_off(sandbox)
+    other = paid_at_stripe(c, days=4)["b"]  # and a lost payment the same run must still repair
+    admin = admin_client(api, c)
+    r = admin.post("/api/Admin/reconcile", params={"since": since.isoformat()})  # the console's reconcile
+    assert r.status_code == 200, r.text
+    items = {(i["bookingId"], i["outcome"], i["kind"]) for i in r.json()["data"]["items"]}
+    assert (x["b"]["id"], "refund_failed", "refund_failed") in items  # a finding a person looks at
+    assert row(api, other["id"]).status == 1
+    assert pay.refunds(api.state.db, x["b"]["id"])[0].status == "failed"
+    assert run(api, "reconcile", since=since).items == []  # not sent again; nothing stops the next run
 
 
 def test_with_stripe_down_reconcile_fails_loudly_and_is_counted(api, sandbox, since):

@@ -57,6 +57,12 @@ def test_the_development_mailbox_is_404_in_production(api, c):
         svc.settings = development
 
 
+def test_a_mailbox_id_beyond_the_database_integer_is_404_not_500(c):
+    for mail_id in ("99999999999999999999", str(2**63), "0", "-1"):
+        r = c.get(f"/dev/mail/{mail_id}")
+        assert r.status_code == 404, (mail_id, r.status_code)
+
+
 def test_mail_list_and_show_on_the_command_line(api, c, tmp_path, monkeypatch):
     x = confirmed(c)
     run_mail(api.state.services)

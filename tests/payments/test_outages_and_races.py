@@ -28,6 +28,16 @@ def test_stripe_answering_500_gives_502_and_no_pending_booking(api, c, sandbox):
     assert f.book(p, t).status_code == 201  # the slot is free again
 
 
+def test_a_checkout_stripe_refuses_says_what_was_refused_not_that_stripe_was_unreachable(api, c, sandbox):
+    t, p = f.teacher(c, rate=40), f.parent(c)  # $0.40 an hour: below Stripe's $0.50 minimum
+    r = f.book(p, t)
+    body = r.json()
+    assert r.status_code == 422 and body["success"] is False
+    assert "refused" in body["message"] and "at least $0.50" in body["message"], body
+    assert "could not be reached" not in body["message"]
+    assert all_bookings(api.state.db) == [(3, "checkout_failed")]
+
+
 def test_stripe_hanging_gives_504_within_the_timeout(api, c, sandbox):
     t, p = f.teacher(c), f.parent(c)
     pay.sandbox_config(sandbox, fail_mode="hang")

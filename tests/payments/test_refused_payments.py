@@ -159,3 +159,24 @@ def test_a_paid_checkout_for_a_pending_booking_that_has_another_checkout_is_refu
     assert pay.pay(b["checkoutUrl"]).status_code == 303
     wait_for(lambda: row(api, b["id"]).status == 1, message="confirmed")
     assert row(api, b["id"]).refunded_amount == 0
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["pending", "checkout_failed"])
+def test_a_full_price_checkout_the_booking_did_not_create_is_refunded_not_adopted(api, c, sandbox, failed):
+    """The booking's own checkout creation failed (no id recorded); a checkout made elsewhere at
+    the right price, naming it, must not confirm it: the teacher's share would stay with the platform."""
+    b = booked(c)["b"]
+    without_checkout(api, b["id"])
+    if failed:
+        api.state.services.tx_sync(
+            bookings.cancel_unpaid,
+            booking_id=uuid.UUID(b["id"]),
+            reason=Reason.CHECKOUT_FAILED,
+            actor="test",
+            now=utc_now(),
+        )
+    cs = paid_other(sandbox, b["id"], amount=PRICE)  # the webhook delivers it
+    assert_refunded_in_full(api, sandbox, b["id"], cs, reason="other_checkout")
+    booking = row(api, b["id"])
+    assert (booking.status, booking.paid_at, booking.stripe_session_id) == (3 if failed else 0, None, None)
+    assert pay.history(api.state.db, b["id"])[-1][2] == "other_checkout"

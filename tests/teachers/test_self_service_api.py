@@ -1,9 +1,14 @@
 """Issue #13 over HTTP: a teacher's checklist, time off, and availability by session length."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
 
 from tests import factories as f
 from tests.support import payments as pay
+from tutorbook.teachers.models import TimeOff
+from tutorbook.teachers.service import MAX_UPCOMING_TIME_OFF
 
 
 def monday(weeks: int = 2) -> datetime:
@@ -104,3 +109,62 @@ def test_bad_time_off_is_422_and_adds_nothing(c):
         assert r.status_code == 422, (body, r.text)
         assert r.json()["success"] is False
     assert t["client"].get("/api/Teachers/me/time-off").json()["data"] == []
+
+
+def statements_of(api, request) -> int:
+    """How many SQL statements the app ran while answering `request()`."""
+    count = [0]
+
+    def counted(*_args):
+        count[0] += 1
+
+    sa.event.listen(api.state.db.engine, "before_cursor_execute", counted)
+    try:
+        assert request().status_code == 200
+    finally:
+        sa.event.remove(api.state.db.engine, "before_cursor_execute", counted)
+    return count[0]
+
+
+def add_time_off_rows(api, teacher, n: int, *, first_day: int) -> None:
+    """n one-hour ranges ahead, written straight to the table (quicker than n requests)."""
+    start = monday(weeks=3) + timedelta(days=first_day)
+    with api.state.db.session_scope() as s:
+        for i in range(n):
+            at = start + timedelta(hours=i)
+            s.add(
+                TimeOff(
+                    teacher_id=uuid.UUID(teacher["user"]["id"]),
+                    starts_at=at,
+                    ends_at=at + timedelta(hours=1),
+                    note="",
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
+def test_listing_time_off_costs_the_same_statements_for_3_ranges_or_150(c, api):
+    t = f.teacher(c, windows=[{"weekday": 0, "start": "09:00", "end": "12:00"}])
+    p = f.parent(c)
+    day = monday()
+    booking = f.book(p, t, starts_at=z(day.replace(hour=9))).json()["data"]
+    pay.pay(booking["checkoutUrl"])
+    assert p["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}").status_code == 200
+    t["client"].post("/api/Teachers/me/time-off", json={"startsAt": z(day), "endsAt": z(day + timedelta(days=1))})
+    add_time_off_rows(api, t, 2, first_day=0)
+    listing = lambda: t["client"].get("/api/Teachers/me/time-off")  # noqa: E731
+    few = statements_of(api, listing)
+    add_time_off_rows(api, t, 147, first_day=10)
+    assert statements_of(api, listing) == few
+    listed = listing().json()["data"]
+    assert len(listed) == 150 and [a["id"] for a in listed[0]["affectedSessions"]] == [booking["id"]]
+    assert all(x["affectedSessions"] == [] for x in listed[1:])
+
+
+def test_time_off_ahead_is_capped_with_a_409(c, api):
+    t = f.teacher(c)
+    add_time_off_rows(api, t, MAX_UPCOMING_TIME_OFF, first_day=0)
+    day = monday(weeks=10)
+    r = t["client"].post("/api/Teachers/me/time-off", json={"startsAt": z(day), "endsAt": z(day + timedelta(days=1))})
+    assert r.status_code == 409 and r.json()["success"] is False and "remove some" in r.json()["message"]
+    assert len(t["client"].get("/api/Teachers/me/time-off").json()["data"]) == MAX_UPCOMING_TIME_OFF

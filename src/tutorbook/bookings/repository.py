@@ -18,7 +18,7 @@ from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.paging import Cursor
-from tutorbook.teachers.models import TeacherProfile
+from tutorbook.teachers.models import TeacherProfile, TimeOff
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
 PS = PrivateSession
@@ -520,6 +520,30 @@ def schedule_with_parents(
     if end is not None:
         stmt = stmt.where(PS.starts_at < end)
     return session.execute(stmt).all()
+
+
+def paid_sessions_in_time_off(
+    session: Session, *, teacher_id: uuid.UUID, time_off_ids: Sequence[uuid.UUID]
+) -> Sequence[tuple[uuid.UUID, PS, str, str, str]]:
+    """The teacher's paid sessions inside each of these time-off ranges, in one query: rows of
+    (time-off id, booking, student name, parent name, parent email), by start."""
+    if not time_off_ids:
+        return []
+    parent = PARENT
+    stmt = (
+        sa.select(TimeOff.id, PS, Student.full_name, parent.full_name, parent.email)
+        .join(TimeOff, sa.and_(TimeOff.teacher_id == PS.teacher_id, PS.ends_at > TimeOff.starts_at))
+        .join(Student, Student.id == PS.student_id)
+        .join(parent, parent.id == PS.parent_id)
+        .where(
+            PS.teacher_id == teacher_id,
+            PS.paid_at.is_not(None),
+            PS.starts_at < TimeOff.ends_at,
+            TimeOff.id.in_(list(time_off_ids)),
+        )
+        .order_by(PS.starts_at, PS.id)
+    )
+    return cast(Sequence[tuple[uuid.UUID, PS, str, str, str]], session.execute(stmt).all())
 
 
 def names_for(session: Session, booking: PS) -> tuple[str, str]:

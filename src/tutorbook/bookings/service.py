@@ -310,30 +310,31 @@ def _named_booking(session: Session, checkout: Checkout) -> PrivateSession | Non
 
 
 def payment_problem(booking: PrivateSession, checkout: Checkout) -> Reason | None:
-    """Why this checkout cannot pay for `booking`, or None when it can: it must be the booking's
-    own checkout (or the booking has none yet) and charge exactly the booking's price."""
+    """Why this checkout cannot pay for `booking`, or None when it can: it must be the checkout
+    the booking itself created (its recorded id) and charge exactly the booking's price. A booking
+    with no recorded checkout (its creation failed) adopts none: anyone holding the Stripe key
+    can make a checkout that names it, and the teacher's share would then stay with the platform."""
     if booking.stripe_session_id not in (None, checkout.id):
         return Reason.OTHER_CHECKOUT
     if (checkout.currency or "").lower() != booking.currency.lower():
         return Reason.CURRENCY_MISMATCH
     if checkout.amount_total != booking.price_amount:
         return Reason.AMOUNT_MISMATCH
+    if booking.stripe_session_id != checkout.id:  # none recorded; a price mismatch says more, above
+        return Reason.OTHER_CHECKOUT
     return None
 
 
-def _own_booking(session: Session, booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
-    """`booking` if this checkout is its checkout; a booking with none adopts one at its price."""
+def _own_booking(booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
+    """`booking` if this checkout is the one it created (its recorded id)."""
     if booking is None or booking.stripe_session_id == checkout.id:
         return booking
-    if payment_problem(booking, checkout) is not None:
-        return None
-    repo.set_fields(session, booking, stripe_session_id=checkout.id)
-    return booking
+    return None
 
 
 def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
-    """The booking this checkout is the checkout of (adopted by a booking that has none)."""
-    return _own_booking(session, _named_booking(session, checkout), checkout)
+    """The booking this checkout is the checkout of (the id it recorded when it created it)."""
+    return _own_booking(_named_booking(session, checkout), checkout)
 
 
 def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime) -> Outcome:
@@ -347,7 +348,7 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
         return _refuse_payment(
             session, booking=named, checkout=checkout, reason=problem, actor=actor, platform=platform, now=now
         )
-    booking = _own_booking(session, named, checkout)
+    booking = _own_booking(named, checkout)
     if booking is None:
         return Outcome("unknown_booking")
     if not checkout.paid:
@@ -904,24 +905,32 @@ def affected_sessions(
 ) -> list[dict[str, Any]]:
     """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
     rows = repo.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
-    return [
-        {
-            "id": b.id,
-            "subject": b.subject,
-            "starts_at": b.starts_at,
-            "ends_at": b.ends_at,
-            "student_name": student,
-            "parent_name": parent,
-            "parent_email": email,
-        }
-        for b, student, parent, email in rows
-        if b.status == Status.CONFIRMED
-    ]
+    return [_affected(b, student, parent, email) for b, student, parent, email in rows if b.status == Status.CONFIRMED]
+
+
+def _affected(b: PrivateSession, student: str, parent: str, email: str) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "subject": b.subject,
+        "starts_at": b.starts_at,
+        "ends_at": b.ends_at,
+        "student_name": student,
+        "parent_name": parent,
+        "parent_email": email,
+    }
 
 
 def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
-    """The teacher's time off that is not over yet, each with the paid sessions inside it."""
-    return [_time_off_view(session, row) for row in teachers.time_off(session, teacher_id, start=now)]
+    """The teacher's time off that is not over yet, each with the paid sessions inside it: two
+    queries however many ranges there are (the ranges, then every session inside any of them)."""
+    ranges = teachers.time_off(session, teacher_id, start=now)
+    inside: dict[uuid.UUID, list[dict[str, Any]]] = {row.id: [] for row in ranges}
+    for time_off_id, b, student, parent, email in repo.paid_sessions_in_time_off(
+        session, teacher_id=teacher_id, time_off_ids=list(inside)
+    ):
+        if b.status == Status.CONFIRMED:
+            inside[time_off_id].append(_affected(b, student, parent, email))
+    return [_time_off_view(row, inside[row.id]) for row in ranges]
 
 
 def add_time_off(
@@ -931,19 +940,14 @@ def add_time_off(
     row = teachers.add_time_off(
         session, teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, now=now
     )
-    return _time_off_view(session, row)
+    return _time_off_view(
+        row, affected_sessions(session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at)
+    )
 
 
-def _time_off_view(session: Session, row: TimeOff) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "starts_at": row.starts_at,
-        "ends_at": row.ends_at,
-        "note": row.note,
-        "affected_sessions": affected_sessions(
-            session, teacher_id=row.teacher_id, start=row.starts_at, end=row.ends_at
-        ),
-    }
+def _time_off_view(row: TimeOff, affected: list[dict[str, Any]]) -> dict[str, Any]:
+    view = {"id": row.id, "starts_at": row.starts_at, "ends_at": row.ends_at, "note": row.note}
+    return {**view, "affected_sessions": affected}
 
 
 def delete_student(session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID) -> None:

@@ -22,13 +22,21 @@ from tutorbook.bookings.schemas import BookIn
 from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
 from tutorbook.db import lost_race
-from tutorbook.errors import BadGateway, BadRequest, Forbidden, GatewayTimeout
+from tutorbook.errors import AppError, BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
+
+
+class CheckoutRefused(AppError):
+    """Stripe answered and refused the checkout (e.g. a price below its minimum): saying that the
+    provider "could not be reached" would send the parent to try again for nothing."""
+
+    status_code = 422
+    message = "The payment provider refused this payment; nothing was charged"
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ async def book(
         await svc.tx(
             bookings.cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now()
         )
+        if isinstance(exc, gw.Refused):
+            raise CheckoutRefused(f"The payment provider refused this payment: {exc}; nothing was charged") from exc
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
     attached = await svc.statement(bookings.attach_checkout, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)

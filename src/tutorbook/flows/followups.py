@@ -87,7 +87,9 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
             booking_id=str(todo.booking_id),
             connect=connect,
         )
-    except gw.RefundRefused as exc:
+    except (gw.RefundRefused, gw.CheckoutNotFound) as exc:
+        # Refused, or the payment is unknown to Stripe (a 404): sending it again cannot succeed,
+        # so it is failed (reconcile reports it as `refund_failed`) instead of stopping every run.
         log.error("stripe refused a refund", extra={"refund_id": str(refund_id), "error": str(exc)[:200]})
         return _record(svc, refund_id=refund_id, stripe_id=None, status="failed", counted=0)
     except gw.GatewayError:

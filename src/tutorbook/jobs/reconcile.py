@@ -11,7 +11,8 @@ A mismatch is one of:
 - unpaid_at_stripe: the booking counts as paid, Stripe says unpaid -> reported;
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
   reported if it is still pending;
-- refund_failed: Stripe refused a refund asked for since `since` -> reported.
+- refund_failed: Stripe refused a refund asked for since `since`, or a stuck one sent again now
+  (refused, or naming a payment Stripe does not know) -> marked failed, reported; the run goes on.
 Connect (destination charges: bookings with a teacher's account), each paid one whose split is
 not recorded and each refunded one updated since `since` is read at Stripe:
 - split_missing: the transfer and fee are not recorded on the booking -> recorded;
@@ -79,8 +80,10 @@ def reconcile(
     _retry_refunds(svc, result, now=now, dry_run=dry_run)
     _check_connect(svc, result, now=now, since=since, dry_run=dry_run)
     with svc.db.session_scope() as session:
+        reported = {i.refund_id for i in result.items if i.kind == "refund_failed"}
         for refund in _failed_refunds(session, since=since):
-            result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
+            if refund.id not in reported:
+                result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
     return result
 
 
@@ -169,6 +172,8 @@ def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: 
         status = refunds.PENDING if dry_run else followups.send_refund(svc, refund_id=refund_id)
         if status == refunds.PENDING:
             result.add(booking_id, "refund_pending", kind="refund_pending", refund_id=refund_id)
+        elif status == "failed":  # refused, or its payment unknown to Stripe: a person must look
+            result.add(booking_id, "refund_failed", kind="refund_failed", refund_id=refund_id)
         else:
             result.add(booking_id, f"refund_{status}", refund_id=refund_id)
 

@@ -56,6 +56,11 @@ class GatewayTimeout(GatewayError):
     """Stripe did not answer within the configured timeout."""
 
 
+class Refused(GatewayError):
+    """Stripe answered and refused the request (a 4xx such as an amount below its minimum);
+    the message is Stripe's, fit to show. Retrying the same request cannot help."""
+
+
 class CheckoutNotFound(Exception):
     """Stripe has no such Checkout Session."""
 
@@ -416,6 +421,9 @@ class StripeGateway:
         dict, 1.3-2.9 ms a webhook (docs/PERFORMANCE.md)."""
         if not signature:
             raise InvalidWebhook("missing Stripe-Signature")
+        if _signed_at(signature) > time.time() + WEBHOOK_TOLERANCE_S:
+            # The SDK refuses only old signatures; one dated ahead would stay replayable for that long.
+            raise InvalidWebhook("signature timestamp in the future")
         try:
             stripe.WebhookSignature.verify_header(payload, signature, self.webhook_secret, WEBHOOK_TOLERANCE_S)
             event = json.loads(payload)
@@ -428,7 +436,16 @@ class StripeGateway:
         return event
 
 
-WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays
+WEBHOOK_TOLERANCE_S = 300  # Stripe's default: older signatures are replays; newer ones too (clock skew only)
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` of a Stripe-Signature header; 0 when there is none (the SDK's check refuses it)."""
+    for part in signature.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+            return int(value)
+    return 0
 
 
 # Why Stripe calls in flight are bounded (CallBound): with httpx's defaults (100 connections, 20
@@ -601,6 +618,8 @@ class _mapped_errors:
                 raise CheckoutNotOpen(str(exc)) from exc
             if self.refund:
                 raise RefundRefused(str(exc)) from exc
+            log.warning("stripe refused a request", extra={"error": str(exc)[:200], "code": exc.code})
+            raise Refused(exc.user_message or str(exc)) from exc
         if isinstance(exc, stripe.APIConnectionError):
             log.warning("stripe unreachable", extra={"error": str(exc)[:200]})
             text = str(exc).lower()

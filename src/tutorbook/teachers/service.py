@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import User
 from tutorbook.config import Settings
-from tutorbook.errors import NotFound, Unprocessable
+from tutorbook.errors import Conflict, NotFound, Unprocessable
 from tutorbook.identity import Role
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff
@@ -24,6 +24,9 @@ from tutorbook.teachers.schemas import PolicyOut, TeacherOut
 
 MAX_RANGE = timedelta(days=62)
 MAX_TIME_OFF = timedelta(days=366)
+# Ranges not over yet, per teacher: a year of single days off and then some. Every booking and
+# availability query reads them, so they are bounded like any other list a user can grow.
+MAX_UPCOMING_TIME_OFF = 200
 
 # What a teacher needs before parents see them (the one listing rule): step -> what to do.
 CHECKLIST = {
@@ -280,6 +283,14 @@ def add_time_off(
         raise Unprocessable("Time off is at most a year at a time", data=[{"field": "endsAt", "message": "too long"}])
     if ends_at <= now:
         raise Unprocessable("This time off is already over", data=[{"field": "endsAt", "message": "in the past"}])
+    upcoming = session.scalar(
+        sa.select(sa.func.count()).where(TimeOff.teacher_id == teacher_id, TimeOff.ends_at > now)
+    )
+    if (upcoming or 0) >= MAX_UPCOMING_TIME_OFF:
+        raise Conflict(
+            f"You have {MAX_UPCOMING_TIME_OFF} time-off ranges ahead, the most there can be; "
+            "remove some (or make one longer range) first"
+        )
     row = TimeOff(teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, created_at=now)
     session.add(row)
     session.flush()

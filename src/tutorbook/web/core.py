@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user_async
@@ -248,6 +249,9 @@ class PageRoute(APIRoute):
                 if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
                     return error_page(request, 404, "This page does not exist.")
                 return error_page(request, 422, "This link is not valid.")
+            except StarletteHTTPException as exc:  # a body over the limit (413), a form Starlette cannot parse (400)
+                message = exc.detail if isinstance(exc.detail, str) and exc.detail else "This request cannot be served."
+                return error_page(request, exc.status_code, message)
             except Exception:
                 log.exception("page failed", extra={"path": request.url.path})
                 return error_page(request, 500, "Something went wrong on our side. Please try again.")

@@ -139,6 +139,8 @@ async def dev_mailbox(request: Request, to: str = ""):
 @router.get("/dev/mail/{mail_id}")
 async def dev_mail(request: Request, mail_id: int):
     _dev_only(request)
+    if not 0 < mail_id < 2**63:  # beyond the id column's range: no such message (not a database error)
+        raise NotFound("No such message.")
     mail = await get_services(request).tx(outbox.kept, mail_id)
     if mail is None:
         raise NotFound("No such message.")

@@ -1,0 +1,50 @@
+"""The HTTP protocol `tutorbook serve` gives uvicorn: uvicorn's own (httptools, else h11) plus a
+deadline for each request head. uvicorn closes an idle kept-alive connection after
+`timeout_keep_alive`, but a client that opens a connection (or starts the next request) and then
+sends its headers a byte at a time was kept forever: enough of them use up the process's sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from tutorbook.config import get_settings
+
+try:  # what uvicorn's "auto" picks
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Protocol
+except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Protocol  # type: ignore[assignment]
+
+
+class HeaderTimeoutProtocol(_Protocol):
+    """Closes a connection whose next request head has not arrived within
+    TUTORBOOK_HEADER_TIMEOUT_SECONDS of the connection opening or the last answer."""
+
+    timeout: ClassVar[float | None] = None  # None: from the settings (tests set it)
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        seconds = self.timeout if self.timeout is not None else get_settings().header_timeout_seconds
+        self._head_timer = self.loop.call_later(seconds, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its head came in time (re-armed when it is done)
+        if not self.transport.is_closing():
+            self.transport.close()

@@ -191,7 +191,7 @@ def check_value(value: Any, hint: Any, param: str) -> None:
                 raise invalid(f"Invalid hash: {param}", param)
             raise invalid(f"Invalid {_scalar_name(arms)}: {param} must be a {_scalar_name(arms)}, not an array", param)
     else:
-        candidates = [a for a in arms if not _is_hash(a) and not _is_array(a)]
+        candidates = [a for a in arms if not _is_hash(a) and not _is_array(a) and not _is_empty_only(a)]
         if not candidates:
             kind = "array" if any(_is_array(a) for a in arms) else "hash"
             raise invalid(f"Invalid {kind}: {param}", param)
@@ -207,7 +207,15 @@ def check_value(value: Any, hint: Any, param: str) -> None:
 
 
 def _is_hash(hint: Any) -> bool:
-    return is_typeddict(hint) or typing.get_origin(hint) in (dict, Mapping) or hint is dict
+    """A TypedDict, a ``Dict[str, X]`` or a map the SDK types as ``UntypedStripeObject[X]``."""
+    if is_typeddict(hint):
+        return True
+    origin = typing.get_origin(hint) or hint
+    return isinstance(origin, type) and issubclass(origin, (dict, Mapping))
+
+
+def _is_empty_only(hint: Any) -> bool:
+    return typing.get_origin(hint) is Literal and typing.get_args(hint) == ("",)
 
 
 def _is_array(hint: Any) -> bool:
@@ -227,12 +235,12 @@ def _scalar_name(arms: list[Any]) -> str:
 
 def _check_arm(value: Any, hint: Any, param: str) -> None:
     origin = typing.get_origin(hint)
-    if hint in (Any, object) or (isinstance(hint, type) and issubclass(hint, StripeObject)):
+    if hint in (Any, object):
         return
     if is_typeddict(hint):
         _check_hash(value, hint, param)
-    elif origin in (dict, Mapping):
-        value_hint = typing.get_args(hint)[1] if typing.get_args(hint) else Any
+    elif _is_hash(hint):
+        value_hint = typing.get_args(hint)[-1] if typing.get_args(hint) else Any
         for key, item in value.items():
             if item != "":  # a map's key is unset by an empty value (metadata[key]=)
                 check_value(item, value_hint, _param(param, key))
@@ -244,7 +252,7 @@ def _check_arm(value: Any, hint: Any, param: str) -> None:
         allowed = [str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(hint)]
         if value not in allowed:
             name = param.rsplit("[", 1)[-1].rstrip("]")
-            choices = ", ".join(allowed[:-1]) + (f", or {allowed[-1]}" if len(allowed) > 1 else allowed[-1])
+            choices = _one_of(allowed)
             raise invalid(f"Invalid {name}: must be one of {choices}", param)
     elif hint is bool:
         if value not in ("true", "false"):
@@ -259,6 +267,13 @@ def _check_arm(value: Any, hint: Any, param: str) -> None:
         pass
     else:  # a form the generator has not used so far: accept rather than refuse valid input
         return
+
+
+def _one_of(choices: list[str]) -> str:
+    """Stripe's list in an enum error: ``a``, ``a or b``, ``a, b, or c``."""
+    if len(choices) <= 2:
+        return " or ".join(choices)
+    return ", ".join(choices[:-1]) + f", or {choices[-1]}"
 
 
 # -- expand ---------------------------------------------------------------------------------

@@ -283,7 +283,10 @@ class Sandbox(ConnectOps):
 
     def _list(self, type_: str, call: ApiCall, filters: list[Filter], url: str, known: set[str]) -> dict[str, Any]:
         params = call.params
-        check_known(params, LIST_PARAMS | known)
+        for name in params:
+            if name not in LIST_PARAMS | known:
+                # a filter Stripe applies: answering the unfiltered list would mislead, so say so
+                raise invalid(f"The Stripe sandbox does not filter lists by {name}.", name)
         limit = get_int(params, "limit", minimum=1, maximum=100) or 10
         after = get_str(params, "starting_after")
         before = get_str(params, "ending_before")
@@ -416,14 +419,15 @@ class Sandbox(ConnectOps):
             if status not in ("open", "complete", "expired"):
                 raise invalid(f"Invalid status: {status}", "status")
             filters.append(Filter("status", "=", status))
-        for name in ("payment_intent", "customer", "payment_link", "subscription"):
+        for name in ("payment_intent", "customer", "customer_account", "payment_link", "subscription"):
             value = get_str(call.params, name)
             if value:
                 filters.append(Filter(name, "=", value))
         details = get_dict(call.params, "customer_details")
         if details:
             filters.append(Filter("customer_details.email", "=", get_str(details, "email", required=True)))
-        known = {"status", "payment_intent", "customer", "payment_link", "subscription", "customer_details"}
+        known = {"status", "payment_intent", "customer", "customer_account", "payment_link", "subscription"}
+        known |= {"customer_details"}
         return self._list(SESSION, call, filters, "/v1/checkout/sessions", known)
 
     def list_line_items(self, call: ApiCall, session_id: str) -> dict[str, Any]:

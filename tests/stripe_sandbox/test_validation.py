@@ -314,3 +314,24 @@ def test_every_route_reads_its_parameters_from_the_sdk_types():
     for route in ROUTES.values():
         assert fields(route.params)  # every route's TypedDict evaluates
     check_request("create_session", {"mode": "payment", "ui_mode": "hosted_page"})
+
+
+def test_valid_parameters_the_sandbox_does_not_act_on_are_accepted(sandbox):
+    # Stripe accepts every name of the pinned version; the sandbox ignores those it does not model.
+    answer = post(sandbox, "/v1/checkout/sessions", {**SESSION, "integration_identifier": "tutorbook"})
+    assert answer.status_code == 200, answer.text
+    answer = post(sandbox, "/v1/accounts", {**ACCOUNT, "individual[first_name]": "Ada"})
+    assert answer.status_code == 200, answer.text
+    listing = get(sandbox, "/v1/checkout/sessions", {"customer_account": "acct_123"})
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["data"] == []  # a filter is applied, never ignored
+    refused(
+        post(sandbox, "/v1/accounts", {**ACCOUNT, "individual[favourite_colour]": "red"}),
+        "individual[favourite_colour]",
+        "parameter_unknown",
+    )
+
+
+def test_a_valid_list_filter_the_sandbox_does_not_apply_is_refused_not_ignored(sandbox):
+    error = refused(get(sandbox, "/v1/events", {"delivery_success": "true"}), "delivery_success", None)
+    assert error["message"] == "The Stripe sandbox does not filter lists by delivery_success."

@@ -154,22 +154,50 @@ def _param(prefix: str, name: str | int) -> str:
 
 def _check_hash(value: Mapping[str, Any], typed_dict: type, prefix: str) -> None:
     known = fields(typed_dict)
-    for name in value:
-        if name not in known:
+    for name, item in value.items():
+        entry = known.get(name)
+        if entry is None:
             raise unknown_param(_param(prefix, name))
-    for name, (hint, required) in known.items():
+        check_value(item, entry[0], _param(prefix, name))
+    for name in _required(typed_dict):
         if name not in value:
-            if required:
-                raise missing_param(_param(prefix, name))
-            continue
-        check_value(value[name], hint, _param(prefix, name))
+            raise missing_param(_param(prefix, name))
+
+
+@functools.cache
+def _required(typed_dict: type) -> tuple[str, ...]:
+    return tuple(name for name, (_, required) in fields(typed_dict).items() if required)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A type's alternatives sorted by the form value each can take (worked out once a type)."""
+
+    hashes: tuple[Any, ...]
+    arrays: tuple[Any, ...]
+    scalars: tuple[Any, ...]
+    empty_ok: bool
+    scalar_name: str
+
+
+@functools.cache
+def _plan(hint: Any) -> _Plan:
+    arms = _arms(hint)
+    anything = any(a in (Any, object) for a in arms)
+    return _Plan(
+        hashes=tuple(a for a in arms if _is_hash(a)) + ((Any,) if anything else ()),
+        arrays=tuple(a for a in arms if _is_array(a)) + ((Any,) if anything else ()),
+        scalars=tuple(a for a in arms if not _is_hash(a) and not _is_array(a) and not _is_empty_only(a)),
+        empty_ok=_allows_empty(arms) or anything,
+        scalar_name=_scalar_name(arms),
+    )
 
 
 def check_value(value: Any, hint: Any, param: str) -> None:
     """Check one form-decoded value (a str, a dict or a list) against a generated type."""
-    arms = _arms(hint)
+    plan = _plan(hint)
     if value == "":
-        if _allows_empty(arms) or any(a in (Any, object) for a in arms):
+        if plan.empty_ok:
             return
         raise invalid(
             f"You passed an empty string for '{param}'. We assume empty values are an attempt to "
@@ -179,22 +207,24 @@ def check_value(value: Any, hint: Any, param: str) -> None:
             "parameter_invalid_empty",
         )
     if isinstance(value, dict):
-        candidates = [a for a in arms if _is_hash(a)]
+        candidates = plan.hashes
         if not candidates:
-            if any(_is_array(a) for a in arms):
+            if plan.arrays:
                 raise invalid(f"Invalid array: {param}", param)
-            raise invalid(f"Invalid {_scalar_name(arms)}: {param} must be a {_scalar_name(arms)}, not a hash", param)
+            raise invalid(f"Invalid {plan.scalar_name}: {param} must be a {plan.scalar_name}, not a hash", param)
     elif isinstance(value, list):
-        candidates = [a for a in arms if _is_array(a)]
+        candidates = plan.arrays
         if not candidates:
-            if any(_is_hash(a) for a in arms):
+            if plan.hashes:
                 raise invalid(f"Invalid hash: {param}", param)
-            raise invalid(f"Invalid {_scalar_name(arms)}: {param} must be a {_scalar_name(arms)}, not an array", param)
+            raise invalid(f"Invalid {plan.scalar_name}: {param} must be a {plan.scalar_name}, not an array", param)
     else:
-        candidates = [a for a in arms if not _is_hash(a) and not _is_array(a) and not _is_empty_only(a)]
+        candidates = plan.scalars
         if not candidates:
-            kind = "array" if any(_is_array(a) for a in arms) else "hash"
-            raise invalid(f"Invalid {kind}: {param}", param)
+            raise invalid(f"Invalid {'array' if plan.arrays else 'hash'}: {param}", param)
+    if len(candidates) == 1:
+        _check_arm(value, candidates[0], param)
+        return
     first_error: ApiError | None = None
     for arm in candidates:
         try:
@@ -233,40 +263,56 @@ def _scalar_name(arms: list[Any]) -> str:
     return "string"
 
 
-def _check_arm(value: Any, hint: Any, param: str) -> None:
-    origin = typing.get_origin(hint)
+@functools.cache
+def _kind(hint: Any) -> tuple[str, Any]:
+    """How one alternative checks a value: its kind and what the kind needs."""
     if hint in (Any, object):
-        return
+        return "any", None
     if is_typeddict(hint):
-        _check_hash(value, hint, param)
-    elif _is_hash(hint):
-        value_hint = typing.get_args(hint)[-1] if typing.get_args(hint) else Any
+        return "typeddict", hint
+    if _is_hash(hint):
+        args = typing.get_args(hint)
+        return "map", args[-1] if args else Any
+    if _is_array(hint):
+        args = typing.get_args(hint)
+        return "list", args[0] if args else Any
+    if typing.get_origin(hint) is Literal:
+        return "literal", tuple(str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(hint))
+    if hint is bool:
+        return "bool", None
+    if hint is int:
+        return "int", None
+    if hint in (float, Decimal):
+        return "decimal", None
+    # str, and any form the generator has not used so far: accept rather than refuse valid input
+    return "any", None
+
+
+def _check_arm(value: Any, hint: Any, param: str) -> None:
+    kind, detail = _kind(hint)
+    if kind == "any":
+        return
+    if kind == "typeddict":
+        _check_hash(value, detail, param)
+    elif kind == "map":
         for key, item in value.items():
             if item != "":  # a map's key is unset by an empty value (metadata[key]=)
-                check_value(item, value_hint, _param(param, key))
-    elif origin is list:
-        (item_hint,) = typing.get_args(hint) or (Any,)
+                check_value(item, detail, _param(param, key))
+    elif kind == "list":
         for i, item in enumerate(value):
-            check_value(item, item_hint, _param(param, i))
-    elif origin is Literal:
-        allowed = [str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(hint)]
-        if value not in allowed:
+            check_value(item, detail, _param(param, i))
+    elif kind == "literal":
+        if value not in detail:
             name = param.rsplit("[", 1)[-1].rstrip("]")
-            choices = _one_of(allowed)
-            raise invalid(f"Invalid {name}: must be one of {choices}", param)
-    elif hint is bool:
+            raise invalid(f"Invalid {name}: must be one of {_one_of(list(detail))}", param)
+    elif kind == "bool":
         if value not in ("true", "false"):
             raise invalid(f"Invalid boolean: {value}", param)
-    elif hint is int:
+    elif kind == "int":
         if not _INTEGER.fullmatch(value):
             raise invalid(f"Invalid integer: {value}", param, "parameter_invalid_integer")
-    elif hint in (float, Decimal):
-        if not _DECIMAL.fullmatch(value):
-            raise invalid(f"Invalid decimal: {value}", param)
-    elif hint is str:
-        pass
-    else:  # a form the generator has not used so far: accept rather than refuse valid input
-        return
+    elif kind == "decimal" and not _DECIMAL.fullmatch(value):
+        raise invalid(f"Invalid decimal: {value}", param)
 
 
 def _one_of(choices: list[str]) -> str:
@@ -318,6 +364,7 @@ def _not_expandable(path: str) -> ApiError:
     return invalid(f"This property cannot be expanded ({path}).", "expand")
 
 
+@functools.cache
 def _field_kind(owner: type, name: str) -> tuple[str, type | None]:
     """How a resource's field can be expanded: ``expandable`` (an id or the object),
     ``list`` (an includable list), ``nested`` (an object inside, to walk through) or ``plain``."""

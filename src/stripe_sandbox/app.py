@@ -24,10 +24,12 @@ from .control import control_routes
 from .delivery import Deliverer
 from .errors import ApiError, api_error, invalid
 from .hosted import HostedPages, OnboardingPages
-from .objects import DEFAULT_API_VERSION, new_id
+from .objects import new_id
 from .params import parse_pairs
+from .schema import check_request
 from .service import ApiCall, ApiResult, Sandbox, fingerprint
 from .store import Store
+from .versions import check_api_version, endpoint_api_version
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ API_ROUTES = [
 def create_app(config: SandboxConfig) -> Starlette:
     """Build the sandbox app; its state lives in ``config.db_path``."""
     config = dataclasses.replace(config)  # runtime changes must not leak to the caller
+    endpoint_api_version(config)  # an unknown endpoint version fails at start, not per event
     store = Store(config.db_path)
     sandbox = Sandbox(config, store)
     deliverer = Deliverer(sandbox)
@@ -74,7 +77,7 @@ def create_app(config: SandboxConfig) -> Starlette:
     pages = HostedPages(sandbox, deliverer)
 
     routes = [
-        Route(path, _api_endpoint(sandbox, getattr(sandbox, name)), methods=[method])
+        Route(path, _api_endpoint(sandbox, getattr(sandbox, name), name), methods=[method])
         for method, path, name in API_ROUTES
     ]
     routes.append(
@@ -135,7 +138,7 @@ def _unrecognized(call: ApiCall, rest: str) -> dict[str, Any]:
     )
 
 
-def _api_endpoint(sandbox: Sandbox, op: Operation) -> Callable[[Request], Any]:
+def _api_endpoint(sandbox: Sandbox, op: Operation, route: str = "") -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         request_id = new_id("req_", 14)
         config = sandbox.config
@@ -148,6 +151,7 @@ def _api_endpoint(sandbox: Sandbox, op: Operation) -> Callable[[Request], Any]:
         try:
             _authenticate(request, config.api_key)
             call = await _parse_call(request, request_id, sandbox)
+            check_request(route, call.params)
             result = sandbox.execute(call, lambda c: op(c, **request.path_params))
         except ApiError as err:
             return _error(err, request_id)
@@ -210,7 +214,7 @@ async def _parse_call(request: Request, request_id: str, sandbox: Sandbox) -> Ap
         fingerprint=fingerprint(request.method, request.url.path, pairs),
         request_id=request_id,
         idempotency_key=key,
-        api_version=request.headers.get("stripe-version") or DEFAULT_API_VERSION,
+        api_version=check_api_version(request.headers.get("stripe-version"), sandbox.config),
         base_url=base_url,
     )
 

@@ -30,6 +30,11 @@ class SandboxConfig:
     # None, "error500" (every /v1 call answers 500 api_error) or "hang" (waits 30 s
     # first, or until fail_mode changes) — to simulate Stripe being down or slow.
     fail_mode: str | None = None
+    # The API version of the webhook endpoint: events are rendered in it (None = the pinned
+    # SDK's), whatever version the request that caused them asked for.
+    webhook_api_version: str | None = None
+    # Versions accepted besides the pinned SDK's (answered in its shape); see versions.py.
+    extra_api_versions: Sequence[str] = ()
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the given number of failed attempts."""

@@ -28,15 +28,23 @@ class ApiError(Exception):
         self.replayable = replayable
 
     def body(self) -> dict[str, Any]:
-        """The JSON body Stripe sends for this error."""
-        return {
-            "error": {
-                "type": self.type,
-                "code": self.code,
-                "message": self.message,
-                "param": self.param,
-            }
+        """The JSON body Stripe sends for this error: an error with a code links to that code's
+        entry on https://docs.stripe.com/error-codes in ``doc_url`` ("Every Error object links
+        to this list in its doc_url attribute"), as ``.../error-codes/<code with hyphens>``."""
+        error: dict[str, Any] = {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
         }
+        if self.code:
+            error["doc_url"] = doc_url(self.code)
+        return {"error": error}
+
+
+def doc_url(code: str) -> str:
+    """Where Stripe documents an error code (``parameter_unknown`` -> ``.../parameter-unknown``)."""
+    return "https://stripe.com/docs/error-codes/" + code.replace("_", "-")
 
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:

@@ -7,7 +7,9 @@ import secrets
 import string
 from typing import Any
 
-DEFAULT_API_VERSION = "2026-10-28.endive"
+import stripe
+
+DEFAULT_API_VERSION: str = stripe.api_version  # the pinned SDK's (see versions.py)
 
 ZERO_DECIMAL = {
     "bif",
@@ -185,7 +187,7 @@ def checkout_session(
         "subscription": None,
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",  # the pinned version's name of the Stripe-hosted page
         "url": None,  # computed when presented, from the sandbox's public URL
         "wallet_options": None,
     }

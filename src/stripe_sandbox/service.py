@@ -28,6 +28,7 @@ from .params import (
     get_str,
 )
 from .store import CursorNotFound, Filter, IdempotentResult, Store
+from .versions import endpoint_api_version
 
 SESSION = "checkout.session"
 MIN_EXPIRY_S = 30 * 60
@@ -55,7 +56,7 @@ SESSION_PARAMS = {
     "submit_type",
     "billing_address_collection",
     "allow_promotion_codes",
-    "payment_method_types",
+    "allowed_payment_method_types",
 }
 # Real Stripe parameters accepted for compatibility; they have no effect in the sandbox.
 SESSION_PARAMS_IGNORED = {
@@ -282,7 +283,10 @@ class Sandbox(ConnectOps):
 
     def _list(self, type_: str, call: ApiCall, filters: list[Filter], url: str, known: set[str]) -> dict[str, Any]:
         params = call.params
-        check_known(params, LIST_PARAMS | known)
+        for name in params:
+            if name not in LIST_PARAMS | known:
+                # a filter Stripe applies: answering the unfiltered list would mislead, so say so
+                raise invalid(f"The Stripe sandbox does not filter lists by {name}.", name)
         limit = get_int(params, "limit", minimum=1, maximum=100) or 10
         after = get_str(params, "starting_after")
         before = get_str(params, "ending_before")
@@ -310,7 +314,7 @@ class Sandbox(ConnectOps):
             type_=type_,
             data_object=self.present(obj, None),
             now=self.now(),
-            api_version=origin.api_version,
+            api_version=endpoint_api_version(self.config),
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
             pending_webhooks=int(deliver),
@@ -415,11 +419,15 @@ class Sandbox(ConnectOps):
             if status not in ("open", "complete", "expired"):
                 raise invalid(f"Invalid status: {status}", "status")
             filters.append(Filter("status", "=", status))
-        for name in ("payment_intent", "customer", "payment_link", "subscription"):
+        for name in ("payment_intent", "customer", "customer_account", "payment_link", "subscription"):
             value = get_str(call.params, name)
             if value:
                 filters.append(Filter(name, "=", value))
-        known = {"status", "payment_intent", "customer", "payment_link", "subscription"}
+        details = get_dict(call.params, "customer_details")
+        if details:
+            filters.append(Filter("customer_details.email", "=", get_str(details, "email", required=True)))
+        known = {"status", "payment_intent", "customer", "customer_account", "payment_link", "subscription"}
+        known |= {"customer_details"}
         return self._list(SESSION, call, filters, "/v1/checkout/sessions", known)
 
     def list_line_items(self, call: ApiCall, session_id: str) -> dict[str, Any]:
@@ -641,6 +649,7 @@ class Sandbox(ConnectOps):
                 "reason",
             )
         metadata = get_metadata(params)
+        _check_connect_refund(params, charge)
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
             raise conflict(f"Charge {charge['id']} has already been refunded.", "charge_already_refunded")
@@ -708,6 +717,26 @@ class Sandbox(ConnectOps):
         return self._list("refund", call, filters, "/v1/refunds", {"payment_intent", "charge"})
 
 
+def _check_connect_refund(params: Mapping[str, Any], charge: Mapping[str, Any]) -> None:
+    """``reverse_transfer`` and ``refund_application_fee`` apply to a charge with a transfer or an
+    application fee: "A transfer can be reversed only by the application that created the
+    charge", "An application fee can be refunded only by the application that created the
+    charge" (https://docs.stripe.com/api/refunds/create#create_refund-reverse_transfer). Asked
+    of a charge without one, Stripe refuses the refund instead of ignoring the flag."""
+    if get_bool(params, "reverse_transfer") and not charge.get("transfer"):
+        raise invalid(
+            f"The charge {charge['id']} has no transfer to reverse: reverse_transfer applies only to "
+            "charges with a transfer (destination charges).",
+            "reverse_transfer",
+        )
+    if get_bool(params, "refund_application_fee") and not charge.get("application_fee"):
+        raise invalid(
+            f"The charge {charge['id']} has no application fee to refund: refund_application_fee "
+            "applies only to charges with an application fee.",
+            "refund_application_fee",
+        )
+
+
 # -- parameter helpers for Checkout Session creation ------------------------------------
 
 
@@ -736,8 +765,8 @@ def _check_mode(params: Mapping[str, Any]) -> None:
     if mode != "payment":
         raise invalid(f"The Stripe sandbox supports only mode=payment, not {mode}.", "mode")
     ui_mode = get_str(params, "ui_mode")
-    if ui_mode not in (None, "hosted"):
-        raise invalid(f"The Stripe sandbox supports only ui_mode=hosted, not {ui_mode}.", "ui_mode")
+    if ui_mode not in (None, "hosted_page"):
+        raise invalid(f"The Stripe sandbox supports only ui_mode=hosted_page, not {ui_mode}.", "ui_mode")
 
 
 def _get_url(params: Mapping[str, Any], name: str, required: bool = False) -> str | None:
@@ -884,7 +913,8 @@ def _session_extras(params: Mapping[str, Any]) -> dict[str, Any]:
     allow = get_bool(params, "allow_promotion_codes")
     if allow is not None:
         extras["allow_promotion_codes"] = allow
-    methods = get_list(params, "payment_method_types")
+    methods = get_list(params, "allowed_payment_method_types")
     if methods:
-        extras["payment_method_types"] = methods
+        # a filter on the eligible methods; the sandbox's hosted page offers cards only
+        extras["allowed_payment_method_types"] = methods
     return extras

@@ -98,6 +98,21 @@ def test_a_full_refund_reverses_the_transfer_and_refunds_the_fee(api, c, sandbox
     assert (session["net"], session["fee"], session["refunded"]) == (0, 0, 6000)
 
 
+def test_with_no_platform_fee_the_charge_has_no_fee_and_its_refund_asks_for_none(api, c, sandbox, monkeypatch):
+    # Stripe refuses refund_application_fee on a charge without an application fee (the sandbox
+    # does too): a 0 % platform fee sends no application_fee_amount, and the refund reverses the
+    # transfer only.
+    monkeypatch.setattr(api.state.services.settings, "platform_fee_percent", 0)
+    t, p, b, row = paid_booking(api, c, sandbox, rate=6000, days=3)
+    charge = charge_of(sandbox, row.stripe_payment_intent_id)
+    assert charge["application_fee"] is None and charge["transfer"]["amount"] == 6000
+    assert p["client"].post(f"/api/Sessions/{b['id']}/cancel").status_code == 200
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 6000 and x, message="reversal"
+    )
+    assert (row.refunded_amount, row.fee_refunded_amount) == (6000, 0)
+
+
 def test_a_partial_refund_reverses_in_proportion(api, c, sandbox):
     t, p, b, _ = paid_booking(api, c, sandbox, rate=6001, starts_at=soon(), late_refund_percent=50)
     r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")

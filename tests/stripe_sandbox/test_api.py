@@ -291,8 +291,15 @@ def test_latency_does_not_block_the_server(client, sandbox):
     assert done and done[0] >= 0.4
 
 
-def test_stripe_version_echoed_on_events(sandbox):
-    headers = {"Authorization": "Bearer sk_test_sandbox", "Stripe-Version": "2024-06-20"}
+OTHER_VERSION = "2026-09-30.dahlia"
+
+
+def test_events_render_in_the_endpoints_api_version_not_the_callers(make_sandbox):
+    # Event.api_version: "the Stripe API version used to render `data` when the event was
+    # created"; WebhookEndpoint.api_version: "the API version that events are rendered as for
+    # this webhook endpoint" -- not the version of the request that caused the event.
+    sandbox = make_sandbox(extra_api_versions=(OTHER_VERSION,))
+    headers = {"Authorization": "Bearer sk_test_sandbox", "Stripe-Version": OTHER_VERSION}
     created = http.post(
         f"{sandbox.base_url}/v1/checkout/sessions",
         headers=headers,
@@ -306,6 +313,7 @@ def test_stripe_version_echoed_on_events(sandbox):
         },
     )
     assert created.status_code == 200, created.text
+    assert created.headers["Stripe-Version"] == OTHER_VERSION  # the response: the caller's
     session_id = created.json()["id"]
     expired = http.post(
         f"{sandbox.base_url}/v1/checkout/sessions/{session_id}/expire",
@@ -313,11 +321,47 @@ def test_stripe_version_echoed_on_events(sandbox):
     )
     assert expired.status_code == 200
     events = http.get(f"{sandbox.base_url}/v1/events", headers=headers).json()
-    assert events["data"][0]["api_version"] == "2024-06-20"
+    assert events["data"][0]["api_version"] == stripe.api_version  # the endpoint's (pinned)
     assert events["data"][0]["request"] == {
         "id": expired.headers["Request-Id"],
         "idempotency_key": "exp-1",
     }
+
+
+def test_an_endpoint_set_to_another_version_renders_events_in_it(make_sandbox):
+    sandbox = make_sandbox(extra_api_versions=(OTHER_VERSION,), webhook_api_version=OTHER_VERSION)
+    client = make_client(sandbox.base_url)  # sends the pinned version
+    session = client.v1.checkout.sessions.create(params=session_params())
+    client.v1.checkout.sessions.expire(session.id)
+    event = client.v1.events.list().data[0]
+    assert event.api_version == OTHER_VERSION
+
+
+def test_an_unknown_endpoint_version_is_refused_at_start(tmp_path):
+    from stripe_sandbox import SandboxConfig, create_app
+
+    with pytest.raises(ValueError, match="1999-01-01.bogus"):
+        create_app(SandboxConfig(db_path=str(tmp_path / "s.sqlite3"), webhook_api_version="1999-01-01.bogus"))
+
+
+@pytest.mark.parametrize("version", ["1999-01-01.bogus", "2024-06-20", OTHER_VERSION])
+def test_an_unknown_stripe_version_is_refused(sandbox, version):
+    # https://docs.stripe.com/api/versioning: a request names a version Stripe knows; the
+    # sandbox knows the pinned SDK's (and those its config adds; none here).
+    headers = {"Authorization": "Bearer sk_test_sandbox", "Stripe-Version": version}
+    answer = http.get(f"{sandbox.base_url}/v1/events", headers=headers)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == f"Invalid Stripe API version: {version}"
+
+
+def test_the_pinned_version_and_no_header_are_accepted(sandbox):
+    for version in ({"Stripe-Version": stripe.api_version}, {}):
+        headers = {"Authorization": "Bearer sk_test_sandbox", **version}
+        answer = http.get(f"{sandbox.base_url}/v1/events", headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Stripe-Version"] == stripe.api_version
 
 
 def test_async_sdk_methods(client):

@@ -60,6 +60,7 @@ API_ROUTES = [
     ("GET", "/v1/application_fees", "list_application_fees"),
     ("GET", "/v1/application_fees/{fee_id}", "retrieve_application_fee"),
     ("GET", "/v1/application_fees/{fee_id}/refunds", "list_fee_refunds"),
+    ("GET", "/v1/balance_transactions", "list_balance_transactions"),
     ("GET", "/v1/balance_transactions/{txn_id}", "retrieve_balance_transaction"),
 ]
 
@@ -212,6 +213,7 @@ async def _parse_call(request: Request, request_id: str, sandbox: Sandbox) -> Ap
         idempotency_key=key,
         api_version=request.headers.get("stripe-version") or DEFAULT_API_VERSION,
         base_url=base_url,
+        stripe_account=request.headers.get("stripe-account") or None,
     )
 
 

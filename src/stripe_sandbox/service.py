@@ -141,6 +141,7 @@ class ApiCall:
     idempotency_key: str | None
     api_version: str
     base_url: str
+    stripe_account: str | None = None  # the Stripe-Account header: acting as a connected account
 
     @property
     def origin(self) -> Origin:

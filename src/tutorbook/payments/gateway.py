@@ -228,7 +228,7 @@ class StripeGateway:
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
-        transfers the amount less `application_fee` to the teacher."""
+        transfers the whole amount to the teacher and takes `application_fee` back from it."""
         params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [

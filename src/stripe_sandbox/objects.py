@@ -7,27 +7,9 @@ import secrets
 import string
 from typing import Any
 
-DEFAULT_API_VERSION = "2026-10-28.endive"
+from .currencies import format_amount  # noqa: F401  (the amounts the hosted page and errors show)
 
-ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
+DEFAULT_API_VERSION = "2026-10-28.endive"
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -35,13 +17,6 @@ _ALPHABET = string.ascii_letters + string.digits
 def new_id(prefix: str, length: int = 24) -> str:
     """A random Stripe-looking id such as ``pi_3Pq...``."""
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as text, e.g. (5000, "usd") -> "USD 50.00"."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return f"{code.upper()} {amount / 10**decimals:.{decimals}f}"
 
 
 def _address() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import currencies as money_rules
 from . import objects
 from .config import SandboxConfig
 from .connect import ConnectOps, get_fee_params
@@ -779,12 +780,7 @@ def _line_items(params: Mapping[str, Any], now: int) -> tuple[list[dict[str, Any
         raise invalid("All line items must use the same currency.", "line_items")
     currency = currencies.pop()
     amount = sum(item["amount_total"] for item in items)
-    if currency == "usd" and amount < 50:
-        raise invalid(
-            "The Checkout Session's total amount due must add up to at least $0.50 usd",
-            "line_items",
-            "amount_too_small",
-        )
+    money_rules.check_total(amount, currency, "line_items")
     return items, currency, amount
 
 
@@ -826,6 +822,7 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
     currency = (get_str(price_data, "currency", required=True, param=f"{p}[currency]") or "").lower()
     if not re.fullmatch(r"[a-z]{3}", currency):
         raise invalid(f"Invalid currency: {currency}", f"{p}[currency]")
+    money_rules.check_currency(currency, f"{p}[currency]")
     unit_amount = get_int(
         price_data,
         "unit_amount",
@@ -834,6 +831,7 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
         maximum=99_999_999,
         param=f"{p}[unit_amount]",
     )
+    money_rules.check_unit_amount(unit_amount or 0, currency, f"{p}[unit_amount]")
     product = get_str(price_data, "product", param=f"{p}[product]")
     if product:
         raise no_such("product", product, f"{p}[product]", status=400)

@@ -61,6 +61,13 @@ API_ROUTES = [
     ("GET", "/v1/application_fees/{fee_id}", "retrieve_application_fee"),
     ("GET", "/v1/application_fees/{fee_id}/refunds", "list_fee_refunds"),
     ("GET", "/v1/balance_transactions", "list_balance_transactions"),
+    ("POST", "/v1/webhook_endpoints", "create_webhook_endpoint"),
+    ("GET", "/v1/webhook_endpoints", "list_webhook_endpoints"),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}", "retrieve_webhook_endpoint"),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}", "update_webhook_endpoint"),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}", "delete_webhook_endpoint"),
+    ("GET", "/v1/account", "retrieve_platform_account"),
+    ("GET", "/v1/country_specs/{country}", "retrieve_country_spec"),
     ("GET", "/v1/balance_transactions/{txn_id}", "retrieve_balance_transaction"),
 ]
 

@@ -83,10 +83,15 @@ class ConnectOps:
 
     def public_url(self, base_url: str | None) -> str: ...  # pragma: no cover
 
+    if TYPE_CHECKING:  # EndpointOps's, later in Sandbox's bases: a stub here would hide it
+
+        def check_connect(self) -> None: ...
+
     # -- accounts --------------------------------------------------------------------
 
     def create_account(self, call: ApiCall) -> dict[str, Any]:
         """POST /v1/accounts."""
+        self.check_connect()
         params = call.params
         check_known(params, ACCOUNT_PARAMS)
         type_ = get_str(params, "type")
@@ -115,11 +120,13 @@ class ConnectOps:
 
     def retrieve_account(self, call: ApiCall, account_id: str) -> dict[str, Any]:
         """GET /v1/accounts/{id}."""
+        self.check_connect()
         check_known(call.params, {"expand"})
         return self._render(self._account(account_id), call)
 
     def list_accounts(self, call: ApiCall) -> dict[str, Any]:
         """GET /v1/accounts."""
+        self.check_connect()
         return self._list("account", call, [], "/v1/accounts", set())
 
     def _account(self, account_id: str, param: str = "account", status: int = 404) -> dict[str, Any]:
@@ -132,6 +139,7 @@ class ConnectOps:
 
     def create_account_link(self, call: ApiCall) -> dict[str, Any]:
         """POST /v1/account_links: a single-use link to the hosted onboarding form."""
+        self.check_connect()
         params = call.params
         check_known(params, {"account", "type", "refresh_url", "return_url", "collect", "collection_options", "expand"})
         account_id = get_str(params, "account", required=True) or ""

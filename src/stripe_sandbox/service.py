@@ -16,6 +16,7 @@ from . import currencies as money_rules
 from . import objects
 from .config import SandboxConfig
 from .connect import ConnectOps, get_fee_params
+from .endpoints import EndpointOps
 from .errors import ApiError, conflict, invalid, missing_param, no_such
 from .params import (
     check_known,
@@ -176,7 +177,7 @@ def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Sandbox(ConnectOps):
+class Sandbox(ConnectOps, EndpointOps):
     """All sandbox operations; each runs in one SQLite transaction."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:
@@ -244,8 +245,7 @@ class Sandbox(ConnectOps):
         if shown["object"] == SESSION:
             shown["url"] = f"{self.public_url(base_url)}/c/pay/{shown['id']}" if shown["status"] == "open" else None
         elif shown["object"] == "event":
-            delivery = self.store.get_delivery(shown["id"])
-            shown["pending_webhooks"] = int(delivery is not None and not delivery.delivered)
+            shown["pending_webhooks"] = sum(not d.delivered for d in self.store.deliveries_of(shown["id"]))
         return shown
 
     def public_url(self, base_url: str | None) -> str:
@@ -307,7 +307,6 @@ class Sandbox(ConnectOps):
         previous: dict[str, Any] | None = None,
         account: str | None = None,
     ) -> dict[str, Any]:
-        deliver = bool(self.config.webhook_url) and self.config.deliver_webhooks
         event = objects.event(
             type_=type_,
             data_object=self.present(obj, None),
@@ -315,29 +314,34 @@ class Sandbox(ConnectOps):
             api_version=origin.api_version,
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
-            pending_webhooks=int(deliver),
+            pending_webhooks=0,
             previous_attributes=previous,
             account=account,
         )
+        targets = self.targets(event)
+        event["pending_webhooks"] = len(targets)
         self.store.insert(event)
-        if deliver:
-            self.store.queue_delivery(event["id"], time.time())
+        for endpoint_id in targets:
+            self.store.queue_delivery(event["id"], endpoint_id, time.time())
         return event
 
     def event_payload(self, event_id: str) -> str | None:
-        """The JSON body sent to the webhook endpoint for an event."""
+        """The JSON body sent to a webhook endpoint for an event."""
         event = self.store.get(event_id, "event")
         return None if event is None else json.dumps(self.present(event, None), indent=2)
 
     def redeliver(self, event_ids: list[str] | None = None) -> int:
-        """Queue events (all by default) for delivery once more."""
+        """Queue events (all by default) for delivery once more, to the endpoints that want
+        each now; how many events were queued."""
         with self.store.transaction():
             ids = event_ids or self.store.ids_where("event", [])
             queued = 0
             for event_id in ids:
-                if self.store.get(event_id, "event") is not None:
-                    self.store.queue_delivery(event_id, time.time())
-                    queued += 1
+                event = self.store.get(event_id, "event")
+                targets = self.targets(event) if event is not None else []
+                for endpoint_id in targets:
+                    self.store.queue_delivery(event_id, endpoint_id, time.time())
+                queued += bool(targets)
         return queued
 
     def list_events(self, call: ApiCall) -> dict[str, Any]:

@@ -65,7 +65,11 @@ class Settings(BaseSettings):
     metrics_token: str = ""
 
     stripe_secret_key: str = ""
+    # Stripe signs the events of each webhook endpoint with that endpoint's own secret: the
+    # platform's endpoint (/api/StripeWebhook/webhook) and the Connect one (/api/StripeWebhook/connect,
+    # events of the teachers' connected accounts). Empty Connect secret: that route refuses all.
     stripe_webhook_secret: str = ""
+    stripe_connect_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     # Async Stripe calls in flight per process (gateway.CallBound): 1.5 x the calls completed a second
@@ -208,6 +212,10 @@ class Settings(BaseSettings):
         if self.uses_sandbox and not self.stripe_webhook_secret:
             updates["stripe_webhook_secret"] = self._kept_secret(
                 "webhook-secret", lambda: "whsec_" + secrets.token_hex(24)
+            )
+        if self.uses_sandbox and not self.stripe_connect_webhook_secret:
+            updates["stripe_connect_webhook_secret"] = self._kept_secret(
+                "connect-webhook-secret", lambda: "whsec_" + secrets.token_hex(24)
             )
         if self.uses_sandbox and not self.sandbox_url:
             updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"

@@ -158,6 +158,27 @@ def test_a_refused_destination_charge_is_refunded_with_the_teachers_share(api, c
     assert (row.stripe_transfer_id, row.transfer_reversed_amount, row.fee_refunded_amount) == (None, 0, 0)
 
 
+def test_with_no_platform_fee_a_refund_reverses_the_transfer_and_asks_for_no_fee_refund(api, c, sandbox):
+    """0 %: the destination charge has no application fee, and Stripe refuses refund_application_fee
+    on a charge without one; the refund still pulls the teacher's share back."""
+    settings = api.state.services.settings
+    settings.platform_fee_percent = 0
+    try:
+        t, p, b, row = paid_booking(api, c, sandbox, rate=6000, days=3)
+        assert row.platform_fee_amount is None or row.platform_fee_amount == 0
+        assert p["client"].post(f"/api/Sessions/{b['id']}/cancel").status_code == 200
+        row = wait_for(
+            lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 6000 and x, message="rev"
+        )
+        assert row.refunded_amount == 6000
+        [refund] = pay.refunds(api.state.db, b["id"])
+        assert refund.status == "succeeded"
+        [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
+        assert (session["net"], session["fee"]) == (0, 0)
+    finally:
+        settings.platform_fee_percent = 15
+
+
 @pytest.mark.parametrize("required", [False, True])
 def test_a_teacher_without_payouts(api, c, sandbox, required):
     settings = api.state.services.settings

@@ -174,6 +174,7 @@ class StripeGateway:
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
+        self.connect_webhook_secret = settings.stripe_connect_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
         self.bound = CallBound(
             floor=settings.stripe_max_concurrent_calls,
@@ -326,10 +327,19 @@ class StripeGateway:
     # -- Refunds -----------------------------------------------------------------------
 
     def refund_sync(
-        self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str, connect: bool = False
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        refund_key: str,
+        booking_id: str,
+        connect: bool = False,
+        with_fee: bool = True,
     ) -> RefundResult:
         """Refund `amount` of a payment; the key makes retries safe. `connect` (a destination
-        charge): pull the teacher's share back and return the platform's fee, pro rata."""
+        charge): pull the teacher's share back in proportion and, `with_fee` (it has an
+        application fee: Stripe refuses refund_application_fee otherwise), return the fee in
+        proportion."""
         params: RefundCreateParams = {
             "payment_intent": payment_intent,
             "amount": amount,
@@ -338,7 +348,8 @@ class StripeGateway:
         }
         if connect:
             params["reverse_transfer"] = True
-            params["refund_application_fee"] = True
+            if with_fee:
+                params["refund_application_fee"] = True
         with _mapped_errors(refund=True):
             obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
         # Stripe always answers with a status; none would read as its "pending" (still processing).
@@ -360,12 +371,18 @@ class StripeGateway:
     def is_destination_charge_sync(self, payment_intent: str) -> bool:
         """Whether a payment transfers to a connected account (so a refund of it should pull
         that share back); False for an unknown payment."""
+        return self.destination_of_sync(payment_intent)[0]
+
+    def destination_of_sync(self, payment_intent: str) -> tuple[bool, bool]:
+        """(whether a payment is a destination charge, whether it has an application fee);
+        (False, False) for an unknown payment."""
         try:
             with _mapped_errors():
-                intent = self.client.v1.payment_intents.retrieve(payment_intent)
+                intent = _as_dict(self.client.v1.payment_intents.retrieve(payment_intent))
         except CheckoutNotFound:
-            return False
-        return bool(_expanded(_as_dict(intent).get("transfer_data")).get("destination"))
+            return False, False
+        destination = bool(_expanded(intent.get("transfer_data")).get("destination"))
+        return destination, destination and bool(intent.get("application_fee_amount"))
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         """An Express connected account for a teacher; idempotent per teacher (for 24 hours, so
@@ -408,16 +425,20 @@ class StripeGateway:
 
     # -- Webhooks ----------------------------------------------------------------------
 
-    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
-        """The verified event as a dict; InvalidWebhook otherwise (checked before parsing).
+    def construct_event(self, payload: bytes, signature: str | None, *, connect: bool = False) -> dict[str, Any]:
+        """The verified event as a dict; InvalidWebhook otherwise (checked before parsing). `connect`:
+        it came to the Connect endpoint, whose events Stripe signs with that endpoint's own secret.
 
         The SDK's own signature check (stripe.WebhookSignature, 5-minute tolerance), then plain
         json.loads: construct_event would build a StripeObject tree only to be turned back into a
         dict, 1.3-2.9 ms a webhook (docs/PERFORMANCE.md)."""
         if not signature:
             raise InvalidWebhook("missing Stripe-Signature")
+        secret = self.connect_webhook_secret if connect else self.webhook_secret
+        if not secret:
+            raise InvalidWebhook("no signing secret configured for this endpoint")
         try:
-            stripe.WebhookSignature.verify_header(payload, signature, self.webhook_secret, WEBHOOK_TOLERANCE_S)
+            stripe.WebhookSignature.verify_header(payload, signature, secret, WEBHOOK_TOLERANCE_S)
             event = json.loads(payload)
         except stripe.SignatureVerificationError as exc:
             raise InvalidWebhook(str(exc)) from exc

@@ -82,6 +82,7 @@ def make_settings(url: str, var_dir: Path, **overrides) -> Settings:
         var_dir=var_dir,
         jwt_secret="test-secret-" + "x" * 32,
         stripe_webhook_secret="whsec_test_secret",
+        stripe_connect_webhook_secret="whsec_test_connect_secret",
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         argon2_parallelism=1,
@@ -150,6 +151,7 @@ def sandbox(tmp_path_factory):
     config = SandboxConfig(
         db_path=str(tmp_path_factory.mktemp("sandbox") / "sandbox.db"),
         webhook_secret="whsec_test_secret",
+        connect_webhook_secret="whsec_test_connect_secret",
         retry_schedule_s=(0.2, 0.5, 1),
         expiry_check_interval_s=0.2,
     )
@@ -186,6 +188,7 @@ def api(live_app, db, sandbox):
         f"{sandbox.base_url}/_sandbox/config",
         json={
             "webhook_url": live_app.state.base_url + "/api/StripeWebhook/webhook",
+            "connect_webhook_url": live_app.state.base_url + "/api/StripeWebhook/connect",
             "deliver_webhooks": True,
             "latency_ms": 0,
             "fail_mode": None,

@@ -4,9 +4,10 @@ import json
 import logging
 
 import pytest
+from pydantic import ValidationError
 
 from tests.support.servers import http_client
-from tutorbook.config import ConfigurationError, Settings
+from tutorbook.config import CHECKOUT_MARGIN_MINUTES, ConfigurationError, Settings
 from tutorbook.logs import JsonFormatter, RequestIdFilter, redact, request_id_var
 
 
@@ -100,3 +101,21 @@ def test_every_setting_is_in_the_readmes_table():
     names = [f"TUTORBOOK_{name.upper()}" for name in Settings.model_fields]
     missing = [name for name in names if f"`{name}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("ttl", [1440, 1500])
+def test_a_checkout_ttl_that_would_put_expires_at_past_stripes_24_hours_is_refused(monkeypatch, ttl):
+    """Tutorbook adds a minute to the TTL: 1440 would make every checkout's expires_at 24 h 01 min
+    after creation, which Stripe refuses."""
+    monkeypatch.setenv("TUTORBOOK_CHECKOUT_TTL_MINUTES", str(ttl))
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    [error] = refused.value.errors()
+    assert error["loc"] == ("checkout_ttl_minutes",) and "30 to 1439 minutes" in error["msg"]
+
+
+@pytest.mark.parametrize("ttl", [30, 1439])
+def test_the_checkout_ttls_at_the_ends_keep_expires_at_inside_stripes_window(monkeypatch, ttl):
+    monkeypatch.setenv("TUTORBOOK_CHECKOUT_TTL_MINUTES", str(ttl))
+    minutes = Settings().checkout_ttl_minutes + CHECKOUT_MARGIN_MINUTES
+    assert 30 <= minutes <= 24 * 60

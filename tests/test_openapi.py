@@ -45,6 +45,7 @@ OPERATION_IDS = {
     ("POST", "/api/Sessions/{bookingId}/complete"): "Sessions_complete",
     ("POST", "/api/Sessions/{bookingId}/reschedule"): "Sessions_reschedule",
     ("POST", "/api/StripeWebhook/webhook"): "Stripe_webhook",
+    ("POST", "/api/StripeWebhook/connect"): "Stripe_connectWebhook",
     ("GET", "/health"): "Health_live",
     ("GET", "/health/ready"): "Health_ready",
     ("GET", "/api/Admin/reports/orphaned-sessions"): "Admin_orphanedSessions",

@@ -62,6 +62,14 @@ API_ROUTES = [
     ("GET", "/v1/application_fees", "list_application_fees"),
     ("GET", "/v1/application_fees/{fee_id}", "retrieve_application_fee"),
     ("GET", "/v1/application_fees/{fee_id}/refunds", "list_fee_refunds"),
+    ("GET", "/v1/balance_transactions", "list_balance_transactions"),
+    ("POST", "/v1/webhook_endpoints", "create_webhook_endpoint"),
+    ("GET", "/v1/webhook_endpoints", "list_webhook_endpoints"),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}", "retrieve_webhook_endpoint"),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}", "update_webhook_endpoint"),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}", "delete_webhook_endpoint"),
+    ("GET", "/v1/account", "retrieve_platform_account"),
+    ("GET", "/v1/country_specs/{country}", "retrieve_country_spec"),
     ("GET", "/v1/balance_transactions/{txn_id}", "retrieve_balance_transaction"),
 ]
 
@@ -146,6 +154,9 @@ def _api_endpoint(sandbox: Sandbox, op: Operation, route: str = "") -> Callable[
             return _error(api_error("Simulated Stripe outage (sandbox fail_mode=error500)."), request_id)
         if config.fail_mode == "hang":
             await _hang(sandbox)
+        if config.fail_mode == "refuse":  # a refusal the product's own checks did not foresee
+            refusal = invalid("Simulated refusal (sandbox fail_mode=refuse).", None, "parameter_invalid_empty")
+            return _error(refusal, request_id)
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
         try:
@@ -216,6 +227,7 @@ async def _parse_call(request: Request, request_id: str, sandbox: Sandbox) -> Ap
         idempotency_key=key,
         api_version=check_api_version(request.headers.get("stripe-version"), sandbox.config),
         base_url=base_url,
+        stripe_account=request.headers.get("stripe-account") or None,
     )
 
 

@@ -23,6 +23,12 @@ def serve(
     public_url: str = typer.Option(None, help="Base URL browsers reach the sandbox at (default: http://HOST:PORT)"),
     webhook_url: str = typer.Option(None, help="Where to deliver signed events (default: no delivery)"),
     webhook_secret: str = typer.Option(SandboxConfig.webhook_secret, help="The whsec_… the events are signed with"),
+    connect_webhook_url: str = typer.Option(
+        None, help="Where to deliver the events of connected accounts (a Connect endpoint; default: none)"
+    ),
+    connect_webhook_secret: str = typer.Option(
+        SandboxConfig.connect_webhook_secret, help="The whsec_… the Connect endpoint's events are signed with"
+    ),
     latency_ms: int = typer.Option(0, help="Added to every /v1 call, to simulate a distant Stripe"),
     substitute_cancel_url: bool = typer.Option(False, help="Fill {CHECKOUT_SESSION_ID} in cancel_url too"),
 ):
@@ -33,6 +39,8 @@ def serve(
         public_url=public_url,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
+        connect_webhook_url=connect_webhook_url,
+        connect_webhook_secret=connect_webhook_secret,
         latency_ms=latency_ms,
         substitute_cancel_url=substitute_cancel_url,
     )

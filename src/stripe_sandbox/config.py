@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-FAIL_MODES = (None, "error500", "hang")
+FAIL_MODES = (None, "error500", "hang", "refuse")
 
 
 @dataclass
@@ -16,8 +16,16 @@ class SandboxConfig:
     db_path: str = "var/stripe-sandbox.sqlite3"
     # Base URL where browsers reach the sandbox; None = derive it from each request.
     public_url: str | None = None
+    # The platform's webhook endpoint (events of the platform's own objects) ...
     webhook_url: str | None = None
     webhook_secret: str = "whsec_sandbox_secret"
+    # ... and the Connect endpoint (events of connected accounts: they carry `account`), each
+    # signed with its own secret. More can be made with POST /v1/webhook_endpoints.
+    connect_webhook_url: str | None = None
+    connect_webhook_secret: str = "whsec_sandbox_connect_secret"
+    # The platform's own account (GET /v1/account) and whether it has signed up for Connect.
+    platform_country: str = "US"
+    connect_enabled: bool = True
     latency_ms: int = 0
     substitute_cancel_url: bool = False
     deliver_webhooks: bool = True

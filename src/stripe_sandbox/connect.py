@@ -1,11 +1,16 @@
 """Stripe Connect in the sandbox: Express accounts, hosted onboarding through account links,
-destination charges (a transfer and an application fee per charge) and refunds that reverse
-the transfer and refund the fee pro rata.
+destination charges and the refunds of them, moving money as Stripe documents it.
 
-Rounding (the sandbox's, documented in docs/payments.md): a refund brings the transfer's
-reversed total to round-half-up(transfer x refunded / charge), computed on totals so partial
-refunds never drift; the fee's refunded total is what is left of the refund, so reversal +
-fee refund = refund, exactly, and a full refund returns all of both.
+A destination charge of A with an application fee F (docs.stripe.com/connect/destination-charges):
+the platform's balance gets the charge (+A), the transfer of the whole amount (-A) and the fee
+(+F); the connected account's gets the payment (+A, fee F taken from it: net A - F). A refund of
+r with `reverse_transfer=true` reverses the transfer in proportion to the refunded amount (here
+the transfer is the whole amount, so r exactly); with `refund_application_fee=true` the fee is
+refunded in proportion ("the application fee will be refunded in an amount proportional to the
+amount of the charge refunded", the Refunds API). Stripe does not document its rounding; the
+sandbox's (docs/payments.md): each total back is round-half-up(part x refunded total / charge),
+computed on totals so a run of partial refunds never drifts, and a full refund returns all.
+So teacher net + platform fee = paid - refunded, and each account's balance transactions add up.
 """
 
 from __future__ import annotations
@@ -42,8 +47,20 @@ LINK_TTL_S = 300
 LINK_KEY = "account_link:"
 
 
+PLATFORM = "platform"  # the `_account` of the platform's own balance transactions
+
+
 def _half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
+
+
+def proportional(part_of: int, refunded_total: int, charged: int) -> int:
+    """What of `part_of` (a transfer, a fee) goes back once `refunded_total` of `charged` is
+    refunded: round half up of part_of x refunded_total / charged, on totals (so a run of
+    partial refunds never drifts from one refund of their sum), all of it once all is refunded."""
+    if refunded_total >= charged:
+        return part_of
+    return min(part_of, _half_up(part_of * refunded_total, charged))
 
 
 class ConnectOps:
@@ -66,10 +83,15 @@ class ConnectOps:
 
     def public_url(self, base_url: str | None) -> str: ...  # pragma: no cover
 
+    if TYPE_CHECKING:  # EndpointOps's, later in Sandbox's bases: a stub here would hide it
+
+        def check_connect(self) -> None: ...
+
     # -- accounts --------------------------------------------------------------------
 
     def create_account(self, call: ApiCall) -> dict[str, Any]:
         """POST /v1/accounts."""
+        self.check_connect()
         params = call.params
         check_known(params, ACCOUNT_PARAMS)
         type_ = get_str(params, "type")
@@ -98,11 +120,13 @@ class ConnectOps:
 
     def retrieve_account(self, call: ApiCall, account_id: str) -> dict[str, Any]:
         """GET /v1/accounts/{id}."""
+        self.check_connect()
         check_known(call.params, {"expand"})
         return self._render(self._account(account_id), call)
 
     def list_accounts(self, call: ApiCall) -> dict[str, Any]:
         """GET /v1/accounts."""
+        self.check_connect()
         return self._list("account", call, [], "/v1/accounts", set())
 
     def _account(self, account_id: str, param: str = "account", status: int = 404) -> dict[str, Any]:
@@ -115,6 +139,7 @@ class ConnectOps:
 
     def create_account_link(self, call: ApiCall) -> dict[str, Any]:
         """POST /v1/account_links: a single-use link to the hosted onboarding form."""
+        self.check_connect()
         params = call.params
         check_known(params, {"account", "type", "refresh_url", "return_url", "collect", "collection_options", "expand"})
         account_id = get_str(params, "account", required=True) or ""
@@ -218,40 +243,30 @@ class ConnectOps:
             )
 
     def split_charge(self, intent: dict[str, Any], charge: dict[str, Any], data: dict[str, Any], origin: Origin):
-        """Record a paid charge's balance transaction and, for a destination charge, its
-        transfer (amount − fee) and application fee; emits transfer.created and
-        application_fee.created."""
+        """Record a paid charge's balance transaction and, for a destination charge, the
+        transfer of the WHOLE amount to the connected account and the application fee then taken
+        from it (docs.stripe.com/connect/destination-charges, "flow of funds with fees";
+        `transfer_data.amount`: "if no amount is specified, by default the entire payment amount
+        is transferred"; `ApplicationFee.account`: "the Stripe account this fee was taken
+        from"). Emits transfer.created and application_fee.created."""
         now, currency, amount = self.now(), charge["currency"], charge["amount"]
-        txn = co.balance_transaction(
-            amount=amount,
-            currency=currency,
-            source=charge["id"],
-            type_="charge",
-            category="charge",
-            description=charge["description"],
-            now=now,
+        txn = self._balance(
+            amount=amount, currency=currency, source=charge["id"], type_="charge", category="charge", now=now
         )
         charge["balance_transaction"] = txn["id"]
-        self.store.insert(txn)
         destination = (data.get("transfer_data") or {}).get("destination")
         if destination is None:
             return
         fee_amount = int(data.get("application_fee_amount") or 0)
         transfer_data = {"amount": None, "destination": destination}
         intent.update(transfer_data=transfer_data, application_fee_amount=fee_amount or None)
-        transfer_id = objects.new_id("tr_")
-        t_txn = co.balance_transaction(
-            amount=-(amount - fee_amount),
-            currency=currency,
-            source=transfer_id,
-            type_="transfer",
-            category="transfer",
-            description=None,
-            now=now,
+        transfer_id, fee_id = objects.new_id("tr_"), objects.new_id("fee_") if fee_amount else None
+        t_txn = self._balance(
+            amount=-amount, currency=currency, source=transfer_id, type_="transfer", category="transfer", now=now
         )
         transfer = co.transfer(
             transfer_id=transfer_id,
-            amount=amount - fee_amount,
+            amount=amount,
             currency=currency,
             destination=destination,
             charge_id=charge["id"],
@@ -259,19 +274,27 @@ class ConnectOps:
             group=intent.get("transfer_group"),
             now=now,
         )
-        self.store.insert(t_txn)
+        # The connected account's side: the payment of the whole amount, the fee taken from it.
+        self._balance(
+            amount=amount,
+            currency=currency,
+            source=transfer["destination_payment"],
+            type_="payment",
+            category="charge",
+            now=now,
+            account=destination,
+            fee=fee_amount,
+        )
         self.store.insert(transfer)
         charge.update(transfer=transfer_id, transfer_data=transfer_data)
         self._emit("transfer.created", transfer, origin)
-        if fee_amount:
-            fee_id = objects.new_id("fee_")
-            f_txn = co.balance_transaction(
+        if fee_id:
+            f_txn = self._balance(
                 amount=fee_amount,
                 currency=currency,
                 source=fee_id,
                 type_="application_fee",
                 category="platform_earning",
-                description=None,
                 now=now,
             )
             fee = co.application_fee(
@@ -283,76 +306,144 @@ class ConnectOps:
                 txn=f_txn["id"],
                 now=now,
             )
-            self.store.insert(f_txn)
             self.store.insert(fee)
             charge.update(application_fee=fee_id, application_fee_amount=fee_amount)
             self._emit("application_fee.created", fee, origin)
 
+    def _balance(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        source: str,
+        type_: str,
+        category: str,
+        now: int,
+        account: str | None = None,
+        fee: int = 0,
+    ) -> dict[str, Any]:
+        """Store a balance transaction of the platform (`account` None) or of a connected account."""
+        txn = co.balance_transaction(
+            amount=amount,
+            currency=currency,
+            source=source,
+            type_=type_,
+            category=category,
+            description=None,
+            now=now,
+            fee=fee,
+        )
+        txn["_account"] = account or PLATFORM
+        self.store.insert(txn)
+        return txn
+
     def refund_split(self, params: dict[str, Any], charge: dict[str, Any], refund: dict[str, Any], origin: Origin):
-        """For a refund of a destination charge: reverse the transfer and refund the fee pro
-        rata (on totals, see the module's docstring), as asked."""
+        """For a refund of a destination charge: reverse the transfer and refund the fee in
+        proportion to the refunded amount, as asked (see the module's docstring for the rounding)."""
         reverse = bool(get_bool(params, "reverse_transfer"))
         refund_fee = bool(get_bool(params, "refund_application_fee"))
-        now, currency = self.now(), charge["currency"]
-        refunded_total = charge["amount_refunded"]  # already includes this refund
-        reversed_now = 0
         transfer = self.store.get(charge.get("transfer") or "", "transfer")
-        if reverse and transfer is not None:
-            target = min(transfer["amount"], _half_up(transfer["amount"] * refunded_total, charge["amount"]))
-            reversed_now = target - transfer["amount_reversed"]
-            if reversed_now > 0:
-                txn = co.balance_transaction(
-                    amount=reversed_now,
-                    currency=currency,
-                    source=transfer["id"],
-                    type_="transfer_refund",
-                    category="transfer_reversal",
-                    description=None,
-                    now=now,
-                )
-                reversal = co.transfer_reversal(
-                    amount=reversed_now,
-                    currency=currency,
-                    transfer_id=transfer["id"],
-                    refund_id=refund["id"],
-                    txn=txn["id"],
-                    now=now,
-                )
-                self.store.insert(txn)
-                self.store.insert(reversal)
-                previous = {"amount_reversed": transfer["amount_reversed"], "reversed": transfer["reversed"]}
-                transfer["amount_reversed"] = target
-                transfer["reversed"] = target >= transfer["amount"]
-                transfer["reversals"]["data"].insert(0, reversal)
-                self.store.update(transfer)
-                refund["transfer_reversal"] = reversal["id"]
-                self._emit("transfer.reversed", transfer, origin, previous)
         fee = self.store.get(charge.get("application_fee") or "", "application_fee")
+        if reverse and transfer is None:
+            raise invalid(
+                "You cannot reverse the transfer of a charge that has no transfer (reverse_transfer is only "
+                "for destination charges).",
+                "reverse_transfer",
+            )
+        if refund_fee and fee is None:
+            raise invalid("This charge has no application fee to refund.", "refund_application_fee")
+        txn = self._balance(
+            amount=-refund["amount"],
+            currency=charge["currency"],
+            source=refund["id"],
+            type_="refund",
+            category="refund",
+            now=self.now(),
+        )
+        refund["balance_transaction"] = txn["id"]
+        refunded_total = charge["amount_refunded"]  # already includes this refund
+        if reverse and transfer is not None:
+            self._reverse(transfer, charge, refund, refunded_total, origin)
         if refund_fee and fee is not None:
-            if reverse and transfer is not None:
-                target = refund["amount"] - reversed_now + fee["amount_refunded"]
-            else:
-                target = _half_up(fee["amount"] * refunded_total, charge["amount"])
-            target = max(fee["amount_refunded"], min(fee["amount"], target))
-            amount = target - fee["amount_refunded"]
-            if amount > 0:
-                txn = co.balance_transaction(
-                    amount=-amount,
-                    currency=currency,
-                    source=fee["id"],
-                    type_="application_fee_refund",
-                    category="platform_earning_refund",
-                    description=None,
-                    now=now,
-                )
-                fee_refund = co.fee_refund(amount=amount, currency=currency, fee_id=fee["id"], txn=txn["id"], now=now)
-                self.store.insert(txn)
-                self.store.insert(fee_refund)
-                fee["amount_refunded"] = target
-                fee["refunded"] = target >= fee["amount"]
-                fee["refunds"]["data"].insert(0, fee_refund)
-                self.store.update(fee)
-                self._emit("application_fee.refunded", fee, origin)
+            self._refund_fee(fee, charge, refunded_total, origin)
+
+    def _reverse(self, transfer: dict, charge: dict, refund: dict, refunded_total: int, origin: Origin) -> None:
+        now, currency = self.now(), charge["currency"]
+        target = proportional(transfer["amount"], refunded_total, charge["amount"])
+        amount = target - transfer["amount_reversed"]
+        if amount <= 0:
+            return
+        reversal_id = objects.new_id("trr_")
+        txn = self._balance(
+            amount=amount,
+            currency=currency,
+            source=reversal_id,
+            type_="transfer_refund",
+            category="transfer_reversal",
+            now=now,
+        )
+        reversal = co.transfer_reversal(
+            reversal_id=reversal_id,
+            amount=amount,
+            currency=currency,
+            transfer_id=transfer["id"],
+            refund_id=refund["id"],
+            txn=txn["id"],
+            now=now,
+        )
+        self._balance(
+            amount=-amount,
+            currency=currency,
+            source=reversal["destination_payment_refund"],
+            type_="payment_refund",
+            category="refund",
+            now=now,
+            account=transfer["destination"],
+        )
+        self.store.insert(reversal)
+        previous = {"amount_reversed": transfer["amount_reversed"], "reversed": transfer["reversed"]}
+        transfer["amount_reversed"] = target
+        transfer["reversed"] = target >= transfer["amount"]
+        transfer["reversals"]["data"].insert(0, reversal)
+        self.store.update(transfer)
+        refund["transfer_reversal"] = reversal["id"]
+        self._emit("transfer.reversed", transfer, origin, previous)
+
+    def _refund_fee(self, fee: dict, charge: dict, refunded_total: int, origin: Origin) -> None:
+        now, currency = self.now(), charge["currency"]
+        target = proportional(fee["amount"], refunded_total, charge["amount"])
+        amount = target - fee["amount_refunded"]
+        if amount <= 0:
+            return
+        refund_id = objects.new_id("fr_")
+        txn = self._balance(
+            amount=-amount,
+            currency=currency,
+            source=refund_id,
+            type_="application_fee_refund",
+            category="platform_earning_refund",
+            now=now,
+        )
+        # The fee goes back to the account it was taken from.
+        self._balance(
+            amount=amount,
+            currency=currency,
+            source=refund_id,
+            type_="application_fee_refund",
+            category="fee",
+            now=now,
+            account=fee["account"],
+        )
+        fee_refund = co.fee_refund(
+            refund_id=refund_id, amount=amount, currency=currency, fee_id=fee["id"], txn=txn["id"], now=now
+        )
+        self.store.insert(fee_refund)
+        previous = {"amount_refunded": fee["amount_refunded"], "refunded": fee["refunded"]}
+        fee["amount_refunded"] = target
+        fee["refunded"] = target >= fee["amount"]
+        fee["refunds"]["data"].insert(0, fee_refund)
+        self.store.update(fee)
+        self._emit("application_fee.refunded", fee, origin, previous)
 
     # -- transfers, application fees, balance transactions ------------------------------
 
@@ -387,8 +478,22 @@ class ConnectOps:
         return self._list("fee_refund", call, filters, f"/v1/application_fees/{fee_id}/refunds", set())
 
     def retrieve_balance_transaction(self, call: ApiCall, txn_id: str) -> dict[str, Any]:
-        """GET /v1/balance_transactions/{id}."""
-        return self._get(call, "balance_transaction", txn_id)
+        """GET /v1/balance_transactions/{id} (of the account in the Stripe-Account header, else
+        the platform's)."""
+        check_known(call.params, {"expand"})
+        txn = self.store.get(txn_id, "balance_transaction")
+        if txn is None or txn.get("_account", PLATFORM) != (call.stripe_account or PLATFORM):
+            raise no_such("balance_transaction", txn_id)
+        return self._render(txn, call)
+
+    def list_balance_transactions(self, call: ApiCall) -> dict[str, Any]:
+        """GET /v1/balance_transactions: the platform's, or with a Stripe-Account header a
+        connected account's (filters: type, source)."""
+        if call.stripe_account:
+            self._account(call.stripe_account, "Stripe-Account", status=403)
+        filters = [Filter("_account", "=", call.stripe_account or PLATFORM)]
+        filters += [Filter(n, "=", v) for n in ("type", "source") if (v := get_str(call.params, n))]
+        return self._list("balance_transaction", call, filters, "/v1/balance_transactions", {"type", "source"})
 
     def _get(self, call: ApiCall, type_: str, object_id: str, check: bool = True) -> dict[str, Any]:
         if check:

@@ -122,9 +122,20 @@ def account_link(*, url: str, now: int, expires_at: int) -> dict[str, Any]:
 
 
 def balance_transaction(
-    *, amount: int, currency: str, source: str, type_: str, category: str, description: str | None, now: int
+    *,
+    amount: int,
+    currency: str,
+    source: str,
+    type_: str,
+    category: str,
+    description: str | None,
+    now: int,
+    fee: int = 0,
 ) -> dict[str, Any]:
-    """A balance transaction, available at once in the sandbox."""
+    """A balance transaction, available at once in the sandbox; `fee`: an application fee taken
+    from it (a destination charge's payment on the connected account), so net = amount - fee."""
+    details = [{"amount": fee, "application": PLATFORM_APPLICATION, "currency": currency,
+                "description": "Application fee", "type": "application_fee"}] if fee else []  # fmt: skip
     return {
         "id": new_id("txn_"),
         "object": "balance_transaction",
@@ -135,9 +146,9 @@ def balance_transaction(
         "currency": currency,
         "description": description,
         "exchange_rate": None,
-        "fee": 0,
-        "fee_details": [],
-        "net": amount,
+        "fee": fee,
+        "fee_details": details,
+        "net": amount - fee,
         "reporting_category": category,
         "source": source,
         "status": "available",
@@ -201,10 +212,12 @@ def application_fee(
     }
 
 
-def transfer_reversal(*, amount: int, currency: str, transfer_id: str, refund_id: str, txn: str, now: int) -> dict:
+def transfer_reversal(
+    *, reversal_id: str, amount: int, currency: str, transfer_id: str, refund_id: str, txn: str, now: int
+) -> dict:
     """A (partial) reversal of a transfer caused by a refund."""
     return {
-        "id": new_id("trr_"),
+        "id": reversal_id,
         "object": "transfer_reversal",
         "amount": amount,
         "balance_transaction": txn,
@@ -217,10 +230,10 @@ def transfer_reversal(*, amount: int, currency: str, transfer_id: str, refund_id
     }
 
 
-def fee_refund(*, amount: int, currency: str, fee_id: str, txn: str, now: int) -> dict[str, Any]:
+def fee_refund(*, refund_id: str, amount: int, currency: str, fee_id: str, txn: str, now: int) -> dict[str, Any]:
     """A (partial) refund of an application fee."""
     return {
-        "id": new_id("fr_"),
+        "id": refund_id,
         "object": "fee_refund",
         "amount": amount,
         "balance_transaction": txn,

@@ -20,6 +20,9 @@ RUNTIME_SETTINGS: dict[str, tuple[type, ...]] = {
     "deliver_webhooks": (bool,),
     "substitute_cancel_url": (bool,),
     "webhook_url": (str, type(None)),
+    "connect_webhook_url": (str, type(None)),
+    "platform_country": (str,),
+    "connect_enabled": (bool,),
     "fail_mode": (str, type(None)),
     "redirect_wait_s": (int, float),
     "retry_schedule_s": (list,),
@@ -79,6 +82,7 @@ def control_routes(sandbox: Sandbox, deliverer: Deliverer) -> list[Route]:
         rows = [
             {
                 "event_id": d.event_id,
+                "endpoint_id": d.endpoint_id,
                 "type": event_type,
                 "attempts": d.attempts,
                 "delivered": d.delivered,
@@ -175,5 +179,6 @@ def _public_config(sandbox: Sandbox) -> dict[str, Any]:
     shown = dataclasses.asdict(sandbox.config)
     shown.pop("api_key")
     shown.pop("webhook_secret")
+    shown.pop("connect_webhook_secret")
     shown["retry_schedule_s"] = list(shown["retry_schedule_s"])
     return shown

@@ -1,4 +1,5 @@
-"""Webhook delivery: signed POSTs of stored events, retried with backoff until a 2xx."""
+"""Webhook delivery: signed POSTs of stored events to each endpoint that wants them (with that
+endpoint's secret), retried with backoff until a 2xx."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Deliverer:
         self.sandbox = sandbox
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._in_flight: set[str] = set()
+        self._in_flight: set[tuple[str, str]] = set()  # (event, endpoint)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -43,8 +44,7 @@ class Deliverer:
                 pass
 
     def _active(self) -> bool:
-        config = self.sandbox.config
-        return bool(config.webhook_url) and config.deliver_webhooks
+        return self.sandbox.config.deliver_webhooks
 
     async def run(self) -> None:
         """Deliver forever; cancel the task to stop."""
@@ -66,10 +66,11 @@ class Deliverer:
     def _start_due(self, client: httpx.AsyncClient) -> None:
         store = self.sandbox.store
         for delivery in store.due_deliveries(time.time(), BATCH + len(self._in_flight)):
-            if delivery.event_id in self._in_flight:
+            key = (delivery.event_id, delivery.endpoint_id)
+            if key in self._in_flight:
                 continue
-            self._in_flight.add(delivery.event_id)
-            task = asyncio.create_task(self._attempt(client, delivery.event_id))
+            self._in_flight.add(key)
+            task = asyncio.create_task(self._attempt(client, *key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -83,28 +84,28 @@ class Deliverer:
         except TimeoutError:
             pass
 
-    async def _attempt(self, client: httpx.AsyncClient, event_id: str) -> None:
+    async def _attempt(self, client: httpx.AsyncClient, event_id: str, endpoint_id: str) -> None:
         try:
-            await self._send(client, event_id)
+            await self._send(client, event_id, endpoint_id)
         except Exception:  # a broken attempt must not kill the delivery loop
-            log.exception("webhook delivery of %s failed unexpectedly", event_id)
+            log.exception("webhook delivery of %s to %s failed unexpectedly", event_id, endpoint_id)
         finally:
-            self._in_flight.discard(event_id)
+            self._in_flight.discard((event_id, endpoint_id))
             self.wake()
 
-    async def _send(self, client: httpx.AsyncClient, event_id: str) -> None:
-        config = self.sandbox.config
-        url = config.webhook_url
-        if not url:
-            return  # delivery was switched off meanwhile; the row stays pending
+    async def _send(self, client: httpx.AsyncClient, event_id: str, endpoint_id: str) -> None:
+        target = self.sandbox.endpoint_target(endpoint_id)
+        if target is None:
+            return  # the endpoint was removed or disabled meanwhile; the row stays pending
+        url, secret = target
         payload = self.sandbox.event_payload(event_id)
         if payload is None:
-            self._record(event_id, None, "event not found")
+            self._record(event_id, endpoint_id, None, "event not found")
             return
         timestamp = int(time.time())  # real time: receivers check it against their clock
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Stripe-Signature": sign(config.webhook_secret, timestamp, payload),
+            "Stripe-Signature": sign(secret, timestamp, payload),
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
         }
         status: int | None = None
@@ -114,19 +115,20 @@ class Deliverer:
             status = response.status_code
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self._record(event_id, status, error)
+        self._record(event_id, endpoint_id, status, error)
 
-    def _record(self, event_id: str, status: int | None, error: str | None) -> None:
+    def _record(self, event_id: str, endpoint_id: str, status: int | None, error: str | None) -> None:
         store = self.sandbox.store
         delivered = status is not None and 200 <= status < 300
         now = time.time()
         with store.transaction():
-            current = store.get_delivery(event_id)
+            current = store.get_delivery(event_id, endpoint_id)
             if current is None:
                 return
             delay = self.sandbox.config.retry_delay(current.attempts + 1)
             store.record_attempt(
                 event_id,
+                endpoint_id,
                 status=status,
                 error=error,
                 delivered=delivered,
@@ -134,4 +136,6 @@ class Deliverer:
                 next_attempt_at=now + delay,
             )
         if not delivered:
-            log.info("webhook %s not acknowledged (%s); retry in %ss", event_id, status or error, delay)
+            log.info(
+                "webhook %s to %s not acknowledged (%s); retry in %ss", event_id, endpoint_id, status or error, delay
+            )

@@ -103,8 +103,13 @@ class HostedPages:
         self.deliverer.wake()
         while time.monotonic() < deadline:
             config = self.sandbox.config
-            delivery = self.sandbox.store.get_delivery(event_id)
-            if delivery is None or delivery.attempts > 0 or not config.webhook_url or not config.deliver_webhooks:
+            deliveries = self.sandbox.store.deliveries_of(event_id)
+            if (
+                not deliveries
+                or not config.deliver_webhooks
+                or any(d.attempts > 0 for d in deliveries)
+                or all(self.sandbox.endpoint_target(d.endpoint_id) is None for d in deliveries)
+            ):
                 return
             await asyncio.sleep(0.02)
 

@@ -9,27 +9,10 @@ from typing import Any
 
 import stripe
 
+from .currencies import format_amount  # noqa: F401  (the amounts the hosted page and errors show)
+
 DEFAULT_API_VERSION: str = stripe.api_version  # the pinned SDK's (see versions.py)
 
-ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -37,13 +20,6 @@ _ALPHABET = string.ascii_letters + string.digits
 def new_id(prefix: str, length: int = 24) -> str:
     """A random Stripe-looking id such as ``pi_3Pq...``."""
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as text, e.g. (5000, "usd") -> "USD 50.00"."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return f"{code.upper()} {amount / 10**decimals:.{decimals}f}"
 
 
 def _address() -> dict[str, Any]:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import currencies as money_rules
 from . import objects
 from .config import SandboxConfig
 from .connect import ConnectOps, get_fee_params
+from .endpoints import EndpointOps
 from .errors import ApiError, conflict, invalid, missing_param, no_such
 from .params import (
     check_known,
@@ -142,6 +144,7 @@ class ApiCall:
     idempotency_key: str | None
     api_version: str
     base_url: str
+    stripe_account: str | None = None  # the Stripe-Account header: acting as a connected account
 
     @property
     def origin(self) -> Origin:
@@ -175,7 +178,7 @@ def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Sandbox(ConnectOps):
+class Sandbox(ConnectOps, EndpointOps):
     """All sandbox operations; each runs in one SQLite transaction."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:
@@ -243,8 +246,7 @@ class Sandbox(ConnectOps):
         if shown["object"] == SESSION:
             shown["url"] = f"{self.public_url(base_url)}/c/pay/{shown['id']}" if shown["status"] == "open" else None
         elif shown["object"] == "event":
-            delivery = self.store.get_delivery(shown["id"])
-            shown["pending_webhooks"] = int(delivery is not None and not delivery.delivered)
+            shown["pending_webhooks"] = sum(not d.delivered for d in self.store.deliveries_of(shown["id"]))
         return shown
 
     def public_url(self, base_url: str | None) -> str:
@@ -309,7 +311,6 @@ class Sandbox(ConnectOps):
         previous: dict[str, Any] | None = None,
         account: str | None = None,
     ) -> dict[str, Any]:
-        deliver = bool(self.config.webhook_url) and self.config.deliver_webhooks
         event = objects.event(
             type_=type_,
             data_object=self.present(obj, None),
@@ -317,29 +318,34 @@ class Sandbox(ConnectOps):
             api_version=endpoint_api_version(self.config),
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
-            pending_webhooks=int(deliver),
+            pending_webhooks=0,
             previous_attributes=previous,
             account=account,
         )
+        targets = self.targets(event)
+        event["pending_webhooks"] = len(targets)
         self.store.insert(event)
-        if deliver:
-            self.store.queue_delivery(event["id"], time.time())
+        for endpoint_id in targets:
+            self.store.queue_delivery(event["id"], endpoint_id, time.time())
         return event
 
     def event_payload(self, event_id: str) -> str | None:
-        """The JSON body sent to the webhook endpoint for an event."""
+        """The JSON body sent to a webhook endpoint for an event."""
         event = self.store.get(event_id, "event")
         return None if event is None else json.dumps(self.present(event, None), indent=2)
 
     def redeliver(self, event_ids: list[str] | None = None) -> int:
-        """Queue events (all by default) for delivery once more."""
+        """Queue events (all by default) for delivery once more, to the endpoints that want
+        each now; how many events were queued."""
         with self.store.transaction():
             ids = event_ids or self.store.ids_where("event", [])
             queued = 0
             for event_id in ids:
-                if self.store.get(event_id, "event") is not None:
-                    self.store.queue_delivery(event_id, time.time())
-                    queued += 1
+                event = self.store.get(event_id, "event")
+                targets = self.targets(event) if event is not None else []
+                for endpoint_id in targets:
+                    self.store.queue_delivery(event_id, endpoint_id, time.time())
+                queued += bool(targets)
         return queued
 
     def list_events(self, call: ApiCall) -> dict[str, Any]:
@@ -807,12 +813,7 @@ def _line_items(params: Mapping[str, Any], now: int) -> tuple[list[dict[str, Any
         raise invalid("All line items must use the same currency.", "line_items")
     currency = currencies.pop()
     amount = sum(item["amount_total"] for item in items)
-    if currency == "usd" and amount < 50:
-        raise invalid(
-            "The Checkout Session's total amount due must add up to at least $0.50 usd",
-            "line_items",
-            "amount_too_small",
-        )
+    money_rules.check_total(amount, currency, "line_items")
     return items, currency, amount
 
 
@@ -854,6 +855,7 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
     currency = (get_str(price_data, "currency", required=True, param=f"{p}[currency]") or "").lower()
     if not re.fullmatch(r"[a-z]{3}", currency):
         raise invalid(f"Invalid currency: {currency}", f"{p}[currency]")
+    money_rules.check_currency(currency, f"{p}[currency]")
     unit_amount = get_int(
         price_data,
         "unit_amount",
@@ -862,6 +864,7 @@ def _line_item(raw: Any, param: str, now: int) -> dict[str, Any]:
         maximum=99_999_999,
         param=f"{p}[unit_amount]",
     )
+    money_rules.check_unit_amount(unit_amount or 0, currency, f"{p}[unit_amount]")
     product = get_str(price_data, "product", param=f"{p}[product]")
     if product:
         raise no_such("product", product, f"{p}[product]", status=400)

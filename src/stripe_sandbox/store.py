@@ -30,14 +30,18 @@ CREATE INDEX IF NOT EXISTS objects_status_created
     ON objects (type, json_extract(data, '$.status'), created);
 CREATE INDEX IF NOT EXISTS objects_status_expiry
     ON objects (type, json_extract(data, '$.status'), json_extract(data, '$.expires_at'));
+-- One row per event and webhook endpoint it goes to (a Connect event to the Connect endpoints,
+-- any other to the platform's).
 CREATE TABLE IF NOT EXISTS deliveries (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     delivered INTEGER NOT NULL DEFAULT 0,
     last_status INTEGER,
     last_error TEXT,
     next_attempt_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    PRIMARY KEY (event_id, endpoint_id)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (delivered, next_attempt_at);
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -75,6 +79,7 @@ class Delivery:
     """One event's webhook delivery state."""
 
     event_id: str
+    endpoint_id: str
     attempts: int
     delivered: bool
     last_status: int | None
@@ -111,6 +116,11 @@ class Store:
         self.on_deliveries_queued: Callable[[], None] | None = None
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(deliveries)")}
+        if columns and "endpoint_id" not in columns:
+            # A file from before webhook endpoints (one delivery per event): its pending
+            # deliveries are dropped; `POST /_sandbox/deliveries/redeliver` queues them again.
+            conn.execute("DROP TABLE deliveries")
         conn.executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -180,6 +190,10 @@ class Store:
     def update(self, obj: dict[str, Any]) -> None:
         """Overwrite an existing object."""
         self._conn().execute("UPDATE objects SET data = ? WHERE id = ?", (json.dumps(obj), obj["id"]))
+
+    def delete(self, object_id: str) -> None:
+        """Forget an object."""
+        self._conn().execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
     def ids_where(self, type_: str, filters: Sequence[Filter]) -> list[str]:
         """Ids of objects of a type matching every filter, oldest first."""
@@ -287,13 +301,13 @@ class Store:
 
     # -- deliveries ------------------------------------------------------------
 
-    def queue_delivery(self, event_id: str, now: float) -> None:
-        """(Re)queue an event for webhook delivery, due now."""
+    def queue_delivery(self, event_id: str, endpoint_id: str, now: float) -> None:
+        """(Re)queue an event for delivery to one webhook endpoint, due now."""
         self._conn().execute(
-            "INSERT INTO deliveries (event_id, next_attempt_at) VALUES (?, ?) "
-            "ON CONFLICT (event_id) DO UPDATE SET delivered = 0, next_attempt_at = excluded."
+            "INSERT INTO deliveries (event_id, endpoint_id, next_attempt_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (event_id, endpoint_id) DO UPDATE SET delivered = 0, next_attempt_at = excluded."
             "next_attempt_at, delivered_at = NULL",
-            (event_id, now),
+            (event_id, endpoint_id, now),
         )
         self._local.queued = True
 
@@ -310,25 +324,37 @@ class Store:
         )
         return [_delivery(row) for row in rows]
 
-    def next_due_at(self, exclude: Collection[str] = ()) -> float | None:
-        """When the earliest undelivered delivery not in ``exclude`` becomes due."""
+    def next_due_at(self, exclude: Collection[tuple[str, str]] = ()) -> float | None:
+        """When the earliest undelivered delivery not in ``exclude`` ((event, endpoint) pairs)
+        becomes due."""
         rows = self._conn().execute(
-            "SELECT event_id, next_attempt_at FROM deliveries WHERE delivered = 0 ORDER BY next_attempt_at LIMIT ?",
+            "SELECT event_id, endpoint_id, next_attempt_at FROM deliveries WHERE delivered = 0 "
+            "ORDER BY next_attempt_at LIMIT ?",
             (len(exclude) + 1,),
         )
         for row in rows:
-            if row["event_id"] not in exclude:
+            if (row["event_id"], row["endpoint_id"]) not in exclude:
                 return float(row["next_attempt_at"])
         return None
 
-    def get_delivery(self, event_id: str) -> Delivery | None:
-        """One event's delivery state."""
-        row = self._conn().execute("SELECT * FROM deliveries WHERE event_id = ?", (event_id,)).fetchone()
+    def get_delivery(self, event_id: str, endpoint_id: str) -> Delivery | None:
+        """One event's delivery state at one endpoint."""
+        row = (
+            self._conn()
+            .execute("SELECT * FROM deliveries WHERE event_id = ? AND endpoint_id = ?", (event_id, endpoint_id))
+            .fetchone()
+        )
         return None if row is None else _delivery(row)
+
+    def deliveries_of(self, event_id: str) -> list[Delivery]:
+        """An event's deliveries, one per endpoint it goes to."""
+        rows = self._conn().execute("SELECT * FROM deliveries WHERE event_id = ?", (event_id,)).fetchall()
+        return [_delivery(row) for row in rows]
 
     def record_attempt(
         self,
         event_id: str,
+        endpoint_id: str,
         *,
         status: int | None,
         error: str | None,
@@ -339,8 +365,8 @@ class Store:
         """Store the outcome of one delivery attempt."""
         self._conn().execute(
             "UPDATE deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?, "
-            "delivered = ?, delivered_at = ?, next_attempt_at = ? WHERE event_id = ?",
-            (status, error, int(delivered), now if delivered else None, next_attempt_at, event_id),
+            "delivered = ?, delivered_at = ?, next_attempt_at = ? WHERE event_id = ? AND endpoint_id = ?",
+            (status, error, int(delivered), now if delivered else None, next_attempt_at, event_id, endpoint_id),
         )
 
     def list_deliveries(self) -> list[tuple[Delivery, str]]:
@@ -349,7 +375,7 @@ class Store:
             self._conn()
             .execute(
                 "SELECT d.*, json_extract(o.data, '$.type') AS event_type FROM deliveries d "
-                "JOIN objects o ON o.id = d.event_id ORDER BY o.seq"
+                "JOIN objects o ON o.id = d.event_id ORDER BY o.seq, d.endpoint_id"
             )
             .fetchall()
         )
@@ -381,6 +407,7 @@ def _where(type_: str, filters: Sequence[Filter]) -> tuple[str, list[Any]]:
 def _delivery(row: sqlite3.Row) -> Delivery:
     return Delivery(
         event_id=row["event_id"],
+        endpoint_id=row["endpoint_id"],
         attempts=row["attempts"],
         delivered=bool(row["delivered"]),
         last_status=row["last_status"],

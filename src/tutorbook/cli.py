@@ -69,14 +69,23 @@ def db_upgrade(revision: str = "head"):
     typer.echo("database is at " + revision)
 
 
+WEBHOOK_PATH = "/api/StripeWebhook/webhook"
+CONNECT_WEBHOOK_PATH = "/api/StripeWebhook/connect"
+
+
 def _sandbox_config(settings: Settings, *, webhook_url: str | None):
+    """The sandbox delivering the platform's events to `webhook_url` and the Connect events to
+    the app's Connect endpoint beside it, each signed with its own secret."""
     from stripe_sandbox.config import SandboxConfig
 
+    connect_url = webhook_url.removesuffix(WEBHOOK_PATH) + CONNECT_WEBHOOK_PATH if webhook_url else None
     return SandboxConfig(
         db_path=str(settings.var_dir / "stripe-sandbox.db"),
         public_url=settings.sandbox_url,
         webhook_url=webhook_url,
         webhook_secret=settings.stripe_webhook_secret,
+        connect_webhook_url=connect_url,
+        connect_webhook_secret=settings.stripe_connect_webhook_secret,
         substitute_cancel_url=settings.sandbox_substitute_cancel_url,
     )
 
@@ -112,7 +121,7 @@ def serve(
     if with_sandbox:
         from stripe_sandbox.server import start_in_thread
 
-        webhook = settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
+        webhook = settings.public_url.rstrip("/") + WEBHOOK_PATH
         sandbox = start_in_thread(
             _sandbox_config(settings, webhook_url=webhook), host=settings.sandbox_host, port=settings.sandbox_port
         )
@@ -147,13 +156,17 @@ def serve(
 def stripe_sandbox(
     host: str = typer.Option(None, help="Default: TUTORBOOK_SANDBOX_HOST"),
     port: int = typer.Option(None, help="Default: TUTORBOOK_SANDBOX_PORT"),
-    webhook_url: str = typer.Option(None, help="Where to deliver events (default: the app's webhook)"),
+    webhook_url: str = typer.Option(
+        None,
+        help="Where to deliver the platform's events (default: the app's webhook); Connect events go to "
+        "/api/StripeWebhook/connect beside it",
+    ),
 ):
     """Run only the Stripe sandbox."""
     settings = _settings()
     from stripe_sandbox.server import run
 
-    webhook = webhook_url or settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
+    webhook = webhook_url or settings.public_url.rstrip("/") + WEBHOOK_PATH
     run(_sandbox_config(settings, webhook_url=webhook), host or settings.sandbox_host, port or settings.sandbox_port)
 
 

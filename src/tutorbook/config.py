@@ -14,6 +14,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Duration = Literal[30, 45, 60, 90, 120]  # minutes a booking may last
 ALLOWED_DURATIONS: tuple[Duration, ...] = get_args(Duration)
+# A checkout's expires_at = booking time + TUTORBOOK_CHECKOUT_TTL_MINUTES + this margin (so the slot
+# is held a little past Stripe's own expiry). Stripe wants expires_at "30 minutes to 24 hours
+# after creation" (the Checkout Sessions API), which bounds the TTL setting.
+CHECKOUT_MARGIN_MINUTES = 1
+CHECKOUT_TTL_RANGE = (30, 24 * 60 - CHECKOUT_MARGIN_MINUTES)
 
 
 class ConfigurationError(RuntimeError):
@@ -64,7 +69,11 @@ class Settings(BaseSettings):
     metrics_token: str = ""
 
     stripe_secret_key: str = ""
+    # Stripe signs the events of each webhook endpoint with that endpoint's own secret: the
+    # platform's endpoint (/api/StripeWebhook/webhook) and the Connect one (/api/StripeWebhook/connect,
+    # events of the teachers' connected accounts). Empty Connect secret: that route refuses all.
     stripe_webhook_secret: str = ""
+    stripe_connect_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
     # Async Stripe calls in flight per process (gateway.CallBound): 1.5 x the calls completed a second
@@ -73,7 +82,7 @@ class Settings(BaseSettings):
     stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)
     # Stripe calls the expire job makes at once (threads) when it settles stale checkouts in bulk.
     job_stripe_concurrency: int = Field(default=32, ge=1, le=256)
-    checkout_ttl_minutes: int = Field(default=30, ge=30, le=24 * 60)
+    checkout_ttl_minutes: int = Field(default=30, ge=CHECKOUT_TTL_RANGE[0])
     # The teacher row lock. Off only in the race test's control run (with the PostgreSQL
     # exclusion constraint dropped too), to show that the check in Python alone loses races.
     booking_guard: bool = True
@@ -131,6 +140,17 @@ class Settings(BaseSettings):
     purge_retention_days: int = 30
     orphan_threshold_minutes: int = 60
     reconcile_lookback_hours: int = 48
+
+    @field_validator("checkout_ttl_minutes")
+    @classmethod
+    def _checkout_ttl(cls, value: int) -> int:
+        low, high = CHECKOUT_TTL_RANGE
+        if not low <= value <= high:
+            raise ValueError(
+                f"must be {low} to {high} minutes: with the {CHECKOUT_MARGIN_MINUTES}-minute margin Tutorbook adds, "
+                "a checkout's expires_at must lie within Stripe's 30 minutes to 24 hours after creation"
+            )
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -196,6 +216,10 @@ class Settings(BaseSettings):
         if self.uses_sandbox and not self.stripe_webhook_secret:
             updates["stripe_webhook_secret"] = self._kept_secret(
                 "webhook-secret", lambda: "whsec_" + secrets.token_hex(24)
+            )
+        if self.uses_sandbox and not self.stripe_connect_webhook_secret:
+            updates["stripe_connect_webhook_secret"] = self._kept_secret(
+                "connect-webhook-secret", lambda: "whsec_" + secrets.token_hex(24)
             )
         if self.uses_sandbox and not self.sandbox_url:
             updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"

@@ -66,17 +66,18 @@ def paid_booking(api, c, sandbox, *, rate=6000, days=3, starts_at=None, late_ref
     return t, p, b, row
 
 
-def test_a_destination_charge_pays_the_teacher_less_the_platform_fee(api, c, sandbox):
+def test_a_destination_charge_transfers_the_whole_amount_and_takes_the_fee_from_it(api, c, sandbox):
     t, p, b, row = paid_booking(api, c, sandbox, rate=3333)
     charge = charge_of(sandbox, row.stripe_payment_intent_id)
     # 15 % of 3,333 = 499.95 -> 500 (half up); the teacher gets 2,833.
     assert row.platform_fee_amount == 500 and row.payout_destination == charge["transfer"]["destination"]
-    assert (charge["transfer"]["amount"], charge["application_fee"]["amount"]) == (2833, 500)
+    assert (charge["transfer"]["amount"], charge["application_fee"]["amount"]) == (3333, 500)
+    assert charge["application_fee"]["account"] == row.payout_destination
     assert (row.stripe_transfer_id, row.stripe_application_fee_id) == (
         charge["transfer"]["id"],
         charge["application_fee"]["id"],
     )
-    assert row.stripe_charge_id == charge["id"] and row.transfer_amount == 2833
+    assert row.stripe_charge_id == charge["id"] and row.transfer_amount == 3333
     earned = t["client"].get("/api/Teachers/me/earnings").json()["data"]
     [session] = earned["sessions"]
     assert (session["gross"], session["fee"], session["net"], session["refunded"]) == (3333, 500, 2833, 0)
@@ -89,11 +90,14 @@ def test_a_full_refund_reverses_the_transfer_and_refunds_the_fee(api, c, sandbox
     r = p["client"].post(f"/api/Sessions/{b['id']}/cancel")
     assert r.status_code == 200, r.text
     row = wait_for(
-        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 5100 and x, message="reversal"
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 6000 and x, message="reversal"
     )
-    assert (row.refunded_amount, row.fee_refunded_amount) == (6000, 900)
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).fee_refunded_amount == 900 and x, message="fee"
+    )
+    assert row.refunded_amount == 6000
     charge = charge_of(sandbox, row.stripe_payment_intent_id)
-    assert charge["transfer"]["amount_reversed"] == 5100 and charge["application_fee"]["amount_refunded"] == 900
+    assert charge["transfer"]["amount_reversed"] == 6000 and charge["application_fee"]["amount_refunded"] == 900
     [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
     assert (session["net"], session["fee"], session["refunded"]) == (0, 0, 6000)
 
@@ -121,12 +125,15 @@ def test_a_partial_refund_reverses_in_proportion(api, c, sandbox):
     row = wait_for(lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount and x, message="rev")
     refunded = row.refunded_amount
     assert 0 < refunded < 6001
-    transfer = 6001 - row.platform_fee_amount
-    assert row.transfer_reversed_amount == (2 * transfer * refunded + 6001) // (2 * 6001)
-    assert row.transfer_reversed_amount + row.fee_refunded_amount == refunded
+    fee = row.platform_fee_amount
+    assert row.transfer_amount == 6001 and row.transfer_reversed_amount == refunded  # the transfer is the whole amount
+    back = (2 * fee * refunded + 6001) // (2 * 6001)  # the fee in proportion, rounded half up
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).fee_refunded_amount == back and x, message="fee"
+    )
     [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
     assert session["net"] + session["fee"] == session["gross"] - session["refunded"]
-    assert session["net"] == transfer - row.transfer_reversed_amount
+    assert (session["net"], session["fee"]) == (6001 - refunded - (fee - back), fee - back)
 
 
 def test_a_late_payment_refund_reverses_the_transfer_too(api, c, sandbox):
@@ -137,9 +144,12 @@ def test_a_late_payment_refund_reverses_the_transfer_too(api, c, sandbox):
     assert f.book(other, t, starts_at=b["startsAt"]).status_code == 201
     assert pay.pay(b["checkoutUrl"]).status_code == 303
     row = wait_for(
-        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 3400 and x, message="rev"
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 4000 and x, message="rev"
     )
-    assert (row.refunded_amount, row.fee_refunded_amount) == (4000, 600)
+    row = wait_for(
+        lambda: (x := pay.booking_row(api.state.db, b["id"])).fee_refunded_amount == 600 and x, message="fee"
+    )
+    assert row.refunded_amount == 4000
 
 
 def test_a_refused_destination_charge_is_refunded_with_the_teachers_share(api, c, sandbox):
@@ -157,10 +167,31 @@ def test_a_refused_destination_charge_is_refunded_with_the_teachers_share(api, c
     assert (refund.reason, refund.payment_intent_id, refund.amount) == ("other_checkout", intent, 6000)
     charge = charge_of(sandbox, intent)
     assert charge["amount_refunded"] == 6000
-    assert charge["transfer"]["amount_reversed"] == 5100 and charge["application_fee"]["amount_refunded"] == 900
+    assert charge["transfer"]["amount_reversed"] == 6000 and charge["application_fee"]["amount_refunded"] == 900
     row = pay.booking_row(api.state.db, b["id"])  # the booking's own payment (none yet) is untouched
     assert (row.status, row.stripe_payment_intent_id, row.refunded_amount) == (0, None, 0)
     assert (row.stripe_transfer_id, row.transfer_reversed_amount, row.fee_refunded_amount) == (None, 0, 0)
+
+
+def test_with_no_platform_fee_a_refund_reverses_the_transfer_and_asks_for_no_fee_refund(api, c, sandbox):
+    """0 %: the destination charge has no application fee, and Stripe refuses refund_application_fee
+    on a charge without one; the refund still pulls the teacher's share back."""
+    settings = api.state.services.settings
+    settings.platform_fee_percent = 0
+    try:
+        t, p, b, row = paid_booking(api, c, sandbox, rate=6000, days=3)
+        assert row.platform_fee_amount is None or row.platform_fee_amount == 0
+        assert p["client"].post(f"/api/Sessions/{b['id']}/cancel").status_code == 200
+        row = wait_for(
+            lambda: (x := pay.booking_row(api.state.db, b["id"])).transfer_reversed_amount == 6000 and x, message="rev"
+        )
+        assert row.refunded_amount == 6000
+        [refund] = pay.refunds(api.state.db, b["id"])
+        assert refund.status == "succeeded"
+        [session] = t["client"].get("/api/Teachers/me/earnings").json()["data"]["sessions"]
+        assert (session["net"], session["fee"]) == (0, 0)
+    finally:
+        settings.platform_fee_percent = 15
 
 
 @pytest.mark.parametrize("required", [False, True])
@@ -237,7 +268,7 @@ def test_a_malformed_connect_event_is_a_400_that_changes_nothing(api, c, sandbox
     r = wh.post(api.state.base_url, event)
     assert r.status_code == 400 and r.json()["success"] is False, r.text
     after = pay.booking_row(api.state.db, b["id"])
-    assert (after.transfer_amount, after.transfer_reversed_amount, after.fee_refunded_amount) == (5100, 0, 0)
+    assert (after.transfer_amount, after.transfer_reversed_amount, after.fee_refunded_amount) == (6000, 0, 0)
     with api.state.db.session_scope() as s:
         assert payouts.status(s, teacher_id=uuid.UUID(t["user"]["id"])).charges_enabled is True
 
@@ -292,7 +323,7 @@ def test_reconcile_finds_a_refund_that_reversed_nothing_and_records_a_missing_sp
     assert pay.booking_row(api.state.db, b2["id"]).stripe_transfer_id is None  # the report changes nothing
     repaired = jobs.run("reconcile", api.state.services, now=utc_now(), since=since)
     assert any(i.kind == "split_missing" and i.outcome == "split_recorded" for i in repaired.mismatches)
-    assert pay.booking_row(api.state.db, b2["id"]).transfer_amount == 4250
+    assert pay.booking_row(api.state.db, b2["id"]).transfer_amount == 5000
     ours = {b["id"], b2["id"]}
     assert [i.kind for i in repaired.unsettled if str(i.booking_id) in ours] == ["refund_without_reversal"]
 

@@ -29,11 +29,17 @@ def test_stripe_answering_500_gives_502_and_no_pending_booking(api, c, sandbox):
 
 
 def test_a_checkout_stripe_refuses_says_what_was_refused_not_that_stripe_was_unreachable(api, c, sandbox):
-    t, p = f.teacher(c, rate=40), f.parent(c)  # $0.40 an hour: below Stripe's $0.50 minimum
-    r = f.book(p, t)
+    # The product's own checks keep a price above Stripe's minimum, so the refusal is the sandbox's
+    # fail_mode "refuse": a 400 invalid_request_error, as Stripe answers a request it will not take.
+    t, p = f.teacher(c), f.parent(c)
+    pay.sandbox_config(sandbox, fail_mode="refuse")
+    try:
+        r = f.book(p, t)
+    finally:
+        pay.sandbox_config(sandbox, fail_mode=None)
     body = r.json()
     assert r.status_code == 422 and body["success"] is False
-    assert "refused" in body["message"] and "at least $0.50" in body["message"], body
+    assert "refused" in body["message"] and "Simulated refusal" in body["message"], body
     assert "could not be reached" not in body["message"]
     assert all_bookings(api.state.db) == [(3, "checkout_failed")]
 

@@ -67,6 +67,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     # The teacher moves it first; the parent and the admin then ask for the time it already has.
     ("POST", "/api/Sessions/{bookingId}/reschedule"): row(401, 403, 403, 200, 200, 200),
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
+    ("POST", "/api/StripeWebhook/connect"): every(400),
     ("GET", "/health"): every(200),
     ("GET", "/health/ready"): every(200),
     ("GET", "/metrics"): row(401, 403, 403, 403, 403, 200),  # admins, and the scraper's own token

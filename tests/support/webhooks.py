@@ -13,6 +13,7 @@ import httpx
 from tests.support.servers import http_post
 
 SECRET = "whsec_test_secret"
+CONNECT_SECRET = "whsec_test_connect_secret"
 
 
 def signature(payload: bytes, *, secret: str = SECRET, timestamp: int | None = None) -> str:
@@ -35,10 +36,14 @@ def event(type_: str, obj: dict, *, event_id: str | None = None) -> dict:
     }
 
 
-def post(base_url: str, evt: dict | bytes, **sign_kwargs) -> httpx.Response:
+def post(base_url: str, evt: dict | bytes, *, connect: bool = False, **sign_kwargs) -> httpx.Response:
+    """POST a signed event to the platform's endpoint, or (`connect`) to the Connect endpoint,
+    signed with the Connect secret unless `secret` says otherwise."""
     payload = evt if isinstance(evt, bytes) else json.dumps(evt).encode()
+    if connect:
+        sign_kwargs.setdefault("secret", CONNECT_SECRET)
     return http_post(
-        f"{base_url}/api/StripeWebhook/webhook",
+        f"{base_url}/api/StripeWebhook/{'connect' if connect else 'webhook'}",
         content=payload,
         timeout=30,
         headers={"Stripe-Signature": signature(payload, **sign_kwargs), "Content-Type": "application/json"},

@@ -1,10 +1,16 @@
 """Teacher profiles, weekly hours and free slots over HTTP."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories as f
+from tutorbook import currencies
+from tutorbook.bookings.service import price_for
+from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.teachers.models import TeacherProfile
 
 
 def test_teachers_are_listed_with_subjects_and_price(c):
@@ -121,3 +127,61 @@ def test_a_teacher_is_listed_only_with_a_price_subjects_and_weekly_hours(c):
     assert t["client"].put("/api/Teachers/me", json=profile).status_code == 200
     assert t["client"].put("/api/Teachers/me/availability", json={"windows": []}).status_code == 200
     assert not listed()
+
+
+@pytest.mark.parametrize(
+    "currency,rate,field,says",
+    [
+        ("xyz", 5000, "currency", "not a currency Tutorbook can charge in"),
+        ("bgn", 5000, "currency", "not a currency Tutorbook can charge in"),
+        ("kwd", 50000, "currency", "not a currency Tutorbook can charge in"),  # Stripe has no minimum for it
+        ("usd", 98, "hourlyRate", "at least USD 0.99 an hour"),  # 30 minutes of 0.99: 0.495 -> 0.50
+        ("gbp", 58, "hourlyRate", "at least GBP 0.59 an hour"),  # 30 minutes: 0.30
+        ("jpy", 98, "hourlyRate", "at least JPY 99 an hour"),  # 30 minutes: 50 yen
+        ("huf", 34998, "hourlyRate", "at least HUF 349.99 an hour"),  # 30 minutes: 175.00 Ft
+    ],
+)
+def test_a_currency_stripe_cannot_charge_or_a_rate_under_its_minimum_is_a_422_naming_the_field(
+    c, currency, rate, field, says
+):
+    t = f.teacher(c, rate=4000)
+    body = {"subjects": ["Maths"], "hourlyRate": rate, "currency": currency, "timeZone": "UTC"}
+    r = t["client"].put("/api/Teachers/me", json=body)
+    assert r.status_code == 422, r.text
+    [problem] = r.json()["data"]
+    assert problem["field"] == field and says in problem["message"]
+    assert c.get(f"/api/Teachers/{t['user']['id']}").json()["data"]["hourlyRate"] == 4000
+
+
+@pytest.mark.parametrize("currency,rate", [("usd", 99), ("gbp", 59), ("jpy", 99), ("huf", 34999), ("eur", 0)])
+def test_the_least_rate_whose_shortest_session_reaches_the_minimum_is_accepted(c, currency, rate):
+    t = f.teacher(c, rate=4000)
+    body = {"subjects": ["Maths"], "hourlyRate": rate, "currency": currency.upper(), "timeZone": "UTC"}
+    r = t["client"].put("/api/Teachers/me", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["currency"] == currency and r.json()["data"]["hourlyRate"] == rate
+
+
+def test_minimum_rate_matches_the_bookings_rounding_for_every_currency_and_length():
+    for currency in currencies.SUPPORTED.values():
+        for minutes in ALLOWED_DURATIONS:
+            least = currencies.minimum_rate(currency, minutes=minutes)
+            assert price_for(hourly_rate=least, minutes=minutes) >= currency.minimum
+            assert least == 1 or price_for(hourly_rate=least - 1, minutes=minutes) < currency.minimum
+
+
+def test_a_profile_saved_before_the_rules_cannot_be_booked_under_the_minimum(api, c):
+    t, p = f.teacher(c, rate=6000), f.parent(c)
+    with api.state.db.session_scope() as s:
+        s.execute(
+            sa.update(TeacherProfile).where(TeacherProfile.user_id == uuid.UUID(t["user"]["id"])).values(hourly_rate=90)
+        )
+    r = f.book(p, t, duration=30)
+    assert r.status_code == 422 and r.json()["data"][0]["field"] == "durationMinutes", r.text
+    assert "USD 0.45 is under the minimum charge, USD 0.50" in r.json()["data"][0]["message"]
+    with api.state.db.session_scope() as s:
+        s.execute(
+            sa.update(TeacherProfile).where(TeacherProfile.user_id == uuid.UUID(t["user"]["id"])).values(currency="xyz")
+        )
+    r = f.book(p, t, duration=60)
+    assert r.status_code == 422 and "cannot be charged" in r.json()["data"][0]["message"], r.text

@@ -389,7 +389,7 @@ def test_platform_fees_and_what_went_to_teachers_by_month(api, c, sandbox, admin
     assert f"{month} 1 USD 33.33 USD 0.00 USD 33.33 USD 5.00 USD 28.33" in page
 
     assert p["client"].post(f"/api/Sessions/{b['id']}/cancel").status_code == 200
-    wait_for(lambda: pay.booking_row(api.state.db, b["id"]).transfer_reversed_amount == 2833, message="reversal")
+    wait_for(lambda: pay.booking_row(api.state.db, b["id"]).transfer_reversed_amount == 3333, message="reversal")
     wait_for(lambda: pay.booking_row(api.state.db, b["id"]).fee_refunded_amount == 500, message="fee refund")
     lines = admin_web.get("/admin/reports/revenue.csv").text.strip().splitlines()
     assert f"{month},usd,1,3333,3333,0,0,0,0" in lines

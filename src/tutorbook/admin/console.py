@@ -245,7 +245,8 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
     connect = PS.payout_destination.is_not(None)
     settled = sa.and_(connect, PS.stripe_transfer_id.is_not(None))
     fee = sa.case((settled, sa.func.coalesce(PS.platform_fee_amount, 0) - PS.fee_refunded_amount), else_=0)
-    teachers = sa.case((connect, PS.transfer_amount - PS.transfer_reversed_amount), else_=0)
+    # Stripe transfers the whole amount and takes the fee back from the teacher's account.
+    teachers = sa.case((settled, PS.transfer_amount - PS.transfer_reversed_amount), else_=0) - fee
     unsettled = sa.case((sa.and_(connect, PS.stripe_transfer_id.is_(None)), 1), else_=0)
     gross = session.execute(
         sa.select(

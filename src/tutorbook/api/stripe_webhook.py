@@ -1,4 +1,6 @@
-"""/api/StripeWebhook/webhook."""
+"""/api/StripeWebhook/webhook (the platform's events) and /api/StripeWebhook/connect (the events of
+the teachers' connected accounts): two Stripe webhook endpoints, each verified with its own
+secret, handled alike."""
 
 from __future__ import annotations
 
@@ -29,11 +31,24 @@ def _answer(kind: str) -> bytes:
 
 @router.post("/webhook", response_model=Envelope[str])
 async def webhook(request: Request) -> Response:
-    """Stripe events, verified by signature before anything is read.
+    """The platform's Stripe events, verified by signature (TUTORBOOK_STRIPE_WEBHOOK_SECRET)
+    before anything is read.
 
     The busiest route (Stripe sends every event of the account here), so it asks FastAPI for
     nothing per request: no dependencies, and an answer already serialised (`Envelope[str]`,
     the model above, rendered once per outcome). docs/PERFORMANCE.md, section 3."""
+    return await _receive(request, connect=False)
+
+
+@router.post("/connect", response_model=Envelope[str])
+async def connect_webhook(request: Request) -> Response:
+    """The Stripe events of connected accounts (a Connect endpoint: `account.updated`, ...),
+    verified with that endpoint's own secret (TUTORBOOK_STRIPE_CONNECT_WEBHOOK_SECRET), then
+    handled as the platform's are."""
+    return await _receive(request, connect=True)
+
+
+async def _receive(request: Request, *, connect: bool) -> Response:
     if int(request.headers.get("content-length") or 0) > webhooks.MAX_BODY:
         raise PayloadTooLarge()
     body = await request.body()
@@ -41,7 +56,7 @@ async def webhook(request: Request) -> Response:
         raise PayloadTooLarge()
     svc = get_services(request)
     try:
-        event = svc.gateway.construct_event(body, request.headers.get("stripe-signature"))
+        event = svc.gateway.construct_event(body, request.headers.get("stripe-signature"), connect=connect)
     except gw.InvalidWebhook as exc:
         raise BadRequest("Invalid Stripe signature or payload") from exc
     webhooks.check_shape(event)

@@ -2,10 +2,13 @@
 charges), one transaction each: the split Stripe reports recorded on the booking, the teacher's
 earnings and the platform's report.
 
-Per paid booking: gross = the amount paid; refunded = what went back to the parent; net = what
-the teacher keeps (the transfer less its reversals); fee = what the platform keeps. For a
-destination charge fee = application fee less its refunds; for a payment that stayed on the
-platform (the teacher had no payouts yet) net = 0 and fee = gross − refunded. Either way
+Per paid booking: gross = the amount paid; refunded = what went back to the parent; fee = what
+the platform keeps; net = what the teacher keeps. A destination charge moves money as Stripe
+does (docs/payments.md, "How Stripe moves the money"): the WHOLE amount is transferred to the
+teacher's account and the application fee is then taken from it, a refund reverses the transfer
+in proportion to the amount refunded and refunds the fee in proportion. So fee = application fee
+less its refunds, and net = transfer less its reversals, less that fee. For a payment that stayed
+on the platform (the teacher had no payouts yet) net = 0 and fee = gross − refunded. Either way
 net + fee = gross − refunded once Stripe's split is recorded (`settled`)."""
 
 from __future__ import annotations
@@ -167,8 +170,8 @@ def earning(booking: PS) -> SessionEarning:
     gross, refunded = booking.price_amount, booking.refunded_amount
     if booking.payout_destination:
         settled = booking.stripe_transfer_id is not None
-        net = booking.transfer_amount - booking.transfer_reversed_amount
         fee = (booking.platform_fee_amount or 0) - booking.fee_refunded_amount if settled else 0
+        net = booking.transfer_amount - booking.transfer_reversed_amount - fee if settled else 0
     else:
         settled, net, fee = True, 0, gross - refunded
     return SessionEarning(

@@ -120,6 +120,7 @@ class RefundToSend:
     # A payment that is not the booking's own (a refused one): whether it is a destination charge
     # is Stripe's to say (a checkout Tutorbook made for the booking earlier would be one).
     other_payment: bool = False
+    with_fee: bool = True  # the destination charge has an application fee to refund
 
 
 def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
@@ -132,7 +133,10 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
     payment = _payment_of(refund, booking)
     own = payment == booking.stripe_payment_intent_id
     connect = bool(booking.payout_destination) and own
-    return RefundToSend(refund.id, booking.id, payment, refund.amount, connect, other_payment=not own)
+    with_fee = bool(booking.platform_fee_amount)
+    return RefundToSend(
+        refund.id, booking.id, payment, refund.amount, connect, other_payment=not own, with_fee=with_fee
+    )
 
 
 def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tutorbook import currencies
 from tutorbook.accounts import service as accounts
 from tutorbook.bookings import lifecycle, policy, refunds
 from tutorbook.bookings import repository as repo
@@ -22,7 +23,7 @@ from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.config import Settings
+from tutorbook.config import CHECKOUT_MARGIN_MINUTES, Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tutorbook.identity import AuthUser, Role
 from tutorbook.notifications import service as notices
@@ -35,7 +36,7 @@ log = logging.getLogger("tutorbook.bookings")
 
 CHECKOUT_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 # Stripe wants expires_at at least 30 minutes after creation; keep a margin for clock skew.
-EXPIRY_MARGIN = timedelta(minutes=1)
+EXPIRY_MARGIN = timedelta(minutes=CHECKOUT_MARGIN_MINUTES)
 
 
 class SlotTaken(Conflict):
@@ -117,7 +118,7 @@ class Reservation:
 
 def price_for(*, hourly_rate: int, minutes: int) -> int:
     """Minor units for `minutes` at `hourly_rate`, rounded half up."""
-    return (hourly_rate * minutes + 30) // 60
+    return currencies.session_price(hourly_rate=hourly_rate, minutes=minutes)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -221,6 +222,19 @@ def _notify(
     )
 
 
+def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]]:
+    """Whether Stripe would take this price (a profile saved before the currency rules were
+    enforced may break them): a supported currency, at least its minimum charge."""
+    currency = currencies.get(profile.currency)
+    if currency is None:
+        return [{"field": "teacherId", "message": f"this teacher's currency ({profile.currency}) cannot be charged"}]
+    price = price_for(hourly_rate=profile.hourly_rate, minutes=minutes)
+    if price < currency.minimum:
+        least = currency.text(currency.minimum)
+        return [{"field": "durationMinutes", "message": f"{currency.text(price)} is under the minimum charge, {least}"}]
+    return []
+
+
 def _check_request(
     session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
 ) -> None:
@@ -229,6 +243,8 @@ def _check_request(
         problems.append({"field": "subject", "message": "this teacher does not teach it"})
     if profile.hourly_rate <= 0:
         problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
+    else:
+        problems += _chargeable(profile, minutes=body.duration_minutes)
     if not profile.listed:
         problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
     problems += start_problems(start, now=now)
@@ -850,7 +866,6 @@ def unpaid_holds(session: Session, *, parent_id: uuid.UUID, now: datetime) -> li
             }
         )
     return out
-
 
 
 def free_slots(

@@ -78,14 +78,18 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
         log.error("refund without a payment intent", extra={"refund_id": str(refund_id)})
         return refunds.PENDING
     try:
-        # A destination charge's refund pulls the teacher's share back and returns the fee.
-        connect = todo.connect or (todo.other_payment and svc.gateway.is_destination_charge_sync(todo.payment_intent))
+        # A destination charge's refund pulls the teacher's share back and returns the fee (if it
+        # has one: a 0 % platform fee makes no application fee, and Stripe refuses to refund none).
+        connect, with_fee = todo.connect, todo.with_fee
+        if todo.other_payment:
+            connect, with_fee = svc.gateway.destination_of_sync(todo.payment_intent)
         result = svc.gateway.refund_sync(
             payment_intent=todo.payment_intent,
             amount=todo.amount,
             refund_key=f"refund-{refund_id}",
             booking_id=str(todo.booking_id),
             connect=connect,
+            with_fee=with_fee,
         )
     except (gw.RefundRefused, gw.CheckoutNotFound) as exc:
         # Refused, or the payment is unknown to Stripe (a 404): sending it again cannot succeed,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from tutorbook import currencies
 from tutorbook.clock import as_utc
 
 HERE = Path(__file__).parent
@@ -39,15 +40,7 @@ SUBJECTS = {
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "password_reset": "Reset your {product} password",
 }
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
-
-
-def money(amount: int, currency: str) -> str:
-    """Minor units with the currency: (4500, "usd") -> "USD 45.00" (as the pages show it)."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return f"{code.upper()} {amount / 10**decimals:,.{decimals}f}"
+money = currencies.money  # "USD 45.00", as the pages show it (one table: tutorbook.currencies)
 
 
 def when(start: datetime, end: datetime, zone: str) -> str:

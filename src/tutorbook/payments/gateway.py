@@ -179,6 +179,7 @@ class StripeGateway:
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
+        self.connect_webhook_secret = settings.stripe_connect_webhook_secret
         self.timeout = settings.stripe_timeout_seconds
         self.bound = CallBound(
             floor=settings.stripe_max_concurrent_calls,
@@ -233,7 +234,7 @@ class StripeGateway:
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
-        transfers the amount less `application_fee` to the teacher."""
+        transfers the whole amount to the teacher and takes `application_fee` back from it."""
         params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
@@ -332,10 +333,19 @@ class StripeGateway:
     # -- Refunds -----------------------------------------------------------------------
 
     def refund_sync(
-        self, *, payment_intent: str, amount: int, refund_key: str, booking_id: str, connect: bool = False
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        refund_key: str,
+        booking_id: str,
+        connect: bool = False,
+        with_fee: bool = True,
     ) -> RefundResult:
         """Refund `amount` of a payment; the key makes retries safe. `connect` (a destination
-        charge): pull the teacher's share back and return the platform's fee, pro rata."""
+        charge): pull the teacher's share back in proportion and, `with_fee` (it has an
+        application fee: Stripe refuses refund_application_fee otherwise), return the fee in
+        proportion."""
         params: RefundCreateParams = {
             "payment_intent": payment_intent,
             "amount": amount,
@@ -343,25 +353,13 @@ class StripeGateway:
             "metadata": {"booking_id": booking_id},
         }
         if connect:
-            # Stripe refuses either flag for a charge without a transfer / an application fee
-            # (a destination charge made with no platform fee has none): ask only for what exists.
-            transfer, fee = self._charge_parts_sync(payment_intent)
-            if transfer:
-                params["reverse_transfer"] = True
-            if fee:
+            params["reverse_transfer"] = True
+            if with_fee:
                 params["refund_application_fee"] = True
         with _mapped_errors(refund=True):
             obj = self.client.v1.refunds.create(params=params, options={"idempotency_key": refund_key})
         # Stripe always answers with a status; none would read as its "pending" (still processing).
         return RefundResult(id=obj.id, status=obj.status or "pending", amount=obj.amount)
-
-    def _charge_parts_sync(self, payment_intent: str) -> tuple[bool, bool]:
-        """Whether a payment's charge has a transfer and an application fee."""
-        params: PaymentIntentRetrieveParams = {"expand": ["latest_charge"]}
-        with _mapped_errors(refund=True):
-            intent = self.client.v1.payment_intents.retrieve(payment_intent, params=params)
-        charge = _expanded(_as_dict(intent).get("latest_charge"))
-        return bool(charge.get("transfer")), bool(charge.get("application_fee"))
 
     # -- Connect -----------------------------------------------------------------------
 
@@ -379,12 +377,18 @@ class StripeGateway:
     def is_destination_charge_sync(self, payment_intent: str) -> bool:
         """Whether a payment transfers to a connected account (so a refund of it should pull
         that share back); False for an unknown payment."""
+        return self.destination_of_sync(payment_intent)[0]
+
+    def destination_of_sync(self, payment_intent: str) -> tuple[bool, bool]:
+        """(whether a payment is a destination charge, whether it has an application fee);
+        (False, False) for an unknown payment."""
         try:
             with _mapped_errors():
-                intent = self.client.v1.payment_intents.retrieve(payment_intent)
+                intent = _as_dict(self.client.v1.payment_intents.retrieve(payment_intent))
         except CheckoutNotFound:
-            return False
-        return bool(_expanded(_as_dict(intent).get("transfer_data")).get("destination"))
+            return False, False
+        destination = bool(_expanded(intent.get("transfer_data")).get("destination"))
+        return destination, destination and bool(intent.get("application_fee_amount"))
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         """An Express connected account for a teacher; idempotent per teacher (for 24 hours, so
@@ -427,8 +431,9 @@ class StripeGateway:
 
     # -- Webhooks ----------------------------------------------------------------------
 
-    def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
-        """The verified event as a dict; InvalidWebhook otherwise (checked before parsing).
+    def construct_event(self, payload: bytes, signature: str | None, *, connect: bool = False) -> dict[str, Any]:
+        """The verified event as a dict; InvalidWebhook otherwise (checked before parsing). `connect`:
+        it came to the Connect endpoint, whose events Stripe signs with that endpoint's own secret.
 
         The SDK's own signature check (stripe.WebhookSignature, 5-minute tolerance), then plain
         json.loads: construct_event would build a StripeObject tree only to be turned back into a
@@ -438,8 +443,11 @@ class StripeGateway:
         if _signed_at(signature) > time.time() + WEBHOOK_TOLERANCE_S:
             # The SDK refuses only old signatures; one dated ahead would stay replayable for that long.
             raise InvalidWebhook("signature timestamp in the future")
+        secret = self.connect_webhook_secret if connect else self.webhook_secret
+        if not secret:
+            raise InvalidWebhook("no signing secret configured for this endpoint")
         try:
-            stripe.WebhookSignature.verify_header(payload, signature, self.webhook_secret, WEBHOOK_TOLERANCE_S)
+            stripe.WebhookSignature.verify_header(payload, signature, secret, WEBHOOK_TOLERANCE_S)
             event = json.loads(payload)
         except stripe.SignatureVerificationError as exc:
             raise InvalidWebhook(str(exc)) from exc

@@ -6,9 +6,19 @@ import re
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from tutorbook import currencies
 from tutorbook.accounts.schemas import Name, Zone, check_zone
+from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 from tutorbook.validation import Instant, Line, crlf_to_lf, multi_line, single_line
 
@@ -32,8 +42,16 @@ class TeacherOut(CamelModel):
 
 class ProfileIn(InputModel):
     subjects: list[Line] = Field(min_length=1, max_length=20)
-    hourly_rate: int = Field(ge=0, le=MAX_RATE, description="minor units per hour")
-    currency: str = Field(min_length=3, max_length=3)
+    # Before the rate, which is checked against its minimum charge.
+    currency: str = Field(
+        min_length=3, max_length=3, description="one of Stripe's currencies Tutorbook supports (tutorbook.currencies)"
+    )
+    hourly_rate: int = Field(
+        ge=0,
+        le=MAX_RATE,
+        description="minor units per hour; 0: no price yet (not listed); else the shortest session "
+        "must cost at least Stripe's minimum charge in the currency",
+    )
     time_zone: Zone
     bio: Bio = ""
     full_name: Name | None = None
@@ -43,7 +61,26 @@ class ProfileIn(InputModel):
     def _currency(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z]{3}", v):
             raise ValueError("a three-letter ISO currency code, like usd")
+        if currencies.get(v) is None:
+            raise ValueError(
+                f"not a currency Tutorbook can charge in; one of {', '.join(sorted(currencies.SUPPORTED))}"
+            )
         return v.lower()
+
+    @field_validator("hourly_rate")
+    @classmethod
+    def _rate(cls, v: int, info: ValidationInfo) -> int:
+        currency = currencies.get(info.data.get("currency") or "")
+        if v == 0 or currency is None:
+            return v  # no price yet; or the currency's own error says what is wrong
+        shortest = min(ALLOWED_DURATIONS)
+        least = currencies.minimum_rate(currency, minutes=shortest)
+        if v < least:
+            raise ValueError(
+                f"at least {currency.text(least)} an hour: a {shortest}-minute session must cost at least "
+                f"Stripe's minimum charge, {currency.text(currency.minimum)}"
+            )
+        return v
 
     @field_validator("subjects")
     @classmethod
@@ -157,6 +194,8 @@ def payout_status_out(status) -> PayoutStatusOut:
 
 class OnboardingOut(CamelModel):
     url: str = Field(description="the Stripe-hosted onboarding page; single use, short-lived")
+
+
 MAX_HOURS = 24 * 366
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+from tutorbook import currencies
 from tutorbook.clock import iso_z
 from tutorbook.localtime import clock, day, local, long_day, when, zone_name
-
-# Stripe's zero- and three-decimal currencies (https://docs.stripe.com/currencies); the sandbox
-# keeps its own copy because it must not depend on the app.
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 
 CANCEL_REASONS = {
     "payment_cancelled": "the checkout was left without paying",
@@ -21,11 +17,7 @@ CANCEL_REASONS = {
 }
 
 
-def money(amount: int, currency: str) -> str:
-    """Minor units with the currency: (4500, "usd") -> "USD 45.00", (4500, "jpy") -> "JPY 4,500"."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return f"{code.upper()} {amount / 10**decimals:,.{decimals}f}"
+money = currencies.money  # (4500, "usd") -> "USD 45.00", (4500, "jpy") -> "JPY 4,500"
 
 
 def reason_text(reason: str | None) -> str:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
+from tutorbook import currencies
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
@@ -21,7 +22,6 @@ from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
 from tutorbook.teachers.schemas import ProfileIn, TimeOffIn, WindowIn, hhmm, minutes
 from tutorbook.validation import small_number
-from tutorbook.web import formatting as fmt
 from tutorbook.web.account_pages import problems
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
 
@@ -29,7 +29,7 @@ router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 ZONES = sorted(available_timezones())
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-CURRENCIES = ["usd", "eur", "gbp", "cad", "aud", "chf", "jpy", "inr", "sek", "nok", "dkk", "nzd"]
+CURRENCIES = sorted(currencies.SUPPORTED)  # the ones Stripe publishes a minimum charge for
 STEP_LINKS = {"price": "/teacher/profile", "subjects": "/teacher/profile", "hours": "/teacher/hours"}
 BLANK_ROWS = 2
 
@@ -43,8 +43,7 @@ def checklist_view(gaps: list[str]) -> list[dict]:
 
 
 def _decimals(currency: str) -> int:
-    code = currency.lower()
-    return 0 if code in fmt.ZERO_DECIMAL else 3 if code in fmt.THREE_DECIMAL else 2
+    return currencies.exponent(currency)
 
 
 def rate_text(amount: int, currency: str) -> str:

@@ -16,7 +16,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
@@ -68,41 +70,31 @@ def unsubscribe_url(settings: Settings, user_id: uuid.UUID) -> str:
 
 
 def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[tuple[uuid.UUID, str]]:
-    """One batch: (notification id, outcome) for each claimed notification."""
+    """One batch: (notification id, outcome) for each claimed notification. A message that cannot
+    be built fails alone (marked failed with the reason); the rest of the batch goes on."""
     settings = svc.settings
     claimed = svc.tx_sync(outbox.claim, now=now, limit=limit or settings.mail_batch_size, lease=LEASE)
     if not claimed:
         return []
-    ready: list[tuple[outbox.Claimed, Mail]] = []
+    ready: list[tuple[outbox.Claimed, Mail, EmailMessage]] = []
     results: list[tuple[uuid.UUID, str]] = []
     for item in claimed:
-        composed = svc.tx_sync(compose, item=item, settings=settings, now=now)
-        if isinstance(composed, Skip):
-            svc.tx_sync(outbox.mark_skipped, item, now=now, why=composed.why, payload=_scrubbed(item))
-            results.append((item.id, "skipped"))
-        elif isinstance(composed, Wait):
-            svc.tx_sync(outbox.retry_later, item, now=now, at=composed.until, error=composed.why, count=False)
-            results.append((item.id, "waiting"))
+        built = _build(svc, item=item, now=now)
+        if isinstance(built, str):
+            results.append((item.id, built))
         else:
-            ready.append((item, composed))
+            ready.append((item, *built))
     if not ready:
         return results
     if not settings.smtp_url:
-        for item, mail in ready:
-            svc.tx_sync(_keep, item=item, mail=mail, settings=settings, now=now)
+        for item, mail, msg in ready:
+            svc.tx_sync(_keep, item=item, mail=mail, msg=msg, now=now)
             results.append((item.id, "kept"))
         return results
     mailer = SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_seconds)
     try:
         with mailer.connect() as conn:
-            for item, mail in ready:
-                msg = render.message(
-                    mail,
-                    sender=settings.sender,
-                    public_url=settings.public_url,
-                    message_key=f"notification-{item.id}",
-                    now=now,
-                )
+            for item, _mail, msg in ready:
                 try:
                     conn.send(msg)
                 except DeliveryError as exc:
@@ -113,10 +105,36 @@ def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[t
     except DeliveryError as exc:  # no connection: every message not yet answered waits
         done = {nid for nid, _ in results}
         log.warning("mail server unavailable; will retry", extra={"error": str(exc)[:200]})
-        for item, _mail in ready:
+        for item, _mail, _msg in ready:
             if item.id not in done:
                 results.append((item.id, _failed(svc, item, Transient(str(exc)), now=now)))
     return results
+
+
+def _build(svc: Services, *, item: outbox.Claimed, now: datetime) -> tuple[Mail, EmailMessage] | str:
+    """The message of `item`, or the outcome when there is none to send now ("skipped", "waiting",
+    or "failed" when it cannot be built: a template, a header or an address that will not go)."""
+    settings = svc.settings
+    try:
+        composed = svc.tx_sync(compose, item=item, settings=settings, now=now)
+        if isinstance(composed, Mail):
+            key = f"notification-{item.id}"
+            msg = render.message(
+                composed, sender=settings.sender, public_url=settings.public_url, message_key=key, now=now
+            )
+            return composed, msg
+    except SQLAlchemyError:
+        raise  # the database, not this message: the claim's lease ends and the batch is tried again
+    except Exception as exc:  # whatever this one message's data does, it fails alone
+        error = f"the message could not be built: {type(exc).__name__}: {exc}"
+        log.exception("mail not built; marked failed", extra={"notification_id": str(item.id), "kind": item.kind})
+        svc.tx_sync(outbox.mark_failed, item, now=now, error=error, payload=_scrubbed(item))
+        return "failed"
+    if isinstance(composed, Skip):
+        svc.tx_sync(outbox.mark_skipped, item, now=now, why=composed.why, payload=_scrubbed(item))
+        return "skipped"
+    svc.tx_sync(outbox.retry_later, item, now=now, at=composed.until, error=composed.why, count=False)
+    return "waiting"
 
 
 def _scrubbed(item: outbox.Claimed) -> dict[str, object] | None:
@@ -143,13 +161,10 @@ def _give_up(session: Session, *, item: outbox.Claimed, error: str, permanent: b
         notices.mark_undeliverable(session, user_id=item.user_id, now=now)
 
 
-def _keep(session: Session, *, item: outbox.Claimed, mail: Mail, settings: Settings, now: datetime) -> None:
+def _keep(session: Session, *, item: outbox.Claimed, mail: Mail, msg: EmailMessage, now: datetime) -> None:
     """Into the development mailbox and marked sent, in one transaction."""
     if not outbox.mark_sent(session, item, now=now, payload=_scrubbed(item)):
         return
-    msg = render.message(
-        mail, sender=settings.sender, public_url=settings.public_url, message_key=f"notification-{item.id}", now=now
-    )
     outbox.keep(session, notification_id=item.id, to=mail.to, subject=mail.subject, raw=msg.as_string(), now=now)
 
 

@@ -51,6 +51,7 @@ SUBJECTS = {
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "password_reset": "Reset your {product} password",
+    "password_changed": "Your {product} password was changed",
 }
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())

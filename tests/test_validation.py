@@ -21,8 +21,10 @@ FAR_PAST, FAR_FUTURE = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"
 # -- the types themselves ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["a\x00b", "tab\tin a name", "bell\x07", "del\x7f", "c1\x85", "lone \ud800"])
-def test_a_line_refuses_every_control_character_and_lone_surrogates(text):
+@pytest.mark.parametrize(
+    "text", ["a\x00b", "tab\tin a name", "bell\x07", "del\x7f", "c1\x85", "lone \ud800", "ls\u2028", "ps\u2029"]
+)
+def test_a_line_refuses_every_control_character_line_separator_and_lone_surrogates(text):
     with pytest.raises(ValidationError):
         line = TypeAdapter(Annotated[str, StringConstraints(max_length=100), AfterValidator(v.single_line)])
         line.validate_python(text)
@@ -99,6 +101,13 @@ BAD_INPUTS = {
         lambda w: ("anon", "POST", "/api/Auth/login", {"json": {"email": "a\x00@example.com", "password": "x"}}),
         "email",
     ),
+    "register: line separator in the name": (lambda w: _register(fullName="Ada\u2028Lovelace"), "fullName"),
+    "student: paragraph separator in the name": (
+        lambda w: ("parent", "POST", "/api/Students", {"json": {"fullName": "Kid\u2029Two"}}),
+        "fullName",
+    ),
+    "profile: NEL in a subject": (lambda w: _profile(subjects=["Math\x85s"]), "subjects.0"),
+    "book: line separator in the subject": (lambda w: _book(w, subject="Math\u2028s"), "subject"),
     "student: NUL in the name": (
         lambda w: ("parent", "POST", "/api/Students", {"json": {"fullName": "Kid" + NUL}}),
         "fullName",

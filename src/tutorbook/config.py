@@ -127,7 +127,12 @@ class Settings(BaseSettings):
     mail_payment_nudge_minutes: int = Field(default=10, ge=0)
     # A confirmation waits this long for the meeting link before it goes out without one.
     mail_link_wait_minutes: int = Field(default=10, ge=0)
+    # Changes to one lesson within this long are told in one email of its latest state, sent this
+    # long after the last of them (ten moves in a minute: one "new time" email to each side).
+    mail_change_window_seconds: int = Field(default=120, ge=0, le=3600)
     password_reset_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # At most one password reset email per account this often (asking again sooner sends nothing).
+    password_reset_interval_minutes: int = Field(default=5, ge=0, le=60)
 
     jobs_enabled: bool = True
     job_mail_interval_s: float = 15

@@ -19,17 +19,24 @@ MAX_EMAIL = 254  # the users.email column
 MAX_EXTERNAL_ID = 255  # Stripe ids; the stripe_* columns
 
 
-def _bad_character(value: str, allowed: str = "") -> str | None:
-    """The first control character (Unicode Cc: C0, DEL, C1) or lone surrogate (Cs) not in `allowed`."""
+def _bad_character(value: str, allowed: str = "", refused: tuple[str, ...] = ("Cc", "Cs")) -> str | None:
+    """The first control character (Unicode Cc: C0, DEL, C1, which has NEL) or lone surrogate (Cs)
+    not in `allowed`; or of any category in `refused`."""
     for ch in value:
-        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cs"):
+        if ch not in allowed and unicodedata.category(ch) in refused:
             return ch
     return None
 
 
+# One line refuses the Unicode line and paragraph separators too (Zl U+2028, Zp U+2029): they
+# break lines in Python's str.splitlines, in email headers and in JavaScript, so a name holding
+# one would be two lines wherever it is shown or sent.
+_NOT_IN_A_LINE = ("Cc", "Cs", "Zl", "Zp")
+
+
 def is_single_line(value: str, *, max_length: int) -> bool:
     """Whether `value` is one line of text of at most `max_length` characters."""
-    return len(value) <= max_length and _bad_character(value) is None
+    return len(value) <= max_length and _bad_character(value, refused=_NOT_IN_A_LINE) is None
 
 
 def small_number(value: str | None, *, digits: int = 6) -> int | None:
@@ -41,9 +48,10 @@ def small_number(value: str | None, *, digits: int = 6) -> int | None:
 
 
 def single_line(value: str) -> str:
-    """Text on one line: no control characters at all."""
-    if (ch := _bad_character(value)) is not None:
-        raise ValueError(f"must not contain control characters (found U+{ord(ch):04X})")
+    """Text on one line: no control characters (NEL included) and no line or paragraph separator."""
+    if (ch := _bad_character(value, refused=_NOT_IN_A_LINE)) is not None:
+        kind = "control characters" if unicodedata.category(ch) in ("Cc", "Cs") else "line breaks"
+        raise ValueError(f"must not contain {kind} (found U+{ord(ch):04X})")
     return value
 
 

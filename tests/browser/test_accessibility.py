@@ -4,12 +4,16 @@ test, tests/browser/test_console.py, as do the pages of the scenarios.)"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests import factories as f
 from tests.browser.axe import assert_accessible
 from tests.browser.site import Site
 from tests.support.servers import http_client
+from tutorbook.accounts import resets
+from tutorbook.clock import utc_now
 
 pytestmark = pytest.mark.browser
 WINDOWS = [{"weekday": d, "start": "10:00", "end": "12:00"} for d in range(7)]
@@ -36,8 +40,10 @@ def assert_fits_and_accessible(site: Site, path: str) -> None:
 def test_every_page_meets_the_accessibility_bar_on_a_phone(api, new_context):
     with http_client(base_url=api.state.base_url, timeout=30) as c:
         teacher = f.teacher(c, rate=4500, windows=WINDOWS, time_zone="Europe/Berlin")
+    with api.state.db.session_scope() as s:  # a reset link that works: the form (not-a-token: "no longer works")
+        _, token = resets.start(s, email=teacher["email"], ttl=timedelta(minutes=30), every=timedelta(0), now=utc_now())
     visitor = Site(new_context(width=390, height=844), api.state.base_url)
-    for path in [*ANYONE, f"/teachers/{teacher['user']['id']}"]:
+    for path in [*ANYONE, f"/teachers/{teacher['user']['id']}", f"/reset-password?token={token}"]:
         assert_fits_and_accessible(visitor, path)
 
     teacher_site = Site(new_context(width=390, height=844), api.state.base_url)

@@ -18,6 +18,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.recipients: list[str] = []  # every RCPT TO the server took, in order
         self.refuse: set[str] = set()
         self._lock = threading.Lock()
 
@@ -31,6 +32,7 @@ class Inbox:
         msg = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append(msg)
+            self.recipients.extend(envelope.rcpt_tos)
         return "250 Message accepted"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -38,6 +40,7 @@ class Inbox:
 
     def clear(self) -> None:
         self.messages.clear()
+        self.recipients.clear()
         self.refuse.clear()
 
 

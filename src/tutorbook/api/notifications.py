@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Response
 
-from tutorbook.accounts import resets
 from tutorbook.api.deps import CurrentUser, DbSession, ServicesDep
 from tutorbook.clock import utc_now
 from tutorbook.errors import NotFound
@@ -48,8 +47,9 @@ def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundT
 
 @auth.post("/reset-password", response_model=Envelope[bool])
 def reset_password(body: ResetPasswordIn, session: DbSession, svc: ServicesDep):
-    """Set a new password with a reset token (once); every earlier login token stops working."""
-    resets.finish(
+    """Set a new password with a reset token (once); every earlier login token stops working, and
+    the account's email is told that the password was changed."""
+    service.finish_password_reset(
         session, token=body.token, password=body.password, hasher=svc.hasher, settings=svc.settings, now=utc_now()
     )
     return ok(True, "Password changed; log in with the new one")

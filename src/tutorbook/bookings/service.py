@@ -639,7 +639,7 @@ def cancel_as_admin(
 ) -> Outcome:
     """Confirmed -> Cancelled by an admin, with the refund they chose and their reason, in one
     transaction: the status history row (actor: the admin, note: the reason), the refund to
-    send, and an admin action naming the choice and the amount."""
+    send, an admin action naming the choice and the amount, and both sides' notices."""
     if admin.role != Role.ADMIN:
         raise Forbidden("Only an admin chooses the refund")
     note = check_note(note)
@@ -656,6 +656,9 @@ def cancel_as_admin(
         followups.refunds.append(row.id)
     detail = f"refund: {RefundChoice(refund).value} ({amount} {booking.currency})"
     repo.record_action(session, booking.id, action="cancel", actor=admin.actor, note=note, detail=detail, at=now)
+    # Both sides are told as for any cancellation (the email and its calendar CANCEL).
+    payload = {"refund": amount, "reason": Reason.ADMIN_CANCELLED.value, "by": str(admin.role)}
+    _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
 
 
@@ -807,8 +810,16 @@ def reschedule(
         raise SlotTaken()
     if not repo.move(session, booking, move, actor=user.actor):
         raise Conflict("The booking changed meanwhile; reload and try again")
-    payload = {"from": move.from_start.isoformat(), "by": str(user.role)}
-    _notify(session, booking, ("rescheduled.parent", "rescheduled.teacher"), now=now, payload=payload)
+    # Moves in quick succession are told once, of the last one (and from where it was before the first).
+    notices.change_notice(
+        session,
+        booking_id=booking.id,
+        recipients={"rescheduled.parent": booking.parent_id, "rescheduled.teacher": booking.teacher_id},
+        version=repo.version(session, booking.id),
+        payload={"from": move.from_start.isoformat(), "by": str(user.role)},
+        window=timedelta(seconds=settings.mail_change_window_seconds),
+        now=now,
+    )
     followups = Followups(moves=[booking.id]) if booking.meeting_url else Followups()
     return Moved("rescheduled", booking, move.from_start, followups)
 

@@ -16,7 +16,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
@@ -42,6 +45,8 @@ REASONS = {
     "teacher_cancelled": "cancelled by the teacher",
     "admin_cancelled": "cancelled by the Tutorbook team",
 }
+REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
+NO_JOIN_LINK = ("cancelled.", "refund_issued.", "late_payment_refunded.")
 MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
 
 
@@ -68,41 +73,31 @@ def unsubscribe_url(settings: Settings, user_id: uuid.UUID) -> str:
 
 
 def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[tuple[uuid.UUID, str]]:
-    """One batch: (notification id, outcome) for each claimed notification."""
+    """One batch: (notification id, outcome) for each claimed notification. A message that cannot
+    be built fails alone (marked failed with the reason); the rest of the batch goes on."""
     settings = svc.settings
     claimed = svc.tx_sync(outbox.claim, now=now, limit=limit or settings.mail_batch_size, lease=LEASE)
     if not claimed:
         return []
-    ready: list[tuple[outbox.Claimed, Mail]] = []
+    ready: list[tuple[outbox.Claimed, Mail, EmailMessage]] = []
     results: list[tuple[uuid.UUID, str]] = []
     for item in claimed:
-        composed = svc.tx_sync(compose, item=item, settings=settings, now=now)
-        if isinstance(composed, Skip):
-            svc.tx_sync(outbox.mark_skipped, item, now=now, why=composed.why, payload=_scrubbed(item))
-            results.append((item.id, "skipped"))
-        elif isinstance(composed, Wait):
-            svc.tx_sync(outbox.retry_later, item, now=now, at=composed.until, error=composed.why, count=False)
-            results.append((item.id, "waiting"))
+        built = _build(svc, item=item, now=now)
+        if isinstance(built, str):
+            results.append((item.id, built))
         else:
-            ready.append((item, composed))
+            ready.append((item, *built))
     if not ready:
         return results
     if not settings.smtp_url:
-        for item, mail in ready:
-            svc.tx_sync(_keep, item=item, mail=mail, settings=settings, now=now)
+        for item, mail, msg in ready:
+            svc.tx_sync(_keep, item=item, mail=mail, msg=msg, now=now)
             results.append((item.id, "kept"))
         return results
     mailer = SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_seconds)
     try:
         with mailer.connect() as conn:
-            for item, mail in ready:
-                msg = render.message(
-                    mail,
-                    sender=settings.sender,
-                    public_url=settings.public_url,
-                    message_key=f"notification-{item.id}",
-                    now=now,
-                )
+            for item, _mail, msg in ready:
                 try:
                     conn.send(msg)
                 except DeliveryError as exc:
@@ -113,10 +108,36 @@ def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[t
     except DeliveryError as exc:  # no connection: every message not yet answered waits
         done = {nid for nid, _ in results}
         log.warning("mail server unavailable; will retry", extra={"error": str(exc)[:200]})
-        for item, _mail in ready:
+        for item, _mail, _msg in ready:
             if item.id not in done:
                 results.append((item.id, _failed(svc, item, Transient(str(exc)), now=now)))
     return results
+
+
+def _build(svc: Services, *, item: outbox.Claimed, now: datetime) -> tuple[Mail, EmailMessage] | str:
+    """The message of `item`, or the outcome when there is none to send now ("skipped", "waiting",
+    or "failed" when it cannot be built: a template, a header or an address that will not go)."""
+    settings = svc.settings
+    try:
+        composed = svc.tx_sync(compose, item=item, settings=settings, now=now)
+        if isinstance(composed, Mail):
+            key = f"notification-{item.id}"
+            msg = render.message(
+                composed, sender=settings.sender, public_url=settings.public_url, message_key=key, now=now
+            )
+            return composed, msg
+    except SQLAlchemyError:
+        raise  # the database, not this message: the claim's lease ends and the batch is tried again
+    except Exception as exc:  # whatever this one message's data does, it fails alone
+        error = f"the message could not be built: {type(exc).__name__}: {exc}"
+        log.exception("mail not built; marked failed", extra={"notification_id": str(item.id), "kind": item.kind})
+        svc.tx_sync(outbox.mark_failed, item, now=now, error=error, payload=_scrubbed(item))
+        return "failed"
+    if isinstance(composed, Skip):
+        svc.tx_sync(outbox.mark_skipped, item, now=now, why=composed.why, payload=_scrubbed(item))
+        return "skipped"
+    svc.tx_sync(outbox.retry_later, item, now=now, at=composed.until, error=composed.why, count=False)
+    return "waiting"
 
 
 def _scrubbed(item: outbox.Claimed) -> dict[str, object] | None:
@@ -143,14 +164,11 @@ def _give_up(session: Session, *, item: outbox.Claimed, error: str, permanent: b
         notices.mark_undeliverable(session, user_id=item.user_id, now=now)
 
 
-def _keep(session: Session, *, item: outbox.Claimed, mail: Mail, settings: Settings, now: datetime) -> None:
+def _keep(session: Session, *, item: outbox.Claimed, mail: Mail, msg: EmailMessage, now: datetime) -> None:
     """Into the development mailbox and marked sent, in one transaction."""
     if not outbox.mark_sent(session, item, now=now, payload=_scrubbed(item)):
         return
-    msg = render.message(
-        mail, sender=settings.sender, public_url=settings.public_url, message_key=f"notification-{item.id}", now=now
-    )
-    outbox.keep(session, notification_id=item.id, to=mail.to, subject=mail.subject, raw=msg.as_string(), now=now)
+    outbox.keep(session, notification_id=item.id, to=mail.to, subject=str(msg["Subject"]), raw=msg.as_string(), now=now)
 
 
 # -- composing ----------------------------------------------------------------------------
@@ -173,6 +191,11 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             "minutes": settings.password_reset_ttl_minutes,
         }
         return render.render(item.kind, to=item.to, context=context)
+    if item.kind == "password_changed":
+        at = _instant(item.payload.get("at")) or item.created_at
+        changed_at = _moment(at, user.time_zone or "UTC")
+        context = {**base, "changed_at": changed_at, "forgot_url": f"{public}/forgot-password"}
+        return render.render(item.kind, to=item.to, context=context)
     booking = bookings.get(session, item.booking_id) if item.booking_id else None
     if booking is None:
         return Skip("the booking is gone")
@@ -186,7 +209,11 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     parent = session.get(User, booking.parent_id)
     zone = user.time_zone or "UTC"
     refund = item.payload.get("refund")
+    if item.kind in REFUND_KINDS and not refund:
+        return Skip("no refund to tell of")
     moved_from = _instant(item.payload.get("from"))
+    if item.kind.startswith("rescheduled.") and moved_from == booking.starts_at:
+        return Skip("moved back to the time they were told of")
     hours_left = (booking.starts_at - now).total_seconds() / 3600
     context = {
         **base,
@@ -195,10 +222,12 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "student_name": student_name,
         "parent_name": parent.full_name if parent else "",
         "when": when(booking.starts_at, booking.ends_at, zone),
-        "meeting_url": booking.meeting_url,
+        # The lesson is off: its meeting link is no use, and showing it suggests otherwise.
+        "meeting_url": None if item.kind.startswith(NO_JOIN_LINK) else booking.meeting_url,
         "price": money(booking.price_amount, booking.currency),
         "refund": money(refund, booking.currency) if refund else None,
         "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
+        "cancelled_by_us": item.payload.get("reason") == "admin_cancelled",
         "checkout_url": booking.checkout_url or "",
         "held_until": when(booking.checkout_expires_at, booking.checkout_expires_at, zone).split("-")[0].strip()
         if booking.checkout_expires_at
@@ -215,16 +244,13 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         mail.headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
     if item.kind.startswith(("confirmed.", "cancelled.", "rescheduled.")):
         cancelled = item.kind.startswith("cancelled.")
-        entry = calendar.Session(
-            booking_id=booking.id,
-            # A resent confirmation keeps the booking's sequence, so later changes still win.
+        # A resent confirmation keeps the booking's sequence, so later changes still win.
+        entry = calendar_entry(
+            booking,
+            names=(teacher_name, student_name),
             sequence=_sequence(item),
-            starts_at=booking.starts_at,
-            ends_at=booking.ends_at,
-            summary=f"{booking.subject}: {student_name} with {teacher_name}",
-            description=f"{settings.product_name} session. Join: {booking.meeting_url or public + '/my-bookings'}",
-            meeting_url=booking.meeting_url,
             cancelled=cancelled,
+            settings=settings,
         )
         mail.invite = calendar.invite(
             entry,
@@ -236,6 +262,54 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         )
         mail.invite_method = "CANCEL" if cancelled else "REQUEST"
     return mail
+
+
+def calendar_entry(
+    booking: PrivateSession, *, names: tuple[str, str], sequence: int, cancelled: bool, settings: Settings
+) -> calendar.Session:
+    """The one calendar entry of a booking, the same in the emailed invites, the "Add to calendar"
+    download and the feed (same UID, same SEQUENCE for the same state); a cancelled one carries
+    no meeting link."""
+    teacher_name, student_name = names
+    public = settings.public_url.rstrip("/")
+    link = None if cancelled else booking.meeting_url
+    if cancelled:
+        description = f"{settings.product_name} session, cancelled."
+    else:
+        description = f"{settings.product_name} session. Join: {link or public + '/my-bookings'}"
+    return calendar.Session(
+        booking_id=booking.id,
+        sequence=sequence,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        summary=f"{booking.subject} with {teacher_name} for {student_name}",
+        description=description,
+        meeting_url=link,
+        cancelled=cancelled,
+    )
+
+
+def download(
+    session: Session, *, booking: PrivateSession, attendee: str, attendee_name: str, settings: Settings, now: datetime
+) -> bytes:
+    """"Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
+    the booking's UID and current SEQUENCE), so a calendar takes it as that same event and every
+    later update or cancellation by email replaces it, never a second event beside it."""
+    entry = calendar_entry(
+        booking,
+        names=bookings.names_for(session, booking),
+        sequence=bookings.version(session, booking.id),
+        cancelled=booking.status == Status.CANCELLED,
+        settings=settings,
+    )
+    return calendar.invite(
+        entry,
+        organizer=_address(settings.sender),
+        attendee=attendee,
+        attendee_name=attendee_name,
+        public_url=settings.public_url,
+        now=now,
+    )
 
 
 def _sequence(item: outbox.Claimed) -> int:
@@ -270,6 +344,12 @@ def _instant(value: object) -> datetime | None:
         return None
 
 
+def _moment(at: datetime, zone: str) -> str:
+    """ "Tue 2 Dec 2026, 15:04 CET (Europe/Berlin)": an instant on the recipient's wall clock."""
+    t = as_utc(at).astimezone(ZoneInfo(zone))
+    return f"{t:%a} {t.day} {t:%b %Y}, {t:%H:%M} {t:%Z} ({zone})"
+
+
 def _address(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
 
@@ -290,21 +370,16 @@ def feed(session: Session, *, secret: str, settings: Settings, now: datetime) ->
     user = notices.calendar_owner(session, secret=secret)
     if user is None:
         return None
-    entries = []
-    for booking in bookings.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY):
-        teacher_name, student_name = bookings.names_for(session, booking)
-        entries.append(
-            calendar.Session(
-                booking_id=booking.id,
-                sequence=bookings.version(session, booking.id),
-                starts_at=booking.starts_at,
-                ends_at=booking.ends_at,
-                summary=f"{booking.subject}: {student_name} with {teacher_name}",
-                description=f"{settings.product_name} session. Join: {booking.meeting_url or '(link to follow)'}",
-                meeting_url=booking.meeting_url,
-                cancelled=booking.status == Status.CANCELLED,
-            )
+    entries = [
+        calendar_entry(
+            booking,
+            names=bookings.names_for(session, booking),
+            sequence=bookings.version(session, booking.id),
+            cancelled=booking.status == Status.CANCELLED,
+            settings=settings,
         )
+        for booking in bookings.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
+    ]
     return calendar.feed(
         entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
     )

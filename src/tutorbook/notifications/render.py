@@ -1,10 +1,23 @@
 """Each kind of email as plain text and HTML (Jinja2 templates in notifications/templates), the
-times in the recipient's own zone, an invite attached where the kind has one. No tracking."""
+times in the recipient's own zone, an invite attached where the kind has one. No tracking.
+
+People's names and subjects are typed by users and end up in the Subject header. The `email`
+package decodes RFC 2047 encoded words in a header value it is given (`=?utf-8?q?=0D=0A?=` is a
+line break) and, before Python 3.11.10 / 3.12.5, writes the decoded line breaks out as they are:
+a name could add a `Bcc:` header or replace the whole body. So every header value made from user
+text goes through `header_text` (no line breaks or control characters, no encoded-word opener
+`=?`), and every message is written out and read back before it is used (`message`), so a message
+whose headers or parts are not exactly the ones it was given is never sent: it raises
+`UnsafeMessage`, and the outbox marks that one message failed."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -39,6 +52,7 @@ SUBJECTS = {
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "password_reset": "Reset your {product} password",
+    "password_changed": "Your {product} password was changed",
 }
 money = currencies.money  # "USD 45.00", as the pages show it (one table: tutorbook.currencies)
 
@@ -64,6 +78,24 @@ class Mail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class UnsafeMessage(ValueError):
+    """A message that, written out, would not be the message that was built."""
+
+
+# Characters that end a line somewhere (str.splitlines: CR, LF, VT, FF, FS, GS, RS, NEL, U+2028,
+# U+2029), other control characters and lone surrogates: a space in a header.
+_NOT_IN_HEADER = frozenset(("Cc", "Cs", "Zl", "Zp"))
+_ENCODED_WORD = re.compile(r"=\?")
+
+
+def header_text(value: str) -> str:
+    """User text as one header line that no mail program decodes into anything else: line breaks
+    and control characters become spaces, runs of white space one space, and the opener of an
+    RFC 2047 encoded word `=?` is written `= ?` (so `=?utf-8?q?=0D=0A?=` stays text)."""
+    spaced = "".join(" " if unicodedata.category(ch) in _NOT_IN_HEADER else ch for ch in value)
+    return _ENCODED_WORD.sub("= ?", " ".join(spaced.split()))
+
+
 def render(kind: str, *, to: str, context: dict) -> Mail:
     """The email of `kind` for `to`: subject, text and HTML from the templates."""
     name = kind.replace(".", "_")
@@ -79,14 +111,14 @@ def message(mail: Mail, *, sender: str, public_url: str, message_key: str, now: 
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.to
-    msg["Subject"] = mail.subject
+    msg["Subject"] = header_text(mail.subject)
     msg["Date"] = format_datetime(as_utc(now))
     # Stable per notification: a message sent again after a crash has the same Message-ID.
     host = urlsplit(public_url).hostname or "tutorbook.invalid"
     msg["Message-ID"] = f"<{message_key}@{host}>" if message_key else make_msgid(domain=host)
     msg["Auto-Submitted"] = "auto-generated"
     for key, value in mail.headers.items():
-        msg[key] = value
+        msg[key] = header_text(value)
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
     if mail.invite is not None:
@@ -95,4 +127,24 @@ def message(mail: Mail, *, sender: str, public_url: str, message_key: str, now: 
             subtype="calendar",
             params={"method": mail.invite_method or "REQUEST"},
         )
+    check(msg)
     return msg
+
+
+def check(msg: EmailMessage) -> None:
+    """Raise UnsafeMessage unless `msg`, written out as it will be sent and read back, has the
+    same headers (names and values) and the same parts as the message built: whatever a header
+    value held, it stayed inside its header."""
+    raw = msg.as_bytes()  # first: writing a multipart message out gives it its boundary
+    built, read = _outline(msg), _outline(message_from_bytes(raw, policy=email_policy.default))
+    if read != built:
+        raise UnsafeMessage(f"the message would be written out as another one: {read!r} instead of {built!r}")
+
+
+def _outline(msg) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each part's content type with its headers' names and values, in order. The values without
+    white space: the email package drops the space between two encoded words when it reads them."""
+    return [
+        (part.get_content_type(), [(name.lower(), "".join(str(value).split())) for name, value in part.items()])
+        for part in msg.walk()
+    ]

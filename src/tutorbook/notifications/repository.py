@@ -187,6 +187,19 @@ def retry_later(
     )
 
 
+def supersede(session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], now: datetime) -> list[dict]:
+    """Skip the booking's notices of `kinds` that are still waiting to be sent (a later change
+    tells the same people of its latest state); their payloads."""
+    stmt = (
+        sa.update(N)
+        .where(N.booking_id == booking_id, N.kind.in_(kinds), N.status == PENDING)
+        .values(status=SKIPPED, last_error="superseded by a later change", updated_at=now)
+        .returning(N.payload)
+        .execution_options(synchronize_session=False)
+    )
+    return [dict(payload) for payload in session.scalars(stmt)]
+
+
 def keep(session: Session, *, notification_id: uuid.UUID | None, to: str, subject: str, raw: str, now: datetime) -> int:
     """Put a message in the development mailbox; its id."""
     mail = DevMail(notification_id=notification_id, to_address=to, subject=subject[:300], raw=raw, created_at=now)

@@ -1,6 +1,6 @@
 """Notification use cases, run in the caller's transaction: a booking's notices (written with
-the change they report), the password reset mail, the calendar feed secret, the reminder
-opt-out."""
+the change they report), the password reset mail and the "password changed" one, the calendar
+feed secret, the reminder opt-out."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import resets
@@ -50,6 +51,34 @@ def booking_notice(
     )
 
 
+def change_notice(
+    session: Session,
+    *,
+    booking_id: uuid.UUID,
+    recipients: dict[str, uuid.UUID],
+    version: int,
+    now: datetime,
+    payload: Mapping[str, object],
+    window: timedelta,
+) -> int:
+    """The notices of a change that may come in a burst (a lesson moved ten times in a minute):
+    sent `window` after it, and any such notice of the booking still waiting is skipped, so the
+    people hear once, of the latest state. The earliest `from` of the skipped ones is kept: the
+    email says where the lesson was when they were last told."""
+    waiting = outbox.supersede(session, booking_id=booking_id, kinds=tuple(recipients), now=now)
+    froms = [str(p["from"]) for p in waiting if p.get("from")] + ([str(payload["from"])] if payload.get("from") else [])
+    merged = {**payload, **({"from": min(froms, key=datetime.fromisoformat)} if froms else {})}
+    return booking_notice(
+        session,
+        booking_id=booking_id,
+        recipients=recipients,
+        version=version,
+        now=now,
+        payload=merged,
+        not_before=now + window,
+    )
+
+
 def resend(
     session: Session,
     *,
@@ -74,8 +103,15 @@ def resend(
 
 def request_password_reset(session: Session, *, email: str, settings: Settings, now: datetime) -> bool:
     """A reset token and its email, in one transaction; False (and nothing written) when no
-    account has this email. The caller answers the same either way."""
-    started = resets.start(session, email=email, ttl=timedelta(minutes=settings.password_reset_ttl_minutes), now=now)
+    account has this email, or its last reset is less than TUTORBOOK_PASSWORD_RESET_INTERVAL_MINUTES
+    old. The caller answers the same either way."""
+    started = resets.start(
+        session,
+        email=email,
+        ttl=timedelta(minutes=settings.password_reset_ttl_minutes),
+        every=timedelta(minutes=settings.password_reset_interval_minutes),
+        now=now,
+    )
     if started is None:
         return False
     user, token = started
@@ -90,6 +126,25 @@ def request_password_reset(session: Session, *, email: str, settings: Settings, 
         payload={"token": token},
         now=now,
     )
+
+
+def finish_password_reset(
+    session: Session, *, token: str, password: str, hasher: PasswordHash, settings: Settings, now: datetime
+) -> User:
+    """Use a reset link (resets.finish) and tell the account's owner by email that the password
+    was changed, in one transaction: if it was not them, they learn it at once."""
+    user = resets.finish(session, token=token, password=password, hasher=hasher, settings=settings, now=now)
+    outbox.enqueue(
+        session,
+        booking_id=None,
+        user_id=user.id,
+        to=user.email,
+        kind="password_changed",
+        version=0,
+        payload={"at": now.isoformat()},
+        now=now,
+    )
+    return user
 
 
 def _digest(secret: str) -> str:

@@ -18,18 +18,18 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession
-from tutorbook.bookings.schemas import RescheduleIn, SessionOut, session_out
+from tutorbook.bookings.schemas import RescheduleIn, session_out
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import booking as flows
+from tutorbook.flows import mail
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import PolicyIn
 from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
-from tutorbook.web import ics
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
 from tutorbook.web.teacher_pages import MAX_WEEK, week_range
 from tutorbook.web.teacher_setup_pages import checklist_view
@@ -168,33 +168,27 @@ async def schedule(request: Request, user: Viewer):
 # -- calendar --------------------------------------------------------------------------
 
 
-def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID) -> tuple[SessionOut, str]:
+def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings, now: datetime) -> bytes:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
     if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
         raise BadRequest("Only a paid session can be added to a calendar")
-    return session_out(booking, *repo.names_for(session, booking)), booking.meeting_url or ""
+    return mail.download(
+        session, booking=booking, attendee=user.email, attendee_name=user.full_name, settings=settings, now=now
+    )
 
 
 @router.get("/bookings/{booking_id}/calendar.ics")
 async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer):
-    """The session as an iCalendar event (UTC times: every calendar app shows them on its own clock)."""
+    """The session as the same calendar entry as its emailed invite (same UID and SEQUENCE), so
+    adding it never makes a second event and later updates replace it."""
     viewer = require(user, Role.PARENT, Role.TEACHER)
     svc = get_services(request)
-    booking, meeting = await svc.tx(_calendar, user=viewer, booking_id=booking_id)
-    body = ics.event(
-        uid=f"{booking.id}@tutorbook",
-        summary=f"{booking.subject} with {booking.teacher_name} for {booking.student_name}",
-        starts_at=booking.starts_at,
-        ends_at=booking.ends_at,
-        url=meeting,
-        now=utc_now(),
-        public_url=svc.settings.public_url,
-    )
+    body = await svc.tx(_calendar, user=viewer, booking_id=booking_id, settings=svc.settings, now=utc_now())
     return Response(
         body,
         media_type="text/calendar; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="tutorbook-{booking.id}.ics"',
+            "Content-Disposition": f'attachment; filename="tutorbook-{booking_id}.ics"',
             "Cache-Control": "no-store",
         },
     )

@@ -52,8 +52,11 @@ async def forgot(request: Request, tasks: BackgroundTasks):
 
 
 @router.get("/reset-password")
-def reset_page(request: Request, token: str = ""):
-    return render(request, "reset_password.html", token=token)
+async def reset_page(request: Request, token: str = ""):
+    """The form, only for a link that still works: a used or expired one says so on opening."""
+    if not await get_services(request).read(resets.is_open, token=token, now=utc_now()):
+        return render(request, "reset_password.html", status_code=400, token="", closed=True)
+    return render(request, "reset_password.html", token=token, closed=False)
 
 
 @router.post("/reset-password")
@@ -66,7 +69,7 @@ async def reset(request: Request):
             raise AppError("The two passwords differ.")
         body = ResetPasswordIn(token=token, password=form.get("password", ""))
         await svc.tx_in_thread(  # hashes the password
-            resets.finish,
+            notices.finish_password_reset,
             token=body.token,
             password=body.password,
             hasher=svc.hasher,
@@ -79,10 +82,18 @@ async def reset(request: Request):
             "reset_password.html",
             status_code=422,
             token=token,
+            closed=False,
             error="The password needs at least 8 characters, or the link is incomplete.",
         )
     except AppError as exc:
-        return render(request, "reset_password.html", status_code=exc.status_code, token=token, error=exc.message)
+        return render(
+            request,
+            "reset_password.html",
+            status_code=exc.status_code,
+            token=token,
+            closed=isinstance(exc, resets.ResetRefused),
+            error=exc.message,
+        )
     return redirect(request, "/login", notice="Password changed. Log in with the new one.")
 
 

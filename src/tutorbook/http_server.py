@@ -1,7 +1,8 @@
 """The HTTP protocol `tutorbook serve` gives uvicorn: uvicorn's own (httptools, else h11) plus a
-deadline for each request head. uvicorn closes an idle kept-alive connection after
-`timeout_keep_alive`, but a client that opens a connection (or starts the next request) and then
-sends its headers a byte at a time was kept forever: enough of them use up the process's sockets."""
+deadline and a size limit for each request head. uvicorn closes an idle kept-alive connection
+after `timeout_keep_alive`, but a client that opens a connection (or starts the next request) and
+then sends its headers a byte at a time was kept forever, and httptools buffers a head of any
+size (8 MB of one header were accepted; h11 stops at 16 KiB)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,40 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Protocol  # type: ignore[assignment]
 
 
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+
+
 class HeaderTimeoutProtocol(_Protocol):
     """Closes a connection whose next request head has not arrived within
-    TUTORBOOK_HEADER_TIMEOUT_SECONDS of the connection opening or the last answer."""
+    TUTORBOOK_HEADER_TIMEOUT_SECONDS of the connection opening or the last answer, or has grown
+    past MAX_HEAD_BYTES (answered 431)."""
 
     timeout: ClassVar[float | None] = None  # None: from the settings (tests set it)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._answering():  # still no whole head: these bytes were (part of) one
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self.transport.write(HEAD_TOO_LARGE)
+                self.transport.close()
+        else:
+            self._head_bytes = 0
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._head_bytes = 0
         self._arm()
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
@@ -44,7 +65,7 @@ class HeaderTimeoutProtocol(_Protocol):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
+        if self._answering():
             return  # a request is being answered: its head came in time (re-armed when it is done)
         if not self.transport.is_closing():
             self.transport.close()

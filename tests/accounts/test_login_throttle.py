@@ -6,6 +6,7 @@ so requests can come from many client addresses through X-Forwarded-For."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -136,10 +137,16 @@ def test_replicas_share_the_throttle_through_the_database(c, proxied_app):
 def test_the_purge_job_forgets_old_failures(api, c):
     f.register(c, email=OWNER)
     assert [attempt(c, f"guess-{i}") for i in range(3)] == [401] * 3
+    failures = sa.select(sa.func.count()).select_from(LoginFailure).where(LoginFailure.failures > 0)
+    known = sa.select(sa.func.count()).select_from(LoginFailure).where(LoginFailure.failures == 0)
     tasks.purge(api.state.services, now=utc_now())
     with api.state.db.session_scope() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(LoginFailure)) == 3  # still recent
+        assert s.scalar(failures) == 3  # still recent
     tasks.purge(api.state.services, now=utc_now() + timedelta(seconds=api.state.settings.login_window_seconds + 1))
+    with api.state.db.session_scope() as s:
+        assert s.scalar(failures) == 0
+        assert s.scalar(known) == 1  # register's login: the owner's address, remembered for 30 days
+    tasks.purge(api.state.services, now=utc_now() + timedelta(days=31))
     with api.state.db.session_scope() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(LoginFailure)) == 0
 
@@ -149,3 +156,53 @@ def test_trusted_proxies_are_ip_addresses_or_networks():
     assert settings.trusted_proxies == ["10.0.0.0/8", "127.0.0.1", "::1"]
     with pytest.raises(ValidationError, match="not an IP address"):
         Settings(trusted_proxies="proxy.internal")
+
+
+def test_16_parallel_right_logins_from_one_address_are_never_refused(c, via):
+    """A school's network: one address, everyone logging in at once (the same account here, the
+    hardest case: one counter). Only failures count, so none waits for a 429."""
+    f.register(c, email=OWNER)
+    others = [f.register(c)["email"] for _ in range(3)]
+    school = via("203.0.113.200")
+    for _ in range(2):
+        with ThreadPoolExecutor(16) as pool:
+            emails = [OWNER if i % 4 else others[i % 3] for i in range(16)]
+            codes = list(pool.map(lambda email: attempt(school, f.PASSWORD, email=email), emails))
+        assert codes == [200] * 16
+
+
+def test_strangers_guesses_do_not_turn_the_owners_typo_into_a_lockout(c, via):
+    f.register(c, email=OWNER)
+    home = via("198.51.100.7")
+    assert attempt(home, f.PASSWORD) == 200  # the owner's usual address
+    for n in range(2):  # strangers spend the account's budget
+        assert [attempt(via(f"203.0.113.{n}"), f"guess-{n}-{i}") for i in range(5)] == [401] * 5
+    stranger = via("203.0.113.9")
+    assert [attempt(stranger, "guess"), attempt(stranger, "guess-again")] == [401, 429]  # the account's delay
+    assert attempt(home, "a-typo") == 401
+    assert attempt(home, f.PASSWORD) == 200  # the owner's typo at home: not held back by the strangers
+    assert attempt(stranger, f.PASSWORD) == 429  # a guesser's address still waits
+
+
+def test_parallel_wrong_guesses_cannot_slip_past_the_count(c, via):
+    f.register(c, email=OWNER)
+    guesser = via("203.0.113.66")
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda i: attempt(guesser, f"guess-{i}"), range(12)))
+    assert codes.count(401) == 5 and codes.count(429) == 7, codes
+
+
+def test_asking_registration_whether_emails_have_accounts_is_throttled_like_guessing(c, via):
+    """Registration says an email has an account (409, README "Accounts and email addresses");
+    each such answer counts against the address, so enumerating is as slow as guessing."""
+    f.register(c, email=OWNER)
+    prober = via("203.0.113.123")
+
+    def probe(email: str) -> int:
+        body = {"email": email, "password": f.PASSWORD, "fullName": "P", "role": "Parent", "timeZone": "UTC"}
+        return prober.post("/api/Auth/register", json=body).status_code
+
+    assert [probe(OWNER) for _ in range(50)] == [409] * 50
+    assert probe(OWNER) == 429 and probe("someone-new@example.com") == 429  # the address waits
+    assert attempt(prober, f.PASSWORD) == 429  # and its logins too: one budget per address
+    assert f.register(via("198.51.100.8"), email="fresh@example.com")["user"]["email"] == "fresh@example.com"

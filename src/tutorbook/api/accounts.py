@@ -24,7 +24,6 @@ from tutorbook.flows import accounts as account_flows
 from tutorbook.flows.services import Services
 from tutorbook.identity import Role
 from tutorbook.schemas import Envelope, errors, ok
-from tutorbook.teachers import service as teachers
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
 students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
@@ -33,11 +32,12 @@ StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
-def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: AppSettings):
-    """Create a Parent or Teacher account (admins come from the CLI)."""
-    user = teachers.create_user(
-        session,
-        hasher=svc.hasher,
+def register(body: RegisterIn, request: Request, svc: ServicesDep, settings: AppSettings):
+    """Create a Parent or Teacher account (admins come from the CLI). An email that has an
+    account already is a 409, counted against the address like a failed login (429 after many)."""
+    user = account_flows.register(
+        svc,
+        address=client_address(request),
         settings=settings,
         email=body.email,
         password=body.password,
@@ -49,11 +49,15 @@ def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: A
     return ok(UserOut.model_validate(user), "Account created")
 
 
+def client_address(request: Request) -> str:
+    """The client's address as the throttle knows it (see TUTORBOOK_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else "-"
+
+
 def login_out(svc: Services, request: Request, *, email: str, password: str) -> LoginOut:
     """Log in from this request's client address (see TUTORBOOK_TRUSTED_PROXIES): token and user."""
     now = utc_now()
-    address = request.client.host if request.client else "-"
-    user = account_flows.log_in(svc, email=email, password=password, address=address, now=now)
+    user = account_flows.log_in(svc, email=email, password=password, address=client_address(request), now=now)
     token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=now, version=user.token_version)
     return LoginOut(token=token, expires_in=svc.settings.jwt_ttl_minutes * 60, user=UserOut.model_validate(user))
 

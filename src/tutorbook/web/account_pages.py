@@ -19,9 +19,9 @@ from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
+from tutorbook.flows import accounts as account_flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.localtime import known_zone, zone_name
-from tutorbook.teachers import service as teachers
 from tutorbook.web.core import (
     HOME,
     clear_login,
@@ -131,10 +131,10 @@ async def register(request: Request):
             role=form.get("role", ""),
             time_zone=form.get("time_zone") or "UTC",
         )
-        user = await svc.tx_in_thread(  # hashes the password
-            teachers.create_user,
-            hasher=get_services(request).hasher,
-            settings=svc.settings,
+        user = await run_in_threadpool(  # hashes the password
+            account_flows.register,
+            svc,
+            address=api_accounts.client_address(request),
             email=body.email,
             password=body.password,
             full_name=body.full_name,

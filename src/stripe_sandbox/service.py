@@ -432,8 +432,15 @@ class Sandbox(ConnectOps, EndpointOps):
         details = get_dict(call.params, "customer_details")
         if details:
             filters.append(Filter("customer_details.email", "=", get_str(details, "email", required=True)))
-        known = {"status", "payment_intent", "customer", "customer_account", "payment_link", "subscription"}
-        known |= {"customer_details"}
+        known = {
+            "status",
+            "payment_intent",
+            "customer",
+            "customer_account",
+            "customer_details",
+            "payment_link",
+            "subscription",
+        }
         return self._list(SESSION, call, filters, "/v1/checkout/sessions", known)
 
     def list_line_items(self, call: ApiCall, session_id: str) -> dict[str, Any]:

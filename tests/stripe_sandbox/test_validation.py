@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from stripe_sandbox.schema import ROUTES, check_request, fields
+from stripe_sandbox.errors import ApiError
+from stripe_sandbox.schema import ROUTES, check_request, check_value, fields
 
 from .helpers import API_KEY, CANCEL_URL, SUCCESS_URL, http, raw_get, submit_card
 from .test_connect import make_account, onboard, paid_destination_charge
+from .typed_params import Outer
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -335,3 +337,20 @@ def test_valid_parameters_the_sandbox_does_not_act_on_are_accepted(sandbox):
 def test_a_valid_list_filter_the_sandbox_does_not_apply_is_refused_not_ignored(sandbox):
     error = refused(get(sandbox, "/v1/events", {"delivery_success": "true"}), "delivery_success", None)
     assert error["message"] == "The Stripe sandbox does not filter lists by delivery_success."
+
+
+def test_the_checks_follow_whatever_typeddict_they_are_given():
+    # the mechanism, on a TypedDict written like the SDK's generated ones: nothing is per-route
+    check_value({"items": [{"size": "3", "colour": "red"}], "note": "", "tags": ""}, Outer, "x")
+    cases = [
+        ({"items": [{"colour": "red"}]}, "x[items][0][size]", "parameter_missing"),
+        ({"items": [{"size": "3", "colour": "green"}]}, "x[items][0][colour]", None),
+        ({"items": [{"size": "three"}]}, "x[items][0][size]", "parameter_invalid_integer"),
+        ({"items": [{"size": "3", "shape": "round"}]}, "x[items][0][shape]", "parameter_unknown"),
+        ({"items": {"size": "3"}}, "x[items]", None),
+        ({"tags": "a"}, "x[tags]", None),
+    ]
+    for value, param, code in cases:
+        with pytest.raises(ApiError) as raised:
+            check_value(value, Outer, "x")
+        assert (raised.value.param, raised.value.code) == (param, code), value

@@ -193,6 +193,8 @@ def api(live_app, db, sandbox):
             "latency_ms": 0,
             "fail_mode": None,
             "substitute_cancel_url": False,
+            "connect_enabled": True,
+            "platform_country": "US",
         },
     ).raise_for_status()
     return live_app

@@ -75,7 +75,8 @@ class EndpointOps:
             (CONNECT_ENDPOINT, config.connect_webhook_url, config.connect_webhook_secret, True),
         ):
             if url:
-                out.append(_endpoint(endpoint_id, url=url, events=["*"], connect=connect, version=None, now=0) | {
+                version = objects.DEFAULT_API_VERSION
+                out.append(_endpoint(endpoint_id, url=url, events=["*"], connect=connect, version=version, now=0) | {
                     "_secret": secret
                 })  # fmt: skip
         return out

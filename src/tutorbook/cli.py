@@ -69,14 +69,11 @@ def db_upgrade(revision: str = "head"):
     typer.echo("database is at " + revision)
 
 
-WEBHOOK_PATH = "/api/StripeWebhook/webhook"
-CONNECT_WEBHOOK_PATH = "/api/StripeWebhook/connect"
-
-
 def _sandbox_config(settings: Settings, *, webhook_url: str | None):
     """The sandbox delivering the platform's events to `webhook_url` and the Connect events to
     the app's Connect endpoint beside it, each signed with its own secret."""
     from stripe_sandbox.config import SandboxConfig
+    from tutorbook.payments.webhooks import CONNECT_WEBHOOK_PATH, WEBHOOK_PATH
 
     connect_url = webhook_url.removesuffix(WEBHOOK_PATH) + CONNECT_WEBHOOK_PATH if webhook_url else None
     return SandboxConfig(
@@ -121,7 +118,7 @@ def serve(
     if with_sandbox:
         from stripe_sandbox.server import start_in_thread
 
-        webhook = settings.public_url.rstrip("/") + WEBHOOK_PATH
+        webhook = settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
         sandbox = start_in_thread(
             _sandbox_config(settings, webhook_url=webhook), host=settings.sandbox_host, port=settings.sandbox_port
         )
@@ -166,7 +163,7 @@ def stripe_sandbox(
     settings = _settings()
     from stripe_sandbox.server import run
 
-    webhook = webhook_url or settings.public_url.rstrip("/") + WEBHOOK_PATH
+    webhook = webhook_url or settings.public_url.rstrip("/") + "/api/StripeWebhook/webhook"
     run(_sandbox_config(settings, webhook_url=webhook), host or settings.sandbox_host, port or settings.sandbox_port)
 
 
@@ -578,6 +575,44 @@ def report_reconcile(
     if not as_json:
         typer.echo(f"{len(result.mismatches)} mismatches between Stripe and the database")
     _finish_report(len(result.mismatches))
+
+
+stripe_app = typer.Typer(help="Stripe, as this configuration sees it.", no_args_is_help=True)
+app.add_typer(stripe_app, name="stripe")
+
+
+@stripe_app.command("check")
+def stripe_check(as_json: bool = JsonOption):
+    """Pre-flight with the configured key (the sandbox, or a real test/live key): webhook endpoints,
+    Connect, the platform's country and currencies; what to run or click for each fault (exit 1)."""
+    import json
+
+    from tutorbook.admin import stripe_check as sc
+    from tutorbook.payments.gateway import GatewayError
+
+    settings = _settings()
+    svc = _services(settings)
+    try:
+        with svc.db.session_scope() as session:
+            teachers = sc.teacher_currencies(session)
+        findings = sc.check(svc.gateway, settings, teachers=teachers)
+    except GatewayError as exc:
+        typer.echo(f"error: Stripe could not be asked: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        svc.db.dispose()
+    faults = [f for f in findings if not f.ok]
+    if as_json:
+        typer.echo(json.dumps({"ok": not faults, "items": [f.__dict__ for f in findings]}, indent=2))
+    else:
+        where = "the Stripe sandbox" if settings.uses_sandbox else f"Stripe ({settings.stripe_secret_key[:8]}…)"
+        typer.echo(f"Checking {where} for {settings.public_url}")
+        for f in findings:
+            typer.echo(f"{'ok  ' if f.ok else 'FAIL'}  {f.item}: {f.detail}")
+            for line in (f.fix.splitlines() if f.fix else []) + ([f"note: {f.note}"] if f.note else []):
+                typer.echo(f"        {line}")
+        typer.echo("all good" if not faults else f"{len(faults)} to fix")
+    raise typer.Exit(1 if faults else 0)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,24 @@ def test_the_open_sessions_due_to_expire_are_found_from_the_expiry_index(store):
     due = [Filter("status", "=", "open"), Filter("expires_at", "<=", 5_000)]
     found = plan(store, lambda: store.ids_where(SESSION, due))
     assert "objects_status_expiry" in found, found
+
+
+def test_a_file_from_before_webhook_endpoints_gets_the_per_endpoint_deliveries_table(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE deliveries (event_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, "
+        "delivered INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT, "
+        "next_attempt_at REAL NOT NULL, delivered_at REAL)"
+    )
+    old.execute("INSERT INTO deliveries (event_id, next_attempt_at) VALUES ('evt_1', 0)")
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        with store.transaction():
+            store.queue_delivery("evt_1", "we_a", 0)
+            store.queue_delivery("evt_1", "we_b", 0)
+        assert sorted(d.endpoint_id for d in store.deliveries_of("evt_1")) == ["we_a", "we_b"]
+    finally:
+        store.close()

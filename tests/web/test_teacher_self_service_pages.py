@@ -252,3 +252,23 @@ def test_times_follow_the_zone_cookie_and_the_browsers_language(api, web, c):
     assert re.search(r"\b00:00\b", gb) and "Japan" in gb and "Tokyo (JST)" in gb
     r = web.post("/time-zone", {"zone": "Mars/Olympus", "next": "https://evil.example/"})
     assert r.status_code == 303 and r.headers["location"].startswith("/time-zone?next=%2F")
+
+
+def test_the_profile_page_offers_stripes_currencies_and_refuses_a_rate_under_the_minimum(api, web, c):
+    register(web, role="Teacher", name="Sei Shonagon", zone="Asia/Tokyo")
+    page = web.get("/teacher/profile")
+    offered = re.findall(r'<option value="([a-z]{3})"', page.text)
+    assert "jpy" in offered and "gbp" in offered and "xyz" not in offered and len(offered) == 23
+    form = {
+        "full_name": "Sei Shonagon",
+        "subjects": "Japanese",
+        "currency": "jpy",
+        "time_zone": "Asia/Tokyo",
+        "bio": "",
+    }
+    low = web.post("/teacher/profile", form | {"hourly_rate": "98"})
+    assert low.status_code == 422 and "at least JPY 99 an hour" in text_of(low)
+    assert_clean(low)
+    assert web.post("/teacher/profile", form | {"hourly_rate": "99"}).status_code == 303
+    bogus = web.post("/teacher/profile", form | {"currency": "xyz", "hourly_rate": "5000"})
+    assert bogus.status_code == 422 and "not a currency Tutorbook can charge in" in text_of(bogus)

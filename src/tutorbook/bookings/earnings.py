@@ -212,7 +212,7 @@ class TeacherPayouts:
     gross: int = 0
     refunded: int = 0
     platform_fees: int = 0
-    transferred: int = 0  # to the teacher, less reversals
+    transferred: int = 0  # what the teachers keep: the transfers less their reversals, less the fees
     unsettled: int = 0  # destination charges whose split is not recorded yet
     kept_on_platform: int = 0  # payments that stayed on the platform (teacher without payouts)
 

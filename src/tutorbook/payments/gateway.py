@@ -78,6 +78,25 @@ class InvalidWebhook(Exception):
 
 
 @dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    enabled_events: tuple[str, ...]
+    api_version: str | None  # None: the account's default version
+    connect: bool  # receives connected accounts' events (its `application` is set)
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class PlatformAccount:
+    id: str
+    country: str
+    default_currency: str
+    payment_currencies: frozenset[str]  # what the country may charge in (its country spec)
+    transfer_countries: frozenset[str]  # where its destination charges may transfer to
+
+
+@dataclass(frozen=True)
 class RefundResult:
     id: str
     status: str
@@ -428,6 +447,55 @@ class StripeGateway:
             with _mapped_errors():
                 link = await self.client.v1.account_links.create_async(params=params)
         return link.url
+
+    # -- The operator's pre-flight (tutorbook stripe check) --------------------------------
+
+    def webhook_endpoints_sync(self) -> list[WebhookEndpoint]:
+        """Every webhook endpoint of the account."""
+        out, params = [], {"limit": LIST_PAGE}
+        while True:
+            with _mapped_errors():
+                page = self.client.raw_request("get", "/v1/webhook_endpoints", **params).data
+            data = page.get("data") or []
+            out += [
+                WebhookEndpoint(
+                    id=e["id"],
+                    url=e.get("url") or "",
+                    enabled_events=tuple(e.get("enabled_events") or ()),
+                    api_version=e.get("api_version"),
+                    connect=e.get("application") is not None,
+                    enabled=e.get("status") == "enabled",
+                )
+                for e in data
+            ]
+            if not page.get("has_more") or not data:
+                return out
+            params["starting_after"] = data[-1]["id"]
+
+    def platform_account_sync(self) -> PlatformAccount:
+        """The platform's own account (GET /v1/account) and its country's spec."""
+        with _mapped_errors():
+            account = self.client.raw_request("get", "/v1/account").data
+            country = str(account.get("country") or "").upper()
+            spec = self.client.raw_request("get", f"/v1/country_specs/{quote_plus(country)}").data
+        return PlatformAccount(
+            id=account["id"],
+            country=country,
+            default_currency=str(account.get("default_currency") or ""),
+            payment_currencies=frozenset(spec.get("supported_payment_currencies") or ()),
+            transfer_countries=frozenset(spec.get("supported_transfer_countries") or ()),
+        )
+
+    def connect_enabled_sync(self) -> bool:
+        """Whether the platform has signed up for Connect: Stripe refuses to list connected
+        accounts otherwise."""
+        try:
+            self.client.raw_request("get", "/v1/accounts", limit=1)
+        except (stripe.InvalidRequestError, stripe.PermissionError):
+            return False
+        except stripe.StripeError as exc:
+            raise GatewayError(str(exc)) from exc
+        return True
 
     # -- Webhooks ----------------------------------------------------------------------
 

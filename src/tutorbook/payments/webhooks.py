@@ -47,6 +47,14 @@ HANDLED = frozenset(
 )
 
 
+# Stripe sends connected accounts' events only to a Connect endpoint, the platform's own only to
+# the platform's (docs/payments.md, "Two webhook endpoints"): what each of ours must subscribe to.
+CONNECT_EVENTS = frozenset({"account.updated"})
+PLATFORM_EVENTS = HANDLED - CONNECT_EVENTS
+WEBHOOK_PATH = "/api/StripeWebhook/webhook"
+CONNECT_WEBHOOK_PATH = "/api/StripeWebhook/connect"
+
+
 class MalformedEvent(BadRequest):
     message = "The Stripe event does not have the shape Tutorbook needs"
 
@@ -100,11 +108,7 @@ def _record_statement(dialect: str) -> sa.Insert:
 
 # Built once: a webhook's statements are the same every time, only their values change.
 _RECORD = {dialect: _record_statement(dialect) for dialect in ("postgresql", "sqlite")}
-_SET_OUTCOME = (
-    sa.update(EVENTS)
-    .where(EVENTS.c.id == sa.bindparam("event_id"))
-    .values(outcome=sa.bindparam("outcome"))
-)
+_SET_OUTCOME = sa.update(EVENTS).where(EVENTS.c.id == sa.bindparam("event_id")).values(outcome=sa.bindparam("outcome"))
 
 
 def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
@@ -131,10 +135,14 @@ def _record_many_statement() -> sa.Insert:
     """PostgreSQL: many events of types the app does not act on, recorded by one INSERT from
     two arrays (one statement whatever their number), each id once; RETURNING the ids that
     were new."""
-    rows = sa.func.unnest(
-        sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)),
-        sa.bindparam("types", type_=postgresql.ARRAY(sa.String)),
-    ).table_valued("id", "type").render_derived(name="rows", with_types=False)
+    rows = (
+        sa.func.unnest(
+            sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("types", type_=postgresql.ARRAY(sa.String)),
+        )
+        .table_valued("id", "type")
+        .render_derived(name="rows", with_types=False)
+    )
     received_at = sa.bindparam("received_at", type_=EVENTS.c.received_at.type)
     return (
         postgresql.insert(EVENTS)

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
-    admission_queue: int = Field(default=100, ge=0, le=100_000)
-    admission_wait_seconds: float = Field(default=0.5, ge=0, le=60)
+    admission_queue: int = Field(default=1000, ge=0, le=100_000)
+    admission_wait_seconds: float = Field(default=2.0, ge=0, le=60)
     retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # anyio's worker threads (sync routes, password hashing, SQLite): FastAPI's default is 40.
     worker_threads: int = Field(default=40, ge=1, le=1000)

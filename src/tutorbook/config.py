@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # again, and collect the young generation less often than CPython's default (700, 10, 10).
     gc_freeze: bool = True
     gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = (50_000, 20, 100)
+    # The public teacher list's Cache-Control: 0 = "no-cache" (clients revalidate with its ETag
+    # every time, so a change shows at once); N = "public, max-age=N" (a CDN may serve it N s).
+    teachers_max_age_seconds: int = Field(default=0, ge=0, le=86_400)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None

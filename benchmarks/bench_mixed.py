@@ -57,6 +57,9 @@ SIZES = {"full": (200, 20_000, 500_000), "quick": (50, 2_000, 20_000)}
 # Seeded future bookings hold every third hour of each teacher (from tomorrow); the crowd books
 # 30-minute sessions in the two free hours between, each start once.
 EVERY = 3
+# A parent gives up on an answer after this long (counted as "connection: TimeoutError"); before
+# issue #33's fix a crowd of 1,000 could wait on the 30 s pool timeout for many minutes.
+REQUEST_TIMEOUT_S = 35
 
 
 def seed(dbname: str, *, teachers: int, parents: int, bookings: int) -> tuple[h.Seed, datetime]:
@@ -178,13 +181,19 @@ class Crowd:
                    headers: bytes, body: bytes = b"", expect: tuple[int, ...] = (200,)) -> tuple[int | None, bytes]:
         s = time.perf_counter()
         try:
-            status, data = await conn.request(method, path, headers, body)
-            retry = None
-            if status == 503:
-                retry = 1.0
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status, data = await conn.request(method, path, headers, body)
+            except ConnectionError:
+                # A keep-alive connection the server closed while this parent was idle (uvicorn's
+                # 5 s keep-alive): a browser opens a new one and sends again; so does the parent.
+                conn.close()
+                s = time.perf_counter()
+                status, data = await conn.request(method, path, headers, body)
+            retry = 1.0 if status == 503 else None
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError, TimeoutError) as exc:
             conn.close()
-            status, data, retry = None, str(exc).encode(), 0.2
+            status, data, retry = None, (str(exc) or type(exc).__name__).encode(), 0.2
         e = time.perf_counter()
         if self.t_start <= e <= self.t_end:
             stats.add(route, status, (e - s) * 1000, data, expect)
@@ -278,7 +287,9 @@ PROFILE_CATEGORIES = [
     ("worker threads (sync routes, run_in_threadpool)", "WorkerThread.run"),
     ("garbage collection", "gc_collect"),
     ("the answer (serialize_response)", "serialize_response"),
-    ("middleware (admission, request id, headers)", "tutorbook/app.py"),
+    ("admission (tutorbook/overload.py), self", "AdmissionMiddleware._admit"),
+    ("Stripe webhooks (the sandbox's deliveries)", "stripe_webhook"),
+    ("asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
 ]
 
 
@@ -296,7 +307,9 @@ def section(rows: list[dict], meta: dict) -> str:
               + ", ".join(f"{n} × {k}" for k, n in sorted(r["errors"].items(), key=lambda kv: -kv[1]))
               for r in rows if r["errors"]]
     parts = [
-        f"{meta['teachers']:,} teachers, {meta['parents']:,} parents, {meta['bookings']:,} bookings (COPY); "
+        (f"**{meta['label']}** " if meta.get("label") else "")
+        + (f"(app settings: {', '.join(meta['app_env'])}) " if meta.get("app_env") else "")
+        + f"{meta['teachers']:,} teachers, {meta['parents']:,} parents, {meta['bookings']:,} bookings (COPY); "
         f"the Stripe sandbox at 0 ms; {meta['duration']:g} s measured after {meta['warmup']:g} s warm-up per run; "
         f"load average before the runs: {meta['load']}.",
         "Answers/s counts the expected answers (a booking's pay step is the sandbox's). Latencies are of those "
@@ -344,7 +357,9 @@ def main() -> None:
     ap.add_argument("--levels", default=None, help="parents at once, comma-separated")
     ap.add_argument("--worker-counts", default=None, help="uvicorn worker counts, comma-separated")
     ap.add_argument("--duration", type=float, default=None)
-    ap.add_argument("--reuse", action="store_true", help="keep the seeded database if it exists (same size)")
+    ap.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for the app (e.g. TUTORBOOK_GC_FREEZE=false); repeatable")
+    ap.add_argument("--label", default="", help="a name for this run in the printed and written section")
     args = ap.parse_args()
     size = SIZES["quick" if args.quick else "full"]
     levels = [int(x) for x in (args.levels or ("50,200" if args.quick else "10,50,200,1000")).split(",")]
@@ -360,13 +375,14 @@ def main() -> None:
     weeks = [tomorrow + timedelta(days=7 * w) for w in range(4)]
     rows = []
     for workers in counts:
-        with h.Servers(dbname, workers=workers) as srv:
+        env = dict(item.split("=", 1) for item in args.app_env)
+        with h.Servers(dbname, workers=workers, app_env=env) as srv:
             srv.sandbox_config(latency_ms=0)
             for parents in levels:
                 rows.append(run_level(srv, people, slots, weeks, parents=parents, workers=workers,
                                       warmup=warmup, duration=duration, profile=args.profile))
     meta = {"teachers": size[0], "parents": size[1], "bookings": size[2], "duration": duration, "warmup": warmup,
-            "load": load}
+            "load": load, "label": args.label, "app_env": args.app_env}
     out = goals(rows)
     h.report("mixed", out, section(rows, meta), quick=args.quick, write_docs=args.write_docs,
              extra={"rows": rows}, profiled=args.profile)

@@ -1,4 +1,5 @@
-"""Run every benchmark in --quick mode (CI): exits non-zero only when a benchmark crashes.
+"""Run every benchmark in --quick mode (CI): exits non-zero when a benchmark crashes, or when
+bench_mixed.py saw a 5xx (it exits non-zero itself: overload must never be a server error).
 
 A missed goal is printed (MISS) but is not a failure here: the figures of a CI-sized run on a
 shared machine are not the goal's scale (docs/PERFORMANCE.md holds the full runs).

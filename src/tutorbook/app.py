@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -23,6 +25,7 @@ from tutorbook.errors import error_response, install_error_handlers
 from tutorbook.flows.services import build_services, open_database
 from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
+from tutorbook.overload import AdmissionMiddleware
 from tutorbook.web import pages
 
 log = logging.getLogger("tutorbook.http")
@@ -49,7 +52,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.hasher = services.hasher
     app.state.metrics = services.metrics
     app.state.login_throttle = services.login_throttle
-    install_error_handlers(app)
+    install_error_handlers(app, retry_after_s=settings.retry_after_seconds)
     routers = (
         # First: Starlette tries the routes in order, and Stripe's webhook is the busiest one.
         stripe_webhook.router,
@@ -81,7 +84,11 @@ def operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the periodic jobs in this process when configured (tutorbook.jobs.scheduler)."""
+    """Size the worker threads, tune the garbage collector, start the periodic jobs in this
+    process when configured (tutorbook.jobs.scheduler)."""
+    settings = app.state.settings
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+    _tune_gc(settings)
     scheduler = None
     if app.state.settings.jobs_enabled:
         scheduler = jobs_scheduler.start(app.state.services, metrics=app.state.metrics)
@@ -92,6 +99,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await scheduler.stop()
         await app.state.services.gateway.aclose()
         await app.state.db.dispose_async()
+
+
+def _tune_gc(settings: Settings) -> None:
+    """Issue #33: full (generation 2) collections walked every object the process ever made,
+    76-93 ms each with the app loaded, dozens a minute under load. Frozen objects (what start-up
+    made: modules, the app, the routes, the ORM's mappings) are never walked again, and a higher
+    first threshold collects the young generation less often (docs/PERFORMANCE.md, section 9)."""
+    gc.set_threshold(*settings.gc_thresholds)
+    if settings.gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -106,6 +124,14 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         )
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside the request id and security headers: a refused request still gets both.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.max_requests_in_flight,
+        queue=settings.admission_queue,
+        wait_s=settings.admission_wait_seconds,
+        retry_after_s=settings.retry_after_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     # Outside RequestIdMiddleware, so that its last-resort 500 (and the body-size 413) are secured too.
     app.add_middleware(SecurityHeadersMiddleware)

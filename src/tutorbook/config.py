@@ -38,11 +38,28 @@ class Settings(BaseSettings):
     # 2 x (pool size + overflow); workers x that must stay under PostgreSQL's max_connections.
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=0, ge=0, le=1000)
-    db_pool_timeout_seconds: float = Field(default=30, gt=0)
+    # How long a request waits for a pooled connection (or, on a sync route, for its place among
+    # the pool's connections) before a 503 with Retry-After (issue #33: 30 s of waiting was a 500).
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
     # The asyncio engine (asyncpg) for the hot async routes on PostgreSQL; off: a worker thread.
     db_async: bool = True
     # Ping each pooled connection before the async path uses it (off: a dead one fails one request, 503).
     db_async_pre_ping: bool = False
+    # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
+    # for a place and for how long; the rest are answered 503 with Retry-After at once.
+    max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
+    admission_queue: int = Field(default=1000, ge=0, le=100_000)
+    admission_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    retry_after_seconds: int = Field(default=1, ge=1, le=3600)
+    # anyio's worker threads (sync routes, password hashing, SQLite): FastAPI's default is 40.
+    worker_threads: int = Field(default=40, ge=1, le=1000)
+    # Garbage collection (app._tune_gc): freeze what start-up made, so no collection walks it
+    # again, and collect the young generation less often than CPython's default (700, 10, 10).
+    gc_freeze: bool = True
+    gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = (50_000, 20, 100)
+    # The public teacher list's Cache-Control: 0 = "no-cache" (clients revalidate with its ETag
+    # every time, so a change shows at once); N = "public, max-age=N" (a CDN may serve it N s).
+    teachers_max_age_seconds: int = Field(default=0, ge=0, le=86_400)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None
@@ -164,6 +181,16 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("gc_thresholds", mode="before")
+    @classmethod
+    def _split_thresholds(cls, value):
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                raise ValueError("TUTORBOOK_GC_THRESHOLDS: three whole numbers, e.g. 50000,20,100")
+            return tuple(int(p) for p in parts)
         return value
 
     @field_validator("trusted_proxies", mode="before")

@@ -192,6 +192,9 @@ class Database:
             self._new_async_parts, forget=lambda parts: parts.engine.sync_engine.dispose(close=False)
         )
         self._coalescers: PerLoop[dict[str, Coalescer[Any, Any]]] = PerLoop(dict)
+        # Requests holding a sync session at once: no more than the sync pool has connections, so
+        # none of them waits for a connection while holding a worker thread (issue #33).
+        self._sync_slots: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(pool_size + max_overflow))
 
     @property
     def is_async(self) -> bool:
@@ -211,6 +214,22 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+
+    @asynccontextmanager
+    async def sync_slot(self) -> AsyncIterator[None]:
+        """A place for one request's sync transaction (the `DbSession` of a sync route), waited
+        for on the event loop, at most the pool timeout: then 503. Holding one, the request's
+        pool checkout does not wait (but for the jobs' and the CLI's own sessions)."""
+        slots = self._sync_slots.get()
+        try:
+            async with asyncio.timeout(self.pool["pool_timeout"]):
+                await slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable() from None
+        try:
+            yield
+        finally:
+            slots.release()
 
     def _async_sessions(self, *, autocommit: bool = False) -> async_sessionmaker:
         parts = self._async_parts()

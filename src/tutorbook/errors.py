@@ -101,13 +101,24 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
     """Render AppError, HTTP errors and validation errors in the envelope (an unexpected
-    exception is logged and answered by app.RequestIdMiddleware, where the request id is known)."""
+    exception is logged and answered by app.RequestIdMiddleware, where the request id is known).
+    Every 503 (busy: no database connection or worker in time) says when to try again."""
+    busy = {"Retry-After": str(max(1, round(retry_after_s)))}
 
     @app.exception_handler(AppError)
     async def _app_error(_req: Request, exc: AppError):
-        return error_response(exc.status_code, exc.message, exc.data, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 503 and not (headers and "Retry-After" in headers):
+            headers = {**(headers or {}), **busy}
+        return error_response(exc.status_code, exc.message, exc.data, headers)
+
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _pool_timeout(_req: Request, _exc: sa.exc.TimeoutError):
+        # No pooled connection came free within TUTORBOOK_DB_POOL_TIMEOUT_SECONDS: overload, not
+        # a fault. Nothing was written (the transaction never began), so trying again is safe.
+        return error_response(503, "The service is busy; try again in a moment", None, busy)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException):
@@ -120,7 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A pooled connection found dead (PostgreSQL restarted, a proxy dropped it): the pool is
         # refreshed and this request's transaction never committed, so "try again" is safe.
         if exc.connection_invalidated:
-            return error_response(503, "The database connection was lost; try again in a moment", None, None)
+            return error_response(503, "The database connection was lost; try again in a moment", None, busy)
         raise exc
 
     @app.exception_handler(RequestValidationError)

@@ -7,3 +7,4 @@ from tutorbook.jobs.models import JobRunRecord  # noqa: F401
 from tutorbook.notifications.models import DevMail, Notification  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401
+from tutorbook.versions import CacheVersion  # noqa: F401

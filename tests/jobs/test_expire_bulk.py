@@ -298,3 +298,35 @@ def test_a_booking_whose_checkout_no_list_shows_takes_the_per_row_path(api, c, s
 
     assert outcomes(result) == {b["id"]: "checkout_expired"} and per_row == [b["stripeSessionId"]]
     assert pay.sandbox_session(sandbox, b["stripeSessionId"])["status"] == "expired"
+
+
+def test_bookings_no_list_shows_are_settled_in_parallel_within_the_same_bound(api, c, sandbox, monkeypatch):
+    # Issue #33: they were settled one after another, two Stripe calls each (0.6 s a row at 300 ms).
+    webhooks_off(sandbox)
+    ids = []
+    for hour in range(8):
+        b = booked(c, hour=8 + hour)["b"]
+        ids.append(b["id"])
+        with api.state.db.session_scope() as s:  # our record says it was made before its checkout was
+            s.get(PrivateSession, uuid.UUID(b["id"])).created_at = utc_now() - timedelta(days=2)
+    monkeypatch.setattr(api.state.services.settings, "job_stripe_concurrency", 4)
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    settle_one = booking_flows.settle_stale_checkout
+
+    def counted(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.1)
+            return settle_one(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(booking_flows, "settle_stale_checkout", counted)
+
+    result = run(api, "expire", now=later())
+
+    assert outcomes(result) == dict.fromkeys(ids, "checkout_expired")
+    assert state["most"] == 4  # one at a time before; never more than the bound

@@ -1,6 +1,9 @@
 """Free slots from weekly windows, across daylight-saving changes (no database)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tutorbook.teachers import slots
 from tutorbook.teachers.slots import Window
@@ -52,3 +55,31 @@ def test_within_windows_needs_the_whole_span_inside_one_window():
 def test_adjacent_windows_merge_into_one():
     ws = [Window(0, 9 * 60, 10 * 60), Window(0, 10 * 60, 11 * 60)]
     assert slots.within_windows(ws, zone="UTC", start=utc(2026, 3, 2, 9, 30), end=utc(2026, 3, 2, 10, 30))
+
+
+def _subtract_one_by_one(free, busy):
+    """The former subtraction (a pass over every piece per busy interval): the reference."""
+    result = list(free)
+    for bs, be in busy:
+        nxt = []
+        for s, e in result:
+            if be <= s or bs >= e:
+                nxt.append((s, e))
+                continue
+            if s < bs:
+                nxt.append((s, bs))
+            if be < e:
+                nxt.append((be, e))
+        result = nxt
+    return result
+
+
+_spans = st.lists(st.tuples(st.integers(0, 300), st.integers(1, 40)), max_size=12)
+
+
+@given(free=_spans, busy=_spans)
+def test_the_sweep_subtracts_exactly_what_one_interval_at_a_time_did(free, busy):
+    base = datetime(2026, 1, 5, tzinfo=UTC)
+    as_times = lambda spans: [(base + timedelta(minutes=a), base + timedelta(minutes=a + n)) for a, n in spans]  # noqa: E731
+    merged = slots.merge(as_times(free))
+    assert slots.subtract(merged, as_times(busy)) == _subtract_one_by_one(merged, as_times(busy))

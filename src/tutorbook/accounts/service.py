@@ -17,6 +17,7 @@ from tutorbook.accounts.models import Role, Student, User
 from tutorbook.config import Settings
 from tutorbook.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from tutorbook.validation import is_single_line
+from tutorbook.versions import teachers_changed
 
 
 class EmailTaken(Conflict):
@@ -121,6 +122,8 @@ def set_disabled(session: Session, *, by: uuid.UUID, user_id: uuid.UUID, disable
     elif not disabled:
         user.disabled_at = None
     session.flush()
+    if user.role == Role.TEACHER:
+        teachers_changed(session)  # a disabled teacher is off the list
     return user
 
 

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from tutorbook.api import teacher_list as listing_api
 from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
+from tutorbook.bookings import availability as week_cache
 from tutorbook.bookings import earnings
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
@@ -50,10 +52,50 @@ def _windows_out(ws: list[slots.Window]) -> list[WindowOut]:
     return [WindowOut(weekday=w.weekday, start=hhmm(w.start_minute), end=hhmm(w.end_minute)) for w in ws]
 
 
-@router.get("", response_model=Envelope[list[TeacherOut]], name="list")
-def list_teachers(session: DbSession, subject: SubjectFilter | None = Query(default=None)):
-    """All teachers with subjects and price (optionally one subject)."""
-    return ok(service.list_teachers(session, subject=subject))
+AfterName = Annotated[
+    str | None,
+    Query(max_length=400, description="the cursor the previous page's `Link` gave (opaque): the page after it"),
+]
+LIST_HEADERS = {
+    "Link": {"description": 'with `pageSize`, when more teachers follow: `<url of the next page>; rel="next"`',
+             "schema": {"type": "string"}},
+    "ETag": {"description": "send it back as `If-None-Match`: 304 while the list has not changed",
+             "schema": {"type": "string"}},
+}
+
+
+@router.get(
+    "",
+    response_model=Envelope[list[TeacherOut]],
+    name="list",
+    responses={200: {"headers": LIST_HEADERS}, 304: {"description": "the list has not changed (If-None-Match)"}},
+)
+async def list_teachers(
+    request: Request,
+    svc: ServicesDep,
+    subject: SubjectFilter | None = Query(default=None),
+    min_rate: int | None = Query(default=None, alias="minRate", ge=0, description="minor units per hour, at least"),
+    max_rate: int | None = Query(default=None, alias="maxRate", ge=0, description="minor units per hour, at most"),
+    page_size: int | None = Query(default=None, alias="pageSize", ge=1, le=100, description="a page at a time"),
+    after: AfterName = None,
+):
+    """Listed teachers with subjects and price per hour, by name; optionally one subject and a
+    price range. Whole by default; with `pageSize`, a page at a time (the next page's URL in the
+    `Link` header). Answers carry an `ETag` (304 for `If-None-Match` while no teacher changed)."""
+    position = listing_api.decode_after(after)
+    listing = await svc.read(svc.teacher_list.current)
+    query = (subject.lower() if subject else None, min_rate, max_rate, page_size, position)
+    etag = listing_api.etag(listing.version, query)
+    headers = {"ETag": etag, "Cache-Control": listing_api.cache_control(svc.settings.teachers_max_age_seconds)}
+    if etag in listing_api.if_none_match(request):
+        return Response(status_code=304, headers=headers)
+    page, nxt = listing_api.select(
+        listing.teachers, subject=subject, min_rate=min_rate, max_rate=max_rate, page_size=page_size, after=position
+    )
+    if nxt is not None:
+        headers["Link"] = f'<{request.url.include_query_params(after=nxt)}>; rel="next"'
+    body = listing.render(query, lambda: listing_api.render(page))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def me_out(session: Session, teacher_id: uuid.UUID) -> MeOut:
@@ -174,22 +216,23 @@ def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, session: DbSes
 
 
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
-def get_teacher(teacher_id: TeacherId, session: DbSession):
+async def get_teacher(teacher_id: TeacherId, svc: ServicesDep):
     """One teacher."""
-    return ok(service.get_teacher(session, teacher_id))
+    return ok(await svc.read(service.get_teacher, teacher_id))
 
 
 @router.get("/{teacherId}/availability", response_model=Envelope[list[SlotOut]])
-def availability(
+async def availability(
     teacher_id: TeacherId,
-    session: DbSession,
+    svc: ServicesDep,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
     duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
 ):
     """Every session of `durationMinutes` that can be booked starting between `from` and `to`
     (default: the next 7 days), as {startsAt, endsAt}: whole inside the teacher's hours, outside
-    their time off, clear of every holding booking."""
+    their time off, clear of every holding booking. Each teacher's weeks are cached until their
+    schedule changes (a booking, their hours or time off): a slot taken is gone from the next answer."""
     if duration_minutes not in ALLOWED_DURATIONS:
         allowed = ", ".join(map(str, ALLOWED_DURATIONS))
         raise Unprocessable(
@@ -198,8 +241,14 @@ def availability(
     now = utc_now()
     start = from_ or now
     end = to or start + timedelta(days=7)
-    starts = bookings.bookable_starts(
-        session, teacher_id=teacher_id, start=start, end=end, minutes=duration_minutes, now=now
+    starts = await svc.read(
+        week_cache.bookable_starts,
+        cache=svc.availability,
+        teacher_id=teacher_id,
+        start=start,
+        end=end,
+        minutes=duration_minutes,
+        now=now,
     )
     length = timedelta(minutes=duration_minutes)
     return ok([SlotOut(starts_at=s, ends_at=s + length) for s in starts])

@@ -11,7 +11,7 @@ route gets the same scope as its `DbSession` dependency (`tutorbook.api.deps`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
 from pwdlib import PasswordHash
@@ -21,11 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from tutorbook import meetings
 from tutorbook.accounts.security import password_hasher
 from tutorbook.accounts.throttle import LoginThrottle
+from tutorbook.bookings.availability import WeekCache
 from tutorbook.config import Settings
 from tutorbook.db import Database
 from tutorbook.meetings.base import MeetingProvider
 from tutorbook.metrics import Metrics
 from tutorbook.payments.gateway import StripeGateway
+from tutorbook.teachers.listing import ListCache
 from tutorbook.teachers.policy import Terms
 
 P = ParamSpec("P")
@@ -42,6 +44,10 @@ class Services:
     hasher: PasswordHash
     metrics: Metrics
     login_throttle: LoginThrottle
+    # Per-process caches of the common reads, each checked against a version counter in the
+    # database on every read (tutorbook.versions): the teacher list, teachers' free weeks.
+    teacher_list: ListCache = field(default_factory=ListCache)
+    availability: WeekCache = field(default_factory=WeekCache)
 
     @property
     def terms(self) -> Terms:

@@ -17,8 +17,9 @@ The Stripe calls (listing pages, expiring) run in a pool of TUTORBOOK_JOB_STRIPE
 threads, the batches' transactions in threads of their own, and the calling thread dispatches
 between them, so neither waits for the other. Every cancel is a
 compare-and-set on Pending, so a booking confirmed meanwhile (webhook, success page) is skipped,
-never cancelled while paid. A booking whose session no listing showed takes the per-row path; if
-a listing failed (Stripe unreachable), those stay Pending for the next run.
+never cancelled while paid. A booking whose session no listing showed takes the per-row path, in
+the same Stripe pool (so within the same bound, in parallel); if a listing failed (Stripe
+unreachable), those stay Pending for the next run.
 """
 
 from __future__ import annotations
@@ -160,17 +161,22 @@ class _Settlement:
             for status in STATUSES:
                 for start, end in windows:
                     self._submit(self.stripe, self._listed, _listing, self.svc, start, end, status)
-            while self.in_flight:
-                future, handle = self.answers.get()
-                self.in_flight -= 1
-                handle(future)
-                self._flush(full_only=self.in_flight > 0)
-        if self.failed_listings:
-            log.warning(
-                "listing stale checkouts failed; unlisted ones stay Pending",
-                extra={"job": self.job, "failed": self.failed_listings, "listings": len(windows) * len(STATUSES)},
-            )
-        self._unlisted()
+            self._drain()
+            if self.failed_listings:
+                log.warning(
+                    "listing stale checkouts failed; unlisted ones stay Pending",
+                    extra={"job": self.job, "failed": self.failed_listings, "listings": len(windows) * len(STATUSES)},
+                )
+            self._unlisted()  # in the same Stripe pool, so within the same bound (issue #33)
+            self._drain()
+
+    def _drain(self) -> None:
+        """Handle each answer as it arrives until nothing is in flight."""
+        while self.in_flight:
+            future, handle = self.answers.get()
+            self.in_flight -= 1
+            handle(future)
+            self._flush(full_only=self.in_flight > 0)
 
     def _submit(
         self, pool: ThreadPoolExecutor, handle: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any
@@ -297,8 +303,9 @@ class _Settlement:
             self.out.add(row.id, kind, checkout_id=row.checkout_id)
 
     def _unlisted(self) -> None:
-        """Bookings whose session no listing showed: the per-row path, unless a listing failed
-        (then Stripe is likely down, and the next run lists them again)."""
+        """Bookings whose session no listing showed: the per-row path (one or two Stripe calls
+        each), run in the Stripe pool like the rest; unless a listing failed (then Stripe is
+        likely down, and the next run lists them again)."""
         for row in self.stale:
             if row.checkout_id is None or row.checkout_id in self.seen:
                 continue
@@ -314,7 +321,11 @@ class _Settlement:
                 dry_run=self.dry_run,
                 job=self.job,
             )
-            self.out.attempt(row.id, work, checkout_id=row.checkout_id)
+            self._submit(self.stripe, partial(self._settled_alone, row), work)
+
+    def _settled_alone(self, row: StaleRow, future: Future[str]) -> None:
+        # attempt() records the outcome, or logs the error the work raised as "error".
+        self.out.attempt(row.id, future.result, checkout_id=row.checkout_id)
 
 
 def _listing(svc: Services, start: datetime, end: datetime, status: gw.CheckoutStatus) -> list[Checkout]:

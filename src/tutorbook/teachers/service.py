@@ -21,6 +21,7 @@ from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff
 from tutorbook.teachers.policy import FIELDS, Terms
 from tutorbook.teachers.schemas import PolicyOut, TeacherOut
+from tutorbook.versions import schedule_changed, teachers_changed
 
 MAX_RANGE = timedelta(days=62)
 MAX_TIME_OFF = timedelta(days=366)
@@ -69,6 +70,7 @@ def create_empty_profile(session: Session, *, user_id: uuid.UUID, time_zone: str
     session.add(
         TeacherProfile(user_id=user_id, subjects=[], hourly_rate=0, currency="usd", time_zone=time_zone, bio="")
     )
+    teachers_changed(session)
 
 
 def _out(user: User, profile: TeacherProfile) -> TeacherOut:
@@ -83,7 +85,7 @@ def _out(user: User, profile: TeacherProfile) -> TeacherOut:
     )
 
 
-def missing(profile: TeacherProfile, *, has_hours: bool) -> list[str]:
+def missing(profile: Any, *, has_hours: bool) -> list[str]:
     """The checklist steps (keys of CHECKLIST) this teacher still lacks before being listed."""
     gaps = []
     if profile.hourly_rate <= 0:
@@ -106,19 +108,42 @@ def _has_hours(session: Session, teacher_id: uuid.UUID) -> bool:
 
 
 def list_teachers(session: Session, *, subject: str | None = None) -> list[TeacherOut]:
-    """Listed teachers (price, subjects and hours: `missing` is empty), by name; optionally those
-    teaching `subject`."""
-    with_hours = sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id)
-    rows = session.execute(
-        sa.select(User, TeacherProfile, with_hours)
-        .join(TeacherProfile, TeacherProfile.user_id == User.id)
-        .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))  # an admin's switches
-        .order_by(User.full_name)
-    ).all()
-    out = [_out(u, p) for u, p, hours in rows if not missing(p, has_hours=bool(hours))]
+    """Listed teachers (price, subjects and hours: `missing` is empty), by name (then id); optionally
+    those teaching `subject`. Plain rows: the ORM objects cost most of this (issue #33)."""
+    rows = session.execute(_LISTED).all()
+    out = [_row_out(r) for r in rows if not missing(r, has_hours=bool(r.has_hours))]
     if subject:
         out = [t for t in out if any(s.lower() == subject.lower() for s in t.subjects)]
     return out
+
+
+_LISTED = (
+    sa.select(
+        User.id,
+        User.full_name,
+        TeacherProfile.subjects,
+        TeacherProfile.hourly_rate,
+        TeacherProfile.currency,
+        TeacherProfile.time_zone,
+        TeacherProfile.bio,
+        sa.exists().where(AvailabilityWindow.teacher_id == TeacherProfile.user_id).label("has_hours"),
+    )
+    .join(TeacherProfile, TeacherProfile.user_id == User.id)
+    .where(TeacherProfile.listed.is_(True), User.disabled_at.is_(None))  # an admin's switches
+    .order_by(User.full_name, User.id)
+)
+
+
+def _row_out(row: Any) -> TeacherOut:
+    return TeacherOut(
+        id=row.id,
+        full_name=row.full_name,
+        subjects=list(row.subjects or []),
+        hourly_rate=row.hourly_rate,
+        currency=row.currency,
+        time_zone=row.time_zone,
+        bio=row.bio,
+    )
 
 
 def get_profile(session: Session, teacher_id: uuid.UUID) -> TeacherProfile:
@@ -134,6 +159,7 @@ def set_listed(session: Session, *, teacher_id: uuid.UUID, listed: bool) -> Teac
     profile = get_profile(session, teacher_id)
     profile.listed = listed
     session.flush()
+    teachers_changed(session)
     return profile
 
 
@@ -160,6 +186,8 @@ def update_profile(session: Session, *, teacher_id: uuid.UUID, fields: dict[str,
     for key, value in fields.items():
         setattr(profile, key, value)
     session.flush()
+    teachers_changed(session)
+    schedule_changed(session, teacher_ids=[teacher_id])  # the time zone places the weekly hours
     return _out(user, profile)
 
 
@@ -187,6 +215,8 @@ def set_windows(session: Session, *, teacher_id: uuid.UUID, new: list[slots.Wind
             )
         )
     session.flush()
+    teachers_changed(session)  # no hours: off the list
+    schedule_changed(session, teacher_ids=[teacher_id])
     return merged
 
 
@@ -294,6 +324,7 @@ def add_time_off(
     row = TimeOff(teacher_id=teacher_id, starts_at=starts_at, ends_at=ends_at, note=note, created_at=now)
     session.add(row)
     session.flush()
+    schedule_changed(session, teacher_ids=[teacher_id])
     return row
 
 
@@ -303,6 +334,7 @@ def delete_time_off(session: Session, *, teacher_id: uuid.UUID, time_off_id: uui
         raise NotFound("Time off not found")
     session.delete(row)
     session.flush()
+    schedule_changed(session, teacher_ids=[teacher_id])
 
 
 def is_time_off(session: Session, teacher_id: uuid.UUID, *, start: datetime, end: datetime) -> bool:

@@ -58,20 +58,25 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
 
 
 def subtract(free: list[Interval], busy: Iterable[Interval]) -> list[Interval]:
-    """`free` minus every busy interval."""
-    result = list(free)
-    for bs, be in busy:
-        nxt: list[Interval] = []
-        for s, e in result:
-            if be <= s or bs >= e:
-                nxt.append((s, e))
-                continue
-            if s < bs:
-                nxt.append((s, bs))
-            if be < e:
-                nxt.append((be, e))
-        result = nxt
-    return result
+    """`free` (in order, not overlapping, as `merge` makes them) minus every busy interval: one
+    sweep over both in start order, O((free + busy) log busy). It was a pass over every free
+    piece per busy interval, quadratic in a teacher's bookings (issue #33)."""
+    held = sorted(busy)
+    out: list[Interval] = []
+    j = 0
+    for s, e in free:
+        while j < len(held) and held[j][1] <= s:  # over before this piece: over for every later one
+            j += 1
+        cursor, k = s, j
+        while k < len(held) and held[k][0] < e:
+            bs, be = held[k]
+            if bs > cursor:
+                out.append((cursor, bs))
+            cursor = max(cursor, be)
+            k += 1
+        if cursor < e:
+            out.append((cursor, e))
+    return out
 
 
 def free_intervals(

@@ -1,0 +1,129 @@
+"""The cached common reads (issue #33) never show a stale answer: a teacher's week of free times
+is cached until their bookings, hours or time off change, the teacher list until a teacher
+changes; both across processes (a version counter in the database)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tests import factories as f
+from tutorbook.bookings import availability
+from tutorbook.versions import read, schedule_changed, schedule_key
+
+
+def _week(c, t, *, minutes=60):
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {
+        "from": start.isoformat().replace("+00:00", "Z"),
+        "to": (start + timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+        "durationMinutes": minutes,
+    }
+    r = c.get(f"/api/Teachers/{t['user']['id']}/availability", params=params)
+    assert r.status_code == 200, r.text
+    return {s["startsAt"] for s in r.json()["data"]}
+
+
+def test_a_booked_slot_is_gone_from_the_very_next_answer_and_back_when_the_checkout_is_cancelled(c):
+    t, p = f.teacher(c), f.parent(c)
+    start = f.slot(days=2, hour=10)
+    assert start in _week(c, t)  # now cached
+    r = f.book(p, t, starts_at=start)
+    assert r.status_code == 201, r.text
+    assert start not in _week(c, t)
+    cs = r.json()["data"]["stripeSessionId"]
+    assert p["client"].post(f"/api/Sessions/cancel-payment/{cs}").status_code == 200
+    assert start in _week(c, t)
+
+
+def test_time_off_and_new_hours_show_at_once(c):
+    t = f.teacher(c)
+    start = f.slot(days=3, hour=9)
+    assert start in _week(c, t)
+    begins = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    r = t["client"].post(
+        "/api/Teachers/me/time-off",
+        json={"startsAt": start, "endsAt": (begins + timedelta(hours=2)).isoformat().replace("+00:00", "Z")},
+    )
+    assert r.status_code == 201, r.text
+    assert start not in _week(c, t)
+    assert t["client"].delete(f"/api/Teachers/me/time-off/{r.json()['data']['id']}").status_code == 200
+    assert start in _week(c, t)
+    assert t["client"].put("/api/Teachers/me/availability", json={"windows": []}).status_code == 200
+    assert _week(c, t) == set()
+
+
+def test_another_process_sees_a_change_made_through_this_one(c, db, api):
+    # A second cache (another process's) over the same database: the version counter tells it.
+    t, p = f.teacher(c), f.parent(c)
+    teacher_id = uuid.UUID(t["user"]["id"])
+    other = availability.WeekCache()
+    now = datetime.now(UTC)
+    start = datetime.fromisoformat(f.slot(days=2, hour=14).replace("Z", "+00:00"))
+
+    def starts():
+        with db.session_scope() as session:
+            return availability.bookable_starts(
+                session, cache=other, teacher_id=teacher_id, start=now, end=now + timedelta(days=7), minutes=60, now=now
+            )
+
+    assert start in starts()
+    assert f.book(p, t, starts_at=f.slot(days=2, hour=14)).status_code == 201
+    assert start not in starts()
+    assert other.hits == 0  # both answers computed: the second for the new version
+    misses = other.misses
+    assert start not in starts() and other.hits == misses / 2 and other.misses == misses  # then cached
+
+
+def test_schedule_changed_is_the_one_call_other_busy_times_use(db):
+    teacher_id = uuid.uuid4()
+    with db.session_scope() as session:
+        before = read(session, [schedule_key(teacher_id)])[schedule_key(teacher_id)]
+        schedule_changed(session, teacher_ids=[teacher_id])
+    with db.session_scope() as session:
+        once = read(session, [schedule_key(teacher_id)])[schedule_key(teacher_id)]
+        schedule_changed(session, teacher_ids={teacher_id})
+    with Session(db.engine) as session:
+        twice = read(session, [schedule_key(teacher_id)])[schedule_key(teacher_id)]
+    assert before == 0 and once != 0 and twice == once + 1
+
+
+def test_the_teacher_list_pages_by_cursor_and_filters_by_subject_and_price(c):
+    for name, subjects, rate in [
+        ("Ada", ["Mathematics"], 4000),
+        ("Bea", ["Physics"], 6000),
+        ("Cy", ["Mathematics", "Physics"], 8000),
+        ("Di", ["Mathematics"], 9000),
+    ]:
+        t = f.teacher(c, subjects=subjects, rate=rate)
+        assert t["client"].put(
+            "/api/Teachers/me",
+            json={"subjects": subjects, "hourlyRate": rate, "currency": "usd", "timeZone": "UTC", "fullName": name},
+        ).status_code == 200
+    everyone = c.get("/api/Teachers").json()["data"]
+    assert [t["fullName"] for t in everyone] == ["Ada", "Bea", "Cy", "Di"]
+    first = c.get("/api/Teachers", params={"subject": "mathematics", "pageSize": 2})
+    assert [t["fullName"] for t in first.json()["data"]] == ["Ada", "Cy"]
+    nxt = first.headers["Link"].split(">")[0].lstrip("<")
+    second = c.get(nxt)
+    assert [t["fullName"] for t in second.json()["data"]] == ["Di"] and "Link" not in second.headers
+    priced = c.get("/api/Teachers", params={"minRate": 5000, "maxRate": 8000}).json()["data"]
+    assert [t["fullName"] for t in priced] == ["Bea", "Cy"]
+    broken = c.get("/api/Teachers", params={"after": "not-a-cursor"})
+    assert broken.status_code == 422 and broken.json()["data"][0]["field"] == "after"
+
+
+def test_the_teacher_list_answers_304_until_a_teacher_changes(c):
+    t = f.teacher(c, rate=5000)
+    first = c.get("/api/Teachers")
+    tag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "public, no-cache"
+    again = c.get("/api/Teachers", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.headers["ETag"] == tag
+    other_query = c.get("/api/Teachers", params={"subject": "Physics"}, headers={"If-None-Match": tag})
+    assert other_query.status_code == 200
+    body = {"subjects": ["Mathematics"], "hourlyRate": 7000, "currency": "usd", "timeZone": "UTC"}
+    assert t["client"].put("/api/Teachers/me", json=body).status_code == 200
+    changed = c.get("/api/Teachers", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    assert changed.json()["data"][0]["hourlyRate"] == 7000

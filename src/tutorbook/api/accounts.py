@@ -23,6 +23,7 @@ from tutorbook.clock import utc_now
 from tutorbook.flows import accounts as account_flows
 from tutorbook.flows.services import Services
 from tutorbook.identity import Role
+from tutorbook.localtime import negotiate
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.teachers import service as teachers
 
@@ -33,8 +34,9 @@ StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
-def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: AppSettings):
-    """Create a Parent or Teacher account (admins come from the CLI)."""
+def register(body: RegisterIn, request: Request, session: DbSession, svc: ServicesDep, settings: AppSettings):
+    """Create a Parent or Teacher account (admins come from the CLI). Its emails write dates
+    and times in the language of the request's Accept-Language."""
     user = teachers.create_user(
         session,
         hasher=svc.hasher,
@@ -46,6 +48,7 @@ def register(body: RegisterIn, session: DbSession, svc: ServicesDep, settings: A
         time_zone=body.time_zone,
         now=utc_now(),
     )
+    service.remember_locale(session, user_id=user.id, locale=negotiate(request.headers.get("accept-language")))
     return ok(UserOut.model_validate(user), "Account created")
 
 

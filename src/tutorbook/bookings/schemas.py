@@ -163,6 +163,7 @@ class SessionEarningOut(CamelModel):
     net: int
     paid_out: bool
     settled: bool
+    student_name: str = Field(default="", description="the child taught")
 
 
 class MonthTotalOut(CamelModel):

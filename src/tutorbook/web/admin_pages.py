@@ -29,7 +29,7 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 from tutorbook.teachers import service as teachers
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
+from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
@@ -46,7 +46,7 @@ def admin(user: AuthUser | None) -> AuthUser:
 async def today(request: Request, user: Viewer):
     me = admin(user)
     svc = get_services(request)
-    view = await svc.tx(console.glance, now=utc_now(), zone=me.time_zone, settings=svc.settings)
+    view = await svc.tx(console.glance, now=utc_now(), zone=viewer_zone(request, me), settings=svc.settings)
     return render(
         request,
         "admin/index.html",
@@ -74,6 +74,8 @@ async def bookings(
     after: str | None = Query(default=None, max_length=100),
 ):
     me = admin(user)
+    # The viewer's zone, as on every page (the dates searched are days on the admin's clock).
+    zone = viewer_zone(request, me)
     form = {
         "status": status,
         "teacher": teacher,
@@ -87,7 +89,7 @@ async def bookings(
     def find(session):
         search = console.parse_search(
             session,
-            zone=me.time_zone,
+            zone=zone,
             status=status,
             teacher=teacher,
             parent=parent,
@@ -140,7 +142,7 @@ async def _stripe_state(svc, booking) -> dict:
 
 @router.get("/admin/bookings/{booking_id}")
 async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
-    me = admin(user)
+    admin(user)
     svc = get_services(request)
 
     def load(session):
@@ -165,7 +167,6 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         b=out,
         stripe=stripe,
         choices=choices,
-        zone=me.time_zone,
         dev_mailbox=not svc.settings.is_production,
     )
 

@@ -30,7 +30,16 @@ from tutorbook.teachers.schemas import PolicyIn
 from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web import ics
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
+from tutorbook.web.core import (
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    viewer_locale,
+    viewer_zone,
+)
 from tutorbook.web.teacher_pages import MAX_WEEK, week_range
 from tutorbook.web.teacher_setup_pages import checklist_view
 
@@ -269,18 +278,26 @@ def fitting_starts(free: list[tuple[datetime, datetime]], *, length: timedelta, 
     return out
 
 
-def _by_day(starts: list[datetime], *, zone: str) -> list[dict[str, Any]]:
+def _by_day(starts: list[datetime], *, zone: str, loc: str) -> list[dict[str, Any]]:
     tz = ZoneInfo(zone)
     days: dict[Any, dict[str, Any]] = {}
     for t in starts:
         d = t.astimezone(tz).date()
-        day = days.setdefault(d, {"label": f"{d:%A} {d.day} {d:%B}", "starts": []})
-        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone)})
+        day = days.setdefault(d, {"label": fmt.long_day(t, zone, loc), "starts": []})
+        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
     return list(days.values())
 
 
 def _reschedule_view(
-    session, *, user: AuthUser, booking_id: uuid.UUID, week: int, zone: str, settings: Settings, now: datetime
+    session,
+    *,
+    user: AuthUser,
+    booking_id: uuid.UUID,
+    week: int,
+    zone: str,
+    loc: str,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
     terms = bookings.terms_of(booking, settings=settings)
@@ -292,7 +309,7 @@ def _reschedule_view(
             session, teacher_id=booking.teacher_id, start=start, end=end, now=now, exclude=booking.id
         )
         length = booking.ends_at - booking.starts_at
-        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone)
+        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone, loc=loc)
     return {
         "booking": session_out(booking, *repo.names_for(session, booking)),
         "terms": terms,
@@ -301,7 +318,7 @@ def _reschedule_view(
         "days": days,
         "week": week,
         "max_week": MAX_WEEK,
-        "week_label": fmt.day(start, zone),
+        "week_label": fmt.day(start, zone, loc),
         "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
         "left": None if user.role != Role.PARENT else max(terms.max_reschedules - booking.reschedule_count, 0),
     }
@@ -317,6 +334,7 @@ async def _reschedule_page(
         booking_id=booking_id,
         week=week,
         zone=viewer_zone(request, viewer),
+        loc=viewer_locale(request),
         settings=svc.settings,
         now=utc_now(),
     )
@@ -350,7 +368,7 @@ async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
         return await _reschedule_page(
             request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
         )
-    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer))
+    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer), viewer_locale(request))
     return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
 
 

@@ -1,9 +1,18 @@
-"""How pages show money ("USD 45.00") and times (in the viewer's zone and language: tutorbook.localtime)."""
+"""How pages show money ("USD 45.00") and times (in the viewer's zone and language: tutorbook.localtime).
+
+The template filters take the zone and language from the page's context (`zone`, `loc`: the
+viewer's) unless a template names them, so no page can forget the viewer's language."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
 from tutorbook.clock import iso_z
-from tutorbook.localtime import clock, day, local, long_day, when, zone_name
+from tutorbook.localtime import DEFAULT_LOCALE, clock, day, local, long_day, moment, month, when, zone_name
 
 # Stripe's zero- and three-decimal currencies (https://docs.stripe.com/currencies); the sandbox
 # keeps its own copy because it must not depend on the app.
@@ -28,21 +37,86 @@ def money(amount: int, currency: str) -> str:
     return f"{code.upper()} {amount / 10**decimals:,.{decimals}f}"
 
 
+def major(amount: int, currency: str) -> str:
+    """Minor units as a plain decimal for a spreadsheet: (4500, "usd") -> "45.00", (4500, "jpy") -> "4500"."""
+    code = currency.lower()
+    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    return f"{amount / 10**decimals:.{decimals}f}"
+
+
 def reason_text(reason: str | None) -> str:
     """A cancellation reason in words."""
     return CANCEL_REASONS.get(reason or "", "cancelled")
 
 
+def _zone(ctx: Context, zone: str | None) -> str:
+    return zone or ctx.get("zone") or "UTC"
+
+
+def _loc(ctx: Context, locale: str | None) -> str:
+    return locale or ctx.get("loc") or DEFAULT_LOCALE
+
+
+@pass_context
+def _day(ctx: Context, value: datetime, zone: str | None = None, locale: str | None = None) -> str:
+    return day(value, _zone(ctx, zone), _loc(ctx, locale))
+
+
+@pass_context
+def _long_day(ctx: Context, value: datetime, zone: str | None = None, locale: str | None = None) -> str:
+    return long_day(value, _zone(ctx, zone), _loc(ctx, locale))
+
+
+@pass_context
+def _clock(ctx: Context, value: datetime, zone: str | None = None, locale: str | None = None) -> str:
+    return clock(value, _zone(ctx, zone), _loc(ctx, locale))
+
+
+@pass_context
+def _moment(ctx: Context, value: datetime, zone: str | None = None, locale: str | None = None) -> str:
+    return moment(value, _zone(ctx, zone), _loc(ctx, locale))
+
+
+@pass_context
+def _when(ctx: Context, start: datetime, end: datetime, zone: str | None = None, locale: str | None = None) -> str:
+    return when(start, end, _zone(ctx, zone), _loc(ctx, locale))
+
+
+@pass_context
+def _zone_name(ctx: Context, zone: str, locale: str | None = None) -> str:
+    return zone_name(zone, _loc(ctx, locale))
+
+
+@pass_context
+def _month(ctx: Context, value: Any, locale: str | None = None) -> str:
+    return month(value, _loc(ctx, locale))
+
+
 FILTERS = {
     "money": money,
-    "day": day,
-    "clock": clock,
-    "when": when,
-    "long_day": long_day,
-    "zone_name": zone_name,
+    "day": _day,
+    "clock": _clock,
+    "moment": _moment,
+    "when": _when,
+    "long_day": _long_day,
+    "month": _month,
+    "zone_name": _zone_name,
     "iso": iso_z,
     "reason_text": reason_text,
 }
 
 
-__all__ = ["FILTERS", "clock", "day", "local", "long_day", "money", "reason_text", "when", "zone_name"]
+__all__ = [
+    "FILTERS",
+    "clock",
+    "day",
+    "local",
+    "major",
+    "long_day",
+    "moment",
+    "money",
+    "month",
+    "reason_text",
+    "when",
+    "zone_name",
+]

@@ -209,6 +209,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         if moved_from
         else "",
         "moved_by": MOVED_BY.get(str(item.payload.get("by", "")), "moved"),
+        "note": str(item.payload.get("note") or ""),  # the canceller's word to the other side
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):

@@ -4,6 +4,7 @@ with the CSRF token; nothing needs JavaScript. The pages call the same use cases
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -155,9 +156,9 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         choices = {
             c.value: bookings_service.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
         }
-        return view, session_out(b, *names), choices
+        return view, session_out(b, *names), choices, bookings_service.refundable(session, booking=b)
 
-    view, out, choices = await svc.tx(load)
+    view, out, choices, refundable = await svc.tx(load)
     stripe = await _stripe_state(svc, view.booking)
     return render(
         request,
@@ -167,6 +168,8 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         b=out,
         stripe=stripe,
         choices=choices,
+        refundable=refundable,
+        refund_key=secrets.token_urlsafe(16),  # one refund per rendered form (a resubmission is not another)
         dev_mailbox=not svc.settings.is_production,
     )
 
@@ -193,6 +196,31 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     if done.refunded_amount:
         notice += f" Refunded: {fmt.money(done.refunded_amount, done.currency)}."
     return redirect(request, back, notice=notice)
+
+
+@router.post("/admin/bookings/{booking_id}/refund")
+async def refund(booking_id: uuid.UUID, request: Request, user: Viewer):
+    """Give back an amount of a paid booking without cancelling it."""
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    svc = get_services(request)
+    booking = await svc.tx(bookings_service.must_get, booking_id=booking_id)
+    amount = fmt.minor(form.get("amount"), booking.currency)
+    if amount is None:
+        return redirect(request, back, error="Give the amount to refund, e.g. 12.50.")
+    try:
+        done, new = await flows.refund_as_admin(
+            svc, admin=me, booking_id=booking_id, amount=amount, note=form.get("reason", ""), key=form.get("key", "")
+        )
+    except AppError as exc:
+        left = exc.data[0].get("left") if isinstance(exc.data, list) and exc.data else None
+        if left is not None:
+            return redirect(request, back, error=f"At most {fmt.money(left, booking.currency)} is left to refund.")
+        return redirect(request, back, error=_message(exc))
+    if not new:
+        return redirect(request, back, notice="This refund was asked for already; nothing more was refunded.")
+    return redirect(request, back, notice=f"Refund of {fmt.money(amount, done.currency)} asked of Stripe.")
 
 
 @router.post("/admin/bookings/{booking_id}/meeting-link")

@@ -251,14 +251,17 @@ async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
 @router.post("/bookings/{booking_id}/cancel")
 async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     viewer = require(user)
-    await read_form(request)
+    form = await read_form(request)
+    # Only a teacher writes to the parent here (an admin's reason is asked on the console).
+    note = form.get("note") if viewer.role == Role.TEACHER else None
     try:
-        booking = await flows.cancel_booking(get_services(request), user=viewer, booking_id=booking_id)
+        booking = await flows.cancel_booking(get_services(request), user=viewer, booking_id=booking_id, note=note)
     except AppError as exc:
-        return redirect(request, back_to(viewer), error=exc.message)
+        return redirect(request, back_to(viewer), error=_message(exc))
     notice = "Booking cancelled."
     if booking.refunded_amount:
-        notice += f" Refunded: {fmt.money(booking.refunded_amount, booking.currency)}."
+        notice += f" Refunded: {fmt.money(booking.refunded_amount, booking.currency)}"
+        notice += " (to the parent)." if viewer.role != Role.PARENT else "."
     return redirect(request, back_to(viewer), notice=notice)
 
 
@@ -370,6 +373,13 @@ async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
         )
     when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer), viewer_locale(request))
     return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
+
+
+def _message(exc: AppError) -> str:
+    """The error with its first field's problem ("A reason is needed: at most 500 characters.")."""
+    if isinstance(exc.data, list) and exc.data and isinstance(exc.data[0], dict) and exc.data[0].get("message"):
+        return f"{exc.message}: {exc.data[0]['message']}."
+    return exc.message
 
 
 # -- a teacher's terms -------------------------------------------------------------------

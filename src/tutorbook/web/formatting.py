@@ -6,6 +6,7 @@ viewer's) unless a template names them, so no page can forget the viewer's langu
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from jinja2 import pass_context
@@ -27,6 +28,7 @@ CANCEL_REASONS = {
     "parent_cancelled": "cancelled by the parent",
     "teacher_cancelled": "cancelled by the teacher",
     "admin_cancelled": "cancelled by Tutorbook",
+    "admin_refund": "refunded by Tutorbook, the booking kept",
 }
 
 
@@ -42,6 +44,24 @@ def major(amount: int, currency: str) -> str:
     code = currency.lower()
     decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
     return f"{amount / 10**decimals:.{decimals}f}"
+
+
+def minor(text: str | None, currency: str) -> int | None:
+    """An amount typed in major units ("12.50", "12,50", "1,000") as minor units; None when it is
+    not a positive amount with at most the currency's decimals."""
+    code = currency.lower()
+    decimals = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    raw = (text or "").strip().replace(" ", "")
+    if raw.count(",") == 1 and "." not in raw and len(raw.split(",")[1]) <= decimals:
+        raw = raw.replace(",", ".")  # a decimal comma
+    raw = raw.replace(",", "")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal(1).scaleb(-decimals)) or value > 10**9:
+        return None
+    return int(value.scaleb(decimals))
 
 
 def reason_text(reason: str | None) -> str:
@@ -112,6 +132,7 @@ __all__ = [
     "day",
     "local",
     "major",
+    "minor",
     "long_day",
     "moment",
     "money",

@@ -30,7 +30,16 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 from tutorbook.teachers import service as teachers
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
+from tutorbook.web.core import (
+    csv_response,
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    viewer_zone,
+)
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
@@ -61,45 +70,65 @@ async def today(request: Request, user: Viewer):
 # -- bookings ---------------------------------------------------------------------------
 
 
+class SearchForm:
+    """The console's booking search as the form sends it (the page and its CSV share it)."""
+
+    def __init__(
+        self,
+        status: str | None = Query(default=None, max_length=255),
+        teacher: str | None = Query(default=None, max_length=255),
+        parent: str | None = Query(default=None, max_length=255),
+        child: str | None = Query(default=None, max_length=255),
+        date_from: str | None = Query(default=None, alias="from", max_length=20),
+        date_to: str | None = Query(default=None, alias="to", max_length=20),
+        q: str | None = Query(default=None, max_length=255),
+    ):
+        self.form = {
+            "status": status,
+            "teacher": teacher,
+            "parent": parent,
+            "child": child,
+            "from": date_from,
+            "to": date_to,
+            "q": q,
+        }
+
+    def search(self, session, *, zone: str):
+        f = self.form
+        return console.parse_search(
+            session,
+            zone=zone,
+            status=f["status"],
+            teacher=f["teacher"],
+            parent=f["parent"],
+            child=f["child"],
+            date_from=f["from"],
+            date_to=f["to"],
+            q=f["q"],
+        )
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.form.items() if v}
+
+
+Search = Annotated[SearchForm, Depends()]
+CSV_MAX_ROWS = 10_000
+
+
 @router.get("/admin/bookings")
 async def bookings(
     request: Request,
     user: Viewer,
-    status: str | None = Query(default=None, max_length=255),
-    teacher: str | None = Query(default=None, max_length=255),
-    parent: str | None = Query(default=None, max_length=255),
-    child: str | None = Query(default=None, max_length=255),
-    date_from: str | None = Query(default=None, alias="from", max_length=20),
-    date_to: str | None = Query(default=None, alias="to", max_length=20),
-    q: str | None = Query(default=None, max_length=255),
+    search: Search,
     after: str | None = Query(default=None, max_length=100),
 ):
     me = admin(user)
     # The viewer's zone, as on every page (the dates searched are days on the admin's clock).
     zone = viewer_zone(request, me)
-    form = {
-        "status": status,
-        "teacher": teacher,
-        "parent": parent,
-        "child": child,
-        "from": date_from,
-        "to": date_to,
-        "q": q,
-    }
 
     def find(session):
-        search = console.parse_search(
-            session,
-            zone=zone,
-            status=status,
-            teacher=teacher,
-            parent=parent,
-            child=child,
-            date_from=date_from,
-            date_to=date_to,
-            q=q,
-        )
-        rows, nxt = console.search_page(session, search=search, after=after)
+        rows, nxt = console.search_page(session, search=search.search(session, zone=zone), after=after)
         return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
     error, rows, nxt = None, [], None
@@ -107,19 +136,72 @@ async def bookings(
         rows, nxt = await get_services(request).tx(find)
     except Unprocessable as exc:
         error = exc.message
-    query = {k: v for k, v in form.items() if v}
+    query = search.query
     return render(
         request,
         "admin/bookings.html",
         status_code=422 if error else 200,
         section="/admin/bookings",
-        form=form,
+        form=search.form,
         rows=rows,
+        query=query,
+        csv_max=CSV_MAX_ROWS,
         next_query={**query, "after": nxt} if nxt else None,
         first_query=query if after else None,
         error=error,
         statuses=STATUS_NAMES,
     )
+
+
+SEARCH_CSV_COLUMNS = [
+    "id", "starts_at", "ends_at", "status", "subject", "teacher", "child", "parent_email", "price", "currency",
+    "refunded", "stripe_session_id", "stripe_payment_intent_id", "cancellation_reason",
+]  # fmt: skip
+
+
+@router.get("/admin/bookings.csv")
+async def bookings_csv(request: Request, user: Viewer, search: Search):
+    """Every booking the search finds (newest start first, at most CSV_MAX_ROWS) as CSV: times in
+    UTC, amounts in major units."""
+    me = admin(user)
+    zone = viewer_zone(request, me)
+
+    def find(session):
+        where = search.search(session, zone=zone)
+        out, after = [], None
+        while len(out) < CSV_MAX_ROWS:
+            rows, after = console.search_page(
+                session, search=where, after=after, limit=min(1000, CSV_MAX_ROWS - len(out))
+            )
+            out += [(session_row_out(row, SessionOut), row) for row in rows]
+            if after is None:
+                break
+        return out
+
+    try:
+        found = await get_services(request).tx(find)
+    except Unprocessable:
+        return await bookings(request, user, search)  # the page says what is wrong
+    rows = [
+        {
+            "id": b.id,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "status": b.status_name,
+            "subject": b.subject,
+            "teacher": b.teacher_name,
+            "child": b.student_name,
+            "parent_email": row["parent_email"],
+            "price": fmt.major(b.price_amount, b.currency),
+            "currency": b.currency.upper(),
+            "refunded": fmt.major(b.refunded_amount, b.currency),
+            "stripe_session_id": b.stripe_session_id,
+            "stripe_payment_intent_id": b.stripe_payment_intent_id,
+            "cancellation_reason": b.cancellation_reason,
+        }
+        for b, row in found
+    ]
+    return csv_response(console.to_csv(rows, SEARCH_CSV_COLUMNS), name="bookings")
 
 
 async def _stripe_state(svc, booking) -> dict:

@@ -195,6 +195,9 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
             "to": Status(h.to_status).label,
             "reason": h.reason,
             "note": h.note,
+            # A reschedule: the start before and after (the length is the booking's).
+            "moved_from": h.moved_from,
+            "moved_to": h.moved_to,
             "order": (h.created_at, 0, h.id),
         }
         for h in history

@@ -55,7 +55,10 @@ CANCEL_REASON = {
 }
 
 
-def back_to(user: AuthUser) -> str:
+def back_to(user: AuthUser, booking_id: uuid.UUID | None = None) -> str:
+    """Where a page about a booking returns to: the viewer's list (an admin: the booking's console page)."""
+    if user.role == Role.ADMIN and booking_id is not None:
+        return f"/admin/bookings/{booking_id}"
     return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(Role(user.role), "/")
 
 
@@ -342,7 +345,12 @@ async def _reschedule_page(
         now=utc_now(),
     )
     return render(
-        request, "reschedule.html", status_code=status_code, back=back_to(viewer), errors=list(errors), **view
+        request,
+        "reschedule.html",
+        status_code=status_code,
+        back=back_to(viewer, booking_id),
+        errors=list(errors),
+        **view,
     )
 
 
@@ -372,7 +380,7 @@ async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
             request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
         )
     when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer), viewer_locale(request))
-    return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
+    return redirect(request, back_to(viewer, booking_id), notice=f"Session moved to {when}.")
 
 
 def _message(exc: AppError) -> str:

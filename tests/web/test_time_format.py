@@ -74,3 +74,16 @@ def test_a_booking_page_for_a_uk_viewer_stays_24_hour(api, c):
     text = plain(web.get(f"/bookings/{b['id']}/reschedule", params={"week": 1}))
     assert "AM" not in text and "PM" not in text and re.search(r"\b\d\d:\d\d\b", text)
     web.close()
+
+
+def test_an_unpaid_holds_deadline_is_given_with_its_zone(api, c):
+    from tests.jobs.helpers import booked
+
+    x = booked(c)
+    web = us_viewer(api, x["p"]["email"])
+    text = plain(web.get("/children"))  # the banner on every page but My Bookings
+    held = text.split("held for you until ", 1)[1].split(";", 1)[0]
+    assert re.search(r"\d{1,2}:\d\d (AM|PM) E[SD]T$", held), held
+    listed = plain(web.get("/my-bookings")).split("open until ", 1)[1][:40]
+    assert re.search(r"\d{1,2}:\d\d (AM|PM) E[SD]T", listed), listed
+    web.close()

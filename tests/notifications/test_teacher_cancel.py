@@ -66,3 +66,20 @@ def test_a_reason_too_long_is_refused_with_a_message_and_nothing_is_cancelled(ap
     assert "at most 500 characters" in page_text(web.get(r.headers["location"]))
     assert x["p"]["client"].get(f"/api/Sessions/{x['b']['id']}").json()["data"]["status"] == 1
     web.close()
+
+
+def test_the_api_takes_a_teachers_reason_and_refuses_one_from_a_parent(api, c, smtp, mail_svc):
+    x = confirmed(c)
+    r = x["p"]["client"].post(f"/api/Sessions/{x['b']['id']}/cancel", json={"reason": "changed my mind"})
+    assert r.status_code == 422 and r.json()["data"][0]["field"] == "reason"
+    assert x["p"]["client"].get(f"/api/Sessions/{x['b']['id']}").json()["data"]["status"] == 1
+    run_mail(mail_svc)
+    smtp.inbox.clear()
+    r = x["t"]["client"].post(f"/api/Sessions/{x['b']['id']}/cancel", json={"reason": "Flu, sorry"})
+    assert r.status_code == 200 and r.json()["data"]["status"] == 3
+    run_mail(mail_svc)
+    [to_parent] = [m for m in smtp.inbox.to(x["p"]["email"]) if "cancelled" in m["Subject"].lower()]
+    assert 'The teacher wrote: "Flu, sorry"' in text_of(to_parent)
+    # No body at all still cancels (the existing clients send none).
+    y = confirmed(c, teacher=x["t"], hour=14)
+    assert x["t"]["client"].post(f"/api/Sessions/{y['b']['id']}/cancel").status_code == 200

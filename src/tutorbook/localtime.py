@@ -5,7 +5,7 @@ Kernel: used by the pages (every time they show) and by the booking flow (the ch
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -82,6 +82,25 @@ def when(start: datetime, end: datetime, zone: str, locale: str = DEFAULT_LOCALE
     if e.date() != s.date():
         end_text = f"{day(end, zone, locale)} {end_text}"
     return f"{day(start, zone, locale)}, {clock(start, zone, locale)}–{end_text} {abbreviation(start, zone)}"
+
+
+def moment(value: datetime, zone: str, locale: str = DEFAULT_LOCALE) -> str:
+    """One instant with its zone: "Wed, 2 Dec 2026, 15:00 GMT", "Wed, Dec 2, 2026, 3:00 PM EST"."""
+    return f"{day(value, zone, locale)}, {clock(value, zone, locale)} {abbreviation(value, zone)}"
+
+
+def when_in_zone(start: datetime, end: datetime, zone: str, locale: str = DEFAULT_LOCALE) -> str:
+    """`when` with the zone's friendly name, for text read away from a page that names the viewer's
+    zone (emails): "Wed, Dec 2, 2026, 3:00 PM–4:00 PM, Eastern Time – New York (EST)"."""
+    plain = when(start, end, zone, locale).removesuffix(f" {abbreviation(start, zone)}")
+    return f"{plain}, {zone_name(zone, locale, at=start)}"
+
+
+def month(value: datetime | date, locale: str = DEFAULT_LOCALE) -> str:
+    """A month in words: "December 2026"; "2026-12" strings are read too."""
+    if isinstance(value, str):
+        value = date.fromisoformat(f"{value}-01")
+    return format_skeleton("yMMMM", value, locale=locale_for(locale))
 
 
 def zone_name(zone: str, locale: str = DEFAULT_LOCALE, *, at: datetime | None = None) -> str:

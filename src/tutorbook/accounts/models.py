@@ -25,6 +25,9 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(16))
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    # The language of dates and times in their emails ("en_US"): the browser's at registration
+    # and login, or chosen on /settings; NULL: the default (en_GB) (0011).
+    locale: Mapped[str | None] = mapped_column(sa.String(35))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set by an admin: the user cannot log in and their tokens stop working (0010).
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -112,6 +112,15 @@ def get_user(session: Session, user_id: uuid.UUID) -> User:
     return user
 
 
+def remember_locale(session: Session, *, user_id: uuid.UUID, locale: str, overwrite: bool = False) -> None:
+    """Keep the language of the user's emails (a Babel locale, "en_US"): the browser's when none
+    is kept yet, or the one they chose (`overwrite`)."""
+    user = session.get(User, user_id)
+    if user is not None and (overwrite or user.locale is None):
+        user.locale = locale
+        session.flush()
+
+
 def set_disabled(session: Session, *, by: uuid.UUID, user_id: uuid.UUID, disabled: bool, now: datetime) -> User:
     """Disable (cannot log in, tokens refused) or re-enable an account; not one's own."""
     user = get_user(session, user_id)

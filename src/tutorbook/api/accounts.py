@@ -23,6 +23,7 @@ from tutorbook.clock import utc_now
 from tutorbook.flows import accounts as account_flows
 from tutorbook.flows.services import Services
 from tutorbook.identity import Role
+from tutorbook.localtime import negotiate
 from tutorbook.schemas import Envelope, errors, ok
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
@@ -34,7 +35,8 @@ StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
 def register(body: RegisterIn, request: Request, svc: ServicesDep, settings: AppSettings):
     """Create a Parent or Teacher account (admins come from the CLI). An email that has an
-    account already is a 409, counted against the address like a failed login (429 after many)."""
+    account already is a 409, counted against the address like a failed login (429 after many).
+    Its emails write dates and times in the language of the request's Accept-Language."""
     user = account_flows.register(
         svc,
         address=client_address(request),
@@ -45,6 +47,7 @@ def register(body: RegisterIn, request: Request, svc: ServicesDep, settings: App
         role=Role(body.role),
         time_zone=body.time_zone,
         now=utc_now(),
+        locale=negotiate(request.headers.get("accept-language")),
     )
     return ok(UserOut.model_validate(user), "Account created")
 

@@ -26,6 +26,7 @@ from tutorbook.bookings.models import PrivateSession
 from tutorbook.bookings.repository import BookingRow
 from tutorbook.bookings.schemas import (
     BookIn,
+    CancelIn,
     HistoryOut,
     RescheduleIn,
     SessionOut,
@@ -37,6 +38,7 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
+from tutorbook.identity import Role
 from tutorbook.schemas import Envelope, errors, ok
 from tutorbook.validation import ExternalId, Instant, Line
 
@@ -185,9 +187,16 @@ def get_history(booking_id: BookingId, user: CurrentUser, session: DbSession):
 
 
 @router.post("/{bookingId}/cancel", response_model=Envelope[SessionOut])
-async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep):
-    """Cancel a booking; a Confirmed one is refunded per the policy."""
-    booking = await flows.cancel_booking(svc, user=user, booking_id=booking_id)
+async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, body: CancelIn | None = None):
+    """Cancel a booking; a Confirmed one is refunded per the policy (a teacher's or admin's: in
+    full, to the parent). A teacher may give the parent a `reason` (optional body)."""
+    note = body.reason if body else None
+    if note and note.strip() and user.role != Role.TEACHER:
+        raise Unprocessable(
+            "Only a teacher gives a reason here (an admin cancels on the console)",
+            data=[{"field": "reason", "message": "for teachers only"}],
+        )
+    booking = await flows.cancel_booking(svc, user=user, booking_id=booking_id, note=note)
     return ok(await _out(svc, booking), "Booking cancelled")
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.accounts.models import User
+from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import PaymentSplit
 from tutorbook.bookings.models import PrivateSession as PS
@@ -146,6 +146,9 @@ class SessionEarning:
     net: int
     paid_out: bool  # a destination charge (False: the payment stayed on the platform)
     settled: bool  # Stripe's split is recorded (always True for a payment on the platform)
+    student_name: str = ""  # the child taught
+    transfer_id: str | None = None  # Stripe's transfer to the teacher, once made
+    paid_at: datetime | None = None
 
 
 @dataclass
@@ -165,7 +168,7 @@ class Earnings:
     months: list[MonthTotal] = field(default_factory=list)
 
 
-def earning(booking: PS) -> SessionEarning:
+def earning(booking: PS, *, student_name: str = "") -> SessionEarning:
     """One paid booking's split (see the module's docstring)."""
     gross, refunded = booking.price_amount, booking.refunded_amount
     if booking.payout_destination:
@@ -177,6 +180,7 @@ def earning(booking: PS) -> SessionEarning:
     return SessionEarning(
         booking.id, booking.starts_at, booking.subject, booking.status, booking.currency,
         gross, refunded, fee, net, bool(booking.payout_destination), settled,
+        student_name, booking.stripe_transfer_id, booking.paid_at,
     )  # fmt: skip
 
 
@@ -186,11 +190,17 @@ def _paid(start: datetime, end: datetime):
 
 def for_teacher(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> Earnings:
     """A teacher's paid sessions starting in [start, end), and totals per month and currency."""
-    rows = session.scalars(_paid(start, end).where(PS.teacher_id == teacher_id).order_by(PS.starts_at, PS.id))
+    stmt = (
+        _paid(start, end)
+        .add_columns(Student.full_name)
+        .outerjoin(Student, Student.id == PS.student_id)
+        .where(PS.teacher_id == teacher_id)
+        .order_by(PS.starts_at, PS.id)
+    )
     out = Earnings()
     months: dict[tuple[str, str], MonthTotal] = {}
-    for booking in rows:
-        e = earning(booking)
+    for booking, student_name in session.execute(stmt).tuples():
+        e = earning(booking, student_name=student_name or "")
         out.sessions.append(e)
         key = (e.starts_at.strftime("%Y-%m"), e.currency)
         total = months.setdefault(key, MonthTotal(*key))

@@ -55,6 +55,43 @@ def request(session: Session, *, booking, amount: int, reason: str, now: datetim
     return refund
 
 
+def promised(session: Session, *, booking: PrivateSession) -> int:
+    """What this booking's own payment has given back or is about to: the larger of the refunds
+    Stripe accepted (refunded_amount) and those asked for and not failed."""
+    asked = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+            Refund.session_id == booking.id,
+            Refund.status.not_in(("failed", "canceled")),
+            Refund.reason.not_in(_REFUSED),
+        )
+    )
+    return max(int(asked or 0), booking.refunded_amount)
+
+
+def request_once(
+    session: Session, *, booking: PrivateSession, refund_id: uuid.UUID, amount: int, reason: str, now: datetime
+) -> tuple[Refund, bool]:
+    """request() under a chosen id (a form's one-time key): the refund already asked for under
+    that id, or a new one. (refund, new)."""
+    found = session.get(Refund, refund_id)
+    if found is not None:
+        return found, False
+    refund = Refund(
+        id=refund_id,
+        session_id=booking.id,
+        payment_intent_id=booking.stripe_payment_intent_id,
+        amount=amount,
+        currency=booking.currency,
+        status=PENDING,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    return refund, True
+
+
 def request_payment_refund(
     session: Session, *, booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
 ) -> Refund | None:

@@ -724,6 +724,12 @@ class Search:
     starts_before: datetime | None = None
     stripe_id: str | None = None
     booking_id: uuid.UUID | None = None
+    # By name or part of an email: the bookings of any of these teachers / parents / children,
+    # and of `people` (users on either side) or `children` (a free-text search matches either).
+    teacher_ids: tuple[uuid.UUID, ...] | None = None
+    parent_ids: tuple[uuid.UUID, ...] | None = None
+    people: tuple[uuid.UUID, ...] | None = None
+    children: tuple[uuid.UUID, ...] | None = None
 
 
 # The console's filters by the column each compares with `==` (or `>=` / `<` for the dates).
@@ -740,7 +746,7 @@ def search(session: Session, *, where: Search, after: Cursor | None, limit: int)
     """One page of BookingRows with `parent_email`, newest start first then by id, after the
     cursor (the last row of the previous page): a keyset page, as fast at the millionth row as at
     the first. `limit + 1` rows are read to tell whether another page follows."""
-    values = {name: value for name, value in asdict(where).items() if value is not None}
+    values = {name: list(v) if isinstance(v, tuple) else v for name, v in asdict(where).items() if v is not None}
     params: dict[str, Any] = {**values, "rows": limit}
     if after is not None:
         params["after_starts"], params["after_id"] = after
@@ -760,6 +766,17 @@ def _search_statement(filters: tuple[str, ...], stripe_kind: str | None, cursor:
         conds.append(PS.starts_at >= sa.bindparam("starts_from", type_=PS.starts_at.type))
     if "starts_before" in filters:
         conds.append(PS.starts_at < sa.bindparam("starts_before", type_=PS.starts_at.type))
+    for name, side in (("teacher_ids", PS.teacher_id), ("parent_ids", PS.parent_id)):
+        if name in filters:
+            conds.append(side.in_(sa.bindparam(name, expanding=True, type_=side.type)))
+    anyone = []
+    if "people" in filters:
+        people = sa.bindparam("people", expanding=True, type_=PS.parent_id.type)
+        anyone += [PS.parent_id.in_(people), PS.teacher_id.in_(people)]
+    if "children" in filters:
+        anyone.append(PS.student_id.in_(sa.bindparam("children", expanding=True, type_=PS.student_id.type)))
+    if anyone:
+        conds.append(sa.or_(*anyone))
     if stripe_kind is not None:
         stripe_id = sa.bindparam("stripe_id", type_=PS.stripe_session_id.type)
         if stripe_kind == "any":

@@ -54,6 +54,14 @@ class RescheduleIn(InputModel):
     starts_at: Instant = Field(description="the new start; the session keeps its length")
 
 
+class CancelIn(InputModel):
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="a teacher's word to the parent, kept in the history and quoted in the parent's cancellation email",
+    )
+
+
 class TermsOut(CamelModel):
     """The teacher's terms stored with a booking when it was paid."""
 
@@ -163,6 +171,7 @@ class SessionEarningOut(CamelModel):
     net: int
     paid_out: bool
     settled: bool
+    student_name: str = Field(default="", description="the child taught")
 
 
 class MonthTotalOut(CamelModel):

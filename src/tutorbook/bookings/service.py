@@ -20,7 +20,7 @@ from tutorbook.bookings import lifecycle, policy, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import PrivateSession, Refund
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import CHECKOUT_MARGIN_MINUTES, Settings
@@ -31,6 +31,7 @@ from tutorbook.teachers import payouts, slots
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.models import TeacherProfile, TimeOff
 from tutorbook.teachers.policy import Terms
+from tutorbook.validation import is_single_line
 
 log = logging.getLogger("tutorbook.bookings")
 
@@ -564,22 +565,33 @@ def refund_preview(booking: PrivateSession, *, reason: Reason, settings: Setting
 
 
 def cancel_confirmed(
-    session: Session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings, now: datetime
+    session: Session,
+    *,
+    user: AuthUser,
+    booking_id: uuid.UUID,
+    settings: Settings,
+    now: datetime,
+    note: str | None = None,
 ) -> Outcome:
-    """Confirmed -> Cancelled with the refund the policy gives, requested in the same transaction."""
+    """Confirmed -> Cancelled with the refund the policy gives, requested in the same transaction.
+    `note`: an optional word to the other side (a teacher's reason), kept in the history and
+    shown in the cancellation notice."""
+    note = optional_note(note)
     booking = get_for(session, user=user, booking_id=booking_id)
     if booking.status != Status.CONFIRMED:
         return Outcome("not_confirmed", booking)
     reason = cancel_reason(user)
     amount = refund_preview(booking, reason=reason, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=reason, now=now)
-    if not repo.apply(session, booking, change, actor=user.actor):
+    if not repo.apply(session, booking, change, actor=user.actor, note=note):
         return Outcome("not_confirmed", booking)
     followups = Followups(unlinks=[(booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)])
     if amount > 0:
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
-    payload = {"refund": amount, "reason": reason.value, "by": user.role}
+    payload: dict[str, Any] = {"refund": amount, "reason": reason.value, "by": user.role}
+    if note:
+        payload["note"] = note
     _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
 
@@ -660,6 +672,60 @@ def cancel_as_admin(
     payload = {"refund": amount, "reason": Reason.ADMIN_CANCELLED.value, "by": str(admin.role)}
     _notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
     return Outcome("cancelled", booking, followups)
+
+
+ADMIN_REFUND = "admin_refund"  # a refund's reason: an operator gave money back, the booking kept
+_ADMIN_REFUNDS = uuid.UUID("0b7f3c36-2f55-4c55-9d8e-5a4f4a3e7c21")  # uuid5 namespace: refund id per form key
+
+
+def refundable(session: Session, *, booking: PrivateSession) -> int:
+    """What is left to give back of the booking's payment (asked-for refunds count)."""
+    if booking.stripe_payment_intent_id is None or booking.paid_at is None:
+        return 0
+    return max(booking.price_amount - refunds.promised(session, booking=booking), 0)
+
+
+def refund_as_admin(
+    session: Session,
+    *,
+    admin: AuthUser,
+    booking_id: uuid.UUID,
+    amount: int,
+    note: str,
+    key: str,
+    now: datetime,
+) -> Outcome:
+    """An admin gives back `amount` (minor units) of a paid booking without cancelling it, with
+    a reason, in one transaction: the refund to send (through the refund outbox, so Stripe gets
+    it after the commit and reconcile re-sends it if that fails) and an admin action. At most what
+    is left (422 otherwise). `key` is the form's one-time key: the same key asks once (a
+    resubmitted form or a double click refunds once). kind: "refunded", or "repeated" for a key
+    already used."""
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only an admin refunds without cancelling")
+    note = check_note(note)
+    if not key or not is_single_line(key, max_length=100):
+        raise Unprocessable("This form has no key; reload the page", data=[{"field": "key", "message": "missing"}])
+    booking = must_get(session, booking_id=booking_id)
+    repo.lock_teacher(session, booking.teacher_id)  # two admins at once cannot both give back the rest
+    session.refresh(booking)
+    refund_id = uuid.uuid5(_ADMIN_REFUNDS, f"{booking.id}:{key}")
+    if session.get(Refund, refund_id) is not None:
+        return Outcome("repeated", booking)
+    if booking.status not in (Status.CONFIRMED, Status.COMPLETED) or booking.stripe_payment_intent_id is None:
+        raise Conflict(f"A {Status(booking.status).label} booking has no payment to refund here")
+    left = refundable(session, booking=booking)
+    if amount <= 0 or amount > left:
+        raise Unprocessable(
+            "Refund an amount from 0.01 up to what is left",
+            data=[{"field": "amount", "message": f"more than 0 and at most {left} (minor units)", "left": left}],
+        )
+    refund, _ = refunds.request_once(
+        session, booking=booking, refund_id=refund_id, amount=amount, reason=ADMIN_REFUND, now=now
+    )
+    detail = f"refund: {amount} {booking.currency} without cancelling ({left - amount} left)"
+    repo.record_action(session, booking.id, action="refund", actor=admin.actor, note=note, detail=detail, at=now)
+    return Outcome("refunded", booking, Followups(refunds=[refund.id]))
 
 
 RESEND_TO: dict[str, tuple[str, ...]] = {

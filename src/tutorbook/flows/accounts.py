@@ -48,6 +48,7 @@ def register(
     time_zone: str,
     now: datetime,
     settings: Settings | None = None,
+    locale: str | None = None,
 ) -> User:
     """A new Parent or Teacher. Whether an email has an account is not hidden (a 409 says so:
     README, "Accounts and email addresses"), but each such answer counts as a failed login of
@@ -56,17 +57,24 @@ def register(
     keys = throttle.keys(email=email, address=address)
     svc.tx_sync(throttle.check, keys, now=now)
     try:
-        return svc.tx_sync(
-            teachers.create_user,
-            hasher=svc.hasher,
-            settings=settings or svc.settings,
-            email=email,
-            password=password,
-            full_name=full_name,
-            role=role,
-            time_zone=time_zone,
-            now=now,
-        )
+
+        def create(session: Session) -> User:
+            user = teachers.create_user(
+                session,
+                hasher=svc.hasher,
+                settings=settings or svc.settings,
+                email=email,
+                password=password,
+                full_name=full_name,
+                role=role,
+                time_zone=time_zone,
+                now=now,
+            )
+            if locale:  # the language of its emails' dates, kept in the same transaction
+                service.remember_locale(session, user_id=user.id, locale=locale)
+            return user
+
+        return svc.tx_sync(create)
     except service.EmailTaken:
         svc.tx_sync(throttle.failed, keys, now=now, only_address=True)
         raise

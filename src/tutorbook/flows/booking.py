@@ -237,8 +237,11 @@ def close_checkout(svc: Services, checkout_id: str, *, dry_run: bool = False) ->
     return checkout if checkout.paid else None
 
 
-async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID) -> PrivateSession:
-    """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per policy."""
+async def cancel_booking(
+    svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None
+) -> PrivateSession:
+    """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per
+    policy, `note` (optional: the canceller's reason) in its history and notices."""
     booking = await svc.tx(bookings.get_for, user=user, booking_id=booking_id)
     if booking.status == Status.PENDING:
         if user.role == Role.PARENT:
@@ -247,10 +250,23 @@ async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID
     if booking.status == Status.COMPLETED:
         raise BadRequest("A completed session cannot be cancelled")
     outcome = await svc.tx(
-        bookings.cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now()
+        bookings.cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now(), note=note
     )
     await followups.run(svc, outcome.followups)
     return await svc.tx(bookings.must_get, booking_id=booking_id)
+
+
+async def refund_as_admin(
+    svc: Services, *, admin: AuthUser, booking_id: uuid.UUID, amount: int, note: str, key: str
+) -> tuple[PrivateSession, bool]:
+    """An admin gives back part of a paid booking's payment, the booking kept: recorded in one
+    transaction, then sent to Stripe (a failure is re-sent by reconcile). (booking, new): new is
+    False when the form's key was used already (nothing more is refunded)."""
+    outcome = await svc.tx(
+        bookings.refund_as_admin, admin=admin, booking_id=booking_id, amount=amount, note=note, key=key, now=utc_now()
+    )
+    await followups.run(svc, outcome.followups)
+    return await svc.tx(bookings.must_get, booking_id=booking_id), outcome.kind == "refunded"
 
 
 async def cancel_as_admin(

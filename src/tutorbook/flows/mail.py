@@ -33,7 +33,7 @@ from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
 from tutorbook.notifications.mailer import DeliveryError, Permanent, SmtpMailer, Transient
-from tutorbook.notifications.render import Mail, money, when
+from tutorbook.notifications.render import Mail, moment, money, when
 
 log = logging.getLogger("tutorbook.mail")
 
@@ -207,7 +207,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             return Wait(now + LINK_POLL, "waiting for the meeting link")
     teacher_name, student_name = bookings.names_for(session, booking)
     parent = session.get(User, booking.parent_id)
-    zone = user.time_zone or "UTC"
+    zone, loc = user.time_zone or "UTC", user.locale
     refund = item.payload.get("refund")
     if item.kind in REFUND_KINDS and not refund:
         return Skip("no refund to tell of")
@@ -221,7 +221,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "teacher_name": teacher_name,
         "student_name": student_name,
         "parent_name": parent.full_name if parent else "",
-        "when": when(booking.starts_at, booking.ends_at, zone),
+        "when": when(booking.starts_at, booking.ends_at, zone, loc),
         # The lesson is off: its meeting link is no use, and showing it suggests otherwise.
         "meeting_url": None if item.kind.startswith(NO_JOIN_LINK) else booking.meeting_url,
         "price": money(booking.price_amount, booking.currency),
@@ -229,15 +229,16 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
         "cancelled_by_us": item.payload.get("reason") == "admin_cancelled",
         "checkout_url": booking.checkout_url or "",
-        "held_until": when(booking.checkout_expires_at, booking.checkout_expires_at, zone).split("-")[0].strip()
-        if booking.checkout_expires_at
-        else "",
+        "held_until": moment(booking.checkout_expires_at, zone, loc) if booking.checkout_expires_at else "",
         "bookings_url": f"{public}/my-bookings",
         "schedule_url": f"{public}/schedule",
         "soon": "in about an hour" if hours_left <= 2 else "in about 24 hours",
         "unsubscribe_url": unsubscribe_url(settings, user.id) if item.kind.startswith("reminder.") else None,
-        "moved_from": when(moved_from, moved_from + (booking.ends_at - booking.starts_at), zone) if moved_from else "",
+        "moved_from": when(moved_from, moved_from + (booking.ends_at - booking.starts_at), zone, loc)
+        if moved_from
+        else "",
         "moved_by": MOVED_BY.get(str(item.payload.get("by", "")), "moved"),
+        "note": str(item.payload.get("note") or ""),  # the canceller's word to the other side
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):

@@ -22,11 +22,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from tutorbook import currencies
+from tutorbook import currencies, localtime
 from tutorbook.clock import as_utc
 
 HERE = Path(__file__).parent
@@ -57,12 +56,15 @@ SUBJECTS = {
 money = currencies.money  # "USD 45.00", as the pages show it (one table: tutorbook.currencies)
 
 
-def when(start: datetime, end: datetime, zone: str) -> str:
-    """ "Tue 2 Dec 2026, 15:00-16:00 CET (Europe/Berlin)" on the recipient's wall clock."""
-    tz = ZoneInfo(zone)
-    s, e = as_utc(start).astimezone(tz), as_utc(end).astimezone(tz)
-    end_text = f"{e:%H:%M}" if e.date() == s.date() else f"{e:%a} {e.day} {e:%b %Y} {e:%H:%M}"
-    return f"{s:%a} {s.day} {s:%b %Y}, {s:%H:%M}-{end_text} {s:%Z} ({zone})"
+def when(start: datetime, end: datetime, zone: str, locale: str | None = None) -> str:
+    """The session's time on the recipient's wall clock, in their language, the zone named
+    (the pages' format: tutorbook.localtime): "Wed, Dec 2, 2026, 3:00 PM–4:00 PM, Eastern Time – New York (EST)"."""
+    return localtime.when_in_zone(start, end, zone, locale or localtime.DEFAULT_LOCALE)
+
+
+def moment(value: datetime, zone: str, locale: str | None = None) -> str:
+    """One instant with its zone, in the recipient's language: "Wed, Dec 2, 2026, 3:00 PM EST"."""
+    return localtime.moment(value, zone, locale or localtime.DEFAULT_LOCALE)
 
 
 @dataclass

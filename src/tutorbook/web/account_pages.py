@@ -97,6 +97,8 @@ async def login(request: Request):
         )
         page.headers.update(failed.headers or {})  # Retry-After when throttled
         return page
+    # The emails' language: the browser's, unless one is kept already (chosen on /settings).
+    await get_services(request).tx(accounts.remember_locale, user_id=out.user.id, locale=viewer_locale(request))
     response = redirect(request, target or HOME.get(out.user.role, "/"))
     set_login(response, request, out.token)
     return response
@@ -155,6 +157,7 @@ async def register(request: Request):
             zones=ZONES,
             next=safe_next(form.get("next")) or "",
         )
+    await svc.tx(accounts.remember_locale, user_id=user.id, locale=viewer_locale(request))
     token = issue_token(settings=svc.settings, user_id=user.id, role=user.role, now=utc_now())
     target = safe_next(form.get("next"))
     if user.role == Role.PARENT:

@@ -4,6 +4,7 @@ with the CSRF token; nothing needs JavaScript. The pages call the same use cases
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -29,7 +30,16 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 from tutorbook.teachers import service as teachers
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
+from tutorbook.web.core import (
+    csv_response,
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    viewer_zone,
+)
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
@@ -46,7 +56,7 @@ def admin(user: AuthUser | None) -> AuthUser:
 async def today(request: Request, user: Viewer):
     me = admin(user)
     svc = get_services(request)
-    view = await svc.tx(console.glance, now=utc_now(), zone=me.time_zone, settings=svc.settings)
+    view = await svc.tx(console.glance, now=utc_now(), zone=viewer_zone(request, me), settings=svc.settings)
     return render(
         request,
         "admin/index.html",
@@ -60,43 +70,65 @@ async def today(request: Request, user: Viewer):
 # -- bookings ---------------------------------------------------------------------------
 
 
+class SearchForm:
+    """The console's booking search as the form sends it (the page and its CSV share it)."""
+
+    def __init__(
+        self,
+        status: str | None = Query(default=None, max_length=255),
+        teacher: str | None = Query(default=None, max_length=255),
+        parent: str | None = Query(default=None, max_length=255),
+        child: str | None = Query(default=None, max_length=255),
+        date_from: str | None = Query(default=None, alias="from", max_length=20),
+        date_to: str | None = Query(default=None, alias="to", max_length=20),
+        q: str | None = Query(default=None, max_length=255),
+    ):
+        self.form = {
+            "status": status,
+            "teacher": teacher,
+            "parent": parent,
+            "child": child,
+            "from": date_from,
+            "to": date_to,
+            "q": q,
+        }
+
+    def search(self, session, *, zone: str):
+        f = self.form
+        return console.parse_search(
+            session,
+            zone=zone,
+            status=f["status"],
+            teacher=f["teacher"],
+            parent=f["parent"],
+            child=f["child"],
+            date_from=f["from"],
+            date_to=f["to"],
+            q=f["q"],
+        )
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.form.items() if v}
+
+
+Search = Annotated[SearchForm, Depends()]
+CSV_MAX_ROWS = 10_000
+
+
 @router.get("/admin/bookings")
 async def bookings(
     request: Request,
     user: Viewer,
-    status: str | None = Query(default=None, max_length=255),
-    teacher: str | None = Query(default=None, max_length=255),
-    parent: str | None = Query(default=None, max_length=255),
-    child: str | None = Query(default=None, max_length=255),
-    date_from: str | None = Query(default=None, alias="from", max_length=20),
-    date_to: str | None = Query(default=None, alias="to", max_length=20),
-    q: str | None = Query(default=None, max_length=255),
+    search: Search,
     after: str | None = Query(default=None, max_length=100),
 ):
     me = admin(user)
-    form = {
-        "status": status,
-        "teacher": teacher,
-        "parent": parent,
-        "child": child,
-        "from": date_from,
-        "to": date_to,
-        "q": q,
-    }
+    # The viewer's zone, as on every page (the dates searched are days on the admin's clock).
+    zone = viewer_zone(request, me)
 
     def find(session):
-        search = console.parse_search(
-            session,
-            zone=me.time_zone,
-            status=status,
-            teacher=teacher,
-            parent=parent,
-            child=child,
-            date_from=date_from,
-            date_to=date_to,
-            q=q,
-        )
-        rows, nxt = console.search_page(session, search=search, after=after)
+        rows, nxt = console.search_page(session, search=search.search(session, zone=zone), after=after)
         return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
     error, rows, nxt = None, [], None
@@ -104,19 +136,72 @@ async def bookings(
         rows, nxt = await get_services(request).tx(find)
     except Unprocessable as exc:
         error = exc.message
-    query = {k: v for k, v in form.items() if v}
+    query = search.query
     return render(
         request,
         "admin/bookings.html",
         status_code=422 if error else 200,
         section="/admin/bookings",
-        form=form,
+        form=search.form,
         rows=rows,
+        query=query,
+        csv_max=CSV_MAX_ROWS,
         next_query={**query, "after": nxt} if nxt else None,
         first_query=query if after else None,
         error=error,
         statuses=STATUS_NAMES,
     )
+
+
+SEARCH_CSV_COLUMNS = [
+    "id", "starts_at", "ends_at", "status", "subject", "teacher", "child", "parent_email", "price", "currency",
+    "refunded", "stripe_session_id", "stripe_payment_intent_id", "cancellation_reason",
+]  # fmt: skip
+
+
+@router.get("/admin/bookings.csv")
+async def bookings_csv(request: Request, user: Viewer, search: Search):
+    """Every booking the search finds (newest start first, at most CSV_MAX_ROWS) as CSV: times in
+    UTC, amounts in major units."""
+    me = admin(user)
+    zone = viewer_zone(request, me)
+
+    def find(session):
+        where = search.search(session, zone=zone)
+        out, after = [], None
+        while len(out) < CSV_MAX_ROWS:
+            rows, after = console.search_page(
+                session, search=where, after=after, limit=min(1000, CSV_MAX_ROWS - len(out))
+            )
+            out += [(session_row_out(row, SessionOut), row) for row in rows]
+            if after is None:
+                break
+        return out
+
+    try:
+        found = await get_services(request).tx(find)
+    except Unprocessable:
+        return await bookings(request, user, search)  # the page says what is wrong
+    rows = [
+        {
+            "id": b.id,
+            "starts_at": b.starts_at,
+            "ends_at": b.ends_at,
+            "status": b.status_name,
+            "subject": b.subject,
+            "teacher": b.teacher_name,
+            "child": b.student_name,
+            "parent_email": row["parent_email"],
+            "price": fmt.major(b.price_amount, b.currency),
+            "currency": b.currency.upper(),
+            "refunded": fmt.major(b.refunded_amount, b.currency),
+            "stripe_session_id": b.stripe_session_id,
+            "stripe_payment_intent_id": b.stripe_payment_intent_id,
+            "cancellation_reason": b.cancellation_reason,
+        }
+        for b, row in found
+    ]
+    return csv_response(console.to_csv(rows, SEARCH_CSV_COLUMNS), name="bookings")
 
 
 async def _stripe_state(svc, booking) -> dict:
@@ -140,7 +225,7 @@ async def _stripe_state(svc, booking) -> dict:
 
 @router.get("/admin/bookings/{booking_id}")
 async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
-    me = admin(user)
+    admin(user)
     svc = get_services(request)
 
     def load(session):
@@ -153,9 +238,9 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         choices = {
             c.value: bookings_service.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
         }
-        return view, session_out(b, *names), choices
+        return view, session_out(b, *names), choices, bookings_service.refundable(session, booking=b)
 
-    view, out, choices = await svc.tx(load)
+    view, out, choices, refundable = await svc.tx(load)
     stripe = await _stripe_state(svc, view.booking)
     return render(
         request,
@@ -165,7 +250,8 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         b=out,
         stripe=stripe,
         choices=choices,
-        zone=me.time_zone,
+        refundable=refundable,
+        refund_key=secrets.token_urlsafe(16),  # one refund per rendered form (a resubmission is not another)
         dev_mailbox=not svc.settings.is_production,
     )
 
@@ -192,6 +278,31 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     if done.refunded_amount:
         notice += f" Refunded: {fmt.money(done.refunded_amount, done.currency)}."
     return redirect(request, back, notice=notice)
+
+
+@router.post("/admin/bookings/{booking_id}/refund")
+async def refund(booking_id: uuid.UUID, request: Request, user: Viewer):
+    """Give back an amount of a paid booking without cancelling it."""
+    me = admin(user)
+    form = await read_form(request)
+    back = f"/admin/bookings/{booking_id}"
+    svc = get_services(request)
+    booking = await svc.tx(bookings_service.must_get, booking_id=booking_id)
+    amount = fmt.minor(form.get("amount"), booking.currency)
+    if amount is None:
+        return redirect(request, back, error="Give the amount to refund, e.g. 12.50.")
+    try:
+        done, new = await flows.refund_as_admin(
+            svc, admin=me, booking_id=booking_id, amount=amount, note=form.get("reason", ""), key=form.get("key", "")
+        )
+    except AppError as exc:
+        left = exc.data[0].get("left") if isinstance(exc.data, list) and exc.data else None
+        if left is not None:
+            return redirect(request, back, error=f"At most {fmt.money(left, booking.currency)} is left to refund.")
+        return redirect(request, back, error=_message(exc))
+    if not new:
+        return redirect(request, back, notice="This refund was asked for already; nothing more was refunded.")
+    return redirect(request, back, notice=f"Refund of {fmt.money(amount, done.currency)} asked of Stripe.")
 
 
 @router.post("/admin/bookings/{booking_id}/meeting-link")

@@ -30,7 +30,16 @@ from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import PolicyIn
 from tutorbook.validation import small_number
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
+from tutorbook.web.core import (
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    viewer_locale,
+    viewer_zone,
+)
 from tutorbook.web.teacher_pages import MAX_WEEK, week_range
 from tutorbook.web.teacher_setup_pages import checklist_view
 
@@ -46,7 +55,10 @@ CANCEL_REASON = {
 }
 
 
-def back_to(user: AuthUser) -> str:
+def back_to(user: AuthUser, booking_id: uuid.UUID | None = None) -> str:
+    """Where a page about a booking returns to: the viewer's list (an admin: the booking's console page)."""
+    if user.role == Role.ADMIN and booking_id is not None:
+        return f"/admin/bookings/{booking_id}"
     return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(Role(user.role), "/")
 
 
@@ -236,14 +248,17 @@ async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
 @router.post("/bookings/{booking_id}/cancel")
 async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     viewer = require(user)
-    await read_form(request)
+    form = await read_form(request)
+    # Only a teacher writes to the parent here (an admin's reason is asked on the console).
+    note = form.get("note") if viewer.role == Role.TEACHER else None
     try:
-        booking = await flows.cancel_booking(get_services(request), user=viewer, booking_id=booking_id)
+        booking = await flows.cancel_booking(get_services(request), user=viewer, booking_id=booking_id, note=note)
     except AppError as exc:
-        return redirect(request, back_to(viewer), error=exc.message)
+        return redirect(request, back_to(viewer), error=_message(exc))
     notice = "Booking cancelled."
     if booking.refunded_amount:
-        notice += f" Refunded: {fmt.money(booking.refunded_amount, booking.currency)}."
+        notice += f" Refunded: {fmt.money(booking.refunded_amount, booking.currency)}"
+        notice += " (to the parent)." if viewer.role != Role.PARENT else "."
     return redirect(request, back_to(viewer), notice=notice)
 
 
@@ -263,18 +278,26 @@ def fitting_starts(free: list[tuple[datetime, datetime]], *, length: timedelta, 
     return out
 
 
-def _by_day(starts: list[datetime], *, zone: str) -> list[dict[str, Any]]:
+def _by_day(starts: list[datetime], *, zone: str, loc: str) -> list[dict[str, Any]]:
     tz = ZoneInfo(zone)
     days: dict[Any, dict[str, Any]] = {}
     for t in starts:
         d = t.astimezone(tz).date()
-        day = days.setdefault(d, {"label": f"{d:%A} {d.day} {d:%B}", "starts": []})
-        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone)})
+        day = days.setdefault(d, {"label": fmt.long_day(t, zone, loc), "starts": []})
+        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
     return list(days.values())
 
 
 def _reschedule_view(
-    session, *, user: AuthUser, booking_id: uuid.UUID, week: int, zone: str, settings: Settings, now: datetime
+    session,
+    *,
+    user: AuthUser,
+    booking_id: uuid.UUID,
+    week: int,
+    zone: str,
+    loc: str,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     booking = bookings.get_for(session, user=user, booking_id=booking_id)
     terms = bookings.terms_of(booking, settings=settings)
@@ -286,7 +309,7 @@ def _reschedule_view(
             session, teacher_id=booking.teacher_id, start=start, end=end, now=now, exclude=booking.id
         )
         length = booking.ends_at - booking.starts_at
-        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone)
+        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone, loc=loc)
     return {
         "booking": session_out(booking, *repo.names_for(session, booking)),
         "terms": terms,
@@ -295,7 +318,7 @@ def _reschedule_view(
         "days": days,
         "week": week,
         "max_week": MAX_WEEK,
-        "week_label": fmt.day(start, zone),
+        "week_label": fmt.day(start, zone, loc),
         "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
         "left": None if user.role != Role.PARENT else max(terms.max_reschedules - booking.reschedule_count, 0),
     }
@@ -311,11 +334,17 @@ async def _reschedule_page(
         booking_id=booking_id,
         week=week,
         zone=viewer_zone(request, viewer),
+        loc=viewer_locale(request),
         settings=svc.settings,
         now=utc_now(),
     )
     return render(
-        request, "reschedule.html", status_code=status_code, back=back_to(viewer), errors=list(errors), **view
+        request,
+        "reschedule.html",
+        status_code=status_code,
+        back=back_to(viewer, booking_id),
+        errors=list(errors),
+        **view,
     )
 
 
@@ -344,8 +373,15 @@ async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
         return await _reschedule_page(
             request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
         )
-    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer))
-    return redirect(request, back_to(viewer), notice=f"Session moved to {when}.")
+    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer), viewer_locale(request))
+    return redirect(request, back_to(viewer, booking_id), notice=f"Session moved to {when}.")
+
+
+def _message(exc: AppError) -> str:
+    """The error with its first field's problem ("A reason is needed: at most 500 characters.")."""
+    if isinstance(exc.data, list) and exc.data and isinstance(exc.data[0], dict) and exc.data[0].get("message"):
+        return f"{exc.message}: {exc.data[0]['message']}."
+    return exc.message
 
 
 # -- a teacher's terms -------------------------------------------------------------------

@@ -193,6 +193,20 @@ def redirect(request: Request, url: str, *, notice: str | None = None, error: st
     return response
 
 
+def csv_response(body: str, *, name: str) -> Response:
+    """A CSV download named tutorbook-<name>-<UTC stamp>.csv, never cached."""
+    stamp = utc_now().strftime("%Y%m%d-%H%M")
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tutorbook-{name}-{stamp}.csv"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 def _read_flash(request: Request) -> dict | None:
     raw = request.cookies.get(FLASH_COOKIE)
     try:

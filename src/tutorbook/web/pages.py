@@ -13,6 +13,7 @@ from tutorbook.web import (
     mail_pages,
     payment_pages,
     payout_pages,
+    settings_pages,
     teacher_pages,
     teacher_setup_pages,
 )
@@ -32,6 +33,7 @@ def install(app: FastAPI) -> None:
         payment_pages,
         payout_pages,
         mail_pages,
+        settings_pages,
         admin_pages,
     )
     for module in modules:

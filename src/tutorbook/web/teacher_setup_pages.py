@@ -31,7 +31,7 @@ ZONES = sorted(available_timezones())
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 CURRENCIES = sorted(currencies.SUPPORTED)  # the ones Stripe publishes a minimum charge for
 STEP_LINKS = {"price": "/teacher/profile", "subjects": "/teacher/profile", "hours": "/teacher/hours"}
-BLANK_ROWS = 2
+BLANK_ROWS = 3
 
 
 def checklist_view(gaps: list[str]) -> list[dict]:
@@ -155,9 +155,16 @@ async def hours_page(request: Request, user: Viewer):
     )
 
 
+# A row's day may name several: the same window on each (overlaps on one day are merged).
+DAY_GROUPS = {"all": range(7), "weekdays": range(5)}
+MORE_ROWS = 5  # empty rows added by "More empty rows"
+
+
 def windows_from(form: dict) -> list[slots.Window]:
     """The form's rows (weekday_N, start_N, end_N, remove_N), blank and removed ones skipped;
-    an end of 00:00 is midnight at the end of the day. ValidationError names a bad row."""
+    an end of 00:00 is midnight at the end of the day; a day of "all" or "weekdays" (or the row
+    whose "Copy to every day" is ticked: copy_N) puts the window on each of those days.
+    ValidationError names a bad row."""
     out = []
     count = small_number(form.get("rows"), digits=3) or 0
     for i in range(min(count, 100)):
@@ -165,10 +172,25 @@ def windows_from(form: dict) -> list[slots.Window]:
         if form.get(f"remove_{i}") or not (weekday or start or end):
             continue
         end = "24:00" if end in ("00:00", "0:00") else end
-        day = small_number(weekday, digits=1)
+        group = DAY_GROUPS["all"] if form.get(f"copy_{i}") else DAY_GROUPS.get(weekday)
+        day = 0 if group is not None else small_number(weekday, digits=1)
         w = WindowIn(weekday=-1 if day is None else day, start=start[:5], end=end[:5])
-        out.append(slots.Window(w.weekday, minutes(w.start), minutes(w.end)))
+        for d in group if group is not None else (w.weekday,):
+            out.append(slots.Window(d, minutes(w.start), minutes(w.end)))
     return out
+
+
+def rows_as_posted(form: dict, *, more: int) -> list[dict]:
+    """The form's rows as typed (to show again without saving), and `more` empty ones."""
+    count = min(small_number(form.get("rows"), digits=3) or 0, 100)
+    rows = []
+    for i in range(count):
+        row = {k: form.get(f"{k}_{i}", "") for k in ("weekday", "start", "end")}
+        if form.get(f"remove_{i}") or not any(row.values()):
+            continue
+        day = small_number(row["weekday"], digits=1)
+        rows.append({**row, "weekday": day if day is not None else row["weekday"]})
+    return rows + [{"weekday": "", "start": "", "end": ""} for _ in range(more)]
 
 
 @router.post("/teacher/hours")
@@ -176,6 +198,18 @@ async def save_hours(request: Request, user: Viewer):
     me = require(user, Role.TEACHER)
     form = await read_form(request)
     svc = get_services(request)
+    if form.get("action") == "more":  # more empty rows, nothing saved yet
+        windows, gaps, zone = await svc.tx(_hours, teacher_id=me.id)
+        rows = rows_as_posted(form, more=MORE_ROWS)
+        return render(
+            request,
+            "teacher_hours.html",
+            rows=rows,
+            weekdays=WEEKDAYS,
+            checklist=checklist_view(gaps),
+            teacher_zone=zone,
+            unsaved=True,
+        )
     try:
         new = windows_from(form)
         await svc.tx(teachers.set_windows, teacher_id=me.id, new=new)

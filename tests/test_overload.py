@@ -64,7 +64,9 @@ def test_a_crowd_on_a_sync_route_with_a_small_pool_gets_answers_or_503s_never_a_
     assert 500 not in statuses
     assert set(statuses) <= {200, 503}, statuses
     ok_count = sum(r.status_code == 200 for r in answers)
-    assert ok_count >= 10  # the pool kept working at full speed: 2 at a time, 50 ms each, for 0.5 s
+    # The pool kept answering (at least its 2 connections' worth; how many more fit in the 0.5 s
+    # wait depends on the machine's load, which a test must not assert).
+    assert ok_count >= 2
     for r in answers:
         if r.status_code == 503:
             _assert_busy(r)

@@ -187,6 +187,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     zone = user.time_zone or "UTC"
     refund = item.payload.get("refund")
     moved_from = _instant(item.payload.get("from"))
+    busy_from, busy_to = _instant(item.payload.get("busyFrom")), _instant(item.payload.get("busyTo"))
     hours_left = (booking.starts_at - now).total_seconds() / 3600
     context = {
         **base,
@@ -209,6 +210,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "unsubscribe_url": unsubscribe_url(settings, user.id) if item.kind.startswith("reminder.") else None,
         "moved_from": when(moved_from, moved_from + (booking.ends_at - booking.starts_at), zone) if moved_from else "",
         "moved_by": MOVED_BY.get(str(item.payload.get("by", "")), "moved"),
+        "busy_when": when(busy_from, busy_to, zone) if busy_from and busy_to else "",
+        "calendars_url": f"{public}/teacher/calendars",
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):
@@ -259,6 +262,8 @@ def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: da
         return "cancelled before the confirmation went out"
     if item.kind.startswith("rescheduled.") and status != Status.CONFIRMED:
         return "no longer a confirmed session"
+    if item.kind.startswith("calendar_conflict.") and (status != Status.CONFIRMED or booking.starts_at <= now):
+        return "no longer a confirmed session ahead"
     return None
 
 

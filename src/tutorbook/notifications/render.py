@@ -37,6 +37,7 @@ SUBJECTS = {
     "payment_pending.parent": "Your booking is held - complete the payment",
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
+    "calendar_conflict.teacher": "Your calendar is busy during a paid session: {subject} with {student_name}, {when}",
     "password_reset": "Reset your {product} password",
 }
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())

@@ -310,3 +310,13 @@ _TIME_OFF_TOUCHING = (
     )
     .limit(1)
 )
+
+
+# -- cached availability -----------------------------------------------------------------
+
+
+def availability_changed(teacher_id: uuid.UUID) -> None:
+    """Hook: `teacher_id`'s free time changed outside bookings (their calendars' busy periods were
+    replaced or dropped). A placeholder for now: the per-teacher+week availability cache (issue 33)
+    drops what it holds for this teacher here."""
+    return None

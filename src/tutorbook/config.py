@@ -208,6 +208,13 @@ class Settings(BaseSettings):
         return self.model_copy(update=updates)
 
     def _check_production(self, updates: dict) -> None:
+        unsafe = [name for name in ("calendar_allow_http", "calendar_allow_private") if getattr(self, name)]
+        if unsafe:
+            raise ConfigurationError(
+                "TUTORBOOK_ENV=production refuses "
+                + ", ".join(f"TUTORBOOK_{name.upper()}=true" for name in unsafe)
+                + " (development settings: calendar addresses could reach your private network)"
+            )
         missing = []
         url = updates.get("database_url", self.database_url)
         if url.startswith("sqlite"):

@@ -57,7 +57,8 @@ def test_a_teacher_connects_lists_and_removes_a_calendar_and_the_address_stays_s
     url = calendars.serve("/private/s3cr3t-token/basic.ics", body=cal.calendar())
     added = connect(t, url)
     assert added["maskedUrl"] == f"{calendars.base_url.split(':')[0]}://127.0.0.1/….ics"
-    assert "s3cr3t" not in str(added) and added["lastSyncedAt"] is None and added["busyAhead"] == 0
+    assert "s3cr3t" not in str(added) and added["busyAhead"] == 0
+    assert added["lastSyncedAt"] and added["lastError"] is None  # read at once
     again = t["client"].post("/api/Teachers/me/calendars", json={"icsUrl": url})
     assert again.status_code == 409
     listed = t["client"].get("/api/Teachers/me/calendars").json()["data"]
@@ -83,9 +84,10 @@ def test_availability_leaves_out_exactly_the_busy_periods(c, dev_calendars, cale
     monday = cal.next_monday()
     change = cal.next_clock_change(monday + timedelta(days=22))
     own_host = "127.0.0.1"  # the live app's public URL: Tutorbook's own events carry it
-    connect(t, calendars.serve("/t.ics", body=cal.the_calendar(monday, change, own_host=own_host)))
-    assert sync(dev_calendars).counts() == {"synced": 1}
     busy = cal.expected_busy(monday, change)
+    added = connect(t, calendars.serve("/t.ics", body=cal.the_calendar(monday, change, own_host=own_host)))
+    assert added["busyAhead"] == len(busy)  # read at once
+    assert sync(dev_calendars).counts() == {"unchanged": 1}
     start, end = cal.local(monday, 0), cal.local(monday + timedelta(days=28), 0)
     assert starts(c, t, start, end) == expected_starts(start, end, busy)
     # the day the clocks change: all of it, 23 or 25 hours, and the days around it untouched
@@ -102,10 +104,11 @@ def test_an_unchanged_calendar_is_asked_for_conditionally_and_kept(c, dev_calend
     t = berlin_teacher(c)
     monday = cal.next_monday()
     url = calendars.serve("/t.ics", body=cal.calendar(cal.event("a@x", *cal.timed(monday, 10, 11))))
-    connect(t, url)
-    assert sync(dev_calendars).counts() == {"synced": 1}
+    assert connect(t, url)["busyAhead"] == 1
     assert sync(dev_calendars).counts() == {"unchanged": 1}
     assert calendars.routes["/t.ics"].hits[-1].get("if-none-match")
+    calendars.serve("/t.ics", body=cal.calendar(cal.event("b@x", *cal.timed(monday, 12, 13))))
+    assert sync(dev_calendars).counts() == {"synced": 1}
     assert busy_rows(api) == 1
 
 
@@ -119,7 +122,6 @@ def test_a_time_that_became_busy_after_it_was_shown_is_refused_with_a_clear_409(
     monday = cal.next_monday()
     url = calendars.serve("/t.ics", body=cal.calendar())
     connect(t, url)
-    sync(dev_calendars)
     at = cal.local(monday, 14)
     assert at in starts(c, t, cal.local(monday, 0), cal.local(monday, 23))  # shown to the parent
     calendars.serve("/t.ics", body=cal.calendar(cal.event("new@x", *cal.timed(monday, 14, 15))))
@@ -137,8 +139,7 @@ def test_a_paid_session_a_calendar_now_overlaps_is_told_once_and_kept(c, dev_cal
     day = starts_at.astimezone(cal.TZ).date()
     hour = starts_at.astimezone(cal.TZ).hour
     url = calendars.serve("/t.ics", body=cal.calendar(cal.event("clash@x", *cal.timed(day, hour, hour + 1))))
-    connect(t, url)
-    assert sync(dev_calendars).counts() == {"synced": 1}
+    connect(t, url)  # read at once: the clash is told then
     calendars.serve(
         "/t.ics",
         body=cal.calendar(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from tutorbook.api.deps import AppSettings, DbSession, TeacherUser
+from tutorbook.api.deps import AppSettings, DbSession, ServicesDep, TeacherUser
 from tutorbook.bookings import busy
 from tutorbook.calendars import service as calendars
 from tutorbook.calendars.schemas import CalendarIn, CalendarOut
@@ -44,15 +44,12 @@ def my_calendars(user: TeacherUser, session: DbSession, settings: AppSettings):
 
 
 @router.post("/me/calendars", response_model=Envelope[CalendarOut], status_code=201, responses=errors(409))
-def add_my_calendar(body: CalendarIn, user: TeacherUser, session: DbSession, settings: AppSettings):
-    """Connect a calendar by its secret iCal address (https). Its busy times block your free time
-    from the next sync (every few minutes); the address is never shown again in full."""
-    now = utc_now()
-    added = calendars.add(
-        session, teacher_id=user.id, url=body.ics_url, limits=calendar_flows.limits(settings), now=now
-    )
-    listed = calendars.listing(session, teacher_id=user.id, now=now, stale_after=calendar_flows.stale_after(settings))
-    return ok(next(c for c in listed if c.id == added.id), "Calendar connected")
+async def add_my_calendar(body: CalendarIn, user: TeacherUser, svc: ServicesDep):
+    """Connect a calendar by its secret iCal address (https). It is read at once (the answer
+    carries `lastSyncedAt` or `lastError`), then every few minutes; its busy times block your free
+    time. The address is never shown again in full."""
+    added = await calendar_flows.connect(svc, teacher_id=user.id, url=body.ics_url, now=utc_now())
+    return ok(added, "Calendar connected" if added.last_error is None else "Calendar connected, but not readable yet")
 
 
 @router.delete("/me/calendars/{calendarId}", response_model=Envelope[None])

@@ -41,6 +41,15 @@ def due(session: Session, *, limit: int) -> list[tuple[TeacherCalendar, str]]:
     return [(calendar, zone) for calendar, zone in session.execute(stmt)]
 
 
+def one_for_sync(session: Session, calendar_id: uuid.UUID) -> tuple[TeacherCalendar, str] | None:
+    row = session.execute(
+        sa.select(TeacherCalendar, TeacherProfile.time_zone)
+        .join(TeacherProfile, TeacherProfile.user_id == TeacherCalendar.teacher_id)
+        .where(TeacherCalendar.id == calendar_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 def replace_periods(session: Session, calendar: TeacherCalendar, periods: Sequence[Busy]) -> None:
     """The calendar's busy periods are now exactly `periods`."""
     drop_periods(session, calendar.id)

@@ -100,6 +100,26 @@ def due(session: Session, *, limit: int) -> list[tuple[TeacherCalendar, str]]:
     return found
 
 
+def for_sync(session: Session, *, calendar_id: uuid.UUID) -> tuple[TeacherCalendar, str] | None:
+    """One calendar to fetch now, with its teacher's zone (None if removed meanwhile)."""
+    found = repo.one_for_sync(session, calendar_id)
+    if found is not None:
+        session.expunge(found[0])
+    return found
+
+
+def one(
+    session: Session, *, teacher_id: uuid.UUID, calendar_id: uuid.UUID, now: datetime, stale_after: timedelta
+) -> CalendarOut:
+    """One of the teacher's calendars as the listing shows it."""
+    found = [
+        c for c in listing(session, teacher_id=teacher_id, now=now, stale_after=stale_after) if c.id == calendar_id
+    ]
+    if not found:
+        raise CalendarNotFound()
+    return found[0]
+
+
 def record_sync(
     session: Session,
     *,

@@ -3,6 +3,7 @@ and tell the teacher of paid sessions they now overlap, in one transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from tutorbook.bookings import busy
 from tutorbook.calendars import fetch, ics
 from tutorbook.calendars import service as calendars
 from tutorbook.calendars.models import TeacherCalendar
+from tutorbook.calendars.schemas import CalendarOut
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
 
@@ -32,6 +34,20 @@ def limits(settings: Settings) -> fetch.Limits:
 
 def stale_after(settings: Settings) -> timedelta:
     return timedelta(hours=settings.calendar_stale_hours)
+
+
+async def connect(svc: Services, *, teacher_id: uuid.UUID, url: str, now: datetime) -> CalendarOut:
+    """Connect a calendar and read it at once (on a worker thread: the fetch is blocking and
+    bounded by its timeout), so the teacher sees straight away whether the address works."""
+    settings = svc.settings
+    added = await svc.tx(calendars.add, teacher_id=teacher_id, url=url, limits=limits(settings), now=now)
+    calendar_id = added.id
+    found = await svc.tx(calendars.for_sync, calendar_id=calendar_id)
+    if found is not None:
+        await asyncio.to_thread(sync_one, svc, calendar=found[0], zone=found[1], now=now)
+    return await svc.read(
+        calendars.one, teacher_id=teacher_id, calendar_id=calendar_id, now=now, stale_after=stale_after(settings)
+    )
 
 
 def sync_one(svc: Services, *, calendar: TeacherCalendar, zone: str, now: datetime) -> str:

@@ -68,13 +68,7 @@ async def add_calendar(request: Request, user: Viewer):
     svc = get_services(request)
     try:
         body = CalendarIn(ics_url=form.get("ics_url", ""))
-        await svc.tx(
-            calendars.add,
-            teacher_id=me.id,
-            url=body.ics_url,
-            limits=calendar_flows.limits(svc.settings),
-            now=utc_now(),
-        )
+        added = await calendar_flows.connect(svc, teacher_id=me.id, url=body.ics_url, now=utc_now())
     except (ValidationError, AppError) as exc:
         errors = (
             ["Paste the calendar's secret iCal address (https://…)."]
@@ -82,8 +76,14 @@ async def add_calendar(request: Request, user: Viewer):
             else [exc.message]
         )
         return await _page(request, me, status_code=422, errors=errors, form={})
+    if added.last_error:
+        return redirect(
+            request, "/teacher/calendars", error=f"Calendar connected, but it could not be read: {added.last_error}"
+        )
     return redirect(
-        request, "/teacher/calendars", notice="Calendar connected. Its busy times are read within a few minutes."
+        request,
+        "/teacher/calendars",
+        notice=f"Calendar connected: {added.busy_ahead} busy time{'' if added.busy_ahead == 1 else 's'} ahead.",
     )
 
 

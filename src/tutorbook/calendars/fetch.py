@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -15,6 +17,8 @@ import httpx
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
+# Name lookups run here so a resolver that hangs cannot hold a fetch past its deadline.
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="calendar-dns")
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,14 @@ def check_url(url: str, *, limits: Limits) -> None:
         raise FetchError("The address has a bad port") from exc
 
 
-def public_address(host: str, port: int, *, limits: Limits) -> str:
+def public_address(host: str, port: int, *, limits: Limits, deadline: float | None = None) -> str:
     """The IP address to connect to for `host`: every address it resolves to must be public
     (unless allowed), so a host cannot point at the private network, now or on a later lookup."""
+    lookup = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=limits.timeout if deadline is None else _left(deadline, limits))
+    except LookupTimeout as exc:
+        raise FetchError(f"The host {host} took longer than {limits.timeout:g} s to look up") from exc
     except (OSError, UnicodeError) as exc:
         raise FetchError(f"The host {host} was not found") from exc
     addresses = [str(info[4][0]) for info in infos]
@@ -127,7 +134,7 @@ def _one(client: httpx.Client, url: str, *, headers: dict, limits: Limits, deadl
     host = parts.hostname or ""
     scheme = parts.scheme.lower()
     port = parts.port or (443 if scheme == "https" else 80)
-    ip = public_address(host, port, limits=limits)
+    ip = public_address(host, port, limits=limits, deadline=deadline)
     try:
         pinned = httpx.URL(url).copy_with(host=ip)
     except (httpx.InvalidURL, ValueError) as exc:

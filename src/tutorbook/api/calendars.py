@@ -45,10 +45,14 @@ def my_calendars(user: TeacherUser, session: DbSession, settings: AppSettings):
 
 @router.post("/me/calendars", response_model=Envelope[CalendarOut], status_code=201, responses=errors(409))
 async def add_my_calendar(body: CalendarIn, user: TeacherUser, svc: ServicesDep):
-    """Connect a calendar by its secret iCal address (https). It is read at once (the answer
+    """Connect a calendar by its secret iCal address (https), or, where the site has Google set
+    up, one of your Google calendars by its id (`googleCalendarId`: "primary" or its address; its
+    free/busy is read, never the events). It is read at once (the answer
     carries `lastSyncedAt` or `lastError`), then every few minutes; its busy times block your free
     time. The address is never shown again in full."""
-    added = await calendar_flows.connect(svc, teacher_id=user.id, url=body.ics_url, now=utc_now())
+    added = await calendar_flows.connect(
+        svc, teacher_id=user.id, url=body.ics_url, google_calendar_id=body.google_calendar_id, now=utc_now()
+    )
     return ok(added, "Calendar connected" if added.last_error is None else "Calendar connected, but not readable yet")
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tutorbook.db import Base, UTCDateTime, new_id
 
-KINDS = ("ics",)
+KINDS = ("ics", "google")
 
 
 class TeacherCalendar(Base):
@@ -18,13 +18,14 @@ class TeacherCalendar(Base):
     masked form is kept beside it), the conditional GET's validators, the last sync's outcome."""
 
     __tablename__ = "teacher_calendars"
-    __table_args__ = (sa.CheckConstraint("kind IN ('ics')", name="kind"),)
+    __table_args__ = (sa.CheckConstraint("kind IN ('ics', 'google')", name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=new_id)
     teacher_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("teacher_profiles.user_id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(sa.String(10), default="ics")
+    # ics: the secret address; google: the Google calendar's id (free/busy through the Google adapter).
     url: Mapped[str] = mapped_column(sa.String(2000))
     masked_url: Mapped[str] = mapped_column(sa.String(300))
     etag: Mapped[str | None] = mapped_column(sa.String(300))

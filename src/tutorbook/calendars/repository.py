@@ -10,6 +10,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tutorbook.accounts.models import User
 from tutorbook.calendars.ics import Busy
 from tutorbook.calendars.models import BusyPeriod, TeacherCalendar
 from tutorbook.teachers.models import TeacherProfile
@@ -39,6 +40,10 @@ def due(session: Session, *, limit: int) -> list[tuple[TeacherCalendar, str]]:
         .limit(limit)
     )
     return [(calendar, zone) for calendar, zone in session.execute(stmt)]
+
+
+def teacher_email(session: Session, teacher_id: uuid.UUID) -> str:
+    return session.scalar(sa.select(User.email).where(User.id == teacher_id)) or ""
 
 
 def one_for_sync(session: Session, calendar_id: uuid.UUID) -> tuple[TeacherCalendar, str] | None:

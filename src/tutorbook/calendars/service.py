@@ -47,6 +47,31 @@ def add(session: Session, *, teacher_id: uuid.UUID, url: str, limits: fetch.Limi
     return calendar
 
 
+def add_google(session: Session, *, teacher_id: uuid.UUID, calendar_id: str, now: datetime) -> TeacherCalendar:
+    """Connect one of the teacher's Google calendars by its id (free/busy, by the sync job)."""
+    teachers.get_profile(session, teacher_id)
+    existing = repo.of_teacher(session, teacher_id)
+    if any(c.kind == "google" and c.url == calendar_id for c in existing):
+        raise Conflict("This calendar is connected already")
+    if len(existing) >= MAX_PER_TEACHER:
+        raise Conflict(f"At most {MAX_PER_TEACHER} calendars can be connected")
+    calendar = TeacherCalendar(
+        teacher_id=teacher_id,
+        kind="google",
+        url=calendar_id,
+        masked_url=f"Google Calendar {calendar_id}",
+        created_at=now,
+    )
+    session.add(calendar)
+    session.flush()
+    return calendar
+
+
+def teacher_email(session: Session, *, teacher_id: uuid.UUID) -> str:
+    """The teacher's account address (whose Google calendars free/busy reads)."""
+    return repo.teacher_email(session, teacher_id)
+
+
 def remove(session: Session, *, teacher_id: uuid.UUID, calendar_id: uuid.UUID) -> None:
     """Disconnect a calendar; its busy periods go with it."""
     calendar = own(session, teacher_id=teacher_id, calendar_id=calendar_id)

@@ -4,8 +4,9 @@ Revision ID: 0011_teacher_calendars
 Revises: 0010_operator_console
 Create Date: 2026-12-07
 
-- teacher_calendars: one per calendar a teacher connected (the secret address, its masked form,
-  the conditional GET's validators, the last sync's outcome);
+- teacher_calendars: one per calendar a teacher connected (kind `ics`: the secret address, its
+  masked form, the conditional GET's validators; kind `google`: a Google calendar's id), and the
+  last sync's outcome;
 - calendar_busy_periods: the busy occurrences last read from each, replaced on every sync; read
   per teacher by start (availability, booking), so one index (teacher_id, starts_at).
 """
@@ -37,7 +38,7 @@ def upgrade() -> None:
         sa.Column("last_synced_at", tutorbook.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("created_at", tutorbook.db.UTCDateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("kind IN ('ics')", name=op.f("ck_teacher_calendars_kind")),
+        sa.CheckConstraint("kind IN ('ics', 'google')", name=op.f("ck_teacher_calendars_kind")),
         sa.ForeignKeyConstraint(
             ["teacher_id"],
             ["teacher_profiles.user_id"],

@@ -5,6 +5,8 @@ import pytest
 
 from tests import factories as f
 from tests.calendars import calendar_files as cal
+from tests.calendars.test_google_calendars import google_services
+from tests.meetings.test_google_meet import ok
 from tests.web.helpers import WebClient, assert_clean, text_of
 
 
@@ -61,3 +63,16 @@ def test_parents_cannot_open_the_calendars_page(c, api, web):
     p = f.parent(c)
     web.login(p["email"])
     assert web.get("/teacher/calendars").status_code == 403
+
+
+def test_with_google_set_up_a_teacher_connects_a_google_calendar_on_the_page(c, api, web, monkeypatch):
+    empty = {"calendars": {"work@school.org": {"busy": []}}}
+    google_svc, _ = google_services(api, [ok(empty)] * 10)
+    monkeypatch.setattr(api.state.services, "meetings", google_svc.meetings)
+    t = f.teacher(c, time_zone=cal.ZONE)
+    web.login(t["email"])
+    assert "Connect a Google calendar" in text_of(web.get("/teacher/calendars"))
+    r = web.post("/teacher/calendars", {"google_calendar_id": "work@school.org"})
+    assert r.status_code == 303
+    page = text_of(web.get("/teacher/calendars"))
+    assert "Calendar connected: 0 busy times ahead." in page and "Google Calendar work@school.org" in page

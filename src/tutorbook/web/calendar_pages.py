@@ -50,6 +50,7 @@ async def _page(request: Request, me: AuthUser, *, status_code: int = 200, at: s
         at=at,
         duration=duration,
         durations=ALLOWED_DURATIONS,
+        google=calendar_flows.google_reader(svc) is not None,
         **extra,
     )
 
@@ -67,8 +68,13 @@ async def add_calendar(request: Request, user: Viewer):
     form = await read_form(request)
     svc = get_services(request)
     try:
-        body = CalendarIn(ics_url=form.get("ics_url", ""))
-        added = await calendar_flows.connect(svc, teacher_id=me.id, url=body.ics_url, now=utc_now())
+        if form.get("google_calendar_id") is not None:
+            body = CalendarIn(google_calendar_id=form.get("google_calendar_id", ""))
+        else:
+            body = CalendarIn(ics_url=form.get("ics_url", ""))
+        added = await calendar_flows.connect(
+            svc, teacher_id=me.id, url=body.ics_url, google_calendar_id=body.google_calendar_id, now=utc_now()
+        )
     except (ValidationError, AppError) as exc:
         errors = (
             ["Paste the calendar's secret iCal address (https://…)."]

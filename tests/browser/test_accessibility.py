@@ -20,6 +20,7 @@ TEACHER = [
     "/teacher/profile",
     "/teacher/hours",
     "/teacher/time-off",
+    "/teacher/calendars",
     "/teacher/policy",
     "/teacher/payouts",
     "/teacher/earnings",

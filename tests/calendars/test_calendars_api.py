@@ -177,6 +177,12 @@ def test_a_broken_calendar_shows_its_error_keeps_its_last_busy_times_then_goes_s
     with api.state.db.session_scope() as s:
         row = s.scalars(sa.select(TeacherCalendar)).one()
         assert row.last_error and row.etag is None
+    assert sync(dev_calendars, now=later + timedelta(minutes=5)).counts() == {"failed": 1}  # told once
+    h.run(api, "mail", now=later + timedelta(minutes=10))
+    with api.state.db.session_scope() as s:
+        mails = s.scalars(sa.select(DevMail).where(DevMail.subject.like("Your calendar % can no longer be read"))).all()
+        assert [m.to_address for m in mails] == [t["email"]]
+        assert "answered 500" in mails[0].raw and "/t.ics" not in mails[0].raw
 
 
 def test_why_a_time_is_not_offered_names_every_rule_but_never_an_event_title(c, dev_calendars, calendars):

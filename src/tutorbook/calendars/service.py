@@ -16,6 +16,7 @@ from tutorbook.calendars.ics import Busy
 from tutorbook.calendars.models import BusyPeriod, TeacherCalendar
 from tutorbook.calendars.schemas import CalendarOut
 from tutorbook.errors import Conflict, NotFound, Unprocessable
+from tutorbook.notifications import service as notices
 from tutorbook.teachers import service as teachers
 
 log = logging.getLogger("tutorbook.calendars")
@@ -190,6 +191,9 @@ def record_failure(
     if dropped:
         log.warning("calendar stale", extra={"calendar_id": str(calendar.id), "calendar": calendar.masked_url})
         teachers.availability_changed(calendar.teacher_id)
+        notices.calendar_stale_notice(
+            session, user_id=calendar.teacher_id, calendar=calendar.masked_url, error=error, now=now
+        )
     return dropped
 
 

@@ -173,6 +173,14 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             "minutes": settings.password_reset_ttl_minutes,
         }
         return render.render(item.kind, to=item.to, context=context)
+    if item.kind == "calendar_stale.teacher":
+        context = {
+            **base,
+            "calendar": str(item.payload.get("calendar", "")),
+            "error": str(item.payload.get("error", "")),
+            "calendars_url": f"{public}/teacher/calendars",
+        }
+        return render.render(item.kind, to=item.to, context=context)
     booking = bookings.get(session, item.booking_id) if item.booking_id else None
     if booking is None:
         return Skip("the booking is gone")

@@ -38,6 +38,7 @@ SUBJECTS = {
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "calendar_conflict.teacher": "Your calendar is busy during a paid session: {subject} with {student_name}, {when}",
+    "calendar_stale.teacher": "Your calendar {calendar} can no longer be read",
     "password_reset": "Reset your {product} password",
 }
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())

@@ -244,7 +244,8 @@ def _check_request(
 
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
     """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
-    time off (the check booking and rescheduling share; overlaps are checked apart, under the lock)."""
+    time off; 409 if one of their calendars is busy then (the check booking and rescheduling share;
+    overlaps with other bookings are checked apart, under the lock)."""
     if not offered(session, profile=profile, start=start, end=end):
         raise Unprocessable(
             "This time is outside the teacher's availability",

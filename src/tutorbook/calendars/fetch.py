@@ -139,7 +139,8 @@ def _one(client: httpx.Client, url: str, *, headers: dict, limits: Limits, deadl
         pinned = httpx.URL(url).copy_with(host=ip)
     except (httpx.InvalidURL, ValueError) as exc:
         raise FetchError("The address is not a valid URL") from exc
-    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    named = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets in Host
+    host_header = named if parts.port is None else f"{named}:{parts.port}"
     try:
         with client.stream(
             "GET",

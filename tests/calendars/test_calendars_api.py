@@ -203,3 +203,16 @@ def test_why_a_time_is_not_offered_names_every_rule_but_never_an_event_title(c, 
     assert rules == ["hours"]
     ask["at"] = z(cal.local(monday, 9))
     assert t["client"].get("/api/Teachers/me/why-not", params=ask).json()["data"] == {"offered": True, "reasons": []}
+
+
+def test_a_paid_session_cannot_be_moved_into_a_busy_time(c, dev_calendars, calendars):
+    x = h.confirmed(c, teacher=berlin_teacher(c), days=3, hour=14)
+    starts_at = datetime.fromisoformat(x["b"]["startsAt"].replace("Z", "+00:00"))
+    day = (starts_at + timedelta(days=1)).astimezone(cal.TZ).date()
+    connect(x["t"], calendars.serve("/t.ics", body=cal.calendar(cal.event("a@x", *cal.timed(day, 10, 11)))))
+    move = x["p"]["client"].post(
+        f"/api/Sessions/{x['b']['id']}/reschedule", json={"startsAt": z(cal.local(day, 10, 30))}
+    )
+    assert move.status_code == 409 and "calendar" in move.json()["message"]
+    moved = x["p"]["client"].post(f"/api/Sessions/{x['b']['id']}/reschedule", json={"startsAt": z(cal.local(day, 11))})
+    assert moved.status_code == 200, moved.text

@@ -28,6 +28,10 @@ OPERATION_IDS = {
     ("GET", "/api/Teachers/me/time-off"): "Teachers_myTimeOff",
     ("POST", "/api/Teachers/me/time-off"): "Teachers_addMyTimeOff",
     ("DELETE", "/api/Teachers/me/time-off/{timeOffId}"): "Teachers_deleteMyTimeOff",
+    ("GET", "/api/Teachers/me/calendars"): "Teachers_myCalendars",
+    ("POST", "/api/Teachers/me/calendars"): "Teachers_addMyCalendar",
+    ("DELETE", "/api/Teachers/me/calendars/{calendarId}"): "Teachers_deleteMyCalendar",
+    ("GET", "/api/Teachers/me/why-not"): "Teachers_whyNotOffered",
     ("GET", "/api/Teachers/me/availability"): "Teachers_myAvailability",
     ("PUT", "/api/Teachers/me/availability"): "Teachers_setMyAvailability",
     ("GET", "/api/Teachers/me/policy"): "Teachers_myPolicy",
@@ -99,7 +103,15 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         assert names == re.findall(r"{(\w+)}", path)
         path_params.update(dict.fromkeys(names, path))
     # `secret` is the private calendar feed's (a URL the user pastes into a calendar app).
-    assert set(path_params) == {"studentId", "teacherId", "stripeSessionId", "bookingId", "timeOffId", "secret"}
+    assert set(path_params) == {
+        "studentId",
+        "teacherId",
+        "stripeSessionId",
+        "bookingId",
+        "timeOffId",
+        "calendarId",
+        "secret",
+    }
 
 
 def test_the_urls_are_unchanged_and_a_bad_path_parameter_is_named_as_documented(c):

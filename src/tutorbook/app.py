@@ -16,7 +16,7 @@ from fastapi.utils import generate_unique_id
 from pydantic.alias_generators import to_camel
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from tutorbook.api import admin, health, notifications, sessions, stripe_webhook, teachers
+from tutorbook.api import admin, calendars, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
 from tutorbook.api.limits import BodyLimitMiddleware
 from tutorbook.config import Settings, get_settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         auth,
         notifications.auth,
         students,
+        calendars.router,
         teachers.router,
         sessions.router,
         notifications.router,

@@ -159,6 +159,16 @@ class Settings(BaseSettings):
     job_meetings_interval_s: float = 60
     job_purge_interval_s: float = 3600
     job_reconcile_interval_s: float = 600
+    job_calendar_sync_interval_s: float = 300
+
+    # Teachers' own calendars (docs/calendars.md): how they are fetched and how long their busy
+    # times are trusted after the last good fetch.
+    calendar_allow_http: bool = False  # development only: plain http:// addresses
+    calendar_allow_private: bool = False  # development and tests: loopback, private, link-local hosts
+    calendar_max_bytes: int = Field(default=5_000_000, ge=1024)
+    calendar_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    calendar_stale_hours: int = Field(default=24, ge=1)
+    calendar_horizon_days: int = Field(default=371, ge=7, le=800)
     purge_retention_days: int = 30
     orphan_threshold_minutes: int = 60
     reconcile_lookback_hours: int = 48
@@ -258,6 +268,13 @@ class Settings(BaseSettings):
         return self.model_copy(update=updates)
 
     def _check_production(self, updates: dict) -> None:
+        unsafe = [name for name in ("calendar_allow_http", "calendar_allow_private") if getattr(self, name)]
+        if unsafe:
+            raise ConfigurationError(
+                "TUTORBOOK_ENV=production refuses "
+                + ", ".join(f"TUTORBOOK_{name.upper()}=true" for name in unsafe)
+                + " (development settings: calendar addresses could reach your private network)"
+            )
         missing = []
         url = updates.get("database_url", self.database_url)
         if url.startswith("sqlite"):

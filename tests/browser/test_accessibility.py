@@ -38,6 +38,7 @@ TEACHER = [
     "/teacher/profile",
     "/teacher/hours",
     "/teacher/time-off",
+    "/teacher/calendars",
     "/teacher/policy",
     "/teacher/payouts",
     "/teacher/earnings",

@@ -49,6 +49,10 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/Teachers/me/time-off"): row(401, 403, 201, 201, 403, 403),
     ("DELETE", "/api/Teachers/me/time-off/{timeOffId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
     ("GET", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
+    ("GET", "/api/Teachers/me/calendars"): row(401, 403, 200, 200, 403, 403),
+    ("POST", "/api/Teachers/me/calendars"): row(401, 403, 201, 201, 403, 403),
+    ("DELETE", "/api/Teachers/me/calendars/{calendarId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
+    ("GET", "/api/Teachers/me/why-not"): row(401, 403, 422, 422, 403, 403),  # `at` is required
     ("PUT", "/api/Teachers/me/availability"): row(401, 403, 200, 200, 403, 403),
     ("POST", "/api/Teachers/me/payouts/onboard"): row(401, 403, 200, 200, 403, 403),
     ("GET", "/api/Teachers/me/payouts"): row(401, 403, 200, 200, 403, 403),
@@ -115,6 +119,8 @@ def world(api):
     a["client"].post(f"/api/Sessions/confirm-payment/{booking['stripeSessionId']}")
     away = {"startsAt": f.slot(days=20), "endsAt": f.slot(days=21)}
     time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
+    # Connected, though never readable: the matrix's app refuses loopback addresses.
+    calendar = teacher["client"].post("/api/Teachers/me/calendars", json={"icsUrl": "https://127.0.0.1:9/a.ics"})
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -144,6 +150,7 @@ def world(api):
         "bookingId": booking["id"],
         "stripeSessionId": booking["stripeSessionId"],
         "timeOffId": time_off["id"],
+        "calendarId": calendar.json()["data"]["id"],
         "secret": "no-such-feed",
     }
     return clients, params, {"a": a, "teacher": teacher}
@@ -176,6 +183,8 @@ def body_for(method, path, w):
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
+    if path == "/api/Teachers/me/calendars" and method == "POST":
+        return {"icsUrl": f"https://127.0.0.1:9/{uuid.uuid4().hex}.ics"}
     if path == "/api/Teachers/me/time-off":
         return {"startsAt": f.slot(days=30), "endsAt": f.slot(days=31), "note": "Holiday"}
     if path == "/api/Sessions/book":

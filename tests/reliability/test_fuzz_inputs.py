@@ -328,6 +328,10 @@ TARGETS = {
         },
     ),
     "book": json_target("p", "POST", "/api/Sessions/book", _book),
+    # Loopback: refused by the fetcher at once (the fuzzed app does not allow private hosts).
+    "connect calendar": json_target(
+        "profile_t", "POST", "/api/Teachers/me/calendars", lambda w: {"icsUrl": "https://127.0.0.1:9/cal.ics"}
+    ),
     "teachers query": query_target("anon", "GET", "/api/Teachers", lambda w: {"subject": "Mathematics"}),
     "availability query": query_target(
         "anon",

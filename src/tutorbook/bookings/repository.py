@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
+from tutorbook.calendars.models import BusyPeriod
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.paging import Cursor
 from tutorbook.teachers.models import TeacherProfile, TimeOff
@@ -795,3 +796,29 @@ def _search_statement(filters: tuple[str, ...], stripe_kind: str | None, cursor:
     stmt = _named_rows(*conds).add_columns(_PARENT_EMAIL.label("parent_email"))
     rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
     return keyset(stmt, after=after if cursor else None, limit=rows, newest_first=True)
+
+
+def calendar_conflicts(
+    session: Session, *, teacher_id: uuid.UUID, after: datetime, booking_ids: Sequence[uuid.UUID] | None = None
+) -> list[tuple[PS, BusyPeriod]]:
+    """The teacher's Confirmed sessions ending after `after` (or those of `booking_ids`) that
+    overlap a busy period of their calendars, each with one such period (the earliest)."""
+    where = [
+        PS.teacher_id == teacher_id,
+        PS.status == Status.CONFIRMED.value,
+        PS.ends_at > after,
+        BusyPeriod.ends_at > PS.starts_at,
+        BusyPeriod.starts_at < PS.ends_at,
+    ]
+    if booking_ids is not None:
+        where.append(PS.id.in_(list(booking_ids)))
+    stmt = (
+        sa.select(PS, BusyPeriod)
+        .join(BusyPeriod, BusyPeriod.teacher_id == PS.teacher_id)
+        .where(*where)
+        .order_by(PS.starts_at, PS.id, BusyPeriod.starts_at, BusyPeriod.id)
+    )
+    first: dict[uuid.UUID, tuple[PS, BusyPeriod]] = {}
+    for booking, period in session.execute(stmt).tuples():
+        first.setdefault(booking.id, (booking, period))
+    return list(first.values())

@@ -23,6 +23,7 @@ from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
 from tutorbook.bookings.models import PrivateSession, Refund
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
+from tutorbook.calendars import service as calendars
 from tutorbook.config import CHECKOUT_MARGIN_MINUTES, Settings
 from tutorbook.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tutorbook.identity import AuthUser, Role
@@ -50,6 +51,10 @@ class AlreadyPaid(BadRequest):
 
 class BookingNotFound(NotFound):
     message = "Session not found"
+
+
+class CalendarBusy(Conflict):
+    message = "The teacher's calendar has just become busy at this time; choose another slot"
 
 
 class TeacherNotPayable(Conflict):
@@ -256,7 +261,8 @@ def _check_request(
 
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
     """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
-    time off (the check booking and rescheduling share; overlaps are checked apart, under the lock)."""
+    time off; 409 if one of their calendars is busy then (the check booking and rescheduling share;
+    overlaps with other bookings are checked apart, under the lock)."""
     if not offered(session, profile=profile, start=start, end=end):
         raise Unprocessable(
             "This time is outside the teacher's availability",
@@ -266,6 +272,9 @@ def check_offered(session: Session, *, profile: TeacherProfile, start: datetime,
         raise Unprocessable(
             "The teacher is away at this time", data=[{"field": "startsAt", "message": "during time off"}]
         )
+    # Checked again here, not only when the times were shown: a sync may have brought it since.
+    if calendars.is_busy(session, profile.user_id, start=start, end=end):
+        raise CalendarBusy()
 
 
 def offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> bool:
@@ -972,6 +981,7 @@ def _free(
     profile = teachers.get_profile(session, teacher_id)
     busy = repo.busy_intervals(session, teacher_id=teacher_id, start=start, end=end, exclude=exclude)
     busy += teachers.time_off_intervals(session, teacher_id, start=start, end=end)
+    busy += calendars.busy_intervals(session, teacher_id, start=start, end=end)
     return slots.free_intervals(
         teachers.windows(session, teacher_id), zone=profile.time_zone, start=start, end=end, busy=busy, now=now
     )

@@ -196,6 +196,14 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         changed_at = _moment(at, user.time_zone or "UTC")
         context = {**base, "changed_at": changed_at, "forgot_url": f"{public}/forgot-password"}
         return render.render(item.kind, to=item.to, context=context)
+    if item.kind == "calendar_stale.teacher":
+        context = {
+            **base,
+            "calendar": str(item.payload.get("calendar", "")),
+            "error": str(item.payload.get("error", "")),
+            "calendars_url": f"{public}/teacher/calendars",
+        }
+        return render.render(item.kind, to=item.to, context=context)
     booking = bookings.get(session, item.booking_id) if item.booking_id else None
     if booking is None:
         return Skip("the booking is gone")
@@ -214,6 +222,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     moved_from = _instant(item.payload.get("from"))
     if item.kind.startswith("rescheduled.") and moved_from == booking.starts_at:
         return Skip("moved back to the time they were told of")
+    busy_from, busy_to = _instant(item.payload.get("busyFrom")), _instant(item.payload.get("busyTo"))
     hours_left = (booking.starts_at - now).total_seconds() / 3600
     context = {
         **base,
@@ -239,6 +248,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         else "",
         "moved_by": MOVED_BY.get(str(item.payload.get("by", "")), "moved"),
         "note": str(item.payload.get("note") or ""),  # the canceller's word to the other side
+        "busy_when": when(busy_from, busy_to, zone, loc) if busy_from and busy_to else "",
+        "calendars_url": f"{public}/teacher/calendars",
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):
@@ -334,6 +345,8 @@ def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: da
         return "cancelled before the confirmation went out"
     if item.kind.startswith("rescheduled.") and status != Status.CONFIRMED:
         return "no longer a confirmed session"
+    if item.kind.startswith("calendar_conflict.") and (status != Status.CONFIRMED or booking.starts_at <= now):
+        return "no longer a confirmed session ahead"
     return None
 
 

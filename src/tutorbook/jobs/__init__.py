@@ -12,6 +12,7 @@ from datetime import datetime
 
 from tutorbook.clock import utc_now
 from tutorbook.jobs import runs
+from tutorbook.jobs.calendars import calendar_sync
 from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
@@ -26,6 +27,7 @@ JOBS = {
     "complete": complete,
     "meeting-links": meeting_links,
     "purge": purge,
+    "calendar-sync": calendar_sync,
     "reminders": reminders,
     "mail": mail,
 }
@@ -35,6 +37,7 @@ INTERVAL_SETTINGS = {
     "complete": "job_complete_interval_s",
     "meeting-links": "job_meetings_interval_s",
     "purge": "job_purge_interval_s",
+    "calendar-sync": "job_calendar_sync_interval_s",
     "reminders": "job_reminders_interval_s",
     "mail": "job_mail_interval_s",
 }

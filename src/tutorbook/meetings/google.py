@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import google_auth_httplib2
@@ -31,6 +32,10 @@ from tutorbook.meetings.base import (
 )
 
 SCOPE = "https://www.googleapis.com/auth/calendar.events"
+# Teachers' busy times (docs/calendars.md): times only, never an event's title.
+FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
+# Google answers free/busy for a few months at a time at most; longer ranges are asked in pieces.
+FREEBUSY_SPAN = timedelta(days=56)
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"})
 CREDENTIALS_MODES = ("service_account", "oauth")
@@ -206,40 +211,67 @@ class GoogleMeetProvider:
             self.sleep(delay)
             event = events.get(calendarId=calendar, eventId=event["id"]).execute()
 
-    def _events(self, teacher_email: str) -> Any:
+    def busy(
+        self, *, teacher_email: str, calendar_ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """The busy times of the teacher's chosen calendars in [start, end) from Google Calendar's
+        free/busy query (as the teacher, or the configured user): times only. A calendar Google
+        cannot read (not found, not shared) is a PermanentMeetingError naming it. Free/busy has no
+        sync token, so each call asks the whole range again (in FREEBUSY_SPAN pieces)."""
+        out: list[tuple[datetime, datetime]] = []
+        with _mapped_errors():
+            freebusy = self._service(teacher_email, scope=FREEBUSY_SCOPE).freebusy()
+            piece = start
+            while piece < end:
+                until = min(end, piece + FREEBUSY_SPAN)
+                body = {
+                    "timeMin": piece.isoformat(),
+                    "timeMax": until.isoformat(),
+                    "items": [{"id": calendar_id} for calendar_id in calendar_ids],
+                }
+                answer = freebusy.query(body=body).execute()
+                out += _busy_of(answer, calendar_ids)
+                piece = until
+        return sorted(set(out))
 
+    def _service(self, teacher_email: str, *, scope: str = SCOPE) -> Any:
         http = self._http if self._http is not None else httplib2.Http(timeout=self.timeout_s)
-        authed = google_auth_httplib2.AuthorizedHttp(self._credentials_for(teacher_email), http=http)
-        service = build("calendar", "v3", http=authed, static_discovery=True, cache_discovery=False)
-        return service.events()
+        authed = google_auth_httplib2.AuthorizedHttp(self._credentials_for(teacher_email, scope=scope), http=http)
+        return build("calendar", "v3", http=authed, static_discovery=True, cache_discovery=False)
 
-    def _credentials_for(self, teacher_email: str) -> Any:
-        # Cached so a token is fetched once per user and refreshed by google-auth when it expires.
+    def _events(self, teacher_email: str) -> Any:
+        return self._service(teacher_email).events()
+
+    def _credentials_for(self, teacher_email: str, *, scope: str = SCOPE) -> Any:
+        # Cached so a token is fetched once per user (and scope) and refreshed by google-auth when
+        # it expires. The Meet scope's key stays the user alone, as before the free/busy scope came.
         if self.credentials_mode == "service_account":
             subject = self.impersonate or teacher_email
-            if subject not in self._credentials:
-                self._credentials[subject] = self._service_account_credentials(subject)
-            return self._credentials[subject]
+            key = subject if scope == SCOPE else f"{subject} {scope}"
+            if key not in self._credentials:
+                self._credentials[key] = self._service_account_credentials(subject, scope=scope)
+            return self._credentials[key]
         lookup = self.refresh_token_for  # required in oauth mode (checked in __init__)
         token = lookup(teacher_email) if lookup is not None else None
         if not token:
             raise PermanentMeetingError(f"no Google refresh token for {teacher_email}", code="no_refresh_token")
-        if token not in self._credentials:
-            self._credentials[token] = self._oauth_credentials(token)
-        return self._credentials[token]
+        key = token if scope == SCOPE else f"{token} {scope}"
+        if key not in self._credentials:
+            self._credentials[key] = self._oauth_credentials(token, scope=scope)
+        return self._credentials[key]
 
-    def _service_account_credentials(self, subject: str) -> Any:
+    def _service_account_credentials(self, subject: str, *, scope: str = SCOPE) -> Any:
 
         try:
             return service_account.Credentials.from_service_account_file(
-                self.service_account_file, scopes=[SCOPE], subject=subject
+                self.service_account_file, scopes=[scope], subject=subject
             )
         except (OSError, ValueError) as exc:
             raise PermanentMeetingError(
                 f"cannot read the service account file: {exc}", code="service_account_file"
             ) from exc
 
-    def _oauth_credentials(self, refresh_token: str) -> Any:
+    def _oauth_credentials(self, refresh_token: str, *, scope: str = SCOPE) -> Any:
 
         return Credentials(
             None,
@@ -247,8 +279,27 @@ class GoogleMeetProvider:
             token_uri=TOKEN_URI,
             client_id=self.oauth_client_id,
             client_secret=self.oauth_client_secret,
-            scopes=[SCOPE],
+            scopes=[scope],
         )
+
+
+def _busy_of(answer: dict, calendar_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+    """The busy times of a free/busy answer; a calendar Google could not read raises, naming it."""
+    out = []
+    calendars = answer.get("calendars", {})
+    for calendar_id in calendar_ids:
+        found = calendars.get(calendar_id, {})
+        errors = [e.get("reason", "?") for e in found.get("errors", [])]
+        if errors or calendar_id not in calendars:
+            reason = ", ".join(errors) or "not in the answer"
+            raise PermanentMeetingError(f"Google Calendar cannot read {calendar_id} ({reason})", code="freebusy")
+        for period in found.get("busy", []):
+            out.append((_instant(period["start"]), _instant(period["end"])))
+    return out
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @contextmanager

@@ -50,6 +50,8 @@ SUBJECTS = {
     "payment_pending.parent": "Your booking is held - complete the payment",
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
+    "calendar_conflict.teacher": "Your calendar is busy during a paid session: {subject} with {student_name}, {when}",
+    "calendar_stale.teacher": "Your calendar {calendar} can no longer be read",
     "password_reset": "Reset your {product} password",
     "password_changed": "Your {product} password was changed",
 }

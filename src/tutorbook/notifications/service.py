@@ -46,9 +46,7 @@ def booking_notice(
         for kind, user_id in recipients.items()
         if (user := users.get(user_id)) is not None and not (kind in REMINDER_KINDS and user.reminders_opt_out)
     ]
-    return outbox.enqueue_many(
-        session, notices, booking_id=booking_id, version=version, now=now, not_before=not_before
-    )
+    return outbox.enqueue_many(session, notices, booking_id=booking_id, version=version, now=now, not_before=not_before)
 
 
 def change_notice(
@@ -145,6 +143,24 @@ def finish_password_reset(
         now=now,
     )
     return user
+
+
+def calendar_stale_notice(session: Session, *, user_id: uuid.UUID, calendar: str, error: str, now: datetime) -> bool:
+    """Tell a teacher that one of their calendars (`calendar`: its masked address) could not be
+    read for too long and no longer blocks their times. Written once per time it goes stale."""
+    user = session.get(User, user_id)
+    if user is None:
+        return False
+    return outbox.enqueue(
+        session,
+        booking_id=None,
+        user_id=user.id,
+        to=user.email,
+        kind="calendar_stale.teacher",
+        version=0,
+        payload={"calendar": calendar, "error": error[:300]},
+        now=now,
+    )
 
 
 def _digest(secret: str) -> str:

@@ -353,3 +353,13 @@ _TIME_OFF_TOUCHING = (
     )
     .limit(1)
 )
+
+
+# -- cached availability -----------------------------------------------------------------
+
+
+def availability_changed(session: Session, *, teacher_id: uuid.UUID) -> None:
+    """`teacher_id`'s free time changed outside bookings (their calendars' busy periods were
+    replaced or dropped): the cached weeks of availability of every process are stale from this
+    transaction's commit (tutorbook.versions)."""
+    schedule_changed(session, teacher_ids=[teacher_id])

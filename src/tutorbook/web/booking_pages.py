@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tutorbook import paging
 from tutorbook.api.deps import get_services
+from tutorbook.bookings import busy
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
@@ -163,6 +164,9 @@ def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) 
             out["past"].append(item)
     out["past"].reverse()  # latest first
     out["cancelled"].reverse()
+    clashes = busy.conflicting(session, teacher_id=teacher.id, booking_ids=[b.id for b in movable], now=now)
+    for item in out["upcoming"]:
+        item["calendar_busy"] = item["id"] in clashes
     out["moves"] = _moves(session, movable, user=teacher, settings=settings, now=now)
     out["missing"] = teachers.checklist(session, teacher.id)
     return out

@@ -1,12 +1,12 @@
 """A teacher's free time, cached per teacher and week until their schedule changes (issue #33).
 
-A week's free intervals (the weekly hours in the teacher's zone, minus time off and holding
-bookings, whatever the time now) are kept in the process, labelled with the teacher's schedule
-version (`tutorbook.versions`). A request reads that one counter (an indexed read), takes the
+A week's free intervals (the weekly hours in the teacher's zone, minus time off, holding
+bookings and the busy times of their own calendars, whatever the time now) are kept in the
+process, labelled with the teacher's schedule version (`tutorbook.versions`). A request reads that one counter (an indexed read), takes the
 weeks it spans from the cache when their label is current, computes the others (all in one read
 of each table), then cuts the answer to [max(from, now), to). Whatever changes the teacher's free
 time moves the counter in its own transaction (`versions.schedule_changed`: a booking made,
-cancelled, moved or completed, the hours, the time off, the time zone), so every process's next
+cancelled, moved or completed, the hours, the time off, the time zone, a calendar's busy times), so every process's next
 request recomputes: a slot taken is gone from the very next answer.
 """
 
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tutorbook.bookings import repository as repo
+from tutorbook.calendars import service as calendars
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
 from tutorbook.versions import read, schedule_key
@@ -90,6 +91,7 @@ def _compute(session: Session, *, teacher_id: uuid.UUID, weeks: list[datetime]) 
     first, last = weeks[0], weeks[-1] + WEEK
     busy = repo.busy_intervals(session, teacher_id=teacher_id, start=first, end=last)
     busy += teachers.time_off_intervals(session, teacher_id, start=first, end=last)
+    busy += calendars.busy_intervals(session, teacher_id, start=first, end=last)  # their own calendars
     return {
         w: slots.free_intervals(windows, zone=profile.time_zone, start=w, end=w + WEEK, busy=busy, now=w)
         for w in weeks

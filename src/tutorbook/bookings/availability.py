@@ -2,12 +2,13 @@
 
 A week's free intervals (the weekly hours in the teacher's zone, minus time off, holding
 bookings and the busy times of their own calendars, whatever the time now) are kept in the
-process, labelled with the teacher's schedule version (`tutorbook.versions`). A request reads that one counter (an indexed read), takes the
-weeks it spans from the cache when their label is current, computes the others (all in one read
-of each table), then cuts the answer to [max(from, now), to). Whatever changes the teacher's free
-time moves the counter in its own transaction (`versions.schedule_changed`: a booking made,
-cancelled, moved or completed, the hours, the time off, the time zone, a calendar's busy times), so every process's next
-request recomputes: a slot taken is gone from the very next answer.
+process, labelled with the teacher's schedule version (`tutorbook.versions`). A request reads
+that one counter (an indexed read), takes the weeks it spans from the cache when their label is
+current, computes the others (all in one read of each table), then cuts the answer to
+[max(from, now), to). Whatever changes the teacher's free time moves the counter in its own
+transaction (`versions.schedule_changed`: a booking made, cancelled, moved or completed, the
+hours, the time off, the time zone, a calendar's busy times), so every process's next request
+recomputes: a slot taken is gone from the very next answer.
 """
 
 from __future__ import annotations

@@ -60,14 +60,15 @@ def main() -> int:
         lines = [line for line in out.splitlines() if line.startswith(("PASS", "MISS", "SKIPPED"))]
         if rc != 0:
             crashed.append(script)
-            summary.append(f"CRASH  {script} (exit {rc}, {took:.0f} s)")
+            what = "FAIL " if "\nFAIL: " in out else "CRASH"  # bench_mixed.py: a 5xx answered
+            summary.append(f"{what}  {script} (exit {rc}, {took:.0f} s)")
         else:
             summary += [f"{line}" for line in lines] or [f"ok     {script} ({took:.0f} s, no goal lines)"]
     print("\n=== summary ===")
     for line in summary:
         print(line)
     if crashed:
-        print(f"\n{len(crashed)} benchmark(s) crashed: {', '.join(crashed)}")
+        print(f"\n{len(crashed)} benchmark(s) crashed or failed: {', '.join(crashed)}")
         return 1
     print(f"\nno crashes ({len(chosen)} benchmark(s); missed goals are reported above, not failures)")
     return 0

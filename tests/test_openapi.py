@@ -57,6 +57,7 @@ OPERATION_IDS = {
     ("GET", "/api/Admin/bookings"): "Admin_bookings",
     ("POST", "/api/Admin/cleanup"): "Admin_cleanup",
     ("POST", "/api/Admin/reconcile"): "Admin_reconcile",
+    ("POST", "/api/Admin/bookings/{bookingId}/refund"): "Admin_refundBooking",
     ("POST", "/api/Auth/forgot-password"): "Auth_forgotPassword",
     ("POST", "/api/Auth/reset-password"): "Auth_resetPassword",
     ("GET", "/api/Notifications/settings"): "Notifications_getSettings",

@@ -81,6 +81,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Admin/reports/payouts"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/cleanup"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/reconcile"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Admin/bookings/{bookingId}/refund"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Auth/forgot-password"): every(202),  # the same answer for anyone, any email
     ("POST", "/api/Auth/reset-password"): every(400),  # a made-up token
     ("GET", "/api/Notifications/settings"): row(401, 200, 200, 200, 200, 200),
@@ -181,6 +182,8 @@ def body_for(method, path, w):
         return {"windows": f.ALL_WEEK}
     if path == "/api/Teachers/me/policy" and method == "PUT":
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
+    if path.endswith("/refund"):
+        return {"amount": 100, "reason": "matrix", "idempotencyKey": "matrix"}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
     if path == "/api/Teachers/me/calendars" and method == "POST":

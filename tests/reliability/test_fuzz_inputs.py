@@ -386,6 +386,18 @@ TARGETS = {
             "limit": 10,
         },
     ),
+    "console search by name": query_target(
+        "admin",
+        "GET",
+        "/api/Admin/bookings",
+        lambda w: {"q": "Parent 1", "teacher": "teacher", "parent": "example.com", "limit": 10},
+    ),
+    "admin refund": json_target(
+        "admin",
+        "POST",
+        "/api/Admin/bookings/{bid}/refund",
+        lambda w: {"amount": 100, "reason": "fuzz", "idempotencyKey": "fuzz-key"},
+    ),
     "payouts report query": query_target(
         "admin", "GET", "/api/Admin/reports/payouts", lambda w: {"from": f.slot(days=-30), "to": f.slot(days=9)}
     ),

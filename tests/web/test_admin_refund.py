@@ -79,3 +79,25 @@ def test_refunding_is_for_admins_only_and_needs_the_csrf_token(api, c, admin_web
     r = admin_web.post(f"/admin/bookings/{b['id']}/refund", {"amount": "5", "reason": "x", "key": "k"}, csrf=False)
     assert r.status_code == 403
     assert pay.refunds(api.state.db, b["id"]) == []
+
+
+def test_the_api_refunds_an_amount_once_per_key_and_no_more_than_is_left(api, c):
+    from tests.jobs.helpers import admin_client
+
+    b = confirmed(c)["b"]
+    url = f"/api/Admin/bookings/{b['id']}/refund"
+    with admin_client(api, c) as admin:
+        r = admin.post(url, json={"amount": 1000, "reason": "late start", "idempotencyKey": "k1"})
+        assert r.status_code == 200 and r.json()["data"]["status"] == 1, r.text
+        again = admin.post(url, json={"amount": 1000, "reason": "late start", "idempotencyKey": "k1"})
+        assert again.status_code == 200 and again.json()["message"] == "This refund was asked for already"
+        too_much = admin.post(url, json={"amount": 5001, "reason": "more", "idempotencyKey": "k2"})
+        assert too_much.status_code == 422 and too_much.json()["data"][0]["field"] == "amount"
+        assert admin.post(url, json={"amount": -1, "reason": "x", "idempotencyKey": "k3"}).status_code == 422
+        missing = f"/api/Admin/bookings/{'0' * 8}-0000-0000-0000-{'0' * 12}/refund"
+        assert admin.post(missing, json={"amount": 1, "reason": "x", "idempotencyKey": "k4"}).status_code == 404
+    assert [r.amount for r in pay.refunds(api.state.db, b["id"])] == [1000]
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 1000
+    parent = confirmed(c)["p"]
+    r = parent["client"].post(url, json={"amount": 1, "reason": "me", "idempotencyKey": "k5"})
+    assert r.status_code == 403

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,9 +24,18 @@ from tutorbook.admin.schemas import (
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings
-from tutorbook.bookings.schemas import PayoutReportOut, TeacherPayoutsOut, session_row_out
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.schemas import (
+    AdminRefundIn,
+    PayoutReportOut,
+    SessionOut,
+    TeacherPayoutsOut,
+    session_out,
+    session_row_out,
+)
 from tutorbook.clock import utc_now
 from tutorbook.errors import BadGateway
+from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, errors, ok
@@ -141,3 +151,23 @@ async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jo
         )
     except gw.GatewayError as exc:
         raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
+
+
+@router.post(
+    "/bookings/{bookingId}/refund",
+    response_model=Envelope[SessionOut],
+    name="refundBooking",
+    responses=errors(404, 409),
+)
+async def refund_booking(
+    booking_id: Annotated[uuid.UUID, Path(alias="bookingId")], body: AdminRefundIn, user: AdminUser, svc: ServicesDep
+):
+    """Give back `amount` of a paid booking without cancelling it (the console's "Refund without
+    cancelling"): recorded with the reason in one transaction, then sent to Stripe; at most what
+    is left (422); the same `idempotencyKey` refunds once (message says so)."""
+    booking, new = await flows.refund_as_admin(
+        svc, admin=user, booking_id=booking_id, amount=body.amount, note=body.reason, key=body.idempotency_key
+    )
+    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    message = "Refund asked of Stripe" if new else "This refund was asked for already"
+    return ok(session_out(booking, teacher, student), message)

@@ -62,6 +62,14 @@ class CancelIn(InputModel):
     )
 
 
+class AdminRefundIn(InputModel):
+    amount: int = Field(gt=0, le=10**9, description="minor units; at most what is left to refund")
+    reason: str = Field(min_length=1, max_length=500, description="kept in the booking's history")
+    idempotency_key: str = Field(
+        min_length=1, max_length=100, description="one refund per key: a retried request refunds once"
+    )
+
+
 class TermsOut(CamelModel):
     """The teacher's terms stored with a booking when it was paid."""
 

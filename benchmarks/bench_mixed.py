@@ -15,8 +15,12 @@ their own process. N parents (closed loop, no pause) each pick their next action
 Printed per run: requests/s, per-route p50/p95/p99, every answer that was not the expected one
 by kind (a 503 — "busy", with Retry-After — is a 5xx like any other: the parent waits the
 Retry-After it was given, then goes on), and the CPU of the app, PostgreSQL and the sandbox per
-request. Exits non-zero when any run answered any 5xx (CI: `run_all.py` runs `--quick`, whose
-largest crowd is 200 parents).
+request. Exits non-zero when any run answered a 5xx that is not the deliberate refusal (a 500,
+502 or 504, or a 503 without Retry-After and the envelope): CI's `run_all.py` runs `--quick`,
+whose largest crowd is 200 parents. A deliberate 503 ("busy", Retry-After, the envelope) counts
+as a 5xx in the table and misses the `mixed_5xx` goal, but does not fail CI: how many requests a
+process must shed depends on how fast the machine is at that moment, and CI must not fail on a
+timing (docs/PERFORMANCE.md, section 9).
 
     .venv/bin/python benchmarks/bench_mixed.py [--quick] [--write-docs] [--levels 10,50,200,1000]
         [--worker-counts 1,2] [--duration S] [--profile]
@@ -125,6 +129,9 @@ class FreeSlots:
         return t, start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+BUSY = "is busy; try again in a moment"  # the 503s of admission and of a pool timeout (tutorbook.errors)
+
+
 class Stats:
     def __init__(self):
         self.lat: dict[str, list[float]] = defaultdict(list)
@@ -132,6 +139,7 @@ class Stats:
         self.samples: dict[str, str] = {}
         self.ok = 0
         self.fivexx = 0
+        self.broken = 0  # 5xx that are not the deliberate, well-formed 503 (these fail CI)
 
     def add(self, route: str, status: int | None, ms: float, body: bytes, expect: tuple[int, ...]) -> bool:
         if status in expect:
@@ -141,10 +149,15 @@ class Stats:
         kind = f"{route}: {status if status is not None else 'connection'}"
         if status is not None and status >= 500:
             self.fivexx += 1
+            shed = False
             try:
-                kind += f" {json.loads(body).get('message', '')[:60]!r}"
+                message = json.loads(body).get("message", "")
+                kind += f" {message[:60]!r}"
+                shed = status == 503 and message.endswith(BUSY)
             except (ValueError, AttributeError):
                 kind += " (not the envelope)"
+            if not shed:
+                self.broken += 1
         self.kinds[kind] += 1
         self.samples.setdefault(kind, body[:200].decode("utf-8", "replace"))
         return False
@@ -259,7 +272,8 @@ def run_level(srv: h.Servers, people: h.Seed, slots: FreeSlots, weeks, *, parent
     stats, took = loadgen.run(crowd.run(warmup=warmup, duration=duration, window=h.windows(meter, prof)))
     answers = sum(len(v) for v in stats.lat.values()) + sum(stats.kinds.values())
     row = {"parents": parents, "workers": workers, "rps": stats.ok / took, "answers": answers,
-           "errors": dict(stats.kinds), "fivexx": stats.fivexx, "cpu": h.cpu_per_request(meter.result, answers),
+           "errors": dict(stats.kinds), "fivexx": stats.fivexx, "broken": stats.broken,
+           "cpu": h.cpu_per_request(meter.result, answers),
            "routes": {r: {"n": len(v), "p50": pct(v, 50), "p95": pct(v, 95), "p99": pct(v, 99)}
                       for r, v in stats.lat.items()}}
     if prof is not None:
@@ -386,9 +400,9 @@ def main() -> None:
     out = goals(rows)
     h.report("mixed", out, section(rows, meta), quick=args.quick, write_docs=args.write_docs,
              extra={"rows": rows}, profiled=args.profile)
-    bad = sum(r["fivexx"] for r in rows)
+    bad = sum(r.get("broken", r["fivexx"]) for r in rows)
     if bad:
-        print(f"\nFAIL: {bad} answers were 5xx")
+        print(f"\nFAIL: {bad} answers were 5xx other than the admission's well-formed 503")
         sys.exit(1)
 
 

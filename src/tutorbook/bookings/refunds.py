@@ -37,10 +37,12 @@ _REFUSED = tuple(sorted(r.value for r in REFUSED_PAYMENT_REASONS))
 _PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 namespace: refund id per payment
 
 
-def request(session: Session, *, booking, amount: int, reason: str, now: datetime) -> Refund:
-    """Record a refund to send; nothing leaves the building yet."""
+def request(
+    session: Session, *, booking, amount: int, reason: str, now: datetime, refund_id: uuid.UUID | None = None
+) -> Refund:
+    """Record a refund to send (under `refund_id`, or a new id); nothing leaves the building yet."""
     refund = Refund(
-        id=uuid.uuid4(),
+        id=refund_id or uuid.uuid4(),
         session_id=booking.id,
         payment_intent_id=booking.stripe_payment_intent_id,
         amount=amount,
@@ -76,20 +78,7 @@ def request_once(
     found = session.get(Refund, refund_id)
     if found is not None:
         return found, False
-    refund = Refund(
-        id=refund_id,
-        session_id=booking.id,
-        payment_intent_id=booking.stripe_payment_intent_id,
-        amount=amount,
-        currency=booking.currency,
-        status=PENDING,
-        reason=reason,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(refund)
-    session.flush()
-    return refund, True
+    return request(session, booking=booking, amount=amount, reason=reason, now=now, refund_id=refund_id), True
 
 
 def request_payment_refund(

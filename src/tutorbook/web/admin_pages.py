@@ -514,13 +514,4 @@ async def report_csv(name: str, request: Request, user: Viewer):
     svc = get_services(request)
     data = await svc.tx(_reports, settings=svc.settings)
     key, columns = CSV_COLUMNS[name]
-    body = console.to_csv(data[key], columns)
-    stamp = utc_now().strftime("%Y%m%d-%H%M")
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="tutorbook-{name}-{stamp}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csv_response(console.to_csv(data[key], columns), name=name)

@@ -141,3 +141,47 @@ def test_price_and_fee_add_up_to_what_the_parent_pays_and_the_teacher_keeps():
             fee = policy.platform_fee(amount=price, percent=15)
             assert 0 <= fee <= price
             assert abs(fee - price * 15 / 100) <= 0.5  # the fee is within half a minor unit of 15 %
+
+
+def _booking_with_terms(full, late, deadline, most):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        terms_full_refund_hours=full,
+        terms_late_refund_percent=late,
+        terms_reschedule_deadline_hours=deadline,
+        terms_max_reschedules=most,
+    )
+
+
+PLATFORM = policy.Terms(full_refund_hours=24, late_refund_percent=0, reschedule_deadline_hours=24, max_reschedules=2)
+
+
+def test_a_booking_keeps_the_terms_it_was_paid_under():
+    stored = policy.stored(_booking_with_terms(48, 25, 12, 3), platform=PLATFORM)
+    assert stored == policy.Terms(
+        full_refund_hours=48, late_refund_percent=25, reschedule_deadline_hours=12, max_reschedules=3
+    )
+
+
+def test_terms_stored_as_zero_stay_zero_not_the_platform_defaults():
+    stored = policy.stored(_booking_with_terms(2, 0, 0, 0), platform=PLATFORM)
+    assert stored == policy.Terms(
+        full_refund_hours=2, late_refund_percent=0, reschedule_deadline_hours=0, max_reschedules=0
+    )
+
+
+def test_a_booking_paid_before_terms_were_stored_has_the_platform_terms():
+    assert policy.stored(_booking_with_terms(None, None, None, None), platform=PLATFORM) == PLATFORM
+
+
+def test_to_store_and_stored_round_trip():
+    terms = policy.Terms(full_refund_hours=36, late_refund_percent=50, reschedule_deadline_hours=6, max_reschedules=1)
+    columns = policy.to_store(terms)
+    assert columns == {
+        "terms_full_refund_hours": 36,
+        "terms_late_refund_percent": 50,
+        "terms_reschedule_deadline_hours": 6,
+        "terms_max_reschedules": 1,
+    }
+    assert policy.stored(_booking_with_terms(*columns.values()), platform=PLATFORM) == terms

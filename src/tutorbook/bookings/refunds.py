@@ -186,5 +186,5 @@ def record_answer(
             Refund.reason.not_in(_REFUSED),
         )
     )
-    if accepted is not None and accepted > booking.refunded_amount:
-        bookings.set_fields(session, booking, refunded_amount=accepted, updated_at=now)
+    if accepted is not None:
+        bookings.raise_refunded_amount(session, booking, total=accepted, now=now)

@@ -205,3 +205,18 @@ def test_purge_keeps_a_never_paid_booking_until_the_retention_has_passed(api, c,
     assert row(api, b["id"]) is not None
     assert [str(i.booking_id) for i in run(api, "purge", now=at + retention + timedelta(seconds=1)).items] == [b["id"]]
 
+
+def test_a_partial_refund_at_stripe_whose_webhook_was_lost_still_leaves_the_rest_to_refund(api, c, sandbox):
+    """The app never heard of the 2,500 refunded at Stripe: the teacher's "full refund" must still
+    return what is left (3,500), not ask for 6,000, be refused and return nothing."""
+    x = _confirmed(c)
+    intent = row(api, x["b"]["id"]).stripe_payment_intent_id
+    webhooks_off(sandbox)
+    api.state.services.gateway.refund_sync(
+        payment_intent=intent, amount=2500, refund_key=f"dash-{intent}", booking_id=x["b"]["id"], connect=False
+    )
+    assert row(api, x["b"]["id"]).refunded_amount == 0  # charge.refunded never arrived
+    r = x["t"]["client"].post(f"/api/Sessions/{x['b']['id']}/cancel")
+    assert r.status_code == 200, r.text
+    assert pay.refunded_at_stripe(sandbox, intent) == 6000
+    assert row(api, x["b"]["id"]).refunded_amount == 6000

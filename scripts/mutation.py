@@ -72,7 +72,7 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
     module = config["modules"][name]
     target = config["target"]
     excluded = [re.compile(p) for p in config.get("exclude_operators", [])]
-    equivalents = {(e["operator"], e["line"]): e["reason"] for e in config.get("equivalent", []) if e["module"] == name}
+    equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
     tests = module["tests"]
     started = time.monotonic()
     # The module's tests must pass unmutated, and their time bounds each mutant's.
@@ -133,12 +133,10 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="excluded operator"))
                 dropped += 1
                 continue
-            line = _line_of(work / spec.module_path, spec.start_pos[0])
-            reason = equivalents.get((spec.operator_name, line))
+            reason = _equivalent(spec, work=work, equivalents=equivalents)
             if reason is not None:
-                db.set_result(
-                    item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=f"equivalent: {reason}")
-                )
+                skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=f"equivalent: {reason}")
+                db.set_result(item.job_id, skip)
                 equivalent += 1
                 continue
             keep.append(item)

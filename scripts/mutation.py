@@ -16,6 +16,7 @@ a time, under `nice`: the machine is shared.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -133,7 +134,7 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="excluded operator"))
                 dropped += 1
                 continue
-            reason = _equivalent(spec, work=work, equivalents=equivalents)
+            reason = _equivalent(spec, work=work, equivalents=equivalents) or _in_annotation(spec, work=work)
             if reason is not None:
                 skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=f"equivalent: {reason}")
                 db.set_result(item.job_id, skip)
@@ -171,6 +172,32 @@ def _equivalent(spec, *, work: Path, equivalents: list[dict]) -> str | None:
             and e.get("token", _token(spec, work=work)) == _token(spec, work=work)
         ):
             return e["reason"]
+    return None
+
+
+def _annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the module's type annotations are: (start, end) as (line, column)."""
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        notes = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            notes.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            notes.append(node.returns)
+        for n in notes:
+            spans.append(((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)))
+    return spans
+
+
+def _in_annotation(spec, *, work: Path) -> str | None:
+    """Equivalent: a mutant inside a type annotation, which `from __future__ import annotations`
+    keeps as a string that nothing evaluates (the money modules all import it)."""
+    path = work / spec.module_path
+    if "from __future__ import annotations" not in path.read_text():
+        return None
+    start = tuple(spec.start_pos)
+    if any(a <= start < b for a, b in _annotation_spans(path)):
+        return "inside a type annotation (never evaluated under `from __future__ import annotations`)"
     return None
 
 

@@ -144,6 +144,13 @@ def test_the_teacher_completes_once_the_session_has_started():
     assert change.reason == Reason.MARKED_COMPLETED
 
 
+@pytest.mark.parametrize("by_job", [True, False])
+def test_a_session_whose_end_has_long_passed_can_be_completed(by_job):
+    start, end = NOW - timedelta(hours=3), NOW - timedelta(hours=2)
+    change = lifecycle.complete(Status.CONFIRMED, now=NOW, starts_at=start, ends_at=end, by_job=by_job)
+    assert change.reason == (Reason.SESSION_ENDED if by_job else Reason.MARKED_COMPLETED)
+
+
 @pytest.mark.parametrize("current", [Status.PENDING, Status.COMPLETED, Status.CANCELLED])
 def test_only_confirmed_bookings_complete(current):
     with pytest.raises(IllegalTransition):

@@ -134,7 +134,11 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="excluded operator"))
                 dropped += 1
                 continue
-            reason = _equivalent(spec, work=work, equivalents=equivalents) or _in_annotation(spec, work=work)
+            reason = (
+                _equivalent(spec, work=work, equivalents=equivalents)
+                or _in_annotation(spec, work=work)
+                or _star_marker(spec, work=work)
+            )
             if reason is not None:
                 skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=f"equivalent: {reason}")
                 db.set_result(item.job_id, skip)
@@ -199,6 +203,21 @@ def _in_annotation(spec, *, work: Path) -> str | None:
     if any(a <= start < b for a, b in _annotation_spans(path)):
         return "inside a type annotation (never evaluated under `from __future__ import annotations`)"
     return None
+
+
+def _star_marker(spec, *, work: Path) -> str | None:
+    """Equivalent: `*` made `/` where it is no multiplication but a signature's keyword-only marker:
+    the parameters after it may then also be passed by position, which no call site does (and
+    `*args` made `/args` does not compile, so that one is killed, not skipped)."""
+    if not spec.operator_name.startswith("core/ReplaceBinaryOperator_Mul_") or _token(spec, work=work) != "*":
+        return None
+    start = tuple(spec.start_pos)
+    for node in ast.walk(ast.parse((work / spec.module_path).read_text())):
+        if isinstance(node, ast.BinOp):
+            span = ((node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0))
+            if span[0] <= start < span[1]:
+                return None
+    return "the keyword-only marker `*` made another operator: it only lets callers pass by position"
 
 
 def _score(session: Path, *, work: Path) -> dict:

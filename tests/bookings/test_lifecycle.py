@@ -257,3 +257,27 @@ def test_a_reschedule_is_no_status_transition():
     assert all(Reason.RESCHEDULED not in reasons for reasons in ALLOWED.values())
     # Its history row goes from Confirmed to Confirmed and replays.
     assert lifecycle.replay([(None, 0), (0, 1), (1, 1), (1, 1), (1, 2)]) == Status.COMPLETED
+
+
+def test_the_rules_and_the_changes_they_make_cannot_be_altered_after_the_fact():
+    from dataclasses import FrozenInstanceError
+
+    change = lifecycle.book(now=NOW)
+    move = lifecycle.reschedule(
+        Status.CONFIRMED,
+        role=Role.TEACHER,
+        now=NOW,
+        starts_at=START,
+        ends_at=END,
+        new_start=START + timedelta(days=1),
+        count=0,
+        deadline_hours=24,
+        max_reschedules=2,
+    )
+    for obj, attr, value in (
+        (lifecycle.RESCHEDULE[Role.PARENT], "deadline", False),
+        (change, "target", Status.CONFIRMED),
+        (move, "to_start", NOW),
+    ):
+        with pytest.raises(FrozenInstanceError):
+            setattr(obj, attr, value)

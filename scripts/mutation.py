@@ -209,7 +209,8 @@ def _star_marker(spec, *, work: Path) -> str | None:
     """Equivalent: `*` made `/` where it is no multiplication but a signature's keyword-only marker:
     the parameters after it may then also be passed by position, which no call site does (and
     `*args` made `/args` does not compile, so that one is killed, not skipped)."""
-    if not spec.operator_name.startswith("core/ReplaceBinaryOperator_Mul_") or _token(spec, work=work) != "*":
+    # Only `/` compiles there; `+`, `-`, `//`, `%` are syntax errors, counted as killed.
+    if spec.operator_name != "core/ReplaceBinaryOperator_Mul_Div" or _token(spec, work=work) != "*":
         return None
     start = tuple(spec.start_pos)
     for node in ast.walk(ast.parse((work / spec.module_path).read_text())):
@@ -217,7 +218,7 @@ def _star_marker(spec, *, work: Path) -> str | None:
             span = ((node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0))
             if span[0] <= start < span[1]:
                 return None
-    return "the keyword-only marker `*` made another operator: it only lets callers pass by position"
+    return "the keyword-only marker `*` made `/`: it only lets callers pass by position"
 
 
 def _score(session: Path, *, work: Path) -> dict:

@@ -106,15 +106,24 @@ def test_only_a_pending_booking_can_be_confirmed_by_payment(current):
             lifecycle.confirm_payment(current, now=NOW, payment_intent_id="pi_1")
 
 
-@pytest.mark.parametrize("current,reason", list(product(Status, lifecycle.CANCELLATION_REASONS)))
+@pytest.mark.parametrize("current,reason", list(product(Status, list(Reason))))
 def test_cancel_carries_a_listed_reason_from_pending_or_confirmed(current, reason):
-    if _spec_allows(current, Status.CANCELLED, reason):
+    # cancel() is the cancellation (Pending or Confirmed -> Cancelled); the moves from Cancelled to
+    # itself (a refunded late or refused payment) are other functions'.
+    if current in (Status.PENDING, Status.CONFIRMED) and _spec_allows(current, Status.CANCELLED, reason):
         change = lifecycle.cancel(current, reason=reason, now=NOW)
         assert change.fields["cancellation_reason"] == reason.value
         assert change.fields["cancelled_at"] == NOW
     else:
         with pytest.raises(IllegalTransition):
             lifecycle.cancel(current, reason=reason, now=NOW)
+
+
+def test_a_forbidden_move_is_a_409_conflict_and_too_early_a_400():
+    with pytest.raises(IllegalTransition) as refused:
+        lifecycle.check(Status.COMPLETED, Status.PENDING, Reason.BOOKED)
+    assert refused.value.status_code == 409
+    assert lifecycle.TooEarlyToComplete().status_code == 400
 
 
 def test_a_paid_booking_cannot_be_cancelled_as_if_unpaid():

@@ -158,13 +158,14 @@ def test_a_stuck_refund_of_a_payment_stripe_does_not_know_fails_with_a_finding_a
 
 
 def test_with_stripe_down_reconcile_fails_loudly_and_is_counted(api, sandbox, since):
+    errors_before = api.state.metrics.value("tutorbook_jobs_runs_total", job="reconcile", result="error")
     pay.sandbox_config(sandbox, fail_mode="error500")
     try:
         with pytest.raises(gw.GatewayError):
             run(api, "reconcile", since=since)
     finally:
         pay.sandbox_config(sandbox, fail_mode=None)
-    assert api.state.metrics.value("tutorbook_jobs_runs_total", job="reconcile", result="error") >= 1
+    assert api.state.metrics.value("tutorbook_jobs_runs_total", job="reconcile", result="error") == errors_before + 1
 
 
 def test_with_webhooks_off_the_jobs_alone_bring_every_booking_to_its_right_state(api, c, sandbox, since):

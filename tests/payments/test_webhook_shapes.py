@@ -100,3 +100,27 @@ def test_an_expired_event_whose_request_is_not_an_object_is_a_plain_expiry(api, 
     evt["request"] = request_field  # older API versions send the request id as a string
     r = wh.post(api.state.base_url, evt)
     assert r.status_code == 200 and r.json()["data"] == "checkout_expired"
+
+
+@pytest.mark.parametrize("amount_refunded", [2**40, -5, "6000"])
+def test_a_malformed_refund_of_the_booking_s_own_payment_is_a_400_that_changes_nothing(
+    api, sandbox, pending, amount_refunded
+):
+    """The refund cases above name a payment no booking has, so they would change nothing even if
+    the shape were not checked; these name the Confirmed booking's own payment."""
+    b = pending["b"]
+    pay.pay(b["checkoutUrl"])
+    completed = wh.event("checkout.session.completed", checkout_object(sandbox, b))
+    assert wh.post(api.state.base_url, completed).json()["data"] == "confirmed"
+    intent = pay.booking_row(api.state.db, b["id"]).stripe_payment_intent_id
+    assert intent
+    before, recorded = snapshot(api.state.db, b["id"]), events_recorded(api.state.db)
+    charge = {"object": "charge", "id": "ch_1", "payment_intent": intent, "amount_refunded": amount_refunded}
+    r = wh.post(api.state.base_url, wh.event("charge.refunded", charge))
+    assert r.status_code == 400, r.text
+    assert snapshot(api.state.db, b["id"]) == before
+    assert events_recorded(api.state.db) == recorded
+    # The same event well formed does change it: the check above could fail.
+    good = wh.event("charge.refunded", dict(charge, amount_refunded=1000))
+    assert wh.post(api.state.base_url, good).json()["data"] == "refund_recorded"
+    assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 1000

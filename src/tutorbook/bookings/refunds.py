@@ -216,5 +216,50 @@ def record_answer(
             Refund.reason.not_in(_REFUSED),
         )
     )
-    if accepted is not None and accepted > booking.refunded_amount:
-        bookings.set_fields(session, booking, refunded_amount=accepted, updated_at=now)
+    if accepted is not None:
+        bookings.raise_refunded_amount(session, booking, total=accepted, now=now)
+
+
+def replace_refused(
+    session: Session, *, refund_id: uuid.UUID, refunded_at_stripe: int, now: datetime
+) -> uuid.UUID | None:
+    """A refund Stripe refused, of a charge of which `refunded_at_stripe` is refunded already: a
+    new pending refund of what is left (at most what was asked), and the booking's refunded_amount
+    raised to Stripe's total; None when nothing is left or it was replaced already."""
+    refused = session.get(Refund, refund_id)
+    if refused is None or refused.status != "failed":
+        return None
+    booking = bookings.get(session, refused.session_id)
+    assert booking is not None  # the foreign key
+    bookings.raise_refunded_amount(session, booking, total=refunded_at_stripe, now=now)
+    amount = min(refused.amount, booking.price_amount - refunded_at_stripe)
+    if amount <= 0:
+        return None
+    replacement = Refund(
+        id=uuid.uuid5(_PAYMENT_REFUNDS, f"rest-of-{refund_id}"),  # one replacement per refused refund
+        session_id=refused.session_id,
+        payment_intent_id=refused.payment_intent_id,
+        amount=amount,
+        currency=refused.currency,
+        status=PENDING,
+        reason=refused.reason,
+        created_at=now,
+        updated_at=now,
+    )
+    if session.get(Refund, replacement.id) is not None:
+        return None
+    session.add(replacement)
+    session.flush()
+    return replacement.id
+
+
+def at_least_refunded(session: Session, *, refund_id: uuid.UUID, total: int, now: datetime) -> None:
+    """After `refund_id` was accepted on a charge of which `total` was refunded before it: the
+    booking's refunded_amount is at least the two together (Stripe's total, as charge.refunded
+    would set it)."""
+    refund = session.get(Refund, refund_id)
+    if refund is None:
+        return
+    booking = bookings.get(session, refund.session_id)
+    assert booking is not None
+    bookings.raise_refunded_amount(session, booking, total=total + refund.amount, now=now)

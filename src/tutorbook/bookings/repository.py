@@ -321,6 +321,21 @@ def set_fields(session: Session, booking: PS, **fields: Any) -> None:
         set_committed_value(booking, key, value)
 
 
+def raise_refunded_amount(session: Session, booking: PS, *, total: int, now: datetime | None = None) -> bool:
+    """refunded_amount = `total` unless it is at least that already, in one guarded UPDATE: two
+    writers racing (a refund's answer and Stripe's charge.refunded) can never lower it, as a
+    read-then-write would on PostgreSQL. True when it changed."""
+    values: dict[str, Any] = {"refunded_amount": total}
+    if now is not None:
+        values["updated_at"] = now
+    stmt = sa.update(PS).where(PS.id == booking.id, PS.refunded_amount < total).values(**values)
+    changed = bool(cast(sa.CursorResult[Any], session.execute(stmt)).rowcount)
+    if changed:
+        for key, value in values.items():
+            set_committed_value(booking, key, value)
+    return changed
+
+
 def update_returning(session: Session, booking: PS, **fields: Any) -> bool:
     """Update non-status columns of one booking and read its row back into `booking` (which
     may be detached), in one statement; False when there is no such booking."""

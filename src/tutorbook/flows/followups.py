@@ -95,7 +95,10 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
         # Refused, or the payment is unknown to Stripe (a 404): sending it again cannot succeed,
         # so it is failed (reconcile reports it as `refund_failed`) instead of stopping every run.
         log.error("stripe refused a refund", extra={"refund_id": str(refund_id), "error": str(exc)[:200]})
-        return _record(svc, refund_id=refund_id, stripe_id=None, status="failed", counted=0)
+        failed = _record(svc, refund_id=refund_id, stripe_id=None, status="failed", counted=0)
+        if not todo.other_payment:
+            _refund_what_is_left(svc, refund_id=refund_id, payment_intent=todo.payment_intent)
+        return failed
     except gw.GatewayError:
         log.warning("refund not sent; will retry", extra={"refund_id": str(refund_id)})
         return refunds.PENDING
@@ -104,6 +107,26 @@ def send_refund(svc: Services, *, refund_id: uuid.UUID) -> str:
     if todo.connect:
         record_split(svc, booking_id=todo.booking_id)
     return recorded
+
+
+def _refund_what_is_left(svc: Services, *, refund_id: uuid.UUID, payment_intent: str) -> None:
+    """Stripe refused a refund of the booking's payment, most likely because part of it was
+    refunded at Stripe (the dashboard) and the app never heard: ask again for what is left of the
+    charge, as a new refund row (its own idempotency key; the reconcile job resends it if this
+    attempt fails), so the parent is not left with nothing."""
+    try:
+        split = svc.gateway.payment_split_sync(payment_intent)
+    except (gw.GatewayError, gw.CheckoutNotFound):
+        log.error("refund refused and the charge could not be read", extra={"refund_id": str(refund_id)})
+        return
+    if split is None:
+        return
+    rest = svc.tx_sync(refunds.replace_refused, refund_id=refund_id, refunded_at_stripe=split.refunded, now=utc_now())
+    if rest is None:
+        return
+    sent = send_refund(svc, refund_id=rest)
+    if sent == "succeeded":
+        svc.tx_sync(refunds.at_least_refunded, refund_id=rest, total=split.refunded, now=utc_now())
 
 
 def record_split(svc: Services, *, booking_id: uuid.UUID) -> str:

@@ -258,6 +258,5 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
     if booking is None:
         return bookings.Outcome("unknown_booking")
     total = int(obj.get("amount_refunded") or 0)
-    if total > booking.refunded_amount:
-        repo.set_fields(session, booking, refunded_amount=total)
+    repo.raise_refunded_amount(session, booking, total=total)
     return bookings.Outcome("refund_recorded", booking)

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Mutation testing of the money and status modules with cosmic-ray (scripts/mutation.toml).
+
+    scripts/mutation.py                       every module, every mutant (make mutation)
+    scripts/mutation.py policy lifecycle      those modules
+    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit (CI)
+    scripts/mutation.py --changed-since main  only the modules changed since `main`
+
+Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
+PYTHONPATH puts the copy before the editable install, for the tests' subprocesses too), one mutant
+at a time, running only the module's fast tests. The score is killed / (killed + survived) over the
+mutants not listed as equivalent; `--check` exits 1 when a module is under the target. One module at
+a time, under `nice`: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "scripts" / "mutation.toml"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+BIN = ROOT / ".venv" / "bin"
+
+
+def load() -> dict:
+    return tomllib.loads(CONFIG.read_text())
+
+
+def _pytest_command(tests: list[str]) -> list[str]:
+    return [str(PYTHON), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+
+
+def _env(module: dict, src: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if module.get("databases"):
+        env["TUTORBOOK_TEST_DATABASES"] = module["databases"]
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _line_of(path: Path, line_no: int) -> str:
+    lines = path.read_text().splitlines()
+    return lines[line_no - 1].strip() if 0 < line_no <= len(lines) else ""
+
+
+def changed_modules(config: dict, since: str) -> list[str]:
+    """The modules whose files differ from `since` (committed or not)."""
+    out = subprocess.run(
+        ["git", "diff", "--name-only", since, "--"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [name for name, m in config["modules"].items() if m["path"] in out]
+
+
+def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbose: bool) -> dict:
+    """Mutate one module; its counts, score and survivors."""
+    module = config["modules"][name]
+    target = config["target"]
+    excluded = [re.compile(p) for p in config.get("exclude_operators", [])]
+    equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
+    tests = module["tests"]
+    started = time.monotonic()
+    # The module's tests must pass unmutated, and their time bounds each mutant's.
+    t0 = time.monotonic()
+    base = subprocess.run(_pytest_command(tests), cwd=ROOT, env=_env(module, None), capture_output=True, text=True)
+    baseline_s = time.monotonic() - t0
+    if base.returncode != 0:
+        print(base.stdout[-3000:], base.stderr[-2000:])
+        raise SystemExit(f"{name}: the tests fail without any mutation")
+    with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(_pytest_command(tests)))
+        cfg = work / "cosmic-ray.toml"
+        cfg.write_text(
+            "[cosmic-ray]\n"
+            f'module-path = "{module["path"]}"\n'
+            f"timeout = {max(30.0, baseline_s * 4 + 15):.0f}.0\n"
+            "excluded-modules = []\n"
+            f"test-command = {json.dumps(command)}\n"
+            "[cosmic-ray.distributor]\n"
+            'name = "local"\n'
+        )
+        session = work / "session.sqlite"
+        subprocess.run([BIN / "cosmic-ray", "init", cfg, session], cwd=work, check=True, capture_output=True)
+        counted, skipped_equivalent, skipped_sample, excluded_n = _select(
+            session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
+        )
+        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=_env(module, work / "src"), check=True)
+        result = _score(session, work=work)
+    result.update(
+        module=name,
+        path=module["path"],
+        mutants=counted,
+        equivalent=skipped_equivalent,
+        not_sampled=skipped_sample,
+        excluded_operators=excluded_n,
+        target=target,
+        seconds=round(time.monotonic() - started),
+        baseline_seconds=round(baseline_s, 1),
+    )
+    result["ok"] = result["score"] is None or result["score"] >= target
+    return result
+
+
+def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | None, seed: str):
+    """Skip excluded operators, listed equivalents and (with `sample`) all but a sample chosen
+    from `seed`; the counts of each."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        items = list(db.pending_work_items)
+        keep, equivalent, dropped = [], 0, 0
+        for item in items:
+            spec = item.mutations[0]
+            if any(p.search(spec.operator_name) for p in excluded):
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="excluded operator"))
+                dropped += 1
+                continue
+            reason = (
+                _equivalent(spec, work=work, equivalents=equivalents)
+                or _in_annotation(spec, work=work)
+                or _star_marker(spec, work=work)
+            )
+            if reason is not None:
+                skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=f"equivalent: {reason}")
+                db.set_result(item.job_id, skip)
+                equivalent += 1
+                continue
+            keep.append(item)
+        not_sampled = 0
+        if sample is not None and len(keep) > sample:
+            rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
+            chosen = {i.job_id for i in rng.sample(keep, sample)}
+            for item in keep:
+                if item.job_id not in chosen:
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
+                    not_sampled += 1
+            keep = [i for i in keep if i.job_id in chosen]
+    return len(keep), equivalent, not_sampled, dropped
+
+
+def _token(spec, *, work: Path) -> str:
+    """The source text a mutation replaces (on one line), e.g. `1` or `>=`."""
+    raw = (work / spec.module_path).read_text().splitlines()[spec.start_pos[0] - 1]
+    if spec.end_pos[0] != spec.start_pos[0]:
+        return raw[spec.start_pos[1] :].strip()
+    return raw[spec.start_pos[1] : spec.end_pos[1]].strip()
+
+
+def _equivalent(spec, *, work: Path, equivalents: list[dict]) -> str | None:
+    """The reason this mutant is listed as equivalent (matched by operator, stripped source line
+    and, when given, the replaced text), or None."""
+    line = _line_of(work / spec.module_path, spec.start_pos[0])
+    for e in equivalents:
+        if (
+            e["operator"] == spec.operator_name
+            and e["line"] == line
+            and e.get("token", _token(spec, work=work)) == _token(spec, work=work)
+        ):
+            return e["reason"]
+    return None
+
+
+def _annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the module's type annotations are: (start, end) as (line, column)."""
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        notes = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            notes.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            notes.append(node.returns)
+        for n in notes:
+            spans.append(((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)))
+    return spans
+
+
+def _in_annotation(spec, *, work: Path) -> str | None:
+    """Equivalent: a mutant inside a type annotation, which `from __future__ import annotations`
+    keeps as a string that nothing evaluates (the money modules all import it)."""
+    path = work / spec.module_path
+    if "from __future__ import annotations" not in path.read_text():
+        return None
+    start = tuple(spec.start_pos)
+    if any(a <= start < b for a, b in _annotation_spans(path)):
+        return "inside a type annotation (never evaluated under `from __future__ import annotations`)"
+    return None
+
+
+def _star_marker(spec, *, work: Path) -> str | None:
+    """Equivalent: `*` made `/` where it is no multiplication but a signature's keyword-only marker:
+    the parameters after it may then also be passed by position, which no call site does (and
+    `*args` made `/args` does not compile, so that one is killed, not skipped)."""
+    # Only `/` compiles there; `+`, `-`, `//`, `%` are syntax errors, counted as killed.
+    if spec.operator_name != "core/ReplaceBinaryOperator_Mul_Div" or _token(spec, work=work) != "*":
+        return None
+    start = tuple(spec.start_pos)
+    for node in ast.walk(ast.parse((work / spec.module_path).read_text())):
+        if isinstance(node, ast.BinOp):
+            span = ((node.lineno, node.col_offset), (node.end_lineno or node.lineno, node.end_col_offset or 0))
+            if span[0] <= start < span[1]:
+                return None
+    return "the keyword-only marker `*` made `/`: it only lets callers pass by position"
+
+
+def _score(session: Path, *, work: Path) -> dict:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    killed = survived = incompetent = 0
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            if result.test_outcome == TestOutcome.SURVIVED:
+                survived += 1
+                spec = item.mutations[0]
+                survivors.append(
+                    {
+                        "operator": spec.operator_name,
+                        "line_no": spec.start_pos[0],
+                        "line": _line_of(work / spec.module_path, spec.start_pos[0]),
+                        "token": _token(spec, work=work),
+                        "diff": result.diff,
+                    }
+                )
+            elif result.test_outcome == TestOutcome.INCOMPETENT:
+                incompetent += 1
+            else:
+                killed += 1
+    # An incompetent mutant (the code no longer imports or runs at all) is one no test lets through.
+    caught = killed + incompetent
+    total = caught + survived
+    return {
+        "killed": caught,
+        "survived": survived,
+        "score": round(100.0 * caught / total, 1) if total else None,
+        "survivors": survivors,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = load()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(config['modules'])} (default: all)")
+    parser.add_argument("--sample", type=int, help="at most this many mutants a module (chosen from --seed)")
+    parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
+    parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a module scores under the target")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    names = args.modules or list(config["modules"])
+    unknown = set(names) - set(config["modules"])
+    if unknown:
+        parser.error(f"unknown modules: {', '.join(sorted(unknown))}")
+    if args.changed_since:
+        changed = set(changed_modules(config, args.changed_since))
+        names = [n for n in names if n in changed]
+    seed = (
+        args.seed
+        or subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    )
+    results = []
+    for name in names:
+        print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
+        r = run_module(name, config, sample=args.sample, seed=seed, verbose=args.verbose)
+        results.append(r)
+        score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
+        print(
+            f"{name}: {r['killed']} killed, {r['survived']} survived of {r['mutants']} "
+            f"({r['equivalent']} equivalent, {r['not_sampled']} not sampled, "
+            f"{r['excluded_operators']} of excluded operators): score {score}, target {r['target']:.0f}% "
+            f"-> {'ok' if r['ok'] else 'UNDER TARGET'} ({r['seconds']} s)",
+            flush=True,
+        )
+        for s in r["survivors"]:
+            print(f"  survived: line {s['line_no']} {s['operator']} [{s['token']}]: {s['line']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if not names:
+        print("mutation: no money module to test")
+    failed = [r["module"] for r in results if not r["ok"]]
+    if failed:
+        print(f"mutation: under the {config['target']:.0f}% target: {', '.join(failed)}")
+    return 1 if (args.check and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    sys.exit(main())

@@ -46,11 +46,11 @@ GOAL_P99_MS = 100.0  # issue #33: read p99 <= 100 ms
 QUERY_WEEKS = 4  # the weeks asked for: the next four Mondays
 
 
-def events(teacher_index: int, calendar_index: int, base: datetime) -> list[tuple[datetime, datetime]]:
-    """The calendar's 500 one-off events (start, end), UTC, sorted; deterministic per calendar."""
+def events(teacher_index: int, calendar_index: int, base: datetime, n: int = EVENTS) -> list[tuple[datetime, datetime]]:
+    """The calendar's `n` one-off events (start, end), UTC, sorted; deterministic per calendar."""
     rng = random.Random(teacher_index * 10 + calendar_index)
-    out = set()
-    while len(out) < EVENTS:
+    out: set[tuple[datetime, datetime]] = set()
+    while len(out) < n:
         day = rng.randrange(SPAN_WEEKS * 7)
         start = base + timedelta(days=day, hours=6, minutes=30 * rng.randrange(32))
         out.add((start, start + timedelta(minutes=rng.choice((30, 60, 90, 120)))))
@@ -191,16 +191,52 @@ async def cold_pass(port: int, paths: list[str], concurrency: int, lat: list[flo
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+CATEGORIES = [
+    ("the request (route, auth-free read, answer)", "availability ("),
+    ("schedule counter read", "versions.py"),
+    ("a week computed (`availability._compute`)", "_compute ("),
+    ("  bookings' busy rows", "bookings/repository.py"),
+    ("  time off", "time_off_intervals ("),
+    ("  calendars' busy rows", "calendars/repository.py"),
+    ("  profile + hours", "teachers/service.py"),
+    ("  free intervals (`slots.free_intervals`)", "free_intervals ("),
+    ("start times (`slots.start_times`)", "start_times ("),
+    ("SQLAlchemy execute", "sqlalchemy/engine/base.py"),
+    ("asyncpg", "asyncpg"),
+]
+
+
+def profile_cold(srv, dbname: str, teachers: list[uuid.UUID], weeks: list[datetime], concurrency: int, rng,
+                 seconds: float = 8.0) -> str:
+    """py-spy over cold passes (the counters moved before each) for `seconds`."""
+    prof = h.Profiler(srv, "calendar-availability-cold", seconds)
+    lat: list[float] = []
+    prof.start()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        move_schedules(dbname)
+        loadgen.run(cold_pass(srv.app_port, [path(t, rng.choice(weeks)) for t in teachers], concurrency, lat, []))
+    prof.stop()
+    text = prof.summary(len(lat), CATEGORIES, top=15)
+    print(text)
+    return text
+
+
 def main() -> None:
     ap = h.parser(__doc__)
     ap.add_argument("--teachers", type=int, default=None, help="default 200 (--quick: 20)")
     ap.add_argument("--synced", type=int, default=None, help="teachers read by the real job (default 10; --quick 2)")
     ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--events", type=int, default=EVENTS,
+                    help="events per calendar (0: no calendar connected, the baseline to compare with)")
     ap.add_argument("--duration", type=float, default=None, help="warm window, s (default 15; --quick 4)")
     ap.add_argument("--cold-passes", type=int, default=None, help="default 5 (--quick 10)")
     args = ap.parse_args()
     n_teachers = args.teachers or (20 if args.quick else 200)
     n_synced = min(n_teachers, args.synced if args.synced is not None else (2 if args.quick else 10))
+    n_events = args.events
+    if n_events == 0:
+        n_synced = 0
     duration = args.duration or (4.0 if args.quick else 15.0)
     passes = args.cold_passes or (10 if args.quick else 5)
     dbname = args.db or ("tutorbook_bench_calavail_quick" if args.quick else "tutorbook_bench_calavail")
@@ -210,21 +246,23 @@ def main() -> None:
     h.fresh_database(dbname)
     seed = h.seed_people(dbname, teachers=n_teachers, parents=1, tag="ca")
     base = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    cals = {(i, c): events(i, c, base) for i in range(n_teachers) for c in range(CALENDARS)}
-    server = IcsServer({f"/t{i}/c{c}.ics": ics(i, c, cals[(i, c)]) for i in range(n_synced)
-                        for c in range(CALENDARS)})
-    try:
-        sync_s, sync_cpu, counts = sync_for_real(dbname, seed.teachers[:n_synced], cals, server)
-    finally:
-        server.close()
-    check_stored(dbname, seed.teachers[:n_synced], cals)
-    copied = copy_rest(dbname, list(enumerate(seed.teachers))[n_synced:], cals, server.url)
+    n_cals = n_synced * CALENDARS
+    sync_s, sync_cpu, counts, copied = 0.0, 0.0, {}, {"rows": 0}
+    if n_events:
+        cals = {(i, c): events(i, c, base, n_events) for i in range(n_teachers) for c in range(CALENDARS)}
+        server = IcsServer({f"/t{i}/c{c}.ics": ics(i, c, cals[(i, c)]) for i in range(n_synced)
+                            for c in range(CALENDARS)})
+        try:
+            sync_s, sync_cpu, counts = sync_for_real(dbname, seed.teachers[:n_synced], cals, server)
+        finally:
+            server.close()
+        check_stored(dbname, seed.teachers[:n_synced], cals)
+        copied = copy_rest(dbname, list(enumerate(seed.teachers))[n_synced:], cals, server.url)
     with psycopg.connect(h.pg_url(dbname)) as conn:
         periods = conn.execute("SELECT count(*) FROM calendar_busy_periods").fetchone()[0]
-    n_cals = n_synced * CALENDARS
-    print(f"seeded {n_teachers} teachers x {CALENDARS} calendars x {EVENTS} events = {periods:,} busy periods "
+    print(f"seeded {n_teachers} teachers x {CALENDARS if n_events else 0} calendars x {n_events} events = {periods:,} busy periods "
           f"in {time.perf_counter() - t0:.1f} s; calendar-sync job: {n_cals} calendars in {sync_s:.2f} s "
-          f"({1000 * sync_s / n_cals:.0f} ms a calendar, {1000 * sync_cpu / n_cals:.0f} ms CPU) {counts}; "
+          f"({1000 * sync_s / max(1, n_cals):.0f} ms a calendar, {1000 * sync_cpu / max(1, n_cals):.0f} ms CPU) {counts}; "
           f"COPY of the rest: {copied}", flush=True)
 
     from tutorbook.bookings.availability import week_of
@@ -246,6 +284,11 @@ def main() -> None:
             loadgen.run(cold_pass(port, paths, args.concurrency, cold, bad))
         cold_cpu = meter.stop()
         cold.sort()
+        one: list[float] = []  # a miss with no other request in the way: one client
+        move_schedules(dbname)
+        loadgen.run(cold_pass(port, [path(t, rng.choice(weeks)) for t in seed.teachers], 1, one, bad))
+        one.sort()
+        profile = profile_cold(srv, dbname, seed.teachers, weeks, args.concurrency, rng) if args.profile else ""
         # warm: fill every (teacher, week), then a closed loop over them
         loadgen.run(cold_pass(port, [path(t, w) for t in seed.teachers for w in weeks], args.concurrency, [], bad))
         wrng = random.Random(11)
@@ -264,9 +307,11 @@ def main() -> None:
 
     print(f"cold: {len(cold)} answers, p50 {pct(cold, 50):.1f} p95 {pct(cold, 95):.1f} p99 {pct(cold, 99):.1f} "
           f"max {cold[-1]:.1f} ms; {h.cpu_line(cold_cpu, len(cold))}")
+    print(f"cold, 1 client: p50 {pct(one, 50):.1f} p99 {pct(one, 99):.1f} ms")
     print(warm.summary())
     print(h.cpu_line(warm_cpu, warm.ok))
-    size = f"{n_teachers} teachers × {CALENDARS} calendars × {EVENTS} events ({periods:,} busy periods)"
+    size = (f"{n_teachers} teachers × {CALENDARS} calendars × {n_events} events ({periods:,} busy periods)"
+            if n_events else f"{n_teachers} teachers, no calendar (baseline)")
     goals = [
         h.Goal("calendar_availability", f"availability p99, cold (after a schedule change), {size}, "
                f"concurrency {args.concurrency}: {pct(cold, 99):.1f} ms (p50 {pct(cold, 50):.1f})",
@@ -280,26 +325,29 @@ def main() -> None:
         (f"{size}; {n_synced} teachers' {n_cals} calendars read by the `calendar-sync` job itself over HTTP, "
          f"the rest written with COPY ({copied['rows']:,} rows) after checking the job stored exactly the "
          f"generated events. Events: one-off, 30–120 min, 06:00–22:00 UTC, over the next {SPAN_WEEKS} weeks "
-         f"(~{CALENDARS * EVENTS // (SPAN_WEEKS * 7)} a day per teacher). Requests: a 7-day week "
+         f"(~{CALENDARS * n_events // (SPAN_WEEKS * 7)} a day per teacher). Requests: a 7-day week "
          f"(`durationMinutes=60`) of one of the next {QUERY_WEEKS} weeks, {args.concurrency} clients, "
          f"{args.workers} worker(s)."),
-        (f"The `calendar-sync` job: {n_cals} calendars of {EVENTS} events in {sync_s:.2f} s, "
-         f"{1000 * sync_s / n_cals:.0f} ms a calendar ({1000 * sync_cpu / n_cals:.0f} ms of CPU, the local "
-         f"calendar server's included), outcomes {counts}."),
+        (f"The `calendar-sync` job: {n_cals} calendars of {n_events} events in {sync_s:.2f} s, "
+         f"{1000 * sync_s / max(1, n_cals):.0f} ms a calendar ({1000 * sync_cpu / max(1, n_cals):.0f} ms of CPU, "
+         f"the local calendar server's included), outcomes {counts}."),
         (f"Load average (`uptime`) before the runs: {[round(x, 2) for x in load_before]}, after: "
          f"{[round(x, 2) for x in load_after]}." + (" **Noisy run**: other processes competed for the CPU."
                                                       if noisy else "")),
         h.md_table(["run", "answers", "p50 ms", "p95 ms", "p99 ms", "max ms"], [
             [f"cold ({passes} passes, every teacher's counter moved before each)", len(cold),
              f"{pct(cold, 50):.1f}", f"{pct(cold, 95):.1f}", f"{pct(cold, 99):.1f}", f"{cold[-1]:.1f}"],
+            ["cold, 1 client (no queueing: what one miss costs)", len(one), f"{pct(one, 50):.1f}",
+             f"{pct(one, 95):.1f}", f"{pct(one, 99):.1f}", f"{one[-1]:.1f}"],
             [f"warm ({duration:.0f} s closed loop)", warm.ok, f"{warm.pct(50):.1f}", f"{warm.pct(95):.1f}",
              f"{warm.pct(99):.1f}", f"{(warm.latencies_ms or [0])[-1]:.1f}"],
         ]),
         "CPU milliseconds per answer over each window (from /proc):",
         h.md_table(h.CPU_HEADER, [h.cpu_row("cold", cold_cpu, len(cold)), h.cpu_row("warm", warm_cpu, warm.ok)]),
+        *([f"Profile of the cold passes (py-spy --gil):\n\n{profile}"] if profile else []),
     ])
     h.report("calendar_availability", goals, section, quick=args.quick, write_docs=args.write_docs,
-             extra={"cold_ms": cold[:: max(1, len(cold) // 200)], "warm": warm.as_dict(),
+             profiled=args.profile, extra={"cold_ms": cold[:: max(1, len(cold) // 200)], "warm": warm.as_dict(),
                     "sync_s": sync_s, "load": [load_before, load_after]})
 
 

@@ -192,13 +192,13 @@ async def cold_pass(port: int, paths: list[str], concurrency: int, lat: list[flo
 
 
 CATEGORIES = [
-    ("the request (route, auth-free read, answer)", "availability ("),
+    ("the route function (`api/teachers.py: availability`: arguments, answer)", "availability ("),
     ("schedule counter read", "versions.py"),
     ("a week computed (`availability._compute`)", "_compute ("),
     ("  bookings' busy rows", "bookings/repository.py"),
     ("  time off", "time_off_intervals ("),
     ("  calendars' busy rows", "calendars/repository.py"),
-    ("  profile + hours", "teachers/service.py"),
+    ("  profile, hours and time off (`teachers/service.py`)", "teachers/service.py"),
     ("  free intervals (`slots.free_intervals`)", "free_intervals ("),
     ("start times (`slots.start_times`)", "start_times ("),
     ("SQLAlchemy execute", "sqlalchemy/engine/base.py"),
@@ -240,7 +240,6 @@ def main() -> None:
     duration = args.duration or (4.0 if args.quick else 15.0)
     passes = args.cold_passes or (10 if args.quick else 5)
     dbname = args.db or ("tutorbook_bench_calavail_quick" if args.quick else "tutorbook_bench_calavail")
-    load_before = os.getloadavg()
 
     t0 = time.perf_counter()
     h.fresh_database(dbname)
@@ -271,6 +270,7 @@ def main() -> None:
     rng = random.Random(7)
     if not args.quick:
         h.wait_for_quiet(max_wait=60)
+    load_before = os.getloadavg()  # the measured part only (seeding and the job above load the machine too)
     with h.Servers(dbname, workers=args.workers, sandbox=False) as srv:
         port = srv.app_port
         # cold: each pass moves every teacher's counter, then asks each teacher one week (all misses)
@@ -331,7 +331,7 @@ def main() -> None:
         (f"The `calendar-sync` job: {n_cals} calendars of {n_events} events in {sync_s:.2f} s, "
          f"{1000 * sync_s / max(1, n_cals):.0f} ms a calendar ({1000 * sync_cpu / max(1, n_cals):.0f} ms of CPU, "
          f"the local calendar server's included), outcomes {counts}."),
-        (f"Load average (`uptime`) before the runs: {[round(x, 2) for x in load_before]}, after: "
+        (f"Load average (`uptime`) before the measured runs: {[round(x, 2) for x in load_before]}, after: "
          f"{[round(x, 2) for x in load_after]}." + (" **Noisy run**: other processes competed for the CPU."
                                                       if noisy else "")),
         h.md_table(["run", "answers", "p50 ms", "p95 ms", "p99 ms", "max ms"], [

@@ -615,7 +615,8 @@ class Goal:
         return f"{'PASS' if self.passed else 'MISS'}  {self.figure}  (goal {self.goal}; ratio {self.ratio:.2f})"
 
 
-ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire", "admin_bookings", "mixed"]
+ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire", "admin_bookings", "mixed",
+         "calendar_availability"]
 # Sections with no goal of their own: their block is written, with no row in the summary.
 UNSUMMARISED = ["scale_out"]
 TITLES = {
@@ -626,6 +627,7 @@ TITLES = {
     "expire": "5. Expiring 100,000 stale Pending bookings",
     "admin_bookings": "6. The console's booking search (keyset pages of 1,000,000 rows)",
     "mixed": "9. A crowd: the mixed load at 10, 50, 200 and 1,000 parents (issue #33)",
+    "calendar_availability": "10. Availability with 3 calendars of 500 events per teacher (issue #30)",
 }
 
 

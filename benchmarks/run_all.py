@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench_expire.py",
     "bench_admin_bookings.py",
     "bench_scale_out.py",
+    "bench_calendar_availability.py",  # issue #30: 3 calendars x 500 events per teacher, ~20 s at CI size
     "bench_mixed.py",  # issue #33: exits non-zero (a CI failure) on a 500/502/504 or a malformed 503, 200 parents at CI size
 ]
 TIMEOUT_S = {"quick": 600, "full": 3600}

@@ -335,7 +335,8 @@ def make_machine(api, sandbox):
 
         def check_split(self):
             """Teacher net + platform fee = paid − refunded, per booking and per teacher; a
-            destination charge's net is what its transfer at Stripe still holds."""
+            destination charge's net is what its transfer at Stripe still holds less the
+            application fee Stripe kept."""
             per_teacher: dict = {}
             with db.session_scope() as s:
                 paid = s.scalars(sa.select(PrivateSession).where(PrivateSession.stripe_payment_intent_id.is_not(None)))
@@ -345,8 +346,13 @@ def make_machine(api, sandbox):
                     assert e.net + e.fee == e.gross - e.refunded, (b.id, e)
                     if b.payout_destination:
                         charge = connect.charge_of(sandbox, b.stripe_payment_intent_id)
-                        transfer = charge["transfer"]
-                        assert e.net == transfer["amount"] - transfer["amount_reversed"], (b.id, e, transfer)
+                        # Stripe moves the whole amount to the teacher's account and takes the
+                        # application fee back from it (docs/payments.md): the teacher holds the
+                        # transfer less its reversals, less the fee Stripe kept.
+                        transfer, fee = charge["transfer"], charge.get("application_fee") or {}
+                        kept_fee = fee.get("amount", 0) - fee.get("amount_refunded", 0)
+                        assert e.net == transfer["amount"] - transfer["amount_reversed"] - kept_fee, (b.id, e, transfer)
+                        assert e.fee == kept_fee, (b.id, e, fee)
                         assert e.refunded == charge["amount_refunded"], (b.id, e)
                     total = per_teacher.setdefault(b.teacher_id, [0, 0, 0, 0])
                     for k, v in enumerate((e.net, e.fee, e.gross, e.refunded)):

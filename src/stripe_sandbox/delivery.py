@@ -98,7 +98,7 @@ class Deliverer:
         if target is None:
             return  # the endpoint was removed or disabled meanwhile; the row stays pending
         url, secret = target
-        payload = self.sandbox.event_payload(event_id)
+        payload = self.sandbox.event_payload(event_id, endpoint_id)
         if payload is None:
             self._record(event_id, endpoint_id, None, "event not found")
             return

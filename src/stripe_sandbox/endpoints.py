@@ -24,6 +24,7 @@ from . import objects
 from .currencies import PRESENTMENT
 from .errors import ApiError, invalid, no_such
 from .params import check_known, get_bool, get_int, get_list, get_metadata, get_str
+from .versions import known_api_versions
 
 if TYPE_CHECKING:
     from .config import SandboxConfig
@@ -34,7 +35,6 @@ CONNECT_ENDPOINT = "we_sandboxConnectEndpoint"
 PLATFORM_ACCOUNT = "acct_sandboxPlatform0"
 ENDPOINT = "webhook_endpoint"
 _EVENT_TYPE = re.compile(r"\*|[a-z_]+(\.[a-z_]+)+")
-_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 # Countries in one region for destination charges (docs.stripe.com/connect/destination-charges:
 # the platform and the connected account must be in the same region): the EEA with the UK and
@@ -121,7 +121,9 @@ class EndpointOps:
         url = _url(get_str(params, "url", required=True, max_len=5000) or "")
         events = _events(params)
         version = get_str(params, "api_version")
-        if version is not None and not _VERSION.fullmatch(version):
+        if version is not None and version not in known_api_versions(self.config):
+            # Stripe renders an endpoint's events in a version it knows; it refuses others
+            # (https://docs.stripe.com/api/webhook_endpoints/create, `api_version`).
             raise invalid(f"Invalid api_version: {version}", "api_version")
         endpoint = _endpoint(
             objects.new_id("we_"),

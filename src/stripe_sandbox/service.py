@@ -329,10 +329,19 @@ class Sandbox(ConnectOps, EndpointOps):
             self.store.queue_delivery(event["id"], endpoint_id, time.time())
         return event
 
-    def event_payload(self, event_id: str) -> str | None:
-        """The JSON body sent to a webhook endpoint for an event."""
+    def event_payload(self, event_id: str, endpoint_id: str | None = None) -> str | None:
+        """The JSON body sent to a webhook endpoint for an event: rendered in that endpoint's API
+        version when it was created with one ("the API version that events are rendered as for
+        this webhook endpoint", https://docs.stripe.com/api/webhook_endpoints/object); the
+        sandbox knows only the pinned version's shapes, so the version is the label it carries."""
         event = self.store.get(event_id, "event")
-        return None if event is None else json.dumps(self.present(event, None), indent=2)
+        if event is None:
+            return None
+        shown = self.present(event, None)
+        version = self.endpoint_version(endpoint_id) if endpoint_id else None
+        if version:
+            shown = {**shown, "api_version": version}
+        return json.dumps(shown, indent=2)
 
     def redeliver(self, event_ids: list[str] | None = None) -> int:
         """Queue events (all by default) for delivery once more, to the endpoints that want

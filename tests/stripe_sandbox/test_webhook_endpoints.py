@@ -117,3 +117,41 @@ def test_the_platform_account_connect_and_country_specs(client, sandbox):
         client.v1.accounts.list()
     assert "signed up for Connect" in str(refused.value)
     assert http.get(f"{sandbox.base_url}/v1/account", headers=auth).json()["default_currency"] == "gbp"
+
+
+OTHER_VERSION = "2026-09-30.dahlia"
+
+
+def test_an_endpoint_made_with_an_api_version_gets_its_events_labelled_in_it(make_sandbox):
+    # WebhookEndpoint.api_version: "the API version that events are rendered as for this webhook
+    # endpoint"; the platform's configured endpoint keeps the account's (pinned) version.
+    own, platform = Receiver(fail_first=False), Receiver(fail_first=False)
+    try:
+        handle = make_sandbox(webhook_url=platform.url, extra_api_versions=(OTHER_VERSION,))
+        made = http.post(
+            f"{handle.base_url}/v1/webhook_endpoints",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            data={"url": own.url, "enabled_events[]": "checkout.session.expired", "api_version": OTHER_VERSION},
+        )
+        assert made.status_code == 200, made.text
+        own.secret = made.json()["secret"]
+        client = make_client(handle.base_url)
+        session = client.v1.checkout.sessions.create(params=session_params())
+        client.v1.checkout.sessions.expire(session.id)
+        [mine] = wait_for(lambda: own.acked_of_type("checkout.session.expired"))
+        [theirs] = wait_for(lambda: platform.acked_of_type("checkout.session.expired"))
+        assert mine.id == theirs.id
+        assert mine.api_version == OTHER_VERSION and theirs.api_version == stripe.api_version
+    finally:
+        own.close()
+        platform.close()
+
+
+def test_an_endpoint_with_an_api_version_stripe_does_not_know_is_refused(sandbox):
+    made = http.post(
+        f"{sandbox.base_url}/v1/webhook_endpoints",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        data={"url": "https://x.test/hook", "enabled_events[]": "*", "api_version": "1999-01-01.bogus"},
+    )
+    assert made.status_code == 400
+    assert made.json()["error"]["param"] == "api_version"

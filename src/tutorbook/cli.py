@@ -443,13 +443,18 @@ def jobs_list():
 def worker(
     metrics_port: int = typer.Option(0, help="Serve /metrics (Prometheus) on this port; 0: off"),
     metrics_host: str = typer.Option("127.0.0.1", help="Address for --metrics-port"),
+    only: str = typer.Option(
+        None, "--only", help="Run only these jobs, comma-separated (e.g. mail,reminders); default: all"
+    ),
 ):
-    """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run."""
+    """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run (on
+    PostgreSQL each sweep still runs once per interval across all of them)."""
     import asyncio
 
     from tutorbook.jobs import scheduler
     from tutorbook.metrics import Metrics
 
+    names = _job_names(only)
     settings = _settings()
     with _starting():
         startup.check_port(metrics_host, metrics_port, what="the worker's /metrics", hint="pass another --metrics-port")
@@ -458,13 +463,28 @@ def worker(
     exporter = None
     if metrics_port:
         exporter = _metrics_exporter(svc, metrics, host=metrics_host, port=metrics_port)
-    typer.echo("Tutorbook worker: running the jobs (Ctrl-C to stop)", err=True)
+    typer.echo(f"Tutorbook worker: running {', '.join(names)} (Ctrl-C to stop)", err=True)
     try:
-        asyncio.run(scheduler.run_forever(svc, metrics=metrics))
+        asyncio.run(scheduler.run_forever(svc, metrics=metrics, names=names))
     finally:
         if exporter is not None:
             exporter.shutdown()
         svc.db.dispose()
+
+
+def _job_names(only: str | None) -> list[str]:
+    """The jobs named in --only (in the scheduler's order), or all; an unknown name exits 2."""
+    from tutorbook import jobs
+
+    if only is None:
+        return list(jobs.JOBS)
+    asked = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in asked if n not in jobs.JOBS]
+    if unknown or not asked:
+        what = f"unknown job {', '.join(map(repr, unknown))}" if unknown else "--only names no job"
+        typer.echo(f"error: {what}; the jobs are: {', '.join(jobs.JOBS)}", err=True)
+        raise typer.Exit(2)
+    return [n for n in jobs.JOBS if n in asked]
 
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):

@@ -2,7 +2,9 @@
 thread (the jobs are sync: SQLAlchemy sessions and the Stripe SDK's sync calls).
 
 `start()` is what `tutorbook serve` calls from the app's lifespan; `run_forever()` is
-`tutorbook worker`. Several processes may run it at once: the jobs are safe to race.
+`tutorbook worker` (`--only` some of the jobs). Several processes may run it at once: on
+PostgreSQL each sweep runs once per interval across all of them (jobs/claims.py), and the jobs
+are safe to race anyway.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import anyio.to_thread
 
 from tutorbook import jobs
 from tutorbook.clock import utc_now
+from tutorbook.jobs import claims
 from tutorbook.metrics import METRICS, Metrics
 
 log = logging.getLogger("tutorbook.jobs")
 
 # Replicas started together should not all hit the database in the same second.
 STARTUP_SPREAD_S = 5.0
+# Wake this much after the claim's next_run_at, so the next claim finds it due.
+CLAIM_SLACK_S = 0.05
 
 
 class Scheduler:
@@ -46,8 +51,20 @@ class Scheduler:
     async def _loop(self, name: str, every: float) -> None:
         await asyncio.sleep(random.uniform(0, min(every, STARTUP_SPREAD_S)))
         while True:
-            await self.run_once(name)
-            await asyncio.sleep(every)
+            await asyncio.sleep(await self.turn(name, every))
+
+    async def turn(self, name: str, every: float) -> float:
+        """Run `name` if this process wins this interval's claim; the seconds to sleep before the
+        next turn. A claim that fails (the database is away) is logged and tried next interval."""
+        try:
+            turn = await anyio.to_thread.run_sync(functools.partial(claims.claim, self.svc.db, job=name, every=every))
+        except Exception:
+            log.exception("job claim failed", extra={"job": name})
+            return every
+        if not turn.won:
+            return turn.wait_s + CLAIM_SLACK_S
+        await self.run_once(name)
+        return every
 
     async def run_once(self, name: str) -> jobs.JobResult | None:
         """One run in a worker thread; an error is logged and counted, never raised."""
@@ -67,18 +84,18 @@ class Scheduler:
         log.info("scheduler stopped")
 
 
-def start(svc, *, metrics: Metrics | None = None) -> Scheduler:
-    """Start the schedule in the running event loop; `await .stop()` at shutdown."""
-    return Scheduler(svc, metrics=metrics or METRICS).start()
+def start(svc, *, metrics: Metrics | None = None, names: list[str] | None = None) -> Scheduler:
+    """Start the schedule (of `names`, default every job) in the running event loop; `await .stop()` at shutdown."""
+    return Scheduler(svc, metrics=metrics or METRICS, names=names).start()
 
 
-async def run_forever(svc, *, metrics: Metrics | None = None) -> None:
+async def run_forever(svc, *, metrics: Metrics | None = None, names: list[str] | None = None) -> None:
     """The worker: the schedule until SIGINT or SIGTERM."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    scheduler = start(svc, metrics=metrics)
+    scheduler = start(svc, metrics=metrics, names=names)
     try:
         await stopping.wait()
     finally:

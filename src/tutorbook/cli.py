@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import signal
 import traceback
 from typing import Any
 
@@ -130,10 +131,15 @@ def serve(
     from tutorbook.http_server import HeaderTimeoutProtocol
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
+    # uvicorn raises the SIGTERM it caught again once it has shut down; with this handler in
+    # place that ends `serve` normally (exit 0): a stop asked for is not a crash to the supervisor.
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
         # Each request head must arrive within TUTORBOOK_HEADER_TIMEOUT_SECONDS (HeaderTimeoutProtocol);
         # an idle kept-alive connection is closed after 5 s (uvicorn's timeout_keep_alive).
+        # SIGTERM: stop accepting, let the requests in flight finish (at most the grace), run the
+        # lifespan's shutdown (the jobs, the pools), exit 0.
         uvicorn.run(
             "tutorbook.asgi:app",
             host=host,
@@ -143,10 +149,38 @@ def serve(
             proxy_headers=False,
             http=HeaderTimeoutProtocol,
             timeout_keep_alive=5,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
         if sandbox is not None:
             sandbox.stop()
+    _leave_stuck_threads()
+
+
+def _leave_stuck_threads(wait_s: float = 1.0) -> None:
+    """After the grace, a request still stuck in a worker thread (e.g. waiting on a lock in the
+    database) must not keep the process: Python would wait for that thread at exit. Its task was
+    cancelled and its transaction goes with the connection; exit now."""
+    import logging
+    import threading
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+        if not stuck or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if stuck:
+        logging.getLogger("tutorbook.http").warning(
+            "exiting with work still stuck after the shutdown grace", extra={"threads": len(stuck)}
+        )
+        logging.shutdown()
+        os._exit(0)
+
+
+def _stopped(signum, frame) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: nothing more to do."""
 
 
 @app.command("stripe-sandbox")

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     password_reset_interval_minutes: int = Field(default=5, ge=0, le=60)
 
     jobs_enabled: bool = True
+    # On SIGTERM `tutorbook serve` stops accepting and gives the requests in flight this long to
+    # finish (uvicorn's timeout_graceful_shutdown); then it closes its pools and exits 0.
+    shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)
     job_mail_interval_s: float = 15
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60

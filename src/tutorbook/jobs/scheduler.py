@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import signal
+import threading
 
 import anyio.to_thread
 
@@ -35,6 +36,8 @@ class Scheduler:
         self.svc, self.metrics = svc, metrics
         self.names = names if names is not None else list(jobs.JOBS)
         self._tasks: list[asyncio.Task] = []
+        # Set at stop(): the mail job gives back the messages it claimed and has not sent yet.
+        self.stopping = threading.Event()
 
     def start(self) -> Scheduler:
         """One task per scheduled job in the running loop."""
@@ -68,7 +71,8 @@ class Scheduler:
 
     async def run_once(self, name: str) -> jobs.JobResult | None:
         """One run in a worker thread; an error is logged and counted, never raised."""
-        call = functools.partial(jobs.run, name, self.svc, now=utc_now(), metrics=self.metrics)
+        options = {"stop": self.stopping} if name == "mail" else {}
+        call = functools.partial(jobs.run, name, self.svc, now=utc_now(), metrics=self.metrics, **options)
         try:
             return await anyio.to_thread.run_sync(call)
         except Exception:
@@ -76,7 +80,9 @@ class Scheduler:
             return None
 
     async def stop(self) -> None:
-        """Cancel the loops; a run in progress finishes its current work first."""
+        """Cancel the loops; a run in progress finishes its current item first (the mail job gives
+        back the rest of its batch)."""
+        self.stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

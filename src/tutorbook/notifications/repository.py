@@ -187,6 +187,12 @@ def retry_later(
     )
 
 
+def release(session: Session, item: Claimed, *, now: datetime) -> bool:
+    """Give a claimed row back unsent (a worker stopping): pending and due at once for the next
+    worker, its attempt not counted."""
+    return _finish(session, item, now=now, status=PENDING, attempts=item.attempts - 1)
+
+
 def supersede(session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], now: datetime) -> list[dict]:
     """Skip the booking's notices of `kinds` that are still waiting to be sent (a later change
     tells the same people of its latest state); their payloads."""

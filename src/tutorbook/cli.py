@@ -57,10 +57,11 @@ def _settings(**overrides) -> Settings:
 
 
 def _migrate(settings: Settings, revision: str = "head") -> None:
-    """Check that the database answers, then migrate it; each failure one line."""
+    """Check that the database answers, then migrate it (over the direct URL: DDL and Alembic's
+    lock want a session of their own, not a pooler's); each failure one line."""
     with _starting():
-        startup.check_database(settings.database_url)
-        startup.migrate(settings.database_url, revision, debug=_options["debug"])
+        startup.check_database(settings.direct_url)
+        startup.migrate(settings.direct_url, revision, debug=_options["debug"])
 
 
 @db_app.command("upgrade")

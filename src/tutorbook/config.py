@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     env: str = "development"
     var_dir: Path = Path("var")
     database_url: str = ""
+    # A direct connection to PostgreSQL, past any PgBouncer: migrations and the mail worker's
+    # LISTEN (neither works through a transaction-mode pooler). Empty: the database URL.
+    database_direct_url: str = ""
     # Connections per engine and process (docs/operations.md, "Connections"): a process has two
     # engines on PostgreSQL (the async request path and the sync one), so it opens at most
     # 2 x (pool size + overflow); workers x that must stay under PostgreSQL's max_connections.
@@ -244,6 +247,11 @@ class Settings(BaseSettings):
     @property
     def uses_sandbox(self) -> bool:
         return not self.stripe_secret_key
+
+    @property
+    def direct_url(self) -> str:
+        """TUTORBOOK_DATABASE_DIRECT_URL, or the database URL."""
+        return self.database_direct_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:

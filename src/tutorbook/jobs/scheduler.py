@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from tutorbook import jobs
 from tutorbook.clock import utc_now
-from tutorbook.jobs import claims
+from tutorbook.jobs import claims, wakeup
 from tutorbook.metrics import METRICS, Metrics
 
 log = logging.getLogger("tutorbook.jobs")
@@ -38,12 +38,18 @@ class Scheduler:
         self._tasks: list[asyncio.Task] = []
         # Set at stop(): the mail job gives back the messages it claimed and has not sent yet.
         self.stopping = threading.Event()
+        # Jobs that a NOTIFY wakes before their interval is up (mail, on PostgreSQL).
+        self._wake: dict[str, asyncio.Event] = {}
 
     def start(self) -> Scheduler:
         """One task per scheduled job in the running loop."""
         for name in self.names:
             every = jobs.interval(self.svc.settings, name)
             if every > 0:
+                if name == "mail" and not self.svc.db.is_sqlite:
+                    self._wake[name] = asyncio.Event()
+                    url = self.svc.settings.direct_url
+                    self._tasks.append(asyncio.create_task(wakeup.listen(url, self._wake[name]), name="listen:mail"))
                 self._tasks.append(asyncio.create_task(self._loop(name, every), name=f"job:{name}"))
         log.info(
             "scheduler started",
@@ -52,9 +58,21 @@ class Scheduler:
         return self
 
     async def _loop(self, name: str, every: float) -> None:
-        await asyncio.sleep(random.uniform(0, min(every, STARTUP_SPREAD_S)))
+        await self._nap(name, random.uniform(0, min(every, STARTUP_SPREAD_S)))
         while True:
-            await asyncio.sleep(await self.turn(name, every))
+            await self._nap(name, await self.turn(name, every))
+
+    async def _nap(self, name: str, seconds: float) -> None:
+        """Sleep `seconds`, or less when a notification wakes this job."""
+        wake = self._wake.get(name)
+        if wake is None:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        wake.clear()
 
     async def turn(self, name: str, every: float) -> float:
         """Run `name` if this process wins this interval's claim; the seconds to sleep before the

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     db_async: bool = True
     # Ping each pooled connection before the async path uses it (off: a dead one fails one request, 503).
     db_async_pre_ping: bool = False
+    # The database URL points at a transaction-mode PgBouncer: no server-side prepared statement
+    # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
+    db_pgbouncer: bool = False
     # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)

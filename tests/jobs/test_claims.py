@@ -117,3 +117,38 @@ def cli_jobs():
     from tutorbook import jobs
 
     return jobs.JOBS
+
+
+def test_worker_only_runs_just_the_named_jobs_and_stops_on_sigterm(api, c, sandbox, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.jobs.helpers import row
+    from tests.jobs.test_scheduler import FAST, stale_booking
+    from tests.support.processes import app_env
+    from tests.support.servers import wait_for
+
+    b = stale_booking(api, c, sandbox)
+    env = app_env(
+        database_url=api.state.db.url, sandbox_url=sandbox.base_url, var_dir=tmp_path, log_level="INFO", **FAST
+    )
+    log = open(tmp_path / "worker.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tutorbook.cli", "worker", "--only", "expire"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: row(api, b["id"]).status == 3, timeout=30, message="the worker's expire job")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(x) for x in (tmp_path / "worker.log").read_text().splitlines() if x.startswith("{")]
+    [started] = [x for x in lines if x["msg"] == "scheduler started"]
+    assert started["jobs"] == {"expire": FAST["job_expire_interval_s"]}
+    assert {x["job"] for x in lines if x["msg"] == "job run"} == {"expire"}  # complete, purge... not run

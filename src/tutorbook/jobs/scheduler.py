@@ -15,6 +15,7 @@ import logging
 import random
 import signal
 import threading
+from typing import Any
 
 import anyio.to_thread
 
@@ -89,7 +90,7 @@ class Scheduler:
 
     async def run_once(self, name: str) -> jobs.JobResult | None:
         """One run in a worker thread; an error is logged and counted, never raised."""
-        options = {"stop": self.stopping} if name == "mail" else {}
+        options: dict[str, Any] = {"stop": self.stopping} if name == "mail" else {}
         call = functools.partial(jobs.run, name, self.svc, now=utc_now(), metrics=self.metrics, **options)
         try:
             return await anyio.to_thread.run_sync(call)

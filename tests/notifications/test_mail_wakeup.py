@@ -89,3 +89,29 @@ def test_a_notify_is_delivered_on_commit_and_dropped_on_rollback(db):
         session.rollback()
         session.close()
         assert list(listener.notifies(timeout=1)) == []
+
+
+def test_the_worker_listens_again_after_losing_its_connection(api, c, smtp, mail_svc):
+    """PostgreSQL restarted or a network blip: the listening connection dies, the worker connects
+    again (and runs once then, for what was enqueued meanwhile), and wake-ups work again."""
+    if api.state.db.is_sqlite:
+        return
+    settings = mail_svc.settings.model_copy(update={"job_mail_interval_s": POLL_S})
+    svc = dataclasses.replace(mail_svc, settings=settings)
+    with Worker(svc) as worker:
+        wait_for(lambda: _listening(api), timeout=20, message="the worker's LISTEN")
+        with api.state.db.engine.begin() as conn:
+            killed = conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :q"),
+                {"q": f"LISTEN {outbox.CHANNEL}"},
+            ).scalars().all()
+        assert killed == [True]
+        x = confirmed(c)  # enqueued while nobody listens
+        [email] = wait_for(lambda: smtp.inbox.to(x["p"]["email"]), timeout=10, message="the email after reconnecting")
+        wait_for(lambda: _listening(api), timeout=10, message="LISTEN again")
+        ran = worker.runs()
+        y = confirmed(c)
+        started = time.monotonic()
+        wait_for(lambda: smtp.inbox.to(y["p"]["email"]), timeout=5, message="a wake-up on the new connection")
+        assert time.monotonic() - started < 5 and worker.runs() > ran
+    assert email["Subject"].startswith("Booking confirmed")

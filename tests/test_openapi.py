@@ -51,6 +51,7 @@ OPERATION_IDS = {
     ("POST", "/api/StripeWebhook/webhook"): "Stripe_webhook",
     ("POST", "/api/StripeWebhook/connect"): "Stripe_connectWebhook",
     ("GET", "/health"): "Health_live",
+    ("GET", "/health/live"): "Health_liveness",
     ("GET", "/health/ready"): "Health_ready",
     ("GET", "/api/Admin/reports/orphaned-sessions"): "Admin_orphanedSessions",
     ("GET", "/api/Admin/reports/invalid-statuses"): "Admin_invalidStatuses",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import signal
 import traceback
 from typing import Any
 
@@ -56,10 +57,11 @@ def _settings(**overrides) -> Settings:
 
 
 def _migrate(settings: Settings, revision: str = "head") -> None:
-    """Check that the database answers, then migrate it; each failure one line."""
+    """Check that the database answers, then migrate it (over the direct URL: DDL and Alembic's
+    lock want a session of their own, not a pooler's); each failure one line."""
     with _starting():
-        startup.check_database(settings.database_url)
-        startup.migrate(settings.database_url, revision, debug=_options["debug"])
+        startup.check_database(settings.direct_url)
+        startup.migrate(settings.direct_url, revision, debug=_options["debug"])
 
 
 @db_app.command("upgrade")
@@ -130,10 +132,15 @@ def serve(
     from tutorbook.http_server import HeaderTimeoutProtocol
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
+    # uvicorn raises the SIGTERM it caught again once it has shut down; with this handler in
+    # place that ends `serve` normally (exit 0): a stop asked for is not a crash to the supervisor.
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
         # Each request head must arrive within TUTORBOOK_HEADER_TIMEOUT_SECONDS (HeaderTimeoutProtocol);
         # an idle kept-alive connection is closed after 5 s (uvicorn's timeout_keep_alive).
+        # SIGTERM: stop accepting, let the requests in flight finish (at most the grace), run the
+        # lifespan's shutdown (the jobs, the pools), exit 0.
         uvicorn.run(
             "tutorbook.asgi:app",
             host=host,
@@ -143,10 +150,38 @@ def serve(
             proxy_headers=False,
             http=HeaderTimeoutProtocol,
             timeout_keep_alive=5,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
         if sandbox is not None:
             sandbox.stop()
+    _leave_stuck_threads()
+
+
+def _leave_stuck_threads(wait_s: float = 1.0) -> None:
+    """After the grace, a request still stuck in a worker thread (e.g. waiting on a lock in the
+    database) must not keep the process: Python would wait for that thread at exit. Its task was
+    cancelled and its transaction goes with the connection; exit now."""
+    import logging
+    import threading
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+        if not stuck or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if stuck:
+        logging.getLogger("tutorbook.http").warning(
+            "exiting with work still stuck after the shutdown grace", extra={"threads": len(stuck)}
+        )
+        logging.shutdown()
+        os._exit(0)
+
+
+def _stopped(signum, frame) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: nothing more to do."""
 
 
 @app.command("stripe-sandbox")
@@ -443,13 +478,18 @@ def jobs_list():
 def worker(
     metrics_port: int = typer.Option(0, help="Serve /metrics (Prometheus) on this port; 0: off"),
     metrics_host: str = typer.Option("127.0.0.1", help="Address for --metrics-port"),
+    only: str = typer.Option(
+        None, "--only", help="Run only these jobs, comma-separated (e.g. mail,reminders); default: all"
+    ),
 ):
-    """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run."""
+    """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run (on
+    PostgreSQL each sweep still runs once per interval across all of them)."""
     import asyncio
 
     from tutorbook.jobs import scheduler
     from tutorbook.metrics import Metrics
 
+    names = _job_names(only)
     settings = _settings()
     with _starting():
         startup.check_port(metrics_host, metrics_port, what="the worker's /metrics", hint="pass another --metrics-port")
@@ -458,13 +498,28 @@ def worker(
     exporter = None
     if metrics_port:
         exporter = _metrics_exporter(svc, metrics, host=metrics_host, port=metrics_port)
-    typer.echo("Tutorbook worker: running the jobs (Ctrl-C to stop)", err=True)
+    typer.echo(f"Tutorbook worker: running {', '.join(names)} (Ctrl-C to stop)", err=True)
     try:
-        asyncio.run(scheduler.run_forever(svc, metrics=metrics))
+        asyncio.run(scheduler.run_forever(svc, metrics=metrics, names=names))
     finally:
         if exporter is not None:
             exporter.shutdown()
         svc.db.dispose()
+
+
+def _job_names(only: str | None) -> list[str]:
+    """The jobs named in --only (in the scheduler's order), or all; an unknown name exits 2."""
+    from tutorbook import jobs
+
+    if only is None:
+        return list(jobs.JOBS)
+    asked = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in asked if n not in jobs.JOBS]
+    if unknown or not asked:
+        what = f"unknown job {', '.join(map(repr, unknown))}" if unknown else "--only names no job"
+        typer.echo(f"error: {what}; the jobs are: {', '.join(jobs.JOBS)}", err=True)
+        raise typer.Exit(2)
+    return [n for n in jobs.JOBS if n in asked]
 
 
 def _metrics_exporter(svc, metrics, *, host: str, port: int):

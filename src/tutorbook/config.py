@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     env: str = "development"
     var_dir: Path = Path("var")
     database_url: str = ""
+    # A direct connection to PostgreSQL, past any PgBouncer: migrations and the mail worker's
+    # LISTEN (neither works through a transaction-mode pooler). Empty: the database URL.
+    database_direct_url: str = ""
     # Connections per engine and process (docs/operations.md, "Connections"): a process has two
     # engines on PostgreSQL (the async request path and the sync one), so it opens at most
     # 2 x (pool size + overflow); workers x that must stay under PostgreSQL's max_connections.
@@ -45,6 +48,9 @@ class Settings(BaseSettings):
     db_async: bool = True
     # Ping each pooled connection before the async path uses it (off: a dead one fails one request, 503).
     db_async_pre_ping: bool = False
+    # The database URL points at a transaction-mode PgBouncer: no server-side prepared statement
+    # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
+    db_pgbouncer: bool = False
     # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
@@ -152,6 +158,9 @@ class Settings(BaseSettings):
     password_reset_interval_minutes: int = Field(default=5, ge=0, le=60)
 
     jobs_enabled: bool = True
+    # On SIGTERM `tutorbook serve` stops accepting and gives the requests in flight this long to
+    # finish (uvicorn's timeout_graceful_shutdown); then it closes its pools and exits 0.
+    shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)
     job_mail_interval_s: float = 15
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60
@@ -241,6 +250,11 @@ class Settings(BaseSettings):
     @property
     def uses_sandbox(self) -> bool:
         return not self.stripe_secret_key
+
+    @property
+    def direct_url(self) -> str:
+        """TUTORBOOK_DATABASE_DIRECT_URL, or the database URL."""
+        return self.database_direct_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -173,16 +173,18 @@ class Database:
         pool_timeout: float = 30,
         use_async: bool = True,
         async_pre_ping: bool = False,
+        pgbouncer: bool = False,
         echo: bool = False,
     ):
         self.url = url
+        self.pgbouncer = pgbouncer
         self.pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
-        self.engine = _make_engine(url, echo=echo, **self.pool)
+        self.engine = _make_engine(url, echo=echo, pgbouncer=pgbouncer, **self.pool)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Many SQLite writers give long tail latencies; one writer at a time keeps them short.
         self._sqlite_lock = WriterLock() if self.is_sqlite else None
-        self.async_url = async_url(url) if use_async else None
+        self.async_url = async_url(url, pgbouncer=pgbouncer) if use_async else None
         self._echo = echo
         self._async_pre_ping = async_pre_ping
         # An asyncio engine's connections belong to the event loop that opened them: one engine
@@ -270,6 +272,10 @@ class Database:
     async def async_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection of the asyncio engine in autocommit, for ONE statement with no ORM
         session around it (a `Coalescer`'s write)."""
+        if self.pgbouncer:  # see async_statement_scope
+            async with self._async_parts().engine.begin() as conn:
+                yield conn
+            return
         async with self._async_parts().autocommit.connect() as conn:
             yield conn
 
@@ -287,7 +293,15 @@ class Database:
     @asynccontextmanager
     async def async_statement_scope(self) -> AsyncIterator[AsyncSession]:
         """A session for ONE statement, which is its own transaction (autocommit): the round trips
-        of BEGIN and COMMIT saved. Only for use cases that send a single statement."""
+        of BEGIN and COMMIT saved. Only for use cases that send a single statement.
+
+        Not through a transaction-mode PgBouncer: asyncpg prepares a statement and then runs it
+        in two exchanges, which outside a transaction PgBouncer may send to two different server
+        connections ("prepared statement does not exist"); there it is a transaction again."""
+        if self.pgbouncer:
+            async with self.async_scope() as session:
+                yield session
+            return
         async with self._async_sessions(autocommit=True)() as session:
             yield session
 
@@ -301,10 +315,16 @@ class Database:
         self.engine.dispose()
 
 
-def async_url(url: str) -> tuple[str, dict] | None:
+def async_url(url: str, *, pgbouncer: bool = False) -> tuple[str, dict] | None:
     """The asyncpg URL and connect arguments for a PostgreSQL URL (None for SQLite): the same
     server, database and credentials; libpq's `sslmode` becomes asyncpg's `ssl` (same values),
-    `application_name` a server setting."""
+    `application_name` a server setting.
+
+    `pgbouncer` (a transaction-mode pooler in between, TUTORBOOK_DB_PGBOUNCER): each transaction
+    may run on another server connection, so a prepared statement cached on one is unknown on
+    the next. As SQLAlchemy documents for PgBouncer: no statement cache (SQLAlchemy's nor
+    asyncpg's), and every prepared statement a unique name, so two clients' names never collide
+    on a server connection."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return None
@@ -314,15 +334,29 @@ def async_url(url: str) -> tuple[str, dict] | None:
     connect_args: dict = {}
     if "application_name" in query:
         connect_args["server_settings"] = {"application_name": str(query.pop("application_name"))}
+    if pgbouncer:
+        query["prepared_statement_cache_size"] = "0"
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
     asyncpg_url = parsed.set(drivername="postgresql+asyncpg", query=query)
     return asyncpg_url.render_as_string(hide_password=False), connect_args
 
 
-def _make_engine(url: str, *, echo: bool, pool_size: int, max_overflow: int = 0, pool_timeout: float = 30) -> sa.Engine:
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def _make_engine(
+    url: str, *, echo: bool, pool_size: int, max_overflow: int = 0, pool_timeout: float = 30, pgbouncer: bool = False
+) -> sa.Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
+    # psycopg prepares a statement on the server after its 5th run on a connection; through a
+    # transaction-mode PgBouncer that connection is not the same server's next time: never prepare.
+    connect_args = {"prepare_threshold": None} if pgbouncer else {}
     return sa.create_engine(
         url,
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,

@@ -4,7 +4,7 @@ from tutorbook.accounts.models import LoginFailure, PasswordReset, Student, User
 from tutorbook.bookings.models import AdminAction, PrivateSession, StatusHistory  # noqa: F401
 from tutorbook.calendars.models import BusyPeriod, TeacherCalendar  # noqa: F401
 from tutorbook.db import Base  # noqa: F401
-from tutorbook.jobs.models import JobRunRecord  # noqa: F401
+from tutorbook.jobs.models import JobRunRecord, JobScheduleRecord  # noqa: F401
 from tutorbook.notifications.models import DevMail, Notification  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401

@@ -73,6 +73,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/StripeWebhook/webhook"): every(400),  # unsigned: refused whoever sends it
     ("POST", "/api/StripeWebhook/connect"): every(400),
     ("GET", "/health"): every(200),
+    ("GET", "/health/live"): every(200),
     ("GET", "/health/ready"): every(200),
     ("GET", "/metrics"): row(401, 403, 403, 403, 403, 200),  # admins, and the scraper's own token
     ("GET", "/api/Admin/reports/orphaned-sessions"): row(401, 403, 403, 403, 403, 200),

@@ -1,8 +1,17 @@
-"""/health, /health/ready and /metrics."""
+"""/health, /health/live, /health/ready and /metrics.
+
+For a load balancer: /health/live says the process answers (restart it when it does not);
+/health/ready says it can serve: the database answers and its schema is at the migrations' head
+(take it out of rotation otherwise, e.g. during a rolling upgrade before `tutorbook db upgrade`).
+`/health` answers as /health/live (kept for existing checks)."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import functools
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +22,13 @@ from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
 router = APIRouter(tags=["Health"])
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
+
+
+@functools.cache
+def schema_heads() -> frozenset[str]:
+    """The head revision(s) of the migrations shipped with this code (read once: they do not change)."""
+    return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
 
 
 @router.get("/health", response_model=Envelope[str], name="live")
@@ -21,23 +37,32 @@ def health():
     return ok("alive")
 
 
+@router.get("/health/live", response_model=Envelope[str], name="liveness")
+def liveness():
+    """Liveness for a load balancer: the process answers (no database call)."""
+    return ok("alive")
+
+
 @router.get(
     "/health/ready",
     response_model=Envelope[str],
-    responses={503: {"model": ErrorEnvelope, "description": "Database unavailable"}},
+    responses={503: {"model": ErrorEnvelope, "description": "Database unavailable or its schema not at head"}},
 )
 async def ready(svc: ServicesDep):
-    """Readiness: the database answers."""
-    db = svc.db
+    """Readiness: the database answers and its migrations are at this release's head."""
+    db, heads = svc.db, schema_heads()
 
-    def probe() -> None:
+    def probe() -> frozenset[str]:
         with db.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            return frozenset(MigrationContext.configure(conn).get_current_heads())
 
     try:
-        await run_in_threadpool(probe)
+        at = await run_in_threadpool(probe)
     except Exception:
         return error_response(503, "Database unavailable")
+    if at != heads:
+        shown = ", ".join(sorted(at)) or "none"
+        return error_response(503, f"Database schema at {shown}, expected {', '.join(sorted(heads))}")
     return ok("ready")
 
 

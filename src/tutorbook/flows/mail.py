@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,9 +73,13 @@ def unsubscribe_url(settings: Settings, user_id: uuid.UUID) -> str:
     return f"{settings.public_url.rstrip('/')}/notifications/unsubscribe?user={user_id}&sig={sig}"
 
 
-def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[tuple[uuid.UUID, str]]:
+def deliver(
+    svc: Services, *, now: datetime, limit: int | None = None, stop: threading.Event | None = None
+) -> list[tuple[uuid.UUID, str]]:
     """One batch: (notification id, outcome) for each claimed notification. A message that cannot
-    be built fails alone (marked failed with the reason); the rest of the batch goes on."""
+    be built fails alone (marked failed with the reason); the rest of the batch goes on. Once
+    `stop` is set (the worker is shutting down) the messages not yet handed to the server are
+    given back ("released"), for another worker to send at once."""
     settings = svc.settings
     claimed = svc.tx_sync(outbox.claim, now=now, limit=limit or settings.mail_batch_size, lease=LEASE)
     if not claimed:
@@ -90,14 +95,18 @@ def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[t
     if not ready:
         return results
     if not settings.smtp_url:
-        for item, mail, msg in ready:
+        for n, (item, mail, msg) in enumerate(ready):
+            if stop is not None and stop.is_set():
+                return results + _release(svc, [i for i, _m, _g in ready[n:]], now=now)
             svc.tx_sync(_keep, item=item, mail=mail, msg=msg, now=now)
             results.append((item.id, "kept"))
         return results
     mailer = SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_seconds)
     try:
         with mailer.connect() as conn:
-            for item, _mail, msg in ready:
+            for n, (item, _mail, msg) in enumerate(ready):
+                if stop is not None and stop.is_set():
+                    return results + _release(svc, [i for i, _m, _g in ready[n:]], now=now)
                 try:
                     conn.send(msg)
                 except DeliveryError as exc:
@@ -112,6 +121,13 @@ def deliver(svc: Services, *, now: datetime, limit: int | None = None) -> list[t
             if item.id not in done:
                 results.append((item.id, _failed(svc, item, Transient(str(exc)), now=now)))
     return results
+
+
+def _release(svc: Services, items: list[outbox.Claimed], *, now: datetime) -> list[tuple[uuid.UUID, str]]:
+    for item in items:
+        svc.tx_sync(outbox.release, item, now=now)
+    log.info("mail worker stopping: claimed messages given back", extra={"count": len(items)})
+    return [(item.id, "released") for item in items]
 
 
 def _build(svc: Services, *, item: outbox.Claimed, now: datetime) -> tuple[Mail, EmailMessage] | str:

@@ -102,6 +102,7 @@ def open_database(settings: Settings) -> Database:
         pool_timeout=settings.db_pool_timeout_seconds,
         use_async=settings.db_async,
         async_pre_ping=settings.db_async_pre_ping,
+        pgbouncer=settings.db_pgbouncer,
     )
 
 

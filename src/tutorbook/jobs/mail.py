@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from tutorbook.bookings import service as bookings
@@ -31,13 +32,23 @@ def reminders(svc: Services, *, now: datetime, dry_run: bool = False, progress: 
         start = batch[-1].starts_at
 
 
-def mail(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
-    """Send (or, with no SMTP configured, keep) every notification due now."""
+def mail(
+    svc: Services,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> JobResult:
+    """Send (or, with no SMTP configured, keep) every notification due now; once `stop` is set,
+    give the rest of the batch back and end (the worker is shutting down)."""
     result = JobResult("mail", dry_run=dry_run, progress=progress)
     if dry_run:
         return result
     for _ in range(MAX_BATCHES):
-        sent = mail_flow.deliver(svc, now=now)
+        if stop is not None and stop.is_set():
+            return result
+        sent = mail_flow.deliver(svc, now=now, stop=stop)
         for _notification_id, outcome in sent:
             result.add(None, outcome)
         if not sent or all(outcome in ("retry", "waiting") for _, outcome in sent):

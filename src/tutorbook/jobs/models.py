@@ -26,3 +26,13 @@ class JobRunRecord(Base):
     # Reconcile's findings (items with a kind), as JobResult.to_dict() gives them.
     findings: Mapped[list] = mapped_column(sa.JSON, default=list)
     error: Mapped[str | None] = mapped_column(sa.String(500))
+
+
+class JobScheduleRecord(Base):
+    """When each periodic sweep may next run, across every process (jobs/claims.py): the process
+    that moves `next_run_at` forward runs the sweep; the others wait for the next interval."""
+
+    __tablename__ = "job_schedule"
+
+    job: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,6 +36,15 @@ def _enqueue_statement(dialect: str) -> sa.Insert:
 
 # Built once (Core, not the ORM's bulk-insert machinery): a confirmation writes two rows per payment.
 _ENQUEUE = {dialect: _enqueue_statement(dialect) for dialect in ("postgresql", "sqlite")}
+# The mail worker LISTENs on this channel (jobs/wakeup.py). NOTIFY is transactional: PostgreSQL
+# delivers it when the enqueuing transaction commits, and not at all if it rolls back.
+CHANNEL = "tutorbook_outbox"
+_NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
+
+
+def _wake_workers(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_NOTIFY)
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,15 @@ def enqueue_many(
     # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
     # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
     stmt = _ENQUEUE[session.get_bind().dialect.name]
-    return len(session.execute(stmt, rows).all())
+    added = len(session.execute(stmt, rows).all())
+    if added and not _due_later(not_before, now):
+        _wake_workers(session)
+    return added
+
+
+def _due_later(not_before: datetime | None, now: datetime) -> bool:
+    """A notice due later (a reminder's time) wakes nobody now; polling finds it when due."""
+    return not_before is not None and not_before > now
 
 
 def enqueue(
@@ -185,6 +202,15 @@ def retry_later(
     return _finish(
         session, item, now=now, status=PENDING, next_attempt_at=at, last_error=error[:500], attempts=attempts
     )
+
+
+def release(session: Session, item: Claimed, *, now: datetime) -> bool:
+    """Give a claimed row back unsent (a worker stopping): pending and due at once for the next
+    worker, its attempt not counted."""
+    released = _finish(session, item, now=now, status=PENDING, attempts=item.attempts - 1)
+    if released:
+        _wake_workers(session)
+    return released
 
 
 def supersede(session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], now: datetime) -> list[dict]:

@@ -133,6 +133,11 @@ def test_bookings_are_made_paid_and_confirmed_through_pgbouncer_in_transaction_m
     assert "login attempt" in pgbouncer.log()  # the app's connections really went through it
 
 
+@pytest.mark.skipif(
+    not os.environ.get("TUTORBOOK_HEAVY"),
+    reason="the control needs two clients' statements to meet on one server connection, which is "
+    "likely, not certain: TUTORBOOK_HEAVY=1 runs it",
+)
 def test_without_the_setting_the_same_app_fails_through_pgbouncer(api, sandbox, pgbouncer, tmp_path):
     """The control: what TUTORBOOK_DB_PGBOUNCER is for. asyncpg prepares a statement in one
     exchange and runs it in the next; outside a transaction PgBouncer may give the second to

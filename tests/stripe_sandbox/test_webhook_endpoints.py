@@ -146,12 +146,3 @@ def test_an_endpoint_made_with_an_api_version_gets_its_events_labelled_in_it(mak
         own.close()
         platform.close()
 
-
-def test_an_endpoint_with_an_api_version_stripe_does_not_know_is_refused(sandbox):
-    made = http.post(
-        f"{sandbox.base_url}/v1/webhook_endpoints",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        data={"url": "https://x.test/hook", "enabled_events[]": "*", "api_version": "1999-01-01.bogus"},
-    )
-    assert made.status_code == 400
-    assert made.json()["error"]["param"] == "api_version"

@@ -1,11 +1,13 @@
-"""The reference deployment (deploy/) on one machine, PostgreSQL only: `tutorbook db upgrade`, two
-`tutorbook serve --no-jobs` replicas, `tutorbook worker --only mail` and `tutorbook worker --only
-<the other jobs>`, and Debian's HAProxy running deploy/haproxy.cfg (its addresses and ports
-substituted, every other directive as shipped). Through the balancer: the seed flow (register,
-book, pay on the Stripe sandbox, confirm); then a rolling restart of both replicas under constant
-booking and list load, each replica drained on HAProxy's runtime API, SIGTERMed, started again and
-set ready. Asserted: 0 failed requests at the client, every booking Confirmed with its payment, no
-email sent twice. Prints its figures (docs/RELIABILITY.md)."""
+"""The reference deployment (deploy/) on one machine, PostgreSQL only, its files as shipped (only
+addresses, ports and authentication substituted): Debian's PgBouncer running deploy/pgbouncer.ini
+(transaction mode; every process through it with TUTORBOOK_DB_PGBOUNCER=true, migrations and LISTEN
+direct), `tutorbook db upgrade`, two `tutorbook serve --no-jobs` replicas, `tutorbook worker --only
+mail` and `tutorbook worker --only <the other jobs>`, and Debian's HAProxy running
+deploy/haproxy.cfg. Through the balancer: the seed flow (register, book, pay on the Stripe
+sandbox, confirm); then a rolling restart of both replicas under constant booking and list load,
+each replica drained on HAProxy's runtime API, SIGTERMed (exit 0), started again and set ready
+(deploy/rolling-restart). Asserted: 0 failed requests at the client, every booking Confirmed with
+its payment, no email sent twice. Prints its figures (docs/RELIABILITY.md)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ from tests.support.servers import free_port, http_client, http_get, wait_for
 from tutorbook import jobs
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-DEPLOY_CFG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY_CFG = DEPLOY / "haproxy.cfg"
+POOL_SIZE = 5  # TUTORBOOK_DB_POOL_SIZE of deploy/compose.yaml
 CLIENTS = 3  # booking threads; each also lists its bookings after every confirmation
 OTHER_JOBS = ",".join(name for name in jobs.JOBS if name != "mail")
 
@@ -50,6 +55,58 @@ def haproxy_config(*, frontend: int, admin: int, replicas: list[int]) -> str:
         assert n == 1, f"server web{i} not in deploy/haproxy.cfg"
     assert n_bind == n_sock == 1, "deploy/haproxy.cfg changed shape: update this test"
     return text
+
+
+def pgbouncer_config(*, port: int, database: str, auth_file: Path) -> str:
+    """deploy/pgbouncer.ini with this test's port and database, trusting 127.0.0.1."""
+    text = DEPLOY.joinpath("pgbouncer.ini").read_text()
+    subs = [
+        (r"(?m)^tutorbook = host=postgres port=5432 dbname=tutorbook$", f"{database} = host=127.0.0.1 port=5432"),
+        (r"(?m)^listen_addr = 0\.0\.0\.0$", "listen_addr = 127.0.0.1"),
+        (r"(?m)^listen_port = 6432$", f"listen_port = {port}"),
+        (r"(?m)^auth_type = scram-sha-256$", "auth_type = trust"),
+        (r"(?m)^auth_file = .*$", f"auth_file = {auth_file}"),
+    ]
+    for pattern, replacement in subs:
+        text, n = re.subn(pattern, replacement, text)
+        assert n == 1, f"{pattern} not in deploy/pgbouncer.ini: update this test"
+    return text
+
+
+class PgBouncer:
+    """deploy/pgbouncer.ini run by Debian's pgbouncer (as `nobody` when root: it refuses root)."""
+
+    def __init__(self, *, database: str) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        os.chmod(self.dir, 0o755)
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        self.ini = self.dir / "pgbouncer.ini"
+        self.ini.write_text(pgbouncer_config(port=self.port, database=database, auth_file=self.dir / "userlist.txt"))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> PgBouncer:
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.log = open(self.dir / "pgbouncer.log", "wb")
+        self.proc = subprocess.Popen([PGBOUNCER, *user, str(self.ini)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._listens, timeout=10, message="pgbouncer to listen")
+        return self
+
+    def _listens(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def url(self, direct: str) -> str:
+        return sa.engine.make_url(direct).set(port=self.port).render_as_string(hide_password=False)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class HAProxy:
@@ -148,10 +205,13 @@ def _ready(url: str) -> bool:
 def cluster(tmp_path):
     if not Path(HAPROXY).exists():
         pytest.fail("haproxy is not installed: scripts/ensure-haproxy (apt-get install -y haproxy)")
+    if not Path(PGBOUNCER).exists():
+        pytest.fail("pgbouncer is not installed: scripts/ensure-pgbouncer (apt-get install -y pgbouncer)")
     from stripe_sandbox.config import SandboxConfig
     from stripe_sandbox.server import start_in_thread
 
     database = conftest.pg_database("haproxy")
+    bouncer = PgBouncer(database=sa.engine.make_url(database).database).start()
     ports = [free_port(), free_port()]
     balancer = HAProxy(replicas=ports)
     sandbox = start_in_thread(
@@ -165,9 +225,13 @@ def cluster(tmp_path):
             expiry_check_interval_s=0.2,
         )
     )
+    # The settings of deploy/compose.yaml's x-tutorbook-env: every process through PgBouncer,
+    # migrations and LISTEN direct.
     env = app_env(
-        database_url=database,
+        database_url=bouncer.url(database),
         database_direct_url=database,
+        db_pgbouncer="true",
+        db_pool_size=POOL_SIZE,
         sandbox_url=sandbox.base_url,
         sandbox_enabled="false",
         stripe_connect_webhook_secret="whsec_test_connect_secret",
@@ -206,7 +270,14 @@ def cluster(tmp_path):
             timeout=15,
             message="both replicas UP in HAProxy",
         )
-        yield {"balancer": balancer, "webs": webs, "ports": ports, "workers": workers, "database": database}
+        yield {
+            "bouncer": bouncer,
+            "balancer": balancer,
+            "webs": webs,
+            "ports": ports,
+            "workers": workers,
+            "database": database,
+        }
         for worker in workers:  # a worker too stops cleanly
             assert worker.terminate() == 0, worker.log()
     finally:
@@ -214,6 +285,7 @@ def cluster(tmp_path):
             process.kill()
         balancer.stop()
         sandbox.stop()
+        bouncer.stop()
 
 
 class Load:
@@ -308,6 +380,7 @@ def test_rolling_restart_behind_haproxy_loses_no_request_and_does_nothing_twice(
     )
     assert load.failures == [], load.failures[:5]
     assert len(load.booking_ids) >= 2 * CLIENTS  # the load really ran across the restarts
+    assert "login attempt" in (cluster["bouncer"].dir / "pgbouncer.log").read_text()  # through PgBouncer
 
     engine = sa.create_engine(cluster["database"])
     try:

@@ -21,6 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-chromium
 	scripts/ensure-pgbouncer
+	scripts/ensure-haproxy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Style (ruff), the import contracts (import-linter, [tool.importlinter]) and types (mypy,

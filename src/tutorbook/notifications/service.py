@@ -113,17 +113,8 @@ def request_password_reset(session: Session, *, email: str, settings: Settings, 
     if started is None:
         return False
     user, token = started
-    return outbox.enqueue(
-        session,
-        booking_id=None,
-        user_id=user.id,
-        to=user.email,
-        kind="password_reset",
-        version=0,
-        # The raw token waits here until the mail goes out, then it is wiped (see flows/mail.py).
-        payload={"token": token},
-        now=now,
-    )
+    # The raw token waits in the outbox until the mail goes out, then it is wiped (flows/mail.py).
+    return account_notice(session, user=user, kind="password_reset", payload={"token": token}, now=now)
 
 
 def finish_password_reset(
@@ -132,16 +123,7 @@ def finish_password_reset(
     """Use a reset link (resets.finish) and tell the account's owner by email that the password
     was changed, in one transaction: if it was not them, they learn it at once."""
     user = resets.finish(session, token=token, password=password, hasher=hasher, settings=settings, now=now)
-    outbox.enqueue(
-        session,
-        booking_id=None,
-        user_id=user.id,
-        to=user.email,
-        kind="password_changed",
-        version=0,
-        payload={"at": now.isoformat()},
-        now=now,
-    )
+    account_notice(session, user=user, kind="password_changed", payload={"at": now.isoformat()}, now=now)
     return user
 
 
@@ -151,15 +133,14 @@ def calendar_stale_notice(session: Session, *, user_id: uuid.UUID, calendar: str
     user = session.get(User, user_id)
     if user is None:
         return False
+    payload = {"calendar": calendar, "error": error[:300]}
+    return account_notice(session, user=user, kind="calendar_stale.teacher", payload=payload, now=now)
+
+
+def account_notice(session: Session, *, user: User, kind: str, payload: dict[str, str], now: datetime) -> bool:
+    """An email about the account itself (no booking) to its owner, through the outbox."""
     return outbox.enqueue(
-        session,
-        booking_id=None,
-        user_id=user.id,
-        to=user.email,
-        kind="calendar_stale.teacher",
-        version=0,
-        payload={"calendar": calendar, "error": error[:300]},
-        now=now,
+        session, booking_id=None, user_id=user.id, to=user.email, kind=kind, version=0, payload=payload, now=now
     )
 
 

@@ -77,7 +77,7 @@ def overlapping_with_lower_bound(teacher_id, start, end):
     import sqlalchemy as sa
 
     from tutorbook.bookings import repository as repo
-    from tutorbook.bookings.models import PrivateSession as PS
+    from tutorbook.bookings.models import Booking as PS
     from tutorbook.config import ALLOWED_DURATIONS
 
     return sa.select(PS).where(

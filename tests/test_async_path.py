@@ -94,7 +94,7 @@ def test_a_paid_checkout_event_confirms_the_booking_with_its_jitsi_link_in_one_t
     confirmation, so no follow-up (and no second and third transaction) is left to make it."""
     import uuid
 
-    from tutorbook.bookings.models import PrivateSession
+    from tutorbook.bookings.models import Booking
     from tutorbook.flows import stripe_events
 
     t, p = f.teacher(c), f.parent(c)
@@ -122,6 +122,6 @@ def test_a_paid_checkout_event_confirms_the_booking_with_its_jitsi_link_in_one_t
     assert outcome.kind == "confirmed"
     assert outcome.followups.links == []
     with svc.db.session_scope() as s:
-        booking = s.get(PrivateSession, uuid.UUID(b["id"]))
+        booking = s.get(Booking, uuid.UUID(b["id"]))
         assert booking.status == 1
         assert booking.meeting_provider == "jitsi" and booking.meeting_url.startswith("https://")

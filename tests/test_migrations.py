@@ -1,13 +1,15 @@
 """The schema comes from Alembic and refuses statuses outside 0-3."""
 
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from tests.conftest import DATABASES, pg_database
 from tutorbook.clock import utc_now
-from tutorbook.migrate import downgrade, upgrade
+from tutorbook.migrate import MIGRATIONS, downgrade, upgrade
 
 
 @pytest.mark.parametrize("kind", DATABASES)
@@ -86,3 +88,12 @@ def test_the_models_match_what_the_migrations_build(tmp_path):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     engine.dispose()
+
+
+def test_the_migration_files_are_named_in_the_order_they_run():
+    """Issue #27: the chain once ran 0006 -> 0008 -> 0009 -> 0007 -> 0010. Walking it from the
+    base must now visit the files in the order of their names."""
+    chain = list(reversed(list(ScriptDirectory(str(MIGRATIONS)).walk_revisions())))
+    files = [Path(s.path).name for s in chain]
+    assert files == sorted(files)
+    assert [f[:4] for f in files] == [f"{n:04d}" for n in range(1, len(files) + 1)]

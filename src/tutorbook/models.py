@@ -1,7 +1,7 @@
 """Import every model so Base.metadata is complete (Alembic and throwaway test schemas)."""
 
 from tutorbook.accounts.models import LoginFailure, PasswordReset, Student, User  # noqa: F401
-from tutorbook.bookings.models import AdminAction, PrivateSession, StatusHistory  # noqa: F401
+from tutorbook.bookings.models import AdminAction, Booking, StatusHistory  # noqa: F401
 from tutorbook.calendars.models import BusyPeriod, TeacherCalendar  # noqa: F401
 from tutorbook.db import Base  # noqa: F401
 from tutorbook.jobs.models import JobRunRecord, JobScheduleRecord  # noqa: F401

@@ -15,7 +15,7 @@ from tests.conftest import make_settings
 from tests.support.servers import ThreadedServer, http_get
 from tutorbook.app import create_app
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 
 HOUR = timedelta(hours=1)
@@ -26,7 +26,7 @@ def insert(api, *, parent: dict, teacher: dict, starts_at, status: Status = Stat
     """A booking written straight into the database (many of them, at chosen times, fast)."""
     now = utc_now()
     cancelled = status == Status.CANCELLED
-    booking = PrivateSession(
+    booking = Booking(
         parent_id=uuid.UUID(parent["user"]["id"]),
         student_id=uuid.UUID(parent["students"][0]),
         teacher_id=uuid.UUID(teacher["user"]["id"]),

@@ -21,7 +21,7 @@ from tests.support import payments as pay
 from tests.support.servers import wait_for
 from tutorbook import jobs
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
@@ -208,8 +208,8 @@ def holding_at(db, t, start):
     """How many Pending/Confirmed bookings of the teacher start at `start`."""
     with db.session_scope() as s:
         rows = s.scalars(
-            sa.select(PrivateSession).where(
-                PrivateSession.teacher_id == uuid.UUID(t["user"]["id"]), PrivateSession.status.in_((0, 1))
+            sa.select(Booking).where(
+                Booking.teacher_id == uuid.UUID(t["user"]["id"]), Booking.status.in_((0, 1))
             )
         )
         return sum(1 for r in rows if r.starts_at.isoformat().replace("+00:00", "Z") == start)

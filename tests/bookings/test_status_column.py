@@ -10,7 +10,7 @@ from tests.jobs.helpers import booked, confirmed, row
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 
 
@@ -32,7 +32,7 @@ def test_a_booking_reads_back_with_a_status_and_is_stored_and_sent_as_the_number
 def test_the_compare_and_set_sets_the_status_as_a_status(api, c):
     booking_id = uuid.UUID(booked(c)["b"]["id"])
     with api.state.db.session_scope() as s:
-        booking = s.get_one(PrivateSession, booking_id)
+        booking = s.get_one(Booking, booking_id)
         change = lifecycle.cancel(Status.PENDING, reason=lifecycle.Reason.CHECKOUT_EXPIRED, now=utc_now())
         assert repo.apply(s, booking, change, actor="test")
         assert booking.status is Status.CANCELLED
@@ -41,7 +41,7 @@ def test_the_compare_and_set_sets_the_status_as_a_status(api, c):
 def test_the_compare_and_set_refuses_a_change_that_creates_a_booking(api, c):
     booking_id = uuid.UUID(booked(c)["b"]["id"])
     with api.state.db.session_scope() as s:
-        booking = s.get_one(PrivateSession, booking_id)
+        booking = s.get_one(Booking, booking_id)
         with pytest.raises(ValueError, match="insert"):
             repo.apply(s, booking, lifecycle.book(now=utc_now()), actor="test")
     assert row(api, booking_id).status is Status.PENDING

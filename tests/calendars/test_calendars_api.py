@@ -10,7 +10,7 @@ from tests import factories as f
 from tests.calendars import calendar_files as cal
 from tests.jobs import helpers as h
 from tests.web.helpers import WebClient, text_of
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.calendars.models import BusyPeriod, TeacherCalendar
 from tutorbook.notifications.models import DevMail, Notification
 
@@ -150,7 +150,7 @@ def test_a_paid_session_a_calendar_now_overlaps_is_told_once_and_kept(c, dev_cal
     with api.state.db.session_scope() as s:
         notes = s.scalars(sa.select(Notification).where(Notification.kind == "calendar_conflict.teacher")).all()
         assert [(str(n.booking_id), n.to_address) for n in notes] == [(booking_id, t["email"])]
-        assert s.get(PrivateSession, notes[0].booking_id).status == 1  # nothing cancelled
+        assert s.get(Booking, notes[0].booking_id).status == 1  # nothing cancelled
     h.run(api, "mail")
     with api.state.db.session_scope() as s:
         mails = s.scalars(sa.select(DevMail).where(DevMail.subject.like("Your calendar is busy%"))).all()

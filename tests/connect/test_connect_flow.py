@@ -20,7 +20,7 @@ from tests.support import webhooks as wh
 from tests.support.servers import wait_for
 from tutorbook import jobs
 from tutorbook.admin import reports
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 from tutorbook.teachers import payouts
 
@@ -312,8 +312,8 @@ def test_reconcile_finds_a_refund_that_reversed_nothing_and_records_a_missing_sp
     _, _, b2, _ = paid_booking(api, c, sandbox, rate=5000)
     with api.state.db.session_scope() as s:
         s.execute(
-            sa.update(PrivateSession)
-            .where(PrivateSession.id == uuid.UUID(b2["id"]))
+            sa.update(Booking)
+            .where(Booking.id == uuid.UUID(b2["id"]))
             .values(stripe_transfer_id=None, stripe_application_fee_id=None, transfer_amount=0)
         )
     found = reports.reconciliation(api.state.services, now=utc_now(), since=since)

@@ -17,7 +17,7 @@ from stripe_sandbox import SandboxConfig
 from stripe_sandbox.service import ApiCall, Card, Sandbox
 from stripe_sandbox.store import Store
 from tutorbook.bookings import earnings, policy
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.payments import gateway as gw
 
 
@@ -90,9 +90,9 @@ def split(sandbox: Sandbox, intent: str) -> gw.PaymentSplit:
     return result
 
 
-def booking_with(s: gw.PaymentSplit, *, price: int, fee: int, destination: str) -> PrivateSession:
+def booking_with(s: gw.PaymentSplit, *, price: int, fee: int, destination: str) -> Booking:
     """A booking as earnings.record_split leaves it (not stored: the money code reads fields)."""
-    return PrivateSession(
+    return Booking(
         price_amount=price, currency="usd", payout_destination=destination, platform_fee_amount=fee,
         stripe_transfer_id=s.transfer_id, stripe_application_fee_id=s.fee_id, transfer_amount=s.transfer_amount,
         transfer_reversed_amount=s.transfer_reversed, fee_refunded_amount=s.fee_refunded, refunded_amount=s.refunded,

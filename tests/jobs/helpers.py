@@ -15,7 +15,7 @@ from tests.support.servers import http_client, http_get
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 
 
@@ -66,14 +66,14 @@ def confirmed(c: httpx.Client, **kwargs) -> dict:
     return x
 
 
-def row(api, booking_id) -> PrivateSession | None:
+def row(api, booking_id) -> Booking | None:
     return pay.booking_row(api.state.db, booking_id)
 
 
 def set_columns(api, booking_id, **values) -> None:
     """Rewrite columns directly (to age a booking or break it on purpose)."""
     with api.state.db.session_scope() as s:
-        s.execute(sa.update(PrivateSession).where(PrivateSession.id == uuid.UUID(str(booking_id))).values(**values))
+        s.execute(sa.update(Booking).where(Booking.id == uuid.UUID(str(booking_id))).values(**values))
 
 
 def admin_client(api, c: httpx.Client) -> httpx.Client:

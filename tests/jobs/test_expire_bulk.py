@@ -18,7 +18,7 @@ from tests.support import payments as pay
 from tests.support.servers import http_post
 from tutorbook.bookings import lifecycle
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows.settle import creation_windows
@@ -76,7 +76,7 @@ def test_only_checkouts_stripe_still_reports_open_are_expired_and_each_booking_i
     mismatched = booked(c, teacher=t, days=5)["b"]
     cs = pay.other_checkout(sandbox, booking_id=mismatched["id"], amount=100)
     with api.state.db.session_scope() as s:
-        booking = s.get(PrivateSession, uuid.UUID(mismatched["id"]))
+        booking = s.get(Booking, uuid.UUID(mismatched["id"]))
         booking.stripe_session_id, booking.checkout_url = cs["id"], cs["url"]  # its checkout, wrongly priced
     assert pay.pay(cs["url"]).status_code == 303
     http_post(
@@ -137,7 +137,7 @@ def _stale_with_seeded_sessions(api, c, sandbox, states: list[str]) -> list[tupl
     sessions = r.json()["ids"]
     with api.state.db.session_scope() as s:
         for k, (booking_id, session_id) in enumerate(zip(ids, sessions, strict=True)):
-            booking = PrivateSession(
+            booking = Booking(
                 id=booking_id,
                 parent_id=uuid.UUID(p["user"]["id"]),
                 student_id=uuid.UUID(p["students"][0]),
@@ -284,7 +284,7 @@ def test_a_booking_whose_checkout_no_list_shows_takes_the_per_row_path(api, c, s
     webhooks_off(sandbox)
     b = booked(c)["b"]
     with api.state.db.session_scope() as s:  # our record says it was made two days before its checkout was
-        s.get(PrivateSession, uuid.UUID(b["id"])).created_at = utc_now() - timedelta(days=2)
+        s.get(Booking, uuid.UUID(b["id"])).created_at = utc_now() - timedelta(days=2)
     per_row = []
     settle_one = booking_flows.settle_stale_checkout
 
@@ -308,7 +308,7 @@ def test_bookings_no_list_shows_are_settled_in_parallel_within_the_same_bound(ap
         b = booked(c, hour=8 + hour)["b"]
         ids.append(b["id"])
         with api.state.db.session_scope() as s:  # our record says it was made before its checkout was
-            s.get(PrivateSession, uuid.UUID(b["id"])).created_at = utc_now() - timedelta(days=2)
+            s.get(Booking, uuid.UUID(b["id"])).created_at = utc_now() - timedelta(days=2)
     monkeypatch.setattr(api.state.services.settings, "job_stripe_concurrency", 4)
     lock, state = threading.Lock(), {"now": 0, "most": 0}
     settle_one = booking_flows.settle_stale_checkout

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tutorbook import jobs
-from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
 from tutorbook.flows.services import build_services
@@ -58,7 +58,7 @@ def insert_stale_bookings(db, *, parent: dict, teacher: dict) -> None:
             )
         )
     with db.session_scope() as s:
-        s.execute(sa.insert(PrivateSession), bookings)
+        s.execute(sa.insert(Booking), bookings)
         s.execute(sa.insert(StatusHistory), history)
 
 
@@ -93,7 +93,7 @@ def test_two_workers_racing_over_1000_stale_rows_cancel_each_exactly_once(postgr
     assert errors == []
 
     with api.state.db.session_scope() as s:
-        statuses = s.execute(sa.select(PrivateSession.status, sa.func.count()).group_by(PrivateSession.status)).all()
+        statuses = s.execute(sa.select(Booking.status, sa.func.count()).group_by(Booking.status)).all()
         per_booking = s.execute(
             sa.select(StatusHistory.session_id, sa.func.count())
             .where(StatusHistory.to_status == 3)

@@ -25,7 +25,7 @@ from tests.support.servers import http_post
 from tutorbook import jobs
 from tutorbook.admin import reports
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.bookings.models import Booking, Refund
 from tutorbook.clock import utc_now
 from tutorbook.jobs import tasks
 from tutorbook.payments import gateway as gw
@@ -102,7 +102,7 @@ def test_what_reconcile_cannot_settle_is_reported_and_left_alone(api, c, sandbox
     set_columns(api, unpaid["id"], status=1, paid_at=utc_now())  # "Confirmed" without a payment
     orphan = paid_at_stripe(c, days=3)["b"]
     with api.state.db.session_scope() as s:
-        s.delete(s.get(PrivateSession, uuid.UUID(orphan["id"])))  # a payment with no booking
+        s.delete(s.get(Booking, uuid.UUID(orphan["id"])))  # a payment with no booking
     result = run(api, "reconcile", since=since)
     assert findings(result) == sorted(
         [("-", "paid_without_booking", "reported"), (unpaid["id"], "unpaid_at_stripe", "reported")]

@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.support import payments as pay
 from tests.support.servers import free_port
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.payments.gateway import CheckoutNotFound, StripeGateway
 
 
 def all_bookings(db):
     with db.session_scope() as s:
-        return [(b.status, b.cancellation_reason) for b in s.scalars(sa.select(PrivateSession))]
+        return [(b.status, b.cancellation_reason) for b in s.scalars(sa.select(Booking))]
 
 
 def test_stripe_answering_500_gives_502_and_no_pending_booking(api, c, sandbox):

@@ -18,7 +18,7 @@ from tests.support import payments as pay
 from tests.support.processes import AppProcess, app_env
 from tests.support.servers import free_port, http_client, http_get, http_post, wait_for
 from tutorbook import jobs
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
 from tutorbook.flows.services import build_services
@@ -107,7 +107,7 @@ def test_a_killed_server_loses_no_payment_and_leaves_nothing_stuck(sandbox, tmp_
 
         sb = http_client(base_url=sandbox.base_url, headers={"Authorization": "Bearer sk_test_sandbox"})
         with db.session_scope() as s:
-            rows = {str(b.id): b for b in s.scalars(sa.select(PrivateSession))}
+            rows = {str(b.id): b for b in s.scalars(sa.select(Booking))}
             refunded = set(str(r.session_id) for r in s.scalars(sa.select(Refund)))
         assert rows, "the load made no bookings"
         lost = []

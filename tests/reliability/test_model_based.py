@@ -58,7 +58,7 @@ from tutorbook.accounts.models import Role
 from tutorbook.bookings import earnings, lifecycle
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.clock import utc_now
 from tutorbook.payments.models import Refund
 
@@ -255,7 +255,7 @@ def make_machine(api, sandbox):
 
         def rows(self):
             with db.session_scope() as s:
-                return list(s.scalars(sa.select(PrivateSession)))
+                return list(s.scalars(sa.select(Booking)))
 
         @invariant()
         def count_step(self):
@@ -265,7 +265,7 @@ def make_machine(api, sandbox):
         @invariant()
         def statuses_are_0_to_3_and_histories_replay(self):
             with db.session_scope() as s:
-                for b in s.scalars(sa.select(PrivateSession)):
+                for b in s.scalars(sa.select(Booking)):
                     assert b.status in (0, 1, 2, 3)
                     hist = s.execute(
                         sa.select(StatusHistory.from_status, StatusHistory.to_status)
@@ -293,7 +293,7 @@ def make_machine(api, sandbox):
         @invariant()
         def history_agrees_with_the_bookings_times(self):
             with db.session_scope() as s:
-                for b in s.scalars(sa.select(PrivateSession)):
+                for b in s.scalars(sa.select(Booking)):
                     moves = s.execute(
                         sa.select(StatusHistory.moved_from, StatusHistory.moved_to, StatusHistory.actor)
                         .where(StatusHistory.session_id == b.id, StatusHistory.reason == "rescheduled")
@@ -324,7 +324,7 @@ def make_machine(api, sandbox):
 
         def check_money(self):
             with db.session_scope() as s:
-                for b in s.scalars(sa.select(PrivateSession).where(PrivateSession.stripe_session_id.is_not(None))):
+                for b in s.scalars(sa.select(Booking).where(Booking.stripe_session_id.is_not(None))):
                     cs = sb.get(f"/v1/checkout/sessions/{b.stripe_session_id}").json()
                     if cs["payment_status"] != "paid":
                         continue
@@ -339,7 +339,7 @@ def make_machine(api, sandbox):
             application fee Stripe kept."""
             per_teacher: dict = {}
             with db.session_scope() as s:
-                paid = s.scalars(sa.select(PrivateSession).where(PrivateSession.stripe_payment_intent_id.is_not(None)))
+                paid = s.scalars(sa.select(Booking).where(Booking.stripe_payment_intent_id.is_not(None)))
                 for b in paid:
                     e = earnings.earning(b)
                     assert e.settled, f"destination charge {b.id} without its transfer recorded after the jobs"
@@ -374,7 +374,7 @@ def make_machine(api, sandbox):
             self.check_money()
             self.check_split()
             with db.session_scope() as s:
-                stuck = s.scalars(sa.select(PrivateSession).where(PrivateSession.status == 0)).all()
+                stuck = s.scalars(sa.select(Booking).where(Booking.status == 0)).all()
                 for b in stuck:
                     cs = sb.get(f"/v1/checkout/sessions/{b.stripe_session_id}").json()
                     assert cs["status"] == "open", f"Pending booking with a {cs['status']} checkout after the jobs"

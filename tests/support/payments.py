@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import stripe
 
 from tests.support.servers import http_get, http_post
-from tutorbook.bookings.models import PrivateSession, StatusHistory
+from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.payments.models import Refund
 
 GOOD_CARD = "4242 4242 4242 4242"
@@ -32,9 +32,9 @@ def back_link(checkout_url: str) -> str:
     return match.group(1).replace("&amp;", "&")
 
 
-def booking_row(db, booking_id) -> PrivateSession:
+def booking_row(db, booking_id) -> Booking:
     with db.session_scope() as s:
-        return s.get(PrivateSession, uuid.UUID(str(booking_id)))
+        return s.get(Booking, uuid.UUID(str(booking_id)))
 
 
 def history(db, booking_id) -> list[tuple]:

@@ -17,7 +17,7 @@ from tests.conftest import make_settings, wipe
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.identity import AuthUser, Role
@@ -67,7 +67,7 @@ def _world(session, *, zone, hours, away, held):
                 continue  # two holding bookings never overlap (PostgreSQL's constraint enforces it)
             holding.append((start, end))
         session.add(
-            PrivateSession(
+            Booking(
                 parent_id=parent.id,
                 student_id=student.id,
                 teacher_id=teacher.id,
@@ -106,7 +106,7 @@ def test_every_offered_start_books_and_none_overlaps(shared_db, tmp_path, zone, 
         offered = bookings.bookable_starts(
             session, teacher_id=teacher.id, start=start, end=end, minutes=minutes, now=NOW
         )
-        busy = [(b.starts_at, b.ends_at) for b in session.query(PrivateSession).all() if b.status in HOLDING]
+        busy = [(b.starts_at, b.ends_at) for b in session.query(Booking).all() if b.status in HOLDING]
         busy += teachers.time_off_intervals(session, teacher.id, start=start, end=end + timedelta(days=1))
         who = AuthUser(id=parent.id, role=Role.PARENT.value, email=parent.email, full_name="P", time_zone=zone)
         length = timedelta(minutes=minutes)

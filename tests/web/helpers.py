@@ -67,13 +67,13 @@ def move_into_past(db, booking_id: str, *, hours: int = 2) -> None:
 
     import sqlalchemy as sa
 
-    from tutorbook.bookings.models import PrivateSession
+    from tutorbook.bookings.models import Booking
 
     now = datetime.now(UTC)
     with db.session_scope() as s:
         s.execute(
-            sa.update(PrivateSession)
-            .where(PrivateSession.id == uuid.UUID(booking_id))
+            sa.update(Booking)
+            .where(Booking.id == uuid.UUID(booking_id))
             .values(starts_at=now - timedelta(hours=hours), ends_at=now - timedelta(hours=hours - 1))
         )
 

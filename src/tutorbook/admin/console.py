@@ -21,7 +21,7 @@ from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import Refund
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs

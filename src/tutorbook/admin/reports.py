@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tutorbook import jobs
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Booking as PS
 
 STATUS_VALUES = [s.value for s in Status]
 

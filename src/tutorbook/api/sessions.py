@@ -22,7 +22,7 @@ from tutorbook.api.deps import (
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.repository import BookingRow
 from tutorbook.bookings.schemas import (
     BookIn,
@@ -67,7 +67,7 @@ def _position(row: BookingRow) -> paging.Cursor:
     return row["starts_at"], row["id"]
 
 
-async def _out(svc: Services, booking: PrivateSession) -> SessionOut:
+async def _out(svc: Services, booking: Booking) -> SessionOut:
     teacher, student = await svc.tx(repo.names_for, booking=booking)
     return session_out(booking, teacher, student)
 

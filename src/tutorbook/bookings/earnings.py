@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import PaymentSplit
-from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Booking as PS
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The booking (PrivateSession), its append-only status history, and its refunds (an outbox
+"""The booking (Booking), its append-only status history, and its refunds (an outbox
 until Stripe answers)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class StatusType(sa.TypeDecorator[Status]):
         return None if value is None else Status(value)
 
 
-class PrivateSession(Base):
+class Booking(Base):
     __tablename__ = "private_sessions"
     __table_args__ = (
         sa.CheckConstraint("status IN (0,1,2,3)", name="status"),

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.teachers.policy import FIELDS, Terms
 
 
@@ -45,7 +45,7 @@ def platform_fee(*, amount: int, percent: float) -> int:
     than the amount. The teacher receives the rest."""
     fee = (Decimal(amount) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return max(0, min(amount, int(fee)))
-def stored(booking: PrivateSession, *, platform: Terms) -> Terms:
+def stored(booking: Booking, *, platform: Terms) -> Terms:
     """The terms stored on the booking when it was paid; the platform's for one paid before
     terms were stored (or not paid yet)."""
     if booking.terms_full_refund_hours is None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS
-from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.bookings.models import Booking, Refund
 from tutorbook.notifications import service as notices
 
 log = logging.getLogger("tutorbook.refunds")
@@ -57,7 +57,7 @@ def request(
     return refund
 
 
-def promised(session: Session, *, booking: PrivateSession) -> int:
+def promised(session: Session, *, booking: Booking) -> int:
     """What this booking's own payment has given back or is about to: the larger of the refunds
     Stripe accepted (refunded_amount) and those asked for and not failed."""
     asked = session.scalar(
@@ -71,7 +71,7 @@ def promised(session: Session, *, booking: PrivateSession) -> int:
 
 
 def request_once(
-    session: Session, *, booking: PrivateSession, refund_id: uuid.UUID, amount: int, reason: str, now: datetime
+    session: Session, *, booking: Booking, refund_id: uuid.UUID, amount: int, reason: str, now: datetime
 ) -> tuple[Refund, bool]:
     """request() under a chosen id (a form's one-time key): the refund already asked for under
     that id, or a new one. (refund, new)."""
@@ -165,7 +165,7 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
     )
 
 
-def _payment_of(refund: Refund, booking: PrivateSession) -> str | None:
+def _payment_of(refund: Refund, booking: Booking) -> str | None:
     """The payment intent this refund returns money from."""
     return refund.payment_intent_id or booking.stripe_payment_intent_id
 
@@ -189,7 +189,7 @@ def record_answer(
     assert refund is not None
     if refund.reason in _REFUSED:
         return
-    booking: PrivateSession | None = bookings.get(session, refund.session_id)
+    booking: Booking | None = bookings.get(session, refund.session_id)
     assert booking is not None
     # "Refund issued", once per refund: its place among the booking's refunds is the version.
     ordinal = session.scalar(

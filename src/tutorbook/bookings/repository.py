@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
-from tutorbook.bookings.models import AdminAction, PrivateSession, Refund, StatusHistory
+from tutorbook.bookings.models import AdminAction, Booking, Refund, StatusHistory
 from tutorbook.calendars.models import BusyPeriod
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.paging import Cursor
@@ -23,7 +23,7 @@ from tutorbook.teachers.models import TeacherProfile, TimeOff
 from tutorbook.versions import schedule_changed
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
-PS = PrivateSession
+PS = Booking
 # No booking is longer (the API accepts only ALLOWED_DURATIONS): so a booking that overlaps a
 # time starts at most this long before it, which bounds the overlap check's index range scan.
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))

@@ -20,7 +20,7 @@ from tutorbook.bookings import lifecycle, policy, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Move, NoReschedule, Reason, Status
-from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.bookings.models import Booking, Refund
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.calendars import service as calendars
@@ -106,7 +106,7 @@ class Outcome:
     after the commit."""
 
     kind: str
-    booking: PrivateSession | None = None
+    booking: Booking | None = None
     followups: Followups = field(default_factory=Followups)
     refused: Reason | None = None  # the payment could not pay for the booking and is refunded
 
@@ -116,7 +116,7 @@ class Reservation:
     """A Pending booking holding its slot; `reused` when the same parent retried the same slot
     while their checkout was still open. The names come along for the answer."""
 
-    booking: PrivateSession
+    booking: Booking
     reused: bool
     teacher_name: str
     student_name: str
@@ -130,7 +130,7 @@ def price_for(*, hourly_rate: int, minutes: int) -> int:
 # -- reading ---------------------------------------------------------------------------
 
 
-def get_for(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> PrivateSession:
+def get_for(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> Booking:
     """A booking the caller may see: owner parent, its teacher, or an admin (403 otherwise)."""
     booking = repo.get(session, booking_id)
     if booking is None:
@@ -140,7 +140,7 @@ def get_for(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> Priva
     return booking
 
 
-def must_get(session: Session, *, booking_id: uuid.UUID) -> PrivateSession:
+def must_get(session: Session, *, booking_id: uuid.UUID) -> Booking:
     """The booking (BookingNotFound otherwise), for callers that hold its id already."""
     booking = repo.get(session, booking_id)
     if booking is None:
@@ -148,7 +148,7 @@ def must_get(session: Session, *, booking_id: uuid.UUID) -> PrivateSession:
     return booking
 
 
-def may_see(user: AuthUser, booking: PrivateSession) -> bool:
+def may_see(user: AuthUser, booking: Booking) -> bool:
     return (
         user.role == Role.ADMIN
         or (user.role == Role.PARENT and booking.parent_id == user.id)
@@ -181,7 +181,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     if destination is None and settings.require_teacher_payouts:
         raise TeacherNotPayable()
     price = price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes)
-    booking = PrivateSession(
+    booking = Booking(
         id=uuid.uuid4(),
         parent_id=parent.id,
         student_id=body.student_id,
@@ -207,7 +207,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
 
 def _notify(
     session: Session,
-    booking: PrivateSession,
+    booking: Booking,
     kinds: tuple[str, ...],
     *,
     now: datetime,
@@ -287,7 +287,7 @@ def offered(session: Session, *, profile: TeacherProfile, start: datetime, end: 
 
 
 def _same_open_checkout(
-    other: PrivateSession, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
+    other: Booking, *, parent: AuthUser, body: BookIn, start: datetime, end: datetime, now: datetime
 ) -> bool:
     return (
         other.parent_id == parent.id
@@ -301,7 +301,7 @@ def _same_open_checkout(
     )
 
 
-def attach_checkout(session: Session, *, booking: PrivateSession, checkout: Checkout) -> PrivateSession:
+def attach_checkout(session: Session, *, booking: Booking, checkout: Checkout) -> Booking:
     """Store the Checkout Session's id, URL and expiry on the booking, and read the row back into
     `booking` (a payment may have been seen meanwhile): ONE statement (an UPDATE ... RETURNING),
     so it may run without a transaction around it."""
@@ -324,7 +324,7 @@ def checkout_urls(*, public_url: str, booking_id: uuid.UUID) -> tuple[str, str]:
 # -- payment ---------------------------------------------------------------------------
 
 
-def _named_booking(session: Session, checkout: Checkout) -> PrivateSession | None:
+def _named_booking(session: Session, checkout: Checkout) -> Booking | None:
     """The booking whose checkout this is, else the booking its metadata names (whatever its checkout)."""
     booking = repo.by_stripe_session(session, checkout.id)
     if booking is not None or not checkout.booking_ref:
@@ -335,7 +335,7 @@ def _named_booking(session: Session, checkout: Checkout) -> PrivateSession | Non
         return None
 
 
-def payment_problem(booking: PrivateSession, checkout: Checkout) -> Reason | None:
+def payment_problem(booking: Booking, checkout: Checkout) -> Reason | None:
     """Why this checkout cannot pay for `booking`, or None when it can: it must be the checkout
     the booking itself created (its recorded id) and charge exactly the booking's price. A booking
     with no recorded checkout (its creation failed) adopts none: anyone holding the Stripe key
@@ -351,14 +351,14 @@ def payment_problem(booking: PrivateSession, checkout: Checkout) -> Reason | Non
     return None
 
 
-def _own_booking(booking: PrivateSession | None, checkout: Checkout) -> PrivateSession | None:
+def _own_booking(booking: Booking | None, checkout: Checkout) -> Booking | None:
     """`booking` if this checkout is the one it created (its recorded id)."""
     if booking is None or booking.stripe_session_id == checkout.id:
         return booking
     return None
 
 
-def booking_for_checkout(session: Session, checkout: Checkout) -> PrivateSession | None:
+def booking_for_checkout(session: Session, checkout: Checkout) -> Booking | None:
     """The booking this checkout is the checkout of (the id it recorded when it created it)."""
     return _own_booking(_named_booking(session, checkout), checkout)
 
@@ -393,12 +393,12 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
 
 
-def _terms_now(session: Session, booking: PrivateSession, platform: Terms) -> dict[str, int]:
+def _terms_now(session: Session, booking: Booking, platform: Terms) -> dict[str, int]:
     """The columns keeping the booking's teacher's terms in force now."""
     return policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])
 
 
-def _paid_followups(booking: PrivateSession) -> Followups:
+def _paid_followups(booking: Booking) -> Followups:
     """After a payment is accepted: the meeting link, and a destination charge's split."""
     return Followups(links=[booking.id], splits=[booking.id] if booking.payout_destination else [])
 
@@ -406,7 +406,7 @@ def _paid_followups(booking: PrivateSession) -> Followups:
 def _refuse_payment(
     session: Session,
     *,
-    booking: PrivateSession,
+    booking: Booking,
     checkout: Checkout,
     reason: Reason,
     actor: str,
@@ -444,7 +444,7 @@ def _refuse_payment(
 
 
 def _late_payment(
-    session: Session, *, booking: PrivateSession, checkout: Checkout, actor: str, platform: Terms, now: datetime
+    session: Session, *, booking: Booking, checkout: Checkout, actor: str, platform: Terms, now: datetime
 ) -> Outcome:
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
@@ -479,7 +479,7 @@ def _late_payment(
 
 def cancel_unpaid(
     session: Session, *, booking_id: uuid.UUID, reason: Reason, actor: str, now: datetime, note: str | None = None
-) -> PrivateSession:
+) -> Booking:
     """Pending -> Cancelled; a no-op when already Cancelled; AlreadyPaid when paid meanwhile."""
     booking = must_get(session, booking_id=booking_id)
     while booking.status == Status.PENDING:
@@ -512,7 +512,7 @@ def cancel_many_if_pending(
 
 def own_booking(
     session: Session, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None
-) -> PrivateSession:
+) -> Booking:
     booking = None
     if stripe_session_id and stripe_session_id != CHECKOUT_TEMPLATE:
         booking = repo.by_stripe_session(session, stripe_session_id)
@@ -528,7 +528,7 @@ def own_booking(
 # -- after payment ---------------------------------------------------------------------
 
 
-def own_booking_or_none(session: Session, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession | None:
+def own_booking_or_none(session: Session, *, parent: AuthUser, stripe_session_id: str) -> Booking | None:
     """The parent's booking with this checkout; None when no booking has it (403 if not theirs)."""
     booking = repo.by_stripe_session(session, stripe_session_id)
     if booking is not None and booking.parent_id != parent.id:
@@ -536,7 +536,7 @@ def own_booking_or_none(session: Session, *, parent: AuthUser, stripe_session_id
     return booking
 
 
-def own_named_booking(session: Session, *, parent: AuthUser, checkout: Checkout) -> PrivateSession:
+def own_named_booking(session: Session, *, parent: AuthUser, checkout: Checkout) -> Booking:
     """The parent's booking that a checkout not on record names in its metadata (404, 403)."""
     booking = _named_booking(session, checkout)
     if booking is None:
@@ -554,12 +554,12 @@ def cancel_reason(user: AuthUser) -> Reason:
     }[Role(user.role)]
 
 
-def terms_of(booking: PrivateSession, *, settings: Settings) -> Terms:
+def terms_of(booking: Booking, *, settings: Settings) -> Terms:
     """The terms stored on the booking when it was paid (the platform's before that)."""
     return policy.stored(booking, platform=Terms.platform(settings))
 
 
-def refund_preview(booking: PrivateSession, *, reason: Reason, settings: Settings, now: datetime) -> int:
+def refund_preview(booking: Booking, *, reason: Reason, settings: Settings, now: datetime) -> int:
     """What a cancellation by `reason` would refund now, under the booking's stored terms."""
     terms = terms_of(booking, settings=settings)
     return policy.refund_amount(
@@ -638,7 +638,7 @@ def record_admin_action(
     repo.record_action(session, booking_id, action=action, actor=actor, note=note, detail=detail, at=now)
 
 
-def admin_refund(booking: PrivateSession, *, choice: RefundChoice, settings: Settings, now: datetime) -> int:
+def admin_refund(booking: Booking, *, choice: RefundChoice, settings: Settings, now: datetime) -> int:
     """What an admin's cancellation refunds: all that is left, the parent's policy now, or nothing."""
     choice = RefundChoice(choice)
     if choice == RefundChoice.NONE:
@@ -687,7 +687,7 @@ ADMIN_REFUND = "admin_refund"  # a refund's reason: an operator gave money back,
 _ADMIN_REFUNDS = uuid.UUID("0b7f3c36-2f55-4c55-9d8e-5a4f4a3e7c21")  # uuid5 namespace: refund id per form key
 
 
-def refundable(session: Session, *, booking: PrivateSession) -> int:
+def refundable(session: Session, *, booking: Booking) -> int:
     """What is left to give back of the booking's payment (asked-for refunds count)."""
     if booking.stripe_payment_intent_id is None or booking.paid_at is None:
         return 0
@@ -785,7 +785,7 @@ def resend_confirmation(
     return written
 
 
-def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: datetime) -> PrivateSession:
+def complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID, now: datetime) -> Booking:
     """The teacher (or an admin) marks a Confirmed session completed once it has started."""
     booking = get_for(session, user=user, booking_id=booking_id)
     if user.role == Role.PARENT:
@@ -811,13 +811,13 @@ class Moved:
     the meeting to move after the commit is in `followups.moves`."""
 
     kind: str
-    booking: PrivateSession
+    booking: Booking
     from_start: datetime | None = None
     followups: Followups = field(default_factory=Followups)
 
 
 def why_not_reschedule(
-    booking: PrivateSession, *, user: AuthUser, settings: Settings, now: datetime
+    booking: Booking, *, user: AuthUser, settings: Settings, now: datetime
 ) -> NoReschedule | None:
     """Why `user` cannot change this booking's time now (the pages hide the button and say
     why), or None when they can."""
@@ -907,7 +907,7 @@ REMINDER_HOURS = (24, 1)
 REMINDER_VERSION_PER_MOVE = 100
 
 
-def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> tuple[int, list[PrivateSession]]:
+def remind(session: Session, *, now: datetime, start: datetime, limit: int) -> tuple[int, list[Booking]]:
     """Write the due reminders of Confirmed sessions starting in [start, now + 24 h), at most
     `limit` sessions: the 1 h reminder in the last hour, the 24 h one before that. A session
     paid after a reminder's moment gets no such reminder (the confirmation was enough). Once
@@ -1010,7 +1010,7 @@ def affected_sessions(
     return [_affected(b, student, parent, email) for b, student, parent, email in rows if b.status == Status.CONFIRMED]
 
 
-def _affected(b: PrivateSession, student: str, parent: str, email: str) -> dict[str, Any]:
+def _affected(b: Booking, student: str, parent: str, email: str) -> dict[str, Any]:
     return {
         "id": b.id,
         "subject": b.subject,

@@ -16,7 +16,7 @@ from tutorbook import localtime
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
@@ -43,7 +43,7 @@ class CheckoutRefused(AppError):
 class Booked:
     """A Pending booking with its Checkout Session, and the names for the answer."""
 
-    booking: PrivateSession
+    booking: Booking
     teacher_name: str
     student_name: str
 
@@ -105,8 +105,8 @@ async def book(
 
 
 async def withdraw_checkout(
-    svc: Services, *, booking: PrivateSession, reason: Reason, actor: str, note: str | None = None
-) -> PrivateSession:
+    svc: Services, *, booking: Booking, reason: Reason, actor: str, note: str | None = None
+) -> Booking:
     """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
     fulfil instead and refuse with AlreadyPaid."""
     if booking.stripe_session_id:
@@ -130,7 +130,7 @@ async def withdraw_checkout(
 
 async def cancel_payment(
     svc: Services, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None = None
-) -> PrivateSession:
+) -> Booking:
     """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
     booking = await svc.tx(
         bookings.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
@@ -142,7 +142,7 @@ async def cancel_payment(
     return await withdraw_checkout(svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=parent.actor)
 
 
-async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> PrivateSession:
+async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> Booking:
     """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
     checkout not on record is looked up at Stripe and may name one of the parent's bookings.
     PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
@@ -239,7 +239,7 @@ def close_checkout(svc: Services, checkout_id: str, *, dry_run: bool = False) ->
 
 async def cancel_booking(
     svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None
-) -> PrivateSession:
+) -> Booking:
     """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per
     policy, `note` (optional: the canceller's reason) in its history and notices."""
     booking = await svc.tx(bookings.get_for, user=user, booking_id=booking_id)
@@ -258,7 +258,7 @@ async def cancel_booking(
 
 async def refund_as_admin(
     svc: Services, *, admin: AuthUser, booking_id: uuid.UUID, amount: int, note: str, key: str
-) -> tuple[PrivateSession, bool]:
+) -> tuple[Booking, bool]:
     """An admin gives back part of a paid booking's payment, the booking kept: recorded in one
     transaction, then sent to Stripe (a failure is re-sent by reconcile). (booking, new): new is
     False when the form's key was used already (nothing more is refunded)."""
@@ -271,7 +271,7 @@ async def refund_as_admin(
 
 async def cancel_as_admin(
     svc: Services, *, admin: AuthUser, booking_id: uuid.UUID, refund: RefundChoice, note: str
-) -> PrivateSession:
+) -> Booking:
     """An admin cancels with a chosen refund and a reason (both in the history, the admin the
     actor): a Pending booking withdraws its checkout (nothing was paid, nothing to refund); a
     Confirmed one is cancelled and refunded as chosen, the refund sent after the commit."""
@@ -313,7 +313,7 @@ async def cancel_as_admin(
     return await svc.tx(bookings.must_get, booking_id=booking_id)
 
 
-async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> PrivateSession:
+async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> Booking:
     """Move a Confirmed booking to another time (one transaction: `bookings.service.reschedule`),
     then its meeting (a Google event is moved; a Jitsi room stays); the booking re-read."""
     try:

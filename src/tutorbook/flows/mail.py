@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts.models import User
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
@@ -293,7 +293,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
 
 
 def calendar_entry(
-    booking: PrivateSession, *, names: tuple[str, str], sequence: int, cancelled: bool, settings: Settings
+    booking: Booking, *, names: tuple[str, str], sequence: int, cancelled: bool, settings: Settings
 ) -> calendar.Session:
     """The one calendar entry of a booking, the same in the emailed invites, the "Add to calendar"
     download and the feed (same UID, same SEQUENCE for the same state); a cancelled one carries
@@ -318,7 +318,7 @@ def calendar_entry(
 
 
 def download(
-    session: Session, *, booking: PrivateSession, attendee: str, attendee_name: str, settings: Settings, now: datetime
+    session: Session, *, booking: Booking, attendee: str, attendee_name: str, settings: Settings, now: datetime
 ) -> bytes:
     """"Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
     the booking's UID and current SEQUENCE), so a calendar takes it as that same event and every
@@ -345,7 +345,7 @@ def _sequence(item: outbox.Claimed) -> int:
     return sequence if isinstance(sequence, int) else item.version
 
 
-def _stale(item: outbox.Claimed, *, booking: PrivateSession, user: User, now: datetime) -> str | None:
+def _stale(item: outbox.Claimed, *, booking: Booking, user: User, now: datetime) -> str | None:
     """Why this notice is no longer true, if it is not."""
     status = Status(booking.status)
     if item.kind == "payment_pending.parent":

@@ -38,7 +38,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
-from tutorbook.bookings.models import PrivateSession, Refund
+from tutorbook.bookings.models import Booking, Refund
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
@@ -113,7 +113,7 @@ def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatc
     return found
 
 
-def _kind(session: Session, c: Checkout, booking: PrivateSession | None) -> str | None:
+def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
     if c.paid:
         if booking is None:
             return "paid_without_booking"
@@ -133,7 +133,7 @@ def _kind(session: Session, c: Checkout, booking: PrivateSession | None) -> str 
     return None
 
 
-def _cancelled_unpaid_unrefunded(session: Session, booking: PrivateSession) -> bool:
+def _cancelled_unpaid_unrefunded(session: Session, booking: Booking) -> bool:
     return (
         booking.status == Status.CANCELLED
         and booking.paid_at is None

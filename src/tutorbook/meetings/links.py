@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts.models import User
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Booking as PS
 from tutorbook.errors import BadRequest, NotFound
 from tutorbook.meetings import policy
 from tutorbook.meetings.base import MeetingLink, MeetingRequest

@@ -16,7 +16,7 @@ from tutorbook.bookings import earnings, lifecycle
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import PrivateSession as PS
+from tutorbook.bookings.models import Booking as PS
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent

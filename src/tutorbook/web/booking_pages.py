@@ -18,7 +18,7 @@ from tutorbook.bookings import busy
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
-from tutorbook.bookings.models import PrivateSession
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import RescheduleIn, session_out
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
@@ -81,7 +81,7 @@ def why_not_text(why: NoReschedule | None, terms: Terms) -> str | None:
     return None
 
 
-def _moves(session, bookings_: list[PrivateSession], *, user: AuthUser, settings: Settings, now: datetime) -> dict:
+def _moves(session, bookings_: list[Booking], *, user: AuthUser, settings: Settings, now: datetime) -> dict:
     """Per booking id: whether its time can be changed, why not, and its terms in a sentence."""
     out = {}
     for b in bookings_:

@@ -13,6 +13,8 @@ from alembic import op
 
 import tutorbook.db
 
+# The file name gives this migration's place in the chain (0009); its revision id stays
+# "0007_teacher_self_service", which databases already upgraded have recorded (issue #27).
 revision = "0007_teacher_self_service"
 down_revision = "0009_reschedule_policy"
 branch_labels = None

@@ -16,6 +16,8 @@ from alembic import op
 
 import tutorbook.db
 
+# The file name gives this migration's place in the chain (0007); its revision id stays
+# "0008_connect", which databases already upgraded have recorded (issue #27).
 revision = "0008_connect"
 down_revision = "0006_refund_payment_intent"
 branch_labels = None

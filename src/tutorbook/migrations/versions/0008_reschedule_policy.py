@@ -12,6 +12,8 @@ from alembic import op
 
 from tutorbook.db import UTCDateTime
 
+# The file name gives this migration's place in the chain (0008); its revision id stays
+# "0009_reschedule_policy", which databases already upgraded have recorded (issue #27).
 revision = "0009_reschedule_policy"
 down_revision = "0008_connect"
 branch_labels = None

@@ -194,6 +194,16 @@ class FakeGateway:
         session.status = "expired"
         return self._emit("checkout.session.expired", session.as_json())
 
+    def refund_in_dashboard(self, payment_intent: str, amount: int) -> dict[str, Any]:
+        """Someone refunds part of a payment in Stripe's dashboard, the app not asked: the
+        `charge.refunded` event."""
+        payment = self.payments[payment_intent]
+        assert 0 < amount <= payment.left
+        refund = Refund(self._id("re"), payment_intent, amount, self._id("dashboard"), "", "succeeded", False, False)
+        self.refunds.append(refund)
+        self._take_back(payment, refund)
+        return self.events[-1]
+
     def enable_account(self, account_id: str) -> dict[str, Any]:
         """The teacher finished Stripe's onboarding: `account.updated` with charges and payouts on."""
         state = AccountState(id=account_id, charges_enabled=True, payouts_enabled=True, details_submitted=True)

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from tests.service.fake_gateway import FakeGateway
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
+from tutorbook.bookings import earnings
 from tutorbook.bookings import refunds as refund_rows
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
@@ -130,7 +131,10 @@ class World:
         self.run(payouts.onboard(self.svc, teacher=t))
         account = self.svc.tx_sync(payout_accounts.account_id, teacher_id=t.id)
         assert account is not None
-        self.deliver(self.fake.enable_account(account))
+        self.fake.enable_account(account)
+        # Back from onboarding, the payouts page reads the account (its event may come later).
+        state = self.run(payouts.refresh(self.svc, teacher=t))
+        assert state.charges_enabled and state.payouts_enabled, state
         return t
 
     def parent(self) -> tuple[AuthUser, uuid.UUID]:
@@ -204,6 +208,13 @@ class World:
     def history(self, booking_id: uuid.UUID) -> list[HistoryOut]:
         """The booking's status history as the API shows it, oldest first."""
         return self.svc.tx_sync(lambda s: [HistoryOut.model_validate(h) for h in repo.history(s, booking_id)])
+
+    def earning(self, teacher: AuthUser, booking_id: uuid.UUID) -> earnings.SessionEarning:
+        """One booking's line on the teacher's earnings page (gross, refunded, fee, net, settled)."""
+        window = (utc_now() - timedelta(days=30), utc_now() + timedelta(days=400))
+        found = self.svc.tx_sync(earnings.for_teacher, teacher_id=teacher.id, start=window[0], end=window[1])
+        [line] = [e for e in found.sessions if e.booking_id == booking_id]
+        return line
 
     def refunds(self, booking_id: uuid.UUID) -> list[tuple[int, str]]:
         """The refunds asked for the booking: (amount, status) each, in the order asked."""

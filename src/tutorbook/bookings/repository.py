@@ -1,41 +1,33 @@
-"""Every booking query, and the compare-and-set that persists a lifecycle Change."""
+"""The booking row's core: read by id or checkout, the teacher's lock and overlaps, and every
+write: a lifecycle Change persisted as compare-and-set with its history row."""
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from tutorbook.accounts.models import Student, User
+from tutorbook.accounts.models import User
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
-from tutorbook.bookings.models import AdminAction, Booking, Refund, StatusHistory
-from tutorbook.calendars.models import BusyPeriod
+from tutorbook.bookings.models import AdminAction, Booking, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
-from tutorbook.paging import Cursor
-from tutorbook.teachers.models import TeacherProfile, TimeOff
+from tutorbook.teachers.models import TeacherProfile
 from tutorbook.versions import schedule_changed
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
+
+
 PS = Booking
+
+
 # No booking is longer (the API accepts only ALLOWED_DURATIONS): so a booking that overlaps a
 # time starts at most this long before it, which bounds the overlap check's index range scan.
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
-# A booking with its teacher's and student's names.
-NamedRow = sa.Row[PS, str, str]
-# A paid session with its student's name and its parent's name and email.
-ParentRow = sa.Row[PS, str, str, str]
-# A booking of a JSON list as a plain row: every column by name, `teacher_name` and
-# `student_name` (and the console's `parent_email`). Those lists only show their rows, and
-# building 25 ORM objects cost as much as the rest of the request (docs/PERFORMANCE.md §6).
-BookingRow = sa.RowMapping
-_Select = TypeVar("_Select", bound="sa.Select[*tuple[Any, ...]]")
 
 
 def get(session: Session, booking_id: uuid.UUID) -> PS | None:
@@ -64,6 +56,8 @@ _TEACHER = (
     .join(User, User.id == TeacherProfile.user_id)
     .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
 )
+
+
 _TEACHER_LOCKED = _TEACHER.with_for_update(of=TeacherProfile)
 
 
@@ -89,6 +83,8 @@ _OVERLAPPING = sa.select(PS).where(
     PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
     PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
 )
+
+
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
 
@@ -105,6 +101,8 @@ def busy_intervals(
 _BUSY = (
     sa.select(PS.starts_at, PS.ends_at).where(*_OVERLAPPING.whereclause.clauses).order_by(PS.starts_at)  # type: ignore[union-attr]
 )
+
+
 _BUSY_BUT = _BUSY.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
 
@@ -274,7 +272,11 @@ def _history_row(
 
 
 _HISTORY = cast(sa.Table, StatusHistory.__table__)
+
+
 _HISTORY_COLUMNS = ("session_id", "from_status", "to_status", "reason", "actor", "created_at", "note")
+
+
 _ADD_HISTORY = sa.insert(_HISTORY).values(
     {name: sa.bindparam(name, type_=_HISTORY.c[name].type) for name in _HISTORY_COLUMNS}
 )
@@ -357,237 +359,6 @@ def _update_returning_statement(columns: tuple[str, ...]) -> sa.Update:
     return _update_statement(columns, False, False).returning(*_ROW.c)
 
 
-def visible_to_parent(table: Any = PS) -> sa.ColumnElement[bool]:
-    """My Bookings never shows a booking cancelled before it was paid (`table`: PS or an alias's `.c`)."""
-    return sa.not_(sa.and_(table.status == Status.CANCELLED, table.paid_at.is_(None)))
-
-
-# The names a page shows, as scalar subqueries made once (correlated to the booking): PostgreSQL
-# looks them up for the page's rows only, after the ORDER BY ... LIMIT. As joins, the planner sized a
-# Memoize hash table per join for every row the filter could match (~2 ms each at 1M bookings) and
-# spent milliseconds more planning the four-table join.
-_TEACHER_NAME = sa.select(User.full_name).where(User.id == PS.teacher_id).scalar_subquery()
-_STUDENT_NAME = sa.select(Student.full_name).where(Student.id == PS.student_id).scalar_subquery()
-_PARENT_EMAIL = sa.select(User.email).where(User.id == PS.parent_id).scalar_subquery()
-# The users table as the parent, made once (an alias built per query cost more than the query).
-PARENT = sa.orm.aliased(User, name="parent")
-# Every column of a booking, for the lists that read plain rows (BookingRow).
-_COLUMNS = tuple(PS.__table__.columns)
-
-
-def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
-    return stmt.add_columns(_TEACHER_NAME, _STUDENT_NAME)
-
-
-def _named_rows(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    """The bookings matching `where` as BookingRows (read with `.mappings()`)."""
-    return sa.select(*_COLUMNS, _TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name")).where(*where)
-
-
-def keyset(
-    stmt: _Select,
-    *,
-    after: Cursor | tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]] | None,
-    limit: int | sa.ColumnElement[int],
-    newest_first: bool,
-    id_descending: bool = False,
-) -> _Select:
-    """`stmt` ordered by start (newest or oldest first) then by id, from the row after `after`:
-    `limit + 1` rows, the last only telling whether another page follows (paging.split_page).
-    An index on (…, starts_at, id) in that order (or its reverse) reads the page and stops."""
-    if after is not None:
-        starts, last_id = after
-        later = PS.starts_at < starts if newest_first else PS.starts_at > starts
-        # The bound on starts_at alone is implied by the OR; said alone it bounds the index scan.
-        bound = PS.starts_at <= starts if newest_first else PS.starts_at >= starts
-        stmt = stmt.where(bound, sa.or_(later, PS.id < last_id if id_descending else PS.id > last_id))
-    by_start = PS.starts_at.desc() if newest_first else PS.starts_at.asc()
-    # a bound page size (a prebuilt statement's) plus one written as SQL, not as another parameter
-    more = limit + 1 if isinstance(limit, int) else limit + sa.literal_column("1")
-    return stmt.order_by(by_start, PS.id.desc() if id_descending else PS.id.asc()).limit(more)
-
-
-# private_sessions under another name, made once: the counts My Bookings reads in its page's
-# statement are subqueries over the same table, which must not correlate with the outer one.
-_COUNTED = PS.__table__.alias("counted")
-
-
-def my_bookings(
-    session: Session, *, parent_id: uuid.UUID, page_size: int, page: int = 1, after: Cursor | None = None
-) -> Sequence[BookingRow]:
-    """One page of BookingRows, newest start first then by id: the page after the cursor (a
-    keyset page, as cheap at the last page as at the first), else page `page` by OFFSET (the
-    frontend's page numbers). `page_size + 1` rows, each also carrying `total` and `ahead` (what
-    count_my_bookings returns), counted in the same statement: one round trip, not two. OFFSET
-    pages skip their rows in the index alone (only ids), then read the page's rows."""
-    params: dict[str, Any] = {"parent_id": parent_id, "rows": page_size}
-    if after is not None:
-        params["starts"], params["last_id"] = after
-        return session.execute(_MY_BOOKINGS["cursor"], params).mappings().all()
-    if page > 1:
-        params["skip"] = (page - 1) * page_size
-        return session.execute(_MY_BOOKINGS["offset"], params).mappings().all()
-    return session.execute(_MY_BOOKINGS["first"], params).mappings().all()
-
-
-def _my_bookings_statement(kind: str) -> sa.Select[Any]:
-    """My Bookings' page statement of one kind (first page, after a cursor, by OFFSET), built once
-    with bound parameters: building and hashing it per request cost 1-1.5 ms of CPU. The page size
-    and the offset are rendered into the SQL (`literal_execute`), so the plan knows them."""
-    parent = sa.bindparam("parent_id", type_=PS.parent_id.type)
-    rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
-    mine: tuple[sa.ColumnElement[bool], ...] = (PS.parent_id == parent, visible_to_parent())
-    counted = (_COUNTED.c.parent_id == parent, visible_to_parent(_COUNTED.c))
-    after = (sa.bindparam("starts", type_=PS.starts_at.type), sa.bindparam("last_id", type_=PS.id.type))
-    if kind == "offset":
-        skipped = sa.select(_COUNTED.c.id).where(*counted).order_by(_COUNTED.c.starts_at.desc(), _COUNTED.c.id)
-        skipped = skipped.offset(sa.bindparam("skip", type_=sa.Integer, literal_execute=True))
-        skipped = skipped.limit(rows + sa.literal_column("1"))
-        total = sa.select(sa.func.count()).where(*counted).scalar_subquery()
-        stmt = _named_rows(PS.id.in_(skipped)).add_columns(total.label("total"), sa.literal(0).label("ahead"))
-        return keyset(stmt, after=None, limit=rows, newest_first=True)
-    # one row of counts joined to every row of the page: one scan of the parent's index entries
-    ahead = sa.func.count().filter(_through(_COUNTED.c, after)) if kind == "cursor" else sa.literal(0)
-    counts = sa.select(sa.func.count().label("total"), ahead.label("ahead")).where(*counted).subquery("counts")
-    stmt = _named_rows(*mine).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
-    return keyset(stmt, after=after if kind == "cursor" else None, limit=rows, newest_first=True)
-
-
-def _through(table: Any, cursor: Cursor | tuple[Any, Any]) -> sa.ColumnElement[bool]:
-    """The rows up to the cursor's row, that row included, in My Bookings' order."""
-    starts, last_id = cursor
-    return sa.or_(table.starts_at > starts, sa.and_(table.starts_at == starts, table.id <= last_id))
-
-
-def count_my_bookings(session: Session, *, parent_id: uuid.UUID, through: Cursor | None = None) -> tuple[int, int]:
-    """(how many bookings My Bookings shows the parent, how many of them come up to the row
-    `through` in its order, that row included: the rows before the page after it, which give that
-    page its number), in one index-only scan (migration 0002). For a page with no rows to carry them."""
-    ahead: sa.ColumnElement[int] = sa.literal(0)
-    if through is not None:
-        ahead = sa.func.count().filter(_through(PS, through))
-    stmt = sa.select(sa.func.count(), ahead).select_from(PS).where(PS.parent_id == parent_id, visible_to_parent())
-    total, before = session.execute(stmt).one()
-    return int(total), int(before)
-
-
-_MY_BOOKINGS = {kind: _my_bookings_statement(kind) for kind in ("first", "cursor", "offset")}
-
-
-def teacher_schedule(
-    session: Session,
-    *,
-    teacher_id: uuid.UUID,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-    after: Cursor | None = None,
-) -> Sequence[BookingRow]:
-    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled) overlapping
-    [start, end), by start then id, after the cursor: `limit + 1` BookingRows."""
-    where = [PS.teacher_id == teacher_id, PS.paid_at.is_not(None)]
-    if start is not None:
-        where.append(PS.ends_at > start)
-    if end is not None:
-        where.append(PS.starts_at < end)
-    stmt = keyset(_named_rows(*where), after=after, limit=limit, newest_first=False)
-    return session.execute(stmt).mappings().all()
-
-
-def _upcoming(now: datetime) -> sa.ColumnElement[bool]:
-    """Holding (Pending or Confirmed) and not yet over."""
-    return sa.and_(PS.status.in_(HOLDING), PS.ends_at > now)
-
-
-def upcoming_for_parent(
-    session: Session, *, parent_id: uuid.UUID, now: datetime, limit: int = 200
-) -> Sequence[NamedRow]:
-    """My Bookings' Upcoming: rows of (booking, teacher name, student name), soonest first."""
-    stmt = _with_names(sa.select(PS).where(PS.parent_id == parent_id, _upcoming(now)))
-    return session.execute(stmt.order_by(PS.starts_at, PS.id).limit(limit)).all()
-
-
-def past_for_parent(
-    session: Session,
-    *,
-    parent_id: uuid.UUID,
-    now: datetime,
-    limit: int,
-    after: Cursor | None = None,
-    before: Cursor | None = None,
-) -> Sequence[NamedRow]:
-    """My Bookings' Past (over, completed or cancelled after payment), latest first then by id:
-    the `limit + 1` rows after the cursor `after`, or, with `before`, the `limit + 1` rows before
-    it, nearest first (the caller turns them round)."""
-    where = (PS.parent_id == parent_id, visible_to_parent(), sa.not_(_upcoming(now)))
-    stmt = _with_names(sa.select(PS).where(*where))
-    if before is not None:
-        stmt = keyset(stmt, after=before, limit=limit, newest_first=False, id_descending=True)
-    else:
-        stmt = keyset(stmt, after=after, limit=limit, newest_first=True)
-    return session.execute(stmt).all()
-
-
-def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
-    """The parent's Pending bookings whose checkout is still open (they hold a slot unpaid)."""
-    stmt = sa.select(PS).where(
-        PS.parent_id == parent_id,
-        PS.status == Status.PENDING.value,
-        PS.checkout_url.is_not(None),
-        PS.checkout_expires_at > now,
-    )
-    return list(session.scalars(stmt.order_by(PS.created_at.desc(), PS.id)))
-
-
-def schedule_with_parents(
-    session: Session, *, teacher_id: uuid.UUID, start: datetime | None = None, end: datetime | None = None
-) -> Sequence[ParentRow]:
-    """A teacher's paid sessions by start, as rows of (booking, student name, parent name, parent email)."""
-    parent = PARENT
-    stmt = (
-        sa.select(PS, Student.full_name, parent.full_name, parent.email)
-        .join(Student, Student.id == PS.student_id)
-        .join(parent, parent.id == PS.parent_id)
-        .where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
-        .order_by(PS.starts_at, PS.id)
-    )
-    if start is not None:
-        stmt = stmt.where(PS.ends_at > start)
-    if end is not None:
-        stmt = stmt.where(PS.starts_at < end)
-    return session.execute(stmt).all()
-
-
-def paid_sessions_in_time_off(
-    session: Session, *, teacher_id: uuid.UUID, time_off_ids: Sequence[uuid.UUID]
-) -> Sequence[tuple[uuid.UUID, PS, str, str, str]]:
-    """The teacher's paid sessions inside each of these time-off ranges, in one query: rows of
-    (time-off id, booking, student name, parent name, parent email), by start."""
-    if not time_off_ids:
-        return []
-    parent = PARENT
-    stmt = (
-        sa.select(TimeOff.id, PS, Student.full_name, parent.full_name, parent.email)
-        .join(TimeOff, sa.and_(TimeOff.teacher_id == PS.teacher_id, PS.ends_at > TimeOff.starts_at))
-        .join(Student, Student.id == PS.student_id)
-        .join(parent, parent.id == PS.parent_id)
-        .where(
-            PS.teacher_id == teacher_id,
-            PS.paid_at.is_not(None),
-            PS.starts_at < TimeOff.ends_at,
-            TimeOff.id.in_(list(time_off_ids)),
-        )
-        .order_by(PS.starts_at, PS.id)
-    )
-    return cast(Sequence[tuple[uuid.UUID, PS, str, str, str]], session.execute(stmt).all())
-
-
-def names_for(session: Session, booking: PS) -> tuple[str, str]:
-    teacher = session.get(User, booking.teacher_id)
-    student = session.get(Student, booking.student_id)
-    return (teacher.full_name if teacher else ""), (student.full_name if student else "")
-
-
 _VERSION = sa.select(sa.func.count()).where(StatusHistory.session_id == sa.bindparam("booking_id"))
 
 
@@ -595,109 +366,6 @@ def version(session: Session, booking_id: uuid.UUID) -> int:
     """How many times the booking has changed (its history rows): a notice's version and the
     invite's SEQUENCE, so every change is one higher than the last."""
     return session.scalar(_VERSION, {"booking_id": booking_id}) or 0
-
-
-def starting_between(session: Session, *, start: datetime, end: datetime, limit: int = 1000) -> list[PS]:
-    """Confirmed bookings starting in [start, end), soonest first (the reminders job)."""
-    stmt = (
-        sa.select(PS)
-        .where(PS.status == Status.CONFIRMED.value, PS.starts_at >= start, PS.starts_at < end)
-        .order_by(PS.starts_at, PS.id)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
-
-
-def for_calendar(session: Session, *, user_id: uuid.UUID, since: datetime, limit: int = 500) -> list[PS]:
-    """A user's paid bookings (as parent or teacher) ending after `since`, for the feed."""
-    stmt = (
-        sa.select(PS)
-        .where(
-            sa.or_(PS.parent_id == user_id, PS.teacher_id == user_id),
-            PS.paid_at.is_not(None),
-            PS.ends_at >= since,
-        )
-        .order_by(PS.starts_at)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
-
-
-def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
-    return session.scalar(sa.select(sa.exists().where(PS.student_id == student_id))) or False
-
-
-# -- queries for the jobs and the operators' reports ----------------------------------
-
-
-def _skip_locked(session: Session, stmt: _Select) -> _Select:
-    """On PostgreSQL, lock the selected rows and skip ones another worker holds."""
-    if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
-    return stmt
-
-
-def _after(stmt: _Select, after: uuid.UUID | None) -> _Select:
-    return stmt if after is None else stmt.where(PS.id > after)
-
-
-class StaleRow(NamedTuple):
-    """A stale Pending booking: its id, its Checkout Session (None if it never got one) and
-    when it was made (its session was made just after)."""
-
-    id: uuid.UUID
-    checkout_id: str | None
-    created_at: datetime
-
-
-def stale_pending(
-    session: Session, *, now: datetime, unopened_before: datetime, limit: int, after: uuid.UUID | None = None
-) -> list[StaleRow]:
-    """Pending bookings whose checkout expired by `now`, or that got no checkout at all and were
-    made before `unopened_before`, by id."""
-    stmt = sa.select(PS.id, PS.stripe_session_id, PS.created_at).where(
-        PS.status == Status.PENDING,
-        sa.or_(
-            PS.checkout_expires_at <= now,
-            sa.and_(PS.stripe_session_id.is_(None), PS.created_at <= unopened_before),
-        ),
-    )
-    stmt = _after(stmt, after).order_by(PS.id).limit(limit)
-    return [StaleRow(*row) for row in session.execute(_skip_locked(session, stmt))]
-
-
-def ended_confirmed(session: Session, *, now: datetime, limit: int, after: uuid.UUID | None = None) -> list[PS]:
-    """Confirmed bookings whose end time has passed by `now`, by id."""
-    stmt = sa.select(PS).where(PS.status == Status.CONFIRMED, PS.ends_at <= now)
-    stmt = _after(stmt, after).order_by(PS.id).limit(limit)
-    return list(session.scalars(_skip_locked(session, stmt)))
-
-
-def _never_paid_cancelled(before: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        PS.status == Status.CANCELLED,
-        PS.paid_at.is_(None),
-        PS.stripe_payment_intent_id.is_(None),
-        PS.cancelled_at < before,
-        ~sa.exists().where(Refund.session_id == PS.id),
-    )
-
-
-def purgeable_ids(session: Session, *, before: datetime, limit: int, after: uuid.UUID | None = None) -> list[uuid.UUID]:
-    """Never-paid Cancelled bookings (no payment, no refund) cancelled before `before`."""
-    stmt = _after(sa.select(PS.id).where(_never_paid_cancelled(before)), after)
-    return list(session.scalars(_skip_locked(session, stmt.order_by(PS.id).limit(limit))))
-
-
-def delete_never_paid(session: Session, *, ids: list[uuid.UUID], before: datetime) -> list[uuid.UUID]:
-    """Delete those of `ids` still never-paid Cancelled, with their history; the ids deleted."""
-    stmt = sa.select(PS.id).where(PS.id.in_(ids), _never_paid_cancelled(before))
-    doomed = list(session.scalars(stmt))
-    if doomed:
-        session.execute(sa.delete(StatusHistory).where(StatusHistory.session_id.in_(doomed)))
-        session.execute(sa.delete(AdminAction).where(AdminAction.session_id.in_(doomed)))
-        session.execute(sa.delete(PS).where(PS.id.in_(doomed)).execution_options(synchronize_session=False))
-    return doomed
 
 
 def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[str, PS]:
@@ -717,123 +385,3 @@ def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
         rows = session.scalars(sa.select(PS).where(PS.id.in_(ids[start : start + 500])))
         out.update({b.id: b for b in rows})
     return out
-
-
-def count_by_status(session: Session) -> dict[str, int]:
-    """Bookings by status name, every status present (0 when none)."""
-    counts = dict(session.execute(sa.select(PS.status, sa.func.count()).group_by(PS.status)).tuples().all())
-    return {status.label: int(counts.get(status, 0)) for status in Status}
-
-
-# -- the operator console's search: keyset pages, newest start first ------------------
-
-
-@dataclass(frozen=True)
-class Search:
-    """The console's filters; None means any."""
-
-    status: int | None = None
-    teacher_id: uuid.UUID | None = None
-    parent_id: uuid.UUID | None = None
-    student_id: uuid.UUID | None = None
-    starts_from: datetime | None = None
-    starts_before: datetime | None = None
-    stripe_id: str | None = None
-    booking_id: uuid.UUID | None = None
-    # By name or part of an email: the bookings of any of these teachers / parents / children,
-    # and of `people` (users on either side) or `children` (a free-text search matches either).
-    teacher_ids: tuple[uuid.UUID, ...] | None = None
-    parent_ids: tuple[uuid.UUID, ...] | None = None
-    people: tuple[uuid.UUID, ...] | None = None
-    children: tuple[uuid.UUID, ...] | None = None
-
-
-# The console's filters by the column each compares with `==` (or `>=` / `<` for the dates).
-_SEARCH_EQUALS = {"status": PS.status, "teacher_id": PS.teacher_id, "parent_id": PS.parent_id,
-                  "student_id": PS.student_id, "booking_id": PS.id}
-
-
-def _stripe_kind(stripe_id: str) -> str:
-    """Which column a Stripe id is looked up in: a checkout's, a payment's, or any (a refund's too)."""
-    return "checkout" if stripe_id.startswith("cs_") else "payment" if stripe_id.startswith("pi_") else "any"
-
-
-def search(session: Session, *, where: Search, after: Cursor | None, limit: int) -> Sequence[BookingRow]:
-    """One page of BookingRows with `parent_email`, newest start first then by id, after the
-    cursor (the last row of the previous page): a keyset page, as fast at the millionth row as at
-    the first. `limit + 1` rows are read to tell whether another page follows."""
-    values = {name: list(v) if isinstance(v, tuple) else v for name, v in asdict(where).items() if v is not None}
-    params: dict[str, Any] = {**values, "rows": limit}
-    if after is not None:
-        params["after_starts"], params["after_id"] = after
-    kind = _stripe_kind(where.stripe_id) if where.stripe_id is not None else None
-    stmt = _search_statement(tuple(sorted(values)), kind, after is not None)
-    return session.execute(stmt, params).mappings().all()
-
-
-@functools.lru_cache(maxsize=512)
-def _search_statement(filters: tuple[str, ...], stripe_kind: str | None, cursor: bool) -> sa.Select[Any]:
-    """The search's statement for one combination of filters, built once with bound parameters
-    (named after Search's fields): building and hashing it per request cost 1-1.5 ms of CPU."""
-    conds: list[sa.ColumnElement[bool]] = [
-        column == sa.bindparam(name, type_=column.type) for name, column in _SEARCH_EQUALS.items() if name in filters
-    ]
-    if "starts_from" in filters:
-        conds.append(PS.starts_at >= sa.bindparam("starts_from", type_=PS.starts_at.type))
-    if "starts_before" in filters:
-        conds.append(PS.starts_at < sa.bindparam("starts_before", type_=PS.starts_at.type))
-    for name, side in (("teacher_ids", PS.teacher_id), ("parent_ids", PS.parent_id)):
-        if name in filters:
-            conds.append(side.in_(sa.bindparam(name, expanding=True, type_=side.type)))
-    anyone = []
-    if "people" in filters:
-        people = sa.bindparam("people", expanding=True, type_=PS.parent_id.type)
-        anyone += [PS.parent_id.in_(people), PS.teacher_id.in_(people)]
-    if "children" in filters:
-        anyone.append(PS.student_id.in_(sa.bindparam("children", expanding=True, type_=PS.student_id.type)))
-    if anyone:
-        conds.append(sa.or_(*anyone))
-    if stripe_kind is not None:
-        stripe_id = sa.bindparam("stripe_id", type_=PS.stripe_session_id.type)
-        if stripe_kind == "any":
-            refunded = sa.select(Refund.session_id).where(Refund.stripe_refund_id == stripe_id)
-            conds.append(
-                sa.or_(
-                    PS.stripe_session_id == stripe_id,
-                    PS.stripe_payment_intent_id == stripe_id,
-                    PS.id.in_(refunded.scalar_subquery()),
-                )
-            )
-        else:
-            column = PS.stripe_session_id if stripe_kind == "checkout" else PS.stripe_payment_intent_id
-            conds.append(column == stripe_id)
-    after = (sa.bindparam("after_starts", type_=PS.starts_at.type), sa.bindparam("after_id", type_=PS.id.type))
-    stmt = _named_rows(*conds).add_columns(_PARENT_EMAIL.label("parent_email"))
-    rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
-    return keyset(stmt, after=after if cursor else None, limit=rows, newest_first=True)
-
-
-def calendar_conflicts(
-    session: Session, *, teacher_id: uuid.UUID, after: datetime, booking_ids: Sequence[uuid.UUID] | None = None
-) -> list[tuple[PS, BusyPeriod]]:
-    """The teacher's Confirmed sessions ending after `after` (or those of `booking_ids`) that
-    overlap a busy period of their calendars, each with one such period (the earliest)."""
-    where = [
-        PS.teacher_id == teacher_id,
-        PS.status == Status.CONFIRMED.value,
-        PS.ends_at > after,
-        BusyPeriod.ends_at > PS.starts_at,
-        BusyPeriod.starts_at < PS.ends_at,
-    ]
-    if booking_ids is not None:
-        where.append(PS.id.in_(list(booking_ids)))
-    stmt = (
-        sa.select(PS, BusyPeriod)
-        .join(BusyPeriod, BusyPeriod.teacher_id == PS.teacher_id)
-        .where(*where)
-        .order_by(PS.starts_at, PS.id, BusyPeriod.starts_at, BusyPeriod.id)
-    )
-    first: dict[uuid.UUID, tuple[PS, BusyPeriod]] = {}
-    for booking, period in session.execute(stmt).tuples():
-        first.setdefault(booking.id, (booking, period))
-    return list(first.values())

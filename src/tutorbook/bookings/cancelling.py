@@ -159,8 +159,6 @@ def cancel_as_admin(
 
 
 ADMIN_REFUND = "admin_refund"  # a refund's reason: an operator gave money back, the booking kept
-
-
 _ADMIN_REFUNDS = uuid.UUID("0b7f3c36-2f55-4c55-9d8e-5a4f4a3e7c21")  # uuid5 namespace: refund id per form key
 
 

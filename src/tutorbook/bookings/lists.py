@@ -19,18 +19,12 @@ from tutorbook.teachers.models import TimeOff
 
 # A booking with its teacher's and student's names.
 NamedRow = sa.Row[PS, str, str]
-
-
 # A paid session with its student's name and its parent's name and email.
 ParentRow = sa.Row[PS, str, str, str]
-
-
 # A booking of a JSON list as a plain row: every column by name, `teacher_name` and
 # `student_name` (and the console's `parent_email`). Those lists only show their rows, and
 # building 25 ORM objects cost as much as the rest of the request (docs/PERFORMANCE.md §6).
 BookingRow = sa.RowMapping
-
-
 AnySelect = TypeVar("AnySelect", bound="sa.Select[*tuple[Any, ...]]")
 
 
@@ -44,18 +38,10 @@ def visible_to_parent(table: Any = PS) -> sa.ColumnElement[bool]:
 # Memoize hash table per join for every row the filter could match (~2 ms each at 1M bookings) and
 # spent milliseconds more planning the four-table join.
 _TEACHER_NAME = sa.select(User.full_name).where(User.id == PS.teacher_id).scalar_subquery()
-
-
 _STUDENT_NAME = sa.select(Student.full_name).where(Student.id == PS.student_id).scalar_subquery()
-
-
 PARENT_EMAIL = sa.select(User.email).where(User.id == PS.parent_id).scalar_subquery()
-
-
 # The users table as the parent, made once (an alias built per query cost more than the query).
 PARENT = sa.orm.aliased(User, name="parent")
-
-
 # Every column of a booking, for the lists that read plain rows (BookingRow).
 _COLUMNS = tuple(PS.__table__.columns)
 

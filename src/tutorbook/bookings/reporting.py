@@ -22,8 +22,6 @@ from tutorbook.teachers import slots
 from tutorbook.teachers.models import TimeOff
 
 REMINDER_HOURS = (24, 1)
-
-
 # A reminder's version: its hours, plus this for every time the session was moved, so a session
 # moved after its 24 h reminder went out gets one for its new time (version 124, 224, ...).
 REMINDER_VERSION_PER_MOVE = 100

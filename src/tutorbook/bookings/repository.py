@@ -20,11 +20,7 @@ from tutorbook.teachers.models import TeacherProfile
 from tutorbook.versions import schedule_changed
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
-
-
 PS = Booking
-
-
 # No booking is longer (the API accepts only ALLOWED_DURATIONS): so a booking that overlaps a
 # time starts at most this long before it, which bounds the overlap check's index range scan.
 LONGEST = timedelta(minutes=max(ALLOWED_DURATIONS))
@@ -56,8 +52,6 @@ _TEACHER = (
     .join(User, User.id == TeacherProfile.user_id)
     .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
 )
-
-
 _TEACHER_LOCKED = _TEACHER.with_for_update(of=TeacherProfile)
 
 
@@ -83,8 +77,6 @@ _OVERLAPPING = sa.select(PS).where(
     PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
     PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
 )
-
-
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
 
@@ -101,8 +93,6 @@ def busy_intervals(
 _BUSY = (
     sa.select(PS.starts_at, PS.ends_at).where(*_OVERLAPPING.whereclause.clauses).order_by(PS.starts_at)  # type: ignore[union-attr]
 )
-
-
 _BUSY_BUT = _BUSY.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
 
@@ -272,11 +262,7 @@ def _history_row(
 
 
 _HISTORY = cast(sa.Table, StatusHistory.__table__)
-
-
 _HISTORY_COLUMNS = ("session_id", "from_status", "to_status", "reason", "actor", "created_at", "note")
-
-
 _ADD_HISTORY = sa.insert(_HISTORY).values(
     {name: sa.bindparam(name, type_=_HISTORY.c[name].type) for name in _HISTORY_COLUMNS}
 )

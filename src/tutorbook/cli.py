@@ -529,7 +529,7 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from tutorbook.api.deps import check_metrics_access
-    from tutorbook.bookings import repository as bookings_repo
+    from tutorbook.bookings import queries
     from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
@@ -540,7 +540,7 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
             content_type = "text/plain; version=0.0.4"
             try:  # the same rule as the app's /metrics: the metrics token or an admin's token
                 check_metrics_access(svc, authorization=self.headers.get("authorization"))
-                status, body = 200, metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
+                status, body = 200, metrics.render(svc.tx_sync(queries.count_by_status)).encode()
             except AppError as exc:
                 status, content_type = exc.status_code, "application/json"
                 body = json.dumps(envelope(None, exc.message, success=False)).encode()

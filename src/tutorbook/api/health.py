@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tutorbook import drain
 from tutorbook.api.deps import ServicesDep, check_metrics_access
-from tutorbook.bookings import repository as bookings
+from tutorbook.bookings import queries
 from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
@@ -74,5 +74,5 @@ async def ready(svc: ServicesDep):
 def metrics(svc: ServicesDep, request: Request):
     """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
     check_metrics_access(svc, authorization=request.headers.get("authorization"))
-    counts = svc.tx_sync(bookings.count_by_status)
+    counts = svc.tx_sync(queries.count_by_status)
     return PlainTextResponse(svc.metrics.render(counts), media_type="text/plain; version=0.0.4")

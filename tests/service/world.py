@@ -25,10 +25,9 @@ import sqlalchemy as sa
 from tests.service.fake_gateway import FakeGateway
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import earnings
+from tutorbook.bookings import earnings, lookup
 from tutorbook.bookings import refunds as refund_rows
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings.models import Booking, Refund
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, session_out
 from tutorbook.clock import utc_now
@@ -198,7 +197,7 @@ class World:
 
     def view(self, booking_id: uuid.UUID) -> SessionOut:
         """The booking as the API shows it."""
-        return self.svc.tx_sync(lambda s: session_out(bookings.must_get(s, booking_id=booking_id)))
+        return self.svc.tx_sync(lambda s: session_out(lookup.must_get(s, booking_id=booking_id)))
 
     def every_booking(self) -> list[SessionOut]:
         """Every booking there is (cancelled ones too), oldest first, as the API shows them."""

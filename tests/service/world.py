@@ -5,7 +5,7 @@ booking, Stripe's events delivered as the webhook route delivers them, the jobs 
 The tests read what a user or Stripe would see: a booking as the API shows it (`SessionOut`,
 whose JSON the issue keeps unchanged), its history as the API shows it, its refunds, and what
 the fake Stripe account received and holds. Every lookup of the booking package is made here and
-nowhere else, so when the package is cut up (issue #27) only this module follows.
+nowhere else, so when its modules or records change (issue #27) only this module follows.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _people = itertools.count(1)
 
 
 def settings_for(db: Database, var_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a process that never calls out: cheap password hashes, no jobs, no mail."""
+    """Settings for a process that never calls out: cheap password hashes, no scheduled jobs."""
     values: dict[str, Any] = {
         "database_url": db.url,
         "var_dir": var_dir,

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     stripe_connect_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    # Async Stripe calls in flight per process (gateway.CallBound): 1.5 x the calls completed a second
+    # Async Stripe calls in flight per process (payments.limiter.CallBound): 1.5 x the calls completed a second
     # x their latency, at least the first, at most the second (also the connections kept for them).
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
     stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)

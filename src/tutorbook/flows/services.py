@@ -27,6 +27,7 @@ from tutorbook.db import Database
 from tutorbook.meetings.base import MeetingProvider
 from tutorbook.metrics import Metrics
 from tutorbook.payments.gateway import StripeGateway
+from tutorbook.payments.port import PaymentGateway
 from tutorbook.teachers.listing import ListCache
 from tutorbook.teachers.policy import Terms
 
@@ -38,7 +39,7 @@ T = TypeVar("T")
 class Services:
     settings: Settings
     db: Database
-    gateway: StripeGateway
+    gateway: PaymentGateway  # StripeGateway; a fake in the service-level tests (tests/service)
     meetings: MeetingProvider
     meetings_fallback: MeetingProvider
     hasher: PasswordHash

@@ -17,8 +17,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook.api.deps import ServicesDep, check_metrics_access
+from tutorbook.api.errors import error_response
 from tutorbook.bookings import repository as bookings
-from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
 router = APIRouter(tags=["Health"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from enum import StrEnum
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -20,7 +23,16 @@ from tutorbook.bookings.models import Booking as PS
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
-from tutorbook.payments.schemas import OBJECT_SHAPES, CheckoutObject, Event, EventData
+from tutorbook.payments.schemas import (
+    AccountObject,
+    ApplicationFeeObject,
+    ChargeObject,
+    CheckoutObject,
+    Event,
+    EventData,
+    Shape,
+    TransferObject,
+)
 from tutorbook.teachers import payouts
 from tutorbook.teachers.policy import Terms
 
@@ -29,28 +41,22 @@ log = logging.getLogger("tutorbook.webhooks")
 MAX_BODY = 512 * 1024
 
 
-# The event types dispatch() acts on; any other is recorded as "ignored" in one statement.
-HANDLED = frozenset(
-    {
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.async_payment_failed",
-        "checkout.session.expired",
-        "charge.refunded",
-        "account.updated",
-        "transfer.created",
-        "transfer.updated",
-        "transfer.reversed",
-        "application_fee.created",
-        "application_fee.refunded",
-    }
-)
+class EventType(StrEnum):
+    """The Stripe event types Tutorbook acts on (`HANDLERS`); any other is only recorded."""
+
+    CHECKOUT_COMPLETED = "checkout.session.completed"
+    CHECKOUT_ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+    CHECKOUT_ASYNC_FAILED = "checkout.session.async_payment_failed"
+    CHECKOUT_EXPIRED = "checkout.session.expired"
+    CHARGE_REFUNDED = "charge.refunded"
+    ACCOUNT_UPDATED = "account.updated"
+    TRANSFER_CREATED = "transfer.created"
+    TRANSFER_UPDATED = "transfer.updated"
+    TRANSFER_REVERSED = "transfer.reversed"
+    FEE_CREATED = "application_fee.created"
+    FEE_REFUNDED = "application_fee.refunded"
 
 
-# Stripe sends connected accounts' events only to a Connect endpoint, the platform's own only to
-# the platform's (docs/payments.md, "Two webhook endpoints"): what each of ours must subscribe to.
-CONNECT_EVENTS = frozenset({"account.updated"})
-PLATFORM_EVENTS = HANDLED - CONNECT_EVENTS
 WEBHOOK_PATH = "/api/StripeWebhook/webhook"
 CONNECT_WEBHOOK_PATH = "/api/StripeWebhook/connect"
 
@@ -74,11 +80,11 @@ def _check_shape(event: dict) -> None:
         parsed = Event.model_validate(event)
     except ValidationError as exc:
         raise MalformedEvent(data=_problems(exc)) from exc
-    if parsed.type not in HANDLED:
+    handling = _handling(parsed.type)
+    if handling is None:
         return  # only its id and type are recorded
-    shape = OBJECT_SHAPES.get(parsed.type, CheckoutObject)
     try:
-        shape.model_validate(EventData.model_validate(parsed.data).object)
+        handling.shape.model_validate(EventData.model_validate(parsed.data).object)
     except ValidationError as exc:
         raise MalformedEvent(data=_problems(exc, prefix="data.")) from exc
 
@@ -195,28 +201,93 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
 
 def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
+    handling = _handling(event.get("type"))
+    if handling is None:
+        return bookings.Outcome("ignored")
     obj = (event.get("data") or {}).get("object") or {}
-    actor = f"stripe:{event['id']}"
-    match event.get("type"):
-        case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
-            checkout = gw.checkout_from_event_object(obj)
-            return bookings.fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
-        case "checkout.session.async_payment_failed":
-            return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
-        case "checkout.session.expired":
-            return _cancel_pending(session, obj=obj, reason=_expiry_reason(event), actor=actor, now=now)
-        case "charge.refunded":
-            return _refunded(session, obj=obj)
-        case "account.updated":
-            as_of = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
-            state = gw.account_from_event_object(obj)
-            return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
-        case "transfer.created" | "transfer.updated" | "transfer.reversed":
-            return bookings.Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
-        case "application_fee.created" | "application_fee.refunded":
-            return bookings.Outcome(*earnings.apply_fee(session, obj=obj, now=now))
-        case _:
-            return bookings.Outcome("ignored")
+    received = Received(event=event, obj=obj, actor=f"stripe:{event['id']}", platform=platform, now=now)
+    return handling.handler(session, received)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One verified event being handled: what its handler may read."""
+
+    event: dict[str, Any]
+    obj: dict[str, Any]  # the event's data.object, its shape already checked
+    actor: str  # the history's actor: stripe:<event id>
+    platform: Terms
+    now: datetime
+
+
+def _paid(session: Session, e: Received) -> bookings.Outcome:
+    checkout = gw.checkout_from_event_object(e.obj)
+    return bookings.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
+
+
+def _payment_failed(session: Session, e: Received) -> bookings.Outcome:
+    return _cancel_pending(session, obj=e.obj, reason=Reason.PAYMENT_FAILED, actor=e.actor, now=e.now)
+
+
+def _expired(session: Session, e: Received) -> bookings.Outcome:
+    return _cancel_pending(session, obj=e.obj, reason=_expiry_reason(e.event), actor=e.actor, now=e.now)
+
+
+def _charge_refunded(session: Session, e: Received) -> bookings.Outcome:
+    return _refunded(session, obj=e.obj)
+
+
+def _account_updated(session: Session, e: Received) -> bookings.Outcome:
+    as_of = datetime.fromtimestamp(int(e.event.get("created") or 0), UTC)
+    state = gw.account_from_event_object(e.obj)
+    return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}")
+
+
+def _transfer(session: Session, e: Received) -> bookings.Outcome:
+    return bookings.Outcome(*earnings.apply_transfer(session, obj=e.obj, now=e.now))
+
+
+def _fee(session: Session, e: Received) -> bookings.Outcome:
+    return bookings.Outcome(*earnings.apply_fee(session, obj=e.obj, now=e.now))
+
+
+@dataclass(frozen=True)
+class Handling:
+    """What an event type's data.object must look like, what acts on it, and which endpoint
+    Stripe sends it to: connected accounts' events only to a Connect endpoint, the platform's
+    own only to the platform's (docs/payments.md, "Two webhook endpoints")."""
+
+    shape: type[Shape]
+    handler: Callable[[Session, Received], bookings.Outcome]
+    connect: bool = False
+
+
+# The one table of the events Tutorbook acts on: type -> shape -> handler (and endpoint).
+HANDLERS: dict[EventType, Handling] = {
+    EventType.CHECKOUT_COMPLETED: Handling(CheckoutObject, _paid),
+    EventType.CHECKOUT_ASYNC_SUCCEEDED: Handling(CheckoutObject, _paid),
+    EventType.CHECKOUT_ASYNC_FAILED: Handling(CheckoutObject, _payment_failed),
+    EventType.CHECKOUT_EXPIRED: Handling(CheckoutObject, _expired),
+    EventType.CHARGE_REFUNDED: Handling(ChargeObject, _charge_refunded),
+    EventType.ACCOUNT_UPDATED: Handling(AccountObject, _account_updated, connect=True),
+    EventType.TRANSFER_CREATED: Handling(TransferObject, _transfer),
+    EventType.TRANSFER_UPDATED: Handling(TransferObject, _transfer),
+    EventType.TRANSFER_REVERSED: Handling(TransferObject, _transfer),
+    EventType.FEE_CREATED: Handling(ApplicationFeeObject, _fee),
+    EventType.FEE_REFUNDED: Handling(ApplicationFeeObject, _fee),
+}
+HANDLED = frozenset(HANDLERS)
+# What each of the two endpoints must subscribe to (admin/stripe_check.py).
+CONNECT_EVENTS = frozenset(t for t, handling in HANDLERS.items() if handling.connect)
+PLATFORM_EVENTS = HANDLED - CONNECT_EVENTS
+
+
+_BY_TYPE: dict[str, Handling] = {str(t): handling for t, handling in HANDLERS.items()}
+
+
+def _handling(type_: object) -> Handling | None:
+    """The table's row for an event's type; None for a type Tutorbook only records."""
+    return _BY_TYPE.get(type_) if isinstance(type_, str) else None
 
 
 def _expiry_reason(event: dict) -> Reason:

@@ -469,7 +469,7 @@ def jobs_list():
 
     settings = _settings()
     rows = [
-        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.INTERVAL_SETTINGS[n].upper()] for n in jobs.JOBS
+        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.JOBS[n].interval_setting.upper()] for n in jobs.JOBS
     ]
     typer.echo(_table(["job", "every", "setting"], rows))
 

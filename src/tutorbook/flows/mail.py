@@ -30,6 +30,7 @@ from tutorbook.bookings.models import Booking
 from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
+from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
@@ -48,7 +49,11 @@ REASONS = {
 }
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
 NO_JOIN_LINK = ("cancelled.", "refund_issued.", "late_payment_refunded.")
-MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
+MOVED_BY: dict[str, str] = {
+    Role.PARENT: "moved by the parent",
+    Role.TEACHER: "moved by the teacher",
+    Role.ADMIN: "moved by the Tutorbook team",
+}
 
 
 @dataclass(frozen=True)

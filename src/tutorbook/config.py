@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # The database URL points at a transaction-mode PgBouncer: no server-side prepared statement
     # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
     db_pgbouncer: bool = False
-    # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
+    # Overload (tutorbook.api.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
     admission_queue: int = Field(default=1000, ge=0, le=100_000)
@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # On SIGTERM `tutorbook serve` stops accepting and gives the requests in flight this long to
     # finish (uvicorn's timeout_graceful_shutdown); then it closes its pools and exits 0.
     shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)
+    # Before that, for this long, it goes on answering everything while /health/ready answers 503,
+    # so a load balancer takes it out of rotation first (0: no drain, stop accepting at once).
+    shutdown_drain_seconds: float = Field(default=0, ge=0, le=600)
     job_mail_interval_s: float = 15
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from tutorbook.bookings import earnings, refunds
-from tutorbook.bookings.service import Followups
+from tutorbook.bookings.outcomes import Followups
 from tutorbook.clock import utc_now
 from tutorbook.flows.services import Services, in_thread
 from tutorbook.meetings import links, policy

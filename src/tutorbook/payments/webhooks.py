@@ -15,11 +15,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, lifecycle
+from tutorbook.bookings import earnings, lifecycle, lookup, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.outcomes import Outcome
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -130,11 +131,11 @@ def acts_on(event: dict) -> bool:
     return event.get("type") in HANDLED
 
 
-def record_ignored(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+def record_ignored(session: Session, *, event: dict, now: datetime) -> Outcome:
     """An event of a type the app does not act on: its id recorded once, in ONE statement (so
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
     seen = not record_once(session, event=event, now=now, outcome="ignored")
-    return bookings.Outcome("duplicate" if seen else "ignored")
+    return Outcome("duplicate" if seen else "ignored")
 
 
 def _record_many_statement() -> sa.Insert:
@@ -164,7 +165,7 @@ def _record_many_statement() -> sa.Insert:
 _RECORD_MANY = _record_many_statement()
 
 
-async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[bookings.Outcome]:
+async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[Outcome]:
     """`record_ignored` for many events in ONE statement (PostgreSQL, autocommit): each one's
     outcome, in order. An id sent twice in the batch is `ignored` the first time and
     `duplicate` after, as it would be one request after another."""
@@ -174,17 +175,17 @@ async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now:
     new = set(result.scalars())
     outcomes = []
     for event_id in ids:
-        outcomes.append(bookings.Outcome("ignored" if event_id in new else "duplicate"))
+        outcomes.append(Outcome("ignored" if event_id in new else "duplicate"))
         new.discard(event_id)
     return outcomes
 
 
-def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
     if not acts_on(event):
         return record_ignored(session, event=event, now=now)
     if not record_once(session, event=event, now=now):
-        return bookings.Outcome("duplicate")
+        return Outcome("duplicate")
     outcome = dispatch(session, event=event, platform=platform, now=now)
     session.execute(_SET_OUTCOME, {"event_id": event["id"], "outcome": outcome.kind})
     log.info(
@@ -199,11 +200,11 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
     return outcome
 
 
-def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
     handling = _handling(event.get("type"))
     if handling is None:
-        return bookings.Outcome("ignored")
+        return Outcome("ignored")
     obj = (event.get("data") or {}).get("object") or {}
     received = Received(event=event, obj=obj, actor=f"stripe:{event['id']}", platform=platform, now=now)
     return handling.handler(session, received)
@@ -220,35 +221,35 @@ class Received:
     now: datetime
 
 
-def _paid(session: Session, e: Received) -> bookings.Outcome:
+def _paid(session: Session, e: Received) -> Outcome:
     checkout = gw.checkout_from_event_object(e.obj)
-    return bookings.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
+    return settling.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
 
 
-def _payment_failed(session: Session, e: Received) -> bookings.Outcome:
+def _payment_failed(session: Session, e: Received) -> Outcome:
     return _cancel_pending(session, obj=e.obj, reason=Reason.PAYMENT_FAILED, actor=e.actor, now=e.now)
 
 
-def _expired(session: Session, e: Received) -> bookings.Outcome:
+def _expired(session: Session, e: Received) -> Outcome:
     return _cancel_pending(session, obj=e.obj, reason=_expiry_reason(e.event), actor=e.actor, now=e.now)
 
 
-def _charge_refunded(session: Session, e: Received) -> bookings.Outcome:
+def _charge_refunded(session: Session, e: Received) -> Outcome:
     return _refunded(session, obj=e.obj)
 
 
-def _account_updated(session: Session, e: Received) -> bookings.Outcome:
+def _account_updated(session: Session, e: Received) -> Outcome:
     as_of = datetime.fromtimestamp(int(e.event.get("created") or 0), UTC)
     state = gw.account_from_event_object(e.obj)
-    return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}")
+    return Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}")
 
 
-def _transfer(session: Session, e: Received) -> bookings.Outcome:
-    return bookings.Outcome(*earnings.apply_transfer(session, obj=e.obj, now=e.now))
+def _transfer(session: Session, e: Received) -> Outcome:
+    return Outcome(*earnings.apply_transfer(session, obj=e.obj, now=e.now))
 
 
-def _fee(session: Session, e: Received) -> bookings.Outcome:
-    return bookings.Outcome(*earnings.apply_fee(session, obj=e.obj, now=e.now))
+def _fee(session: Session, e: Received) -> Outcome:
+    return Outcome(*earnings.apply_fee(session, obj=e.obj, now=e.now))
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ class Handling:
     own only to the platform's (docs/payments.md, "Two webhook endpoints")."""
 
     shape: type[Shape]
-    handler: Callable[[Session, Received], bookings.Outcome]
+    handler: Callable[[Session, Received], Outcome]
     connect: bool = False
 
 
@@ -303,22 +304,22 @@ def _expiry_reason(event: dict) -> Reason:
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED
 
 
-def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:
+def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> Outcome:
     """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
     checkout = gw.checkout_from_event_object(obj)
-    booking = bookings.booking_for_checkout(session, checkout)
+    booking = lookup.by_checkout(session, checkout)
     if booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome("unknown_booking")
     if booking.status != Status.PENDING:
-        return bookings.Outcome("no_change", booking)
+        return Outcome("no_change", booking)
     try:
-        booking = bookings.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
-    except bookings.AlreadyPaid:
-        return bookings.Outcome("no_change", booking)
-    return bookings.Outcome(reason.value, booking)
+        booking = settling.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
+    except AlreadyPaid:
+        return Outcome("no_change", booking)
+    return Outcome(reason.value, booking)
 
 
-def _refunded(session, *, obj: dict) -> bookings.Outcome:
+def _refunded(session, *, obj: dict) -> Outcome:
     """Stripe's total refunded for the charge is the truth for refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
@@ -327,7 +328,7 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
         session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
     )
     if booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome("unknown_booking")
     total = int(obj.get("amount_refunded") or 0)
     repo.raise_refunded_amount(session, booking, total=total)
-    return bookings.Outcome("refund_recorded", booking)
+    return Outcome("refund_recorded", booking)

@@ -20,7 +20,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking as PS
-from tutorbook.bookings.outcomes import Outcome
+from tutorbook.bookings.outcomes import Outcome, OutcomeKind
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -118,7 +118,7 @@ _RECORD = {dialect: _record_statement(dialect) for dialect in ("postgresql", "sq
 _SET_OUTCOME = sa.update(EVENTS).where(EVENTS.c.id == sa.bindparam("event_id")).values(outcome=sa.bindparam("outcome"))
 
 
-def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
+def record_once(session: Session, *, event: dict, now: datetime, outcome: OutcomeKind = OutcomeKind.RECEIVED) -> bool:
     """Insert the event id; False when it was seen before (one indexed lookup)."""
     stmt = _RECORD[session.get_bind().dialect.name]
     values = {"id": event["id"], "type": event.get("type", "?"), "received_at": now, "outcome": outcome}
@@ -134,8 +134,8 @@ def acts_on(event: dict) -> bool:
 def record_ignored(session: Session, *, event: dict, now: datetime) -> Outcome:
     """An event of a type the app does not act on: its id recorded once, in ONE statement (so
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
-    seen = not record_once(session, event=event, now=now, outcome="ignored")
-    return Outcome("duplicate" if seen else "ignored")
+    seen = not record_once(session, event=event, now=now, outcome=OutcomeKind.IGNORED)
+    return Outcome(OutcomeKind.DUPLICATE if seen else OutcomeKind.IGNORED)
 
 
 def _record_many_statement() -> sa.Insert:
@@ -175,7 +175,7 @@ async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now:
     new = set(result.scalars())
     outcomes = []
     for event_id in ids:
-        outcomes.append(Outcome("ignored" if event_id in new else "duplicate"))
+        outcomes.append(Outcome(OutcomeKind.IGNORED if event_id in new else OutcomeKind.DUPLICATE))
         new.discard(event_id)
     return outcomes
 
@@ -185,7 +185,7 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
     if not acts_on(event):
         return record_ignored(session, event=event, now=now)
     if not record_once(session, event=event, now=now):
-        return Outcome("duplicate")
+        return Outcome(OutcomeKind.DUPLICATE)
     outcome = dispatch(session, event=event, platform=platform, now=now)
     session.execute(_SET_OUTCOME, {"event_id": event["id"], "outcome": outcome.kind})
     log.info(
@@ -204,7 +204,7 @@ def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
     handling = _handling(event.get("type"))
     if handling is None:
-        return Outcome("ignored")
+        return Outcome(OutcomeKind.IGNORED)
     obj = (event.get("data") or {}).get("object") or {}
     received = Received(event=event, obj=obj, actor=f"stripe:{event['id']}", platform=platform, now=now)
     return handling.handler(session, received)
@@ -241,7 +241,7 @@ def _charge_refunded(session: Session, e: Received) -> Outcome:
 def _account_updated(session: Session, e: Received) -> Outcome:
     as_of = datetime.fromtimestamp(int(e.event.get("created") or 0), UTC)
     state = gw.account_from_event_object(e.obj)
-    return Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}")
+    return Outcome(OutcomeKind(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}"))
 
 
 def _transfer(session: Session, e: Received) -> Outcome:
@@ -309,14 +309,14 @@ def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> O
     checkout = gw.checkout_from_event_object(obj)
     booking = lookup.by_checkout(session, checkout)
     if booking is None:
-        return Outcome("unknown_booking")
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     if booking.status != Status.PENDING:
-        return Outcome("no_change", booking)
+        return Outcome(OutcomeKind.NO_CHANGE, booking)
     try:
         booking = settling.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
     except AlreadyPaid:
-        return Outcome("no_change", booking)
-    return Outcome(reason.value, booking)
+        return Outcome(OutcomeKind.NO_CHANGE, booking)
+    return Outcome(reason, booking)
 
 
 def _refunded(session, *, obj: dict) -> Outcome:
@@ -328,7 +328,7 @@ def _refunded(session, *, obj: dict) -> Outcome:
         session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
     )
     if booking is None:
-        return Outcome("unknown_booking")
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     total = int(obj.get("amount_refunded") or 0)
     repo.raise_refunded_amount(session, booking, total=total)
-    return Outcome("refund_recorded", booking)
+    return Outcome(OutcomeKind.REFUND_RECORDED, booking)

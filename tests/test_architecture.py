@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tutorbook"
@@ -36,3 +38,14 @@ def test_the_check_finds_an_import_inside_a_function(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    import json\n    return json\n")
     assert _function_level_imports(module) == [2]
+
+
+def test_the_domain_and_the_flows_load_no_web_framework():
+    # Import-linter sees only the package's own chains; this sees what Python really loads.
+    code = (
+        "import sys, tutorbook.bookings.lifecycle, tutorbook.flows.booking, tutorbook.jobs, tutorbook.admin.console\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette'))\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

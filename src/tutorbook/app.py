@@ -18,14 +18,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook.api import admin, calendars, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
+from tutorbook.api.errors import error_response, install_error_handlers
 from tutorbook.api.limits import BodyLimitMiddleware
+from tutorbook.api.overload import AdmissionMiddleware
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
-from tutorbook.errors import error_response, install_error_handlers
 from tutorbook.flows.services import build_services, open_database
 from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
-from tutorbook.overload import AdmissionMiddleware
 from tutorbook.web import pages
 
 log = logging.getLogger("tutorbook.http")

@@ -210,12 +210,13 @@ def demo_data():
     from tutorbook import demo
     from tutorbook.accounts.security import password_hasher
     from tutorbook.db import Database
+    from tutorbook.identity import Role
 
     db = Database(settings.database_url)
     with db.session_scope() as session:
         logins = demo.load(session, hasher=password_hasher(settings), settings=settings)
     if settings.uses_sandbox and settings.sandbox_enabled:
-        _onboard_demo_teachers(settings, db, [email for role, email, _ in logins if role == "Teacher"])
+        _onboard_demo_teachers(settings, db, [email for role, email, _ in logins if role == Role.TEACHER])
     db.dispose()
     typer.echo("Demo logins:")
     for role, email, password in logins:
@@ -469,7 +470,7 @@ def jobs_list():
 
     settings = _settings()
     rows = [
-        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.INTERVAL_SETTINGS[n].upper()] for n in jobs.JOBS
+        [n, f"{jobs.interval(settings, n):g}s", "TUTORBOOK_" + jobs.JOBS[n].interval_setting.upper()] for n in jobs.JOBS
     ]
     typer.echo(_table(["job", "every", "setting"], rows))
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # The database URL points at a transaction-mode PgBouncer: no server-side prepared statement
     # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
     db_pgbouncer: bool = False
-    # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
+    # Overload (tutorbook.api.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
     admission_queue: int = Field(default=1000, ge=0, le=100_000)

@@ -106,7 +106,7 @@ class World:
             role=role,
             now=utc_now(),
         )
-        return AuthUser(user.id, user.role, user.email, user.full_name, user.time_zone)
+        return AuthUser(user.id, Role(user.role), user.email, user.full_name, user.time_zone)
 
     def teacher(self, *, rate: int = 6000, currency: str = "usd", **terms: int) -> AuthUser:
         """A listed teacher who teaches Mathematics all week at `rate` an hour; `terms`: their

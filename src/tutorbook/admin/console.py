@@ -24,6 +24,7 @@ from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import Refund
 from tutorbook.errors import Unprocessable
+from tutorbook.identity import Role
 from tutorbook.jobs import runs
 from tutorbook.meetings import links
 from tutorbook.notifications import repository as outbox
@@ -327,7 +328,7 @@ def _like(text: str) -> str:
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _users_matching(session: Session, text: str, *, role: str | None, field_name: str) -> tuple[uuid.UUID, ...]:
+def _users_matching(session: Session, text: str, *, role: Role | None, field_name: str) -> tuple[uuid.UUID, ...]:
     """Users whose email or name contains `text` (any case); 422 when too many match."""
     stmt = sa.select(User.id).where(
         sa.or_(User.email.like(_like(text), escape="\\"), sa.func.lower(User.full_name).like(_like(text), escape="\\"))
@@ -343,7 +344,7 @@ def _users_matching(session: Session, text: str, *, role: str | None, field_name
     return found
 
 
-def _user_ids(session: Session, value: str, *, role: str, field_name: str) -> tuple[uuid.UUID, ...]:
+def _user_ids(session: Session, value: str, *, role: Role, field_name: str) -> tuple[uuid.UUID, ...]:
     """A teacher or parent by id, email, name or part of an email or name (all who match)."""
     value = value.strip()
     if not is_single_line(value, max_length=254):
@@ -415,7 +416,7 @@ def parse_search(
         if status not in {str(s.value) for s in Status}:
             raise Unprocessable("Unknown status", data=[{"field": "status", "message": "0, 1, 2 or 3"}])
         fields["status"] = int(status)
-    for name, value, role in (("teacher", teacher, "Teacher"), ("parent", parent, "Parent")):
+    for name, value, role in (("teacher", teacher, Role.TEACHER), ("parent", parent, Role.PARENT)):
         if value and value.strip():
             ids = _user_ids(session, value, role=role, field_name=name)
             if len(ids) == 1:

@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tutorbook import drain
 from tutorbook.api.deps import ServicesDep, check_metrics_access
+from tutorbook.api.errors import error_response
 from tutorbook.bookings import queries
-from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
 router = APIRouter(tags=["Health"])

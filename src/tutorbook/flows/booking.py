@@ -18,7 +18,7 @@ from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid, BookingNotFound, PaymentRefused, SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.outcomes import Followups, Outcome
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
@@ -267,7 +267,7 @@ async def refund_as_admin(
         cancelling.refund_as_admin, admin=admin, booking_id=booking_id, amount=amount, note=note, key=key, now=utc_now()
     )
     await followups.run(svc, outcome.followups)
-    return await svc.tx(lookup.must_get, booking_id=booking_id), outcome.kind == "refunded"
+    return await svc.tx(lookup.must_get, booking_id=booking_id), outcome.kind == OutcomeKind.REFUNDED
 
 
 async def cancel_as_admin(
@@ -308,7 +308,7 @@ async def cancel_as_admin(
         settings=svc.settings,
         now=utc_now(),
     )
-    if outcome.kind != "cancelled":
+    if outcome.kind != OutcomeKind.CANCELLED:
         raise BadRequest("The booking changed meanwhile; reload and try again")
     await followups.run(svc, outcome.followups)
     return await svc.tx(lookup.must_get, booking_id=booking_id)

@@ -24,13 +24,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
-from tutorbook.bookings import lists
+from tutorbook.bookings import lifecycle, lists
 from tutorbook.bookings import repository as bookings
-from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
+from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
@@ -42,14 +43,13 @@ log = logging.getLogger("tutorbook.mail")
 LEASE = timedelta(minutes=5)
 LINK_POLL = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=6)
-REASONS = {
-    "parent_cancelled": "cancelled by the parent",
-    "teacher_cancelled": "cancelled by the teacher",
-    "admin_cancelled": "cancelled by the Tutorbook team",
-}
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
 NO_JOIN_LINK = ("cancelled.", "refund_issued.", "late_payment_refunded.")
-MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
+MOVED_BY: dict[str, str] = {
+    Role.PARENT: "moved by the parent",
+    Role.TEACHER: "moved by the teacher",
+    Role.ADMIN: "moved by the Tutorbook team",
+}
 
 
 @dataclass(frozen=True)
@@ -252,8 +252,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "meeting_url": None if item.kind.startswith(NO_JOIN_LINK) else booking.meeting_url,
         "price": money(booking.price_amount, booking.currency),
         "refund": money(refund, booking.currency) if refund else None,
-        "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
-        "cancelled_by_us": item.payload.get("reason") == "admin_cancelled",
+        "cancelled_by": lifecycle.reason_words(item.payload.get("reason")),
+        "cancelled_by_us": item.payload.get("reason") == Reason.ADMIN_CANCELLED,
         "checkout_url": booking.checkout_url or "",
         "held_until": moment(booking.checkout_expires_at, zone, loc) if booking.checkout_expires_at else "",
         "bookings_url": f"{public}/my-bookings",

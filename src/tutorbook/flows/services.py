@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Concatenate, ParamSpec, TypeVar
 
+import anyio.to_thread
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from tutorbook import meetings
 from tutorbook.accounts.security import password_hasher
@@ -33,6 +34,12 @@ from tutorbook.teachers.policy import Terms
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` on one of anyio's worker threads (its default limiter, 40 threads,
+    as Starlette's run_in_threadpool, which does the same), awaited from the event loop."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
 
 @dataclass
@@ -60,7 +67,7 @@ class Services:
         the asyncio engine (`AsyncSession.run_sync`: the same sync ORM code, on greenlets, with
         no thread hop); on SQLite (or with TUTORBOOK_DB_ASYNC off) on a worker thread."""
         if not self.db.is_async:
-            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+            return await in_thread(self.tx_sync, fn, *args, **kwargs)
         async with self.db.async_scope() as session:
             return await session.run_sync(fn, *args, **kwargs)
 
@@ -78,7 +85,7 @@ class Services:
 
     async def _autocommit(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if not self.db.is_async:
-            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+            return await in_thread(self.tx_sync, fn, *args, **kwargs)
         async with self.db.async_statement_scope() as session:
             return await session.run_sync(fn, *args, **kwargs)
 
@@ -86,7 +93,7 @@ class Services:
         """`tx` on a worker thread whatever the database: for a use case that spends CPU outside
         the database (hashing a password: tens of milliseconds), which on the event loop would
         hold up every other request meanwhile."""
-        return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+        return await in_thread(self.tx_sync, fn, *args, **kwargs)
 
     def tx_sync(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(session, **kwargs)` in one transaction."""

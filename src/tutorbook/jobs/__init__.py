@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from tutorbook.clock import utc_now
@@ -20,34 +22,35 @@ from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
 
 log = logging.getLogger("tutorbook.jobs")
 
-# In the order run_all() runs them: settle payments before completing and linking; mail last.
-JOBS = {
-    "expire": expire,
-    "reconcile": reconcile,
-    "complete": complete,
-    "meeting-links": meeting_links,
-    "purge": purge,
-    "calendar-sync": calendar_sync,
-    "reminders": reminders,
-    "mail": mail,
-}
-INTERVAL_SETTINGS = {
-    "expire": "job_expire_interval_s",
-    "reconcile": "job_reconcile_interval_s",
-    "complete": "job_complete_interval_s",
-    "meeting-links": "job_meetings_interval_s",
-    "purge": "job_purge_interval_s",
-    "calendar-sync": "job_calendar_sync_interval_s",
-    "reminders": "job_reminders_interval_s",
-    "mail": "job_mail_interval_s",
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job: the function that runs it once, and the setting (a field of Settings,
+    TUTORBOOK_ + its name in capitals) that says how many seconds apart it runs."""
+
+    run: Callable[..., JobResult]
+    interval_setting: str
+
+
+# The one table of the jobs, in the order run_all() runs them: settle payments before completing
+# and linking; mail last.
+JOBS: dict[str, Job] = {
+    "expire": Job(expire, "job_expire_interval_s"),
+    "reconcile": Job(reconcile, "job_reconcile_interval_s"),
+    "complete": Job(complete, "job_complete_interval_s"),
+    "meeting-links": Job(meeting_links, "job_meetings_interval_s"),
+    "purge": Job(purge, "job_purge_interval_s"),
+    "calendar-sync": Job(calendar_sync, "job_calendar_sync_interval_s"),
+    "reminders": Job(reminders, "job_reminders_interval_s"),
+    "mail": Job(mail, "job_mail_interval_s"),
 }
 
-__all__ = ["JOBS", "INTERVAL_SETTINGS", "Item", "JobResult", "interval", "run", "run_all"]
+__all__ = ["JOBS", "Item", "Job", "JobResult", "interval", "run", "run_all"]
 
 
 def interval(settings, name: str) -> float:
     """Seconds between runs of job `name` (0 or less: not scheduled)."""
-    return float(getattr(settings, INTERVAL_SETTINGS[name]))
+    return float(getattr(settings, JOBS[name].interval_setting))
 
 
 def run(
@@ -64,7 +67,7 @@ def run(
     (dry runs are neither)."""
     started, started_at = time.perf_counter(), utc_now()
     try:
-        result = JOBS[name](svc, now=now, dry_run=dry_run, progress=progress, **options)
+        result = JOBS[name].run(svc, now=now, dry_run=dry_run, progress=progress, **options)
     except Exception as exc:
         if not dry_run:
             if metrics is not None:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from tutorbook import paging
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import busy, cancelling, lists, lookup, reporting, rescheduling, reserving
-from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
+from tutorbook.bookings.lifecycle import NoReschedule, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import RescheduleIn, session_out
 from tutorbook.clock import utc_now
@@ -47,18 +47,13 @@ Viewer = Annotated[AuthUser | None, Depends(page_user)]
 PAGE_SIZE = 20
 # The reschedule page offers starts every half hour (the booking page offers every fitting start).
 STEP = timedelta(minutes=30)
-CANCEL_REASON = {
-    Role.PARENT: Reason.PARENT_CANCELLED,
-    Role.TEACHER: Reason.TEACHER_CANCELLED,
-    Role.ADMIN: Reason.ADMIN_CANCELLED,
-}
 
 
 def back_to(user: AuthUser, booking_id: uuid.UUID | None = None) -> str:
     """Where a page about a booking returns to: the viewer's list (an admin: the booking's console page)."""
     if user.role == Role.ADMIN and booking_id is not None:
         return f"/admin/bookings/{booking_id}"
-    return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(Role(user.role), "/")
+    return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(user.role, "/")
 
 
 # -- lists -----------------------------------------------------------------------------
@@ -224,7 +219,7 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings) -> dict:
     booking = lookup.get_for(session, user=user, booking_id=booking_id)
-    refund = cancelling.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
+    refund = cancelling.refund_preview(booking, reason=cancelling.cancel_reason(user), settings=settings, now=utc_now())
     terms = reserving.terms_of(booking, settings=settings)  # the terms it was paid under
     return {
         "booking": session_out(booking, *lists.names_for(session, booking)),

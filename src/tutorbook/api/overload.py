@@ -17,7 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from tutorbook.errors import error_response
+from tutorbook.api.errors import error_response
 from tutorbook.loops import PerLoop
 
 log = logging.getLogger("tutorbook.http")

@@ -11,24 +11,32 @@ import sqlalchemy as sa
 
 from tests.conftest import make_settings
 from tests.support.servers import ThreadedServer
-from tutorbook.api.deps import DbSession
+from tutorbook.api.deps import ServicesDep
 from tutorbook.app import create_app
 from tutorbook.db import Database
+from tutorbook.db.doors import cpu_bound
 from tutorbook.schemas import Envelope, ok
 
 
+def _slow_sync(session):
+    value = session.execute(sa.text("SELECT 1")).scalar_one()
+    time.sleep(0.05)
+    return value
+
+
+_SLOW_SYNC = cpu_bound(_slow_sync)  # on a worker thread, behind the write door's sync slot
+
+
 def _server(url, tmp_path, sandbox, *, pool_size=2, **overrides):
-    """The app on a real port, its own small pool, plus a sync route that holds its connection
-    for 50 ms (as a slow sync read would)."""
+    """The app on a real port, its own small pool, plus a route whose transaction holds its
+    connection for 50 ms on a worker thread (as a slow sync read would)."""
     db = Database(url, pool_size=pool_size, pool_timeout=0.5)
     settings = make_settings(url, tmp_path, sandbox_url=sandbox.base_url, db_pool_timeout_seconds=0.5, **overrides)
     app = create_app(settings, db=db)
 
     @app.get("/__slow-sync", response_model=Envelope[int])
-    def slow_sync(session: DbSession):
-        value = session.execute(sa.text("SELECT 1")).scalar_one()
-        time.sleep(0.05)
-        return ok(value)
+    async def slow_sync(svc: ServicesDep):
+        return ok(await svc.tx(_SLOW_SYNC))
 
     @app.get("/__slow-async", response_model=Envelope[int])
     async def slow_async():

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 from pydantic import ValidationError
 
-from tutorbook.db import _make_engine
+from tutorbook.db import make_engine
 from tutorbook.migrate import upgrade
 
 log = logging.getLogger("tutorbook.startup")
@@ -83,7 +83,7 @@ def check_database(url: str) -> None:
     """The database at `url` answers a query."""
     shown = hide_password(url)
     try:
-        engine = _make_engine(url, pool_size=1, echo=False)
+        engine = make_engine(url, pool_size=1, echo=False)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
         raise StartupError(
             f"TUTORBOOK_DATABASE_URL={shown!r} is not a database URL Tutorbook can use ({_first_line(exc)}); "

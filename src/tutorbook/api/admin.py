@@ -21,7 +21,7 @@ from tutorbook.admin.schemas import (
     job_run_out,
     orphaned_out,
 )
-from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
+from tutorbook.api.deps import AdminUser, ServicesDep
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings
 from tutorbook.bookings import repository as repo
@@ -38,7 +38,7 @@ from tutorbook.errors import BadGateway
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import Day, Instant, Line
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
@@ -48,23 +48,26 @@ DryRun = Query(default=False, alias="dryRun", description="Say what would change
 
 
 @router.get("/reports/orphaned-sessions", response_model=Envelope[OrphanedReport])
-def orphaned_sessions(
+async def orphaned_sessions(
     user: AdminUser,
-    session: DbSession,
     svc: ServicesDep,
     older_than_minutes: int | None = Query(default=None, alias="olderThanMinutes", ge=1, le=525_600),
-):
+) -> Reply:
     """Pending, unpaid bookings older than the threshold (default 60 min); 0 is healthy."""
     minutes = older_than_minutes or svc.settings.orphan_threshold_minutes
+    return ok(await svc.read(_orphaned, minutes=minutes))
+
+
+def _orphaned(session: Session, *, minutes: int) -> OrphanedReport:
     rows = reports.orphaned(session, now=utc_now(), older_than=timedelta(minutes=minutes))
     items = [orphaned_out(b) for b in rows]
-    return ok(OrphanedReport(threshold_minutes=minutes, count=len(items), items=items))
+    return OrphanedReport(threshold_minutes=minutes, count=len(items), items=items)
 
 
 @router.get("/reports/invalid-statuses", response_model=Envelope[InvalidStatusReport])
-def invalid_statuses(user: AdminUser, session: DbSession):
+async def invalid_statuses(user: AdminUser, svc: ServicesDep) -> Reply:
     """Bookings whose status is not 0-3; always 0 (a CHECK constraint forbids them)."""
-    rows = reports.invalid_statuses(session)
+    rows = await svc.read(reports.invalid_statuses)
     return ok(InvalidStatusReport(count=len(rows), items=rows))
 
 
@@ -101,16 +104,16 @@ def _bookings_page(
 
 
 @router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])
-def payouts_report(
+async def payouts_report(
     user: AdminUser,
-    session: DbSession,
+    svc: ServicesDep,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
-):
+) -> Reply:
     """Per teacher: the platform's fees and what was transferred, for paid sessions starting in
     [from, to); `unsettled` destination charges have no transfer recorded yet (reconcile)."""
     start, end = earnings_range(from_, to, utc_now())
-    rows = earnings.platform_report(session, start=start, end=end)
+    rows = await svc.read(earnings.platform_report, start=start, end=end)
     return ok(
         PayoutReportOut(
             from_=start,

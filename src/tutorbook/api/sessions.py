@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from tutorbook import paging
 from tutorbook.api.deps import (
     CurrentUser,
-    DbSession,
     ParentUser,
     ServicesDep,
     StaffOrParent,
@@ -38,8 +37,8 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
-from tutorbook.identity import Role
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.identity import AuthUser, Role
+from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import ExternalId, Instant, Line
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
@@ -122,8 +121,10 @@ def _my_bookings_page(
 ) -> SessionPage:
     rows = repo.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    total, ahead = (rows[0]["total"], rows[0]["ahead"]) if rows else repo.count_my_bookings(
-        session, parent_id=parent_id, through=cursor
+    total, ahead = (
+        (rows[0]["total"], rows[0]["ahead"])
+        if rows
+        else repo.count_my_bookings(session, parent_id=parent_id, through=cursor)
     )
     if cursor is not None:
         page = ahead // page_size + 1  # the page by number that holds this one's first row
@@ -173,17 +174,25 @@ def _schedule_page(
 
 
 @router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")
-def get_session(booking_id: BookingId, user: CurrentUser, session: DbSession):
+async def get_session(booking_id: BookingId, user: CurrentUser, svc: ServicesDep) -> Reply:
     """One booking: its parent, its teacher, or an admin."""
+    return ok(await svc.read(_booking_out, user=user, booking_id=booking_id))
+
+
+def _booking_out(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> SessionOut:
     booking = service.get_for(session, user=user, booking_id=booking_id)
-    return ok(session_out(booking, *repo.names_for(session, booking)))
+    return session_out(booking, *repo.names_for(session, booking))
 
 
 @router.get("/{bookingId}/history", response_model=Envelope[list[HistoryOut]], name="history")
-def get_history(booking_id: BookingId, user: CurrentUser, session: DbSession):
+async def get_history(booking_id: BookingId, user: CurrentUser, svc: ServicesDep) -> Reply:
     """Every status change of one booking, oldest first."""
+    return ok(await svc.read(_history, user=user, booking_id=booking_id))
+
+
+def _history(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> list[HistoryOut]:
     service.get_for(session, user=user, booking_id=booking_id)
-    return ok([HistoryOut.model_validate(h) for h in repo.history(session, booking_id)])
+    return [HistoryOut.model_validate(h) for h in repo.history(session, booking_id)]
 
 
 @router.post("/{bookingId}/cancel", response_model=Envelope[SessionOut])
@@ -201,10 +210,14 @@ async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, b
 
 
 @router.post("/{bookingId}/complete", response_model=Envelope[SessionOut])
-def complete(booking_id: BookingId, user: TeacherOrAdmin, session: DbSession):
+async def complete(booking_id: BookingId, user: TeacherOrAdmin, svc: ServicesDep) -> Reply:
     """Mark a Confirmed session completed (once it has started)."""
+    return ok(await svc.tx(_complete, user=user, booking_id=booking_id), "Session completed")
+
+
+def _complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> SessionOut:
     booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
-    return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")
+    return session_out(booking, *repo.names_for(session, booking))
 
 
 @router.post("/{bookingId}/reschedule", response_model=Envelope[SessionOut])

@@ -70,7 +70,7 @@ def run(
             if metrics is not None:
                 metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
             error = f"{type(exc).__name__}: {exc}"
-            runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=None, error=error)
+            runs.record(svc, job=name, started_at=started_at, finished_at=utc_now(), result=None, error=error)
         raise
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms})
@@ -80,7 +80,7 @@ def run(
             metrics.inc("tutorbook_jobs_items_total", n, job=name, outcome=outcome)
         metrics.set("tutorbook_jobs_last_success_timestamp_seconds", time.time(), job=name)
     if not dry_run:
-        runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=result, error=None)
+        runs.record(svc, job=name, started_at=started_at, finished_at=utc_now(), result=result, error=None)
     return result
 
 

@@ -72,9 +72,7 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
     linked: list[repo.StaleRow] = []
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            rows = repo.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
-            unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
+        rows, unlinked = svc.tx_sync(_stale_batch, now=now, grace=grace, after=after, dry_run=dry_run)
         for row in rows:
             if row.checkout_id is None:
                 result.add(row.id, unlinked[row.id])
@@ -85,6 +83,13 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
         after = rows[-1].id
     settle.settle_stale_checkouts(svc, linked, now=now, dry_run=dry_run, out=result, created_within=grace)
     return result
+
+
+def _stale_batch(
+    session: Session, *, now: datetime, grace: timedelta, after: uuid.UUID | None, dry_run: bool
+) -> tuple[list[repo.StaleRow], dict[uuid.UUID, str]]:
+    rows = repo.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
+    return rows, _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
 
 
 def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict:
@@ -107,16 +112,21 @@ def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: P
     result = JobResult("complete", dry_run=dry_run, progress=progress)
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            batch = repo.ended_confirmed(session, now=now, limit=BATCH, after=after)
-            for booking in batch:
-                result.add(
-                    booking.id,
-                    "would_complete" if dry_run else _complete(session, booking, now=now),
-                )
+        batch = svc.tx_sync(_complete_batch, now=now, after=after, dry_run=dry_run)
+        for booking_id, outcome in batch:
+            result.add(booking_id, outcome)
         if len(batch) < BATCH:
             return result
-        after = batch[-1].id
+        after = batch[-1][0]
+
+
+def _complete_batch(
+    session: Session, *, now: datetime, after: uuid.UUID | None, dry_run: bool
+) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (booking.id, "would_complete" if dry_run else _complete(session, booking, now=now))
+        for booking in repo.ended_confirmed(session, now=now, limit=BATCH, after=after)
+    ]
 
 
 def _complete(session: Session, booking, *, now: datetime) -> str:
@@ -135,9 +145,7 @@ def meeting_links(
     """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff),
     and move the meetings that could not follow their booking to its new time (one try a run)."""
     result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
-    with svc.db.session_scope() as session:
-        due = links.due_ids(session, now=now, limit=BATCH)
-        unmoved = links.moves_due(session, now=now, limit=BATCH)
+    due, unmoved = svc.tx_sync(_links_due, now=now)
     for booking_id in due:
         if dry_run:
             result.add(booking_id, "would_create")
@@ -151,6 +159,10 @@ def meeting_links(
     return result
 
 
+def _links_due(session: Session, *, now: datetime) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    return links.due_ids(session, now=now, limit=BATCH), links.moves_due(session, now=now, limit=BATCH)
+
+
 # -- purge -------------------------------------------------------------------------------
 
 
@@ -160,17 +172,21 @@ def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Prog
     than the login throttle's window (not counted in the result: they are not bookings)."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)
     if not dry_run:
-        with svc.db.session_scope() as session:
-            throttle.forget_stale(session, before=now - timedelta(seconds=svc.settings.login_window_seconds))
+        svc.tx_sync(throttle.forget_stale, before=now - timedelta(seconds=svc.settings.login_window_seconds))
     before = now - timedelta(days=svc.settings.purge_retention_days)
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
-            deleted = set(ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before))
+        ids, deleted = svc.tx_sync(_purge_batch, before=before, after=after, dry_run=dry_run)
         for booking_id in ids:
             gone = "would_delete" if dry_run else "deleted"
             result.add(booking_id, gone if booking_id in deleted else "skipped")
         if len(ids) < BATCH * 5:
             return result
         after = ids[-1]
+
+
+def _purge_batch(
+    session: Session, *, before: datetime, after: uuid.UUID | None, dry_run: bool
+) -> tuple[list[uuid.UUID], set[uuid.UUID]]:
+    ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
+    return ids, set(ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before))

@@ -3,7 +3,7 @@
 from alembic import context
 
 from tutorbook import models  # noqa: F401  (fills Base.metadata)
-from tutorbook.db import Base, _make_engine
+from tutorbook.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,7 +17,7 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no sqlalchemy.url: run migrations through tutorbook.migrate")
-    engine = _make_engine(url, pool_size=1, echo=False)
+    engine = make_engine(url, pool_size=1, echo=False)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -68,8 +68,8 @@ async def reset(request: Request):
         if form.get("password", "") != form.get("confirm", ""):
             raise AppError("The two passwords differ.")
         body = ResetPasswordIn(token=token, password=form.get("password", ""))
-        await svc.tx_in_thread(  # hashes the password
-            notices.finish_password_reset,
+        await svc.tx(
+            api_notifications.FINISH_RESET,
             token=body.token,
             password=body.password,
             hasher=svc.hasher,

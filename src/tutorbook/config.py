@@ -7,7 +7,7 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -223,7 +223,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"TUTORBOOK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from exc
         return items
 
-    def google_config(self) -> dict:
+    def google_config(self) -> dict[str, Any]:
         """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""
         if self.google_credentials_mode != "service_account":
             raise ConfigurationError(
@@ -262,7 +262,7 @@ class Settings(BaseSettings):
 
     def resolved(self) -> Settings:
         """Fill the development defaults (SQLite in var/, generated secrets) and check production."""
-        updates: dict = {}
+        updates: dict[str, Any] = {}
         if not self.database_url:
             updates["database_url"] = f"sqlite:///{(self.var_dir / 'tutorbook.db').as_posix()}"
         if self.is_production:
@@ -281,7 +281,7 @@ class Settings(BaseSettings):
             updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"
         return self.model_copy(update=updates)
 
-    def _check_production(self, updates: dict) -> None:
+    def _check_production(self, updates: dict[str, Any]) -> None:
         unsafe = [name for name in ("calendar_allow_http", "calendar_allow_private") if getattr(self, name)]
         if unsafe:
             raise ConfigurationError(

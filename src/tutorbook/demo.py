@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role, Student, User
 from tutorbook.clock import utc_now
+from tutorbook.config import Settings
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.slots import Window
 
@@ -52,7 +53,7 @@ def _user(session: Session, email: str) -> User | None:
     return session.scalar(sa.select(User).where(User.email == email))
 
 
-def load(session: Session, *, hasher, settings) -> list[tuple[str, str, str]]:
+def load(session: Session, *, hasher, settings: Settings) -> list[tuple[str, str, str]]:
     """Create what is missing; return (role, email, password) for every demo login."""
     now = utc_now()
     for email, name, subjects, rate, currency, zone, bio in TEACHERS:

@@ -11,7 +11,7 @@ import re
 import sys
 import time
 import uuid
-from typing import TextIO
+from typing import Any, TextIO
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -42,7 +42,7 @@ class RequestIdFilter(logging.Filter):
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "request_id", "asctime", "color_message"}
 
 
-def _extras(record: logging.LogRecord) -> dict:
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
     """The record's `extra={...}` fields, redacted."""
     return redact({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
 

@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import Refund
+from tutorbook.config import Settings
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs
 from tutorbook.meetings import links
@@ -91,7 +92,7 @@ def _by_status(session: Session, start: datetime, end: datetime) -> dict[str, in
     return {s.label: int(counts.get(s, 0)) for s in Status}
 
 
-def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
+def glance(session: Session, *, now: datetime, zone: str, settings: Settings) -> Glance:
     """Today (the operator's day) at a glance."""
     start, end = day_bounds(now, zone)
     paid = session.execute(
@@ -126,14 +127,14 @@ def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
     )
 
 
-def open_findings(run: runs.JobRunRecord | None) -> list[dict]:
+def open_findings(run: runs.JobRunRecord | None) -> list[dict[str, Any]]:
     """The findings of a reconcile run that were left for a person."""
     if run is None:
         return []
     return [f for f in run.findings or [] if f.get("outcome") in jobs.result.UNSETTLED]
 
 
-def explain(findings: list[dict]) -> list[dict]:
+def explain(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each finding with what it means and the fix the app offers."""
     out = []
     for f in findings:
@@ -155,7 +156,7 @@ class BookingView:
     parent: User | None
     teacher: User | None
     student: Student | None
-    history: list[dict]
+    history: list[dict[str, Any]]
     refunds: list[Refund]
     emails: list[Notification]
     kept: dict[uuid.UUID, int]  # notification id -> the development mailbox's message id
@@ -237,7 +238,7 @@ def _month(session: Session, column):
     return sa.func.strftime("%Y-%m", column)
 
 
-def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict]:
+def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict[str, Any]]:
     """Per month (UTC) and currency: payments taken (gross), refunds Stripe accepted, net; and of
     the month's payments that were destination charges (Stripe Connect), the platform's fees and
     what went to the teachers, as Stripe last reported them (refunds since included), with how
@@ -271,7 +272,7 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
         .group_by(rmonth, Refund.currency)
     ).all()
     zero = {"payments": 0, "gross": 0, "refunds": 0, "platform_fees": 0, "to_teachers": 0, "unsettled": 0}
-    table: dict[tuple[str, str], dict] = defaultdict(lambda: dict(zero))
+    table: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict(zero))
     for m, currency, n, amount, fees, paid_out, open_ in gross:
         table[(m, currency)].update(
             payments=int(n),
@@ -288,7 +289,7 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
     ]
 
 
-def to_csv(rows: list[dict], columns: list[str]) -> str:
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Rows as CSV with a header line; cells that a spreadsheet would run as a formula are quoted
     with a leading apostrophe."""
     out = io.StringIO()
@@ -364,7 +365,7 @@ def _user_ids(session: Session, value: str, *, role: str, field_name: str) -> tu
     return found
 
 
-def _people(session: Session, text: str) -> dict:
+def _people(session: Session, text: str) -> dict[str, Any]:
     """A free-text search: parents and teachers by name or part of an email, children by name."""
     users = _users_matching(session, text, role=None, field_name="q")
     kids = tuple(
@@ -410,7 +411,7 @@ def parse_search(
     (every one who matches), the child by id, dates (inclusive) in the operator's zone, `q` a
     booking id, a Stripe id (checkout session, payment intent or refund), or a name or part of an
     email of a parent, teacher or child. 422 for what cannot be understood."""
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     if status not in (None, ""):
         if status not in {str(s.value) for s in Status}:
             raise Unprocessable("Unknown status", data=[{"field": "status", "message": "0, 1, 2 or 3"}])
@@ -439,7 +440,7 @@ def parse_search(
 STRIPE_PREFIXES = ("cs_", "pi_", "re_", "ch_", "py_", "pyr_", "tr_", "fee_", "in_", "evt_")
 
 
-def _query(session: Session, text: str) -> dict:
+def _query(session: Session, text: str) -> dict[str, Any]:
     """`q`: a booking id, a Stripe id (by its prefix), else a name or part of an email."""
     if not is_single_line(text, max_length=255):
         raise Unprocessable("Search by one line of text", data=[{"field": "q", "message": "no control characters"}])

@@ -84,7 +84,7 @@ async def bookings(
     q: Line | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
     after: Line | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
     limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
-):
+) -> Reply:
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
     filters = {"status": status, "teacher": teacher, "parent": parent, "child": child}
     page = await svc.read(
@@ -94,7 +94,14 @@ async def bookings(
 
 
 def _bookings_page(
-    session: Session, *, zone: str, dates: tuple, q: str | None, after: str | None, limit: int, **filters: str | None
+    session: Session,
+    *,
+    zone: str,
+    dates: tuple[Any, ...],
+    q: str | None,
+    after: str | None,
+    limit: int,
+    **filters: str | None,
 ) -> BookingPage:
     date_from, date_to = dates
     search = console.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
@@ -126,7 +133,7 @@ async def payouts_report(
 
 
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))
-async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun):
+async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun) -> Reply:
     """Run the expire and purge jobs now: abandoned checkouts cancelled (and closed at Stripe),
     never-paid cancelled bookings past retention deleted."""
     results = [await _run(svc, name, dry_run=dry_run) for name in CLEANUP_JOBS]
@@ -139,7 +146,7 @@ async def reconcile(
     svc: ServicesDep,
     dry_run: bool = DryRun,
     since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
-):
+) -> Reply:
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
     result = await _run(svc, "reconcile", dry_run=dry_run, since=since)
@@ -164,7 +171,7 @@ async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jo
 )
 async def refund_booking(
     booking_id: Annotated[uuid.UUID, Path(alias="bookingId")], body: AdminRefundIn, user: AdminUser, svc: ServicesDep
-):
+) -> Reply:
     """Give back `amount` of a paid booking without cancelling it (the console's "Refund without
     cancelling"): recorded with the reason in one transaction, then sent to Stripe; at most what
     is left (422); the same `idempotencyKey` refunds once (message says so)."""

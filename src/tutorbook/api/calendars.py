@@ -44,7 +44,7 @@ async def my_calendars(user: TeacherUser, svc: ServicesDep, settings: AppSetting
 
 
 @router.post("/me/calendars", response_model=Envelope[CalendarOut], status_code=201, responses=errors(409))
-async def add_my_calendar(body: CalendarIn, user: TeacherUser, svc: ServicesDep):
+async def add_my_calendar(body: CalendarIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Connect a calendar by its secret iCal address (https), or, where the site has Google set
     up, one of your Google calendars by its id (`googleCalendarId`: "primary" or its address; its
     free/busy is read, never the events). It is read at once (the answer

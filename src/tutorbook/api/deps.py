@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -66,7 +66,7 @@ _USER = sa.select(
 ).where(User.id == sa.bindparam("user_id"))
 
 
-def _user_for(session: Session, *, claims: dict) -> AuthUser:
+def _user_for(session: Session, *, claims: dict[str, Any]) -> AuthUser:
     """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
     tokens stop working at once) or reset their password since (the token version). One statement."""
     user = session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none()

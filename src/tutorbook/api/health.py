@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from tutorbook.api.deps import ServicesDep, check_metrics_access
 from tutorbook.bookings import repository as bookings
 from tutorbook.errors import error_response
-from tutorbook.schemas import Envelope, ErrorEnvelope, ok
+from tutorbook.schemas import Envelope, ErrorEnvelope, Reply, ok
 
 router = APIRouter(tags=["Health"])
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -32,13 +32,13 @@ def schema_heads() -> frozenset[str]:
 
 
 @router.get("/health", response_model=Envelope[str], name="live")
-def health():
+def health() -> Reply:
     """Liveness: the process answers."""
     return ok("alive")
 
 
 @router.get("/health/live", response_model=Envelope[str], name="liveness")
-def liveness():
+def liveness() -> Reply:
     """Liveness for a load balancer: the process answers (no database call)."""
     return ok("alive")
 

@@ -40,7 +40,7 @@ def forgot(svc: Services, tasks: BackgroundTasks, email: str) -> None:
 
 
 @auth.post("/forgot-password", response_model=Envelope[bool], status_code=202)
-def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundTasks):
+def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundTasks) -> Reply:
     """Email a single-use reset link (valid 30 minutes) if an account has this email. Always 202,
     in the same time either way: the lookup happens after the answer."""
     forgot(svc, tasks, str(body.email))

@@ -72,7 +72,7 @@ async def _out(svc: Services, booking: Booking) -> SessionOut:
 
 
 @router.post("/book", response_model=Envelope[SessionOut], status_code=201)
-async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
+async def book(body: BookIn, user: ParentUser, svc: ServicesDep) -> Reply:
     """Hold the slot and open a Stripe Checkout Session; `data.checkoutUrl` is where to pay."""
     booked = await flows.book(svc, parent=user, body=body)
     out = session_out(booked.booking, booked.teacher_name, booked.student_name)
@@ -80,7 +80,7 @@ async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
 
 
 @router.post("/confirm-payment/{stripeSessionId}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep):
+async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep) -> Reply:
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
     booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
     message = "Payment confirmed" if booking.status == Status.CONFIRMED else "Waiting for the payment to be confirmed"
@@ -93,7 +93,7 @@ async def cancel_payment(
     user: ParentUser,
     svc: ServicesDep,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
-):
+) -> Reply:
     """Called by the cancel page: cancels the unpaid booking and expires its checkout.
     If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
     await flows.cancel_payment(svc, parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
@@ -107,7 +107,7 @@ async def my_bookings(
     page: int = Query(default=1, ge=1, le=100_000, description="a page number (read by OFFSET); or use `after`"),
     page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
     after: AfterCursor = None,
-):
+) -> Reply:
     """Your bookings, newest first; never the ones cancelled before payment. Page by `page`
     numbers, or pass each page's `nextCursor` back as `after`: as fast at the last page as at the first."""
     cursor = paging.decode_cursor(after)
@@ -146,7 +146,7 @@ async def teacher_schedule(
     to: Instant | None = Query(default=None),
     page_size: int = Query(default=SCHEDULE_PAGE_SIZE, ge=1, le=500, alias="pageSize"),
     after: AfterCursor = None,
-):
+) -> Reply:
     """Your paid sessions in time order, `pageSize` at a time. When more follow, the `Link`
     header's `rel="next"` URL asks for the next page (the same query with `after`, a cursor)."""
     cursor = paging.decode_cursor(after)
@@ -196,7 +196,7 @@ def _history(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> list
 
 
 @router.post("/{bookingId}/cancel", response_model=Envelope[SessionOut])
-async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, body: CancelIn | None = None):
+async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, body: CancelIn | None = None) -> Reply:
     """Cancel a booking; a Confirmed one is refunded per the policy (a teacher's or admin's: in
     full, to the parent). A teacher may give the parent a `reason` (optional body)."""
     note = body.reason if body else None
@@ -221,7 +221,7 @@ def _complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> Ses
 
 
 @router.post("/{bookingId}/reschedule", response_model=Envelope[SessionOut])
-async def reschedule(booking_id: BookingId, body: RescheduleIn, user: CurrentUser, svc: ServicesDep):
+async def reschedule(booking_id: BookingId, body: RescheduleIn, user: CurrentUser, svc: ServicesDep) -> Reply:
     """Move a Confirmed session to another free time of the same teacher, same length and payment.
     The parent may until the teacher's reschedule deadline and up to their maximum number of
     changes (`data.reason` says which rule refused: `deadline_passed`, `limit_reached`, ...); the

@@ -138,14 +138,14 @@ async def set_my_windows(body: AvailabilityIn, user: TeacherUser, svc: ServicesD
 
 
 @router.post("/me/payouts/onboard", response_model=Envelope[OnboardingOut], responses=errors(502, 504))
-async def onboard_payouts(user: TeacherUser, svc: ServicesDep):
+async def onboard_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Connect payouts: your Stripe Express account (made once) and the Stripe-hosted onboarding
     page to send you to. Coming back says nothing by itself: read GET /me/payouts."""
     return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
 
 
 @router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])
-async def my_payouts(user: TeacherUser, svc: ServicesDep):
+async def my_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your payout state, read from Stripe now (the last known one when Stripe is unreachable)."""
     return ok(payout_status_out(await payout_flows.refresh(svc, teacher=user)))
 
@@ -231,7 +231,7 @@ async def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, svc: Ser
 
 
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
-async def get_teacher(teacher_id: TeacherId, svc: ServicesDep):
+async def get_teacher(teacher_id: TeacherId, svc: ServicesDep) -> Reply:
     """One teacher."""
     return ok(await svc.read(service.get_teacher, teacher_id))
 
@@ -243,7 +243,7 @@ async def availability(
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
     duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
-):
+) -> Reply:
     """Every session of `durationMinutes` that can be booked starting between `from` and `to`
     (default: the next 7 days), as {startsAt, endsAt}: whole inside the teacher's hours, outside
     their time off, clear of every holding booking. Each teacher's weeks are cached until their

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -128,7 +129,7 @@ def fetch(
     raise FetchError(f"The address redirected more than {MAX_REDIRECTS} times")
 
 
-def _one(client: httpx.Client, url: str, *, headers: dict, limits: Limits, deadline: float) -> Fetched | str:
+def _one(client: httpx.Client, url: str, *, headers: dict[str, Any], limits: Limits, deadline: float) -> Fetched | str:
     """One request to the pinned address: the result, or the next URL of a redirect."""
     parts = urlsplit(url)
     host = parts.hostname or ""

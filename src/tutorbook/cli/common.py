@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ options = {"debug": False}
 
 
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="On a start-up failure, show the traceback too")):
+def main(debug: bool = typer.Option(False, "--debug", help="On a start-up failure, show the traceback too")) -> None:
     """Tutorbook: paid 1:1 tutoring with Stripe Checkout."""
     options["debug"] = debug
 
@@ -110,7 +111,7 @@ def progress_printer(job: str):
     return show
 
 
-def text_table(headers: list[str], rows: list[list]) -> str:
+def text_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain text table for people."""
     cells = [[str("" if v is None else v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]

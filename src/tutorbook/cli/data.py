@@ -24,14 +24,14 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tu
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head"):
+def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations up to REVISION (default head)."""
     migrate_or_exit(load_settings(), revision)
     typer.echo("database is at " + revision)
 
 
 @app.command("demo-data")
-def demo_data():
+def demo_data() -> None:
     """Add demo teachers (with weekly hours) and a demo parent with two children; safe to repeat."""
     settings = load_settings()
     migrate_or_exit(settings)
@@ -109,7 +109,7 @@ def create_admin(
     email: str = typer.Option(..., prompt=True),
     full_name: str = typer.Option("Administrator", "--name"),
     password: str = typer.Option(None, help="Prompted for when omitted"),
-):
+) -> None:
     """Create an Admin account (admins cannot register through the API)."""
     settings = load_settings()
     migrate_or_exit(settings)

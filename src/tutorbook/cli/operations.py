@@ -36,7 +36,7 @@ def mail_list(
     ),
     to: str = typer.Option(None, help="Only mail to this address (mailbox)"),
     limit: int = typer.Option(50, help="At most this many, newest first"),
-):
+) -> None:
     """The development mailbox (mail kept while no SMTP server is configured), or with --status
     the outbox (e.g. --status failed: what the mail server refused for good)."""
     svc = services_for(load_settings())
@@ -74,7 +74,7 @@ def _raw_mail(session: Session, *, mail_id: int) -> str | None:
 
 
 @mail_app.command("show")
-def mail_show(mail_id: int = typer.Argument(..., help="The id from `tutorbook mail list`")):
+def mail_show(mail_id: int = typer.Argument(..., help="The id from `tutorbook mail list`")) -> None:
     """One message of the development mailbox, as sent (MIME)."""
     svc = services_for(load_settings())
     try:
@@ -96,7 +96,7 @@ def jobs_run(
         help="reconcile only: look this far back instead of TUTORBOOK_RECONCILE_LOOKBACK_HOURS (e.g. after a restore)",
     ),
     as_json: bool = JsonOption,
-):
+) -> None:
     """Run one job now (what the scheduler runs on its interval)."""
     from tutorbook import jobs
 
@@ -116,7 +116,7 @@ def _since(hours: float | None):
 
 
 @jobs_app.command("list")
-def jobs_list():
+def jobs_list() -> None:
     """The jobs and their intervals."""
     from tutorbook import jobs
 
@@ -142,7 +142,7 @@ def _orphaned_rows(session: Session, *, now: datetime, older_than: timedelta) ->
 def report_orphaned(
     older_than_minutes: int = typer.Option(None, help="Default: TUTORBOOK_ORPHAN_THRESHOLD_MINUTES (60)"),
     as_json: bool = JsonOption,
-):
+) -> None:
     """Pending, unpaid bookings older than the threshold (the seed's first query)."""
     import json
     from datetime import timedelta
@@ -168,7 +168,7 @@ def report_orphaned(
 
 
 @report_app.command("invalid-statuses")
-def report_invalid_statuses(as_json: bool = JsonOption):
+def report_invalid_statuses(as_json: bool = JsonOption) -> None:
     """Bookings whose status is not 0-3 (the seed's second query); the schema makes it 0."""
     import json
 
@@ -193,7 +193,7 @@ def report_reconcile(
         None, help="Checkouts created this many hours back (default: TUTORBOOK_RECONCILE_LOOKBACK_HOURS, 48)"
     ),
     as_json: bool = JsonOption,
-):
+) -> None:
     """Mismatches between Stripe and the database, changing nothing (`jobs run reconcile` fixes)."""
     result = run_job("reconcile", dry_run=True, since=_since(since_hours))
     echo_job(result, as_json=as_json)
@@ -207,7 +207,7 @@ app.add_typer(stripe_app, name="stripe")
 
 
 @stripe_app.command("check")
-def stripe_check(as_json: bool = JsonOption):
+def stripe_check(as_json: bool = JsonOption) -> None:
     """Pre-flight with the configured key (the sandbox, or a real test/live key): webhook endpoints,
     Connect, the platform's country and currencies; what to run or click for each fault (exit 1)."""
     import json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from tutorbook.cli.common import (
     starting,
 )
 
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tutorbook --help`)
+    from tutorbook.flows.services import Services
+
 
 @app.command()
 def serve(
@@ -25,7 +28,7 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, help="Worker processes (PostgreSQL only for more than one)"),
     jobs: bool = typer.Option(True, help="Run the periodic jobs in this process"),
-):
+) -> None:
     """Migrate, then serve the API, the pages, the jobs and (without a Stripe key) the sandbox."""
     overrides: dict[str, Any] = {}
     if "TUTORBOOK_PUBLIC_URL" not in os.environ:
@@ -123,7 +126,7 @@ def stripe_sandbox(
         help="Where to deliver the platform's events (default: the app's webhook); Connect events go to "
         "/api/StripeWebhook/connect beside it",
     ),
-):
+) -> None:
     """Run only the Stripe sandbox."""
     settings = load_settings()
     from stripe_sandbox.server import run
@@ -139,7 +142,7 @@ def worker(
     only: str = typer.Option(
         None, "--only", help="Run only these jobs, comma-separated (e.g. mail,reminders); default: all"
     ),
-):
+) -> None:
     """Run only the periodic jobs (no HTTP app) until SIGINT/SIGTERM; any number may run (on
     PostgreSQL each sweep still runs once per interval across all of them)."""
     import asyncio
@@ -180,7 +183,7 @@ def _job_names(only: str | None) -> list[str]:
     return [n for n in jobs.JOBS if n in asked]
 
 
-def _metrics_exporter(svc, metrics, *, host: str, port: int):
+def _metrics_exporter(svc: Services, metrics, *, host: str, port: int):
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
     import json
     import threading
@@ -191,7 +194,7 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
     from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path != "/metrics":
                 self.send_error(404)
                 return

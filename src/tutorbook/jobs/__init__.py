@@ -11,6 +11,8 @@ import time
 from datetime import datetime
 
 from tutorbook.clock import utc_now
+from tutorbook.config import Settings
+from tutorbook.flows.services import Services
 from tutorbook.jobs import runs
 from tutorbook.jobs.calendars import calendar_sync
 from tutorbook.jobs.mail import mail, reminders
@@ -45,14 +47,14 @@ INTERVAL_SETTINGS = {
 __all__ = ["JOBS", "INTERVAL_SETTINGS", "Item", "JobResult", "interval", "run", "run_all"]
 
 
-def interval(settings, name: str) -> float:
+def interval(settings: Settings, name: str) -> float:
     """Seconds between runs of job `name` (0 or less: not scheduled)."""
     return float(getattr(settings, INTERVAL_SETTINGS[name]))
 
 
 def run(
     name: str,
-    svc,
+    svc: Services,
     *,
     now: datetime,
     dry_run: bool = False,
@@ -84,6 +86,6 @@ def run(
     return result
 
 
-def run_all(svc, *, now: datetime, dry_run: bool = False, metrics=None) -> list[JobResult]:
+def run_all(svc: Services, *, now: datetime, dry_run: bool = False, metrics=None) -> list[JobResult]:
     """Every job once, in order: a full pass (tests; an operator after an outage)."""
     return [run(name, svc, now=now, dry_run=dry_run, metrics=metrics) for name in JOBS]

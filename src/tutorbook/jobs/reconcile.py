@@ -61,7 +61,7 @@ class Mismatch:
 
 
 def reconcile(
-    svc,
+    svc: Services,
     *,
     now: datetime,
     dry_run: bool = False,

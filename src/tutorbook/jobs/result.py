@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("tutorbook.jobs")
 
@@ -25,7 +26,7 @@ class Item:
     checkout_id: str | None = None
     refund_id: uuid.UUID | str | None = None  # ours, or Stripe's (re_…) for a Connect finding
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "bookingId": str(self.booking_id) if self.booking_id else None,
             "outcome": self.outcome,
@@ -84,7 +85,7 @@ class JobResult:
         """Findings this run could not repair (an operator has to look)."""
         return [i for i in self.mismatches if i.outcome in UNSETTLED]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "job": self.job,
             "dryRun": self.dry_run,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.config import Settings
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups, settle
 from tutorbook.flows.services import Services
@@ -39,7 +41,7 @@ EXPIRE_BATCH = 1000
 UNOPENED_MARGIN = timedelta(seconds=60)
 
 
-def unopened_grace(settings) -> timedelta:
+def unopened_grace(settings: Settings) -> timedelta:
     """How long a booking may wait for its checkout before the expire job cancels it."""
     attempts = settings.stripe_max_network_retries + 1
     return timedelta(seconds=settings.stripe_timeout_seconds * (attempts + 1)) + UNOPENED_MARGIN
@@ -92,7 +94,7 @@ def _stale_batch(
     return rows, _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
 
 
-def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict:
+def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict[str, Any]:
     """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
     all of the batch's in one compare-and-set UPDATE."""
     ids = [row.id for row in rows if row.checkout_id is None]

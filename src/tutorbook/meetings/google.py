@@ -47,7 +47,7 @@ def stable_id(booking_id: str) -> str:
     return hashlib.sha256(f"tutorbook-booking:{booking_id}".encode()).hexdigest()[:32]
 
 
-def meet_url(event: dict) -> str | None:
+def meet_url(event: dict[str, Any]) -> str | None:
     """Return the Meet link of an event: the `video` entry point, else `hangoutLink`."""
     for entry in event.get("conferenceData", {}).get("entryPoints", []):
         if entry.get("entryPointType") == "video" and entry.get("uri"):
@@ -55,7 +55,7 @@ def meet_url(event: dict) -> str | None:
     return event.get("hangoutLink")
 
 
-def conference_status(event: dict) -> str:
+def conference_status(event: dict[str, Any]) -> str:
     """Return the conference create status: pending, success or failure."""
     request = event.get("conferenceData", {}).get("createRequest", {})
     return request.get("status", {}).get("statusCode", "pending")
@@ -189,7 +189,7 @@ class GoogleMeetProvider:
             body["attendees"] = [{"email": request.parent_email}]
         return body
 
-    def _await_link(self, events: Any, calendar: str, event: dict) -> str:
+    def _await_link(self, events: Any, calendar: str, event: dict[str, Any]) -> str:
         delays = iter(self.poll_delays)
         while True:
             if event.get("status") == "cancelled":
@@ -283,7 +283,7 @@ class GoogleMeetProvider:
         )
 
 
-def _busy_of(answer: dict, calendar_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+def _busy_of(answer: dict[str, Any], calendar_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
     """The busy times of a free/busy answer; a calendar Google could not read raises, naming it."""
     out = []
     calendars = answer.get("calendars", {})

@@ -21,6 +21,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -100,7 +101,7 @@ def header_text(value: str) -> str:
     return _ENCODED_WORD.sub("= ?", " ".join(spaced.split()))
 
 
-def render(kind: str, *, to: str, context: dict) -> Mail:
+def render(kind: str, *, to: str, context: dict[str, Any]) -> Mail:
     """The email of `kind` for `to`: subject, text and HTML from the templates."""
     name = kind.replace(".", "_")
     subject = SUBJECTS[kind].format(**context)

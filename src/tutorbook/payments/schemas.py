@@ -110,7 +110,7 @@ class EventData(_Shape):
     """`data` of a handled event: its object, checked against its type's shape (OBJECT_SHAPES,
     otherwise CheckoutObject)."""
 
-    object: dict
+    object: dict[str, Any]
 
 
 class Event(_Shape):

@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Request
@@ -52,7 +53,7 @@ class CsrfRefused(Forbidden):
 # -- cookies ---------------------------------------------------------------------------
 
 
-def cookie_options(request: Request) -> dict:
+def cookie_options(request: Request) -> dict[str, Any]:
     """HttpOnly, SameSite=Lax, and Secure when the public URL is https."""
     secure = get_settings(request).public_url.startswith("https://")
     return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
@@ -207,7 +208,7 @@ def csv_response(body: str, *, name: str) -> Response:
     )
 
 
-def _read_flash(request: Request) -> dict | None:
+def _read_flash(request: Request) -> dict[str, Any] | None:
     raw = request.cookies.get(FLASH_COOKIE)
     try:
         flash = json.loads(unquote(raw)) if raw else None

@@ -6,6 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
@@ -23,7 +25,7 @@ Viewer = Annotated[AuthUser | None, Depends(page_user)]
 BOOKING_TYPE = "session-booking"
 
 
-def _with_names(session, *, booking):
+def _with_names(session: Session, *, booking):
     return session_out(booking, *repo.names_for(session, booking))
 
 
@@ -40,7 +42,7 @@ async def payment_success(
     user: Viewer,
     session_id: str | None = None,
     kind: str | None = Query(None, alias="type"),
-):
+) -> Response:
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
     svc = get_services(request)
@@ -89,7 +91,7 @@ async def payment_cancel(
     session_id: str | None = None,
     kind: str | None = Query(None, alias="type"),
     booking_id: str | None = None,
-):
+) -> Response:
     """Cancel-payment, as the frontend's snippet does: the booking is not made; reloading is safe.
     With the template left unreplaced, `booking_id` finds the booking (the parent's own only)."""
     parent = require(user, Role.PARENT)

@@ -3,10 +3,11 @@ language of the emails' dates and times, and the private calendar feed (made, re
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
@@ -27,7 +28,7 @@ def _label(tag: str) -> str:
     return f"{locale.get_display_name(locale) or tag} ({tag.replace('_', '-')})"
 
 
-def _view(session: Session, *, user_id, browser: str) -> dict:
+def _view(session: Session, *, user_id, browser: str) -> dict[str, Any]:
     user = accounts.get_user(session, user_id)
     current = user.locale or DEFAULT_LOCALE
     tags = list(dict.fromkeys([current, browser, *LOCALES]))
@@ -45,12 +46,12 @@ async def _page(request: Request, user: AuthUser, **extra):
 
 
 @router.get("/settings")
-async def settings_page(request: Request, user: Viewer):
+async def settings_page(request: Request, user: Viewer) -> Response:
     return await _page(request, require(user))
 
 
 @router.post("/settings")
-async def save_settings(request: Request, user: Viewer):
+async def save_settings(request: Request, user: Viewer) -> Response:
     me = require(user)
     form = await read_form(request)
     tag = form.get("locale", "")
@@ -68,7 +69,7 @@ async def save_settings(request: Request, user: Viewer):
 
 
 @router.post("/settings/calendar-feed")
-async def new_feed(request: Request, user: Viewer):
+async def new_feed(request: Request, user: Viewer) -> Response:
     """A new private feed URL (the old one stops working), shown once: only its digest is kept."""
     me = require(user)
     await read_form(request)
@@ -78,7 +79,7 @@ async def new_feed(request: Request, user: Viewer):
 
 
 @router.post("/settings/calendar-feed/delete")
-async def end_feed(request: Request, user: Viewer):
+async def end_feed(request: Request, user: Viewer) -> Response:
     me = require(user)
     await read_form(request)
     await get_services(request).tx(notices.revoke_calendar, user_id=me.id)

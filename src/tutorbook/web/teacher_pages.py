@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from pydantic import AfterValidator, StringConstraints, ValidationError
-from starlette.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
@@ -45,7 +46,7 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
+async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)) -> Response:
     listed = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in listed for s in t.subjects}, key=str.lower)
     if subject:
@@ -65,7 +66,7 @@ def week_range(zone: str, week: int, now: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> list[dict]:
+def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> list[dict[str, Any]]:
     """Seven days from `start` in `zone`, each with the start times offered on it."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
@@ -81,7 +82,15 @@ def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> lis
 
 
 def _week_data(
-    session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, minutes: int, now, platform: Terms
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
+    start: datetime,
+    end: datetime,
+    minutes: int,
+    now: datetime,
+    platform: Terms,
 ):
     teacher = teachers.get_teacher(session, teacher_id)
     starts = bookings.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
@@ -161,14 +170,14 @@ async def teacher_page(
     week: int = Query(0, ge=0, le=MAX_WEEK),
     duration: int = Query(DEFAULT_MINUTES),
     start: StartChoice | None = Query(None),
-):
+) -> Response:
     return await teacher_view(request, user, teacher_id=teacher_id, week=week, minutes=_minutes(duration), chosen=start)
 
 
 # -- booking ---------------------------------------------------------------------------
 
 
-def book_in(form: dict) -> BookIn:
+def book_in(form: dict[str, Any]) -> BookIn:
     """The API's booking body from the form; ValidationError names what is missing."""
     return BookIn(
         teacher_id=form.get("teacher_id"),
@@ -193,7 +202,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
 
 
 @router.post("/book")
-async def book(request: Request, user: Viewer):
+async def book(request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     form = await read_form(request)
     week = small_number(form.get("week")) or 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -195,7 +196,7 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value):
+    def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.strip().startswith("["):
                 return json.loads(value)
@@ -204,7 +205,7 @@ class Settings(BaseSettings):
 
     @field_validator("gc_thresholds", mode="before")
     @classmethod
-    def _split_thresholds(cls, value):
+    def _split_thresholds(cls, value: Any) -> Any:
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",")]
             if len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -214,7 +215,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _split_proxies(cls, value):
+    def _split_proxies(cls, value: Any) -> Any:
         items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         for item in items:
             try:
@@ -309,7 +310,7 @@ class Settings(BaseSettings):
                 "mailbox; set: " + ", ".join(missing)
             )
 
-    def _kept_secret(self, name: str, make) -> str:
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
         """A secret generated once and kept in var/, so restarts keep sessions and signatures."""
         path = self.var_dir / name
         if path.exists():

@@ -10,6 +10,7 @@ import logging
 import socket
 import tempfile
 from pathlib import Path
+from typing import Literal, Self
 
 import sqlalchemy as sa
 from alembic.util import CommandError
@@ -145,13 +146,13 @@ class _HeldLogs(logging.Handler):
         self.records: list[logging.LogRecord] = []
         self.propagate = self.logger.propagate
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         if not self.show:
             self.logger.addHandler(self)
             self.logger.propagate = False
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         self.logger.removeHandler(self)
         self.logger.propagate = self.propagate
         return False

@@ -14,7 +14,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from tutorbook import jobs, paging
 from tutorbook.accounts.models import Student, User
@@ -26,6 +26,7 @@ from tutorbook.bookings.models import Refund
 from tutorbook.config import Settings
 from tutorbook.errors import Unprocessable
 from tutorbook.jobs import runs
+from tutorbook.jobs.models import JobRunRecord
 from tutorbook.meetings import links
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.models import Notification
@@ -67,7 +68,7 @@ class Glance:
     next_week: dict[str, int]
     payments: dict[str, tuple[int, int]]  # currency -> (count, gross)
     refunds: dict[str, tuple[int, int]]  # currency -> (count, amount)
-    reconcile: runs.JobRunRecord | None
+    reconcile: JobRunRecord | None
     open_findings: int
     link_failures: int
     mail: outbox.Trouble
@@ -127,7 +128,7 @@ def glance(session: Session, *, now: datetime, zone: str, settings: Settings) ->
     )
 
 
-def open_findings(run: runs.JobRunRecord | None) -> list[dict[str, Any]]:
+def open_findings(run: JobRunRecord | None) -> list[dict[str, Any]]:
     """The findings of a reconcile run that were left for a person."""
     if run is None:
         return []
@@ -143,7 +144,7 @@ def explain(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def last_reconcile(session: Session) -> runs.JobRunRecord | None:
+def last_reconcile(session: Session) -> JobRunRecord | None:
     return runs.last_runs(session, ["reconcile"])["reconcile"]
 
 
@@ -232,7 +233,7 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
 # -- revenue ----------------------------------------------------------------------------
 
 
-def _month(session: Session, column):
+def _month(session: Session, column: QueryableAttribute[datetime | None]) -> sa.ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
         return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
     return sa.func.strftime("%Y-%m", column)
@@ -300,7 +301,7 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue()
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
@@ -453,7 +454,9 @@ def _query(session: Session, text: str) -> dict[str, Any]:
     return _people(session, " ".join(text.split()))
 
 
-def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
+def search_page(
+    session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE
+) -> tuple[list[sa.RowMapping], str | None]:
     """(BookingRows with `parent_email`, the next page's cursor or None)."""
     rows = repo.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
     return paging.split_page(rows, limit, lambda row: (row["starts_at"], row["id"]))

@@ -95,6 +95,7 @@ async def bookings(
 
 def _bookings_page(
     session: Session,
+    /,
     *,
     zone: str,
     dates: tuple[Any, ...],

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from tutorbook.api.deps import ServicesDep, check_metrics_access
 from tutorbook.bookings import repository as bookings
@@ -48,7 +49,7 @@ def liveness() -> Reply:
     response_model=Envelope[str],
     responses={503: {"model": ErrorEnvelope, "description": "Database unavailable or its schema not at head"}},
 )
-async def ready(svc: ServicesDep):
+async def ready(svc: ServicesDep) -> Reply | Response:
     """Readiness: the database answers and its migrations are at this release's head."""
     db, heads = svc.db, schema_heads()
 
@@ -67,7 +68,7 @@ async def ready(svc: ServicesDep):
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-def metrics(svc: ServicesDep, request: Request):
+def metrics(svc: ServicesDep, request: Request) -> PlainTextResponse:
     """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
     check_metrics_access(svc, authorization=request.headers.get("authorization"))
     counts = svc.tx_sync(bookings.count_by_status)

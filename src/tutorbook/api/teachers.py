@@ -21,6 +21,7 @@ from tutorbook.errors import Unprocessable
 from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.teachers import service, slots
+from tutorbook.teachers.payouts import PayoutStatus
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
@@ -38,7 +39,6 @@ from tutorbook.teachers.schemas import (
     WindowOut,
     hhmm,
     minutes,
-    payout_status_out,
 )
 from tutorbook.validation import Instant
 
@@ -82,7 +82,7 @@ async def list_teachers(
     max_rate: int | None = Query(default=None, alias="maxRate", ge=0, description="minor units per hour, at most"),
     page_size: int | None = Query(default=None, alias="pageSize", ge=1, le=100, description="a page at a time"),
     after: AfterName = None,
-):
+) -> Response:
     """Listed teachers with subjects and price per hour, by name; optionally one subject and a
     price range. Whole by default; with `pageSize`, a page at a time (the next page's URL in the
     `Link` header). Answers carry an `ETag` (304 for `If-None-Match` while no teacher changed)."""
@@ -142,6 +142,20 @@ async def onboard_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Connect payouts: your Stripe Express account (made once) and the Stripe-hosted onboarding
     page to send you to. Coming back says nothing by itself: read GET /me/payouts."""
     return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
+
+
+def payout_status_out(status: PayoutStatus) -> PayoutStatusOut:
+    """The API's view of a payout state."""
+    return PayoutStatusOut(
+        connected=status.connected,
+        account_id=status.account_id,
+        charges_enabled=status.charges_enabled,
+        payouts_enabled=status.payouts_enabled,
+        details_submitted=status.details_submitted,
+        currently_due=status.currently_due,
+        disabled_reason=status.disabled_reason,
+        enabled=status.enabled,
+    )
 
 
 @router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])

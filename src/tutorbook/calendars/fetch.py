@@ -154,7 +154,7 @@ def _one(client: httpx.Client, url: str, *, headers: dict[str, Any], limits: Lim
                 location = response.headers.get("location")
                 if not location:
                     raise FetchError(f"The calendar's server ({host}) redirected nowhere")
-                return urljoin(url, location)
+                return str(urljoin(url, location))
             if response.status_code == 304:
                 return Fetched(None, headers.get("if-none-match"), headers.get("if-modified-since"))
             if response.status_code != 200:

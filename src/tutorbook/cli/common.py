@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +14,11 @@ from pydantic import ValidationError
 from tutorbook import startup
 from tutorbook.config import ConfigurationError, Settings, get_settings
 from tutorbook.startup import StartupError
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tutorbook --help`)
+    from stripe_sandbox.config import SandboxConfig
+    from tutorbook.flows.services import Services
+    from tutorbook.jobs.result import JobResult, Progress
 
 app = typer.Typer(help="Tutorbook: paid 1:1 tutoring with Stripe Checkout.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
@@ -27,7 +33,7 @@ def main(debug: bool = typer.Option(False, "--debug", help="On a start-up failur
 
 
 @contextlib.contextmanager
-def starting():
+def starting() -> Iterator[None]:
     """A start-up failure: one line on stderr (the traceback too with --debug), exit 1 or 2."""
     try:
         yield
@@ -38,7 +44,7 @@ def starting():
         raise typer.Exit(exc.exit_code) from exc
 
 
-def load_settings(**overrides) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     with starting():
         try:
             settings = Settings(**overrides).resolved() if overrides else get_settings()
@@ -62,7 +68,7 @@ def migrate_or_exit(settings: Settings, revision: str = "head") -> None:
         startup.migrate(settings.direct_url, revision, debug=options["debug"])
 
 
-def sandbox_config(settings: Settings, *, webhook_url: str | None):
+def sandbox_config(settings: Settings, *, webhook_url: str | None) -> SandboxConfig:
     """The sandbox delivering the platform's events to `webhook_url` and the Connect events to
     the app's Connect endpoint beside it, each signed with its own secret."""
     from stripe_sandbox.config import SandboxConfig
@@ -92,7 +98,7 @@ app.add_typer(report_app, name="report")
 JsonOption = typer.Option(False, "--json", help="One JSON document on stdout, for scripts")
 
 
-def services_for(settings: Settings):
+def services_for(settings: Settings) -> Services:
     from tutorbook.flows.services import build_services, open_database
 
     db = open_database(settings)
@@ -101,7 +107,7 @@ def services_for(settings: Settings):
     return build_services(settings, db)
 
 
-def progress_printer(job: str):
+def progress_printer(job: str) -> Progress:
     """Progress lines on stderr for long runs (stdout stays clean for --json)."""
 
     def show(stage: str, count: int) -> None:
@@ -120,7 +126,7 @@ def text_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def echo_job(result, *, as_json: bool) -> None:
+def echo_job(result: JobResult, *, as_json: bool) -> None:
     import json
 
     if as_json:
@@ -133,7 +139,7 @@ def echo_job(result, *, as_json: bool) -> None:
     typer.echo(f"{result.job}{' (dry run: nothing changed)' if result.dry_run else ''}: {counts}")
 
 
-def run_job(name: str, *, dry_run: bool, **options):
+def run_job(name: str, *, dry_run: bool, **options: Any) -> JobResult:
     from tutorbook import jobs
     from tutorbook.clock import utc_now
     from tutorbook.payments.gateway import GatewayError

@@ -107,7 +107,7 @@ def jobs_run(
     echo_job(run_job(name, dry_run=dry_run, **options), as_json=as_json)
 
 
-def _since(hours: float | None):
+def _since(hours: float | None) -> datetime | None:
     from datetime import timedelta
 
     from tutorbook.clock import utc_now

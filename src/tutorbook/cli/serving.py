@@ -19,7 +19,11 @@ from tutorbook.cli.common import (
 )
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tutorbook --help`)
+    from http.server import ThreadingHTTPServer
+    from types import FrameType
+
     from tutorbook.flows.services import Services
+    from tutorbook.metrics import Metrics
 
 
 @app.command()
@@ -113,7 +117,7 @@ def _leave_stuck_threads(wait_s: float = 1.0) -> None:
         os._exit(0)
 
 
-def _stopped(signum, frame) -> None:
+def _stopped(signum: int, frame: FrameType | None) -> None:
     """SIGTERM after uvicorn's graceful shutdown: nothing more to do."""
 
 
@@ -183,7 +187,7 @@ def _job_names(only: str | None) -> list[str]:
     return [n for n in jobs.JOBS if n in asked]
 
 
-def _metrics_exporter(svc: Services, metrics, *, host: str, port: int):
+def _metrics_exporter(svc: Services, metrics: Metrics, *, host: str, port: int) -> ThreadingHTTPServer:
     """A tiny /metrics endpoint in a thread, for a worker that has no app to serve it."""
     import json
     import threading
@@ -212,7 +216,7 @@ def _metrics_exporter(svc: Services, metrics, *, host: str, port: int):
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
             pass
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -112,7 +112,7 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
     engine = sa.create_engine(url, echo=echo, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
+    def _on_connect(dbapi_conn: Any, _record: object) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
@@ -122,7 +122,7 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: sa.Connection) -> None:
         # Take the write lock at BEGIN so check-then-insert is atomic on SQLite.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
@@ -19,6 +20,7 @@ from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
 from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
+from tutorbook.metrics import Metrics
 
 log = logging.getLogger("tutorbook.jobs")
 
@@ -58,9 +60,9 @@ def run(
     *,
     now: datetime,
     dry_run: bool = False,
-    metrics=None,
+    metrics: Metrics | None = None,
     progress: Progress | None = None,
-    **options,
+    **options: Any,
 ) -> JobResult:
     """Run job `name` once; log a summary line; count it in `metrics` and keep it in `job_runs`
     (dry runs are neither)."""
@@ -86,6 +88,8 @@ def run(
     return result
 
 
-def run_all(svc: Services, *, now: datetime, dry_run: bool = False, metrics=None) -> list[JobResult]:
+def run_all(
+    svc: Services, *, now: datetime, dry_run: bool = False, metrics: Metrics | None = None
+) -> list[JobResult]:
     """Every job once, in order: a full pass (tests; an operator after an outage)."""
     return [run(name, svc, now=now, dry_run=dry_run, metrics=metrics) for name in JOBS]

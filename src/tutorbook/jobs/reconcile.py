@@ -27,6 +27,7 @@ Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are c
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,7 +87,7 @@ def reconcile(
     return result
 
 
-def _ours(listing, progress: Progress | None) -> list[Checkout]:
+def _ours(listing: Iterable[Checkout], progress: Progress | None) -> list[Checkout]:
     out = []
     for n, checkout in enumerate(listing, 1):
         if (checkout.metadata or {}).get("type") == CHECKOUT_TYPE:

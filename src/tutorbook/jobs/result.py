@@ -43,7 +43,7 @@ class JobResult:
     items: list[Item] = field(default_factory=list)
     progress: Progress | None = field(default=None, repr=False)
 
-    def add(self, booking_id: uuid.UUID | None, outcome: str, **detail) -> Item:
+    def add(self, booking_id: uuid.UUID | None, outcome: str, **detail: Any) -> Item:
         """Record (and log) one handled booking: at INFO when someone may have to look (a
         reconcile finding, an error, Stripe unavailable), else at DEBUG. A routine move is in the
         booking's history already (actor `job:<name>`), and 100,000 INFO lines cost seconds."""
@@ -61,7 +61,7 @@ class JobResult:
             self.progress("handled", len(self.items))
         return item
 
-    def attempt(self, booking_id: uuid.UUID | None, work: Callable[[], str], **detail) -> Item:
+    def attempt(self, booking_id: uuid.UUID | None, work: Callable[[], str], **detail: Any) -> Item:
         """Record the outcome of `work()`; an exception is logged as outcome "error", so one
         bad booking does not stop the run (the next run tries it again)."""
         try:

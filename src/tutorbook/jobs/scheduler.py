@@ -37,7 +37,7 @@ class Scheduler:
     def __init__(self, svc: Services, *, metrics: Metrics, names: list[str] | None = None):
         self.svc, self.metrics = svc, metrics
         self.names = names if names is not None else list(jobs.JOBS)
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         # Set at stop(): the mail job gives back the messages it claimed and has not sent yet.
         self.stopping = threading.Event()
         # Jobs that a NOTIFY wakes before their interval is up (mail, on PostgreSQL).

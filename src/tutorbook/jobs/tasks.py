@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +20,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import Booking
 from tutorbook.config import Settings
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups, settle
@@ -94,7 +94,9 @@ def _stale_batch(
     return rows, _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
 
 
-def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict[str, Any]:
+def _cancel_unlinked(
+    session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool
+) -> dict[uuid.UUID, str]:
     """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
     all of the batch's in one compare-and-set UPDATE."""
     ids = [row.id for row in rows if row.checkout_id is None]
@@ -131,7 +133,7 @@ def _complete_batch(
     ]
 
 
-def _complete(session: Session, booking, *, now: datetime) -> str:
+def _complete(session: Session, booking: Booking, *, now: datetime) -> str:
     change = lifecycle.complete(
         Status.CONFIRMED, now=now, starts_at=booking.starts_at, ends_at=booking.ends_at, by_job=True
     )

@@ -51,14 +51,17 @@ def meet_url(event: dict[str, Any]) -> str | None:
     """Return the Meet link of an event: the `video` entry point, else `hangoutLink`."""
     for entry in event.get("conferenceData", {}).get("entryPoints", []):
         if entry.get("entryPointType") == "video" and entry.get("uri"):
-            return entry["uri"]
-    return event.get("hangoutLink")
+            uri: str = entry["uri"]
+            return uri
+    link: str | None = event.get("hangoutLink")
+    return link
 
 
 def conference_status(event: dict[str, Any]) -> str:
     """Return the conference create status: pending, success or failure."""
     request = event.get("conferenceData", {}).get("createRequest", {})
-    return request.get("status", {}).get("statusCode", "pending")
+    status: str = request.get("status", {}).get("statusCode", "pending")
+    return status
 
 
 class GoogleMeetProvider:
@@ -263,7 +266,7 @@ class GoogleMeetProvider:
     def _service_account_credentials(self, subject: str, *, scope: str = SCOPE) -> Any:
 
         try:
-            return service_account.Credentials.from_service_account_file(
+            return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]  # google-auth has no types here
                 self.service_account_file, scopes=[scope], subject=subject
             )
         except (OSError, ValueError) as exc:
@@ -273,7 +276,7 @@ class GoogleMeetProvider:
 
     def _oauth_credentials(self, refresh_token: str, *, scope: str = SCOPE) -> Any:
 
-        return Credentials(
+        return Credentials(  # type: ignore[no-untyped-call]  # google-auth's constructor has no types
             None,
             refresh_token=refresh_token,
             token_uri=TOKEN_URI,

@@ -29,7 +29,7 @@ log = logging.getLogger("tutorbook.meetings")
 STOPPED = "stopped:"
 
 
-def needs_link():
+def needs_link() -> sa.ColumnElement[bool]:
     """Confirmed, no link, and not stopped by a permanent error."""
     return sa.and_(
         PS.status == Status.CONFIRMED,

@@ -1,5 +1,6 @@
 """Alembic environment: runs against the URL put in the config by tutorbook.migrate."""
 
+import sqlalchemy as sa
 from alembic import context
 
 from tutorbook import models  # noqa: F401  (fills Base.metadata)
@@ -23,7 +24,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -146,7 +146,7 @@ def check(msg: EmailMessage) -> None:
         raise UnsafeMessage(f"the message would be written out as another one: {read!r} instead of {built!r}")
 
 
-def _outline(msg) -> list[tuple[str, list[tuple[str, str]]]]:
+def _outline(msg: EmailMessage) -> list[tuple[str, list[tuple[str, str]]]]:
     """Each part's content type with its headers' names and values, in order. The values without
     white space: the email package drops the space between two encoded words when it reads them."""
     return [

@@ -169,7 +169,7 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta) -> l
     return out
 
 
-def _finish(session: Session, item: Claimed, *, now: datetime, **values) -> bool:
+def _finish(session: Session, item: Claimed, *, now: datetime, **values: Any) -> bool:
     result = session.execute(
         sa.update(N)
         .where(N.id == item.id, N.status == SENDING, N.claim == item.claim)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tutorbook.accounts import service as accounts
-from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
+from tutorbook.accounts.schemas import LoginIn, LoginOut, RegisterIn, StudentIn
 from tutorbook.accounts.security import issue_token
 from tutorbook.api import accounts as api_accounts
 from tutorbook.api.deps import get_services
@@ -72,7 +72,7 @@ def login_page(request: Request, user: Viewer, next: str | None = None) -> Respo
     return render(request, "login.html", next=safe_next(next) or "", email="")
 
 
-def _login(*, request: Request, email: str, password: str):
+def _login(*, request: Request, email: str, password: str) -> LoginOut:
     # The API's own login: the same throttle, checks and token.
     body = LoginIn(email=email, password=password)
     return api_accounts.login_out(get_services(request), request, email=body.email, password=body.password)

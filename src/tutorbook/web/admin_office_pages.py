@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
+from tutorbook.accounts.models import User
 from tutorbook.admin import console, reports
 from tutorbook.admin.schemas import orphaned_out
 from tutorbook.api.deps import get_services
@@ -73,7 +74,7 @@ async def users(
     admin(user)
     role_filter = role if role in {r.value for r in Role} else None
 
-    def find(session: Session):
+    def find(session: Session) -> tuple[list[User], dict[uuid.UUID, bool]]:
         found = accounts.find_users(session, query=q, role=Role(role_filter) if role_filter else None)
         listed = {}
         for u in found:

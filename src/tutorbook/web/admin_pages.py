@@ -9,6 +9,7 @@ import secrets
 import uuid
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +17,10 @@ from starlette.responses import Response
 
 from tutorbook.admin import console
 from tutorbook.api.deps import get_services
+from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings_service
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import SessionOut, session_out, session_row_out
 from tutorbook.clock import utc_now
@@ -91,7 +94,7 @@ class SearchForm:
             "q": q,
         }
 
-    def search(self, session: Session, *, zone: str):
+    def search(self, session: Session, *, zone: str) -> repo.Search:
         f = self.form
         return console.parse_search(
             session,
@@ -125,11 +128,13 @@ async def bookings(
     # The viewer's zone, as on every page (the dates searched are days on the admin's clock).
     zone = viewer_zone(request, me)
 
-    def find(session: Session):
+    def find(session: Session) -> tuple[list[tuple[SessionOut, str]], str | None]:
         rows, nxt = console.search_page(session, search=search.search(session, zone=zone), after=after)
         return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
-    error, rows, nxt = None, [], None
+    rows: list[tuple[SessionOut, str]] = []
+    error: str | None = None
+    nxt: str | None = None
     try:
         rows, nxt = await get_services(request).tx(find)
     except Unprocessable as exc:
@@ -164,9 +169,10 @@ async def bookings_csv(request: Request, user: Viewer, search: Search) -> Respon
     me = admin(user)
     zone = viewer_zone(request, me)
 
-    def find(session: Session):
+    def find(session: Session) -> list[tuple[SessionOut, sa.RowMapping]]:
         where = search.search(session, zone=zone)
-        out, after = [], None
+        out: list[tuple[SessionOut, sa.RowMapping]] = []
+        after = None
         while len(out) < CSV_MAX_ROWS:
             rows, after = console.search_page(
                 session, search=where, after=after, limit=min(1000, CSV_MAX_ROWS - len(out))
@@ -202,7 +208,7 @@ async def bookings_csv(request: Request, user: Viewer, search: Search) -> Respon
     return csv_response(console.to_csv(rows, SEARCH_CSV_COLUMNS), name="bookings")
 
 
-async def _stripe_state(svc: Services, booking) -> dict[str, Any]:
+async def _stripe_state(svc: Services, booking: Booking) -> dict[str, Any]:
     """The checkout as Stripe sees it now (or why it could not be asked)."""
     if not booking.stripe_session_id:
         return {"error": "no checkout"}
@@ -226,7 +232,7 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer) -> Resp
     admin(user)
     svc = get_services(request)
 
-    def load(session: Session):
+    def load(session: Session) -> tuple[console.BookingView, SessionOut, dict[str, int], int]:
         view = console.booking_view(session, booking_id=booking_id)
         if view is None:
             raise NotFound("Session not found")

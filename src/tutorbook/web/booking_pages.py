@@ -4,6 +4,7 @@ completed, .ics files. Changing the time of a paid session is `reschedule_pages`
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -88,12 +89,12 @@ def _moves(
     return out
 
 
-def _position(row) -> paging.Cursor:
+def _position(row: Sequence[Any]) -> paging.Cursor:
     return row[0].starts_at, row[0].id
 
 
 def _past_page(
-    session: Session, *, parent_id: uuid.UUID, now: datetime, after, before
+    session: Session, *, parent_id: uuid.UUID, now: datetime, after: paging.Cursor | None, before: paging.Cursor | None
 ) -> tuple[list[Any], str | None, str | None]:
     """A page of Past bookings (latest first, keyset) and the cursors of the older and the newer
     page (None: there is none; the newest page is the one without a cursor)."""
@@ -110,7 +111,13 @@ def _past_page(
 
 
 def _my_bookings(
-    session: Session, *, parent: AuthUser, after, before, settings: Settings, now: datetime
+    session: Session,
+    *,
+    parent: AuthUser,
+    after: paging.Cursor | None,
+    before: paging.Cursor | None,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     """Upcoming (soonest first, on the newest page only) and a page of past bookings with the
     cursors of the pages around it, and for the upcoming ones whether their time can be changed."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from pydantic import ValidationError
@@ -27,7 +27,9 @@ router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 
 
-async def _page(request: Request, me: AuthUser, *, status_code: int = 200, at: str = "", duration: int = 60, **extra):
+async def _page(
+    request: Request, me: AuthUser, *, status_code: int = 200, at: str = "", duration: int = 60, **extra: Any
+) -> Response:
     svc, now = get_services(request), utc_now()
     items = await svc.read(
         calendars.listing, teacher_id=me.id, now=now, stale_after=calendar_flows.stale_after(svc.settings)

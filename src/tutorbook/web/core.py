@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -38,7 +39,7 @@ CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
 # The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
 ZONE_COOKIE = "tutorbook_zone"
-HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
+HOME: dict[str, str] = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
 MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
 
@@ -158,7 +159,7 @@ async def read_form(request: Request) -> dict[str, str]:
 # -- responses -------------------------------------------------------------------------
 
 
-def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     """A page from base.html with the user (from page_user), a CSRF token and any flash message."""
     user = context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("zone", viewer_zone(request, user))
@@ -249,7 +250,7 @@ def login_redirect(request: Request) -> Response:
 class PageRoute(APIRoute):
     """Business errors become the page's message; anything unexpected a friendly 500 page."""
 
-    def get_route_handler(self):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

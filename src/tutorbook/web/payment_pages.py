@@ -13,7 +13,8 @@ from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.schemas import session_out
+from tutorbook.bookings.models import Booking
+from tutorbook.bookings.schemas import SessionOut, session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
@@ -25,7 +26,7 @@ Viewer = Annotated[AuthUser | None, Depends(page_user)]
 BOOKING_TYPE = "session-booking"
 
 
-def _with_names(session: Session, *, booking):
+def _with_names(session: Session, *, booking: Booking) -> SessionOut:
     return session_out(booking, *repo.names_for(session, booking))
 
 

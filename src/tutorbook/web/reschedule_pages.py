@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.schemas import RescheduleIn, session_out
-from tutorbook.clock import utc_now
+from tutorbook.clock import iso_z, utc_now
 from tutorbook.config import Settings
 from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
@@ -54,7 +55,7 @@ def _by_day(starts: list[datetime], *, zone: str, loc: str) -> list[dict[str, An
     for t in starts:
         d = t.astimezone(tz).date()
         day = days.setdefault(d, {"label": fmt.long_day(t, zone, loc), "starts": []})
-        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
+        day["starts"].append({"value": iso_z(t), "label": fmt.clock(t, zone, loc)})
     return list(days.values())
 
 
@@ -95,8 +96,14 @@ def _reschedule_view(
 
 
 async def _reschedule_page(
-    request: Request, viewer: AuthUser, booking_id: uuid.UUID, week: int, *, status_code: int = 200, errors=()
-):
+    request: Request,
+    viewer: AuthUser,
+    booking_id: uuid.UUID,
+    week: int,
+    *,
+    status_code: int = 200,
+    errors: Sequence[str] = (),
+) -> Response:
     svc = get_services(request)
     view = await svc.tx(
         _reschedule_view,

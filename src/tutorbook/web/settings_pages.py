@@ -3,6 +3,7 @@ language of the emails' dates and times, and the private calendar feed (made, re
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -28,7 +29,7 @@ def _label(tag: str) -> str:
     return f"{locale.get_display_name(locale) or tag} ({tag.replace('_', '-')})"
 
 
-def _view(session: Session, *, user_id, browser: str) -> dict[str, Any]:
+def _view(session: Session, *, user_id: uuid.UUID, browser: str) -> dict[str, Any]:
     user = accounts.get_user(session, user_id)
     current = user.locale or DEFAULT_LOCALE
     tags = list(dict.fromkeys([current, browser, *LOCALES]))
@@ -40,7 +41,7 @@ def _view(session: Session, *, user_id, browser: str) -> dict[str, Any]:
     }
 
 
-async def _page(request: Request, user: AuthUser, **extra):
+async def _page(request: Request, user: AuthUser, **extra: Any) -> Response:
     view = await get_services(request).tx(_view, user_id=user.id, browser=viewer_locale(request))
     return render(request, "settings.html", **view, **extra)
 

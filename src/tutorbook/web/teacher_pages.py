@@ -16,14 +16,14 @@ from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.clock import utc_now
+from tutorbook.clock import iso_z, utc_now
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
-from tutorbook.teachers.schemas import SubjectFilter
+from tutorbook.teachers.schemas import SubjectFilter, TeacherOut
 from tutorbook.validation import single_line, small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_locale, viewer_zone
@@ -74,7 +74,7 @@ def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> lis
     index = {d["date"]: d for d in out}
     for t in starts:
         if (d := index.get(t.astimezone(tz).date())) is not None:
-            d["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
+            d["starts"].append({"value": iso_z(t), "label": fmt.clock(t, zone, loc)})
     for d in out:
         noon = datetime.combine(d["date"], time(12), tzinfo=tz)
         d["label"] = fmt.long_day(noon, zone, loc)
@@ -91,7 +91,7 @@ def _week_data(
     minutes: int,
     now: datetime,
     platform: Terms,
-):
+) -> tuple[TeacherOut, list[datetime], list[dict[str, str]], Terms]:
     teacher = teachers.get_teacher(session, teacher_id)
     starts = bookings.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
@@ -114,8 +114,8 @@ async def teacher_view(
     minutes: int = DEFAULT_MINUTES,
     chosen: str | None = None,
     status_code: int = 200,
-    **extra,
-):
+    **extra: Any,
+) -> Response:
     """Render one teacher's week for a session length: only the starts where it fits; the
     booking form next to the chosen start (also after a failed booking, with its message)."""
     zone, loc, now = viewer_zone(request, user), viewer_locale(request), utc_now()
@@ -139,7 +139,7 @@ async def teacher_view(
         }
         for m in ALLOWED_DURATIONS
     ]
-    offered = {fmt.iso_z(t): t for t in starts}
+    offered = {iso_z(t): t for t in starts}
     chosen_at = offered.get(chosen or "")
     extra.setdefault("selected", {})
     return render(
@@ -154,7 +154,7 @@ async def teacher_view(
         children=children,
         durations=durations,
         price=fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
-        chosen=fmt.iso_z(chosen_at) if chosen_at else None,
+        chosen=iso_z(chosen_at) if chosen_at else None,
         chosen_when=fmt.when(chosen_at, chosen_at + timedelta(minutes=minutes), zone, loc) if chosen_at else "",
         week_label=fmt.day(start, zone, loc),
         terms_sentence=terms.sentence(),

@@ -22,7 +22,7 @@ from tutorbook.errors import AppError
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
-from tutorbook.teachers.schemas import ProfileIn, TimeOffIn, WindowIn, hhmm, minutes
+from tutorbook.teachers.schemas import ProfileIn, TeacherOut, TimeOffIn, WindowIn, hhmm, minutes
 from tutorbook.validation import small_number
 from tutorbook.web.account_pages import problems
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
@@ -66,11 +66,11 @@ def rate_minor(text: str, currency: str) -> int | str:
 # -- profile ---------------------------------------------------------------------------
 
 
-def _profile(session: Session, *, teacher_id: uuid.UUID):
+def _profile(session: Session, *, teacher_id: uuid.UUID) -> tuple[TeacherOut, list[str]]:
     return teachers.get_teacher(session, teacher_id), teachers.checklist(session, teacher_id)
 
 
-def _profile_form(teacher) -> dict[str, Any]:
+def _profile_form(teacher: TeacherOut) -> dict[str, Any]:
     return {
         "full_name": teacher.full_name,
         "bio": teacher.bio,
@@ -130,7 +130,7 @@ async def save_profile(request: Request, user: Viewer) -> Response:
 # -- weekly hours ----------------------------------------------------------------------
 
 
-def _hours(session: Session, *, teacher_id: uuid.UUID):
+def _hours(session: Session, *, teacher_id: uuid.UUID) -> tuple[list[slots.Window], list[str], str]:
     return (
         teachers.windows(session, teacher_id),
         teachers.checklist(session, teacher_id),
@@ -235,7 +235,9 @@ async def save_hours(request: Request, user: Viewer) -> Response:
 # -- time off --------------------------------------------------------------------------
 
 
-def _time_off(session: Session, *, teacher_id: uuid.UUID, now: datetime):
+def _time_off(
+    session: Session, *, teacher_id: uuid.UUID, now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
     return (
         bookings.time_off_with_sessions(session, teacher_id=teacher_id, now=now),
         teachers.checklist(session, teacher_id),
@@ -253,7 +255,7 @@ def local_instant(text: str, zone: str) -> datetime | str:
     return moment.astimezone(UTC)
 
 
-async def _time_off_page(request: Request, me: AuthUser, *, status_code: int = 200, **extra):
+async def _time_off_page(request: Request, me: AuthUser, *, status_code: int = 200, **extra: Any) -> Response:
     items, gaps = await get_services(request).tx(_time_off, teacher_id=me.id, now=utc_now())
     extra.setdefault("form", {})
     return render(

@@ -180,5 +180,5 @@ def test_the_read_door_refuses_to_write_and_the_write_door_writes(db, tmp_path, 
             await db.dispose_async()
 
     assert asyncio.run(through_the_doors()) == (0, 1)
-    with pytest.raises(ReadOnlySessionError):
-        svc.read_sync(write)
+    with pytest.raises(ReadOnlySessionError), db.session_scope(read_only=True) as session:
+        write(session)

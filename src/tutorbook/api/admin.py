@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
-from tutorbook.admin import console, reports
+from tutorbook.admin import reports
+from tutorbook.admin import search as admin_search
 from tutorbook.admin.schemas import (
     AdminBooking,
     BookingPage,
@@ -83,7 +84,7 @@ async def bookings(
     date_to: Day | None = Query(default=None, alias="to", description="YYYY-MM-DD, inclusive"),
     q: Line | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
     after: Line | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
-    limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
+    limit: int = Query(default=admin_search.PAGE_SIZE, ge=1, le=100),
 ) -> Reply:
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
     filters = {"status": status, "teacher": teacher, "parent": parent, "child": child}
@@ -105,8 +106,8 @@ def _bookings_page(
     **filters: str | None,
 ) -> BookingPage:
     date_from, date_to = dates
-    search = console.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
-    rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
+    search = admin_search.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
+    rows, nxt = admin_search.search_page(session, search=search, after=after, limit=limit)
     items = [session_row_out(row, AdminBooking) for row in rows]
     return BookingPage(items=items, next_cursor=nxt)
 

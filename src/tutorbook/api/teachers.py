@@ -21,7 +21,6 @@ from tutorbook.errors import Unprocessable
 from tutorbook.flows import payouts as payout_flows
 from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.teachers import service, slots
-from tutorbook.teachers.payouts import PayoutStatus
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
     AvailabilityIn,
@@ -144,24 +143,10 @@ async def onboard_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
 
 
-def payout_status_out(status: PayoutStatus) -> PayoutStatusOut:
-    """The API's view of a payout state."""
-    return PayoutStatusOut(
-        connected=status.connected,
-        account_id=status.account_id,
-        charges_enabled=status.charges_enabled,
-        payouts_enabled=status.payouts_enabled,
-        details_submitted=status.details_submitted,
-        currently_due=status.currently_due,
-        disabled_reason=status.disabled_reason,
-        enabled=status.enabled,
-    )
-
-
 @router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])
 async def my_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your payout state, read from Stripe now (the last known one when Stripe is unreachable)."""
-    return ok(payout_status_out(await payout_flows.refresh(svc, teacher=user)))
+    return ok(PayoutStatusOut.model_validate(await payout_flows.refresh(svc, teacher=user)))
 
 
 MAX_EARNINGS_RANGE = timedelta(days=732)

@@ -85,7 +85,7 @@ class Services:
         trips. A use case that needs one snapshot across its statements uses `tx`. Otherwise on
         a worker thread, as `tx`."""
         if not self.db.is_async:
-            return await self._on_thread(self.read_sync, fn, *args, **kwargs)
+            return await self._on_thread(self._read_sync, fn, *args, **kwargs)
         async with self.db.async_read_scope() as session:
             return await session.run_sync(_as_read, fn, *args, **kwargs)
 
@@ -95,7 +95,7 @@ class Services:
         with self.db.session_scope() as session:
             return fn(session, *args, **kwargs)
 
-    def read_sync(self, fn: Callable[Concatenate[ReadSession, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def _read_sync(self, fn: Callable[Concatenate[ReadSession, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`read` for the read door's thread path: `fn` in one transaction with a `ReadSession`."""
         with self.db.session_scope(read_only=True) as session:
             return _as_read(session, fn, *args, **kwargs)

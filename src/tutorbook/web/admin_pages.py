@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tutorbook.admin import console
+from tutorbook.admin import search as admin_search
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings_service
@@ -96,7 +97,7 @@ class SearchForm:
 
     def search(self, session: Session, *, zone: str) -> repo.Search:
         f = self.form
-        return console.parse_search(
+        return admin_search.parse_search(
             session,
             zone=zone,
             status=f["status"],
@@ -129,7 +130,7 @@ async def bookings(
     zone = viewer_zone(request, me)
 
     def find(session: Session) -> tuple[list[tuple[SessionOut, str]], str | None]:
-        rows, nxt = console.search_page(session, search=search.search(session, zone=zone), after=after)
+        rows, nxt = admin_search.search_page(session, search=search.search(session, zone=zone), after=after)
         return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
     rows: list[tuple[SessionOut, str]] = []
@@ -174,7 +175,7 @@ async def bookings_csv(request: Request, user: Viewer, search: Search) -> Respon
         out: list[tuple[SessionOut, sa.RowMapping]] = []
         after = None
         while len(out) < CSV_MAX_ROWS:
-            rows, after = console.search_page(
+            rows, after = admin_search.search_page(
                 session, search=where, after=after, limit=min(1000, CSV_MAX_ROWS - len(out))
             )
             out += [(session_row_out(row, SessionOut), row) for row in rows]

@@ -59,9 +59,10 @@ def _assert_busy(r: httpx.Response) -> None:
 
 
 def test_a_crowd_on_a_sync_route_with_a_small_pool_gets_answers_or_503s_never_a_500(db, sandbox, tmp_path):
-    # Before the fix the DbSession's entry, the route and the answer's validation each waited for
-    # one of anyio's threads while holding (or waiting for) one of the pool's 2 connections: the
-    # threads all waited for connections, the holders for threads, and the pool's timeout was a 500.
+    # Before the fix (issue #33) a sync route's session dependency, the route and the answer's
+    # validation each waited for one of anyio's threads while holding (or waiting for) one of the
+    # pool's 2 connections: the threads all waited for connections, the holders for threads, and
+    # the pool's timeout was a 500. Now the write door's thread path waits for a place first.
     server, small = _server(db.url, tmp_path, sandbox, worker_threads=4, max_requests_in_flight=1000)
     try:
         answers = asyncio.run(_many(server.base_url, "/__slow-sync", 60))

@@ -9,7 +9,7 @@ from tutorbook.api.deps import CurrentUser, ServicesDep
 from tutorbook.clock import utc_now
 from tutorbook.db.doors import cpu_bound
 from tutorbook.errors import NotFound
-from tutorbook.flows import mail as mail_flow
+from tutorbook.flows import feeds as feed_flows
 from tutorbook.flows.services import Services
 from tutorbook.notifications import service
 from tutorbook.notifications.schemas import (
@@ -75,7 +75,7 @@ async def new_calendar_feed(user: CurrentUser, svc: ServicesDep) -> Reply:
     """A private calendar subscription URL for your sessions (Google, Outlook, Apple Calendar).
     Asking again makes a new URL and ends the old one."""
     secret = await svc.tx(service.new_calendar_secret, user_id=user.id)
-    return ok(CalendarFeedOut(url=mail_flow.feed_url(svc.settings, secret)), "Subscribe to this URL")
+    return ok(CalendarFeedOut(url=feed_flows.feed_url(svc.settings, secret)), "Subscribe to this URL")
 
 
 @router.delete("/calendar-feed", response_model=Envelope[bool])
@@ -92,7 +92,7 @@ async def revoke_calendar_feed(user: CurrentUser, svc: ServicesDep) -> Reply:
 )
 async def calendar_feed(secret: str, svc: ServicesDep) -> Response:
     """Your paid sessions as an iCalendar feed (cancelled ones marked CANCELLED)."""
-    body = await svc.read(mail_flow.feed, secret=secret, settings=svc.settings, now=utc_now())
+    body = await svc.read(feed_flows.feed, secret=secret, settings=svc.settings, now=utc_now())
     if body is None:
         raise NotFound("Unknown calendar URL")
     return Response(

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
-from tutorbook.flows import mail as mail_flow
+from tutorbook.flows import feeds as feed_flows
 from tutorbook.identity import AuthUser
 from tutorbook.localtime import DEFAULT_LOCALE, locale_for
 from tutorbook.notifications import service as notices
@@ -76,7 +76,7 @@ async def new_feed(request: Request, user: Viewer) -> Response:
     await read_form(request)
     svc = get_services(request)
     secret = await svc.tx(notices.new_calendar_secret, user_id=me.id)
-    return await _page(request, me, feed_url=mail_flow.feed_url(svc.settings, secret))
+    return await _page(request, me, feed_url=feed_flows.feed_url(svc.settings, secret))
 
 
 @router.post("/settings/calendar-feed/delete")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -198,7 +199,7 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value):
+    def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.strip().startswith("["):
                 return json.loads(value)
@@ -207,7 +208,7 @@ class Settings(BaseSettings):
 
     @field_validator("gc_thresholds", mode="before")
     @classmethod
-    def _split_thresholds(cls, value):
+    def _split_thresholds(cls, value: Any) -> Any:
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",")]
             if len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -217,7 +218,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _split_proxies(cls, value):
+    def _split_proxies(cls, value: Any) -> Any:
         items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         for item in items:
             try:
@@ -226,7 +227,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"TUTORBOOK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from exc
         return items
 
-    def google_config(self) -> dict:
+    def google_config(self) -> dict[str, Any]:
         """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""
         if self.google_credentials_mode != "service_account":
             raise ConfigurationError(
@@ -265,7 +266,7 @@ class Settings(BaseSettings):
 
     def resolved(self) -> Settings:
         """Fill the development defaults (SQLite in var/, generated secrets) and check production."""
-        updates: dict = {}
+        updates: dict[str, Any] = {}
         if not self.database_url:
             updates["database_url"] = f"sqlite:///{(self.var_dir / 'tutorbook.db').as_posix()}"
         if self.is_production:
@@ -284,7 +285,7 @@ class Settings(BaseSettings):
             updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"
         return self.model_copy(update=updates)
 
-    def _check_production(self, updates: dict) -> None:
+    def _check_production(self, updates: dict[str, Any]) -> None:
         unsafe = [name for name in ("calendar_allow_http", "calendar_allow_private") if getattr(self, name)]
         if unsafe:
             raise ConfigurationError(
@@ -312,7 +313,7 @@ class Settings(BaseSettings):
                 "mailbox; set: " + ", ".join(missing)
             )
 
-    def _kept_secret(self, name: str, make) -> str:
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
         """A secret generated once and kept in var/, so restarts keep sessions and signatures."""
         path = self.var_dir / name
         if path.exists():

@@ -48,26 +48,26 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
     busy = {"Retry-After": str(max(1, round(retry_after_s)))}
 
     @app.exception_handler(AppError)
-    async def _app_error(_req: Request, exc: AppError):
+    async def _app_error(_req: Request, exc: AppError) -> JSONResponse:
         headers = exc.headers
         if exc.status_code == 503 and not (headers and "Retry-After" in headers):
             headers = {**(headers or {}), **busy}
         return error_response(exc.status_code, exc.message, exc.data, headers)
 
     @app.exception_handler(sa.exc.TimeoutError)
-    async def _pool_timeout(_req: Request, _exc: sa.exc.TimeoutError):
+    async def _pool_timeout(_req: Request, _exc: sa.exc.TimeoutError) -> JSONResponse:
         # No pooled connection came free within TUTORBOOK_DB_POOL_TIMEOUT_SECONDS: overload, not
         # a fault. Nothing was written (the transaction never began), so trying again is safe.
         return error_response(503, "The service is busy; try again in a moment", None, busy)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_req: Request, exc: StarletteHTTPException):
+    async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         message: str | None = exc.detail if isinstance(exc.detail, str) else None
         message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
         return error_response(exc.status_code, message or "Error", None, exc.headers)
 
     @app.exception_handler(sa.exc.DBAPIError)
-    async def _database_error(_req: Request, exc: sa.exc.DBAPIError):
+    async def _database_error(_req: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
         # A pooled connection found dead (PostgreSQL restarted, a proxy dropped it): the pool is
         # refreshed and this request's transaction never committed, so "try again" is safe.
         if exc.connection_invalidated:
@@ -75,5 +75,5 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
         raise exc
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_req: Request, exc: RequestValidationError):
+    async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "Invalid input", _field_errors(exc))

@@ -23,6 +23,7 @@ from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
 from tutorbook.db import lost_race
+from tutorbook.db.doors import one_statement
 from tutorbook.errors import AppError, BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
@@ -30,6 +31,8 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
+# Attaching the checkout is one UPDATE: no BEGIN / COMMIT around it on PostgreSQL.
+_ATTACH_CHECKOUT = one_statement(reserving.attach_checkout)
 
 
 class CheckoutRefused(AppError):
@@ -101,7 +104,7 @@ async def book(
         if isinstance(exc, gw.Refused):
             raise CheckoutRefused(f"The payment provider refused this payment: {exc}; nothing was charged") from exc
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
-    attached = await svc.statement(reserving.attach_checkout, booking=booking, checkout=checkout)
+    attached = await svc.tx(_ATTACH_CHECKOUT, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)
 
 

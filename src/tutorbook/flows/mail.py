@@ -383,34 +383,3 @@ def _moment(at: datetime, zone: str) -> str:
 
 def _address(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
-
-
-# -- the calendar feed -------------------------------------------------------------------
-
-
-def feed_url(settings: Settings, secret: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/calendar/{secret}.ics"
-
-
-FEED_HISTORY = timedelta(days=90)
-
-
-def feed(session: Session, *, secret: str, settings: Settings, now: datetime) -> bytes | None:
-    """The iCalendar feed the secret opens (None when unknown or revoked): the user's paid
-    sessions from 90 days back, with the same UIDs as the invites."""
-    user = notices.calendar_owner(session, secret=secret)
-    if user is None:
-        return None
-    entries = [
-        calendar_entry(
-            booking,
-            names=lists.names_for(session, booking),
-            sequence=bookings.version(session, booking.id),
-            cancelled=booking.status == Status.CANCELLED,
-            settings=settings,
-        )
-        for booking in lists.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
-    ]
-    return calendar.feed(
-        entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
-    )

@@ -11,14 +11,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tutorbook.clock import utc_now
+from tutorbook.config import Settings
+from tutorbook.flows.services import Services
 from tutorbook.jobs import runs
 from tutorbook.jobs.calendars import calendar_sync
 from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
 from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
+from tutorbook.metrics import Metrics
 
 log = logging.getLogger("tutorbook.jobs")
 
@@ -48,20 +52,20 @@ JOBS: dict[str, Job] = {
 __all__ = ["JOBS", "Item", "Job", "JobResult", "interval", "run", "run_all"]
 
 
-def interval(settings, name: str) -> float:
+def interval(settings: Settings, name: str) -> float:
     """Seconds between runs of job `name` (0 or less: not scheduled)."""
     return float(getattr(settings, JOBS[name].interval_setting))
 
 
 def run(
     name: str,
-    svc,
+    svc: Services,
     *,
     now: datetime,
     dry_run: bool = False,
-    metrics=None,
+    metrics: Metrics | None = None,
     progress: Progress | None = None,
-    **options,
+    **options: Any,
 ) -> JobResult:
     """Run job `name` once; log a summary line; count it in `metrics` and keep it in `job_runs`
     (dry runs are neither)."""
@@ -73,7 +77,7 @@ def run(
             if metrics is not None:
                 metrics.inc("tutorbook_jobs_runs_total", job=name, result="error")
             error = f"{type(exc).__name__}: {exc}"
-            runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=None, error=error)
+            runs.record(svc, job=name, started_at=started_at, finished_at=utc_now(), result=None, error=error)
         raise
     ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("job run", extra={"job": name, "dry_run": dry_run, "counts": result.counts(), "ms": ms})
@@ -83,10 +87,12 @@ def run(
             metrics.inc("tutorbook_jobs_items_total", n, job=name, outcome=outcome)
         metrics.set("tutorbook_jobs_last_success_timestamp_seconds", time.time(), job=name)
     if not dry_run:
-        runs.record(svc.db, job=name, started_at=started_at, finished_at=utc_now(), result=result, error=None)
+        runs.record(svc, job=name, started_at=started_at, finished_at=utc_now(), result=result, error=None)
     return result
 
 
-def run_all(svc, *, now: datetime, dry_run: bool = False, metrics=None) -> list[JobResult]:
+def run_all(
+    svc: Services, *, now: datetime, dry_run: bool = False, metrics: Metrics | None = None
+) -> list[JobResult]:
     """Every job once, in order: a full pass (tests; an operator after an outage)."""
     return [run(name, svc, now=now, dry_run=dry_run, metrics=metrics) for name in JOBS]

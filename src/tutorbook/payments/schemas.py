@@ -100,7 +100,7 @@ class EventData(Shape):
     """`data` of a handled event: its object, checked against its type's shape (the table
     `webhooks.HANDLERS`)."""
 
-    object: dict
+    object: dict[str, Any]
 
 
 class Event(Shape):

@@ -66,7 +66,7 @@ class MalformedEvent(BadRequest):
     message = "The Stripe event does not have the shape Tutorbook needs"
 
 
-def check_shape(event: dict) -> None:
+def check_shape(event: dict[str, Any]) -> None:
     """MalformedEvent (400) unless the event has what recording and handling it read: a signed
     event that would fail half-way is refused whole, before any transaction, and logged."""
     try:
@@ -76,7 +76,7 @@ def check_shape(event: dict) -> None:
         raise
 
 
-def _check_shape(event: dict) -> None:
+def _check_shape(event: dict[str, Any]) -> None:
     try:
         parsed = Event.model_validate(event)
     except ValidationError as exc:
@@ -90,7 +90,7 @@ def _check_shape(event: dict) -> None:
         raise MalformedEvent(data=_problems(exc, prefix="data.")) from exc
 
 
-def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict]:
+def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict[str, Any]]:
     return [{"field": prefix + ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]
 
 
@@ -118,7 +118,9 @@ _RECORD = {dialect: _record_statement(dialect) for dialect in ("postgresql", "sq
 _SET_OUTCOME = sa.update(EVENTS).where(EVENTS.c.id == sa.bindparam("event_id")).values(outcome=sa.bindparam("outcome"))
 
 
-def record_once(session: Session, *, event: dict, now: datetime, outcome: OutcomeKind = OutcomeKind.RECEIVED) -> bool:
+def record_once(
+    session: Session, *, event: dict[str, Any], now: datetime, outcome: OutcomeKind = OutcomeKind.RECEIVED
+) -> bool:
     """Insert the event id; False when it was seen before (one indexed lookup)."""
     stmt = _RECORD[session.get_bind().dialect.name]
     values = {"id": event["id"], "type": event.get("type", "?"), "received_at": now, "outcome": outcome}
@@ -126,12 +128,12 @@ def record_once(session: Session, *, event: dict, now: datetime, outcome: Outcom
     return session.execute(stmt, values).scalar() is not None
 
 
-def acts_on(event: dict) -> bool:
+def acts_on(event: dict[str, Any]) -> bool:
     """Whether dispatch() does anything for this event's type (else it is only recorded)."""
     return event.get("type") in HANDLED
 
 
-def record_ignored(session: Session, *, event: dict, now: datetime) -> Outcome:
+def record_ignored(session: Session, *, event: dict[str, Any], now: datetime) -> Outcome:
     """An event of a type the app does not act on: its id recorded once, in ONE statement (so
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
     seen = not record_once(session, event=event, now=now, outcome=OutcomeKind.IGNORED)
@@ -165,7 +167,7 @@ def _record_many_statement() -> sa.Insert:
 _RECORD_MANY = _record_many_statement()
 
 
-async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[Outcome]:
+async def record_ignored_many(conn: AsyncConnection, events: list[dict[str, Any]], *, now: datetime) -> list[Outcome]:
     """`record_ignored` for many events in ONE statement (PostgreSQL, autocommit): each one's
     outcome, in order. An id sent twice in the batch is `ignored` the first time and
     `duplicate` after, as it would be one request after another."""
@@ -180,7 +182,7 @@ async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now:
     return outcomes
 
 
-def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
+def handle(session: Session, *, event: dict[str, Any], platform: Terms, now: datetime) -> Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
     if not acts_on(event):
         return record_ignored(session, event=event, now=now)
@@ -200,7 +202,7 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
     return outcome
 
 
-def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
+def dispatch(session: Session, *, event: dict[str, Any], platform: Terms, now: datetime) -> Outcome:
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
     handling = _handling(event.get("type"))
     if handling is None:
@@ -291,7 +293,7 @@ def _handling(type_: object) -> Handling | None:
     return _BY_TYPE.get(type_) if isinstance(type_, str) else None
 
 
-def _expiry_reason(event: dict) -> Reason:
+def _expiry_reason(event: dict[str, Any]) -> Reason:
     """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
     cancel, which this event may overtake)."""
     said = gw.expiry_reason(event)
@@ -304,7 +306,7 @@ def _expiry_reason(event: dict) -> Reason:
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED
 
 
-def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> Outcome:
+def _cancel_pending(session: Session, *, obj: dict[str, Any], reason: Reason, actor: str, now: datetime) -> Outcome:
     """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
     checkout = gw.checkout_from_event_object(obj)
     booking = lookup.by_checkout(session, checkout)
@@ -319,7 +321,7 @@ def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> O
     return Outcome(reason, booking)
 
 
-def _refunded(session, *, obj: dict) -> Outcome:
+def _refunded(session: Session, *, obj: dict[str, Any]) -> Outcome:
     """Stripe's total refunded for the charge is the truth for refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 
-from tutorbook.db import Database, lost_race
+from tutorbook.db import TCP_SETTINGS, Database, lost_race
 
 
 def test_a_sqlite_scope_entered_in_one_thread_and_left_in_another_frees_the_writer_lock(tmp_path):
@@ -136,3 +136,20 @@ def test_a_write_that_answers_the_wrong_number_of_items_fails_its_callers_rather
 
     results = asyncio.run(main())
     assert all(isinstance(r, RuntimeError) for r in results), results
+
+
+def test_every_postgresql_connection_gives_up_on_a_silent_peer(api):
+    """A partition sends no RST: without libpq's TCP settings a query in flight waits a quarter of
+    an hour and the mail worker's thread with it (tests/cluster/test_hosts.py, drill 3). The sync
+    engine's connections, through PgBouncer or not, carry them; so does the LISTEN connection."""
+    assert TCP_SETTINGS["tcp_user_timeout"] <= 30_000 and TCP_SETTINGS["keepalives"] == 1
+    if api.state.db.is_sqlite:
+        return
+    for pgbouncer in (False, True):
+        db = Database(api.state.db.url, pgbouncer=pgbouncer, use_async=False)
+        try:
+            with db.engine.connect() as conn:
+                used = conn.connection.dbapi_connection.info.get_parameters()
+        finally:
+            db.dispose()
+        assert {k: used.get(k) for k in TCP_SETTINGS} == {k: str(v) for k, v in TCP_SETTINGS.items()}

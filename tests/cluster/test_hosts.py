@@ -678,7 +678,13 @@ def test_drill_4_a_restart_of_postgresql_under_load(cluster, monkeypatch):
         def booked_since() -> bool:
             return any(at > up_at for at in load.confirmed_at)
 
-        wait_for(booked_since, timeout=60, interval=0.1, message="a booking confirmed after the restart")
+        try:
+            wait_for(booked_since, timeout=60, interval=0.1, message="a booking confirmed after the restart")
+        except AssertionError:
+            raise AssertionError(
+                f"no booking confirmed in 60 s after PostgreSQL was back: {load.failures[-3:]}; "
+                f"app1: {c.webs[0].log()[-1500:]}"
+            ) from None
         apps_back = time.monotonic() - up_at
         mark = len(load.booking_ids)
         wait_for(lambda: len(load.booking_ids) >= mark + CLIENTS, timeout=60, message="the load to go on")

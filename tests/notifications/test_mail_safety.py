@@ -158,3 +158,24 @@ def test_a_message_the_server_took_is_recorded_through_a_short_loss_of_the_datab
     assert len(smtp.inbox.to(p["email"])) == 1
     [sent] = notifications(api, kind="password_reset")
     assert sent.status == "sent" and sent.claimed_until is None
+
+
+def test_a_batch_the_database_lost_mid_way_is_given_back_not_left_to_its_lease(api, c, smtp, mail_svc, monkeypatch):
+    """PostgreSQL restarting while the batch is built (drill 4): the job fails, but its claimed
+    messages are pending again at once (their attempt not counted), not `sending` for 5 minutes."""
+    p = f.register(c, role="Parent")
+    assert c.post("/api/Auth/forgot-password", json={"email": p["email"]}).status_code == 202
+    reset_written(api)
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("SELECT bookings", {}, Exception("server login has been failing"))
+
+    monkeypatch.setattr(mail_flow, "compose", database_away)
+    monkeypatch.setattr(mail_flow, "RECORD_RETRY_S", (0.01,))
+    with pytest.raises(OperationalError):
+        run_mail(mail_svc)
+    [back] = notifications(api, kind="password_reset")
+    assert (back.status, back.attempts, back.claimed_until) == ("pending", 0, None)
+    monkeypatch.undo()
+    assert run_mail(mail_svc).counts() == {"sent": 1}
+    assert len(smtp.inbox.to(p["email"])) == 1

@@ -16,9 +16,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -38,12 +40,15 @@ from tutorbook.notifications.mailer import DeliveryError, Permanent, SmtpMailer,
 from tutorbook.notifications.render import Mail, moment, money, when
 
 log = logging.getLogger("tutorbook.mail")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 LEASE = timedelta(minutes=5)
-# Recording that the SMTP server took a message, while the database is away for a moment (a
-# restart, a failover, a dropped connection): tried again after these waits (~30 s in all)
-# rather than left to the lease, which would send the message again in 5 minutes and keep the
-# rest of the batch waiting that long (tests/cluster/test_hosts.py, drill 4).
+# Recording that the SMTP server took a message, or giving back a batch the database lost mid-way,
+# while the database is away for a moment (a restart, a failover, a dropped connection): tried
+# again after these waits (~30 s in all) rather than left to the lease, which would send the
+# message again in 5 minutes and keep the batch waiting that long (tests/cluster/test_hosts.py,
+# drill 4).
 RECORD_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 LINK_POLL = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=6)
@@ -92,12 +97,20 @@ def deliver(
         return []
     ready: list[tuple[outbox.Claimed, Mail, EmailMessage]] = []
     results: list[tuple[uuid.UUID, str]] = []
-    for item in claimed:
-        built = _build(svc, item=item, now=now)
-        if isinstance(built, str):
-            results.append((item.id, built))
-        else:
-            ready.append((item, *built))
+    try:
+        for item in claimed:
+            built = _build(svc, item=item, now=now)
+            if isinstance(built, str):
+                results.append((item.id, built))
+            else:
+                ready.append((item, *built))
+    except DBAPIError as exc:  # the database went away mid-batch: give back what is not done yet
+        if _connection_lost(exc):
+            done = {nid for nid, _ in results}
+            for item in claimed:
+                if item.id not in done:
+                    _retrying(svc, outbox.release, item, now=now)
+        raise
     if not ready:
         return results
     if not settings.smtp_url:
@@ -133,18 +146,24 @@ def _connection_lost(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
 
 
-def _record_sent(svc: Services, item: outbox.Claimed, *, now: datetime) -> None:
-    """Mark `item` sent (the server took it), through a short loss of the database. The mark is a
-    compare-and-set on the claim: one that committed before its answer was lost is not redone."""
+def _retrying(svc: Services, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn` in one transaction, tried again through a short loss of the database. The outbox's
+    marks are compare-and-sets on the claim: one that committed before its answer was lost is
+    not redone."""
     for wait in (*RECORD_RETRY_S, None):
         try:
-            svc.tx_sync(outbox.mark_sent, item, now=now, payload=_scrubbed(item))
-            return
+            return svc.tx_sync(fn, *args, **kwargs)
         except DBAPIError as exc:
             if wait is None or not _connection_lost(exc):
                 raise
-            log.warning("mail sent but not recorded yet; trying again", extra={"error": str(exc)[:200], "wait_s": wait})
+            log.warning("outbox not updated yet; trying again", extra={"error": str(exc)[:200], "wait_s": wait})
             time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _record_sent(svc: Services, item: outbox.Claimed, *, now: datetime) -> None:
+    """Mark `item` sent (the server took it), through a short loss of the database."""
+    _retrying(svc, outbox.mark_sent, item, now=now, payload=_scrubbed(item))
 
 
 def _release(svc: Services, items: list[outbox.Claimed], *, now: datetime) -> list[tuple[uuid.UUID, str]]:

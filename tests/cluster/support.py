@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.jobs.helpers import confirmed
+from tests.support.processes import app_env
 from tests.support.servers import free_port, http_client, http_get, wait_for
 from tutorbook import jobs
 
@@ -210,6 +211,38 @@ class Tutorbook:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def deploy_env(*, direct: str, bouncer: PgBouncer, sandbox_url: str, public_url: str, proxy: str, **extra) -> dict:
+    """The settings of deploy/compose.yaml's x-tutorbook-env: every process through PgBouncer,
+    migrations and LISTEN straight to PostgreSQL (`direct`), HAProxy (`proxy`) the one trusted
+    proxy, the 5 s drain; then `extra`."""
+    return app_env(
+        database_url=bouncer.url(direct),
+        database_direct_url=direct,
+        db_pgbouncer="true",
+        db_pool_size=POOL_SIZE,
+        sandbox_url=sandbox_url,
+        sandbox_enabled="false",
+        stripe_connect_webhook_secret="whsec_test_connect_secret",
+        public_url=public_url,
+        trusted_proxies=proxy,
+        shutdown_grace_seconds=30,
+        shutdown_drain_seconds=DRAIN_SECONDS,
+        log_level="WARNING",
+        **extra,
+    )
+
+
+def upgrade(env: dict) -> None:
+    """`tutorbook db upgrade`, the release step, with these settings."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tutorbook.cli", "db", "upgrade"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def ready(url: str) -> bool:

@@ -12,8 +12,6 @@ its payment, no email sent twice. Prints its figures (docs/RELIABILITY.md)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,21 +21,20 @@ import sqlalchemy as sa
 from tests import conftest
 from tests.cluster.support import (
     CLIENTS,
-    DRAIN_SECONDS,
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
-    POOL_SIZE,
     HAProxy,
     Load,
     PgBouncer,
     Tutorbook,
     counting,
+    deploy_env,
     ready,
     rolling_restart,
+    upgrade,
 )
 from tests.jobs.helpers import confirmed
-from tests.support.processes import app_env
 from tests.support.servers import free_port, http_client, wait_for
 
 pytestmark = pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL")
@@ -67,30 +64,15 @@ def cluster(tmp_path):
             expiry_check_interval_s=0.2,
         )
     )
-    # The settings of deploy/compose.yaml's x-tutorbook-env: every process through PgBouncer,
-    # migrations and LISTEN direct.
-    env = app_env(
-        database_url=bouncer.url(database),
-        database_direct_url=database,
-        db_pgbouncer="true",
-        db_pool_size=POOL_SIZE,
+    env = deploy_env(
+        direct=database,
+        bouncer=bouncer,
         sandbox_url=sandbox.base_url,
-        sandbox_enabled="false",
-        stripe_connect_webhook_secret="whsec_test_connect_secret",
         public_url=balancer.base_url,
-        trusted_proxies="127.0.0.1",
-        shutdown_grace_seconds=30,
-        shutdown_drain_seconds=DRAIN_SECONDS,
+        proxy="127.0.0.1",
         job_mail_interval_s=2,
-        log_level="WARNING",
     )
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "tutorbook.cli", "db", "upgrade"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    upgrade(env)
     webs = [
         Tutorbook(
             ["serve", "--no-jobs", "--host", "127.0.0.1", "--port", str(p)], env=env, log=tmp_path / f"web{i}.log"

@@ -23,7 +23,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -37,23 +36,22 @@ import sqlalchemy as sa
 from tests import conftest
 from tests.cluster.support import (
     CLIENTS,
-    DRAIN_SECONDS,
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
-    POOL_SIZE,
     HAProxy,
     Load,
     PgBouncer,
     Tutorbook,
     counting,
+    deploy_env,
     in_netns,
     ready,
     rolling_restart,
+    upgrade,
 )
 from tests.jobs.helpers import paid_at_stripe
 from tests.notifications.conftest import SmtpServer
-from tests.support.processes import app_env
 from tests.support.servers import http_client, http_get, wait_for
 from tutorbook.jobs import INTERVAL_SETTINGS
 from tutorbook.jobs.claims import UNCLAIMED
@@ -307,32 +305,17 @@ def cluster(tmp_path_factory):
             host=net.gateway,
         )
         started.append(sandbox)
-        # deploy/compose.yaml's x-tutorbook-env: every process through PgBouncer, migrations and
-        # LISTEN direct; HAProxy (the bridge's address) the one trusted proxy.
-        env = app_env(
-            database_url=bouncer.url(pg.url()),
-            database_direct_url=pg.url(),
-            db_pgbouncer="true",
-            db_pool_size=POOL_SIZE,
+        env = deploy_env(
+            direct=pg.url(),
+            bouncer=bouncer,
             sandbox_url=sandbox.base_url,
-            sandbox_enabled="false",
-            stripe_connect_webhook_secret="whsec_test_connect_secret",
             public_url=balancer.base_url,
-            trusted_proxies=net.gateway,
-            shutdown_grace_seconds=30,
-            shutdown_drain_seconds=DRAIN_SECONDS,
+            proxy=net.gateway,
             smtp_url=smtp.url,
             mail_from="Tutorbook <mail@tutorbook.test>",
-            log_level="WARNING",
             **{INTERVAL_SETTINGS[name]: every for name, every in INTERVALS.items()},
         )
-        upgrade = subprocess.run(
-            [sys.executable, "-m", "tutorbook.cli", "db", "upgrade"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-        )
-        assert upgrade.returncode == 0, upgrade.stderr
+        upgrade(env)
         webs = [
             Tutorbook(
                 ["serve", "--no-jobs", "--host", "0.0.0.0", "--port", "8000"],
@@ -496,6 +479,15 @@ def _assert_up(c: Cluster) -> None:
     )
 
 
+def _loaded(c: Cluster, monkeypatch, *, clients: int = CLIENTS) -> Load:
+    """`clients` booking clients through the balancer, once each has confirmed a booking."""
+    load = Load(c.balancer.base_url, clients=clients)
+    counting(load, monkeypatch)
+    load.start()
+    wait_for(lambda: len(load.booking_ids) >= clients, timeout=60, message="the load under way")
+    return load
+
+
 def _summary(load: Load) -> str:
     return f"{load.requests} requests, {len(load.failures)} failed, {len(load.booking_ids)} bookings confirmed"
 
@@ -523,11 +515,8 @@ def test_the_seed_flow_runs_through_the_balancer(cluster):
 
 def test_drill_1_kill_9_of_an_app_host_in_the_middle_of_payments(cluster, monkeypatch):
     c = cluster
-    load = Load(c.balancer.base_url)
-    counting(load, monkeypatch)
-    load.start()
+    load = _loaded(c, monkeypatch)
     try:
-        wait_for(lambda: len(load.booking_ids) >= CLIENTS, timeout=60, message="the load under way")
         before = len(load.booking_ids)
         killed_at = time.monotonic()
         killed = c.net.kill_host("app1")
@@ -555,11 +544,8 @@ def test_drill_1_kill_9_of_an_app_host_in_the_middle_of_payments(cluster, monkey
 
 def test_drill_2_rolling_restart_of_both_app_hosts_loses_no_request(cluster, monkeypatch):
     c = cluster
-    load = Load(c.balancer.base_url)
-    counting(load, monkeypatch)
-    load.start()
+    load = _loaded(c, monkeypatch)
     try:
-        time.sleep(3)
         took = []
         for i in (1, 2):
             took.append(rolling_restart(c.balancer, c.webs[i - 1], name=f"web{i}", url=c.web_url(i), drain="self"))
@@ -600,11 +586,8 @@ def test_drill_3_a_30_second_partition_between_the_worker_host_and_the_database(
     """One booking client: the mail written during the partition (two emails a booking) is sent
     after it, and the figure to watch is when the first goes out."""
     c = cluster
-    load = Load(c.balancer.base_url, clients=1)
-    counting(load, monkeypatch)
-    load.start()
+    load = _loaded(c, monkeypatch, clients=1)
     try:
-        time.sleep(2)
         cut = _db_now(c)
         c.net.partition("worker", "db")
         cut_at = time.monotonic()
@@ -677,11 +660,8 @@ def test_drill_3_a_30_second_partition_between_the_worker_host_and_the_database(
 
 def test_drill_4_a_restart_of_postgresql_under_load(cluster, monkeypatch):
     c = cluster
-    load = Load(c.balancer.base_url)
-    counting(load, monkeypatch)
-    load.start()
+    load = _loaded(c, monkeypatch)
     try:
-        wait_for(lambda: len(load.booking_ids) >= CLIENTS, timeout=60, message="the load under way")
         before = len(load.booking_ids)
         stop_at = time.monotonic()
         c.pg.stop("fast")
@@ -729,10 +709,12 @@ def test_drill_4_a_restart_of_postgresql_under_load(cluster, monkeypatch):
         load.stop()
     _nothing_lost_or_done_twice(c, load)
     failed_late = [at - up_at for at in load.failed_at if at > up_at + 5]
+    last_failure = max(load.failed_at, default=up_at) - up_at
     c.report(
         f"drill 4, PostgreSQL restarted (fast shutdown, start) under load: {_summary(load)} ({before} before); "
         f"down {up_at - stop_at:.1f} s; bookings again {apps_back:.1f} s after it was up, mail "
-        f"{mail_back:.1f} s, sweeps {sweeps_back:.1f} s; failures: {load.failures[:3]}"
+        f"{mail_back:.1f} s, sweeps {sweeps_back:.1f} s; the last failure {last_failure:.1f} s after it was up; "
+        f"failures: {load.failures[:3]}"
     )
     assert not failed_late, f"requests still failing {failed_late} s after PostgreSQL was back: {load.failures[-3:]}"
     for process in [*c.webs, *c.workers]:

@@ -717,5 +717,6 @@ def test_drill_4_a_restart_of_postgresql_under_load(cluster, monkeypatch):
         f"failures: {load.failures[:3]}"
     )
     assert not failed_late, f"requests still failing {failed_late} s after PostgreSQL was back: {load.failures[-3:]}"
+    assert not [f for f in load.failures if "Internal server error" in f], load.failures  # 503s, never a 500
     for process in [*c.webs, *c.workers]:
         assert process.proc is not None and process.proc.poll() is None, process.log()  # nobody died

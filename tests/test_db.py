@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from tests.conftest import make_settings
 from tutorbook.accounts.models import User
 from tutorbook.clock import utc_now
-from tutorbook.db import Database, ReadOnlySessionError, lost_race
+from tutorbook.db import TCP_SETTINGS, Database, ReadOnlySessionError, lost_race
 from tutorbook.flows.services import build_services
 
 
@@ -182,3 +182,18 @@ def test_the_read_door_refuses_to_write_and_the_write_door_writes(db, tmp_path, 
     assert asyncio.run(through_the_doors()) == (0, 1)
     with pytest.raises(ReadOnlySessionError), db.session_scope(read_only=True) as session:
         write(session)
+def test_every_postgresql_connection_gives_up_on_a_silent_peer(api):
+    """A partition sends no RST: without libpq's TCP settings a query in flight waits a quarter of
+    an hour and the mail worker's thread with it (tests/cluster/test_hosts.py, drill 3). The sync
+    engine's connections, through PgBouncer or not, carry them; so does the LISTEN connection."""
+    assert TCP_SETTINGS["tcp_user_timeout"] <= 30_000 and TCP_SETTINGS["keepalives"] == 1
+    if api.state.db.is_sqlite:
+        return
+    for pgbouncer in (False, True):
+        db = Database(api.state.db.url, pgbouncer=pgbouncer, use_async=False)
+        try:
+            with db.engine.connect() as conn:
+                used = conn.connection.dbapi_connection.info.get_parameters()
+        finally:
+            db.dispose()
+        assert {k: used.get(k) for k in TCP_SETTINGS} == {k: str(v) for k, v in TCP_SETTINGS.items()}

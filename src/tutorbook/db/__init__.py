@@ -5,7 +5,7 @@ hints a use case gives the write door (`doors`)."""
 from tutorbook.db.base import NAMING, Base, UTCDateTime, new_id
 from tutorbook.db.coalescer import Coalescer
 from tutorbook.db.database import Database, ReadOnlySessionError, ReadSession
-from tutorbook.db.engines import LOST_RACE_SQLSTATES, WriterLock, async_url, lost_race, make_engine
+from tutorbook.db.engines import LOST_RACE_SQLSTATES, TCP_SETTINGS, WriterLock, async_url, lost_race, make_engine
 
 __all__ = [
     "LOST_RACE_SQLSTATES",
@@ -15,6 +15,7 @@ __all__ = [
     "Database",
     "ReadOnlySessionError",
     "ReadSession",
+    "TCP_SETTINGS",
     "UTCDateTime",
     "WriterLock",
     "async_url",

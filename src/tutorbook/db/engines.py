@@ -81,6 +81,23 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+# libpq's TCP settings for every psycopg connection (the sync engine, the mail worker's LISTEN).
+# Without them a connection whose peer went silent (a network partition, a host that vanished: no
+# RST) blocks its caller until the kernel gives up, a quarter of an hour later, and a worker
+# thread waiting on it never comes back (tests/cluster/test_hosts.py, drill 3). With them, data
+# unacknowledged for 15 s, or an idle connection unanswered for 10 + 3 x 5 s, fails the call (the
+# job logs it and runs again next interval), and a connect gives up after 10 s. A slow query is
+# not cut: the server's kernel acknowledges the bytes at once, however long the query runs.
+TCP_SETTINGS: dict[str, int] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,  # milliseconds
+}
+
+
 def make_engine(
     url: str, *, echo: bool, pool_size: int, max_overflow: int = 0, pool_timeout: float = 30, pgbouncer: bool = False
 ) -> sa.Engine:
@@ -88,7 +105,7 @@ def make_engine(
         return _sqlite_engine(url, echo=echo)
     # psycopg prepares a statement on the server after its 5th run on a connection; through a
     # transaction-mode PgBouncer that connection is not the same server's next time: never prepare.
-    connect_args = {"prepare_threshold": None} if pgbouncer else {}
+    connect_args: dict[str, Any] = {**TCP_SETTINGS, "prepare_threshold": None} if pgbouncer else {**TCP_SETTINGS}
     return sa.create_engine(
         url,
         connect_args=connect_args,

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import Student, User
+from tutorbook.bookings import records
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
-from tutorbook.bookings.models import AdminAction, Booking, Refund, StatusHistory
+from tutorbook.bookings.models import AdminAction, Booking, BookingTerms, MeetingLink, Payment, Refund, StatusHistory
 from tutorbook.calendars.models import BusyPeriod
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.paging import Cursor
@@ -42,7 +43,14 @@ def get(session: Session, booking_id: uuid.UUID) -> PS | None:
     return session.get(PS, booking_id)
 
 
-_BY_CHECKOUT = sa.select(PS).where(PS.stripe_session_id == sa.bindparam("checkout_id", type_=PS.stripe_session_id.type))
+# The booking's own payment (not a refused one), the join its relationship makes, said once.
+OWN_PAYMENT = sa.and_(Payment.booking_id == PS.id, Payment.state != sa.literal_column("'refused'"))
+_BY_CHECKOUT = (
+    sa.select(PS)
+    .join(Payment, OWN_PAYMENT)
+    .options(sa.orm.contains_eager(PS.payment))
+    .where(Payment.stripe_checkout_id == sa.bindparam("checkout_id", type_=Payment.stripe_checkout_id.type))
+)
 
 
 def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
@@ -82,12 +90,17 @@ def overlapping(
 
 
 # Built once (with and without a booking to leave out): every booking and reschedule asks.
-_OVERLAPPING = sa.select(PS).where(
-    PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
-    PS.status.in_(HOLDING),
-    PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
-    PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
-    PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
+# Its records are read (lazily) only for a clash, which is rare: no joins on every booking.
+_OVERLAPPING = (
+    sa.select(PS)
+    .options(sa.orm.lazyload("*"))
+    .where(
+        PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
+        PS.status.in_(HOLDING),
+        PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
+        PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
+        PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
+    )
 )
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
@@ -121,6 +134,8 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
         setattr(booking, key, value)
     session.add(booking)
     session.flush()
+    for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
+        set_committed_value(booking, record, None)
     _history(session, booking.id, change, actor)
     if _holding_changed(change):
         schedule_changed(session, teacher_ids=[booking.teacher_id])
@@ -128,13 +143,15 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
 
 
 def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
-    """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
-    values = {"status": change.target, **change.fields}
+    """UPDATE ... WHERE status = expected; False when another writer moved the booking first.
+    Then its payment and terms follow the change (records.follow), in the same transaction."""
+    values = {"status": change.target, **records.booking_values(change.fields)}
     if update_row(session, booking.id, values, expected=_expected(change)) != 1:
         session.refresh(booking)
         return False
     for key, value in values.items():
         set_committed_value(booking, key, value)
+    records.follow(session, booking, change)
     _history(session, booking.id, change, actor, note)
     if _holding_changed(change):
         schedule_changed(session, teacher_ids=[booking.teacher_id])
@@ -154,34 +171,27 @@ def _set_params(booking_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]
 
 
 @functools.lru_cache(maxsize=256)
-def _update_statement(columns: tuple[str, ...], compare_status: bool, without_link: bool) -> sa.Update:
-    """UPDATE private_sessions SET `columns` WHERE id = :row_id [AND status = :row_status]
-    [AND meeting_url IS NULL]. A Core statement built once per set of columns: the ORM's bulk
-    UPDATE, built per call, cost about a millisecond."""
+def _update_statement(columns: tuple[str, ...], compare_status: bool) -> sa.Update:
+    """UPDATE private_sessions SET `columns` WHERE id = :row_id [AND status = :row_status]. A
+    Core statement built once per set of columns: the ORM's bulk UPDATE, built per call, cost
+    about a millisecond."""
     where = [_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type)]
     if compare_status:
         where.append(_ROW.c.status == sa.bindparam("row_status", type_=_ROW.c.status.type))
-    if without_link:
-        where.append(_ROW.c.meeting_url.is_(None))
     return sa.update(_ROW).where(*where).values(_set_values(columns))
 
 
 def update_row(
-    session: Session,
-    booking_id: uuid.UUID,
-    values: dict[str, Any],
-    *,
-    expected: Status | None = None,
-    without_link: bool = False,
+    session: Session, booking_id: uuid.UUID, values: dict[str, Any], *, expected: Status | None = None
 ) -> int:
-    """Set `values` on one booking (only if its status is `expected`, or only while it has no
-    meeting link); how many rows changed (0 or 1). The caller keeps any loaded object in step.
-    A status is only ever set against the one expected: apply()'s compare-and-set."""
+    """Set `values` on one booking (only if its status is `expected`); how many rows changed (0
+    or 1). The caller keeps any loaded object in step. A status is only ever set against the one
+    expected: apply()'s compare-and-set."""
     assert "status" not in values or expected is not None, "status changes go through lifecycle + apply()"
     params = _set_params(booking_id, values)
     if expected is not None:
         params["row_status"] = expected
-    stmt = _update_statement(tuple(sorted(values)), expected is not None, without_link)
+    stmt = _update_statement(tuple(sorted(values)), expected is not None)
     # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
     # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
     return int(cast(sa.CursorResult[Any], session.execute(stmt, params)).rowcount)
@@ -192,7 +202,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
     one history INSERT. The ids that moved; the rest had already left `change.current`."""
     if not ids:
         return []
-    values = {"status": change.target, **change.fields}
+    values = {"status": change.target, **records.booking_values(change.fields)}
     rows = session.execute(
         sa.update(PS)
         .where(PS.id.in_(ids), PS.status == _expected(change))
@@ -201,6 +211,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
         .execution_options(synchronize_session=False)
     ).all()
     moved = [row.id for row in rows]
+    records.follow_many(session, moved, change)
     if moved and _holding_changed(change):
         schedule_changed(session, teacher_ids={row.teacher_id for row in rows})
     if moved:
@@ -314,47 +325,42 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
     )
 
 
-def set_fields(session: Session, booking: PS, **fields: Any) -> None:
-    """Update non-status columns (checkout ids, meeting link, refunded amount)."""
-    update_row(session, booking.id, fields)
-    for key, value in fields.items():
-        set_committed_value(booking, key, value)
-
-
-def raise_refunded_amount(session: Session, booking: PS, *, total: int, now: datetime | None = None) -> bool:
-    """refunded_amount = `total` unless it is at least that already, in one guarded UPDATE: two
-    writers racing (a refund's answer and Stripe's charge.refunded) can never lower it, as a
-    read-then-write would on PostgreSQL. True when it changed."""
-    values: dict[str, Any] = {"refunded_amount": total}
-    if now is not None:
-        values["updated_at"] = now
-    stmt = sa.update(PS).where(PS.id == booking.id, PS.refunded_amount < total).values(**values)
-    changed = bool(cast(sa.CursorResult[Any], session.execute(stmt)).rowcount)
-    if changed:
-        for key, value in values.items():
-            set_committed_value(booking, key, value)
-    return changed
-
-
-def update_returning(session: Session, booking: PS, **fields: Any) -> bool:
-    """Update non-status columns of one booking and read its row back into `booking` (which
-    may be detached), in one statement; False when there is no such booking."""
-    assert "status" not in fields, "status changes go through lifecycle + apply()"
-    stmt = _update_returning_statement(tuple(sorted(fields)))
-    row = session.execute(stmt, _set_params(booking.id, fields)).mappings().one_or_none()
+def attach_to_payment(session: Session, booking: PS, **fields: Any) -> bool:
+    """Set non-state columns of the booking's own payment (the checkout made) and read the
+    payment and the booking back into `booking` (which may be detached): an UPDATE ... RETURNING,
+    then the booking's row; False when there is no such booking or payment."""
+    stmt = _attach_statement(tuple(sorted(fields)))
+    params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking.id}
+    row = session.execute(stmt, params).mappings().one_or_none()
     if row is None:
         return False
+    payment = booking.payment if booking.payment is not None else Payment()
     for key, value in row.items():  # the mapped attributes are named as their columns
+        set_committed_value(payment, key, value)
+    set_committed_value(booking, "payment", payment)
+    found = session.execute(_BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
+    if found is None:
+        return False
+    for key, value in found.items():
         set_committed_value(booking, key, value)
     return True
 
 
+_PAYMENT = cast(sa.Table, Payment.__table__)
+_BOOKING_ROW = sa.select(*_ROW.c).where(_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type))
+
+
 @functools.lru_cache(maxsize=64)
-def _update_returning_statement(columns: tuple[str, ...]) -> sa.Update:
-    """update_returning's statement: a Core UPDATE ... RETURNING every column, built once per
-    set of columns (as _update_statement). The ORM's UPDATE ... RETURNING the entity cost the
-    booking route twice as much CPU."""
-    return _update_statement(columns, False, False).returning(*_ROW.c)
+def _attach_statement(columns: tuple[str, ...]) -> sa.Update:
+    """attach_to_payment's statement: a Core UPDATE payments ... RETURNING every column, built
+    once per set of columns (the ORM's UPDATE ... RETURNING the entity cost the booking route
+    twice as much CPU)."""
+    own = sa.and_(
+        _PAYMENT.c.booking_id == sa.bindparam("row_id", type_=_PAYMENT.c.booking_id.type),
+        _PAYMENT.c.state != sa.literal_column("'refused'"),
+    )
+    values = {c: sa.bindparam(f"set_{c}", type_=_PAYMENT.c[c].type) for c in columns}
+    return sa.update(_PAYMENT).where(own).values(values).returning(*_PAYMENT.c)
 
 
 def visible_to_parent(table: Any = PS) -> sa.ColumnElement[bool]:
@@ -379,9 +385,32 @@ def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     return stmt.add_columns(_TEACHER_NAME, _STUDENT_NAME)
 
 
+# Its records' columns a list row carries, under the names the JSON (and the console) show.
+_RECORD_COLUMNS = (
+    Payment.stripe_checkout_id.label("stripe_session_id"),
+    Payment.stripe_payment_intent_id.label("stripe_payment_intent_id"),
+    Payment.checkout_url.label("checkout_url"),
+    Payment.checkout_expires_at.label("checkout_expires_at"),
+    sa.func.coalesce(Payment.refunded_amount, 0).label("refunded_amount"),
+    Payment.payout_destination.label("payout_destination"),
+    MeetingLink.url.label("meeting_url"),
+    BookingTerms.full_refund_hours.label("terms_full_refund_hours"),
+    BookingTerms.late_refund_percent.label("terms_late_refund_percent"),
+    BookingTerms.reschedule_deadline_hours.label("terms_reschedule_deadline_hours"),
+    BookingTerms.max_reschedules.label("terms_max_reschedules"),
+)
+# The booking and its records, one-to-one outer joins on their keys: the lists' FROM.
+_WITH_RECORDS = (
+    sa.orm.outerjoin(PS, Payment, OWN_PAYMENT)
+    .outerjoin(MeetingLink, MeetingLink.booking_id == PS.id)
+    .outerjoin(BookingTerms, BookingTerms.booking_id == PS.id)
+)
+
+
 def _named_rows(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """The bookings matching `where` as BookingRows (read with `.mappings()`)."""
-    return sa.select(*_COLUMNS, _TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name")).where(*where)
+    names = (_TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name"))
+    return sa.select(*_COLUMNS, *_RECORD_COLUMNS, *names).select_from(_WITH_RECORDS).where(*where)
 
 
 def keyset(
@@ -530,11 +559,16 @@ def past_for_parent(
 
 def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
     """The parent's Pending bookings whose checkout is still open (they hold a slot unpaid)."""
-    stmt = sa.select(PS).where(
-        PS.parent_id == parent_id,
-        PS.status == Status.PENDING.value,
-        PS.checkout_url.is_not(None),
-        PS.checkout_expires_at > now,
+    stmt = (
+        sa.select(PS)
+        .join(Payment, OWN_PAYMENT)
+        .options(sa.orm.contains_eager(PS.payment))
+        .where(
+            PS.parent_id == parent_id,
+            PS.status == Status.PENDING.value,
+            Payment.checkout_url.is_not(None),
+            Payment.checkout_expires_at > now,
+        )
     )
     return list(session.scalars(stmt.order_by(PS.created_at.desc(), PS.id)))
 
@@ -633,7 +667,7 @@ def student_has_bookings(session: Session, *, student_id: uuid.UUID) -> bool:
 def _skip_locked(session: Session, stmt: _Select) -> _Select:
     """On PostgreSQL, lock the selected rows and skip ones another worker holds."""
     if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
+        return stmt.with_for_update(skip_locked=True, of=PS)
     return stmt
 
 
@@ -655,12 +689,16 @@ def stale_pending(
 ) -> list[StaleRow]:
     """Pending bookings whose checkout expired by `now`, or that got no checkout at all and were
     made before `unopened_before`, by id."""
-    stmt = sa.select(PS.id, PS.stripe_session_id, PS.created_at).where(
-        PS.status == Status.PENDING,
-        sa.or_(
-            PS.checkout_expires_at <= now,
-            sa.and_(PS.stripe_session_id.is_(None), PS.created_at <= unopened_before),
-        ),
+    stmt = (
+        sa.select(PS.id, Payment.stripe_checkout_id, PS.created_at)
+        .outerjoin(Payment, OWN_PAYMENT)
+        .where(
+            PS.status == Status.PENDING,
+            sa.or_(
+                Payment.checkout_expires_at <= now,
+                sa.and_(Payment.stripe_checkout_id.is_(None), PS.created_at <= unopened_before),
+            ),
+        )
     )
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
     return [StaleRow(*row) for row in session.execute(_skip_locked(session, stmt))]
@@ -677,7 +715,7 @@ def _never_paid_cancelled(before: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         PS.status == Status.CANCELLED,
         PS.paid_at.is_(None),
-        PS.stripe_payment_intent_id.is_(None),
+        ~sa.exists().where(Payment.booking_id == PS.id, Payment.stripe_payment_intent_id.is_not(None)),
         PS.cancelled_at < before,
         ~sa.exists().where(Refund.session_id == PS.id),
     )
@@ -705,7 +743,13 @@ def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[
     out: dict[str, PS] = {}
     for start in range(0, len(stripe_session_ids), 500):
         chunk = stripe_session_ids[start : start + 500]
-        rows = session.scalars(sa.select(PS).where(PS.stripe_session_id.in_(chunk)))
+        stmt = (
+            sa.select(PS)
+            .join(Payment, OWN_PAYMENT)
+            .options(sa.orm.contains_eager(PS.payment))
+            .where(Payment.stripe_checkout_id.in_(chunk))
+        )
+        rows = session.scalars(stmt)
         out.update({b.stripe_session_id: b for b in rows if b.stripe_session_id is not None})
     return out
 
@@ -794,18 +838,19 @@ def _search_statement(filters: tuple[str, ...], stripe_kind: str | None, cursor:
     if anyone:
         conds.append(sa.or_(*anyone))
     if stripe_kind is not None:
-        stripe_id = sa.bindparam("stripe_id", type_=PS.stripe_session_id.type)
+        # The booking's own payment is in the rows' FROM (_WITH_RECORDS).
+        stripe_id = sa.bindparam("stripe_id", type_=Payment.stripe_checkout_id.type)
         if stripe_kind == "any":
             refunded = sa.select(Refund.session_id).where(Refund.stripe_refund_id == stripe_id)
             conds.append(
                 sa.or_(
-                    PS.stripe_session_id == stripe_id,
-                    PS.stripe_payment_intent_id == stripe_id,
+                    Payment.stripe_checkout_id == stripe_id,
+                    Payment.stripe_payment_intent_id == stripe_id,
                     PS.id.in_(refunded.scalar_subquery()),
                 )
             )
         else:
-            column = PS.stripe_session_id if stripe_kind == "checkout" else PS.stripe_payment_intent_id
+            column = Payment.stripe_checkout_id if stripe_kind == "checkout" else Payment.stripe_payment_intent_id
             conds.append(column == stripe_id)
     after = (sa.bindparam("after_starts", type_=PS.starts_at.type), sa.bindparam("after_id", type_=PS.id.type))
     stmt = _named_rows(*conds).add_columns(_PARENT_EMAIL.label("parent_email"))

@@ -24,6 +24,12 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Alembic's batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
+        # would delete (ON DELETE CASCADE) every row that refers to it (0015 rebuilds
+        # private_sessions). Off for the migrations (a PRAGMA outside any transaction), checked after.
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -32,6 +38,20 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migrations left rows whose foreign keys point nowhere: {broken[:5]}")
+    if sqlite:
+        _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(connection, sql: str) -> None:
+    """Run `sql` on the driver's connection itself: through SQLAlchemy it would open a transaction
+    (BEGIN IMMEDIATE, tutorbook.db), inside which SQLite ignores the foreign_keys pragma."""
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(sql)
+    cursor.close()
 
 
 run_migrations_online()

@@ -12,11 +12,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, lifecycle
+from tutorbook.bookings import earnings, lifecycle, records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings import service as bookings
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import Booking as PS
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -248,15 +247,14 @@ def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> b
 
 
 def _refunded(session, *, obj: dict) -> bookings.Outcome:
-    """Stripe's total refunded for the charge is the truth for refunded_amount."""
+    """Stripe's total refunded for the charge is the truth for the payment's refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
         payment_intent = payment_intent.get("id")
-    booking = (
-        session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
-    )
-    if booking is None:
+    payment = records.by_intent(session, payment_intent) if payment_intent else None
+    booking = None if payment is None else repo.get(session, payment.booking_id)
+    if payment is None or booking is None:
         return bookings.Outcome("unknown_booking")
     total = int(obj.get("amount_refunded") or 0)
-    repo.raise_refunded_amount(session, booking, total=total)
+    records.raise_refunded(session, payment, total=total)
     return bookings.Outcome("refund_recorded", booking)

@@ -46,7 +46,7 @@ def _alive(url):
         return False
 
 
-def _serve(api, sandbox, tmp_path, *, grace: int):
+def _serve(api, sandbox, tmp_path, *, grace: int, drain: float = 0):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = app_env(
@@ -55,6 +55,7 @@ def _serve(api, sandbox, tmp_path, *, grace: int):
         var_dir=tmp_path,
         sandbox_enabled="false",
         shutdown_grace_seconds=grace,
+        shutdown_drain_seconds=drain,
         log_level="INFO",
     )
     log = open(tmp_path / "serve.log", "wb")
@@ -132,3 +133,43 @@ def test_the_grace_bounds_the_wait_for_a_request_that_does_not_finish(api, sandb
         if proc.poll() is None:
             proc.kill()
     thread.join(30)
+
+
+def test_with_a_drain_sigterm_first_fails_readiness_while_everything_is_still_answered(api, sandbox, tmp_path):
+    """TUTORBOOK_SHUTDOWN_DRAIN_SECONDS (issue #31): a replica takes itself out of the balancer's
+    rotation. After SIGTERM, /health/ready answers 503 while /health/live and real requests still
+    get their answers on new connections; after the drain it stops accepting and exits 0."""
+    proc, base = _serve(api, sandbox, tmp_path, grace=5, drain=4)
+    try:
+        assert http_get(base + "/health/ready", timeout=5).status_code == 200
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: http_get(base + "/health/ready", timeout=2).status_code == 503, timeout=3, message="draining")
+        ready = http_get(base + "/health/ready", timeout=2)
+        assert ready.json() == {"success": False, "message": "Draining: this replica is shutting down", "data": None}
+        assert http_get(base + "/health/live", timeout=2).status_code == 200
+        body = {"email": "draining@example.com", "password": "long-enough-pw-9x!", "fullName": "D", "role": "Parent"}
+        registered = httpx.post(base + "/api/Auth/register", json=body, timeout=10)
+        assert registered.status_code == 201, registered.text
+        assert proc.poll() is None
+        assert proc.wait(20) == 0
+        assert time.monotonic() - stopped_at >= 4
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(base + "/health/live", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_second_sigterm_ends_the_drain_at_once(api, sandbox, tmp_path):
+    proc, base = _serve(api, sandbox, tmp_path, grace=5, drain=60)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: http_get(base + "/health/ready", timeout=2).status_code == 503, timeout=3, message="draining")
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - stopped_at < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()

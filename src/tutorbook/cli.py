@@ -127,9 +127,7 @@ def serve(
         typer.echo(f"Stripe sandbox on {sandbox.base_url} (test card 4242 4242 4242 4242)")
     for key, value in overrides.items():
         os.environ[f"TUTORBOOK_{key.upper()}"] = str(value)
-    import uvicorn
-
-    from tutorbook.http_server import HeaderTimeoutProtocol
+    from tutorbook import http_server
 
     typer.echo(f"Tutorbook on {settings.public_url}  (API docs: {settings.public_url}/docs)")
     # uvicorn raises the SIGTERM it caught again once it has shut down; with this handler in
@@ -139,16 +137,18 @@ def serve(
         # proxy_headers off: the app believes X-Forwarded-For only from TUTORBOOK_TRUSTED_PROXIES.
         # Each request head must arrive within TUTORBOOK_HEADER_TIMEOUT_SECONDS (HeaderTimeoutProtocol);
         # an idle kept-alive connection is closed after 5 s (uvicorn's timeout_keep_alive).
-        # SIGTERM: stop accepting, let the requests in flight finish (at most the grace), run the
+        # SIGTERM: drain for TUTORBOOK_SHUTDOWN_DRAIN_SECONDS (answer everything, /health/ready 503),
+        # then stop accepting, let the requests in flight finish (at most the grace), run the
         # lifespan's shutdown (the jobs, the pools), exit 0.
-        uvicorn.run(
+        http_server.run(
             "tutorbook.asgi:app",
             host=host,
             port=port,
             workers=workers,
+            drain_seconds=settings.shutdown_drain_seconds,
             log_config=None,
             proxy_headers=False,
-            http=HeaderTimeoutProtocol,
+            http=http_server.HeaderTimeoutProtocol,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
@@ -529,7 +529,7 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from tutorbook.api.deps import check_metrics_access
-    from tutorbook.bookings import repository as bookings_repo
+    from tutorbook.bookings import queries
     from tutorbook.errors import AppError, envelope
 
     class Handler(BaseHTTPRequestHandler):
@@ -540,7 +540,7 @@ def _metrics_exporter(svc, metrics, *, host: str, port: int):
             content_type = "text/plain; version=0.0.4"
             try:  # the same rule as the app's /metrics: the metrics token or an admin's token
                 check_metrics_access(svc, authorization=self.headers.get("authorization"))
-                status, body = 200, metrics.render(svc.tx_sync(bookings_repo.count_by_status)).encode()
+                status, body = 200, metrics.render(svc.tx_sync(queries.count_by_status)).encode()
             except AppError as exc:
                 status, content_type = exc.status_code, "application/json"
                 body = json.dumps(envelope(None, exc.message, success=False)).encode()

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # On SIGTERM `tutorbook serve` stops accepting and gives the requests in flight this long to
     # finish (uvicorn's timeout_graceful_shutdown); then it closes its pools and exits 0.
     shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)
+    # Before that, for this long, it goes on answering everything while /health/ready answers 503,
+    # so a load balancer takes it out of rotation first (0: no drain, stop accepting at once).
+    shutdown_drain_seconds: float = Field(default=0, ge=0, le=600)
     job_mail_interval_s: float = 15
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60

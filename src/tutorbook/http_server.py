@@ -7,8 +7,16 @@ size (8 MB of one header were accepted; h11 stops at 16 KiB)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
 from typing import Any, ClassVar
 
+import uvicorn
+
+from tutorbook import drain
 from tutorbook.config import get_settings
 
 try:  # what uvicorn's "auto" picks
@@ -69,3 +77,49 @@ class HeaderTimeoutProtocol(_Protocol):
             return  # a request is being answered: its head came in time (re-armed when it is done)
         if not self.transport.is_closing():
             self.transport.close()
+
+
+log = logging.getLogger("tutorbook.http")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, but the first SIGTERM starts a drain of `drain_seconds`: the process goes
+    on answering every request while `/health/ready` answers 503, so the load balancer's health
+    check takes it out of rotation; then uvicorn's own shutdown (stop accepting, the grace for the
+    requests in flight, the lifespan's shutdown). A second SIGTERM, or SIGINT, ends the drain at
+    once. With `drain_seconds` 0 it is uvicorn's server unchanged."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._drain_timer: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and self._drain_timer is None and not self.should_exit:
+            drain.start()
+            log.info("draining before shutdown", extra={"drain_seconds": self.drain_seconds})
+            self._drain_timer = threading.Timer(self.drain_seconds, self._drained, args=(sig,))
+            self._drain_timer.daemon = True
+            self._drain_timer.start()
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        super().handle_exit(sig, frame)
+
+    def _drained(self, sig: int) -> None:
+        log.info("drained; shutting down")
+        super().handle_exit(sig, None)
+
+
+def run(app: str, *, workers: int, drain_seconds: float, **options: Any) -> None:
+    """`tutorbook serve`'s uvicorn.run: one worker process runs a DrainingServer; several run
+    uvicorn's own supervisor, whose workers stop without a drain (logged when one was asked for)."""
+    if workers > 1:
+        if drain_seconds > 0:
+            log.warning("the shutdown drain applies to one worker process; --workers %d stop without it", workers)
+        uvicorn.run(app, workers=workers, **options)
+        return
+    server = DrainingServer(uvicorn.Config(app, workers=1, **options), drain_seconds=drain_seconds)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn.run's STARTUP_FAILURE

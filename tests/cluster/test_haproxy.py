@@ -39,6 +39,7 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DEPLOY_CFG = DEPLOY / "haproxy.cfg"
 POOL_SIZE = 5  # TUTORBOOK_DB_POOL_SIZE of deploy/compose.yaml
+DRAIN_SECONDS = 5  # TUTORBOOK_SHUTDOWN_DRAIN_SECONDS of deploy/compose.yaml
 CLIENTS = 3  # booking threads; each also lists its bookings after every confirmation
 OTHER_JOBS = ",".join(name for name in jobs.JOBS if name != "mail")
 
@@ -238,6 +239,7 @@ def cluster(tmp_path):
         public_url=balancer.base_url,
         trusted_proxies="127.0.0.1",
         shutdown_grace_seconds=30,
+        shutdown_drain_seconds=DRAIN_SECONDS,
         job_mail_interval_s=2,
         log_level="WARNING",
     )
@@ -335,19 +337,27 @@ class Load:
             t.join(120)
 
 
-def _rolling_restart(cluster, index: int, *, drain: bool = True) -> float:
-    """Drain web{index} on HAProxy, SIGTERM it (exit 0), start it again, wait until HAProxy has it
-    UP again and set it ready: the seconds that took. drain=False: SIGTERM at once (the control)."""
+def _rolling_restart(cluster, index: int, *, drain: str = "balancer") -> float:
+    """Restart web{index} under load, the seconds that took until HAProxy has it UP again.
+    drain="balancer": drain it on HAProxy's runtime API, wait until it has no request, SIGTERM it
+    (exit 0), start it, wait until it is ready, set it ready (deploy/rolling-restart until issue
+    #31's self-drain). drain="self": SIGTERM alone; the replica drains itself
+    (TUTORBOOK_SHUTDOWN_DRAIN_SECONDS: /health/ready 503 until HAProxy's check takes it out, then
+    exit 0), start it, and HAProxy's check brings it back. drain="none": SIGTERM at once on a
+    replica without a drain (the control)."""
     balancer, web, port = cluster["balancer"], cluster["webs"][index - 1], cluster["ports"][index - 1]
     name = f"web{index}"
     started = time.monotonic()
-    if drain:
+    if drain == "balancer":
         balancer.command(f"set server web/{name} state drain")
         wait_for(lambda: balancer.server(name)["scur"] == "0", timeout=40, message=f"{name} drained")
     assert web.terminate() == 0, web.log()
+    if drain == "self":
+        assert balancer.server(name)["status"].startswith("DOWN"), balancer.server(name)
     web.start()
     wait_for(lambda: _ready(f"http://127.0.0.1:{port}"), timeout=60, message=f"{name} ready: {web.log()}")
-    balancer.command(f"set server web/{name} state ready")
+    if drain == "balancer":
+        balancer.command(f"set server web/{name} state ready")
     wait_for(lambda: balancer.server(name)["status"] == "UP", timeout=15, message=f"{name} UP in HAProxy")
     return time.monotonic() - started
 
@@ -357,7 +367,9 @@ def _counting(load: Load, monkeypatch) -> None:
     monkeypatch.setattr(f, "http_client", lambda **kw: http_client(event_hooks={"response": [load.counted]}, **kw))
 
 
-def test_rolling_restart_behind_haproxy_loses_no_request_and_does_nothing_twice(cluster, monkeypatch):
+@pytest.mark.parametrize("drain", ["balancer", "self"])
+def test_rolling_restart_behind_haproxy_loses_no_request_and_does_nothing_twice(cluster, monkeypatch, drain):
+    """drain="self" is deploy/rolling-restart's way (issue #31: a replica drains itself)."""
     balancer = cluster["balancer"]
     load = Load(balancer.base_url)
     _counting(load, monkeypatch)
@@ -368,16 +380,16 @@ def test_rolling_restart_behind_haproxy_loses_no_request_and_does_nothing_twice(
     load.start()
     try:
         time.sleep(3)  # under load before the first stop
-        took = [_rolling_restart(cluster, 1)]
+        took = [_rolling_restart(cluster, 1, drain=drain)]
         time.sleep(2)
-        took.append(_rolling_restart(cluster, 2))
+        took.append(_rolling_restart(cluster, 2, drain=drain))
         time.sleep(3)
     finally:
         load.stop()
     ids = [first["b"]["id"], *load.booking_ids]
     front, back = balancer.stat("www", "FRONTEND"), balancer.stat("web", "BACKEND")
     print(
-        f"\nrolling restart behind HAProxy: {load.requests} requests from {CLIENTS} clients, "
+        f"\nrolling restart behind HAProxy, drain={drain}: {load.requests} requests from {CLIENTS} clients, "
         f"{len(load.failures)} failed, {len(load.booking_ids)} bookings made, paid and confirmed under load; "
         f"web1 restart {took[0]:.1f} s, web2 restart {took[1]:.1f} s (drain, SIGTERM, exit 0, start, ready, UP); "
         f"HAProxy: {front['req_tot']} requests in (webhooks included), {front['hrsp_5xx']} 5xx, "
@@ -438,13 +450,16 @@ def test_without_the_drain_sigterm_alone_loses_requests(cluster, monkeypatch):
     """The control: what the drain is for. The replica stops accepting at SIGTERM, and HAProxy
     retries a refused connection elsewhere; but a request that reached the replica just as it
     stopped is closed unanswered, and a POST that was sent is not replayed (it may have run)."""
+    for index, web in enumerate(cluster["webs"], start=1):  # replicas without the self-drain
+        web.env = {**web.env, "TUTORBOOK_SHUTDOWN_DRAIN_SECONDS": "0"}
+        _rolling_restart(cluster, index, drain="balancer")
     load = Load(cluster["balancer"].base_url)
     _counting(load, monkeypatch)
     load.start()
     try:
         time.sleep(3)
         for index in (1, 2, 1, 2):
-            _rolling_restart(cluster, index, drain=False)
+            _rolling_restart(cluster, index, drain="none")
             time.sleep(1)
     finally:
         load.stop()

@@ -1,6 +1,6 @@
 """What the operator console shows: today at a glance, one booking in full, revenue by month,
 the last reconciliation's findings explained, CSV. Read-only queries (one transaction each);
-the console's actions are the bookings service's and the flows' use cases."""
+the console's actions are the bookings use cases' (`cancelling`, `lookup`) and the flows'."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from tutorbook import jobs, paging
 from tutorbook.accounts.models import Student, User
-from tutorbook.bookings import refunds
+from tutorbook.bookings import queries, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
@@ -408,7 +408,7 @@ def parse_search(
     date_from: str | date | None = None,
     date_to: str | date | None = None,
     q: str | None = None,
-) -> repo.Search:
+) -> queries.Search:
     """The console's filters from a form: teacher and parent by id, email, name or part of either
     (every one who matches), the child by id, dates (inclusive) in the operator's zone, `q` a
     booking id, a Stripe id (checkout session, payment intent or refund), or a name or part of an
@@ -436,7 +436,7 @@ def parse_search(
         fields["starts_before"] = _date(date_to, zone, "to") + timedelta(days=1)
     if q and q.strip():
         fields.update(_query(session, q.strip()))
-    return repo.Search(**fields)
+    return queries.Search(**fields)
 
 
 STRIPE_PREFIXES = ("cs_", "pi_", "re_", "ch_", "py_", "pyr_", "tr_", "fee_", "in_", "evt_")
@@ -455,7 +455,7 @@ def _query(session: Session, text: str) -> dict:
     return _people(session, " ".join(text.split()))
 
 
-def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
+def search_page(session: Session, *, search: queries.Search, after: str | None, limit: int = PAGE_SIZE):
     """(BookingRows with `parent_email`, the next page's cursor or None)."""
-    rows = repo.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
+    rows = queries.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
     return paging.split_page(rows, limit, lambda row: (row["starts_at"], row["id"]))

@@ -18,7 +18,7 @@ from tutorbook.accounts.schemas import (
 )
 from tutorbook.accounts.security import issue_token
 from tutorbook.api.deps import AppSettings, CurrentUser, DbSession, ParentUser, ServicesDep
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.flows import accounts as account_flows
 from tutorbook.flows.services import Services
@@ -101,5 +101,5 @@ def update_student(student_id: StudentId, body: StudentIn, user: ParentUser, ses
 @students.delete("/{studentId}", response_model=Envelope[bool], name="delete")
 def delete_student(student_id: StudentId, user: ParentUser, session: DbSession):
     """Remove one of your children (refused while they have bookings)."""
-    bookings.delete_student(session, parent_id=user.id, student_id=student_id)
+    reporting.delete_student(session, parent_id=user.id, student_id=student_id)
     return ok(True, "Student removed")

@@ -23,8 +23,7 @@ from tutorbook.admin.schemas import (
 )
 from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
 from tutorbook.api.teachers import earnings_range
-from tutorbook.bookings import earnings
-from tutorbook.bookings import repository as repo
+from tutorbook.bookings import earnings, lists
 from tutorbook.bookings.schemas import (
     AdminRefundIn,
     PayoutReportOut,
@@ -168,6 +167,6 @@ async def refund_booking(
     booking, new = await flows.refund_as_admin(
         svc, admin=user, booking_id=booking_id, amount=body.amount, note=body.reason, key=body.idempotency_key
     )
-    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    teacher, student = await svc.tx(lists.names_for, booking=booking)
     message = "Refund asked of Stripe" if new else "This refund was asked for already"
     return ok(session_out(booking, teacher, student), message)

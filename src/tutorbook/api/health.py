@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from tutorbook import drain
 from tutorbook.api.deps import ServicesDep, check_metrics_access
-from tutorbook.bookings import repository as bookings
+from tutorbook.bookings import queries
 from tutorbook.errors import error_response
 from tutorbook.schemas import Envelope, ErrorEnvelope, ok
 
@@ -46,10 +47,13 @@ def liveness():
 @router.get(
     "/health/ready",
     response_model=Envelope[str],
-    responses={503: {"model": ErrorEnvelope, "description": "Database unavailable or its schema not at head"}},
+    responses={503: {"model": ErrorEnvelope, "description": "Database unavailable, schema not at head, or draining"}},
 )
 async def ready(svc: ServicesDep):
-    """Readiness: the database answers and its migrations are at this release's head."""
+    """Readiness: the database answers and its migrations are at this release's head, and the
+    process is not draining before a shutdown (TUTORBOOK_SHUTDOWN_DRAIN_SECONDS)."""
+    if drain.is_draining():
+        return error_response(503, "Draining: this replica is shutting down")
     db, heads = svc.db, schema_heads()
 
     def probe() -> frozenset[str]:
@@ -70,5 +74,5 @@ async def ready(svc: ServicesDep):
 def metrics(svc: ServicesDep, request: Request):
     """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
     check_metrics_access(svc, authorization=request.headers.get("authorization"))
-    counts = svc.tx_sync(bookings.count_by_status)
+    counts = svc.tx_sync(queries.count_by_status)
     return PlainTextResponse(svc.metrics.render(counts), media_type="text/plain; version=0.0.4")

@@ -19,11 +19,11 @@ from tutorbook.api.deps import (
     TeacherOrAdmin,
     TeacherUser,
 )
+from tutorbook.bookings import cancelling, lists, lookup
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lists import BookingRow
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.repository import BookingRow
 from tutorbook.bookings.schemas import (
     BookIn,
     CancelIn,
@@ -68,7 +68,7 @@ def _position(row: BookingRow) -> paging.Cursor:
 
 
 async def _out(svc: Services, booking: Booking) -> SessionOut:
-    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    teacher, student = await svc.tx(lists.names_for, booking=booking)
     return session_out(booking, teacher, student)
 
 
@@ -120,9 +120,9 @@ async def my_bookings(
 def _my_bookings_page(
     session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
 ) -> SessionPage:
-    rows = repo.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
+    rows = lists.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    total, ahead = (rows[0]["total"], rows[0]["ahead"]) if rows else repo.count_my_bookings(
+    total, ahead = (rows[0]["total"], rows[0]["ahead"]) if rows else lists.count_my_bookings(
         session, parent_id=parent_id, through=cursor
     )
     if cursor is not None:
@@ -167,7 +167,7 @@ def _schedule_page(
     page_size: int,
     cursor: paging.Cursor | None,
 ) -> tuple[list[SessionOut], str | None]:
-    rows = repo.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
+    rows = lists.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
     return [session_row_out(row, SessionOut) for row in rows], nxt
 
@@ -175,14 +175,14 @@ def _schedule_page(
 @router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")
 def get_session(booking_id: BookingId, user: CurrentUser, session: DbSession):
     """One booking: its parent, its teacher, or an admin."""
-    booking = service.get_for(session, user=user, booking_id=booking_id)
-    return ok(session_out(booking, *repo.names_for(session, booking)))
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
+    return ok(session_out(booking, *lists.names_for(session, booking)))
 
 
 @router.get("/{bookingId}/history", response_model=Envelope[list[HistoryOut]], name="history")
 def get_history(booking_id: BookingId, user: CurrentUser, session: DbSession):
     """Every status change of one booking, oldest first."""
-    service.get_for(session, user=user, booking_id=booking_id)
+    lookup.get_for(session, user=user, booking_id=booking_id)
     return ok([HistoryOut.model_validate(h) for h in repo.history(session, booking_id)])
 
 
@@ -203,8 +203,8 @@ async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, b
 @router.post("/{bookingId}/complete", response_model=Envelope[SessionOut])
 def complete(booking_id: BookingId, user: TeacherOrAdmin, session: DbSession):
     """Mark a Confirmed session completed (once it has started)."""
-    booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
-    return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")
+    booking = cancelling.complete(session, user=user, booking_id=booking_id, now=utc_now())
+    return ok(session_out(booking, *lists.names_for(session, booking)), "Session completed")
 
 
 @router.post("/{bookingId}/reschedule", response_model=Envelope[SessionOut])

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 from tutorbook.api import teacher_list as listing_api
 from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
 from tutorbook.bookings import availability as week_cache
-from tutorbook.bookings import earnings
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import earnings, reporting
 from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
 from tutorbook.clock import utc_now
 from tutorbook.config import ALLOWED_DURATIONS
@@ -195,14 +194,14 @@ def set_my_policy(body: PolicyIn, user: TeacherUser, session: DbSession):
 @router.get("/me/time-off", response_model=Envelope[list[TimeOffOut]])
 def my_time_off(user: TeacherUser, session: DbSession):
     """Your time off that is not over yet, each with the paid sessions inside it (to cancel or move)."""
-    return ok([TimeOffOut(**t) for t in bookings.time_off_with_sessions(session, teacher_id=user.id, now=utc_now())])
+    return ok([TimeOffOut(**t) for t in reporting.time_off_with_sessions(session, teacher_id=user.id, now=utc_now())])
 
 
 @router.post("/me/time-off", response_model=Envelope[TimeOffOut], status_code=201)
 def add_my_time_off(body: TimeOffIn, user: TeacherUser, session: DbSession):
     """Take a range out of your free time (UTC instants). Paid sessions inside it stay booked and
     are listed in `affectedSessions` for you to cancel or move."""
-    out = bookings.add_time_off(
+    out = reporting.add_time_off(
         session, teacher_id=user.id, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note, now=utc_now()
     )
     return ok(TimeOffOut(**out), "Time off added")

@@ -86,23 +86,46 @@ def open_payment(
     """The booking's payment, open (a checkout being made for its price); `fields`: the checkout's
     expiry, the Connect split."""
     created = states.move(None, PaymentState.OPEN, now=now)
-    payment = Payment(
-        id=uuid.uuid4(),
+    payment = _add(
+        session,
+        created,
         booking_id=booking.id,
-        kind=kind.value,
+        kind=kind,
         amount=booking.price_amount,
         currency=booking.currency,
+        now=now,
+        **fields,
+    )
+    set_committed_value(booking, "payment", payment)
+    return payment
+
+
+def _add(
+    session: Session,
+    created: PaymentChange,
+    *,
+    booking_id: uuid.UUID,
+    kind: PaymentKind,
+    amount: int,
+    currency: str,
+    now: datetime,
+    **fields: Any,
+) -> Payment:
+    """Insert a new payment in the state `created` (a move from none) makes."""
+    totals = {"refunded_amount": 0, "transfer_amount": 0, "transfer_reversed_amount": 0, "fee_refunded_amount": 0}
+    payment = Payment(
+        id=uuid.uuid4(),
+        booking_id=booking_id,
+        kind=kind.value,
+        amount=amount,
+        currency=currency,
         created_at=now,
-        refunded_amount=0,
-        transfer_amount=0,
-        transfer_reversed_amount=0,
-        fee_refunded_amount=0,
+        **totals,
         **created.fields,
         **fields,
     )
     session.add(payment)
     session.flush()
-    set_committed_value(booking, "payment", payment)
     return payment
 
 
@@ -122,25 +145,20 @@ def refuse_payment(
     existing = None if payment_intent_id is None else refused_by_intent(session, booking_id, payment_intent_id)
     if existing is not None:
         return existing
-    payment = Payment(
-        id=uuid.uuid4(),
+    # A checkout id is unique among payments: kept unless another payment holds it already.
+    kept = None if checkout_id is None or by_checkout(session, checkout_id) else checkout_id
+    return _add(
+        session,
+        refused,
         booking_id=booking_id,
-        kind=PaymentKind.CHECKOUT.value,
+        kind=PaymentKind.CHECKOUT,
         amount=amount,
         currency=currency,
-        stripe_checkout_id=None if checkout_id is None or by_checkout(session, checkout_id) else checkout_id,
+        now=now,
+        stripe_checkout_id=kept,
         stripe_payment_intent_id=payment_intent_id,
         paid_at=now,
-        created_at=now,
-        refunded_amount=0,
-        transfer_amount=0,
-        transfer_reversed_amount=0,
-        fee_refunded_amount=0,
-        **refused.fields,
     )
-    session.add(payment)
-    session.flush()
-    return payment
 
 
 def refused_by_intent(session: Session, booking_id: uuid.UUID, payment_intent_id: str) -> Payment | None:

@@ -150,8 +150,8 @@ Out = TypeVar("Out", bound=SessionOut)
 
 
 def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
-    """A booking read as a plain row (`repository.BookingRow`: its columns, its payment's, link's
-    and terms' under the names the JSON shows, and names) as `model`, validated from a dict:
+    """A booking read as a plain row (`lists.BookingRow`: its columns, its payment's, link's and
+    terms' under the names the JSON shows, and names) as `model`, validated from a dict:
     pydantic's compiled path, without an ORM object's attribute reads."""
     data = dict(row)
     if data["terms_full_refund_hours"] is not None:

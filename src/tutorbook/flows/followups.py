@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook.bookings import earnings, refunds
-from tutorbook.bookings.service import Followups
+from tutorbook.bookings.outcomes import Followups
 from tutorbook.clock import utc_now
 from tutorbook.flows.services import Services
 from tutorbook.meetings import links, policy

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
+from tutorbook.bookings import lists
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking
@@ -229,7 +230,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     if item.kind.startswith("confirmed.") and not booking.meeting_url:
         if now < item.created_at + timedelta(minutes=settings.mail_link_wait_minutes):
             return Wait(now + LINK_POLL, "waiting for the meeting link")
-    teacher_name, student_name = bookings.names_for(session, booking)
+    teacher_name, student_name = lists.names_for(session, booking)
     parent = session.get(User, booking.parent_id)
     zone, loc = user.time_zone or "UTC", user.locale
     refund = item.payload.get("refund")
@@ -325,7 +326,7 @@ def download(
     later update or cancellation by email replaces it, never a second event beside it."""
     entry = calendar_entry(
         booking,
-        names=bookings.names_for(session, booking),
+        names=lists.names_for(session, booking),
         sequence=bookings.version(session, booking.id),
         cancelled=booking.status == Status.CANCELLED,
         settings=settings,
@@ -403,12 +404,12 @@ def feed(session: Session, *, secret: str, settings: Settings, now: datetime) ->
     entries = [
         calendar_entry(
             booking,
-            names=bookings.names_for(session, booking),
+            names=lists.names_for(session, booking),
             sequence=bookings.version(session, booking.id),
             cancelled=booking.status == Status.CANCELLED,
             settings=settings,
         )
-        for booking in bookings.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
+        for booking in lists.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
     ]
     return calendar.feed(
         entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now

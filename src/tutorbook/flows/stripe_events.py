@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings.service import Outcome
+from tutorbook.bookings.outcomes import Outcome
 from tutorbook.clock import utc_now
 from tutorbook.db import Database
 from tutorbook.flows import followups

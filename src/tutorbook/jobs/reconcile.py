@@ -6,7 +6,7 @@ A mismatch is one of:
 - pending_but_expired: the checkout expired at Stripe, the booking is still Pending -> Cancelled;
 - amount_mismatch, currency_mismatch, other_checkout: Stripe says paid, but not the booking's
   price, not in its currency, or not through its own checkout, and no refund is recorded yet ->
-  refunded in full, the booking left as it was (bookings.service.fulfil);
+  refunded in full, the booking left as it was (bookings.settling.fulfil);
 - paid_without_booking: Stripe says paid and no booking matches -> reported;
 - unpaid_at_stripe: the booking counts as paid, Stripe says unpaid -> reported;
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
@@ -33,9 +33,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, refunds
+from tutorbook.bookings import earnings, refunds, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
 from tutorbook.bookings.models import Booking, Refund
@@ -117,7 +116,7 @@ def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
     if c.paid:
         if booking is None:
             return "paid_without_booking"
-        problem = bookings.payment_problem(booking, c)
+        problem = settling.payment_problem(booking, c)
         if problem is not None:
             refunded = c.payment_intent is None or refunds.has_payment_refund(session, payment_intent=c.payment_intent)
             return None if refunded else problem.value

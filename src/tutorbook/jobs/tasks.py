@@ -15,9 +15,8 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import throttle
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import lifecycle, queries, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.flows import booking as booking_flows
@@ -51,7 +50,7 @@ def actor(job: str) -> str:
 
 def cancel_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime) -> str:
     """Pending -> Cancelled as a compare-and-set; "skipped" when the booking moved meanwhile."""
-    return bookings.cancel_if_pending(session, booking_id=booking_id, reason=reason, actor=actor(job), now=now)
+    return settling.cancel_if_pending(session, booking_id=booking_id, reason=reason, actor=actor(job), now=now)
 
 
 def fulfil_paid(svc: Services, *, checkout: Checkout, job: str, now: datetime) -> str:
@@ -69,11 +68,11 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
     have opened one is surely over (unopened_grace)."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
     grace = unopened_grace(svc.settings)
-    linked: list[repo.StaleRow] = []
+    linked: list[queries.StaleRow] = []
     after = None
     while True:
         with svc.db.session_scope() as session:
-            rows = repo.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
+            rows = queries.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
             unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
         for row in rows:
             if row.checkout_id is None:
@@ -87,13 +86,13 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
     return result
 
 
-def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict:
+def _cancel_unlinked(session: Session, *, rows: list[queries.StaleRow], now: datetime, dry_run: bool) -> dict:
     """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
     all of the batch's in one compare-and-set UPDATE."""
     ids = [row.id for row in rows if row.checkout_id is None]
     if dry_run:
         return dict.fromkeys(ids, "would_cancel")
-    moved = bookings.cancel_many_if_pending(
+    moved = settling.cancel_many_if_pending(
         session, booking_ids=ids, reason=Reason.CHECKOUT_FAILED, actor=actor("expire"), now=now
     )
     return {b: (Reason.CHECKOUT_FAILED.value if b in moved else "skipped") for b in ids}
@@ -108,7 +107,7 @@ def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: P
     after = None
     while True:
         with svc.db.session_scope() as session:
-            batch = repo.ended_confirmed(session, now=now, limit=BATCH, after=after)
+            batch = queries.ended_confirmed(session, now=now, limit=BATCH, after=after)
             for booking in batch:
                 result.add(
                     booking.id,
@@ -166,8 +165,8 @@ def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Prog
     after = None
     while True:
         with svc.db.session_scope() as session:
-            ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
-            deleted = set(ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before))
+            ids = queries.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
+            deleted = set(ids if dry_run else queries.delete_never_paid(session, ids=ids, before=before))
         for booking_id in ids:
             gone = "would_delete" if dry_run else "deleted"
             result.add(booking_id, gone if booking_id in deleted else "skipped")

@@ -12,10 +12,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, lifecycle, records
+from tutorbook.bookings import earnings, lifecycle, lookup, records, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.outcomes import Outcome
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -123,11 +124,11 @@ def acts_on(event: dict) -> bool:
     return event.get("type") in HANDLED
 
 
-def record_ignored(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+def record_ignored(session: Session, *, event: dict, now: datetime) -> Outcome:
     """An event of a type the app does not act on: its id recorded once, in ONE statement (so
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
     seen = not record_once(session, event=event, now=now, outcome="ignored")
-    return bookings.Outcome("duplicate" if seen else "ignored")
+    return Outcome("duplicate" if seen else "ignored")
 
 
 def _record_many_statement() -> sa.Insert:
@@ -157,7 +158,7 @@ def _record_many_statement() -> sa.Insert:
 _RECORD_MANY = _record_many_statement()
 
 
-async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[bookings.Outcome]:
+async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[Outcome]:
     """`record_ignored` for many events in ONE statement (PostgreSQL, autocommit): each one's
     outcome, in order. An id sent twice in the batch is `ignored` the first time and
     `duplicate` after, as it would be one request after another."""
@@ -167,17 +168,17 @@ async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now:
     new = set(result.scalars())
     outcomes = []
     for event_id in ids:
-        outcomes.append(bookings.Outcome("ignored" if event_id in new else "duplicate"))
+        outcomes.append(Outcome("ignored" if event_id in new else "duplicate"))
         new.discard(event_id)
     return outcomes
 
 
-def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
     if not acts_on(event):
         return record_ignored(session, event=event, now=now)
     if not record_once(session, event=event, now=now):
-        return bookings.Outcome("duplicate")
+        return Outcome("duplicate")
     outcome = dispatch(session, event=event, platform=platform, now=now)
     session.execute(_SET_OUTCOME, {"event_id": event["id"], "outcome": outcome.kind})
     log.info(
@@ -192,14 +193,14 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
     return outcome
 
 
-def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> Outcome:
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
     obj = (event.get("data") or {}).get("object") or {}
     actor = f"stripe:{event['id']}"
     match event.get("type"):
         case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
             checkout = gw.checkout_from_event_object(obj)
-            return bookings.fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
+            return settling.fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
         case "checkout.session.async_payment_failed":
             return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
         case "checkout.session.expired":
@@ -209,13 +210,13 @@ def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -
         case "account.updated":
             as_of = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
             state = gw.account_from_event_object(obj)
-            return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
+            return Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
         case "transfer.created" | "transfer.updated" | "transfer.reversed":
-            return bookings.Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
+            return Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
         case "application_fee.created" | "application_fee.refunded":
-            return bookings.Outcome(*earnings.apply_fee(session, obj=obj, now=now))
+            return Outcome(*earnings.apply_fee(session, obj=obj, now=now))
         case _:
-            return bookings.Outcome("ignored")
+            return Outcome("ignored")
 
 
 def _expiry_reason(event: dict) -> Reason:
@@ -231,22 +232,22 @@ def _expiry_reason(event: dict) -> Reason:
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED
 
 
-def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:
+def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> Outcome:
     """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
     checkout = gw.checkout_from_event_object(obj)
-    booking = bookings.booking_for_checkout(session, checkout)
+    booking = lookup.by_checkout(session, checkout)
     if booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome("unknown_booking")
     if booking.status != Status.PENDING:
-        return bookings.Outcome("no_change", booking)
+        return Outcome("no_change", booking)
     try:
-        booking = bookings.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
-    except bookings.AlreadyPaid:
-        return bookings.Outcome("no_change", booking)
-    return bookings.Outcome(reason.value, booking)
+        booking = settling.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
+    except AlreadyPaid:
+        return Outcome("no_change", booking)
+    return Outcome(reason.value, booking)
 
 
-def _refunded(session, *, obj: dict) -> bookings.Outcome:
+def _refunded(session, *, obj: dict) -> Outcome:
     """Stripe's total refunded for the charge is the truth for the payment's refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
@@ -254,7 +255,7 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
     payment = records.by_intent(session, payment_intent) if payment_intent else None
     booking = None if payment is None else repo.get(session, payment.booking_id)
     if payment is None or booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome("unknown_booking")
     total = int(obj.get("amount_refunded") or 0)
     records.raise_refunded(session, payment, total=total)
-    return bookings.Outcome("refund_recorded", booking)
+    return Outcome("refund_recorded", booking)

@@ -16,7 +16,7 @@ from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
 from tutorbook.accounts.security import issue_token
 from tutorbook.api import accounts as api_accounts
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
 from tutorbook.flows import accounts as account_flows
@@ -241,7 +241,7 @@ async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
     parent = require(user, Role.PARENT)
     await read_form(request)
     try:
-        await get_services(request).tx(bookings.delete_student, parent_id=parent.id, student_id=student_id)
+        await get_services(request).tx(reporting.delete_student, parent_id=parent.id, student_id=student_id)
     except AppError as exc:
         return redirect(request, "/children", error=exc.message)
     return redirect(request, "/children", notice="Removed.")

@@ -18,7 +18,7 @@ from tutorbook.accounts import service as accounts
 from tutorbook.admin import console, reports
 from tutorbook.admin.schemas import orphaned_out
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings_service
+from tutorbook.bookings import cancelling, lookup
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import SessionOut, session_out, session_row_out
@@ -236,9 +236,9 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         names = ((view.teacher.full_name if view.teacher else ""), (view.student.full_name if view.student else ""))
         now = utc_now()
         choices = {
-            c.value: bookings_service.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
+            c.value: cancelling.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
         }
-        return view, session_out(b, *names), choices, bookings_service.refundable(session, booking=b)
+        return view, session_out(b, *names), choices, cancelling.refundable(session, booking=b)
 
     view, out, choices, refundable = await svc.tx(load)
     stripe = await _stripe_state(svc, view.booking)
@@ -287,7 +287,7 @@ async def refund(booking_id: uuid.UUID, request: Request, user: Viewer):
     form = await read_form(request)
     back = f"/admin/bookings/{booking_id}"
     svc = get_services(request)
-    booking = await svc.tx(bookings_service.must_get, booking_id=booking_id)
+    booking = await svc.tx(lookup.must_get, booking_id=booking_id)
     amount = fmt.minor(form.get("amount"), booking.currency)
     if amount is None:
         return redirect(request, back, error="Give the amount to refund, e.g. 12.50.")
@@ -330,7 +330,7 @@ async def resend_confirmation(booking_id: uuid.UUID, request: Request, user: Vie
     back = f"/admin/bookings/{booking_id}"
     try:
         written = await get_services(request).tx(
-            bookings_service.resend_confirmation,
+            cancelling.resend_confirmation,
             admin=me,
             booking_id=booking_id,
             to=form.get("to", ""),

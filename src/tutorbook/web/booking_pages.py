@@ -14,9 +14,7 @@ from starlette.responses import Response
 
 from tutorbook import paging
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import busy
-from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import busy, cancelling, lists, lookup, reporting, rescheduling, reserving
 from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import RescheduleIn, session_out
@@ -85,8 +83,8 @@ def _moves(session, bookings_: list[Booking], *, user: AuthUser, settings: Setti
     """Per booking id: whether its time can be changed, why not, and its terms in a sentence."""
     out = {}
     for b in bookings_:
-        terms = bookings.terms_of(b, settings=settings)
-        why = bookings.why_not_reschedule(b, user=user, settings=settings, now=now)
+        terms = reserving.terms_of(b, settings=settings)
+        why = rescheduling.why_not_reschedule(b, user=user, settings=settings, now=now)
         out[str(b.id)] = {"can": why is None, "why": why_not_text(why, terms), "terms": terms.sentence()}
     return out
 
@@ -99,12 +97,12 @@ def _past_page(session, *, parent_id: uuid.UUID, now: datetime, after, before) -
     """A page of Past bookings (latest first, keyset) and the cursors of the older and the newer
     page (None: there is none; the newest page is the one without a cursor)."""
     if before is not None:
-        rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, before=before)
+        rows = lists.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, before=before)
         if len(rows) > PAGE_SIZE:
             page = list(reversed(rows[:PAGE_SIZE]))
             return page, paging.encode_cursor(*_position(page[-1])), paging.encode_cursor(*_position(page[0]))
         after = None  # nothing newer than these: the newest page, which may hold more of them
-    rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, after=after)
+    rows = lists.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, after=after)
     page, older = paging.split_page(rows, PAGE_SIZE, _position)
     newer = paging.encode_cursor(*_position(page[0])) if after is not None and page else None
     return page, older, newer
@@ -115,7 +113,7 @@ def _my_bookings(session, *, parent: AuthUser, after, before, settings: Settings
     cursors of the pages around it, and for the upcoming ones whether their time can be changed."""
     past, older, newer = _past_page(session, parent_id=parent.id, now=now, after=after, before=before)
     first = after is None and (before is None or newer is None)
-    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
+    upcoming = lists.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
     moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
     return {
         "upcoming": [session_out(b, t, s) for b, t, s in upcoming],
@@ -152,7 +150,7 @@ def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) 
     and for the upcoming ones whether their time can be changed."""
     out: dict[str, Any] = {"upcoming": [], "past": [], "cancelled": []}
     movable = []
-    for b, student, parent, email in repo.schedule_with_parents(session, teacher_id=teacher.id):
+    for b, student, parent, email in lists.schedule_with_parents(session, teacher_id=teacher.id):
         out_b = session_out(b, None, student)
         item = {**dict(out_b), "status_name": out_b.status_name, "parent_name": parent, "parent_email": email}
         if b.status == Status.CANCELLED:
@@ -185,7 +183,7 @@ async def schedule(request: Request, user: Viewer):
 
 
 def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings, now: datetime) -> bytes:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
     if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
         raise BadRequest("Only a paid session can be added to a calendar")
     return mail.download(
@@ -215,7 +213,7 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
     teacher = require(user, Role.TEACHER, Role.ADMIN)
     await read_form(request)
     try:
-        await get_services(request).tx(bookings.complete, user=teacher, booking_id=booking_id, now=utc_now())
+        await get_services(request).tx(cancelling.complete, user=teacher, booking_id=booking_id, now=utc_now())
     except AppError as exc:
         return redirect(request, back_to(teacher), error=exc.message)
     return redirect(request, back_to(teacher), notice="Session marked completed.")
@@ -225,11 +223,11 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings) -> dict:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
-    refund = bookings.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
-    terms = bookings.terms_of(booking, settings=settings)  # the terms it was paid under
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
+    refund = cancelling.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
+    terms = reserving.terms_of(booking, settings=settings)  # the terms it was paid under
     return {
-        "booking": session_out(booking, *repo.names_for(session, booking)),
+        "booking": session_out(booking, *lists.names_for(session, booking)),
         "refund": refund,
         "full_before": terms.full_refund_hours,
         "terms_sentence": terms.sentence(),
@@ -303,19 +301,19 @@ def _reschedule_view(
     settings: Settings,
     now: datetime,
 ) -> dict[str, Any]:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
-    terms = bookings.terms_of(booking, settings=settings)
-    why = bookings.why_not_reschedule(booking, user=user, settings=settings, now=now)
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
+    terms = reserving.terms_of(booking, settings=settings)
+    why = rescheduling.why_not_reschedule(booking, user=user, settings=settings, now=now)
     start, end = week_range(zone, week, now)
     days: list[dict[str, Any]] = []
     if why is None:
-        free = bookings.free_slots(
+        free = reporting.free_slots(
             session, teacher_id=booking.teacher_id, start=start, end=end, now=now, exclude=booking.id
         )
         length = booking.ends_at - booking.starts_at
         days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone, loc=loc)
     return {
-        "booking": session_out(booking, *repo.names_for(session, booking)),
+        "booking": session_out(booking, *lists.names_for(session, booking)),
         "terms": terms,
         "why": why.value if why else None,
         "why_text": why_not_text(why, terms) or "The time of this booking cannot be changed now.",

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user_async
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
@@ -82,7 +82,7 @@ async def page_user(request: Request) -> AuthUser | None:
             user = None
     request.state.user = user
     if user is not None and user.role == Role.PARENT:
-        holds = await get_services(request).tx(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
+        holds = await get_services(request).tx(reporting.unpaid_holds, parent_id=user.id, now=utc_now())
         request.state.holds = holds
     return user
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import lists
+from tutorbook.bookings.checkout import CHECKOUT_TEMPLATE
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.schemas import session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
@@ -24,14 +24,14 @@ BOOKING_TYPE = "session-booking"
 
 
 def _with_names(session, *, booking):
-    return session_out(booking, *repo.names_for(session, booking))
+    return session_out(booking, *lists.names_for(session, booking))
 
 
 def checkout_id(value: str | None) -> str | None:
     """The checkout id, or None when Stripe left the template unreplaced, sent nothing, or the
     link was mangled (an id Stripe never makes: control characters, too long)."""
     value = external_id_or_none(value)
-    return value if value != bookings.CHECKOUT_TEMPLATE else None
+    return value if value != CHECKOUT_TEMPLATE else None
 
 
 @router.get("/payment/success")

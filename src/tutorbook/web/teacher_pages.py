@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting, reserving
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
 from tutorbook.config import ALLOWED_DURATIONS
@@ -84,7 +84,7 @@ def _week_data(
     session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, minutes: int, now, platform: Terms
 ):
     teacher = teachers.get_teacher(session, teacher_id)
-    starts = bookings.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
+    starts = reporting.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
     terms, _ = teachers.terms(session, teacher_id=teacher_id, platform=platform)
     return teacher, starts, [{"id": str(c.id), "full_name": c.full_name} for c in children], terms
@@ -126,7 +126,7 @@ async def teacher_view(
     durations = [
         {
             "minutes": m,
-            "price": fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency),
+            "price": fmt.money(reserving.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency),
         }
         for m in ALLOWED_DURATIONS
     ]
@@ -144,7 +144,7 @@ async def teacher_view(
         days=days(starts, zone=zone, loc=loc, start=start),
         children=children,
         durations=durations,
-        price=fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
+        price=fmt.money(reserving.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
         chosen=fmt.iso_z(chosen_at) if chosen_at else None,
         chosen_when=fmt.when(chosen_at, chosen_at + timedelta(minutes=minutes), zone, loc) if chosen_at else "",
         week_label=fmt.day(start, zone, loc),

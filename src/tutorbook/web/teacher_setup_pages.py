@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from tutorbook import currencies
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError
 from tutorbook.identity import AuthUser, Role
@@ -235,7 +235,7 @@ async def save_hours(request: Request, user: Viewer):
 
 def _time_off(session, *, teacher_id: uuid.UUID, now: datetime):
     return (
-        bookings.time_off_with_sessions(session, teacher_id=teacher_id, now=now),
+        reporting.time_off_with_sessions(session, teacher_id=teacher_id, now=now),
         teachers.checklist(session, teacher_id),
     )
 
@@ -277,7 +277,7 @@ async def add_time_off(request: Request, user: Viewer):
             note=form.get("note", ""),
         )
         added = await get_services(request).tx(
-            bookings.add_time_off,
+            reporting.add_time_off,
             teacher_id=me.id,
             starts_at=body.starts_at,
             ends_at=body.ends_at,

@@ -113,7 +113,9 @@ def migrate_loaded(dbname: str) -> float:
 
     t0 = time.perf_counter()
     upgrade(sa_url(dbname))
-    return round(time.perf_counter() - t0, 1)
+    took = round(time.perf_counter() - t0, 1)
+    print(f"  the rows loaded at {LOADED_AT} migrated to head in {took} s", flush=True)
+    return took
 
 
 def database_exists(dbname: str) -> bool:

@@ -111,21 +111,25 @@ def _add(
     now: datetime,
     **fields: Any,
 ) -> Payment:
-    """Insert a new payment in the state `created` (a move from none) makes."""
+    """Insert a new payment in the state `created` (a move from none) makes: one Core INSERT (the
+    ORM's unit of work, add + flush, cost about a millisecond a row on the booking route); the
+    Payment returned holds what was written."""
     totals = {"refunded_amount": 0, "transfer_amount": 0, "transfer_reversed_amount": 0, "fee_refunded_amount": 0}
-    payment = Payment(
-        id=uuid.uuid4(),
-        booking_id=booking_id,
-        kind=kind.value,
-        amount=amount,
-        currency=currency,
-        created_at=now,
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "booking_id": booking_id,
+        "kind": kind.value,
+        "amount": amount,
+        "currency": currency,
+        "created_at": now,
         **totals,
         **created.fields,
         **fields,
-    )
-    session.add(payment)
-    session.flush()
+    }
+    session.execute(sa.insert(_PAYMENTS), values)
+    payment = Payment()
+    for column in _PAYMENTS.c:
+        set_committed_value(payment, column.name, values.get(column.name))
     return payment
 
 

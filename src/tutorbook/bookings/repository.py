@@ -315,40 +315,49 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
 
 def attach_to_payment(session: Session, booking: PS, **fields: Any) -> bool:
     """Set non-state columns of the booking's own payment (the checkout made) and read the
-    payment and the booking back into `booking` (which may be detached): an UPDATE ... RETURNING,
-    then the booking's row; False when there is no such booking or payment."""
-    stmt = _attach_statement(tuple(sorted(fields)))
+    payment and the booking back into `booking` (which may be detached; a payment may have been
+    seen meanwhile): on PostgreSQL ONE statement (UPDATE payments ... FROM private_sessions ...
+    RETURNING both), so it may run without a transaction around it; on SQLite (which returns only
+    the updated table's columns, and runs this in a transaction) the UPDATE, then the booking's
+    row. False when there is no such booking or payment."""
+    joined = session.get_bind().dialect.name == "postgresql"
+    stmt = _attach_statement(tuple(sorted(fields)), joined)
     params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking.id}
     row = session.execute(stmt, params).mappings().one_or_none()
     if row is None:
         return False
-    payment = booking.payment if booking.payment is not None else Payment()
-    for key, value in row.items():  # the mapped attributes are named as their columns
-        set_committed_value(payment, key, value)
-    set_committed_value(booking, "payment", payment)
-    found = session.execute(_BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
+    found = row if joined else session.execute(_BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
     if found is None:
         return False
-    for key, value in found.items():
-        set_committed_value(booking, key, value)
+    payment = booking.payment if booking.payment is not None else Payment()
+    for column in _PAYMENT.c:  # the mapped attributes are named as their columns
+        set_committed_value(payment, column.name, row[column.name])
+    set_committed_value(booking, "payment", payment)
+    for column in _ROW.c:
+        set_committed_value(booking, column.name, found[f"b_{column.name}"])
     return True
 
 
 _PAYMENT = cast(sa.Table, Payment.__table__)
-_BOOKING_ROW = sa.select(*_ROW.c).where(_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type))
+# The booking's columns as the attach statements return them (prefixed: they share names with the payment's).
+_BOOKING_RETURNED = tuple(column.label(f"b_{column.name}") for column in _ROW.c)
+_BOOKING_ROW = sa.select(*_BOOKING_RETURNED).where(_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type))
 
 
 @functools.lru_cache(maxsize=64)
-def _attach_statement(columns: tuple[str, ...]) -> sa.Update:
-    """attach_to_payment's statement: a Core UPDATE payments ... RETURNING every column, built
-    once per set of columns (the ORM's UPDATE ... RETURNING the entity cost the booking route
-    twice as much CPU)."""
+def _attach_statement(columns: tuple[str, ...], joined: bool) -> sa.Update:
+    """attach_to_payment's statement: a Core UPDATE payments ... RETURNING every column (and, when
+    `joined`, the booking's, from private_sessions in its FROM), built once per set of columns (the
+    ORM's UPDATE ... RETURNING the entity cost the booking route twice as much CPU)."""
     own = sa.and_(
         _PAYMENT.c.booking_id == sa.bindparam("row_id", type_=_PAYMENT.c.booking_id.type),
         _PAYMENT.c.state != sa.literal_column("'refused'"),
     )
     values = {c: sa.bindparam(f"set_{c}", type_=_PAYMENT.c[c].type) for c in columns}
-    return sa.update(_PAYMENT).where(own).values(values).returning(*_PAYMENT.c)
+    stmt = sa.update(_PAYMENT).values(values)
+    if joined:
+        return stmt.where(own, _ROW.c.id == _PAYMENT.c.booking_id).returning(*_PAYMENT.c, *_BOOKING_RETURNED)
+    return stmt.where(own).returning(*_PAYMENT.c)
 
 
 _VERSION = sa.select(sa.func.count()).where(StatusHistory.session_id == sa.bindparam("booking_id"))

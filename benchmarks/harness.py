@@ -113,6 +113,8 @@ def migrate_loaded(dbname: str) -> float:
 
     t0 = time.perf_counter()
     upgrade(sa_url(dbname))
+    with psycopg.connect(pg_url(dbname), autocommit=True) as conn:  # the new tables' statistics
+        conn.execute("VACUUM (ANALYZE) payments, meeting_links, booking_terms")
     took = round(time.perf_counter() - t0, 1)
     print(f"  the rows loaded at {LOADED_AT} migrated to head in {took} s", flush=True)
     return took

@@ -275,8 +275,9 @@ def clear_link(session: Session, booking_id: uuid.UUID) -> None:
 def store_terms(session: Session, booking: Booking, terms: Mapping[str, int]) -> None:
     """The terms in force when the booking was paid (a late payment's replace any older ones)."""
     table = cast(sa.Table, BookingTerms.__table__)
-    session.execute(sa.delete(table).where(table.c.booking_id == booking.id))
+    if booking.terms_in_force is not None:  # a late payment's terms replace any older ones
+        session.execute(sa.delete(table).where(table.c.booking_id == booking.id))
+        if booking.terms_in_force in session:
+            session.expunge(booking.terms_in_force)
     session.execute(sa.insert(table).values(booking_id=booking.id, **terms))
-    if booking.terms_in_force is not None and booking.terms_in_force in session:
-        session.expunge(booking.terms_in_force)
     set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tu
     from sqlalchemy.orm import Session
 
     from tutorbook.flows.services import Services
-    from tutorbook.identity import AuthUser, Role
+    from tutorbook.identity import AuthUser
 
 
 @db_app.command("upgrade")

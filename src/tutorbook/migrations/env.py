@@ -50,7 +50,9 @@ def _run(connection: sa.Connection) -> None:
 def _pragma(connection: sa.Connection, sql: str) -> None:
     """Run `sql` on the driver's connection itself: through SQLAlchemy it would open a transaction
     (BEGIN IMMEDIATE, tutorbook.db), inside which SQLite ignores the foreign_keys pragma."""
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    assert driver is not None  # an open connection
+    cursor = driver.cursor()
     cursor.execute(sql)
     cursor.close()
 

@@ -72,7 +72,7 @@ def main() -> None:
         deep = conn.execute("SELECT starts_at, id FROM private_sessions WHERE status = 2 "
                             "ORDER BY starts_at DESC, id OFFSET %s LIMIT 1", (rows // 2,)).fetchone()
     from tutorbook import paging
-    from tutorbook.admin import console
+    from tutorbook.admin import search as admin_search
     from tutorbook.bookings import queries
 
     day = datetime.now(UTC).date() + timedelta(days=3)
@@ -93,10 +93,10 @@ def main() -> None:
     plans = {}
     for name, p in filters.items():
         def run(s, p=p):
-            search = console.parse_search(s, zone="UTC", status=p.get("status"), teacher=p.get("teacher"),
+            search = admin_search.parse_search(s, zone="UTC", status=p.get("status"), teacher=p.get("teacher"),
                                           parent=p.get("parent"), child=p.get("child"), date_from=p.get("from"),
                                           date_to=p.get("to"), q=p.get("q"))
-            return queries.search(s, where=search, after=paging.decode_cursor(p.get("after")), limit=console.PAGE_SIZE)
+            return queries.search(s, where=search, after=paging.decode_cursor(p.get("after")), limit=admin_search.PAGE_SIZE)
         _, sent = h.capture_sql(url, run)
         plans[name] = [(h.inline(st, prm), h.explain(dbname, st, prm)) for st, prm in sent
                        if "private_sessions" in st]

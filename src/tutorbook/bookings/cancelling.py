@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts import service as accounts
 from tutorbook.bookings import lifecycle, outbox, policy, refunds
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.lifecycle import ADMIN_REFUND, Reason, Status
 from tutorbook.bookings.lookup import get_for, must_get
 from tutorbook.bookings.models import Booking, Refund
-from tutorbook.bookings.outcomes import Followups, Outcome
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.reserving import terms_of
 from tutorbook.config import Settings
@@ -27,11 +27,8 @@ from tutorbook.validation import is_single_line
 
 
 def cancel_reason(user: AuthUser) -> Reason:
-    return {
-        Role.PARENT: Reason.PARENT_CANCELLED,
-        Role.TEACHER: Reason.TEACHER_CANCELLED,
-        Role.ADMIN: Reason.ADMIN_CANCELLED,
-    }[Role(user.role)]
+    """The reason a paid booking is cancelled with when `user` cancels it."""
+    return lifecycle.CANCELLED_BY[user.role]
 
 
 def refund_preview(booking: Booking, *, reason: Reason, settings: Settings, now: datetime) -> int:
@@ -63,12 +60,12 @@ def cancel_confirmed(
     note = optional_note(note)
     booking = get_for(session, user=user, booking_id=booking_id)
     if booking.status != Status.CONFIRMED:
-        return Outcome("not_confirmed", booking)
+        return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
     reason = cancel_reason(user)
     amount = refund_preview(booking, reason=reason, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=reason, now=now)
     if not repo.apply(session, booking, change, actor=user.actor, note=note):
-        return Outcome("not_confirmed", booking)
+        return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
     followups = Followups(unlinks=[(booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)])
     if amount > 0:
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
@@ -77,7 +74,7 @@ def cancel_confirmed(
     if note:
         payload["note"] = note
     outbox.notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
-    return Outcome("cancelled", booking, followups)
+    return Outcome(OutcomeKind.CANCELLED, booking, followups)
 
 
 NOTE_MAX = 500
@@ -141,11 +138,11 @@ def cancel_as_admin(
     note = check_note(note)
     booking = must_get(session, booking_id=booking_id)
     if booking.status != Status.CONFIRMED:
-        return Outcome("not_confirmed", booking)
+        return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
     amount = admin_refund(booking, choice=refund, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=Reason.ADMIN_CANCELLED, now=now)
     if not repo.apply(session, booking, change, actor=admin.actor, note=note):
-        return Outcome("not_confirmed", booking)
+        return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
     followups = Followups(unlinks=[(booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)])
     if amount > 0:
         row = refunds.request(session, booking=booking, amount=amount, reason=Reason.ADMIN_CANCELLED.value, now=now)
@@ -155,10 +152,9 @@ def cancel_as_admin(
     # Both sides are told as for any cancellation (the email and its calendar CANCEL).
     payload = {"refund": amount, "reason": Reason.ADMIN_CANCELLED.value, "by": str(admin.role)}
     outbox.notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
-    return Outcome("cancelled", booking, followups)
+    return Outcome(OutcomeKind.CANCELLED, booking, followups)
 
 
-ADMIN_REFUND = "admin_refund"  # a refund's reason: an operator gave money back, the booking kept
 _ADMIN_REFUNDS = uuid.UUID("0b7f3c36-2f55-4c55-9d8e-5a4f4a3e7c21")  # uuid5 namespace: refund id per form key
 
 
@@ -195,7 +191,7 @@ def refund_as_admin(
     session.refresh(booking)
     refund_id = uuid.uuid5(_ADMIN_REFUNDS, f"{booking.id}:{key}")
     if session.get(Refund, refund_id) is not None:
-        return Outcome("repeated", booking)
+        return Outcome(OutcomeKind.REPEATED, booking)
     if booking.status not in (Status.CONFIRMED, Status.COMPLETED) or booking.stripe_payment_intent_id is None:
         raise Conflict(f"A {Status(booking.status).label} booking has no payment to refund here")
     left = refundable(session, booking=booking)
@@ -209,7 +205,7 @@ def refund_as_admin(
     )
     detail = f"refund: {amount} {booking.currency} without cancelling ({left - amount} left)"
     repo.record_action(session, booking.id, action="refund", actor=admin.actor, note=note, detail=detail, at=now)
-    return Outcome("refunded", booking, Followups(refunds=[refund.id]))
+    return Outcome(OutcomeKind.REFUNDED, booking, Followups(refunds=[refund.id]))
 
 
 RESEND_TO: dict[str, tuple[str, ...]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.models import Booking
@@ -32,12 +33,43 @@ class Followups:
         self.moves += other.moves
 
 
+class OutcomeKind(StrEnum):
+    """What a fulfilment, a cancellation or a Stripe event did: the webhook's answer (`data`), the
+    `stripe_events.outcome` column, the jobs' item outcomes and the metrics' label. Where the
+    reason says it all (a late payment, a payment refused, a Pending booking cancelled by
+    Stripe) the outcome's kind is that `Reason` instead (see `Outcome.kind`)."""
+
+    # Fulfilment (settling.fulfil): a paid checkout met its booking.
+    CONFIRMED = "confirmed"
+    AWAITING_PAYMENT = "awaiting_payment"
+    ALREADY_FULFILLED = "already_fulfilled"
+    ALREADY_REFUNDED = "already_refunded"
+    # A paid booking cancelled, or money given back by an operator (cancelling).
+    CANCELLED = "cancelled"
+    NOT_CONFIRMED = "not_confirmed"
+    REFUNDED = "refunded"
+    REPEATED = "repeated"
+    NO_CHANGE = "no_change"
+    UNKNOWN_BOOKING = "unknown_booking"
+    # The webhook inbox and what the other events record.
+    RECEIVED = "received"  # recorded, its handling not yet written (the column's first value)
+    IGNORED = "ignored"
+    DUPLICATE = "duplicate"
+    REFUND_RECORDED = "refund_recorded"
+    TRANSFER_RECORDED = "transfer_recorded"
+    FEE_RECORDED = "fee_recorded"
+    SPLIT_RECORDED = "split_recorded"
+    ACCOUNT_UPDATED = "account_updated"
+    ACCOUNT_STALE = "account_stale"
+    ACCOUNT_UNKNOWN = "account_unknown_account"
+
+
 @dataclass
 class Outcome:
     """What a fulfilment or cancellation did (`kind`), to which booking, and what is left to do
     after the commit."""
 
-    kind: str
+    kind: OutcomeKind | Reason  # a Reason: a late payment, a payment refused, a Pending booking cancelled by Stripe
     booking: Booking | None = None
     followups: Followups = field(default_factory=Followups)
     refused: Reason | None = None  # the payment could not pay for the booking and is refunded

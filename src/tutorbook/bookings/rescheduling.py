@@ -18,7 +18,7 @@ from tutorbook.bookings.outcomes import Followups, Moved
 from tutorbook.bookings.reserving import check_offered, start_problems, terms_of
 from tutorbook.config import Settings
 from tutorbook.errors import Conflict, NotFound, Unprocessable
-from tutorbook.identity import AuthUser, Role
+from tutorbook.identity import AuthUser
 from tutorbook.notifications import service as notices
 
 
@@ -30,7 +30,7 @@ def why_not_reschedule(
     terms = terms_of(booking, settings=settings)
     return lifecycle.why_not_reschedule(
         Status(booking.status),
-        role=Role(user.role),
+        role=user.role,
         now=now,
         starts_at=booking.starts_at,
         count=booking.reschedule_count,
@@ -62,7 +62,7 @@ def reschedule(
     terms = terms_of(booking, settings=settings)
     move: Move = lifecycle.reschedule(
         Status(booking.status),
-        role=Role(user.role),
+        role=user.role,
         now=now,
         starts_at=booking.starts_at,
         ends_at=booking.ends_at,

@@ -16,7 +16,7 @@ from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.lookup import by_checkout, must_get
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.outcomes import Followups, Outcome
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
 
@@ -59,9 +59,9 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
         )
     booking = _own_booking(named, checkout)
     if booking is None:
-        return Outcome("unknown_booking")
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     if not checkout.paid:
-        return Outcome("awaiting_payment", booking)
+        return Outcome(OutcomeKind.AWAITING_PAYMENT, booking)
     status = Status(booking.status)
     if status == Status.PENDING:
         change = lifecycle.confirm_payment(
@@ -70,9 +70,9 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
         if not repo.apply(session, booking, change, actor=actor):
             return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
         outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
-        return Outcome("confirmed", booking, _paid_followups(booking))
+        return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
-        return Outcome("already_fulfilled", booking)
+        return Outcome(OutcomeKind.ALREADY_FULFILLED, booking)
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
 
 
@@ -102,9 +102,9 @@ def _refuse_payment(
     session.refresh(booking)
     reason = payment_problem(booking, checkout) or reason
     if checkout.payment_intent and refunds.has_payment_refund(session, payment_intent=checkout.payment_intent):
-        return Outcome("already_refunded", booking, refused=reason)
+        return Outcome(OutcomeKind.ALREADY_REFUNDED, booking, refused=reason)
     if not checkout.payment_intent or not checkout.amount_total:
-        return Outcome(reason.value, booking, refused=reason)  # nothing was charged, nothing changes
+        return Outcome(reason, booking, refused=reason)  # nothing was charged, nothing changes
     change = lifecycle.refuse_payment(Status(booking.status), reason=reason, now=now)
     if not repo.apply(session, booking, change, actor=actor):
         return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
@@ -122,8 +122,8 @@ def _refuse_payment(
         now=now,
     )
     if refund is None:  # asked for already (has_payment_refund saw it first, under the same lock)
-        return Outcome("already_refunded", booking, refused=reason)
-    return Outcome(reason.value, booking, Followups(refunds=[refund.id]), refused=reason)
+        return Outcome(OutcomeKind.ALREADY_REFUNDED, booking, refused=reason)
+    return Outcome(reason, booking, Followups(refunds=[refund.id]), refused=reason)
 
 
 def _late_payment(
@@ -134,9 +134,9 @@ def _late_payment(
     repo.lock_teacher(session, booking.teacher_id)
     session.refresh(booking)
     if booking.status != Status.CANCELLED or booking.paid_at is not None:
-        return Outcome("already_fulfilled", booking)
+        return Outcome(OutcomeKind.ALREADY_FULFILLED, booking)
     if refunds.has_late_payment_refund(session, booking_id=booking.id):
-        return Outcome("already_refunded", booking)
+        return Outcome(OutcomeKind.ALREADY_REFUNDED, booking)
     free = not repo.overlapping(
         session, teacher_id=booking.teacher_id, start=booking.starts_at, end=booking.ends_at, exclude=booking.id
     )
@@ -151,13 +151,13 @@ def _late_payment(
         )
         repo.apply(session, booking, change, actor=actor)
         outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
-        return Outcome("late_payment_confirmed", booking, _paid_followups(booking))
+        return Outcome(Reason.LATE_PAYMENT_CONFIRMED, booking, _paid_followups(booking))
     change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=checkout.payment_intent)
     repo.apply(session, booking, change, actor=actor)
     amount = checkout.amount_total if checkout.amount_total is not None else booking.price_amount
     refund = refunds.request(session, booking=booking, amount=amount, reason="late_payment", now=now)
     outbox.notify(session, booking, ("late_payment_refunded.parent",), now=now, payload={"refund": amount})
-    return Outcome("late_payment_refunded", booking, Followups(refunds=[refund.id]))
+    return Outcome(Reason.LATE_PAYMENT_REFUNDED, booking, Followups(refunds=[refund.id]))
 
 
 def cancel_unpaid(

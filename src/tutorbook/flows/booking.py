@@ -18,11 +18,12 @@ from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid, BookingNotFound, PaymentRefused, SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.outcomes import Followups, Outcome
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
 from tutorbook.db import lost_race
+from tutorbook.db.doors import one_statement
 from tutorbook.errors import AppError, BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
@@ -30,6 +31,8 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
+# Attaching the checkout is one UPDATE: no BEGIN / COMMIT around it on PostgreSQL.
+_ATTACH_CHECKOUT = one_statement(reserving.attach_checkout)
 
 
 class CheckoutRefused(AppError):
@@ -101,7 +104,7 @@ async def book(
         if isinstance(exc, gw.Refused):
             raise CheckoutRefused(f"The payment provider refused this payment: {exc}; nothing was charged") from exc
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
-    attached = await svc.statement(reserving.attach_checkout, booking=booking, checkout=checkout)
+    attached = await svc.tx(_ATTACH_CHECKOUT, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)
 
 
@@ -267,7 +270,7 @@ async def refund_as_admin(
         cancelling.refund_as_admin, admin=admin, booking_id=booking_id, amount=amount, note=note, key=key, now=utc_now()
     )
     await followups.run(svc, outcome.followups)
-    return await svc.tx(lookup.must_get, booking_id=booking_id), outcome.kind == "refunded"
+    return await svc.tx(lookup.must_get, booking_id=booking_id), outcome.kind == OutcomeKind.REFUNDED
 
 
 async def cancel_as_admin(
@@ -308,7 +311,7 @@ async def cancel_as_admin(
         settings=svc.settings,
         now=utc_now(),
     )
-    if outcome.kind != "cancelled":
+    if outcome.kind != OutcomeKind.CANCELLED:
         raise BadRequest("The booking changed meanwhile; reload and try again")
     await followups.run(svc, outcome.followups)
     return await svc.tx(lookup.must_get, booking_id=booking_id)

@@ -24,13 +24,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
-from tutorbook.bookings import lists
+from tutorbook.bookings import lifecycle, lists
 from tutorbook.bookings import repository as bookings
-from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
+from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
@@ -42,14 +43,13 @@ log = logging.getLogger("tutorbook.mail")
 LEASE = timedelta(minutes=5)
 LINK_POLL = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=6)
-REASONS = {
-    "parent_cancelled": "cancelled by the parent",
-    "teacher_cancelled": "cancelled by the teacher",
-    "admin_cancelled": "cancelled by the Tutorbook team",
-}
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
 NO_JOIN_LINK = ("cancelled.", "refund_issued.", "late_payment_refunded.")
-MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
+MOVED_BY: dict[str, str] = {
+    Role.PARENT: "moved by the parent",
+    Role.TEACHER: "moved by the teacher",
+    Role.ADMIN: "moved by the Tutorbook team",
+}
 
 
 @dataclass(frozen=True)
@@ -252,8 +252,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "meeting_url": None if item.kind.startswith(NO_JOIN_LINK) else booking.meeting_url,
         "price": money(booking.price_amount, booking.currency),
         "refund": money(refund, booking.currency) if refund else None,
-        "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
-        "cancelled_by_us": item.payload.get("reason") == "admin_cancelled",
+        "cancelled_by": lifecycle.reason_words(item.payload.get("reason")),
+        "cancelled_by_us": item.payload.get("reason") == Reason.ADMIN_CANCELLED,
         "checkout_url": booking.checkout_url or "",
         "held_until": moment(booking.checkout_expires_at, zone, loc) if booking.checkout_expires_at else "",
         "bookings_url": f"{public}/my-bookings",
@@ -383,34 +383,3 @@ def _moment(at: datetime, zone: str) -> str:
 
 def _address(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
-
-
-# -- the calendar feed -------------------------------------------------------------------
-
-
-def feed_url(settings: Settings, secret: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/calendar/{secret}.ics"
-
-
-FEED_HISTORY = timedelta(days=90)
-
-
-def feed(session: Session, *, secret: str, settings: Settings, now: datetime) -> bytes | None:
-    """The iCalendar feed the secret opens (None when unknown or revoked): the user's paid
-    sessions from 90 days back, with the same UIDs as the invites."""
-    user = notices.calendar_owner(session, secret=secret)
-    if user is None:
-        return None
-    entries = [
-        calendar_entry(
-            booking,
-            names=lists.names_for(session, booking),
-            sequence=bookings.version(session, booking.id),
-            cancelled=booking.status == Status.CANCELLED,
-            settings=settings,
-        )
-        for booking in lists.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
-    ]
-    return calendar.feed(
-        entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
-    )

@@ -21,6 +21,7 @@ from tutorbook.accounts.models import User
 from tutorbook.bookings import records
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lists import AnySelect
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import MeetingLink as Link
 from tutorbook.errors import BadRequest, NotFound
@@ -32,7 +33,7 @@ log = logging.getLogger("tutorbook.meetings")
 STOPPED = "stopped:"
 
 
-def needs_link():
+def needs_link() -> sa.ColumnElement[bool]:
     """Confirmed, no link, and not stopped by a permanent error (over `with_link`'s outer join:
     a booking without a meeting_links row has had no attempt yet)."""
     return sa.and_(
@@ -42,12 +43,12 @@ def needs_link():
     )
 
 
-def with_link(stmt):
+def with_link(stmt: AnySelect) -> AnySelect:
     """`stmt` over bookings, with each booking's link row (if any) to filter on."""
     return stmt.outerjoin(Link, Link.booking_id == PS.id)
 
 
-def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+def due_ids(session: Session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     """Bookings whose link is missing and whose next attempt is due."""
     stmt = (
         with_link(sa.select(PS.id))
@@ -214,7 +215,7 @@ def reset(
     return old
 
 
-def failures(session) -> list[PS]:
+def failures(session: Session) -> list[PS]:
     """Bookings whose link creation stopped or fell back (for the admin report)."""
     stmt = sa.select(PS).join(Link, Link.booking_id == PS.id).where(Link.error.is_not(None)).order_by(PS.starts_at)
     return list(session.scalars(stmt))

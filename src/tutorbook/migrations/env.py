@@ -1,9 +1,10 @@
 """Alembic environment: runs against the URL put in the config by tutorbook.migrate."""
 
+import sqlalchemy as sa
 from alembic import context
 
 from tutorbook import models  # noqa: F401  (fills Base.metadata)
-from tutorbook.db import Base, _make_engine
+from tutorbook.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,13 +18,13 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no sqlalchemy.url: run migrations through tutorbook.migrate")
-    engine = _make_engine(url, pool_size=1, echo=False)
+    engine = make_engine(url, pool_size=1, echo=False)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: sa.Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         # Alembic's batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
@@ -46,10 +47,12 @@ def _run(connection) -> None:
         _pragma(connection, "PRAGMA foreign_keys=ON")
 
 
-def _pragma(connection, sql: str) -> None:
+def _pragma(connection: sa.Connection, sql: str) -> None:
     """Run `sql` on the driver's connection itself: through SQLAlchemy it would open a transaction
     (BEGIN IMMEDIATE, tutorbook.db), inside which SQLite ignores the foreign_keys pragma."""
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    assert driver is not None  # an open connection
+    cursor = driver.cursor()
     cursor.execute(sql)
     cursor.close()
 

@@ -25,6 +25,7 @@ and its terms, and drops the new tables. On SQLite the table rebuilds run with f
 """
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -64,7 +65,7 @@ MEETING_COLUMNS = [
 ]
 TERMS = ["full_refund_hours", "late_refund_percent", "reschedule_deadline_hours", "max_reschedules"]
 # The booking's old columns, to put back: name -> (type, server default).
-OLD_COLUMNS: dict[str, tuple[sa.types.TypeEngine, str | None]] = {
+OLD_COLUMNS: dict[str, tuple[sa.types.TypeEngine[Any], str | None]] = {
     "stripe_session_id": (sa.String(255), None),
     "stripe_payment_intent_id": (sa.String(255), None),
     "checkout_url": (sa.String(2048), None),

@@ -67,7 +67,7 @@ def main() -> None:
     with psycopg.connect(h.pg_url(dbname)) as conn:
         child = conn.execute("SELECT student_id FROM private_sessions WHERE parent_id = %s LIMIT 1",
                              (meta["target"],)).fetchone()[0]
-        some = conn.execute("SELECT stripe_session_id, stripe_payment_intent_id FROM private_sessions "
+        some = conn.execute("SELECT stripe_checkout_id, stripe_payment_intent_id FROM payments "
                             "WHERE stripe_payment_intent_id IS NOT NULL OFFSET %s LIMIT 1", (rows // 3,)).fetchone()
         deep = conn.execute("SELECT starts_at, id FROM private_sessions WHERE status = 2 "
                             "ORDER BY starts_at DESC, id OFFSET %s LIMIT 1", (rows // 2,)).fetchone()

@@ -99,6 +99,7 @@ def load_stale(dbname: str, seed: h.Seed, *, rows: int) -> dict:
     with psycopg.connect(h.pg_url(dbname)) as conn:
         info = h.bulk_copy(conn, "private_sessions", COLUMNS, lines())
         conn.commit()
+    h.migrate_loaded(dbname)
     with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) private_sessions")
     return info
@@ -148,6 +149,7 @@ def load_stale_with_checkouts(dbname: str, seed: h.Seed, sandbox_url: str, *, ro
     with psycopg.connect(h.pg_url(dbname)) as conn:
         info = h.bulk_copy(conn, "private_sessions", LINKED_COLUMNS, lines())
         conn.commit()
+    h.migrate_loaded(dbname)
     with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) private_sessions")
     return {**info, "sandbox_s": round(seeded_s, 1), "states": dict(sorted(Counter(states).items()))}
@@ -161,7 +163,7 @@ def settle(args) -> tuple[list[h.Goal], str, dict]:
     latency = args.latency_ms
 
     def attempt():
-        h.fresh_database(dbname)
+        h.fresh_database(dbname, revision=h.LOADED_AT)
         seed = h.seed_people(dbname, teachers=teachers, parents=16)
         with h.Servers(dbname, app=False) as srv:  # the job and the sandbox: no app, no webhooks (they were lost)
             srv.sandbox_config(latency_ms=0, deliver_webhooks=False)
@@ -300,7 +302,7 @@ def unlinked(args) -> tuple[list[h.Goal], str, dict]:
     conc = args.concurrency
 
     def attempt():
-        h.fresh_database(dbname)
+        h.fresh_database(dbname, revision=h.LOADED_AT)
         seed = h.seed_people(dbname, teachers=teachers, parents=max(conc, 16))
         t0 = time.perf_counter()
         info = load_stale(dbname, seed, rows=rows)
@@ -351,8 +353,9 @@ def unlinked(args) -> tuple[list[h.Goal], str, dict]:
             cpu["other"] = max(0.0, cpu["other"] - result["cpu_s"])
             cpu["other_cores"] = cpu["other"] / cpu["wall_s"] if cpu["wall_s"] else 0.0
         with psycopg.connect(h.pg_url(dbname)) as conn:
-            left = conn.execute("SELECT count(*) FROM private_sessions WHERE status = 0 AND checkout_expires_at < "
-                                "now() - interval '5 minutes'").fetchone()[0]
+            left = conn.execute("SELECT count(*) FROM private_sessions b JOIN payments p ON p.booking_id = b.id "
+                                "WHERE b.status = 0 AND p.checkout_expires_at < now() - interval '5 minutes'"
+                                ).fetchone()[0]
             history = conn.execute("SELECT count(*) FROM session_status_history WHERE actor = 'job:expire'"
                                    ).fetchone()[0]
         value = (base, during, result, waits, left, history, info, base_cpu.result, job_cpu.result)

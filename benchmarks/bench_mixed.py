@@ -70,7 +70,7 @@ def seed(dbname: str, *, teachers: int, parents: int, bookings: int) -> tuple[h.
     """People, then `bookings` rows with COPY: per teacher, 70 % in the past (one an hour, all
     kinds of status), 30 % ahead (every third hour, Confirmed or Pending)."""
     t0 = time.perf_counter()
-    h.fresh_database(dbname)
+    h.fresh_database(dbname, revision=h.LOADED_AT)
     people = h.seed_people(dbname, teachers=teachers, parents=parents, children=1, tag="mix")
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     per_teacher = bookings // teachers
@@ -102,6 +102,7 @@ def seed(dbname: str, *, teachers: int, parents: int, bookings: int) -> tuple[h.
     with psycopg.connect(h.pg_url(dbname)) as conn:
         bulk = h.bulk_copy(conn, "private_sessions", COLUMNS, lines())
         conn.commit()
+    h.migrate_loaded(dbname)
     with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
     print(f"seeded {teachers:,} teachers, {parents:,} parents, {bulk['rows']:,} bookings in "

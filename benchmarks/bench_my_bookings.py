@@ -88,7 +88,7 @@ def overlapping_with_lower_bound(teacher_id, start, end):
 def load(dbname: str, *, rows: int, target_rows: int, teachers: int, parents: int) -> dict:
     """Create and fill the database; the target parent's id and the load's timings."""
     t0 = time.perf_counter()
-    h.fresh_database(dbname)
+    h.fresh_database(dbname, revision=h.LOADED_AT)
     seed = h.seed_people(dbname, teachers=teachers, parents=parents, children=1, tag="big")
     target = h.seed_people(dbname, teachers=0, parents=1, children=3, tag="target")
     target_id = target.parents[0]
@@ -141,6 +141,7 @@ def load(dbname: str, *, rows: int, target_rows: int, teachers: int, parents: in
     with psycopg.connect(h.pg_url(dbname)) as conn:
         bulk = h.bulk_copy(conn, "private_sessions", COLUMNS, lines())
         conn.commit()
+    h.migrate_loaded(dbname)
     n = bulk["rows"]
     t2 = time.perf_counter()
     with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:

@@ -133,6 +133,7 @@ def seed_pending(dbname: str, rows: int, *, teachers: int = 100, parents: int = 
     with psycopg.connect(h.pg_url(dbname)) as conn:
         h.bulk_copy(conn, "private_sessions", COMPLETED_COLUMNS, lines())
         conn.commit()
+    h.migrate_loaded(dbname)
     with psycopg.connect(h.pg_url(dbname), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) private_sessions")
     return out
@@ -244,7 +245,7 @@ def main() -> None:
         h.wait_for_quiet()
 
     def attempt():
-        h.fresh_database(dbname)
+        h.fresh_database(dbname, revision=h.LOADED_AT)
         # enough Pending bookings for every completed event the run can send (at most ~2,500/s)
         pending = seed_pending(dbname, int(2500 * (duration + warmup + 1)))
         new_ignored = Events("ignored")
@@ -281,8 +282,8 @@ def main() -> None:
                     profiles[key] = prof.summary(r.ok, CATEGORIES)
                     print(profiles[key])
         with psycopg.connect(h.pg_url(dbname)) as conn:  # every completed event confirmed its booking
-            confirmed = conn.execute("SELECT count(*) FROM private_sessions WHERE status = 1 "
-                                     "AND meeting_url IS NOT NULL").fetchone()[0]
+            confirmed = conn.execute("SELECT count(*) FROM private_sessions b JOIN meeting_links m "
+                                     "ON m.booking_id = b.id WHERE b.status = 1 AND m.url IS NOT NULL").fetchone()[0]
         db_cost["_confirmed"] = {"confirmed_with_link": confirmed, "completed_sent": runs["completed"].sent}
         print(f"    completed events sent: {runs['completed'].sent}, bookings Confirmed with a meeting link: {confirmed}")
         return (runs, cpus, profiles, db_cost), list(cpus.values())

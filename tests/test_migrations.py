@@ -46,8 +46,8 @@ def _insert_booking(conn, status):
     conn.execute(
         sa.text(
             "INSERT INTO private_sessions (id,parent_id,student_id,teacher_id,subject,starts_at,ends_at,price_amount,"
-            "currency,status,refunded_amount,meeting_attempts,created_at,updated_at) VALUES "
-            "(:id,:p,:s,:p,'Maths',:a,:b,100,'usd',:status,0,0,:a,:a)"
+            "currency,status,created_at,updated_at) VALUES "
+            "(:id,:p,:s,:p,'Maths',:a,:b,100,'usd',:status,:a,:a)"
         ),
         {
             "id": uuid.uuid4().hex if conn.dialect.name == "sqlite" else uuid.uuid4(),

@@ -144,13 +144,18 @@ def test_price_and_fee_add_up_to_what_the_parent_pays_and_the_teacher_keeps():
 
 
 def _booking_with_terms(full, late, deadline, most):
+    """A booking whose terms record holds these (issue #27: booking_terms); None: no record."""
     from types import SimpleNamespace
 
+    if full is None:
+        return SimpleNamespace(terms_in_force=None)
     return SimpleNamespace(
-        terms_full_refund_hours=full,
-        terms_late_refund_percent=late,
-        terms_reschedule_deadline_hours=deadline,
-        terms_max_reschedules=most,
+        terms_in_force=SimpleNamespace(
+            full_refund_hours=full,
+            late_refund_percent=late,
+            reschedule_deadline_hours=deadline,
+            max_reschedules=most,
+        )
     )
 
 

@@ -170,7 +170,8 @@ def test_rolling_restart_behind_haproxy_loses_no_request_and_does_nothing_twice(
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    "SELECT status, stripe_payment_intent_id FROM private_sessions WHERE id = ANY(CAST(:ids AS uuid[]))"
+                    "SELECT b.status, p.stripe_payment_intent_id FROM private_sessions b LEFT JOIN payments p"
+                    " ON p.booking_id = b.id AND p.state <> 'refused' WHERE b.id = ANY(CAST(:ids AS uuid[]))"
                 ),
                 {"ids": ids},
             ).all()

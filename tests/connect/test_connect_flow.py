@@ -8,19 +8,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 import stripe
 
 from tests import factories as f
 from tests.connect.helpers import charge_of, destination_checkout, onboard, stripe_get
-from tests.jobs.helpers import sandbox_since
+from tests.jobs.helpers import sandbox_since, set_columns
 from tests.payments.test_late_payments_and_refunds import cancel_locally
 from tests.support import payments as pay
 from tests.support import webhooks as wh
 from tests.support.servers import wait_for
 from tutorbook import jobs
 from tutorbook.admin import reports
-from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
 from tutorbook.teachers import payouts
 
@@ -310,12 +308,7 @@ def test_reconcile_finds_a_refund_that_reversed_nothing_and_records_a_missing_sp
     wait_for(lambda: pay.booking_row(api.state.db, b["id"]).refunded_amount == 1000, message="charge.refunded")
     # And a paid destination charge whose split was never recorded (the follow-up was lost).
     _, _, b2, _ = paid_booking(api, c, sandbox, rate=5000)
-    with api.state.db.session_scope() as s:
-        s.execute(
-            sa.update(Booking)
-            .where(Booking.id == uuid.UUID(b2["id"]))
-            .values(stripe_transfer_id=None, stripe_application_fee_id=None, transfer_amount=0)
-        )
+    set_columns(api, b2["id"], stripe_transfer_id=None, stripe_application_fee_id=None, transfer_amount=0)
     found = reports.reconciliation(api.state.services, now=utc_now(), since=since)
     kinds = {(str(i.booking_id), i.kind, i.refund_id) for i in found.mismatches}
     assert (b["id"], "refund_without_reversal", refund.id) in kinds

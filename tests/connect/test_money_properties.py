@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stripe_sandbox import SandboxConfig
 from stripe_sandbox.service import ApiCall, Card, Sandbox
 from stripe_sandbox.store import Store
 from tutorbook.bookings import earnings, policy
-from tutorbook.bookings.models import Booking
+from tutorbook.bookings.models import Booking, Payment
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import objects
 
@@ -92,12 +93,15 @@ def split(sandbox: Sandbox, intent: str) -> gw.PaymentSplit:
 
 
 def booking_with(s: gw.PaymentSplit, *, price: int, fee: int, destination: str) -> Booking:
-    """A booking as earnings.record_split leaves it (not stored: the money code reads fields)."""
-    return Booking(
-        price_amount=price, currency="usd", payout_destination=destination, platform_fee_amount=fee,
+    """A booking as earnings.record_split leaves it, its payment's split (not stored: the money
+    code reads fields)."""
+    booking = Booking(price_amount=price, currency="usd")
+    set_committed_value(booking, "payment", Payment(
+        amount=price, currency="usd", payout_destination=destination, platform_fee_amount=fee,
         stripe_transfer_id=s.transfer_id, stripe_application_fee_id=s.fee_id, transfer_amount=s.transfer_amount,
         transfer_reversed_amount=s.transfer_reversed, fee_refunded_amount=s.fee_refunded, refunded_amount=s.refunded,
-    )  # fmt: skip
+    ))  # fmt: skip
+    return booking
 
 
 def balance_net(sandbox: Sandbox, account: str | None, sources: set[str]) -> int:

@@ -15,7 +15,8 @@ from tests.support.servers import http_client, http_get
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings.models import Booking
+from tutorbook.bookings import records
+from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
 
 
@@ -70,10 +71,35 @@ def row(api, booking_id) -> Booking | None:
     return pay.booking_row(api.state.db, booking_id)
 
 
+# A booking's columns that live in its records since issue #27 (the name each has there).
+PAYMENT_COLUMNS = {"stripe_session_id": "stripe_checkout_id"} | {
+    name: name
+    for name in (
+        "stripe_payment_intent_id", "checkout_url", "checkout_expires_at", "refunded_amount", "payout_destination",
+        "platform_fee_amount", "stripe_charge_id", "stripe_transfer_id", "stripe_application_fee_id",
+        "transfer_amount", "transfer_reversed_amount", "fee_refunded_amount",
+    )
+}  # fmt: skip
+MEETING_COLUMNS = {
+    f"meeting_{name}": name for name in ("url", "provider", "external_id", "attempts", "next_attempt_at", "error")
+}
+
+
 def set_columns(api, booking_id, **values) -> None:
-    """Rewrite columns directly (to age a booking or break it on purpose)."""
+    """Rewrite columns directly (to age a booking or break it on purpose): the booking's own, and
+    under their old names those of its payment and meeting link."""
+    booking_id = uuid.UUID(str(booking_id))
+    own = {k: v for k, v in values.items() if k not in PAYMENT_COLUMNS and k not in MEETING_COLUMNS}
+    paid = {PAYMENT_COLUMNS[k]: v for k, v in values.items() if k in PAYMENT_COLUMNS}
+    link = {MEETING_COLUMNS[k]: v for k, v in values.items() if k in MEETING_COLUMNS}
     with api.state.db.session_scope() as s:
-        s.execute(sa.update(Booking).where(Booking.id == uuid.UUID(str(booking_id))).values(**values))
+        if own:
+            s.execute(sa.update(Booking).where(Booking.id == booking_id).values(**own))
+        if paid:
+            own_payment = sa.and_(Payment.booking_id == booking_id, Payment.state != "refused")
+            s.execute(sa.update(Payment).where(own_payment).values(**paid))
+        if link:
+            records.write_link(s, booking_id, link, without_url=False)
 
 
 def admin_client(api, c: httpx.Client) -> httpx.Client:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import factories as f
-from tests.jobs.helpers import booked, later, paid_at_stripe, row, run, webhooks_off
+from tests.jobs.helpers import booked, later, paid_at_stripe, row, run, set_columns, webhooks_off
 from tests.support import payments as pay
 from tests.support.servers import http_post
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import lifecycle, records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.models import Booking
 from tutorbook.clock import utc_now
@@ -75,9 +75,8 @@ def test_only_checkouts_stripe_still_reports_open_are_expired_and_each_booking_i
     paid = paid_at_stripe(c, teacher=t, days=4)["b"]
     mismatched = booked(c, teacher=t, days=5)["b"]
     cs = pay.other_checkout(sandbox, booking_id=mismatched["id"], amount=100)
-    with api.state.db.session_scope() as s:
-        booking = s.get(Booking, uuid.UUID(mismatched["id"]))
-        booking.stripe_session_id, booking.checkout_url = cs["id"], cs["url"]  # its checkout, wrongly priced
+    # its checkout, wrongly priced
+    set_columns(api, mismatched["id"], stripe_session_id=cs["id"], checkout_url=cs["url"])
     assert pay.pay(cs["url"]).status_code == 303
     http_post(
         f"{sandbox.base_url}/v1/checkout/sessions/{expired['stripeSessionId']}/expire",
@@ -147,12 +146,17 @@ def _stale_with_seeded_sessions(api, c, sandbox, states: list[str]) -> list[tupl
                 ends_at=start + timedelta(hours=k + 1),
                 price_amount=PRICE,
                 currency="usd",
-                stripe_session_id=session_id,
-                checkout_url=f"{sandbox.base_url}/c/pay/{session_id}",
-                checkout_expires_at=created + timedelta(minutes=31),
                 updated_at=created,
             )
             repo.insert(s, booking, lifecycle.book(now=created), actor="test")
+            records.open_payment(
+                s,
+                booking,
+                now=created,
+                stripe_checkout_id=session_id,
+                checkout_url=f"{sandbox.base_url}/c/pay/{session_id}",
+                checkout_expires_at=created + timedelta(minutes=31),
+            )
     return [(str(b), cs, state) for b, cs, state in zip(ids, sessions, states, strict=True)]
 
 

@@ -58,7 +58,8 @@ from tutorbook.accounts.models import Role
 from tutorbook.bookings import earnings, lifecycle, settling
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import Booking, StatusHistory
+from tutorbook.bookings.models import Booking, Payment, StatusHistory
+from tutorbook.bookings.repository import OWN_PAYMENT
 from tutorbook.clock import utc_now
 from tutorbook.payments.models import Refund
 
@@ -324,7 +325,9 @@ def make_machine(api, sandbox):
 
         def check_money(self):
             with db.session_scope() as s:
-                for b in s.scalars(sa.select(Booking).where(Booking.stripe_session_id.is_not(None))):
+                own = sa.select(Booking).join(Payment, OWN_PAYMENT)
+                with_checkout = own.where(Payment.stripe_checkout_id.is_not(None))
+                for b in s.scalars(with_checkout):
                     cs = sb.get(f"/v1/checkout/sessions/{b.stripe_session_id}").json()
                     if cs["payment_status"] != "paid":
                         continue
@@ -339,7 +342,9 @@ def make_machine(api, sandbox):
             application fee Stripe kept."""
             per_teacher: dict = {}
             with db.session_scope() as s:
-                paid = s.scalars(sa.select(Booking).where(Booking.stripe_payment_intent_id.is_not(None)))
+                paid = s.scalars(
+                    sa.select(Booking).join(Payment, OWN_PAYMENT).where(Payment.stripe_payment_intent_id.is_not(None))
+                )
                 for b in paid:
                     e = earnings.earning(b)
                     assert e.settled, f"destination charge {b.id} without its transfer recorded after the jobs"

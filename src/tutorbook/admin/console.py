@@ -22,7 +22,7 @@ from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
-from tutorbook.bookings.models import Refund
+from tutorbook.bookings.models import MeetingLink, Payment, Refund
 from tutorbook.config import Settings
 from tutorbook.jobs import runs
 from tutorbook.jobs.models import JobRunRecord
@@ -107,7 +107,9 @@ def glance(session: Session, *, now: datetime, zone: str, settings: Settings) ->
     last = runs.last_runs(session, list(jobs.JOBS))
     reconcile = last.get("reconcile")
     link_failures = session.scalar(
-        sa.select(sa.func.count()).select_from(PS).where(links.needs_link(), PS.meeting_error.is_not(None))
+        links.with_link(sa.select(sa.func.count()).select_from(PS)).where(
+            links.needs_link(), MeetingLink.error.is_not(None)
+        )
     )
     return Glance(
         today=_by_status(session, start, end),
@@ -245,12 +247,12 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
     A payment for a teacher without payouts stays with the platform: in gross and net only."""
     since = (now - timedelta(days=31 * months)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     month = _month(session, PS.paid_at)
-    connect = PS.payout_destination.is_not(None)
-    settled = sa.and_(connect, PS.stripe_transfer_id.is_not(None))
-    fee = sa.case((settled, sa.func.coalesce(PS.platform_fee_amount, 0) - PS.fee_refunded_amount), else_=0)
+    connect = Payment.payout_destination.is_not(None)
+    settled = sa.and_(connect, Payment.stripe_transfer_id.is_not(None))
+    fee = sa.case((settled, sa.func.coalesce(Payment.platform_fee_amount, 0) - Payment.fee_refunded_amount), else_=0)
     # Stripe transfers the whole amount and takes the fee back from the teacher's account.
-    teachers = sa.case((settled, PS.transfer_amount - PS.transfer_reversed_amount), else_=0) - fee
-    unsettled = sa.case((sa.and_(connect, PS.stripe_transfer_id.is_(None)), 1), else_=0)
+    teachers = sa.case((settled, Payment.transfer_amount - Payment.transfer_reversed_amount), else_=0) - fee
+    unsettled = sa.case((sa.and_(connect, Payment.stripe_transfer_id.is_(None)), 1), else_=0)
     gross = session.execute(
         sa.select(
             month,
@@ -261,6 +263,7 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
             sa.func.sum(teachers),
             sa.func.sum(unsettled),
         )
+        .outerjoin(Payment, sa.and_(Payment.booking_id == PS.id, Payment.state != "refused"))
         .where(PS.paid_at >= since)
         .group_by(month, PS.currency)
     ).all()

@@ -21,9 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import Student, User
+from tutorbook.bookings import records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import PaymentSplit
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.models import Payment
 from tutorbook.bookings.outcomes import OutcomeKind
 from tutorbook.identity import Role
 
@@ -37,23 +39,25 @@ class SplitToRead:
 def split_to_read(session: Session, *, booking_id: uuid.UUID) -> SplitToRead | None:
     """The payment whose split to read from Stripe: a paid destination charge, else None."""
     booking = repo.get(session, booking_id)
-    if booking is None or not booking.payout_destination or not booking.stripe_payment_intent_id:
+    payment = None if booking is None else booking.payment
+    if payment is None or not payment.payout_destination or not payment.stripe_payment_intent_id:
         return None
-    return SplitToRead(booking.id, booking.stripe_payment_intent_id)
+    return SplitToRead(payment.booking_id, payment.stripe_payment_intent_id)
 
 
 def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit, now: datetime) -> OutcomeKind:
     """Store the split Stripe reports. Amounts are totals that only grow, so answers and events
     read in any order (or at once) leave the newest."""
     booking = repo.get(session, booking_id)
-    if booking is None:
+    payment = None if booking is None else booking.payment
+    if payment is None:
         return OutcomeKind.UNKNOWN_BOOKING
     ids: dict[str, object] = {"stripe_charge_id": split.charge_id}
     if split.transfer_id:
         ids["stripe_transfer_id"] = split.transfer_id
     if split.fee_id:
         ids["stripe_application_fee_id"] = split.fee_id
-        if booking.platform_fee_amount is None:
+        if payment.platform_fee_amount is None:
             ids["platform_fee_amount"] = split.fee_amount
     totals = {
         "transfer_amount": split.transfer_amount,
@@ -61,33 +65,33 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
         "fee_refunded_amount": split.fee_refunded,
         "refunded_amount": split.refunded,
     }
-    before = _snapshot(booking)
-    _grow(session, booking, ids=ids, totals=totals, now=now)
-    return OutcomeKind.NO_CHANGE if _snapshot(booking) == before else OutcomeKind.SPLIT_RECORDED
+    before = _snapshot(payment)
+    _grow(session, payment, ids=ids, totals=totals, now=now)
+    return OutcomeKind.NO_CHANGE if _snapshot(payment) == before else OutcomeKind.SPLIT_RECORDED
 
 
 def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
-    """A `transfer.*` event: the transfer's totals, on the booking whose charge it pays out."""
-    booking = _by(session, transfer=obj.get("id"), charge=obj.get("source_transaction"))
-    if booking is None:
+    """A `transfer.*` event: the transfer's totals, on the payment whose charge it pays out."""
+    payment = _by(session, transfer=obj.get("id"), charge=obj.get("source_transaction"))
+    if payment is None:
         return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {
         "transfer_amount": int(obj.get("amount") or 0),
         "transfer_reversed_amount": int(obj.get("amount_reversed") or 0),
     }
-    _grow(session, booking, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
-    return OutcomeKind.TRANSFER_RECORDED, booking
+    _grow(session, payment, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
+    return OutcomeKind.TRANSFER_RECORDED, repo.get(session, payment.booking_id)
 
 
 def apply_fee(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
-    """An `application_fee.*` event: the fee's totals, on the booking whose charge it is of."""
+    """An `application_fee.*` event: the fee's totals, on the payment whose charge it is of."""
     charge = obj.get("charge")
-    booking = _by(session, fee=obj.get("id"), charge=charge if isinstance(charge, str) else None)
-    if booking is None:
+    payment = _by(session, fee=obj.get("id"), charge=charge if isinstance(charge, str) else None)
+    if payment is None:
         return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {"fee_refunded_amount": int(obj.get("amount_refunded") or 0)}
-    _grow(session, booking, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
-    return OutcomeKind.FEE_RECORDED, booking
+    _grow(session, payment, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
+    return OutcomeKind.FEE_RECORDED, repo.get(session, payment.booking_id)
 
 
 _SNAPSHOT = (
@@ -102,34 +106,43 @@ _SNAPSHOT = (
 )
 
 
-def _snapshot(booking: PS) -> tuple:
-    return tuple(getattr(booking, name) for name in _SNAPSHOT)
+def _snapshot(payment: Payment) -> tuple:
+    return tuple(getattr(payment, name) for name in _SNAPSHOT)
 
 
-def _grow(session: Session, booking: PS, *, ids: dict[str, object], totals: dict[str, int], now: datetime) -> None:
+def _grow(
+    session: Session, payment: Payment, *, ids: dict[str, object], totals: dict[str, int], now: datetime
+) -> None:
     """Set the ids and raise each total to at least the given one, in one UPDATE (so two
-    concurrent writers cannot lower a total), then re-read the row."""
+    concurrent writers cannot lower a total), then re-read the row; refunded in full, the
+    payment moves to `refunded`."""
     values: dict[str, object] = dict(ids, updated_at=now)
     for name, value in totals.items():
-        column = getattr(PS, name)
+        column = getattr(Payment, name)
         values[name] = sa.case((column < value, value), else_=column)
     session.execute(
-        sa.update(PS).where(PS.id == booking.id).values(**values).execution_options(synchronize_session=False)
+        sa.update(Payment)
+        .where(Payment.id == payment.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
-    session.refresh(booking)
+    session.refresh(payment)
+    records.raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
-def _by(session: Session, *, charge: str | None, transfer: str | None = None, fee: str | None = None) -> PS | None:
+def _by(
+    session: Session, *, charge: str | None, transfer: str | None = None, fee: str | None = None
+) -> Payment | None:
     conditions = []
     if charge:
-        conditions.append(PS.stripe_charge_id == charge)
+        conditions.append(Payment.stripe_charge_id == charge)
     if transfer:
-        conditions.append(PS.stripe_transfer_id == transfer)
+        conditions.append(Payment.stripe_transfer_id == transfer)
     if fee:
-        conditions.append(PS.stripe_application_fee_id == fee)
+        conditions.append(Payment.stripe_application_fee_id == fee)
     if not conditions:
         return None
-    return session.scalars(sa.select(PS).where(sa.or_(*conditions)).limit(1)).first()
+    return session.scalars(sa.select(Payment).where(sa.or_(*conditions)).limit(1)).first()
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -172,22 +185,32 @@ class Earnings:
 
 def earning(booking: PS, *, student_name: str = "") -> SessionEarning:
     """One paid booking's split (see the module's docstring)."""
-    gross, refunded = booking.price_amount, booking.refunded_amount
-    if booking.payout_destination:
-        settled = booking.stripe_transfer_id is not None
-        fee = (booking.platform_fee_amount or 0) - booking.fee_refunded_amount if settled else 0
-        net = booking.transfer_amount - booking.transfer_reversed_amount - fee if settled else 0
+    payment = booking.payment
+    assert payment is not None, "earnings are read for paid bookings"
+    gross, refunded = booking.price_amount, payment.refunded_amount
+    if payment.payout_destination:
+        settled = payment.stripe_transfer_id is not None
+        fee = (payment.platform_fee_amount or 0) - payment.fee_refunded_amount if settled else 0
+        net = payment.transfer_amount - payment.transfer_reversed_amount - fee if settled else 0
     else:
         settled, net, fee = True, 0, gross - refunded
     return SessionEarning(
         booking.id, booking.starts_at, booking.subject, booking.status, booking.currency,
-        gross, refunded, fee, net, bool(booking.payout_destination), settled,
-        student_name, booking.stripe_transfer_id, booking.paid_at,
+        gross, refunded, fee, net, bool(payment.payout_destination), settled,
+        student_name, payment.stripe_transfer_id, booking.paid_at,
     )  # fmt: skip
 
 
+# A booking's own payment, for the reports' filters (the relationship's join, said once).
+_OWN = sa.and_(Payment.booking_id == PS.id, Payment.state != "refused")
+
+
 def _paid(start: datetime, end: datetime):
-    return sa.select(PS).where(PS.stripe_payment_intent_id.is_not(None), PS.starts_at >= start, PS.starts_at < end)
+    return (
+        sa.select(PS)
+        .join(Payment, _OWN)
+        .where(Payment.stripe_payment_intent_id.is_not(None), PS.starts_at >= start, PS.starts_at < end)
+    )
 
 
 def for_teacher(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> Earnings:
@@ -251,9 +274,10 @@ def platform_report(session: Session, *, start: datetime, end: datetime) -> list
 def missing_splits(session: Session, *, limit: int = 500) -> list[uuid.UUID]:
     """Paid destination charges whose transfer is not recorded (reconcile reads them again)."""
     stmt = (
-        sa.select(PS.id)
-        .where(PS.payout_destination.is_not(None), PS.stripe_payment_intent_id.is_not(None))
-        .where(PS.stripe_transfer_id.is_(None))
+        sa.select(Payment.booking_id)
+        .where(Payment.state != "refused")
+        .where(Payment.payout_destination.is_not(None), Payment.stripe_payment_intent_id.is_not(None))
+        .where(Payment.stripe_transfer_id.is_(None))
         .limit(limit)
     )
     return list(session.scalars(stmt))
@@ -262,9 +286,12 @@ def missing_splits(session: Session, *, limit: int = 500) -> list[uuid.UUID]:
 def refunded_destination_charges(session: Session, *, since: datetime, limit: int = 500) -> list[uuid.UUID]:
     """Destination charges with refunds, updated since `since` (reconcile checks their reversals)."""
     stmt = (
-        sa.select(PS.id)
-        .where(PS.payout_destination.is_not(None), PS.stripe_payment_intent_id.is_not(None))
-        .where(PS.refunded_amount > 0, sa.or_(PS.updated_at >= since, PS.created_at >= since))
+        sa.select(Payment.booking_id)
+        .join(PS, PS.id == Payment.booking_id)
+        .where(Payment.state != "refused")
+        .where(Payment.payout_destination.is_not(None), Payment.stripe_payment_intent_id.is_not(None))
+        .where(Payment.refunded_amount > 0)
+        .where(sa.or_(PS.updated_at >= since, PS.created_at >= since, Payment.updated_at >= since))
         .limit(limit)
     )
     return list(session.scalars(stmt))

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.repository import HOLDING, PS
+from tutorbook.bookings.models import BookingTerms, MeetingLink, Payment
+from tutorbook.bookings.repository import HOLDING, OWN_PAYMENT, PS
 from tutorbook.paging import Cursor
 from tutorbook.teachers.models import TimeOff
 
@@ -50,9 +51,34 @@ def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
     return stmt.add_columns(_TEACHER_NAME, _STUDENT_NAME)
 
 
+# Its records' columns a list row carries, under the names the JSON (and the console) show.
+_RECORD_COLUMNS = (
+    Payment.stripe_checkout_id.label("stripe_session_id"),
+    Payment.stripe_payment_intent_id.label("stripe_payment_intent_id"),
+    Payment.checkout_url.label("checkout_url"),
+    Payment.checkout_expires_at.label("checkout_expires_at"),
+    sa.func.coalesce(Payment.refunded_amount, 0).label("refunded_amount"),
+    Payment.payout_destination.label("payout_destination"),
+    MeetingLink.url.label("meeting_url"),
+    BookingTerms.full_refund_hours.label("terms_full_refund_hours"),
+    BookingTerms.late_refund_percent.label("terms_late_refund_percent"),
+    BookingTerms.reschedule_deadline_hours.label("terms_reschedule_deadline_hours"),
+    BookingTerms.max_reschedules.label("terms_max_reschedules"),
+)
+# The booking and its records, one-to-one outer joins on their keys: the lists' FROM (the
+# console's search filters on the payment's Stripe ids through it).
+_WITH_RECORDS = (
+    sa.orm.outerjoin(PS, Payment, OWN_PAYMENT)
+    .outerjoin(MeetingLink, MeetingLink.booking_id == PS.id)
+    .outerjoin(BookingTerms, BookingTerms.booking_id == PS.id)
+)
+
+
 def named_rows(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    """The bookings matching `where` as BookingRows (read with `.mappings()`)."""
-    return sa.select(*_COLUMNS, _TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name")).where(*where)
+    """The bookings matching `where` as BookingRows (read with `.mappings()`): its columns and its
+    records' (under the JSON's names), and the names."""
+    names = (_TEACHER_NAME.label("teacher_name"), _STUDENT_NAME.label("student_name"))
+    return sa.select(*_COLUMNS, *_RECORD_COLUMNS, *names).select_from(_WITH_RECORDS).where(*where)
 
 
 def keyset(
@@ -201,11 +227,16 @@ def past_for_parent(
 
 def open_checkouts(session: Session, *, parent_id: uuid.UUID, now: datetime) -> list[PS]:
     """The parent's Pending bookings whose checkout is still open (they hold a slot unpaid)."""
-    stmt = sa.select(PS).where(
-        PS.parent_id == parent_id,
-        PS.status == Status.PENDING.value,
-        PS.checkout_url.is_not(None),
-        PS.checkout_expires_at > now,
+    stmt = (
+        sa.select(PS)
+        .join(Payment, OWN_PAYMENT)
+        .options(sa.orm.contains_eager(PS.payment))
+        .where(
+            PS.parent_id == parent_id,
+            PS.status == Status.PENDING.value,
+            Payment.checkout_url.is_not(None),
+            Payment.checkout_expires_at > now,
+        )
     )
     return list(session.scalars(stmt.order_by(PS.created_at.desc(), PS.id)))
 

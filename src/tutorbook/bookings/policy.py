@@ -48,16 +48,17 @@ def platform_fee(*, amount: int, percent: float) -> int:
 def stored(booking: Booking, *, platform: Terms) -> Terms:
     """The terms stored on the booking when it was paid; the platform's for one paid before
     terms were stored (or not paid yet)."""
-    if booking.terms_full_refund_hours is None:
+    kept = booking.terms_in_force
+    if kept is None:
         return platform
     return Terms(
-        full_refund_hours=booking.terms_full_refund_hours,
-        late_refund_percent=booking.terms_late_refund_percent or 0,
-        reschedule_deadline_hours=booking.terms_reschedule_deadline_hours or 0,
-        max_reschedules=booking.terms_max_reschedules or 0,
+        full_refund_hours=kept.full_refund_hours,
+        late_refund_percent=kept.late_refund_percent,
+        reschedule_deadline_hours=kept.reschedule_deadline_hours,
+        max_reschedules=kept.max_reschedules,
     )
 
 
 def to_store(terms: Terms) -> dict[str, int]:
-    """The booking's columns that keep `terms`."""
+    """A status change's fields that keep `terms` (records.follow stores them in booking_terms)."""
     return {f"terms_{name}": getattr(terms, name) for name in FIELDS}

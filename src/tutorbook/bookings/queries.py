@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.lists import PARENT_EMAIL, AnySelect, BookingRow, keyset, named_rows
-from tutorbook.bookings.models import AdminAction, Refund, StatusHistory
-from tutorbook.bookings.repository import PS
+from tutorbook.bookings.models import AdminAction, Payment, Refund, StatusHistory
+from tutorbook.bookings.repository import OWN_PAYMENT, PS
 from tutorbook.calendars.models import BusyPeriod
 from tutorbook.paging import Cursor
 
@@ -24,7 +24,7 @@ from tutorbook.paging import Cursor
 def _skip_locked(session: Session, stmt: AnySelect) -> AnySelect:
     """On PostgreSQL, lock the selected rows and skip ones another worker holds."""
     if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
+        return stmt.with_for_update(skip_locked=True, of=PS)
     return stmt
 
 
@@ -46,12 +46,16 @@ def stale_pending(
 ) -> list[StaleRow]:
     """Pending bookings whose checkout expired by `now`, or that got no checkout at all and were
     made before `unopened_before`, by id."""
-    stmt = sa.select(PS.id, PS.stripe_session_id, PS.created_at).where(
-        PS.status == Status.PENDING,
-        sa.or_(
-            PS.checkout_expires_at <= now,
-            sa.and_(PS.stripe_session_id.is_(None), PS.created_at <= unopened_before),
-        ),
+    stmt = (
+        sa.select(PS.id, Payment.stripe_checkout_id, PS.created_at)
+        .outerjoin(Payment, OWN_PAYMENT)
+        .where(
+            PS.status == Status.PENDING,
+            sa.or_(
+                Payment.checkout_expires_at <= now,
+                sa.and_(Payment.stripe_checkout_id.is_(None), PS.created_at <= unopened_before),
+            ),
+        )
     )
     stmt = _after(stmt, after).order_by(PS.id).limit(limit)
     return [StaleRow(*row) for row in session.execute(_skip_locked(session, stmt))]
@@ -68,7 +72,7 @@ def _never_paid_cancelled(before: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         PS.status == Status.CANCELLED,
         PS.paid_at.is_(None),
-        PS.stripe_payment_intent_id.is_(None),
+        ~sa.exists().where(Payment.booking_id == PS.id, Payment.stripe_payment_intent_id.is_not(None)),
         PS.cancelled_at < before,
         ~sa.exists().where(Refund.session_id == PS.id),
     )
@@ -163,18 +167,19 @@ def _search_statement(filters: tuple[str, ...], stripe_kind: str | None, cursor:
     if anyone:
         conds.append(sa.or_(*anyone))
     if stripe_kind is not None:
-        stripe_id = sa.bindparam("stripe_id", type_=PS.stripe_session_id.type)
+        # The booking's own payment is in the rows' FROM (_WITH_RECORDS).
+        stripe_id = sa.bindparam("stripe_id", type_=Payment.stripe_checkout_id.type)
         if stripe_kind == "any":
             refunded = sa.select(Refund.session_id).where(Refund.stripe_refund_id == stripe_id)
             conds.append(
                 sa.or_(
-                    PS.stripe_session_id == stripe_id,
-                    PS.stripe_payment_intent_id == stripe_id,
+                    Payment.stripe_checkout_id == stripe_id,
+                    Payment.stripe_payment_intent_id == stripe_id,
                     PS.id.in_(refunded.scalar_subquery()),
                 )
             )
         else:
-            column = PS.stripe_session_id if stripe_kind == "checkout" else PS.stripe_payment_intent_id
+            column = Payment.stripe_checkout_id if stripe_kind == "checkout" else Payment.stripe_payment_intent_id
             conds.append(column == stripe_id)
     after = (sa.bindparam("after_starts", type_=PS.starts_at.type), sa.bindparam("after_id", type_=PS.id.type))
     stmt = named_rows(*conds).add_columns(PARENT_EMAIL.label("parent_email"))

@@ -4,11 +4,12 @@
 A refund row is an outbox entry: "pending" until Stripe accepts it, so a crash or a Stripe
 outage between the two leaves a row the reconcile job sends again (same idempotency key).
 
-Most refunds return part or all of the booking's own payment (its stripe_payment_intent_id).
+Most refunds return part or all of the booking's own payment (its `payments` row, issue #27).
 A refused payment (another amount, currency or checkout than the booking's: see
 bookings.lifecycle.REFUSED_PAYMENT_REASONS) is another payment: its refund row has an id derived
-from that payment's intent, so it is asked for once however many times the payment is seen. Every
-refund row names the payment it returns money from (`payment_intent_id`).
+from that payment's intent, so it is asked for once however many times the payment is seen; that
+payment is recorded `refused`. Every refund row names the payment it returns money from
+(`payment_id`, and Stripe's `payment_intent_id`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tutorbook.bookings import records
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS
-from tutorbook.bookings.models import Booking, Refund
+from tutorbook.bookings.models import Booking, Payment, Refund
 from tutorbook.notifications import service as notices
 
 log = logging.getLogger("tutorbook.refunds")
@@ -40,11 +42,15 @@ _PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 na
 def request(
     session: Session, *, booking, amount: int, reason: str, now: datetime, refund_id: uuid.UUID | None = None
 ) -> Refund:
-    """Record a refund to send (under `refund_id`, or a new id); nothing leaves the building yet."""
+    """Record a refund of the booking's own payment to send (under `refund_id`, or a new id);
+    nothing leaves the building yet."""
+    payment = booking.payment
+    assert payment is not None, "a refund returns money a payment brought"
     refund = Refund(
         id=refund_id or uuid.uuid4(),
         session_id=booking.id,
-        payment_intent_id=booking.stripe_payment_intent_id,
+        payment_id=payment.id,
+        payment_intent_id=payment.stripe_payment_intent_id,
         amount=amount,
         currency=booking.currency,
         status=PENDING,
@@ -67,7 +73,7 @@ def promised(session: Session, *, booking: Booking) -> int:
             Refund.reason.not_in(_REFUSED),
         )
     )
-    return max(int(asked or 0), booking.refunded_amount)
+    return max(int(asked or 0), booking.payment.refunded_amount if booking.payment else 0)
 
 
 def request_once(
@@ -84,14 +90,24 @@ def request_once(
 def request_payment_refund(
     session: Session, *, booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
 ) -> Refund | None:
-    """Record the full refund of a payment that did not pay for `booking`; None when that
-    payment's refund was asked for already. The caller holds the teacher's lock."""
+    """Record a payment that did not pay for `booking` (refused) and its full refund; None when
+    that payment's refund was asked for already. The caller holds the teacher's lock."""
     refund_id = payment_refund_id(payment_intent)
     if session.get(Refund, refund_id) is not None:
         return None
+    refused = records.refuse_payment(
+        session,
+        booking_id=booking.id,
+        amount=amount,
+        currency=currency.lower(),
+        checkout_id=None,
+        payment_intent_id=payment_intent,
+        now=now,
+    )
     refund = Refund(
         id=refund_id,
         session_id=booking.id,
+        payment_id=refused.id,
         payment_intent_id=payment_intent,
         amount=amount,
         currency=currency.lower(),
@@ -154,20 +170,15 @@ def to_send(session: Session, *, refund_id: uuid.UUID) -> RefundToSend | str:
     refund = session.get(Refund, refund_id)
     if refund is None or refund.status != PENDING:
         return refund.status if refund else "missing"
-    booking = bookings.get(session, refund.session_id)
-    assert booking is not None  # the foreign key
-    payment = _payment_of(refund, booking)
-    own = payment == booking.stripe_payment_intent_id
-    connect = bool(booking.payout_destination) and own
-    with_fee = bool(booking.platform_fee_amount)
+    payment = session.get(Payment, refund.payment_id)
+    assert payment is not None  # the foreign key
+    intent = refund.payment_intent_id or payment.stripe_payment_intent_id
+    own = payment.state != "refused"
+    connect = bool(payment.payout_destination) and own
+    with_fee = bool(payment.platform_fee_amount)
     return RefundToSend(
-        refund.id, booking.id, payment, refund.amount, connect, other_payment=not own, with_fee=with_fee
+        refund.id, refund.session_id, intent, refund.amount, connect, other_payment=not own, with_fee=with_fee
     )
-
-
-def _payment_of(refund: Refund, booking: Booking) -> str | None:
-    """The payment intent this refund returns money from."""
-    return refund.payment_intent_id or booking.stripe_payment_intent_id
 
 
 def record_answer(
@@ -216,8 +227,8 @@ def record_answer(
             Refund.reason.not_in(_REFUSED),
         )
     )
-    if accepted is not None:
-        bookings.raise_refunded_amount(session, booking, total=accepted, now=now)
+    if accepted is not None and booking.payment is not None:
+        records.raise_refunded(session, booking.payment, total=accepted, now=now, booking=booking)
 
 
 def replace_refused(
@@ -230,14 +241,16 @@ def replace_refused(
     if refused is None or refused.status != "failed":
         return None
     booking = bookings.get(session, refused.session_id)
-    assert booking is not None  # the foreign key
-    bookings.raise_refunded_amount(session, booking, total=refunded_at_stripe, now=now)
-    amount = min(refused.amount, booking.price_amount - refunded_at_stripe)
+    payment = session.get(Payment, refused.payment_id)
+    assert booking is not None and payment is not None  # the foreign keys
+    records.raise_refunded(session, payment, total=refunded_at_stripe, now=now, booking=booking)
+    amount = min(refused.amount, payment.amount - refunded_at_stripe)
     if amount <= 0:
         return None
     replacement = Refund(
         id=uuid.uuid5(_PAYMENT_REFUNDS, f"rest-of-{refund_id}"),  # one replacement per refused refund
         session_id=refused.session_id,
+        payment_id=refused.payment_id,
         payment_intent_id=refused.payment_intent_id,
         amount=amount,
         currency=refused.currency,
@@ -261,5 +274,6 @@ def at_least_refunded(session: Session, *, refund_id: uuid.UUID, total: int, now
     if refund is None:
         return
     booking = bookings.get(session, refund.session_id)
-    assert booking is not None
-    bookings.raise_refunded_amount(session, booking, total=total + refund.amount, now=now)
+    payment = session.get(Payment, refund.payment_id)
+    assert booking is not None and payment is not None
+    records.raise_refunded(session, payment, total=total + refund.amount, now=now, booking=booking)

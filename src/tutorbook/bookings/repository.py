@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import User
+from tutorbook.bookings import records
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
-from tutorbook.bookings.models import AdminAction, Booking, StatusHistory
+from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHistory
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
 from tutorbook.versions import schedule_changed
@@ -30,7 +31,14 @@ def get(session: Session, booking_id: uuid.UUID) -> PS | None:
     return session.get(PS, booking_id)
 
 
-_BY_CHECKOUT = sa.select(PS).where(PS.stripe_session_id == sa.bindparam("checkout_id", type_=PS.stripe_session_id.type))
+# The booking's own payment (not a refused one), the join its relationship makes, said once.
+OWN_PAYMENT = sa.and_(Payment.booking_id == PS.id, Payment.state != sa.literal_column("'refused'"))
+_BY_CHECKOUT = (
+    sa.select(PS)
+    .join(Payment, OWN_PAYMENT)
+    .options(sa.orm.contains_eager(PS.payment))
+    .where(Payment.stripe_checkout_id == sa.bindparam("checkout_id", type_=Payment.stripe_checkout_id.type))
+)
 
 
 def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
@@ -70,12 +78,17 @@ def overlapping(
 
 
 # Built once (with and without a booking to leave out): every booking and reschedule asks.
-_OVERLAPPING = sa.select(PS).where(
-    PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
-    PS.status.in_(HOLDING),
-    PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
-    PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
-    PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
+# Its records are read (lazily) only for a clash, which is rare: no joins on every booking.
+_OVERLAPPING = (
+    sa.select(PS)
+    .options(sa.orm.lazyload("*"))
+    .where(
+        PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
+        PS.status.in_(HOLDING),
+        PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
+        PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
+        PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
+    )
 )
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
 
@@ -109,6 +122,8 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
         setattr(booking, key, value)
     session.add(booking)
     session.flush()
+    for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
+        set_committed_value(booking, record, None)
     _history(session, booking.id, change, actor)
     if _holding_changed(change):
         schedule_changed(session, teacher_ids=[booking.teacher_id])
@@ -116,13 +131,15 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
 
 
 def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
-    """UPDATE ... WHERE status = expected; False when another writer moved the booking first."""
-    values = {"status": change.target, **change.fields}
+    """UPDATE ... WHERE status = expected; False when another writer moved the booking first.
+    Then its payment and terms follow the change (records.follow), in the same transaction."""
+    values = {"status": change.target, **records.booking_values(change.fields)}
     if update_row(session, booking.id, values, expected=_expected(change)) != 1:
         session.refresh(booking)
         return False
     for key, value in values.items():
         set_committed_value(booking, key, value)
+    records.follow(session, booking, change)
     _history(session, booking.id, change, actor, note)
     if _holding_changed(change):
         schedule_changed(session, teacher_ids=[booking.teacher_id])
@@ -142,34 +159,27 @@ def _set_params(booking_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]
 
 
 @functools.lru_cache(maxsize=256)
-def _update_statement(columns: tuple[str, ...], compare_status: bool, without_link: bool) -> sa.Update:
-    """UPDATE private_sessions SET `columns` WHERE id = :row_id [AND status = :row_status]
-    [AND meeting_url IS NULL]. A Core statement built once per set of columns: the ORM's bulk
-    UPDATE, built per call, cost about a millisecond."""
+def _update_statement(columns: tuple[str, ...], compare_status: bool) -> sa.Update:
+    """UPDATE private_sessions SET `columns` WHERE id = :row_id [AND status = :row_status]. A
+    Core statement built once per set of columns: the ORM's bulk UPDATE, built per call, cost
+    about a millisecond."""
     where = [_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type)]
     if compare_status:
         where.append(_ROW.c.status == sa.bindparam("row_status", type_=_ROW.c.status.type))
-    if without_link:
-        where.append(_ROW.c.meeting_url.is_(None))
     return sa.update(_ROW).where(*where).values(_set_values(columns))
 
 
 def update_row(
-    session: Session,
-    booking_id: uuid.UUID,
-    values: dict[str, Any],
-    *,
-    expected: Status | None = None,
-    without_link: bool = False,
+    session: Session, booking_id: uuid.UUID, values: dict[str, Any], *, expected: Status | None = None
 ) -> int:
-    """Set `values` on one booking (only if its status is `expected`, or only while it has no
-    meeting link); how many rows changed (0 or 1). The caller keeps any loaded object in step.
-    A status is only ever set against the one expected: apply()'s compare-and-set."""
+    """Set `values` on one booking (only if its status is `expected`); how many rows changed (0
+    or 1). The caller keeps any loaded object in step. A status is only ever set against the one
+    expected: apply()'s compare-and-set."""
     assert "status" not in values or expected is not None, "status changes go through lifecycle + apply()"
     params = _set_params(booking_id, values)
     if expected is not None:
         params["row_status"] = expected
-    stmt = _update_statement(tuple(sorted(values)), expected is not None, without_link)
+    stmt = _update_statement(tuple(sorted(values)), expected is not None)
     # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed as the plain
     # Result (SQLAlchemy's changelog, 2.0.44: cast to read rowcount).
     return int(cast(sa.CursorResult[Any], session.execute(stmt, params)).rowcount)
@@ -180,7 +190,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
     one history INSERT. The ids that moved; the rest had already left `change.current`."""
     if not ids:
         return []
-    values = {"status": change.target, **change.fields}
+    values = {"status": change.target, **records.booking_values(change.fields)}
     rows = session.execute(
         sa.update(PS)
         .where(PS.id.in_(ids), PS.status == _expected(change))
@@ -189,6 +199,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
         .execution_options(synchronize_session=False)
     ).all()
     moved = [row.id for row in rows]
+    records.follow_many(session, moved, change)
     if moved and _holding_changed(change):
         schedule_changed(session, teacher_ids={row.teacher_id for row in rows})
     if moved:
@@ -302,47 +313,51 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
     )
 
 
-def set_fields(session: Session, booking: PS, **fields: Any) -> None:
-    """Update non-status columns (checkout ids, meeting link, refunded amount)."""
-    update_row(session, booking.id, fields)
-    for key, value in fields.items():
-        set_committed_value(booking, key, value)
-
-
-def raise_refunded_amount(session: Session, booking: PS, *, total: int, now: datetime | None = None) -> bool:
-    """refunded_amount = `total` unless it is at least that already, in one guarded UPDATE: two
-    writers racing (a refund's answer and Stripe's charge.refunded) can never lower it, as a
-    read-then-write would on PostgreSQL. True when it changed."""
-    values: dict[str, Any] = {"refunded_amount": total}
-    if now is not None:
-        values["updated_at"] = now
-    stmt = sa.update(PS).where(PS.id == booking.id, PS.refunded_amount < total).values(**values)
-    changed = bool(cast(sa.CursorResult[Any], session.execute(stmt)).rowcount)
-    if changed:
-        for key, value in values.items():
-            set_committed_value(booking, key, value)
-    return changed
-
-
-def update_returning(session: Session, booking: PS, **fields: Any) -> bool:
-    """Update non-status columns of one booking and read its row back into `booking` (which
-    may be detached), in one statement; False when there is no such booking."""
-    assert "status" not in fields, "status changes go through lifecycle + apply()"
-    stmt = _update_returning_statement(tuple(sorted(fields)))
-    row = session.execute(stmt, _set_params(booking.id, fields)).mappings().one_or_none()
+def attach_to_payment(session: Session, booking: PS, **fields: Any) -> bool:
+    """Set non-state columns of the booking's own payment (the checkout made) and read the
+    payment and the booking back into `booking` (which may be detached; a payment may have been
+    seen meanwhile): on PostgreSQL ONE statement (UPDATE payments ... FROM private_sessions ...
+    RETURNING both), so it may run without a transaction around it; on SQLite (which returns only
+    the updated table's columns, and runs this in a transaction) the UPDATE, then the booking's
+    row. False when there is no such booking or payment."""
+    joined = session.get_bind().dialect.name == "postgresql"
+    stmt = _attach_statement(tuple(sorted(fields)), joined)
+    params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking.id}
+    row = session.execute(stmt, params).mappings().one_or_none()
     if row is None:
         return False
-    for key, value in row.items():  # the mapped attributes are named as their columns
-        set_committed_value(booking, key, value)
+    found = row if joined else session.execute(_BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
+    if found is None:
+        return False
+    payment = booking.payment if booking.payment is not None else Payment()
+    for column in _PAYMENT.c:  # the mapped attributes are named as their columns
+        set_committed_value(payment, column.name, row[column.name])
+    set_committed_value(booking, "payment", payment)
+    for column in _ROW.c:
+        set_committed_value(booking, column.name, found[f"b_{column.name}"])
     return True
 
 
+_PAYMENT = cast(sa.Table, Payment.__table__)
+# The booking's columns as the attach statements return them (prefixed: they share names with the payment's).
+_BOOKING_RETURNED = tuple(column.label(f"b_{column.name}") for column in _ROW.c)
+_BOOKING_ROW = sa.select(*_BOOKING_RETURNED).where(_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type))
+
+
 @functools.lru_cache(maxsize=64)
-def _update_returning_statement(columns: tuple[str, ...]) -> sa.Update:
-    """update_returning's statement: a Core UPDATE ... RETURNING every column, built once per
-    set of columns (as _update_statement). The ORM's UPDATE ... RETURNING the entity cost the
-    booking route twice as much CPU."""
-    return _update_statement(columns, False, False).returning(*_ROW.c)
+def _attach_statement(columns: tuple[str, ...], joined: bool) -> sa.Update:
+    """attach_to_payment's statement: a Core UPDATE payments ... RETURNING every column (and, when
+    `joined`, the booking's, from private_sessions in its FROM), built once per set of columns (the
+    ORM's UPDATE ... RETURNING the entity cost the booking route twice as much CPU)."""
+    own = sa.and_(
+        _PAYMENT.c.booking_id == sa.bindparam("row_id", type_=_PAYMENT.c.booking_id.type),
+        _PAYMENT.c.state != sa.literal_column("'refused'"),
+    )
+    values = {c: sa.bindparam(f"set_{c}", type_=_PAYMENT.c[c].type) for c in columns}
+    stmt = sa.update(_PAYMENT).values(values)
+    if joined:
+        return stmt.where(own, _ROW.c.id == _PAYMENT.c.booking_id).returning(*_PAYMENT.c, *_BOOKING_RETURNED)
+    return stmt.where(own).returning(*_PAYMENT.c)
 
 
 _VERSION = sa.select(sa.func.count()).where(StatusHistory.session_id == sa.bindparam("booking_id"))
@@ -359,7 +374,13 @@ def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[
     out: dict[str, PS] = {}
     for start in range(0, len(stripe_session_ids), 500):
         chunk = stripe_session_ids[start : start + 500]
-        rows = session.scalars(sa.select(PS).where(PS.stripe_session_id.in_(chunk)))
+        stmt = (
+            sa.select(PS)
+            .join(Payment, OWN_PAYMENT)
+            .options(sa.orm.contains_eager(PS.payment))
+            .where(Payment.stripe_checkout_id.in_(chunk))
+        )
+        rows = session.scalars(stmt)
         out.update({b.stripe_session_id: b for b in rows if b.stripe_session_id is not None})
     return out
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tutorbook import currencies
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import lifecycle, outbox, policy
+from tutorbook.bookings import lifecycle, outbox, policy, records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import CHECKOUT_TEMPLATE, Checkout
 from tutorbook.bookings.errors import BookingNotFound, CalendarBusy, SlotTaken, TeacherNotPayable
@@ -54,7 +54,8 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
-            # same teacher and, by _same_open_checkout, same student
+            # same teacher and, by _same_open_checkout, same student; answered with its records
+            session.refresh(other, ["payment", "meeting", "terms_in_force"])
             return Reservation(other, True, teacher_name, student.full_name)
     if clashes:
         raise SlotTaken()
@@ -72,13 +73,18 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         ends_at=end,
         price_amount=price,
         currency=profile.currency,
+    )
+    repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
+    records.open_payment(
+        session,
+        booking,
+        now=now,
         payout_destination=destination,
         platform_fee_amount=policy.platform_fee(amount=price, percent=settings.platform_fee_percent)
         if destination
         else None,
         checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
     )
-    repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
     if settings.mail_payment_nudge_minutes:
         # Goes out only if still Pending and unpaid by then (checked when sending).
         nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
@@ -160,13 +166,13 @@ def _same_open_checkout(
 
 
 def attach_checkout(session: Session, *, booking: Booking, checkout: Checkout) -> Booking:
-    """Store the Checkout Session's id, URL and expiry on the booking, and read the row back into
-    `booking` (a payment may have been seen meanwhile): ONE statement (an UPDATE ... RETURNING),
-    so it may run without a transaction around it."""
-    fields: dict[str, Any] = {"stripe_session_id": checkout.id, "checkout_url": checkout.url}
+    """Store the Checkout Session's id, URL and expiry on the booking's payment, and read the
+    booking back (a payment may have been seen meanwhile): two statements, each atomic alone (an
+    UPDATE ... RETURNING, then the booking's row), so they may run without a transaction."""
+    fields: dict[str, Any] = {"stripe_checkout_id": checkout.id, "checkout_url": checkout.url}
     if checkout.expires_at is not None:
         fields["checkout_expires_at"] = checkout.expires_at
-    if not repo.update_returning(session, booking, **fields):
+    if not repo.attach_to_payment(session, booking, **fields):
         raise BookingNotFound()
     return booking
 

@@ -140,8 +140,9 @@ class HistoryOut(CamelModel):
 def session_out(booking, teacher_name: str | None = None, student_name: str | None = None) -> SessionOut:
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
-    if booking.terms_full_refund_hours is not None:
-        out.terms = _terms_out(lambda name: getattr(booking, f"terms_{name}"))
+    kept = booking.terms_in_force
+    if kept is not None:
+        out.terms = _terms_out(lambda name: getattr(kept, name))
     return out
 
 
@@ -149,8 +150,9 @@ Out = TypeVar("Out", bound=SessionOut)
 
 
 def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
-    """A booking read as a plain row (`lists.BookingRow`: its columns and names) as `model`,
-    validated from a dict: pydantic's compiled path, without an ORM object's attribute reads."""
+    """A booking read as a plain row (`lists.BookingRow`: its columns, its payment's, link's and
+    terms' under the names the JSON shows, and names) as `model`, validated from a dict:
+    pydantic's compiled path, without an ORM object's attribute reads."""
     data = dict(row)
     if data["terms_full_refund_hours"] is not None:
         data["terms"] = _terms_out(lambda name: data[f"terms_{name}"])

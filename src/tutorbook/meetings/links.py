@@ -1,6 +1,7 @@
 """Meeting links on bookings: make one for a Confirmed booking, retry, fall back, delete.
 
-The database side: which bookings need a link, what to ask, what was answered. The provider
+The database side (the booking's `meeting_links` row, issue #27): which bookings need a link, what
+to ask, what was answered. The provider
 is called between two transactions (`tutorbook.flows.followups`), never inside one. A
 booking's status is never changed here: a paid booking stays Confirmed whatever the provider
 does.
@@ -17,9 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
+from tutorbook.bookings import records
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lists import AnySelect
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.models import MeetingLink as Link
 from tutorbook.errors import BadRequest, NotFound
 from tutorbook.meetings import policy
 from tutorbook.meetings.base import MeetingLink, MeetingRequest
@@ -30,19 +34,25 @@ STOPPED = "stopped:"
 
 
 def needs_link() -> sa.ColumnElement[bool]:
-    """Confirmed, no link, and not stopped by a permanent error."""
+    """Confirmed, no link, and not stopped by a permanent error (over `with_link`'s outer join:
+    a booking without a meeting_links row has had no attempt yet)."""
     return sa.and_(
         PS.status == Status.CONFIRMED,
-        PS.meeting_url.is_(None),
-        sa.or_(PS.meeting_error.is_(None), sa.not_(PS.meeting_error.startswith(STOPPED))),
+        Link.url.is_(None),
+        sa.or_(Link.error.is_(None), sa.not_(Link.error.startswith(STOPPED))),
     )
+
+
+def with_link(stmt: AnySelect) -> AnySelect:
+    """`stmt` over bookings, with each booking's link row (if any) to filter on."""
+    return stmt.outerjoin(Link, Link.booking_id == PS.id)
 
 
 def due_ids(session: Session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     """Bookings whose link is missing and whose next attempt is due."""
     stmt = (
-        sa.select(PS.id)
-        .where(needs_link(), sa.or_(PS.meeting_next_attempt_at.is_(None), PS.meeting_next_attempt_at <= now))
+        with_link(sa.select(PS.id))
+        .where(needs_link(), sa.or_(Link.next_attempt_at.is_(None), Link.next_attempt_at <= now))
         .order_by(PS.starts_at)
         .limit(limit)
     )
@@ -57,10 +67,11 @@ def moves_due(session: Session, *, now: datetime, limit: int = 100) -> list[uuid
     provider failed when they were rescheduled): the meeting-links job tries again."""
     stmt = (
         sa.select(PS.id)
+        .join(Link, Link.booking_id == PS.id)
         .where(
             PS.status == Status.CONFIRMED,
-            PS.meeting_url.is_not(None),
-            PS.meeting_error.startswith(MOVE_FAILED),
+            Link.url.is_not(None),
+            Link.error.startswith(MOVE_FAILED),
             PS.starts_at > now,
         )
         .order_by(PS.starts_at)
@@ -81,7 +92,7 @@ _WITH_PARTIES = (
 
 
 # Built once, like _WITH_PARTIES: a booking's link request when it still needs one.
-_TO_MAKE = _WITH_PARTIES.where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
+_TO_MAKE = with_link(_WITH_PARTIES).where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
 
 
 def _request_from(
@@ -109,19 +120,18 @@ def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest,
     row = session.execute(_TO_MAKE, {"booking_id": booking_id}).one_or_none()
     if row is None:
         return None
-    return _request_from(*row), row[0].meeting_attempts
+    link = row[0].meeting
+    return _request_from(*row), link.attempts if link is not None else 0
 
 
 def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:
     """What moving a rescheduled booking's meeting needs: (request at its new time, its link),
     or None when it has no link of a provider's (nothing to move) or is no longer Confirmed."""
     booking = session.get(PS, booking_id)
-    if booking is None or booking.status != Status.CONFIRMED or not booking.meeting_url or not booking.meeting_provider:
+    kept = None if booking is None else booking.meeting
+    if booking is None or booking.status != Status.CONFIRMED or kept is None or not kept.url or not kept.provider:
         return None
-    link = MeetingLink(
-        url=booking.meeting_url, provider=booking.meeting_provider, external_id=booking.meeting_external_id
-    )
-    return _request(session, booking), link
+    return _request(session, booking), MeetingLink(url=kept.url, provider=kept.provider, external_id=kept.external_id)
 
 
 def record_move(
@@ -129,12 +139,13 @@ def record_move(
 ) -> str:
     """Store a moved meeting's link (if the provider gave another), or why it was not moved, for
     the booking still at `starts_at` (a later move writes its own)."""
-    values: dict[str, Any] = {"meeting_error": None if link else f"{MOVE_FAILED}{error}"}
+    values: dict[str, Any] = {"error": None if link else f"{MOVE_FAILED}{error}"}
     if link is not None:
-        values |= {"meeting_url": link.url, "meeting_external_id": link.external_id}
+        values |= {"url": link.url, "external_id": link.external_id}
+    still_there = sa.select(PS.id).where(PS.id == booking_id, PS.starts_at == starts_at)
     session.execute(
-        sa.update(PS)
-        .where(PS.id == booking_id, PS.starts_at == starts_at, PS.meeting_url.is_not(None))
+        sa.update(Link)
+        .where(Link.booking_id == booking_id, Link.url.is_not(None), sa.exists(still_there))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -145,7 +156,7 @@ def record_move(
 
 def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
     """Store what the provider answered (a link, or when to retry); returns what happened."""
-    bookings.update_row(session, booking_id, _fields_for(outcome), without_link=True)
+    records.write_link(session, booking_id, _fields_for(outcome), without_url=True)
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",
@@ -168,19 +179,19 @@ def _plan(outcome: policy.LinkOutcome) -> policy.FailurePlan:
 def _fields_for(outcome: policy.LinkOutcome) -> dict[str, Any]:
     if outcome.link is not None:
         return {
-            "meeting_url": outcome.link.url,
-            "meeting_provider": outcome.link.provider,
-            "meeting_external_id": outcome.link.external_id,
-            "meeting_attempts": outcome.attempts,
-            "meeting_next_attempt_at": None,
-            "meeting_error": f"fell_back:{_plan(outcome).code}" if outcome.fell_back else None,
+            "url": outcome.link.url,
+            "provider": outcome.link.provider,
+            "external_id": outcome.link.external_id,
+            "attempts": outcome.attempts,
+            "next_attempt_at": None,
+            "error": f"fell_back:{_plan(outcome).code}" if outcome.fell_back else None,
         }
     plan = _plan(outcome)
     stopped = plan.action == "stop"
     return {
-        "meeting_attempts": outcome.attempts,
-        "meeting_next_attempt_at": None if stopped else plan.retry_at,
-        "meeting_error": (STOPPED if stopped else "retrying:") + plan.code,
+        "attempts": outcome.attempts,
+        "next_attempt_at": None if stopped else plan.retry_at,
+        "error": (STOPPED if stopped else "retrying:") + plan.code,
     }
 
 
@@ -194,19 +205,9 @@ def reset(
         raise NotFound("Session not found")
     if booking.status != Status.CONFIRMED:
         raise BadRequest(f"A {Status(booking.status).label} booking has no meeting link to make")
-    old = (booking.meeting_provider, booking.meeting_external_id, booking.meeting_url)
-    session.execute(
-        sa.update(PS)
-        .where(PS.id == booking_id)
-        .values(
-            meeting_url=None,
-            meeting_provider=None,
-            meeting_external_id=None,
-            meeting_attempts=0,
-            meeting_next_attempt_at=None,
-            meeting_error=None,
-        )
-    )
+    kept = booking.meeting
+    old = (None, None, None) if kept is None else (kept.provider, kept.external_id, kept.url)
+    records.clear_link(session, booking_id)
     detail = f"old link: {old[2]}" if old[2] else "no link before"
     bookings.record_action(
         session, booking_id, action="regenerate_meeting_link", actor=actor, note=note, detail=detail, at=now
@@ -216,5 +217,5 @@ def reset(
 
 def failures(session: Session) -> list[PS]:
     """Bookings whose link creation stopped or fell back (for the admin report)."""
-    stmt = sa.select(PS).where(PS.meeting_error.is_not(None)).order_by(PS.starts_at)
+    stmt = sa.select(PS).join(Link, Link.booking_id == PS.id).where(Link.error.is_not(None)).order_by(PS.starts_at)
     return list(session.scalars(stmt))

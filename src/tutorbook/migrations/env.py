@@ -25,6 +25,12 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: sa.Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Alembic's batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
+        # would delete (ON DELETE CASCADE) every row that refers to it (0015 rebuilds
+        # private_sessions). Off for the migrations (a PRAGMA outside any transaction), checked after.
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -33,6 +39,22 @@ def _run(connection: sa.Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migrations left rows whose foreign keys point nowhere: {broken[:5]}")
+    if sqlite:
+        _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(connection: sa.Connection, sql: str) -> None:
+    """Run `sql` on the driver's connection itself: through SQLAlchemy it would open a transaction
+    (BEGIN IMMEDIATE, tutorbook.db), inside which SQLite ignores the foreign_keys pragma."""
+    driver = connection.connection.driver_connection
+    assert driver is not None  # an open connection
+    cursor = driver.cursor()
+    cursor.execute(sql)
+    cursor.close()
 
 
 run_migrations_online()

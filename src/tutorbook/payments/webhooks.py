@@ -15,11 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, lifecycle, lookup, settling
+from tutorbook.bookings import earnings, lifecycle, lookup, records, settling
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
-from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.outcomes import Outcome, OutcomeKind
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
@@ -322,15 +321,14 @@ def _cancel_pending(session: Session, *, obj: dict[str, Any], reason: Reason, ac
 
 
 def _refunded(session: Session, *, obj: dict[str, Any]) -> Outcome:
-    """Stripe's total refunded for the charge is the truth for refunded_amount."""
+    """Stripe's total refunded for the charge is the truth for the payment's refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
         payment_intent = payment_intent.get("id")
-    booking = (
-        session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
-    )
-    if booking is None:
+    payment = records.by_intent(session, payment_intent) if isinstance(payment_intent, str) else None
+    booking = None if payment is None else repo.get(session, payment.booking_id)
+    if payment is None or booking is None:
         return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     total = int(obj.get("amount_refunded") or 0)
-    repo.raise_refunded_amount(session, booking, total=total)
+    records.raise_refunded(session, payment, total=total)
     return Outcome(OutcomeKind.REFUND_RECORDED, booking)

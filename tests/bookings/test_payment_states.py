@@ -1,0 +1,77 @@
+"""A payment's state machine, without a database: every allowed and every forbidden move."""
+
+from datetime import UTC, datetime
+from itertools import product
+
+import pytest
+
+from tutorbook.bookings import payment_states
+from tutorbook.bookings.payment_states import IllegalPaymentMove, PaymentEvent, PaymentState
+
+NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
+STATES = [None, *PaymentState]
+
+# Written out by hand (docs/payments.md, "A payment's states"), NOT read from PAYMENT_MOVES: a
+# change to the code's table must fail below. None is "no payment yet".
+DOC_MOVES = {
+    (None, "open", "created"),
+    (None, "refused", "refused"),
+    ("open", "paid", "paid"),
+    ("open", "expired", "expired"),
+    ("open", "withdrawn", "withdrawn"),
+    ("expired", "paid", "late_paid"),
+    ("withdrawn", "paid", "late_paid"),
+    ("paid", "refunded", "refunded"),
+}
+
+
+def _doc_event(current, target):
+    name = None if current is None else current.value
+    found = [e for f, t, e in DOC_MOVES if f == name and t == target.value]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("current,target", list(product(STATES, list(PaymentState))))
+def test_a_payment_moves_exactly_as_the_documented_table_says(current, target):
+    expected = _doc_event(current, target)
+    if expected is None:
+        with pytest.raises(IllegalPaymentMove):
+            payment_states.move(current, target, now=NOW)
+    else:
+        change = payment_states.move(current, target, now=NOW)
+        assert change.event == PaymentEvent(expected)
+        assert change.fields == {"state": target.value, "updated_at": NOW}
+
+
+def test_paying_records_when_and_through_which_payment_intent():
+    change = payment_states.pay(PaymentState.OPEN, now=NOW, payment_intent_id="pi_1")
+    assert change.fields == {"state": "paid", "updated_at": NOW, "paid_at": NOW, "stripe_payment_intent_id": "pi_1"}
+
+
+@pytest.mark.parametrize("given_up", [PaymentState.EXPIRED, PaymentState.WITHDRAWN])
+def test_a_late_payment_pays_a_checkout_that_was_given_up(given_up):
+    assert payment_states.pay(given_up, now=NOW, payment_intent_id="pi_1").event == PaymentEvent.LATE_PAID
+
+
+@pytest.mark.parametrize("state", [PaymentState.REFUNDED, PaymentState.REFUSED, PaymentState.PAID])
+def test_a_payment_is_paid_only_once(state):
+    with pytest.raises(IllegalPaymentMove):
+        payment_states.pay(state, now=NOW, payment_intent_id="pi_1")
+
+
+def test_giving_up_a_checkout_says_whether_it_expired_or_was_withdrawn():
+    assert payment_states.give_up(PaymentState.OPEN, expired=True, now=NOW).target == PaymentState.EXPIRED
+    assert payment_states.give_up(PaymentState.OPEN, expired=False, now=NOW).target == PaymentState.WITHDRAWN
+    with pytest.raises(IllegalPaymentMove):
+        payment_states.give_up(PaymentState.PAID, expired=True, now=NOW)
+
+
+def test_only_a_paid_payment_is_refunded_in_full():
+    assert payment_states.refunded_in_full(PaymentState.PAID, now=NOW).target == PaymentState.REFUNDED
+    for state in (PaymentState.OPEN, PaymentState.REFUNDED, PaymentState.REFUSED):
+        with pytest.raises(IllegalPaymentMove):
+            payment_states.refunded_in_full(state, now=NOW)
+
+
+def test_the_kinds_leave_room_for_a_prepaid_credit():
+    assert set(payment_states.PAYMENT_KINDS) == {"checkout", "credit"}

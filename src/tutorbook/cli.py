@@ -494,6 +494,7 @@ def worker(
     with _starting():
         startup.check_port(metrics_host, metrics_port, what="the worker's /metrics", hint="pass another --metrics-port")
     _migrate(settings)
+    traced = _tracing(settings)
     svc, metrics = _services(settings), Metrics()
     exporter = None
     if metrics_port:
@@ -505,6 +506,18 @@ def worker(
         if exporter is not None:
             exporter.shutdown()
         svc.db.dispose()
+        if traced is not None:
+            traced.shutdown()  # the spans still buffered go out
+
+
+def _tracing(settings: Settings):
+    """Tracing switched on in this process when TUTORBOOK_TRACING says so (before the database's
+    engines are made, so that they are traced); None when off, with nothing of it imported."""
+    if settings.tracing == "off":
+        return None
+    from tutorbook import telemetry
+
+    return telemetry.setup(settings)
 
 
 def _job_names(only: str | None) -> list[str]:

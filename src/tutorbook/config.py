@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None
     log_level: str = "INFO"
+    # OpenTelemetry tracing (tutorbook.telemetry; docs/operations.md, "Tracing"): off (nothing of
+    # OpenTelemetry is imported), otlp (where to: the standard OTEL_EXPORTER_OTLP_* variables) or
+    # console (spans on stderr). The ratio of new traces kept; a continued trace keeps its choice.
+    tracing: Literal["off", "otlp", "console"] = "off"
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
     jwt_secret: str = ""
     jwt_ttl_minutes: int = 12 * 60

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from tutorbook import tracing
 from tutorbook.clock import as_utc
 from tutorbook.errors import ServiceUnavailable
 from tutorbook.loops import PerLoop
@@ -180,6 +181,7 @@ class Database:
         self.pgbouncer = pgbouncer
         self.pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
         self.engine = _make_engine(url, echo=echo, pgbouncer=pgbouncer, **self.pool)
+        tracing.engine_made(self.engine)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Many SQLite writers give long tail latencies; one writer at a time keeps them short.
@@ -252,6 +254,7 @@ class Database:
             echo=self._echo,
             **self.pool,
         )
+        tracing.engine_made(engine.sync_engine)
         # the same pool, without BEGIN / COMMIT: for a use case of one statement
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         return _AsyncParts(

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from tutorbook import tracing
 from tutorbook.accounts.models import User
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
@@ -87,7 +88,8 @@ def deliver(
     ready: list[tuple[outbox.Claimed, Mail, EmailMessage]] = []
     results: list[tuple[uuid.UUID, str]] = []
     for item in claimed:
-        built = _build(svc, item=item, now=now)
+        with tracing.continued(item.trace_parent, "mail.compose", **_span_attributes(item)):
+            built = _build(svc, item=item, now=now)
         if isinstance(built, str):
             results.append((item.id, built))
         else:
@@ -98,7 +100,8 @@ def deliver(
         for n, (item, mail, msg) in enumerate(ready):
             if stop is not None and stop.is_set():
                 return results + _release(svc, [i for i, _m, _g in ready[n:]], now=now)
-            svc.tx_sync(_keep, item=item, mail=mail, msg=msg, now=now)
+            with tracing.continued(item.trace_parent, "mail.keep", **_span_attributes(item)):
+                svc.tx_sync(_keep, item=item, mail=mail, msg=msg, now=now)
             results.append((item.id, "kept"))
         return results
     mailer = SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_seconds)
@@ -107,13 +110,14 @@ def deliver(
             for n, (item, _mail, msg) in enumerate(ready):
                 if stop is not None and stop.is_set():
                     return results + _release(svc, [i for i, _m, _g in ready[n:]], now=now)
-                try:
-                    conn.send(msg)
-                except DeliveryError as exc:
-                    results.append((item.id, _failed(svc, item, exc, now=now)))
-                else:
-                    svc.tx_sync(outbox.mark_sent, item, now=now, payload=_scrubbed(item))
-                    results.append((item.id, "sent"))
+                with tracing.continued(item.trace_parent, "mail.send", **_span_attributes(item)):
+                    try:
+                        conn.send(msg)
+                    except DeliveryError as exc:
+                        results.append((item.id, _failed(svc, item, exc, now=now)))
+                    else:
+                        svc.tx_sync(outbox.mark_sent, item, now=now, payload=_scrubbed(item))
+                        results.append((item.id, "sent"))
     except DeliveryError as exc:  # no connection: every message not yet answered waits
         done = {nid for nid, _ in results}
         log.warning("mail server unavailable; will retry", extra={"error": str(exc)[:200]})
@@ -121,6 +125,11 @@ def deliver(
             if item.id not in done:
                 results.append((item.id, _failed(svc, item, Transient(str(exc)), now=now)))
     return results
+
+
+def _span_attributes(item: outbox.Claimed) -> dict[str, str]:
+    """What a mail span says of its notification (with tracing on; the address is left out)."""
+    return {"notification_id": str(item.id), "mail_kind": item.kind}
 
 
 def _release(svc: Services, items: list[outbox.Claimed], *, now: datetime) -> list[tuple[uuid.UUID, str]]:

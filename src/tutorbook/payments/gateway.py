@@ -33,6 +33,7 @@ from stripe.params import (
 )
 from stripe.params.checkout import SessionCreateParams, SessionListParams, SessionListParamsCreated
 
+from tutorbook import tracing
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
 from tutorbook.loops import PerLoop
@@ -46,6 +47,8 @@ API_VERSION = "2026-10-28.endive"  # pinned; matches stripe 16.1's default
 SANDBOX_KEY = "sk_test_sandbox"
 LIST_PAGE = 100  # Stripe's largest page
 CheckoutStatus = Literal["open", "complete", "expired"]
+# The metadata key of a Checkout Session's (and its PaymentIntent's) W3C traceparent, with tracing on.
+TRACE_METADATA = "traceparent"
 
 
 class GatewayError(Exception):
@@ -275,6 +278,10 @@ class StripeGateway:
         }
         if customer_email:
             params["customer_email"] = customer_email
+        trace = tracing.traceparent()
+        if trace:  # the webhooks of this payment continue the booking's trace (docs/operations.md, "Tracing")
+            params["metadata"][TRACE_METADATA] = trace
+            params["payment_intent_data"]["metadata"][TRACE_METADATA] = trace
         if destination:
             params["payment_intent_data"] = {
                 **params["payment_intent_data"],

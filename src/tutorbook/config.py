@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     # so a load balancer takes it out of rotation first (0: no drain, stop accepting at once).
     shutdown_drain_seconds: float = Field(default=0, ge=0, le=600)
     job_mail_interval_s: float = 15
+    # On PostgreSQL the mail worker LISTENs for new mail (jobs/wakeup.py); off: it polls only.
+    mail_listen: bool = True
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60
     job_complete_interval_s: float = 300

@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint bench mutation shifted-clock clean
+.PHONY: run test test-service lint bench mutation shifted-clock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 	scripts/ensure-pgbouncer
 	scripts/ensure-haproxy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The service-level tier alone (tests/service, marker `service`): the booking, payment and refund
+# rules through the use cases and flows with a fake Stripe gateway, no HTTP, on SQLite: seconds.
+# `make test` runs it too, on both databases.
+test-service: $(STAMP)
+	TUTORBOOK_TEST_DATABASES=sqlite $(VENV)/bin/pytest -q -m service tests/service $(PYTEST_ARGS)
 
 # Style (ruff), the import contracts (import-linter, [tool.importlinter]) and types (mypy,
 # [tool.mypy]) in pyproject.toml; CI runs it before the tests.

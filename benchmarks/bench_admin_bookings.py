@@ -6,7 +6,7 @@ newest start first, keyset pages — one request at a time through the live app,
 filter an operator uses: a status, a teacher, a parent, a child, a status within a date range,
 a Stripe checkout id, a payment intent id, and a status page half a million rows deep (the
 cursor of row 500,000: a keyset page costs the same there as on top). Prints the latency
-percentiles and EXPLAIN (ANALYZE, BUFFERS) of the exact SQL `repository.search` sends.
+percentiles and EXPLAIN (ANALYZE, BUFFERS) of the exact SQL `queries.search` sends.
 
 Goal (issue #16): the p99 of every filtered page within My Bookings' goal, <= 20 ms.
 
@@ -72,8 +72,8 @@ def main() -> None:
         deep = conn.execute("SELECT starts_at, id FROM private_sessions WHERE status = 2 "
                             "ORDER BY starts_at DESC, id OFFSET %s LIMIT 1", (rows // 2,)).fetchone()
     from tutorbook import paging
-    from tutorbook.admin import console
-    from tutorbook.bookings import repository as repo
+    from tutorbook.admin import search as admin_search
+    from tutorbook.bookings import queries
 
     day = datetime.now(UTC).date() + timedelta(days=3)
     filters = {
@@ -93,10 +93,10 @@ def main() -> None:
     plans = {}
     for name, p in filters.items():
         def run(s, p=p):
-            search = console.parse_search(s, zone="UTC", status=p.get("status"), teacher=p.get("teacher"),
+            search = admin_search.parse_search(s, zone="UTC", status=p.get("status"), teacher=p.get("teacher"),
                                           parent=p.get("parent"), child=p.get("child"), date_from=p.get("from"),
                                           date_to=p.get("to"), q=p.get("q"))
-            return repo.search(s, where=search, after=paging.decode_cursor(p.get("after")), limit=console.PAGE_SIZE)
+            return queries.search(s, where=search, after=paging.decode_cursor(p.get("after")), limit=admin_search.PAGE_SIZE)
         _, sent = h.capture_sql(url, run)
         plans[name] = [(h.inline(st, prm), h.explain(dbname, st, prm)) for st, prm in sent
                        if "private_sessions" in st]

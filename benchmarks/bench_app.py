@@ -4,7 +4,7 @@
 these routes (docs/PERFORMANCE.md).
 
 - ``POST /bench/insert``: one INSERT in one transaction through the same machinery a route
-  uses (``DbSession``: a pooled connection, BEGIN, flush, COMMIT before the response), and
+  uses (the write door ``Services.tx``: a pooled connection, BEGIN, flush, COMMIT before the response), and
   the same envelope. The row is a ``stripe_events`` row with a random id, the table the
   webhook path writes to.
 - ``GET /bench/ping``: no database at all, to see the framework's own floor.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.orm import Session
 
-from tutorbook.api.deps import DbSession
+from tutorbook.api.deps import ServicesDep
 from tutorbook.app import create_app
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings, get_settings
@@ -28,8 +29,12 @@ router = APIRouter(prefix="/bench", tags=["Benchmarks"], include_in_schema=False
 
 
 @router.post("/insert", response_model=Envelope[str], status_code=201)
-def insert_one(session: DbSession):
+async def insert_one(svc: ServicesDep):
     """Insert one row in one transaction (committed before the response is sent)."""
+    return ok(await svc.tx(_insert), "Inserted")
+
+
+def _insert(session: Session) -> str:
     row = StripeEvent(
         id="evt_bench_" + secrets.token_hex(12),
         type="bench.insert",
@@ -38,7 +43,7 @@ def insert_one(session: DbSession):
     )
     session.add(row)
     session.flush()
-    return ok(row.id, "Inserted")
+    return row.id
 
 
 @router.get("/ping", response_model=Envelope[str])

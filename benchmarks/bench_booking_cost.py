@@ -1,7 +1,7 @@
 """Benchmark 2: what a booking costs the server, against a bare one-row insert.
 
 Same app process, same worker count, same run, Stripe sandbox at 0 ms: first the bare endpoint
-`POST /bench/insert` (one INSERT in one transaction through `DbSession`, benchmarks/bench_app.py),
+`POST /bench/insert` (one INSERT in one transaction through the write door `Services.tx`, benchmarks/bench_app.py),
 then `POST /api/Sessions/book` (auth, validation, teacher lock, overlap check, Pending row +
 history, a Checkout Session at the sandbox, the session id stored, the answer built), both at
 the same concurrency. `GET /bench/ping` (no database) is measured too, as the framework's floor.

@@ -301,7 +301,7 @@ PROFILE_CATEGORIES = [
     ("worker threads (sync routes, run_in_threadpool)", "WorkerThread.run"),
     ("garbage collection", "gc_collect"),
     ("the answer (serialize_response)", "serialize_response"),
-    ("admission (tutorbook/overload.py), self", "AdmissionMiddleware._admit"),
+    ("admission (tutorbook/api/overload.py), self", "AdmissionMiddleware._admit"),
     ("Stripe webhooks (the sandbox's deliveries)", "stripe_webhook"),
     ("asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
 ]

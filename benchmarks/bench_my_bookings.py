@@ -65,7 +65,7 @@ MY_BOOKINGS_CATEGORIES = [
     ("whole request in the event loop (uvicorn + middleware + FastAPI)", "Server.run"),
     ("worker threads (sync endpoint + dependencies)", "WorkerThread.run"),
     ("... auth: load_user", "load_user"),
-    ("... repository.my_bookings (both queries, ORM loading)", "my_bookings (tutorbook/bookings/repository"),
+    ("... lists.my_bookings (both queries, ORM loading)", "my_bookings (tutorbook/bookings/lists"),
     ("... building SessionOut items", "session_out"),
     ("... pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
     ("response validation + JSON (FastAPI serialize_response)", "serialize_response"),
@@ -180,9 +180,9 @@ SCHEDULE_ORDER = ("SELECT starts_at, id FROM private_sessions WHERE teacher_id =
 
 
 def time_count(url: str, parent_id: uuid.UUID, cursor, *, runs: int) -> dict:
-    """p50/p99 ms of repository.count_my_bookings alone (the `total` and the page number), through
+    """p50/p99 ms of lists.count_my_bookings alone (the `total` and the page number), through
     the app's own Database and session (one transaction, so no pool checkout), after a warm-up."""
-    from tutorbook.bookings import repository as repo
+    from tutorbook.bookings import lists
     from tutorbook.db import Database
 
     db = Database(url, pool_size=1)
@@ -191,7 +191,7 @@ def time_count(url: str, parent_id: uuid.UUID, cursor, *, runs: int) -> dict:
         with db.session_scope() as s:
             for i in range(runs + 20):
                 t0 = time.perf_counter()
-                repo.count_my_bookings(s, parent_id=parent_id, through=cursor)
+                lists.count_my_bookings(s, parent_id=parent_id, through=cursor)
                 if i >= 20:
                     times.append((time.perf_counter() - t0) * 1000)
     finally:
@@ -239,6 +239,7 @@ def main() -> None:
           f"({last_page} pages of 20); the teacher has {paid:,} paid sessions ({schedule_last} pages of 20)")
 
     from tutorbook import paging
+    from tutorbook.bookings import lists
     from tutorbook.bookings import repository as repo
 
     my_cursor = before_page(dbname, MY_ORDER, target, last_page)
@@ -269,11 +270,11 @@ def main() -> None:
     def my_bookings_plans() -> dict:
         """EXPLAIN ANALYZE of the exact SQL each My Bookings request sends (captured from the app's code)."""
         return {
-            "page 1": explained(lambda s: (repo.my_bookings(s, parent_id=target, page_size=20),
-                                           repo.count_my_bookings(s, parent_id=target))),
-            "cursor": explained(lambda s: (repo.my_bookings(s, parent_id=target, page_size=20, after=my_cursor),
-                                           repo.count_my_bookings(s, parent_id=target, through=my_cursor))),
-            "offset": explained(lambda s: repo.my_bookings(s, parent_id=target, page_size=20, page=last_page)),
+            "page 1": explained(lambda s: (lists.my_bookings(s, parent_id=target, page_size=20),
+                                           lists.count_my_bookings(s, parent_id=target))),
+            "cursor": explained(lambda s: (lists.my_bookings(s, parent_id=target, page_size=20, after=my_cursor),
+                                           lists.count_my_bookings(s, parent_id=target, through=my_cursor))),
+            "offset": explained(lambda s: lists.my_bookings(s, parent_id=target, page_size=20, page=last_page)),
         }
 
     runs, cpus, whatif_runs, profiles = {}, {}, {}, {}
@@ -309,9 +310,9 @@ def main() -> None:
               f"p50 {count_times['p50']:.2f} ms, p99 {count_times['p99']:.2f} ms")
         plans = my_bookings_plans()
         schedule_plans = {
-            "cursor": explained(lambda s: repo.teacher_schedule(
+            "cursor": explained(lambda s: lists.teacher_schedule(
                 s, teacher_id=teacher, start=None, end=None, limit=20, after=schedule_cursor)),
-            "first": explained(lambda s: repo.teacher_schedule(s, teacher_id=teacher, start=None, end=None, limit=100)),
+            "first": explained(lambda s: lists.teacher_schedule(s, teacher_id=teacher, start=None, end=None, limit=100)),
         }
         overlap_plan = explained(lambda s: repo.overlapping(
             s, teacher_id=teacher, start=overlap_start, end=overlap_start + timedelta(minutes=30)))
@@ -378,7 +379,7 @@ def main() -> None:
         + f" (goal ≤ 20 ms each); My Bookings' last page by number (OFFSET) {runs[offset_run].pct(99):.1f} ms."
         + (f" With the what-if index (`--what-if`, not the app's schema): {whatif_runs[first_run].pct(99):.1f} ms "
            "on page 1." if whatif_runs else ""),
-        f"`repository.count_my_bookings` alone (the `total` and, on a cursor page, the page number; "
+        f"`lists.count_my_bookings` alone (the `total` and, on a cursor page, the page number; "
         f"{visible[0]:,} rows, through the app's session, {count_times['runs']:,} runs): p50 "
         f"{count_times['p50']:.2f} ms, p99 {count_times['p99']:.2f} ms.",
         "CPU milliseconds per request over the measured window (from /proc):",

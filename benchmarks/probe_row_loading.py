@@ -1,6 +1,6 @@
 """Probe: what one page of 25 bookings costs to read and turn into SessionOut, as ORM objects
 (read attribute by attribute, as the lists did before 2026-11-29) or as plain rows validated from
-dicts (`repository.BookingRow` + `schemas.session_row_out`, as they do now). Both through the
+dicts (`lists.BookingRow` + `schemas.session_row_out`, as they do now). Both through the
 app's asyncio engine in autocommit, one page after another, on the console benchmark's database
 (evidence for docs/PERFORMANCE.md, section 6).
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness as h  # noqa: E402
 
+from tutorbook.bookings import lists
 from tutorbook.bookings import repository as repo  # noqa: E402
 from tutorbook.bookings.schemas import SessionOut, session_out, session_row_out  # noqa: E402
 from tutorbook.db import Database  # noqa: E402
@@ -38,9 +39,9 @@ def main() -> None:
         sys.exit(f"no database {args.db}: run benchmarks/bench_admin_bookings.py first")
     db = Database(h.sa_url(args.db), pool_size=2, use_async=True)
     confirmed = repo.PS.status == 1
-    as_objects = repo.keyset(repo._with_names(sa.select(repo.PS).where(confirmed)), after=None, limit=PAGE,
+    as_objects = lists.keyset(lists._with_names(sa.select(repo.PS).where(confirmed)), after=None, limit=PAGE,
                              newest_first=True)
-    as_rows = repo.keyset(repo._named_rows(confirmed), after=None, limit=PAGE, newest_first=True)
+    as_rows = lists.keyset(lists.named_rows(confirmed), after=None, limit=PAGE, newest_first=True)
 
     def objects(session):
         return [session_out(b, t, s) for b, t, s in session.execute(as_objects).all()]

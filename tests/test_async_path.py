@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.conftest import PG_ADMIN_URL
 from tutorbook.db import Database, async_url
+from tutorbook.db.doors import one_statement
 
 
 def _thread(_session) -> int:
@@ -51,7 +52,7 @@ def test_a_statement_scope_runs_each_statement_as_its_own_transaction_and_tx_run
 
     async def both():
         try:
-            return await svc.statement(_two_transaction_ids), await svc.tx(_two_transaction_ids)
+            return await svc.tx(one_statement(_two_transaction_ids)), await svc.tx(_two_transaction_ids)
         finally:
             await db.dispose_async()
 

@@ -1,11 +1,17 @@
 """The Database's transaction scope."""
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 
-from tutorbook.db import Database, lost_race
+from tests.conftest import make_settings
+from tutorbook.accounts.models import User
+from tutorbook.clock import utc_now
+from tutorbook.db import TCP_SETTINGS, Database, ReadOnlySessionError, lost_race
+from tutorbook.flows.services import build_services
 
 
 def test_a_sqlite_scope_entered_in_one_thread_and_left_in_another_frees_the_writer_lock(tmp_path):
@@ -136,3 +142,58 @@ def test_a_write_that_answers_the_wrong_number_of_items_fails_its_callers_rather
 
     results = asyncio.run(main())
     assert all(isinstance(r, RuntimeError) for r in results), results
+
+
+def _write_a_user(session) -> None:
+    session.add(
+        User(
+            email="reader@example.com",
+            password_hash="x",
+            full_name="Reader",
+            role="Parent",
+            created_at=utc_now(),
+        )
+    )
+    session.flush()
+
+
+def _update_users(session) -> None:
+    session.execute(sa.update(User).values(full_name="changed"))
+
+
+def _count_users(session) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(User))
+
+
+@pytest.mark.parametrize("write", [_write_a_user, _update_users])
+def test_the_read_door_refuses_to_write_and_the_write_door_writes(db, tmp_path, write):
+    svc = build_services(make_settings(db.url, tmp_path), db)
+
+    async def through_the_doors():
+        try:
+            with pytest.raises(ReadOnlySessionError):
+                await svc.read(write)
+            before = await svc.read(_count_users)
+            await svc.tx(_write_a_user)
+            return before, await svc.read(_count_users)
+        finally:
+            await db.dispose_async()
+
+    assert asyncio.run(through_the_doors()) == (0, 1)
+    with pytest.raises(ReadOnlySessionError), db.session_scope(read_only=True) as session:
+        write(session)
+def test_every_postgresql_connection_gives_up_on_a_silent_peer(api):
+    """A partition sends no RST: without libpq's TCP settings a query in flight waits a quarter of
+    an hour and the mail worker's thread with it (tests/cluster/test_hosts.py, drill 3). The sync
+    engine's connections, through PgBouncer or not, carry them; so does the LISTEN connection."""
+    assert TCP_SETTINGS["tcp_user_timeout"] <= 30_000 and TCP_SETTINGS["keepalives"] == 1
+    if api.state.db.is_sqlite:
+        return
+    for pgbouncer in (False, True):
+        db = Database(api.state.db.url, pgbouncer=pgbouncer, use_async=False)
+        try:
+            with db.engine.connect() as conn:
+                used = conn.connection.dbapi_connection.info.get_parameters()
+        finally:
+            db.dispose()
+        assert {k: used.get(k) for k in TCP_SETTINGS} == {k: str(v) for k, v in TCP_SETTINGS.items()}

@@ -11,24 +11,32 @@ import sqlalchemy as sa
 
 from tests.conftest import make_settings
 from tests.support.servers import ThreadedServer
-from tutorbook.api.deps import DbSession
+from tutorbook.api.deps import ServicesDep
 from tutorbook.app import create_app
 from tutorbook.db import Database
+from tutorbook.db.doors import cpu_bound
 from tutorbook.schemas import Envelope, ok
 
 
+def _slow_sync(session):
+    value = session.execute(sa.text("SELECT 1")).scalar_one()
+    time.sleep(0.05)
+    return value
+
+
+_SLOW_SYNC = cpu_bound(_slow_sync)  # on a worker thread, behind the write door's sync slot
+
+
 def _server(url, tmp_path, sandbox, *, pool_size=2, **overrides):
-    """The app on a real port, its own small pool, plus a sync route that holds its connection
-    for 50 ms (as a slow sync read would)."""
+    """The app on a real port, its own small pool, plus a route whose transaction holds its
+    connection for 50 ms on a worker thread (as a slow sync read would)."""
     db = Database(url, pool_size=pool_size, pool_timeout=0.5)
     settings = make_settings(url, tmp_path, sandbox_url=sandbox.base_url, db_pool_timeout_seconds=0.5, **overrides)
     app = create_app(settings, db=db)
 
     @app.get("/__slow-sync", response_model=Envelope[int])
-    def slow_sync(session: DbSession):
-        value = session.execute(sa.text("SELECT 1")).scalar_one()
-        time.sleep(0.05)
-        return ok(value)
+    async def slow_sync(svc: ServicesDep):
+        return ok(await svc.tx(_SLOW_SYNC))
 
     @app.get("/__slow-async", response_model=Envelope[int])
     async def slow_async():
@@ -51,9 +59,10 @@ def _assert_busy(r: httpx.Response) -> None:
 
 
 def test_a_crowd_on_a_sync_route_with_a_small_pool_gets_answers_or_503s_never_a_500(db, sandbox, tmp_path):
-    # Before the fix the DbSession's entry, the route and the answer's validation each waited for
-    # one of anyio's threads while holding (or waiting for) one of the pool's 2 connections: the
-    # threads all waited for connections, the holders for threads, and the pool's timeout was a 500.
+    # Before the fix (issue #33) a sync route's session dependency, the route and the answer's
+    # validation each waited for one of anyio's threads while holding (or waiting for) one of the
+    # pool's 2 connections: the threads all waited for connections, the holders for threads, and
+    # the pool's timeout was a 500. Now the write door's thread path waits for a place first.
     server, small = _server(db.url, tmp_path, sandbox, worker_threads=4, max_requests_in_flight=1000)
     try:
         answers = asyncio.run(_many(server.base_url, "/__slow-sync", 60))

@@ -14,19 +14,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 from pydantic.alias_generators import to_camel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook import tracing
 from tutorbook.api import admin, calendars, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
+from tutorbook.api.errors import error_response, install_error_handlers
 from tutorbook.api.limits import BodyLimitMiddleware
+from tutorbook.api.overload import AdmissionMiddleware
 from tutorbook.config import Settings, get_settings
 from tutorbook.db import Database
-from tutorbook.errors import error_response, install_error_handlers
 from tutorbook.flows.services import build_services, open_database
 from tutorbook.jobs import scheduler as jobs_scheduler
 from tutorbook.logs import new_request_id, request_id_var
-from tutorbook.overload import AdmissionMiddleware
 from tutorbook.web import pages
 
 log = logging.getLogger("tutorbook.http")
@@ -154,10 +155,10 @@ class RequestIdMiddleware:
     sits outside this middleware, so its answer had no request id, and it re-raised the error to
     the server, which logged the traceback again and dropped the keep-alive connection."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -168,7 +169,7 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status, sent = 500, {"start": False, "end": False}
 
-        async def send_with_id(message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status, sent["start"] = message["status"], True
@@ -225,16 +226,16 @@ def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tupl
 class SecurityHeadersMiddleware:
     """Adds security_headers() to every HTTP response; plain ASGI, like RequestIdMiddleware."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
 
-        async def send_with_headers(message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = security_headers(path, list(message.get("headers", [])))
             await send(message)

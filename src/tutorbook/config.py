@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     # The database URL points at a transaction-mode PgBouncer: no server-side prepared statement
     # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
     db_pgbouncer: bool = False
-    # Overload (tutorbook.overload): requests worked on at once per process, how many more may wait
+    # Overload (tutorbook.api.overload): requests worked on at once per process, how many more may wait
     # for a place and for how long; the rest are answered 503 with Retry-After at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
     admission_queue: int = Field(default=1000, ge=0, le=100_000)
@@ -104,7 +105,7 @@ class Settings(BaseSettings):
     stripe_connect_webhook_secret: str = ""
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    # Async Stripe calls in flight per process (gateway.CallBound): 1.5 x the calls completed a second
+    # Async Stripe calls in flight per process (payments.limiter.CallBound): 1.5 x the calls completed a second
     # x their latency, at least the first, at most the second (also the connections kept for them).
     stripe_max_concurrent_calls: int = Field(default=24, ge=1)
     stripe_max_calls_in_flight: int = Field(default=256, ge=1, le=10_000)
@@ -205,7 +206,7 @@ class Settings(BaseSettings):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value):
+    def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.strip().startswith("["):
                 return json.loads(value)
@@ -214,7 +215,7 @@ class Settings(BaseSettings):
 
     @field_validator("gc_thresholds", mode="before")
     @classmethod
-    def _split_thresholds(cls, value):
+    def _split_thresholds(cls, value: Any) -> Any:
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",")]
             if len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -224,7 +225,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _split_proxies(cls, value):
+    def _split_proxies(cls, value: Any) -> Any:
         items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         for item in items:
             try:
@@ -233,7 +234,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"TUTORBOOK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from exc
         return items
 
-    def google_config(self) -> dict:
+    def google_config(self) -> dict[str, Any]:
         """GoogleMeetProvider's keyword arguments (service-account mode; see docs/meetings.md)."""
         if self.google_credentials_mode != "service_account":
             raise ConfigurationError(
@@ -272,7 +273,7 @@ class Settings(BaseSettings):
 
     def resolved(self) -> Settings:
         """Fill the development defaults (SQLite in var/, generated secrets) and check production."""
-        updates: dict = {}
+        updates: dict[str, Any] = {}
         if not self.database_url:
             updates["database_url"] = f"sqlite:///{(self.var_dir / 'tutorbook.db').as_posix()}"
         if self.is_production:
@@ -291,7 +292,7 @@ class Settings(BaseSettings):
             updates["sandbox_url"] = f"http://{self.sandbox_host}:{self.sandbox_port}"
         return self.model_copy(update=updates)
 
-    def _check_production(self, updates: dict) -> None:
+    def _check_production(self, updates: dict[str, Any]) -> None:
         unsafe = [name for name in ("calendar_allow_http", "calendar_allow_private") if getattr(self, name)]
         if unsafe:
             raise ConfigurationError(
@@ -319,7 +320,7 @@ class Settings(BaseSettings):
                 "mailbox; set: " + ", ".join(missing)
             )
 
-    def _kept_secret(self, name: str, make) -> str:
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
         """A secret generated once and kept in var/, so restarts keep sessions and signatures."""
         path = self.var_dir / name
         if path.exists():

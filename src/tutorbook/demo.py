@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role, Student, User
 from tutorbook.clock import utc_now
+from tutorbook.config import Settings
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.slots import Window
 
@@ -52,7 +54,7 @@ def _user(session: Session, email: str) -> User | None:
     return session.scalar(sa.select(User).where(User.email == email))
 
 
-def load(session: Session, *, hasher, settings) -> list[tuple[str, str, str]]:
+def load(session: Session, *, hasher: PasswordHash, settings: Settings) -> list[tuple[Role, str, str]]:
     """Create what is missing; return (role, email, password) for every demo login."""
     now = utc_now()
     for email, name, subjects, rate, currency, zone, bio in TEACHERS:
@@ -89,5 +91,5 @@ def load(session: Session, *, hasher, settings) -> list[tuple[str, str, str]]:
     for child in CHILDREN:
         if child not in have:
             accounts.add_student(session, parent_id=parent.id, fields={"full_name": child}, now=now)
-    logins = [("Teacher", t[0], DEMO_PASSWORD) for t in TEACHERS]
-    return logins + [("Parent", PARENT[0], DEMO_PASSWORD)]
+    logins = [(Role.TEACHER, t[0], DEMO_PASSWORD) for t in TEACHERS]
+    return logins + [(Role.PARENT, PARENT[0], DEMO_PASSWORD)]

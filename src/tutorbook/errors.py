@@ -1,15 +1,10 @@
-"""AppError and the handlers that render every response in the {success, message, data} envelope."""
+"""The domain's errors: AppError (carrying its HTTP status) and its kinds, and the envelope's
+shape. No web framework here: the handlers that render these as responses are
+`tutorbook.api.errors`, installed where the app is built."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class AppError(Exception):
@@ -18,7 +13,7 @@ class AppError(Exception):
     status_code = 400
     message = "Bad request"
 
-    def __init__(self, message: str | None = None, *, data: Any = None, headers=None):
+    def __init__(self, message: str | None = None, *, data: Any = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.data = data
@@ -74,66 +69,6 @@ class GatewayTimeout(AppError):
     message = "The payment provider did not answer in time; nothing was charged"
 
 
-def envelope(data: Any = None, message: str = "OK", success: bool = True) -> dict:
+def envelope(data: Any = None, message: str = "OK", success: bool = True) -> dict[str, Any]:
     """The response body every route returns."""
     return {"success": success, "message": message, "data": data}
-
-
-def error_response(status: int, message: str, data: Any = None, headers=None) -> JSONResponse:
-    """An error in the envelope."""
-    body = envelope(jsonable_encoder(data), message, success=False)
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-_HTTP_MESSAGES = {
-    401: "Authentication required",
-    403: "You are not allowed to do this",
-    404: "Not found",
-    405: "Method not allowed",
-}
-
-
-def _field_errors(exc: RequestValidationError) -> list[dict]:
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
-    return out
-
-
-def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
-    """Render AppError, HTTP errors and validation errors in the envelope (an unexpected
-    exception is logged and answered by app.RequestIdMiddleware, where the request id is known).
-    Every 503 (busy: no database connection or worker in time) says when to try again."""
-    busy = {"Retry-After": str(max(1, round(retry_after_s)))}
-
-    @app.exception_handler(AppError)
-    async def _app_error(_req: Request, exc: AppError):
-        headers = exc.headers
-        if exc.status_code == 503 and not (headers and "Retry-After" in headers):
-            headers = {**(headers or {}), **busy}
-        return error_response(exc.status_code, exc.message, exc.data, headers)
-
-    @app.exception_handler(sa.exc.TimeoutError)
-    async def _pool_timeout(_req: Request, _exc: sa.exc.TimeoutError):
-        # No pooled connection came free within TUTORBOOK_DB_POOL_TIMEOUT_SECONDS: overload, not
-        # a fault. Nothing was written (the transaction never began), so trying again is safe.
-        return error_response(503, "The service is busy; try again in a moment", None, busy)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_req: Request, exc: StarletteHTTPException):
-        message: str | None = exc.detail if isinstance(exc.detail, str) else None
-        message = _HTTP_MESSAGES.get(exc.status_code) if message in (None, "") else message
-        return error_response(exc.status_code, message or "Error", None, exc.headers)
-
-    @app.exception_handler(sa.exc.DBAPIError)
-    async def _database_error(_req: Request, exc: sa.exc.DBAPIError):
-        # A pooled connection found dead (PostgreSQL restarted, a proxy dropped it): the pool is
-        # refreshed and this request's transaction never committed, so "try again" is safe.
-        if exc.connection_invalidated:
-            return error_response(503, "The database connection was lost; try again in a moment", None, busy)
-        raise exc
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_req: Request, exc: RequestValidationError):
-        return error_response(422, "Invalid input", _field_errors(exc))

@@ -36,7 +36,7 @@ class HeaderTimeoutProtocol(_Protocol):
 
     timeout: ClassVar[float | None] = None  # None: from the settings (tests set it)
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
+    """A user's role: the `users.role` column, the token's `role` claim and the API's `role`."""
+
     PARENT = "Parent"
     TEACHER = "Teacher"
     ADMIN = "Admin"
@@ -20,10 +22,15 @@ class Role(StrEnum):
 @dataclass(frozen=True)
 class AuthUser:
     id: uuid.UUID
-    role: str
+    role: Role
     email: str
     full_name: str
     time_zone: str
+
+    def __post_init__(self) -> None:
+        # Read from a str column or a token's claim: held as the Role whatever it came as.
+        if type(self.role) is not Role:
+            object.__setattr__(self, "role", Role(self.role))
 
     @property
     def actor(self) -> str:

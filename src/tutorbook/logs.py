@@ -11,7 +11,7 @@ import re
 import sys
 import time
 import uuid
-from typing import TextIO
+from typing import Any, TextIO
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -21,7 +21,7 @@ _SECRET_INLINE = re.compile(
 )
 
 
-def redact(value):
+def redact(value: Any) -> Any:
     """Replace values under secret-looking keys (recursively) and inline key=value secrets."""
     if isinstance(value, dict):
         return {k: ("***" if _SECRET_KEYS.search(str(k)) else redact(v)) for k, v in value.items()}
@@ -42,9 +42,10 @@ class RequestIdFilter(logging.Filter):
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "request_id", "asctime", "color_message"}
 
 
-def _extras(record: logging.LogRecord) -> dict:
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
     """The record's `extra={...}` fields, redacted."""
-    return redact({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+    extras: dict[str, Any] = redact({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+    return extras
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,7 +77,7 @@ _LEVEL_COLOURS = {
 _BARE_VALUE = re.compile(r"[^\s=\"'\x1b]+")
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     """A value as key=value shows it: bare when unambiguous, otherwise quoted (JSON)."""
     if isinstance(value, str):
         return value if _BARE_VALUE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
@@ -147,9 +148,9 @@ def configure_logging(
     logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")  # a line per plugin at every start
 
 
-def _isatty(stream) -> bool:
+def _isatty(stream: Any) -> bool:
     try:
-        return stream.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
 

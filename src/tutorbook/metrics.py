@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import Any
 
 HELP = {
     "tutorbook_webhook_events_total": "Stripe webhook events handled, by outcome",
@@ -16,8 +17,8 @@ HELP = {
 
 class Metrics:
     def __init__(self) -> None:
-        self._counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
-        self._gauges: dict[str, dict[tuple, float]] = defaultdict(dict)
+        self._counters: dict[str, dict[tuple[Any, ...], float]] = defaultdict(lambda: defaultdict(float))
+        self._gauges: dict[str, dict[tuple[Any, ...], float]] = defaultdict(dict)
         self._lock = threading.Lock()
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -42,7 +42,7 @@ class Envelope(BaseModel, Generic[T]):
 class ErrorEnvelope(BaseModel):
     success: bool = False
     message: str
-    data: list[dict] | dict | None = None
+    data: list[dict[str, Any]] | dict[str, Any] | None = None
 
 
 class Page(CamelModel, Generic[T]):
@@ -66,11 +66,15 @@ _ERROR_TEXT = {
 }
 
 
-def errors(*codes: int) -> dict:
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error codes, all in the envelope."""
     return {code: {"model": ErrorEnvelope, "description": _ERROR_TEXT[code]} for code in codes}
 
 
-def ok(data=None, message: str = "OK") -> dict:
+# What a route returns: the envelope as a dict, validated by the route's `response_model`.
+Reply = dict[str, object]
+
+
+def ok(data: object = None, message: str = "OK") -> Reply:
     """A success envelope."""
     return {"success": True, "message": message, "data": data}

@@ -10,12 +10,13 @@ import logging
 import socket
 import tempfile
 from pathlib import Path
+from typing import Literal, Self
 
 import sqlalchemy as sa
 from alembic.util import CommandError
 from pydantic import ValidationError
 
-from tutorbook.db import _make_engine
+from tutorbook.db import make_engine
 from tutorbook.migrate import upgrade
 
 log = logging.getLogger("tutorbook.startup")
@@ -83,7 +84,7 @@ def check_database(url: str) -> None:
     """The database at `url` answers a query."""
     shown = hide_password(url)
     try:
-        engine = _make_engine(url, pool_size=1, echo=False)
+        engine = make_engine(url, pool_size=1, echo=False)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
         raise StartupError(
             f"TUTORBOOK_DATABASE_URL={shown!r} is not a database URL Tutorbook can use ({_first_line(exc)}); "
@@ -145,13 +146,13 @@ class _HeldLogs(logging.Handler):
         self.records: list[logging.LogRecord] = []
         self.propagate = self.logger.propagate
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         if not self.show:
             self.logger.addHandler(self)
             self.logger.propagate = False
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         self.logger.removeHandler(self)
         self.logger.propagate = self.propagate
         return False

@@ -76,7 +76,7 @@ class OtelTracer:
     def engine_made(self, engine: Engine) -> None:
         if id(engine) not in self._engines:
             self._engines.add(id(engine))
-            EngineTracer(self.tracer, engine, self._connections, enable_commenter=False)
+            EngineTracer(self.tracer, engine, self._connections, enable_commenter=False)  # type: ignore[no-untyped-call]  # opentelemetry-instrumentation-sqlalchemy is untyped
 
 
 class Telemetry:
@@ -114,7 +114,7 @@ class Telemetry:
             FastAPIInstrumentor.uninstrument_app(app)
         AioHttpClientInstrumentor().uninstrument()
         HTTPXClientInstrumentor().uninstrument()
-        EngineTracer.remove_all_event_listeners()
+        EngineTracer.remove_all_event_listeners()  # type: ignore[no-untyped-call]  # untyped, as above
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self._log_filter)
         self.provider.shutdown()

@@ -290,3 +290,28 @@ def test_the_rules_and_the_changes_they_make_cannot_be_altered_after_the_fact():
     ):
         with pytest.raises(FrozenInstanceError):
             setattr(obj, attr, value)
+
+
+# -- the tables beside the state machine: who cancels with which reason, reasons in words ----------
+
+
+def test_each_role_cancels_a_paid_booking_with_its_own_paid_reason():
+    assert set(lifecycle.CANCELLED_BY) == set(Role)
+    assert set(lifecycle.CANCELLED_BY.values()) == lifecycle.PAID_CANCEL_REASONS
+
+
+REFUND_REASONS = {Reason.LATE_PAYMENT_REFUNDED, *lifecycle.REFUSED_PAYMENT_REASONS, lifecycle.ADMIN_REFUND}
+
+
+@pytest.mark.parametrize("reason", sorted(lifecycle.CANCELLATION_REASONS | REFUND_REASONS))
+def test_every_cancellation_and_refund_reason_has_words(reason):
+    words = lifecycle.reason_words(reason)
+    assert words and words != "cancelled"
+    assert lifecycle.reason_words(str(reason)) == words  # as read back from a column
+
+
+def test_the_words_are_the_ones_the_emails_have_always_said():
+    assert lifecycle.reason_words(Reason.PARENT_CANCELLED) == "cancelled by the parent"
+    assert lifecycle.reason_words(Reason.TEACHER_CANCELLED) == "cancelled by the teacher"
+    assert lifecycle.reason_words(Reason.ADMIN_CANCELLED) == "cancelled by the Tutorbook team"
+    assert lifecycle.reason_words(None) == lifecycle.reason_words("something_new") == "cancelled"

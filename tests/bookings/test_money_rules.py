@@ -10,7 +10,7 @@ import pytest
 
 from tutorbook.bookings import policy
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.service import price_for
+from tutorbook.bookings.reserving import price_for
 
 # A start at 00:30 UTC on a Monday: "the day before" is another date, so a deadline computed from
 # dates or local hours rather than from the instant is caught.

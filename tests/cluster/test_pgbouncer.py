@@ -126,9 +126,13 @@ def test_bookings_are_made_paid_and_confirmed_through_pgbouncer_in_transaction_m
         server.stop()
         app.state.db.dispose()
     with api.state.db.engine.connect() as conn:
-        statuses = conn.execute(
-            sa.text("SELECT status FROM private_sessions WHERE id = ANY(:ids)"), {"ids": [str(i) for i in ids]}
-        ).scalars().all()
+        statuses = (
+            conn.execute(
+                sa.text("SELECT status FROM private_sessions WHERE id = ANY(:ids)"), {"ids": [str(i) for i in ids]}
+            )
+            .scalars()
+            .all()
+        )
     assert sorted(statuses) == [1] * len(ids)
     assert "login attempt" in pgbouncer.log()  # the app's connections really went through it
 

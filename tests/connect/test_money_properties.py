@@ -19,6 +19,7 @@ from stripe_sandbox.store import Store
 from tutorbook.bookings import earnings, policy
 from tutorbook.bookings.models import Booking
 from tutorbook.payments import gateway as gw
+from tutorbook.payments import objects
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def split(sandbox: Sandbox, intent: str) -> gw.PaymentSplit:
         sandbox, sandbox.retrieve_payment_intent, "GET", f"/v1/payment_intents/{intent}", expand, intent_id=intent
     )
     refunds = call(sandbox, sandbox.list_refunds, "GET", "/v1/refunds", {"payment_intent": intent, "limit": "100"})
-    result = gw._split(found, refunds["data"])
+    result = objects.read_split(found, refunds["data"])
     assert result is not None
     return result
 

@@ -45,17 +45,18 @@ class Inbox:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
         self.inbox = Inbox()
         self.controller: Controller | None = None
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?tls=none"
+        return f"smtp://{self.host}:{self.port}?tls=none"
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.inbox, hostname=self.host, port=self.port)
         self.controller.start()
         return self
 

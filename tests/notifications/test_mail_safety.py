@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 
 from tests import factories as f
 from tests.notifications.test_mail import notifications, reset_written, run_mail, text_of
 from tests.support import payments as pay
 from tutorbook.accounts.models import User
+from tutorbook.flows import mail as mail_flow
 from tutorbook.notifications import render
+from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.models import Notification
 
 # Printable text that passes every input check; the email package decodes each encoded word
@@ -129,3 +132,50 @@ def test_a_message_that_cannot_be_built_fails_alone_and_the_batch_goes_on(api, c
     with api.state.db.session_scope() as s:
         assert s.get(User, uuid.UUID(broken["user"]["id"])).mail_undeliverable_at is None  # not the address's fault
     assert run_mail(mail_svc).counts() == {}  # nothing comes back
+
+
+def test_a_message_the_server_took_is_recorded_through_a_short_loss_of_the_database(
+    api, c, smtp, mail_svc, monkeypatch
+):
+    """A PostgreSQL restart between the server's 250 and the mark (tests/cluster/test_hosts.py,
+    drill 4): the mark is tried again, so the message is sent once and recorded in this run,
+    not left `sending` until its lease ends (then sent again, and the batch kept waiting)."""
+    p = f.register(c, role="Parent")
+    assert c.post("/api/Auth/forgot-password", json={"email": p["email"]}).status_code == 202
+    reset_written(api)
+    real, lost = outbox.mark_sent, []
+
+    def database_away_at_first(session, item, **kw):
+        if len(lost) < 2:
+            lost.append(item.id)
+            raise OperationalError("UPDATE notifications", {}, Exception("server closed the connection"))
+        return real(session, item, **kw)
+
+    monkeypatch.setattr(outbox, "mark_sent", database_away_at_first)
+    monkeypatch.setattr(mail_flow, "RECORD_RETRY_S", (0.01, 0.01, 0.01))
+    assert run_mail(mail_svc).counts() == {"sent": 1}
+    assert len(lost) == 2
+    assert len(smtp.inbox.to(p["email"])) == 1
+    [sent] = notifications(api, kind="password_reset")
+    assert sent.status == "sent" and sent.claimed_until is None
+
+
+def test_a_batch_the_database_lost_mid_way_is_given_back_not_left_to_its_lease(api, c, smtp, mail_svc, monkeypatch):
+    """PostgreSQL restarting while the batch is built (drill 4): the job fails, but its claimed
+    messages are pending again at once (their attempt not counted), not `sending` for 5 minutes."""
+    p = f.register(c, role="Parent")
+    assert c.post("/api/Auth/forgot-password", json={"email": p["email"]}).status_code == 202
+    reset_written(api)
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("SELECT bookings", {}, Exception("server login has been failing"))
+
+    monkeypatch.setattr(mail_flow, "compose", database_away)
+    monkeypatch.setattr(mail_flow, "RECORD_RETRY_S", (0.01,))
+    with pytest.raises(OperationalError):
+        run_mail(mail_svc)
+    [back] = notifications(api, kind="password_reset")
+    assert (back.status, back.attempts, back.claimed_until) == ("pending", 0, None)
+    monkeypatch.undo()
+    assert run_mail(mail_svc).counts() == {"sent": 1}
+    assert len(smtp.inbox.to(p["email"])) == 1

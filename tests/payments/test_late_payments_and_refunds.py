@@ -7,7 +7,7 @@ from tests.support import payments as pay
 from tests.support.servers import http_client, http_get, wait_for
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import settling
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
 
@@ -17,7 +17,7 @@ def cancel_locally(api, booking_id, reason=Reason.CHECKOUT_EXPIRED):
     import uuid
 
     api.state.services.tx_sync(
-        bookings.cancel_unpaid, booking_id=uuid.UUID(booking_id), reason=reason, actor="test", now=utc_now()
+        settling.cancel_unpaid, booking_id=uuid.UUID(booking_id), reason=reason, actor="test", now=utc_now()
     )
 
 

@@ -15,8 +15,7 @@ from tests.jobs.helpers import row, run, set_columns, webhooks_off
 from tests.support import payments as pay
 from tests.support import webhooks as wh
 from tests.support.servers import wait_for
-from tutorbook.bookings import refunds
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import cancelling, lookup, refunds, settling
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.identity import AuthUser
 from tutorbook.teachers.policy import Terms
@@ -31,7 +30,7 @@ def _paid_then_cancelled_unpaid(api, c, sandbox, *, rate=6000) -> dict:
     t, p = f.teacher(c, rate=rate), f.parent(c)
     b = f.book(p, t, starts_at=f.slot(days=3)).json()["data"]
     api.state.services.tx_sync(
-        bookings.cancel_unpaid,
+        settling.cancel_unpaid,
         booking_id=uuid.UUID(b["id"]),
         reason=Reason.CHECKOUT_EXPIRED,
         actor="test",
@@ -45,7 +44,7 @@ def _paid_then_cancelled_unpaid(api, c, sandbox, *, rate=6000) -> dict:
 
 def _fulfil(api, checkout, *, now):
     return api.state.services.tx_sync(
-        bookings.fulfil, checkout=checkout, actor="test", platform=Terms.platform(api.state.settings), now=now
+        settling.fulfil, checkout=checkout, actor="test", platform=Terms.platform(api.state.settings), now=now
     )
 
 
@@ -95,7 +94,7 @@ def _as_user(x: dict, who: str) -> AuthUser:
 
 def _cancel(api, x, *, who="p", now):
     return api.state.services.tx_sync(
-        bookings.cancel_confirmed,
+        cancelling.cancel_confirmed,
         user=_as_user(x, who),
         booking_id=uuid.UUID(x["b"]["id"]),
         settings=api.state.settings,
@@ -161,7 +160,7 @@ def test_purge_keeps_a_never_paid_booking_that_carries_a_refund_and_deletes_its_
     cancelled_at = row(api, kept["id"]).created_at
     for b in (kept, gone):
         api.state.services.tx_sync(
-            bookings.cancel_unpaid,
+            settling.cancel_unpaid,
             booking_id=uuid.UUID(b["id"]),
             reason=Reason.PAYMENT_CANCELLED,
             actor="test",
@@ -170,7 +169,7 @@ def test_purge_keeps_a_never_paid_booking_that_carries_a_refund_and_deletes_its_
 
     # A payment through another checkout, refunded: the booking itself was never paid.
     def refund_other_payment(session):
-        booking = bookings.must_get(session, booking_id=uuid.UUID(kept["id"]))
+        booking = lookup.must_get(session, booking_id=uuid.UUID(kept["id"]))
         return refunds.request_payment_refund(
             session,
             booking=booking,
@@ -197,7 +196,7 @@ def test_purge_keeps_a_never_paid_booking_until_the_retention_has_passed(api, c,
     b = f.book(p, t, starts_at=f.slot(days=3)).json()["data"]
     at = row(api, b["id"]).created_at
     api.state.services.tx_sync(
-        bookings.cancel_unpaid, booking_id=uuid.UUID(b["id"]), reason=Reason.PAYMENT_CANCELLED, actor="test", now=at
+        settling.cancel_unpaid, booking_id=uuid.UUID(b["id"]), reason=Reason.PAYMENT_CANCELLED, actor="test", now=at
     )
     set_columns(api, b["id"], cancelled_at=at)
     retention = timedelta(days=api.state.settings.purge_retention_days)

@@ -87,12 +87,12 @@ def test_the_stripe_client_keeps_as_many_connections_as_calls_in_flight(api):
     jobs' concurrency. This fails if an SDK upgrade stops using it (constraints.txt pins stripe)."""
     import asyncio
 
-    from tutorbook.payments import gateway as gw
+    from tutorbook.payments.http import StripeHTTPClient
 
     settings = api.state.settings
     gateway = StripeGateway(settings)
     http = gateway.client._requestor._client
-    assert isinstance(http, gw._StripeHTTPClient)
+    assert isinstance(http, StripeHTTPClient)
     sync_pool = http._client._transport._pool
     expected = max(settings.stripe_max_concurrent_calls, settings.job_stripe_concurrency)
     assert sync_pool._max_connections == sync_pool._max_keepalive_connections == expected
@@ -175,7 +175,7 @@ def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between
     waiting request even when the CPU could not use them."""
     import asyncio
 
-    from tutorbook.payments.gateway import CallBound
+    from tutorbook.payments.limiter import CallBound
 
     bound = CallBound(floor=24, ceiling=256)
     assert bound.limit == 24  # nothing measured yet
@@ -205,7 +205,7 @@ def test_the_bound_on_stripe_calls_follows_the_measured_rate_and_latency_between
 def test_the_bound_measures_the_rate_calls_complete_at():
     import time
 
-    from tutorbook.payments.gateway import CallBound
+    from tutorbook.payments.limiter import CallBound
 
     bound = CallBound(floor=1, ceiling=1000)
     bound._window_start = time.monotonic() - 0.5
@@ -222,7 +222,7 @@ def test_the_bound_measures_the_rate_calls_complete_at():
 def test_a_wait_that_times_out_leaves_no_place_taken():
     import asyncio
 
-    from tutorbook.payments.gateway import CallBound
+    from tutorbook.payments.limiter import CallBound
 
     async def run() -> int:
         bound = CallBound(floor=1, ceiling=1)

@@ -11,7 +11,7 @@ from tests import factories as f
 from tests.jobs.helpers import booked, confirmed, row, run, sandbox_since, set_columns, webhooks_off
 from tests.support import payments as pay
 from tests.support.servers import wait_for
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import settling
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
 
@@ -116,7 +116,7 @@ def test_a_late_payment_at_another_price_is_refunded_and_the_booking_stays_cance
     b = booked(c)["b"]
     without_checkout(api, b["id"])
     api.state.services.tx_sync(
-        bookings.cancel_unpaid,
+        settling.cancel_unpaid,
         booking_id=uuid.UUID(b["id"]),
         reason=Reason.CHECKOUT_FAILED,
         actor="test",
@@ -169,7 +169,7 @@ def test_a_full_price_checkout_the_booking_did_not_create_is_refunded_not_adopte
     without_checkout(api, b["id"])
     if failed:
         api.state.services.tx_sync(
-            bookings.cancel_unpaid,
+            settling.cancel_unpaid,
             booking_id=uuid.UUID(b["id"]),
             reason=Reason.CHECKOUT_FAILED,
             actor="test",

@@ -55,8 +55,8 @@ from tests.support import webhooks as wh
 from tests.support.servers import http_client, http_post
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings import earnings, lifecycle
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import earnings, lifecycle, settling
+from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.clock import utc_now
@@ -200,13 +200,13 @@ def make_machine(api, sandbox):
             b = self.bookings[i % len(self.bookings)]
             try:
                 svc.tx_sync(
-                    bookings.cancel_unpaid,
+                    settling.cancel_unpaid,
                     booking_id=uuid.UUID(b["id"]),
                     reason=Reason.CHECKOUT_EXPIRED,
                     actor="test",
                     now=utc_now(),
                 )
-            except bookings.AlreadyPaid:
+            except AlreadyPaid:
                 pass
 
         @precondition(lambda self: self.bookings)

@@ -1,7 +1,7 @@
 """Property (issue #13): for random hours, time off, bookings and lengths, every start the
 availability offers books successfully, and none overlaps a holding booking or time off.
 
-Runs the real use cases (`bookings.service.bookable_starts` and `reserve`) on each database;
+Runs the real use cases (`bookings.reporting.bookable_starts` and `reserve`) on each database;
 each offered start is booked inside a savepoint that is rolled back, so one example checks all
 of its starts against the same state."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_settings, wipe
 from tutorbook.accounts.models import Student, User
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting, reserving
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import BookIn
@@ -103,7 +103,7 @@ def test_every_offered_start_books_and_none_overlaps(shared_db, tmp_path, zone, 
     with shared_db.session_scope() as session:
         teacher, parent, student = _world(session, zone=zone, hours=hours, away=away, held=held)
         start, end = NOW, NOW + timedelta(days=4)
-        offered = bookings.bookable_starts(
+        offered = reporting.bookable_starts(
             session, teacher_id=teacher.id, start=start, end=end, minutes=minutes, now=NOW
         )
         busy = [(b.starts_at, b.ends_at) for b in session.query(Booking).all() if b.status in HOLDING]
@@ -117,6 +117,6 @@ def test_every_offered_start_books_and_none_overlaps(shared_db, tmp_path, zone, 
                 teacher_id=teacher.id, student_id=student.id, subject="Maths", starts_at=t, duration_minutes=minutes
             )
             savepoint = session.begin_nested()
-            reservation = bookings.reserve(session, parent=who, body=body, settings=config, now=NOW)
+            reservation = reserving.reserve(session, parent=who, body=body, settings=config, now=NOW)
             assert reservation.booking.starts_at == t and not reservation.reused
             savepoint.rollback()

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tutorbook import currencies
-from tutorbook.bookings.service import price_for
+from tutorbook.bookings.reserving import price_for
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
 

@@ -416,9 +416,9 @@ def test_api_routes_keep_their_json_envelope(api, c):
 
 
 def test_the_pages_stay_out_of_the_openapi_document(c):
-    from tutorbook.web import account_pages, booking_pages, payment_pages, teacher_pages
+    from tutorbook.web import account_pages, booking_pages, payment_pages, reschedule_pages, teacher_pages
 
-    modules = (account_pages, booking_pages, payment_pages, teacher_pages)
+    modules = (account_pages, booking_pages, payment_pages, reschedule_pages, teacher_pages)
     pages = {route.path for m in modules for route in m.router.routes}
     assert {"/", "/my-bookings", "/payment/cancel", "/schedule"} <= pages
     assert not pages & set(c.get("/openapi.json").json()["paths"])

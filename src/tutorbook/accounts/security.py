@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
@@ -38,7 +39,7 @@ def issue_token(*, settings: Settings, user_id: uuid.UUID, role: str, now: datet
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
-def read_token(*, settings: Settings, token: str) -> dict:
+def read_token(*, settings: Settings, token: str) -> dict[str, Any]:
     """The claims of a valid token; Unauthorized when expired, tampered or malformed."""
     try:
         claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})

@@ -64,7 +64,7 @@ class LoginThrottle:
         self.max_failures = max_failures
         self.window = timedelta(seconds=window_seconds)
         self._secret = secret.encode()
-        self._gates: dict[str, list] = {}  # pair key -> [lock, users]
+        self._gates: dict[str, list[Any]] = {}  # pair key -> [lock, users]
         self._gates_lock = threading.Lock()
 
     def keys(self, *, email: str, address: str) -> Keys:

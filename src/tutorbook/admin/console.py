@@ -1,6 +1,6 @@
 """What the operator console shows: today at a glance, one booking in full, revenue by month,
 the last reconciliation's findings explained, CSV. Read-only queries (one transaction each);
-the console's actions are the bookings service's and the flows' use cases."""
+the console's actions are the bookings use cases' (`cancelling`, `lookup`) and the flows'."""
 
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ import io
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import cast
+from datetime import datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
-from tutorbook import jobs, paging
+from tutorbook import jobs
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import Refund
-from tutorbook.errors import Unprocessable
+from tutorbook.config import Settings
 from tutorbook.jobs import runs
+from tutorbook.jobs.models import JobRunRecord
 from tutorbook.meetings import links
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.models import Notification
-from tutorbook.validation import MAX_YEAR, MIN_YEAR, day_in_range, is_single_line
 
 # Reconcile's findings: what each means, and what the app does or offers about it.
 FINDINGS = {
@@ -66,7 +66,7 @@ class Glance:
     next_week: dict[str, int]
     payments: dict[str, tuple[int, int]]  # currency -> (count, gross)
     refunds: dict[str, tuple[int, int]]  # currency -> (count, amount)
-    reconcile: runs.JobRunRecord | None
+    reconcile: JobRunRecord | None
     open_findings: int
     link_failures: int
     mail: outbox.Trouble
@@ -91,7 +91,7 @@ def _by_status(session: Session, start: datetime, end: datetime) -> dict[str, in
     return {s.label: int(counts.get(s, 0)) for s in Status}
 
 
-def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
+def glance(session: Session, *, now: datetime, zone: str, settings: Settings) -> Glance:
     """Today (the operator's day) at a glance."""
     start, end = day_bounds(now, zone)
     paid = session.execute(
@@ -126,14 +126,14 @@ def glance(session: Session, *, now: datetime, zone: str, settings) -> Glance:
     )
 
 
-def open_findings(run: runs.JobRunRecord | None) -> list[dict]:
+def open_findings(run: JobRunRecord | None) -> list[dict[str, Any]]:
     """The findings of a reconcile run that were left for a person."""
     if run is None:
         return []
     return [f for f in run.findings or [] if f.get("outcome") in jobs.result.UNSETTLED]
 
 
-def explain(findings: list[dict]) -> list[dict]:
+def explain(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each finding with what it means and the fix the app offers."""
     out = []
     for f in findings:
@@ -142,7 +142,7 @@ def explain(findings: list[dict]) -> list[dict]:
     return out
 
 
-def last_reconcile(session: Session) -> runs.JobRunRecord | None:
+def last_reconcile(session: Session) -> JobRunRecord | None:
     return runs.last_runs(session, ["reconcile"])["reconcile"]
 
 
@@ -155,7 +155,7 @@ class BookingView:
     parent: User | None
     teacher: User | None
     student: Student | None
-    history: list[dict]
+    history: list[dict[str, Any]]
     refunds: list[Refund]
     emails: list[Notification]
     kept: dict[uuid.UUID, int]  # notification id -> the development mailbox's message id
@@ -231,13 +231,13 @@ def booking_view(session: Session, *, booking_id: uuid.UUID) -> BookingView | No
 # -- revenue ----------------------------------------------------------------------------
 
 
-def _month(session: Session, column):
+def _month(session: Session, column: QueryableAttribute[datetime | None]) -> sa.ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
         return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
     return sa.func.strftime("%Y-%m", column)
 
 
-def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict]:
+def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> list[dict[str, Any]]:
     """Per month (UTC) and currency: payments taken (gross), refunds Stripe accepted, net; and of
     the month's payments that were destination charges (Stripe Connect), the platform's fees and
     what went to the teachers, as Stripe last reported them (refunds since included), with how
@@ -271,7 +271,7 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
         .group_by(rmonth, Refund.currency)
     ).all()
     zero = {"payments": 0, "gross": 0, "refunds": 0, "platform_fees": 0, "to_teachers": 0, "unsettled": 0}
-    table: dict[tuple[str, str], dict] = defaultdict(lambda: dict(zero))
+    table: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict(zero))
     for m, currency, n, amount, fees, paid_out, open_ in gross:
         table[(m, currency)].update(
             payments=int(n),
@@ -288,7 +288,7 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
     ]
 
 
-def to_csv(rows: list[dict], columns: list[str]) -> str:
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Rows as CSV with a header line; cells that a spreadsheet would run as a formula are quoted
     with a leading apostrophe."""
     out = io.StringIO()
@@ -299,7 +299,7 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return out.getvalue()
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
@@ -312,147 +312,3 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# -- the booking search -------------------------------------------------------------------
-
-PAGE_SIZE = 25
-
-
-MAX_PEOPLE = 200  # people a name or part of an email may match before the search asks for more
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern for "contains `text`" (any case: the caller lowers the column)."""
-    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _users_matching(session: Session, text: str, *, role: str | None, field_name: str) -> tuple[uuid.UUID, ...]:
-    """Users whose email or name contains `text` (any case); 422 when too many match."""
-    stmt = sa.select(User.id).where(
-        sa.or_(User.email.like(_like(text), escape="\\"), sa.func.lower(User.full_name).like(_like(text), escape="\\"))
-    )
-    if role is not None:
-        stmt = stmt.where(User.role == role)
-    found = tuple(session.scalars(stmt.limit(MAX_PEOPLE + 1)))
-    if len(found) > MAX_PEOPLE:
-        raise Unprocessable(
-            f"More than {MAX_PEOPLE} people match {text!r}: type more of the name or email",
-            data=[{"field": field_name, "message": "too many matches"}],
-        )
-    return found
-
-
-def _user_ids(session: Session, value: str, *, role: str, field_name: str) -> tuple[uuid.UUID, ...]:
-    """A teacher or parent by id, email, name or part of an email or name (all who match)."""
-    value = value.strip()
-    if not is_single_line(value, max_length=254):
-        raise Unprocessable(
-            f"Give the {role.lower()}'s name, email or id", data=[{"field": field_name, "message": "not one line"}]
-        )
-    try:
-        return (uuid.UUID(value),)
-    except ValueError:
-        pass
-    exact = session.scalar(sa.select(User.id).where(User.email == value.lower(), User.role == role))
-    if exact is not None:
-        return (exact,)
-    found = _users_matching(session, value, role=role, field_name=field_name)
-    if not found:
-        what = f"with the email {value}" if "@" in value else f"whose name or email contains {value!r}"
-        raise Unprocessable(f"No {role.lower()} {what}", data=[{"field": field_name, "message": "not found"}])
-    return found
-
-
-def _people(session: Session, text: str) -> dict:
-    """A free-text search: parents and teachers by name or part of an email, children by name."""
-    users = _users_matching(session, text, role=None, field_name="q")
-    kids = tuple(
-        session.scalars(
-            sa.select(Student.id).where(sa.func.lower(Student.full_name).like(_like(text), escape="\\")).limit(
-                MAX_PEOPLE + 1
-            )
-        )
-    )
-    if len(kids) > MAX_PEOPLE:
-        raise Unprocessable(
-            f"More than {MAX_PEOPLE} children match {text!r}: type more of the name",
-            data=[{"field": "q", "message": "too many matches"}],
-        )
-    # Nobody matches: a search that finds nothing (an empty IN would be refused by some drivers).
-    return {"people": users or (uuid.UUID(int=0),), "children": kids or (uuid.UUID(int=0),)}
-
-
-def _date(value: str | date, zone: str, field_name: str) -> datetime:
-    try:
-        day = value if isinstance(value, date) else day_in_range(date.fromisoformat(value.strip()))
-    except ValueError as exc:
-        raise Unprocessable(
-            f"Dates are YYYY-MM-DD, in the years {MIN_YEAR} to {MAX_YEAR}",
-            data=[{"field": field_name, "message": "not a date in range"}],
-        ) from exc
-    return datetime.combine(day, time(), ZoneInfo(zone))
-
-
-def parse_search(
-    session: Session,
-    *,
-    zone: str,
-    status: str | None = None,
-    teacher: str | None = None,
-    parent: str | None = None,
-    child: str | None = None,
-    date_from: str | date | None = None,
-    date_to: str | date | None = None,
-    q: str | None = None,
-) -> repo.Search:
-    """The console's filters from a form: teacher and parent by id, email, name or part of either
-    (every one who matches), the child by id, dates (inclusive) in the operator's zone, `q` a
-    booking id, a Stripe id (checkout session, payment intent or refund), or a name or part of an
-    email of a parent, teacher or child. 422 for what cannot be understood."""
-    fields: dict = {}
-    if status not in (None, ""):
-        if status not in {str(s.value) for s in Status}:
-            raise Unprocessable("Unknown status", data=[{"field": "status", "message": "0, 1, 2 or 3"}])
-        fields["status"] = int(status)
-    for name, value, role in (("teacher", teacher, "Teacher"), ("parent", parent, "Parent")):
-        if value and value.strip():
-            ids = _user_ids(session, value, role=role, field_name=name)
-            if len(ids) == 1:
-                fields[f"{name}_id"] = ids[0]
-            else:
-                fields[f"{name}_ids"] = ids
-    if child and child.strip():
-        try:
-            fields["student_id"] = uuid.UUID(child.strip())
-        except ValueError as exc:
-            raise Unprocessable("The child is given by id", data=[{"field": "child", "message": "not an id"}]) from exc
-    if isinstance(date_from, date) or (date_from and date_from.strip()):
-        fields["starts_from"] = _date(date_from, zone, "from")
-    if isinstance(date_to, date) or (date_to and date_to.strip()):
-        fields["starts_before"] = _date(date_to, zone, "to") + timedelta(days=1)
-    if q and q.strip():
-        fields.update(_query(session, q.strip()))
-    return repo.Search(**fields)
-
-
-STRIPE_PREFIXES = ("cs_", "pi_", "re_", "ch_", "py_", "pyr_", "tr_", "fee_", "in_", "evt_")
-
-
-def _query(session: Session, text: str) -> dict:
-    """`q`: a booking id, a Stripe id (by its prefix), else a name or part of an email."""
-    if not is_single_line(text, max_length=255):
-        raise Unprocessable("Search by one line of text", data=[{"field": "q", "message": "no control characters"}])
-    try:
-        return {"booking_id": uuid.UUID(text)}
-    except ValueError:
-        pass
-    if text.startswith(STRIPE_PREFIXES) and not any(ch.isspace() for ch in text):
-        return {"stripe_id": text}
-    return _people(session, " ".join(text.split()))
-
-
-def search_page(session: Session, *, search: repo.Search, after: str | None, limit: int = PAGE_SIZE):
-    """(BookingRows with `parent_email`, the next page's cursor or None)."""
-    rows = repo.search(session, where=search, after=paging.decode_cursor(after), limit=limit)
-    return paging.split_page(rows, limit, lambda row: (row["starts_at"], row["id"]))

@@ -4,17 +4,21 @@ and the reconciliation report (reconcile as a dry run)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from tutorbook import jobs
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.flows.services import Services
+from tutorbook.jobs.result import Progress
 
 STATUS_VALUES = [s.value for s in Status]
 
 
-def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000) -> list[PS]:
+def orphaned(session: Session, *, now: datetime, older_than: timedelta, limit: int = 1000) -> list[PS]:
     """Pending, never paid, created more than `older_than` before `now`; newest first.
 
     The expire job cancels these once their checkout expires (30 min by default), so rows here
@@ -32,7 +36,7 @@ def orphaned(session, *, now: datetime, older_than: timedelta, limit: int = 1000
     return list(session.scalars(stmt))
 
 
-def invalid_statuses(conn, *, table: sa.FromClause = PS.__table__) -> list[dict]:
+def invalid_statuses(conn: Session | sa.Connection, *, table: sa.FromClause = PS.__table__) -> list[dict[str, Any]]:
     """Rows whose status is not 0-3 (NULL included), grouped by id and status.
 
     The CHECK constraint makes this empty on Tutorbook's own table; `table` lets a test point
@@ -51,6 +55,8 @@ def invalid_statuses(conn, *, table: sa.FromClause = PS.__table__) -> list[dict]
     return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
-def reconciliation(svc, *, now: datetime, since: datetime | None = None, progress=None) -> jobs.JobResult:
+def reconciliation(
+    svc: Services, *, now: datetime, since: datetime | None = None, progress: Progress | None = None
+) -> jobs.JobResult:
     """Mismatches between Stripe and the database, changing nothing; none is the healthy answer."""
     return jobs.run("reconcile", svc, now=now, dry_run=True, since=since, progress=progress)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 from tutorbook.bookings.lifecycle import STATUS_NAMES
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.schemas import SessionOut, SessionStatus, StatusName
+from tutorbook.jobs.result import JobResult
 from tutorbook.schemas import CamelModel, UtcDatetime
 
 
@@ -21,7 +23,7 @@ class OrphanedSession(CamelModel):
     checkout_expires_at: UtcDatetime | None
 
 
-def orphaned_out(booking) -> OrphanedSession:
+def orphaned_out(booking: Booking) -> OrphanedSession:
     return OrphanedSession(
         id=booking.id,
         student_id=booking.student_id,
@@ -72,7 +74,7 @@ class JobRun(CamelModel):
     items: list[JobItem]
 
 
-def job_run_out(result) -> JobRun:
+def job_run_out(result: JobResult) -> JobRun:
     return JobRun.model_validate(result.to_dict())
 
 

@@ -25,6 +25,7 @@ from tutorbook import currencies
 from tutorbook.accounts.models import User
 from tutorbook.config import Settings
 from tutorbook.payments import gateway as gw
+from tutorbook.payments.port import PaymentGateway
 from tutorbook.payments.webhooks import CONNECT_EVENTS, CONNECT_WEBHOOK_PATH, PLATFORM_EVENTS, WEBHOOK_PATH
 from tutorbook.teachers.models import TeacherProfile
 
@@ -54,7 +55,7 @@ def teacher_currencies(session: Session) -> dict[str, list[str]]:
     return out
 
 
-def check(gateway: gw.StripeGateway, settings: Settings, *, teachers: dict[str, list[str]]) -> list[Finding]:
+def check(gateway: PaymentGateway, settings: Settings, *, teachers: dict[str, list[str]]) -> list[Finding]:
     """Every item, in order; GatewayError when Stripe cannot be asked at all."""
     endpoints = gateway.webhook_endpoints_sync()
     base = settings.public_url.rstrip("/")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service
 from tutorbook.accounts.schemas import (
@@ -17,14 +18,14 @@ from tutorbook.accounts.schemas import (
     UserOut,
 )
 from tutorbook.accounts.security import issue_token
-from tutorbook.api.deps import AppSettings, CurrentUser, DbSession, ParentUser, ServicesDep
-from tutorbook.bookings import service as bookings
+from tutorbook.api.deps import AppSettings, CurrentUser, ParentUser, ServicesDep
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.flows import accounts as account_flows
 from tutorbook.flows.services import Services
 from tutorbook.identity import Role
 from tutorbook.localtime import negotiate
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, Reply, errors, ok
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
 students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
@@ -33,7 +34,7 @@ StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 
 
 @auth.post("/register", response_model=Envelope[UserOut], status_code=201)
-def register(body: RegisterIn, request: Request, svc: ServicesDep, settings: AppSettings):
+def register(body: RegisterIn, request: Request, svc: ServicesDep, settings: AppSettings) -> Reply:
     """Create a Parent or Teacher account (admins come from the CLI). An email that has an
     account already is a 409, counted against the address like a failed login (429 after many).
     Its emails write dates and times in the language of the request's Accept-Language."""
@@ -66,40 +67,58 @@ def login_out(svc: Services, request: Request, *, email: str, password: str) -> 
 
 
 @auth.post("/login", response_model=Envelope[LoginOut])
-def login(body: LoginIn, request: Request, svc: ServicesDep):
+def login(body: LoginIn, request: Request, svc: ServicesDep) -> Reply:
     """Exchange email and password for a bearer token (throttled: 429 with Retry-After)."""
     return ok(login_out(svc, request, email=body.email, password=body.password), "Logged in")
 
 
 @auth.get("/me", response_model=Envelope[UserOut])
-def me(user: CurrentUser, session: DbSession):
+async def me(user: CurrentUser, svc: ServicesDep) -> Reply:
     """The current user."""
-    return ok(UserOut.model_validate(service.get_user(session, user.id)))
+    return ok(await svc.read(_me, user_id=user.id))
+
+
+def _me(session: Session, *, user_id: uuid.UUID) -> UserOut:
+    return UserOut.model_validate(service.get_user(session, user_id))
 
 
 @students.get("", response_model=Envelope[list[StudentOut]], name="list")
-def list_students(user: ParentUser, session: DbSession):
+async def list_students(user: ParentUser, svc: ServicesDep) -> Reply:
     """Your children."""
-    items = service.list_students(session, parent_id=user.id)
-    return ok([StudentOut.model_validate(s) for s in items])
+    return ok(await svc.read(_students, parent_id=user.id))
+
+
+def _students(session: Session, *, parent_id: uuid.UUID) -> list[StudentOut]:
+    return [StudentOut.model_validate(s) for s in service.list_students(session, parent_id=parent_id)]
 
 
 @students.post("", response_model=Envelope[StudentOut], status_code=201, name="add")
-def add_student(body: StudentIn, user: ParentUser, session: DbSession):
+async def add_student(body: StudentIn, user: ParentUser, svc: ServicesDep) -> Reply:
     """Add a child."""
-    student = service.add_student(session, parent_id=user.id, fields=body.model_dump(), now=utc_now())
-    return ok(StudentOut.model_validate(student), "Student added")
+    return ok(await svc.tx(_add_student, parent_id=user.id, fields=body.model_dump()), "Student added")
+
+
+def _add_student(session: Session, *, parent_id: uuid.UUID, fields: dict[str, Any]) -> StudentOut:
+    student = service.add_student(session, parent_id=parent_id, fields=fields, now=utc_now())
+    return StudentOut.model_validate(student)
 
 
 @students.put("/{studentId}", response_model=Envelope[StudentOut], name="update")
-def update_student(student_id: StudentId, body: StudentIn, user: ParentUser, session: DbSession):
+async def update_student(student_id: StudentId, body: StudentIn, user: ParentUser, svc: ServicesDep) -> Reply:
     """Change one of your children."""
-    student = service.update_student(session, parent_id=user.id, student_id=student_id, fields=body.model_dump())
-    return ok(StudentOut.model_validate(student), "Student updated")
+    student = await svc.tx(_update_student, parent_id=user.id, student_id=student_id, fields=body.model_dump())
+    return ok(student, "Student updated")
+
+
+def _update_student(
+    session: Session, *, parent_id: uuid.UUID, student_id: uuid.UUID, fields: dict[str, Any]
+) -> StudentOut:
+    student = service.update_student(session, parent_id=parent_id, student_id=student_id, fields=fields)
+    return StudentOut.model_validate(student)
 
 
 @students.delete("/{studentId}", response_model=Envelope[bool], name="delete")
-def delete_student(student_id: StudentId, user: ParentUser, session: DbSession):
+async def delete_student(student_id: StudentId, user: ParentUser, svc: ServicesDep) -> Reply:
     """Remove one of your children (refused while they have bookings)."""
-    bookings.delete_student(session, parent_id=user.id, student_id=student_id)
+    await svc.tx(reporting.delete_student, parent_id=user.id, student_id=student_id)
     return ok(True, "Student removed")

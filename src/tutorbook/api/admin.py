@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tutorbook import jobs
-from tutorbook.admin import console, reports
+from tutorbook.admin import reports
+from tutorbook.admin import search as admin_search
 from tutorbook.admin.schemas import (
     AdminBooking,
     BookingPage,
@@ -21,10 +22,9 @@ from tutorbook.admin.schemas import (
     job_run_out,
     orphaned_out,
 )
-from tutorbook.api.deps import AdminUser, DbSession, ServicesDep
+from tutorbook.api.deps import AdminUser, ServicesDep
 from tutorbook.api.teachers import earnings_range
-from tutorbook.bookings import earnings
-from tutorbook.bookings import repository as repo
+from tutorbook.bookings import earnings, lists
 from tutorbook.bookings.schemas import (
     AdminRefundIn,
     PayoutReportOut,
@@ -38,7 +38,7 @@ from tutorbook.errors import BadGateway
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import Day, Instant, Line
 
 router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
@@ -48,23 +48,26 @@ DryRun = Query(default=False, alias="dryRun", description="Say what would change
 
 
 @router.get("/reports/orphaned-sessions", response_model=Envelope[OrphanedReport])
-def orphaned_sessions(
+async def orphaned_sessions(
     user: AdminUser,
-    session: DbSession,
     svc: ServicesDep,
     older_than_minutes: int | None = Query(default=None, alias="olderThanMinutes", ge=1, le=525_600),
-):
+) -> Reply:
     """Pending, unpaid bookings older than the threshold (default 60 min); 0 is healthy."""
     minutes = older_than_minutes or svc.settings.orphan_threshold_minutes
+    return ok(await svc.read(_orphaned, minutes=minutes))
+
+
+def _orphaned(session: Session, *, minutes: int) -> OrphanedReport:
     rows = reports.orphaned(session, now=utc_now(), older_than=timedelta(minutes=minutes))
     items = [orphaned_out(b) for b in rows]
-    return ok(OrphanedReport(threshold_minutes=minutes, count=len(items), items=items))
+    return OrphanedReport(threshold_minutes=minutes, count=len(items), items=items)
 
 
 @router.get("/reports/invalid-statuses", response_model=Envelope[InvalidStatusReport])
-def invalid_statuses(user: AdminUser, session: DbSession):
+async def invalid_statuses(user: AdminUser, svc: ServicesDep) -> Reply:
     """Bookings whose status is not 0-3; always 0 (a CHECK constraint forbids them)."""
-    rows = reports.invalid_statuses(session)
+    rows = await svc.read(reports.invalid_statuses)
     return ok(InvalidStatusReport(count=len(rows), items=rows))
 
 
@@ -80,8 +83,8 @@ async def bookings(
     date_to: Day | None = Query(default=None, alias="to", description="YYYY-MM-DD, inclusive"),
     q: Line | None = Query(default=None, max_length=255, description="a booking id or a Stripe id"),
     after: Line | None = Query(default=None, max_length=100, description="nextCursor of the previous page"),
-    limit: int = Query(default=console.PAGE_SIZE, ge=1, le=100),
-):
+    limit: int = Query(default=admin_search.PAGE_SIZE, ge=1, le=100),
+) -> Reply:
     """The console's booking search: newest start first, keyset pages (as fast deep as at the top)."""
     filters = {"status": status, "teacher": teacher, "parent": parent, "child": child}
     page = await svc.read(
@@ -91,26 +94,34 @@ async def bookings(
 
 
 def _bookings_page(
-    session: Session, *, zone: str, dates: tuple, q: str | None, after: str | None, limit: int, **filters: str | None
+    session: Session,
+    /,
+    *,
+    zone: str,
+    dates: tuple[Any, ...],
+    q: str | None,
+    after: str | None,
+    limit: int,
+    **filters: str | None,
 ) -> BookingPage:
     date_from, date_to = dates
-    search = console.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
-    rows, nxt = console.search_page(session, search=search, after=after, limit=limit)
+    search = admin_search.parse_search(session, zone=zone, date_from=date_from, date_to=date_to, q=q, **filters)
+    rows, nxt = admin_search.search_page(session, search=search, after=after, limit=limit)
     items = [session_row_out(row, AdminBooking) for row in rows]
     return BookingPage(items=items, next_cursor=nxt)
 
 
 @router.get("/reports/payouts", response_model=Envelope[PayoutReportOut])
-def payouts_report(
+async def payouts_report(
     user: AdminUser,
-    session: DbSession,
+    svc: ServicesDep,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
-):
+) -> Reply:
     """Per teacher: the platform's fees and what was transferred, for paid sessions starting in
     [from, to); `unsettled` destination charges have no transfer recorded yet (reconcile)."""
     start, end = earnings_range(from_, to, utc_now())
-    rows = earnings.platform_report(session, start=start, end=end)
+    rows = await svc.read(earnings.platform_report, start=start, end=end)
     return ok(
         PayoutReportOut(
             from_=start,
@@ -123,7 +134,7 @@ def payouts_report(
 
 
 @router.post("/cleanup", response_model=Envelope[list[JobRun]], responses=errors(502))
-async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun):
+async def cleanup(user: AdminUser, svc: ServicesDep, dry_run: bool = DryRun) -> Reply:
     """Run the expire and purge jobs now: abandoned checkouts cancelled (and closed at Stripe),
     never-paid cancelled bookings past retention deleted."""
     results = [await _run(svc, name, dry_run=dry_run) for name in CLEANUP_JOBS]
@@ -136,7 +147,7 @@ async def reconcile(
     svc: ServicesDep,
     dry_run: bool = DryRun,
     since: Instant | None = Query(default=None, description="Compare checkouts created since (default: the lookback)"),
-):
+) -> Reply:
     """Compare recent Checkout Sessions at Stripe with the bookings and repair; `unsettled` are
     the findings left for a person."""
     result = await _run(svc, "reconcile", dry_run=dry_run, since=since)
@@ -161,13 +172,13 @@ async def _run(svc: Services, name: str, *, dry_run: bool, **options: Any) -> jo
 )
 async def refund_booking(
     booking_id: Annotated[uuid.UUID, Path(alias="bookingId")], body: AdminRefundIn, user: AdminUser, svc: ServicesDep
-):
+) -> Reply:
     """Give back `amount` of a paid booking without cancelling it (the console's "Refund without
     cancelling"): recorded with the reason in one transaction, then sent to Stripe; at most what
     is left (422); the same `idempotencyKey` refunds once (message says so)."""
     booking, new = await flows.refund_as_admin(
         svc, admin=user, booking_id=booking_id, amount=body.amount, note=body.reason, key=body.idempotency_key
     )
-    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    teacher, student = await svc.tx(lists.names_for, booking=booking)
     message = "Refund asked of Stripe" if new else "This refund was asked for already"
     return ok(session_out(booking, teacher, student), message)

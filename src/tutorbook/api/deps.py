@@ -1,5 +1,5 @@
-"""FastAPI dependencies, defined once: the caller (bearer token) and role guards, the request's
-transaction, the settings and the app's services.
+"""FastAPI dependencies, defined once: the caller (bearer token) and role guards, the settings
+and the app's services (whose three doors are the routes' only way into the database).
 
 The JSON API reads the bearer header only; the pages' cookie is `tutorbook.web.core`'s."""
 
@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-import anyio
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from tutorbook.accounts.models import User
 from tutorbook.accounts.security import read_token
@@ -40,36 +38,6 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """The request's transaction (`Database.session_scope`): commits when the route returns,
-    rolls back on error.
-
-    Async, and behind `Database.sync_slot` (issue #33). FastAPI ran a sync generator's entry, the
-    route and the answer's validation each on a thread of anyio's pool: under load, requests that
-    held a connection waited for a thread while every thread waited for a connection, until the
-    pool's timeout answered 500. Now at most as many requests as the pool has connections hold a
-    session, each waiting for its place on the event loop (a 503 after the pool timeout); the
-    session is opened here (on PostgreSQL it takes its connection only at its first statement,
-    in the route's thread) and committed on a thread of its own, as FastAPI did."""
-    db = get_services(request).db
-    async with db.sync_slot():
-        scope = db.session_scope()
-        # SQLite's writer lock may block: taken on a thread. PostgreSQL's entry does no I/O.
-        session = await run_in_threadpool(scope.__enter__) if db.is_sqlite else scope.__enter__()
-        try:
-            yield session
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                suppressed = await anyio.to_thread.run_sync(
-                    scope.__exit__, type(exc), exc, exc.__traceback__, limiter=anyio.CapacityLimiter(1)
-                )
-            if not suppressed:
-                raise
-        else:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(scope.__exit__, None, None, None, limiter=anyio.CapacityLimiter(1))
-
-
 async def _services(request: Request) -> Services:
     # async: FastAPI runs a sync dependency on a worker thread, a hop per request for a lookup
     return get_services(request)
@@ -81,8 +49,6 @@ async def _settings(request: Request) -> Settings:
 
 ServicesDep = Annotated[Services, Depends(_services)]
 AppSettings = Annotated[Settings, Depends(_settings)]
-# scope="function": commit before the response is sent, so a 2xx always means "written".
-DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def token_from(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -100,7 +66,7 @@ _USER = sa.select(
 ).where(User.id == sa.bindparam("user_id"))
 
 
-def _user_for(session: Session, *, claims: dict) -> AuthUser:
+def _user_for(session: Session, *, claims: dict[str, Any]) -> AuthUser:
     """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
     tokens stop working at once) or reset their password since (the token version). One statement."""
     user = session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none()

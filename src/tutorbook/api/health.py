@@ -15,12 +15,13 @@ from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from tutorbook import drain
 from tutorbook.api.deps import ServicesDep, check_metrics_access
-from tutorbook.bookings import repository as bookings
-from tutorbook.errors import error_response
-from tutorbook.schemas import Envelope, ErrorEnvelope, ok
+from tutorbook.api.errors import error_response
+from tutorbook.bookings import queries
+from tutorbook.schemas import Envelope, ErrorEnvelope, Reply, ok
 
 router = APIRouter(tags=["Health"])
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -33,13 +34,13 @@ def schema_heads() -> frozenset[str]:
 
 
 @router.get("/health", response_model=Envelope[str], name="live")
-def health():
+def health() -> Reply:
     """Liveness: the process answers."""
     return ok("alive")
 
 
 @router.get("/health/live", response_model=Envelope[str], name="liveness")
-def liveness():
+def liveness() -> Reply:
     """Liveness for a load balancer: the process answers (no database call)."""
     return ok("alive")
 
@@ -49,7 +50,7 @@ def liveness():
     response_model=Envelope[str],
     responses={503: {"model": ErrorEnvelope, "description": "Database unavailable, schema not at head, or draining"}},
 )
-async def ready(svc: ServicesDep):
+async def ready(svc: ServicesDep) -> Reply | Response:
     """Readiness: the database answers and its migrations are at this release's head, and the
     process is not draining before a shutdown (TUTORBOOK_SHUTDOWN_DRAIN_SECONDS)."""
     if drain.is_draining():
@@ -71,8 +72,8 @@ async def ready(svc: ServicesDep):
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
-def metrics(svc: ServicesDep, request: Request):
+def metrics(svc: ServicesDep, request: Request) -> PlainTextResponse:
     """Prometheus text format, for the metrics token or an admin (401/403 otherwise)."""
     check_metrics_access(svc, authorization=request.headers.get("authorization"))
-    counts = svc.tx_sync(bookings.count_by_status)
+    counts = svc.tx_sync(queries.count_by_status)
     return PlainTextResponse(svc.metrics.render(counts), media_type="text/plain; version=0.0.4")

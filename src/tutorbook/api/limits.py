@@ -5,6 +5,7 @@ middleware, like the app's others."""
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(HTTPException):
@@ -17,11 +18,11 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -31,7 +32,7 @@ class BodyLimitMiddleware:
         refuse_now = declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes)
         received = 0
 
-        async def limited_receive():
+        async def limited_receive() -> Message:
             nonlocal received, refuse_now
             if refuse_now:
                 refuse_now = False  # once: a later wait for the client's disconnect is not a read

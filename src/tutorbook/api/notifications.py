@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Response
 
-from tutorbook.api.deps import CurrentUser, DbSession, ServicesDep
+from tutorbook.api.deps import CurrentUser, ServicesDep
 from tutorbook.clock import utc_now
+from tutorbook.db.doors import cpu_bound
 from tutorbook.errors import NotFound
-from tutorbook.flows import mail as mail_flow
+from tutorbook.flows import feeds as feed_flows
 from tutorbook.flows.services import Services
 from tutorbook.notifications import service
 from tutorbook.notifications.schemas import (
@@ -18,11 +19,12 @@ from tutorbook.notifications.schemas import (
     MailSettingsOut,
     ResetPasswordIn,
 )
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, Reply, errors, ok
 
 auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 422))
 router = APIRouter(prefix="/api/Notifications", tags=["Notifications"], responses=errors(400, 401, 422))
 feeds = APIRouter(tags=["Notifications"])
+FINISH_RESET = cpu_bound(service.finish_password_reset)  # hashes the password
 
 FORGOT_ANSWER = "If an account has this email, a reset link is on its way"
 
@@ -38,7 +40,7 @@ def forgot(svc: Services, tasks: BackgroundTasks, email: str) -> None:
 
 
 @auth.post("/forgot-password", response_model=Envelope[bool], status_code=202)
-def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundTasks):
+def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundTasks) -> Reply:
     """Email a single-use reset link (valid 30 minutes) if an account has this email. Always 202,
     in the same time either way: the lookup happens after the answer."""
     forgot(svc, tasks, str(body.email))
@@ -46,40 +48,40 @@ def forgot_password(body: ForgotPasswordIn, svc: ServicesDep, tasks: BackgroundT
 
 
 @auth.post("/reset-password", response_model=Envelope[bool])
-def reset_password(body: ResetPasswordIn, session: DbSession, svc: ServicesDep):
+async def reset_password(body: ResetPasswordIn, svc: ServicesDep) -> Reply:
     """Set a new password with a reset token (once); every earlier login token stops working, and
     the account's email is told that the password was changed."""
-    service.finish_password_reset(
-        session, token=body.token, password=body.password, hasher=svc.hasher, settings=svc.settings, now=utc_now()
+    await svc.tx(
+        FINISH_RESET, token=body.token, password=body.password, hasher=svc.hasher, settings=svc.settings, now=utc_now()
     )
     return ok(True, "Password changed; log in with the new one")
 
 
 @router.get("/settings", response_model=Envelope[MailSettingsOut], name="getSettings")
-def get_mail_settings(user: CurrentUser, session: DbSession):
+async def get_mail_settings(user: CurrentUser, svc: ServicesDep) -> Reply:
     """Your mail settings: whether you get the 24 h / 1 h reminders."""
-    return ok(MailSettingsOut(reminders=not service.reminders_off(session, user_id=user.id)))
+    return ok(MailSettingsOut(reminders=not await svc.read(service.reminders_off, user_id=user.id)))
 
 
 @router.put("/settings", response_model=Envelope[MailSettingsOut], name="updateSettings")
-def put_mail_settings(body: MailSettingsIn, user: CurrentUser, session: DbSession):
+async def put_mail_settings(body: MailSettingsIn, user: CurrentUser, svc: ServicesDep) -> Reply:
     """Turn the reminders on or off (confirmations, cancellations and security mail always go)."""
-    service.set_reminders(session, user_id=user.id, enabled=body.reminders)
+    await svc.tx(service.set_reminders, user_id=user.id, enabled=body.reminders)
     return ok(MailSettingsOut(reminders=body.reminders), "Saved")
 
 
 @router.post("/calendar-feed", response_model=Envelope[CalendarFeedOut], status_code=201)
-def new_calendar_feed(user: CurrentUser, session: DbSession, svc: ServicesDep):
+async def new_calendar_feed(user: CurrentUser, svc: ServicesDep) -> Reply:
     """A private calendar subscription URL for your sessions (Google, Outlook, Apple Calendar).
     Asking again makes a new URL and ends the old one."""
-    secret = service.new_calendar_secret(session, user_id=user.id)
-    return ok(CalendarFeedOut(url=mail_flow.feed_url(svc.settings, secret)), "Subscribe to this URL")
+    secret = await svc.tx(service.new_calendar_secret, user_id=user.id)
+    return ok(CalendarFeedOut(url=feed_flows.feed_url(svc.settings, secret)), "Subscribe to this URL")
 
 
 @router.delete("/calendar-feed", response_model=Envelope[bool])
-def revoke_calendar_feed(user: CurrentUser, session: DbSession):
+async def revoke_calendar_feed(user: CurrentUser, svc: ServicesDep) -> Reply:
     """End your calendar subscription URL."""
-    service.revoke_calendar(session, user_id=user.id)
+    await svc.tx(service.revoke_calendar, user_id=user.id)
     return ok(True, "The calendar URL no longer works")
 
 
@@ -88,9 +90,9 @@ def revoke_calendar_feed(user: CurrentUser, session: DbSession):
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "Unknown or revoked URL"}},
 )
-def calendar_feed(secret: str, session: DbSession, svc: ServicesDep):
+async def calendar_feed(secret: str, svc: ServicesDep) -> Response:
     """Your paid sessions as an iCalendar feed (cancelled ones marked CANCELLED)."""
-    body = mail_flow.feed(session, secret=secret, settings=svc.settings, now=utc_now())
+    body = await svc.read(feed_flows.feed, secret=secret, settings=svc.settings, now=utc_now())
     if body is None:
         raise NotFound("Unknown calendar URL")
     return Response(

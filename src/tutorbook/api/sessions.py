@@ -12,18 +12,17 @@ from sqlalchemy.orm import Session
 from tutorbook import paging
 from tutorbook.api.deps import (
     CurrentUser,
-    DbSession,
     ParentUser,
     ServicesDep,
     StaffOrParent,
     TeacherOrAdmin,
     TeacherUser,
 )
+from tutorbook.bookings import cancelling, lists, lookup
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service
 from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lists import BookingRow
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.repository import BookingRow
 from tutorbook.bookings.schemas import (
     BookIn,
     CancelIn,
@@ -38,8 +37,8 @@ from tutorbook.clock import utc_now
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import booking as flows
 from tutorbook.flows.services import Services
-from tutorbook.identity import Role
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.identity import AuthUser, Role
+from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import ExternalId, Instant, Line
 
 router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
@@ -68,12 +67,12 @@ def _position(row: BookingRow) -> paging.Cursor:
 
 
 async def _out(svc: Services, booking: Booking) -> SessionOut:
-    teacher, student = await svc.tx(repo.names_for, booking=booking)
+    teacher, student = await svc.tx(lists.names_for, booking=booking)
     return session_out(booking, teacher, student)
 
 
 @router.post("/book", response_model=Envelope[SessionOut], status_code=201)
-async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
+async def book(body: BookIn, user: ParentUser, svc: ServicesDep) -> Reply:
     """Hold the slot and open a Stripe Checkout Session; `data.checkoutUrl` is where to pay."""
     booked = await flows.book(svc, parent=user, body=body)
     out = session_out(booked.booking, booked.teacher_name, booked.student_name)
@@ -81,7 +80,7 @@ async def book(body: BookIn, user: ParentUser, svc: ServicesDep):
 
 
 @router.post("/confirm-payment/{stripeSessionId}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep):
+async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep) -> Reply:
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
     booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
     message = "Payment confirmed" if booking.status == Status.CONFIRMED else "Waiting for the payment to be confirmed"
@@ -94,7 +93,7 @@ async def cancel_payment(
     user: ParentUser,
     svc: ServicesDep,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
-):
+) -> Reply:
     """Called by the cancel page: cancels the unpaid booking and expires its checkout.
     If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
     await flows.cancel_payment(svc, parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
@@ -108,7 +107,7 @@ async def my_bookings(
     page: int = Query(default=1, ge=1, le=100_000, description="a page number (read by OFFSET); or use `after`"),
     page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
     after: AfterCursor = None,
-):
+) -> Reply:
     """Your bookings, newest first; never the ones cancelled before payment. Page by `page`
     numbers, or pass each page's `nextCursor` back as `after`: as fast at the last page as at the first."""
     cursor = paging.decode_cursor(after)
@@ -120,10 +119,12 @@ async def my_bookings(
 def _my_bookings_page(
     session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
 ) -> SessionPage:
-    rows = repo.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
+    rows = lists.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
-    total, ahead = (rows[0]["total"], rows[0]["ahead"]) if rows else repo.count_my_bookings(
-        session, parent_id=parent_id, through=cursor
+    total, ahead = (
+        (rows[0]["total"], rows[0]["ahead"])
+        if rows
+        else lists.count_my_bookings(session, parent_id=parent_id, through=cursor)
     )
     if cursor is not None:
         page = ahead // page_size + 1  # the page by number that holds this one's first row
@@ -145,7 +146,7 @@ async def teacher_schedule(
     to: Instant | None = Query(default=None),
     page_size: int = Query(default=SCHEDULE_PAGE_SIZE, ge=1, le=500, alias="pageSize"),
     after: AfterCursor = None,
-):
+) -> Reply:
     """Your paid sessions in time order, `pageSize` at a time. When more follow, the `Link`
     header's `rel="next"` URL asks for the next page (the same query with `after`, a cursor)."""
     cursor = paging.decode_cursor(after)
@@ -167,27 +168,35 @@ def _schedule_page(
     page_size: int,
     cursor: paging.Cursor | None,
 ) -> tuple[list[SessionOut], str | None]:
-    rows = repo.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
+    rows = lists.teacher_schedule(session, teacher_id=teacher_id, start=start, end=end, limit=page_size, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
     return [session_row_out(row, SessionOut) for row in rows], nxt
 
 
 @router.get("/{bookingId}", response_model=Envelope[SessionOut], name="get")
-def get_session(booking_id: BookingId, user: CurrentUser, session: DbSession):
+async def get_session(booking_id: BookingId, user: CurrentUser, svc: ServicesDep) -> Reply:
     """One booking: its parent, its teacher, or an admin."""
-    booking = service.get_for(session, user=user, booking_id=booking_id)
-    return ok(session_out(booking, *repo.names_for(session, booking)))
+    return ok(await svc.read(_booking_out, user=user, booking_id=booking_id))
+
+
+def _booking_out(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> SessionOut:
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
+    return session_out(booking, *lists.names_for(session, booking))
 
 
 @router.get("/{bookingId}/history", response_model=Envelope[list[HistoryOut]], name="history")
-def get_history(booking_id: BookingId, user: CurrentUser, session: DbSession):
+async def get_history(booking_id: BookingId, user: CurrentUser, svc: ServicesDep) -> Reply:
     """Every status change of one booking, oldest first."""
-    service.get_for(session, user=user, booking_id=booking_id)
-    return ok([HistoryOut.model_validate(h) for h in repo.history(session, booking_id)])
+    return ok(await svc.read(_history, user=user, booking_id=booking_id))
+
+
+def _history(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> list[HistoryOut]:
+    lookup.get_for(session, user=user, booking_id=booking_id)
+    return [HistoryOut.model_validate(h) for h in repo.history(session, booking_id)]
 
 
 @router.post("/{bookingId}/cancel", response_model=Envelope[SessionOut])
-async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, body: CancelIn | None = None):
+async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, body: CancelIn | None = None) -> Reply:
     """Cancel a booking; a Confirmed one is refunded per the policy (a teacher's or admin's: in
     full, to the parent). A teacher may give the parent a `reason` (optional body)."""
     note = body.reason if body else None
@@ -201,14 +210,18 @@ async def cancel(booking_id: BookingId, user: StaffOrParent, svc: ServicesDep, b
 
 
 @router.post("/{bookingId}/complete", response_model=Envelope[SessionOut])
-def complete(booking_id: BookingId, user: TeacherOrAdmin, session: DbSession):
+async def complete(booking_id: BookingId, user: TeacherOrAdmin, svc: ServicesDep) -> Reply:
     """Mark a Confirmed session completed (once it has started)."""
-    booking = service.complete(session, user=user, booking_id=booking_id, now=utc_now())
-    return ok(session_out(booking, *repo.names_for(session, booking)), "Session completed")
+    return ok(await svc.tx(_complete, user=user, booking_id=booking_id), "Session completed")
+
+
+def _complete(session: Session, *, user: AuthUser, booking_id: uuid.UUID) -> SessionOut:
+    booking = cancelling.complete(session, user=user, booking_id=booking_id, now=utc_now())
+    return session_out(booking, *lists.names_for(session, booking))
 
 
 @router.post("/{bookingId}/reschedule", response_model=Envelope[SessionOut])
-async def reschedule(booking_id: BookingId, body: RescheduleIn, user: CurrentUser, svc: ServicesDep):
+async def reschedule(booking_id: BookingId, body: RescheduleIn, user: CurrentUser, svc: ServicesDep) -> Reply:
     """Move a Confirmed session to another free time of the same teacher, same length and payment.
     The parent may until the teacher's reschedule deadline and up to their maximum number of
     changes (`data.reason` says which rule refused: `deadline_passed`, `limit_reached`, ...); the

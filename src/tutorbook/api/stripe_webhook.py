@@ -5,6 +5,7 @@ secret, handled alike."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
@@ -70,7 +71,7 @@ async def _receive(request: Request, *, connect: bool) -> Response:
     return Response(_answer(outcome.kind), media_type="application/json", background=todo)
 
 
-def _traceparent(event: dict) -> str | None:
+def _traceparent(event: dict[str, Any]) -> str | None:
     """The traceparent stored in the event's object's metadata (tracing on), or None."""
     if not tracing.enabled():
         return None

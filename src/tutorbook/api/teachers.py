@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from tutorbook.api import teacher_list as listing_api
-from tutorbook.api.deps import DbSession, ServicesDep, TeacherUser
+from tutorbook.api.deps import ServicesDep, TeacherUser
 from tutorbook.bookings import availability as week_cache
-from tutorbook.bookings import earnings
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import earnings, reporting
 from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
 from tutorbook.clock import utc_now
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import Unprocessable
 from tutorbook.flows import payouts as payout_flows
-from tutorbook.schemas import Envelope, errors, ok
+from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.teachers import service, slots
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import (
@@ -38,7 +37,6 @@ from tutorbook.teachers.schemas import (
     WindowOut,
     hhmm,
     minutes,
-    payout_status_out,
 )
 from tutorbook.validation import Instant
 
@@ -57,10 +55,14 @@ AfterName = Annotated[
     Query(max_length=400, description="the cursor the previous page's `Link` gave (opaque): the page after it"),
 ]
 LIST_HEADERS = {
-    "Link": {"description": 'with `pageSize`, when more teachers follow: `<url of the next page>; rel="next"`',
-             "schema": {"type": "string"}},
-    "ETag": {"description": "send it back as `If-None-Match`: 304 while the list has not changed",
-             "schema": {"type": "string"}},
+    "Link": {
+        "description": 'with `pageSize`, when more teachers follow: `<url of the next page>; rel="next"`',
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "send it back as `If-None-Match`: 304 while the list has not changed",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -78,7 +80,7 @@ async def list_teachers(
     max_rate: int | None = Query(default=None, alias="maxRate", ge=0, description="minor units per hour, at most"),
     page_size: int | None = Query(default=None, alias="pageSize", ge=1, le=100, description="a page at a time"),
     after: AfterName = None,
-):
+) -> Response:
     """Listed teachers with subjects and price per hour, by name; optionally one subject and a
     price range. Whole by default; with `pageSize`, a page at a time (the next page's URL in the
     `Link` header). Answers carry an `ETag` (304 for `If-None-Match` while no teacher changed)."""
@@ -104,42 +106,46 @@ def me_out(session: Session, teacher_id: uuid.UUID) -> MeOut:
 
 
 @router.get("/me", response_model=Envelope[MeOut])
-def get_me(user: TeacherUser, session: DbSession):
+async def get_me(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your profile, and what is missing before parents see you (`missing`: price, subjects, hours)."""
-    return ok(me_out(session, user.id))
+    return ok(await svc.read(me_out, user.id))
 
 
 @router.put("/me", response_model=Envelope[MeOut])
-def update_me(body: ProfileIn, user: TeacherUser, session: DbSession):
+async def update_me(body: ProfileIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Change your profile."""
-    service.update_profile(session, teacher_id=user.id, fields=body.model_dump())
-    return ok(me_out(session, user.id), "Profile updated")
+    return ok(await svc.tx(_update_me, teacher_id=user.id, fields=body.model_dump()), "Profile updated")
+
+
+def _update_me(session: Session, *, teacher_id: uuid.UUID, fields: dict[str, Any]) -> MeOut:
+    service.update_profile(session, teacher_id=teacher_id, fields=fields)
+    return me_out(session, teacher_id)
 
 
 @router.get("/me/availability", response_model=Envelope[list[WindowOut]], name="my_availability")
-def my_windows(user: TeacherUser, session: DbSession):
+async def my_windows(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your weekly hours."""
-    return ok(_windows_out(service.windows(session, user.id)))
+    return ok(_windows_out(await svc.read(service.windows, user.id)))
 
 
 @router.put("/me/availability", response_model=Envelope[list[WindowOut]], name="set_my_availability")
-def set_my_windows(body: AvailabilityIn, user: TeacherUser, session: DbSession):
+async def set_my_windows(body: AvailabilityIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Replace your weekly hours (local times in your profile's time zone)."""
     new = [slots.Window(w.weekday, minutes(w.start), minutes(w.end)) for w in body.windows]
-    return ok(_windows_out(service.set_windows(session, teacher_id=user.id, new=new)), "Availability updated")
+    return ok(_windows_out(await svc.tx(service.set_windows, teacher_id=user.id, new=new)), "Availability updated")
 
 
 @router.post("/me/payouts/onboard", response_model=Envelope[OnboardingOut], responses=errors(502, 504))
-async def onboard_payouts(user: TeacherUser, svc: ServicesDep):
+async def onboard_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Connect payouts: your Stripe Express account (made once) and the Stripe-hosted onboarding
     page to send you to. Coming back says nothing by itself: read GET /me/payouts."""
     return ok(OnboardingOut(url=await payout_flows.onboard(svc, teacher=user)), "Continue on Stripe")
 
 
 @router.get("/me/payouts", response_model=Envelope[PayoutStatusOut])
-async def my_payouts(user: TeacherUser, svc: ServicesDep):
+async def my_payouts(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your payout state, read from Stripe now (the last known one when Stripe is unreachable)."""
-    return ok(payout_status_out(await payout_flows.refresh(svc, teacher=user)))
+    return ok(PayoutStatusOut.model_validate(await payout_flows.refresh(svc, teacher=user)))
 
 
 MAX_EARNINGS_RANGE = timedelta(days=732)
@@ -167,56 +173,63 @@ def earnings_out(found: earnings.Earnings, start: datetime, end: datetime) -> Ea
 
 
 @router.get("/me/earnings", response_model=Envelope[EarningsOut])
-def my_earnings(
+async def my_earnings(
     user: TeacherUser,
-    session: DbSession,
+    svc: ServicesDep,
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
-):
+) -> Reply:
     """Your paid sessions starting in [from, to) with gross, refunded, the platform's fee and your
     net (minor units), and totals per month."""
     start, end = earnings_range(from_, to, utc_now())
-    return ok(earnings_out(earnings.for_teacher(session, teacher_id=user.id, start=start, end=end), start, end))
+    found = await svc.read(earnings.for_teacher, teacher_id=user.id, start=start, end=end)
+    return ok(earnings_out(found, start, end))
 
 
 @router.get("/me/policy", response_model=Envelope[PolicyOut], name="my_policy")
-def my_policy(user: TeacherUser, session: DbSession, svc: ServicesDep):
+async def my_policy(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your cancellation and reschedule terms (the platform's until you set your own)."""
-    return ok(service.policy_out(service.terms(session, teacher_id=user.id, platform=svc.terms)))
+    return ok(service.policy_out(await svc.read(service.terms, teacher_id=user.id, platform=svc.terms)))
 
 
 @router.put("/me/policy", response_model=Envelope[PolicyOut], name="set_my_policy")
-def set_my_policy(body: PolicyIn, user: TeacherUser, session: DbSession):
+async def set_my_policy(body: PolicyIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Set your terms for bookings paid from now on; bookings paid already keep the terms they were paid under."""
-    new = service.set_terms(session, teacher_id=user.id, new=Terms(**body.model_dump()))
+    new = await svc.tx(service.set_terms, teacher_id=user.id, new=Terms(**body.model_dump()))
     return ok(service.policy_out((new, False)), "Terms updated")
 
 
 @router.get("/me/time-off", response_model=Envelope[list[TimeOffOut]])
-def my_time_off(user: TeacherUser, session: DbSession):
+async def my_time_off(user: TeacherUser, svc: ServicesDep) -> Reply:
     """Your time off that is not over yet, each with the paid sessions inside it (to cancel or move)."""
-    return ok([TimeOffOut(**t) for t in bookings.time_off_with_sessions(session, teacher_id=user.id, now=utc_now())])
+    found = await svc.read(reporting.time_off_with_sessions, teacher_id=user.id, now=utc_now())
+    return ok([TimeOffOut(**t) for t in found])
 
 
 @router.post("/me/time-off", response_model=Envelope[TimeOffOut], status_code=201)
-def add_my_time_off(body: TimeOffIn, user: TeacherUser, session: DbSession):
+async def add_my_time_off(body: TimeOffIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Take a range out of your free time (UTC instants). Paid sessions inside it stay booked and
     are listed in `affectedSessions` for you to cancel or move."""
-    out = bookings.add_time_off(
-        session, teacher_id=user.id, starts_at=body.starts_at, ends_at=body.ends_at, note=body.note, now=utc_now()
+    out = await svc.tx(
+        reporting.add_time_off,
+        teacher_id=user.id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        note=body.note,
+        now=utc_now(),
     )
     return ok(TimeOffOut(**out), "Time off added")
 
 
 @router.delete("/me/time-off/{timeOffId}", response_model=Envelope[None])
-def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, session: DbSession):
+async def delete_my_time_off(time_off_id: TimeOffId, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Remove one of your time-off ranges; its times are free again."""
-    service.delete_time_off(session, teacher_id=user.id, time_off_id=time_off_id)
+    await svc.tx(service.delete_time_off, teacher_id=user.id, time_off_id=time_off_id)
     return ok(None, "Time off removed")
 
 
 @router.get("/{teacherId}", response_model=Envelope[TeacherOut], name="get")
-async def get_teacher(teacher_id: TeacherId, svc: ServicesDep):
+async def get_teacher(teacher_id: TeacherId, svc: ServicesDep) -> Reply:
     """One teacher."""
     return ok(await svc.read(service.get_teacher, teacher_id))
 
@@ -228,7 +241,7 @@ async def availability(
     from_: Instant | None = Query(default=None, alias="from"),
     to: Instant | None = Query(default=None),
     duration_minutes: int = Query(default=60, alias="durationMinutes", description="the session's length"),
-):
+) -> Reply:
     """Every session of `durationMinutes` that can be booked starting between `from` and `to`
     (default: the next 7 days), as {startsAt, endsAt}: whole inside the teacher's hours, outside
     their time off, clear of every holding booking. Each teacher's weeks are cached until their

@@ -109,7 +109,7 @@ def bookable_starts(
     minutes: int,
     now: datetime,
 ) -> list[datetime]:
-    """`bookings.service.bookable_starts`, from the cache: the starts in [start, end) where a
+    """`bookings.reporting.bookable_starts`, from the cache: the starts in [start, end) where a
     session of `minutes` fits whole, ahead of `now`."""
     teachers.check_range(start, end)
     duration = timedelta(minutes=minutes)

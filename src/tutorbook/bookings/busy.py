@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from tutorbook.bookings import queries, reserving
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service
 from tutorbook.calendars import service as calendars
 from tutorbook.notifications import service as notices
 from tutorbook.teachers import service as teachers
@@ -25,7 +25,7 @@ def note_conflicts(session: Session, *, teacher_id: uuid.UUID, now: datetime) ->
     calendars overlaps; the booking is left as it is. Once per booking and time (the outbox's
     uniqueness: a moved session that clashes again is told again). How many were new."""
     written = 0
-    for booking, period in repo.calendar_conflicts(session, teacher_id=teacher_id, after=now):
+    for booking, period in queries.calendar_conflicts(session, teacher_id=teacher_id, after=now):
         written += notices.booking_notice(
             session,
             booking_id=booking.id,
@@ -43,7 +43,7 @@ def conflicting(
     """Which of these sessions (Confirmed, not over) overlap a busy period of the teacher's calendars."""
     if not booking_ids:
         return set()
-    found = repo.calendar_conflicts(session, teacher_id=teacher_id, after=now, booking_ids=booking_ids)
+    found = queries.calendar_conflicts(session, teacher_id=teacher_id, after=now, booking_ids=booking_ids)
     return {booking.id for booking, _ in found}
 
 
@@ -62,8 +62,8 @@ def why_not(session: Session, *, teacher_id: uuid.UUID, start: datetime, minutes
     """Every rule that keeps [start, start + minutes) from being offered (empty: it is offered)."""
     profile = teachers.get_profile(session, teacher_id)
     end = start + timedelta(minutes=minutes)
-    out = [Hidden("start", f"The start {p['message']}") for p in service.start_problems(start, now=now)]
-    if not service.offered(session, profile=profile, start=start, end=end):
+    out = [Hidden("start", f"The start {p['message']}") for p in reserving.start_problems(start, now=now)]
+    if not reserving.offered(session, profile=profile, start=start, end=end):
         out.append(Hidden("hours", "It is not inside one of your weekly windows of hours"))
     for t in teachers.time_off(session, teacher_id, start=start, end=end):
         out.append(Hidden("time_off", f"You are away: {t.note or 'time off'}", t.starts_at, t.ends_at))

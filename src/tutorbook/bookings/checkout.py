@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# The placeholder Stripe replaces with the Checkout Session's id in the success and cancel URLs.
+CHECKOUT_TEMPLATE = "{CHECKOUT_SESSION_ID}"
+
 
 @dataclass(frozen=True)
 class Checkout:

@@ -24,6 +24,8 @@ from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import PaymentSplit
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.outcomes import OutcomeKind
+from tutorbook.identity import Role
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,12 @@ def split_to_read(session: Session, *, booking_id: uuid.UUID) -> SplitToRead | N
     return SplitToRead(booking.id, booking.stripe_payment_intent_id)
 
 
-def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit, now: datetime) -> str:
+def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit, now: datetime) -> OutcomeKind:
     """Store the split Stripe reports. Amounts are totals that only grow, so answers and events
     read in any order (or at once) leave the newest."""
     booking = repo.get(session, booking_id)
     if booking is None:
-        return "unknown_booking"
+        return OutcomeKind.UNKNOWN_BOOKING
     ids: dict[str, object] = {"stripe_charge_id": split.charge_id}
     if split.transfer_id:
         ids["stripe_transfer_id"] = split.transfer_id
@@ -61,31 +63,31 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
     }
     before = _snapshot(booking)
     _grow(session, booking, ids=ids, totals=totals, now=now)
-    return "no_change" if _snapshot(booking) == before else "split_recorded"
+    return OutcomeKind.NO_CHANGE if _snapshot(booking) == before else OutcomeKind.SPLIT_RECORDED
 
 
-def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[str, PS | None]:
+def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
     """A `transfer.*` event: the transfer's totals, on the booking whose charge it pays out."""
     booking = _by(session, transfer=obj.get("id"), charge=obj.get("source_transaction"))
     if booking is None:
-        return "unknown_booking", None
+        return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {
         "transfer_amount": int(obj.get("amount") or 0),
         "transfer_reversed_amount": int(obj.get("amount_reversed") or 0),
     }
     _grow(session, booking, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
-    return "transfer_recorded", booking
+    return OutcomeKind.TRANSFER_RECORDED, booking
 
 
-def apply_fee(session: Session, *, obj: dict, now: datetime) -> tuple[str, PS | None]:
+def apply_fee(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
     """An `application_fee.*` event: the fee's totals, on the booking whose charge it is of."""
     charge = obj.get("charge")
     booking = _by(session, fee=obj.get("id"), charge=charge if isinstance(charge, str) else None)
     if booking is None:
-        return "unknown_booking", None
+        return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {"fee_refunded_amount": int(obj.get("amount_refunded") or 0)}
     _grow(session, booking, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
-    return "fee_recorded", booking
+    return OutcomeKind.FEE_RECORDED, booking
 
 
 _SNAPSHOT = (
@@ -230,7 +232,7 @@ class TeacherPayouts:
 def platform_report(session: Session, *, start: datetime, end: datetime) -> list[TeacherPayouts]:
     """Per teacher and currency: the platform's fees and what was transferred, sessions in [start, end)."""
     stmt = _paid(start, end).order_by(PS.teacher_id, PS.starts_at)
-    names = dict(session.execute(sa.select(User.id, User.full_name).where(User.role == "Teacher")).tuples().all())
+    names = dict(session.execute(sa.select(User.id, User.full_name).where(User.role == Role.TEACHER)).tuples().all())
     report: dict[tuple[uuid.UUID, str], TeacherPayouts] = {}
     for booking in session.scalars(stmt):
         e = earning(booking)

@@ -65,6 +65,36 @@ CANCELLATION_REASONS = UNPAID_CANCEL_REASONS | PAID_CANCEL_REASONS
 # Why a payment was refunded without touching the booking (a history entry from a status to itself).
 REFUSED_PAYMENT_REASONS = frozenset({Reason.AMOUNT_MISMATCH, Reason.CURRENCY_MISMATCH, Reason.OTHER_CHECKOUT})
 
+# Who cancels a paid booking -> the reason it is cancelled with.
+CANCELLED_BY: dict[Role, Reason] = {
+    Role.PARENT: Reason.PARENT_CANCELLED,
+    Role.TEACHER: Reason.TEACHER_CANCELLED,
+    Role.ADMIN: Reason.ADMIN_CANCELLED,
+}
+ADMIN_REFUND = "admin_refund"  # a refund's reason: an operator gave money back, the booking kept
+
+# A cancellation's or a refund's reason in words, for the pages and the emails alike.
+REASON_WORDS: dict[str, str] = {
+    Reason.PAYMENT_CANCELLED: "the checkout was left without paying",
+    Reason.CHECKOUT_EXPIRED: "the checkout expired before payment",
+    Reason.PAYMENT_FAILED: "the payment failed",
+    Reason.CHECKOUT_FAILED: "the payment page could not be opened",
+    Reason.PARENT_CANCELLED: "cancelled by the parent",
+    Reason.TEACHER_CANCELLED: "cancelled by the teacher",
+    Reason.ADMIN_CANCELLED: "cancelled by the Tutorbook team",
+    Reason.LATE_PAYMENT_REFUNDED: "paid after the booking was cancelled, refunded in full",
+    Reason.AMOUNT_MISMATCH: "a payment of another amount than the booking's, refunded in full",
+    Reason.CURRENCY_MISMATCH: "a payment in another currency than the booking's, refunded in full",
+    Reason.OTHER_CHECKOUT: "a payment through another checkout than the booking's, refunded in full",
+    ADMIN_REFUND: "refunded by Tutorbook, the booking kept",
+}
+
+
+def reason_words(reason: str | None) -> str:
+    """A cancellation's or a refund's reason in words ("cancelled" for one without words)."""
+    return REASON_WORDS.get(reason or "", "cancelled")
+
+
 P, C, D, X = Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.CANCELLED
 
 # (from, to) -> the reasons that may carry that move. Anything absent is forbidden.

@@ -149,7 +149,7 @@ Out = TypeVar("Out", bound=SessionOut)
 
 
 def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
-    """A booking read as a plain row (`repository.BookingRow`: its columns and names) as `model`,
+    """A booking read as a plain row (`lists.BookingRow`: its columns and names) as `model`,
     validated from a dict: pydantic's compiled path, without an ORM object's attribute reads."""
     data = dict(row)
     if data["terms_full_refund_hours"] is not None:

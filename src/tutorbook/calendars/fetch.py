@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -128,7 +129,7 @@ def fetch(
     raise FetchError(f"The address redirected more than {MAX_REDIRECTS} times")
 
 
-def _one(client: httpx.Client, url: str, *, headers: dict, limits: Limits, deadline: float) -> Fetched | str:
+def _one(client: httpx.Client, url: str, *, headers: dict[str, Any], limits: Limits, deadline: float) -> Fetched | str:
     """One request to the pinned address: the result, or the next URL of a redirect."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -153,7 +154,7 @@ def _one(client: httpx.Client, url: str, *, headers: dict, limits: Limits, deadl
                 location = response.headers.get("location")
                 if not location:
                     raise FetchError(f"The calendar's server ({host}) redirected nowhere")
-                return urljoin(url, location)
+                return str(urljoin(url, location))
             if response.status_code == 304:
                 return Fetched(None, headers.get("if-none-match"), headers.get("if-modified-since"))
             if response.status_code != 200:

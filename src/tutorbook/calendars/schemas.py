@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, StringConstraints, model_validator
 
@@ -30,7 +30,7 @@ class CalendarIn(InputModel):
     google_calendar_id: GoogleCalendarId | None = None
 
     @model_validator(mode="after")
-    def _one(self):
+    def _one(self) -> Self:
         if (self.ics_url is None) == (self.google_calendar_id is None):
             raise ValueError("give icsUrl or googleCalendarId")
         return self

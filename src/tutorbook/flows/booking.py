@@ -13,15 +13,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook import localtime
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import cancelling, lookup, rescheduling, reserving, settling
 from tutorbook.bookings.checkout import Checkout
+from tutorbook.bookings.errors import AlreadyPaid, BookingNotFound, PaymentRefused, SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.bookings.service import AlreadyPaid, BookingNotFound, Followups, Outcome, PaymentRefused, SlotTaken
 from tutorbook.clock import utc_now
 from tutorbook.db import lost_race
+from tutorbook.db.doors import one_statement
 from tutorbook.errors import AppError, BadGateway, BadRequest, Forbidden, GatewayTimeout
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
@@ -29,6 +31,8 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
+# Attaching the checkout is one UPDATE: no BEGIN / COMMIT around it on PostgreSQL.
+_ATTACH_CHECKOUT = one_statement(reserving.attach_checkout)
 
 
 class CheckoutRefused(AppError):
@@ -61,7 +65,7 @@ async def book(
     """Reserve the slot, open a Checkout Session, and hand back the booking with its URL. The line
     item names the session's time in `zone` (default: the parent's profile zone)."""
     try:
-        held = await svc.tx(bookings.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
+        held = await svc.tx(reserving.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
     except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
         if not lost_race(exc):
             raise
@@ -69,7 +73,7 @@ async def book(
     booking = held.booking
     if held.reused:
         return Booked(booking, held.teacher_name, held.student_name)
-    success, cancel = bookings.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
+    success, cancel = reserving.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
     assert booking.checkout_expires_at is not None  # reserve() gives every new booking its expiry
     try:
         checkout = await svc.gateway.create_checkout(
@@ -95,12 +99,12 @@ async def book(
     except (gw.GatewayError, gw.CheckoutNotFound) as exc:
         log.warning("checkout creation failed", extra={"booking_id": str(booking.id)})
         await svc.tx(
-            bookings.cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now()
+            settling.cancel_unpaid, booking_id=booking.id, reason=Reason.CHECKOUT_FAILED, actor="system", now=utc_now()
         )
         if isinstance(exc, gw.Refused):
             raise CheckoutRefused(f"The payment provider refused this payment: {exc}; nothing was charged") from exc
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
-    attached = await svc.statement(bookings.attach_checkout, booking=booking, checkout=checkout)
+    attached = await svc.tx(_ATTACH_CHECKOUT, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)
 
 
@@ -124,7 +128,7 @@ async def withdraw_checkout(
         except gw.GatewayError as exc:
             raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
     return await svc.tx(
-        bookings.cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now(), note=note
+        settling.cancel_unpaid, booking_id=booking.id, reason=reason, actor=actor, now=utc_now(), note=note
     )
 
 
@@ -133,7 +137,7 @@ async def cancel_payment(
 ) -> Booking:
     """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
     booking = await svc.tx(
-        bookings.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
+        lookup.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
     )
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
@@ -146,7 +150,7 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
     """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
     checkout not on record is looked up at Stripe and may name one of the parent's bookings.
     PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
-    booking = await svc.tx(bookings.own_booking_or_none, parent=parent, stripe_session_id=stripe_session_id)
+    booking = await svc.tx(lookup.own_booking_or_none, parent=parent, stripe_session_id=stripe_session_id)
     try:
         checkout = await svc.gateway.retrieve_checkout(stripe_session_id)
     except gw.CheckoutNotFound as exc:
@@ -154,7 +158,7 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
     except gw.GatewayError as exc:
         raise BadGateway("The payment provider could not be reached; try again in a moment") from exc
     if booking is None:
-        booking = await svc.tx(bookings.own_named_booking, parent=parent, checkout=checkout)
+        booking = await svc.tx(lookup.own_booking, parent=parent, checkout=checkout)
     outcome = await fulfil(svc, checkout=checkout, actor=parent.actor)
     if outcome.refused is not None:
         raise PaymentRefused(outcome.refused)
@@ -163,24 +167,24 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id:
         # The webhook confirmed it first and its follow-ups are still running: make the link now
         # (idempotent: the first link written wins), so the success page can show it.
         await followups.run(svc, Followups(links=[confirmed.id]))
-        confirmed = await svc.tx(bookings.must_get, booking_id=confirmed.id)
+        confirmed = await svc.tx(lookup.must_get, booking_id=confirmed.id)
     return confirmed
 
 
 def fulfil_in_tx(session: Session, *, svc: Services, checkout: Checkout, actor: str, now: datetime) -> Outcome:
-    """`bookings.service.fulfil` and, in the same transaction, an instant meeting link (the one
+    """`bookings.settling.fulfil` and, in the same transaction, an instant meeting link (the one
     fulfilment every path runs: success page, jobs, bulk settlement)."""
-    outcome = bookings.fulfil(session, checkout=checkout, actor=actor, platform=svc.terms, now=now)
+    outcome = settling.fulfil(session, checkout=checkout, actor=actor, platform=svc.terms, now=now)
     outcome.followups = followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
     return outcome
 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
-    """The one fulfilment (`bookings.service.fulfil`), then its follow-ups; the booking re-read."""
+    """The one fulfilment (`bookings.settling.fulfil`), then its follow-ups; the booking re-read."""
     outcome = await svc.tx(fulfil_in_tx, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     await followups.run(svc, outcome.followups)
     if outcome.booking is not None:
-        outcome.booking = await svc.tx(bookings.must_get, booking_id=outcome.booking.id)
+        outcome.booking = await svc.tx(lookup.must_get, booking_id=outcome.booking.id)
     return outcome
 
 
@@ -208,7 +212,7 @@ def settle_stale_checkout(
     if paid is not None:
         return fulfil_stale(svc, booking_id=booking_id, checkout=paid, now=now, job=job)
     return svc.tx_sync(
-        bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
+        settling.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
     )
 
 
@@ -218,7 +222,7 @@ def fulfil_stale(svc: Services, *, booking_id: uuid.UUID, checkout: Checkout, no
     money, it expires like an unpaid one. "confirmed", or e.g. "amount_mismatch, checkout_expired"."""
     kind = fulfil_sync(svc, checkout=checkout, actor=f"job:{job}").kind
     cancelled = svc.tx_sync(
-        bookings.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
+        settling.cancel_if_pending, booking_id=booking_id, reason=Reason.CHECKOUT_EXPIRED, actor=f"job:{job}", now=now
     )
     return kind if cancelled == "skipped" else f"{kind}, {cancelled}"
 
@@ -242,18 +246,18 @@ async def cancel_booking(
 ) -> Booking:
     """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per
     policy, `note` (optional: the canceller's reason) in its history and notices."""
-    booking = await svc.tx(bookings.get_for, user=user, booking_id=booking_id)
+    booking = await svc.tx(lookup.get_for, user=user, booking_id=booking_id)
     if booking.status == Status.PENDING:
         if user.role == Role.PARENT:
             return await cancel_payment(svc, parent=user, stripe_session_id=None, booking_id=booking.id)
-        return await withdraw_checkout(svc, booking=booking, reason=bookings.cancel_reason(user), actor=user.actor)
+        return await withdraw_checkout(svc, booking=booking, reason=cancelling.cancel_reason(user), actor=user.actor)
     if booking.status == Status.COMPLETED:
         raise BadRequest("A completed session cannot be cancelled")
     outcome = await svc.tx(
-        bookings.cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now(), note=note
+        cancelling.cancel_confirmed, user=user, booking_id=booking_id, settings=svc.settings, now=utc_now(), note=note
     )
     await followups.run(svc, outcome.followups)
-    return await svc.tx(bookings.must_get, booking_id=booking_id)
+    return await svc.tx(lookup.must_get, booking_id=booking_id)
 
 
 async def refund_as_admin(
@@ -263,10 +267,10 @@ async def refund_as_admin(
     transaction, then sent to Stripe (a failure is re-sent by reconcile). (booking, new): new is
     False when the form's key was used already (nothing more is refunded)."""
     outcome = await svc.tx(
-        bookings.refund_as_admin, admin=admin, booking_id=booking_id, amount=amount, note=note, key=key, now=utc_now()
+        cancelling.refund_as_admin, admin=admin, booking_id=booking_id, amount=amount, note=note, key=key, now=utc_now()
     )
     await followups.run(svc, outcome.followups)
-    return await svc.tx(bookings.must_get, booking_id=booking_id), outcome.kind == "refunded"
+    return await svc.tx(lookup.must_get, booking_id=booking_id), outcome.kind == OutcomeKind.REFUNDED
 
 
 async def cancel_as_admin(
@@ -277,9 +281,9 @@ async def cancel_as_admin(
     Confirmed one is cancelled and refunded as chosen, the refund sent after the commit."""
     if admin.role != Role.ADMIN:
         raise Forbidden("Only an admin chooses the refund")
-    note = bookings.check_note(note)
+    note = cancelling.check_note(note)
     refund = RefundChoice(refund)
-    booking = await svc.tx(bookings.must_get, booking_id=booking_id)
+    booking = await svc.tx(lookup.must_get, booking_id=booking_id)
     if booking.status == Status.PENDING:
         done = await withdraw_checkout(
             svc, booking=booking, reason=Reason.ADMIN_CANCELLED, actor=admin.actor, note=note
@@ -287,7 +291,7 @@ async def cancel_as_admin(
         # Recorded apart from the status move: Stripe's checkout.session.expired webhook may have
         # cancelled the booking first (actor: the event), and the admin's reason must not be lost.
         await svc.tx(
-            bookings.record_admin_action,
+            cancelling.record_admin_action,
             booking_id=booking_id,
             action="cancel",
             actor=admin.actor,
@@ -299,7 +303,7 @@ async def cancel_as_admin(
     if booking.status != Status.CONFIRMED:
         raise BadRequest(f"A {Status(booking.status).label} booking cannot be cancelled")
     outcome = await svc.tx(
-        bookings.cancel_as_admin,
+        cancelling.cancel_as_admin,
         admin=admin,
         booking_id=booking_id,
         refund=refund,
@@ -307,18 +311,18 @@ async def cancel_as_admin(
         settings=svc.settings,
         now=utc_now(),
     )
-    if outcome.kind != "cancelled":
+    if outcome.kind != OutcomeKind.CANCELLED:
         raise BadRequest("The booking changed meanwhile; reload and try again")
     await followups.run(svc, outcome.followups)
-    return await svc.tx(bookings.must_get, booking_id=booking_id)
+    return await svc.tx(lookup.must_get, booking_id=booking_id)
 
 
 async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, starts_at: datetime) -> Booking:
-    """Move a Confirmed booking to another time (one transaction: `bookings.service.reschedule`),
+    """Move a Confirmed booking to another time (one transaction: `bookings.rescheduling.reschedule`),
     then its meeting (a Google event is moved; a Jitsi room stays); the booking re-read."""
     try:
         moved = await svc.tx(
-            bookings.reschedule,
+            rescheduling.reschedule,
             user=user,
             booking_id=booking_id,
             starts_at=starts_at,
@@ -331,7 +335,7 @@ async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, st
         raise SlotTaken() from exc
     if moved.followups:
         await followups.run(svc, moved.followups)
-    return await svc.tx(bookings.must_get, booking_id=booking_id)
+    return await svc.tx(lookup.must_get, booking_id=booking_id)
 
 
 __all__ = [

@@ -11,12 +11,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from tutorbook.bookings import earnings, refunds
-from tutorbook.bookings.service import Followups
+from tutorbook.bookings.outcomes import Followups
 from tutorbook.clock import utc_now
-from tutorbook.flows.services import Services
+from tutorbook.flows.services import Services, in_thread
 from tutorbook.meetings import links, policy
 from tutorbook.meetings.base import MeetingError, MeetingLink, MeetingRequest
 from tutorbook.payments import gateway as gw
@@ -27,7 +26,7 @@ log = logging.getLogger("tutorbook.flows")
 async def run(svc: Services, followups: Followups) -> None:
     """Send refunds and make or delete meeting links, in a worker thread, never raising."""
     if followups:
-        await run_in_threadpool(run_sync, svc, followups)
+        await in_thread(run_sync, svc, followups)
 
 
 def run_sync(svc: Services, followups: Followups) -> None:

@@ -14,23 +14,28 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tutorbook import tracing
 from tutorbook.accounts.models import User
+from tutorbook.bookings import lifecycle, lists
 from tutorbook.bookings import repository as bookings
-from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.clock import as_utc
 from tutorbook.config import Settings
 from tutorbook.flows.services import Services
+from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
@@ -38,18 +43,25 @@ from tutorbook.notifications.mailer import DeliveryError, Permanent, SmtpMailer,
 from tutorbook.notifications.render import Mail, moment, money, when
 
 log = logging.getLogger("tutorbook.mail")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 LEASE = timedelta(minutes=5)
+# Recording that the SMTP server took a message, or giving back a batch the database lost mid-way,
+# while the database is away for a moment (a restart, a failover, a dropped connection): tried
+# again after these waits (~30 s in all) rather than left to the lease, which would send the
+# message again in 5 minutes and keep the batch waiting that long (tests/cluster/test_hosts.py,
+# drill 4).
+RECORD_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 LINK_POLL = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=6)
-REASONS = {
-    "parent_cancelled": "cancelled by the parent",
-    "teacher_cancelled": "cancelled by the teacher",
-    "admin_cancelled": "cancelled by the Tutorbook team",
-}
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
 NO_JOIN_LINK = ("cancelled.", "refund_issued.", "late_payment_refunded.")
-MOVED_BY = {"Parent": "moved by the parent", "Teacher": "moved by the teacher", "Admin": "moved by the Tutorbook team"}
+MOVED_BY: dict[str, str] = {
+    Role.PARENT: "moved by the parent",
+    Role.TEACHER: "moved by the teacher",
+    Role.ADMIN: "moved by the Tutorbook team",
+}
 
 
 @dataclass(frozen=True)
@@ -87,13 +99,21 @@ def deliver(
         return []
     ready: list[tuple[outbox.Claimed, Mail, EmailMessage]] = []
     results: list[tuple[uuid.UUID, str]] = []
-    for item in claimed:
-        with tracing.continued(item.trace_parent, "mail.compose", **_span_attributes(item)):
-            built = _build(svc, item=item, now=now)
-        if isinstance(built, str):
-            results.append((item.id, built))
-        else:
-            ready.append((item, *built))
+    try:
+        for item in claimed:
+            with tracing.continued(item.trace_parent, "mail.compose", **_span_attributes(item)):
+                built = _build(svc, item=item, now=now)
+            if isinstance(built, str):
+                results.append((item.id, built))
+            else:
+                ready.append((item, *built))
+    except DBAPIError as exc:  # the database went away mid-batch: give back what is not done yet
+        if _connection_lost(exc):
+            done = {nid for nid, _ in results}
+            for item in claimed:
+                if item.id not in done:
+                    _retrying(svc, outbox.release, item, now=now)
+        raise
     if not ready:
         return results
     if not settings.smtp_url:
@@ -116,7 +136,7 @@ def deliver(
                     except DeliveryError as exc:
                         results.append((item.id, _failed(svc, item, exc, now=now)))
                     else:
-                        svc.tx_sync(outbox.mark_sent, item, now=now, payload=_scrubbed(item))
+                        _record_sent(svc, item, now=now)
                         results.append((item.id, "sent"))
     except DeliveryError as exc:  # no connection: every message not yet answered waits
         done = {nid for nid, _ in results}
@@ -130,6 +150,28 @@ def deliver(
 def _span_attributes(item: outbox.Claimed) -> dict[str, str]:
     """What a mail span says of its notification (with tracing on; the address is left out)."""
     return {"notification_id": str(item.id), "mail_kind": item.kind}
+def _connection_lost(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+
+
+def _retrying(svc: Services, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn` in one transaction, tried again through a short loss of the database. The outbox's
+    marks are compare-and-sets on the claim: one that committed before its answer was lost is
+    not redone."""
+    for wait in (*RECORD_RETRY_S, None):
+        try:
+            return svc.tx_sync(fn, *args, **kwargs)
+        except DBAPIError as exc:
+            if wait is None or not _connection_lost(exc):
+                raise
+            log.warning("outbox not updated yet; trying again", extra={"error": str(exc)[:200], "wait_s": wait})
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _record_sent(svc: Services, item: outbox.Claimed, *, now: datetime) -> None:
+    """Mark `item` sent (the server took it), through a short loss of the database."""
+    _retrying(svc, outbox.mark_sent, item, now=now, payload=_scrubbed(item))
 
 
 def _release(svc: Services, items: list[outbox.Claimed], *, now: datetime) -> list[tuple[uuid.UUID, str]]:
@@ -238,7 +280,7 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
     if item.kind.startswith("confirmed.") and not booking.meeting_url:
         if now < item.created_at + timedelta(minutes=settings.mail_link_wait_minutes):
             return Wait(now + LINK_POLL, "waiting for the meeting link")
-    teacher_name, student_name = bookings.names_for(session, booking)
+    teacher_name, student_name = lists.names_for(session, booking)
     parent = session.get(User, booking.parent_id)
     zone, loc = user.time_zone or "UTC", user.locale
     refund = item.payload.get("refund")
@@ -260,8 +302,8 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "meeting_url": None if item.kind.startswith(NO_JOIN_LINK) else booking.meeting_url,
         "price": money(booking.price_amount, booking.currency),
         "refund": money(refund, booking.currency) if refund else None,
-        "cancelled_by": REASONS.get(item.payload.get("reason", ""), "cancelled"),
-        "cancelled_by_us": item.payload.get("reason") == "admin_cancelled",
+        "cancelled_by": lifecycle.reason_words(item.payload.get("reason")),
+        "cancelled_by_us": item.payload.get("reason") == Reason.ADMIN_CANCELLED,
         "checkout_url": booking.checkout_url or "",
         "held_until": moment(booking.checkout_expires_at, zone, loc) if booking.checkout_expires_at else "",
         "bookings_url": f"{public}/my-bookings",
@@ -329,12 +371,12 @@ def calendar_entry(
 def download(
     session: Session, *, booking: Booking, attendee: str, attendee_name: str, settings: Settings, now: datetime
 ) -> bytes:
-    """"Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
+    """ "Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
     the booking's UID and current SEQUENCE), so a calendar takes it as that same event and every
     later update or cancellation by email replaces it, never a second event beside it."""
     entry = calendar_entry(
         booking,
-        names=bookings.names_for(session, booking),
+        names=lists.names_for(session, booking),
         sequence=bookings.version(session, booking.id),
         cancelled=booking.status == Status.CANCELLED,
         settings=settings,
@@ -391,34 +433,3 @@ def _moment(at: datetime, zone: str) -> str:
 
 def _address(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in sender else sender.strip()
-
-
-# -- the calendar feed -------------------------------------------------------------------
-
-
-def feed_url(settings: Settings, secret: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/calendar/{secret}.ics"
-
-
-FEED_HISTORY = timedelta(days=90)
-
-
-def feed(session: Session, *, secret: str, settings: Settings, now: datetime) -> bytes | None:
-    """The iCalendar feed the secret opens (None when unknown or revoked): the user's paid
-    sessions from 90 days back, with the same UIDs as the invites."""
-    user = notices.calendar_owner(session, secret=secret)
-    if user is None:
-        return None
-    entries = [
-        calendar_entry(
-            booking,
-            names=bookings.names_for(session, booking),
-            sequence=bookings.version(session, booking.id),
-            cancelled=booking.status == Status.CANCELLED,
-            settings=settings,
-        )
-        for booking in bookings.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
-    ]
-    return calendar.feed(
-        entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
-    )

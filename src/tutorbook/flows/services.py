@@ -1,32 +1,36 @@
-"""The long-lived collaborators a use case needs, built once per process, and the one way a
-use case runs in a transaction.
+"""The long-lived collaborators a use case needs, built once per process, and the three doors
+into the database.
 
-A use case is a sync function `fn(session, *, ...)` doing one transaction's work. It runs in
-`Database.session_scope()` (commit on success, roll back on error): from async code through
-`await services.tx(fn, ...)` (on a worker thread, so the event loop never waits on the
-database), from sync code (jobs, CLI, follow-ups) through `services.tx_sync(fn, ...)`. A sync
-route gets the same scope as its `DbSession` dependency (`tutorbook.api.deps`).
+A use case is a sync function `fn(session, *, ...)` doing one transaction's work. Routes, pages,
+jobs and the CLI run it through one of three doors: `await services.tx(fn, ...)` (a write
+transaction, from async code), `await services.read(fn, ...)` (a read, with a `ReadSession` that
+refuses to write), `services.tx_sync(fn, ...)` (a write transaction from sync code: jobs, the CLI,
+follow-ups). The cheaper paths of the hot writes (one statement, the coalescer) are hints to the
+write door (`tutorbook.db.doors`), not doors of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Concatenate, ParamSpec, TypeVar
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import anyio.to_thread
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from tutorbook import meetings
 from tutorbook.accounts.security import password_hasher
 from tutorbook.accounts.throttle import LoginThrottle
 from tutorbook.bookings.availability import WeekCache
 from tutorbook.config import Settings
-from tutorbook.db import Database
+from tutorbook.db import Database, ReadOnlySessionError, ReadSession
+from tutorbook.db.doors import BatchWrite, Hinted, WritePath
 from tutorbook.meetings.base import MeetingProvider
 from tutorbook.metrics import Metrics
 from tutorbook.payments.gateway import StripeGateway
+from tutorbook.payments.port import PaymentGateway
 from tutorbook.teachers.listing import ListCache
 from tutorbook.teachers.policy import Terms
 
@@ -34,11 +38,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` on one of anyio's worker threads (its default limiter, 40 threads,
+    as Starlette's run_in_threadpool, which does the same), awaited from the event loop."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
 @dataclass
 class Services:
     settings: Settings
     db: Database
-    gateway: StripeGateway
+    gateway: PaymentGateway  # StripeGateway; a fake in the service-level tests (tests/service)
     meetings: MeetingProvider
     meetings_fallback: MeetingProvider
     hasher: PasswordHash
@@ -55,42 +65,63 @@ class Services:
         return Terms.platform(self.settings)
 
     async def tx(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(session, **kwargs)` in one transaction: on PostgreSQL on the event loop through
-        the asyncio engine (`AsyncSession.run_sync`: the same sync ORM code, on greenlets, with
-        no thread hop); on SQLite (or with TUTORBOOK_DB_ASYNC off) on a worker thread."""
-        if not self.db.is_async:
-            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
-        async with self.db.async_scope() as session:
-            return await session.run_sync(fn, *args, **kwargs)
-
-    async def statement(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(session, **kwargs)`, a use case that sends exactly one statement (atomic on its
-        own): on PostgreSQL without BEGIN and COMMIT around it; otherwise as `tx`."""
-        return await self._autocommit(fn, *args, **kwargs)
-
-    async def read(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(session, **kwargs)`, a use case that only reads: on PostgreSQL in autocommit,
-        without BEGIN and COMMIT. Each statement then sees the data committed when it starts,
-        which is what READ COMMITTED (PostgreSQL's default, ours) gives every statement of a
-        transaction too; so reads lose nothing and save two round trips. Otherwise as `tx`."""
-        return await self._autocommit(fn, *args, **kwargs)
-
-    async def _autocommit(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if not self.db.is_async:
-            return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+        """The write door: run `fn(session, *args, **kwargs)` in one transaction (commit on success,
+        roll back on error). On PostgreSQL on the event loop through the asyncio engine
+        (`AsyncSession.run_sync`: the same sync ORM code on greenlets, no thread hop); on SQLite (or
+        with TUTORBOOK_DB_ASYNC off) on a worker thread, behind `Database.sync_slot`. A `Hinted`
+        use case (`tutorbook.db.doors`) may take a cheaper path: one statement without BEGIN and
+        COMMIT, coalesced with its neighbours, or a worker thread for CPU-bound work."""
+        hint = fn if isinstance(fn, Hinted) else None
+        if not self.db.is_async or (hint is not None and hint.path is WritePath.THREAD):
+            return await self._on_thread(self.tx_sync, fn, *args, **kwargs)
+        if hint is None:
+            async with self.db.async_scope() as session:
+                return await session.run_sync(fn, *args, **kwargs)
+        if hint.batch is not None and not args:
+            coalescer = self.db.coalescer(hint.name, partial(self._write_batch, hint.batch))
+            answer: T = await coalescer.submit(kwargs)
+            return answer
         async with self.db.async_statement_scope() as session:
             return await session.run_sync(fn, *args, **kwargs)
 
-    async def tx_in_thread(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`tx` on a worker thread whatever the database: for a use case that spends CPU outside
-        the database (hashing a password: tens of milliseconds), which on the event loop would
-        hold up every other request meanwhile."""
-        return await run_in_threadpool(self.tx_sync, fn, *args, **kwargs)
+    async def read(self, fn: Callable[Concatenate[ReadSession, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """The read door: run `fn(session, *args, **kwargs)` with a `ReadSession`, which refuses to
+        write. On PostgreSQL in autocommit, without BEGIN and COMMIT: each statement sees the
+        data committed when it starts, which is what READ COMMITTED (PostgreSQL's default, ours)
+        gives every statement of a transaction too; so reads lose nothing and save two round
+        trips. A use case that needs one snapshot across its statements uses `tx`. Otherwise on
+        a worker thread, as `tx`."""
+        if not self.db.is_async:
+            return await self._on_thread(self._read_sync, fn, *args, **kwargs)
+        async with self.db.async_read_scope() as session:
+            return await session.run_sync(_as_read, fn, *args, **kwargs)
 
     def tx_sync(self, fn: Callable[Concatenate[Session, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(session, **kwargs)` in one transaction."""
+        """The sync door (jobs, the CLI, follow-ups): run `fn(session, *args, **kwargs)` in one
+        transaction on the calling thread."""
         with self.db.session_scope() as session:
             return fn(session, *args, **kwargs)
+
+    def _read_sync(self, fn: Callable[Concatenate[ReadSession, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`read` for the read door's thread path: `fn` in one transaction with a `ReadSession`."""
+        with self.db.session_scope(read_only=True) as session:
+            return _as_read(session, fn, *args, **kwargs)
+
+    async def _on_thread(self, door: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        # Behind a place among the sync pool's connections, waited for on the event loop (503 after
+        # the pool timeout), so no request holds a worker thread waiting for a connection (issue #33).
+        async with self.db.sync_slot():
+            return await in_thread(door, *args, **kwargs)
+
+    async def _write_batch(self, batch: BatchWrite[T], calls: list[dict[str, Any]]) -> list[T]:
+        async with self.db.async_connection() as conn:
+            return await batch(conn, calls)
+
+
+def _as_read(session: Session, fn: Callable[Concatenate[ReadSession, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    if not isinstance(session, ReadSession):
+        raise ReadOnlySessionError("the read door's session is a ReadSession")
+    return fn(session, *args, **kwargs)
 
 
 def open_database(settings: Settings) -> Database:

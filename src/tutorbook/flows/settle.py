@@ -6,7 +6,7 @@ refuses, then a transaction) costs one or two Stripe calls each, 0.6 s a booking
 typical 300 ms. Here Stripe's list endpoint is asked instead, 100 sessions a page, for the
 sessions created over the bookings' creation times (`creation_windows`), one status at a time:
 
-- complete and paid: fulfilled through the one `bookings.service.fulfil`, a batch per
+- complete and paid: fulfilled through the one `bookings.settling.fulfil`, a batch per
   transaction; a payment that cannot pay for its booking is refunded by it, and a booking still
   Pending afterwards expires like an unpaid one (as the per-row path does);
 - expired, or complete and unpaid: cancelled `checkout_expired`, a batch per transaction;
@@ -35,11 +35,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import settling
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.repository import StaleRow
-from tutorbook.bookings.service import Followups, Outcome
+from tutorbook.bookings.outcomes import Followups, Outcome
+from tutorbook.bookings.queries import StaleRow
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups
@@ -240,7 +240,7 @@ class _Settlement:
 
     def _cancel_pending(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         return self.svc.tx_sync(
-            bookings.cancel_many_if_pending,
+            settling.cancel_many_if_pending,
             booking_ids=ids,
             reason=Reason.CHECKOUT_EXPIRED,
             actor=self.actor,

@@ -5,14 +5,14 @@ there (an instant meeting link); the follow-ups that call out are the caller's t
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings.service import Outcome
+from tutorbook.bookings.outcomes import Outcome
 from tutorbook.clock import utc_now
-from tutorbook.db import Database
+from tutorbook.db.doors import one_statement
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.payments import webhooks
@@ -24,9 +24,12 @@ def _handle(session: Session, *, svc: Services, event: dict[str, Any], now: date
     return outcome
 
 
-async def _record_ignored(db: Database, events: list[dict[str, Any]]) -> list[Outcome]:
-    async with db.async_connection() as conn:
-        return await webhooks.record_ignored_many(conn, events, now=utc_now())
+async def _record_ignored_many(conn: AsyncConnection, calls: list[dict[str, Any]]) -> list[Outcome]:
+    return await webhooks.record_ignored_many(conn, [call["event"] for call in calls], now=utc_now())
+
+
+# One INSERT; on PostgreSQL the events that wait while one is written share the next (a Coalescer).
+_RECORD_IGNORED = one_statement(webhooks.record_ignored, batch=_record_ignored_many)
 
 
 async def receive(svc: Services, event: dict[str, Any]) -> Outcome:
@@ -37,8 +40,5 @@ async def receive(svc: Services, event: dict[str, Any]) -> Outcome:
     and go in the next, as one statement (`Coalescer`); so under load the database's round
     trip and the driver's work are paid once per batch, not per event."""
     if not webhooks.acts_on(event):
-        if svc.db.is_async:
-            inbox = svc.db.coalescer("stripe_events.ignored", partial(_record_ignored, svc.db))
-            return await inbox.submit(event)
-        return await svc.statement(webhooks.record_ignored, event=event, now=utc_now())
+        return await svc.tx(_RECORD_IGNORED, event=event, now=utc_now())
     return await svc.tx(_handle, svc=svc, event=event, now=utc_now())

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from tutorbook.db import Database
+
 UNCLAIMED = frozenset({"mail"})
 
 _SEED = sa.text(
@@ -38,7 +40,7 @@ class Turn:
     wait_s: float
 
 
-def claim(db, *, job: str, every: float) -> Turn:
+def claim(db: Database, *, job: str, every: float) -> Turn:
     """Claim this interval of `job` (every `every` seconds); on SQLite always won."""
     if db.is_sqlite or job in UNCLAIMED:
         return Turn(True, every)

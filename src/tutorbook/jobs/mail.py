@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.flows import mail as mail_flow
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import JobResult, Progress
@@ -22,7 +22,7 @@ def reminders(svc: Services, *, now: datetime, dry_run: bool = False, progress: 
         return result
     start = now
     while True:
-        added, batch = svc.tx_sync(bookings.remind, now=now, start=start, limit=REMINDER_BATCH)
+        added, batch = svc.tx_sync(reporting.remind, now=now, start=start, limit=REMINDER_BATCH)
         for booking in batch:
             result.add(booking.id, "seen")
         if added:

@@ -4,6 +4,7 @@ come from here, so they are the same whichever process (serve, worker) ran the j
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,9 +23,9 @@ class JobRunRecord(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ok: Mapped[bool] = mapped_column(sa.Boolean)
-    counts: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     # Reconcile's findings (items with a kind), as JobResult.to_dict() gives them.
-    findings: Mapped[list] = mapped_column(sa.JSON, default=list)
+    findings: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     error: Mapped[str | None] = mapped_column(sa.String(500))
 
 

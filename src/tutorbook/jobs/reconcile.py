@@ -6,7 +6,7 @@ A mismatch is one of:
 - pending_but_expired: the checkout expired at Stripe, the booking is still Pending -> Cancelled;
 - amount_mismatch, currency_mismatch, other_checkout: Stripe says paid, but not the booking's
   price, not in its currency, or not through its own checkout, and no refund is recorded yet ->
-  refunded in full, the booking left as it was (bookings.service.fulfil);
+  refunded in full, the booking left as it was (bookings.settling.fulfil);
 - paid_without_booking: Stripe says paid and no booking matches -> reported;
 - unpaid_at_stripe: the booking counts as paid, Stripe says unpaid -> reported;
 - refund_pending: a refund Stripe has not accepted yet -> sent again (same idempotency key),
@@ -27,15 +27,16 @@ Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are c
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, refunds
+from tutorbook.bookings import earnings, refunds, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
 from tutorbook.bookings.models import Booking, Refund
@@ -60,7 +61,7 @@ class Mismatch:
 
 
 def reconcile(
-    svc,
+    svc: Services,
     *,
     now: datetime,
     dry_run: bool = False,
@@ -72,22 +73,20 @@ def reconcile(
     result = JobResult("reconcile", dry_run=dry_run, progress=progress)
     since = since or now - timedelta(hours=svc.settings.reconcile_lookback_hours)
     checkouts = _ours(svc.gateway.list_checkouts_sync(created_since=since), progress)
-    with svc.db.session_scope() as session:
-        mismatches = find_mismatches(session, checkouts)
+    mismatches = svc.tx_sync(find_mismatches, checkouts)
     for m in mismatches:
         work = (lambda m=m: m.kind) if dry_run else (lambda m=m: _repair(svc, m, now=now))
         result.attempt(m.booking_id, work, kind=m.kind, checkout_id=m.checkout.id)
     _retry_refunds(svc, result, now=now, dry_run=dry_run)
     _check_connect(svc, result, now=now, since=since, dry_run=dry_run)
-    with svc.db.session_scope() as session:
-        reported = {i.refund_id for i in result.items if i.kind == "refund_failed"}
-        for refund in _failed_refunds(session, since=since):
-            if refund.id not in reported:
-                result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
+    reported = {i.refund_id for i in result.items if i.kind == "refund_failed"}
+    for refund in svc.tx_sync(_failed_refunds, since=since):
+        if refund.id not in reported:
+            result.add(refund.session_id, "reported", kind="refund_failed", refund_id=refund.id)
     return result
 
 
-def _ours(listing, progress: Progress | None) -> list[Checkout]:
+def _ours(listing: Iterable[Checkout], progress: Progress | None) -> list[Checkout]:
     out = []
     for n, checkout in enumerate(listing, 1):
         if (checkout.metadata or {}).get("type") == CHECKOUT_TYPE:
@@ -117,7 +116,7 @@ def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
     if c.paid:
         if booking is None:
             return "paid_without_booking"
-        problem = bookings.payment_problem(booking, c)
+        problem = settling.payment_problem(booking, c)
         if problem is not None:
             refunded = c.payment_intent is None or refunds.has_payment_refund(session, payment_intent=c.payment_intent)
             return None if refunded else problem.value
@@ -163,11 +162,7 @@ def _repair(svc: Services, m: Mismatch, *, now: datetime) -> str:
 
 
 def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: bool) -> None:
-    with svc.db.session_scope() as session:
-        stuck = [
-            (refund_id, session.get_one(Refund, refund_id).session_id)
-            for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
-        ]
+    stuck = svc.tx_sync(_stuck_refunds, now=now)
     for refund_id, booking_id in stuck:
         status = refunds.PENDING if dry_run else followups.send_refund(svc, refund_id=refund_id)
         if status == refunds.PENDING:
@@ -176,6 +171,13 @@ def _retry_refunds(svc: Services, result: JobResult, *, now: datetime, dry_run: 
             result.add(booking_id, "refund_failed", kind="refund_failed", refund_id=refund_id)
         else:
             result.add(booking_id, f"refund_{status}", refund_id=refund_id)
+
+
+def _stuck_refunds(session: Session, *, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [
+        (refund_id, session.get_one(Refund, refund_id).session_id)
+        for refund_id in refunds.pending_ids(session, older_than=now - REFUND_GRACE, limit=500)
+    ]
 
 
 def _failed_refunds(session: Session, *, since: datetime) -> list[Refund]:
@@ -188,12 +190,17 @@ def _fee_of(session: Session, booking_id: uuid.UUID) -> int | None:
     return booking.platform_fee_amount if booking else None
 
 
+def _splits_to_check(
+    session: Session, *, since: datetime
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, Any], dict[uuid.UUID, int | None]]:
+    missing = earnings.missing_splits(session)
+    todo = dict.fromkeys(missing + earnings.refunded_destination_charges(session, since=since))
+    reads = {booking_id: earnings.split_to_read(session, booking_id=booking_id) for booking_id in todo}
+    return missing, reads, {booking_id: _fee_of(session, booking_id) for booking_id in todo}
+
+
 def _check_connect(svc: Services, result: JobResult, *, now: datetime, since: datetime, dry_run: bool) -> None:
-    with svc.db.session_scope() as session:
-        missing = earnings.missing_splits(session)
-        todo = dict.fromkeys(missing + earnings.refunded_destination_charges(session, since=since))
-        reads = {booking_id: earnings.split_to_read(session, booking_id=booking_id) for booking_id in todo}
-        fees = {booking_id: _fee_of(session, booking_id) for booking_id in todo}
+    missing, reads, fees = svc.tx_sync(_splits_to_check, since=since)
     for booking_id, read in reads.items():
         if read is None:
             continue

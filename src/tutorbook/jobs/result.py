@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("tutorbook.jobs")
 
@@ -25,7 +26,7 @@ class Item:
     checkout_id: str | None = None
     refund_id: uuid.UUID | str | None = None  # ours, or Stripe's (re_…) for a Connect finding
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "bookingId": str(self.booking_id) if self.booking_id else None,
             "outcome": self.outcome,
@@ -42,7 +43,7 @@ class JobResult:
     items: list[Item] = field(default_factory=list)
     progress: Progress | None = field(default=None, repr=False)
 
-    def add(self, booking_id: uuid.UUID | None, outcome: str, **detail) -> Item:
+    def add(self, booking_id: uuid.UUID | None, outcome: str, **detail: Any) -> Item:
         """Record (and log) one handled booking: at INFO when someone may have to look (a
         reconcile finding, an error, Stripe unavailable), else at DEBUG. A routine move is in the
         booking's history already (actor `job:<name>`), and 100,000 INFO lines cost seconds."""
@@ -60,7 +61,7 @@ class JobResult:
             self.progress("handled", len(self.items))
         return item
 
-    def attempt(self, booking_id: uuid.UUID | None, work: Callable[[], str], **detail) -> Item:
+    def attempt(self, booking_id: uuid.UUID | None, work: Callable[[], str], **detail: Any) -> Item:
         """Record the outcome of `work()`; an exception is logged as outcome "error", so one
         bad booking does not stop the run (the next run tries it again)."""
         try:
@@ -84,7 +85,7 @@ class JobResult:
         """Findings this run could not repair (an operator has to look)."""
         return [i for i in self.mismatches if i.outcome in UNSETTLED]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "job": self.job,
             "dryRun": self.dry_run,

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tutorbook.flows.services import Services
 from tutorbook.jobs.models import JobRunRecord
 from tutorbook.jobs.result import JobResult
 
@@ -20,29 +21,37 @@ OVERDUE_INTERVALS = 3
 
 
 def record(
-    db, *, job: str, started_at: datetime, finished_at: datetime, result: JobResult | None, error: str | None
+    svc: Services,
+    *,
+    job: str,
+    started_at: datetime,
+    finished_at: datetime,
+    result: JobResult | None,
+    error: str | None,
 ) -> None:
     """Keep one run (and drop this job's runs older than a week); never raises: a job that did
     its work must not fail because its record could not be written."""
     findings = [i.to_dict() for i in result.mismatches] if result is not None else []
+    run = JobRunRecord(
+        job=job,
+        started_at=started_at,
+        finished_at=finished_at,
+        ok=error is None,
+        counts=result.counts() if result is not None else {},
+        findings=findings,
+        error=error[:500] if error else None,
+    )
     try:
-        with db.session_scope() as session:
-            session.add(
-                JobRunRecord(
-                    job=job,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                    ok=error is None,
-                    counts=result.counts() if result is not None else {},
-                    findings=findings,
-                    error=error[:500] if error else None,
-                )
-            )
-            session.execute(
-                sa.delete(JobRunRecord).where(JobRunRecord.job == job, JobRunRecord.finished_at < finished_at - KEEP)
-            )
+        svc.tx_sync(_keep, run=run)
     except Exception:
         log.exception("job run not recorded", extra={"job": job})
+
+
+def _keep(session: Session, *, run: JobRunRecord) -> None:
+    session.add(run)
+    session.execute(
+        sa.delete(JobRunRecord).where(JobRunRecord.job == run.job, JobRunRecord.finished_at < run.finished_at - KEEP)
+    )
 
 
 def last_runs(session: Session, names: list[str]) -> dict[str, JobRunRecord | None]:

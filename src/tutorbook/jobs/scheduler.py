@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from tutorbook import jobs
 from tutorbook.clock import utc_now
+from tutorbook.flows.services import Services
 from tutorbook.jobs import claims, wakeup
 from tutorbook.metrics import METRICS, Metrics
 
@@ -33,10 +34,10 @@ CLAIM_SLACK_S = 0.05
 
 
 class Scheduler:
-    def __init__(self, svc, *, metrics: Metrics, names: list[str] | None = None):
+    def __init__(self, svc: Services, *, metrics: Metrics, names: list[str] | None = None):
         self.svc, self.metrics = svc, metrics
         self.names = names if names is not None else list(jobs.JOBS)
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         # Set at stop(): the mail job gives back the messages it claimed and has not sent yet.
         self.stopping = threading.Event()
         # Jobs that a NOTIFY wakes before their interval is up (mail, on PostgreSQL).
@@ -109,12 +110,12 @@ class Scheduler:
         log.info("scheduler stopped")
 
 
-def start(svc, *, metrics: Metrics | None = None, names: list[str] | None = None) -> Scheduler:
+def start(svc: Services, *, metrics: Metrics | None = None, names: list[str] | None = None) -> Scheduler:
     """Start the schedule (of `names`, default every job) in the running event loop; `await .stop()` at shutdown."""
     return Scheduler(svc, metrics=metrics or METRICS, names=names).start()
 
 
-async def run_forever(svc, *, metrics: Metrics | None = None, names: list[str] | None = None) -> None:
+async def run_forever(svc: Services, *, metrics: Metrics | None = None, names: list[str] | None = None) -> None:
     """The worker: the schedule until SIGINT or SIGTERM."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,11 +15,12 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import throttle
-from tutorbook.bookings import lifecycle
+from tutorbook.bookings import lifecycle, queries, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import Booking
+from tutorbook.config import Settings
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups, settle
 from tutorbook.flows.services import Services
@@ -39,7 +40,7 @@ EXPIRE_BATCH = 1000
 UNOPENED_MARGIN = timedelta(seconds=60)
 
 
-def unopened_grace(settings) -> timedelta:
+def unopened_grace(settings: Settings) -> timedelta:
     """How long a booking may wait for its checkout before the expire job cancels it."""
     attempts = settings.stripe_max_network_retries + 1
     return timedelta(seconds=settings.stripe_timeout_seconds * (attempts + 1)) + UNOPENED_MARGIN
@@ -51,7 +52,7 @@ def actor(job: str) -> str:
 
 def cancel_pending(session: Session, *, booking_id: uuid.UUID, reason: Reason, job: str, now: datetime) -> str:
     """Pending -> Cancelled as a compare-and-set; "skipped" when the booking moved meanwhile."""
-    return bookings.cancel_if_pending(session, booking_id=booking_id, reason=reason, actor=actor(job), now=now)
+    return settling.cancel_if_pending(session, booking_id=booking_id, reason=reason, actor=actor(job), now=now)
 
 
 def fulfil_paid(svc: Services, *, checkout: Checkout, job: str, now: datetime) -> str:
@@ -69,12 +70,10 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
     have opened one is surely over (unopened_grace)."""
     result = JobResult("expire", dry_run=dry_run, progress=progress)
     grace = unopened_grace(svc.settings)
-    linked: list[repo.StaleRow] = []
+    linked: list[queries.StaleRow] = []
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            rows = repo.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
-            unlinked = _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
+        rows, unlinked = svc.tx_sync(_stale_batch, now=now, grace=grace, after=after, dry_run=dry_run)
         for row in rows:
             if row.checkout_id is None:
                 result.add(row.id, unlinked[row.id])
@@ -87,13 +86,22 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
     return result
 
 
-def _cancel_unlinked(session: Session, *, rows: list[repo.StaleRow], now: datetime, dry_run: bool) -> dict:
+def _stale_batch(
+    session: Session, *, now: datetime, grace: timedelta, after: uuid.UUID | None, dry_run: bool
+) -> tuple[list[queries.StaleRow], dict[uuid.UUID, str]]:
+    rows = queries.stale_pending(session, now=now, unopened_before=now - grace, limit=EXPIRE_BATCH, after=after)
+    return rows, _cancel_unlinked(session, rows=rows, now=now, dry_run=dry_run)
+
+
+def _cancel_unlinked(
+    session: Session, *, rows: list[queries.StaleRow], now: datetime, dry_run: bool
+) -> dict[uuid.UUID, str]:
     """Crashed between reserve and Stripe: no checkout to close, so cancel under the batch lock,
     all of the batch's in one compare-and-set UPDATE."""
     ids = [row.id for row in rows if row.checkout_id is None]
     if dry_run:
         return dict.fromkeys(ids, "would_cancel")
-    moved = bookings.cancel_many_if_pending(
+    moved = settling.cancel_many_if_pending(
         session, booking_ids=ids, reason=Reason.CHECKOUT_FAILED, actor=actor("expire"), now=now
     )
     return {b: (Reason.CHECKOUT_FAILED.value if b in moved else "skipped") for b in ids}
@@ -107,19 +115,24 @@ def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: P
     result = JobResult("complete", dry_run=dry_run, progress=progress)
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            batch = repo.ended_confirmed(session, now=now, limit=BATCH, after=after)
-            for booking in batch:
-                result.add(
-                    booking.id,
-                    "would_complete" if dry_run else _complete(session, booking, now=now),
-                )
+        batch = svc.tx_sync(_complete_batch, now=now, after=after, dry_run=dry_run)
+        for booking_id, outcome in batch:
+            result.add(booking_id, outcome)
         if len(batch) < BATCH:
             return result
-        after = batch[-1].id
+        after = batch[-1][0]
 
 
-def _complete(session: Session, booking, *, now: datetime) -> str:
+def _complete_batch(
+    session: Session, *, now: datetime, after: uuid.UUID | None, dry_run: bool
+) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (booking.id, "would_complete" if dry_run else _complete(session, booking, now=now))
+        for booking in queries.ended_confirmed(session, now=now, limit=BATCH, after=after)
+    ]
+
+
+def _complete(session: Session, booking: Booking, *, now: datetime) -> str:
     change = lifecycle.complete(
         Status.CONFIRMED, now=now, starts_at=booking.starts_at, ends_at=booking.ends_at, by_job=True
     )
@@ -135,9 +148,7 @@ def meeting_links(
     """Create missing meeting links for Confirmed bookings whose next attempt is due (backoff),
     and move the meetings that could not follow their booking to its new time (one try a run)."""
     result = JobResult("meeting-links", dry_run=dry_run, progress=progress)
-    with svc.db.session_scope() as session:
-        due = links.due_ids(session, now=now, limit=BATCH)
-        unmoved = links.moves_due(session, now=now, limit=BATCH)
+    due, unmoved = svc.tx_sync(_links_due, now=now)
     for booking_id in due:
         if dry_run:
             result.add(booking_id, "would_create")
@@ -151,6 +162,10 @@ def meeting_links(
     return result
 
 
+def _links_due(session: Session, *, now: datetime) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    return links.due_ids(session, now=now, limit=BATCH), links.moves_due(session, now=now, limit=BATCH)
+
+
 # -- purge -------------------------------------------------------------------------------
 
 
@@ -160,17 +175,21 @@ def purge(svc: Services, *, now: datetime, dry_run: bool = False, progress: Prog
     than the login throttle's window (not counted in the result: they are not bookings)."""
     result = JobResult("purge", dry_run=dry_run, progress=progress)
     if not dry_run:
-        with svc.db.session_scope() as session:
-            throttle.forget_stale(session, before=now - timedelta(seconds=svc.settings.login_window_seconds))
+        svc.tx_sync(throttle.forget_stale, before=now - timedelta(seconds=svc.settings.login_window_seconds))
     before = now - timedelta(days=svc.settings.purge_retention_days)
     after = None
     while True:
-        with svc.db.session_scope() as session:
-            ids = repo.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
-            deleted = set(ids if dry_run else repo.delete_never_paid(session, ids=ids, before=before))
+        ids, deleted = svc.tx_sync(_purge_batch, before=before, after=after, dry_run=dry_run)
         for booking_id in ids:
             gone = "would_delete" if dry_run else "deleted"
             result.add(booking_id, gone if booking_id in deleted else "skipped")
         if len(ids) < BATCH * 5:
             return result
         after = ids[-1]
+
+
+def _purge_batch(
+    session: Session, *, before: datetime, after: uuid.UUID | None, dry_run: bool
+) -> tuple[list[uuid.UUID], set[uuid.UUID]]:
+    ids = queries.purgeable_ids(session, before=before, limit=BATCH * 5, after=after)
+    return ids, set(ids if dry_run else queries.delete_never_paid(session, ids=ids, before=before))

@@ -3,7 +3,9 @@ connection (TUTORBOOK_DATABASE_DIRECT_URL: LISTEN does not survive a transaction
 which hands each transaction a different server connection). Enqueuing a notification NOTIFYs in
 the same transaction (notifications/repository.py), so the worker hears of it when it commits.
 Polling on the job's interval stays as the fallback: a lost connection, a NOTIFY missed while
-reconnecting, or a notice that became due later are all found by the next poll.
+reconnecting, or a notice that became due later are all found by the next poll. A connection
+gone silent (a partition) is noticed within half a minute by libpq's TCP settings (db.TCP_SETTINGS),
+then listened again.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import asyncio
 import logging
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
+from tutorbook.db import TCP_SETTINGS
 from tutorbook.notifications.repository import CHANNEL
 
 log = logging.getLogger("tutorbook.jobs")
@@ -31,7 +35,8 @@ async def listen(url: str, wake: asyncio.Event) -> None:
     backoff = RECONNECT_S[0]
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+            conninfo = make_conninfo(libpq_url(url), **TCP_SETTINGS)
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 log.info("listening for new mail", extra={"channel": CHANNEL})
                 backoff = RECONNECT_S[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from tutorbook.meetings.base import (
     MeetingError,
@@ -30,7 +31,7 @@ def provider_from_config(
     *,
     provider: str = "jitsi",
     jitsi_base_url: str = "https://meet.jit.si",
-    google: dict | None = None,
+    google: dict[str, Any] | None = None,
 ) -> MeetingProvider:
     """Return the configured provider; `google` holds GoogleMeetProvider's keyword arguments."""
     if provider == "jitsi":

@@ -47,18 +47,21 @@ def stable_id(booking_id: str) -> str:
     return hashlib.sha256(f"tutorbook-booking:{booking_id}".encode()).hexdigest()[:32]
 
 
-def meet_url(event: dict) -> str | None:
+def meet_url(event: dict[str, Any]) -> str | None:
     """Return the Meet link of an event: the `video` entry point, else `hangoutLink`."""
     for entry in event.get("conferenceData", {}).get("entryPoints", []):
         if entry.get("entryPointType") == "video" and entry.get("uri"):
-            return entry["uri"]
-    return event.get("hangoutLink")
+            uri: str = entry["uri"]
+            return uri
+    link: str | None = event.get("hangoutLink")
+    return link
 
 
-def conference_status(event: dict) -> str:
+def conference_status(event: dict[str, Any]) -> str:
     """Return the conference create status: pending, success or failure."""
     request = event.get("conferenceData", {}).get("createRequest", {})
-    return request.get("status", {}).get("statusCode", "pending")
+    status: str = request.get("status", {}).get("statusCode", "pending")
+    return status
 
 
 class GoogleMeetProvider:
@@ -189,7 +192,7 @@ class GoogleMeetProvider:
             body["attendees"] = [{"email": request.parent_email}]
         return body
 
-    def _await_link(self, events: Any, calendar: str, event: dict) -> str:
+    def _await_link(self, events: Any, calendar: str, event: dict[str, Any]) -> str:
         delays = iter(self.poll_delays)
         while True:
             if event.get("status") == "cancelled":
@@ -263,7 +266,7 @@ class GoogleMeetProvider:
     def _service_account_credentials(self, subject: str, *, scope: str = SCOPE) -> Any:
 
         try:
-            return service_account.Credentials.from_service_account_file(
+            return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]  # google-auth has no types here
                 self.service_account_file, scopes=[scope], subject=subject
             )
         except (OSError, ValueError) as exc:
@@ -273,7 +276,7 @@ class GoogleMeetProvider:
 
     def _oauth_credentials(self, refresh_token: str, *, scope: str = SCOPE) -> Any:
 
-        return Credentials(
+        return Credentials(  # type: ignore[no-untyped-call]  # google-auth's constructor has no types
             None,
             refresh_token=refresh_token,
             token_uri=TOKEN_URI,
@@ -283,7 +286,7 @@ class GoogleMeetProvider:
         )
 
 
-def _busy_of(answer: dict, calendar_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+def _busy_of(answer: dict[str, Any], calendar_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
     """The busy times of a free/busy answer; a calendar Google could not read raises, naming it."""
     out = []
     calendars = answer.get("calendars", {})

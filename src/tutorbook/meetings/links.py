@@ -29,7 +29,7 @@ log = logging.getLogger("tutorbook.meetings")
 STOPPED = "stopped:"
 
 
-def needs_link():
+def needs_link() -> sa.ColumnElement[bool]:
     """Confirmed, no link, and not stopped by a permanent error."""
     return sa.and_(
         PS.status == Status.CONFIRMED,
@@ -38,7 +38,7 @@ def needs_link():
     )
 
 
-def due_ids(session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+def due_ids(session: Session, *, now: datetime, limit: int = 100) -> list[uuid.UUID]:
     """Bookings whose link is missing and whose next attempt is due."""
     stmt = (
         sa.select(PS.id)
@@ -214,7 +214,7 @@ def reset(
     return old
 
 
-def failures(session) -> list[PS]:
+def failures(session: Session) -> list[PS]:
     """Bookings whose link creation stopped or fell back (for the admin report)."""
     stmt = sa.select(PS).where(PS.meeting_error.is_not(None)).order_by(PS.starts_at)
     return list(session.scalars(stmt))

@@ -1,9 +1,10 @@
 """Alembic environment: runs against the URL put in the config by tutorbook.migrate."""
 
+import sqlalchemy as sa
 from alembic import context
 
 from tutorbook import models  # noqa: F401  (fills Base.metadata)
-from tutorbook.db import Base, _make_engine
+from tutorbook.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,13 +18,13 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no sqlalchemy.url: run migrations through tutorbook.migrate")
-    engine = _make_engine(url, pool_size=1, echo=False)
+    engine = make_engine(url, pool_size=1, echo=False)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

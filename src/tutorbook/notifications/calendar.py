@@ -71,7 +71,7 @@ def invite(s: Session, *, organizer: str, attendee: str, attendee_name: str, pub
     who.params["role"] = vText("REQ-PARTICIPANT")
     event.add("attendee", who, encode=False)
     cal.add_component(event)
-    return cal.to_ical()
+    return bytes(cal.to_ical())
 
 
 def feed(sessions: list[Session], *, name: str, public_url: str, now: datetime) -> bytes:
@@ -80,4 +80,4 @@ def feed(sessions: list[Session], *, name: str, public_url: str, now: datetime) 
     cal.add("x-wr-calname", name)
     for s in sessions:
         cal.add_component(_event(s, public_url=public_url, now=now))
-    return cal.to_ical()
+    return bytes(cal.to_ical())

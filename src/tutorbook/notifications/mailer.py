@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -71,7 +72,7 @@ def _classify(exc: Exception) -> DeliveryError:
 
 
 class Connection:
-    def __init__(self, client: smtplib.SMTP):
+    def __init__(self, client: smtplib.SMTP) -> None:
         self.client = client
 
     def send(self, msg: EmailMessage) -> None:
@@ -92,8 +93,9 @@ class SmtpMailer:
         self.timeout = timeout
 
     @contextmanager
-    def connect(self):
+    def connect(self) -> Iterator[Connection]:
         c = self.config
+        client: smtplib.SMTP
         try:
             if c.implicit_tls:
                 client = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout, context=ssl.create_default_context())

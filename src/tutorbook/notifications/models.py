@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,7 +36,7 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(sa.String(40))
     version: Mapped[int] = mapped_column(sa.Integer)
     to_address: Mapped[str] = mapped_column(sa.String(254))
-    payload: Mapped[dict] = mapped_column(sa.JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(sa.String(10))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -21,6 +21,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -100,7 +101,7 @@ def header_text(value: str) -> str:
     return _ENCODED_WORD.sub("= ?", " ".join(spaced.split()))
 
 
-def render(kind: str, *, to: str, context: dict) -> Mail:
+def render(kind: str, *, to: str, context: dict[str, Any]) -> Mail:
     """The email of `kind` for `to`: subject, text and HTML from the templates."""
     name = kind.replace(".", "_")
     subject = SUBJECTS[kind].format(**context)
@@ -145,7 +146,7 @@ def check(msg: EmailMessage) -> None:
         raise UnsafeMessage(f"the message would be written out as another one: {read!r} instead of {built!r}")
 
 
-def _outline(msg) -> list[tuple[str, list[tuple[str, str]]]]:
+def _outline(msg: EmailMessage) -> list[tuple[str, list[tuple[str, str]]]]:
     """Each part's content type with its headers' names and values, in order. The values without
     white space: the email package drops the space between two encoded words when it reads them."""
     return [

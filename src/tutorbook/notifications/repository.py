@@ -55,7 +55,7 @@ class Notice:
     user_id: uuid.UUID
     to: str
     kind: str
-    payload: dict
+    payload: dict[str, Any]
 
 
 def enqueue_many(
@@ -112,7 +112,7 @@ def enqueue(
     to: str,
     kind: str,
     version: int,
-    payload: dict,
+    payload: dict[str, Any],
     now: datetime,
     not_before: datetime | None = None,
 ) -> bool:
@@ -132,7 +132,7 @@ class Claimed:
     kind: str
     version: int
     to: str
-    payload: dict
+    payload: dict[str, Any]
     attempts: int
     created_at: datetime
     trace_parent: str | None = None  # the trace of the change that wrote it (tracing on)
@@ -174,7 +174,7 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta) -> l
     return out
 
 
-def _finish(session: Session, item: Claimed, *, now: datetime, **values) -> bool:
+def _finish(session: Session, item: Claimed, *, now: datetime, **values: Any) -> bool:
     result = session.execute(
         sa.update(N)
         .where(N.id == item.id, N.status == SENDING, N.claim == item.claim)
@@ -184,17 +184,21 @@ def _finish(session: Session, item: Claimed, *, now: datetime, **values) -> bool
     return _rowcount(result) == 1
 
 
-def mark_sent(session: Session, item: Claimed, *, now: datetime, payload: dict | None = None) -> bool:
+def mark_sent(session: Session, item: Claimed, *, now: datetime, payload: dict[str, Any] | None = None) -> bool:
     extra = {"payload": payload} if payload is not None else {}
     return _finish(session, item, now=now, status=SENT, sent_at=now, last_error=None, **extra)
 
 
-def mark_skipped(session: Session, item: Claimed, *, now: datetime, why: str, payload: dict | None = None) -> bool:
+def mark_skipped(
+    session: Session, item: Claimed, *, now: datetime, why: str, payload: dict[str, Any] | None = None
+) -> bool:
     extra = {"payload": payload} if payload is not None else {}
     return _finish(session, item, now=now, status=SKIPPED, last_error=why[:500], **extra)
 
 
-def mark_failed(session: Session, item: Claimed, *, now: datetime, error: str, payload: dict | None = None) -> bool:
+def mark_failed(
+    session: Session, item: Claimed, *, now: datetime, error: str, payload: dict[str, Any] | None = None
+) -> bool:
     extra = {"payload": payload} if payload is not None else {}
     return _finish(session, item, now=now, status=FAILED, last_error=error[:500], **extra)
 
@@ -218,7 +222,9 @@ def release(session: Session, item: Claimed, *, now: datetime) -> bool:
     return released
 
 
-def supersede(session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], now: datetime) -> list[dict]:
+def supersede(
+    session: Session, *, booking_id: uuid.UUID, kinds: tuple[str, ...], now: datetime
+) -> list[dict[str, Any]]:
     """Skip the booking's notices of `kinds` that are still waiting to be sent (a later change
     tells the same people of its latest state); their payloads."""
     stmt = (

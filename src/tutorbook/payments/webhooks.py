@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from enum import StrEnum
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -12,15 +15,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, lifecycle
+from tutorbook.bookings import earnings, lifecycle, lookup, settling
 from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.outcomes import Outcome, OutcomeKind
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
-from tutorbook.payments.schemas import OBJECT_SHAPES, CheckoutObject, Event, EventData
+from tutorbook.payments.schemas import (
+    AccountObject,
+    ApplicationFeeObject,
+    ChargeObject,
+    CheckoutObject,
+    Event,
+    EventData,
+    Shape,
+    TransferObject,
+)
 from tutorbook.teachers import payouts
 from tutorbook.teachers.policy import Terms
 
@@ -29,28 +42,22 @@ log = logging.getLogger("tutorbook.webhooks")
 MAX_BODY = 512 * 1024
 
 
-# The event types dispatch() acts on; any other is recorded as "ignored" in one statement.
-HANDLED = frozenset(
-    {
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.async_payment_failed",
-        "checkout.session.expired",
-        "charge.refunded",
-        "account.updated",
-        "transfer.created",
-        "transfer.updated",
-        "transfer.reversed",
-        "application_fee.created",
-        "application_fee.refunded",
-    }
-)
+class EventType(StrEnum):
+    """The Stripe event types Tutorbook acts on (`HANDLERS`); any other is only recorded."""
+
+    CHECKOUT_COMPLETED = "checkout.session.completed"
+    CHECKOUT_ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+    CHECKOUT_ASYNC_FAILED = "checkout.session.async_payment_failed"
+    CHECKOUT_EXPIRED = "checkout.session.expired"
+    CHARGE_REFUNDED = "charge.refunded"
+    ACCOUNT_UPDATED = "account.updated"
+    TRANSFER_CREATED = "transfer.created"
+    TRANSFER_UPDATED = "transfer.updated"
+    TRANSFER_REVERSED = "transfer.reversed"
+    FEE_CREATED = "application_fee.created"
+    FEE_REFUNDED = "application_fee.refunded"
 
 
-# Stripe sends connected accounts' events only to a Connect endpoint, the platform's own only to
-# the platform's (docs/payments.md, "Two webhook endpoints"): what each of ours must subscribe to.
-CONNECT_EVENTS = frozenset({"account.updated"})
-PLATFORM_EVENTS = HANDLED - CONNECT_EVENTS
 WEBHOOK_PATH = "/api/StripeWebhook/webhook"
 CONNECT_WEBHOOK_PATH = "/api/StripeWebhook/connect"
 
@@ -59,7 +66,7 @@ class MalformedEvent(BadRequest):
     message = "The Stripe event does not have the shape Tutorbook needs"
 
 
-def check_shape(event: dict) -> None:
+def check_shape(event: dict[str, Any]) -> None:
     """MalformedEvent (400) unless the event has what recording and handling it read: a signed
     event that would fail half-way is refused whole, before any transaction, and logged."""
     try:
@@ -69,21 +76,21 @@ def check_shape(event: dict) -> None:
         raise
 
 
-def _check_shape(event: dict) -> None:
+def _check_shape(event: dict[str, Any]) -> None:
     try:
         parsed = Event.model_validate(event)
     except ValidationError as exc:
         raise MalformedEvent(data=_problems(exc)) from exc
-    if parsed.type not in HANDLED:
+    handling = _handling(parsed.type)
+    if handling is None:
         return  # only its id and type are recorded
-    shape = OBJECT_SHAPES.get(parsed.type, CheckoutObject)
     try:
-        shape.model_validate(EventData.model_validate(parsed.data).object)
+        handling.shape.model_validate(EventData.model_validate(parsed.data).object)
     except ValidationError as exc:
         raise MalformedEvent(data=_problems(exc, prefix="data.")) from exc
 
 
-def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict]:
+def _problems(exc: ValidationError, *, prefix: str = "") -> list[dict[str, Any]]:
     return [{"field": prefix + ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()[:10]]
 
 
@@ -111,7 +118,9 @@ _RECORD = {dialect: _record_statement(dialect) for dialect in ("postgresql", "sq
 _SET_OUTCOME = sa.update(EVENTS).where(EVENTS.c.id == sa.bindparam("event_id")).values(outcome=sa.bindparam("outcome"))
 
 
-def record_once(session: Session, *, event: dict, now: datetime, outcome: str = "received") -> bool:
+def record_once(
+    session: Session, *, event: dict[str, Any], now: datetime, outcome: OutcomeKind = OutcomeKind.RECEIVED
+) -> bool:
     """Insert the event id; False when it was seen before (one indexed lookup)."""
     stmt = _RECORD[session.get_bind().dialect.name]
     values = {"id": event["id"], "type": event.get("type", "?"), "received_at": now, "outcome": outcome}
@@ -119,16 +128,16 @@ def record_once(session: Session, *, event: dict, now: datetime, outcome: str = 
     return session.execute(stmt, values).scalar() is not None
 
 
-def acts_on(event: dict) -> bool:
+def acts_on(event: dict[str, Any]) -> bool:
     """Whether dispatch() does anything for this event's type (else it is only recorded)."""
     return event.get("type") in HANDLED
 
 
-def record_ignored(session: Session, *, event: dict, now: datetime) -> bookings.Outcome:
+def record_ignored(session: Session, *, event: dict[str, Any], now: datetime) -> Outcome:
     """An event of a type the app does not act on: its id recorded once, in ONE statement (so
     it may run without a transaction around it): `ignored`, or `duplicate` when seen before."""
-    seen = not record_once(session, event=event, now=now, outcome="ignored")
-    return bookings.Outcome("duplicate" if seen else "ignored")
+    seen = not record_once(session, event=event, now=now, outcome=OutcomeKind.IGNORED)
+    return Outcome(OutcomeKind.DUPLICATE if seen else OutcomeKind.IGNORED)
 
 
 def _record_many_statement() -> sa.Insert:
@@ -158,7 +167,7 @@ def _record_many_statement() -> sa.Insert:
 _RECORD_MANY = _record_many_statement()
 
 
-async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now: datetime) -> list[bookings.Outcome]:
+async def record_ignored_many(conn: AsyncConnection, events: list[dict[str, Any]], *, now: datetime) -> list[Outcome]:
     """`record_ignored` for many events in ONE statement (PostgreSQL, autocommit): each one's
     outcome, in order. An id sent twice in the batch is `ignored` the first time and
     `duplicate` after, as it would be one request after another."""
@@ -168,17 +177,17 @@ async def record_ignored_many(conn: AsyncConnection, events: list[dict], *, now:
     new = set(result.scalars())
     outcomes = []
     for event_id in ids:
-        outcomes.append(bookings.Outcome("ignored" if event_id in new else "duplicate"))
+        outcomes.append(Outcome(OutcomeKind.IGNORED if event_id in new else OutcomeKind.DUPLICATE))
         new.discard(event_id)
     return outcomes
 
 
-def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def handle(session: Session, *, event: dict[str, Any], platform: Terms, now: datetime) -> Outcome:
     """Record and dispatch one verified event, all in the caller's transaction."""
     if not acts_on(event):
         return record_ignored(session, event=event, now=now)
     if not record_once(session, event=event, now=now):
-        return bookings.Outcome("duplicate")
+        return Outcome(OutcomeKind.DUPLICATE)
     outcome = dispatch(session, event=event, platform=platform, now=now)
     session.execute(_SET_OUTCOME, {"event_id": event["id"], "outcome": outcome.kind})
     log.info(
@@ -193,33 +202,98 @@ def handle(session: Session, *, event: dict, platform: Terms, now: datetime) -> 
     return outcome
 
 
-def dispatch(session: Session, *, event: dict, platform: Terms, now: datetime) -> bookings.Outcome:
+def dispatch(session: Session, *, event: dict[str, Any], platform: Terms, now: datetime) -> Outcome:
     """Act on one event; `platform`: the terms a booking confirmed now keeps when its teacher set none."""
+    handling = _handling(event.get("type"))
+    if handling is None:
+        return Outcome(OutcomeKind.IGNORED)
     obj = (event.get("data") or {}).get("object") or {}
-    actor = f"stripe:{event['id']}"
-    match event.get("type"):
-        case "checkout.session.completed" | "checkout.session.async_payment_succeeded":
-            checkout = gw.checkout_from_event_object(obj)
-            return bookings.fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
-        case "checkout.session.async_payment_failed":
-            return _cancel_pending(session, obj=obj, reason=Reason.PAYMENT_FAILED, actor=actor, now=now)
-        case "checkout.session.expired":
-            return _cancel_pending(session, obj=obj, reason=_expiry_reason(event), actor=actor, now=now)
-        case "charge.refunded":
-            return _refunded(session, obj=obj)
-        case "account.updated":
-            as_of = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
-            state = gw.account_from_event_object(obj)
-            return bookings.Outcome(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=now)}")
-        case "transfer.created" | "transfer.updated" | "transfer.reversed":
-            return bookings.Outcome(*earnings.apply_transfer(session, obj=obj, now=now))
-        case "application_fee.created" | "application_fee.refunded":
-            return bookings.Outcome(*earnings.apply_fee(session, obj=obj, now=now))
-        case _:
-            return bookings.Outcome("ignored")
+    received = Received(event=event, obj=obj, actor=f"stripe:{event['id']}", platform=platform, now=now)
+    return handling.handler(session, received)
 
 
-def _expiry_reason(event: dict) -> Reason:
+@dataclass(frozen=True)
+class Received:
+    """One verified event being handled: what its handler may read."""
+
+    event: dict[str, Any]
+    obj: dict[str, Any]  # the event's data.object, its shape already checked
+    actor: str  # the history's actor: stripe:<event id>
+    platform: Terms
+    now: datetime
+
+
+def _paid(session: Session, e: Received) -> Outcome:
+    checkout = gw.checkout_from_event_object(e.obj)
+    return settling.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
+
+
+def _payment_failed(session: Session, e: Received) -> Outcome:
+    return _cancel_pending(session, obj=e.obj, reason=Reason.PAYMENT_FAILED, actor=e.actor, now=e.now)
+
+
+def _expired(session: Session, e: Received) -> Outcome:
+    return _cancel_pending(session, obj=e.obj, reason=_expiry_reason(e.event), actor=e.actor, now=e.now)
+
+
+def _charge_refunded(session: Session, e: Received) -> Outcome:
+    return _refunded(session, obj=e.obj)
+
+
+def _account_updated(session: Session, e: Received) -> Outcome:
+    as_of = datetime.fromtimestamp(int(e.event.get("created") or 0), UTC)
+    state = gw.account_from_event_object(e.obj)
+    return Outcome(OutcomeKind(f"account_{payouts.apply_state(session, state=state, as_of=as_of, now=e.now)}"))
+
+
+def _transfer(session: Session, e: Received) -> Outcome:
+    return Outcome(*earnings.apply_transfer(session, obj=e.obj, now=e.now))
+
+
+def _fee(session: Session, e: Received) -> Outcome:
+    return Outcome(*earnings.apply_fee(session, obj=e.obj, now=e.now))
+
+
+@dataclass(frozen=True)
+class Handling:
+    """What an event type's data.object must look like, what acts on it, and which endpoint
+    Stripe sends it to: connected accounts' events only to a Connect endpoint, the platform's
+    own only to the platform's (docs/payments.md, "Two webhook endpoints")."""
+
+    shape: type[Shape]
+    handler: Callable[[Session, Received], Outcome]
+    connect: bool = False
+
+
+# The one table of the events Tutorbook acts on: type -> shape -> handler (and endpoint).
+HANDLERS: dict[EventType, Handling] = {
+    EventType.CHECKOUT_COMPLETED: Handling(CheckoutObject, _paid),
+    EventType.CHECKOUT_ASYNC_SUCCEEDED: Handling(CheckoutObject, _paid),
+    EventType.CHECKOUT_ASYNC_FAILED: Handling(CheckoutObject, _payment_failed),
+    EventType.CHECKOUT_EXPIRED: Handling(CheckoutObject, _expired),
+    EventType.CHARGE_REFUNDED: Handling(ChargeObject, _charge_refunded),
+    EventType.ACCOUNT_UPDATED: Handling(AccountObject, _account_updated, connect=True),
+    EventType.TRANSFER_CREATED: Handling(TransferObject, _transfer),
+    EventType.TRANSFER_UPDATED: Handling(TransferObject, _transfer),
+    EventType.TRANSFER_REVERSED: Handling(TransferObject, _transfer),
+    EventType.FEE_CREATED: Handling(ApplicationFeeObject, _fee),
+    EventType.FEE_REFUNDED: Handling(ApplicationFeeObject, _fee),
+}
+HANDLED = frozenset(HANDLERS)
+# What each of the two endpoints must subscribe to (admin/stripe_check.py).
+CONNECT_EVENTS = frozenset(t for t, handling in HANDLERS.items() if handling.connect)
+PLATFORM_EVENTS = HANDLED - CONNECT_EVENTS
+
+
+_BY_TYPE: dict[str, Handling] = {str(t): handling for t, handling in HANDLERS.items()}
+
+
+def _handling(type_: object) -> Handling | None:
+    """The table's row for an event's type; None for a type Tutorbook only records."""
+    return _BY_TYPE.get(type_) if isinstance(type_, str) else None
+
+
+def _expiry_reason(event: dict[str, Any]) -> Reason:
     """`checkout_expired`, unless the app expired the checkout itself and said why (a parent's
     cancel, which this event may overtake)."""
     said = gw.expiry_reason(event)
@@ -232,22 +306,22 @@ def _expiry_reason(event: dict) -> Reason:
     return given if given in lifecycle.ALLOWED[(Status.PENDING, Status.CANCELLED)] else Reason.CHECKOUT_EXPIRED
 
 
-def _cancel_pending(session, *, obj: dict, reason: Reason, actor: str, now) -> bookings.Outcome:
+def _cancel_pending(session: Session, *, obj: dict[str, Any], reason: Reason, actor: str, now: datetime) -> Outcome:
     """Only a Pending booking is cancelled; a paid one is never touched by a late 'expired'."""
     checkout = gw.checkout_from_event_object(obj)
-    booking = bookings.booking_for_checkout(session, checkout)
+    booking = lookup.by_checkout(session, checkout)
     if booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     if booking.status != Status.PENDING:
-        return bookings.Outcome("no_change", booking)
+        return Outcome(OutcomeKind.NO_CHANGE, booking)
     try:
-        booking = bookings.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
-    except bookings.AlreadyPaid:
-        return bookings.Outcome("no_change", booking)
-    return bookings.Outcome(reason.value, booking)
+        booking = settling.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)
+    except AlreadyPaid:
+        return Outcome(OutcomeKind.NO_CHANGE, booking)
+    return Outcome(reason, booking)
 
 
-def _refunded(session, *, obj: dict) -> bookings.Outcome:
+def _refunded(session: Session, *, obj: dict[str, Any]) -> Outcome:
     """Stripe's total refunded for the charge is the truth for refunded_amount."""
     payment_intent = obj.get("payment_intent")
     if isinstance(payment_intent, dict):
@@ -256,7 +330,7 @@ def _refunded(session, *, obj: dict) -> bookings.Outcome:
         session.scalar(sa.select(PS).where(PS.stripe_payment_intent_id == payment_intent)) if payment_intent else None
     )
     if booking is None:
-        return bookings.Outcome("unknown_booking")
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     total = int(obj.get("amount_refunded") or 0)
     repo.raise_refunded_amount(session, booking, total=total)
-    return bookings.Outcome("refund_recorded", booking)
+    return Outcome(OutcomeKind.REFUND_RECORDED, booking)

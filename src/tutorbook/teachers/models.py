@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,7 +27,7 @@ class TeacherProfile(Base):
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    subjects: Mapped[list] = mapped_column(sa.JSON, default=list)
+    subjects: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     hourly_rate: Mapped[int] = mapped_column(sa.Integer, default=0)  # minor units
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
@@ -69,7 +70,7 @@ class PayoutAccount(Base):
     charges_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     payouts_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     details_submitted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    currently_due: Mapped[list] = mapped_column(sa.JSON, default=list)
+    currently_due: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(100))
     state_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

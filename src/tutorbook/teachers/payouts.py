@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -103,7 +104,11 @@ def attach(session: Session, *, teacher_id: uuid.UUID, state: AccountState, now:
     return status(session, teacher_id=teacher_id)
 
 
-def apply_state(session: Session, *, state: AccountState, as_of: datetime, now: datetime) -> str:
+# What apply_state did (the webhook's outcome is `account_` and this: bookings.outcomes.OutcomeKind).
+AccountChange = Literal["updated", "stale", "unknown_account"]
+
+
+def apply_state(session: Session, *, state: AccountState, as_of: datetime, now: datetime) -> AccountChange:
     """Store an account's state as of `as_of`: "updated", "stale" (older than what is held)
     or "unknown_account"."""
     account = session.scalar(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
@@ -99,7 +99,7 @@ class WindowIn(InputModel):
     end: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="HH:MM local")
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> Self:
         if minutes(self.end) <= minutes(self.start):
             raise ValueError("end must be after start")
         return self
@@ -133,7 +133,7 @@ class TimeOffIn(InputModel):
     note: TimeOffNote = ""
 
     @model_validator(mode="after")
-    def _order(self):
+    def _order(self) -> Self:
         if self.ends_at <= self.starts_at:
             raise ValueError("endsAt must be after startsAt")
         return self
@@ -177,19 +177,6 @@ class PayoutStatusOut(CamelModel):
     currently_due: list[str]
     disabled_reason: str | None
     enabled: bool
-
-
-def payout_status_out(status) -> PayoutStatusOut:
-    return PayoutStatusOut(
-        connected=status.connected,
-        account_id=status.account_id,
-        charges_enabled=status.charges_enabled,
-        payouts_enabled=status.payouts_enabled,
-        details_submitted=status.details_submitted,
-        currently_due=status.currently_due,
-        disabled_reason=status.disabled_reason,
-        enabled=status.enabled,
-    )
 
 
 class OnboardingOut(CamelModel):

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import available_timezones
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from tutorbook.accounts import service as accounts
-from tutorbook.accounts.schemas import LoginIn, RegisterIn, StudentIn
+from tutorbook.accounts.schemas import LoginIn, LoginOut, RegisterIn, StudentIn
 from tutorbook.accounts.security import issue_token
 from tutorbook.api import accounts as api_accounts
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Unauthorized
 from tutorbook.flows import accounts as account_flows
@@ -66,18 +68,18 @@ def problems(exc: ValidationError) -> list[str]:
 
 
 @router.get("/login")
-def login_page(request: Request, user: Viewer, next: str | None = None):
+def login_page(request: Request, user: Viewer, next: str | None = None) -> Response:
     return render(request, "login.html", next=safe_next(next) or "", email="")
 
 
-def _login(*, request: Request, email: str, password: str):
+def _login(*, request: Request, email: str, password: str) -> LoginOut:
     # The API's own login: the same throttle, checks and token.
     body = LoginIn(email=email, password=password)
     return api_accounts.login_out(get_services(request), request, email=body.email, password=body.password)
 
 
 @router.post("/login")
-async def login(request: Request):
+async def login(request: Request) -> Response:
     form = await read_form(request)
     email, password = form.get("email", ""), form.get("password", "")
     target = safe_next(form.get("next"))
@@ -105,7 +107,7 @@ async def login(request: Request):
 
 
 @router.post("/logout")
-async def logout(request: Request):
+async def logout(request: Request) -> Response:
     await read_form(request)
     response = redirect(request, "/", notice="You are logged out.")
     clear_login(response, request)
@@ -116,13 +118,13 @@ async def logout(request: Request):
 
 
 @router.get("/register")
-def register_page(request: Request, user: Viewer, next: str | None = None):
+def register_page(request: Request, user: Viewer, next: str | None = None) -> Response:
     form = {"role": "Parent", "time_zone": viewer_zone(request, user)}
     return render(request, "register.html", form=form, zones=ZONES, next=safe_next(next) or "")
 
 
 @router.post("/register")
-async def register(request: Request):
+async def register(request: Request) -> Response:
     form = await read_form(request)
     svc = get_services(request)
     try:
@@ -175,28 +177,28 @@ async def register(request: Request):
 # -- children --------------------------------------------------------------------------
 
 
-def _children(session, *, parent_id: uuid.UUID) -> list[dict]:
+def _children(session: Session, *, parent_id: uuid.UUID) -> list[dict[str, Any]]:
     return [
         {"id": s.id, "full_name": s.full_name, "grade_level": s.grade_level or ""}
         for s in accounts.list_students(session, parent_id=parent_id)
     ]
 
 
-def _student_fields(form: dict) -> dict:
+def _student_fields(form: dict[str, Any]) -> dict[str, Any]:
     return StudentIn(full_name=form.get("full_name", ""), grade_level=form.get("grade_level") or None).model_dump(
         exclude={"notes"}
     )
 
 
 @router.get("/children")
-async def children_page(request: Request, user: Viewer, next: str | None = None):
+async def children_page(request: Request, user: Viewer, next: str | None = None) -> Response:
     parent = require(user, Role.PARENT)
     items = await get_services(request).tx(_children, parent_id=parent.id)
     return render(request, "children.html", children=items, next=safe_next(next) or "", form={})
 
 
 @router.post("/children")
-async def add_child(request: Request, user: Viewer):
+async def add_child(request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     form = await read_form(request)
     svc = get_services(request)
@@ -221,7 +223,7 @@ async def add_child(request: Request, user: Viewer):
 
 
 @router.post("/children/{student_id}")
-async def update_child(student_id: uuid.UUID, request: Request, user: Viewer):
+async def update_child(student_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     form = await read_form(request)
     try:
@@ -237,11 +239,11 @@ async def update_child(student_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/children/{student_id}/delete")
-async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
+async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     await read_form(request)
     try:
-        await get_services(request).tx(bookings.delete_student, parent_id=parent.id, student_id=student_id)
+        await get_services(request).tx(reporting.delete_student, parent_id=parent.id, student_id=student_id)
     except AppError as exc:
         return redirect(request, "/children", error=exc.message)
     return redirect(request, "/children", notice="Removed.")
@@ -251,14 +253,14 @@ async def delete_child(student_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.get("/time-zone")
-def time_zone_page(request: Request, user: Viewer, next: str | None = None):
+def time_zone_page(request: Request, user: Viewer, next: str | None = None) -> Response:
     loc = viewer_locale(request)
     zones = [{"id": z, "label": f"{zone_name(z, loc)} · {z}"} for z in ZONES if "/" in z or z == "UTC"]
     return render(request, "time_zone.html", zones=zones, next=safe_next(next) or "/")
 
 
 @router.post("/time-zone")
-async def set_time_zone(request: Request, user: Viewer):
+async def set_time_zone(request: Request, user: Viewer) -> Response:
     form = await read_form(request)
     target = safe_next(form.get("next")) or "/"
     zone = known_zone(form.get("zone"))

@@ -1,34 +1,35 @@
 """The operator console under /admin: today at a glance, bookings (search, one booking, its
-actions), reconciliation, users, reports. Admins only (403 otherwise); every action is a form
-with the CSRF token; nothing needs JavaScript. The pages call the same use cases as the API."""
+actions); reconciliation, users and reports are `admin_office_pages`. Admins only (403
+otherwise); every action is a form with the CSRF token; nothing needs JavaScript. The pages call
+the same use cases as the API."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tutorbook import jobs
-from tutorbook.accounts import service as accounts
-from tutorbook.admin import console, reports
-from tutorbook.admin.schemas import orphaned_out
+from tutorbook.admin import console
+from tutorbook.admin import search as admin_search
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings_service
+from tutorbook.bookings import cancelling, lookup, queries
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import SessionOut, session_out, session_row_out
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, NotFound, Unprocessable
 from tutorbook.flows import booking as flows
 from tutorbook.flows import followups
+from tutorbook.flows.services import Services
 from tutorbook.identity import AuthUser, Role
 from tutorbook.payments import gateway as gw
-from tutorbook.teachers import service as teachers
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import (
     csv_response,
@@ -53,7 +54,7 @@ def admin(user: AuthUser | None) -> AuthUser:
 
 
 @router.get("/admin")
-async def today(request: Request, user: Viewer):
+async def today(request: Request, user: Viewer) -> Response:
     me = admin(user)
     svc = get_services(request)
     view = await svc.tx(console.glance, now=utc_now(), zone=viewer_zone(request, me), settings=svc.settings)
@@ -93,9 +94,9 @@ class SearchForm:
             "q": q,
         }
 
-    def search(self, session, *, zone: str):
+    def search(self, session: Session, *, zone: str) -> queries.Search:
         f = self.form
-        return console.parse_search(
+        return admin_search.parse_search(
             session,
             zone=zone,
             status=f["status"],
@@ -122,16 +123,18 @@ async def bookings(
     user: Viewer,
     search: Search,
     after: str | None = Query(default=None, max_length=100),
-):
+) -> Response:
     me = admin(user)
     # The viewer's zone, as on every page (the dates searched are days on the admin's clock).
     zone = viewer_zone(request, me)
 
-    def find(session):
-        rows, nxt = console.search_page(session, search=search.search(session, zone=zone), after=after)
+    def find(session: Session) -> tuple[list[tuple[SessionOut, str]], str | None]:
+        rows, nxt = admin_search.search_page(session, search=search.search(session, zone=zone), after=after)
         return [(session_row_out(row, SessionOut), row["parent_email"]) for row in rows], nxt
 
-    error, rows, nxt = None, [], None
+    rows: list[tuple[SessionOut, str]] = []
+    error: str | None = None
+    nxt: str | None = None
     try:
         rows, nxt = await get_services(request).tx(find)
     except Unprocessable as exc:
@@ -160,17 +163,18 @@ SEARCH_CSV_COLUMNS = [
 
 
 @router.get("/admin/bookings.csv")
-async def bookings_csv(request: Request, user: Viewer, search: Search):
+async def bookings_csv(request: Request, user: Viewer, search: Search) -> Response:
     """Every booking the search finds (newest start first, at most CSV_MAX_ROWS) as CSV: times in
     UTC, amounts in major units."""
     me = admin(user)
     zone = viewer_zone(request, me)
 
-    def find(session):
+    def find(session: Session) -> list[tuple[SessionOut, sa.RowMapping]]:
         where = search.search(session, zone=zone)
-        out, after = [], None
+        out: list[tuple[SessionOut, sa.RowMapping]] = []
+        after = None
         while len(out) < CSV_MAX_ROWS:
-            rows, after = console.search_page(
+            rows, after = admin_search.search_page(
                 session, search=where, after=after, limit=min(1000, CSV_MAX_ROWS - len(out))
             )
             out += [(session_row_out(row, SessionOut), row) for row in rows]
@@ -204,7 +208,7 @@ async def bookings_csv(request: Request, user: Viewer, search: Search):
     return csv_response(console.to_csv(rows, SEARCH_CSV_COLUMNS), name="bookings")
 
 
-async def _stripe_state(svc, booking) -> dict:
+async def _stripe_state(svc: Services, booking: Booking) -> dict[str, Any]:
     """The checkout as Stripe sees it now (or why it could not be asked)."""
     if not booking.stripe_session_id:
         return {"error": "no checkout"}
@@ -224,11 +228,11 @@ async def _stripe_state(svc, booking) -> dict:
 
 
 @router.get("/admin/bookings/{booking_id}")
-async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def booking(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     admin(user)
     svc = get_services(request)
 
-    def load(session):
+    def load(session: Session) -> tuple[console.BookingView, SessionOut, dict[str, int], int]:
         view = console.booking_view(session, booking_id=booking_id)
         if view is None:
             raise NotFound("Session not found")
@@ -236,9 +240,9 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
         names = ((view.teacher.full_name if view.teacher else ""), (view.student.full_name if view.student else ""))
         now = utc_now()
         choices = {
-            c.value: bookings_service.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
+            c.value: cancelling.admin_refund(b, choice=c, settings=svc.settings, now=now) for c in RefundChoice
         }
-        return view, session_out(b, *names), choices, bookings_service.refundable(session, booking=b)
+        return view, session_out(b, *names), choices, cancelling.refundable(session, booking=b)
 
     view, out, choices, refundable = await svc.tx(load)
     stripe = await _stripe_state(svc, view.booking)
@@ -257,7 +261,7 @@ async def booking(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/admin/bookings/{booking_id}/cancel")
-async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     me = admin(user)
     form = await read_form(request)
     back = f"/admin/bookings/{booking_id}"
@@ -281,13 +285,13 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/admin/bookings/{booking_id}/refund")
-async def refund(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def refund(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     """Give back an amount of a paid booking without cancelling it."""
     me = admin(user)
     form = await read_form(request)
     back = f"/admin/bookings/{booking_id}"
     svc = get_services(request)
-    booking = await svc.tx(bookings_service.must_get, booking_id=booking_id)
+    booking = await svc.tx(lookup.must_get, booking_id=booking_id)
     amount = fmt.minor(form.get("amount"), booking.currency)
     if amount is None:
         return redirect(request, back, error="Give the amount to refund, e.g. 12.50.")
@@ -306,7 +310,7 @@ async def refund(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/admin/bookings/{booking_id}/meeting-link")
-async def new_link(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def new_link(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     me = admin(user)
     form = await read_form(request)
     back = f"/admin/bookings/{booking_id}"
@@ -324,13 +328,13 @@ async def new_link(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/admin/bookings/{booking_id}/resend-confirmation")
-async def resend_confirmation(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def resend_confirmation(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     me = admin(user)
     form = await read_form(request)
     back = f"/admin/bookings/{booking_id}"
     try:
         written = await get_services(request).tx(
-            bookings_service.resend_confirmation,
+            cancelling.resend_confirmation,
             admin=me,
             booking_id=booking_id,
             to=form.get("to", ""),
@@ -349,169 +353,3 @@ def _message(exc: AppError) -> str:
     if isinstance(exc, Unprocessable) and isinstance(exc.data, list) and exc.data:
         return f"{exc.message}: {exc.data[0].get('message')}."
     return exc.message
-
-
-# -- reconcile --------------------------------------------------------------------------
-
-
-@router.get("/admin/reconcile")
-async def reconcile_page(request: Request, user: Viewer):
-    admin(user)
-    run = await get_services(request).tx(console.last_reconcile)
-    findings = console.explain(run.findings if run else [])
-    return render(
-        request,
-        "admin/reconcile.html",
-        section="/admin/reconcile",
-        run=run,
-        findings=findings,
-        open_count=len(console.open_findings(run)),
-    )
-
-
-@router.post("/admin/reconcile")
-async def reconcile_now(request: Request, user: Viewer):
-    admin(user)
-    await read_form(request)
-    svc = get_services(request)
-    try:
-        result = await run_in_threadpool(jobs.run, "reconcile", svc, now=utc_now(), metrics=svc.metrics)
-    except gw.GatewayError:
-        return redirect(request, "/admin/reconcile", error="Stripe could not be reached; try again in a moment.")
-    notice = f"Reconciled: {len(result.mismatches)} findings, {len(result.unsettled)} left for a person."
-    return redirect(request, "/admin/reconcile", notice=notice)
-
-
-# -- users ------------------------------------------------------------------------------
-
-
-@router.get("/admin/users")
-async def users(
-    request: Request,
-    user: Viewer,
-    q: str | None = Query(default=None, max_length=255),
-    role: str | None = Query(default=None, max_length=255),
-):
-    admin(user)
-    role_filter = role if role in {r.value for r in Role} else None
-
-    def find(session):
-        found = accounts.find_users(session, query=q, role=Role(role_filter) if role_filter else None)
-        listed = {}
-        for u in found:
-            if u.role == Role.TEACHER:
-                listed[u.id] = teachers.get_profile(session, u.id).listed
-        return found, listed
-
-    found, listed = await get_services(request).tx(find)
-    return render(
-        request,
-        "admin/users.html",
-        section="/admin/users",
-        found=found,
-        listed=listed,
-        q=q or "",
-        role=role_filter or "",
-        roles=[r.value for r in Role],
-    )
-
-
-def _back_to_users(form: dict) -> str:
-    target = form.get("back", "")
-    return target if target.startswith("/admin/users") and "//" not in target else "/admin/users"
-
-
-@router.post("/admin/users/{user_id}/disable")
-async def disable(user_id: uuid.UUID, request: Request, user: Viewer):
-    return await _set_disabled(user_id, request, user, disabled=True)
-
-
-@router.post("/admin/users/{user_id}/enable")
-async def enable(user_id: uuid.UUID, request: Request, user: Viewer):
-    return await _set_disabled(user_id, request, user, disabled=False)
-
-
-async def _set_disabled(user_id: uuid.UUID, request: Request, user: AuthUser | None, *, disabled: bool) -> Response:
-    me = admin(user)
-    form = await read_form(request)
-    try:
-        changed = await get_services(request).tx(
-            accounts.set_disabled, by=me.id, user_id=user_id, disabled=disabled, now=utc_now()
-        )
-    except AppError as exc:
-        return redirect(request, _back_to_users(form), error=exc.message)
-    word = "disabled" if disabled else "re-enabled"
-    return redirect(request, _back_to_users(form), notice=f"{changed.email} {word}.")
-
-
-@router.post("/admin/teachers/{teacher_id}/listing")
-async def listing(teacher_id: uuid.UUID, request: Request, user: Viewer):
-    admin(user)
-    form = await read_form(request)
-    listed = form.get("listed") == "on"
-    try:
-        await get_services(request).tx(teachers.set_listed, teacher_id=teacher_id, listed=listed)
-    except AppError as exc:
-        return redirect(request, _back_to_users(form), error=exc.message)
-    notice = "The teacher is listed again." if listed else "The teacher is no longer listed or bookable."
-    return redirect(request, _back_to_users(form), notice=notice)
-
-
-# -- reports ----------------------------------------------------------------------------
-
-
-def _reports(session, *, settings) -> dict:
-    now = utc_now()
-    minutes = settings.orphan_threshold_minutes
-    old = reports.orphaned(session, now=now, older_than=timedelta(minutes=minutes))
-    orphaned = [
-        {**orphaned_out(b).model_dump(), "created_at": b.created_at, "checkout_expires_at": b.checkout_expires_at}
-        for b in old
-    ]
-    return {
-        "threshold": minutes,
-        "orphaned": orphaned,
-        "invalid": reports.invalid_statuses(session),
-        "revenue": console.revenue_by_month(session, now=now),
-    }
-
-
-@router.get("/admin/reports")
-async def reports_page(request: Request, user: Viewer):
-    admin(user)
-    svc = get_services(request)
-    data = await svc.tx(_reports, settings=svc.settings)
-    return render(request, "admin/reports.html", section="/admin/reports", **data)
-
-
-CSV_COLUMNS = {
-    "orphaned-sessions": (
-        "orphaned",
-        [
-            "id",
-            "status",
-            "status_name",
-            "stripe_session_id",
-            "created_at",
-            "checkout_expires_at",
-            "teacher_id",
-            "student_id",
-        ],
-    ),
-    "invalid-statuses": ("invalid", ["id", "status", "count"]),
-    "revenue": (
-        "revenue",
-        ["month", "currency", "payments", "gross", "refunds", "net", "platform_fees", "to_teachers", "unsettled"],
-    ),
-}
-
-
-@router.get("/admin/reports/{name}.csv")
-async def report_csv(name: str, request: Request, user: Viewer):
-    admin(user)
-    if name not in CSV_COLUMNS:
-        raise NotFound("This report does not exist.")
-    svc = get_services(request)
-    data = await svc.tx(_reports, settings=svc.settings)
-    key, columns = CSV_COLUMNS[name]
-    return csv_response(console.to_csv(data[key], columns), name=name)

@@ -1,25 +1,24 @@
-"""My Bookings, cancelling (the refund shown first), changing the time of a paid session, a
-teacher's schedule and terms, marking completed, .ics files."""
+"""My Bookings, cancelling (the refund shown first), a teacher's schedule and terms, marking
+completed, .ics files. Changing the time of a paid session is `reschedule_pages`."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tutorbook import paging
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import busy
-from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
-from tutorbook.bookings.lifecycle import NoReschedule, Reason, Status
+from tutorbook.bookings import busy, cancelling, lists, lookup, rescheduling, reserving
+from tutorbook.bookings.lifecycle import NoReschedule, Status
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.schemas import RescheduleIn, session_out
+from tutorbook.bookings.schemas import session_out
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
 from tutorbook.errors import AppError, BadRequest
@@ -38,29 +37,19 @@ from tutorbook.web.core import (
     redirect,
     render,
     require,
-    viewer_locale,
-    viewer_zone,
 )
-from tutorbook.web.teacher_pages import MAX_WEEK, week_range
 from tutorbook.web.teacher_setup_pages import checklist_view
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 PAGE_SIZE = 20
-# The reschedule page offers starts every half hour (the booking page offers every fitting start).
-STEP = timedelta(minutes=30)
-CANCEL_REASON = {
-    Role.PARENT: Reason.PARENT_CANCELLED,
-    Role.TEACHER: Reason.TEACHER_CANCELLED,
-    Role.ADMIN: Reason.ADMIN_CANCELLED,
-}
 
 
 def back_to(user: AuthUser, booking_id: uuid.UUID | None = None) -> str:
     """Where a page about a booking returns to: the viewer's list (an admin: the booking's console page)."""
     if user.role == Role.ADMIN and booking_id is not None:
         return f"/admin/bookings/{booking_id}"
-    return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(Role(user.role), "/")
+    return {Role.TEACHER: "/schedule", Role.PARENT: "/my-bookings"}.get(user.role, "/")
 
 
 # -- lists -----------------------------------------------------------------------------
@@ -81,41 +70,53 @@ def why_not_text(why: NoReschedule | None, terms: Terms) -> str | None:
     return None
 
 
-def _moves(session, bookings_: list[Booking], *, user: AuthUser, settings: Settings, now: datetime) -> dict:
+def _moves(
+    session: Session, bookings_: list[Booking], *, user: AuthUser, settings: Settings, now: datetime
+) -> dict[str, Any]:
     """Per booking id: whether its time can be changed, why not, and its terms in a sentence."""
     out = {}
     for b in bookings_:
-        terms = bookings.terms_of(b, settings=settings)
-        why = bookings.why_not_reschedule(b, user=user, settings=settings, now=now)
+        terms = reserving.terms_of(b, settings=settings)
+        why = rescheduling.why_not_reschedule(b, user=user, settings=settings, now=now)
         out[str(b.id)] = {"can": why is None, "why": why_not_text(why, terms), "terms": terms.sentence()}
     return out
 
 
-def _position(row) -> paging.Cursor:
+def _position(row: Sequence[Any]) -> paging.Cursor:
     return row[0].starts_at, row[0].id
 
 
-def _past_page(session, *, parent_id: uuid.UUID, now: datetime, after, before) -> tuple[list, str | None, str | None]:
+def _past_page(
+    session: Session, *, parent_id: uuid.UUID, now: datetime, after: paging.Cursor | None, before: paging.Cursor | None
+) -> tuple[list[Any], str | None, str | None]:
     """A page of Past bookings (latest first, keyset) and the cursors of the older and the newer
     page (None: there is none; the newest page is the one without a cursor)."""
     if before is not None:
-        rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, before=before)
+        rows = lists.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, before=before)
         if len(rows) > PAGE_SIZE:
             page = list(reversed(rows[:PAGE_SIZE]))
             return page, paging.encode_cursor(*_position(page[-1])), paging.encode_cursor(*_position(page[0]))
         after = None  # nothing newer than these: the newest page, which may hold more of them
-    rows = repo.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, after=after)
+    rows = lists.past_for_parent(session, parent_id=parent_id, now=now, limit=PAGE_SIZE, after=after)
     page, older = paging.split_page(rows, PAGE_SIZE, _position)
     newer = paging.encode_cursor(*_position(page[0])) if after is not None and page else None
     return page, older, newer
 
 
-def _my_bookings(session, *, parent: AuthUser, after, before, settings: Settings, now: datetime) -> dict:
+def _my_bookings(
+    session: Session,
+    *,
+    parent: AuthUser,
+    after: paging.Cursor | None,
+    before: paging.Cursor | None,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
     """Upcoming (soonest first, on the newest page only) and a page of past bookings with the
     cursors of the pages around it, and for the upcoming ones whether their time can be changed."""
     past, older, newer = _past_page(session, parent_id=parent.id, now=now, after=after, before=before)
     first = after is None and (before is None or newer is None)
-    upcoming = repo.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
+    upcoming = lists.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
     moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
     return {
         "upcoming": [session_out(b, t, s) for b, t, s in upcoming],
@@ -133,7 +134,7 @@ async def my_bookings(
     user: Viewer,
     after: str | None = Query(None, max_length=100),
     before: str | None = Query(None, max_length=100),
-):
+) -> Response:
     """Upcoming (soonest first), then Past (latest first, by pages: "Older" and "Newer" carry the
     cursor of the row they continue from)."""
     parent = require(user, Role.PARENT)
@@ -141,18 +142,16 @@ async def my_bookings(
     if after_row is not None and before_row is not None:
         raise BadRequest("This page link is broken.")
     svc, now = get_services(request), utc_now()
-    view = await svc.tx(
-        _my_bookings, parent=parent, after=after_row, before=before_row, settings=svc.settings, now=now
-    )
+    view = await svc.tx(_my_bookings, parent=parent, after=after_row, before=before_row, settings=svc.settings, now=now)
     return render(request, "my_bookings.html", now=now, **view)
 
 
-def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict:
+def _schedule(session: Session, *, teacher: AuthUser, settings: Settings, now: datetime) -> dict[str, Any]:
     """Upcoming and past paid sessions, and cancelled ones apart, with the parent's name and email,
     and for the upcoming ones whether their time can be changed."""
     out: dict[str, Any] = {"upcoming": [], "past": [], "cancelled": []}
     movable = []
-    for b, student, parent, email in repo.schedule_with_parents(session, teacher_id=teacher.id):
+    for b, student, parent, email in lists.schedule_with_parents(session, teacher_id=teacher.id):
         out_b = session_out(b, None, student)
         item = {**dict(out_b), "status_name": out_b.status_name, "parent_name": parent, "parent_email": email}
         if b.status == Status.CANCELLED:
@@ -173,7 +172,7 @@ def _schedule(session, *, teacher: AuthUser, settings: Settings, now: datetime) 
 
 
 @router.get("/schedule")
-async def schedule(request: Request, user: Viewer):
+async def schedule(request: Request, user: Viewer) -> Response:
     teacher = require(user, Role.TEACHER)
     svc, now = get_services(request), utc_now()
     view = await svc.tx(_schedule, teacher=teacher, settings=svc.settings, now=now)
@@ -184,8 +183,8 @@ async def schedule(request: Request, user: Viewer):
 # -- calendar --------------------------------------------------------------------------
 
 
-def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings, now: datetime) -> bytes:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
+def _calendar(session: Session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings, now: datetime) -> bytes:
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
     if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
         raise BadRequest("Only a paid session can be added to a calendar")
     return mail.download(
@@ -194,7 +193,7 @@ def _calendar(session, *, user: AuthUser, booking_id: uuid.UUID, settings: Setti
 
 
 @router.get("/bookings/{booking_id}/calendar.ics")
-async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     """The session as the same calendar entry as its emailed invite (same UID and SEQUENCE), so
     adding it never makes a second event and later updates replace it."""
     viewer = require(user, Role.PARENT, Role.TEACHER)
@@ -211,11 +210,11 @@ async def calendar_file(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/bookings/{booking_id}/complete")
-async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def complete(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     teacher = require(user, Role.TEACHER, Role.ADMIN)
     await read_form(request)
     try:
-        await get_services(request).tx(bookings.complete, user=teacher, booking_id=booking_id, now=utc_now())
+        await get_services(request).tx(cancelling.complete, user=teacher, booking_id=booking_id, now=utc_now())
     except AppError as exc:
         return redirect(request, back_to(teacher), error=exc.message)
     return redirect(request, back_to(teacher), notice="Session marked completed.")
@@ -224,12 +223,12 @@ async def complete(booking_id: uuid.UUID, request: Request, user: Viewer):
 # -- cancelling a booking --------------------------------------------------------------
 
 
-def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings) -> dict:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
-    refund = bookings.refund_preview(booking, reason=CANCEL_REASON[Role(user.role)], settings=settings, now=utc_now())
-    terms = bookings.terms_of(booking, settings=settings)  # the terms it was paid under
+def _cancel_preview(session: Session, *, user: AuthUser, booking_id: uuid.UUID, settings: Settings) -> dict[str, Any]:
+    booking = lookup.get_for(session, user=user, booking_id=booking_id)
+    refund = cancelling.refund_preview(booking, reason=cancelling.cancel_reason(user), settings=settings, now=utc_now())
+    terms = reserving.terms_of(booking, settings=settings)  # the terms it was paid under
     return {
-        "booking": session_out(booking, *repo.names_for(session, booking)),
+        "booking": session_out(booking, *lists.names_for(session, booking)),
         "refund": refund,
         "full_before": terms.full_refund_hours,
         "terms_sentence": terms.sentence(),
@@ -237,7 +236,7 @@ def _cancel_preview(session, *, user: AuthUser, booking_id: uuid.UUID, settings)
 
 
 @router.get("/bookings/{booking_id}/cancel")
-async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     viewer = require(user)
     svc = get_services(request)
     view = await svc.tx(_cancel_preview, user=viewer, booking_id=booking_id, settings=svc.settings)
@@ -250,7 +249,7 @@ async def cancel_page(booking_id: uuid.UUID, request: Request, user: Viewer):
 
 
 @router.post("/bookings/{booking_id}/cancel")
-async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
+async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     viewer = require(user)
     form = await read_form(request)
     # Only a teacher writes to the parent here (an admin's reason is asked on the console).
@@ -266,121 +265,6 @@ async def cancel(booking_id: uuid.UUID, request: Request, user: Viewer):
     return redirect(request, back_to(viewer), notice=notice)
 
 
-# -- changing the time of a paid session -------------------------------------------------
-
-
-def fitting_starts(free: list[tuple[datetime, datetime]], *, length: timedelta, skip: datetime) -> list[datetime]:
-    """Every half hour in the free intervals where a session of `length` fits (but `skip`, its own start)."""
-    step = int(STEP.total_seconds())
-    out = []
-    for s, e in free:
-        t = datetime.fromtimestamp(-(-int(s.timestamp()) // step) * step, UTC)
-        while t + length <= e:
-            if t != skip:
-                out.append(t)
-            t += STEP
-    return out
-
-
-def _by_day(starts: list[datetime], *, zone: str, loc: str) -> list[dict[str, Any]]:
-    tz = ZoneInfo(zone)
-    days: dict[Any, dict[str, Any]] = {}
-    for t in starts:
-        d = t.astimezone(tz).date()
-        day = days.setdefault(d, {"label": fmt.long_day(t, zone, loc), "starts": []})
-        day["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
-    return list(days.values())
-
-
-def _reschedule_view(
-    session,
-    *,
-    user: AuthUser,
-    booking_id: uuid.UUID,
-    week: int,
-    zone: str,
-    loc: str,
-    settings: Settings,
-    now: datetime,
-) -> dict[str, Any]:
-    booking = bookings.get_for(session, user=user, booking_id=booking_id)
-    terms = bookings.terms_of(booking, settings=settings)
-    why = bookings.why_not_reschedule(booking, user=user, settings=settings, now=now)
-    start, end = week_range(zone, week, now)
-    days: list[dict[str, Any]] = []
-    if why is None:
-        free = bookings.free_slots(
-            session, teacher_id=booking.teacher_id, start=start, end=end, now=now, exclude=booking.id
-        )
-        length = booking.ends_at - booking.starts_at
-        days = _by_day(fitting_starts(free, length=length, skip=booking.starts_at), zone=zone, loc=loc)
-    return {
-        "booking": session_out(booking, *repo.names_for(session, booking)),
-        "terms": terms,
-        "why": why.value if why else None,
-        "why_text": why_not_text(why, terms) or "The time of this booking cannot be changed now.",
-        "days": days,
-        "week": week,
-        "max_week": MAX_WEEK,
-        "week_label": fmt.day(start, zone, loc),
-        "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
-        "left": None if user.role != Role.PARENT else max(terms.max_reschedules - booking.reschedule_count, 0),
-    }
-
-
-async def _reschedule_page(
-    request: Request, viewer: AuthUser, booking_id: uuid.UUID, week: int, *, status_code: int = 200, errors=()
-):
-    svc = get_services(request)
-    view = await svc.tx(
-        _reschedule_view,
-        user=viewer,
-        booking_id=booking_id,
-        week=week,
-        zone=viewer_zone(request, viewer),
-        loc=viewer_locale(request),
-        settings=svc.settings,
-        now=utc_now(),
-    )
-    return render(
-        request,
-        "reschedule.html",
-        status_code=status_code,
-        back=back_to(viewer, booking_id),
-        errors=list(errors),
-        **view,
-    )
-
-
-@router.get("/bookings/{booking_id}/reschedule")
-async def reschedule_page(
-    booking_id: uuid.UUID, request: Request, user: Viewer, week: int = Query(0, ge=0, le=MAX_WEEK)
-):
-    return await _reschedule_page(request, require(user), booking_id, week)
-
-
-@router.post("/bookings/{booking_id}/reschedule")
-async def reschedule(booking_id: uuid.UUID, request: Request, user: Viewer):
-    viewer = require(user)
-    form = await read_form(request)
-    week = min(small_number(form.get("week")) or 0, MAX_WEEK)
-    try:
-        body = RescheduleIn(starts_at=form.get("starts_at"))
-        booking = await flows.reschedule(
-            get_services(request), user=viewer, booking_id=booking_id, starts_at=body.starts_at
-        )
-    except ValidationError:
-        return await _reschedule_page(request, viewer, booking_id, week, status_code=422, errors=["Choose a new time."])
-    except AppError as exc:
-        if exc.status_code in (403, 404):
-            raise
-        return await _reschedule_page(
-            request, viewer, booking_id, week, status_code=exc.status_code, errors=[exc.message]
-        )
-    when = fmt.when(booking.starts_at, booking.ends_at, viewer_zone(request, viewer), viewer_locale(request))
-    return redirect(request, back_to(viewer, booking_id), notice=f"Session moved to {when}.")
-
-
 def _message(exc: AppError) -> str:
     """The error with its first field's problem ("A reason is needed: at most 500 characters.")."""
     if isinstance(exc.data, list) and exc.data and isinstance(exc.data[0], dict) and exc.data[0].get("message"):
@@ -392,7 +276,7 @@ def _message(exc: AppError) -> str:
 
 
 @router.get("/teacher/policy")
-async def policy_page(request: Request, user: Viewer):
+async def policy_page(request: Request, user: Viewer) -> Response:
     teacher = require(user, Role.TEACHER)
     svc = get_services(request)
     current, is_default = await svc.tx(teachers.terms, teacher_id=teacher.id, platform=svc.terms)
@@ -400,7 +284,7 @@ async def policy_page(request: Request, user: Viewer):
 
 
 @router.post("/teacher/policy")
-async def set_policy(request: Request, user: Viewer):
+async def set_policy(request: Request, user: Viewer) -> Response:
     teacher = require(user, Role.TEACHER)
     form = await read_form(request)
     svc = get_services(request)

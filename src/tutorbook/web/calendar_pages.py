@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from pydantic import ValidationError
+from starlette.responses import Response
 
 from tutorbook.api.deps import get_services
 from tutorbook.bookings import busy
@@ -26,7 +27,9 @@ router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 
 
-async def _page(request: Request, me: AuthUser, *, status_code: int = 200, at: str = "", duration: int = 60, **extra):
+async def _page(
+    request: Request, me: AuthUser, *, status_code: int = 200, at: str = "", duration: int = 60, **extra: Any
+) -> Response:
     svc, now = get_services(request), utc_now()
     items = await svc.read(
         calendars.listing, teacher_id=me.id, now=now, stale_after=calendar_flows.stale_after(svc.settings)
@@ -56,14 +59,16 @@ async def _page(request: Request, me: AuthUser, *, status_code: int = 200, at: s
 
 
 @router.get("/teacher/calendars")
-async def calendars_page(request: Request, user: Viewer, at: str = Query("", max_length=40), duration: str = ""):
+async def calendars_page(
+    request: Request, user: Viewer, at: str = Query("", max_length=40), duration: str = ""
+) -> Response:
     me = require(user, Role.TEACHER)
     minutes = small_number(duration) or 60
     return await _page(request, me, at=at, duration=minutes if minutes in ALLOWED_DURATIONS else 60)
 
 
 @router.post("/teacher/calendars")
-async def add_calendar(request: Request, user: Viewer):
+async def add_calendar(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     form = await read_form(request)
     svc = get_services(request)
@@ -94,7 +99,7 @@ async def add_calendar(request: Request, user: Viewer):
 
 
 @router.post("/teacher/calendars/{calendar_id}/delete")
-async def delete_calendar(calendar_id: uuid.UUID, request: Request, user: Viewer):
+async def delete_calendar(calendar_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     await read_form(request)
     try:

@@ -7,7 +7,9 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Request
@@ -18,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user_async
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
 from tutorbook.identity import AuthUser, Role
@@ -37,7 +39,7 @@ CSRF_FIELD = "csrf_token"
 FLASH_COOKIE = "tutorbook_flash"
 # The visitor's time zone: set by static/timezone.js from the browser, or by the switcher (/time-zone).
 ZONE_COOKIE = "tutorbook_zone"
-HOME = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
+HOME: dict[str, str] = {Role.PARENT: "/my-bookings", Role.TEACHER: "/schedule", Role.ADMIN: "/admin"}
 MAX_NEXT = 2000  # characters of a `next` path worth returning to
 
 
@@ -52,7 +54,7 @@ class CsrfRefused(Forbidden):
 # -- cookies ---------------------------------------------------------------------------
 
 
-def cookie_options(request: Request) -> dict:
+def cookie_options(request: Request) -> dict[str, Any]:
     """HttpOnly, SameSite=Lax, and Secure when the public URL is https."""
     secure = get_settings(request).public_url.startswith("https://")
     return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
@@ -82,7 +84,7 @@ async def page_user(request: Request) -> AuthUser | None:
             user = None
     request.state.user = user
     if user is not None and user.role == Role.PARENT:
-        holds = await get_services(request).tx(bookings.unpaid_holds, parent_id=user.id, now=utc_now())
+        holds = await get_services(request).tx(reporting.unpaid_holds, parent_id=user.id, now=utc_now())
         request.state.holds = holds
     return user
 
@@ -157,7 +159,7 @@ async def read_form(request: Request) -> dict[str, str]:
 # -- responses -------------------------------------------------------------------------
 
 
-def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     """A page from base.html with the user (from page_user), a CSRF token and any flash message."""
     user = context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("zone", viewer_zone(request, user))
@@ -207,7 +209,7 @@ def csv_response(body: str, *, name: str) -> Response:
     )
 
 
-def _read_flash(request: Request) -> dict | None:
+def _read_flash(request: Request) -> dict[str, Any] | None:
     raw = request.cookies.get(FLASH_COOKIE)
     try:
         flash = json.loads(unquote(raw)) if raw else None
@@ -248,7 +250,7 @@ def login_redirect(request: Request) -> Response:
 class PageRoute(APIRoute):
     """Business errors become the page's message; anything unexpected a friendly 500 page."""
 
-    def get_route_handler(self):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

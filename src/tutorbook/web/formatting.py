@@ -13,20 +13,9 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from tutorbook import currencies
+from tutorbook.bookings import lifecycle
 from tutorbook.clock import iso_z
 from tutorbook.localtime import DEFAULT_LOCALE, clock, day, local, long_day, moment, month, when, zone_name
-
-CANCEL_REASONS = {
-    "payment_cancelled": "the checkout was left without paying",
-    "checkout_expired": "the checkout expired before payment",
-    "payment_failed": "the payment failed",
-    "checkout_failed": "the payment page could not be opened",
-    "parent_cancelled": "cancelled by the parent",
-    "teacher_cancelled": "cancelled by the teacher",
-    "admin_cancelled": "cancelled by Tutorbook",
-    "admin_refund": "refunded by Tutorbook, the booking kept",
-}
-
 
 money = currencies.money  # (4500, "usd") -> "USD 45.00", (4500, "jpy") -> "JPY 4,500"
 
@@ -54,9 +43,7 @@ def minor(text: str | None, currency: str) -> int | None:
     return int(value.scaleb(decimals))
 
 
-def reason_text(reason: str | None) -> str:
-    """A cancellation reason in words."""
-    return CANCEL_REASONS.get(reason or "", "cancelled")
+reason_text = lifecycle.reason_words  # a cancellation's or a refund's reason in words
 
 
 def _zone(ctx: Context, zone: str | None) -> str:

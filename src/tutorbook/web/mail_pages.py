@@ -9,6 +9,7 @@ from email import message_from_string, policy
 
 from fastapi import BackgroundTasks, Request
 from pydantic import ValidationError
+from starlette.responses import Response
 
 from tutorbook.accounts import resets
 from tutorbook.api import notifications as api_notifications
@@ -28,12 +29,12 @@ router = page_router()
 
 
 @router.get("/forgot-password")
-def forgot_page(request: Request):
+def forgot_page(request: Request) -> Response:
     return render(request, "forgot_password.html", email="", sent=False)
 
 
 @router.post("/forgot-password")
-async def forgot(request: Request, tasks: BackgroundTasks):
+async def forgot(request: Request, tasks: BackgroundTasks) -> Response:
     form = await read_form(request)
     email = form.get("email", "")
     try:
@@ -52,7 +53,7 @@ async def forgot(request: Request, tasks: BackgroundTasks):
 
 
 @router.get("/reset-password")
-async def reset_page(request: Request, token: str = ""):
+async def reset_page(request: Request, token: str = "") -> Response:
     """The form, only for a link that still works: a used or expired one says so on opening."""
     if not await get_services(request).read(resets.is_open, token=token, now=utc_now()):
         return render(request, "reset_password.html", status_code=400, token="", closed=True)
@@ -60,7 +61,7 @@ async def reset_page(request: Request, token: str = ""):
 
 
 @router.post("/reset-password")
-async def reset(request: Request):
+async def reset(request: Request) -> Response:
     form = await read_form(request)
     token = form.get("token", "")
     svc = get_services(request)
@@ -68,8 +69,8 @@ async def reset(request: Request):
         if form.get("password", "") != form.get("confirm", ""):
             raise AppError("The two passwords differ.")
         body = ResetPasswordIn(token=token, password=form.get("password", ""))
-        await svc.tx_in_thread(  # hashes the password
-            notices.finish_password_reset,
+        await svc.tx(
+            api_notifications.FINISH_RESET,
             token=body.token,
             password=body.password,
             hasher=svc.hasher,
@@ -112,13 +113,13 @@ def _checked(request: Request, user: str, sig: str) -> uuid.UUID:
 
 
 @router.get("/notifications/unsubscribe")
-def unsubscribe_page(request: Request, user: str = "", sig: str = ""):
+def unsubscribe_page(request: Request, user: str = "", sig: str = "") -> Response:
     _checked(request, user, sig)
     return render(request, "unsubscribe.html", user_id=user, sig=sig, done=False)
 
 
 @router.post("/notifications/unsubscribe")
-async def unsubscribe(request: Request):
+async def unsubscribe(request: Request) -> Response:
     form = await read_form(request)
     user_id = _checked(request, form.get("user", ""), form.get("sig", ""))
     await get_services(request).tx(notices.set_reminders, user_id=user_id, enabled=False)
@@ -140,7 +141,7 @@ def _text_of(raw: str) -> str:
 
 
 @router.get("/dev/mail")
-async def dev_mailbox(request: Request, to: str = ""):
+async def dev_mailbox(request: Request, to: str = "") -> Response:
     _dev_only(request)
     mails = await get_services(request).tx(outbox.mailbox, limit=200, to=to or None)
     items = [{"id": m.id, "to": m.to_address, "subject": m.subject, "at": m.created_at} for m in mails]
@@ -148,7 +149,7 @@ async def dev_mailbox(request: Request, to: str = ""):
 
 
 @router.get("/dev/mail/{mail_id}")
-async def dev_mail(request: Request, mail_id: int):
+async def dev_mail(request: Request, mail_id: int) -> Response:
     _dev_only(request)
     if not 0 < mail_id < 2**63:  # beyond the id column's range: no such message (not a database error)
         raise NotFound("No such message.")

@@ -8,12 +8,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tutorbook.web import (
     account_pages,
+    admin_office_pages,
     admin_pages,
     booking_pages,
     calendar_pages,
     mail_pages,
     payment_pages,
     payout_pages,
+    reschedule_pages,
     settings_pages,
     teacher_pages,
     teacher_setup_pages,
@@ -32,11 +34,13 @@ def install(app: FastAPI) -> None:
         teacher_setup_pages,
         calendar_pages,
         booking_pages,
+        reschedule_pages,
         payment_pages,
         payout_pages,
         mail_pages,
         settings_pages,
         admin_pages,
+        admin_office_pages,
     )
     for module in modules:
         app.include_router(module.router)

@@ -6,12 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import repository as repo
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import lists
+from tutorbook.bookings.checkout import CHECKOUT_TEMPLATE
 from tutorbook.bookings.lifecycle import Status
-from tutorbook.bookings.schemas import session_out
+from tutorbook.bookings.models import Booking
+from tutorbook.bookings.schemas import SessionOut, session_out
 from tutorbook.errors import AppError, BadGateway, GatewayTimeout
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
@@ -23,15 +26,15 @@ Viewer = Annotated[AuthUser | None, Depends(page_user)]
 BOOKING_TYPE = "session-booking"
 
 
-def _with_names(session, *, booking):
-    return session_out(booking, *repo.names_for(session, booking))
+def _with_names(session: Session, *, booking: Booking) -> SessionOut:
+    return session_out(booking, *lists.names_for(session, booking))
 
 
 def checkout_id(value: str | None) -> str | None:
     """The checkout id, or None when Stripe left the template unreplaced, sent nothing, or the
     link was mangled (an id Stripe never makes: control characters, too long)."""
     value = external_id_or_none(value)
-    return value if value != bookings.CHECKOUT_TEMPLATE else None
+    return value if value != CHECKOUT_TEMPLATE else None
 
 
 @router.get("/payment/success")
@@ -40,7 +43,7 @@ async def payment_success(
     user: Viewer,
     session_id: str | None = None,
     kind: str | None = Query(None, alias="type"),
-):
+) -> Response:
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
     svc = get_services(request)
@@ -89,7 +92,7 @@ async def payment_cancel(
     session_id: str | None = None,
     kind: str | None = Query(None, alias="type"),
     booking_id: str | None = None,
-):
+) -> Response:
     """Cancel-payment, as the frontend's snippet does: the booking is not made; reloading is safe.
     With the template left unreplaced, `booking_id` finds the booking (the parent's own only)."""
     parent = require(user, Role.PARENT)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
 from tutorbook.admin.console import to_csv
 from tutorbook.api.deps import get_services
@@ -27,14 +27,14 @@ Viewer = Annotated[AuthUser | None, Depends(page_user)]
 @router.get("/teacher/payouts")
 async def payouts_page(
     request: Request, user: Viewer, returned: int | None = Query(None), refresh: int | None = Query(None)
-):
+) -> Response:
     teacher = require(user, Role.TEACHER)
     status = await payouts.refresh(get_services(request), teacher=teacher)
     return render(request, "payouts.html", status=status, returned=bool(returned), expired=bool(refresh))
 
 
 @router.post("/teacher/payouts/onboard")
-async def onboard(request: Request, user: Viewer):
+async def onboard(request: Request, user: Viewer) -> Response:
     teacher = require(user, Role.TEACHER)
     await read_form(request)
     try:
@@ -63,7 +63,7 @@ async def earnings_page(
     user: Viewer,
     from_: Day | None = Query(None, alias="from"),
     to: Day | None = Query(None),
-):
+) -> Response:
     teacher = require(user, Role.TEACHER)
     first, last, start, end = _range(from_, to)
     svc = get_services(request)
@@ -91,7 +91,7 @@ async def earnings_csv(
     user: Viewer,
     from_: Day | None = Query(None, alias="from"),
     to: Day | None = Query(None),
-):
+) -> Response:
     """The per-session earnings of the period as CSV (amounts in major units, times in UTC)."""
     teacher = require(user, Role.TEACHER)
     first, last, start, end = _range(from_, to)

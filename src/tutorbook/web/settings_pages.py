@@ -3,14 +3,16 @@ language of the emails' dates and times, and the private calendar feed (made, re
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
-from tutorbook.flows import mail as mail_flow
+from tutorbook.flows import feeds as feed_flows
 from tutorbook.identity import AuthUser
 from tutorbook.localtime import DEFAULT_LOCALE, locale_for
 from tutorbook.notifications import service as notices
@@ -27,7 +29,7 @@ def _label(tag: str) -> str:
     return f"{locale.get_display_name(locale) or tag} ({tag.replace('_', '-')})"
 
 
-def _view(session: Session, *, user_id, browser: str) -> dict:
+def _view(session: Session, *, user_id: uuid.UUID, browser: str) -> dict[str, Any]:
     user = accounts.get_user(session, user_id)
     current = user.locale or DEFAULT_LOCALE
     tags = list(dict.fromkeys([current, browser, *LOCALES]))
@@ -39,18 +41,18 @@ def _view(session: Session, *, user_id, browser: str) -> dict:
     }
 
 
-async def _page(request: Request, user: AuthUser, **extra):
+async def _page(request: Request, user: AuthUser, **extra: Any) -> Response:
     view = await get_services(request).tx(_view, user_id=user.id, browser=viewer_locale(request))
     return render(request, "settings.html", **view, **extra)
 
 
 @router.get("/settings")
-async def settings_page(request: Request, user: Viewer):
+async def settings_page(request: Request, user: Viewer) -> Response:
     return await _page(request, require(user))
 
 
 @router.post("/settings")
-async def save_settings(request: Request, user: Viewer):
+async def save_settings(request: Request, user: Viewer) -> Response:
     me = require(user)
     form = await read_form(request)
     tag = form.get("locale", "")
@@ -68,17 +70,17 @@ async def save_settings(request: Request, user: Viewer):
 
 
 @router.post("/settings/calendar-feed")
-async def new_feed(request: Request, user: Viewer):
+async def new_feed(request: Request, user: Viewer) -> Response:
     """A new private feed URL (the old one stops working), shown once: only its digest is kept."""
     me = require(user)
     await read_form(request)
     svc = get_services(request)
     secret = await svc.tx(notices.new_calendar_secret, user_id=me.id)
-    return await _page(request, me, feed_url=mail_flow.feed_url(svc.settings, secret))
+    return await _page(request, me, feed_url=feed_flows.feed_url(svc.settings, secret))
 
 
 @router.post("/settings/calendar-feed/delete")
-async def end_feed(request: Request, user: Viewer):
+async def end_feed(request: Request, user: Viewer) -> Response:
     me = require(user)
     await read_form(request)
     await get_services(request).tx(notices.revoke_calendar, user_id=me.id)

@@ -9,20 +9,21 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from pydantic import AfterValidator, StringConstraints, ValidationError
-from starlette.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
 
 from tutorbook.accounts import service as accounts
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting, reserving
 from tutorbook.bookings.schemas import BookIn
-from tutorbook.clock import utc_now
+from tutorbook.clock import iso_z, utc_now
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.errors import AppError
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
-from tutorbook.teachers.schemas import SubjectFilter
+from tutorbook.teachers.schemas import SubjectFilter, TeacherOut
 from tutorbook.validation import single_line, small_number
 from tutorbook.web import formatting as fmt
 from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_locale, viewer_zone
@@ -45,7 +46,7 @@ FIELD_NAMES = {
 
 
 @router.get("/")
-async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)):
+async def teachers_page(request: Request, user: Viewer, subject: SubjectFilter | None = Query(None)) -> Response:
     listed = await get_services(request).tx(teachers.list_teachers)
     subjects = sorted({s for t in listed for s in t.subjects}, key=str.lower)
     if subject:
@@ -65,7 +66,7 @@ def week_range(zone: str, week: int, now: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> list[dict]:
+def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> list[dict[str, Any]]:
     """Seven days from `start` in `zone`, each with the start times offered on it."""
     tz = ZoneInfo(zone)
     first = start.astimezone(tz).date()
@@ -73,7 +74,7 @@ def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> lis
     index = {d["date"]: d for d in out}
     for t in starts:
         if (d := index.get(t.astimezone(tz).date())) is not None:
-            d["starts"].append({"value": fmt.iso_z(t), "label": fmt.clock(t, zone, loc)})
+            d["starts"].append({"value": iso_z(t), "label": fmt.clock(t, zone, loc)})
     for d in out:
         noon = datetime.combine(d["date"], time(12), tzinfo=tz)
         d["label"] = fmt.long_day(noon, zone, loc)
@@ -81,10 +82,18 @@ def days(starts: list[datetime], *, zone: str, loc: str, start: datetime) -> lis
 
 
 def _week_data(
-    session, *, teacher_id: uuid.UUID, parent_id: uuid.UUID | None, start, end, minutes: int, now, platform: Terms
-):
+    session: Session,
+    *,
+    teacher_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
+    start: datetime,
+    end: datetime,
+    minutes: int,
+    now: datetime,
+    platform: Terms,
+) -> tuple[TeacherOut, list[datetime], list[dict[str, str]], Terms]:
     teacher = teachers.get_teacher(session, teacher_id)
-    starts = bookings.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
+    starts = reporting.bookable_starts(session, teacher_id=teacher_id, start=start, end=end, minutes=minutes, now=now)
     children = accounts.list_students(session, parent_id=parent_id) if parent_id else []
     terms, _ = teachers.terms(session, teacher_id=teacher_id, platform=platform)
     return teacher, starts, [{"id": str(c.id), "full_name": c.full_name} for c in children], terms
@@ -105,8 +114,8 @@ async def teacher_view(
     minutes: int = DEFAULT_MINUTES,
     chosen: str | None = None,
     status_code: int = 200,
-    **extra,
-):
+    **extra: Any,
+) -> Response:
     """Render one teacher's week for a session length: only the starts where it fits; the
     booking form next to the chosen start (also after a failed booking, with its message)."""
     zone, loc, now = viewer_zone(request, user), viewer_locale(request), utc_now()
@@ -126,11 +135,11 @@ async def teacher_view(
     durations = [
         {
             "minutes": m,
-            "price": fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency),
+            "price": fmt.money(reserving.price_for(hourly_rate=teacher.hourly_rate, minutes=m), teacher.currency),
         }
         for m in ALLOWED_DURATIONS
     ]
-    offered = {fmt.iso_z(t): t for t in starts}
+    offered = {iso_z(t): t for t in starts}
     chosen_at = offered.get(chosen or "")
     extra.setdefault("selected", {})
     return render(
@@ -144,8 +153,8 @@ async def teacher_view(
         days=days(starts, zone=zone, loc=loc, start=start),
         children=children,
         durations=durations,
-        price=fmt.money(bookings.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
-        chosen=fmt.iso_z(chosen_at) if chosen_at else None,
+        price=fmt.money(reserving.price_for(hourly_rate=teacher.hourly_rate, minutes=minutes), teacher.currency),
+        chosen=iso_z(chosen_at) if chosen_at else None,
         chosen_when=fmt.when(chosen_at, chosen_at + timedelta(minutes=minutes), zone, loc) if chosen_at else "",
         week_label=fmt.day(start, zone, loc),
         terms_sentence=terms.sentence(),
@@ -161,14 +170,14 @@ async def teacher_page(
     week: int = Query(0, ge=0, le=MAX_WEEK),
     duration: int = Query(DEFAULT_MINUTES),
     start: StartChoice | None = Query(None),
-):
+) -> Response:
     return await teacher_view(request, user, teacher_id=teacher_id, week=week, minutes=_minutes(duration), chosen=start)
 
 
 # -- booking ---------------------------------------------------------------------------
 
 
-def book_in(form: dict) -> BookIn:
+def book_in(form: dict[str, Any]) -> BookIn:
     """The API's booking body from the form; ValidationError names what is missing."""
     return BookIn(
         teacher_id=form.get("teacher_id"),
@@ -193,7 +202,7 @@ def booking_problems(exc: ValidationError | AppError) -> list[str]:
 
 
 @router.post("/book")
-async def book(request: Request, user: Viewer):
+async def book(request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     form = await read_form(request)
     week = small_number(form.get("week")) or 0

@@ -6,21 +6,23 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tutorbook import currencies
 from tutorbook.api.deps import get_services
-from tutorbook.bookings import service as bookings
+from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers import slots
-from tutorbook.teachers.schemas import ProfileIn, TimeOffIn, WindowIn, hhmm, minutes
+from tutorbook.teachers.schemas import ProfileIn, TeacherOut, TimeOffIn, WindowIn, hhmm, minutes
 from tutorbook.validation import small_number
 from tutorbook.web.account_pages import problems
 from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require, viewer_zone
@@ -34,7 +36,7 @@ STEP_LINKS = {"price": "/teacher/profile", "subjects": "/teacher/profile", "hour
 BLANK_ROWS = 3
 
 
-def checklist_view(gaps: list[str]) -> list[dict]:
+def checklist_view(gaps: list[str]) -> list[dict[str, Any]]:
     """Every checklist step, done or not, with where to do it."""
     return [
         {"key": key, "text": text, "done": key not in gaps, "href": STEP_LINKS[key]}
@@ -64,11 +66,11 @@ def rate_minor(text: str, currency: str) -> int | str:
 # -- profile ---------------------------------------------------------------------------
 
 
-def _profile(session, *, teacher_id: uuid.UUID):
+def _profile(session: Session, *, teacher_id: uuid.UUID) -> tuple[TeacherOut, list[str]]:
     return teachers.get_teacher(session, teacher_id), teachers.checklist(session, teacher_id)
 
 
-def _profile_form(teacher) -> dict:
+def _profile_form(teacher: TeacherOut) -> dict[str, Any]:
     return {
         "full_name": teacher.full_name,
         "bio": teacher.bio,
@@ -80,7 +82,7 @@ def _profile_form(teacher) -> dict:
 
 
 @router.get("/teacher/profile")
-async def profile_page(request: Request, user: Viewer):
+async def profile_page(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     teacher, gaps = await get_services(request).tx(_profile, teacher_id=me.id)
     return render(
@@ -94,7 +96,7 @@ async def profile_page(request: Request, user: Viewer):
 
 
 @router.post("/teacher/profile")
-async def save_profile(request: Request, user: Viewer):
+async def save_profile(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     form = await read_form(request)
     svc = get_services(request)
@@ -128,21 +130,21 @@ async def save_profile(request: Request, user: Viewer):
 # -- weekly hours ----------------------------------------------------------------------
 
 
-def _hours(session, *, teacher_id: uuid.UUID):
-    return teachers.windows(session, teacher_id), teachers.checklist(session, teacher_id), teachers.get_teacher(
-        session, teacher_id
-    ).time_zone
+def _hours(session: Session, *, teacher_id: uuid.UUID) -> tuple[list[slots.Window], list[str], str]:
+    return (
+        teachers.windows(session, teacher_id),
+        teachers.checklist(session, teacher_id),
+        teachers.get_teacher(session, teacher_id).time_zone,
+    )
 
 
-def _rows(windows: list[slots.Window]) -> list[dict]:
-    rows = [
-        {"weekday": w.weekday, "start": hhmm(w.start_minute), "end": hhmm(w.end_minute % 1440)} for w in windows
-    ]
+def _rows(windows: list[slots.Window]) -> list[dict[str, Any]]:
+    rows = [{"weekday": w.weekday, "start": hhmm(w.start_minute), "end": hhmm(w.end_minute % 1440)} for w in windows]
     return rows + [{"weekday": "", "start": "", "end": ""} for _ in range(BLANK_ROWS)]
 
 
 @router.get("/teacher/hours")
-async def hours_page(request: Request, user: Viewer):
+async def hours_page(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     windows, gaps, zone = await get_services(request).tx(_hours, teacher_id=me.id)
     return render(
@@ -160,7 +162,7 @@ DAY_GROUPS = {"all": range(7), "weekdays": range(5)}
 MORE_ROWS = 5  # empty rows added by "More empty rows"
 
 
-def windows_from(form: dict) -> list[slots.Window]:
+def windows_from(form: dict[str, Any]) -> list[slots.Window]:
     """The form's rows (weekday_N, start_N, end_N, remove_N), blank and removed ones skipped;
     an end of 00:00 is midnight at the end of the day; a day of "all" or "weekdays" (or the row
     whose "Copy to every day" is ticked: copy_N) puts the window on each of those days.
@@ -180,7 +182,7 @@ def windows_from(form: dict) -> list[slots.Window]:
     return out
 
 
-def rows_as_posted(form: dict, *, more: int) -> list[dict]:
+def rows_as_posted(form: dict[str, Any], *, more: int) -> list[dict[str, Any]]:
     """The form's rows as typed (to show again without saving), and `more` empty ones."""
     count = min(small_number(form.get("rows"), digits=3) or 0, 100)
     rows = []
@@ -194,7 +196,7 @@ def rows_as_posted(form: dict, *, more: int) -> list[dict]:
 
 
 @router.post("/teacher/hours")
-async def save_hours(request: Request, user: Viewer):
+async def save_hours(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     form = await read_form(request)
     svc = get_services(request)
@@ -233,9 +235,11 @@ async def save_hours(request: Request, user: Viewer):
 # -- time off --------------------------------------------------------------------------
 
 
-def _time_off(session, *, teacher_id: uuid.UUID, now: datetime):
+def _time_off(
+    session: Session, *, teacher_id: uuid.UUID, now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
     return (
-        bookings.time_off_with_sessions(session, teacher_id=teacher_id, now=now),
+        reporting.time_off_with_sessions(session, teacher_id=teacher_id, now=now),
         teachers.checklist(session, teacher_id),
     )
 
@@ -251,7 +255,7 @@ def local_instant(text: str, zone: str) -> datetime | str:
     return moment.astimezone(UTC)
 
 
-async def _time_off_page(request: Request, me: AuthUser, *, status_code: int = 200, **extra):
+async def _time_off_page(request: Request, me: AuthUser, *, status_code: int = 200, **extra: Any) -> Response:
     items, gaps = await get_services(request).tx(_time_off, teacher_id=me.id, now=utc_now())
     extra.setdefault("form", {})
     return render(
@@ -260,13 +264,13 @@ async def _time_off_page(request: Request, me: AuthUser, *, status_code: int = 2
 
 
 @router.get("/teacher/time-off")
-async def time_off_page(request: Request, user: Viewer):
+async def time_off_page(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     return await _time_off_page(request, me)
 
 
 @router.post("/teacher/time-off")
-async def add_time_off(request: Request, user: Viewer):
+async def add_time_off(request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     form = await read_form(request)
     zone = viewer_zone(request, me)
@@ -277,7 +281,7 @@ async def add_time_off(request: Request, user: Viewer):
             note=form.get("note", ""),
         )
         added = await get_services(request).tx(
-            bookings.add_time_off,
+            reporting.add_time_off,
             teacher_id=me.id,
             starts_at=body.starts_at,
             ends_at=body.ends_at,
@@ -303,7 +307,7 @@ async def add_time_off(request: Request, user: Viewer):
 
 
 @router.post("/teacher/time-off/{time_off_id}/delete")
-async def delete_time_off(time_off_id: uuid.UUID, request: Request, user: Viewer):
+async def delete_time_off(time_off_id: uuid.UUID, request: Request, user: Viewer) -> Response:
     me = require(user, Role.TEACHER)
     await read_form(request)
     try:

@@ -17,7 +17,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from tutorbook.errors import error_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tutorbook.api.errors import error_response
 from tutorbook.loops import PerLoop
 
 log = logging.getLogger("tutorbook.http")
@@ -43,7 +45,7 @@ class _Gate:
 class AdmissionMiddleware:
     """Plain ASGI middleware admitting at most `limit` HTTP requests at once (see the module)."""
 
-    def __init__(self, app, *, limit: int, queue: int, wait_s: float, retry_after_s: float) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, queue: int, wait_s: float, retry_after_s: float) -> None:
         self.app = app
         self.limit, self.queue, self.wait_s = limit, queue, wait_s
         self.headers = retry_after(retry_after_s)
@@ -54,7 +56,7 @@ class AdmissionMiddleware:
         """The running loop's gate (for the metrics and the tests)."""
         return self._gates.get()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PATHS):
             await self.app(scope, receive, send)
             return

@@ -1,0 +1,5 @@
+"""`python -m tutorbook.cli`."""
+
+from tutorbook.cli import app
+
+app()

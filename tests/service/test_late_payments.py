@@ -1,0 +1,66 @@
+"""A payment that succeeds after its booking was cancelled unpaid (a delayed payment settling after
+the checkout expired by our clock): confirmed if the slot is still free and ahead, otherwise
+refunded in full; either way once, and recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.service.world import World, hours_from_now, later
+from tutorbook.flows import booking as flows
+
+pytestmark = pytest.mark.service
+
+PENDING, CONFIRMED, CANCELLED = 0, 1, 3
+
+
+def cancelled_while_payment_pending(world: World, *, hours: float = 48):
+    """A booking whose parent chose a delayed payment method, expired by the job meanwhile."""
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(hours))
+    assert booked.stripe_session_id is not None
+    assert world.deliver(world.fake.pay_later(booked.stripe_session_id)) == "awaiting_payment"
+    assert world.job("expire", at=later(2)).counts() == {"checkout_expired": 1}
+    assert world.view(booked.id).status == CANCELLED
+    return t, booked
+
+
+def test_a_late_payment_for_a_slot_still_free_confirms_the_booking(world: World):
+    t, booked = cancelled_while_payment_pending(world)
+    assert booked.stripe_session_id is not None
+    assert world.deliver(world.fake.settle_async(booked.stripe_session_id)) == "late_payment_confirmed"
+    paid = world.view(booked.id)
+    assert paid.status == CONFIRMED and paid.paid_at is not None and paid.meeting_url
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CANCELLED, CONFIRMED]
+    assert world.fake.refunds == []
+
+
+def test_a_late_payment_for_a_slot_taken_meanwhile_is_refunded_in_full_once(world: World):
+    t, booked = cancelled_while_payment_pending(world)
+    assert booked.stripe_session_id is not None
+    other = world.book_and_pay(world.parent(), t, starts_at=booked.starts_at)
+    settled = world.fake.settle_async(booked.stripe_session_id)
+    assert world.deliver(settled) == "late_payment_refunded"
+    assert world.deliver(settled) == "duplicate"
+    page = world.run(world_fulfil(world, booked.id))
+    assert page == "already_refunded"
+    late = world.view(booked.id)
+    assert late.status == CANCELLED and late.refunded_amount == late.price_amount
+    assert world.refunds(booked.id) == [(late.price_amount, "succeeded")]
+    assert world.stripe_refunds(booked.id) == [late.price_amount]
+    assert world.view(other.id).status == CONFIRMED
+
+
+def test_a_late_payment_whose_webhook_was_lost_is_found_by_reconcile(world: World):
+    t, booked = cancelled_while_payment_pending(world)
+    assert booked.stripe_session_id is not None
+    world.fake.settle_async(booked.stripe_session_id)  # the event never arrives
+    found = world.job("reconcile", at=later(2))
+    assert found.counts().get("late_payment_confirmed") == 1, found.counts()
+    assert world.view(booked.id).status == CONFIRMED
+    assert world.job("reconcile", at=later(2)).counts().get("late_payment_confirmed") is None
+
+
+async def world_fulfil(world: World, booking_id) -> str:
+    """The success page or a job seeing the same payment once more: the one fulfilment's kind."""
+    return (await flows.fulfil(world.svc, checkout=world.fake.checkout(booking_id), actor="job:test")).kind

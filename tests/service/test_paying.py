@@ -1,0 +1,95 @@
+"""Booking and paying: book -> checkout -> paid -> Confirmed, once however many times it is told."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.service.world import World, hours_from_now, refused
+from tutorbook.flows import booking as flows
+from tutorbook.payments.port import GatewayError, GatewayTimeout, Refused
+
+pytestmark = pytest.mark.service
+
+PENDING, CONFIRMED, COMPLETED, CANCELLED = 0, 1, 2, 3
+
+
+def test_a_booking_opens_a_checkout_for_its_price_and_holds_the_slot_pending(world: World):
+    t, p = world.teacher(rate=6000), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48), minutes=90)
+    assert (booked.status, booked.price_amount, booked.currency) == (PENDING, 9000, "usd")
+    checkout = world.fake.session_of(booked.id)
+    assert booked.stripe_session_id == checkout.id and booked.checkout_url == f"https://checkout.fake/{checkout.id}"
+    assert (checkout.amount, checkout.currency, checkout.status, checkout.destination) == (9000, "usd", "open", None)
+    assert checkout.customer_email == p[0].email and "Mathematics" in checkout.product_name
+    with refused(409):  # the slot is held
+        world.book(world.parent(), t, starts_at=booked.starts_at + (booked.ends_at - booked.starts_at) / 3)
+
+
+def test_a_paid_checkout_confirms_the_booking_with_its_payment_and_meeting_link(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    assert world.deliver(world.fake.pay(booked.stripe_session_id)) == "confirmed"
+    paid = world.view(booked.id)
+    assert paid.status == CONFIRMED and paid.status_name == "Confirmed"
+    assert paid.paid_at is not None and paid.meeting_url and paid.refunded_amount == 0
+    assert paid.stripe_payment_intent_id == world.fake.session_of(booked.id).payment_intent
+    assert [(h.from_status, h.to_status) for h in world.history(booked.id)] == [(None, PENDING), (PENDING, CONFIRMED)]
+    assert paid.terms is not None and paid.terms.full_refund_hours == world.settings.refund_full_before_hours
+
+
+def test_the_webhook_twice_and_the_success_page_confirm_once(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    completed = world.fake.pay(booked.stripe_session_id)
+    assert world.deliver(completed) == "confirmed"
+    assert world.deliver(completed) == "duplicate"  # the same event id: recorded once
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    assert page.status == CONFIRMED
+    again = world.run(flows.fulfil(world.svc, checkout=world.fake.checkout(booked.id), actor="job"))
+    assert again.kind == "already_fulfilled"
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]
+    assert world.fake.refunds == []
+
+
+def test_the_success_page_before_the_webhook_confirms_and_the_webhook_then_changes_nothing(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(30))
+    assert booked.stripe_session_id is not None
+    completed = world.fake.pay(booked.stripe_session_id)
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    assert page.status == CONFIRMED and page.meeting_url
+    assert world.deliver(completed) == "already_fulfilled"
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]
+
+
+def test_the_same_parent_retrying_the_same_slot_gets_the_same_open_checkout(world: World):
+    t, p = world.teacher(), world.parent()
+    start = hours_from_now(48)
+    first = world.book(p, t, starts_at=start)
+    again = world.book(p, t, starts_at=start)
+    assert again.id == first.id and again.stripe_session_id == first.stripe_session_id
+    assert len(world.fake.sessions) == 1
+
+
+@pytest.mark.parametrize("error,answer", [(GatewayError("refused"), 502), (GatewayTimeout("timed out"), 504)])
+def test_stripe_unreachable_at_booking_charges_nothing_and_frees_the_slot(world: World, error, answer):
+    t, p = world.teacher(), world.parent()
+    start = hours_from_now(48)
+    world.fake.fail_next("create_checkout", error)
+    with refused(answer):
+        world.book(p, t, starts_at=start)
+    assert world.fake.sessions == {}
+    assert [(b.status, b.cancellation_reason) for b in world.every_booking()] == [(CANCELLED, "checkout_failed")]
+    again = world.book(world.parent(), t, starts_at=start)  # the slot is free again
+    assert again.status == PENDING
+
+
+def test_a_checkout_stripe_refuses_says_so_and_cancels_the_booking(world: World):
+    t, p = world.teacher(), world.parent()
+    world.fake.fail_next("create_checkout", Refused("Amount must be at least $0.50 usd"))
+    with refused(422) as caught:
+        world.book(p, t, starts_at=hours_from_now(48))
+    assert "refused" in str(caught[0]) and "at least $0.50" in str(caught[0])
+    assert [(b.status, b.cancellation_reason) for b in world.every_booking()] == [(CANCELLED, "checkout_failed")]

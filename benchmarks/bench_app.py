@@ -60,10 +60,15 @@ def create_bench_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _from_environment() -> FastAPI:
-    """What `tutorbook.asgi:app` does, plus the /bench routes."""
+    """What `tutorbook.asgi:app` does (tracing included, when TUTORBOOK_TRACING is on), plus the
+    /bench routes."""
     settings = get_settings()
     configure_logging(json_lines=settings.log_json, level=settings.log_level, production=settings.is_production)
-    return create_bench_app(settings)
+    if settings.tracing == "off":
+        return create_bench_app(settings)
+    from tutorbook import telemetry
+
+    return telemetry.setup(settings).instrument_app(create_bench_app(settings))
 
 
 app = _from_environment()

@@ -635,9 +635,9 @@ class Goal:
 
 
 ORDER = ["stripe_latency", "booking_cost", "webhooks", "my_bookings", "expire", "admin_bookings", "mixed",
-         "calendar_availability"]
+         "calendar_availability", "mail_latency"]
 # Sections with no goal of their own: their block is written, with no row in the summary.
-UNSUMMARISED = ["scale_out"]
+UNSUMMARISED = ["scale_out", "cluster", "tracing"]
 TITLES = {
     "stripe_latency": "1. Stripe latency does not cost throughput",
     "booking_cost": "2. Booking server cost vs a bare insert",
@@ -647,6 +647,7 @@ TITLES = {
     "admin_bookings": "6. The console's booking search (keyset pages of 1,000,000 rows)",
     "mixed": "9. A crowd: the mixed load at 10, 50, 200 and 1,000 parents (issue #33)",
     "calendar_availability": "10. Availability with 3 calendars of 500 events per teacher (issue #30)",
+    "mail_latency": "12. Payment to confirmation email, with and without LISTEN/NOTIFY (issue #31)",
 }
 
 

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from tutorbook import tracing
 from tutorbook.api import admin, calendars, health, notifications, sessions, stripe_webhook, teachers
 from tutorbook.api.accounts import auth, students
 from tutorbook.api.errors import error_response, install_error_handlers
@@ -164,6 +165,7 @@ class RequestIdMiddleware:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
         rid = new_request_id(given)
         token = request_id_var.set(rid)
+        tracing.annotate(request_id=rid)  # on the request's span, with tracing on
         started = time.perf_counter()
         status, sent = 500, {"start": False, "end": False}
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_json: bool | None = None
     log_level: str = "INFO"
+    # OpenTelemetry tracing (tutorbook.telemetry; docs/operations.md, "Tracing"): off (nothing of
+    # OpenTelemetry is imported), otlp (where to: the standard OTEL_EXPORTER_OTLP_* variables) or
+    # console (spans on stderr). The ratio of new traces kept; a continued trace keeps its choice.
+    tracing: Literal["off", "otlp", "console"] = "off"
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
     jwt_secret: str = ""
     jwt_ttl_minutes: int = 12 * 60
@@ -166,6 +171,8 @@ class Settings(BaseSettings):
     # so a load balancer takes it out of rotation first (0: no drain, stop accepting at once).
     shutdown_drain_seconds: float = Field(default=0, ge=0, le=600)
     job_mail_interval_s: float = 15
+    # On PostgreSQL the mail worker LISTENs for new mail (jobs/wakeup.py); off: it polls only.
+    mail_listen: bool = True
     job_reminders_interval_s: float = 300
     job_expire_interval_s: float = 60
     job_complete_interval_s: float = 300

@@ -5,10 +5,12 @@ secret, handled alike."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
+from tutorbook import tracing
 from tutorbook.api.deps import get_services
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import followups, stripe_events
@@ -60,8 +62,20 @@ async def _receive(request: Request, *, connect: bool) -> Response:
     except gw.InvalidWebhook as exc:
         raise BadRequest("Invalid Stripe signature or payload") from exc
     webhooks.check_shape(event)
-    outcome = await stripe_events.receive(svc, event)
+    # The booking's trace goes on here: the Checkout Session carries the traceparent it was made in.
+    with tracing.continued(_traceparent(event), "stripe.webhook", stripe_event_type=event.get("type")):
+        outcome = await stripe_events.receive(svc, event)
     svc.metrics.inc("tutorbook_webhook_events_total", outcome=outcome.kind)
     # The follow-ups (refunds, links that call out) run after the answer is sent, as before.
     todo = BackgroundTask(followups.run, svc, outcome.followups) if outcome.followups else None
     return Response(_answer(outcome.kind), media_type="application/json", background=todo)
+
+
+def _traceparent(event: dict[str, Any]) -> str | None:
+    """The traceparent stored in the event's object's metadata (tracing on), or None."""
+    if not tracing.enabled():
+        return None
+    obj = event.get("data", {}).get("object")
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    found = metadata.get(gw.TRACE_METADATA) if isinstance(metadata, dict) else None
+    return found if isinstance(found, str) else None

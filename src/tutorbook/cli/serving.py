@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # the commands import what they use when they run (a fast `tu
     from http.server import ThreadingHTTPServer
     from types import FrameType
 
+    from tutorbook.config import Settings
     from tutorbook.flows.services import Services
     from tutorbook.metrics import Metrics
+    from tutorbook.telemetry import Telemetry
 
 
 @app.command()
@@ -159,6 +161,7 @@ def worker(
     with starting():
         startup.check_port(metrics_host, metrics_port, what="the worker's /metrics", hint="pass another --metrics-port")
     migrate_or_exit(settings)
+    traced = _tracing(settings)
     svc, metrics = services_for(settings), Metrics()
     exporter = None
     if metrics_port:
@@ -170,6 +173,18 @@ def worker(
         if exporter is not None:
             exporter.shutdown()
         svc.db.dispose()
+        if traced is not None:
+            traced.shutdown()  # the spans still buffered go out
+
+
+def _tracing(settings: Settings) -> Telemetry | None:
+    """Tracing switched on in this process when TUTORBOOK_TRACING says so (before the database's
+    engines are made, so that they are traced); None when off, with nothing of it imported."""
+    if settings.tracing == "off":
+        return None
+    from tutorbook import telemetry
+
+    return telemetry.setup(settings)
 
 
 def _job_names(only: str | None) -> list[str]:

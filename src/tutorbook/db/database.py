@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
+from tutorbook import tracing
 from tutorbook.db.coalescer import Coalescer
 from tutorbook.db.engines import ASYNC_POOL_RECYCLE_S, SQLITE_WRITER_WAIT_S, WriterLock, async_url, make_engine
 from tutorbook.errors import ServiceUnavailable
@@ -91,6 +92,7 @@ class Database:
         self.pgbouncer = pgbouncer
         self.pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
         self.engine = make_engine(url, echo=echo, pgbouncer=pgbouncer, **self.pool)
+        tracing.engine_made(self.engine)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False, class_=ReadSession)
@@ -164,6 +166,7 @@ class Database:
             echo=self._echo,
             **self.pool,
         )
+        tracing.engine_made(engine.sync_engine)
         # the same pool, without BEGIN / COMMIT: for a use case of one statement
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         return _AsyncParts(

@@ -11,7 +11,7 @@ from tutorbook.bookings import lists
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.config import Settings
-from tutorbook.flows.mail import calendar_entry
+from tutorbook.flows.mail_content import calendar_entry
 from tutorbook.notifications import calendar
 from tutorbook.notifications import service as notices
 

@@ -48,7 +48,7 @@ class Scheduler:
         for name in self.names:
             every = jobs.interval(self.svc.settings, name)
             if every > 0:
-                if name == "mail" and not self.svc.db.is_sqlite:
+                if name == "mail" and not self.svc.db.is_sqlite and self.svc.settings.mail_listen:
                     self._wake[name] = asyncio.Event()
                     url = self.svc.settings.direct_url
                     self._tasks.append(asyncio.create_task(wakeup.listen(url, self._wake[name]), name="listen:mail"))

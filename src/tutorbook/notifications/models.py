@@ -46,6 +46,8 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The W3C traceparent of the change that wrote it (tracing on): the mail's spans join that trace.
+    trace_parent: Mapped[str | None] = mapped_column(sa.String(55))
 
 
 class DevMail(Base):

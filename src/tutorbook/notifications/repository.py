@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tutorbook import tracing
 from tutorbook.notifications.models import DevMail, Notification
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
@@ -24,7 +25,7 @@ N = Notification
 
 
 _ENQUEUED = ("id", "booking_id", "user_id", "kind", "version", "to_address", "payload", "status", "attempts",
-             "next_attempt_at", "created_at", "updated_at")
+             "next_attempt_at", "created_at", "updated_at", "trace_parent")
 
 
 def _enqueue_statement(dialect: str) -> sa.Insert:
@@ -70,6 +71,7 @@ def enqueue_many(
     how many were added."""
     if not notices:
         return 0
+    trace = tracing.traceparent()
     rows = [
         {
             "id": uuid.uuid4(),
@@ -84,6 +86,7 @@ def enqueue_many(
             "next_attempt_at": not_before or now,
             "created_at": now,
             "updated_at": now,
+            "trace_parent": trace,
         }
         for n in notices
     ]
@@ -132,6 +135,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    trace_parent: str | None = None  # the trace of the change that wrote it (tracing on)
 
 
 def claim(session: Session, *, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
@@ -163,6 +167,7 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta) -> l
                 dict(row.payload),
                 row.attempts,
                 row.created_at,
+                row.trace_parent,
             )
         )
     session.flush()

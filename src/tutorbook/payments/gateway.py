@@ -27,6 +27,7 @@ from stripe.params import (
 )
 from stripe.params.checkout import SessionCreateParams, SessionListParams, SessionListParamsCreated
 
+from tutorbook import tracing
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
 from tutorbook.payments import objects
@@ -62,6 +63,8 @@ __all__ += ["expiry_reason"]
 API_VERSION = "2026-10-28.endive"  # pinned; matches stripe 16.1's default
 SANDBOX_KEY = "sk_test_sandbox"
 LIST_PAGE = 100  # Stripe's largest page
+# The metadata key of a Checkout Session's (and its PaymentIntent's) W3C traceparent, with tracing on.
+TRACE_METADATA = "traceparent"
 
 
 class StripeGateway:
@@ -146,6 +149,10 @@ class StripeGateway:
         }
         if customer_email:
             params["customer_email"] = customer_email
+        trace = tracing.traceparent()
+        if trace:  # the webhooks of this payment continue the booking's trace (docs/operations.md, "Tracing")
+            params["metadata"][TRACE_METADATA] = trace
+            params["payment_intent_data"]["metadata"][TRACE_METADATA] = trace
         if destination:
             params["payment_intent_data"] = {
                 **params["payment_intent_data"],

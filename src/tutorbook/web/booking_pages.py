@@ -23,7 +23,7 @@ from tutorbook.clock import utc_now
 from tutorbook.config import Settings
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import booking as flows
-from tutorbook.flows import mail
+from tutorbook.flows import mail_content
 from tutorbook.identity import AuthUser, Role
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
@@ -187,7 +187,7 @@ def _calendar(session: Session, *, user: AuthUser, booking_id: uuid.UUID, settin
     booking = lookup.get_for(session, user=user, booking_id=booking_id)
     if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
         raise BadRequest("Only a paid session can be added to a calendar")
-    return mail.download(
+    return mail_content.download(
         session, booking=booking, attendee=user.email, attendee_name=user.full_name, settings=settings, now=now
     )
 

@@ -16,7 +16,7 @@ from tutorbook.api import notifications as api_notifications
 from tutorbook.api.deps import get_services
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, NotFound
-from tutorbook.flows import mail as mail_flow
+from tutorbook.flows import mail_content
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications import service as notices
 from tutorbook.notifications.schemas import ForgotPasswordIn, ResetPasswordIn
@@ -107,7 +107,7 @@ def _checked(request: Request, user: str, sig: str) -> uuid.UUID:
         user_id = uuid.UUID(user)
     except ValueError as exc:
         raise NotFound("This link is not valid.") from exc
-    if not hmac.compare_digest(sig, mail_flow.unsubscribe_signature(settings, user_id)):
+    if not hmac.compare_digest(sig, mail_content.unsubscribe_signature(settings, user_id)):
         raise NotFound("This link is not valid.")
     return user_id
 

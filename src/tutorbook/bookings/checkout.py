@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 # The placeholder Stripe replaces with the Checkout Session's id in the success and cancel URLs.
 CHECKOUT_TEMPLATE = "{CHECKOUT_SESSION_ID}"
@@ -24,7 +25,7 @@ class Checkout:
     amount_total: int | None
     currency: str | None
     client_reference_id: str | None
-    metadata: dict
+    metadata: dict[str, Any]
     expires_at: datetime | None
     created: datetime | None
 

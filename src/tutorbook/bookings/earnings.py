@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -70,7 +71,7 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
     return OutcomeKind.NO_CHANGE if _snapshot(payment) == before else OutcomeKind.SPLIT_RECORDED
 
 
-def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
+def apply_transfer(session: Session, *, obj: dict[str, Any], now: datetime) -> tuple[OutcomeKind, PS | None]:
     """A `transfer.*` event: the transfer's totals, on the payment whose charge it pays out."""
     payment = _by(session, transfer=obj.get("id"), charge=obj.get("source_transaction"))
     if payment is None:
@@ -83,7 +84,7 @@ def apply_transfer(session: Session, *, obj: dict, now: datetime) -> tuple[Outco
     return OutcomeKind.TRANSFER_RECORDED, repo.get(session, payment.booking_id)
 
 
-def apply_fee(session: Session, *, obj: dict, now: datetime) -> tuple[OutcomeKind, PS | None]:
+def apply_fee(session: Session, *, obj: dict[str, Any], now: datetime) -> tuple[OutcomeKind, PS | None]:
     """An `application_fee.*` event: the fee's totals, on the payment whose charge it is of."""
     charge = obj.get("charge")
     payment = _by(session, fee=obj.get("id"), charge=charge if isinstance(charge, str) else None)
@@ -106,7 +107,7 @@ _SNAPSHOT = (
 )
 
 
-def _snapshot(payment: Payment) -> tuple:
+def _snapshot(payment: Payment) -> tuple[Any, ...]:
     return tuple(getattr(payment, name) for name in _SNAPSHOT)
 
 
@@ -205,7 +206,7 @@ def earning(booking: PS, *, student_name: str = "") -> SessionEarning:
 _OWN = sa.and_(Payment.booking_id == PS.id, Payment.state != "refused")
 
 
-def _paid(start: datetime, end: datetime):
+def _paid(start: datetime, end: datetime) -> sa.Select[PS]:
     return (
         sa.select(PS)
         .join(Payment, _OWN)

@@ -40,7 +40,7 @@ _PAYMENT_REFUNDS = uuid.UUID("5a0e4b51-6c1f-4d0c-9a57-3c7f0f8f2f11")  # uuid5 na
 
 
 def request(
-    session: Session, *, booking, amount: int, reason: str, now: datetime, refund_id: uuid.UUID | None = None
+    session: Session, *, booking: Booking, amount: int, reason: str, now: datetime, refund_id: uuid.UUID | None = None
 ) -> Refund:
     """Record a refund of the booking's own payment to send (under `refund_id`, or a new id);
     nothing leaves the building yet."""
@@ -88,7 +88,7 @@ def request_once(
 
 
 def request_payment_refund(
-    session: Session, *, booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
+    session: Session, *, booking: Booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
 ) -> Refund | None:
     """Record a payment that did not pay for `booking` (refused) and its full refund; None when
     that payment's refund was asked for already. The caller holds the teacher's lock."""

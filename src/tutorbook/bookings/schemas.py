@@ -6,15 +6,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from enum import IntEnum
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import AfterValidator, Field, StringConstraints, computed_field
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler, StringConstraints, computed_field
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 from tutorbook.teachers.policy import FIELDS, Terms
 from tutorbook.validation import Instant, single_line
+
+if TYPE_CHECKING:
+    from tutorbook.bookings.models import Booking
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(single_line)]
 
@@ -29,7 +34,7 @@ class SessionStatus(IntEnum):
     Cancelled = Status.CANCELLED.value
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema, handler):
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         """Name the values for client generators: openapi-generator and openapi-typescript read
         `x-enum-varnames`, NSwag reads `x-enumNames`."""
         schema = handler(core_schema)
@@ -137,7 +142,7 @@ class HistoryOut(CamelModel):
     moved_to: UtcDatetime | None = Field(default=None, description="a reschedule: the start after")
 
 
-def session_out(booking, teacher_name: str | None = None, student_name: str | None = None) -> SessionOut:
+def session_out(booking: Booking, teacher_name: str | None = None, student_name: str | None = None) -> SessionOut:
     out = SessionOut.model_validate(booking)
     out.teacher_name, out.student_name = teacher_name, student_name
     kept = booking.terms_in_force

@@ -53,7 +53,7 @@ from tests.cluster.support import (
 from tests.jobs.helpers import paid_at_stripe
 from tests.notifications.conftest import SmtpServer
 from tests.support.servers import http_client, http_get, wait_for
-from tutorbook.jobs import INTERVAL_SETTINGS
+from tutorbook.jobs import JOBS
 from tutorbook.jobs.claims import UNCLAIMED
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -313,7 +313,7 @@ def cluster(tmp_path_factory):
             proxy=net.gateway,
             smtp_url=smtp.url,
             mail_from="Tutorbook <mail@tutorbook.test>",
-            **{INTERVAL_SETTINGS[name]: every for name, every in INTERVALS.items()},
+            **{JOBS[name].interval_setting: every for name, every in INTERVALS.items()},
         )
         upgrade(env)
         webs = [

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tests import conftest
 from tests.cluster.support import (
     CLIENTS,
+    DRILLS,
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
@@ -37,7 +38,10 @@ from tests.cluster.support import (
 from tests.jobs.helpers import confirmed
 from tests.support.servers import free_port, http_client, wait_for
 
-pytestmark = pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL")
+pytestmark = [
+    DRILLS,
+    pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL"),
+]
 
 
 @pytest.fixture

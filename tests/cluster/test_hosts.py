@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from tests import conftest
 from tests.cluster.support import (
     CLIENTS,
+    DRILLS,
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
@@ -77,6 +78,7 @@ def _netns_works() -> str | None:
 
 
 pytestmark = [
+    DRILLS,
     pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL"),
     pytest.mark.skipif(_netns_works() is not None, reason=f"{_netns_works()}: the multi-host test skips"),
 ]

@@ -133,12 +133,10 @@ async def withdraw_checkout(
 
 
 async def cancel_payment(
-    svc: Services, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None = None
+    svc: Services, *, parent: AuthUser, checkout_id: str | None, booking_id: uuid.UUID | None = None
 ) -> Booking:
     """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
-    booking = await svc.tx(
-        lookup.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
-    )
+    booking = await svc.tx(lookup.own_booking, parent=parent, checkout_id=checkout_id, booking_id=booking_id)
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
     if booking.status == Status.CANCELLED:
@@ -146,13 +144,13 @@ async def cancel_payment(
     return await withdraw_checkout(svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=parent.actor)
 
 
-async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> Booking:
+async def confirm_payment(svc: Services, *, parent: AuthUser, checkout_id: str) -> Booking:
     """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
     checkout not on record is looked up at Stripe and may name one of the parent's bookings.
     PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
-    booking = await svc.tx(lookup.own_booking_or_none, parent=parent, stripe_session_id=stripe_session_id)
+    booking = await svc.tx(lookup.own_booking_or_none, parent=parent, checkout_id=checkout_id)
     try:
-        checkout = await svc.gateway.retrieve_checkout(stripe_session_id)
+        checkout = await svc.gateway.retrieve_checkout(checkout_id)
     except gw.CheckoutNotFound as exc:
         raise BookingNotFound() from exc
     except gw.GatewayError as exc:
@@ -249,7 +247,7 @@ async def cancel_booking(
     booking = await svc.tx(lookup.get_for, user=user, booking_id=booking_id)
     if booking.status == Status.PENDING:
         if user.role == Role.PARENT:
-            return await cancel_payment(svc, parent=user, stripe_session_id=None, booking_id=booking.id)
+            return await cancel_payment(svc, parent=user, checkout_id=None, booking_id=booking.id)
         return await withdraw_checkout(svc, booking=booking, reason=cancelling.cancel_reason(user), actor=user.actor)
     if booking.status == Status.COMPLETED:
         raise BadRequest("A completed session cannot be cancelled")

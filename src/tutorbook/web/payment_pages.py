@@ -47,8 +47,8 @@ async def payment_success(
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
     svc = get_services(request)
-    stripe_session_id = checkout_id(session_id)
-    if stripe_session_id is None:
+    cs_id = checkout_id(session_id)
+    if cs_id is None:
         return render(
             request,
             "payment_success.html",
@@ -57,7 +57,7 @@ async def payment_success(
             message="This link has no payment reference. Your bookings are under My Bookings.",
         )
     try:
-        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=stripe_session_id)
+        booking = await flows.confirm_payment(svc, parent=parent, checkout_id=cs_id)
     except (BadGateway, GatewayTimeout):
         # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
         return render(request, "payment_success.html", state="confirming")
@@ -101,7 +101,7 @@ async def payment_cancel(
     if kind != BOOKING_TYPE or (stripe_id is None and own_id is None):
         return render(request, "payment_cancel.html", state="nothing")
     try:
-        booking = await flows.cancel_payment(svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id)
+        booking = await flows.cancel_payment(svc, parent=parent, checkout_id=stripe_id, booking_id=own_id)
     except AppError as exc:
         return render(
             request,

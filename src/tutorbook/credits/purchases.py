@@ -154,6 +154,38 @@ def settle_paid(
     return "paid"
 
 
+def settle(
+    session: Session,
+    *,
+    checkout_id: str,
+    metadata: dict[str, Any],
+    paid: bool,
+    payment_intent: str | None,
+    amount_total: int | None,
+    currency: str | None,
+    actor: str,
+    now: datetime,
+) -> str:
+    """A package's checkout as Stripe reports it (webhook, success page, jobs): paid -> the
+    credits in the wallet, once. "paid", "already_paid", "awaiting_payment", "unknown_purchase",
+    or why the payment cannot pay for the purchase."""
+    purchase = by_reference(session, checkout_id=checkout_id, reference=(metadata or {}).get("purchase_id"))
+    if purchase is None:
+        return "unknown_purchase"
+    if not paid:
+        return "awaiting_payment"
+    return settle_paid(
+        session,
+        purchase=purchase,
+        checkout_id=checkout_id,
+        payment_intent=payment_intent,
+        amount_total=amount_total,
+        currency=currency,
+        actor=actor,
+        now=now,
+    )
+
+
 def give_up(session: Session, *, purchase_id: uuid.UUID, expired: bool, now: datetime) -> bool:
     """open -> expired (the checkout expired) or withdrawn (left, or Stripe failed); nothing was
     paid, nothing is in the wallet. False when it was no longer open."""

@@ -4,6 +4,7 @@ the sum of its entries, and it matches a plain model of the wallet. On both data
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -72,15 +73,20 @@ def _world(db):
         return parent.id, teacher.id, student.id, package.id
 
 
+_SLOTS = itertools.count()
+
+
 def _booking(s, parent_id, teacher_id, student_id, now) -> uuid.UUID:
+    """A confirmed booking of its own slot (no two overlap: PostgreSQL's exclusion constraint)."""
+    start = now + timedelta(days=1, hours=2 * next(_SLOTS))
     b = Booking(
         id=uuid.uuid4(),
         parent_id=parent_id,
         student_id=student_id,
         teacher_id=teacher_id,
         subject="Maths",
-        starts_at=now + timedelta(days=1),
-        ends_at=now + timedelta(days=1, hours=1),
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
         price_amount=0,
         currency="usd",
         status=1,

@@ -313,17 +313,21 @@ def warnings_due(session: Session, *, now: datetime, days: int, limit: int = 500
     the moment it is paid)."""
     column = CreditLot.warned_30_at if days >= 30 else CreditLot.warned_7_at
     conditions = [CreditLot.expires_at > now, CreditLot.expires_at <= now + timedelta(days=days), column.is_(None)]
-    if days >= 30:
-        conditions.append(CreditLot.created_at < CreditLot.expires_at - timedelta(days=days))
     rows = session.execute(
-        sa.select(CreditLot.id, CreditLot.parent_id, CreditLot.teacher_id, CreditLot.expires_at, _SUM)
+        sa.select(
+            CreditLot.id, CreditLot.parent_id, CreditLot.teacher_id, CreditLot.expires_at, CreditLot.created_at, _SUM
+        )
         .join(CreditEntry, CreditEntry.lot_id == CreditLot.id)
         .where(*conditions)
-        .group_by(CreditLot.id, CreditLot.parent_id, CreditLot.teacher_id, CreditLot.expires_at)
+        .group_by(CreditLot.id, CreditLot.parent_id, CreditLot.teacher_id, CreditLot.expires_at, CreditLot.created_at)
         .having(_SUM > 0)
         .limit(limit)
     )
-    return [Expiring(lot_id, parent_id, teacher_id, int(n), at) for lot_id, parent_id, teacher_id, at, n in rows]
+    return [
+        Expiring(lot_id, parent_id, teacher_id, int(n), at)
+        for lot_id, parent_id, teacher_id, at, created, n in rows
+        if days < 30 or at - created > timedelta(days=days)
+    ]
 
 
 def mark_warned(session: Session, *, lot_id: uuid.UUID, days: int, now: datetime) -> bool:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from pydantic import Field
 
 from tutorbook.config import Duration
-from tutorbook.credits.ledger import Balance
 from tutorbook.credits.models import MAX_VALID_DAYS, MIN_VALID_DAYS, CreditEntry, CreditPurchase
-from tutorbook.credits.packages import Offer
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 
 
@@ -34,7 +33,8 @@ class PackageOut(CamelModel):
     saving_percent: int
 
 
-def package_out(offer: Offer) -> PackageOut:
+def package_out(offer: Any) -> PackageOut:
+    """From a `packages.Offer`."""
     p = offer.package
     return PackageOut(
         id=p.id,
@@ -92,7 +92,8 @@ class BalanceOut(CamelModel):
     currency: str
 
 
-def balance_out(b: Balance, teacher_name: str | None = None) -> BalanceOut:
+def balance_out(b: Any, teacher_name: str | None = None) -> BalanceOut:
+    """From a `ledger.Balance`."""
     return BalanceOut(
         teacher_id=b.teacher_id,
         teacher_name=teacher_name,

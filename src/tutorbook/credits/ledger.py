@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -334,7 +335,7 @@ def mark_warned(session: Session, *, lot_id: uuid.UUID, days: int, now: datetime
     """Record the warning at this mark, once (a compare-and-set on NULL); True for the winner.
     The 7-day warning marks the 30-day one too (it would say less, later)."""
     column = "warned_30_at" if days >= 30 else "warned_7_at"
-    table = sa.inspect(CreditLot).local_table
+    table = cast(sa.Table, CreditLot.__table__)
     values = (
         {column: now}
         if days >= 30

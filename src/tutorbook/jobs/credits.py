@@ -6,6 +6,7 @@ it is missing, refunds of unused credit that Stripe has not accepted yet sent ag
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ def settle_stale_purchases(svc: Services, *, now: datetime, dry_run: bool, out: 
             continue
         out.attempt(
             None,
-            lambda p=purchase_id, c=checkout_id: packages.settle_stale_sync(svc, purchase_id=p, checkout_id=c, now=now),
+            partial(packages.settle_stale_sync, svc, purchase_id=purchase_id, checkout_id=checkout_id, now=now),
             subject=f"purchase:{purchase_id}",
         )
 
@@ -40,7 +41,7 @@ def credits_job(svc: Services, *, now: datetime, dry_run: bool = False, progress
             result.add(None, "would_expire", subject=f"lot:{lot_id}")
         else:
             result.attempt(
-                None, lambda i=lot_id: svc.tx_sync(credits.expire_one, lot_id=i, now=now), subject=f"lot:{lot_id}"
+                None, partial(svc.tx_sync, credits.expire_one, lot_id=lot_id, now=now), subject=f"lot:{lot_id}"
             )
     for days in WARN_DAYS:
         for item in svc.tx_sync(ledger.warnings_due, now=now, days=days):
@@ -49,7 +50,7 @@ def credits_job(svc: Services, *, now: datetime, dry_run: bool = False, progress
             else:
                 result.attempt(
                     None,
-                    lambda i=item, d=days: svc.tx_sync(credits.warn_one, item=i, days=d, now=now),
+                    partial(svc.tx_sync, credits.warn_one, item=item, days=days, now=now),
                     subject=f"lot:{item.lot_id}",
                 )
     if dry_run:
@@ -57,7 +58,7 @@ def credits_job(svc: Services, *, now: datetime, dry_run: bool = False, progress
     for purchase in svc.tx_sync(_without_charge):
         result.attempt(
             None,
-            lambda p=purchase: _charge(svc, p),
+            partial(_charge, svc, purchase),
             subject=f"purchase:{purchase.id}",
         )
     for entry in svc.tx_sync(purchases.pending_refunds):
@@ -65,7 +66,7 @@ def credits_job(svc: Services, *, now: datetime, dry_run: bool = False, progress
             continue
         purchase = svc.tx_sync(purchases.must_get, entry.purchase_id)
         result.attempt(
-            None, lambda e=entry, p=purchase: packages.send_refund_sync(svc, e, p), subject=f"credit-entry:{entry.id}"
+            None, partial(packages.send_refund_sync, svc, entry, purchase), subject=f"credit-entry:{entry.id}"
         )
     return result
 

@@ -17,8 +17,8 @@ from tutorbook.payments.http import mapped_errors
 
 
 class PurchaseCheckouts:
-    client: Any  # the gateway's stripe.StripeClient
-    _slot: Callable[[], AbstractAsyncContextManager[None]]
+    """`create_purchase_checkout`, through the gateway's `client` (its stripe.StripeClient) and
+    `_slot` (its bound on Stripe calls in flight)."""
 
     async def create_purchase_checkout(
         self,
@@ -57,9 +57,11 @@ class PurchaseCheckouts:
         }
         if customer_email:
             params["customer_email"] = customer_email
-        async with self._slot():
+        client: Any = getattr(self, "client")  # noqa: B009  (the gateway's; typed there)
+        slot: Callable[[], AbstractAsyncContextManager[None]] = getattr(self, "_slot")  # noqa: B009
+        async with slot():
             with mapped_errors():
-                answer = await self.client.raw_request_async(
+                answer = await client.raw_request_async(
                     "post", "/v1/checkout/sessions", idempotency_key=f"purchase-checkout-{purchase_id}", **params
                 )
         return objects.read_checkout(answer.data)

@@ -50,7 +50,8 @@ def _amount(value: str | None, currency: str) -> int | None:
         whole, _, fraction = text.partition(".")
         if len(fraction) > places or not (whole or fraction).isdigit() or (fraction and not fraction.isdigit()):
             return None
-        return int(whole or "0") * 10**places + int((fraction + "0" * places)[:places] or "0")
+        scale: int = 10**places
+        return int(whole or "0") * scale + int((fraction + "0" * places)[:places] or "0")
     except ValueError:
         return None
 

@@ -172,7 +172,10 @@ def settle_stale_sync(svc: Services, *, purchase_id: uuid.UUID, checkout_id: str
         done = svc.tx_sync(settle_in_tx, checkout=paid, actor="job:expire", now=now)
         record_charge_sync(svc, purchase_id=purchase_id, payment_intent=paid.payment_intent)
         return done
-    return "expired" if svc.tx_sync(purchases.give_up, purchase_id=purchase_id, expired=True, now=now) else "skipped"
+    if svc.tx_sync(purchases.give_up, purchase_id=purchase_id, expired=True, now=now):
+        return "expired"
+    # Given up meanwhile (Stripe's checkout.session.expired webhook came first), or paid.
+    return svc.tx_sync(purchases.must_get, purchase_id).state
 
 
 def send_refund_sync(svc: Services, entry: CreditEntry, purchase: CreditPurchase) -> str:
@@ -182,7 +185,7 @@ def send_refund_sync(svc: Services, entry: CreditEntry, purchase: CreditPurchase
         result = svc.gateway.refund_sync(
             payment_intent=purchase.stripe_payment_intent_id,
             amount=-entry.amount,
-            refund_key=f"credit-refund-{entry.id}",
+            refund_key=f"credit-refund-{purchase.id}-{entry.id}",
             booking_id=str(purchase.id),
         )
     except gw.RefundRefused:

@@ -275,7 +275,9 @@ def _payment_failed(session: Session, e: Received) -> Outcome:
 
 
 def _expired(session: Session, e: Received) -> Outcome:
-    given_up = _purchase_given_up(session, e.obj, expired=True, now=e.now)
+    # Expired by Stripe's clock or the expire job; withdrawn when the app expired it for a cancel.
+    expired = _expiry_reason(e.event) == Reason.CHECKOUT_EXPIRED
+    given_up = _purchase_given_up(session, e.obj, expired=expired, now=e.now)
     if given_up is not None:
         return given_up
     return _cancel_pending(session, obj=e.obj, reason=_expiry_reason(e.event), actor=e.actor, now=e.now)

@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook import localtime
-from tutorbook.bookings import cancelling, lookup, rescheduling, reserving, settling
+from tutorbook.bookings import cancelling, crediting, lookup, rescheduling, reserving, settling
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid, BookingNotFound, PaymentRefused, SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind, Reservation
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
@@ -63,7 +63,10 @@ async def book(
     svc: Services, *, parent: AuthUser, body: BookIn, zone: str | None = None, locale: str = localtime.DEFAULT_LOCALE
 ) -> Booked:
     """Reserve the slot, open a Checkout Session, and hand back the booking with its URL. The line
-    item names the session's time in `zone` (default: the parent's profile zone)."""
+    item names the session's time in `zone` (default: the parent's profile zone). With
+    `payWith: credit` no checkout: `book_with_credit`."""
+    if body.pay_with == "credit":
+        return await book_with_credit(svc, parent=parent, body=body)
     try:
         held = await svc.tx(reserving.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
     except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
@@ -106,6 +109,31 @@ async def book(
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
     attached = await svc.tx(_ATTACH_CHECKOUT, booking=booking, checkout=checkout)
     return Booked(attached, held.teacher_name, held.student_name)
+
+
+def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: BookIn, now: datetime) -> Reservation:
+    held = crediting.book_with_credit(
+        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
+    )
+    followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    return held
+
+
+async def book_with_credit(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
+    """Book and pay with one credit of the family's wallet, in one transaction and without any
+    Stripe call: the booking answers Confirmed, with its meeting link when the provider makes one
+    at once (else the link job's retries, as for a paid booking). 409 without a credit."""
+    try:
+        held = await svc.tx(_credit_in_tx, svc=svc, parent=parent, body=body, now=utc_now())
+    except sa.exc.DBAPIError as exc:  # a deadlock or the exclusion constraint decided a race
+        if not lost_race(exc):
+            raise
+        raise SlotTaken() from exc
+    booking = held.booking
+    if booking.meeting_url is None:
+        await followups.run(svc, Followups(links=[booking.id]))
+        booking = await svc.tx(lookup.must_get, booking_id=booking.id)
+    return Booked(booking, held.teacher_name, held.student_name)
 
 
 async def withdraw_checkout(
@@ -244,9 +272,7 @@ def close_checkout(svc: Services, checkout_id: str, *, dry_run: bool = False) ->
     return checkout if checkout.paid else None
 
 
-async def cancel_booking(
-    svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None
-) -> Booking:
+async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None) -> Booking:
     """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per
     policy, `note` (optional: the canceller's reason) in its history and notices."""
     booking = await svc.tx(lookup.get_for, user=user, booking_id=booking_id)
@@ -344,6 +370,7 @@ async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, st
 __all__ = [
     "Booked",
     "book",
+    "book_with_credit",
     "cancel_as_admin",
     "cancel_booking",
     "cancel_payment",

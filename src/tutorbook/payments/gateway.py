@@ -52,6 +52,7 @@ from tutorbook.payments.port import (
     Refused,
     WebhookEndpoint,
 )
+from tutorbook.payments.purchase_checkout import PurchaseCheckouts
 from tutorbook.teachers.payouts import AccountState
 
 # The errors and values callers name as `gw.…` (they live in port.py and objects.py).
@@ -67,7 +68,7 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway:
+class StripeGateway(PurchaseCheckouts):
     """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
 
     def __init__(self, settings: Settings):

@@ -24,10 +24,10 @@ PostgreSQL: a database of its own (`probe_counts_<pid>`), dropped at the end.
 from __future__ import annotations
 
 import argparse
-import json
-import cProfile
 import collections
 import contextvars
+import cProfile
+import json
 import os
 import re
 import resource
@@ -41,10 +41,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from tests import factories as f
 from tests.support.payments import pay
 from tests.support.servers import ThreadedServer, free_port, http_get, http_post
+
 from tutorbook.app import create_app
 from tutorbook.config import Settings
 from tutorbook.db import Database

@@ -77,7 +77,10 @@ def paid_checkout(sdk, sandbox, *, amount: int, group: str | None = None, custom
 def test_a_lessons_transfer_is_made_once_from_the_purchases_charge_and_can_be_reversed(gateway, sdk, sandbox):
     account = teacher_account(sdk)
     group = f"purchase-{uuid.uuid4()}"
-    charge = paid_checkout(sdk, sandbox, amount=12000, group=group)["payment_intent"]["latest_charge"]
+    intent = paid_checkout(sdk, sandbox, amount=12000, group=group)["payment_intent"]
+    charge = intent["latest_charge"]
+    split = gateway.payment_split_sync(intent["id"])
+    assert split is not None and (split.amount, split.refunded, split.charge_id) == (12000, 0, charge["id"])
     ask = dict(currency="usd", destination=account, source_transaction=charge["id"], transfer_group=group)
     first = gateway.create_transfer_sync(
         amount=3400, idempotency_key=f"{group}-b1", metadata={"booking_id": "b1"}, **ask

@@ -393,6 +393,7 @@ class FakeGateway:
             fee_refunded=payment.fee_refunded,
             refunded=payment.refunded,
             refunds_without_reversal=tuple(r.id for r in mine if not r.reversed) if payment.transfer_id else (),
+            amount=payment.amount,
         )
 
     def destination_of_sync(self, payment_intent: str) -> tuple[bool, bool]:

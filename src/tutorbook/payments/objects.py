@@ -131,6 +131,7 @@ def read_split(d: Mapping[str, Any], refunds: list[Mapping[str, Any]]) -> Paymen
         fee_refunded=int(fee.get("amount_refunded") or 0),
         refunded=int(charge.get("amount_refunded") or 0),
         refunds_without_reversal=without,
+        amount=int(charge.get("amount") or 0),
     )
 
 

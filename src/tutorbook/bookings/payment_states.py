@@ -35,7 +35,7 @@ class PaymentState(StrEnum):
 
 class PaymentKind(StrEnum):
     CHECKOUT = "checkout"  # a Stripe Checkout Session
-    # The CHECK constraint also admits "credit" (a prepaid balance), which nothing makes yet.
+    CREDIT = "credit"  # one credit of the family's wallet (issue #28): its ledger draw is the booking's
 
 
 PAYMENT_KINDS = ("checkout", "credit")

@@ -50,7 +50,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         raise NotFound("Teacher not found")
     profile, teacher_name = found
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    _check_request(session, profile=profile, body=body, start=start, end=end, now=now)
+    check_request(session, profile=profile, body=body, start=start, end=end, now=now)
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
@@ -105,7 +105,7 @@ def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]
     return []
 
 
-def _check_request(
+def check_request(
     session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
 ) -> None:
     problems: list[dict[str, str]] = []

@@ -53,6 +53,7 @@ from tutorbook.payments.port import (
     Refused,
     WebhookEndpoint,
 )
+from tutorbook.payments.purchase_checkout import PurchaseCheckouts
 from tutorbook.teachers.payouts import AccountState
 
 # The errors and values callers name as `gw.…` (they live in port.py and objects.py).
@@ -68,9 +69,10 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway(LaterCalls):
-    """Async methods for request paths, sync ones for jobs; both through one StripeClient (the
-    transfers, customers and off-session charges: `later.py`)."""
+class StripeGateway(PurchaseCheckouts, LaterCalls):
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient (a
+    package's checkout: `purchase_checkout.py`; transfers, customers and off-session charges:
+    `later.py`)."""
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,14 +28,20 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.clock import utc_now
 from tutorbook.payments import objects
 from tutorbook.payments.port import (
+    ChargeOutcome,
     CheckoutNotFound,
     CheckoutNotOpen,
     CheckoutStatus,
     InvalidWebhook,
+    OffSessionCharge,
     PaymentGateway,
     PlatformAccount,
     RefundRefused,
     RefundResult,
+    Refused,
+    Reversal,
+    SavedCard,
+    Transfer,
     WebhookEndpoint,
 )
 from tutorbook.teachers.payouts import AccountState
@@ -118,6 +124,16 @@ class Refund:
 
 
 @dataclass
+class Card:
+    """A card saved to a customer, and what charging it does (Stripe's test cards: 4242 succeeds,
+    0341 is declined, 3184 requires authentication)."""
+
+    saved: SavedCard
+    charge: ChargeOutcome = "succeeded"
+    detached: bool = False
+
+
+@dataclass
 class FakeGateway:
     """The in-memory Stripe account; `now` is its clock (Unix times of events and sessions)."""
 
@@ -131,6 +147,10 @@ class FakeGateway:
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     refund_status: str = "succeeded"  # what Stripe answers a new refund with
     endpoints: list[WebhookEndpoint] = field(default_factory=list)
+    transfers: dict[str, Transfer] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)  # customer id -> parent id
+    cards: dict[str, Card] = field(default_factory=dict)
+    keys: dict[str, Any] = field(default_factory=dict)  # idempotency key -> the first answer
     closed: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -219,6 +239,18 @@ class FakeGateway:
                 "requirements": {"currently_due": [], "disabled_reason": None},
             },
         )
+
+    def save_card(self, customer: str, *, charge: ChargeOutcome = "succeeded", last4: str = "4242") -> SavedCard:
+        """The parent saved a card (on a Checkout with setup_future_usage): what charging it later
+        does is `charge` (`declined`: Stripe's 0341 card; `requires_action`: its 3184 card)."""
+        assert customer in self.customers, "create_customer first"
+        saved = SavedCard(id=self._id("pm"), customer=customer, brand="visa", last4=last4, exp_month=12, exp_year=2034)
+        self.cards[saved.id] = Card(saved=saved, charge=charge)
+        return saved
+
+    def transfers_to(self, destination: str) -> list[Transfer]:
+        """The transfers made to a connected account, oldest first."""
+        return [t for t in self.transfers.values() if t.destination == destination]
 
     def sign(self, event: dict[str, Any]) -> tuple[bytes, str]:
         """An event as Stripe posts it: the body and its Stripe-Signature header."""
@@ -386,6 +418,7 @@ class FakeGateway:
             fee_refunded=payment.fee_refunded,
             refunded=payment.refunded,
             refunds_without_reversal=tuple(r.id for r in mine if not r.reversed) if payment.transfer_id else (),
+            amount=payment.amount,
         )
 
     def destination_of_sync(self, payment_intent: str) -> tuple[bool, bool]:
@@ -413,6 +446,122 @@ class FakeGateway:
     async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str:
         self._call("create_onboarding_link", account_id=account_id)
         return f"https://connect.fake/setup/{account_id}"
+
+    def create_transfer_sync(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Transfer:
+        self._call("create_transfer", amount=amount, destination=destination, key=idempotency_key)
+        if idempotency_key in self.keys:
+            found: Transfer = self.keys[idempotency_key]
+            return found
+        charged = [p for p in self.payments.values() if p.charge_id == source_transaction and p.succeeded]
+        if not charged:
+            raise Refused(f"No such charge: '{source_transaction}'")
+        if charged[0].currency != currency:
+            raise Refused("The currency of source_transaction's balance transaction must be the transfer's.")
+        left = charged[0].left - sum(
+            t.amount - t.amount_reversed for t in self.transfers.values() if t.source_transaction == source_transaction
+        )
+        if amount <= 0 or amount > left:
+            raise Refused(f"Insufficient funds in the source transaction: {amount} asked, {left} left.")
+        transfer = Transfer(
+            id=self._id("tr"),
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            source_transaction=source_transaction,
+            transfer_group=transfer_group,
+            metadata=dict(metadata or {}),
+        )
+        self.transfers[transfer.id] = self.keys[idempotency_key] = transfer
+        self._emit("transfer.created", self._transfer_json(transfer))
+        return transfer
+
+    def reverse_transfer_sync(self, *, transfer_id: str, amount: int, idempotency_key: str) -> Reversal:
+        self._call("reverse_transfer", transfer_id=transfer_id, amount=amount, key=idempotency_key)
+        if idempotency_key in self.keys:
+            done: Reversal = self.keys[idempotency_key]
+            return done
+        transfer = self.transfers.get(transfer_id)
+        if transfer is None:
+            raise CheckoutNotFound(f"No such transfer: '{transfer_id}'")
+        if amount <= 0 or amount > transfer.amount - transfer.amount_reversed:
+            raise Refused("You cannot reverse more than is left of the transfer.")
+        self.transfers[transfer_id] = replace(transfer, amount_reversed=transfer.amount_reversed + amount)
+        reversal = self.keys[idempotency_key] = Reversal(id=self._id("trr"), transfer_id=transfer_id, amount=amount)
+        self._emit("transfer.reversed", self._transfer_json(self.transfers[transfer_id]))
+        return reversal
+
+    def list_transfers_sync(self, *, transfer_group: str) -> list[Transfer]:
+        self._call("list_transfers", transfer_group=transfer_group)
+        return [t for t in reversed(self.transfers.values()) if t.transfer_group == transfer_group]
+
+    async def create_customer(self, *, parent_id: str, email: str, name: str | None = None) -> str:
+        self._call("create_customer", parent_id=parent_id, email=email)
+        for customer, parent in self.customers.items():  # Stripe's key: customer-{parent_id}
+            if parent == parent_id:
+                return customer
+        customer = self._id("cus")
+        self.customers[customer] = parent_id
+        return customer
+
+    def list_payment_methods_sync(self, customer: str) -> list[SavedCard]:
+        self._call("list_payment_methods", customer=customer)
+        if customer not in self.customers:
+            raise CheckoutNotFound(f"No such customer: '{customer}'")
+        return [c.saved for c in reversed(self.cards.values()) if c.saved.customer == customer and not c.detached]
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> OffSessionCharge:
+        self._call("charge_off_session", customer=customer, payment_method=payment_method, amount=amount)
+        if idempotency_key in self.keys:
+            answered: OffSessionCharge = self.keys[idempotency_key]
+            return answered
+        card = self.cards.get(payment_method)
+        if card is None or card.detached or card.saved.customer != customer:
+            raise Refused(f"The payment method supplied ({payment_method}) does not belong to {customer}.")
+        payment = Payment(
+            id=self._id("pi"),
+            charge_id=self._id("ch"),
+            checkout_id="",
+            amount=amount,
+            currency=currency,
+            destination=None,
+            succeeded=card.charge == "succeeded",
+        )
+        self.payments[payment.id] = payment
+        intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
+        intent["metadata"] = dict(metadata or {})
+        if card.charge == "succeeded":
+            outcome = OffSessionCharge("succeeded", payment.id, payment.charge_id, amount, currency)
+            self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
+        else:
+            code = "card_declined" if card.charge == "declined" else "authentication_required"
+            message = "Your card was declined." + (
+                "" if code == "card_declined" else " This transaction requires authentication."
+            )
+            outcome = OffSessionCharge(
+                card.charge, payment.id, payment.charge_id, amount, currency, code, code, message
+            )
+            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"})
+        self.keys[idempotency_key] = outcome
+        return outcome
 
     def webhook_endpoints_sync(self) -> list[WebhookEndpoint]:
         self._call("webhook_endpoints")
@@ -512,6 +661,19 @@ class FakeGateway:
             payment.fee_refunded += back
         charge = {"id": payment.charge_id, "object": "charge", "payment_intent": payment.id}
         self._emit("charge.refunded", {**charge, "amount": payment.amount, "amount_refunded": payment.refunded})
+
+    def _transfer_json(self, transfer: Transfer) -> dict[str, Any]:
+        return {
+            "id": transfer.id,
+            "object": "transfer",
+            "amount": transfer.amount,
+            "amount_reversed": transfer.amount_reversed,
+            "currency": transfer.currency,
+            "destination": transfer.destination,
+            "source_transaction": transfer.source_transaction,
+            "transfer_group": transfer.transfer_group,
+            "metadata": dict(transfer.metadata),
+        }
 
     def _emit(self, kind: str, obj: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         event = {

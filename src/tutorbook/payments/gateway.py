@@ -32,6 +32,7 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
 from tutorbook.payments import objects
 from tutorbook.payments.http import StripeHTTPClient, mapped_errors
+from tutorbook.payments.later import LaterCalls
 from tutorbook.payments.limiter import CallBound
 from tutorbook.payments.objects import (
     WEBHOOK_TOLERANCE_S,
@@ -68,8 +69,10 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway(PurchaseCheckouts):
-    """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
+class StripeGateway(PurchaseCheckouts, LaterCalls):
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient (a
+    package's checkout: `purchase_checkout.py`; transfers, customers and off-session charges:
+    `later.py`)."""
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret

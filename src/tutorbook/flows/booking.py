@@ -208,12 +208,17 @@ def fulfil_in_tx(session: Session, *, svc: Services, checkout: Checkout, actor: 
 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
-    """The one fulfilment (`bookings.settling.fulfil`), then its follow-ups; the booking re-read."""
+    """The one fulfilment (`bookings.settling.fulfil`), then its follow-ups; the booking re-read,
+    unless the fulfilment changed nothing (already paid, not yet paid: the booking as it read it)."""
     outcome = await svc.tx(fulfil_in_tx, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     await followups.run(svc, outcome.followups)
-    if outcome.booking is not None:
+    if outcome.booking is not None and (outcome.followups or outcome.kind not in _UNCHANGED):
         outcome.booking = await svc.tx(lookup.must_get, booking_id=outcome.booking.id)
     return outcome
+
+
+# What a fulfilment answers when it wrote nothing (the success page after the webhook, mostly).
+_UNCHANGED = frozenset({OutcomeKind.ALREADY_FULFILLED, OutcomeKind.AWAITING_PAYMENT})
 
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:

@@ -318,6 +318,43 @@ def grow_split(
     raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
+def fix_lesson_payout(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
+    """A package lesson's payout (issue #28): set the fee and the destination where they are not
+    set yet (never changed after)."""
+    session.execute(
+        sa.update(Payment)
+        .where(Payment.id == payment.id, Payment.stripe_transfer_id.is_(None))
+        .values(
+            platform_fee_amount=sa.func.coalesce(Payment.platform_fee_amount, fee),
+            payout_destination=sa.func.coalesce(Payment.payout_destination, destination),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(payment)
+
+
+def record_lesson_transfer(
+    session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime
+) -> bool:
+    """Record a lesson's transfer on its payment, once; False when one is recorded already."""
+    done = session.execute(
+        sa.update(Payment)
+        .where(
+            Payment.booking_id == booking_id,
+            Payment.kind == PaymentKind.CREDIT.value,
+            Payment.state != "refused",
+            Payment.stripe_transfer_id.is_(None),
+        )
+        .values(
+            stripe_transfer_id=transfer_id,
+            transfer_amount=sa.case((Payment.transfer_amount < amount, amount), else_=Payment.transfer_amount),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(done, "rowcount", 0))
+
+
 def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
     """The booking's own payment made through this payment intent (not a refused one)."""
     return session.scalar(

@@ -70,7 +70,7 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
         "refunded_amount": split.refunded,
     }
     before = _snapshot(payment)
-    _grow(session, payment, ids=ids, totals=totals, now=now)
+    records.grow_split(session, payment, ids=ids, totals=totals, now=now)
     return OutcomeKind.NO_CHANGE if _snapshot(payment) == before else OutcomeKind.SPLIT_RECORDED
 
 
@@ -83,7 +83,7 @@ def apply_transfer(session: Session, *, obj: dict[str, Any], now: datetime) -> t
         "transfer_amount": int(obj.get("amount") or 0),
         "transfer_reversed_amount": int(obj.get("amount_reversed") or 0),
     }
-    _grow(session, payment, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
+    records.grow_split(session, payment, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
     return OutcomeKind.TRANSFER_RECORDED, repo.get(session, payment.booking_id)
 
 
@@ -94,7 +94,7 @@ def apply_fee(session: Session, *, obj: dict[str, Any], now: datetime) -> tuple[
     if payment is None:
         return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {"fee_refunded_amount": int(obj.get("amount_refunded") or 0)}
-    _grow(session, payment, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
+    records.grow_split(session, payment, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
     return OutcomeKind.FEE_RECORDED, repo.get(session, payment.booking_id)
 
 
@@ -112,26 +112,6 @@ _SNAPSHOT = (
 
 def _snapshot(payment: Payment) -> tuple[Any, ...]:
     return tuple(getattr(payment, name) for name in _SNAPSHOT)
-
-
-def _grow(
-    session: Session, payment: Payment, *, ids: dict[str, object], totals: dict[str, int], now: datetime
-) -> None:
-    """Set the ids and raise each total to at least the given one, in one UPDATE (so two
-    concurrent writers cannot lower a total), then re-read the row; refunded in full, the
-    payment moves to `refunded`."""
-    values: dict[str, object] = dict(ids, updated_at=now)
-    for name, value in totals.items():
-        column = getattr(Payment, name)
-        values[name] = sa.case((column < value, value), else_=column)
-    session.execute(
-        sa.update(Payment)
-        .where(Payment.id == payment.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(payment)
-    records.raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
 def _by(

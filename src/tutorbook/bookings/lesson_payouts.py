@@ -26,7 +26,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import policy
+from tutorbook.bookings import policy, records
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking, Payment
 from tutorbook.bookings.payment_states import PaymentKind
@@ -81,7 +81,7 @@ def due(session: Session, *, fee_percent: float, limit: int = 100) -> list[Payou
         fee = payment.platform_fee_amount
         if fee is None:
             fee = policy.platform_fee(amount=payment.amount, percent=fee_percent)
-        _fix(session, payment, fee=fee, destination=destination)
+        records.fix_payout(session, payment, fee=fee, destination=destination)
         share = payment.amount - (payment.platform_fee_amount or 0)
         if share <= 0 or payment.payout_destination is None or purchase.stripe_charge_id is None:
             continue  # a 100 % fee leaves nothing to send
@@ -100,38 +100,9 @@ def due(session: Session, *, fee_percent: float, limit: int = 100) -> list[Payou
     return out
 
 
-def _fix(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
-    """Set the fee and the destination where they are not set yet (never changed after)."""
-    session.execute(
-        sa.update(Payment)
-        .where(Payment.id == payment.id, Payment.stripe_transfer_id.is_(None))
-        .values(
-            platform_fee_amount=sa.func.coalesce(Payment.platform_fee_amount, fee),
-            payout_destination=sa.func.coalesce(Payment.payout_destination, destination),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(payment)
-
-
 def record(session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime) -> bool:
     """Record a lesson's transfer on its payment, once; False when one is recorded already."""
-    done = session.execute(
-        sa.update(Payment)
-        .where(
-            Payment.booking_id == booking_id,
-            Payment.kind == PaymentKind.CREDIT.value,
-            Payment.state != "refused",
-            Payment.stripe_transfer_id.is_(None),
-        )
-        .values(
-            stripe_transfer_id=transfer_id,
-            transfer_amount=sa.case((Payment.transfer_amount < amount, amount), else_=Payment.transfer_amount),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(done, "rowcount", 0))
+    return records.record_payout(session, booking_id=booking_id, transfer_id=transfer_id, amount=amount, now=now)
 
 
 @dataclass(frozen=True)

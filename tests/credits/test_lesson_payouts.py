@@ -159,8 +159,8 @@ def test_a_lesson_is_transferred_once_through_stripe_outages_and_a_lost_record(a
     assert purchase_transfers(sandbox, bought["purchaseId"]) == []
     result = run(api, "complete", now=ends + timedelta(minutes=2))
     assert [i.outcome for i in result.items if i.booking_id == mine] == ["transferred"]
-    # The record lost (a crash between Stripe's answer and the commit): the next run asks again
-    # with the same key and gets the same transfer back; Stripe still has one.
+    # The record lost (a crash between Stripe's answer and the commit): the next run finds the
+    # lesson's transfer at Stripe and adopts it; Stripe still has one.
     with api.state.db.session_scope() as s:
         payment = s.get(Booking, mine).payment
         first, fee = payment.stripe_transfer_id, payment.platform_fee_amount

@@ -81,7 +81,7 @@ def due(session: Session, *, fee_percent: float, limit: int = 100) -> list[Payou
         fee = payment.platform_fee_amount
         if fee is None:
             fee = policy.platform_fee(amount=payment.amount, percent=fee_percent)
-        records.fix_lesson_payout(session, payment, fee=fee, destination=destination)
+        records.fix_payout(session, payment, fee=fee, destination=destination)
         share = payment.amount - (payment.platform_fee_amount or 0)
         if share <= 0 or payment.payout_destination is None or purchase.stripe_charge_id is None:
             continue  # a 100 % fee leaves nothing to send
@@ -101,11 +101,8 @@ def due(session: Session, *, fee_percent: float, limit: int = 100) -> list[Payou
 
 
 def record(session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime) -> bool:
-    """Record a lesson's transfer on its payment, once (`records` writes it); False when one is
-    recorded already."""
-    return records.record_lesson_transfer(
-        session, booking_id=booking_id, transfer_id=transfer_id, amount=amount, now=now
-    )
+    """Record a lesson's transfer on its payment, once; False when one is recorded already."""
+    return records.record_payout(session, booking_id=booking_id, transfer_id=transfer_id, amount=amount, now=now)
 
 
 @dataclass(frozen=True)

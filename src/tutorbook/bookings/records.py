@@ -318,9 +318,9 @@ def grow_split(
     raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
-def fix_lesson_payout(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
-    """A package lesson's payout (issue #28): set the fee and the destination where they are not
-    set yet (never changed after)."""
+def fix_payout(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
+    """A package lesson's payout (issue #28): its fee and its teacher's account, each set once and
+    never after its transfer is recorded; the row re-read."""
     session.execute(
         sa.update(Payment)
         .where(Payment.id == payment.id, Payment.stripe_transfer_id.is_(None))
@@ -333,26 +333,16 @@ def fix_lesson_payout(session: Session, payment: Payment, *, fee: int, destinati
     session.refresh(payment)
 
 
-def record_lesson_transfer(
-    session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime
-) -> bool:
-    """Record a lesson's transfer on its payment, once; False when one is recorded already."""
-    done = session.execute(
+def record_payout(session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime) -> bool:
+    """A package lesson's transfer on its `credit` payment, once; False when one is recorded."""
+    stmt = (
         sa.update(Payment)
-        .where(
-            Payment.booking_id == booking_id,
-            Payment.kind == PaymentKind.CREDIT.value,
-            Payment.state != "refused",
-            Payment.stripe_transfer_id.is_(None),
-        )
-        .values(
-            stripe_transfer_id=transfer_id,
-            transfer_amount=sa.case((Payment.transfer_amount < amount, amount), else_=Payment.transfer_amount),
-            updated_at=now,
-        )
+        .where(Payment.booking_id == booking_id, Payment.kind == PaymentKind.CREDIT.value)
+        .where(Payment.state != PaymentState.REFUSED.value, Payment.stripe_transfer_id.is_(None))
+        .values(stripe_transfer_id=transfer_id, transfer_amount=amount, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(done, "rowcount", 0))
+    return _rowcount(session, stmt, {}) == 1
 
 
 def by_intent(session: Session, payment_intent_id: str) -> Payment | None:

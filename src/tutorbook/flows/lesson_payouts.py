@@ -12,6 +12,7 @@ from tutorbook.bookings import lesson_payouts
 from tutorbook.bookings.lesson_payouts import PayoutDue
 from tutorbook.flows.services import Services
 from tutorbook.payments import gateway as gw
+from tutorbook.payments.port import Transfer
 
 log = logging.getLogger("tutorbook.flows")
 
@@ -22,20 +23,12 @@ def due_sync(svc: Services, *, limit: int = 100) -> list[PayoutDue]:
 
 
 def pay_sync(svc: Services, due: PayoutDue, *, now: datetime) -> str:
-    """Transfer one lesson's share and record it: `transferred`, `recorded_already` (another
-    run recorded it first), `refused` (Stripe will not: more than is left of the purchase's
-    charge, an account that cannot receive transfers; reconcile reports the lesson) or
-    `stripe_unavailable` (tried again at the next run)."""
+    """Transfer one lesson's share (or adopt the transfer made for it already) and record it:
+    `transferred`, `recorded_already` (another run recorded it first), `refused` (Stripe will
+    not: more than is left of the purchase's charge, an account that cannot receive transfers;
+    reconcile reports the lesson) or `stripe_unavailable` (tried again at the next run)."""
     try:
-        transfer = svc.gateway.create_transfer_sync(
-            amount=due.amount,
-            currency=due.currency,
-            destination=due.destination,
-            source_transaction=due.source_transaction,
-            transfer_group=due.transfer_group,
-            idempotency_key=due.idempotency_key,
-            metadata={"booking_id": str(due.booking_id), "purchase_id": str(due.purchase_id), "type": "lesson-payout"},
-        )
+        transfer = _made_already(svc, due) or _transfer(svc, due)
     except gw.Refused as exc:
         log.warning("lesson payout refused", extra={"booking_id": str(due.booking_id), "error": str(exc)[:200]})
         return "refused"
@@ -45,3 +38,24 @@ def pay_sync(svc: Services, due: PayoutDue, *, now: datetime) -> str:
         lesson_payouts.record, booking_id=due.booking_id, transfer_id=transfer.id, amount=transfer.amount, now=now
     )
     return "transferred" if recorded else "recorded_already"
+
+
+def _made_already(svc: Services, due: PayoutDue) -> Transfer | None:
+    """The transfer made for this lesson whose record was lost (a crash after Stripe answered):
+    adopted, not made again, since the idempotency key protects only for Stripe's 24 hours."""
+    for transfer in svc.gateway.list_transfers_sync(transfer_group=due.transfer_group):
+        if transfer.metadata.get("booking_id") == str(due.booking_id):
+            return transfer
+    return None
+
+
+def _transfer(svc: Services, due: PayoutDue) -> Transfer:
+    return svc.gateway.create_transfer_sync(
+        amount=due.amount,
+        currency=due.currency,
+        destination=due.destination,
+        source_transaction=due.source_transaction,
+        transfer_group=due.transfer_group,
+        idempotency_key=due.idempotency_key,
+        metadata={"booking_id": str(due.booking_id), "purchase_id": str(due.purchase_id), "type": "lesson-payout"},
+    )

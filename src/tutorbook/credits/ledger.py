@@ -95,7 +95,10 @@ def available(
 def _lots(
     session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, duration_minutes: int, now: datetime
 ) -> list[CreditLot]:
-    """The wallet's unexpired lots of this teacher and length, locked, soonest expiry first."""
+    """The wallet's unexpired lots of this teacher and length, locked, soonest expiry first. Their
+    sums are read by a statement of its own, after the lock: under READ COMMITTED a sum in the
+    locking statement itself would be computed from the snapshot taken before waiting for the lock
+    (a race test caught it: two draws of the last credit both won)."""
     return list(
         session.scalars(
             sa.select(CreditLot)

@@ -32,10 +32,12 @@ from tutorbook.payments.port import (
     CheckoutNotOpen,
     CheckoutStatus,
     InvalidWebhook,
+    OffSessionCharge,
     PaymentGateway,
     PlatformAccount,
     RefundRefused,
     RefundResult,
+    Refused,
     WebhookEndpoint,
 )
 from tutorbook.teachers.payouts import AccountState
@@ -57,6 +59,8 @@ class Session:
     created: datetime
     destination: str | None
     application_fee: int | None
+    customer: str | None = None
+    save_card: bool = False  # payment_intent_data.setup_future_usage = off_session
     status: CheckoutStatus = "open"
     payment_status: str = "unpaid"  # unpaid | paid
     payment_intent: str | None = None
@@ -98,6 +102,7 @@ class Payment:
     fee_id: str | None = None
     fee_amount: int = 0
     fee_refunded: int = 0
+    application_fee: int | None = None  # an off-session charge's (a checkout's is on its session)
 
     @property
     def left(self) -> int:
@@ -131,6 +136,13 @@ class FakeGateway:
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     refund_status: str = "succeeded"  # what Stripe answers a new refund with
     endpoints: list[WebhookEndpoint] = field(default_factory=list)
+    # Customers and their saved cards (pm id -> card number), newest first; the card a checkout
+    # with save_card saves is `card` (Stripe's test cards: 4242... succeeds, ...0341 is declined
+    # when charged, ...3184 always requires authentication).
+    customers: dict[str, str] = field(default_factory=dict)
+    charges: dict[str, OffSessionCharge] = field(default_factory=dict)  # off-session, by idempotency key
+    cards: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    card: str = "4242424242424242"
     closed: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -155,12 +167,15 @@ class FakeGateway:
         """The booking's checkout as the gateway reads it (what a job would get from Stripe)."""
         return self._read(self.session_of(booking_id))
 
-    def pay(self, checkout_id: str) -> dict[str, Any]:
+    def pay(self, checkout_id: str, *, card: str | None = None) -> dict[str, Any]:
         """The parent pays by card: the session completes paid (with a destination charge's
-        transfer and fee); the `checkout.session.completed` event."""
+        transfer and fee); the `checkout.session.completed` event. A session made to save the
+        card saves `card` (default: `self.card`) to its customer."""
         session = self._open(checkout_id)
         session.status = "complete"
         self._charge(session, succeeded=True)
+        if session.save_card and session.customer:
+            self.cards.setdefault(session.customer, []).insert(0, (self._id("pm"), card or self.card))
         return self._emit("checkout.session.completed", session.as_json())
 
     def pay_later(self, checkout_id: str) -> dict[str, Any]:
@@ -245,8 +260,18 @@ class FakeGateway:
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
     ) -> Checkout:
-        self._call("create_checkout", booking_id=booking_id, amount=amount, currency=currency, destination=destination)
+        self._call(
+            "create_checkout",
+            booking_id=booking_id,
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            customer=customer,
+            save_card=save_card,
+        )
         for existing in self.sessions.values():  # Stripe's idempotency key: checkout-{booking_id}
             if existing.booking_id == booking_id:
                 return self._read(existing)
@@ -261,9 +286,77 @@ class FakeGateway:
             created=self.now(),
             destination=destination,
             application_fee=application_fee,
+            customer=customer,
+            save_card=save_card,
         )
         self.sessions[session.id] = session
         return self._read(session)
+
+    async def create_customer(self, *, email: str, name: str, parent_id: str) -> str:
+        self._call("create_customer", email=email, parent_id=parent_id)
+        for customer, parent in self.customers.items():  # Stripe's idempotency key: customer-{parent}
+            if parent == parent_id:
+                return customer
+        customer = self._id("cus")
+        self.customers[customer] = parent_id
+        return customer
+
+    def list_payment_methods_sync(self, customer: str) -> list[str]:
+        self._call("list_payment_methods", customer=customer)
+        return [pm for pm, _ in self.cards.get(customer, [])]
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        booking_id: str,
+        destination: str | None = None,
+        application_fee: int | None = None,
+    ) -> OffSessionCharge:
+        self._call(
+            "charge_off_session",
+            customer=customer,
+            payment_method=payment_method,
+            amount=amount,
+            booking_id=booking_id,
+            destination=destination,
+            application_fee=application_fee,
+        )
+        number = dict(self.cards.get(customer, [])).get(payment_method)
+        if number is None:
+            raise Refused(f"No such PaymentMethod: '{payment_method}'")
+        key = f"series-charge-{booking_id}"
+        done = self.charges.get(key)
+        if done is not None:  # Stripe's idempotency key
+            return done
+        payment = Payment(
+            id=self._id("pi"),
+            charge_id=self._id("ch"),
+            checkout_id="",
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            succeeded=number == "4242424242424242",
+            application_fee=application_fee,
+        )
+        self.payments[payment.id] = payment
+        intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
+        intent["metadata"] = {"booking_id": booking_id, "type": "session-booking"}
+        if payment.succeeded:
+            self._split(payment)
+            answer = OffSessionCharge("succeeded", payment.id)
+            self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
+        elif number == "4000002760003184":
+            answer = OffSessionCharge("requires_action", payment.id, "authentication_required")
+            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_action"})
+        else:
+            answer = OffSessionCharge("declined", payment.id, "card_declined")
+            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"})
+        self.charges[key] = answer
+        return answer
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
         return self.retrieve_checkout_sync(checkout_id)
@@ -368,7 +461,8 @@ class FakeGateway:
         payment = self.payments.get(payment_intent)
         if payment is None or payment.destination is None:
             return False, False
-        return True, bool(self.sessions[payment.checkout_id].application_fee)
+        session = self.sessions.get(payment.checkout_id)
+        return True, bool(session.application_fee if session is not None else payment.application_fee)
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         self._call("create_account", teacher_id=teacher_id, email=email, country=country)
@@ -469,7 +563,8 @@ class FakeGateway:
         if payment.destination is None:
             return
         payment.transfer_id, payment.transfer_amount = self._id("tr"), payment.amount
-        fee = self.sessions[payment.checkout_id].application_fee
+        session = self.sessions.get(payment.checkout_id)
+        fee = session.application_fee if session is not None else payment.application_fee
         if fee:
             payment.fee_id, payment.fee_amount = self._id("fee"), fee
 

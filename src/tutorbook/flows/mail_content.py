@@ -134,6 +134,10 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "note": str(item.payload.get("note") or ""),  # the canceller's word to the other side
         "busy_when": when(busy_from, busy_to, zone, loc) if busy_from and busy_to else "",
         "calendars_url": f"{public}/teacher/calendars",
+        # A series' lesson whose card charge failed: the link to pay it, and by when.
+        "pay_url": str(item.payload.get("link") or ""),
+        "pay_by": moment(pay_by, zone, loc) if (pay_by := _instant(item.payload.get("deadline"))) else "",
+        "needs_authentication": item.payload.get("failure") == "requires_action",
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):
@@ -220,6 +224,8 @@ def _stale(item: outbox.Claimed, *, booking: Booking, user: User, now: datetime)
         expired = booking.checkout_expires_at is not None and booking.checkout_expires_at <= now
         if status != Status.PENDING or booking.paid_at is not None or not booking.checkout_url or expired:
             return "no longer waiting for payment"
+    if item.kind == "series_payment_due.parent" and status != Status.PENDING:
+        return "no longer waiting for payment"
     if item.kind.startswith("reminder."):
         if status != Status.CONFIRMED or booking.starts_at <= now:
             return "no longer a confirmed session ahead"

@@ -39,6 +39,7 @@ from tutorbook.payments.objects import (
     checkout_from_event_object,
     expiry_reason,
 )
+from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.payments.port import (
     CheckoutNotFound,
     CheckoutNotOpen,
@@ -67,8 +68,9 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway:
-    """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
+class StripeGateway(SavedCards):
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient (the
+    customers and saved cards of weekly series: `saved_cards.py`)."""
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
@@ -124,10 +126,13 @@ class StripeGateway:
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
-        transfers the whole amount to the teacher and takes `application_fee` back from it."""
+        transfers the whole amount to the teacher and takes `application_fee` back from it. With
+        `customer` (a series' parent) and `save_card`, the card is saved for off-session charges."""
         params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
@@ -147,8 +152,12 @@ class StripeGateway:
             "payment_intent_data": {"metadata": {"booking_id": booking_id, "type": "session-booking"}},
             "expires_at": int(expires_at.timestamp()),
         }
-        if customer_email:
+        if customer:
+            params["customer"] = customer  # Stripe refuses customer_email beside it
+        elif customer_email:
             params["customer_email"] = customer_email
+        if save_card:
+            params["payment_intent_data"]["setup_future_usage"] = "off_session"
         trace = tracing.traceparent()
         if trace:  # the webhooks of this payment continue the booking's trace (docs/operations.md, "Tracing")
             params["metadata"][TRACE_METADATA] = trace

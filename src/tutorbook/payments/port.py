@@ -18,12 +18,15 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.teachers.payouts import AccountState
 
 __all__ = [
+    "CardDeclined",
+    "ChargeStatus",
     "CheckoutNotFound",
     "CheckoutNotOpen",
     "CheckoutStatus",
     "GatewayError",
     "GatewayTimeout",
     "InvalidWebhook",
+    "OffSessionCharge",
     "PaymentGateway",
     "PlatformAccount",
     "RefundRefused",
@@ -46,6 +49,15 @@ class GatewayTimeout(GatewayError):
 class Refused(GatewayError):
     """Stripe answered and refused the request (a 4xx such as an amount below its minimum);
     the message is Stripe's, fit to show. Retrying the same request cannot help."""
+
+
+class CardDeclined(GatewayError):
+    """An off-session charge the card refused (`code`: Stripe's, e.g. card_declined or
+    authentication_required); `payment_intent`: the intent Stripe left behind, if any."""
+
+    def __init__(self, message: str, *, code: str | None, payment_intent: str | None):
+        super().__init__(message)
+        self.code, self.payment_intent = code, payment_intent
 
 
 class CheckoutNotFound(Exception):
@@ -90,6 +102,19 @@ class RefundResult:
     amount: int
 
 
+ChargeStatus = Literal["succeeded", "declined", "requires_action"]
+
+
+@dataclass(frozen=True)
+class OffSessionCharge:
+    """An off-session charge of a saved card (a weekly series' lesson, issue #29): succeeded, or
+    declined, or waiting for the parent to authenticate (requires_action); its PaymentIntent."""
+
+    status: ChargeStatus
+    payment_intent: str | None
+    error: str | None = None
+
+
 class PaymentGateway(Protocol):
     """The payment provider as the flows, jobs and routes use it: async methods for request
     paths, `_sync` ones for jobs and follow-ups (worker threads). Each answers with a plain value
@@ -112,9 +137,29 @@ class PaymentGateway(Protocol):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
     ) -> Checkout: ...
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout: ...
+
+    # -- Customers and saved cards (weekly series, issue #29)
+
+    async def create_customer(self, *, email: str, name: str, parent_id: str) -> str: ...
+
+    def list_payment_methods_sync(self, customer: str) -> list[str]: ...
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        booking_id: str,
+        destination: str | None = None,
+        application_fee: int | None = None,
+    ) -> OffSessionCharge: ...
 
     async def expire_checkout(self, checkout_id: str, *, reason: str) -> Checkout: ...
 

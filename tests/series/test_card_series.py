@@ -1,0 +1,119 @@
+"""The card series of issue #29's "Done when", at the service level (the fake Stripe; both
+databases): ten weeks; week 4's charge declined, paid through the emailed link; week 6's needs
+authentication and is not paid in time, so only week 6 is cancelled and freed; week 8 moved; the
+rest cancelled from week 9, each week refunded by its own terms."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.series import steps
+from tests.series.steps import CANCELLED, CONFIRMED, PENDING
+from tests.service.world import World, hours_from_now, refused
+from tutorbook.flows import booking as booking_flows
+from tutorbook.flows import series as flows
+from tutorbook.payments.port import GatewayError
+from tutorbook.teachers import payouts as payout_accounts
+
+pytestmark = pytest.mark.service
+
+OK_CARD, DECLINED_CARD, AUTH_CARD = "4242424242424242", "4000000000000341", "4000002760003184"
+
+
+def saved_card(world: World, customer: str, number: str) -> None:
+    """The parent's saved card is now `number` (the next off-session charge uses it)."""
+    [(pm, _)] = world.fake.cards[customer][:1]
+    world.fake.cards[customer][0] = (pm, number)
+
+
+def test_a_ten_week_card_series_through_a_decline_a_missed_authentication_a_move_and_a_cancel(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    first = hours_from_now(50)
+    made = steps.book(world, p, t, first=first, weeks=10)
+    weeks = {o.week: o for o in made.occurrences}
+    assert made.checkout_url is not None
+    checkout = world.fake.session_of(weeks[1].booking_id)
+    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"  # week 1 paid, the card saved
+    customer = checkout.customer
+    assert customer is not None and world.fake.cards[customer]
+
+    def run_at(week: int) -> dict[str, int]:
+        return world.job("series", at=steps.due(weeks[week].starts_at, world)).counts()
+
+    assert run_at(3) == {"confirmed": 2}  # weeks 2 and 3, charged off-session
+    saved_card(world, customer, DECLINED_CARD)
+    assert run_at(4) == {"declined": 1}
+    four = steps.show(world, p[0], made.id).occurrences[3]
+    assert (four.status, four.payment) == (PENDING, "due")
+    assert four.pay_deadline_at == four.starts_at - timedelta(hours=24)
+    [(kind, payload)] = [n for n in steps.notices(world, four.booking_id) if n[0].startswith("series_")]
+    assert kind == "series_payment_due.parent" and payload["link"].endswith(f"/series/lessons/{four.booking_id}/pay")
+    # The parent follows the link and pays that one lesson with another card.
+    saved_card(world, customer, OK_CARD)
+    paying = world.run(flows.pay_lesson(world.svc, parent=p[0], booking_id=four.booking_id))
+    assert paying.checkout_url and paying.stripe_session_id
+    assert world.deliver(world.fake.pay(paying.stripe_session_id)) == "confirmed"
+    assert world.view(four.booking_id).status == CONFIRMED
+
+    assert run_at(5) == {"confirmed": 1}
+    saved_card(world, customer, AUTH_CARD)
+    assert run_at(6) == {"requires_action": 1}
+    saved_card(world, customer, OK_CARD)
+    six = weeks[6]
+    # Not paid by its deadline (24 h before it starts): only week 6 is cancelled, its time freed.
+    deadline = six.starts_at - timedelta(hours=24) + timedelta(minutes=1)
+    assert world.job("series", at=deadline).counts() == {"cancelled_unpaid": 1}
+    seen = steps.show(world, p[0], made.id)
+    assert [o.status for o in seen.occurrences] == [CONFIRMED] * 5 + [CANCELLED] + [PENDING] * 4
+    assert world.view(six.booking_id).cancellation_reason == "payment_failed"
+    other = world.book(world.parent(), t, starts_at=six.starts_at)  # the freed hour books
+    assert other.status == PENDING
+    with refused(409):  # too late to pay it now
+        world.run(flows.pay_lesson(world.svc, parent=p[0], booking_id=six.booking_id))
+
+    assert run_at(8) == {"confirmed": 2}  # weeks 7 and 8
+    eight = weeks[8]
+    moved = world.run(
+        booking_flows.reschedule(
+            world.svc, user=p[0], booking_id=eight.booking_id, starts_at=eight.starts_at + timedelta(days=1)
+        )
+    )
+    assert moved.starts_at == eight.starts_at + timedelta(days=1)
+
+    assert run_at(9) == {"confirmed": 1}
+    cancelled = world.run(flows.cancel_from(world.svc, user=p[0], series_id=made.id, day=weeks[9].starts_at.date()))
+    final = {o.week: o for o in cancelled.occurrences}
+    assert [final[w].status for w in range(1, 11)] == [CONFIRMED] * 5 + [CANCELLED] + [CONFIRMED] * 2 + [CANCELLED] * 2
+    assert final[8].starts_at == eight.starts_at + timedelta(days=1) and final[8].original_starts_at == eight.starts_at
+    # Week 9 was charged and is more than a day ahead: refunded in full; week 10 was never charged.
+    assert world.refunds(weeks[9].booking_id) == [(made.price_amount, "succeeded")]
+    assert (final[9].payment, final[10].payment) == ("refunded", "unpaid")
+    assert world.refunds(weeks[10].booking_id) == []
+    charged = [c["booking_id"] for c in world.fake.called("charge_off_session")]
+    assert sorted(charged) == sorted(str(weeks[w].booking_id) for w in (2, 3, 4, 5, 6, 7, 8, 9))
+    # Teachers are paid per charged lesson: each off-session charge is a destination charge.
+    account = world.svc.tx_sync(payout_accounts.account_id, teacher_id=t.id)
+    assert account and {c["destination"] for c in world.fake.called("charge_off_session")} == {account}
+    assert all(c["application_fee"] for c in world.fake.called("charge_off_session"))
+
+
+def test_a_job_run_twice_charges_each_week_once(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(50), weeks=3)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    at = steps.due(made.occurrences[2].starts_at, world)
+    assert world.job("series", at=at).counts() == {"confirmed": 2}
+    assert world.job("series", at=at).counts() == {}
+    assert len(world.fake.called("charge_off_session")) == 2
+
+
+def test_stripe_unreachable_leaves_the_week_for_the_next_run(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(50), weeks=2)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    at = steps.due(made.occurrences[1].starts_at, world)
+    world.fake.fail_next("charge_off_session", GatewayError("down"))
+    assert world.job("series", at=at).counts() == {"stripe_unavailable": 1}
+    assert world.job("series", at=at).counts() == {"confirmed": 1}

@@ -54,7 +54,11 @@ def show(world: World, user: AuthUser, series_id: uuid.UUID) -> SeriesOut:
 
 def notices(world: World, booking_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
     """The notices written for a booking: (kind, payload), oldest first."""
-    stmt = sa.select(Notification).where(Notification.booking_id == booking_id).order_by(Notification.created_at, Notification.kind)
+    stmt = (
+        sa.select(Notification)
+        .where(Notification.booking_id == booking_id)
+        .order_by(Notification.created_at, Notification.kind)
+    )
     return world.svc.tx_sync(lambda s: [(n.kind, dict(n.payload or {})) for n in s.scalars(stmt)])
 
 

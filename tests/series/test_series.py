@@ -12,10 +12,10 @@ import pytest
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.clock import utc_now
 from tutorbook.series import service
 from tutorbook.series.schemas import SeriesIn
 from tutorbook.teachers import service as teachers
-from tutorbook.clock import utc_now
 
 pytestmark = pytest.mark.service
 

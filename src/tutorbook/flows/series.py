@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from tutorbook import localtime
-from tutorbook.bookings import lookup, reserving, settling
+from tutorbook.bookings import reserving, settling
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
@@ -200,5 +200,3 @@ def _paid_in_tx(
 ) -> Followups:
     outcome = charging.paid(session, booking_id=booking_id, payment_intent=payment_intent, platform=svc.terms, now=now)
     return followups.make_instant_links(session, svc=svc, followups=outcome.followups, now=now)
-
-

@@ -5,6 +5,9 @@ first checkout was never paid (no card saved) let go."""
 
 from __future__ import annotations
 
+import functools
+import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from tutorbook.flows import series as flows
@@ -22,12 +25,17 @@ def series(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
         if dry_run:
             result.add(booking_id, "would_cancel")
         else:
-            result.attempt(booking_id, lambda b=booking_id: svc.tx_sync(charging.cancel_abandoned, booking_id=b, now=now))
+            result.attempt(booking_id, functools.partial(_tx, svc, charging.cancel_abandoned, booking_id, now))
     for booking_id in svc.tx_sync(charging.overdue, now=now, limit=BATCH):
         if dry_run:
             result.add(booking_id, "would_cancel")
         else:
-            result.attempt(booking_id, lambda b=booking_id: svc.tx_sync(charging.cancel_overdue, booking_id=b, now=now))
+            result.attempt(booking_id, functools.partial(_tx, svc, charging.cancel_overdue, booking_id, now))
     for booking_id in svc.tx_sync(charging.due, now=now, limit=BATCH):
-        result.attempt(booking_id, lambda b=booking_id: flows.charge_week(svc, booking_id=b, now=now, dry_run=dry_run))
+        charge = functools.partial(flows.charge_week, svc, booking_id=booking_id, now=now, dry_run=dry_run)
+        result.attempt(booking_id, charge)
     return result
+
+
+def _tx(svc: Services, fn: Callable[..., str], booking_id: uuid.UUID, now: datetime) -> str:
+    return svc.tx_sync(fn, booking_id=booking_id, now=now)

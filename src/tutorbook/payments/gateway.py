@@ -39,7 +39,6 @@ from tutorbook.payments.objects import (
     checkout_from_event_object,
     expiry_reason,
 )
-from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.payments.port import (
     CheckoutNotFound,
     CheckoutNotOpen,
@@ -53,6 +52,7 @@ from tutorbook.payments.port import (
     Refused,
     WebhookEndpoint,
 )
+from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.teachers.payouts import AccountState
 
 # The errors and values callers name as `gw.…` (they live in port.py and objects.py).

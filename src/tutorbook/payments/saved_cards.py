@@ -2,17 +2,21 @@
 parent, the cards the series' first checkout saved to it, and an off-session charge of one.
 
 A part of `StripeGateway` (which inherits it), kept apart so `gateway.py` stays one screenful per
-topic; like the rest of the gateway it answers with `port.py`'s plain values and errors. Its
-requests go through the gateway's StripeClient as raw requests, so it needs no import of `stripe`.
+topic; like the rest of the gateway it answers with `port.py`'s plain values and errors (the
+`stripe-through-the-gateway` contract lists it beside the gateway). Its requests go through the
+gateway's StripeClient as raw requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutorbook.payments.http import mapped_errors
-from tutorbook.payments.port import CardDeclined, OffSessionCharge
+from tutorbook.payments.port import CardDeclined, ChargeStatus, OffSessionCharge
+
+if TYPE_CHECKING:
+    import stripe
 
 # PaymentIntent statuses an off-session charge may end in, as the series reads them.
 _WAITING_FOR_PARENT = frozenset({"requires_action", "requires_payment_method", "requires_confirmation"})
@@ -21,7 +25,7 @@ _WAITING_FOR_PARENT = frozenset({"requires_action", "requires_payment_method", "
 class SavedCards:
     """Customers, their saved cards and off-session charges, through the gateway's `client`."""
 
-    client: Any  # the gateway's stripe.StripeClient
+    client: stripe.StripeClient  # the gateway's
 
     async def create_customer(self, *, email: str, name: str, parent_id: str) -> str:
         """A Customer for the parent (idempotent per parent); its id."""
@@ -72,7 +76,7 @@ class SavedCards:
                     "post", "/v1/payment_intents", idempotency_key=f"series-charge-{booking_id}", **params
                 ).data
         except CardDeclined as exc:
-            status = "requires_action" if exc.code == "authentication_required" else "declined"
+            status: ChargeStatus = "requires_action" if exc.code == "authentication_required" else "declined"
             return OffSessionCharge(status, exc.payment_intent, str(exc))
         return _charge(intent)
 

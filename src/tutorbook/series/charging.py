@@ -102,7 +102,9 @@ def failed(session: Session, *, booking_id: uuid.UUID, failure: str, settings: S
 
 def cancel_overdue(session: Session, *, booking_id: uuid.UUID, now: datetime) -> str:
     """Not paid by its deadline: this lesson alone is cancelled and its time freed."""
-    done = settling.cancel_if_pending(session, booking_id=booking_id, reason=Reason.PAYMENT_FAILED, actor=ACTOR, now=now)
+    done = settling.cancel_if_pending(
+        session, booking_id=booking_id, reason=Reason.PAYMENT_FAILED, actor=ACTOR, now=now
+    )
     if done != "skipped":
         booking = lookup.must_get(session, booking_id=booking_id)
         payload = {"refund": 0, "reason": Reason.PAYMENT_FAILED.value, "by": "job"}

@@ -25,9 +25,9 @@ def get(session: Session, series_id: uuid.UUID) -> Series | None:
 def of_booking(session: Session, booking_id: uuid.UUID) -> tuple[Series, Occurrence] | None:
     """The series a booking belongs to, with its occurrence row, or None for a lone booking."""
     row = session.execute(
-        sa.select(Series, Occurrence).join(Occurrence, Occurrence.series_id == Series.id).where(
-            Occurrence.booking_id == booking_id
-        )
+        sa.select(Series, Occurrence)
+        .join(Occurrence, Occurrence.series_id == Series.id)
+        .where(Occurrence.booking_id == booking_id)
     ).first()
     return None if row is None else (row[0], row[1])
 
@@ -123,9 +123,7 @@ def claim(session: Session, *, booking_id: uuid.UUID, now: datetime) -> bool:
 
 def unclaim(session: Session, *, booking_id: uuid.UUID) -> None:
     """Stripe could not be reached: the next run tries again (its idempotency key charges once)."""
-    session.execute(
-        sa.update(Occurrence).where(Occurrence.booking_id == booking_id).values(charge_attempted_at=None)
-    )
+    session.execute(sa.update(Occurrence).where(Occurrence.booking_id == booking_id).values(charge_attempted_at=None))
 
 
 def set_failure(session: Session, *, booking_id: uuid.UUID, failure: str, deadline: datetime) -> None:

@@ -27,6 +27,7 @@ from tutorbook.series import repository as repo
 from tutorbook.series import weeks as weekly
 from tutorbook.series.models import Occurrence, Series
 from tutorbook.series.schemas import (
+    NotFree,
     OccurrenceOut,
     PaymentShown,
     PreviewOut,
@@ -83,7 +84,7 @@ def _weeks(session: Session, *, profile: TeacherProfile, body: SeriesPreviewIn, 
     found = []
     for k, start in enumerate(weekly.starts(body.first_starts_at, weeks=body.weeks, zone=profile.time_zone)):
         end = start + length
-        reason = reserving.why_not_offered(session, profile=profile, start=start, end=end)
+        reason: NotFree | None = reserving.why_not_offered(session, profile=profile, start=start, end=end)
         if start > now + YEAR_AHEAD:
             reason = "too_far"
         elif reason is None and bookings.overlapping(session, teacher_id=profile.user_id, start=start, end=end):
@@ -247,7 +248,7 @@ def occurrence_out(occurrence: Occurrence, booking: Booking, *, zone: str) -> Oc
         ends_at=booking.ends_at,
         original_starts_at=occurrence.original_starts_at,
         status=int(booking.status),
-        status_name=STATUS_NAMES[int(booking.status)],  # type: ignore[arg-type]
+        status_name=STATUS_NAMES[int(booking.status)],
         payment=shown,
         charge_on=weekly.local_date(occurrence.charge_due_at, zone=zone)
         if shown == "reserved" and occurrence.charge_due_at
@@ -273,7 +274,7 @@ def view(session: Session, *, series: Series) -> SeriesOut:
         duration_minutes=series.duration_minutes,
         weeks=series.weeks,
         time_zone=series.time_zone,
-        pay_with=series.pay_with,  # type: ignore[arg-type]
+        pay_with=series.pay_with,
         sequence=repo.sequence(session, series.id),
         price_amount=first.price_amount if first else 0,
         currency=first.currency if first else "",
@@ -304,7 +305,8 @@ def to_cancel_from(session: Session, *, user: AuthUser, series_id: uuid.UUID, da
     return [
         b
         for _, b in repo.occurrences(session, series.id)
-        if b.status in (Status.PENDING, Status.CONFIRMED) and weekly.local_date(b.starts_at, zone=series.time_zone) >= day
+        if b.status in (Status.PENDING, Status.CONFIRMED)
+        and weekly.local_date(b.starts_at, zone=series.time_zone) >= day
     ]
 
 
@@ -317,9 +319,7 @@ def cancel_from(
     done = CancelledFrom()
     for booking in to_cancel_from(session, user=user, series_id=series_id, day=day):
         if booking.status == Status.CONFIRMED:
-            outcome = cancelling.cancel_confirmed(
-                session, user=user, booking_id=booking.id, settings=settings, now=now
-            )
+            outcome = cancelling.cancel_confirmed(session, user=user, booking_id=booking.id, settings=settings, now=now)
             if outcome.kind == OutcomeKind.CANCELLED:
                 done.cancelled.append(booking.id)
                 done.followups.refunds += outcome.followups.refunds

@@ -5,17 +5,25 @@ rest cancelled from week 9, each week refunded by its own terms."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
+import recurring_ical_events
 
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.clock import utc_now
 from tutorbook.flows import booking as booking_flows
+from tutorbook.flows import feeds
 from tutorbook.flows import series as flows
+from tutorbook.notifications import service as notices
 from tutorbook.payments.port import GatewayError
+from tutorbook.series import invite
 from tutorbook.teachers import payouts as payout_accounts
+from tutorbook.teachers import service as teachers_service
 
 pytestmark = pytest.mark.service
 
@@ -117,3 +125,62 @@ def test_stripe_unreachable_leaves_the_week_for_the_next_run(world: World):
     world.fake.fail_next("charge_off_session", GatewayError("down"))
     assert world.job("series", at=at).counts() == {"stripe_unavailable": 1}
     assert world.job("series", at=at).counts() == {"confirmed": 1}
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def berlin_tuesday_before_summer_time_ends() -> datetime:
+    """16:00 Berlin time on the Tuesday 12 days before the next end of summer time (the last
+    Sunday of October) at least two weeks ahead: a five-week series crosses it."""
+    today = utc_now().date()
+    for year in (today.year, today.year + 1):
+        last = date(year, 10, 31)
+        sunday = last - timedelta(days=(last.weekday() + 1) % 7)
+        tuesday = sunday - timedelta(days=12)
+        if tuesday - today >= timedelta(days=14):
+            return datetime.combine(tuesday, time(16, 0), BERLIN).astimezone(UTC)
+    raise AssertionError("unreachable")
+
+
+def held_starts(ics: bytes, start: datetime, end: datetime) -> list[datetime]:
+    """The occurrences a calendar program would show: parsed with `icalendar`, expanded with
+    `recurring-ical-events`, as UTC instants."""
+    cal = icalendar.Calendar.from_ical(ics)
+    return sorted(e["DTSTART"].dt.astimezone(UTC) for e in recurring_ical_events.of(cal).between(start, end))
+
+
+def test_the_series_invite_download_and_feed_expand_to_exactly_the_held_weeks(world: World):
+    t, p = world.teacher(), world.parent()
+    world.svc.tx_sync(teachers_service.update_profile, teacher_id=t.id, fields={"time_zone": "Europe/Berlin"})
+    # Across the end of summer time in Berlin: the lesson stays at 16:00 on the wall clock.
+    first = berlin_tuesday_before_summer_time_ends()
+    made = steps.book(world, p, t, first=first, weeks=5, skip=[(first + timedelta(weeks=1)).date()])
+    weeks = {o.week: o for o in made.occurrences}
+    assert [w.astimezone(BERLIN).hour for w in (weeks[1].starts_at, weeks[3].starts_at)] == [16, 16]
+    assert weeks[3].starts_at - weeks[1].starts_at == timedelta(weeks=2, hours=1)  # the clocks went back
+    world.deliver(world.fake.pay(world.fake.session_of(weeks[1].booking_id).id))
+    assert world.job("series", at=steps.due(weeks[4].starts_at, world)).counts() == {"confirmed": 2}
+    world.run(
+        booking_flows.reschedule(
+            world.svc, user=p[0], booking_id=weeks[3].booking_id, starts_at=weeks[3].starts_at + timedelta(hours=2)
+        )
+    )
+    world.run(booking_flows.cancel_booking(world.svc, user=p[0], booking_id=weeks[4].booking_id))
+    seen = steps.show(world, p[0], made.id)
+    held = [o.starts_at for o in seen.occurrences if o.status != CANCELLED]
+    assert len(held) == 3  # weeks 1, 3 (moved), 5
+    window = (first - timedelta(days=1), first + timedelta(weeks=6))
+    ics = world.svc.tx_sync(invite.download, user=p[0], series_id=made.id, settings=world.settings, now=utc_now())
+    assert held_starts(ics, *window) == held
+    cal = icalendar.Calendar.from_ical(ics)
+    events = list(cal.walk("VEVENT"))
+    assert len(events) == 2 and all(e["SEQUENCE"] == seen.sequence for e in events)
+    assert seen.sequence > 0 and "RRULE" in events[0] and "RECURRENCE-ID" in events[1]
+    # The emailed invite of the cancellation carries the same series, its SEQUENCE raised.
+    mails = [n for n in steps.notices(world, weeks[4].booking_id) if n[0] == "cancelled.parent"]
+    assert mails
+    # The calendar feed: the series once, the same held weeks.
+    secret = world.svc.tx_sync(notices.new_calendar_secret, user_id=p[0].id)
+    body = world.svc.tx_sync(feeds.feed, secret=secret, settings=world.settings, now=utc_now())
+    assert body is not None and held_starts(body, *window) == held

@@ -6,13 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from tutorbook.api.deps import CurrentUser, ParentUser, ServicesDep, StaffOrParent
 from tutorbook.bookings import lists
 from tutorbook.bookings.schemas import SessionOut, session_out
+from tutorbook.clock import utc_now
 from tutorbook.flows import series as flows
 from tutorbook.schemas import Envelope, Reply, errors, ok
+from tutorbook.series import invite
 from tutorbook.series.schemas import CancelFromIn, PreviewOut, SeriesIn, SeriesOut, SeriesPreviewIn
 
 router = APIRouter(prefix="/api/Series", tags=["Series"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
@@ -58,3 +60,22 @@ async def pay_lesson(booking_id: BookingId, user: ParentUser, svc: ServicesDep) 
     booking = await flows.pay_lesson(svc, parent=user, booking_id=booking_id)
     teacher, student = await svc.tx(lists.names_for, booking=booking)
     return ok(session_out(booking, teacher, student), "Pay this lesson to keep it")
+
+
+@router.get(
+    "/{seriesId}/calendar.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}},
+)
+async def calendar_file(series_id: SeriesId, user: CurrentUser, svc: ServicesDep) -> Response:
+    """The series as one recurring calendar entry (RRULE, EXDATE for the weeks not held, an
+    override for each moved one): the same UID and SEQUENCE as its emailed invite."""
+    body = await svc.read(invite.download, user=user, series_id=series_id, settings=svc.settings, now=utc_now())
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tutorbook-series-{series_id}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )

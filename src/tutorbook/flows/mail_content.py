@@ -25,6 +25,7 @@ from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.render import Mail, moment, money, when
+from tutorbook.series import invite
 
 LINK_POLL = timedelta(minutes=1)
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
@@ -161,6 +162,17 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             now=now,
         )
         mail.invite_method = "CANCEL" if cancelled else "REQUEST"
+        weekly = invite.of_booking(session, booking_id=booking.id, settings=settings)
+        if weekly is not None:  # a series' lesson: the series' one recurring invite, updated
+            mail.invite = calendar.series_invite(
+                weekly,
+                organizer=_address(settings.sender),
+                attendee=item.to,
+                attendee_name=user.full_name,
+                public_url=public,
+                now=now,
+            )
+            mail.invite_method = "CANCEL" if weekly.cancelled else "REQUEST"
     return mail
 
 
@@ -194,7 +206,18 @@ def download(
 ) -> bytes:
     """ "Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
     the booking's UID and current SEQUENCE), so a calendar takes it as that same event and every
-    later update or cancellation by email replaces it, never a second event beside it."""
+    later update or cancellation by email replaces it, never a second event beside it. A series'
+    lesson: the series' recurring invite."""
+    weekly = invite.of_booking(session, booking_id=booking.id, settings=settings)
+    if weekly is not None:
+        return calendar.series_invite(
+            weekly,
+            organizer=_address(settings.sender),
+            attendee=attendee,
+            attendee_name=attendee_name,
+            public_url=settings.public_url,
+            now=now,
+        )
     entry = calendar_entry(
         booking,
         names=lists.names_for(session, booking),

@@ -17,6 +17,9 @@ from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
+from tutorbook.identity import AuthUser
+from tutorbook.series import service as series_service
+from tutorbook.series.schemas import SeriesIn
 from tutorbook.notifications.models import Notification
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
@@ -90,6 +93,13 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/Notifications/calendar-feed"): row(401, 201, 201, 201, 201, 201),
     ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
+    ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 422, 403),  # by credit: no wallet yet
+    ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
+    # The teacher cancels the rest first; then nothing is left to cancel from that date.
+    ("POST", "/api/Series/{seriesId}/cancel"): row(401, 403, 403, 200, 422, 422),
+    ("POST", "/api/Series/lessons/{bookingId}/pay"): row(401, 404, 403, 403, 404, 403),  # a lone booking
 }
 
 
@@ -155,7 +165,26 @@ def world(api):
         "calendarId": calendar.json()["data"]["id"],
         "secret": "no-such-feed",
     }
+    params["seriesId"] = str(_series(api, a, teacher))
     return clients, params, {"a": a, "teacher": teacher}
+
+
+def _series(api, a, teacher) -> uuid.UUID:
+    """A weekly series of A's child with the teacher, held without Stripe (its checkout is the
+    flow's, not what the matrix is about)."""
+    parent = AuthUser(uuid.UUID(a["user"]["id"]), Role.PARENT, a["email"], "A", "UTC")
+    body = SeriesIn(
+        teacher_id=teacher["user"]["id"],
+        student_id=a["students"][0],
+        subject="Mathematics",
+        first_starts_at=f.slot(days=40),
+        duration_minutes=60,
+        weeks=2,
+        pay_with="card",
+    )
+    with api.state.db.session_scope() as s:
+        made = series_service.create(s, parent=parent, body=body, settings=api.state.settings, now=utc_now())
+        return made.series.id
 
 
 def body_for(method, path, w):
@@ -185,6 +214,18 @@ def body_for(method, path, w):
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
     if path.endswith("/refund"):
         return {"amount": 100, "reason": "matrix", "idempotencyKey": "matrix"}
+    if path == "/api/Series/preview" or path == "/api/Series":
+        series = {
+            "teacherId": extra["teacher"]["user"]["id"],
+            "studentId": extra["a"]["students"][0],
+            "subject": "Mathematics",
+            "firstStartsAt": f.slot(days=50),
+            "durationMinutes": 60,
+            "weeks": 3,
+        }
+        return series if path.endswith("preview") else {**series, "payWith": "credit"}
+    if path == "/api/Series/{seriesId}/cancel":
+        return {"from": f.slot(days=39)[:10]}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
     if path == "/api/Teachers/me/calendars" and method == "POST":
@@ -213,7 +254,8 @@ def test_each_role_gets_the_expected_code(api, method, path):
         body = body_for(method, path, w)
         r = clients[role].request(method, url, json=body) if body is not None else clients[role].request(method, url)
         got[role] = r.status_code
-        if path != "/metrics" or r.status_code != 200:  # the metrics themselves are Prometheus text
+        text = path == "/metrics" or path.endswith("/calendar.ics")  # Prometheus text; iCalendar
+        if not text or r.status_code != 200:
             assert r.json()["success"] is (r.status_code < 400)
     assert got == MATRIX[(method, path)]
     if path == "/api/Auth/forgot-password":

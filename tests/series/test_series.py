@@ -12,6 +12,7 @@ import pytest
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.bookings import lists, reporting
 from tutorbook.clock import utc_now
 from tutorbook.series import service
 from tutorbook.series.schemas import SeriesIn
@@ -143,3 +144,29 @@ def test_credit_is_refused_until_there_is_a_wallet(world: World):
     with refused(422):
         steps.book(world, p, t, first=hours_from_now(48), weeks=2, pay_with="credit")
     assert world.every_booking() == []
+
+
+def test_time_off_over_a_reserved_week_lists_it_for_the_teacher_and_the_schedule_shows_the_weeks(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(48), weeks=3)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    three = made.occurrences[2]
+    added = world.svc.tx_sync(
+        reporting.add_time_off,
+        teacher_id=t.id,
+        starts_at=three.starts_at - timedelta(hours=2),
+        ends_at=three.ends_at + timedelta(hours=2),
+        note="away",
+        now=utc_now(),
+    )
+    assert [s["id"] for s in added["affected_sessions"]] == [three.booking_id]
+    listed = world.svc.tx_sync(reporting.time_off_with_sessions, teacher_id=t.id, now=utc_now())
+    assert [s["id"] for s in listed[0]["affected_sessions"]] == [three.booking_id]
+    rows = world.svc.tx_sync(
+        lambda s: lists.teacher_schedule(s, teacher_id=t.id, start=None, end=None, limit=10)
+    )
+    assert [(r["id"], r["status"]) for r in rows] == [
+        (made.occurrences[0].booking_id, CONFIRMED),
+        (made.occurrences[1].booking_id, PENDING),
+        (three.booking_id, PENDING),
+    ]

@@ -18,9 +18,9 @@ from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
 from tutorbook.identity import AuthUser
+from tutorbook.notifications.models import Notification
 from tutorbook.series import service as series_service
 from tutorbook.series.schemas import SeriesIn
-from tutorbook.notifications.models import Notification
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)

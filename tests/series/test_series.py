@@ -17,6 +17,7 @@ from tutorbook.clock import utc_now
 from tutorbook.series import service
 from tutorbook.series.schemas import SeriesIn
 from tutorbook.teachers import service as teachers
+from tutorbook.web import booking_pages
 
 pytestmark = pytest.mark.service
 
@@ -170,3 +171,20 @@ def test_time_off_over_a_reserved_week_lists_it_for_the_teacher_and_the_schedule
         (made.occurrences[1].booking_id, PENDING),
         (three.booking_id, PENDING),
     ]
+
+
+def test_my_bookings_groups_a_series_under_its_next_lesson_and_the_schedule_marks_each(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(48), weeks=4)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    lone = world.book_and_pay(p, t, starts_at=hours_from_now(30))
+    view = world.svc.tx_sync(
+        booking_pages._my_bookings, parent=p[0], after=None, before=None, settings=world.settings, now=utc_now()
+    )
+    assert [b.id for b in view["upcoming"]] == [lone.id, made.occurrences[0].booking_id]
+    assert view["more_weeks"] == {str(made.id): 3}
+    two = str(made.occurrences[1].booking_id)
+    schedule = world.svc.tx_sync(booking_pages._schedule, teacher=t, settings=world.settings, now=utc_now())
+    assert len(schedule["upcoming"]) == 5
+    assert schedule["weekly"][two]["series"] == str(made.id)
+    assert schedule["weekly"][two]["label"].startswith("Reserved — charged on ")

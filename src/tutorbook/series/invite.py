@@ -38,7 +38,9 @@ def entry(session: Session, *, series: Series, settings: Settings) -> calendar.S
         description=f"{settings.product_name} weekly lessons. Each lesson's join link: {public}/my-bookings",
         excluded=tuple(start for k, start in enumerate(starts) if k not in held),
         moved=tuple(
-            (o.original_starts_at, b.starts_at, b.ends_at) for o, b in held.values() if b.starts_at != o.original_starts_at
+            (o.original_starts_at, b.starts_at, b.ends_at)
+            for o, b in held.values()
+            if b.starts_at != o.original_starts_at
         ),
         cancelled=not held,
     )
@@ -51,7 +53,7 @@ def of_booking(session: Session, *, booking_id: uuid.UUID, settings: Settings) -
 
 
 def download(session: Session, *, user: AuthUser, series_id: uuid.UUID, settings: Settings, now: datetime) -> bytes:
-    """"Add to calendar" for a series: its invite as it is now, for the one asking."""
+    """ "Add to calendar" for a series: its invite as it is now, for the one asking."""
     series = service.get_for(session, user=user, series_id=series_id)
     return calendar.series_invite(
         entry(session, series=series, settings=settings),

@@ -340,3 +340,19 @@ def note_payment_due(session: Session, *, booking: Booking, now: datetime, deadl
     """The parent's email: this lesson's card charge failed; pay it through `link` by `deadline`."""
     payload = {"link": link, "deadline": deadline.isoformat()}
     outbox.notify(session, booking, ("series_payment_due.parent",), now=now, payload=payload)
+
+
+def marks(session: Session, *, booking_ids: list[uuid.UUID]) -> dict[str, dict[str, str]]:
+    """For the lists (My Bookings, the schedule): of those bookings in a series, by booking id,
+    the series' id and what the lesson's payment says ("Reserved — charged on ...")."""
+    in_series = repo.series_ids(session, booking_ids)
+    out: dict[str, dict[str, str]] = {}
+    for series_id in set(in_series.values()):
+        series = repo.get(session, series_id)
+        if series is None:
+            continue
+        for occurrence, booking in repo.occurrences(session, series_id):
+            if booking.id in in_series:
+                label = _label(payment_shown(occurrence, booking), occurrence, booking, series.time_zone)
+                out[str(booking.id)] = {"series": str(series_id), "label": label}
+    return out

@@ -61,8 +61,18 @@ def _list_sessions(params: Mapping[str, Any]) -> None:
         check_email(details.get("email"), "customer_details[email]")
 
 
+def _create_customer(params: Mapping[str, Any]) -> None:
+    check_email(params.get("email"), "email")
+
+
+def _create_payment_intent(params: Mapping[str, Any]) -> None:
+    check_email(params.get("receipt_email"), "receipt_email")
+
+
 RULES: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "create_account": _create_account,
+    "create_customer": _create_customer,
+    "create_payment_intent": _create_payment_intent,
     "create_session": _create_session,
     "list_sessions": _list_sessions,
 }

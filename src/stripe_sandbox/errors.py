@@ -17,6 +17,7 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         replayable: bool = True,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -26,6 +27,9 @@ class ApiError(Exception):
         self.param = param
         # Stripe saves no idempotent result for requests refused by validation.
         self.replayable = replayable
+        # More fields of the error object (a card error's decline_code, charge, payment_intent,
+        # payment_method: https://docs.stripe.com/api/errors).
+        self.extra = dict(extra or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON body Stripe sends for this error: an error with a code links to that code's
@@ -39,6 +43,7 @@ class ApiError(Exception):
         }
         if self.code:
             error["doc_url"] = doc_url(self.code)
+        error.update(self.extra)
         return {"error": error}
 
 

@@ -16,8 +16,10 @@ from . import currencies as money_rules
 from . import objects
 from .config import SandboxConfig
 from .connect import ConnectOps, get_fee_params
+from .customers import CustomerOps
 from .endpoints import EndpointOps
 from .errors import ApiError, conflict, invalid, missing_param, no_such
+from .intents import IntentOps
 from .params import (
     check_known,
     get_bool,
@@ -30,6 +32,7 @@ from .params import (
     get_str,
 )
 from .store import CursorNotFound, Filter, IdempotentResult, Store
+from .transfers import TransferOps
 from .versions import endpoint_api_version
 
 SESSION = "checkout.session"
@@ -178,7 +181,7 @@ def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Sandbox(ConnectOps, EndpointOps):
+class Sandbox(ConnectOps, TransferOps, CustomerOps, IntentOps, EndpointOps):
     """All sandbox operations; each runs in one SQLite transaction."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:
@@ -397,7 +400,11 @@ class Sandbox(ConnectOps, EndpointOps):
             raise invalid(f"Invalid email address: {customer_email}", "customer_email", "email_invalid")
         customer = get_str(params, "customer")
         if customer:
-            raise no_such("customer", customer, "customer", status=400)
+            self.customer_of(customer)
+            if customer_email:
+                raise invalid(
+                    "You may only specify one of these parameters: customer, customer_email.", "customer_email"
+                )
         items, currency, amount = _line_items(params, now)
         intent_data = _payment_intent_data(params)
         self.destination_of(intent_data, amount)
@@ -417,6 +424,7 @@ class Sandbox(ConnectOps, EndpointOps):
         session["_line_items"] = items
         session["_payment_intent_data"] = intent_data
         session["_api_version"] = call.api_version
+        session["customer"] = customer
         self.store.insert(session)
         return self._render(session, call)
 
@@ -556,13 +564,19 @@ class Sandbox(ConnectOps, EndpointOps):
             status="complete",
             payment_status="paid",
             payment_intent=intent["id"],
-            customer_details=objects.customer_details(email=session["customer_email"], name=card.name),
+            customer_details=objects.customer_details(email=self._payer_email(session), name=card.name),
             collected_information={
                 "business_name": None,
                 "individual_name": None,
                 "shipping_details": None,
             },
         )
+
+    def _payer_email(self, session: dict[str, Any]) -> str | None:
+        customer = session.get("customer")
+        if customer:
+            return (self.store.get(customer, "customer") or {}).get("email")
+        return session["customer_email"]
 
     # -- bulk seeding (a control endpoint, not Stripe's API) ----------------------
 
@@ -608,7 +622,17 @@ class Sandbox(ConnectOps, EndpointOps):
 
     def _charge(self, session: dict[str, Any], card: Card) -> tuple[dict[str, Any], dict[str, Any]]:
         data = session["_payment_intent_data"]
+        customer = session.get("customer")
         method = objects.new_id("pm_")
+        if customer and data.get("setup_future_usage"):
+            # "If a Customer has been provided ... Checkout attaches the payment method to the
+            # Customer" (the pinned SDK's setup_future_usage): the card is saved for later charges.
+            email = (self.store.get(customer, "customer") or {}).get("email")
+            saved = self.save_card(
+                customer, number=card.number, exp_month=card.exp_month, exp_year=card.exp_year, name=card.name,
+                email=email,
+            )  # fmt: skip
+            method = saved["id"]
         intent = objects.payment_intent(
             intent_id=objects.new_id("pi_"),
             charge_id=objects.new_id("ch_"),
@@ -638,6 +662,8 @@ class Sandbox(ConnectOps, EndpointOps):
             email=session["customer_email"],
             card=objects.card_details(card.number, card.exp_month, card.exp_year),
         )
+        intent["customer"] = charge["customer"] = customer
+        charge["transfer_group"] = intent.get("transfer_group")
         return intent, charge
 
     # -- payment intents, charges, refunds -----------------------------------------

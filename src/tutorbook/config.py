@@ -178,6 +178,7 @@ class Settings(BaseSettings):
     job_complete_interval_s: float = 300
     job_meetings_interval_s: float = 60
     job_purge_interval_s: float = 3600
+    job_credits_interval_s: float = 3600  # credits past their validity expired, the 30/7-day warnings
     job_reconcile_interval_s: float = 600
     job_calendar_sync_interval_s: float = 300
     job_series_interval_s: float = 300

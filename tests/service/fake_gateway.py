@@ -358,6 +358,31 @@ class FakeGateway:
         self.charges[key] = answer
         return answer
 
+    async def create_purchase_checkout(
+        self,
+        *,
+        purchase_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        transfer_group: str,
+    ) -> Checkout:
+        """A package's checkout: the same session, named by the purchase (no destination)."""
+        return await self.create_checkout(
+            booking_id=purchase_id,
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            customer_email=customer_email,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=expires_at,
+        )
+
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
         return self.retrieve_checkout_sync(checkout_id)
 

@@ -28,7 +28,7 @@ def busy_day(world: World) -> None:
         world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
     p = world.parent()
     unpaid = world.book(p, t, starts_at=hours_from_now(60))
-    world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id=unpaid.stripe_session_id))
+    world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id=unpaid.stripe_session_id))
     expired = world.book(world.parent(), t, starts_at=hours_from_now(70))
     world.deliver(world.fake.expire_at_stripe(str(expired.stripe_session_id)))
     world.fake.fail_next("create_checkout", GatewayError("down"))

@@ -45,7 +45,7 @@ def test_the_webhook_twice_and_the_success_page_confirm_once(world: World):
     completed = world.fake.pay(booked.stripe_session_id)
     assert world.deliver(completed) == "confirmed"
     assert world.deliver(completed) == "duplicate"  # the same event id: recorded once
-    page = world.run(flows.confirm_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert page.status == CONFIRMED
     again = world.run(flows.fulfil(world.svc, checkout=world.fake.checkout(booked.id), actor="job"))
     assert again.kind == "already_fulfilled"
@@ -58,7 +58,7 @@ def test_the_success_page_before_the_webhook_confirms_and_the_webhook_then_chang
     booked = world.book(p, t, starts_at=hours_from_now(30))
     assert booked.stripe_session_id is not None
     completed = world.fake.pay(booked.stripe_session_id)
-    page = world.run(flows.confirm_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert page.status == CONFIRMED and page.meeting_url
     assert world.deliver(completed) == "already_fulfilled"
     assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]

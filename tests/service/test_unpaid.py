@@ -17,13 +17,13 @@ PENDING, CONFIRMED, CANCELLED = 0, 1, 3
 def test_cancelling_before_paying_expires_the_checkout_first_and_again_is_a_no_op(world: World):
     t, p = world.teacher(), world.parent()
     booked = world.book(p, t, starts_at=hours_from_now(48))
-    done = world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    done = world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert (done.status, done.cancellation_reason) == (CANCELLED, "payment_cancelled")
     assert world.fake.session_of(booked.id).status == "expired"  # it can take no money now
     assert world.fake.called("expire_checkout") == [
         {"checkout_id": booked.stripe_session_id, "reason": "payment_cancelled"}
     ]
-    again = world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+    again = world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert again.status == CANCELLED and len(world.fake.called("expire_checkout")) == 1
     # Stripe's event about the expiry the app asked for arrives after: nothing changes.
     assert world.deliver_all("checkout.session.expired") == ["no_change"]
@@ -47,7 +47,7 @@ def test_a_parent_who_paid_meanwhile_cannot_cancel_and_the_payment_confirms(worl
     assert booked.stripe_session_id is not None
     world.fake.pay(booked.stripe_session_id)  # paid; the webhook not delivered yet
     with refused(400):
-        world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+        world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert world.view(booked.id).status == CONFIRMED
     assert world.deliver_all("checkout.session.completed") == ["already_fulfilled"]
 
@@ -57,7 +57,7 @@ def test_stripe_unreachable_when_cancelling_leaves_the_booking_pending(world: Wo
     booked = world.book(p, t, starts_at=hours_from_now(48))
     world.fake.fail_next("expire_checkout", GatewayError("down"))
     with refused(502):
-        world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id=booked.stripe_session_id))
+        world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
     assert world.view(booked.id).status == PENDING  # its checkout may still take the money
     assert world.fake.session_of(booked.id).status == "open"
 
@@ -66,9 +66,9 @@ def test_another_parent_cannot_cancel_the_checkout(world: World):
     t, p = world.teacher(), world.parent()
     booked = world.book(p, t, starts_at=hours_from_now(48))
     with refused(403):
-        world.run(flows.cancel_payment(world.svc, parent=world.parent()[0], stripe_session_id=booked.stripe_session_id))
+        world.run(flows.cancel_payment(world.svc, parent=world.parent()[0], checkout_id=booked.stripe_session_id))
     with refused(404):
-        world.run(flows.cancel_payment(world.svc, parent=p[0], stripe_session_id="cs_test_unknown"))
+        world.run(flows.cancel_payment(world.svc, parent=p[0], checkout_id="cs_test_unknown"))
     assert world.view(booked.id).status == PENDING
 
 

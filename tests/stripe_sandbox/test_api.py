@@ -156,7 +156,7 @@ def test_bad_api_key(sandbox):
 
 
 def test_unrecognized_url(sandbox):
-    response = http.post(f"{sandbox.base_url}/v1/customers", headers={"Authorization": "Bearer sk_test_sandbox"})
+    response = http.post(f"{sandbox.base_url}/v1/subscriptions", headers={"Authorization": "Bearer sk_test_sandbox"})
     assert response.status_code == 404
     assert response.json()["error"]["message"].startswith("Unrecognized request URL")
 

@@ -110,3 +110,10 @@ def refunded_at_stripe(sandbox, payment_intent: str) -> int:
     )
     r.raise_for_status()
     return r.json()["latest_charge"]["amount_refunded"]
+
+
+def sandbox_get(sandbox, path: str) -> dict:
+    """Any object the sandbox holds, as Stripe's JSON (GET `path`)."""
+    r = http_get(f"{sandbox.base_url}{path}", headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=30)
+    r.raise_for_status()
+    return r.json()

@@ -45,7 +45,7 @@ router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(4
 
 # Path parameters carry the frontend's names in the URL template and the OpenAPI document.
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]
-StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
+CheckoutIdPath = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
 
 
 # Keyset paging (tutorbook.paging): a page's last row names where the next one starts.
@@ -80,23 +80,23 @@ async def book(body: BookIn, user: ParentUser, svc: ServicesDep) -> Reply:
 
 
 @router.post("/confirm-payment/{stripeSessionId}", response_model=Envelope[SessionOut])
-async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep) -> Reply:
+async def confirm_payment(checkout_id: CheckoutIdPath, user: ParentUser, svc: ServicesDep) -> Reply:
     """Called by the success page: re-reads the checkout from Stripe and confirms if paid."""
-    booking = await flows.confirm_payment(svc, parent=user, stripe_session_id=stripe_session_id)
+    booking = await flows.confirm_payment(svc, parent=user, checkout_id=checkout_id)
     message = "Payment confirmed" if booking.status == Status.CONFIRMED else "Waiting for the payment to be confirmed"
     return ok(await _out(svc, booking), message)
 
 
 @router.post("/cancel-payment/{stripeSessionId}", response_model=Envelope[bool])
 async def cancel_payment(
-    stripe_session_id: StripeSessionId,
+    checkout_id: CheckoutIdPath,
     user: ParentUser,
     svc: ServicesDep,
     booking_id: uuid.UUID | None = Query(default=None, alias="bookingId"),
 ) -> Reply:
     """Called by the cancel page: cancels the unpaid booking and expires its checkout.
     If Stripe handed back the literal {CHECKOUT_SESSION_ID}, pass `bookingId`."""
-    await flows.cancel_payment(svc, parent=user, stripe_session_id=stripe_session_id, booking_id=booking_id)
+    await flows.cancel_payment(svc, parent=user, checkout_id=checkout_id, booking_id=booking_id)
     return ok(True, "Session booking cancelled successfully")
 
 

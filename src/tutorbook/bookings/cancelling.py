@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import lifecycle, outbox, policy, refunds
+from tutorbook.bookings import crediting, lifecycle, outbox, policy, refunds
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import ADMIN_REFUND, Reason, Status
 from tutorbook.bookings.lookup import get_for, must_get
@@ -62,7 +62,9 @@ def cancel_confirmed(
     if booking.status != Status.CONFIRMED:
         return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
     reason = cancel_reason(user)
-    amount = refund_preview(booking, reason=reason, settings=settings, now=now)
+    credit = crediting.paid_with_credit(booking)
+    give_back = credit and crediting.credit_comes_back(booking, reason=reason, settings=settings, now=now)
+    amount = 0 if credit else refund_preview(booking, reason=reason, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=reason, now=now)
     if not repo.apply(session, booking, change, actor=user.actor, note=note):
         return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
@@ -71,6 +73,10 @@ def cancel_confirmed(
         refund = refunds.request(session, booking=booking, amount=amount, reason=reason.value, now=now)
         followups.refunds.append(refund.id)
     payload: dict[str, Any] = {"refund": amount, "reason": reason.value, "by": user.role}
+    if credit:  # a credit-paid lesson: its credit comes back on full-refund terms, else it is used up
+        payload["creditReturned"] = give_back and crediting.return_credit(
+            session, booking, actor=user.actor, reason=reason.value, now=now
+        )
     if note:
         payload["note"] = note
     outbox.notify(session, booking, ("cancelled.parent", "cancelled.teacher"), now=now, payload=payload)
@@ -139,7 +145,15 @@ def cancel_as_admin(
     booking = must_get(session, booking_id=booking_id)
     if booking.status != Status.CONFIRMED:
         return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
-    amount = admin_refund(booking, choice=refund, settings=settings, now=now)
+    credit = crediting.paid_with_credit(booking)
+    give_back = credit and (
+        RefundChoice(refund) == RefundChoice.FULL
+        or (
+            RefundChoice(refund) == RefundChoice.POLICY
+            and crediting.credit_comes_back(booking, reason=Reason.PARENT_CANCELLED, settings=settings, now=now)
+        )
+    )
+    amount = 0 if credit else admin_refund(booking, choice=refund, settings=settings, now=now)
     change = lifecycle.cancel(Status.CONFIRMED, reason=Reason.ADMIN_CANCELLED, now=now)
     if not repo.apply(session, booking, change, actor=admin.actor, note=note):
         return Outcome(OutcomeKind.NOT_CONFIRMED, booking)
@@ -148,6 +162,11 @@ def cancel_as_admin(
         row = refunds.request(session, booking=booking, amount=amount, reason=Reason.ADMIN_CANCELLED.value, now=now)
         followups.refunds.append(row.id)
     detail = f"refund: {RefundChoice(refund).value} ({amount} {booking.currency})"
+    if credit:
+        returned = give_back and crediting.return_credit(
+            session, booking, actor=admin.actor, reason=Reason.ADMIN_CANCELLED.value, now=now
+        )
+        detail = f"refund: {RefundChoice(refund).value} (credit {'returned' if returned else 'used up'})"
     repo.record_action(session, booking.id, action="cancel", actor=admin.actor, note=note, detail=detail, at=now)
     # Both sides are told as for any cancellation (the email and its calendar CANCEL).
     payload = {"refund": amount, "reason": Reason.ADMIN_CANCELLED.value, "by": str(admin.role)}

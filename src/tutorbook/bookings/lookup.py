@@ -4,17 +4,17 @@
   a flow re-reading what it just changed); 404 `BookingNotFound` when there is none.
 - `get_for(session, user=, booking_id=)`: by id, one `user` may see (its parent, its teacher or
   an admin); 404, then 403.
-- `own_booking(session, parent=, stripe_session_id= | checkout= | booking_id=)`: the parent's
+- `own_booking(session, parent=, checkout_id= | checkout= | booking_id=)`: the parent's
   booking, by its recorded checkout id, else the booking a `checkout` is or names (its recorded
   id, else its metadata), else by id; 404, then 403.
-- `own_booking_or_none(session, parent=, stripe_session_id=)`: the parent's booking whose
+- `own_booking_or_none(session, parent=, checkout_id=)`: the parent's booking whose
   recorded checkout this is, None when no booking has it; 403 when not theirs.
 - `by_checkout(session, checkout, named=False)`: the booking this checkout is the recorded
   checkout of, None otherwise; with `named=True`, else the booking its metadata names, whatever
   its checkout (for the fulfilment, which refuses a payment through another checkout).
 
-Below them, `repository.get` (by id or None), `repository.by_stripe_session` (by recorded
-checkout id or None) and the batch reads `repository.by_ids` / `by_stripe_sessions` are the
+Below them, `repository.get` (by id or None), `repository.by_checkout_id` (by recorded
+checkout id or None) and the batch reads `repository.by_ids` / `by_checkout_ids` are the
 primitives these are made of, for the domain's own use cases and the jobs."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def may_see(user: AuthUser, booking: Booking) -> bool:
 def by_checkout(session: Session, checkout: Checkout, *, named: bool = False) -> Booking | None:
     """The booking whose recorded checkout this is; with `named`, else the booking the checkout's
     metadata names (whatever its checkout)."""
-    booking = repo.by_stripe_session(session, checkout.id)
+    booking = repo.by_checkout_id(session, checkout.id)
     if booking is not None or not named or not checkout.booking_ref:
         return booking
     try:
@@ -72,15 +72,15 @@ def own_booking(
     session: Session,
     *,
     parent: AuthUser,
-    stripe_session_id: str | None = None,
+    checkout_id: str | None = None,
     booking_id: uuid.UUID | None = None,
     checkout: Checkout | None = None,
 ) -> Booking:
     """The parent's booking: by its recorded checkout id, else the one `checkout` is or names,
     else by id (404, then 403 if not theirs)."""
     booking = None
-    if stripe_session_id and stripe_session_id != CHECKOUT_TEMPLATE:
-        booking = repo.by_stripe_session(session, stripe_session_id)
+    if checkout_id and checkout_id != CHECKOUT_TEMPLATE:
+        booking = repo.by_checkout_id(session, checkout_id)
     elif checkout is not None:
         booking = by_checkout(session, checkout, named=True)
     elif booking_id is not None:
@@ -92,9 +92,9 @@ def own_booking(
     return booking
 
 
-def own_booking_or_none(session: Session, *, parent: AuthUser, stripe_session_id: str) -> Booking | None:
+def own_booking_or_none(session: Session, *, parent: AuthUser, checkout_id: str) -> Booking | None:
     """The parent's booking with this checkout; None when no booking has it (403 if not theirs)."""
-    booking = repo.by_stripe_session(session, stripe_session_id)
+    booking = repo.by_checkout_id(session, checkout_id)
     if booking is not None and booking.parent_id != parent.id:
         raise Forbidden("This booking is not yours")
     return booking

@@ -51,6 +51,9 @@ class OutcomeKind(StrEnum):
     REPEATED = "repeated"
     NO_CHANGE = "no_change"
     UNKNOWN_BOOKING = "unknown_booking"
+    # A lesson package's checkout (issue #28): its credits added, or it was given up.
+    CREDITS_ADDED = "credits_added"
+    PURCHASE_GIVEN_UP = "purchase_given_up"
     # The webhook inbox and what the other events record.
     RECEIVED = "received"  # recorded, its handling not yet written (the column's first value)
     IGNORED = "ignored"

@@ -39,12 +39,20 @@ def refund_amount(
     return min(remaining, price * late_percent // 100)
 
 
+def full_refund_due(*, reason: Reason, starts_at: datetime, now: datetime, full_before_hours: int) -> bool:
+    """Whether a cancellation by `reason` now is one the terms refund in full (a credit-paid
+    lesson's credit comes back exactly then): always for the teacher or an admin."""
+    return reason != Reason.PARENT_CANCELLED or starts_at - now >= timedelta(hours=full_before_hours)
+
+
 def platform_fee(*, amount: int, percent: float) -> int:
     """The platform's fee on a payment of `amount` minor units: `percent` of it, rounded half up
     to a whole minor unit (15 % of 3,333 = 499.95 -> 500; of 3,330 = 499.5 -> 500), never more
     than the amount. The teacher receives the rest."""
     fee = (Decimal(amount) * Decimal(str(percent)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return max(0, min(amount, int(fee)))
+
+
 def stored(booking: Booking, *, platform: Terms) -> Terms:
     """The terms stored on the booking when it was paid; the platform's for one paid before
     terms were stored (or not paid yet)."""

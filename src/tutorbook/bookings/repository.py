@@ -41,8 +41,8 @@ _BY_CHECKOUT = (
 )
 
 
-def by_stripe_session(session: Session, stripe_session_id: str) -> PS | None:
-    return session.scalar(_BY_CHECKOUT, {"checkout_id": stripe_session_id})
+def by_checkout_id(session: Session, checkout_id: str) -> PS | None:
+    return session.scalar(_BY_CHECKOUT, {"checkout_id": checkout_id})
 
 
 def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool) -> tuple[TeacherProfile, str] | None:
@@ -369,11 +369,11 @@ def version(session: Session, booking_id: uuid.UUID) -> int:
     return session.scalar(_VERSION, {"booking_id": booking_id}) or 0
 
 
-def by_stripe_sessions(session: Session, stripe_session_ids: list[str]) -> dict[str, PS]:
-    """Bookings keyed by Checkout Session id, for the ids given."""
+def by_checkout_ids(session: Session, checkout_ids: list[str]) -> dict[str, PS]:
+    """Bookings keyed by their recorded checkout id, for the ids given."""
     out: dict[str, PS] = {}
-    for start in range(0, len(stripe_session_ids), 500):
-        chunk = stripe_session_ids[start : start + 500]
+    for start in range(0, len(checkout_ids), 500):
+        chunk = checkout_ids[start : start + 500]
         stmt = (
             sa.select(PS)
             .join(Payment, OWN_PAYMENT)

@@ -53,6 +53,11 @@ class BookIn(InputModel):
     subject: Subject
     starts_at: Instant
     duration_minutes: Duration = Field(description="minutes")
+    pay_with: Literal["checkout", "credit"] = Field(
+        default="checkout",
+        description="`checkout` (default): pay on Stripe Checkout; `credit`: one credit of this teacher and "
+        "length from the family's wallet (no checkout: confirmed at once, 409 without one)",
+    )
 
 
 class RescheduleIn(InputModel):

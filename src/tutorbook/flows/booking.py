@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook import localtime
-from tutorbook.bookings import cancelling, lookup, rescheduling, reserving, settling
+from tutorbook.bookings import cancelling, crediting, lookup, rescheduling, reserving, settling
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid, BookingNotFound, PaymentRefused, SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
-from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind
+from tutorbook.bookings.outcomes import Followups, Outcome, OutcomeKind, Reservation
 from tutorbook.bookings.policy import RefundChoice
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.clock import utc_now
@@ -63,7 +63,10 @@ async def book(
     svc: Services, *, parent: AuthUser, body: BookIn, zone: str | None = None, locale: str = localtime.DEFAULT_LOCALE
 ) -> Booked:
     """Reserve the slot, open a Checkout Session, and hand back the booking with its URL. The line
-    item names the session's time in `zone` (default: the parent's profile zone)."""
+    item names the session's time in `zone` (default: the parent's profile zone). With
+    `payWith: credit` no checkout: `book_with_credit`."""
+    if body.pay_with == "credit":
+        return await book_with_credit(svc, parent=parent, body=body)
     try:
         held = await svc.tx(reserving.reserve, parent=parent, body=body, settings=svc.settings, now=utc_now())
     except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
@@ -108,6 +111,31 @@ async def book(
     return Booked(attached, held.teacher_name, held.student_name)
 
 
+def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: BookIn, now: datetime) -> Reservation:
+    held = crediting.book_with_credit(
+        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
+    )
+    followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    return held
+
+
+async def book_with_credit(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
+    """Book and pay with one credit of the family's wallet, in one transaction and without any
+    Stripe call: the booking answers Confirmed, with its meeting link when the provider makes one
+    at once (else the link job's retries, as for a paid booking). 409 without a credit."""
+    try:
+        held = await svc.tx(_credit_in_tx, svc=svc, parent=parent, body=body, now=utc_now())
+    except sa.exc.DBAPIError as exc:  # a deadlock or the exclusion constraint decided a race
+        if not lost_race(exc):
+            raise
+        raise SlotTaken() from exc
+    booking = held.booking
+    if booking.meeting_url is None:
+        await followups.run(svc, Followups(links=[booking.id]))
+        booking = await svc.tx(lookup.must_get, booking_id=booking.id)
+    return Booked(booking, held.teacher_name, held.student_name)
+
+
 async def withdraw_checkout(
     svc: Services, *, booking: Booking, reason: Reason, actor: str, note: str | None = None
 ) -> Booking:
@@ -133,12 +161,10 @@ async def withdraw_checkout(
 
 
 async def cancel_payment(
-    svc: Services, *, parent: AuthUser, stripe_session_id: str | None, booking_id: uuid.UUID | None = None
+    svc: Services, *, parent: AuthUser, checkout_id: str | None, booking_id: uuid.UUID | None = None
 ) -> Booking:
     """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
-    booking = await svc.tx(
-        lookup.own_booking, parent=parent, stripe_session_id=stripe_session_id, booking_id=booking_id
-    )
+    booking = await svc.tx(lookup.own_booking, parent=parent, checkout_id=checkout_id, booking_id=booking_id)
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
     if booking.status == Status.CANCELLED:
@@ -146,13 +172,13 @@ async def cancel_payment(
     return await withdraw_checkout(svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=parent.actor)
 
 
-async def confirm_payment(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> Booking:
+async def confirm_payment(svc: Services, *, parent: AuthUser, checkout_id: str) -> Booking:
     """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
     checkout not on record is looked up at Stripe and may name one of the parent's bookings.
     PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
-    booking = await svc.tx(lookup.own_booking_or_none, parent=parent, stripe_session_id=stripe_session_id)
+    booking = await svc.tx(lookup.own_booking_or_none, parent=parent, checkout_id=checkout_id)
     try:
-        checkout = await svc.gateway.retrieve_checkout(stripe_session_id)
+        checkout = await svc.gateway.retrieve_checkout(checkout_id)
     except gw.CheckoutNotFound as exc:
         raise BookingNotFound() from exc
     except gw.GatewayError as exc:
@@ -241,15 +267,13 @@ def close_checkout(svc: Services, checkout_id: str, *, dry_run: bool = False) ->
     return checkout if checkout.paid else None
 
 
-async def cancel_booking(
-    svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None
-) -> Booking:
+async def cancel_booking(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, note: str | None = None) -> Booking:
     """Cancel a booking: a Pending one withdraws its checkout; a Confirmed one is refunded per
     policy, `note` (optional: the canceller's reason) in its history and notices."""
     booking = await svc.tx(lookup.get_for, user=user, booking_id=booking_id)
     if booking.status == Status.PENDING:
         if user.role == Role.PARENT:
-            return await cancel_payment(svc, parent=user, stripe_session_id=None, booking_id=booking.id)
+            return await cancel_payment(svc, parent=user, checkout_id=None, booking_id=booking.id)
         return await withdraw_checkout(svc, booking=booking, reason=cancelling.cancel_reason(user), actor=user.actor)
     if booking.status == Status.COMPLETED:
         raise BadRequest("A completed session cannot be cancelled")
@@ -341,6 +365,7 @@ async def reschedule(svc: Services, *, user: AuthUser, booking_id: uuid.UUID, st
 __all__ = [
     "Booked",
     "book",
+    "book_with_credit",
     "cancel_as_admin",
     "cancel_booking",
     "cancel_payment",

@@ -89,6 +89,18 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             "calendars_url": f"{public}/teacher/calendars",
         }
         return render.render(item.kind, to=item.to, context=context)
+    if item.kind == "credits_expiring.parent":  # issue #28: sent once per lot and mark
+        expires = _instant(item.payload.get("expiresAt"))
+        context = {
+            **base,
+            "count": str(item.payload.get("count", "")),
+            "teacher": str(item.payload.get("teacher", "")),
+            "days": str(item.payload.get("days", "")),
+            "expires": moment(expires, user.time_zone or "UTC", user.locale) if expires else "",
+            "book_url": f"{public}/teachers/{item.payload.get('teacherId', '')}",
+            "credits_url": f"{public}/credits",
+        }
+        return render.render(item.kind, to=item.to, context=context)
     booking = bookings.get(session, item.booking_id) if item.booking_id else None
     if booking is None:
         return Skip("the booking is gone")

@@ -18,6 +18,7 @@ from tutorbook.config import Settings
 from tutorbook.flows.services import Services
 from tutorbook.jobs import runs
 from tutorbook.jobs.calendars import calendar_sync
+from tutorbook.jobs.credits import credits_job
 from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
@@ -46,6 +47,7 @@ JOBS: dict[str, Job] = {
     "complete": Job(complete, "job_complete_interval_s"),
     "meeting-links": Job(meeting_links, "job_meetings_interval_s"),
     "purge": Job(purge, "job_purge_interval_s"),
+    "credits": Job(credits_job, "job_credits_interval_s"),
     "calendar-sync": Job(calendar_sync, "job_calendar_sync_interval_s"),
     "reminders": Job(reminders, "job_reminders_interval_s"),
     "mail": Job(mail, "job_mail_interval_s"),

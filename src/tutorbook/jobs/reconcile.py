@@ -98,7 +98,7 @@ def _ours(listing: Iterable[Checkout], progress: Progress | None) -> list[Checko
 
 def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatch]:
     """Each checkout that disagrees with its booking (read only)."""
-    by_checkout = repo.by_stripe_sessions(session, [c.id for c in checkouts])
+    by_checkout = repo.by_checkout_ids(session, [c.id for c in checkouts])
     refs = {c.id: _uuid(c.booking_ref) for c in checkouts if c.id not in by_checkout}
     by_id = repo.by_ids(session, [r for r in refs.values() if r is not None])
     found = []

@@ -25,15 +25,19 @@ class Item:
     kind: str | None = None
     checkout_id: str | None = None
     refund_id: uuid.UUID | str | None = None  # ours, or Stripe's (re_…) for a Connect finding
+    subject: str | None = None  # what it was when not a booking: "purchase:<id>", "lot:<id>" (issue #28)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "bookingId": str(self.booking_id) if self.booking_id else None,
             "outcome": self.outcome,
             "kind": self.kind,
             "checkoutId": self.checkout_id,
             "refundId": str(self.refund_id) if self.refund_id else None,
         }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        return out
 
 
 @dataclass

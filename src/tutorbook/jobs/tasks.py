@@ -24,6 +24,7 @@ from tutorbook.config import Settings
 from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import followups, settle
 from tutorbook.flows.services import Services
+from tutorbook.jobs.credits import settle_stale_purchases
 from tutorbook.jobs.result import JobResult, Progress
 from tutorbook.meetings import links
 
@@ -83,6 +84,7 @@ def expire(svc: Services, *, now: datetime, dry_run: bool = False, progress: Pro
             break
         after = rows[-1].id
     settle.settle_stale_checkouts(svc, linked, now=now, dry_run=dry_run, out=result, created_within=grace)
+    settle_stale_purchases(svc, now=now, dry_run=dry_run, out=result)  # lesson packages' checkouts (#28)
     return result
 
 

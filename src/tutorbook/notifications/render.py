@@ -54,6 +54,7 @@ SUBJECTS = {
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "calendar_conflict.teacher": "Your calendar is busy during a paid session: {subject} with {student_name}, {when}",
     "calendar_stale.teacher": "Your calendar {calendar} can no longer be read",
+    "credits_expiring.parent": "{count} lesson credit(s) with {teacher} expire in {days} days",
     "password_reset": "Reset your {product} password",
     "password_changed": "Your {product} password was changed",
 }

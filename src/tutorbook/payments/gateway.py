@@ -52,6 +52,7 @@ from tutorbook.payments.port import (
     Refused,
     WebhookEndpoint,
 )
+from tutorbook.payments.purchase_checkout import PurchaseCheckouts
 from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.teachers.payouts import AccountState
 
@@ -68,7 +69,7 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway(SavedCards):
+class StripeGateway(PurchaseCheckouts, SavedCards):
     """Async methods for request paths, sync ones for jobs; both through one StripeClient (the
     customers and saved cards of weekly series: `saved_cards.py`)."""
 

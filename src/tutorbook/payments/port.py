@@ -141,6 +141,20 @@ class PaymentGateway(Protocol):
         save_card: bool = False,
     ) -> Checkout: ...
 
+    async def create_purchase_checkout(
+        self,
+        *,
+        purchase_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        transfer_group: str,
+    ) -> Checkout: ...
+
     async def retrieve_checkout(self, checkout_id: str) -> Checkout: ...
 
     # -- Customers and saved cards (weekly series, issue #29)

@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from tutorbook.bookings import earnings, lifecycle, lookup, records, settling
 from tutorbook.bookings import repository as repo
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.outcomes import Outcome, OutcomeKind
+from tutorbook.credits import purchases
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
 from tutorbook.payments.models import StripeEvent
@@ -224,14 +226,60 @@ class Received:
 
 def _paid(session: Session, e: Received) -> Outcome:
     checkout = gw.checkout_from_event_object(e.obj)
+    if _purchase(checkout):
+        done = purchases.settle(
+            session,
+            checkout_id=checkout.id,
+            metadata=checkout.metadata,
+            paid=checkout.paid,
+            payment_intent=checkout.payment_intent,
+            amount_total=checkout.amount_total,
+            currency=checkout.currency,
+            actor=e.actor,
+            now=e.now,
+        )
+        return Outcome(_PURCHASE_OUTCOMES.get(done, OutcomeKind.NO_CHANGE))
     return settling.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
 
 
+# What settling a package's checkout did, as the inbox records it.
+_PURCHASE_OUTCOMES = {
+    "paid": OutcomeKind.CREDITS_ADDED,
+    "already_paid": OutcomeKind.ALREADY_FULFILLED,
+    "awaiting_payment": OutcomeKind.AWAITING_PAYMENT,
+    "unknown_purchase": OutcomeKind.UNKNOWN_BOOKING,
+}
+
+
+def _purchase(checkout: Checkout) -> bool:
+    return (checkout.metadata or {}).get("type") == purchases.PURCHASE_TYPE
+
+
+def _purchase_given_up(session: Session, obj: dict[str, Any], *, expired: bool, now: datetime) -> Outcome | None:
+    """A package's checkout that failed or expired: its open purchase given up (None: not a package's)."""
+    checkout = gw.checkout_from_event_object(obj)
+    if not _purchase(checkout):
+        return None
+    found = purchases.by_reference(session, checkout_id=checkout.id, reference=checkout.metadata.get("purchase_id"))
+    if found is None:
+        return Outcome(OutcomeKind.UNKNOWN_BOOKING)
+    moved = purchases.give_up(session, purchase_id=found.id, expired=expired, now=now)
+    return Outcome(OutcomeKind.PURCHASE_GIVEN_UP if moved else OutcomeKind.NO_CHANGE)
+
+
 def _payment_failed(session: Session, e: Received) -> Outcome:
+    given_up = _purchase_given_up(session, e.obj, expired=False, now=e.now)
+    if given_up is not None:
+        return given_up
     return _cancel_pending(session, obj=e.obj, reason=Reason.PAYMENT_FAILED, actor=e.actor, now=e.now)
 
 
 def _expired(session: Session, e: Received) -> Outcome:
+    # Expired by Stripe's clock or the expire job; withdrawn when the app expired it for a cancel.
+    expired = _expiry_reason(e.event) == Reason.CHECKOUT_EXPIRED
+    given_up = _purchase_given_up(session, e.obj, expired=expired, now=e.now)
+    if given_up is not None:
+        return given_up
     return _cancel_pending(session, obj=e.obj, reason=_expiry_reason(e.event), actor=e.actor, now=e.now)
 
 

@@ -19,11 +19,13 @@ from tutorbook.errors import AppError, BadGateway, GatewayTimeout
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.validation import external_id_or_none
+from tutorbook.web import credit_pages
 from tutorbook.web.core import page_router, page_user, render, require
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 BOOKING_TYPE = "session-booking"
+PURCHASE_TYPE = "package-purchase"
 
 
 def _with_names(session: Session, *, booking: Booking) -> SessionOut:
@@ -46,9 +48,11 @@ async def payment_success(
 ) -> Response:
     """Confirm-payment, then show the booking; while Stripe has not settled, say so and refresh."""
     parent = require(user, Role.PARENT)
+    if kind == PURCHASE_TYPE:  # a lesson package's checkout (issue #28)
+        return await credit_pages.purchase_success(request, parent, session_id)
     svc = get_services(request)
-    stripe_session_id = checkout_id(session_id)
-    if stripe_session_id is None:
+    cs_id = checkout_id(session_id)
+    if cs_id is None:
         return render(
             request,
             "payment_success.html",
@@ -57,7 +61,7 @@ async def payment_success(
             message="This link has no payment reference. Your bookings are under My Bookings.",
         )
     try:
-        booking = await flows.confirm_payment(svc, parent=parent, stripe_session_id=stripe_session_id)
+        booking = await flows.confirm_payment(svc, parent=parent, checkout_id=cs_id)
     except (BadGateway, GatewayTimeout):
         # Stripe is slow or unreachable: the payment may well have gone through; look again shortly.
         return render(request, "payment_success.html", state="confirming")
@@ -92,16 +96,19 @@ async def payment_cancel(
     session_id: str | None = None,
     kind: str | None = Query(None, alias="type"),
     booking_id: str | None = None,
+    purchase_id: str | None = None,
 ) -> Response:
     """Cancel-payment, as the frontend's snippet does: the booking is not made; reloading is safe.
     With the template left unreplaced, `booking_id` finds the booking (the parent's own only)."""
     parent = require(user, Role.PARENT)
+    if kind == PURCHASE_TYPE:
+        return await credit_pages.purchase_cancel(request, parent, purchase_id)
     svc = get_services(request)
     stripe_id, own_id = checkout_id(session_id), _booking_id(booking_id)
     if kind != BOOKING_TYPE or (stripe_id is None and own_id is None):
         return render(request, "payment_cancel.html", state="nothing")
     try:
-        booking = await flows.cancel_payment(svc, parent=parent, stripe_session_id=stripe_id, booking_id=own_id)
+        booking = await flows.cancel_payment(svc, parent=parent, checkout_id=stripe_id, booking_id=own_id)
     except AppError as exc:
         return render(
             request,

@@ -26,8 +26,18 @@ from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import SubjectFilter, TeacherOut
 from tutorbook.validation import single_line, small_number
+from tutorbook.web import credit_pages
 from tutorbook.web import formatting as fmt
-from tutorbook.web.core import page_router, page_user, read_form, render, require, viewer_locale, viewer_zone
+from tutorbook.web.core import (
+    page_router,
+    page_user,
+    read_form,
+    redirect,
+    render,
+    require,
+    viewer_locale,
+    viewer_zone,
+)
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
@@ -140,6 +150,9 @@ async def teacher_view(
         }
         for m in ALLOWED_DURATIONS
     ]
+    extra.update(
+        await svc.read(credit_pages.teacher_offers, teacher_id=teacher_id, parent_id=parent_id, minutes=minutes)
+    )
     offered = {iso_z(t): t for t in starts}
     chosen_at = offered.get(chosen or "")
     extra.setdefault("selected", {})
@@ -186,6 +199,7 @@ def book_in(form: dict[str, Any]) -> BookIn:
         subject=form.get("subject", ""),
         starts_at=form.get("starts_at"),
         duration_minutes=small_number(form.get("duration_minutes")),
+        pay_with="credit" if form.get("pay_with") == "credit" else "checkout",
     )
 
 
@@ -230,6 +244,8 @@ async def book(request: Request, user: Viewer) -> Response:
             errors=booking_problems(exc),
             selected=form,
         )
+    if body.pay_with == "credit":  # paid with a credit: confirmed already, no checkout
+        return redirect(request, "/my-bookings", notice="Booked with a credit: the session is confirmed.")
     assert booking.checkout_url is not None  # flows.book answers with the booking's open checkout
     return RedirectResponse(booking.checkout_url, status_code=303)
 

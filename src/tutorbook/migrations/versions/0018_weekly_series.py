@@ -1,7 +1,7 @@
 """Weekly lessons: a series of real bookings
 
 Revision ID: 0018_weekly_series
-Revises: 0016_outbox_trace
+Revises: 0017_credit_packages
 Create Date: 2026-12-07
 
 - series: who, what, which weekly time (the first start, the weeks, the zone whose wall clock the
@@ -10,7 +10,7 @@ Create Date: 2026-12-07
   for a card series' later weeks the off-session charge (due, attempted, why it failed, the
   deadline of the link to pay it).
 - payments.kind admits 'off_session' (a later week paid with the saved card).
-(Issue #29. down_revision becomes 0017_credit_packages once that is on main.)
+(Issue #29.)
 """
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from alembic import op
 from tutorbook.db import UTCDateTime
 
 revision = "0018_weekly_series"
-down_revision = "0016_outbox_trace"
+down_revision = "0017_credit_packages"
 branch_labels = None
 depends_on = None
 

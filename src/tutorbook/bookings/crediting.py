@@ -1,0 +1,96 @@
+"""Paying a booking with a credit of the family's wallet (issue #28), and what a cancellation
+gives back of one. No Stripe call: the booking is held, the credit drawn and the booking confirmed
+in one transaction (the teacher's lock, then the wallet's lot rows: `credits.ledger`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from tutorbook.accounts import service as accounts
+from tutorbook.bookings import lifecycle, outbox, policy, records
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.errors import SlotTaken
+from tutorbook.bookings.lifecycle import Reason, Status
+from tutorbook.bookings.models import Booking
+from tutorbook.bookings.outcomes import Reservation
+from tutorbook.bookings.payment_states import PaymentKind
+from tutorbook.bookings.reserving import check_request, terms_of
+from tutorbook.bookings.schemas import BookIn
+from tutorbook.config import Settings
+from tutorbook.credits import ledger
+from tutorbook.errors import NotFound
+from tutorbook.identity import AuthUser
+from tutorbook.teachers import service as teachers
+from tutorbook.teachers.policy import Terms
+
+
+def book_with_credit(
+    session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, platform: Terms, now: datetime
+) -> Reservation:
+    """Hold the slot, draw one credit of this teacher and length, and confirm, in one
+    transaction; SlotTaken / NoCredit (409) leave nothing behind. The booking's price is the
+    credit's per-lesson price (what was paid for it), its payment a `credit` payment, paid."""
+    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
+    found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
+    if found is None:
+        raise NotFound("Teacher not found")
+    profile, teacher_name = found
+    start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
+    check_request(session, profile=profile, body=body, start=start, end=end, now=now)
+    if repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end):
+        raise SlotTaken()
+    lot = ledger.pick(
+        session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
+    )
+    booking = Booking(
+        id=uuid.uuid4(),
+        parent_id=parent.id,
+        student_id=body.student_id,
+        teacher_id=body.teacher_id,
+        subject=body.subject,
+        starts_at=start,
+        ends_at=end,
+        price_amount=lot.unit_amount,
+        currency=lot.currency,
+    )
+    repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
+    ledger.draw(
+        session,
+        parent_id=parent.id,
+        teacher_id=body.teacher_id,
+        duration_minutes=body.duration_minutes,
+        booking_id=booking.id,
+        actor=parent.actor,
+        now=now,
+        lot=lot,
+    )
+    records.open_payment(session, booking, now=now, kind=PaymentKind.CREDIT)
+    terms = policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])
+    change = lifecycle.confirm_payment(Status.PENDING, now=now, payment_intent_id=None, terms=terms)
+    repo.apply(session, booking, change, actor=parent.actor)
+    outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
+    return Reservation(booking, False, teacher_name, student.full_name)
+
+
+def paid_with_credit(booking: Booking) -> bool:
+    return booking.payment is not None and booking.payment.kind == PaymentKind.CREDIT.value
+
+
+def credit_comes_back(booking: Booking, *, reason: Reason, settings: Settings, now: datetime) -> bool:
+    """Whether cancelling this credit-paid lesson by `reason` now returns its credit: when the
+    terms in force would refund a paid lesson in full (a teacher's or an operator's always)."""
+    terms = terms_of(booking, settings=settings)
+    return policy.full_refund_due(
+        reason=reason, starts_at=booking.starts_at, now=now, full_before_hours=terms.full_refund_hours
+    )
+
+
+def return_credit(session: Session, booking: Booking, *, actor: str, reason: str, now: datetime) -> bool:
+    """Give the booking's credit back (a `return` entry), once; True when given back now."""
+    return ledger.give_back(session, booking_id=booking.id, actor=actor, now=now, reason=reason) is not None
+
+
+__all__ = ["book_with_credit", "credit_comes_back", "paid_with_credit", "return_credit"]

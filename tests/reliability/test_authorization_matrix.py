@@ -21,6 +21,7 @@ from tutorbook.identity import AuthUser
 from tutorbook.notifications.models import Notification
 from tutorbook.series import service as series_service
 from tutorbook.series.schemas import SeriesIn
+from tutorbook.teachers.policy import Terms
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)
@@ -94,7 +95,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
     ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
-    ("POST", "/api/Series"): row(401, 403, 403, 403, 422, 403),  # by credit: no wallet yet
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 409, 403),  # by credit: A has none
     ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
     ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
     # The teacher cancels the rest first; then nothing is left to cancel from that date.
@@ -183,7 +184,10 @@ def _series(api, a, teacher) -> uuid.UUID:
         pay_with="card",
     )
     with api.state.db.session_scope() as s:
-        made = series_service.create(s, parent=parent, body=body, settings=api.state.settings, now=utc_now())
+        platform = Terms.platform(api.state.settings)
+        made = series_service.create(
+            s, parent=parent, body=body, settings=api.state.settings, platform=platform, now=utc_now()
+        )
         return made.series.id
 
 

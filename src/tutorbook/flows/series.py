@@ -48,12 +48,18 @@ async def create(
     """Hold every chosen week (or none), then the parent's Customer and the first week's Checkout
     saving the card for the others. Stripe failing: every week is let go, nothing charged."""
     try:
-        made = await svc.tx(service.create, parent=parent, body=body, settings=svc.settings, now=utc_now())
+        made = await svc.tx(
+            service.create, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=utc_now()
+        )
     except sa.exc.DBAPIError as exc:  # the exclusion constraint (or a deadlock) decided a race
         if not lost_race(exc):
             raise
         raise Conflict("Some of these weeks were just taken; look at the weeks again") from exc
     first = made.first
+    if body.pay_with == "credit":  # paid and confirmed already: the meeting links, then the series
+        links = Followups(links=[b.id for b in made.held])
+        await followups.run(svc, await svc.tx(_instant_links, svc=svc, links=links, now=utc_now()))
+        return await svc.tx(service.view, series=made.series)
     try:
         customer = await svc.tx(repo.customer_of, parent_id=parent.id) or await svc.gateway.create_customer(
             email=parent.email, name=parent.full_name, parent_id=str(parent.id)
@@ -92,6 +98,10 @@ async def create(
         raise (GatewayTimeout if isinstance(exc, gw.GatewayTimeout) else BadGateway)() from exc
     await svc.tx(_ATTACH_CHECKOUT, booking=first, checkout=checkout)
     return await svc.tx(service.view, series=made.series)
+
+
+def _instant_links(session: sa.orm.Session, *, svc: Services, links: Followups, now: datetime) -> Followups:
+    return followups.make_instant_links(session, svc=svc, followups=links, now=now)
 
 
 def _let_go(session: sa.orm.Session, *, series_id: uuid.UUID, now: datetime) -> None:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import cancelling, outbox, reserving, settling
+from tutorbook.bookings import cancelling, crediting, outbox, reserving, settling
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.errors import TeacherNotPayable
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
@@ -38,6 +38,7 @@ from tutorbook.series.schemas import (
 )
 from tutorbook.teachers import payouts
 from tutorbook.teachers.models import TeacherProfile
+from tutorbook.teachers.policy import Terms
 
 YEAR_AHEAD = timedelta(days=366)
 
@@ -54,10 +55,12 @@ class SeriesNotFound(NotFound):
 
 @dataclass(frozen=True)
 class Made:
-    """A series just made: it, its first (checkout-paid) booking and the names for the checkout."""
+    """A series just made: it, its first booking (a card series': paid at Checkout), every booking
+    it holds, and the names for the checkout."""
 
     series: Series
     first: Booking
+    held: list[Booking]
     teacher_name: str
     student_name: str
 
@@ -126,19 +129,20 @@ def _chosen(plan: list[WeekOut], skip: list[date]) -> list[WeekOut]:
     return chosen
 
 
-def create(session: Session, *, parent: AuthUser, body: SeriesIn, settings: Settings, now: datetime) -> Made:
-    """Hold every chosen week as a Pending booking, under the teacher's lock, or none of them
-    (WeeksTaken, 409, naming the weeks). A card series: the first week is paid at Checkout, each
-    later one waits for its off-session charge, due `series_charge_days_before` days before it."""
+def create(
+    session: Session, *, parent: AuthUser, body: SeriesIn, settings: Settings, platform: Terms, now: datetime
+) -> Made:
+    """Hold every chosen week, under the teacher's lock, or none of them (WeeksTaken, 409, naming
+    the weeks). A card series: each week a Pending booking, the first paid at Checkout, each later
+    one waiting for its off-session charge, due `series_charge_days_before` days before it. A
+    credit series: one credit drawn a week, every week Confirmed at once (NotEnoughCredits, 409,
+    saying how many are missing; nothing drawn)."""
     student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
     profile, teacher_name = _teacher(session, body.teacher_id, lock=settings.booking_guard)
     _check(profile, body, now=now)
-    if body.pay_with == "credit":
-        raise Unprocessable(
-            "Paying a series with credits needs a credit package, which cannot be bought yet",
-            data=[{"field": "payWith", "message": "credit is not available yet; pay by card"}],
-        )
     chosen = _chosen(_weeks(session, profile=profile, body=body, now=now), body.skip)
+    if body.pay_with == "credit":
+        _enough_credits(session, parent=parent, body=body, needed=len(chosen), now=now)
     destination = payouts.destination(session, teacher_id=body.teacher_id)
     if destination is None and settings.require_teacher_payouts:
         raise TeacherNotPayable()
@@ -167,6 +171,11 @@ def create(session: Session, *, parent: AuthUser, body: SeriesIn, settings: Sett
             starts_at=week.starts_at,
             duration_minutes=body.duration_minutes,
         )
+        if body.pay_with == "credit":  # one credit a week, each week Confirmed at once
+            booking = crediting.hold_with_credit(session, parent=parent, body=lesson, platform=platform, now=now)
+            held.append(booking)
+            rows.append({"booking_id": booking.id, "week": week.week - 1, "original_starts_at": week.starts_at})
+            continue
         booking = reserving.hold(
             session,
             parent=parent,
@@ -190,7 +199,24 @@ def create(session: Session, *, parent: AuthUser, body: SeriesIn, settings: Sett
             }
         )
     repo.add(session, series, rows)
-    return Made(series, held[0], teacher_name, student.full_name)
+    return Made(series, held[0], held, teacher_name, student.full_name)
+
+
+class NotEnoughCredits(Conflict):
+    """The family's wallet holds fewer credits of this teacher and length than the weeks chosen."""
+
+
+def _enough_credits(session: Session, *, parent: AuthUser, body: SeriesIn, needed: int, now: datetime) -> None:
+    have = crediting.credits_for(
+        session, parent_id=parent.id, teacher_id=body.teacher_id, minutes=body.duration_minutes, now=now
+    )
+    if have < needed:
+        missing = needed - have
+        raise NotEnoughCredits(
+            f"These {needed} weeks need {needed} credits of this teacher and length; you have {have}: "
+            f"{missing} missing. Nothing was booked",
+            data={"needed": needed, "available": have, "missing": missing},
+        )
 
 
 # -- what its people see ------------------------------------------------------------------

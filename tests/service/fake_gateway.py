@@ -140,7 +140,8 @@ class FakeGateway:
     # with save_card saves is `card` (Stripe's test cards: 4242... succeeds, ...0341 is declined
     # when charged, ...3184 always requires authentication).
     customers: dict[str, str] = field(default_factory=dict)
-    charges: dict[str, OffSessionCharge] = field(default_factory=dict)  # off-session, by idempotency key
+    charges: dict[str, OffSessionCharge] = field(default_factory=dict)
+    checkout_keys: dict[str, Session] = field(default_factory=dict)  # off-session, by idempotency key
     cards: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     card: str = "4242424242424242"
     closed: int = 0
@@ -262,6 +263,7 @@ class FakeGateway:
         application_fee: int | None = None,
         customer: str | None = None,
         save_card: bool = False,
+        attempt: str | None = None,
     ) -> Checkout:
         self._call(
             "create_checkout",
@@ -272,8 +274,9 @@ class FakeGateway:
             customer=customer,
             save_card=save_card,
         )
-        for existing in self.sessions.values():  # Stripe's idempotency key: checkout-{booking_id}
-            if existing.booking_id == booking_id:
+        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        for existing_key, existing in self.checkout_keys.items():  # Stripe's idempotency key
+            if existing_key == key:
                 return self._read(existing)
         session = Session(
             id=self._id("cs_test"),
@@ -290,6 +293,7 @@ class FakeGateway:
             save_card=save_card,
         )
         self.sessions[session.id] = session
+        self.checkout_keys[key] = session
         return self._read(session)
 
     async def create_customer(self, *, email: str, name: str, parent_id: str) -> str:

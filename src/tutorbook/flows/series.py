@@ -140,8 +140,13 @@ async def pay_lesson(svc: Services, *, parent: AuthUser, booking_id: uuid.UUID) 
     deadline (at most Stripe's 24 hours; the link makes a new one after that)."""
     now = utc_now()
     booking = await svc.tx(charging.payable, parent=parent, booking_id=booking_id, now=now)
-    if booking.checkout_url and booking.checkout_expires_at and booking.checkout_expires_at > now:
-        return booking
+    previous = booking.stripe_session_id
+    if previous and booking.checkout_expires_at and booking.checkout_expires_at > now:
+        try:
+            if (await svc.gateway.retrieve_checkout(previous)).status == "open":
+                return booking  # the link opened before is still open
+        except (gw.GatewayError, gw.CheckoutNotFound):
+            pass
     deadline = await svc.tx(charging.deadline_of, booking_id=booking_id)
     assert deadline is not None
     expires = min(deadline, now + LINK_TTL_MAX)
@@ -160,6 +165,7 @@ async def pay_lesson(svc: Services, *, parent: AuthUser, booking_id: uuid.UUID) 
             expires_at=expires,
             destination=booking.payout_destination,
             application_fee=booking.platform_fee_amount,
+            attempt=f"after-{previous}" if previous else None,  # a new checkout once the last one closed
         )
     except gw.GatewayTimeout as exc:
         raise GatewayTimeout() from exc

@@ -139,6 +139,7 @@ class PaymentGateway(Protocol):
         application_fee: int | None = None,
         customer: str | None = None,
         save_card: bool = False,
+        attempt: str | None = None,
     ) -> Checkout: ...
 
     async def create_purchase_checkout(

@@ -21,6 +21,7 @@ from tutorbook.flows import feeds
 from tutorbook.flows import series as flows
 from tutorbook.notifications import service as notices
 from tutorbook.payments.port import GatewayError
+from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.series import invite
 from tutorbook.teachers import payouts as payout_accounts
 from tutorbook.teachers import service as teachers_service
@@ -191,3 +192,12 @@ def test_the_series_invite_download_and_feed_expand_to_exactly_the_held_weeks(wo
     secret = world.svc.tx_sync(notices.new_calendar_secret, user_id=p[0].id)
     body = world.svc.tx_sync(feeds.feed, secret=secret, settings=world.settings, now=utc_now())
     assert body is not None and held_starts(body, *window) == held
+
+
+def test_a_series_checkout_names_the_customer_saves_the_card_and_a_retry_has_its_own_key():
+    params = {"customer_email": "p@example.com", "payment_intent_data": {"metadata": {}}}
+    key = SavedCards.for_series(params, booking_id="b1", customer="cus_1", save_card=True, attempt=None)
+    assert key == "checkout-b1" and params["customer"] == "cus_1" and "customer_email" not in params
+    assert params["payment_intent_data"]["setup_future_usage"] == "off_session"
+    again = SavedCards.for_series({}, booking_id="b1", customer=None, save_card=False, attempt="after-cs_1")
+    assert again == "checkout-b1-after-cs_1"

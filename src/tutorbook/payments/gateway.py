@@ -70,8 +70,7 @@ TRACE_METADATA = "traceparent"
 
 
 class StripeGateway(PurchaseCheckouts, SavedCards):
-    """Async methods for request paths, sync ones for jobs; both through one StripeClient (the
-    customers and saved cards of weekly series: `saved_cards.py`)."""
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
@@ -127,16 +126,11 @@ class StripeGateway(PurchaseCheckouts, SavedCards):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None,
-        save_card: bool = False,
-        attempt: str | None = None,
+        customer: str | None = None, save_card: bool = False, attempt: str | None = None,  # saved_cards.py
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
-        transfers the whole amount to the teacher and takes `application_fee` back from it. With
-        `customer` (a series' parent) and `save_card`, the card is saved for off-session charges.
-        `attempt` names another checkout for the same booking (a series lesson's pay link, opened
-        again once its first checkout expired): its own idempotency key."""
+        transfers the whole amount to the teacher and takes `application_fee` back from it."""
         params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
@@ -156,12 +150,8 @@ class StripeGateway(PurchaseCheckouts, SavedCards):
             "payment_intent_data": {"metadata": {"booking_id": booking_id, "type": "session-booking"}},
             "expires_at": int(expires_at.timestamp()),
         }
-        if customer:
-            params["customer"] = customer  # Stripe refuses customer_email beside it
-        elif customer_email:
+        if customer_email:
             params["customer_email"] = customer_email
-        if save_card:
-            params["payment_intent_data"]["setup_future_usage"] = "off_session"
         trace = tracing.traceparent()
         if trace:  # the webhooks of this payment continue the booking's trace (docs/operations.md, "Tracing")
             params["metadata"][TRACE_METADATA] = trace
@@ -173,7 +163,7 @@ class StripeGateway(PurchaseCheckouts, SavedCards):
             }
             if application_fee:  # no fee (0 %): no application fee object, nothing to refund later
                 params["payment_intent_data"]["application_fee_amount"] = application_fee
-        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        key = self.for_series(params, booking_id=booking_id, customer=customer, save_card=save_card, attempt=attempt)
         # raw_request: the SDK's own request (auth, retries, idempotency, errors), answered as a
         # plain dict: building a StripeObject tree for a session we read ten fields of cost about
         # a tenth of a booking's CPU (15.7 -> 14.2 ms, docs/PERFORMANCE.md, section 2).

@@ -199,9 +199,9 @@ def charge_week(svc: Services, *, booking_id: uuid.UUID, now: datetime, dry_run:
                 destination=claimed.destination,
                 application_fee=claimed.application_fee,
             )
-    except gw.GatewayError:
+    except gw.GatewayError as exc:  # unreachable, or refusing the request itself: tried again next run
         svc.tx_sync(charging.unclaim, booking_id=booking_id)
-        return "stripe_unavailable"
+        return "stripe_refused" if isinstance(exc, gw.Refused) else "stripe_unavailable"
     if charge.status == "succeeded" and charge.payment_intent:
         outcome = svc.tx_sync(
             _paid_in_tx, svc=svc, booking_id=booking_id, payment_intent=charge.payment_intent, now=utc_now()

@@ -54,9 +54,7 @@ class SavedCards:
     def list_payment_methods_sync(self, customer: str) -> list[str]:
         """The ids of the cards saved to `customer`, newest first (as Stripe lists them)."""
         with mapped_errors():
-            page = self.client.raw_request(
-                "get", f"/v1/customers/{customer}/payment_methods", type="card", limit=10
-            ).data
+            page = self.client.raw_request("get", "/v1/payment_methods", customer=customer, type="card", limit=10).data
         return [str(pm["id"]) for pm in page.get("data", [])]
 
     def charge_off_session_sync(

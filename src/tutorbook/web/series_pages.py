@@ -12,21 +12,25 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import get_services
+from tutorbook.bookings import crediting
+from tutorbook.clock import utc_now
 from tutorbook.errors import AppError
 from tutorbook.flows import series as flows
 from tutorbook.identity import AuthUser, Role
 from tutorbook.series.schemas import PreviewOut, SeriesIn, SeriesPreviewIn
 from tutorbook.series.weeks import MAX_WEEKS, MIN_WEEKS
 from tutorbook.validation import small_number
-from tutorbook.web.core import page_router, page_user, read_form, render, require
+from tutorbook.web.core import page_router, page_user, read_form, redirect, render, require
 from tutorbook.web.teacher_pages import booking_problems
 
 router = page_router()
 Viewer = Annotated[AuthUser | None, Depends(page_user)]
 FIELDS = ("teacher_id", "student_id", "subject", "starts_at", "duration_minutes", "weeks")
+PAY_WITH = ("card", "credit")
 REASONS = {
     "busy": "already booked",
     "time_off": "the teacher is away",
@@ -63,6 +67,12 @@ async def _page(
         problems += booking_problems(exc)
         status = status if status != 200 else (exc.status_code if isinstance(exc, AppError) else 422)
     back = f"/teachers/{values.get('teacher_id', '')}"
+    credits = 0
+    if shown is not None:
+        body = _preview_in(values)
+        credits = await get_services(request).read(
+            _credits, parent_id=parent.id, teacher_id=body.teacher_id, minutes=body.duration_minutes
+        )
     return render(
         request,
         "series_new.html",
@@ -73,9 +83,15 @@ async def _page(
         reasons=REASONS,
         back=back,
         charge_days=get_services(request).settings.series_charge_days_before,
+        credits=credits,
+        pay_with=values.get("pay_with") if values.get("pay_with") in PAY_WITH else "card",
         min_weeks=MIN_WEEKS,
         max_weeks=MAX_WEEKS,
     )
+
+
+def _credits(session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, minutes: int) -> int:
+    return crediting.credits_for(session, parent_id=parent_id, teacher_id=teacher_id, minutes=minutes, now=utc_now())
 
 
 @router.get("/series/new")
@@ -95,14 +111,16 @@ async def create_series(request: Request, user: Viewer) -> Response:
     try:
         # Every week the page showed is "offered"; those not ticked (and those not free) are skipped.
         skip = [date.fromisoformat(d) for d in posted.getlist("offered") if isinstance(d, str) and d not in ticked]
-        body = SeriesIn(**_preview_in(form).model_dump(), pay_with="card", skip=skip)
+        pay_with = form.get("pay_with") if form.get("pay_with") in PAY_WITH else "card"
+        body = SeriesIn(**_preview_in(form).model_dump(), pay_with=pay_with, skip=skip)
         made = await flows.create(get_services(request), parent=parent, body=body)
     except (ValidationError, AppError) as exc:
         status = exc.status_code if isinstance(exc, AppError) else 422
         return await _page(request, parent, form, errors=booking_problems(exc), status=status)
     except ValueError:  # a date that is no date
         return await _page(request, parent, form, errors=["Choose the weeks again."], status=422)
-    assert made.checkout_url is not None  # the first lesson's open checkout
+    if made.checkout_url is None:  # paid with credits: every lesson confirmed already
+        return redirect(request, f"/series/{made.id}", notice="Booked: every lesson is paid with a credit.")
     return RedirectResponse(made.checkout_url, status_code=303)
 
 

@@ -223,7 +223,8 @@ async def book(request: Request, user: Viewer) -> Response:
     week = small_number(form.get("week")) or 0
     if form.get("repeat") == "weekly":  # "Every week": the weeks previewed first (series_pages)
         query = {k: form.get(k, "") for k in ("teacher_id", "student_id", "subject", "starts_at", "duration_minutes")}
-        return RedirectResponse("/series/new?" + urlencode({**query, "weeks": form.get("weeks", "")}), status_code=303)
+        weekly = {**query, "weeks": form.get("weeks", ""), "pay_with": form.get("pay_with") or "card"}
+        return RedirectResponse("/series/new?" + urlencode(weekly), status_code=303)
     try:
         body = book_in(form)
         zone, loc = viewer_zone(request, parent), viewer_locale(request)

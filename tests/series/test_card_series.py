@@ -20,7 +20,7 @@ from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import feeds
 from tutorbook.flows import series as flows
 from tutorbook.notifications import service as notices
-from tutorbook.payments.port import GatewayError
+from tutorbook.payments.port import GatewayError, Refused
 from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.series import invite
 from tutorbook.teachers import payouts as payout_accounts
@@ -201,3 +201,14 @@ def test_a_series_checkout_names_the_customer_saves_the_card_and_a_retry_has_its
     assert params["payment_intent_data"]["setup_future_usage"] == "off_session"
     again = SavedCards.for_series({}, booking_id="b1", customer=None, save_card=False, attempt="after-cs_1")
     assert again == "checkout-b1-after-cs_1"
+
+
+def test_a_charge_stripe_refuses_sends_the_parent_the_link_instead(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(50), weeks=2)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    world.fake.fail_next("charge_off_session", Refused("destination charges are not allowed here"))
+    assert world.job("series", at=steps.due(made.occurrences[1].starts_at, world)).counts() == {"stripe_refused": 1}
+    two = steps.show(world, p[0], made.id).occurrences[1]
+    assert (two.status, two.payment) == (PENDING, "due")
+    assert [k for k, _ in steps.notices(world, two.booking_id)] == ["series_payment_due.parent"]

@@ -199,9 +199,15 @@ def charge_week(svc: Services, *, booking_id: uuid.UUID, now: datetime, dry_run:
                 destination=claimed.destination,
                 application_fee=claimed.application_fee,
             )
-    except gw.GatewayError as exc:  # unreachable, or refusing the request itself: tried again next run
+    except gw.Refused:
+        # Stripe refuses the charge itself (not the card): the parent pays through the link
+        # instead, a Checkout like any booking's, rather than the week waiting for nothing.
+        log.warning("off-session charge refused", extra={"booking_id": str(booking_id)})
+        svc.tx_sync(charging.failed, booking_id=booking_id, failure="declined", settings=svc.settings, now=now)
+        return "stripe_refused"
+    except gw.GatewayError:  # unreachable: tried again next run (the idempotency key charges once)
         svc.tx_sync(charging.unclaim, booking_id=booking_id)
-        return "stripe_refused" if isinstance(exc, gw.Refused) else "stripe_unavailable"
+        return "stripe_unavailable"
     if charge.status == "succeeded" and charge.payment_intent:
         outcome = svc.tx_sync(
             _paid_in_tx, svc=svc, booking_id=booking_id, payment_intent=charge.payment_intent, now=utc_now()

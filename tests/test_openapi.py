@@ -76,6 +76,18 @@ OPERATION_IDS = {
     ("GET", "/api/Teachers/me/payouts"): "Teachers_myPayouts",
     ("GET", "/api/Teachers/me/earnings"): "Teachers_myEarnings",
     ("GET", "/api/Admin/reports/payouts"): "Admin_payoutsReport",
+    ("POST", "/api/Teachers/me/packages"): "Packages_createPackage",
+    ("DELETE", "/api/Teachers/me/packages/{packageId}"): "Packages_retirePackage",
+    ("GET", "/api/Teachers/{teacherId}/packages"): "Packages_teacherOffers",
+    ("POST", "/api/Packages/{packageId}/buy"): "Packages_buy",
+    ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): "Packages_confirmPayment",
+    ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): "Packages_cancelPurchase",
+    ("POST", "/api/Packages/purchases/{purchaseId}/refund"): "Packages_refundUnused",
+    ("GET", "/api/Credits"): "Credits_myCredits",
+    ("GET", "/api/Credits/ledger"): "Credits_myLedger",
+    ("GET", "/api/Credits/purchases"): "Credits_myPurchases",
+    ("GET", "/api/Admin/families/{parentId}/credits"): "Admin_familyWallet",
+    ("POST", "/api/Admin/families/{parentId}/credits"): "Admin_adjustCredits",
 }
 NAMES = ["Pending", "Confirmed", "Completed", "Cancelled"]
 
@@ -120,6 +132,9 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         "timeOffId",
         "calendarId",
         "secret",
+        "packageId",
+        "purchaseId",
+        "parentId",
     }
 
 

@@ -135,10 +135,6 @@ def set_failure(session: Session, *, booking_id: uuid.UUID, failure: str, deadli
     )
 
 
-def for_parent(session: Session, *, parent_id: uuid.UUID) -> list[Series]:
-    return list(session.scalars(sa.select(Series).where(Series.parent_id == parent_id).order_by(Series.created_at)))
-
-
 def customer_of(session: Session, *, parent_id: uuid.UUID) -> str | None:
     """The Stripe Customer an earlier card series of this parent made, if any (one per parent)."""
     return session.scalar(

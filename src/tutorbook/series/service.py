@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import cancelling, crediting, outbox, reserving, settling
+from tutorbook.bookings import cancelling, crediting, reserving, settling
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.errors import TeacherNotPayable
 from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
@@ -360,12 +360,6 @@ def cancel_from(
             data=[{"field": "from", "message": "nothing to cancel from this date"}],
         )
     return done
-
-
-def note_payment_due(session: Session, *, booking: Booking, now: datetime, deadline: datetime, link: str) -> None:
-    """The parent's email: this lesson's card charge failed; pay it through `link` by `deadline`."""
-    payload = {"link": link, "deadline": deadline.isoformat()}
-    outbox.notify(session, booking, ("series_payment_due.parent",), now=now, payload=payload)
 
 
 def marks(session: Session, *, booking_ids: list[uuid.UUID]) -> dict[str, dict[str, str]]:

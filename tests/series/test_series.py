@@ -12,6 +12,7 @@ import pytest
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.admin import reports
 from tutorbook.bookings import lists, reporting
 from tutorbook.clock import utc_now
 from tutorbook.series import service
@@ -186,3 +187,11 @@ def test_my_bookings_groups_a_series_under_its_next_lesson_and_the_schedule_mark
     assert len(schedule["upcoming"]) == 5
     assert schedule["weekly"][two]["series"] == str(made.id)
     assert schedule["weekly"][two]["label"].startswith("Reserved — charged on ")
+
+
+def test_the_orphaned_sessions_report_leaves_out_reserved_weeks(world: World):
+    t, p = world.teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(48), weeks=3)
+    world.deliver(world.fake.pay(world.fake.session_of(made.occurrences[0].booking_id).id))
+    found = world.svc.tx_sync(reports.orphaned, now=utc_now() + timedelta(hours=5), older_than=timedelta(hours=1))
+    assert found == []

@@ -17,7 +17,11 @@ from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
+from tutorbook.identity import AuthUser
 from tutorbook.notifications.models import Notification
+from tutorbook.series import service as series_service
+from tutorbook.series.schemas import SeriesIn
+from tutorbook.teachers.policy import Terms
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)
@@ -104,6 +108,13 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Credits/purchases"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 201),
+    ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 201, 403),  # by credit: A's paid package
+    ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
+    # The teacher cancels the rest first; then nothing is left to cancel from that date.
+    ("POST", "/api/Series/{seriesId}/cancel"): row(401, 403, 403, 200, 422, 422),
+    ("POST", "/api/Series/lessons/{bookingId}/pay"): row(401, 404, 403, 403, 404, 403),  # a lone booking
 }
 
 
@@ -181,7 +192,29 @@ def world(api, path: str = ""):
         "purchaseId": purchase_id,
         "parentId": a["user"]["id"],
     }
+    params["seriesId"] = str(_series(api, a, teacher))
     return clients, params, {"a": a, "teacher": teacher}
+
+
+def _series(api, a, teacher) -> uuid.UUID:
+    """A weekly series of A's child with the teacher, held without Stripe (its checkout is the
+    flow's, not what the matrix is about)."""
+    parent = AuthUser(uuid.UUID(a["user"]["id"]), Role.PARENT, a["email"], "A", "UTC")
+    body = SeriesIn(
+        teacher_id=teacher["user"]["id"],
+        student_id=a["students"][0],
+        subject="Mathematics",
+        first_starts_at=f.slot(days=40),
+        duration_minutes=60,
+        weeks=2,
+        pay_with="card",
+    )
+    with api.state.db.session_scope() as s:
+        platform = Terms.platform(api.state.settings)
+        made = series_service.create(
+            s, parent=parent, body=body, settings=api.state.settings, platform=platform, now=utc_now()
+        )
+        return made.series.id
 
 
 def body_for(method, path, w):
@@ -215,6 +248,18 @@ def body_for(method, path, w):
         return {"teacherId": extra["teacher"]["user"]["id"], "durationMinutes": 60, "lessons": 1, "reason": "matrix"}
     if path.endswith("/refund"):
         return {"amount": 100, "reason": "matrix", "idempotencyKey": "matrix"}
+    if path == "/api/Series/preview" or path == "/api/Series":
+        series = {
+            "teacherId": extra["teacher"]["user"]["id"],
+            "studentId": extra["a"]["students"][0],
+            "subject": "Mathematics",
+            "firstStartsAt": f.slot(days=50),
+            "durationMinutes": 60,
+            "weeks": 3,
+        }
+        return series if path.endswith("preview") else {**series, "payWith": "credit"}
+    if path == "/api/Series/{seriesId}/cancel":
+        return {"from": f.slot(days=39)[:10]}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
     if path == "/api/Teachers/me/calendars" and method == "POST":
@@ -243,7 +288,8 @@ def test_each_role_gets_the_expected_code(api, method, path):
         body = body_for(method, path, w)
         r = clients[role].request(method, url, json=body) if body is not None else clients[role].request(method, url)
         got[role] = r.status_code
-        if path != "/metrics" or r.status_code != 200:  # the metrics themselves are Prometheus text
+        text = path == "/metrics" or path.endswith("/calendar.ics")  # Prometheus text; iCalendar
+        if not text or r.status_code != 200:
             assert r.json()["success"] is (r.status_code < 400)
     assert got == MATRIX[(method, path)]
     if path == "/api/Auth/forgot-password":

@@ -63,6 +63,8 @@ class Session:
     created: datetime
     destination: str | None
     application_fee: int | None
+    customer: str | None = None
+    save_card: bool = False  # payment_intent_data.setup_future_usage = off_session
     status: CheckoutStatus = "open"
     payment_status: str = "unpaid"  # unpaid | paid
     payment_intent: str | None = None
@@ -104,6 +106,7 @@ class Payment:
     fee_id: str | None = None
     fee_amount: int = 0
     fee_refunded: int = 0
+    application_fee: int | None = None  # an off-session charge's (a checkout's is on its session)
 
     @property
     def left(self) -> int:
@@ -121,6 +124,13 @@ class Refund:
     reverse_transfer: bool
     refund_application_fee: bool
     reversed: int = 0  # of the transfer, by this refund
+
+
+CARD_OUTCOMES: dict[str, ChargeOutcome] = {
+    "4242424242424242": "succeeded",
+    "4000000000000341": "declined",
+    "4000002760003184": "requires_action",
+}
 
 
 @dataclass
@@ -149,8 +159,12 @@ class FakeGateway:
     endpoints: list[WebhookEndpoint] = field(default_factory=list)
     transfers: dict[str, Transfer] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)  # customer id -> parent id
-    cards: dict[str, Card] = field(default_factory=dict)
+    cards: dict[str, Card] = field(default_factory=dict)  # saved cards by PaymentMethod id
     keys: dict[str, Any] = field(default_factory=dict)  # idempotency key -> the first answer
+    checkout_keys: dict[str, Session] = field(default_factory=dict)  # checkouts by idempotency key
+    # The card a checkout made to save one saves (Stripe's test cards: 4242... succeeds,
+    # ...0341 is declined when charged, ...3184 always requires authentication).
+    card: str = "4242424242424242"
     closed: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -175,12 +189,16 @@ class FakeGateway:
         """The booking's checkout as the gateway reads it (what a job would get from Stripe)."""
         return self._read(self.session_of(booking_id))
 
-    def pay(self, checkout_id: str) -> dict[str, Any]:
+    def pay(self, checkout_id: str, *, card: str | None = None) -> dict[str, Any]:
         """The parent pays by card: the session completes paid (with a destination charge's
-        transfer and fee); the `checkout.session.completed` event."""
+        transfer and fee); the `checkout.session.completed` event. A session made to save the
+        card saves `card` (default: `self.card`) to its customer."""
         session = self._open(checkout_id)
         session.status = "complete"
         self._charge(session, succeeded=True)
+        if session.save_card and session.customer:
+            number = card or self.card
+            self.save_card(session.customer, charge=CARD_OUTCOMES.get(number, "declined"), last4=number[-4:])
         return self._emit("checkout.session.completed", session.as_json())
 
     def pay_later(self, checkout_id: str) -> dict[str, Any]:
@@ -277,10 +295,22 @@ class FakeGateway:
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
     ) -> Checkout:
-        self._call("create_checkout", booking_id=booking_id, amount=amount, currency=currency, destination=destination)
-        for existing in self.sessions.values():  # Stripe's idempotency key: checkout-{booking_id}
-            if existing.booking_id == booking_id:
+        self._call(
+            "create_checkout",
+            booking_id=booking_id,
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            customer=customer,
+            save_card=save_card,
+        )
+        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        for existing_key, existing in self.checkout_keys.items():  # Stripe's idempotency key
+            if existing_key == key:
                 return self._read(existing)
         session = Session(
             id=self._id("cs_test"),
@@ -293,8 +323,11 @@ class FakeGateway:
             created=self.now(),
             destination=destination,
             application_fee=application_fee,
+            customer=customer,
+            save_card=save_card,
         )
         self.sessions[session.id] = session
+        self.checkout_keys[key] = session
         return self._read(session)
 
     async def create_purchase_checkout(
@@ -426,7 +459,8 @@ class FakeGateway:
         payment = self.payments.get(payment_intent)
         if payment is None or payment.destination is None:
             return False, False
-        return True, bool(self.sessions[payment.checkout_id].application_fee)
+        session = self.sessions.get(payment.checkout_id)
+        return True, bool(session.application_fee if session is not None else payment.application_fee)
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         self._call("create_account", teacher_id=teacher_id, email=email, country=country)
@@ -528,8 +562,18 @@ class FakeGateway:
         currency: str,
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
+        destination: str | None = None,
+        application_fee: int | None = None,
     ) -> OffSessionCharge:
-        self._call("charge_off_session", customer=customer, payment_method=payment_method, amount=amount)
+        self._call(
+            "charge_off_session",
+            customer=customer,
+            payment_method=payment_method,
+            amount=amount,
+            booking_id=(metadata or {}).get("booking_id"),
+            destination=destination,
+            application_fee=application_fee,
+        )
         if idempotency_key in self.keys:
             answered: OffSessionCharge = self.keys[idempotency_key]
             return answered
@@ -542,13 +586,15 @@ class FakeGateway:
             checkout_id="",
             amount=amount,
             currency=currency,
-            destination=None,
+            destination=destination,
             succeeded=card.charge == "succeeded",
+            application_fee=application_fee,
         )
         self.payments[payment.id] = payment
         intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
         intent["metadata"] = dict(metadata or {})
         if card.charge == "succeeded":
+            self._split(payment)
             outcome = OffSessionCharge("succeeded", payment.id, payment.charge_id, amount, currency)
             self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
         else:
@@ -643,7 +689,8 @@ class FakeGateway:
         if payment.destination is None:
             return
         payment.transfer_id, payment.transfer_amount = self._id("tr"), payment.amount
-        fee = self.sessions[payment.checkout_id].application_fee
+        session = self.sessions.get(payment.checkout_id)
+        fee = session.application_fee if session is not None else payment.application_fee
         if fee:
             payment.fee_id, payment.fee_amount = self._id("fee"), fee
 

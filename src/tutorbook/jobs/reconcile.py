@@ -42,6 +42,7 @@ from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
 from tutorbook.bookings.models import Booking, Refund
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.jobs import reconcile_credits
@@ -132,6 +133,10 @@ def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
     if booking.status in (Status.CONFIRMED, Status.COMPLETED) or booking.paid_at is not None:
         return "unpaid_at_stripe"
     if booking.status == Status.PENDING and c.status == "expired":
+        # A series' lesson whose card charge failed keeps its time until its own deadline (the
+        # series job's), whatever became of the checkout its pay link opened.
+        if booking.payment is not None and booking.payment.kind == PaymentKind.OFF_SESSION:
+            return None
         return "pending_but_expired"
     return None
 

@@ -119,6 +119,8 @@ class LaterCalls:
         currency: str,
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
+        destination: str | None = None,
+        application_fee: int | None = None,
     ) -> OffSessionCharge:
         """Charge a saved card without the parent: succeeded, declined or requires_action (Stripe's
         402 card errors are outcomes here). Refused for a request Stripe will not take (a card
@@ -132,6 +134,10 @@ class LaterCalls:
             "confirm": True,
             "metadata": dict(metadata or {}),
         }
+        if destination:  # a destination charge, as a lone booking's checkout (the teacher's share)
+            params["transfer_data"] = {"destination": destination}
+            if application_fee:
+                params["application_fee_amount"] = application_fee
         try:
             with _refusals():
                 obj = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})

@@ -175,6 +175,9 @@ class PaymentGateway(Protocol):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
     ) -> Checkout: ...
 
     async def create_purchase_checkout(
@@ -250,7 +253,7 @@ class PaymentGateway(Protocol):
 
     def list_transfers_sync(self, *, transfer_group: str) -> list[Transfer]: ...
 
-    # -- Customers, saved cards, off-session charges
+    # -- Customers, saved cards, off-session charges (a weekly series' later lessons, issue #29)
 
     async def create_customer(self, *, parent_id: str, email: str, name: str | None = None) -> str: ...
 
@@ -265,6 +268,8 @@ class PaymentGateway(Protocol):
         currency: str,
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
+        destination: str | None = None,
+        application_fee: int | None = None,
     ) -> OffSessionCharge: ...
 
     # -- The operator's pre-flight and webhooks

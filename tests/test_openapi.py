@@ -48,6 +48,12 @@ OPERATION_IDS = {
     ("POST", "/api/Sessions/{bookingId}/cancel"): "Sessions_cancel",
     ("POST", "/api/Sessions/{bookingId}/complete"): "Sessions_complete",
     ("POST", "/api/Sessions/{bookingId}/reschedule"): "Sessions_reschedule",
+    ("POST", "/api/Series/preview"): "Series_preview",
+    ("POST", "/api/Series"): "Series_create",
+    ("GET", "/api/Series/{seriesId}"): "Series_show",
+    ("POST", "/api/Series/{seriesId}/cancel"): "Series_cancelFrom",
+    ("POST", "/api/Series/lessons/{bookingId}/pay"): "Series_payLesson",
+    ("GET", "/api/Series/{seriesId}/calendar.ics"): "Series_calendarFile",
     ("POST", "/api/StripeWebhook/webhook"): "Stripe_webhook",
     ("POST", "/api/StripeWebhook/connect"): "Stripe_connectWebhook",
     ("GET", "/health"): "Health_live",
@@ -70,6 +76,19 @@ OPERATION_IDS = {
     ("GET", "/api/Teachers/me/payouts"): "Teachers_myPayouts",
     ("GET", "/api/Teachers/me/earnings"): "Teachers_myEarnings",
     ("GET", "/api/Admin/reports/payouts"): "Admin_payoutsReport",
+    # Lesson packages and the credit wallet (issue #28).
+    ("POST", "/api/Teachers/me/packages"): "Packages_createPackage",
+    ("DELETE", "/api/Teachers/me/packages/{packageId}"): "Packages_retirePackage",
+    ("GET", "/api/Teachers/{teacherId}/packages"): "Packages_teacherPackages",
+    ("POST", "/api/Packages/{packageId}/buy"): "Packages_buy",
+    ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): "Packages_confirmPayment",
+    ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): "Packages_cancelPurchase",
+    ("POST", "/api/Packages/purchases/{purchaseId}/refund"): "Packages_refundUnused",
+    ("GET", "/api/Credits"): "Credits_myCredits",
+    ("GET", "/api/Credits/ledger"): "Credits_myLedger",
+    ("GET", "/api/Credits/purchases"): "Credits_myPurchases",
+    ("GET", "/api/Admin/families/{parentId}/credits"): "Admin_familyWallet",
+    ("POST", "/api/Admin/families/{parentId}/credits"): "Admin_adjustCredits",
 }
 NAMES = ["Pending", "Confirmed", "Completed", "Cancelled"]
 
@@ -110,9 +129,13 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         "teacherId",
         "stripeSessionId",
         "bookingId",
+        "seriesId",
         "timeOffId",
         "calendarId",
         "secret",
+        "packageId",  # issue #28
+        "purchaseId",
+        "parentId",
     }
 
 

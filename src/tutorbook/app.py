@@ -18,7 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tutorbook import tracing
-from tutorbook.api import admin, calendars, credits, health, notifications, sessions, stripe_webhook, teachers
+from tutorbook.api import (
+    admin,
+    calendars,
+    credits,
+    health,
+    notifications,
+    series,
+    sessions,
+    stripe_webhook,
+    teachers,
+)
 from tutorbook.api.accounts import auth, students
 from tutorbook.api.errors import error_response, install_error_handlers
 from tutorbook.api.limits import BodyLimitMiddleware
@@ -62,9 +72,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         notifications.auth,
         students,
         calendars.router,
-        credits.teacher_packages,
+        credits.teacher_router,
         teachers.router,
         sessions.router,
+        series.router,
         credits.router,
         credits.wallet,
         credits.admin,

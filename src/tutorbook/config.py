@@ -181,6 +181,13 @@ class Settings(BaseSettings):
     job_credits_interval_s: float = 3600  # credits past their validity expired, the 30/7-day warnings
     job_reconcile_interval_s: float = 600
     job_calendar_sync_interval_s: float = 300
+    job_series_interval_s: float = 300
+
+    # Weekly series paid by card (issue #29): each later lesson is charged off-session this many
+    # days before it starts; a charge that fails leaves the parent a link to pay that lesson until
+    # this many hours before it starts, after which only that lesson is cancelled.
+    series_charge_days_before: int = Field(default=3, ge=1, le=30)
+    series_pay_deadline_hours: int = Field(default=24, ge=1, le=24 * 14)
 
     # Teachers' own calendars (docs/calendars.md): how they are fetched and how long their busy
     # times are trusted after the last good fetch.

@@ -8,5 +8,6 @@ from tutorbook.db import Base  # noqa: F401
 from tutorbook.jobs.models import JobRunRecord, JobScheduleRecord  # noqa: F401
 from tutorbook.notifications.models import DevMail, Notification  # noqa: F401
 from tutorbook.payments.models import Refund, StripeEvent  # noqa: F401
+from tutorbook.series.models import Occurrence, Series  # noqa: F401
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile, TimeOff  # noqa: F401
 from tutorbook.versions import CacheVersion  # noqa: F401

@@ -17,7 +17,11 @@ from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
 from tutorbook.clock import utc_now
+from tutorbook.identity import AuthUser
 from tutorbook.notifications.models import Notification
+from tutorbook.series import service as series_service
+from tutorbook.series.schemas import SeriesIn
+from tutorbook.teachers.policy import Terms
 
 ROLES = ("anonymous", "parent_b", "other_teacher", "teacher", "parent_a", "admin")  # the order requests go in
 ALL = dict.fromkeys(ROLES)
@@ -90,6 +94,27 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/Notifications/calendar-feed"): row(401, 201, 201, 201, 201, 201),
     ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
+    # Lesson packages and the credit wallet (issue #28).
+    ("POST", "/api/Teachers/me/packages"): row(401, 403, 201, 201, 403, 403),
+    ("DELETE", "/api/Teachers/me/packages/{packageId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
+    ("GET", "/api/Teachers/{teacherId}/packages"): every(200),
+    ("POST", "/api/Packages/{packageId}/buy"): row(401, 201, 403, 403, 201, 403),
+    # The booking's checkout is no package's: 404 for either parent.
+    ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): row(401, 404, 403, 403, 404, 403),
+    ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): row(401, 403, 403, 403, 200, 403),  # paid: no-op
+    ("POST", "/api/Packages/purchases/{purchaseId}/refund"): row(401, 403, 403, 403, 200, 409),  # then none left
+    ("GET", "/api/Credits"): row(401, 200, 403, 403, 200, 403),
+    ("GET", "/api/Credits/ledger"): row(401, 200, 403, 403, 200, 403),
+    ("GET", "/api/Credits/purchases"): row(401, 200, 403, 403, 200, 403),
+    ("GET", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 200),
+    ("POST", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 201),
+    ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 201, 403),  # by credit: A's paid package
+    ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
+    ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
+    # The teacher cancels the rest first; then nothing is left to cancel from that date.
+    ("POST", "/api/Series/{seriesId}/cancel"): row(401, 403, 403, 200, 422, 422),
+    ("POST", "/api/Series/lessons/{bookingId}/pay"): row(401, 404, 403, 403, 404, 403),  # a lone booking
 }
 
 
@@ -112,7 +137,7 @@ def test_every_route_has_a_row(api):
     assert not missing, f"routes without a row in the authorization matrix: {sorted(missing)}"
 
 
-def world(api):
+def world(api, path: str = ""):
     c = http_client(base_url=api.state.base_url, timeout=30)
     teacher, other_teacher = f.teacher(c), f.teacher(c)
     a, b = f.parent(c), f.parent(c)
@@ -123,6 +148,15 @@ def world(api):
     time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
     # Connected, though never readable: the matrix's app refuses loopback addresses.
     calendar = teacher["client"].post("/api/Teachers/me/calendars", json={"icsUrl": "https://127.0.0.1:9/a.ics"})
+    package = teacher["client"].post(
+        "/api/Teachers/me/packages", json={"lessons": 3, "durationMinutes": 60, "price": 15000, "validDays": 90}
+    ).json()["data"]
+    purchase_id = None
+    if "{purchaseId}" in path:  # A's paid purchase
+        bought = a["client"].post(f"/api/Packages/{package['id']}/buy").json()["data"]
+        pay.pay(bought["checkoutUrl"])
+        a["client"].post(f"/api/Packages/confirm-payment/{bought['stripeSessionId']}")
+        purchase_id = bought["purchaseId"]
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -154,8 +188,33 @@ def world(api):
         "timeOffId": time_off["id"],
         "calendarId": calendar.json()["data"]["id"],
         "secret": "no-such-feed",
+        "packageId": package["id"],
+        "purchaseId": purchase_id,
+        "parentId": a["user"]["id"],
     }
+    params["seriesId"] = str(_series(api, a, teacher))
     return clients, params, {"a": a, "teacher": teacher}
+
+
+def _series(api, a, teacher) -> uuid.UUID:
+    """A weekly series of A's child with the teacher, held without Stripe (its checkout is the
+    flow's, not what the matrix is about)."""
+    parent = AuthUser(uuid.UUID(a["user"]["id"]), Role.PARENT, a["email"], "A", "UTC")
+    body = SeriesIn(
+        teacher_id=teacher["user"]["id"],
+        student_id=a["students"][0],
+        subject="Mathematics",
+        first_starts_at=f.slot(days=40),
+        duration_minutes=60,
+        weeks=2,
+        pay_with="card",
+    )
+    with api.state.db.session_scope() as s:
+        platform = Terms.platform(api.state.settings)
+        made = series_service.create(
+            s, parent=parent, body=body, settings=api.state.settings, platform=platform, now=utc_now()
+        )
+        return made.series.id
 
 
 def body_for(method, path, w):
@@ -183,8 +242,24 @@ def body_for(method, path, w):
         return {"windows": f.ALL_WEEK}
     if path == "/api/Teachers/me/policy" and method == "PUT":
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
+    if path == "/api/Teachers/me/packages":
+        return {"lessons": 3, "durationMinutes": 60, "price": 15000, "validDays": 90}
+    if path == "/api/Admin/families/{parentId}/credits" and method == "POST":
+        return {"teacherId": extra["teacher"]["user"]["id"], "durationMinutes": 60, "lessons": 1, "reason": "matrix"}
     if path.endswith("/refund"):
         return {"amount": 100, "reason": "matrix", "idempotencyKey": "matrix"}
+    if path == "/api/Series/preview" or path == "/api/Series":
+        series = {
+            "teacherId": extra["teacher"]["user"]["id"],
+            "studentId": extra["a"]["students"][0],
+            "subject": "Mathematics",
+            "firstStartsAt": f.slot(days=50),
+            "durationMinutes": 60,
+            "weeks": 3,
+        }
+        return series if path.endswith("preview") else {**series, "payWith": "credit"}
+    if path == "/api/Series/{seriesId}/cancel":
+        return {"from": f.slot(days=39)[:10]}
     if path.endswith("/reschedule"):
         return {"startsAt": f.slot(days=5)}
     if path == "/api/Teachers/me/calendars" and method == "POST":
@@ -206,14 +281,15 @@ def body_for(method, path, w):
 def test_each_role_gets_the_expected_code(api, method, path):
     if (method, path) not in api_routes(api):
         pytest.fail(f"{method} {path} has a row but no route")
-    clients, params, w = world(api)
+    clients, params, w = world(api, path)
     url = path.format(**params)
     got = {}
     for role in ROLES:
         body = body_for(method, path, w)
         r = clients[role].request(method, url, json=body) if body is not None else clients[role].request(method, url)
         got[role] = r.status_code
-        if path != "/metrics" or r.status_code != 200:  # the metrics themselves are Prometheus text
+        text = path == "/metrics" or path.endswith("/calendar.ics")  # Prometheus text; iCalendar
+        if not text or r.status_code != 200:
             assert r.json()["success"] is (r.status_code < 400)
     assert got == MATRIX[(method, path)]
     if path == "/api/Auth/forgot-password":

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from tutorbook import jobs
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
+from tutorbook.bookings.models import Payment
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.flows.services import Services
 from tutorbook.jobs.result import Progress
 
@@ -29,6 +31,8 @@ def orphaned(session: Session, *, now: datetime, older_than: timedelta, limit: i
             PS.status == Status.PENDING,
             PS.paid_at.is_(None),
             PS.created_at < now - older_than,
+            # A weekly series' lesson waiting for its card charge is held on purpose (issue #29).
+            ~sa.exists().where(Payment.booking_id == PS.id, Payment.kind == PaymentKind.OFF_SESSION.value),
         )
         .order_by(PS.created_at.desc(), PS.id)
         .limit(limit)

@@ -42,6 +42,15 @@ def book_with_credit(
     check_request(session, profile=profile, body=body, start=start, end=end, now=now)
     if repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end):
         raise SlotTaken()
+    booking = hold_with_credit(session, parent=parent, body=body, platform=platform, now=now)
+    return Reservation(booking, False, teacher_name, student.full_name)
+
+
+def hold_with_credit(session: Session, *, parent: AuthUser, body: BookIn, platform: Terms, now: datetime) -> Booking:
+    """A Confirmed booking for `body` (checked, its time free, under the teacher's lock) paid with
+    one credit drawn from the wallet (NoCredit, 409, without one): the booking, its draw, its
+    `credit` payment, its terms, its confirmation emails. A lone booking's and each week of a
+    weekly series paid with credits (issue #29)."""
     lot = ledger.pick(
         session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
     )
@@ -51,8 +60,8 @@ def book_with_credit(
         student_id=body.student_id,
         teacher_id=body.teacher_id,
         subject=body.subject,
-        starts_at=start,
-        ends_at=end,
+        starts_at=body.starts_at,
+        ends_at=body.starts_at + timedelta(minutes=body.duration_minutes),
         price_amount=lot.unit_amount,
         currency=lot.currency,
     )
@@ -72,7 +81,12 @@ def book_with_credit(
     change = lifecycle.confirm_payment(Status.PENDING, now=now, payment_intent_id=None, terms=terms)
     repo.apply(session, booking, change, actor=parent.actor)
     outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
-    return Reservation(booking, False, teacher_name, student.full_name)
+    return booking
+
+
+def credits_for(session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, minutes: int, now: datetime) -> int:
+    """How many credits of this teacher and length the family can book with now."""
+    return ledger.available(session, parent_id=parent_id, teacher_id=teacher_id, duration_minutes=minutes, now=now)
 
 
 def paid_with_credit(booking: Booking) -> bool:
@@ -93,4 +107,11 @@ def return_credit(session: Session, booking: Booking, *, actor: str, reason: str
     return ledger.give_back(session, booking_id=booking.id, actor=actor, now=now, reason=reason) is not None
 
 
-__all__ = ["book_with_credit", "credit_comes_back", "paid_with_credit", "return_credit"]
+__all__ = [
+    "book_with_credit",
+    "credit_comes_back",
+    "credits_for",
+    "hold_with_credit",
+    "paid_with_credit",
+    "return_credit",
+]

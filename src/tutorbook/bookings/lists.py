@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts.models import Student, User
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import BookingTerms, MeetingLink, Payment
+from tutorbook.bookings.payment_states import PaymentKind, PaymentState
 from tutorbook.bookings.repository import HOLDING, OWN_PAYMENT, PS
 from tutorbook.paging import Cursor
 from tutorbook.teachers.models import TimeOff
@@ -45,6 +46,21 @@ PARENT_EMAIL = sa.select(User.email).where(User.id == PS.parent_id).scalar_subqu
 PARENT = sa.orm.aliased(User, name="parent")
 # Every column of a booking, for the lists that read plain rows (BookingRow).
 _COLUMNS = tuple(PS.__table__.columns)
+
+
+# A payment of its own for the test (the lists may join the booking's payment already).
+_RESERVING = sa.orm.aliased(Payment, name="reserving")
+
+
+def paid_or_reserved() -> sa.ColumnElement[bool]:
+    """Paid, or a weekly series' lesson holding its time until its card is charged (issue #29):
+    what a teacher's schedule and time off show."""
+    reserved = sa.exists().where(
+        _RESERVING.booking_id == PS.id,
+        _RESERVING.kind == PaymentKind.OFF_SESSION.value,
+        _RESERVING.state == PaymentState.OPEN.value,
+    )
+    return sa.or_(PS.paid_at.is_not(None), sa.and_(PS.status == Status.PENDING, reserved))
 
 
 def _with_names(stmt: sa.Select[PS]) -> sa.Select[PS, str, str]:
@@ -180,9 +196,10 @@ def teacher_schedule(
     limit: int,
     after: Cursor | None = None,
 ) -> Sequence[BookingRow]:
-    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled) overlapping
+    """A teacher's paid sessions (Confirmed, Completed, and paid-then-cancelled; and a series' lessons
+    reserved until their card is charged) overlapping
     [start, end), by start then id, after the cursor: `limit + 1` BookingRows."""
-    where = [PS.teacher_id == teacher_id, PS.paid_at.is_not(None)]
+    where = [PS.teacher_id == teacher_id, paid_or_reserved()]
     if start is not None:
         where.append(PS.ends_at > start)
     if end is not None:
@@ -250,7 +267,7 @@ def schedule_with_parents(
         sa.select(PS, Student.full_name, parent.full_name, parent.email)
         .join(Student, Student.id == PS.student_id)
         .join(parent, parent.id == PS.parent_id)
-        .where(PS.teacher_id == teacher_id, PS.paid_at.is_not(None))
+        .where(PS.teacher_id == teacher_id, paid_or_reserved())
         .order_by(PS.starts_at, PS.id)
     )
     if start is not None:
@@ -275,7 +292,7 @@ def paid_sessions_in_time_off(
         .join(parent, parent.id == PS.parent_id)
         .where(
             PS.teacher_id == teacher_id,
-            PS.paid_at.is_not(None),
+            paid_or_reserved(),
             PS.starts_at < TimeOff.ends_at,
             TimeOff.id.in_(list(time_off_ids)),
         )

@@ -36,9 +36,12 @@ class PaymentState(StrEnum):
 class PaymentKind(StrEnum):
     CHECKOUT = "checkout"  # a Stripe Checkout Session
     CREDIT = "credit"  # one credit of the family's wallet (issue #28): its ledger draw is the booking's
+    # A weekly series' later lesson (issue #29): the card saved by the series' first checkout,
+    # charged off-session some days before; or, if that fails, the lesson's own checkout.
+    OFF_SESSION = "off_session"
 
 
-PAYMENT_KINDS = ("checkout", "credit")
+PAYMENT_KINDS = ("checkout", "credit", "off_session")
 
 
 class PaymentEvent(StrEnum):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.lists import PARENT_EMAIL, AnySelect, BookingRow, keyset, named_rows
 from tutorbook.bookings.models import AdminAction, Payment, Refund, StatusHistory
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.bookings.repository import OWN_PAYMENT, PS
 from tutorbook.calendars.models import BusyPeriod
 from tutorbook.paging import Cursor
@@ -45,12 +46,15 @@ def stale_pending(
     session: Session, *, now: datetime, unopened_before: datetime, limit: int, after: uuid.UUID | None = None
 ) -> list[StaleRow]:
     """Pending bookings whose checkout expired by `now`, or that got no checkout at all and were
-    made before `unopened_before`, by id."""
+    made before `unopened_before`, by id (not a series' week waiting for its card charge)."""
     stmt = (
         sa.select(PS.id, Payment.stripe_checkout_id, PS.created_at)
         .outerjoin(Payment, OWN_PAYMENT)
         .where(
             PS.status == Status.PENDING,
+            # A series' later week waits for its off-session charge, not for a checkout: the
+            # series job, not this one, decides when it is given up (issue #29).
+            sa.or_(Payment.kind.is_(None), Payment.kind != PaymentKind.OFF_SESSION.value),
             sa.or_(
                 Payment.checkout_expires_at <= now,
                 sa.and_(Payment.stripe_checkout_id.is_(None), PS.created_at <= unopened_before),

@@ -318,6 +318,33 @@ def grow_split(
     raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
+def fix_payout(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
+    """A package lesson's payout (issue #28): its fee and its teacher's account, each set once and
+    never after its transfer is recorded; the row re-read."""
+    session.execute(
+        sa.update(Payment)
+        .where(Payment.id == payment.id, Payment.stripe_transfer_id.is_(None))
+        .values(
+            platform_fee_amount=sa.func.coalesce(Payment.platform_fee_amount, fee),
+            payout_destination=sa.func.coalesce(Payment.payout_destination, destination),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(payment)
+
+
+def record_payout(session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime) -> bool:
+    """A package lesson's transfer on its `credit` payment, once; False when one is recorded."""
+    stmt = (
+        sa.update(Payment)
+        .where(Payment.booking_id == booking_id, Payment.kind == PaymentKind.CREDIT.value)
+        .where(Payment.state != PaymentState.REFUSED.value, Payment.stripe_transfer_id.is_(None))
+        .values(stripe_transfer_id=transfer_id, transfer_amount=amount, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session, stmt, {}) == 1
+
+
 def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
     """The booking's own payment made through this payment intent (not a refused one)."""
     return session.scalar(

@@ -116,12 +116,17 @@ def bookable_starts(
     return [t for t in slots.start_times(free, duration=duration) if t < end and t > now]
 
 
+# What time off lists: paid sessions ahead, and (Pending) series lessons held for their card charge.
+AFFECTED = (Status.CONFIRMED, Status.PENDING)
+
+
 def affected_sessions(
     session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """Confirmed sessions of the teacher inside [start, end): kept, listed for the teacher to act on."""
+    """Confirmed sessions of the teacher inside [start, end) (and a series' lessons reserved until
+    their card is charged): kept, listed for the teacher to act on."""
     rows = lists.schedule_with_parents(session, teacher_id=teacher_id, start=start, end=end)
-    return [_affected(b, student, parent, email) for b, student, parent, email in rows if b.status == Status.CONFIRMED]
+    return [_affected(b, student, parent, email) for b, student, parent, email in rows if b.status in AFFECTED]
 
 
 def _affected(b: Booking, student: str, parent: str, email: str) -> dict[str, Any]:
@@ -144,7 +149,7 @@ def time_off_with_sessions(session: Session, *, teacher_id: uuid.UUID, now: date
     for time_off_id, b, student, parent, email in lists.paid_sessions_in_time_off(
         session, teacher_id=teacher_id, time_off_ids=list(inside)
     ):
-        if b.status == Status.CONFIRMED:
+        if b.status in AFFECTED:
             inside[time_off_id].append(_affected(b, student, parent, email))
     return [_time_off_view(row, inside[row.id]) for row in ranges]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from tutorbook.bookings.errors import BookingNotFound, CalendarBusy, SlotTaken, 
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.outcomes import Reservation
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.calendars import service as calendars
 from tutorbook.config import CHECKOUT_MARGIN_MINUTES, Settings
@@ -62,7 +63,40 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     destination = payouts.destination(session, teacher_id=body.teacher_id)
     if destination is None and settings.require_teacher_payouts:
         raise TeacherNotPayable()
+    booking = hold(
+        session,
+        parent=parent,
+        body=body,
+        profile=profile,
+        destination=destination,
+        settings=settings,
+        now=now,
+        checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
+    )
+    if settings.mail_payment_nudge_minutes:
+        # Goes out only if still Pending and unpaid by then (checked when sending).
+        nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
+        outbox.notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
+    return Reservation(booking, False, teacher_name, student.full_name)
+
+
+def hold(
+    session: Session,
+    *,
+    parent: AuthUser,
+    body: BookIn,
+    profile: TeacherProfile,
+    destination: str | None,
+    settings: Settings,
+    now: datetime,
+    checkout_expires_at: datetime | None,
+    kind: PaymentKind = PaymentKind.CHECKOUT,
+) -> Booking:
+    """Insert a Pending booking for `body` (already checked, under the teacher's lock) and its open
+    payment: a checkout expiring at `checkout_expires_at`, or (a series' later week) a card charged
+    off-session, which has no expiry."""
     price = price_for(hourly_rate=profile.hourly_rate, minutes=body.duration_minutes)
+    start = body.starts_at
     booking = Booking(
         id=uuid.uuid4(),
         parent_id=parent.id,
@@ -70,7 +104,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         teacher_id=body.teacher_id,
         subject=body.subject,
         starts_at=start,
-        ends_at=end,
+        ends_at=start + timedelta(minutes=body.duration_minutes),
         price_amount=price,
         currency=profile.currency,
     )
@@ -79,17 +113,14 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         session,
         booking,
         now=now,
+        kind=kind,
         payout_destination=destination,
         platform_fee_amount=policy.platform_fee(amount=price, percent=settings.platform_fee_percent)
         if destination
         else None,
-        checkout_expires_at=now + timedelta(minutes=settings.checkout_ttl_minutes) + EXPIRY_MARGIN,
+        checkout_expires_at=checkout_expires_at,
     )
-    if settings.mail_payment_nudge_minutes:
-        # Goes out only if still Pending and unpaid by then (checked when sending).
-        nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
-        outbox.notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
-    return Reservation(booking, False, teacher_name, student.full_name)
+    return booking
 
 
 def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]]:
@@ -108,37 +139,61 @@ def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]
 def check_request(
     session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
 ) -> None:
-    problems: list[dict[str, str]] = []
-    if profile.subjects and body.subject.lower() not in {s.lower() for s in profile.subjects}:
-        problems.append({"field": "subject", "message": "this teacher does not teach it"})
-    if profile.hourly_rate <= 0:
-        problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
-    else:
-        problems += _chargeable(profile, minutes=body.duration_minutes)
-    if not profile.listed:
-        problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
+    """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
+    the start, the hours and time off); 409 if their calendar is busy then."""
+    problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
     problems += start_problems(start, now=now)
     if problems:
         raise Unprocessable("This booking cannot be made", data=problems)
     check_offered(session, profile=profile, start=start, end=end)
 
 
+def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> list[dict[str, str]]:
+    """What stops this teacher being booked for `subject` for `minutes` at any time: a subject
+    they do not teach, no price or one Stripe would not take, not listed."""
+    problems: list[dict[str, str]] = []
+    if profile.subjects and subject.lower() not in {s.lower() for s in profile.subjects}:
+        problems.append({"field": "subject", "message": "this teacher does not teach it"})
+    if profile.hourly_rate <= 0:
+        problems.append({"field": "teacherId", "message": "this teacher has no price yet"})
+    else:
+        problems += _chargeable(profile, minutes=minutes)
+    if not profile.listed:
+        problems.append({"field": "teacherId", "message": "this teacher is not taking bookings"})
+    return problems
+
+
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
     """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
     time off; 409 if one of their calendars is busy then (the check booking and rescheduling share;
     overlaps with other bookings are checked apart, under the lock)."""
-    if not offered(session, profile=profile, start=start, end=end):
+    why = why_not_offered(session, profile=profile, start=start, end=end)
+    if why == "outside_hours":
         raise Unprocessable(
             "This time is outside the teacher's availability",
             data=[{"field": "startsAt", "message": "outside availability"}],
         )
-    if teachers.is_time_off(session, profile.user_id, start=start, end=end):
+    if why == "time_off":
         raise Unprocessable(
             "The teacher is away at this time", data=[{"field": "startsAt", "message": "during time off"}]
         )
-    # Checked again here, not only when the times were shown: a sync may have brought it since.
-    if calendars.is_busy(session, profile.user_id, start=start, end=end):
+    if why == "calendar":
         raise CalendarBusy()
+
+
+def why_not_offered(
+    session: Session, *, profile: TeacherProfile, start: datetime, end: datetime
+) -> Literal["outside_hours", "time_off", "calendar"] | None:
+    """Why the teacher does not offer [start, end): outside their weekly hours, during their time
+    off, or one of their calendars busy (checked again at booking, not only when the times were
+    shown: a sync may have brought it since); None when they offer it."""
+    if not offered(session, profile=profile, start=start, end=end):
+        return "outside_hours"
+    if teachers.is_time_off(session, profile.user_id, start=start, end=end):
+        return "time_off"
+    if calendars.is_busy(session, profile.user_id, start=start, end=end):
+        return "calendar"
+    return None
 
 
 def offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> bool:

@@ -76,6 +76,42 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
     return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
 
 
+def confirm_charged(
+    session: Session, *, booking_id: uuid.UUID, payment_intent: str, actor: str, platform: Terms, now: datetime
+) -> Outcome:
+    """A weekly series' lesson charged off-session with the saved card (issue #29): Pending ->
+    Confirmed as a paid checkout confirms it; charged after it was cancelled, a late payment
+    (confirmed if its time is still free and ahead, else refunded in full). Idempotent."""
+    booking = must_get(session, booking_id=booking_id)
+    status = Status(booking.status)
+    if status == Status.PENDING:
+        change = lifecycle.confirm_payment(
+            status, now=now, payment_intent_id=payment_intent, terms=_terms_now(session, booking, platform)
+        )
+        if not repo.apply(session, booking, change, actor=actor):
+            return confirm_charged(
+                session, booking_id=booking_id, payment_intent=payment_intent, actor=actor, platform=platform, now=now
+            )
+        outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
+        return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
+    if status != Status.CANCELLED or booking.paid_at is not None:
+        return Outcome(OutcomeKind.ALREADY_FULFILLED, booking)
+    charged = Checkout(
+        id="",
+        status="complete",
+        payment_status="paid",
+        url=None,
+        payment_intent=payment_intent,
+        amount_total=booking.price_amount,
+        currency=booking.currency,
+        client_reference_id=str(booking.id),
+        metadata={},
+        expires_at=None,
+        created=now,
+    )
+    return _late_payment(session, booking=booking, checkout=charged, actor=actor, platform=platform, now=now)
+
+
 def _terms_now(session: Session, booking: Booking, platform: Terms) -> dict[str, int]:
     """The columns keeping the booking's teacher's terms in force now."""
     return policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])

@@ -115,7 +115,9 @@ def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: Bo
     held = crediting.book_with_credit(
         session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
     )
-    followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    left = followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    if not left:  # made here (Jitsi): the answer shows it without another transaction
+        session.refresh(held.booking, ["meeting"])
     return held
 
 

@@ -14,6 +14,8 @@ from tutorbook.config import Settings
 from tutorbook.flows.mail_content import calendar_entry
 from tutorbook.notifications import calendar
 from tutorbook.notifications import service as notices
+from tutorbook.series import invite
+from tutorbook.series import repository as series_repo
 
 
 def feed_url(settings: Settings, secret: str) -> str:
@@ -30,6 +32,8 @@ def feed(session: Session, *, secret: str, settings: Settings, now: datetime) ->
     user = notices.calendar_owner(session, secret=secret)
     if user is None:
         return None
+    found = lists.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
+    in_series = series_repo.series_ids(session, [b.id for b in found])
     entries = [
         calendar_entry(
             booking,
@@ -38,8 +42,18 @@ def feed(session: Session, *, secret: str, settings: Settings, now: datetime) ->
             cancelled=booking.status == Status.CANCELLED,
             settings=settings,
         )
-        for booking in lists.for_calendar(session, user_id=user.id, since=now - FEED_HISTORY)
+        for booking in found
+        if booking.id not in in_series
     ]
+    weekly = []
+    for series_id in dict.fromkeys(in_series.values()):  # each series once, as one recurring event
+        series = series_repo.get(session, series_id)
+        if series is not None:
+            weekly.append(invite.entry(session, series=series, settings=settings))
     return calendar.feed(
-        entries, name=f"{settings.product_name}: {user.full_name}", public_url=settings.public_url, now=now
+        entries,
+        name=f"{settings.product_name}: {user.full_name}",
+        public_url=settings.public_url,
+        now=now,
+        series=weekly,
     )

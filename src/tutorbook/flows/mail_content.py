@@ -25,6 +25,7 @@ from tutorbook.identity import Role
 from tutorbook.notifications import calendar, render
 from tutorbook.notifications import repository as outbox
 from tutorbook.notifications.render import Mail, moment, money, when
+from tutorbook.series import invite
 
 LINK_POLL = timedelta(minutes=1)
 REFUND_KINDS = ("refund_issued.parent", "late_payment_refunded.parent")
@@ -146,6 +147,10 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
         "note": str(item.payload.get("note") or ""),  # the canceller's word to the other side
         "busy_when": when(busy_from, busy_to, zone, loc) if busy_from and busy_to else "",
         "calendars_url": f"{public}/teacher/calendars",
+        # A series' lesson whose card charge failed: the link to pay it, and by when.
+        "pay_url": str(item.payload.get("link") or ""),
+        "pay_by": moment(pay_by, zone, loc) if (pay_by := _instant(item.payload.get("deadline"))) else "",
+        "needs_authentication": item.payload.get("failure") == "requires_action",
     }
     mail = render.render(item.kind, to=item.to, context=context)
     if item.kind.startswith("reminder."):
@@ -169,6 +174,17 @@ def compose(session: Session, *, item: outbox.Claimed, settings: Settings, now: 
             now=now,
         )
         mail.invite_method = "CANCEL" if cancelled else "REQUEST"
+        weekly = invite.of_booking(session, booking_id=booking.id, settings=settings)
+        if weekly is not None:  # a series' lesson: the series' one recurring invite, updated
+            mail.invite = calendar.series_invite(
+                weekly,
+                organizer=_address(settings.sender),
+                attendee=item.to,
+                attendee_name=user.full_name,
+                public_url=public,
+                now=now,
+            )
+            mail.invite_method = "CANCEL" if weekly.cancelled else "REQUEST"
     return mail
 
 
@@ -202,7 +218,18 @@ def download(
 ) -> bytes:
     """ "Add to calendar": the invite the viewer was emailed, as the booking is now (METHOD:REQUEST,
     the booking's UID and current SEQUENCE), so a calendar takes it as that same event and every
-    later update or cancellation by email replaces it, never a second event beside it."""
+    later update or cancellation by email replaces it, never a second event beside it. A series'
+    lesson: the series' recurring invite."""
+    weekly = invite.of_booking(session, booking_id=booking.id, settings=settings)
+    if weekly is not None:
+        return calendar.series_invite(
+            weekly,
+            organizer=_address(settings.sender),
+            attendee=attendee,
+            attendee_name=attendee_name,
+            public_url=settings.public_url,
+            now=now,
+        )
     entry = calendar_entry(
         booking,
         names=lists.names_for(session, booking),
@@ -232,6 +259,8 @@ def _stale(item: outbox.Claimed, *, booking: Booking, user: User, now: datetime)
         expired = booking.checkout_expires_at is not None and booking.checkout_expires_at <= now
         if status != Status.PENDING or booking.paid_at is not None or not booking.checkout_url or expired:
             return "no longer waiting for payment"
+    if item.kind == "series_payment_due.parent" and status != Status.PENDING:
+        return "no longer waiting for payment"
     if item.kind.startswith("reminder."):
         if status != Status.CONFIRMED or booking.starts_at <= now:
             return "no longer a confirmed session ahead"

@@ -22,6 +22,7 @@ from tutorbook.jobs.credits import credits_job
 from tutorbook.jobs.mail import mail, reminders
 from tutorbook.jobs.reconcile import reconcile
 from tutorbook.jobs.result import Item, JobResult, Progress
+from tutorbook.jobs.series import series
 from tutorbook.jobs.tasks import complete, expire, meeting_links, purge
 from tutorbook.metrics import Metrics
 
@@ -41,6 +42,7 @@ class Job:
 # and linking; mail last.
 JOBS: dict[str, Job] = {
     "expire": Job(expire, "job_expire_interval_s"),
+    "series": Job(series, "job_series_interval_s"),
     "reconcile": Job(reconcile, "job_reconcile_interval_s"),
     "complete": Job(complete, "job_complete_interval_s"),
     "meeting-links": Job(meeting_links, "job_meetings_interval_s"),

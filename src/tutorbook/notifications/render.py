@@ -49,6 +49,7 @@ SUBJECTS = {
     "refund_issued.parent": "Refund issued: {refund}",
     "late_payment_refunded.parent": "Your payment was refunded: {subject} with {teacher_name}",
     "payment_pending.parent": "Your booking is held - complete the payment",
+    "series_payment_due.parent": "Pay for {subject} with {teacher_name}, {when}",
     "reminder.parent": "Reminder: {subject} with {teacher_name} {soon}",
     "reminder.teacher": "Reminder: {subject} with {student_name} {soon}",
     "calendar_conflict.teacher": "Your calendar is busy during a paid session: {subject} with {student_name}, {when}",

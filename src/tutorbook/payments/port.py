@@ -10,7 +10,7 @@ with it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -21,14 +21,19 @@ __all__ = [
     "CheckoutNotFound",
     "CheckoutNotOpen",
     "CheckoutStatus",
+    "ChargeOutcome",
     "GatewayError",
     "GatewayTimeout",
     "InvalidWebhook",
+    "OffSessionCharge",
     "PaymentGateway",
     "PlatformAccount",
     "RefundRefused",
     "RefundResult",
     "Refused",
+    "Reversal",
+    "SavedCard",
+    "Transfer",
     "WebhookEndpoint",
 ]
 
@@ -90,6 +95,64 @@ class RefundResult:
     amount: int
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """Money sent to a teacher's connected account (separate charges and transfers)."""
+
+    id: str
+    amount: int
+    currency: str
+    destination: str
+    source_transaction: str | None  # the charge that funds it
+    transfer_group: str | None
+    amount_reversed: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """Part (or all) of a transfer taken back from the teacher's account."""
+
+    id: str
+    transfer_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved to a Stripe Customer for later (off-session) charges."""
+
+    id: str  # the PaymentMethod's
+    customer: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+ChargeOutcome = Literal["succeeded", "declined", "requires_action"]
+
+
+@dataclass(frozen=True)
+class OffSessionCharge:
+    """What charging a saved card without the parent came to: `succeeded` (with its payment intent
+    and charge), `declined` (Stripe's `card_declined` or another card error: another card is
+    needed) or `requires_action` (`authentication_required`: the parent must pay on-session)."""
+
+    outcome: ChargeOutcome
+    payment_intent: str | None
+    charge_id: str | None
+    amount: int
+    currency: str
+    code: str | None = None  # Stripe's error code (card_declined, authentication_required, ...)
+    decline_code: str | None = None
+    message: str | None = None  # Stripe's, fit to show the parent
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "succeeded"
+
+
 class PaymentGateway(Protocol):
     """The payment provider as the flows, jobs and routes use it: async methods for request
     paths, `_sync` ones for jobs and follow-ups (worker threads). Each answers with a plain value
@@ -112,6 +175,9 @@ class PaymentGateway(Protocol):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
+        customer: str | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
     ) -> Checkout: ...
 
     async def create_purchase_checkout(
@@ -168,6 +234,43 @@ class PaymentGateway(Protocol):
     def retrieve_account_sync(self, account_id: str) -> AccountState: ...
 
     async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str: ...
+
+    # -- Separate charges and transfers (a package's lessons paid to the teacher one by one)
+
+    def create_transfer_sync(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Transfer: ...
+
+    def reverse_transfer_sync(self, *, transfer_id: str, amount: int, idempotency_key: str) -> Reversal: ...
+
+    def list_transfers_sync(self, *, transfer_group: str) -> list[Transfer]: ...
+
+    # -- Customers, saved cards, off-session charges (a weekly series' later lessons, issue #29)
+
+    async def create_customer(self, *, parent_id: str, email: str, name: str | None = None) -> str: ...
+
+    def list_payment_methods_sync(self, customer: str) -> list[SavedCard]: ...
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+        destination: str | None = None,
+        application_fee: int | None = None,
+    ) -> OffSessionCharge: ...
 
     # -- The operator's pre-flight and webhooks
 

@@ -21,6 +21,7 @@ from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.outcomes import Outcome, OutcomeKind
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.credits import purchases
 from tutorbook.errors import BadRequest
 from tutorbook.payments import gateway as gw
@@ -360,6 +361,10 @@ def _cancel_pending(session: Session, *, obj: dict[str, Any], reason: Reason, ac
     if booking is None:
         return Outcome(OutcomeKind.UNKNOWN_BOOKING)
     if booking.status != Status.PENDING:
+        return Outcome(OutcomeKind.NO_CHANGE, booking)
+    if booking.payment is not None and booking.payment.kind == PaymentKind.OFF_SESSION:
+        # A series' lesson paid through its pay link: it keeps its time until its own deadline
+        # (the series job's); the link opens a new checkout.
         return Outcome(OutcomeKind.NO_CHANGE, booking)
     try:
         booking = settling.cancel_unpaid(session, booking_id=booking.id, reason=reason, actor=actor, now=now)

@@ -25,6 +25,7 @@ from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import booking as flows
 from tutorbook.flows import mail_content
 from tutorbook.identity import AuthUser, Role
+from tutorbook.series import service as series
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.policy import Terms
 from tutorbook.teachers.schemas import PolicyIn
@@ -118,7 +119,11 @@ def _my_bookings(
     first = after is None and (before is None or newer is None)
     upcoming = lists.upcoming_for_parent(session, parent_id=parent.id, now=now) if first else []
     moves = _moves(session, [b for b, _, _ in upcoming], user=parent, settings=settings, now=now)
+    weekly = series.marks(session, booking_ids=[b.id for b, _, _ in [*upcoming, *past]])
+    upcoming, more = _one_per_series(upcoming, weekly)
     return {
+        "weekly": weekly,
+        "more_weeks": more,
         "upcoming": [session_out(b, t, s) for b, t, s in upcoming],
         "past": [session_out(b, t, s) for b, t, s in past],
         "first": first,
@@ -126,6 +131,25 @@ def _my_bookings(
         "newer": newer,
         "moves": moves,
     }
+
+
+def _one_per_series(rows: Sequence[Any], weekly: dict[str, dict[str, str]]) -> tuple[list[Any], dict[str, int]]:
+    """My Bookings groups a series: its next lesson stands for it, with how many more follow (the
+    series' page lists them all)."""
+    kept: list[Any] = []
+    more: dict[str, int] = {}
+    seen: set[str] = set()
+    for row in rows:
+        mark = weekly.get(str(row[0].id))
+        if mark is None:
+            kept.append(row)
+        elif mark["series"] in seen:
+            more[mark["series"]] += 1
+        else:
+            seen.add(mark["series"])
+            more[mark["series"]] = 0
+            kept.append(row)
+    return kept, more
 
 
 @router.get("/my-bookings")
@@ -151,18 +175,21 @@ def _schedule(session: Session, *, teacher: AuthUser, settings: Settings, now: d
     and for the upcoming ones whether their time can be changed."""
     out: dict[str, Any] = {"upcoming": [], "past": [], "cancelled": []}
     movable = []
-    for b, student, parent, email in lists.schedule_with_parents(session, teacher_id=teacher.id):
+    rows = lists.schedule_with_parents(session, teacher_id=teacher.id)
+    for b, student, parent, email in rows:
         out_b = session_out(b, None, student)
         item = {**dict(out_b), "status_name": out_b.status_name, "parent_name": parent, "parent_email": email}
         if b.status == Status.CANCELLED:
             out["cancelled"].append(item)
-        elif b.ends_at > now and b.status == Status.CONFIRMED:
+        elif b.ends_at > now and b.status in (Status.CONFIRMED, Status.PENDING):  # Pending: a reserved weekly lesson
             out["upcoming"].append(item)
-            movable.append(b)
+            if b.status == Status.CONFIRMED:
+                movable.append(b)
         else:
             out["past"].append(item)
     out["past"].reverse()  # latest first
     out["cancelled"].reverse()
+    out["weekly"] = series.marks(session, booking_ids=[b.id for b, _, _, _ in rows])
     clashes = busy.conflicting(session, teacher_id=teacher.id, booking_ids=[b.id for b in movable], now=now)
     for item in out["upcoming"]:
         item["calendar_busy"] = item["id"] in clashes

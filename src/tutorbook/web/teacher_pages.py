@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
@@ -220,6 +221,10 @@ async def book(request: Request, user: Viewer) -> Response:
     parent = require(user, Role.PARENT)
     form = await read_form(request)
     week = small_number(form.get("week")) or 0
+    if form.get("repeat") == "weekly":  # "Every week": the weeks previewed first (series_pages)
+        query = {k: form.get(k, "") for k in ("teacher_id", "student_id", "subject", "starts_at", "duration_minutes")}
+        weekly = {**query, "weeks": form.get("weeks", ""), "pay_with": form.get("pay_with") or "card"}
+        return RedirectResponse("/series/new?" + urlencode(weekly), status_code=303)
     try:
         body = book_in(form)
         zone, loc = viewer_zone(request, parent), viewer_locale(request)

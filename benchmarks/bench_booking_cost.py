@@ -7,7 +7,9 @@ history, a Checkout Session at the sandbox, the session id stored, the answer bu
 the same concurrency. `GET /bench/ping` (no database) is measured too, as the framework's floor.
 
 Goals (issues #7 and #18): booking throughput >= 1/3 of the bare insert's; the app's CPU per
-booking <= 5 ms (the sandbox's excluded).
+booking <= 5 ms (the sandbox's excluded). Issue #28: booking with a credit (`payWith: credit`:
+the teacher lock, the wallet's lots locked and summed, the draw, a 'credit' payment, Confirmed
+and its Jitsi link, one transaction, no Stripe call) at >= 2x a checkout booking's throughput.
 
     .venv/bin/python benchmarks/bench_booking_cost.py            # full run
     .venv/bin/python benchmarks/bench_booking_cost.py --quick    # CI-sized
@@ -33,6 +35,24 @@ INSERT_CATEGORIES = [
     ("handing work to threads (anyio run_sync)", "run_sync_in_worker_thread"),
 ]
 
+CREDIT_CATEGORIES = [
+    ("whole request in the event loop (uvicorn + middleware + endpoint)", "Server.run"),
+    ("use cases on the async engine (AsyncSession.run_sync)", "AsyncSession.run_sync"),
+    ("... auth: the user", "_user_for"),
+    ("... book_with_credit (the whole transaction's work)", "book_with_credit (tutorbook"),
+    ("...... the checks (offered, time off, calendars)", "check_request"),
+    ("...... the wallet: lots locked and summed", "pick (tutorbook"),
+    ("...... the draw entry", "draw (tutorbook"),
+    ("...... the booking's insert + history", "insert (tutorbook"),
+    ("...... confirm (compare-and-set + history + payment + terms)", "apply (tutorbook"),
+    ("...... the teacher's terms read", "terms (tutorbook"),
+    ("...... the notices (outbox)", "notify (tutorbook"),
+    ("... the meeting link (Jitsi, in the transaction)", "make_instant_links"),
+    ("... asyncpg: bind, execute, read", "PreparedStatement.__do_execute"),
+    ("session open / BEGIN / COMMIT / close", "Database.async_scope"),
+    ("the answer (SessionOut, JSON)", "serialize_response"),
+]
+
 
 def main() -> None:
     ap = h.parser(__doc__)
@@ -47,25 +67,28 @@ def main() -> None:
         h.wait_for_quiet()
 
     labels = {"ping": "GET /bench/ping (no DB)", "insert": "POST /bench/insert (bare insert)",
-              "book": "POST /api/Sessions/book (Stripe 0 ms)"}
+              "book": "POST /api/Sessions/book (Stripe 0 ms)",
+              "credit": "POST /api/Sessions/book payWith credit (no Stripe call)"}
 
     def attempt():
         h.fresh_database(dbname)
         seed = h.seed_people(dbname, teachers=max(conc, 32), parents=max(conc, 32))
         booker = h.Booker(seed, h.Slots(seed.teachers))
+        h.seed_credits(dbname, seed)
         plain = {
             "ping": lambda i: ("GET", "/bench/ping", b"", b""),
             "insert": lambda i: ("POST", "/bench/insert", b"", b""),
             "book": booker,
+            "credit": h.CreditBooker(seed, offset_days=60),
         }
         runs, cpus, profiles = {}, {}, {}
         with h.Servers(dbname, workers=args.workers) as srv:
             host, port = "127.0.0.1", srv.app_port
             srv.sandbox_config(latency_ms=0)
-            for key in ("ping", "insert", "book"):  # warm every path (imports, prepared statements, pools)
+            for key in plain:  # warm every path (imports, prepared statements, pools)
                 loadgen.run(loadgen.closed_loop(host, port, name="warm-up", concurrency=conc, duration=1.0,
                                                 warmup=0.0, make=plain[key], expect=(200, 201)))
-            for key in ("ping", "insert", "book"):
+            for key in plain:
                 meter = h.CpuMeter(srv)
                 prof = h.Profiler(srv, f"booking_cost-{key}", duration) if args.profile else None
                 r = loadgen.run(loadgen.closed_loop(host, port, name=labels[key], concurrency=conc, duration=duration,
@@ -77,7 +100,8 @@ def main() -> None:
                 for sample in r.samples:
                     print("    unexpected:", sample)
                 if prof is not None and key != "ping":
-                    profiles[key] = prof.summary(r.ok, h.BOOKING_CATEGORIES if key == "book" else INSERT_CATEGORIES)
+                    categories = {"book": h.BOOKING_CATEGORIES, "credit": CREDIT_CATEGORIES}.get(key, INSERT_CATEGORIES)
+                    profiles[key] = prof.summary(r.ok, categories)
                     print(profiles[key])
         return (runs, cpus, profiles), list(cpus.values())
 
@@ -89,6 +113,11 @@ def main() -> None:
                     f"booking {book.rps:,.1f}/s vs bare insert {ins.rps:,.1f}/s = {ratio:.2f} "
                     f"(--workers {args.workers}, concurrency {conc})",
                     ">= 1/3 of the bare insert", ratio * 3)]
+    credit = runs["credit"]
+    credit_ratio = credit.rps / book.rps if book.rps else 0.0
+    goals.append(h.Goal("booking_cost.credit",
+                        f"booking with a credit {credit.rps:,.1f}/s vs a checkout booking {book.rps:,.1f}/s = "
+                        f"{credit_ratio:.2f}x", ">= 2x a checkout booking (issue #28)", credit_ratio / 2))
     cpu_ratio = ((cpus["insert"]["app"] / ins.ok) / (cpus["book"]["app"] / book.ok)
                  if ins.ok and book.ok and cpus["book"].get("app") else 0.0)
     book_ms = 1000 * cpus["book"]["app"] / max(book.ok, 1)
@@ -104,6 +133,9 @@ def main() -> None:
         f"cannot move: the app process spends {1000 * cpus['insert']['app'] / max(ins.ok, 1):.2f} ms of CPU per "
         f"insert and {1000 * cpus['book']['app'] / max(book.ok, 1):.2f} ms per booking, a ratio of "
         f"{cpu_ratio:.2f}; the app process is the bottleneck (one worker, one core at most).",
+        f"Booking with a credit (issue #28: no Stripe call; the wallet's lots locked and summed, the draw, "
+        f"the booking confirmed with its link in one transaction) runs at **{credit_ratio:.2f}x** a checkout "
+        f"booking's throughput (goal ≥ 2x).",
         "CPU milliseconds per request over the measured window (from /proc):",
         h.md_table(h.CPU_HEADER, [h.cpu_row(labels[k], cpus[k], runs[k].ok) for k in runs]),
         *(["**Noisy run:** other processes used the CPU meanwhile (last column); figures are lower than "

@@ -266,6 +266,53 @@ class Booker:
         return "POST", "/api/Sessions/book", headers, body
 
 
+def seed_credits(dbname: str, seed: Seed, *, lessons: int = 1_000_000, minutes: int = 30) -> None:
+    """Issue #28: parent k holds `lessons` credits of teacher k (`minutes` long): one lot and its
+    purchase entry each, written with COPY (a grant: no purchase row)."""
+    now = datetime.now(UTC)
+    expires = ts(now + timedelta(days=365))
+    pairs = list(zip(seed.parents, seed.teachers, strict=False))
+    lots = [uuid.uuid4() for _ in pairs]
+    with psycopg.connect(pg_url(dbname)) as conn:
+        copy_rows(conn, "credit_lots", ["id", "parent_id", "teacher_id", "duration_minutes", "lessons", "unit_amount",
+                                        "currency", "expires_at", "created_at"],
+                  (f"{lot}\t{p}\t{t}\t{minutes}\t{lessons}\t3000\tusd\t{expires}\t{ts(now)}"
+                   for lot, (p, t) in zip(lots, pairs, strict=True)))
+        copy_rows(conn, "credit_entries", ["parent_id", "teacher_id", "duration_minutes", "lot_id", "kind", "lessons",
+                                           "amount", "currency", "actor", "created_at"],
+                  (f"{p}\t{t}\t{minutes}\t{lot}\tadjust\t{lessons}\t0\tusd\tbench\t{ts(now)}"
+                   for lot, (p, t) in zip(lots, pairs, strict=True)))
+        conn.commit()
+
+
+class CreditBooker:
+    """make(i) for loadgen (issue #28): request j books, as parent j mod N, with one of their
+    credits of teacher j mod N (seed_credits' pairs), the next free 30 minutes of that teacher
+    from `offset_days` ahead (clear of the checkout bookings' slots)."""
+
+    def __init__(self, seed: Seed, *, offset_days: int, duration: int = 30):
+        self.pairs = [
+            ((f"Authorization: Bearer {token(p, 'Parent')}\r\nContent-Type: application/json\r\n").encode(),
+             str(seed.students[p][0]), str(t))
+            for p, t in zip(seed.parents, seed.teachers, strict=False)
+        ]
+        self.duration = duration
+        self.base = (datetime.now(UTC) + timedelta(days=offset_days)).replace(hour=0, minute=0, second=0,
+                                                                             microsecond=0)
+        self.j = 0
+
+    def __call__(self, i: int):
+        j, n = self.j, len(self.pairs)
+        self.j += 1
+        headers, student, teacher = self.pairs[j % n]
+        start = (self.base + timedelta(minutes=self.duration * (j // n))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = (
+            '{"teacherId":"%s","studentId":"%s","subject":"%s","startsAt":"%s","durationMinutes":%d,"payWith":"credit"}'
+            % (teacher, student, SUBJECT, start, self.duration)
+        ).encode()
+        return "POST", "/api/Sessions/book", headers, body
+
+
 # -- processes -----------------------------------------------------------------------------
 
 

@@ -76,9 +76,10 @@ OPERATION_IDS = {
     ("GET", "/api/Teachers/me/payouts"): "Teachers_myPayouts",
     ("GET", "/api/Teachers/me/earnings"): "Teachers_myEarnings",
     ("GET", "/api/Admin/reports/payouts"): "Admin_payoutsReport",
+    # Lesson packages and the credit wallet (issue #28).
     ("POST", "/api/Teachers/me/packages"): "Packages_createPackage",
     ("DELETE", "/api/Teachers/me/packages/{packageId}"): "Packages_retirePackage",
-    ("GET", "/api/Teachers/{teacherId}/packages"): "Packages_teacherOffers",
+    ("GET", "/api/Teachers/{teacherId}/packages"): "Packages_teacherPackages",
     ("POST", "/api/Packages/{packageId}/buy"): "Packages_buy",
     ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): "Packages_confirmPayment",
     ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): "Packages_cancelPurchase",
@@ -132,7 +133,7 @@ def test_path_parameters_carry_the_frontends_camel_case_names(doc):
         "timeOffId",
         "calendarId",
         "secret",
-        "packageId",
+        "packageId",  # issue #28
         "purchaseId",
         "parentId",
     }

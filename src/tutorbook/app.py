@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         notifications.auth,
         students,
         calendars.router,
-        credits.teacher_packages,
+        credits.teacher_router,
         teachers.router,
         sessions.router,
         series.router,

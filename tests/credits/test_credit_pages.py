@@ -112,3 +112,19 @@ def test_the_console_shows_a_family_wallet_and_grants_credit_with_a_reason(api, 
     pw = _web(api, p)
     assert pw.get(url).status_code in (403, 404)
     pw.close()
+
+
+def test_an_operator_cancelling_a_credit_paid_lesson_returns_the_credit_or_not_as_chosen(api, c, admin_web):
+    t, p = f.teacher(c), f.parent(c)
+    h.buy_and_pay(p, h.package(t, lessons=2, price=10000))
+    full = h.book_with_credit(p, t, days=3).json()["data"]
+    none = h.book_with_credit(p, t, days=4).json()["data"]
+    assert h.credits(p)["total"] == 0
+    r = admin_web.post(f"/admin/bookings/{full['id']}/cancel", {"refund": "full", "reason": "teacher ill"})
+    assert r.status_code == 303
+    assert h.credits(p)["total"] == 1
+    r = admin_web.post(f"/admin/bookings/{none['id']}/cancel", {"refund": "none", "reason": "no-show rule"})
+    assert r.status_code == 303
+    assert h.credits(p)["total"] == 1
+    page = text_of(admin_web.get(f"/admin/bookings/{none['id']}"))
+    assert "credit used up" in page

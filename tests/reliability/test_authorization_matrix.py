@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from tests import factories as f
-from tests.credits import helpers as credit_helpers
 from tests.support import payments as pay
 from tests.support.servers import http_client
 from tutorbook.accounts import service as accounts
@@ -95,22 +94,22 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("POST", "/api/Notifications/calendar-feed"): row(401, 201, 201, 201, 201, 201),
     ("DELETE", "/api/Notifications/calendar-feed"): row(401, 200, 200, 200, 200, 200),
     ("GET", "/calendar/{secret}.ics"): every(404),  # no such feed
-    # Packages and credits (issue 28): the teacher's package, A's paid purchase of it.
+    # Lesson packages and the credit wallet (issue #28).
     ("POST", "/api/Teachers/me/packages"): row(401, 403, 201, 201, 403, 403),
     ("DELETE", "/api/Teachers/me/packages/{packageId}"): row(401, 403, 404, 200, 403, 403),  # not the other's
     ("GET", "/api/Teachers/{teacherId}/packages"): every(200),
     ("POST", "/api/Packages/{packageId}/buy"): row(401, 201, 403, 403, 201, 403),
-    ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): row(401, 403, 403, 403, 200, 403),  # A's purchase
-    # Paid already: the cancel page's call changes nothing and says so ("Already paid").
-    ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): row(401, 403, 403, 403, 200, 403),
-    ("POST", "/api/Packages/purchases/{purchaseId}/refund"): row(401, 403, 403, 403, 200, 409),  # A refunds first
+    # The booking's checkout is no package's: 404 for either parent.
+    ("POST", "/api/Packages/confirm-payment/{stripeSessionId}"): row(401, 404, 403, 403, 404, 403),
+    ("POST", "/api/Packages/purchases/{purchaseId}/cancel"): row(401, 403, 403, 403, 200, 403),  # paid: no-op
+    ("POST", "/api/Packages/purchases/{purchaseId}/refund"): row(401, 403, 403, 403, 200, 409),  # then none left
     ("GET", "/api/Credits"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Credits/ledger"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Credits/purchases"): row(401, 200, 403, 403, 200, 403),
     ("GET", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 201),
     ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
-    ("POST", "/api/Series"): row(401, 403, 403, 403, 201, 403),  # by credit: A's paid package
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 409, 403),  # by credit: A has none
     ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
     ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
     # The teacher cancels the rest first; then nothing is left to cancel from that date.
@@ -138,7 +137,7 @@ def test_every_route_has_a_row(api):
     assert not missing, f"routes without a row in the authorization matrix: {sorted(missing)}"
 
 
-def world(api):
+def world(api, path: str = ""):
     c = http_client(base_url=api.state.base_url, timeout=30)
     teacher, other_teacher = f.teacher(c), f.teacher(c)
     a, b = f.parent(c), f.parent(c)
@@ -149,8 +148,15 @@ def world(api):
     time_off = teacher["client"].post("/api/Teachers/me/time-off", json=away).json()["data"]
     # Connected, though never readable: the matrix's app refuses loopback addresses.
     calendar = teacher["client"].post("/api/Teachers/me/calendars", json={"icsUrl": "https://127.0.0.1:9/a.ics"})
-    offer = credit_helpers.package(teacher)
-    purchase = credit_helpers.buy_and_pay(a, offer)
+    package = teacher["client"].post(
+        "/api/Teachers/me/packages", json={"lessons": 3, "durationMinutes": 60, "price": 15000, "validDays": 90}
+    ).json()["data"]
+    purchase_id = None
+    if "{purchaseId}" in path:  # A's paid purchase
+        bought = a["client"].post(f"/api/Packages/{package['id']}/buy").json()["data"]
+        pay.pay(bought["checkoutUrl"])
+        a["client"].post(f"/api/Packages/confirm-payment/{bought['stripeSessionId']}")
+        purchase_id = bought["purchaseId"]
     with api.state.db.session_scope() as s:
         email = f"admin-{uuid.uuid4().hex[:6]}@example.com"
         accounts.create_user(
@@ -182,13 +188,12 @@ def world(api):
         "timeOffId": time_off["id"],
         "calendarId": calendar.json()["data"]["id"],
         "secret": "no-such-feed",
-        "packageId": offer["id"],
-        "purchaseId": purchase["purchaseId"],
+        "packageId": package["id"],
+        "purchaseId": purchase_id,
         "parentId": a["user"]["id"],
     }
-    # The package's own checkout on the packages' success route (the booking's everywhere else).
-    params["purchaseCheckout"] = purchase["stripeSessionId"]
-    params["seriesId"] = str(_series(api, a, teacher))
+    if "{seriesId}" in path:
+        params["seriesId"] = str(_series(api, a, teacher))
     return clients, params, {"a": a, "teacher": teacher}
 
 
@@ -239,11 +244,9 @@ def body_for(method, path, w):
     if path == "/api/Teachers/me/policy" and method == "PUT":
         return {"fullRefundHours": 24, "lateRefundPercent": 0, "rescheduleDeadlineHours": 24, "maxReschedules": 2}
     if path == "/api/Teachers/me/packages":
-        return {"lessons": 5, "durationMinutes": 60, "price": 25000, "validDays": 180}
+        return {"lessons": 3, "durationMinutes": 60, "price": 15000, "validDays": 90}
     if path == "/api/Admin/families/{parentId}/credits" and method == "POST":
         return {"teacherId": extra["teacher"]["user"]["id"], "durationMinutes": 60, "lessons": 1, "reason": "matrix"}
-    if path == "/api/Packages/purchases/{purchaseId}/refund":
-        return None
     if path.endswith("/refund"):
         return {"amount": 100, "reason": "matrix", "idempotencyKey": "matrix"}
     if path == "/api/Series/preview" or path == "/api/Series":
@@ -279,9 +282,7 @@ def body_for(method, path, w):
 def test_each_role_gets_the_expected_code(api, method, path):
     if (method, path) not in api_routes(api):
         pytest.fail(f"{method} {path} has a row but no route")
-    clients, params, w = world(api)
-    if path.startswith("/api/Packages/confirm-payment/"):
-        params = {**params, "stripeSessionId": params["purchaseCheckout"]}
+    clients, params, w = world(api, path)
     url = path.format(**params)
     got = {}
     for role in ROLES:

@@ -264,7 +264,12 @@ def fresh_id(event):
 
 
 def ids(w) -> dict:
-    return {"tid": w["t"]["user"]["id"], "sid": w["p"]["students"][0], "bid": w["pending"]["id"]}
+    return {
+        "tid": w["t"]["user"]["id"],
+        "sid": w["p"]["students"][0],
+        "bid": w["pending"]["id"],
+        "pid": w["p"]["user"]["id"],
+    }
 
 
 JSON = {"content-type": "application/json"}
@@ -418,6 +423,27 @@ TARGETS = {
         lambda w: {"email": NEW_EMAIL, "password": "long-enough-pw", "full_name": "G", "role": "Teacher"},
     ),
     "login form": form_target("/login", lambda w: {"email": w["p"]["email"], "password": f.PASSWORD, "next": "/"}),
+    # Lesson packages and the credit wallet (issue #28).
+    "create package": json_target(
+        "profile_t",
+        "POST",
+        "/api/Teachers/me/packages",
+        lambda w: {"lessons": 5, "durationMinutes": 60, "price": 25000, "validDays": 180},
+    ),
+    "book with a credit": json_target("p", "POST", "/api/Sessions/book", lambda w: {**_book(w), "payWith": "credit"}),
+    "ledger query": query_target("p", "GET", "/api/Credits/ledger", lambda w: {"pageSize": 10, "after": "e123"}),
+    "adjust credits": json_target(
+        "admin",
+        "POST",
+        "/api/Admin/families/{pid}/credits",
+        lambda w: {
+            "teacherId": w["t"]["user"]["id"],
+            "durationMinutes": 60,
+            "lessons": 2,
+            "reason": "fuzz",
+            "validDays": 30,
+        },
+    ),
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.clock import utc_now
 from tutorbook.payments import objects
 from tutorbook.payments.port import (
+    ChargeOutcome,
     CheckoutNotFound,
     CheckoutNotOpen,
     CheckoutStatus,
@@ -38,6 +39,9 @@ from tutorbook.payments.port import (
     RefundRefused,
     RefundResult,
     Refused,
+    Reversal,
+    SavedCard,
+    Transfer,
     WebhookEndpoint,
 )
 from tutorbook.teachers.payouts import AccountState
@@ -59,7 +63,7 @@ class Session:
     created: datetime
     destination: str | None
     application_fee: int | None
-    customer: str | None = None
+    customer: str | None = None  # a weekly series' checkout: the parent's Customer
     save_card: bool = False  # payment_intent_data.setup_future_usage = off_session
     status: CheckoutStatus = "open"
     payment_status: str = "unpaid"  # unpaid | paid
@@ -102,7 +106,6 @@ class Payment:
     fee_id: str | None = None
     fee_amount: int = 0
     fee_refunded: int = 0
-    application_fee: int | None = None  # an off-session charge's (a checkout's is on its session)
 
     @property
     def left(self) -> int:
@@ -123,6 +126,16 @@ class Refund:
 
 
 @dataclass
+class Card:
+    """A card saved to a customer, and what charging it does (Stripe's test cards: 4242 succeeds,
+    0341 is declined, 3184 requires authentication)."""
+
+    saved: SavedCard
+    charge: ChargeOutcome = "succeeded"
+    detached: bool = False
+
+
+@dataclass
 class FakeGateway:
     """The in-memory Stripe account; `now` is its clock (Unix times of events and sessions)."""
 
@@ -136,14 +149,10 @@ class FakeGateway:
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     refund_status: str = "succeeded"  # what Stripe answers a new refund with
     endpoints: list[WebhookEndpoint] = field(default_factory=list)
-    # Customers and their saved cards (pm id -> card number), newest first; the card a checkout
-    # with save_card saves is `card` (Stripe's test cards: 4242... succeeds, ...0341 is declined
-    # when charged, ...3184 always requires authentication).
-    customers: dict[str, str] = field(default_factory=dict)
-    charges: dict[str, OffSessionCharge] = field(default_factory=dict)
-    checkout_keys: dict[str, Session] = field(default_factory=dict)  # off-session, by idempotency key
-    cards: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    card: str = "4242424242424242"
+    transfers: dict[str, Transfer] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)  # customer id -> parent id
+    cards: dict[str, Card] = field(default_factory=dict)
+    keys: dict[str, Any] = field(default_factory=dict)  # idempotency key -> the first answer
     closed: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -168,15 +177,14 @@ class FakeGateway:
         """The booking's checkout as the gateway reads it (what a job would get from Stripe)."""
         return self._read(self.session_of(booking_id))
 
-    def pay(self, checkout_id: str, *, card: str | None = None) -> dict[str, Any]:
+    def pay(self, checkout_id: str, *, charge: ChargeOutcome = "succeeded") -> dict[str, Any]:
         """The parent pays by card: the session completes paid (with a destination charge's
-        transfer and fee); the `checkout.session.completed` event. A session made to save the
-        card saves `card` (default: `self.card`) to its customer."""
+        transfer and fee); the `checkout.session.completed` event."""
         session = self._open(checkout_id)
         session.status = "complete"
         self._charge(session, succeeded=True)
-        if session.save_card and session.customer:
-            self.cards.setdefault(session.customer, []).insert(0, (self._id("pm"), card or self.card))
+        if session.save_card and session.customer:  # the card is saved: `charge` is what charging it does
+            self.save_card(session.customer, charge=charge)
         return self._emit("checkout.session.completed", session.as_json())
 
     def pay_later(self, checkout_id: str) -> dict[str, Any]:
@@ -236,6 +244,18 @@ class FakeGateway:
             },
         )
 
+    def save_card(self, customer: str, *, charge: ChargeOutcome = "succeeded", last4: str = "4242") -> SavedCard:
+        """The parent saved a card (on a Checkout with setup_future_usage): what charging it later
+        does is `charge` (`declined`: Stripe's 0341 card; `requires_action`: its 3184 card)."""
+        assert customer in self.customers, "create_customer first"
+        saved = SavedCard(id=self._id("pm"), customer=customer, brand="visa", last4=last4, exp_month=12, exp_year=2034)
+        self.cards[saved.id] = Card(saved=saved, charge=charge)
+        return saved
+
+    def transfers_to(self, destination: str) -> list[Transfer]:
+        """The transfers made to a connected account, oldest first."""
+        return [t for t in self.transfers.values() if t.destination == destination]
+
     def sign(self, event: dict[str, Any]) -> tuple[bytes, str]:
         """An event as Stripe posts it: the body and its Stripe-Signature header."""
         return json.dumps(event).encode(), SIGNATURE
@@ -261,22 +281,10 @@ class FakeGateway:
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None,
-        save_card: bool = False,
-        attempt: str | None = None,
     ) -> Checkout:
-        self._call(
-            "create_checkout",
-            booking_id=booking_id,
-            amount=amount,
-            currency=currency,
-            destination=destination,
-            customer=customer,
-            save_card=save_card,
-        )
-        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
-        for existing_key, existing in self.checkout_keys.items():  # Stripe's idempotency key
-            if existing_key == key:
+        self._call("create_checkout", booking_id=booking_id, amount=amount, currency=currency, destination=destination)
+        for existing in self.sessions.values():  # Stripe's idempotency key: checkout-{booking_id}
+            if existing.booking_id == booking_id:
                 return self._read(existing)
         session = Session(
             id=self._id("cs_test"),
@@ -289,78 +297,57 @@ class FakeGateway:
             created=self.now(),
             destination=destination,
             application_fee=application_fee,
+        )
+        self.sessions[session.id] = session
+        return self._read(session)
+
+    async def create_series_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
+    ) -> Checkout:
+        self._call(
+            "create_series_checkout",
+            booking_id=booking_id,
+            amount=amount,
+            destination=destination,
+            customer=customer,
+            save_card=save_card,
+            attempt=attempt,
+        )
+        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        if key in self.keys:  # Stripe's idempotency key
+            found: Session = self.keys[key]
+            return self._read(found)
+        session = Session(
+            id=self._id("cs_test"),
+            booking_id=booking_id,
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            customer_email=None if customer else customer_email,
+            expires_at=expires_at,
+            created=self.now(),
+            destination=destination,
+            application_fee=application_fee,
             customer=customer,
             save_card=save_card,
         )
         self.sessions[session.id] = session
-        self.checkout_keys[key] = session
+        self.keys[key] = session
         return self._read(session)
-
-    async def create_customer(self, *, email: str, name: str, parent_id: str) -> str:
-        self._call("create_customer", email=email, parent_id=parent_id)
-        for customer, parent in self.customers.items():  # Stripe's idempotency key: customer-{parent}
-            if parent == parent_id:
-                return customer
-        customer = self._id("cus")
-        self.customers[customer] = parent_id
-        return customer
-
-    def list_payment_methods_sync(self, customer: str) -> list[str]:
-        self._call("list_payment_methods", customer=customer)
-        return [pm for pm, _ in self.cards.get(customer, [])]
-
-    def charge_off_session_sync(
-        self,
-        *,
-        customer: str,
-        payment_method: str,
-        amount: int,
-        currency: str,
-        booking_id: str,
-        destination: str | None = None,
-        application_fee: int | None = None,
-    ) -> OffSessionCharge:
-        self._call(
-            "charge_off_session",
-            customer=customer,
-            payment_method=payment_method,
-            amount=amount,
-            booking_id=booking_id,
-            destination=destination,
-            application_fee=application_fee,
-        )
-        number = dict(self.cards.get(customer, [])).get(payment_method)
-        if number is None:
-            raise Refused(f"No such PaymentMethod: '{payment_method}'")
-        key = f"series-charge-{booking_id}"
-        done = self.charges.get(key)
-        if done is not None:  # Stripe's idempotency key
-            return done
-        payment = Payment(
-            id=self._id("pi"),
-            charge_id=self._id("ch"),
-            checkout_id="",
-            amount=amount,
-            currency=currency,
-            destination=destination,
-            succeeded=number == "4242424242424242",
-            application_fee=application_fee,
-        )
-        self.payments[payment.id] = payment
-        intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
-        intent["metadata"] = {"booking_id": booking_id, "type": "session-booking"}
-        if payment.succeeded:
-            self._split(payment)
-            answer = OffSessionCharge("succeeded", payment.id)
-            self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
-        elif number == "4000002760003184":
-            answer = OffSessionCharge("requires_action", payment.id, "authentication_required")
-            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_action"})
-        else:
-            answer = OffSessionCharge("declined", payment.id, "card_declined")
-            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"})
-        self.charges[key] = answer
-        return answer
 
     async def create_purchase_checkout(
         self,
@@ -483,6 +470,7 @@ class FakeGateway:
             fee_refunded=payment.fee_refunded,
             refunded=payment.refunded,
             refunds_without_reversal=tuple(r.id for r in mine if not r.reversed) if payment.transfer_id else (),
+            amount=payment.amount,
         )
 
     def destination_of_sync(self, payment_intent: str) -> tuple[bool, bool]:
@@ -490,8 +478,7 @@ class FakeGateway:
         payment = self.payments.get(payment_intent)
         if payment is None or payment.destination is None:
             return False, False
-        session = self.sessions.get(payment.checkout_id)
-        return True, bool(session.application_fee if session is not None else payment.application_fee)
+        return True, bool(self.sessions[payment.checkout_id].application_fee)
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         self._call("create_account", teacher_id=teacher_id, email=email, country=country)
@@ -511,6 +498,122 @@ class FakeGateway:
     async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str:
         self._call("create_onboarding_link", account_id=account_id)
         return f"https://connect.fake/setup/{account_id}"
+
+    def create_transfer_sync(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Transfer:
+        self._call("create_transfer", amount=amount, destination=destination, key=idempotency_key)
+        if idempotency_key in self.keys:
+            found: Transfer = self.keys[idempotency_key]
+            return found
+        charged = [p for p in self.payments.values() if p.charge_id == source_transaction and p.succeeded]
+        if not charged:
+            raise Refused(f"No such charge: '{source_transaction}'")
+        if charged[0].currency != currency:
+            raise Refused("The currency of source_transaction's balance transaction must be the transfer's.")
+        left = charged[0].left - sum(
+            t.amount - t.amount_reversed for t in self.transfers.values() if t.source_transaction == source_transaction
+        )
+        if amount <= 0 or amount > left:
+            raise Refused(f"Insufficient funds in the source transaction: {amount} asked, {left} left.")
+        transfer = Transfer(
+            id=self._id("tr"),
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            source_transaction=source_transaction,
+            transfer_group=transfer_group,
+            metadata=dict(metadata or {}),
+        )
+        self.transfers[transfer.id] = self.keys[idempotency_key] = transfer
+        self._emit("transfer.created", self._transfer_json(transfer))
+        return transfer
+
+    def reverse_transfer_sync(self, *, transfer_id: str, amount: int, idempotency_key: str) -> Reversal:
+        self._call("reverse_transfer", transfer_id=transfer_id, amount=amount, key=idempotency_key)
+        if idempotency_key in self.keys:
+            done: Reversal = self.keys[idempotency_key]
+            return done
+        transfer = self.transfers.get(transfer_id)
+        if transfer is None:
+            raise CheckoutNotFound(f"No such transfer: '{transfer_id}'")
+        if amount <= 0 or amount > transfer.amount - transfer.amount_reversed:
+            raise Refused("You cannot reverse more than is left of the transfer.")
+        self.transfers[transfer_id] = replace(transfer, amount_reversed=transfer.amount_reversed + amount)
+        reversal = self.keys[idempotency_key] = Reversal(id=self._id("trr"), transfer_id=transfer_id, amount=amount)
+        self._emit("transfer.reversed", self._transfer_json(self.transfers[transfer_id]))
+        return reversal
+
+    def list_transfers_sync(self, *, transfer_group: str) -> list[Transfer]:
+        self._call("list_transfers", transfer_group=transfer_group)
+        return [t for t in reversed(self.transfers.values()) if t.transfer_group == transfer_group]
+
+    async def create_customer(self, *, parent_id: str, email: str, name: str | None = None) -> str:
+        self._call("create_customer", parent_id=parent_id, email=email)
+        for customer, parent in self.customers.items():  # Stripe's key: customer-{parent_id}
+            if parent == parent_id:
+                return customer
+        customer = self._id("cus")
+        self.customers[customer] = parent_id
+        return customer
+
+    def list_payment_methods_sync(self, customer: str) -> list[SavedCard]:
+        self._call("list_payment_methods", customer=customer)
+        if customer not in self.customers:
+            raise CheckoutNotFound(f"No such customer: '{customer}'")
+        return [c.saved for c in reversed(self.cards.values()) if c.saved.customer == customer and not c.detached]
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> OffSessionCharge:
+        self._call("charge_off_session", customer=customer, payment_method=payment_method, amount=amount)
+        if idempotency_key in self.keys:
+            answered: OffSessionCharge = self.keys[idempotency_key]
+            return answered
+        card = self.cards.get(payment_method)
+        if card is None or card.detached or card.saved.customer != customer:
+            raise Refused(f"The payment method supplied ({payment_method}) does not belong to {customer}.")
+        payment = Payment(
+            id=self._id("pi"),
+            charge_id=self._id("ch"),
+            checkout_id="",
+            amount=amount,
+            currency=currency,
+            destination=None,
+            succeeded=card.charge == "succeeded",
+        )
+        self.payments[payment.id] = payment
+        intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
+        intent["metadata"] = dict(metadata or {})
+        if card.charge == "succeeded":
+            outcome = OffSessionCharge("succeeded", payment.id, payment.charge_id, amount, currency)
+            self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
+        else:
+            code = "card_declined" if card.charge == "declined" else "authentication_required"
+            message = "Your card was declined." + (
+                "" if code == "card_declined" else " This transaction requires authentication."
+            )
+            outcome = OffSessionCharge(
+                card.charge, payment.id, payment.charge_id, amount, currency, code, code, message
+            )
+            self._emit("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"})
+        self.keys[idempotency_key] = outcome
+        return outcome
 
     def webhook_endpoints_sync(self) -> list[WebhookEndpoint]:
         self._call("webhook_endpoints")
@@ -592,8 +695,7 @@ class FakeGateway:
         if payment.destination is None:
             return
         payment.transfer_id, payment.transfer_amount = self._id("tr"), payment.amount
-        session = self.sessions.get(payment.checkout_id)
-        fee = session.application_fee if session is not None else payment.application_fee
+        fee = self.sessions[payment.checkout_id].application_fee
         if fee:
             payment.fee_id, payment.fee_amount = self._id("fee"), fee
 
@@ -611,6 +713,19 @@ class FakeGateway:
             payment.fee_refunded += back
         charge = {"id": payment.charge_id, "object": "charge", "payment_intent": payment.id}
         self._emit("charge.refunded", {**charge, "amount": payment.amount, "amount_refunded": payment.refunded})
+
+    def _transfer_json(self, transfer: Transfer) -> dict[str, Any]:
+        return {
+            "id": transfer.id,
+            "object": "transfer",
+            "amount": transfer.amount,
+            "amount_reversed": transfer.amount_reversed,
+            "currency": transfer.currency,
+            "destination": transfer.destination,
+            "source_transaction": transfer.source_transaction,
+            "transfer_group": transfer.transfer_group,
+            "metadata": dict(transfer.metadata),
+        }
 
     def _emit(self, kind: str, obj: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         event = {

@@ -37,13 +37,13 @@ TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
 ParentId = Annotated[uuid.UUID, Path(alias="parentId")]
 StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
 
-teacher_packages = APIRouter(prefix="/api/Teachers", tags=["Packages"], responses=errors(400, 401, 403, 404, 422))
+teacher_router = APIRouter(prefix="/api/Teachers", tags=["Packages"], responses=errors(400, 401, 403, 404, 422))
 router = APIRouter(prefix="/api/Packages", tags=["Packages"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 wallet = APIRouter(prefix="/api/Credits", tags=["Credits"], responses=errors(400, 401, 403, 422))
 admin = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(400, 401, 403, 404, 409, 422))
 
 
-@teacher_packages.post("/me/packages", response_model=Envelope[PackageOut], status_code=201)
+@teacher_router.post("/me/packages", response_model=Envelope[PackageOut], status_code=201)
 async def create_package(body: PackageIn, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Sell a package: `lessons` lessons of `durationMinutes` for `price` (minor units of your
     currency), valid `validDays` days (30-730) once bought."""
@@ -59,15 +59,15 @@ async def create_package(body: PackageIn, user: TeacherUser, svc: ServicesDep) -
     return ok(package_out(offer), "Package created")
 
 
-@teacher_packages.delete("/me/packages/{packageId}", response_model=Envelope[bool])
+@teacher_router.delete("/me/packages/{packageId}", response_model=Envelope[bool])
 async def retire_package(package_id: PackageId, user: TeacherUser, svc: ServicesDep) -> Reply:
     """Stop selling a package; credits already bought stay valid."""
     await svc.tx(packages.retire, teacher_id=user.id, package_id=package_id, now=utc_now())
     return ok(True, "Package no longer sold")
 
 
-@teacher_packages.get("/{teacherId}/packages", response_model=Envelope[list[PackageOut]])
-async def teacher_offers(teacher_id: TeacherId, svc: ServicesDep) -> Reply:
+@teacher_router.get("/{teacherId}/packages", response_model=Envelope[list[PackageOut]])
+async def teacher_packages(teacher_id: TeacherId, svc: ServicesDep) -> Reply:
     """A teacher's packages on sale, each with its per-lesson price and the saving against single lessons."""
     return ok(await svc.read(_offers, teacher_id=teacher_id))
 

@@ -53,3 +53,4 @@ class PaymentSplit:
     fee_refunded: int
     refunded: int  # of the charge
     refunds_without_reversal: tuple[str, ...] = ()  # refund ids that reversed nothing of the transfer
+    amount: int = 0  # the charge's (what Stripe says was paid)

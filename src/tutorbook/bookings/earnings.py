@@ -25,9 +25,12 @@ from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import PaymentSplit
+from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import Payment
 from tutorbook.bookings.outcomes import OutcomeKind
+from tutorbook.bookings.payment_states import PaymentKind
+from tutorbook.credits.models import CreditEntry, EntryKind
 from tutorbook.identity import Role
 
 
@@ -67,7 +70,7 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
         "refunded_amount": split.refunded,
     }
     before = _snapshot(payment)
-    _grow(session, payment, ids=ids, totals=totals, now=now)
+    records.grow_split(session, payment, ids=ids, totals=totals, now=now)
     return OutcomeKind.NO_CHANGE if _snapshot(payment) == before else OutcomeKind.SPLIT_RECORDED
 
 
@@ -80,7 +83,7 @@ def apply_transfer(session: Session, *, obj: dict[str, Any], now: datetime) -> t
         "transfer_amount": int(obj.get("amount") or 0),
         "transfer_reversed_amount": int(obj.get("amount_reversed") or 0),
     }
-    _grow(session, payment, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
+    records.grow_split(session, payment, ids={"stripe_transfer_id": obj.get("id")}, totals=totals, now=now)
     return OutcomeKind.TRANSFER_RECORDED, repo.get(session, payment.booking_id)
 
 
@@ -91,7 +94,7 @@ def apply_fee(session: Session, *, obj: dict[str, Any], now: datetime) -> tuple[
     if payment is None:
         return OutcomeKind.UNKNOWN_BOOKING, None
     totals = {"fee_refunded_amount": int(obj.get("amount_refunded") or 0)}
-    _grow(session, payment, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
+    records.grow_split(session, payment, ids={"stripe_application_fee_id": obj.get("id")}, totals=totals, now=now)
     return OutcomeKind.FEE_RECORDED, repo.get(session, payment.booking_id)
 
 
@@ -109,26 +112,6 @@ _SNAPSHOT = (
 
 def _snapshot(payment: Payment) -> tuple[Any, ...]:
     return tuple(getattr(payment, name) for name in _SNAPSHOT)
-
-
-def _grow(
-    session: Session, payment: Payment, *, ids: dict[str, object], totals: dict[str, int], now: datetime
-) -> None:
-    """Set the ids and raise each total to at least the given one, in one UPDATE (so two
-    concurrent writers cannot lower a total), then re-read the row; refunded in full, the
-    payment moves to `refunded`."""
-    values: dict[str, object] = dict(ids, updated_at=now)
-    for name, value in totals.items():
-        column = getattr(Payment, name)
-        values[name] = sa.case((column < value, value), else_=column)
-    session.execute(
-        sa.update(Payment)
-        .where(Payment.id == payment.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(payment)
-    records.raise_refunded(session, payment, total=payment.refunded_amount, now=now)
 
 
 def _by(
@@ -184,12 +167,15 @@ class Earnings:
     months: list[MonthTotal] = field(default_factory=list)
 
 
-def earning(booking: PS, *, student_name: str = "") -> SessionEarning:
-    """One paid booking's split (see the module's docstring)."""
+def earning(booking: PS, *, student_name: str = "", credit_returned: bool = False) -> SessionEarning:
+    """One paid booking's split (see the module's docstring; a lesson paid with a package's
+    credit: `_credit_split`)."""
     payment = booking.payment
     assert payment is not None, "earnings are read for paid bookings"
     gross, refunded = booking.price_amount, payment.refunded_amount
-    if payment.payout_destination:
+    if payment.kind == PaymentKind.CREDIT.value:
+        refunded, fee, net, settled = _credit_split(booking, payment, returned=credit_returned)
+    elif payment.payout_destination:
         settled = payment.stripe_transfer_id is not None
         fee = (payment.platform_fee_amount or 0) - payment.fee_refunded_amount if settled else 0
         net = payment.transfer_amount - payment.transfer_reversed_amount - fee if settled else 0
@@ -202,6 +188,34 @@ def earning(booking: PS, *, student_name: str = "") -> SessionEarning:
     )  # fmt: skip
 
 
+def _credit_split(booking: PS, payment: Payment, *, returned: bool) -> tuple[int, int, int, bool]:
+    """(refunded, fee, net, settled) of a lesson paid with a package's credit (issue #28): the
+    teacher is paid per delivered lesson by a separate transfer of the price less the fee
+    (`lesson_payouts`), so net = that transfer less its reversals and fee = the fee fixed with it.
+    A credit given back counts as refunded; a lesson cancelled with its credit used up earned the
+    platform the whole price (it was not delivered: nothing reaches the teacher); a lesson not
+    completed yet, or whose transfer is not made yet, is not settled."""
+    gross = booking.price_amount
+    if returned:
+        return gross, 0, 0, True
+    if payment.stripe_transfer_id is not None:
+        net = payment.transfer_amount - payment.transfer_reversed_amount
+        return 0, gross - net, net, True
+    if booking.status == Status.CANCELLED:
+        return 0, gross, 0, True
+    return 0, 0, 0, False
+
+
+def _returned(session: Session, booking_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these bookings gave their credit back (a `return` entry of the ledger)."""
+    if not booking_ids:
+        return set()
+    stmt = sa.select(CreditEntry.booking_id).where(
+        CreditEntry.booking_id.in_(booking_ids), CreditEntry.kind == EntryKind.RETURN.value
+    )
+    return {b for b in session.scalars(stmt) if b is not None}
+
+
 # A booking's own payment, for the reports' filters (the relationship's join, said once).
 _OWN = sa.and_(Payment.booking_id == PS.id, Payment.state != "refused")
 
@@ -210,7 +224,11 @@ def _paid(start: datetime, end: datetime) -> sa.Select[PS]:
     return (
         sa.select(PS)
         .join(Payment, _OWN)
-        .where(Payment.stripe_payment_intent_id.is_not(None), PS.starts_at >= start, PS.starts_at < end)
+        .where(
+            sa.or_(Payment.stripe_payment_intent_id.is_not(None), Payment.kind == PaymentKind.CREDIT.value),
+            PS.starts_at >= start,
+            PS.starts_at < end,
+        )
     )
 
 
@@ -225,8 +243,10 @@ def for_teacher(session: Session, *, teacher_id: uuid.UUID, start: datetime, end
     )
     out = Earnings()
     months: dict[tuple[str, str], MonthTotal] = {}
-    for booking, student_name in session.execute(stmt).tuples():
-        e = earning(booking, student_name=student_name or "")
+    rows = list(session.execute(stmt).tuples())
+    returned = _returned(session, [booking.id for booking, _ in rows])
+    for booking, student_name in rows:
+        e = earning(booking, student_name=student_name or "", credit_returned=booking.id in returned)
         out.sessions.append(e)
         key = (e.starts_at.strftime("%Y-%m"), e.currency)
         total = months.setdefault(key, MonthTotal(*key))
@@ -258,8 +278,10 @@ def platform_report(session: Session, *, start: datetime, end: datetime) -> list
     stmt = _paid(start, end).order_by(PS.teacher_id, PS.starts_at)
     names = dict(session.execute(sa.select(User.id, User.full_name).where(User.role == Role.TEACHER)).tuples().all())
     report: dict[tuple[uuid.UUID, str], TeacherPayouts] = {}
-    for booking in session.scalars(stmt):
-        e = earning(booking)
+    bookings = list(session.scalars(stmt))
+    returned = _returned(session, [booking.id for booking in bookings])
+    for booking in bookings:
+        e = earning(booking, credit_returned=booking.id in returned)
         key = (booking.teacher_id, e.currency)
         row = report.setdefault(key, TeacherPayouts(booking.teacher_id, names.get(booking.teacher_id, "?"), e.currency))
         row.sessions += 1

@@ -1,5 +1,7 @@
 """A booking's records (issue #27): its payments, its meeting link, its terms. Every query and write
-of those tables; a payment's state only through `payment_states` and a compare-and-set.
+of those tables (no other module writes them: tests/test_architecture.py); a payment's state only
+through `payment_states` and a compare-and-set. The statements are Core, built once per set of
+columns (`record_statements.py`): building an UPDATE per call cost more than sending it.
 
 A booking status change (`lifecycle.Change`) may carry what it means for the booking's payment
 (`paid_at`, `stripe_payment_intent_id`) and the terms in force (`terms_*`): `booking_values` keeps
@@ -15,22 +17,28 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.bookings import payment_states as states
+from tutorbook.bookings import record_statements as sql
 from tutorbook.bookings.lifecycle import Change, Reason, Status
-from tutorbook.bookings.models import Booking, BookingTerms, MeetingLink, Payment
+from tutorbook.bookings.models import Booking, BookingTerms, Payment
 from tutorbook.bookings.payment_states import PaymentChange, PaymentKind, PaymentState
 
-BOOKING_COLUMNS = frozenset(cast(sa.Table, Booking.__table__).c.keys())
+BOOKING_COLUMNS = frozenset(sql.BOOKINGS.c.keys())
 TERMS_PREFIX = "terms_"
 # What a booking's move means for its payment: (the payment's target, expired?) by reason.
 _PAYS = frozenset({Reason.PAID, Reason.LATE_PAYMENT_CONFIRMED, Reason.LATE_PAYMENT_REFUNDED})
-_PAYMENTS = cast(sa.Table, Payment.__table__)
-_LINKS = cast(sa.Table, MeetingLink.__table__)
-_BOOKINGS = cast(sa.Table, Booking.__table__)
+
+
+def _params(values: Mapping[str, Any], prefix: str = "set_", **more: Any) -> dict[str, Any]:
+    return {f"{prefix}{c}": v for c, v in values.items()} | more
+
+
+def _rowcount(session: Session, stmt: sa.Executable, params: dict[str, Any]) -> int:
+    # An UPDATE without RETURNING gives a CursorResult (Session.execute is typed as the plain Result).
+    return int(cast(sa.CursorResult[Any], session.execute(stmt, params)).rowcount)
 
 
 def booking_values(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,20 +48,41 @@ def booking_values(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def follow(session: Session, booking: Booking, change: Change) -> None:
     """What `change` (already applied to the booking) means for its payment and terms."""
+    follow_terms(session, booking, change)
+    if change.reason in _PAYS and booking.payment is None:  # from before payments were recorded
+        open_payment(session, booking, now=change.at)
+    planned = payment_move(booking, change)
+    if planned is not None:
+        move(session, *planned)
+
+
+def follow_terms(session: Session, booking: Booking, change: Change) -> None:
+    """The terms in force that `change` stores (a payment's), if any."""
     terms = {k[len(TERMS_PREFIX) :]: v for k, v in change.fields.items() if k.startswith(TERMS_PREFIX)}
     if terms:
         store_terms(session, booking, terms)
+
+
+def joinable(booking: Booking, change: Change) -> bool:
+    """Whether `change`'s payment part is at most one compare-and-set of the payment the booking
+    has (else follow() makes one first: a booking paid from before payments were recorded)."""
+    return not (change.reason in _PAYS and booking.payment is None)
+
+
+def payment_move(booking: Booking, change: Change) -> tuple[Payment, PaymentChange] | None:
+    """The compare-and-set of the booking's payment that `change` means, if any."""
     payment = booking.payment
+    if payment is None:
+        return None
     if change.reason in _PAYS:
-        if payment is None:  # a booking from before payments were recorded: its payment now
-            payment = open_payment(session, booking, now=change.at)
-        if payment.state in states.UNPAID:
-            intent = change.fields.get("stripe_payment_intent_id", payment.stripe_payment_intent_id)
-            move(session, payment, states.pay(PaymentState(payment.state), now=change.at, payment_intent_id=intent))
-    elif change.current == Status.PENDING and change.target == Status.CANCELLED and payment is not None:
-        if payment.state == PaymentState.OPEN:
-            expired = change.reason == Reason.CHECKOUT_EXPIRED
-            move(session, payment, states.give_up(PaymentState.OPEN, expired=expired, now=change.at))
+        if payment.state not in states.UNPAID:
+            return None
+        intent = change.fields.get("stripe_payment_intent_id", payment.stripe_payment_intent_id)
+        return payment, states.pay(PaymentState(payment.state), now=change.at, payment_intent_id=intent)
+    if change.current == Status.PENDING and change.target == Status.CANCELLED and payment.state == PaymentState.OPEN:
+        expired = change.reason == Reason.CHECKOUT_EXPIRED
+        return payment, states.give_up(PaymentState.OPEN, expired=expired, now=change.at)
+    return None
 
 
 def follow_many(session: Session, booking_ids: Sequence[uuid.UUID], change: Change) -> None:
@@ -63,10 +92,10 @@ def follow_many(session: Session, booking_ids: Sequence[uuid.UUID], change: Chan
         return
     target = states.give_up(PaymentState.OPEN, expired=change.reason == Reason.CHECKOUT_EXPIRED, now=change.at)
     session.execute(
-        sa.update(_PAYMENTS)
+        sa.update(sql.PAYMENTS)
         .where(
-            _PAYMENTS.c.booking_id.in_(list(booking_ids)),
-            _PAYMENTS.c.state == PaymentState.OPEN.value,
+            sql.PAYMENTS.c.booking_id.in_(list(booking_ids)),
+            sql.PAYMENTS.c.state == PaymentState.OPEN.value,
         )
         .values(**target.fields)
     )
@@ -126,11 +155,34 @@ def _add(
         **created.fields,
         **fields,
     }
-    session.execute(sa.insert(_PAYMENTS), values)
-    payment = Payment()
-    for column in _PAYMENTS.c:
-        set_committed_value(payment, column.name, values.get(column.name))
+    session.execute(sql.INSERT_PAYMENT, values)
+    payment = Payment()  # new: its columns set as loaded (what set_committed_value does, cheaper)
+    sa.inspect(payment).dict.update({column.name: values.get(column.name) for column in sql.PAYMENTS.c})
     return payment
+
+
+def attach_checkout(session: Session, booking: Booking, **fields: Any) -> bool:
+    """Set non-state columns of the booking's own payment (the checkout made) and read the
+    payment and the booking back into `booking` (which may be detached; a payment may have been
+    seen meanwhile): on PostgreSQL ONE statement (UPDATE payments ... FROM private_sessions ...
+    RETURNING both), so it may run without a transaction around it; on SQLite (which returns only
+    the updated table's columns, and runs this in a transaction) the UPDATE, then the booking's
+    row. False when there is no such booking or payment."""
+    joined = session.get_bind().dialect.name == "postgresql"
+    stmt = sql.attach_statement(tuple(sorted(fields)), joined)
+    row = session.execute(stmt, _params(fields, row_id=booking.id)).mappings().one_or_none()
+    if row is None:
+        return False
+    found = row if joined else session.execute(sql.BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
+    if found is None:
+        return False
+    payment = booking.payment if booking.payment is not None else Payment()
+    for column in sql.PAYMENTS.c:  # the mapped attributes are named as their columns
+        set_committed_value(payment, column.name, row[column.name])
+    set_committed_value(booking, "payment", payment)
+    for column in sql.BOOKINGS.c:
+        set_committed_value(booking, column.name, found[f"b_{column.name}"])
+    return True
 
 
 def refuse_payment(
@@ -189,12 +241,8 @@ def move(session: Session, payment: Payment, change: PaymentChange) -> bool:
     it first (the payment is read again)."""
     if change.current is None:
         raise ValueError("a move from no state creates a payment: open_payment / refuse_payment")
-    stmt = (
-        sa.update(_PAYMENTS)
-        .where(_PAYMENTS.c.id == payment.id, _PAYMENTS.c.state == change.current.value)
-        .values(**change.fields)
-    )
-    if cast(sa.CursorResult[Any], session.execute(stmt)).rowcount != 1:
+    stmt = sql.prebuilt("move", tuple(sorted(change.fields)))
+    if _rowcount(session, stmt, _params(change.fields, row_id=payment.id, row_state=change.current.value)) != 1:
         session.refresh(payment)
         return False
     for key, value in change.fields.items():
@@ -202,10 +250,33 @@ def move(session: Session, payment: Payment, change: PaymentChange) -> bool:
     return True
 
 
+def change_together(
+    session: Session, booking: Booking, change: Change, *, values: Mapping[str, Any], params: dict[str, Any]
+) -> int | None:
+    """PostgreSQL: `change` as ONE statement (record_statements.changed_together): the booking's
+    compare-and-set and history row (`values` and `params`, repository.apply's binds) and the
+    compare-and-set of its payment that the change means. The booking's version after it, or None
+    when another writer moved the booking first (nothing was written)."""
+    planned = payment_move(booking, change)
+    fields = {} if planned is None else planned[1].fields
+    stmt = sql.changed_together(tuple(sorted(values)), tuple(sorted(fields)))
+    if planned is not None:
+        params = params | _params(fields, "pay_", pay_id=planned[0].id, pay_from_state=planned[1].current)
+    moved, paid, history_before, _ = session.execute(stmt, params).one()
+    if moved != 1:
+        return None
+    if planned is not None and paid != 1:  # another writer moved the payment first
+        session.refresh(planned[0])
+    elif planned is not None:
+        for key, value in fields.items():
+            set_committed_value(planned[0], key, value)
+    return int(history_before) + 1
+
+
 def set_payment(session: Session, payment: Payment, **fields: Any) -> None:
     """Non-state columns of one payment (the checkout made, the Connect split read)."""
     assert "state" not in fields, "a payment's state changes through payment_states + move()"
-    session.execute(sa.update(_PAYMENTS).where(_PAYMENTS.c.id == payment.id).values(**fields))
+    session.execute(sql.prebuilt("set", tuple(sorted(fields))), _params(fields, row_id=payment.id))
     for key, value in fields.items():
         set_committed_value(payment, key, value)
 
@@ -219,22 +290,59 @@ def raise_refunded(
     values: dict[str, Any] = {"refunded_amount": total}
     if now is not None:
         values["updated_at"] = now
-    stmt = (
-        sa.update(_PAYMENTS)
-        .where(_PAYMENTS.c.id == payment.id, _PAYMENTS.c.refunded_amount < total)
-        .values(**values)
-    )
-    changed = bool(cast(sa.CursorResult[Any], session.execute(stmt)).rowcount)
+    stmt = sql.prebuilt("refunded", tuple(sorted(values)))
+    changed = bool(_rowcount(session, stmt, _params(values, row_id=payment.id)))
     if changed:
         for key, value in values.items():
             set_committed_value(payment, key, value)
         if now is not None:
-            session.execute(sa.update(_BOOKINGS).where(_BOOKINGS.c.id == payment.booking_id).values(updated_at=now))
+            session.execute(
+                sql.prebuilt("touch", ("updated_at",)), {"set_updated_at": now, "row_id": payment.booking_id}
+            )
             if booking is not None:
                 set_committed_value(booking, "updated_at", now)
     if payment.state == PaymentState.PAID and payment.amount > 0 and payment.refunded_amount >= payment.amount:
         move(session, payment, states.refunded_in_full(PaymentState.PAID, now=now or payment.updated_at))
     return changed
+
+
+def grow_split(
+    session: Session, payment: Payment, *, ids: Mapping[str, object], totals: Mapping[str, int], now: datetime
+) -> None:
+    """The Connect split Stripe reports: set the ids and raise each total to at least the given
+    one, in one UPDATE (so two concurrent writers cannot lower a total), then re-read the row;
+    refunded in full, the payment moves to `refunded` (raise_refunded)."""
+    values: dict[str, object] = dict(ids, updated_at=now) | {f"grow_{name}": v for name, v in totals.items()}
+    session.execute(sql.prebuilt("grow", tuple(sorted(values))), _params(values, row_id=payment.id))
+    session.refresh(payment)
+    raise_refunded(session, payment, total=payment.refunded_amount, now=now)
+
+
+def fix_payout(session: Session, payment: Payment, *, fee: int, destination: str) -> None:
+    """A package lesson's payout (issue #28): its fee and its teacher's account, each set once and
+    never after its transfer is recorded; the row re-read."""
+    session.execute(
+        sa.update(Payment)
+        .where(Payment.id == payment.id, Payment.stripe_transfer_id.is_(None))
+        .values(
+            platform_fee_amount=sa.func.coalesce(Payment.platform_fee_amount, fee),
+            payout_destination=sa.func.coalesce(Payment.payout_destination, destination),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(payment)
+
+
+def record_payout(session: Session, *, booking_id: uuid.UUID, transfer_id: str, amount: int, now: datetime) -> bool:
+    """A package lesson's transfer on its `credit` payment, once; False when one is recorded."""
+    stmt = (
+        sa.update(Payment)
+        .where(Payment.booking_id == booking_id, Payment.kind == PaymentKind.CREDIT.value)
+        .where(Payment.state != PaymentState.REFUSED.value, Payment.stripe_transfer_id.is_(None))
+        .values(stripe_transfer_id=transfer_id, transfer_amount=amount, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session, stmt, {}) == 1
 
 
 def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
@@ -252,21 +360,19 @@ def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
 def write_link(session: Session, booking_id: uuid.UUID, values: Mapping[str, Any], *, without_url: bool) -> int:
     """Set a booking's link columns (making its row if it has none), only while it has no link
     when `without_url`; how many rows changed (0 or 1)."""
-    insert_ = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    inserted = session.execute(
-        insert_(_LINKS).values(booking_id=booking_id, **values).on_conflict_do_nothing(index_elements=["booking_id"])
-    )
-    if cast(sa.CursorResult[Any], inserted).rowcount == 1:
+    columns = tuple(sorted(values))
+    params = _params(values, set_booking_id=booking_id)
+    dialect = session.get_bind().dialect.name
+    if _rowcount(session, sql.prebuilt("link", (*columns, "booking_id"), dialect), params) == 1:
         return 1
-    where = [_LINKS.c.booking_id == booking_id]
-    if without_url:
-        where.append(_LINKS.c.url.is_(None))
-    return int(cast(sa.CursorResult[Any], session.execute(sa.update(_LINKS).where(*where).values(**values))).rowcount)
+    return _rowcount(
+        session, sql.prebuilt("link_update_without_url" if without_url else "link_update", columns), params
+    )
 
 
 def clear_link(session: Session, booking_id: uuid.UUID) -> None:
     """Forget a booking's link and its retries (a new one is made)."""
-    session.execute(sa.delete(_LINKS).where(_LINKS.c.booking_id == booking_id))
+    session.execute(sa.delete(sql.LINKS).where(sql.LINKS.c.booking_id == booking_id))
 
 
 # -- terms ------------------------------------------------------------------------------
@@ -274,10 +380,9 @@ def clear_link(session: Session, booking_id: uuid.UUID) -> None:
 
 def store_terms(session: Session, booking: Booking, terms: Mapping[str, int]) -> None:
     """The terms in force when the booking was paid (a late payment's replace any older ones)."""
-    table = cast(sa.Table, BookingTerms.__table__)
     if booking.terms_in_force is not None:  # a late payment's terms replace any older ones
-        session.execute(sa.delete(table).where(table.c.booking_id == booking.id))
+        session.execute(sa.delete(sql.TERMS).where(sql.TERMS.c.booking_id == booking.id))
         if booking.terms_in_force in session:
             session.expunge(booking.terms_in_force)
-    session.execute(sa.insert(table).values(booking_id=booking.id, **terms))
+    session.execute(sql.prebuilt("terms", (*sorted(terms), "booking_id")), _params(terms, set_booking_id=booking.id))
     set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms))

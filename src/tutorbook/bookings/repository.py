@@ -125,6 +125,7 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
         set_committed_value(booking, record, None)
     _history(session, booking.id, change, actor)
+    _known_version(session, booking.id, 1)  # its one history row
     if _holding_changed(change):
         schedule_changed(session, teacher_ids=[booking.teacher_id])
     return booking
@@ -134,15 +135,37 @@ def apply(session: Session, booking: PS, change: Change, *, actor: str, note: st
     """UPDATE ... WHERE status = expected; False when another writer moved the booking first.
     Then its payment and terms follow the change (records.follow), in the same transaction."""
     values = {"status": change.target, **records.booking_values(change.fields)}
-    if update_row(session, booking.id, values, expected=_expected(change)) != 1:
+    if session.get_bind().dialect.name == "postgresql" and records.joinable(booking, change):
+        if not _apply_together(session, booking, change, values, actor=actor, note=note):
+            return False
+    else:
+        if update_row(session, booking.id, values, expected=_expected(change)) != 1:
+            session.refresh(booking)
+            return False
+        for key, value in values.items():
+            set_committed_value(booking, key, value)
+        records.follow(session, booking, change)
+        _history(session, booking.id, change, actor, note)
+    if _holding_changed(change):
+        schedule_changed(session, teacher_ids=[booking.teacher_id])
+    return True
+
+
+def _apply_together(
+    session: Session, booking: PS, change: Change, values: dict[str, Any], *, actor: str, note: str | None
+) -> bool:
+    """apply() on PostgreSQL: the booking's and its payment's compare-and-set and its history row
+    in ONE statement (records.change_together), which counts its version too; then its terms."""
+    params = _set_params(booking.id, values) | {"row_status": _expected(change)}
+    params |= {f"h_{c}": v for c, v in _history_row(booking.id, change, actor, note).items() if c != "session_id"}
+    version = records.change_together(session, booking, change, values=values, params=params)
+    if version is None:
         session.refresh(booking)
         return False
     for key, value in values.items():
         set_committed_value(booking, key, value)
-    records.follow(session, booking, change)
-    _history(session, booking.id, change, actor, note)
-    if _holding_changed(change):
-        schedule_changed(session, teacher_ids=[booking.teacher_id])
+    records.follow_terms(session, booking, change)
+    _known_version(session, booking.id, version)
     return True
 
 
@@ -211,6 +234,7 @@ def apply_many(session: Session, ids: list[uuid.UUID], change: Change, *, actor:
             PS.id, *(sa.literal(row[c], type_=StatusHistory.__table__.c[c].type) for c in columns)
         ).where(PS.id.in_(moved))
         session.execute(sa.insert(StatusHistory).from_select(["session_id", *columns], source))
+        session.info.pop(_VERSIONS, None)
     return moved
 
 
@@ -235,6 +259,7 @@ def move(session: Session, booking: PS, move: Move, *, actor: str) -> bool:
     for key, value in move.fields.items():
         set_committed_value(booking, key, value)
     schedule_changed(session, teacher_ids=[booking.teacher_id])
+    _known_version(session, booking.id, None)
     session.add(
         StatusHistory(
             session_id=booking.id,
@@ -282,6 +307,7 @@ _ADD_HISTORY = sa.insert(_HISTORY).values(
 def _history(session: Session, booking_id: uuid.UUID, change: Change, actor: str, note: str | None = None) -> None:
     # One prebuilt Core INSERT: the ORM's unit of work (add + flush) cost a millisecond a row.
     session.execute(_ADD_HISTORY, _history_row(booking_id, change, actor, note))
+    _known_version(session, booking_id, None)
 
 
 def record_action(
@@ -313,60 +339,33 @@ def history(session: Session, booking_id: uuid.UUID) -> list[StatusHistory]:
     )
 
 
-def attach_to_payment(session: Session, booking: PS, **fields: Any) -> bool:
-    """Set non-state columns of the booking's own payment (the checkout made) and read the
-    payment and the booking back into `booking` (which may be detached; a payment may have been
-    seen meanwhile): on PostgreSQL ONE statement (UPDATE payments ... FROM private_sessions ...
-    RETURNING both), so it may run without a transaction around it; on SQLite (which returns only
-    the updated table's columns, and runs this in a transaction) the UPDATE, then the booking's
-    row. False when there is no such booking or payment."""
-    joined = session.get_bind().dialect.name == "postgresql"
-    stmt = _attach_statement(tuple(sorted(fields)), joined)
-    params = {f"set_{c}": v for c, v in fields.items()} | {"row_id": booking.id}
-    row = session.execute(stmt, params).mappings().one_or_none()
-    if row is None:
-        return False
-    found = row if joined else session.execute(_BOOKING_ROW, {"row_id": booking.id}).mappings().one_or_none()
-    if found is None:
-        return False
-    payment = booking.payment if booking.payment is not None else Payment()
-    for column in _PAYMENT.c:  # the mapped attributes are named as their columns
-        set_committed_value(payment, column.name, row[column.name])
-    set_committed_value(booking, "payment", payment)
-    for column in _ROW.c:
-        set_committed_value(booking, column.name, found[f"b_{column.name}"])
-    return True
-
-
-_PAYMENT = cast(sa.Table, Payment.__table__)
-# The booking's columns as the attach statements return them (prefixed: they share names with the payment's).
-_BOOKING_RETURNED = tuple(column.label(f"b_{column.name}") for column in _ROW.c)
-_BOOKING_ROW = sa.select(*_BOOKING_RETURNED).where(_ROW.c.id == sa.bindparam("row_id", type_=_ROW.c.id.type))
-
-
-@functools.lru_cache(maxsize=64)
-def _attach_statement(columns: tuple[str, ...], joined: bool) -> sa.Update:
-    """attach_to_payment's statement: a Core UPDATE payments ... RETURNING every column (and, when
-    `joined`, the booking's, from private_sessions in its FROM), built once per set of columns (the
-    ORM's UPDATE ... RETURNING the entity cost the booking route twice as much CPU)."""
-    own = sa.and_(
-        _PAYMENT.c.booking_id == sa.bindparam("row_id", type_=_PAYMENT.c.booking_id.type),
-        _PAYMENT.c.state != sa.literal_column("'refused'"),
-    )
-    values = {c: sa.bindparam(f"set_{c}", type_=_PAYMENT.c[c].type) for c in columns}
-    stmt = sa.update(_PAYMENT).values(values)
-    if joined:
-        return stmt.where(own, _ROW.c.id == _PAYMENT.c.booking_id).returning(*_PAYMENT.c, *_BOOKING_RETURNED)
-    return stmt.where(own).returning(*_PAYMENT.c)
-
-
 _VERSION = sa.select(sa.func.count()).where(StatusHistory.session_id == sa.bindparam("booking_id"))
 
 
 def version(session: Session, booking_id: uuid.UUID) -> int:
     """How many times the booking has changed (its history rows): a notice's version and the
-    invite's SEQUENCE, so every change is one higher than the last."""
+    invite's SEQUENCE, so every change is one higher than the last. No query when this
+    transaction's insert() or apply()'s one statement wrote (and counted) its last history row."""
+    known = session.info.get(_VERSIONS)
+    if known is not None and known[0] is session.get_transaction() and booking_id in known[1]:
+        return int(known[1][booking_id])
     return session.scalar(_VERSION, {"booking_id": booking_id}) or 0
+
+
+_VERSIONS = "tutorbook.bookings.versions"  # session.info: (transaction, {booking id: version})
+
+
+def _known_version(session: Session, booking_id: uuid.UUID, value: int | None) -> None:
+    """Remember the booking's version in this transaction (None: forget it: a row not counted)."""
+    transaction = session.get_transaction()
+    known = session.info.get(_VERSIONS)
+    if known is None or known[0] is not transaction:
+        known = session.info[_VERSIONS] = (transaction, dict[uuid.UUID, int]())
+    versions: dict[uuid.UUID, int] = known[1]
+    if value is None:
+        versions.pop(booking_id, None)
+    else:
+        versions[booking_id] = value
 
 
 def by_checkout_ids(session: Session, checkout_ids: list[str]) -> dict[str, PS]:

@@ -227,7 +227,7 @@ def attach_checkout(session: Session, *, booking: Booking, checkout: Checkout) -
     fields: dict[str, Any] = {"stripe_checkout_id": checkout.id, "checkout_url": checkout.url}
     if checkout.expires_at is not None:
         fields["checkout_expires_at"] = checkout.expires_at
-    if not repo.attach_to_payment(session, booking, **fields):
+    if not records.attach_checkout(session, booking, **fields):
         raise BookingNotFound()
     return booking
 

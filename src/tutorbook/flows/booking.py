@@ -115,7 +115,9 @@ def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: Bo
     held = crediting.book_with_credit(
         session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
     )
-    followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    left = followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
+    if not left:  # made here (Jitsi): the answer shows it without another transaction
+        session.refresh(held.booking, ["meeting"])
     return held
 
 
@@ -206,12 +208,17 @@ def fulfil_in_tx(session: Session, *, svc: Services, checkout: Checkout, actor: 
 
 
 async def fulfil(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:
-    """The one fulfilment (`bookings.settling.fulfil`), then its follow-ups; the booking re-read."""
+    """The one fulfilment (`bookings.settling.fulfil`), then its follow-ups; the booking re-read,
+    unless the fulfilment changed nothing (already paid, not yet paid: the booking as it read it)."""
     outcome = await svc.tx(fulfil_in_tx, svc=svc, checkout=checkout, actor=actor, now=utc_now())
     await followups.run(svc, outcome.followups)
-    if outcome.booking is not None:
+    if outcome.booking is not None and (outcome.followups or outcome.kind not in _UNCHANGED):
         outcome.booking = await svc.tx(lookup.must_get, booking_id=outcome.booking.id)
     return outcome
+
+
+# What a fulfilment answers when it wrote nothing (the success page after the webhook, mostly).
+_UNCHANGED = frozenset({OutcomeKind.ALREADY_FULFILLED, OutcomeKind.AWAITING_PAYMENT})
 
 
 def fulfil_sync(svc: Services, *, checkout: Checkout, actor: str) -> Outcome:

@@ -22,6 +22,8 @@ not recorded and each refunded one updated since `since` is read at Stripe:
   transfer (made without reverse_transfer, e.g. in the Dashboard) -> reported: the platform paid
   the teacher's share of it.
 Only Checkout Sessions Tutorbook created (metadata type `session-booking`) are compared.
+The package purchases (issue #28) are checked against the ledger and their lessons' transfers:
+jobs/reconcile_credits.py.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tutorbook.bookings.models import Booking, Refund
 from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
+from tutorbook.jobs import reconcile_credits
 from tutorbook.jobs.result import PROGRESS_EVERY, JobResult, Progress
 from tutorbook.jobs.tasks import cancel_pending, fulfil_paid
 from tutorbook.payments import gateway as gw
@@ -80,6 +83,7 @@ def reconcile(
         result.attempt(m.booking_id, work, kind=m.kind, checkout_id=m.checkout.id)
     _retry_refunds(svc, result, now=now, dry_run=dry_run)
     _check_connect(svc, result, now=now, since=since, dry_run=dry_run)
+    reconcile_credits.check_purchases(svc, result)
     reported = {i.refund_id for i in result.items if i.kind == "refund_failed"}
     for refund in svc.tx_sync(_failed_refunds, since=since):
         if refund.id not in reported:

@@ -22,7 +22,7 @@ from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.config import Settings
 from tutorbook.flows import booking as booking_flows
-from tutorbook.flows import followups, settle
+from tutorbook.flows import followups, lesson_payouts, settle
 from tutorbook.flows.services import Services
 from tutorbook.jobs.credits import settle_stale_purchases
 from tutorbook.jobs.result import JobResult, Progress
@@ -113,7 +113,9 @@ def _cancel_unlinked(
 
 
 def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: Progress | None = None) -> JobResult:
-    """Confirmed bookings whose end time has passed become Completed."""
+    """Confirmed bookings whose end time has passed become Completed; then the teachers of
+    completed lessons paid with a package's credit get their share (issue #28: the lessons the
+    teacher marked completed too, and the transfers an earlier run could not make)."""
     result = JobResult("complete", dry_run=dry_run, progress=progress)
     after = None
     while True:
@@ -121,8 +123,12 @@ def complete(svc: Services, *, now: datetime, dry_run: bool = False, progress: P
         for booking_id, outcome in batch:
             result.add(booking_id, outcome)
         if len(batch) < BATCH:
-            return result
+            break
         after = batch[-1][0]
+    if not dry_run:
+        for due in lesson_payouts.due_sync(svc):
+            result.attempt(due.booking_id, partial(lesson_payouts.pay_sync, svc, due, now=now))
+    return result
 
 
 def _complete_batch(

@@ -32,6 +32,7 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
 from tutorbook.payments import objects
 from tutorbook.payments.http import StripeHTTPClient, mapped_errors
+from tutorbook.payments.later import LaterCalls
 from tutorbook.payments.limiter import CallBound
 from tutorbook.payments.objects import (
     WEBHOOK_TOLERANCE_S,
@@ -53,7 +54,6 @@ from tutorbook.payments.port import (
     WebhookEndpoint,
 )
 from tutorbook.payments.purchase_checkout import PurchaseCheckouts
-from tutorbook.payments.saved_cards import SavedCards
 from tutorbook.teachers.payouts import AccountState
 
 # The errors and values callers name as `gw.…` (they live in port.py and objects.py).
@@ -69,8 +69,10 @@ LIST_PAGE = 100  # Stripe's largest page
 TRACE_METADATA = "traceparent"
 
 
-class StripeGateway(PurchaseCheckouts, SavedCards):
-    """Async methods for request paths, sync ones for jobs; both through one StripeClient."""
+class StripeGateway(PurchaseCheckouts, LaterCalls):
+    """Async methods for request paths, sync ones for jobs; both through one StripeClient (a
+    package's checkout: `purchase_checkout.py`; transfers, customers and off-session charges:
+    `later.py`)."""
 
     def __init__(self, settings: Settings):
         self.webhook_secret = settings.stripe_webhook_secret
@@ -126,7 +128,6 @@ class StripeGateway(PurchaseCheckouts, SavedCards):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None, save_card: bool = False, attempt: str | None = None,  # saved_cards.py
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
@@ -163,14 +164,13 @@ class StripeGateway(PurchaseCheckouts, SavedCards):
             }
             if application_fee:  # no fee (0 %): no application fee object, nothing to refund later
                 params["payment_intent_data"]["application_fee_amount"] = application_fee
-        key = self.for_series(params, booking_id=booking_id, customer=customer, save_card=save_card, attempt=attempt)
         # raw_request: the SDK's own request (auth, retries, idempotency, errors), answered as a
         # plain dict: building a StripeObject tree for a session we read ten fields of cost about
         # a tenth of a booking's CPU (15.7 -> 14.2 ms, docs/PERFORMANCE.md, section 2).
         async with self._slot():
             with mapped_errors():
                 answer = await self.client.raw_request_async(
-                    "post", "/v1/checkout/sessions", idempotency_key=key, **params
+                    "post", "/v1/checkout/sessions", idempotency_key=f"checkout-{booking_id}", **params
                 )
         return objects.read_checkout(answer.data)
 

@@ -22,7 +22,6 @@ import stripe
 
 from tutorbook.loops import PerLoop
 from tutorbook.payments.port import (
-    CardDeclined,
     CheckoutNotFound,
     CheckoutNotOpen,
     GatewayError,
@@ -91,8 +90,8 @@ class StripeHTTPClient(stripe.HTTPXClient):
 class mapped_errors:
     """Translate SDK exceptions into the gateway's own, so callers never import stripe."""
 
-    def __init__(self, *, not_open: bool = False, refund: bool = False, card: bool = False):
-        self.not_open, self.refund, self.card = not_open, refund, card
+    def __init__(self, *, not_open: bool = False, refund: bool = False):
+        self.not_open, self.refund = not_open, refund
 
     def __enter__(self) -> mapped_errors:
         return self
@@ -102,10 +101,6 @@ class mapped_errors:
     ) -> Literal[False]:
         if exc is None:
             return False
-        if self.card and isinstance(exc, stripe.CardError):  # an off-session charge the card refused
-            intent = (getattr(exc, "error", None) and getattr(exc.error, "payment_intent", None)) or None
-            intent_id = intent.get("id") if isinstance(intent, Mapping) else getattr(intent, "id", None)
-            raise CardDeclined(str(exc), code=exc.code, payment_intent=intent_id) from exc
         if isinstance(exc, stripe.InvalidRequestError) and not isinstance(exc, stripe.IdempotencyError):
             if exc.http_status == 404 or exc.code == "resource_missing":
                 raise CheckoutNotFound(str(exc)) from exc

@@ -14,7 +14,15 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
-from tutorbook.payments.port import PlatformAccount, WebhookEndpoint
+from tutorbook.payments.port import (
+    ChargeOutcome,
+    OffSessionCharge,
+    PlatformAccount,
+    Reversal,
+    SavedCard,
+    Transfer,
+    WebhookEndpoint,
+)
 from tutorbook.teachers.payouts import AccountState
 
 __all__ = [
@@ -26,8 +34,13 @@ __all__ = [
     "expiry_reason",
     "read_account",
     "read_checkout",
+    "read_declined_charge",
+    "read_off_session_charge",
     "read_platform_account",
+    "read_reversal",
+    "read_saved_card",
     "read_split",
+    "read_transfer",
     "read_webhook_endpoint",
     "session_path",
     "signed_at",
@@ -118,6 +131,75 @@ def read_split(d: Mapping[str, Any], refunds: list[Mapping[str, Any]]) -> Paymen
         fee_refunded=int(fee.get("amount_refunded") or 0),
         refunded=int(charge.get("amount_refunded") or 0),
         refunds_without_reversal=without,
+        amount=int(charge.get("amount") or 0),
+    )
+
+
+def read_transfer(d: Mapping[str, Any]) -> Transfer:
+    """A Transfer from a transfer's JSON."""
+    return Transfer(
+        id=d["id"],
+        amount=int(d.get("amount") or 0),
+        currency=str(d.get("currency") or ""),
+        destination=str(_id(d.get("destination")) or ""),
+        source_transaction=_id(d.get("source_transaction")),
+        transfer_group=d.get("transfer_group"),
+        amount_reversed=int(d.get("amount_reversed") or 0),
+        metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()},
+    )
+
+
+def read_reversal(d: Mapping[str, Any]) -> Reversal:
+    """A Reversal from a transfer reversal's JSON."""
+    return Reversal(id=d["id"], transfer_id=str(_id(d.get("transfer")) or ""), amount=int(d.get("amount") or 0))
+
+
+def read_saved_card(d: Mapping[str, Any]) -> SavedCard:
+    """A SavedCard from a card PaymentMethod's JSON."""
+    card = expanded(d.get("card"))
+    return SavedCard(
+        id=d["id"],
+        customer=str(_id(d.get("customer")) or ""),
+        brand=str(card.get("brand") or ""),
+        last4=str(card.get("last4") or ""),
+        exp_month=int(card.get("exp_month") or 0),
+        exp_year=int(card.get("exp_year") or 0),
+    )
+
+
+def read_off_session_charge(intent: Mapping[str, Any]) -> OffSessionCharge:
+    """What a confirmed off-session PaymentIntent came to (Stripe answered 200)."""
+    status = intent.get("status")
+    outcome: ChargeOutcome = (
+        "succeeded" if status == "succeeded" else "requires_action" if status == "requires_action" else "declined"
+    )
+    error = expanded(intent.get("last_payment_error"))
+    return OffSessionCharge(
+        outcome=outcome,
+        payment_intent=intent.get("id"),
+        charge_id=_id(intent.get("latest_charge")),
+        amount=int(intent.get("amount") or 0),
+        currency=str(intent.get("currency") or ""),
+        code=error.get("code"),
+        decline_code=error.get("decline_code"),
+        message=error.get("message"),
+    )
+
+
+def read_declined_charge(error: Mapping[str, Any], *, amount: int, currency: str) -> OffSessionCharge:
+    """What a 402 card error of an off-session charge came to: `authentication_required` asks
+    for the parent (requires_action), any other code is a decline."""
+    code = error.get("code")
+    intent = expanded(error.get("payment_intent"))
+    return OffSessionCharge(
+        outcome="requires_action" if code == "authentication_required" else "declined",
+        payment_intent=_id(error.get("payment_intent")),
+        charge_id=_id(error.get("charge")) or _id(intent.get("latest_charge")),
+        amount=amount,
+        currency=currency,
+        code=code,
+        decline_code=error.get("decline_code"),
+        message=error.get("message"),
     )
 
 

@@ -10,7 +10,7 @@ with it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -18,11 +18,10 @@ from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.teachers.payouts import AccountState
 
 __all__ = [
-    "CardDeclined",
-    "ChargeStatus",
     "CheckoutNotFound",
     "CheckoutNotOpen",
     "CheckoutStatus",
+    "ChargeOutcome",
     "GatewayError",
     "GatewayTimeout",
     "InvalidWebhook",
@@ -32,6 +31,9 @@ __all__ = [
     "RefundRefused",
     "RefundResult",
     "Refused",
+    "Reversal",
+    "SavedCard",
+    "Transfer",
     "WebhookEndpoint",
 ]
 
@@ -49,15 +51,6 @@ class GatewayTimeout(GatewayError):
 class Refused(GatewayError):
     """Stripe answered and refused the request (a 4xx such as an amount below its minimum);
     the message is Stripe's, fit to show. Retrying the same request cannot help."""
-
-
-class CardDeclined(GatewayError):
-    """An off-session charge the card refused (`code`: Stripe's, e.g. card_declined or
-    authentication_required); `payment_intent`: the intent Stripe left behind, if any."""
-
-    def __init__(self, message: str, *, code: str | None, payment_intent: str | None):
-        super().__init__(message)
-        self.code, self.payment_intent = code, payment_intent
 
 
 class CheckoutNotFound(Exception):
@@ -102,17 +95,62 @@ class RefundResult:
     amount: int
 
 
-ChargeStatus = Literal["succeeded", "declined", "requires_action"]
+@dataclass(frozen=True)
+class Transfer:
+    """Money sent to a teacher's connected account (separate charges and transfers)."""
+
+    id: str
+    amount: int
+    currency: str
+    destination: str
+    source_transaction: str | None  # the charge that funds it
+    transfer_group: str | None
+    amount_reversed: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """Part (or all) of a transfer taken back from the teacher's account."""
+
+    id: str
+    transfer_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved to a Stripe Customer for later (off-session) charges."""
+
+    id: str  # the PaymentMethod's
+    customer: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+ChargeOutcome = Literal["succeeded", "declined", "requires_action"]
 
 
 @dataclass(frozen=True)
 class OffSessionCharge:
-    """An off-session charge of a saved card (a weekly series' lesson, issue #29): succeeded, or
-    declined, or waiting for the parent to authenticate (requires_action); its PaymentIntent."""
+    """What charging a saved card without the parent came to: `succeeded` (with its payment intent
+    and charge), `declined` (Stripe's `card_declined` or another card error: another card is
+    needed) or `requires_action` (`authentication_required`: the parent must pay on-session)."""
 
-    status: ChargeStatus
+    outcome: ChargeOutcome
     payment_intent: str | None
-    error: str | None = None
+    charge_id: str | None
+    amount: int
+    currency: str
+    code: str | None = None  # Stripe's error code (card_declined, authentication_required, ...)
+    decline_code: str | None = None
+    message: str | None = None  # Stripe's, fit to show the parent
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "succeeded"
 
 
 class PaymentGateway(Protocol):
@@ -137,7 +175,22 @@ class PaymentGateway(Protocol):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None,
+    ) -> Checkout: ...
+
+    async def create_series_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
         save_card: bool = False,
         attempt: str | None = None,
     ) -> Checkout: ...
@@ -157,24 +210,6 @@ class PaymentGateway(Protocol):
     ) -> Checkout: ...
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout: ...
-
-    # -- Customers and saved cards (weekly series, issue #29)
-
-    async def create_customer(self, *, email: str, name: str, parent_id: str) -> str: ...
-
-    def list_payment_methods_sync(self, customer: str) -> list[str]: ...
-
-    def charge_off_session_sync(
-        self,
-        *,
-        customer: str,
-        payment_method: str,
-        amount: int,
-        currency: str,
-        booking_id: str,
-        destination: str | None = None,
-        application_fee: int | None = None,
-    ) -> OffSessionCharge: ...
 
     async def expire_checkout(self, checkout_id: str, *, reason: str) -> Checkout: ...
 
@@ -214,6 +249,41 @@ class PaymentGateway(Protocol):
     def retrieve_account_sync(self, account_id: str) -> AccountState: ...
 
     async def create_onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> str: ...
+
+    # -- Separate charges and transfers (a package's lessons paid to the teacher one by one)
+
+    def create_transfer_sync(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> Transfer: ...
+
+    def reverse_transfer_sync(self, *, transfer_id: str, amount: int, idempotency_key: str) -> Reversal: ...
+
+    def list_transfers_sync(self, *, transfer_group: str) -> list[Transfer]: ...
+
+    # -- Customers, saved cards, off-session charges
+
+    async def create_customer(self, *, parent_id: str, email: str, name: str | None = None) -> str: ...
+
+    def list_payment_methods_sync(self, customer: str) -> list[SavedCard]: ...
+
+    def charge_off_session_sync(
+        self,
+        *,
+        customer: str,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str] | None = None,
+    ) -> OffSessionCharge: ...
 
     # -- The operator's pre-flight and webhooks
 

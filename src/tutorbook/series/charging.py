@@ -35,8 +35,6 @@ class Charge:
     customer: str
     amount: int
     currency: str
-    destination: str | None
-    application_fee: int | None
 
 
 def due(session: Session, *, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -65,8 +63,6 @@ def claim(session: Session, *, booking_id: uuid.UUID, now: datetime) -> Charge |
         customer=series.stripe_customer_id,
         amount=booking.price_amount,
         currency=booking.currency,
-        destination=payment.payout_destination,
-        application_fee=payment.platform_fee_amount,
     )
 
 

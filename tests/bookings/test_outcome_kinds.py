@@ -25,4 +25,6 @@ def test_the_kinds_are_the_words_the_webhook_has_always_answered():
         "refunded", "repeated", "no_change", "unknown_booking", "received", "ignored", "duplicate",
         "refund_recorded", "transfer_recorded", "fee_recorded", "split_recorded", "account_updated",
         "account_stale", "account_unknown_account",
+        # A package purchase's checkout (issue #28): its credits added, or given up unpaid.
+        "credits_added", "purchase_given_up",
     }  # fmt: skip

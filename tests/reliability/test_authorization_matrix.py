@@ -109,7 +109,7 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("GET", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 200),
     ("POST", "/api/Admin/families/{parentId}/credits"): row(401, 403, 403, 403, 403, 201),
     ("POST", "/api/Series/preview"): row(401, 403, 403, 403, 200, 403),  # B may not book A's child
-    ("POST", "/api/Series"): row(401, 403, 403, 403, 201, 403),  # by credit: A's paid package
+    ("POST", "/api/Series"): row(401, 403, 403, 403, 409, 403),  # by credit: A has none
     ("GET", "/api/Series/{seriesId}"): row(401, 403, 403, 200, 200, 200),
     ("GET", "/api/Series/{seriesId}/calendar.ics"): row(401, 403, 403, 200, 200, 200),
     # The teacher cancels the rest first; then nothing is left to cancel from that date.
@@ -192,7 +192,8 @@ def world(api, path: str = ""):
         "purchaseId": purchase_id,
         "parentId": a["user"]["id"],
     }
-    params["seriesId"] = str(_series(api, a, teacher))
+    if "{seriesId}" in path:
+        params["seriesId"] = str(_series(api, a, teacher))
     return clients, params, {"a": a, "teacher": teacher}
 
 

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
-from tests.service.fake_gateway import CARD_OUTCOMES
 from tests.service.world import World, hours_from_now, refused
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as booking_flows
@@ -25,7 +24,6 @@ from tutorbook.flows import feeds
 from tutorbook.flows import series as flows
 from tutorbook.notifications import service as notices
 from tutorbook.notifications.models import DevMail
-from tutorbook.payments import saved_cards
 from tutorbook.payments.port import GatewayError, Refused
 from tutorbook.series import invite
 from tutorbook.teachers import payouts as payout_accounts
@@ -33,13 +31,18 @@ from tutorbook.teachers import service as teachers_service
 
 pytestmark = pytest.mark.service
 
-OK_CARD, DECLINED_CARD, AUTH_CARD = "4242424242424242", "4000000000000341", "4000002760003184"
+# What charging the parent's newest saved card does (Stripe's test cards 4242, 0341, 3184).
+OK_CARD, DECLINED_CARD, AUTH_CARD = "succeeded", "declined", "requires_action"
 
 
-def saved_card(world: World, customer: str, number: str) -> None:
-    """The parent's saved card is now `number` (the next off-session charge uses it)."""
-    newest = world.fake.list_payment_methods_sync(customer)[0]
-    world.fake.cards[newest.id].charge = CARD_OUTCOMES[number]
+def saved_card(world: World, customer: str, charge: str) -> None:
+    """The parent saves another card (the newest is charged next)."""
+    world.fake.save_card(customer, charge=charge)  # type: ignore[arg-type]
+
+
+def charged(world: World) -> list[str]:
+    """The bookings the fake Stripe was asked to charge off-session, by their idempotency keys."""
+    return [k.removeprefix("series-charge-") for k in world.fake.keys if k.startswith("series-charge-")]
 
 
 def test_a_ten_week_card_series_through_a_decline_a_missed_authentication_a_move_and_a_cancel(world: World):
@@ -112,12 +115,14 @@ def test_a_ten_week_card_series_through_a_decline_a_missed_authentication_a_move
     assert world.refunds(weeks[9].booking_id) == [(made.price_amount, "succeeded")]
     assert (final[9].payment, final[10].payment) == ("refunded", "unpaid")
     assert world.refunds(weeks[10].booking_id) == []
-    charged = [c["booking_id"] for c in world.fake.called("charge_off_session")]
-    assert sorted(charged) == sorted(str(weeks[w].booking_id) for w in (2, 3, 4, 5, 6, 7, 8, 9))
-    # Teachers are paid per charged lesson: each off-session charge is a destination charge.
+    assert sorted(charged(world)) == sorted(str(weeks[w].booking_id) for w in (2, 3, 4, 5, 6, 7, 8, 9))
+    # The first lesson's checkout and week 4's pay link are destination charges to the teacher.
     account = world.svc.tx_sync(payout_accounts.account_id, teacher_id=t.id)
-    assert account and {c["destination"] for c in world.fake.called("charge_off_session")} == {account}
-    assert all(c["application_fee"] for c in world.fake.called("charge_off_session"))
+    assert account and {c["destination"] for c in world.fake.called("create_series_checkout")} == {account}
+    # So is every later week charged off-session: the teacher's share, less the platform's fee.
+    off_session = world.fake.called("charge_off_session")
+    assert off_session and {c["destination"] for c in off_session} == {account}
+    assert all(c["application_fee"] and 0 < c["application_fee"] < c["amount"] for c in off_session)
 
 
 def test_a_job_run_twice_charges_each_week_once(world: World):
@@ -209,15 +214,6 @@ def test_the_series_invite_download_and_feed_expand_to_exactly_the_held_weeks(wo
     secret = world.svc.tx_sync(notices.new_calendar_secret, user_id=p[0].id)
     body = world.svc.tx_sync(feeds.feed, secret=secret, settings=world.settings, now=utc_now())
     assert body is not None and held_starts(body, *window) == held
-
-
-def test_a_series_checkout_names_the_customer_saves_the_card_and_a_retry_has_its_own_key():
-    params = {"customer_email": "p@example.com", "payment_intent_data": {"metadata": {}}}
-    key = saved_cards.for_series(params, booking_id="b1", customer="cus_1", save_card=True, attempt=None)
-    assert key == "checkout-b1" and params["customer"] == "cus_1" and "customer_email" not in params
-    assert params["payment_intent_data"]["setup_future_usage"] == "off_session"
-    again = saved_cards.for_series({}, booking_id="b1", customer=None, save_card=False, attempt="after-cs_1")
-    assert again == "checkout-b1-after-cs_1"
 
 
 def test_a_charge_stripe_refuses_sends_the_parent_the_link_instead(world: World):

@@ -77,7 +77,7 @@ def test_a_card_series_pays_the_first_week_at_checkout_saving_the_card_and_reser
     made = steps.book(world, p, t, first=first, weeks=3)
     one, two, three = made.occurrences
     assert made.checkout_url and one.payment == "checkout" and one.checkout_url == made.checkout_url
-    [call] = world.fake.called("create_checkout")
+    [call] = world.fake.called("create_series_checkout")
     assert call["booking_id"] == str(one.booking_id) and call["save_card"] is True
     assert call["customer"] in world.fake.customers and world.fake.customers[call["customer"]] == str(p[0].id)
     charge_on = (two.starts_at - timedelta(days=3)).date()

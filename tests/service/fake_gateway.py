@@ -63,7 +63,7 @@ class Session:
     created: datetime
     destination: str | None
     application_fee: int | None
-    customer: str | None = None
+    customer: str | None = None  # a weekly series' checkout: the parent's Customer
     save_card: bool = False  # payment_intent_data.setup_future_usage = off_session
     status: CheckoutStatus = "open"
     payment_status: str = "unpaid"  # unpaid | paid
@@ -126,13 +126,6 @@ class Refund:
     reversed: int = 0  # of the transfer, by this refund
 
 
-CARD_OUTCOMES: dict[str, ChargeOutcome] = {
-    "4242424242424242": "succeeded",
-    "4000000000000341": "declined",
-    "4000002760003184": "requires_action",
-}
-
-
 @dataclass
 class Card:
     """A card saved to a customer, and what charging it does (Stripe's test cards: 4242 succeeds,
@@ -159,12 +152,8 @@ class FakeGateway:
     endpoints: list[WebhookEndpoint] = field(default_factory=list)
     transfers: dict[str, Transfer] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)  # customer id -> parent id
-    cards: dict[str, Card] = field(default_factory=dict)  # saved cards by PaymentMethod id
+    cards: dict[str, Card] = field(default_factory=dict)
     keys: dict[str, Any] = field(default_factory=dict)  # idempotency key -> the first answer
-    checkout_keys: dict[str, Session] = field(default_factory=dict)  # checkouts by idempotency key
-    # The card a checkout made to save one saves (Stripe's test cards: 4242... succeeds,
-    # ...0341 is declined when charged, ...3184 always requires authentication).
-    card: str = "4242424242424242"
     closed: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -189,16 +178,14 @@ class FakeGateway:
         """The booking's checkout as the gateway reads it (what a job would get from Stripe)."""
         return self._read(self.session_of(booking_id))
 
-    def pay(self, checkout_id: str, *, card: str | None = None) -> dict[str, Any]:
+    def pay(self, checkout_id: str, *, charge: ChargeOutcome = "succeeded") -> dict[str, Any]:
         """The parent pays by card: the session completes paid (with a destination charge's
-        transfer and fee); the `checkout.session.completed` event. A session made to save the
-        card saves `card` (default: `self.card`) to its customer."""
+        transfer and fee); the `checkout.session.completed` event."""
         session = self._open(checkout_id)
         session.status = "complete"
         self._charge(session, succeeded=True)
-        if session.save_card and session.customer:
-            number = card or self.card
-            self.save_card(session.customer, charge=CARD_OUTCOMES.get(number, "declined"), last4=number[-4:])
+        if session.save_card and session.customer:  # the card is saved: `charge` is what charging it does
+            self.save_card(session.customer, charge=charge)
         return self._emit("checkout.session.completed", session.as_json())
 
     def pay_later(self, checkout_id: str) -> dict[str, Any]:
@@ -295,22 +282,10 @@ class FakeGateway:
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None,
-        save_card: bool = False,
-        attempt: str | None = None,
     ) -> Checkout:
-        self._call(
-            "create_checkout",
-            booking_id=booking_id,
-            amount=amount,
-            currency=currency,
-            destination=destination,
-            customer=customer,
-            save_card=save_card,
-        )
-        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
-        for existing_key, existing in self.checkout_keys.items():  # Stripe's idempotency key
-            if existing_key == key:
+        self._call("create_checkout", booking_id=booking_id, amount=amount, currency=currency, destination=destination)
+        for existing in self.sessions.values():  # Stripe's idempotency key: checkout-{booking_id}
+            if existing.booking_id == booking_id:
                 return self._read(existing)
         session = Session(
             id=self._id("cs_test"),
@@ -323,11 +298,56 @@ class FakeGateway:
             created=self.now(),
             destination=destination,
             application_fee=application_fee,
+        )
+        self.sessions[session.id] = session
+        return self._read(session)
+
+    async def create_series_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
+    ) -> Checkout:
+        self._call(
+            "create_series_checkout",
+            booking_id=booking_id,
+            amount=amount,
+            destination=destination,
+            customer=customer,
+            save_card=save_card,
+            attempt=attempt,
+        )
+        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        if key in self.keys:  # Stripe's idempotency key
+            found: Session = self.keys[key]
+            return self._read(found)
+        session = Session(
+            id=self._id("cs_test"),
+            booking_id=booking_id,
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            customer_email=None if customer else customer_email,
+            expires_at=expires_at,
+            created=self.now(),
+            destination=destination,
+            application_fee=application_fee,
             customer=customer,
             save_card=save_card,
         )
         self.sessions[session.id] = session
-        self.checkout_keys[key] = session
+        self.keys[key] = session
         return self._read(session)
 
     async def create_purchase_checkout(
@@ -459,8 +479,7 @@ class FakeGateway:
         payment = self.payments.get(payment_intent)
         if payment is None or payment.destination is None:
             return False, False
-        session = self.sessions.get(payment.checkout_id)
-        return True, bool(session.application_fee if session is not None else payment.application_fee)
+        return True, bool(self._fee_asked(payment))
 
     async def create_account(self, *, teacher_id: str, email: str, country: str) -> AccountState:
         self._call("create_account", teacher_id=teacher_id, email=email, country=country)
@@ -594,7 +613,7 @@ class FakeGateway:
         intent = {"id": payment.id, "object": "payment_intent", "amount": amount, "currency": currency}
         intent["metadata"] = dict(metadata or {})
         if card.charge == "succeeded":
-            self._split(payment)
+            self._split(payment)  # a destination charge's transfer and fee, as a checkout's
             outcome = OffSessionCharge("succeeded", payment.id, payment.charge_id, amount, currency)
             self._emit("payment_intent.succeeded", {**intent, "status": "succeeded"})
         else:
@@ -689,10 +708,14 @@ class FakeGateway:
         if payment.destination is None:
             return
         payment.transfer_id, payment.transfer_amount = self._id("tr"), payment.amount
-        session = self.sessions.get(payment.checkout_id)
-        fee = session.application_fee if session is not None else payment.application_fee
+        fee = self._fee_asked(payment)
         if fee:
             payment.fee_id, payment.fee_amount = self._id("fee"), fee
+
+    def _fee_asked(self, payment: Payment) -> int | None:
+        """The application fee the payment was made with: its checkout's, or its own (off-session)."""
+        session = self.sessions.get(payment.checkout_id)
+        return session.application_fee if session is not None else payment.application_fee
 
     def _take_back(self, payment: Payment, refund: Refund) -> None:
         """A refund's money: from the charge; with reverse_transfer the teacher's share in

@@ -62,12 +62,12 @@ async def create(
         return await svc.tx(service.view, series=made.series)
     try:
         customer = await svc.tx(repo.customer_of, parent_id=parent.id) or await svc.gateway.create_customer(
-            email=parent.email, name=parent.full_name, parent_id=str(parent.id)
+            parent_id=str(parent.id), email=parent.email, name=parent.full_name
         )
         await svc.tx(repo.set_customer, series_id=made.series.id, customer=customer)
         success, cancel = reserving.checkout_urls(public_url=svc.settings.public_url, booking_id=first.id)
         assert first.checkout_expires_at is not None
-        checkout = await svc.gateway.create_checkout(
+        checkout = await svc.gateway.create_series_checkout(
             booking_id=str(first.id),
             amount=first.price_amount,
             currency=first.currency,
@@ -154,11 +154,12 @@ async def pay_lesson(svc: Services, *, parent: AuthUser, booking_id: uuid.UUID) 
         expires = now + LINK_TTL_MIN  # the deadline still cancels it; Stripe wants 30 minutes
     success, cancel = reserving.checkout_urls(public_url=svc.settings.public_url, booking_id=booking.id)
     try:
-        checkout = await svc.gateway.create_checkout(
+        checkout = await svc.gateway.create_series_checkout(
             booking_id=str(booking.id),
             amount=booking.price_amount,
             currency=booking.currency,
             product_name=f"{booking.subject}, weekly lesson of {booking.starts_at:%Y-%m-%d}",
+            customer=None,
             customer_email=parent.email,
             success_url=success,
             cancel_url=cancel,
@@ -188,18 +189,16 @@ def charge_week(svc: Services, *, booking_id: uuid.UUID, now: datetime, dry_run:
     try:
         methods = svc.gateway.list_payment_methods_sync(claimed.customer)
         if not methods:
-            charge = OffSessionCharge(
-                "declined", None, None, claimed.amount, claimed.currency, message="no saved card"
-            )
+            charge = OffSessionCharge("declined", None, None, claimed.amount, claimed.currency, "no_saved_card")
         else:
             charge = svc.gateway.charge_off_session_sync(
                 customer=claimed.customer,
-                payment_method=methods[0].id,  # the newest saved card
+                payment_method=methods[0].id,  # the newest card saved
                 amount=claimed.amount,
                 currency=claimed.currency,
                 idempotency_key=f"series-charge-{claimed.booking_id}",
                 metadata={"booking_id": str(claimed.booking_id), "type": "session-booking"},
-                destination=claimed.destination,
+                destination=claimed.destination,  # the teacher's share, as a lone booking's checkout
                 application_fee=claimed.application_fee,
             )
     except gw.Refused:

@@ -30,7 +30,7 @@ from stripe.params.checkout import SessionCreateParams, SessionListParams, Sessi
 from tutorbook import tracing
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
-from tutorbook.payments import objects, saved_cards
+from tutorbook.payments import objects
 from tutorbook.payments.http import StripeHTTPClient, mapped_errors
 from tutorbook.payments.later import LaterCalls
 from tutorbook.payments.limiter import CallBound
@@ -128,7 +128,6 @@ class StripeGateway(PurchaseCheckouts, LaterCalls):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None, save_card: bool = False, attempt: str | None = None,  # saved_cards.py
     ) -> Checkout:
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
@@ -165,14 +164,13 @@ class StripeGateway(PurchaseCheckouts, LaterCalls):
             }
             if application_fee:  # no fee (0 %): no application fee object, nothing to refund later
                 params["payment_intent_data"]["application_fee_amount"] = application_fee
-        key = saved_cards.for_series(
-            params, booking_id=booking_id, customer=customer, save_card=save_card, attempt=attempt
-        )
-        # raw_request answers a plain dict: a StripeObject tree cost ~1/10 of a booking's CPU (PERFORMANCE §2).
+        # raw_request: the SDK's own request (auth, retries, idempotency, errors), answered as a
+        # plain dict: building a StripeObject tree for a session we read ten fields of cost about
+        # a tenth of a booking's CPU (15.7 -> 14.2 ms, docs/PERFORMANCE.md, section 2).
         async with self._slot():
             with mapped_errors():
                 answer = await self.client.raw_request_async(
-                    "post", "/v1/checkout/sessions", idempotency_key=key, **params
+                    "post", "/v1/checkout/sessions", idempotency_key=f"checkout-{booking_id}", **params
                 )
         return objects.read_checkout(answer.data)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -28,6 +29,7 @@ from stripe.params import (
     TransferListParams,
 )
 
+from tutorbook.bookings.checkout import Checkout
 from tutorbook.payments import objects
 from tutorbook.payments.http import mapped_errors
 from tutorbook.payments.port import OffSessionCharge, Refused, Reversal, SavedCard, Transfer
@@ -144,6 +146,69 @@ class LaterCalls:
         except _Declined as declined:
             return objects.read_declined_charge(declined.error, amount=amount, currency=currency)
         return objects.read_off_session_charge(obj.to_dict())
+
+
+    # -- a weekly series' checkouts (issue #29) ------------------------------------------------
+
+    async def create_series_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
+        save_card: bool = False,
+        attempt: str | None = None,
+    ) -> Checkout:
+        """A weekly series lesson's Checkout, a booking's like `create_checkout` (its metadata, a
+        destination charge): with the parent's `customer` and `save_card` (the first lesson), the
+        card is saved for the off-session charges of the next ones
+        (`payment_intent_data.setup_future_usage=off_session`); `attempt` names another checkout
+        for the same lesson (its pay link opened again once the last one closed), its own key."""
+        metadata = {"booking_id": booking_id, "type": "session-booking"}
+        intent: dict[str, Any] = {"metadata": dict(metadata)}
+        if save_card:
+            intent["setup_future_usage"] = "off_session"
+        if destination:
+            intent["transfer_data"] = {"destination": destination}
+            if application_fee:
+                intent["application_fee_amount"] = application_fee
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": amount,
+                        "product_data": {"name": product_name[:250]},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": booking_id,
+            "metadata": dict(metadata),
+            "payment_intent_data": intent,
+            "expires_at": int(expires_at.timestamp()),
+        }
+        if customer:  # Stripe takes a customer or a customer_email, not both
+            params["customer"] = customer
+        elif customer_email:
+            params["customer_email"] = customer_email
+        key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
+        client: Any = self.client
+        async with self._slot():
+            with mapped_errors():
+                answer = await client.raw_request_async("post", "/v1/checkout/sessions", idempotency_key=key, **params)
+        return objects.read_checkout(answer.data)
 
 
 class _Declined(Exception):

@@ -175,7 +175,22 @@ class PaymentGateway(Protocol):
         expires_at: datetime,
         destination: str | None = None,
         application_fee: int | None = None,
-        customer: str | None = None,
+    ) -> Checkout: ...
+
+    async def create_series_checkout(
+        self,
+        *,
+        booking_id: str,
+        amount: int,
+        currency: str,
+        product_name: str,
+        customer: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        destination: str | None = None,
+        application_fee: int | None = None,
         save_card: bool = False,
         attempt: str | None = None,
     ) -> Checkout: ...

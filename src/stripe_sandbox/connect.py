@@ -215,8 +215,9 @@ class ConnectOps:
 
     # -- destination charges -------------------------------------------------------------
 
-    def destination_of(self, data: dict[str, Any], amount: int) -> None:
-        """Check a session's destination-charge parameters (stored in ``data``) at creation."""
+    def destination_of(self, data: dict[str, Any], amount: int, prefix: str = "payment_intent_data") -> None:
+        """Check destination-charge parameters (a session's ``payment_intent_data`` or a
+        PaymentIntent's own, ``prefix=""``) before anything is charged."""
         destination = (data.get("transfer_data") or {}).get("destination")
         fee = data.get("application_fee_amount")
         if fee is not None and destination is None and data.get("on_behalf_of") is None:
@@ -224,22 +225,23 @@ class ConnectOps:
                 "Can only apply an application_fee_amount when the PaymentIntent is attempting a direct "
                 "payment (using an OAuth key or Stripe-Account header) or destination payment (using "
                 "`transfer_data[destination]`).",
-                "payment_intent_data[application_fee_amount]",
+                _param(prefix, "application_fee_amount"),
             )
         if destination is None:
             return
-        account = self._account(destination, "payment_intent_data[transfer_data][destination]", status=400)
+        where = _param(prefix, "transfer_data[destination]")
+        account = self._account(destination, where, status=400)
         if account["capabilities"].get("transfers") != "active":
             raise invalid(
                 "Your destination account needs to have at least one of the following capabilities "
                 "enabled: transfers, crypto_transfers, legacy_payments",
-                "payment_intent_data[transfer_data][destination]",
+                where,
                 "insufficient_capabilities_for_transfer",
             )
         if fee is not None and fee > amount:
             raise invalid(
                 "The application fee cannot be greater than the amount of the payment.",
-                "payment_intent_data[application_fee_amount]",
+                _param(prefix, "application_fee_amount"),
             )
 
     def split_charge(self, intent: dict[str, Any], charge: dict[str, Any], data: dict[str, Any], origin: Origin):
@@ -504,22 +506,31 @@ class ConnectOps:
         return self._render(obj, call)
 
 
-def get_fee_params(raw: dict[str, Any]) -> dict[str, Any]:
-    """The destination-charge part of ``payment_intent_data``."""
+def _param(prefix: str, name: str) -> str:
+    """`name` as Stripe names it in an error: inside `prefix` (`payment_intent_data[...]`) or bare."""
+    if not prefix:
+        return name
+    head, _, rest = name.partition("[")
+    return f"{prefix}[{head}]" + (f"[{rest}" if rest else "")
+
+
+def get_fee_params(raw: dict[str, Any], prefix: str = "payment_intent_data") -> dict[str, Any]:
+    """The destination-charge part of a session's ``payment_intent_data`` (or, ``prefix=""``, of
+    a PaymentIntent's own parameters)."""
     data: dict[str, Any] = {}
-    transfer_data = get_dict(raw, "transfer_data", "payment_intent_data[transfer_data]")
-    check_known(transfer_data, {"destination", "amount"}, "payment_intent_data[transfer_data]")
+    transfer_data = get_dict(raw, "transfer_data", _param(prefix, "transfer_data"))
+    check_known(transfer_data, {"destination", "amount"}, _param(prefix, "transfer_data"))
     if transfer_data:
         if transfer_data.get("amount") not in (None, ""):
-            raise invalid("The sandbox supports transfer_data[destination] only.", "payment_intent_data[transfer_data]")
+            raise invalid("The sandbox supports transfer_data[destination] only.", _param(prefix, "transfer_data"))
         destination = get_str(
-            transfer_data, "destination", required=True, param="payment_intent_data[transfer_data][destination]"
+            transfer_data, "destination", required=True, param=_param(prefix, "transfer_data[destination]")
         )
         data["transfer_data"] = {"destination": destination}
-    fee = get_int(raw, "application_fee_amount", minimum=0, param="payment_intent_data[application_fee_amount]")
+    fee = get_int(raw, "application_fee_amount", minimum=0, param=_param(prefix, "application_fee_amount"))
     if fee is not None:
         data["application_fee_amount"] = fee
-    on_behalf_of = get_str(raw, "on_behalf_of", param="payment_intent_data[on_behalf_of]")
+    on_behalf_of = get_str(raw, "on_behalf_of", param=_param(prefix, "on_behalf_of"))
     if on_behalf_of is not None:
         data["on_behalf_of"] = on_behalf_of
     return data

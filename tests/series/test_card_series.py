@@ -25,8 +25,8 @@ from tutorbook.flows import feeds
 from tutorbook.flows import series as flows
 from tutorbook.notifications import service as notices
 from tutorbook.notifications.models import DevMail
-from tutorbook.payments.port import GatewayError, Refused
 from tutorbook.payments import saved_cards
+from tutorbook.payments.port import GatewayError, Refused
 from tutorbook.series import invite
 from tutorbook.teachers import payouts as payout_accounts
 from tutorbook.teachers import service as teachers_service

@@ -22,8 +22,8 @@ not attached yet is attached to that customer once the payment succeeds.
 
 A destination charge (docs.stripe.com/connect/destination-charges): with
 `transfer_data[destination]` (and optionally `application_fee_amount`) the succeeded charge is split
-exactly as a Checkout's destination charge is, by the same code (`ConnectOps.destination_of` checks
-the parameters before anything is charged, `ConnectOps.split_charge` makes the transfer of the whole
+exactly as a Checkout's destination charge is, by the same code (`DestinationOps.destination_of` checks
+the parameters before anything is charged, `DestinationOps.split_charge` makes the transfer of the whole
 amount, the application fee taken from it, their balance transactions and events), and its refunds
 may reverse the transfer and refund the fee as any. `transfer_data[amount]`, `on_behalf_of` and
 manual capture are not supported (as on Checkout): asked of this route they are refused rather than
@@ -35,8 +35,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import cards, objects
-from .connect import get_fee_params
 from .currencies import MINIMUM_CHARGE, check_currency, check_unit_amount, format_amount
+from .destinations import get_fee_params
 from .errors import ApiError, invalid
 from .params import check_known, get_bool, get_int, get_metadata, get_str
 
@@ -214,7 +214,7 @@ class IntentOps:
 
     def _succeed(self, intent: dict[str, Any], method: dict[str, Any], call: ApiCall) -> dict[str, Any]:
         """The charge succeeded: its balance transaction and, for a destination charge, its split
-        (the same as a Checkout's: `ConnectOps.split_charge`)."""
+        (the same as a Checkout's: `DestinationOps.split_charge`)."""
         charge = self._charge_of(intent, method)
         split = {"transfer_data": intent["transfer_data"], "application_fee_amount": intent["application_fee_amount"]}
         self.split_charge(intent, charge, split, call.origin)

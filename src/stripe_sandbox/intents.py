@@ -18,8 +18,16 @@ confirm=true}` charges the card at once, as the test cards of `cards.py` say:
 
 Without `confirm` the intent is only created (`requires_payment_method`, or
 `requires_confirmation` with a payment method). With `setup_future_usage` and a `customer`, a card
-not attached yet is attached to that customer once the payment succeeds. Destination charges and
-manual capture stay with Checkout: asked of this route they are refused rather than ignored.
+not attached yet is attached to that customer once the payment succeeds.
+
+A destination charge (docs.stripe.com/connect/destination-charges): with
+`transfer_data[destination]` (and optionally `application_fee_amount`) the succeeded charge is split
+exactly as a Checkout's destination charge is, by the same code (`DestinationOps.destination_of` checks
+the parameters before anything is charged, `DestinationOps.split_charge` makes the transfer of the whole
+amount, the application fee taken from it, their balance transactions and events), and its refunds
+may reverse the transfer and refund the fee as any. `transfer_data[amount]`, `on_behalf_of` and
+manual capture are not supported (as on Checkout): asked of this route they are refused rather than
+ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import cards, objects
 from .currencies import MINIMUM_CHARGE, check_currency, check_unit_amount, format_amount
+from .destinations import get_fee_params
 from .errors import ApiError, invalid
 from .params import check_known, get_bool, get_int, get_metadata, get_str
 
@@ -49,9 +58,11 @@ INTENT_PARAMS = {
     "statement_descriptor",
     "statement_descriptor_suffix",
     "transfer_group",
+    "transfer_data",
+    "application_fee_amount",
     "expand",
 }
-NOT_HERE = ("transfer_data", "application_fee_amount", "on_behalf_of", "capture_method", "confirmation_token")
+NOT_HERE = ("on_behalf_of", "capture_method", "confirmation_token")
 # A declined charge's outcome, per decline code.
 _OUTCOME = {
     "generic_decline": ("issuer_declined", "The bank did not return any further details with this decline."),
@@ -76,7 +87,9 @@ class IntentOps:
 
         def _emit(self, type_: str, obj: dict, origin: Origin, previous: dict | None = None) -> dict: ...
 
-        def _balance(self, **kwargs: Any) -> dict[str, Any]: ...
+        def destination_of(self, data: dict[str, Any], amount: int, prefix: str = "payment_intent_data") -> None: ...
+
+        def split_charge(self, intent: dict, charge: dict, data: dict[str, Any], origin: Origin) -> None: ...
 
         def customer_of(self, customer_id: str, param: str = "customer", status: int = 400) -> dict[str, Any]: ...
 
@@ -90,6 +103,8 @@ class IntentOps:
             if name in params:
                 raise invalid(f"The Stripe sandbox does not support {name} on PaymentIntents it creates.", name)
         amount, currency = _amount(params)
+        split = get_fee_params(params, prefix="")
+        self.destination_of(split, amount, prefix="")
         customer_id = get_str(params, "customer")
         if customer_id:
             self.customer_of(customer_id)
@@ -105,6 +120,10 @@ class IntentOps:
                 "payment_method",
             )
         intent = self._new_intent(params, amount=amount, currency=currency, customer_id=customer_id, method=method)
+        if "transfer_data" in split:
+            to = split["transfer_data"]["destination"]
+            intent.update(transfer_data={"amount": None, "destination": to})
+            intent.update(application_fee_amount=split.get("application_fee_amount") or None)
         self.store.insert(intent)
         self._emit("payment_intent.created", intent, call.origin)
         if not confirm or method is None:
@@ -194,12 +213,11 @@ class IntentOps:
         return charge
 
     def _succeed(self, intent: dict[str, Any], method: dict[str, Any], call: ApiCall) -> dict[str, Any]:
+        """The charge succeeded: its balance transaction and, for a destination charge, its split
+        (the same as a Checkout's: `DestinationOps.split_charge`)."""
         charge = self._charge_of(intent, method)
-        txn = self._balance(
-            amount=charge["amount"], currency=charge["currency"], source=charge["id"], type_="charge",
-            category="charge", now=self.now(),
-        )  # fmt: skip
-        charge["balance_transaction"] = txn["id"]
+        split = {"transfer_data": intent["transfer_data"], "application_fee_amount": intent["application_fee_amount"]}
+        self.split_charge(intent, charge, split, call.origin)
         self.store.insert(charge)
         intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"])
         self.store.update(intent)

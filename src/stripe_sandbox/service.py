@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 from . import currencies as money_rules
 from . import objects
 from .config import SandboxConfig
-from .connect import ConnectOps, get_fee_params
+from .connect import ConnectOps
 from .customers import CustomerOps
+from .destinations import DestinationOps, get_fee_params
 from .endpoints import EndpointOps
 from .errors import ApiError, conflict, invalid, missing_param, no_such
 from .intents import IntentOps
@@ -181,7 +182,7 @@ def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Sandbox(ConnectOps, TransferOps, CustomerOps, IntentOps, EndpointOps):
+class Sandbox(ConnectOps, DestinationOps, TransferOps, CustomerOps, IntentOps, EndpointOps):
     """All sandbox operations; each runs in one SQLite transaction."""
 
     def __init__(self, config: SandboxConfig, store: Store) -> None:

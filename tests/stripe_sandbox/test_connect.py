@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import stripe
 
-from stripe_sandbox.connect import proportional
+from stripe_sandbox.destinations import proportional
 
 from .helpers import http, raw_get, session_params, submit_card
 

@@ -25,12 +25,13 @@ from stripe.params import (
     RefundCreateParams,
     RefundListParams,
 )
-from stripe.params.checkout import SessionCreateParams, SessionListParams, SessionListParamsCreated
+from stripe.params.checkout import SessionListParams, SessionListParamsCreated
 
-from tutorbook import tracing
 from tutorbook.bookings.checkout import Checkout, PaymentSplit
 from tutorbook.config import Settings
-from tutorbook.payments import objects
+from tutorbook.payments import checkout_request, objects
+from tutorbook.payments.checkout_request import checkout_params
+from tutorbook.payments.checkout_request import post as post_checkout
 from tutorbook.payments.http import StripeHTTPClient, mapped_errors
 from tutorbook.payments.later import LaterCalls
 from tutorbook.payments.limiter import CallBound
@@ -66,7 +67,7 @@ API_VERSION = "2026-10-28.endive"  # pinned; matches stripe 16.1's default
 SANDBOX_KEY = "sk_test_sandbox"
 LIST_PAGE = 100  # Stripe's largest page
 # The metadata key of a Checkout Session's (and its PaymentIntent's) W3C traceparent, with tracing on.
-TRACE_METADATA = "traceparent"
+TRACE_METADATA = checkout_request.TRACE_METADATA
 
 
 class StripeGateway(PurchaseCheckouts, LaterCalls):
@@ -132,47 +133,20 @@ class StripeGateway(PurchaseCheckouts, LaterCalls):
         """A hosted Checkout Session for one booking; idempotent per booking id. With a
         `destination` (the teacher's connected account) it is a destination charge: Stripe
         transfers the whole amount to the teacher and takes `application_fee` back from it."""
-        params: SessionCreateParams = {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": currency,
-                        "unit_amount": amount,
-                        "product_data": {"name": product_name[:250]},
-                    },
-                    "quantity": 1,
-                }
-            ],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": booking_id,
-            "metadata": {"booking_id": booking_id, "type": "session-booking"},
-            "payment_intent_data": {"metadata": {"booking_id": booking_id, "type": "session-booking"}},
-            "expires_at": int(expires_at.timestamp()),
-        }
-        if customer_email:
-            params["customer_email"] = customer_email
-        trace = tracing.traceparent()
-        if trace:  # the webhooks of this payment continue the booking's trace (docs/operations.md, "Tracing")
-            params["metadata"][TRACE_METADATA] = trace
-            params["payment_intent_data"]["metadata"][TRACE_METADATA] = trace
-        if destination:
-            params["payment_intent_data"] = {
-                **params["payment_intent_data"],
-                "transfer_data": {"destination": destination},
-            }
-            if application_fee:  # no fee (0 %): no application fee object, nothing to refund later
-                params["payment_intent_data"]["application_fee_amount"] = application_fee
-        # raw_request: the SDK's own request (auth, retries, idempotency, errors), answered as a
-        # plain dict: building a StripeObject tree for a session we read ten fields of cost about
-        # a tenth of a booking's CPU (15.7 -> 14.2 ms, docs/PERFORMANCE.md, section 2).
-        async with self._slot():
-            with mapped_errors():
-                answer = await self.client.raw_request_async(
-                    "post", "/v1/checkout/sessions", idempotency_key=f"checkout-{booking_id}", **params
-                )
-        return objects.read_checkout(answer.data)
+        params = checkout_params(
+            reference=booking_id,
+            metadata={"booking_id": booking_id, "type": "session-booking"},
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=expires_at,
+            customer_email=customer_email,
+            destination=destination,
+            application_fee=application_fee,
+        )
+        return await post_checkout(self.client, self._slot, key=f"checkout-{booking_id}", params=params)
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
         async with self._slot():

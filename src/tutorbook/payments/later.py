@@ -31,6 +31,8 @@ from stripe.params import (
 
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.payments import objects
+from tutorbook.payments.checkout_request import checkout_params
+from tutorbook.payments.checkout_request import post as post_checkout
 from tutorbook.payments.http import mapped_errors
 from tutorbook.payments.port import OffSessionCharge, Refused, Reversal, SavedCard, Transfer
 
@@ -172,43 +174,24 @@ class LaterCalls:
         card is saved for the off-session charges of the next ones
         (`payment_intent_data.setup_future_usage=off_session`); `attempt` names another checkout
         for the same lesson (its pay link opened again once the last one closed), its own key."""
-        metadata = {"booking_id": booking_id, "type": "session-booking"}
-        intent: dict[str, Any] = {"metadata": dict(metadata)}
+        params = checkout_params(
+            reference=booking_id,
+            metadata={"booking_id": booking_id, "type": "session-booking"},
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=expires_at,
+            customer_email=customer_email,
+            customer=customer,
+            destination=destination,
+            application_fee=application_fee,
+        )
         if save_card:
-            intent["setup_future_usage"] = "off_session"
-        if destination:
-            intent["transfer_data"] = {"destination": destination}
-            if application_fee:
-                intent["application_fee_amount"] = application_fee
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": currency,
-                        "unit_amount": amount,
-                        "product_data": {"name": product_name[:250]},
-                    },
-                    "quantity": 1,
-                }
-            ],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": booking_id,
-            "metadata": dict(metadata),
-            "payment_intent_data": intent,
-            "expires_at": int(expires_at.timestamp()),
-        }
-        if customer:  # Stripe takes a customer or a customer_email, not both
-            params["customer"] = customer
-        elif customer_email:
-            params["customer_email"] = customer_email
+            params["payment_intent_data"]["setup_future_usage"] = "off_session"
         key = f"checkout-{booking_id}" + (f"-{attempt}" if attempt else "")
-        client: Any = self.client
-        async with self._slot():
-            with mapped_errors():
-                answer = await client.raw_request_async("post", "/v1/checkout/sessions", idempotency_key=key, **params)
-        return objects.read_checkout(answer.data)
+        return await post_checkout(self.client, self._slot, key=key, params=params)
 
 
 class _Declined(Exception):

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from tutorbook.bookings.checkout import Checkout
-from tutorbook.payments import objects
-from tutorbook.payments.http import mapped_errors
+from tutorbook.payments.checkout_request import checkout_params
+from tutorbook.payments.checkout_request import post as post_checkout
 
 
 class PurchaseCheckouts:
@@ -35,36 +35,21 @@ class PurchaseCheckouts:
     ) -> Checkout:
         """A hosted Checkout Session for one package purchase; idempotent per purchase id. Its
         metadata says `type: package-purchase`, which the webhook and the reconcile job read."""
-        metadata = {"purchase_id": purchase_id, "type": "package-purchase"}
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": currency,
-                        "unit_amount": amount,
-                        "product_data": {"name": product_name[:250]},
-                    },
-                    "quantity": 1,
-                }
-            ],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": purchase_id,
-            "metadata": dict(metadata),
-            "payment_intent_data": {"metadata": dict(metadata), "transfer_group": transfer_group},
-            "expires_at": int(expires_at.timestamp()),
-        }
-        if customer_email:
-            params["customer_email"] = customer_email
+        params = checkout_params(
+            reference=purchase_id,
+            metadata={"purchase_id": purchase_id, "type": "package-purchase"},
+            amount=amount,
+            currency=currency,
+            product_name=product_name,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=expires_at,
+            customer_email=customer_email,
+        )
+        params["payment_intent_data"]["transfer_group"] = transfer_group
         client: Any = getattr(self, "client")  # noqa: B009  (the gateway's; typed there)
         slot: Callable[[], AbstractAsyncContextManager[None]] = getattr(self, "_slot")  # noqa: B009
-        async with slot():
-            with mapped_errors():
-                answer = await client.raw_request_async(
-                    "post", "/v1/checkout/sessions", idempotency_key=f"purchase-checkout-{purchase_id}", **params
-                )
-        return objects.read_checkout(answer.data)
+        return await post_checkout(client, slot, key=f"purchase-checkout-{purchase_id}", params=params)
 
 
 __all__ = ["PurchaseCheckouts"]

@@ -3,7 +3,8 @@
 
     scripts/mutation.py                       every module, every mutant (make mutation)
     scripts/mutation.py policy lifecycle      those modules
-    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit (CI)
+    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit
+    scripts/mutation.py --ci --check          each module's `ci_sample` mutants (CI; .ci/run)
     scripts/mutation.py --changed-since main  only the modules changed since `main`
 
 Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
@@ -263,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(config['modules'])} (default: all)")
     parser.add_argument("--sample", type=int, help="at most this many mutants a module (chosen from --seed)")
+    parser.add_argument(
+        "--ci", action="store_true", help="without --sample: each module's `ci_sample` (mutation.toml; all if unset)"
+    )
     parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
     parser.add_argument("--check", action="store_true", help="exit 1 when a module scores under the target")
@@ -283,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
-        r = run_module(name, config, sample=args.sample, seed=seed, verbose=args.verbose)
+        sample = args.sample
+        if sample is None and args.ci:
+            sample = config["modules"][name].get("ci_sample")
+        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose)
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(

@@ -61,3 +61,14 @@ def test_terms_cannot_be_changed_once_made():
 )
 def test_the_terms_in_one_sentence(terms: Terms, sentence: str):
     assert terms.sentence() == sentence
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"refund_late_percent": -1}, {"refund_late_percent": 101}, {"refund_full_before_hours": -1}],
+)
+def test_the_platforms_terms_are_bounded_as_a_teachers_own(values: dict[str, int]):
+    # A negative late share would make a cancellation's refund negative (bookings.policy.refund_amount).
+    with pytest.raises(ValueError, match="refund_"):
+        settings(**values)
+    assert settings(refund_late_percent=100, refund_full_before_hours=0).refund_late_percent == 100

@@ -46,8 +46,10 @@ def _pytest_command(tests: list[str]) -> list[str]:
     return [str(PYTHON), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
 
 
-def _env(module: dict, src: Path | None) -> dict[str, str]:
+def _env(module: dict, src: Path | None, template: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if template is not None:  # a migrated SQLite database each test session copies (tests/conftest.py)
+        env["TUTORBOOK_TEST_SQLITE_TEMPLATE"] = str(template)
     if src is not None:
         env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if module.get("databases"):
@@ -77,9 +79,17 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
     equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
     tests = module["tests"]
     started = time.monotonic()
+    keep = tempfile.TemporaryDirectory(prefix=f"mutation-{name}-db-")
+    template = None
+    if "sqlite" in module.get("databases", ""):  # migrated once (unmutated), not by every mutant's session
+        template = Path(keep.name) / "migrated.db"
+        migrate = f"from tutorbook.migrate import upgrade; upgrade('sqlite:///{template}')"
+        subprocess.run([str(PYTHON), "-c", migrate], cwd=ROOT, env=_env(module, None), check=True, capture_output=True)
     # The module's tests must pass unmutated, and their time bounds each mutant's.
     t0 = time.monotonic()
-    base = subprocess.run(_pytest_command(tests), cwd=ROOT, env=_env(module, None), capture_output=True, text=True)
+    base = subprocess.run(
+        _pytest_command(tests), cwd=ROOT, env=_env(module, None, template), capture_output=True, text=True
+    )
     baseline_s = time.monotonic() - t0
     if base.returncode != 0:
         print(base.stdout[-3000:], base.stderr[-2000:])
@@ -103,8 +113,10 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
         counted, skipped_equivalent, skipped_sample, excluded_n = _select(
             session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
         )
-        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=_env(module, work / "src"), check=True)
+        mutants_env = _env(module, work / "src", template)
+        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
         result = _score(session, work=work)
+    keep.cleanup()
     result.update(
         module=name,
         path=module["path"],

@@ -115,3 +115,25 @@ def test_reconcile_reads_again_only_the_refunded_charges_changed_within_its_look
     world.fake.calls.clear()
     world.job("reconcile", at=utc_now() + lookback + timedelta(hours=1))  # changed before the lookback
     assert world.fake.called("payment_split") == []
+
+
+def test_the_teachers_month_totals_add_up_their_sessions_from_the_first_instant_of_the_range(world: World):
+    t = world.payable_teacher(rate=6000, late_refund_percent=50)
+    p = world.parent()
+    first = world.book_and_pay(p, t, starts_at=hours_from_now(5))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=first.id))  # half refunded
+    world.book_and_pay(world.parent(), t, starts_at=first.starts_at + timedelta(hours=2))
+    # The range starts at the first session's very start: it is in (start inclusive, end exclusive).
+    found = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=first.starts_at, end=first.starts_at + timedelta(hours=3)
+    )
+    assert len(found.sessions) == 2
+    totals = [(m.sessions, m.gross, m.refunded, m.fee, m.net) for m in found.months]
+    assert sum(m[0] for m in totals) == 2 and sum(m[1] for m in totals) == 12000
+    assert sum(m[2] for m in totals) == 3000
+    assert sum(m[3] + m[4] for m in totals) == 12000 - 3000  # fee + net = what was not refunded
+    assert sum(m[4] for m in totals) == sum(s.net for s in found.sessions)
+    none = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=first.starts_at - timedelta(hours=1), end=first.starts_at
+    )
+    assert (none.sessions, none.months) == ([], [])

@@ -137,3 +137,16 @@ def test_the_teachers_month_totals_add_up_their_sessions_from_the_first_instant_
         earnings.for_teacher, teacher_id=t.id, start=first.starts_at - timedelta(hours=1), end=first.starts_at
     )
     assert (none.sessions, none.months) == ([], [])
+
+
+def test_a_payment_refused_for_its_amount_is_no_earning(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.sessions[booked.stripe_session_id].amount = 5000  # paid at another price: refused, refunded
+    assert world.deliver(world.fake.pay(booked.stripe_session_id)) == "amount_mismatch"
+    found = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=utc_now() - timedelta(days=1), end=utc_now() + timedelta(days=30)
+    )
+    assert (found.sessions, found.months) == ([], [])
+    assert world.svc.tx_sync(earnings.missing_splits) == []

@@ -150,3 +150,19 @@ def test_a_payment_refused_for_its_amount_is_no_earning(world: World):
     )
     assert (found.sessions, found.months) == ([], [])
     assert world.svc.tx_sync(earnings.missing_splits) == []
+
+
+def test_each_teacher_reads_only_their_own_earnings_and_reconcile_each_refunded_charge_once(world: World):
+    teachers = [world.payable_teacher(rate=6000, late_refund_percent=50) for _ in range(3)]
+    booked = {}
+    for t in teachers:
+        p = world.parent()
+        booked[t.id] = world.book_and_pay(p, t, starts_at=hours_from_now(5)).id
+        world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=booked[t.id]))  # half refunded
+    window = {"start": utc_now() - timedelta(days=1), "end": utc_now() + timedelta(days=30)}
+    for t in teachers:  # whichever way their ids sort
+        found = world.svc.tx_sync(earnings.for_teacher, teacher_id=t.id, **window)
+        assert [s.booking_id for s in found.sessions] == [booked[t.id]]
+    since = utc_now() - timedelta(minutes=5)
+    refunded = world.svc.tx_sync(earnings.refunded_destination_charges, since=since)
+    assert sorted(refunded) == sorted(booked.values())  # each once

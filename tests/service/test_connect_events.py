@@ -13,6 +13,7 @@ import pytest
 
 from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import earnings
+from tutorbook.bookings import repository as repo
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 
@@ -166,3 +167,14 @@ def test_each_teacher_reads_only_their_own_earnings_and_reconcile_each_refunded_
     since = utc_now() - timedelta(minutes=5)
     refunded = world.svc.tx_sync(earnings.refunded_destination_charges, since=since)
     assert sorted(refunded) == sorted(booked.values())  # each once
+
+
+def test_a_charge_without_its_fee_is_read_again_from_the_instant_it_last_changed(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.sessions[booked.stripe_session_id].application_fee = None
+    world.deliver(world.fake.pay(booked.stripe_session_id))
+    changed = world.svc.tx_sync(lambda s: repo.get(s, booked.id).payment.updated_at)
+    assert world.svc.tx_sync(earnings.charges_without_fee, since=changed) == [booked.id]
+    assert world.svc.tx_sync(earnings.charges_without_fee, since=changed + timedelta(microseconds=1)) == []

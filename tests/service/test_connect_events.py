@@ -10,10 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import earnings
-from tutorbook.bookings import repository as repo
+from tutorbook.bookings.models import Payment
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 
@@ -175,6 +176,8 @@ def test_a_charge_without_its_fee_is_read_again_from_the_instant_it_last_changed
     assert booked.stripe_session_id is not None
     world.fake.sessions[booked.stripe_session_id].application_fee = None
     world.deliver(world.fake.pay(booked.stripe_session_id))
-    changed = world.svc.tx_sync(lambda s: repo.get(s, booked.id).payment.updated_at)
+    changed = world.svc.tx_sync(
+        lambda s: s.scalars(sa.select(Payment.updated_at).where(Payment.booking_id == booked.id)).one()
+    )
     assert world.svc.tx_sync(earnings.charges_without_fee, since=changed) == [booked.id]
     assert world.svc.tx_sync(earnings.charges_without_fee, since=changed + timedelta(microseconds=1)) == []

@@ -45,7 +45,7 @@ def paid_by_destination(world: World, **terms: int):
 def test_transfer_events_raise_the_totals_and_an_older_or_emptier_one_lowers_nothing(world: World):
     t, _, paid, payment = paid_by_destination(world)
     transfer = {"id": payment.transfer_id, "object": "transfer", "source_transaction": payment.charge_id}
-    # Stripe's transfer.created may leave amount_reversed out: nothing reversed yet.
+    # An event with amount_reversed left out (Stripe always sends it; a malformed one) reverses nothing.
     assert world.deliver(event("transfer.created", {**transfer, "amount": 6000})) == "transfer_recorded"
     line = world.earning(t, paid.id)
     assert (line.net + line.fee, line.settled) == (6000, True)

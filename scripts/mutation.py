@@ -6,6 +6,7 @@
     scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit
     scripts/mutation.py --ci --check          each module's `ci_sample` mutants (CI; .ci/run)
     scripts/mutation.py --changed-since main  only the modules changed since `main`
+    scripts/mutation.py --recheck run.json    the current tests against each survivor a run's --json kept
 
 Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
 PYTHONPATH puts the copy before the editable install, for the tests' subprocesses too), one mutant
@@ -271,6 +272,26 @@ def _score(session: Path, *, work: Path) -> dict:
     }
 
 
+def recheck(path: Path, config: dict) -> int:
+    """Run each module's current tests against each survivor saved by `--json` (its diff applied to
+    a copy of src/): whether new tests kill it, without a whole new run. 1 if any still survives."""
+    alive = 0
+    for result in json.loads(path.read_text()):
+        module = config["modules"][result["module"]]
+        for s in result["survivors"]:
+            with tempfile.TemporaryDirectory(prefix="mutation-recheck-") as tmp:
+                shutil.copytree(ROOT / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__"))
+                diff = s["diff"].replace("--- mutation diff ---\n", "").rstrip("\n") + "\n"
+                subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, check=True)
+                env = _env(module, Path(tmp) / "src")
+                run = subprocess.run(_pytest_command(module["tests"]), cwd=ROOT, env=env, capture_output=True)
+            killed = run.returncode != 0
+            alive += not killed
+            verdict = "killed" if killed else "SURVIVES"
+            print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] {verdict}: {s['line']}")
+    return 1 if alive else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = load()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a module scores under the target")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--recheck", type=Path, metavar="JSON", help="rerun the tests against a run's survivors")
     args = parser.parse_args(argv)
+    if args.recheck:
+        return recheck(args.recheck, config)
     names = args.modules or list(config["modules"])
     unknown = set(names) - set(config["modules"])
     if unknown:

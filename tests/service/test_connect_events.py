@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import earnings
-from tutorbook.bookings.models import Payment
+from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
 
@@ -181,3 +181,25 @@ def test_a_charge_without_its_fee_is_read_again_from_the_instant_it_last_changed
     )
     assert world.svc.tx_sync(earnings.charges_without_fee, since=changed) == [booked.id]
     assert world.svc.tx_sync(earnings.charges_without_fee, since=changed + timedelta(microseconds=1)) == []
+
+
+@pytest.mark.parametrize("at_since", ["booking_updated", "booking_created", "payment_updated"])
+def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(world: World, at_since: str):
+    t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    since = utc_now() + timedelta(hours=1)
+    times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
+    times[at_since] = since  # one of the three changed exactly at `since`, the others before
+
+    def set_times(s: Any) -> None:
+        s.execute(
+            sa.update(Booking)
+            .where(Booking.id == paid.id)
+            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
+        )
+        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
+
+    world.svc.tx_sync(set_times)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+    after = since + timedelta(microseconds=1)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []

@@ -163,3 +163,18 @@ def test_stripe_not_knowing_the_checkout_cancels_it_nothing_can_be_paid(world: W
     world.fake.fail_next("expire_checkout", CheckoutNotFound("gone"))
     assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
     assert world.view(b.id).status == CANCELLED
+
+
+@pytest.mark.parametrize("skew_minutes", [-4.5, 4.5])
+def test_a_checkout_stripe_dates_minutes_off_is_still_found_in_its_listing(world: World, skew_minutes: float):
+    """Stripe's clock and ours may differ by up to flows.settle.CLOCK_MARGIN (5 minutes): a session
+    dated 4.5 minutes before or after its booking is in the listing, so an expired one is cancelled
+    without a call about it alone (no expire, no re-read)."""
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    session = world.fake.sessions[b.stripe_session_id]
+    session.created = b.created_at + timedelta(minutes=skew_minutes)
+    world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    world.fake.calls.clear()
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
+    assert world.fake.called("expire_checkout") == [] and world.fake.called("retrieve_checkout") == []

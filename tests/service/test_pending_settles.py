@@ -178,3 +178,18 @@ def test_a_checkout_stripe_dates_minutes_off_is_still_found_in_its_listing(world
     world.fake.calls.clear()
     assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
     assert world.fake.called("expire_checkout") == [] and world.fake.called("retrieve_checkout") == []
+
+
+def test_a_paid_batch_whose_transaction_fails_is_fulfilled_one_by_one(world: World, monkeypatch: pytest.MonkeyPatch):
+    from tutorbook.flows import settle
+
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    world.fake.pay(b.stripe_session_id)  # its event lost
+
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("the batch's transaction failed")
+
+    monkeypatch.setattr(settle, "_fulfil_many", broken)
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
+    assert world.view(b.id).status == CONFIRMED and world.fake.refunds == []

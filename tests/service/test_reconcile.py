@@ -84,7 +84,7 @@ def test_checkouts_not_tutorbooks_or_older_than_the_lookback_are_not_compared(wo
     world.fake.sessions[b.stripe_session_id].product_name = "x"
     original = world.fake._read
 
-    def not_ours(session):  # type: ignore[no-untyped-def]
+    def not_ours(session):
         checkout = original(session)
         return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": "other"}})
 

@@ -3,8 +3,10 @@
 
     scripts/mutation.py                       every module, every mutant (make mutation)
     scripts/mutation.py policy lifecycle      those modules
-    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit (CI)
+    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit
+    scripts/mutation.py --ci --check          each module's `ci_sample` mutants (CI; .ci/run)
     scripts/mutation.py --changed-since main  only the modules changed since `main`
+    scripts/mutation.py --recheck run.json    the current tests against each survivor a run's --json kept
 
 Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
 PYTHONPATH puts the copy before the editable install, for the tests' subprocesses too), one mutant
@@ -45,8 +47,10 @@ def _pytest_command(tests: list[str]) -> list[str]:
     return [str(PYTHON), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
 
 
-def _env(module: dict, src: Path | None) -> dict[str, str]:
+def _env(module: dict, src: Path | None, template: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if template is not None:  # a migrated SQLite database each test session copies (tests/conftest.py)
+        env["TUTORBOOK_TEST_SQLITE_TEMPLATE"] = str(template)
     if src is not None:
         env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if module.get("databases"):
@@ -76,9 +80,17 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
     equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
     tests = module["tests"]
     started = time.monotonic()
+    keep = tempfile.TemporaryDirectory(prefix=f"mutation-{name}-db-")
+    template = None
+    if "sqlite" in module.get("databases", ""):  # migrated once (unmutated), not by every mutant's session
+        template = Path(keep.name) / "migrated.db"
+        migrate = f"from tutorbook.migrate import upgrade; upgrade('sqlite:///{template}')"
+        subprocess.run([str(PYTHON), "-c", migrate], cwd=ROOT, env=_env(module, None), check=True, capture_output=True)
     # The module's tests must pass unmutated, and their time bounds each mutant's.
     t0 = time.monotonic()
-    base = subprocess.run(_pytest_command(tests), cwd=ROOT, env=_env(module, None), capture_output=True, text=True)
+    base = subprocess.run(
+        _pytest_command(tests), cwd=ROOT, env=_env(module, None, template), capture_output=True, text=True
+    )
     baseline_s = time.monotonic() - t0
     if base.returncode != 0:
         print(base.stdout[-3000:], base.stderr[-2000:])
@@ -102,8 +114,10 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
         counted, skipped_equivalent, skipped_sample, excluded_n = _select(
             session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
         )
-        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=_env(module, work / "src"), check=True)
+        mutants_env = _env(module, work / "src", template)
+        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
         result = _score(session, work=work)
+    keep.cleanup()
     result.update(
         module=name,
         path=module["path"],
@@ -258,17 +272,43 @@ def _score(session: Path, *, work: Path) -> dict:
     }
 
 
+def recheck(path: Path, config: dict) -> int:
+    """Run each module's current tests against each survivor saved by `--json` (its diff applied to
+    a copy of src/): whether new tests kill it, without a whole new run. 1 if any still survives."""
+    alive = 0
+    for result in json.loads(path.read_text()):
+        module = config["modules"][result["module"]]
+        for s in result["survivors"]:
+            with tempfile.TemporaryDirectory(prefix="mutation-recheck-") as tmp:
+                shutil.copytree(ROOT / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__"))
+                diff = s["diff"].replace("--- mutation diff ---\n", "").rstrip("\n") + "\n"
+                subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, check=True)
+                env = _env(module, Path(tmp) / "src")
+                run = subprocess.run(_pytest_command(module["tests"]), cwd=ROOT, env=env, capture_output=True)
+            killed = run.returncode != 0
+            alive += not killed
+            verdict = "killed" if killed else "SURVIVES"
+            print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] {verdict}: {s['line']}")
+    return 1 if alive else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     config = load()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(config['modules'])} (default: all)")
     parser.add_argument("--sample", type=int, help="at most this many mutants a module (chosen from --seed)")
+    parser.add_argument(
+        "--ci", action="store_true", help="without --sample: each module's `ci_sample` (mutation.toml; all if unset)"
+    )
     parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
     parser.add_argument("--check", action="store_true", help="exit 1 when a module scores under the target")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--recheck", type=Path, metavar="JSON", help="rerun the tests against a run's survivors")
     args = parser.parse_args(argv)
+    if args.recheck:
+        return recheck(args.recheck, config)
     names = args.modules or list(config["modules"])
     unknown = set(names) - set(config["modules"])
     if unknown:
@@ -283,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
-        r = run_module(name, config, sample=args.sample, seed=seed, verbose=args.verbose)
+        sample = args.sample
+        if sample is None and args.ci:
+            sample = config["modules"][name].get("ci_sample")
+        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose)
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -98,9 +99,15 @@ def make_settings(url: str, var_dir: Path, **overrides) -> Settings:
 
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request, tmp_path_factory) -> str:
-    """A migrated database of each kind, once per test session."""
+    """A migrated database of each kind, once per test session. TUTORBOOK_TEST_SQLITE_TEMPLATE: a
+    SQLite file migrated already, copied instead of migrating (scripts/mutation.py: seconds a mutant)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tutorbook.db'}"
+        path = tmp_path_factory.mktemp("sqlite") / "tutorbook.db"
+        url = f"sqlite:///{path}"
+        template = os.environ.get("TUTORBOOK_TEST_SQLITE_TEMPLATE")
+        if template:
+            shutil.copyfile(template, path)
+            return url
     elif request.param == "postgresql":
         url = pg_database("tutorbook_test")
     else:

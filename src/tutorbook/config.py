@@ -128,8 +128,9 @@ class Settings(BaseSettings):
     platform_fee_percent: float = Field(default=15, ge=0, le=100)
     connect_country: str = Field(default="US", min_length=2, max_length=2)
 
-    refund_full_before_hours: int = 24
-    refund_late_percent: int = 0
+    # Bounded as a teacher's own terms are (teachers/schemas.py): a negative share would refund less than nothing.
+    refund_full_before_hours: int = Field(default=24, ge=0, le=24 * 366)
+    refund_late_percent: int = Field(default=0, ge=0, le=100)
     # A teacher's terms default to these (with the two above); see teachers/policy.py.
     reschedule_deadline_hours: int = Field(default=24, ge=0, le=24 * 366)
     max_reschedules: int = Field(default=2, ge=0, le=20)

@@ -24,6 +24,16 @@ def test_a_parent_cancelling_a_day_ahead_gets_everything_back(world: World):
     assert (sent["payment_intent"], sent["amount"], sent["connect"]) == (paid.stripe_payment_intent_id, 6000, False)
     assert world.deliver_all("charge.refunded") == ["refund_recorded"]  # Stripe's total agrees
     assert world.view(paid.id).refunded_amount == 6000
+    sent = world.mail_sent(paid.id)  # the confirmation, superseded by the cancel within minutes, is not
+    assert {k: sent.get(k) for k in ("cancelled.parent", "cancelled.teacher", "refund_issued.parent")} == {
+        "cancelled.parent": 1, "cancelled.teacher": 1, "refund_issued.parent": 1
+    }  # fmt: skip
+    try:  # cancelled already: answered or refused, nothing changes and nothing more is sent
+        world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    except Exception as exc:  # noqa: BLE001 - only the route's 4xx is allowed
+        assert 400 <= getattr(exc, "status_code", 500) < 500, exc
+    assert world.deliver_all("charge.refunded") == ["duplicate"]
+    assert world.mail_sent(paid.id, at=later(1)) == sent and world.refunds(paid.id) == [(6000, "succeeded")]
 
 
 def test_a_parent_cancelling_late_gets_nothing_back_and_stripe_is_not_asked(world: World):

@@ -49,6 +49,10 @@ def test_a_late_payment_for_a_slot_taken_meanwhile_is_refunded_in_full_once(worl
     assert world.refunds(booked.id) == [(late.price_amount, "succeeded")]
     assert world.stripe_refunds(booked.id) == [late.price_amount]
     assert world.view(other.id).status == CONFIRMED
+    sent = world.mail_sent(booked.id)
+    assert sent.get("late_payment_refunded.parent") == 1 and "confirmed.parent" not in sent, sent
+    world.deliver(settled)
+    assert world.mail_sent(booked.id)["late_payment_refunded.parent"] == 1
 
 
 def test_a_late_payment_whose_webhook_was_lost_is_found_by_reconcile(world: World):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.world import World, hours_from_now, refused
+from tests.service.world import World, hours_from_now, later, refused
 from tutorbook.flows import booking as flows
 from tutorbook.payments.port import GatewayError, GatewayTimeout, Refused
 
@@ -51,6 +51,10 @@ def test_the_webhook_twice_and_the_success_page_confirm_once(world: World):
     assert again.kind == "already_fulfilled"
     assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]
     assert world.fake.refunds == []
+    # Sent once: one confirmation to each side (the payment nudge, due later, is dropped as paid).
+    assert world.mail_sent(booked.id, at=later(1)) == {"confirmed.parent": 1, "confirmed.teacher": 1}
+    world.deliver(completed)
+    assert world.mail_sent(booked.id, at=later(2)) == {"confirmed.parent": 1, "confirmed.teacher": 1}
 
 
 def test_the_success_page_before_the_webhook_confirms_and_the_webhook_then_changes_nothing(world: World):
@@ -62,6 +66,7 @@ def test_the_success_page_before_the_webhook_confirms_and_the_webhook_then_chang
     assert page.status == CONFIRMED and page.meeting_url
     assert world.deliver(completed) == "already_fulfilled"
     assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]
+    assert world.mail_sent(booked.id) == {"confirmed.parent": 1, "confirmed.teacher": 1}
 
 
 def test_the_same_parent_retrying_the_same_slot_gets_the_same_open_checkout(world: World):

@@ -80,6 +80,8 @@ def test_stripe_expiring_the_checkout_cancels_the_booking_once_and_frees_the_slo
     expired = world.fake.expire_at_stripe(booked.stripe_session_id)
     assert world.deliver(expired) == "checkout_expired"
     assert world.deliver(expired) == "duplicate"
+    # An unpaid checkout's end mails nobody, even twice (the payment nudge is dropped as cancelled).
+    assert world.mail_sent(booked.id, at=later(1)) == {}
     done = world.view(booked.id)
     assert (done.status, done.cancellation_reason) == (CANCELLED, "checkout_expired")
     assert world.book(world.parent(), t, starts_at=start).status == PENDING

@@ -38,6 +38,7 @@ from tutorbook.flows import followups, payouts, stripe_events
 from tutorbook.flows.services import Services, build_services
 from tutorbook.identity import AuthUser, Role
 from tutorbook.jobs.result import JobResult
+from tutorbook.notifications.models import DevMail, Notification
 from tutorbook.payments import webhooks
 from tutorbook.teachers import payouts as payout_accounts
 from tutorbook.teachers import service as teachers
@@ -214,6 +215,19 @@ class World:
         found = self.svc.tx_sync(earnings.for_teacher, teacher_id=teacher.id, start=window[0], end=window[1])
         [line] = [e for e in found.sessions if e.booking_id == booking_id]
         return line
+
+    def mail_sent(self, booking_id: uuid.UUID, *, at: datetime | None = None) -> dict[str, int]:
+        """The mail job run at `at` (default: now; no SMTP, so each message is kept in dev_mail,
+        once, when sent); how many messages about the booking have gone out so far, by kind
+        (e.g. `confirmed.parent`), counting every copy sent."""
+        self.job("mail", at=at)
+        stmt = (
+            sa.select(Notification.kind, sa.func.count())
+            .join(DevMail, DevMail.notification_id == Notification.id)
+            .where(Notification.booking_id == booking_id)
+            .group_by(Notification.kind)
+        )
+        return dict(sorted(self.svc.tx_sync(lambda s: s.execute(stmt).tuples().all())))
 
     def refunds(self, booking_id: uuid.UUID) -> list[tuple[int, str]]:
         """The refunds asked for the booking: (amount, status) each, in the order asked."""

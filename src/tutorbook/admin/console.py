@@ -249,7 +249,9 @@ def revenue_by_month(session: Session, *, months: int = 24, now: datetime) -> li
     month = _month(session, PS.paid_at)
     connect = Payment.payout_destination.is_not(None)
     settled = sa.and_(connect, Payment.stripe_transfer_id.is_not(None))
-    fee = sa.case((settled, sa.func.coalesce(Payment.platform_fee_amount, 0) - Payment.fee_refunded_amount), else_=0)
+    # No application fee recorded at Stripe: none was taken (bookings.earnings.earning).
+    taken = sa.and_(settled, Payment.stripe_application_fee_id.is_not(None))
+    fee = sa.case((taken, sa.func.coalesce(Payment.platform_fee_amount, 0) - Payment.fee_refunded_amount), else_=0)
     # Stripe transfers the whole amount and takes the fee back from the teacher's account.
     teachers = sa.case((settled, Payment.transfer_amount - Payment.transfer_reversed_amount), else_=0) - fee
     unsettled = sa.case((sa.and_(connect, Payment.stripe_transfer_id.is_(None)), 1), else_=0)

@@ -59,10 +59,9 @@ def record_split(session: Session, *, booking_id: uuid.UUID, split: PaymentSplit
     ids: dict[str, object] = {"stripe_charge_id": split.charge_id}
     if split.transfer_id:
         ids["stripe_transfer_id"] = split.transfer_id
-    if split.fee_id:
+    if split.fee_id:  # the fee Stripe took (the one asked for, unless the checkout was made otherwise)
         ids["stripe_application_fee_id"] = split.fee_id
-        if payment.platform_fee_amount is None:
-            ids["platform_fee_amount"] = split.fee_amount
+        ids["platform_fee_amount"] = split.fee_amount
     totals = {
         "transfer_amount": split.transfer_amount,
         "transfer_reversed_amount": split.transfer_reversed,
@@ -177,7 +176,9 @@ def earning(booking: PS, *, student_name: str = "", credit_returned: bool = Fals
         refunded, fee, net, settled = _credit_split(booking, payment, returned=credit_returned)
     elif payment.payout_destination:
         settled = payment.stripe_transfer_id is not None
-        fee = (payment.platform_fee_amount or 0) - payment.fee_refunded_amount if settled else 0
+        # No application fee at Stripe (a charge made without one): the teacher got it all.
+        taken = (payment.platform_fee_amount or 0) if payment.stripe_application_fee_id else 0
+        fee = taken - payment.fee_refunded_amount if settled else 0
         net = payment.transfer_amount - payment.transfer_reversed_amount - fee if settled else 0
     else:
         settled, net, fee = True, 0, gross - refunded
@@ -315,6 +316,20 @@ def refunded_destination_charges(session: Session, *, since: datetime, limit: in
         .where(Payment.payout_destination.is_not(None), Payment.stripe_payment_intent_id.is_not(None))
         .where(Payment.refunded_amount > 0)
         .where(sa.or_(PS.updated_at >= since, PS.created_at >= since, Payment.updated_at >= since))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def charges_without_fee(session: Session, *, since: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Destination charges paid out with a fee asked for and none recorded, updated since `since`
+    (reconcile reads them again and reports them while they are recent)."""
+    stmt = (
+        sa.select(Payment.booking_id)
+        .where(Payment.state != "refused")
+        .where(Payment.payout_destination.is_not(None), Payment.stripe_transfer_id.is_not(None))
+        .where(Payment.platform_fee_amount > 0, Payment.stripe_application_fee_id.is_(None))
+        .where(Payment.updated_at >= since)
         .limit(limit)
     )
     return list(session.scalars(stmt))

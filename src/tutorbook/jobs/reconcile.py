@@ -14,7 +14,8 @@ A mismatch is one of:
 - refund_failed: Stripe refused a refund asked for since `since`, or a stuck one sent again now
   (refused, or naming a payment Stripe does not know) -> marked failed, reported; the run goes on.
 Connect (destination charges: bookings with a teacher's account), each paid one whose split is
-not recorded and each refunded one updated since `since` is read at Stripe:
+not recorded, and each refunded one or one paid out with no application fee recorded, updated
+since `since`, is read at Stripe:
 - split_missing: the transfer and fee are not recorded on the booking -> recorded;
 - charge_without_transfer, charge_without_fee: Stripe has no transfer (or no application fee)
   for a paid destination charge -> reported;
@@ -203,7 +204,11 @@ def _splits_to_check(
     session: Session, *, since: datetime
 ) -> tuple[list[uuid.UUID], dict[uuid.UUID, Any], dict[uuid.UUID, int | None]]:
     missing = earnings.missing_splits(session)
-    todo = dict.fromkeys(missing + earnings.refunded_destination_charges(session, since=since))
+    todo = dict.fromkeys(
+        missing
+        + earnings.refunded_destination_charges(session, since=since)
+        + earnings.charges_without_fee(session, since=since)
+    )
     reads = {booking_id: earnings.split_to_read(session, booking_id=booking_id) for booking_id in todo}
     return missing, reads, {booking_id: _fee_of(session, booking_id) for booking_id in todo}
 

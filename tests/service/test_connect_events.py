@@ -1,0 +1,205 @@
+"""Stripe's Connect events about a destination charge (transfer.*, application_fee.*) and the
+earnings read from them (bookings/earnings.py): totals only grow, in any order; an event with an
+amount left out raises nothing; a split not recorded yet counts nothing for anybody; reconcile
+reads again only the refunded charges changed since its lookback began."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.service.world import World, hours_from_now, later
+from tutorbook.bookings import earnings
+from tutorbook.bookings.models import Booking, Payment
+from tutorbook.clock import utc_now
+from tutorbook.flows import booking as flows
+
+pytestmark = pytest.mark.service
+_ids = itertools.count(1)
+
+
+def event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe event as it is posted (the fake makes none of these)."""
+    return {
+        "id": f"evt_connect{next(_ids):06d}",
+        "object": "event",
+        "type": kind,
+        "created": int(utc_now().timestamp()),
+        "api_version": "2026-10-28.endive",
+        "data": {"object": obj},
+        "request": {"id": None, "idempotency_key": None},
+    }
+
+
+def paid_by_destination(world: World, **terms: int):
+    t = world.payable_teacher(rate=6000, **terms)
+    p = world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(5 if terms else 48))
+    return t, p, paid, world.fake.payments[str(paid.stripe_payment_intent_id)]
+
+
+def test_transfer_events_raise_the_totals_and_an_older_or_emptier_one_lowers_nothing(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    transfer = {"id": payment.transfer_id, "object": "transfer", "source_transaction": payment.charge_id}
+    # An event with amount_reversed left out (Stripe always sends it; a malformed one) reverses nothing.
+    assert world.deliver(event("transfer.created", {**transfer, "amount": 6000})) == "transfer_recorded"
+    line = world.earning(t, paid.id)
+    assert (line.net + line.fee, line.settled) == (6000, True)
+    world.deliver(event("transfer.reversed", {**transfer, "amount": 6000, "amount_reversed": 2000}))
+    assert world.earning(t, paid.id).net + world.earning(t, paid.id).fee == 4000
+    # Older news (delivered late), or an event with the amounts left out: nothing goes down or up.
+    world.deliver(event("transfer.updated", {**transfer, "amount": 6000, "amount_reversed": 500}))
+    world.deliver(event("transfer.updated", {"id": payment.transfer_id, "object": "transfer"}))
+    after = world.earning(t, paid.id)
+    assert after.net + after.fee == 4000 and after.gross == 6000
+
+
+def test_a_transfer_event_found_by_its_charge_alone_records_the_transfer(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    obj = {"id": "tr_other", "object": "transfer", "source_transaction": payment.charge_id, "amount": 6000}
+    assert world.deliver(event("transfer.created", obj)) == "transfer_recorded"
+    unknown = {"id": "tr_unknown", "object": "transfer", "source_transaction": "ch_unknown", "amount": 1}
+    assert world.deliver(event("transfer.created", unknown)) == "unknown_booking"
+    assert world.earning(t, paid.id).transfer_id in (payment.transfer_id, "tr_other")
+
+
+def test_fee_refund_events_raise_the_fee_refunded_and_never_lower_it(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    fee = {"id": payment.fee_id, "object": "application_fee", "charge": payment.charge_id}
+    assert world.deliver(event("application_fee.created", fee)) == "fee_recorded"  # nothing refunded yet
+    assert world.earning(t, paid.id).fee == payment.fee_amount
+    assert world.deliver(event("application_fee.refunded", {**fee, "amount_refunded": 300})) == "fee_recorded"
+    line = world.earning(t, paid.id)
+    assert line.fee == payment.fee_amount - 300 and line.net == 6000 - line.fee
+    world.deliver(event("application_fee.refunded", {**fee, "amount_refunded": 100}))  # older
+    world.deliver(event("application_fee.created", {"id": payment.fee_id, "object": "application_fee"}))
+    assert world.earning(t, paid.id).fee == payment.fee_amount - 300
+    assert world.deliver(event("application_fee.created", {"id": "fee_x", "charge": "ch_x"})) == "unknown_booking"
+
+
+def test_a_destination_charge_whose_split_is_not_recorded_counts_nothing_yet(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.fail_next("payment_split", world_error())  # the split cannot be read when it is paid
+    world.deliver(world.fake.pay(booked.stripe_session_id))
+    line = world.earning(t, booked.id)
+    assert (line.gross, line.refunded, line.fee, line.net, line.paid_out, line.settled) == (
+        6000, 0, 0, 0, True, False
+    )  # fmt: skip
+    [row] = world.svc.tx_sync(
+        earnings.platform_report, start=utc_now() - timedelta(days=1), end=utc_now() + timedelta(days=30)
+    )
+    assert (row.unsettled, row.platform_fees, row.transferred, row.kept_on_platform) == (1, 0, 0, 0)
+
+
+def world_error() -> Exception:
+    from tutorbook.payments.port import GatewayError
+
+    return GatewayError("down")
+
+
+def test_reconcile_reads_again_only_the_refunded_charges_changed_within_its_lookback(world: World):
+    t, p, paid, payment = paid_by_destination(world, late_refund_percent=50)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    assert payment.refunded == 3000
+    lookback = timedelta(hours=world.settings.reconcile_lookback_hours)
+    since = utc_now() - timedelta(minutes=1)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=later(1)) == []
+    world.fake.calls.clear()
+    world.job("reconcile", at=later(1))
+    assert [c["payment_intent"] for c in world.fake.called("payment_split")] == [payment.id]
+    world.fake.calls.clear()
+    world.job("reconcile", at=utc_now() + lookback + timedelta(hours=1))  # changed before the lookback
+    assert world.fake.called("payment_split") == []
+
+
+def test_the_teachers_month_totals_add_up_their_sessions_from_the_first_instant_of_the_range(world: World):
+    t = world.payable_teacher(rate=6000, late_refund_percent=50)
+    p = world.parent()
+    first = world.book_and_pay(p, t, starts_at=hours_from_now(5))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=first.id))  # half refunded
+    world.book_and_pay(world.parent(), t, starts_at=first.starts_at + timedelta(hours=2))
+    # The range starts at the first session's very start: it is in (start inclusive, end exclusive).
+    found = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=first.starts_at, end=first.starts_at + timedelta(hours=3)
+    )
+    assert len(found.sessions) == 2
+    totals = [(m.sessions, m.gross, m.refunded, m.fee, m.net) for m in found.months]
+    assert sum(m[0] for m in totals) == 2 and sum(m[1] for m in totals) == 12000
+    assert sum(m[2] for m in totals) == 3000
+    assert sum(m[3] + m[4] for m in totals) == 12000 - 3000  # fee + net = what was not refunded
+    assert sum(m[4] for m in totals) == sum(s.net for s in found.sessions)
+    none = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=first.starts_at - timedelta(hours=1), end=first.starts_at
+    )
+    assert (none.sessions, none.months) == ([], [])
+
+
+def test_a_payment_refused_for_its_amount_is_no_earning(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.sessions[booked.stripe_session_id].amount = 5000  # paid at another price: refused, refunded
+    assert world.deliver(world.fake.pay(booked.stripe_session_id)) == "amount_mismatch"
+    found = world.svc.tx_sync(
+        earnings.for_teacher, teacher_id=t.id, start=utc_now() - timedelta(days=1), end=utc_now() + timedelta(days=30)
+    )
+    assert (found.sessions, found.months) == ([], [])
+    assert world.svc.tx_sync(earnings.missing_splits) == []
+
+
+def test_each_teacher_reads_only_their_own_earnings_and_reconcile_each_refunded_charge_once(world: World):
+    teachers = [world.payable_teacher(rate=6000, late_refund_percent=50) for _ in range(3)]
+    booked = {}
+    for t in teachers:
+        p = world.parent()
+        booked[t.id] = world.book_and_pay(p, t, starts_at=hours_from_now(5)).id
+        world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=booked[t.id]))  # half refunded
+    window = {"start": utc_now() - timedelta(days=1), "end": utc_now() + timedelta(days=30)}
+    for t in teachers:  # whichever way their ids sort
+        found = world.svc.tx_sync(earnings.for_teacher, teacher_id=t.id, **window)
+        assert [s.booking_id for s in found.sessions] == [booked[t.id]]
+    since = utc_now() - timedelta(minutes=5)
+    refunded = world.svc.tx_sync(earnings.refunded_destination_charges, since=since)
+    assert sorted(refunded) == sorted(booked.values())  # each once
+
+
+def test_a_charge_without_its_fee_is_read_again_from_the_instant_it_last_changed(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.sessions[booked.stripe_session_id].application_fee = None
+    world.deliver(world.fake.pay(booked.stripe_session_id))
+    changed = world.svc.tx_sync(
+        lambda s: s.scalars(sa.select(Payment.updated_at).where(Payment.booking_id == booked.id)).one()
+    )
+    assert world.svc.tx_sync(earnings.charges_without_fee, since=changed) == [booked.id]
+    assert world.svc.tx_sync(earnings.charges_without_fee, since=changed + timedelta(microseconds=1)) == []
+
+
+@pytest.mark.parametrize("at_since", ["booking_updated", "booking_created", "payment_updated"])
+def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(world: World, at_since: str):
+    t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    since = utc_now() + timedelta(hours=1)
+    times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
+    times[at_since] = since  # one of the three changed exactly at `since`, the others before
+
+    def set_times(s: Any) -> None:
+        s.execute(
+            sa.update(Booking)
+            .where(Booking.id == paid.id)
+            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
+        )
+        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
+
+    world.svc.tx_sync(set_times)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+    after = since + timedelta(microseconds=1)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []

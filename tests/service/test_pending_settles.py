@@ -1,0 +1,195 @@
+"""No booking stays Pending for good (issue 32, RELIABILITY §11): whatever Stripe answers about
+its checkout (still open, expired by Stripe with the event lost, paid with the event lost, paid
+by a delayed method still processing, unknown to Stripe, or Stripe unreachable for a while and
+then back), the expire job, run every `job_expire_interval_s` from the booking's creation,
+settles it at its first run once the checkout's expiry (the TTL and the one-minute margin) has
+passed: within TTL + margin + one interval, and at the first run after Stripe is back. Until
+its expiry no run touches it (the parent may still pay). The clock of each run is set here,
+from the booking's own creation time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.service.world import World, hours_from_now
+from tutorbook.bookings.checkout import Checkout
+from tutorbook.config import CHECKOUT_MARGIN_MINUTES
+from tutorbook.payments.port import CheckoutNotFound, GatewayError
+
+pytestmark = pytest.mark.service
+
+PENDING, CONFIRMED, CANCELLED = 0, 1, 3
+DOWN = ("list_checkouts", "expire_checkout", "retrieve_checkout")
+
+
+def stripe_down(world: World, *methods: str) -> None:
+    """Every call of `methods` fails as Stripe unreachable, until `stripe_back`."""
+    for method in methods:
+        world.fake.failures[method] = [GatewayError("unreachable")] * 10_000
+
+
+def stripe_back(world: World) -> None:
+    world.fake.failures.clear()
+
+
+def leave_open(world: World, checkout_id: str) -> None:
+    """Stripe still shows the checkout open (its own expiry not acted on yet)."""
+
+
+def expired_by_stripe(world: World, checkout_id: str) -> None:
+    world.fake.expire_at_stripe(checkout_id)  # the checkout.session.expired event is lost
+
+
+def paid(world: World, checkout_id: str) -> None:
+    world.fake.pay(checkout_id)  # the checkout.session.completed event is lost
+
+
+def processing(world: World, checkout_id: str) -> None:
+    world.fake.pay_later(checkout_id)  # a bank debit: complete, not paid yet (its event lost)
+
+
+def unknown(world: World, checkout_id: str) -> None:
+    del world.fake.sessions[checkout_id]  # Stripe does not know it (a test-mode reset, say)
+
+
+SCENARIOS: dict[str, tuple[Callable[[World, str], None], int, str]] = {
+    # what Stripe holds -> (the booking's status once settled, its cancellation reason)
+    "open": (leave_open, CANCELLED, "checkout_expired"),
+    "expired_at_stripe": (expired_by_stripe, CANCELLED, "checkout_expired"),
+    "paid": (paid, CONFIRMED, ""),
+    "processing": (processing, CANCELLED, "checkout_expired"),
+    "unknown_to_stripe": (unknown, CANCELLED, "checkout_expired"),
+}
+
+
+def runs(world: World, created: datetime) -> list[datetime]:
+    """The expire job's runs, one interval apart from the booking's creation, until a while after
+    its checkout expired."""
+    step = timedelta(seconds=world.settings.job_expire_interval_s)
+    ttl = timedelta(minutes=world.settings.checkout_ttl_minutes + CHECKOUT_MARGIN_MINUTES)
+    return [created + step * k for k in range(1, int((ttl + 6 * step) / step) + 1)]
+
+
+def booked(world: World):
+    t, p = world.teacher(), world.parent()
+    b = world.book(p, t, starts_at=hours_from_now(72))
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    ttl = timedelta(minutes=world.settings.checkout_ttl_minutes + CHECKOUT_MARGIN_MINUTES)
+    # The checkout's life: the TTL and the margin (Stripe keeps whole seconds).
+    assert timedelta(0) <= ttl - (b.checkout_expires_at - b.created_at) < timedelta(seconds=1)
+    return b
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_pending_booking_is_settled_within_its_ttl_and_one_job_interval(world: World, scenario: str):
+    b = booked(world)
+    at_stripe, status, reason = SCENARIOS[scenario]
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    at_stripe(world, b.stripe_session_id)
+    step = timedelta(seconds=world.settings.job_expire_interval_s)
+    settled_at = None
+    for at in runs(world, b.created_at):
+        counts = world.job("expire", at=at).counts()
+        now = world.view(b.id)
+        if at < b.checkout_expires_at:  # the parent may still pay: nothing touches it
+            assert (counts, now.status) == ({}, PENDING), at
+        elif settled_at is None:
+            assert now.status != PENDING, (at, counts)
+            settled_at = at
+            assert sum(counts.values()) == 1, counts
+        else:
+            assert counts == {}, (at, counts)  # settled once
+    assert settled_at is not None and settled_at - b.checkout_expires_at < step
+    assert settled_at - b.created_at < timedelta(minutes=world.settings.checkout_ttl_minutes) + 2 * step
+    done = world.view(b.id)
+    assert (done.status, done.cancellation_reason or "") == (status, reason)
+    if scenario in ("open", "expired_at_stripe", "processing"):
+        assert world.fake.session_of(b.id).status in ("expired", "complete")  # it can take no new payment
+    if status == CANCELLED:
+        assert world.fake.session_of(b.id).payment_status == "unpaid" if scenario != "unknown_to_stripe" else True
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("down", [DOWN, ("expire_checkout",), ("retrieve_checkout", "expire_checkout")])
+def test_stripe_unreachable_leaves_it_pending_and_the_first_run_after_stripe_is_back_settles_it(
+    world: World, scenario: str, down: tuple[str, ...]
+):
+    b = booked(world)
+    at_stripe, status, reason = SCENARIOS[scenario]
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    at_stripe(world, b.stripe_session_id)
+    due = [at for at in runs(world, b.created_at) if at >= b.checkout_expires_at]
+    stripe_down(world, *down)
+    for at in due[:3]:  # three runs while Stripe cannot be reached
+        counts = world.job("expire", at=at).counts()
+        now = world.view(b.id)
+        if now.status == PENDING:
+            assert counts == {"stripe_unavailable": 1}, counts
+        else:  # only when its settling needed none of the calls that fail (e.g. listed expired)
+            assert DOWN[0] not in down, (scenario, down, counts)
+            break
+    stripe_back(world)
+    if world.view(b.id).status == PENDING:
+        counts = world.job("expire", at=due[3]).counts()
+        assert sum(counts.values()) == 1 and world.view(b.id).status != PENDING, counts
+    done = world.view(b.id)
+    assert (done.status, done.cancellation_reason or "") == (status, reason)
+    assert world.job("expire", at=due[4]).counts() == {}
+
+
+def test_a_checkout_paid_while_the_job_expires_it_is_confirmed_not_cancelled(world: World):
+    """Paid between the listing (open) and the expire call: Stripe refuses to expire it, the job
+    re-reads it and fulfils the payment."""
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    real = world.fake.expire_checkout_sync
+
+    def pay_first(checkout_id: str, *, reason: str) -> Checkout:
+        world.fake.pay(checkout_id)
+        return real(checkout_id, reason=reason)
+
+    world.fake.expire_checkout_sync = pay_first  # type: ignore[method-assign]
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
+    assert world.view(b.id).status == CONFIRMED
+    assert world.fake.refunds == []
+
+
+def test_stripe_not_knowing_the_checkout_cancels_it_nothing_can_be_paid(world: World):
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    world.fake.fail_next("expire_checkout", CheckoutNotFound("gone"))
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
+    assert world.view(b.id).status == CANCELLED
+
+
+@pytest.mark.parametrize("skew_minutes", [-4.5, 4.5])
+def test_a_checkout_stripe_dates_minutes_off_is_still_found_in_its_listing(world: World, skew_minutes: float):
+    """Stripe's clock and ours may differ by up to flows.settle.CLOCK_MARGIN (5 minutes): a session
+    dated 4.5 minutes before or after its booking is in the listing, so an expired one is cancelled
+    without a call about it alone (no expire, no re-read)."""
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    session = world.fake.sessions[b.stripe_session_id]
+    session.created = b.created_at + timedelta(minutes=skew_minutes)
+    world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    world.fake.calls.clear()
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
+    assert world.fake.called("expire_checkout") == [] and world.fake.called("retrieve_checkout") == []
+
+
+def test_a_paid_batch_whose_transaction_fails_is_fulfilled_one_by_one(world: World, monkeypatch: pytest.MonkeyPatch):
+    from tutorbook.flows import settle
+
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    world.fake.pay(b.stripe_session_id)  # its event lost
+
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("the batch's transaction failed")
+
+    monkeypatch.setattr(settle, "_fulfil_many", broken)
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
+    assert world.view(b.id).status == CONFIRMED and world.fake.refunds == []

@@ -1,0 +1,107 @@
+"""Reconcile against the fake Stripe account (jobs/reconcile.py), without HTTP: each kind of
+mismatch found and repaired or reported, once; a dry run finds the same and changes nothing; only
+Tutorbook's own checkouts created within the lookback are compared."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.service.world import World, hours_from_now, later
+from tutorbook.payments.port import GatewayError
+
+pytestmark = pytest.mark.service
+
+PENDING, CONFIRMED, CANCELLED = 0, 1, 3
+
+
+def kinds(result) -> list[tuple[str, str]]:
+    return sorted((str(i.kind), i.outcome) for i in result.items)
+
+
+def test_a_pending_booking_whose_checkout_expired_at_stripe_is_cancelled_and_a_dry_run_only_says_so(world: World):
+    b = world.book(world.parent(), world.teacher(), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    dry = world.job("reconcile", at=later(0.1), dry_run=True)
+    assert kinds(dry) == [("pending_but_expired", "pending_but_expired")]
+    assert world.view(b.id).status == PENDING
+    assert kinds(world.job("reconcile", at=later(0.1))) == [("pending_but_expired", "checkout_expired")]
+    done = world.view(b.id)
+    assert (done.status, done.cancellation_reason) == (CANCELLED, "checkout_expired")
+    assert kinds(world.job("reconcile", at=later(0.2))) == []
+
+
+def test_an_open_or_unpaid_checkout_of_a_pending_booking_is_no_mismatch(world: World):
+    t = world.teacher()
+    open_ = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    later_pay = world.book(world.parent(), t, starts_at=hours_from_now(50))
+    assert later_pay.stripe_session_id is not None
+    world.fake.pay_later(later_pay.stripe_session_id)  # complete, not paid yet
+    assert kinds(world.job("reconcile", at=later(0.1))) == []
+    assert {world.view(open_.id).status, world.view(later_pay.id).status} == {PENDING}
+
+
+def test_a_paid_booking_whose_webhook_was_lost_is_confirmed_once_and_a_dry_run_changes_nothing(world: World):
+    b = world.book(world.parent(), world.teacher(), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    world.fake.pay(b.stripe_session_id)
+    assert kinds(world.job("reconcile", at=later(0.1), dry_run=True)) == [("paid_not_confirmed", "paid_not_confirmed")]
+    assert world.view(b.id).status == PENDING
+    assert kinds(world.job("reconcile", at=later(0.1))) == [("paid_not_confirmed", "confirmed")]
+    assert world.view(b.id).status == CONFIRMED
+    assert kinds(world.job("reconcile", at=later(0.2))) == []
+
+
+def test_a_payment_for_no_booking_and_a_confirmed_booking_stripe_calls_unpaid_are_reported(world: World):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    ghost = world.run(  # a checkout naming no booking of ours (made by hand at Stripe, say), paid
+        world.fake.create_checkout(
+            booking_id="b6a7c3e0-0000-4000-8000-000000000000", amount=6000, currency="usd", product_name="x",
+            customer_email=None, success_url="-", cancel_url="-", expires_at=hours_from_now(1),
+        )
+    )  # fmt: skip
+    world.fake.pay(ghost.id)
+    stripe_side = world.fake.sessions[str(paid.stripe_session_id)]
+    stripe_side.payment_status = "unpaid"  # Stripe says the confirmed booking's checkout is unpaid
+    found = world.job("reconcile", at=later(0.1))
+    assert ("paid_without_booking", "reported") in kinds(found)
+    assert [(i.booking_id, i.kind, i.outcome) for i in found.items if i.kind == "unpaid_at_stripe"] == [
+        (paid.id, "unpaid_at_stripe", "reported")
+    ]
+    assert world.view(paid.id).status == CONFIRMED  # reported, left alone
+
+
+def test_checkouts_not_tutorbooks_or_older_than_the_lookback_are_not_compared(world: World):
+    b = world.book(world.parent(), world.teacher(), starts_at=hours_from_now(72))
+    assert b.stripe_session_id is not None
+    world.fake.pay(b.stripe_session_id)
+    lookback = timedelta(hours=world.settings.reconcile_lookback_hours)
+    old = world.job("reconcile", at=later(0) + lookback + timedelta(minutes=5))
+    assert kinds(old) == [] and world.view(b.id).status == PENDING
+    world.fake.sessions[b.stripe_session_id].product_name = "x"
+    original = world.fake._read
+
+    def not_ours(session):
+        checkout = original(session)
+        return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": "other"}})
+
+    world.fake._read = not_ours  # type: ignore[method-assign]
+    assert kinds(world.job("reconcile", at=later(0.1))) == []
+    world.fake._read = original  # type: ignore[method-assign]
+    assert kinds(world.job("reconcile", at=later(0.1))) == [("paid_not_confirmed", "confirmed")]
+
+
+def test_a_refund_stuck_while_stripe_was_down_is_sent_once_it_is_past_its_grace(world: World):
+    from tutorbook.flows import booking as flows
+
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    assert world.refunds(paid.id) == [(6000, "pending")]
+    assert kinds(world.job("reconcile", at=later(0))) == []  # within its grace: its request may still send it
+    assert [i.outcome for i in world.job("reconcile", at=later(0.1)).items] == ["refund_succeeded"]
+    assert world.refunds(paid.id) == [(6000, "succeeded")] and world.stripe_refunds(paid.id) == [6000]

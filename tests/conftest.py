@@ -131,6 +131,8 @@ def wipe(db: Database, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             with db.engine.begin() as conn:
+                if not db.is_sqlite:  # as TRUNCATE did: wait for the transactions in flight, hold off new ones
+                    conn.exec_driver_sql(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
                 for table in TABLES:
                     conn.exec_driver_sql(f"DELETE FROM {table}")
                 if not db.is_sqlite:

@@ -5,6 +5,8 @@ PYTHON ?= python3
 # make run PORT=8080 HOST=0.0.0.0: where `tutorbook serve` listens (the Stripe sandbox: TUTORBOOK_SANDBOX_PORT)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# make test's pytest-xdist workers (0: one process, as before); the drills stay on one of them
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-service lint bench mutation shifted-clock clean
 
@@ -22,7 +24,7 @@ test: $(STAMP)
 	scripts/ensure-chromium
 	scripts/ensure-pgbouncer
 	scripts/ensure-haproxy
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The service-level tier alone (tests/service, marker `service`): the booking, payment and refund
 # rules through the use cases and flows with a fake Stripe gateway, no HTTP, on SQLite: seconds.

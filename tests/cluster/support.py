@@ -41,6 +41,10 @@ DRILLS = pytest.mark.skipif(
     os.environ.get("TUTORBOOK_CLUSTER_DRILLS", "") not in ("1", "true"),
     reason="the cluster drills take minutes: .ci/run runs them (TUTORBOOK_CLUSTER_DRILLS=1)",
 )
+# make test runs the suite on two pytest-xdist workers (--dist loadgroup): the drills all go to one
+# of them, one after another (test_hosts.py's cluster is one module-scoped fixture; each drill's
+# figures are read with no other drill beside it), while the other worker runs the rest.
+SERIAL = pytest.mark.xdist_group("cluster-drills")
 
 
 def in_netns(netns: str | None) -> list[str]:

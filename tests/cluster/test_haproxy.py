@@ -25,6 +25,7 @@ from tests.cluster.support import (
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
+    SERIAL,
     HAProxy,
     Load,
     PgBouncer,
@@ -40,6 +41,7 @@ from tests.support.servers import free_port, http_client, wait_for
 
 pytestmark = [
     DRILLS,
+    SERIAL,
     pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL"),
 ]
 

@@ -40,6 +40,7 @@ from tests.cluster.support import (
     HAPROXY,
     OTHER_JOBS,
     PGBOUNCER,
+    SERIAL,
     HAProxy,
     Load,
     PgBouncer,
@@ -79,6 +80,7 @@ def _netns_works() -> str | None:
 
 pytestmark = [
     DRILLS,
+    SERIAL,
     pytest.mark.skipif("postgresql" not in conftest.DATABASES, reason="a cluster runs on PostgreSQL"),
     pytest.mark.skipif(_netns_works() is not None, reason=f"{_netns_works()}: the multi-host test skips"),
 ]

@@ -48,9 +48,14 @@ class Worker:
         self._thread.join(30)
 
 
+# Only this test database's listeners: another run (the other xdist worker of make test, another
+# checkout) has its own on the same server.
+THIS_DATABASE = "datname = current_database()"
+
+
 def _listening(api) -> bool:
     with api.state.db.engine.connect() as conn:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE query = :q AND state = 'idle'"
+        query = f"SELECT count(*) FROM pg_stat_activity WHERE query = :q AND state = 'idle' AND {THIS_DATABASE}"
         return conn.execute(sa.text(query), {"q": f"LISTEN {outbox.CHANNEL}"}).scalar() > 0
 
 
@@ -105,7 +110,7 @@ def test_the_worker_listens_again_after_losing_its_connection(api, c, smtp, mail
         wait_for(lambda: _listening(api), timeout=20, message="the worker's LISTEN")
         with api.state.db.engine.begin() as conn:
             killed = conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :q"),
+                sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :q AND {THIS_DATABASE}"),
                 {"q": f"LISTEN {outbox.CHANNEL}"},
             ).scalars().all()
         assert killed == [True]

@@ -20,6 +20,7 @@ from tutorbook.accounts.models import LoginFailure
 from tutorbook.app import create_app
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
+from tutorbook.errors import TooManyRequests
 from tutorbook.jobs import tasks
 
 OWNER = "owner@example.com"
@@ -206,3 +207,21 @@ def test_asking_registration_whether_emails_have_accounts_is_throttled_like_gues
     assert probe(OWNER) == 429 and probe("someone-new@example.com") == 429  # the address waits
     assert attempt(prober, f.PASSWORD) == 429  # and its logins too: one budget per address
     assert f.register(via("198.51.100.8"), email="fresh@example.com")["user"]["email"] == "fresh@example.com"
+
+
+def test_an_attempt_queued_behind_a_later_one_is_not_held_back_while_failures_are_free(api):
+    """Parallel attempts take their `now` on arrival and then queue at the gate, so one may find a
+    failure recorded by an attempt that arrived after it (a `last_failed_at` after its own `now`).
+    With free failures left that is no reason to wait: it failed 1 run in 2 of the parallel-guesses
+    test on two xdist workers (4 wrong guesses answered instead of 5)."""
+    throttle = api.state.login_throttle
+    keys = throttle.keys(email=OWNER, address="203.0.113.77")
+    arrived = utc_now()
+    with api.state.db.session_scope() as s:
+        throttle.failed(s, keys, now=arrived + timedelta(milliseconds=5))  # the later arrival, first through
+    with api.state.db.session_scope() as s:
+        throttle.check(s, keys, now=arrived)  # 1 failure of 5 free: no 429
+        for _ in range(4):
+            throttle.failed(s, keys, now=arrived + timedelta(milliseconds=5))
+    with api.state.db.session_scope() as s, pytest.raises(TooManyRequests):
+        throttle.check(s, keys, now=arrived)  # 5 of 5: the delay is due

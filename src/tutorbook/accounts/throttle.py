@@ -140,9 +140,16 @@ class LoginThrottle:
         return min(self.window, timedelta(seconds=FIRST_DELAY_SECONDS * 2.0 ** min(failures - free, 40)))
 
     def _wait(self, row: LoginFailure | None, *, free: int, now: datetime) -> float:
+        """Seconds this attempt must still wait: none while free failures are left. (`now` is the
+        attempt's arrival; attempts queued at the gate may see a failure recorded by one that
+        arrived after them, a `last_failed_at` later than their `now`: with no delay due, that
+        must not turn into a wait.)"""
         if row is None:
             return 0
-        return (row.last_failed_at + self.delay(row.failures, free=free) - now).total_seconds()
+        delay = self.delay(row.failures, free=free)
+        if not delay:
+            return 0
+        return (row.last_failed_at + delay - now).total_seconds()
 
     def _key(self, *parts: str) -> str:
         return hmac.new(self._secret, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()

@@ -73,5 +73,7 @@ def test_only_a_paid_payment_is_refunded_in_full():
             payment_states.refunded_in_full(state, now=NOW)
 
 
-def test_the_kinds_leave_room_for_a_prepaid_credit():
-    assert set(payment_states.PAYMENT_KINDS) == {"checkout", "credit"}
+def test_the_kinds_are_a_checkout_a_prepaid_credit_and_a_saved_cards_off_session_charge():
+    # checkout: one Checkout Session; credit: a package's credit (issue 28); off_session: a weekly
+    # series' later lesson charged to the card its first lesson saved (issue 29).
+    assert set(payment_states.PAYMENT_KINDS) == {"checkout", "credit", "off_session"}

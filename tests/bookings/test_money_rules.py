@@ -75,6 +75,25 @@ def test_a_teacher_or_admin_cancelling_refunds_everything_at_any_time(reason, be
 
 
 @pytest.mark.parametrize(
+    "reason,before,due",
+    [
+        (Reason.PARENT_CANCELLED, 48 * H, True),
+        (Reason.PARENT_CANCELLED, 24 * H, True),  # exactly at the deadline: still in full
+        (Reason.PARENT_CANCELLED, 24 * H - S, False),  # one second late
+        (Reason.PARENT_CANCELLED, -H, False),
+        (Reason.TEACHER_CANCELLED, 48 * H, True),
+        (Reason.TEACHER_CANCELLED, H, True),  # a teacher's cancellation: always in full
+        (Reason.ADMIN_CANCELLED, -H, True),
+    ],
+)
+def test_a_full_refund_is_due_before_the_deadline_or_whenever_the_teacher_or_an_admin_cancels(reason, before, due):
+    """What decides whether a credit-paid lesson's credit comes back (issue 28): the same rule as
+    a paid lesson's full refund."""
+    assert policy.full_refund_due(reason=reason, starts_at=START, now=START - before, full_before_hours=24) is due
+    assert (refund(reason, before=before) == PRICE) is due  # and it agrees with the refund itself
+
+
+@pytest.mark.parametrize(
     "reason,before,late,refunded,expected",
     [
         # Partly refunded at Stripe already (2,500 of 6,000): only what is left can be asked for.

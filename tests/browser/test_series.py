@@ -33,15 +33,6 @@ def teacher(api):
     return t
 
 
-def sandbox_keeps_customers(sandbox) -> bool:
-    """Whether the sandbox answers Stripe's Customers API (issue #29 item 6, another branch)."""
-    with http_client(base_url=sandbox.base_url, timeout=30) as c:
-        r = c.post(
-            "/v1/customers", data={"email": "probe@example.com"}, headers={"Authorization": "Bearer sk_test_sandbox"}
-        )
-    return r.status_code == 200
-
-
 def weeks_page(phone: Site, teacher_name: str, weeks: int) -> None:
     page = phone.choose_time(teacher_name)
     page.get_by_label("Child").select_option(label="Robin")
@@ -110,8 +101,6 @@ def test_a_parent_books_a_weekly_series_with_credits_every_lesson_confirmed(api,
 
 
 def test_a_parent_books_a_weekly_series_and_pays_the_first_lesson(api, sandbox, teacher, new_context):
-    if not sandbox_keeps_customers(sandbox):
-        pytest.skip("the sandbox has no Customers API yet (issue #29 item 6, NAME=sandbox)")
     phone = Site(new_context(timezone_id="America/New_York", width=390, height=844), api.state.base_url)
     phone.register_parent()
     phone.add_child("Robin")

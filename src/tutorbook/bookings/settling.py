@@ -73,7 +73,16 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
         return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome(OutcomeKind.ALREADY_FULFILLED, booking)
-    return _late_payment(session, booking=booking, checkout=checkout, actor=actor, platform=platform, now=now)
+    paid = checkout.amount_total if checkout.amount_total is not None else booking.price_amount
+    return _late_payment(
+        session,
+        booking=booking,
+        payment_intent=checkout.payment_intent,
+        paid=paid,
+        actor=actor,
+        platform=platform,
+        now=now,
+    )
 
 
 def confirm_charged(
@@ -96,20 +105,15 @@ def confirm_charged(
         return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:
         return Outcome(OutcomeKind.ALREADY_FULFILLED, booking)
-    charged = Checkout(
-        id="",
-        status="complete",
-        payment_status="paid",
-        url=None,
+    return _late_payment(
+        session,
+        booking=booking,
         payment_intent=payment_intent,
-        amount_total=booking.price_amount,
-        currency=booking.currency,
-        client_reference_id=str(booking.id),
-        metadata={},
-        expires_at=None,
-        created=now,
+        paid=booking.price_amount,
+        actor=actor,
+        platform=platform,
+        now=now,
     )
-    return _late_payment(session, booking=booking, checkout=charged, actor=actor, platform=platform, now=now)
 
 
 def _terms_now(session: Session, booking: Booking, platform: Terms) -> dict[str, int]:
@@ -163,8 +167,17 @@ def _refuse_payment(
 
 
 def _late_payment(
-    session: Session, *, booking: Booking, checkout: Checkout, actor: str, platform: Terms, now: datetime
+    session: Session,
+    *,
+    booking: Booking,
+    payment_intent: str | None,
+    paid: int,
+    actor: str,
+    platform: Terms,
+    now: datetime,
 ) -> Outcome:
+    """A payment (`payment_intent`, `paid` minor units) of a booking already Cancelled unpaid:
+    confirmed if its time is still free and ahead, else refunded in full."""
     # Lock first: Cancelled -> Cancelled cannot be a compare-and-set, so the teacher lock is
     # what stops two concurrent fulfils from both recording a refund.
     repo.lock_teacher(session, booking.teacher_id)
@@ -181,18 +194,17 @@ def _late_payment(
         change = lifecycle.confirm_late_payment(
             status,
             now=now,
-            payment_intent_id=checkout.payment_intent,
+            payment_intent_id=payment_intent,
             was_paid=False,
             terms=_terms_now(session, booking, platform),
         )
         repo.apply(session, booking, change, actor=actor)
         outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome(Reason.LATE_PAYMENT_CONFIRMED, booking, _paid_followups(booking))
-    change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=checkout.payment_intent)
+    change = lifecycle.refund_late_payment(status, now=now, payment_intent_id=payment_intent)
     repo.apply(session, booking, change, actor=actor)
-    amount = checkout.amount_total if checkout.amount_total is not None else booking.price_amount
-    refund = refunds.request(session, booking=booking, amount=amount, reason="late_payment", now=now)
-    outbox.notify(session, booking, ("late_payment_refunded.parent",), now=now, payload={"refund": amount})
+    refund = refunds.request(session, booking=booking, amount=paid, reason="late_payment", now=now)
+    outbox.notify(session, booking, ("late_payment_refunded.parent",), now=now, payload={"refund": paid})
     return Outcome(Reason.LATE_PAYMENT_REFUNDED, booking, Followups(refunds=[refund.id]))
 
 

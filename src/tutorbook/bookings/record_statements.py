@@ -50,8 +50,11 @@ def prebuilt(kind: str, columns: tuple[str, ...], dialect: str = "") -> sa.Execu
     if kind == "touch":
         booking = BOOKINGS.c.id == sa.bindparam("row_id", type_=BOOKINGS.c.id.type)
         return sa.update(BOOKINGS).where(booking).values(set_binds(BOOKINGS, columns))
-    if kind == "terms":
-        return sa.insert(TERMS).values(set_binds(TERMS, columns))
+    if kind == "terms":  # the terms in force, replacing any older ones (a late payment's)
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(TERMS).values(set_binds(TERMS, columns))
+        kept = {c: stmt.excluded[c] for c in columns if c != "booking_id"}
+        return stmt.on_conflict_do_update(index_elements=["booking_id"], set_=kept)
     if kind == "link":  # a booking's link row, made unless it has one
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         return insert(LINKS).values(set_binds(LINKS, columns)).on_conflict_do_nothing(index_elements=["booking_id"])

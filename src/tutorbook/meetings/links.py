@@ -91,8 +91,14 @@ _WITH_PARTIES = (
 )
 
 
-# Built once, like _WITH_PARTIES: a booking's link request when it still needs one.
-_TO_MAKE = with_link(_WITH_PARTIES).where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
+# Built once, like _WITH_PARTIES: a booking's link request when it still needs one, and its
+# link's attempts so far. The booking's own columns only: its records (loaded with it by default)
+# are not read here, and their three joined loads cost more than the rest of the row.
+_TO_MAKE = (
+    with_link(_WITH_PARTIES.add_columns(Link.attempts))
+    .where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
+    .options(sa.orm.lazyload(PS.payment), sa.orm.lazyload(PS.meeting), sa.orm.lazyload(PS.terms_in_force))
+)
 
 
 def _request_from(
@@ -120,8 +126,8 @@ def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest,
     row = session.execute(_TO_MAKE, {"booking_id": booking_id}).one_or_none()
     if row is None:
         return None
-    link = row[0].meeting
-    return _request_from(*row), link.attempts if link is not None else 0
+    *parties, attempts = row
+    return _request_from(*parties), attempts or 0
 
 
 def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:

@@ -123,6 +123,8 @@ def keyset(
 # private_sessions under another name, made once: the counts My Bookings reads in its page's
 # statement are subqueries over the same table, which must not correlate with the outer one.
 _COUNTED = PS.__table__.alias("counted")
+# ... and the one My Bookings picks its page's ids from.
+_PAGED = PS.__table__.alias("paged")
 
 
 def my_bookings(
@@ -149,7 +151,6 @@ def _my_bookings_statement(kind: str) -> sa.Select[Any]:
     and the offset are rendered into the SQL (`literal_execute`), so the plan knows them."""
     parent = sa.bindparam("parent_id", type_=PS.parent_id.type)
     rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
-    mine: tuple[sa.ColumnElement[bool], ...] = (PS.parent_id == parent, visible_to_parent())
     counted = (_COUNTED.c.parent_id == parent, visible_to_parent(_COUNTED.c))
     after = (sa.bindparam("starts", type_=PS.starts_at.type), sa.bindparam("last_id", type_=PS.id.type))
     if kind == "offset":
@@ -162,8 +163,19 @@ def _my_bookings_statement(kind: str) -> sa.Select[Any]:
     # one row of counts joined to every row of the page: one scan of the parent's index entries
     ahead = sa.func.count().filter(_through(_COUNTED.c, after)) if kind == "cursor" else sa.literal(0)
     counts = sa.select(sa.func.count().label("total"), ahead.label("ahead")).where(*counted).subquery("counts")
-    stmt = named_rows(*mine).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
-    return keyset(stmt, after=after if kind == "cursor" else None, limit=rows, newest_first=True)
+    # The page's ids first, from the parent's index alone (the ORDER BY ... LIMIT on the booking
+    # table), then its records and names for those rows only. Said as one join with the LIMIT
+    # outside, SQLite joined every booking of the parent to its records before sorting (§11).
+    page = sa.select(_PAGED.c.id).where(_PAGED.c.parent_id == parent, visible_to_parent(_PAGED.c))
+    if kind == "cursor":
+        starts, last_id = after
+        page = page.where(
+            _PAGED.c.starts_at <= starts,
+            sa.or_(_PAGED.c.starts_at < starts, _PAGED.c.id > last_id),
+        )
+    page = page.order_by(_PAGED.c.starts_at.desc(), _PAGED.c.id).limit(rows + sa.literal_column("1"))
+    stmt = named_rows(PS.id.in_(page)).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
+    return keyset(stmt, after=None, limit=rows, newest_first=True)
 
 
 def _through(table: Any, cursor: Cursor | tuple[Any, Any]) -> sa.ColumnElement[bool]:

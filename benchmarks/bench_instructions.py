@@ -80,6 +80,7 @@ def serve(args: argparse.Namespace) -> None:
         log_json=True,
         log_level="WARNING",
         stripe_max_network_retries=0,
+        stripe_timeout_seconds=120.0,  # 10 s by default: the first calls under valgrind can take longer
         public_url=base,
         sandbox_url=args.sb_url,
     ).resolved()

@@ -8,6 +8,7 @@ take the same row; recording is a compare-and-set on the claim id."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,16 @@ _ENQUEUE = {dialect: _enqueue_statement(dialect) for dialect in ("postgresql", "
 # delivers it when the enqueuing transaction commits, and not at all if it rolls back.
 CHANNEL = "tutorbook_outbox"
 _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
+
+
+@functools.lru_cache(maxsize=8)
+def _enqueue_and_wake(n: int) -> sa.Select[Any]:
+    """PostgreSQL: `n` rows (binds `<column>_<i>`) added unless there already, and pg_notify for
+    each added: WITH added AS (INSERT ... RETURNING id) SELECT id, pg_notify(...) FROM added."""
+    table = cast(sa.Table, N.__table__)
+    rows = [{name: sa.bindparam(f"{name}_{i}", type_=table.c[name].type) for name in _ENQUEUED} for i in range(n)]
+    added = postgresql.insert(table).values(rows).on_conflict_do_nothing().returning(table.c.id).cte("added")
+    return sa.select(added.c.id, sa.func.pg_notify(CHANNEL, ""))
 
 
 def _wake_workers(session: Session) -> None:
@@ -90,10 +101,15 @@ def enqueue_many(
         }
         for n in notices
     ]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not _due_later(not_before, now):
+        # One statement: the rows and, for each that went in, the workers' wake-up (delivered
+        # once, at commit: PostgreSQL folds a transaction's identical notifications into one).
+        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        return len(session.execute(_enqueue_and_wake(len(rows)), params).all())
     # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
     # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
-    stmt = _ENQUEUE[session.get_bind().dialect.name]
-    added = len(session.execute(stmt, rows).all())
+    added = len(session.execute(_ENQUEUE[dialect], rows).all())
     if added and not _due_later(not_before, now):
         _wake_workers(session)
     return added

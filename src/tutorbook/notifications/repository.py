@@ -47,10 +47,16 @@ _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
 @functools.lru_cache(maxsize=8)
 def _enqueue_and_wake(n: int) -> sa.Select[Any]:
     """PostgreSQL: `n` rows (binds `<column>_<i>`) added unless there already, and pg_notify for
-    each added: WITH added AS (INSERT ... RETURNING id) SELECT id, pg_notify(...) FROM added."""
+    each added: WITH added AS (INSERT ... SELECT ... RETURNING id) SELECT id, pg_notify(...) FROM
+    added. Rows as a UNION ALL of SELECTs: a multi-row VALUES is compiled again on every call."""
     table = cast(sa.Table, N.__table__)
-    rows = [{name: sa.bindparam(f"{name}_{i}", type_=table.c[name].type) for name in _ENQUEUED} for i in range(n)]
-    added = postgresql.insert(table).values(rows).on_conflict_do_nothing().returning(table.c.id).cte("added")
+    # Typed binds (the SELECT has no column to take a type from); the foreign keys' own types may
+    # not be resolved yet when this is built.
+    types = {name: table.c[name].type for name in _ENQUEUED} | {"booking_id": sa.Uuid(), "user_id": sa.Uuid()}
+    rows = [sa.select(*(sa.bindparam(f"{c}_{i}", type_=types[c]) for c in _ENQUEUED)) for i in range(n)]
+    source = sa.union_all(*rows) if n > 1 else rows[0]
+    inserted = postgresql.insert(table).from_select(list(_ENQUEUED), source).on_conflict_do_nothing()
+    added = inserted.returning(table.c.id).cte("added")
     return sa.select(added.c.id, sa.func.pg_notify(CHANNEL, ""))
 
 

@@ -148,7 +148,7 @@ def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, act
     if session.get_bind().dialect.name == "postgresql":
         records.insert_paid(session, booking, changes, kind=kind, together=(row, history))
     else:
-        session.execute(sa.insert(_ROW), row)
+        session.execute(_INSERT_ROW, row)
         session.execute(_ADD_HISTORY, history)
         records.insert_paid(session, booking, changes, kind=kind)
     for key, value in row.items():
@@ -156,7 +156,8 @@ def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, act
     make_transient_to_detached(booking)  # loaded as written: in this session, with nothing to flush
     session.add(booking)
     _known_version(session, booking.id, len(changes))
-    schedule_changed(session, teacher_ids=[booking.teacher_id])
+    if status in HOLDING:
+        schedule_changed(session, teacher_ids=[booking.teacher_id])
     return booking
 
 
@@ -199,6 +200,7 @@ def _apply_together(
 
 
 _ROW = cast(sa.Table, PS.__table__)
+_INSERT_ROW = sa.insert(_ROW)
 
 
 def _set_values(columns: tuple[str, ...]) -> dict[str, sa.BindParameter[Any]]:

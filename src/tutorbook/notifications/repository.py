@@ -44,7 +44,10 @@ CHANNEL = "tutorbook_outbox"
 _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
-@functools.lru_cache(maxsize=8)
+_WAKE_WITH_AT_MOST = 8  # rows: one statement per row count (a booking's notices are one or two)
+
+
+@functools.lru_cache(maxsize=_WAKE_WITH_AT_MOST)
 def _enqueue_and_wake(n: int) -> sa.Select[Any]:
     """PostgreSQL: `n` rows (binds `<column>_<i>`) added unless there already, and pg_notify for
     each added: WITH added AS (INSERT ... SELECT ... RETURNING id) SELECT id, pg_notify(...) FROM
@@ -108,7 +111,7 @@ def enqueue_many(
         for n in notices
     ]
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and not _due_later(not_before, now):
+    if dialect == "postgresql" and not _due_later(not_before, now) and len(rows) <= _WAKE_WITH_AT_MOST:
         # One statement: the rows and, for each that went in, the workers' wake-up (delivered
         # once, at commit: PostgreSQL folds a transaction's identical notifications into one).
         params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}

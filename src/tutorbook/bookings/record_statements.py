@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tutorbook.bookings.models import Booking, BookingTerms, Payment, StatusHistory
 
@@ -30,7 +31,7 @@ def set_binds(table: sa.Table, columns: tuple[str, ...], prefix: str = "set_") -
 
 
 @functools.lru_cache(maxsize=128)
-def prebuilt(kind: str, columns: tuple[str, ...]) -> sa.Executable:
+def prebuilt(kind: str, columns: tuple[str, ...], dialect: str = "") -> sa.Executable:
     """The records' Core statements, built once per kind and set of columns (binds `set_<c>`)."""
     if kind == "move":  # a payment's compare-and-set
         state = PAYMENTS.c.state == sa.bindparam("row_state", type_=PAYMENTS.c.state.type)
@@ -49,8 +50,11 @@ def prebuilt(kind: str, columns: tuple[str, ...]) -> sa.Executable:
     if kind == "touch":
         booking = BOOKINGS.c.id == sa.bindparam("row_id", type_=BOOKINGS.c.id.type)
         return sa.update(BOOKINGS).where(booking).values(set_binds(BOOKINGS, columns))
-    if kind == "terms":
-        return sa.insert(TERMS).values(set_binds(TERMS, columns))
+    if kind == "terms":  # the terms in force, replacing any older ones (a late payment's)
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(TERMS).values(set_binds(TERMS, columns))
+        kept = {c: stmt.excluded[c] for c in columns if c != "booking_id"}
+        return stmt.on_conflict_do_update(index_elements=["booking_id"], set_=kept)
     raise ValueError(kind)
 
 

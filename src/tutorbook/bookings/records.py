@@ -385,10 +385,12 @@ def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
 
 
 def store_terms(session: Session, booking: Booking, terms: Mapping[str, int]) -> None:
-    """The terms in force when the booking was paid (a late payment's replace any older ones)."""
-    if booking.terms_in_force is not None:  # a late payment's terms replace any older ones
-        session.execute(sa.delete(sql.TERMS).where(sql.TERMS.c.booking_id == booking.id))
-        if booking.terms_in_force in session:
-            session.expunge(booking.terms_in_force)
-    session.execute(sql.prebuilt("terms", (*sorted(terms), "booking_id")), _params(terms, set_booking_id=booking.id))
+    """The terms in force when the booking was paid (a late payment's replace any older ones:
+    one upsert, whether or not the booking's terms were loaded)."""
+    older = None if "terms_in_force" in sa.inspect(booking).unloaded else booking.terms_in_force
+    if older is not None and older in session:
+        session.expunge(older)
+    dialect = session.get_bind().dialect.name
+    stmt = sql.prebuilt("terms", (*sorted(terms), "booking_id"), dialect)
+    session.execute(stmt, _params(terms, set_booking_id=booking.id))
     set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms))

@@ -46,13 +46,17 @@ def _own_booking(booking: Booking | None, checkout: Checkout) -> Booking | None:
     return None
 
 
-def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime) -> Outcome:
+def fulfil(
+    session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime, records: bool = True
+) -> Outcome:
     """The one idempotent fulfilment: Pending + paid -> Confirmed; a late payment is confirmed
     if the slot is still free and ahead, otherwise refunded in full; a payment at another price
     or through another checkout than the booking's is refunded in full, the booking unchanged.
     Safe to call any number of times from the webhook, the success page and the jobs. A booking
-    confirmed keeps the teacher's terms in force now (`platform`: for a teacher who set none)."""
-    named = by_checkout(session, checkout, named=True)
+    confirmed keeps the teacher's terms in force now (`platform`: for a teacher who set none).
+    `records=False`: the booking is read with its payment only (its meeting link and terms are
+    read only if used), for a caller that does not show the outcome's booking (the webhook)."""
+    named = by_checkout(session, checkout, named=True, records=records)
     if named is not None and checkout.paid and (problem := payment_problem(named, checkout)) is not None:
         return _refuse_payment(
             session, booking=named, checkout=checkout, reason=problem, actor=actor, platform=platform, now=now
@@ -68,7 +72,7 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
             status, now=now, payment_intent_id=checkout.payment_intent, terms=_terms_now(session, booking, platform)
         )
         if not repo.apply(session, booking, change, actor=actor):
-            return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
+            return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now, records=records)
         outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:

@@ -230,7 +230,7 @@ def by_checkout_ids(session: Session, checkout_ids: list[str]) -> dict[str, PS]:
             .where(Payment.stripe_checkout_id.in_(chunk))
         )
         rows = session.scalars(stmt)
-        out.update({b.stripe_session_id: b for b in rows if b.stripe_session_id is not None})
+        out.update({b.checkout_id: b for b in rows if b.checkout_id is not None})
     return out
 
 

@@ -214,7 +214,7 @@ def _same_open_checkout(
         and other.status == Status.PENDING
         and other.starts_at == start
         and other.ends_at == end
-        and other.stripe_session_id is not None
+        and other.checkout_id is not None
         and other.checkout_expires_at is not None
         and other.checkout_expires_at > now
     )

@@ -28,20 +28,20 @@ def payment_problem(booking: Booking, checkout: Checkout) -> Reason | None:
     the booking itself created (its recorded id) and charge exactly the booking's price. A booking
     with no recorded checkout (its creation failed) adopts none: anyone holding the Stripe key
     can make a checkout that names it, and the teacher's share would then stay with the platform."""
-    if booking.stripe_session_id not in (None, checkout.id):
+    if booking.checkout_id not in (None, checkout.id):
         return Reason.OTHER_CHECKOUT
     if (checkout.currency or "").lower() != booking.currency.lower():
         return Reason.CURRENCY_MISMATCH
     if checkout.amount_total != booking.price_amount:
         return Reason.AMOUNT_MISMATCH
-    if booking.stripe_session_id != checkout.id:  # none recorded; a price mismatch says more, above
+    if booking.checkout_id != checkout.id:  # none recorded; a price mismatch says more, above
         return Reason.OTHER_CHECKOUT
     return None
 
 
 def _own_booking(booking: Booking | None, checkout: Checkout) -> Booking | None:
     """`booking` if this checkout is the one it created (its recorded id)."""
-    if booking is None or booking.stripe_session_id == checkout.id:
+    if booking is None or booking.checkout_id == checkout.id:
         return booking
     return None
 

@@ -145,11 +145,11 @@ async def withdraw_checkout(
 ) -> Booking:
     """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
     fulfil instead and refuse with AlreadyPaid."""
-    if booking.stripe_session_id:
+    if booking.checkout_id:
         try:
-            await svc.gateway.expire_checkout(booking.stripe_session_id, reason=reason.value)
+            await svc.gateway.expire_checkout(booking.checkout_id, reason=reason.value)
         except gw.CheckoutNotOpen:
-            checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+            checkout = await svc.gateway.retrieve_checkout(booking.checkout_id)
             if checkout.paid:
                 await fulfil(svc, checkout=checkout, actor=actor)
                 raise AlreadyPaid() from None

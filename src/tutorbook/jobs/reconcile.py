@@ -129,7 +129,7 @@ def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
         if booking.status == Status.PENDING or _cancelled_unpaid_unrefunded(session, booking):
             return "paid_not_confirmed"
         return None
-    if booking is None or booking.stripe_session_id != c.id:
+    if booking is None or booking.checkout_id != c.id:
         return None  # not the booking's checkout: unpaid, it can be ignored
     if booking.status in (Status.CONFIRMED, Status.COMPLETED) or booking.paid_at is not None:
         return "unpaid_at_stripe"

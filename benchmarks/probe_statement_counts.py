@@ -11,6 +11,8 @@ keyed by the route; the app's CPU is this process's minus the main thread's, per
   confirm   POST /api/Sessions/confirm-payment/{cs} (the success page's call), after the webhook
   my        GET /api/Sessions/my-bookings
   avail     GET /api/Teachers/{id}/availability (a new week each call: no cache hit)
+  teachers  GET /api/Teachers (the whole list, as the mix asks for it)
+  availhit  GET /api/Teachers/{id}/availability, one week again and again (the cache's hit)
   cancel    book, then POST /api/Sessions/cancel-payment/{cs} (the parent's Back)
 
 It imports only what every tree since 41d0ecb has, so the same file measures another checkout:
@@ -299,9 +301,23 @@ def main() -> None:  # noqa: PLR0915
                 )
                 assert r.status_code == 200, r.text
 
+        def teachers_list() -> None:
+            for _ in range(n):
+                r = c.get("/api/Teachers")
+                assert r.status_code == 200, r.text
+
+        def avail_hit() -> None:
+            start = (t0 + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+            end = (t0 + timedelta(days=8)).isoformat().replace("+00:00", "Z")
+            for _ in range(n):
+                r = parent["client"].get(
+                    f"/api/Teachers/{teacher['user']['id']}/availability", params={"from": start, "to": end}
+                )
+                assert r.status_code == 200, r.text
+
         def cancel() -> None:
             for i in range(n):
-                at = (t0 + timedelta(days=1, hours=i)).isoformat().replace("+00:00", "Z")
+                at = (t0 + timedelta(hours=n + 1 + i)).isoformat().replace("+00:00", "Z")  # clear of the book phase
                 r = f.book(parent, teacher, starts_at=at, duration=30)
                 assert r.status_code == 201, r.text
                 cs = r.json()["data"]["stripeSessionId"]
@@ -309,7 +325,8 @@ def main() -> None:  # noqa: PLR0915
                 assert r.status_code == 200, r.text
 
         for name, fn in [("book", book), ("webhook", webhooks), ("confirm", confirm), ("my", my),
-                         ("avail", avail), ("cancel", cancel)]:  # fmt: skip
+                         ("avail", avail), ("teachers", teachers_list), ("availhit", avail_hit),
+                         ("cancel", cancel)]:  # fmt: skip
             phase(name, fn)
 
         print(f"\n{'route':60} {'requests':>8} {'stmts':>7} {'per req':>8}")

@@ -206,11 +206,16 @@ def main() -> None:  # noqa: PLR0915
     import httpx
     from tests import factories as f
     from tests.support.payments import pay
-    from tests.support.servers import free_port, http_get, http_post
+    from tests.support.servers import free_port, http_client, http_get, http_post
 
     import tutorbook
     from tutorbook.migrate import upgrade
 
+    def patient_client(**kwargs):  # noqa: ANN003, ANN202
+        # The factories' clients wait 30 s; under valgrind on a busy machine a request took longer.
+        return http_client(**{**kwargs, "timeout": 600})
+
+    f.http_client = patient_client
     tree = Path(tutorbook.__file__).parents[2]
     commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()  # fmt: skip

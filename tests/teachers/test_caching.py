@@ -157,3 +157,43 @@ def test_render_slots_matches_the_model_for_odd_instants_too():
     model = Envelope[list[SlotOut]](data=[SlotOut(starts_at=s, ends_at=s + length) for s in odd])
     assert render_slots(odd, length) == model.model_dump_json(by_alias=True).encode()
     assert render_slots([], length) == Envelope[list[SlotOut]](data=[]).model_dump_json(by_alias=True).encode()
+
+
+def test_a_kept_answer_is_the_computed_one_and_moves_with_the_schedule_and_with_now(c, db):
+    # Issue #33: an answer for a range starting after `now` is kept, written, under the teacher's
+    # schedule version; a range that has begun is worked out again (its starts depend on `now`).
+    t, p = f.teacher(c), f.parent(c)
+    teacher_id = uuid.UUID(t["user"]["id"])
+    cache = availability.WeekCache()
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=7)
+    written = []
+
+    def render(starts):
+        written.append(starts)
+        return render_slots(starts, timedelta(minutes=60))
+
+    def answer(now):
+        with db.session_scope() as session:
+            return availability.bookable_answer(
+                session, cache=cache, teacher_id=teacher_id, start=start, end=end, minutes=60, now=now, render=render
+            )
+
+    def computed(now):
+        with db.session_scope() as session:
+            fresh = availability.WeekCache()
+            starts = availability.bookable_starts(
+                session, cache=fresh, teacher_id=teacher_id, start=start, end=end, minutes=60, now=now
+            )
+        return render_slots(starts, timedelta(minutes=60))
+
+    before = start - timedelta(hours=1)
+    first = answer(before)
+    assert first == computed(before) and len(written) == 1
+    assert answer(before + timedelta(minutes=30)) == first and len(written) == 1  # kept: `now` moved, not the schedule
+    assert f.book(p, t, starts_at=f.slot(days=1, hour=10)).status_code == 201  # in that week
+    after_booking = answer(before)
+    assert after_booking != first and after_booking == computed(before) and len(written) == 2
+    begun = start + timedelta(hours=5)  # the range has begun: its first five hours' starts are gone
+    assert answer(begun) == computed(begun) != after_booking and len(written) == 3
+    assert len(cache._answers) == 1

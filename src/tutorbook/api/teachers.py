@@ -255,16 +255,18 @@ async def availability(
     now = utc_now()
     start = from_ or now
     end = to or start + timedelta(days=7)
-    starts = await svc.read(
-        week_cache.bookable_starts,
+    length = timedelta(minutes=duration_minutes)
+    body = await svc.read(
+        week_cache.bookable_answer,
         cache=svc.availability,
         teacher_id=teacher_id,
         start=start,
         end=end,
         minutes=duration_minutes,
         now=now,
+        render=lambda starts: render_slots(starts, length),
     )
-    return Response(render_slots(starts, timedelta(minutes=duration_minutes)), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 def render_slots(starts: list[datetime], length: timedelta) -> bytes:

@@ -15,10 +15,12 @@ app executes does not depend on load. This script runs three processes:
 The client warms every path up, then runs, ROUNDS times: N bookings (`POST /api/Sessions/book`),
 N payments (the sandbox's hosted page; its `checkout.session.completed` events delivered to the
 app's webhook until every booking is Confirmed), N success-page calls (`POST
-/api/Sessions/confirm-payment/{cs}`, after the webhook: `already_fulfilled`), and N My Bookings
-reads (`GET /api/Sessions/my-bookings`), then the mix's other reads (issue #33): N teacher lists
+/api/Sessions/confirm-payment/{cs}`, after the webhook: `already_fulfilled`), N My Bookings
+reads (`GET /api/Sessions/my-bookings`), the mix's other reads (issue #33): N teacher lists
 (`GET /api/Teachers`), N reads of one week of a teacher's availability (the cache's hit) and N of
-a new week each (a miss), with a dump after each phase. An `empty` phase (one dump
+a new week each (a miss), and, on a tree with credits (issue #28), N bookings paid
+with a credit (`payWith: credit`: confirmed with their link in the one request; a lot granted
+first, straight into the database), with a dump after each phase. An `empty` phase (one dump
 right after another) measures what a dump itself costs (its HTTP request); it is subtracted from
 every phase. PostgreSQL is its own process: not counted.
 
@@ -179,6 +181,40 @@ def read_dumps(out_dir: Path) -> list[tuple[str, int]]:
     return [(name, ir) for _, name, ir in sorted(rows)]
 
 
+def grant_credits(url: str, *, parent: dict, teacher: dict, lessons: int) -> bool:
+    """Issue #28: a lot of `lessons` 30-minute credits of `teacher` for `parent` (an operator's
+    grant), written from this process; False on a tree without credits."""
+    import uuid
+
+    from tutorbook.db import Database
+
+    try:
+        from tutorbook.credits import ledger
+        from tutorbook.credits.models import EntryKind
+    except ImportError:
+        return False
+    now = datetime.now(UTC)
+    db = Database(url)
+    with db.session_scope() as session:
+        ledger.add_lot(
+            session, parent_id=uuid.UUID(parent["user"]["id"]), teacher_id=uuid.UUID(teacher["user"]["id"]),
+            duration_minutes=30, lessons=lessons, unit_amount=3000, currency="usd",
+            expires_at=now + timedelta(days=365), kind=EntryKind.ADJUST, actor="bench", now=now,
+        )  # fmt: skip
+    db.engine.dispose()
+    return True
+
+
+def book_with_credit(parent: dict, teacher: dict, *, starts_at: str):  # noqa: ANN201
+    r = parent["client"].post(
+        "/api/Sessions/book",
+        json={"teacherId": teacher["user"]["id"], "studentId": parent["students"][0], "subject": "Mathematics",
+              "startsAt": starts_at, "durationMinutes": 30, "payWith": "credit"},
+    )  # fmt: skip
+    assert r.status_code == 201 and r.json()["data"]["status"] == 1, r.text
+    return r
+
+
 def main() -> None:  # noqa: PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode")
@@ -274,6 +310,9 @@ def main() -> None:  # noqa: PLR0915
             assert pc.get("/api/Sessions/my-bookings").status_code == 200
             assert c.get("/api/Teachers").status_code == 200
             assert c.get(f"/api/Teachers/{teachers[0]['user']['id']}/availability").status_code == 200
+        with_credits = grant_credits(url, parent=parent, teacher=teachers[0], lessons=args.n * args.rounds + 10)
+        for i in range(3 if with_credits else 0):
+            book_with_credit(parent, teachers[0], starts_at=f.slot(days=4, hour=1 + i))
         time.sleep(1)
         dump("warmup")
         dump("empty")
@@ -341,6 +380,12 @@ def main() -> None:  # noqa: PLR0915
                                          "to": (at + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")})
                 assert r.status_code == 200, r.text
             settle(f"availmiss.{rnd}", started)
+            if with_credits:
+                started = time.monotonic()
+                for i in range(n):
+                    at = (t0 + timedelta(days=20 + rnd, hours=i)).isoformat().replace("+00:00", "Z")
+                    book_with_credit(parent, teacher, starts_at=at)
+                settle(f"credit.{rnd}", started)
         dump("end")
         c.close()
         app = procs.pop()

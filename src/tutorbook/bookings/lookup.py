@@ -14,7 +14,7 @@
   its checkout (for the fulfilment, which refuses a payment through another checkout).
 
 Below them, `repository.get` (by id or None), `repository.by_checkout_id` (by recorded
-checkout id or None) and the batch reads `repository.by_ids` / `by_checkout_ids` are the
+checkout id or None) and the batch reads `queries.by_ids` / `by_checkout_ids` are the
 primitives these are made of, for the domain's own use cases and the jobs."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
-from tutorbook.bookings import records
+from tutorbook.bookings import link_records
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.lists import AnySelect
@@ -95,9 +95,10 @@ _WITH_PARTIES = (
 _TO_MAKE = with_link(_WITH_PARTIES).where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
 
 
-def _request_from(
+def request_for(
     booking: PS, teacher_email: str, teacher_name: str, parent_email: str | None, zone: str | None
 ) -> MeetingRequest:
+    """What a provider is asked for this booking's link (its parties known: no read)."""
     return MeetingRequest(
         booking_id=str(booking.id),
         teacher_email=teacher_email,
@@ -111,7 +112,7 @@ def _request_from(
 
 def _request(session: Session, booking: PS) -> MeetingRequest:
     row = session.execute(_WITH_PARTIES.where(PS.id == booking.id)).one()
-    return _request_from(*row)
+    return request_for(*row)
 
 
 def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
@@ -121,7 +122,7 @@ def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest,
     if row is None:
         return None
     link = row[0].meeting
-    return _request_from(*row), link.attempts if link is not None else 0
+    return request_for(*row), link.attempts if link is not None else 0
 
 
 def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:
@@ -154,9 +155,12 @@ def record_move(
     return result
 
 
-def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
-    """Store what the provider answered (a link, or when to retry); returns what happened."""
-    records.write_link(session, booking_id, _fields_for(outcome), without_url=True)
+def record(
+    session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome, booking: PS | None = None
+) -> str:
+    """Store what the provider answered (a link, or when to retry); returns what happened.
+    `booking`: one made in this transaction, which gets its link row without a read back."""
+    link_records.write_link(session, booking_id, _fields_for(outcome), without_url=True, booking=booking)
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",
@@ -207,7 +211,7 @@ def reset(
         raise BadRequest(f"A {Status(booking.status).label} booking has no meeting link to make")
     kept = booking.meeting
     old = (None, None, None) if kept is None else (kept.provider, kept.external_id, kept.url)
-    records.clear_link(session, booking_id)
+    link_records.clear_link(session, booking_id)
     detail = f"old link: {old[2]}" if old[2] else "no link before"
     bookings.record_action(
         session, booking_id, action="regenerate_meeting_link", actor=actor, note=note, detail=detail, at=now

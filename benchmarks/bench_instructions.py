@@ -16,7 +16,9 @@ The client warms every path up, then runs, ROUNDS times: N bookings (`POST /api/
 N payments (the sandbox's hosted page; its `checkout.session.completed` events delivered to the
 app's webhook until every booking is Confirmed), N success-page calls (`POST
 /api/Sessions/confirm-payment/{cs}`, after the webhook: `already_fulfilled`), N My Bookings
-reads (`GET /api/Sessions/my-bookings`) and, on a tree with credits (issue #28), N bookings paid
+reads (`GET /api/Sessions/my-bookings`), the mix's other reads (issue #33): N teacher lists
+(`GET /api/Teachers`), N reads of one week of a teacher's availability (the cache's hit) and N of
+a new week each (a miss), and, on a tree with credits (issue #28), N bookings paid
 with a credit (`payWith: credit`: confirmed with their link in the one request; a lot granted
 first, straight into the database), with a dump after each phase. An `empty` phase (one dump
 right after another) measures what a dump itself costs (its HTTP request); it is subtracted from
@@ -320,6 +322,8 @@ def main() -> None:  # noqa: PLR0915
             wait_until(lambda i=i: confirmed(url) >= i + 1, "the warm-up's confirmation", 600)
             assert pc.post(f"/api/Sessions/confirm-payment/{r.json()['data']['stripeSessionId']}").status_code == 200
             assert pc.get("/api/Sessions/my-bookings").status_code == 200
+            assert c.get("/api/Teachers").status_code == 200
+            assert c.get(f"/api/Teachers/{teachers[0]['user']['id']}/availability").status_code == 200
         with_credits = grant_credits(url, parent=parent, teacher=teachers[0], lessons=args.n * args.rounds + 10)
         for i in range(3 if with_credits else 0):
             book_with_credit(parent, teachers[0], starts_at=f.slot(days=4, hour=1 + i))
@@ -366,6 +370,32 @@ def main() -> None:  # noqa: PLR0915
                 r = pc.get("/api/Sessions/my-bookings")
                 assert r.status_code == 200, r.text
             settle(f"my.{rnd}", started)
+            # The mix's other two reads, as bench_mixed.py sends them (issue #33): the whole
+            # teacher list (no If-None-Match), and a teacher's week of availability, 60-minute
+            # sessions: the same week each call (the per-process cache's hit, the mix's usual
+            # case), then a week not asked before each call (a miss: the week computed).
+            started = time.monotonic()
+            for _ in range(n):
+                r = c.get("/api/Teachers")
+                assert r.status_code == 200, r.text
+            settle(f"teachers.{rnd}", started)
+            week = (t0 + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            week_end = (t0 + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            avail = f"/api/Teachers/{teacher['user']['id']}/availability"
+            r = c.get(avail, params={"from": week, "to": week_end, "durationMinutes": 60})
+            assert r.status_code == 200 and r.json()["data"], r.text  # the week cached, not empty
+            started = time.monotonic()
+            for _ in range(n):
+                r = c.get(avail, params={"from": week, "to": week_end, "durationMinutes": 60})
+                assert r.status_code == 200, r.text
+            settle(f"avail.{rnd}", started)
+            started = time.monotonic()
+            for i in range(n):
+                at = t0 + timedelta(days=7 * (rnd * n + i + 2))
+                r = c.get(avail, params={"from": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "durationMinutes": 60,
+                                         "to": (at + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                assert r.status_code == 200, r.text
+            settle(f"availmiss.{rnd}", started)
             if with_credits:
                 started = time.monotonic()
                 for i in range(n):

@@ -11,6 +11,8 @@ keyed by the route; the app's CPU is this process's minus the main thread's, per
   confirm   POST /api/Sessions/confirm-payment/{cs} (the success page's call), after the webhook
   my        GET /api/Sessions/my-bookings
   avail     GET /api/Teachers/{id}/availability (a new week each call: no cache hit)
+  teachers  GET /api/Teachers (the whole list, as the mix asks for it)
+  availhit  GET /api/Teachers/{id}/availability, one week again and again (the cache's hit)
   cancel    book, then POST /api/Sessions/cancel-payment/{cs} (the parent's Back)
   credit    POST /api/Sessions/book with `payWith: credit` (issue #28; a lot granted first; skipped
             on a tree without credits)
@@ -338,9 +340,23 @@ def main() -> None:  # noqa: PLR0915
                 )
                 assert r.status_code == 200, r.text
 
+        def teachers_list() -> None:
+            for _ in range(n):
+                r = c.get("/api/Teachers")
+                assert r.status_code == 200, r.text
+
+        def avail_hit() -> None:
+            start = (t0 + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+            end = (t0 + timedelta(days=8)).isoformat().replace("+00:00", "Z")
+            for _ in range(n):
+                r = parent["client"].get(
+                    f"/api/Teachers/{teacher['user']['id']}/availability", params={"from": start, "to": end}
+                )
+                assert r.status_code == 200, r.text
+
         def cancel() -> None:
             for i in range(n):
-                at = (t0 + timedelta(days=1, hours=i)).isoformat().replace("+00:00", "Z")
+                at = (t0 + timedelta(hours=n + 1 + i)).isoformat().replace("+00:00", "Z")  # clear of the book phase
                 r = f.book(parent, teacher, starts_at=at, duration=30)
                 assert r.status_code == 201, r.text
                 cs = r.json()["data"]["stripeSessionId"]
@@ -355,7 +371,8 @@ def main() -> None:  # noqa: PLR0915
                 assert r.json()["data"]["status"] == 1 and r.json()["data"]["meetingUrl"], r.text
 
         phases = [("book", book), ("webhook", webhooks), ("confirm", confirm), ("my", my), ("avail", avail),
-                  ("cancel", cancel)] + ([("credit", credit)] if with_credits else [])  # fmt: skip
+                  ("teachers", teachers_list), ("availhit", avail_hit), ("cancel", cancel)] + (
+                  [("credit", credit)] if with_credits else [])  # fmt: skip
         for name, fn in phases:
             phase(name, fn)
 

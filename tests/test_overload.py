@@ -84,7 +84,7 @@ def test_a_crowd_on_a_sync_route_with_a_small_pool_gets_answers_or_503s_never_a_
 
 def test_requests_past_the_in_flight_limit_and_its_queue_are_refused_at_once(db, sandbox, tmp_path):
     server, small = _server(
-        db.url, tmp_path, sandbox, max_requests_in_flight=5, admission_queue=5, admission_wait_seconds=5
+        db.url, tmp_path, sandbox, max_requests_in_flight=5, admission_queue=5, admission_wait_seconds=10
     )
     try:
         started = time.monotonic()
@@ -96,12 +96,14 @@ def test_requests_past_the_in_flight_limit_and_its_queue_are_refused_at_once(db,
         small.dispose()
     ok_count = sum(r.status_code == 200 for r in answers)
     refused = [r for r in answers if r.status_code != 200]
-    assert ok_count == 10  # 5 in flight, 5 waited their turn (0.2 s each, within the 5 s wait)
+    assert ok_count == 10  # 5 in flight, 5 waited their turn (0.2 s each, within the 10 s wait)
     assert len(refused) == 20
     for r in refused:
         _assert_busy(r)
         assert r.headers["X-Request-ID"]
-    assert took < 2  # the refused did not wait
+    # The refused did not wait: a refusal after the wait would take 10 s. (Not "under 2 s": 30
+    # connections and 0.4 s of answers took up to 3.7 s on a machine shared with other suites.)
+    assert took < 8
     assert health.status_code == 200
 
 

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0, le=1000)
     # How long a request waits for a pooled connection (or, on a sync route, for its place among
     # the pool's connections) before a 503 with Retry-After (issue #33: 30 s of waiting was a 500).
-    db_pool_timeout_seconds: float = Field(default=5, gt=0)
+    # 10 s: the requests in flight (100) share the pool's 10 connections, so on a machine serving
+    # fewer than 10 requests a second (a busy one) an admitted request's turn came after 5 s.
+    db_pool_timeout_seconds: float = Field(default=10, gt=0)
     # The asyncio engine (asyncpg) for the hot async routes on PostgreSQL; off: a worker thread.
     db_async: bool = True
     # Ping each pooled connection before the async path uses it (off: a dead one fails one request, 503).
@@ -53,10 +55,14 @@ class Settings(BaseSettings):
     # is kept (asyncpg's caches off, unique statement names; psycopg never prepares).
     db_pgbouncer: bool = False
     # Overload (tutorbook.api.overload): requests worked on at once per process, how many more may wait
-    # for a place and for how long; the rest are answered 503 with Retry-After at once.
+    # for a place and for how long; the rest are answered 503 with Retry-After at once. Not tied to
+    # the pool's size: a booking waiting on Stripe holds a place but no connection, and 100 parents
+    # booking with Stripe at 300 ms need about 60 places (docs/PERFORMANCE.md section 9). The wait is
+    # long enough for a crowd of 1,000 that waits for its answers to be served, not refused, by a
+    # process answering 100 a second (900 queued / 100 per s = 9 s); past the queue, refused at once.
     max_requests_in_flight: int = Field(default=100, ge=1, le=100_000)
     admission_queue: int = Field(default=1000, ge=0, le=100_000)
-    admission_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    admission_wait_seconds: float = Field(default=10.0, ge=0, le=60)
     retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     # anyio's worker threads (sync routes, password hashing, SQLite): FastAPI's default is 40.
     worker_threads: int = Field(default=40, ge=1, le=1000)

@@ -41,6 +41,9 @@ def schedule_key(teacher_id: uuid.UUID) -> str:
 
 _TABLE = cast(sa.Table, CacheVersion.__table__)
 _READ = sa.select(_TABLE.c.key, _TABLE.c.version).where(_TABLE.c.key.in_(sa.bindparam("keys", expanding=True)))
+# One key (every request of the list and of availability): no expanding IN, whose SQL is
+# rendered again on every execution.
+_READ_ONE = sa.select(_TABLE.c.version).where(_TABLE.c.key == sa.bindparam("key"))
 
 
 def bump(session: Session, keys: set[str] | list[str]) -> None:
@@ -68,5 +71,7 @@ def teachers_changed(session: Session) -> None:
 
 def read(session: Session, keys: list[str]) -> dict[str, int]:
     """The counters of `keys` (0 for a key never bumped): one indexed read."""
+    if len(keys) == 1:
+        return {keys[0]: session.execute(_READ_ONE, {"key": keys[0]}).scalar() or 0}
     found = {row.key: row.version for row in session.execute(_READ, {"keys": keys})}
     return {key: found.get(key, 0) for key in keys}

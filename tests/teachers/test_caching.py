@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tests import factories as f
+from tutorbook.api.teachers import render_slots
 from tutorbook.bookings import availability
+from tutorbook.schemas import Envelope
+from tutorbook.teachers.schemas import SlotOut
 from tutorbook.versions import read, schedule_changed, schedule_key
 
 
@@ -127,3 +130,70 @@ def test_the_teacher_list_answers_304_until_a_teacher_changes(c):
     changed = c.get("/api/Teachers", headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
     assert changed.json()["data"][0]["hourlyRate"] == 7000
+
+
+def test_the_week_is_written_byte_for_byte_as_the_response_model_would_write_it(c):
+    # The route writes its JSON itself (issue #33: no model per slot); what FastAPI would have
+    # written for Envelope[list[SlotOut]] from the same starts is the reference.
+    t = f.teacher(c)
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"from": start.isoformat(), "to": (start + timedelta(days=7)).isoformat(), "durationMinutes": 90}
+    r = c.get(f"/api/Teachers/{t['user']['id']}/availability", params=params)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    slots = r.json()["data"]
+    assert len(slots) == 7 * 48  # all week, a start every 30 minutes (a session may end past `to`)
+    starts = [datetime.fromisoformat(s["startsAt"].replace("Z", "+00:00")) for s in slots]
+    model = Envelope[list[SlotOut]](data=[SlotOut(starts_at=s, ends_at=s + timedelta(minutes=90)) for s in starts])
+    assert r.content == model.model_dump_json(by_alias=True).encode()
+
+
+def test_render_slots_matches_the_model_for_odd_instants_too():
+    odd = [
+        datetime(2026, 3, 29, 0, 55, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, 0, 120, tzinfo=UTC),  # microseconds
+        datetime(2026, 10, 25, 23, 59, 59, tzinfo=UTC),
+    ]
+    length = timedelta(minutes=45)
+    model = Envelope[list[SlotOut]](data=[SlotOut(starts_at=s, ends_at=s + length) for s in odd])
+    assert render_slots(odd, length) == model.model_dump_json(by_alias=True).encode()
+    assert render_slots([], length) == Envelope[list[SlotOut]](data=[]).model_dump_json(by_alias=True).encode()
+
+
+def test_a_kept_answer_is_the_computed_one_and_moves_with_the_schedule_and_with_now(c, db):
+    # Issue #33: an answer for a range starting after `now` is kept, written, under the teacher's
+    # schedule version; a range that has begun is worked out again (its starts depend on `now`).
+    t, p = f.teacher(c), f.parent(c)
+    teacher_id = uuid.UUID(t["user"]["id"])
+    cache = availability.WeekCache()
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=7)
+    written = []
+
+    def render(starts):
+        written.append(starts)
+        return render_slots(starts, timedelta(minutes=60))
+
+    def answer(now):
+        with db.session_scope() as session:
+            return availability.bookable_answer(
+                session, cache=cache, teacher_id=teacher_id, start=start, end=end, minutes=60, now=now, render=render
+            )
+
+    def computed(now):
+        with db.session_scope() as session:
+            fresh = availability.WeekCache()
+            starts = availability.bookable_starts(
+                session, cache=fresh, teacher_id=teacher_id, start=start, end=end, minutes=60, now=now
+            )
+        return render_slots(starts, timedelta(minutes=60))
+
+    before = start - timedelta(hours=1)
+    first = answer(before)
+    assert first == computed(before) and len(written) == 1
+    assert answer(before + timedelta(minutes=30)) == first and len(written) == 1  # kept: `now` moved, not the schedule
+    assert f.book(p, t, starts_at=f.slot(days=1, hour=10)).status_code == 201  # in that week
+    after_booking = answer(before)
+    assert after_booking != first and after_booking == computed(before) and len(written) == 2
+    begun = start + timedelta(hours=5)  # the range has begun: its first five hours' starts are gone
+    assert answer(begun) == computed(begun) != after_booking and len(written) == 3
+    assert len(cache._answers) == 1

@@ -186,10 +186,17 @@ class World:
         return self.view(booked.id)
 
     def buy_package(
-        self, parent: tuple[AuthUser, uuid.UUID], teacher: AuthUser, *, lessons: int = 3, price: int = 15000
+        self,
+        parent: tuple[AuthUser, uuid.UUID],
+        teacher: AuthUser,
+        *,
+        lessons: int = 3,
+        price: int = 15000,
+        pay: bool = True,
     ) -> uuid.UUID:
         """The teacher sells a package of `lessons` one-hour lessons for `price`; the parent buys
-        it, pays at Stripe and comes back to the success page. The purchase's id."""
+        it and (with `pay`) pays at Stripe and comes back to the success page. The purchase's id
+        (its checkout at the fake Stripe: `fake.session_of(purchase_id)`)."""
         offer = self.svc.tx_sync(
             credit_packages.create,
             teacher_id=teacher.id,
@@ -201,10 +208,16 @@ class World:
         )
         bought = self.run(package_flows.buy(self.svc, parent=parent[0], package_id=offer.package.id))
         assert bought.stripe_checkout_id is not None
+        if not pay:
+            return bought.id
         self.fake.pay(bought.stripe_checkout_id)
         paid = self.run(package_flows.confirm(self.svc, parent=parent[0], stripe_session_id=bought.stripe_checkout_id))
         assert self.svc.tx_sync(purchases.must_get, paid.id).stripe_charge_id is not None  # lessons' transfers name it
         return paid.id
+
+    def purchase_state(self, purchase_id: uuid.UUID) -> str:
+        """A package purchase's state as the API shows it: open, paid, expired or withdrawn."""
+        return str(self.svc.tx_sync(purchases.must_get, purchase_id).state)
 
     # -- Stripe's side --------------------------------------------------------------------
 

@@ -73,7 +73,9 @@ def promised(session: Session, *, booking: Booking) -> int:
             Refund.reason.not_in(_REFUSED),
         )
     )
-    return max(int(asked or 0), booking.payment.refunded_amount if booking.payment else 0)
+    payment = booking.payment
+    assert payment is not None, "only a paid booking has anything to give back (cancelling.refundable)"
+    return max(int(asked or 0), payment.refunded_amount)
 
 
 def request_once(
@@ -194,7 +196,7 @@ def record_answer(
         sa.CursorResult[Any],
         session.execute(sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)),
     ).rowcount
-    if not (changed and counted):
+    if not (changed and counted) or status in NOT_REFUNDED:  # a refund Stripe failed at once gives nothing back
         return
     refund = session.get(Refund, refund_id)
     assert refund is not None
@@ -205,7 +207,7 @@ def record_answer(
     # "Refund issued", once per refund: its place among the booking's refunds is the version.
     ordinal = session.scalar(
         sa.select(sa.func.count()).where(
-            Refund.session_id == booking.id,
+            Refund.session_id == booking.id,  # the version only has to grow with the booking's refunds
             sa.or_(
                 Refund.created_at < refund.created_at,
                 sa.and_(Refund.created_at == refund.created_at, Refund.id <= refund.id),
@@ -220,8 +222,8 @@ def record_answer(
         payload={"refund": counted},
         now=now,
     )
-    accepted = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+    accepted = session.scalar(  # a sum over this refund at least
+        sa.select(sa.func.sum(Refund.amount)).where(
             Refund.session_id == booking.id,
             Refund.status.not_in(NOT_REFUNDED),
             Refund.reason.not_in(_REFUSED),

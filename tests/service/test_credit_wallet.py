@@ -79,6 +79,8 @@ def test_the_wallet_sums_each_teacher_and_length_and_a_credit_is_usable_until_it
         ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0 + 10 * day
     )
     assert available == 3
+    shorter = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=30, now=T0)
+    assert shorter == 1  # a 60-minute credit books no 30-minute lesson, nor the reverse
 
 
 def test_a_grant_is_a_lot_of_its_own_and_a_removal_takes_from_the_lots_expiring_first(world: World):
@@ -168,14 +170,14 @@ def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_3
 
     def warned(at: datetime) -> list[tuple[str, str | None]]:
         items = world.job("credits", at=at).items
-        return sorted((i.outcome, i.subject) for i in items if i.outcome.startswith("warned"))
+        return sorted((i.outcome, i.subject) for i in items if i.outcome != "expired")  # a skipped warning too
 
     tick = timedelta(microseconds=1)
     assert warned(T0 + 23 * day - tick) == []  # nor the 30-day warning for `short`: valid only 30 days
     assert warned(T0 + 23 * day) == [("warned_7", f"lot:{short.lot_id}")]
     assert warned(T0 + 30 * day - tick) == []
     assert warned(T0 + 30 * day) == [("warned_30", f"lot:{long.lot_id}")]
-    assert warned(T0 + 30 * day + timedelta(hours=1)) == []  # once
+    assert warned(T0 + 30 * day + timedelta(hours=1)) == []  # once: not even listed again
     assert warned(T0 + 53 * day - tick) == []
     assert warned(T0 + 53 * day) == [("warned_7", f"lot:{long.lot_id}")]
     assert warned(T0 + 54 * day) == []
@@ -215,6 +217,9 @@ def test_a_credit_booking_draws_from_the_lot_expiring_first_and_an_early_cancel_
     assert [(k, n, lot) for k, n, lot in entries(world, p) if k == "return"] == [("return", 1, soon.lot_id)]
     assert world.svc.tx_sync(ledger.give_back, booking_id=lesson.id, actor="t", now=now) is None  # once
     assert balances(world, p, at=now)[-1] == ("total", 4)
+    page = world.svc.tx_sync(wallet_service.ledger_page, parent_id=p[0].id, page_size=10, after=None)
+    money = sorted((e.kind, e.amount) for e in page.items)
+    assert money == [("adjust", 0), ("draw", 0), ("purchase", 15000), ("return", 0)]  # only a purchase moves money
 
 
 def test_the_operators_view_of_a_wallet_names_a_family_and_holds_its_purchases(world: World):

@@ -65,6 +65,7 @@ def test_a_bookings_refunds_count_for_no_other_booking(world: World):
         assert world.view(b.id).refunded_amount == 1000 * (n + 1)
         assert left(world, admin, b.id) == 6000 - 1000 * (n + 1)
         assert world.mail_sent(b.id).get("refund_issued.parent") == 1
+        assert world.refunds(b.id) == [(1000 * (n + 1), "succeeded")]
 
 
 def test_a_refund_keeps_the_first_answer_stripe_gave_it(world: World):
@@ -83,6 +84,9 @@ def test_a_refund_keeps_the_first_answer_stripe_gave_it(world: World):
         )
     assert [s for _, s in world.refunds(ok.id)][:2] == ["succeeded", "failed"]
     assert world.view(ok.id).refunded_amount == 6000  # Stripe's total (1,000 + 5,000), nothing more
+    assert world.mail_sent(ok.id).get("refund_issued.parent") == 1  # the refused one was never issued
+    assert followups.send_refund(world.svc, refund_id=failed_id) == "failed"  # a second sender: not again
+    assert len(world.fake.called("refund")) == 2
 
 
 def test_a_pending_refund_recorded_without_its_payment_intent_is_sent_with_its_payments(world: World):
@@ -129,3 +133,33 @@ def test_only_a_refund_stripe_refused_is_replaced_by_what_is_left(world: World):
     assert status == "canceled"
     replaced = world.svc.tx_sync(refunds.replace_refused, refund_id=refund_id, refunded_at_stripe=0, now=utc_now())
     assert replaced is None and world.refunds(paid.id) == [(1000, "canceled")]
+
+
+def test_a_refund_stripe_refused_before_the_lookback_is_not_reported_again(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    assert paid.stripe_payment_intent_id is not None
+    world.fake.refund_in_dashboard(paid.stripe_payment_intent_id, 6000)  # all of it, the event lost
+    give_back(world, admin, paid.id, 1000, key="refused")  # more than Stripe has left: refused
+    assert world.refunds(paid.id) == [(1000, "failed")]
+    lookback = world.settings.reconcile_lookback_hours
+
+    def reported(hours: float) -> list[str]:
+        return [str(i.kind) for i in world.job("reconcile", at=later(hours)).items if i.kind == "refund_failed"]
+
+    assert reported(1) == ["refund_failed"]  # within the lookback: reported
+    assert reported(lookback + 1) == []  # not sent again, not listed as stuck, not reported for ever
+    assert len(world.fake.called("refund")) == 1
+
+
+def test_a_late_payment_refunded_for_one_booking_leaves_the_late_payments_of_others_to_confirm(world: World):
+    from tests.service.test_late_payments import cancelled_while_payment_pending
+
+    made = [cancelled_while_payment_pending(world, hours=48 + 2 * n) for n in range(3)]
+    (_, low), (t_mid, mid), (_, high) = sorted(made, key=lambda m: m[1].id)  # ids in order: the mutants' sides
+    world.book_and_pay(world.parent(), t_mid, starts_at=mid.starts_at)  # mid's slot taken meanwhile
+    assert mid.stripe_session_id and low.stripe_session_id and high.stripe_session_id
+    assert world.deliver(world.fake.settle_async(mid.stripe_session_id)) == "late_payment_refunded"
+    assert world.deliver(world.fake.settle_async(low.stripe_session_id)) == "late_payment_confirmed"
+    assert world.deliver(world.fake.settle_async(high.stripe_session_id)) == "late_payment_confirmed"
+    assert [world.view(b.id).status for b in (low, mid, high)] == [1, 3, 1]

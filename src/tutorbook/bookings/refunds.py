@@ -78,17 +78,6 @@ def promised(session: Session, *, booking: Booking) -> int:
     return max(int(asked or 0), payment.refunded_amount)
 
 
-def request_once(
-    session: Session, *, booking: Booking, refund_id: uuid.UUID, amount: int, reason: str, now: datetime
-) -> tuple[Refund, bool]:
-    """request() under a chosen id (a form's one-time key): the refund already asked for under
-    that id, or a new one. (refund, new)."""
-    found = session.get(Refund, refund_id)
-    if found is not None:
-        return found, False
-    return request(session, booking=booking, amount=amount, reason=reason, now=now, refund_id=refund_id), True
-
-
 def request_payment_refund(
     session: Session, *, booking: Booking, payment_intent: str, amount: int, currency: str, reason: str, now: datetime
 ) -> Refund | None:
@@ -229,8 +218,9 @@ def record_answer(
             Refund.reason.not_in(_REFUSED),
         )
     )
-    if accepted is not None and booking.payment is not None:
-        records.raise_refunded(session, booking.payment, total=accepted, now=now, booking=booking)
+    assert accepted is not None  # this refund's own row, at least
+    assert booking.payment is not None  # a refund not of a refused payment returns the booking's own
+    records.raise_refunded(session, booking.payment, total=accepted, now=now, booking=booking)
 
 
 def replace_refused(
@@ -244,7 +234,8 @@ def replace_refused(
         return None
     booking = bookings.get(session, refused.session_id)
     payment = session.get(Payment, refused.payment_id)
-    assert booking is not None and payment is not None  # the foreign keys
+    assert booking is not None  # the foreign keys
+    assert payment is not None
     records.raise_refunded(session, payment, total=refunded_at_stripe, now=now, booking=booking)
     amount = min(refused.amount, payment.amount - refunded_at_stripe)
     if amount <= 0:
@@ -277,5 +268,6 @@ def at_least_refunded(session: Session, *, refund_id: uuid.UUID, total: int, now
         return
     booking = bookings.get(session, refund.session_id)
     payment = session.get(Payment, refund.payment_id)
-    assert booking is not None and payment is not None
+    assert booking is not None  # the foreign keys
+    assert payment is not None
     records.raise_refunded(session, payment, total=total + refund.amount, now=now, booking=booking)

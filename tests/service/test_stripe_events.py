@@ -56,7 +56,8 @@ def test_an_expired_checkout_tutorbook_did_not_make_is_no_bookings_and_no_packag
     foreign = {
         "id": "cs_test_foreign", "object": "checkout.session", "mode": "payment", "status": "expired",
         "payment_status": "unpaid", "url": None, "payment_intent": None, "amount_total": 6000,
-        "currency": "usd", "client_reference_id": None, "metadata": {}, "expires_at": 1_900_000_000, "created": 1_800_000_000,
+        "currency": "usd", "client_reference_id": None, "metadata": {},
+        "expires_at": 1_900_000_000, "created": 1_800_000_000,
     }  # fmt: skip
     assert world.deliver(world.fake._emit("checkout.session.expired", foreign)) == "unknown_booking"
     assert world.deliver(world.fake._emit("checkout.session.async_payment_failed", foreign)) == "unknown_booking"
@@ -80,3 +81,19 @@ def test_the_event_id_is_recorded_once_by_each_databases_own_insert_or_nothing(n
     dialect = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[name]
     sql = str(webhooks._RECORD[name].compile(dialect=dialect))
     assert "ON CONFLICT (id) DO NOTHING" in sql and "RETURNING" in sql
+
+
+def test_each_events_outcome_is_kept_on_its_own_record(world: World):
+    import sqlalchemy as sa
+
+    from tutorbook.payments.models import StripeEvent
+
+    paid = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert paid.stripe_session_id is not None
+    first = world.fake.pay(paid.stripe_session_id)
+    second = world.fake._emit("charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": "pi_none"})
+    assert [world.deliver(first), world.deliver(second)] == ["confirmed", "unknown_booking"]
+    outcomes = dict(
+        world.svc.tx_sync(lambda s: s.execute(sa.select(StripeEvent.id, StripeEvent.outcome)).tuples().all())
+    )
+    assert (outcomes[first["id"]], outcomes[second["id"]]) == ("confirmed", "unknown_booking")

@@ -172,7 +172,9 @@ def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_3
         items = world.job("credits", at=at).items
         return sorted((i.outcome, i.subject) for i in items if i.outcome != "expired")  # a skipped warning too
 
+    adjust(world, p, t, 1, at=T0, valid_days=20, minutes=45)  # ends inside 30 days from the start
     tick = timedelta(microseconds=1)
+    assert warned(T0) == []  # no 30-day warning for a lot valid 30 days or less, the moment it is made
     assert warned(T0 + 23 * day - tick) == []  # nor the 30-day warning for `short`: valid only 30 days
     assert warned(T0 + 23 * day) == [("warned_7", f"lot:{short.lot_id}")]
     assert warned(T0 + 30 * day - tick) == []

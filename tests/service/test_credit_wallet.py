@@ -98,7 +98,7 @@ def test_a_grant_is_a_lot_of_its_own_and_a_removal_takes_from_the_lots_expiring_
     assert balances(world, p, at=T0 + timedelta(days=1)) == [(t.id, 60, 2, T0 + timedelta(days=30)), ("total", 2)]
     with refused(409) as caught:
         adjust(world, p, t, -3, at=T0 + timedelta(days=1))
-    assert caught[0].message == "The family holds only 2 such credits"
+    assert str(caught[0]) == "The family holds only 2 such credits"
     adjust(world, p, t, -2, at=T0 + timedelta(days=1))  # exactly what is held
     assert balances(world, p, at=T0 + timedelta(days=1)) == [("total", 0)]
     assert [k for k, _, _ in entries(world, p)] == ["adjust"] * 5
@@ -110,7 +110,7 @@ def test_an_expired_lot_counts_for_no_removal(world: World):
     [kept] = adjust(world, p, t, 1, at=T0, valid_days=30)
     with refused(409) as caught:
         adjust(world, p, t, -2, at=T0 + timedelta(days=10))
-    assert caught[0].message == "The family holds only 1 such credits"
+    assert str(caught[0]) == "The family holds only 1 such credits"
     assert [(e.lessons, e.lot_id) for e in adjust(world, p, t, -1, at=T0 + timedelta(days=10))] == [(-1, kept.lot_id)]
 
 

@@ -6,6 +6,8 @@ checkout Tutorbook did not make (no metadata) is no booking's and no package's; 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.service.world import World, hours_from_now
@@ -53,7 +55,7 @@ def test_a_package_checkout_paid_adds_its_credits_and_the_event_again_changes_no
 
 
 def test_an_expired_checkout_tutorbook_did_not_make_is_no_bookings_and_no_packages(world: World):
-    foreign = {
+    foreign: dict[str, Any] = {
         "id": "cs_test_foreign", "object": "checkout.session", "mode": "payment", "status": "expired",
         "payment_status": "unpaid", "url": None, "payment_intent": None, "amount_total": 6000,
         "currency": "usd", "client_reference_id": None, "metadata": {},
@@ -74,11 +76,11 @@ def test_a_charge_refunded_event_that_does_not_say_how_much_changes_nothing(worl
 def test_the_event_id_is_recorded_once_by_each_databases_own_insert_or_nothing(name: str):
     # The service tier runs on SQLite alone in the mutation runs: PostgreSQL's statement is
     # compiled here by its own dialect, as the webhook's session would.
-    from sqlalchemy.dialects import postgresql, sqlite
+    import sqlalchemy as sa
 
     from tutorbook.payments import webhooks
 
-    dialect = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[name]
+    dialect = sa.create_engine("postgresql+psycopg://" if name == "postgresql" else "sqlite://").dialect
     sql = str(webhooks._RECORD[name].compile(dialect=dialect))
     assert "ON CONFLICT (id) DO NOTHING" in sql and "RETURNING" in sql
 

@@ -121,6 +121,7 @@ def test_an_expired_lot_counts_for_no_removal(world: World):
         ({"reason": "   "}, 422),
         ({"reason": "x" * 501}, 422),
         ({"teacher": "parent"}, 404),  # credits are of a teacher
+        ({"teacher": "parent", "lessons": -1}, 404),  # a removal too (not "no credit")
         ({"parent": "teacher"}, 404),  # and for a family
         ({"lessons": -1}, 409),  # nothing to remove
     ],

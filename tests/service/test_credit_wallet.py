@@ -237,3 +237,16 @@ def test_the_operators_view_of_a_wallet_names_a_family_and_holds_its_purchases(w
         world.svc.tx_sync(wallet_service.wallet_of, parent_id=t.id, now=now)
     with refused(404):
         world.svc.tx_sync(wallet_service.wallet_of, parent_id=uuid.uuid4(), now=now)
+
+
+def test_each_early_cancel_gives_back_its_own_credit_whatever_the_order_of_the_bookings_ids(world: World):
+    t, p = world.teacher(), world.parent()
+    world.buy_package(p, t, lessons=3, price=15000)
+    lessons = [world.book(p, t, starts_at=hours_from_now(48 + 2 * n), pay_with="credit") for n in range(3)]
+    low, mid, high = sorted(lessons, key=lambda b: b.id)
+    now = datetime.now(UTC)
+    assert balances(world, p, at=now)[-1] == ("total", 0)
+    for n, b in enumerate((mid, low, high), 1):  # another booking's return on either side of each
+        world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=b.id))
+        assert balances(world, p, at=now)[-1] == ("total", n)
+    assert sorted(k for k, _, _ in entries(world, p) if k == "return") == ["return"] * 3

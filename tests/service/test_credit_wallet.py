@@ -250,3 +250,13 @@ def test_each_early_cancel_gives_back_its_own_credit_whatever_the_order_of_the_b
         world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=b.id))
         assert balances(world, p, at=now)[-1] == ("total", n)
     assert sorted(k for k, _, _ in entries(world, p) if k == "return") == ["return"] * 3
+
+
+def test_two_runs_racing_to_warn_of_one_lot_send_one_warning(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=60)
+    at = T0 + timedelta(days=30)
+    [item] = world.svc.tx_sync(ledger.warnings_due, now=at, days=30)  # both runs listed it
+    first = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
+    second = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
+    assert (first, second) == ("warned_30", "skipped")

@@ -12,6 +12,8 @@ keyed by the route; the app's CPU is this process's minus the main thread's, per
   my        GET /api/Sessions/my-bookings
   avail     GET /api/Teachers/{id}/availability (a new week each call: no cache hit)
   cancel    book, then POST /api/Sessions/cancel-payment/{cs} (the parent's Back)
+  credit    POST /api/Sessions/book with `payWith: credit` (issue #28; a lot granted first; skipped
+            on a tree without credits)
 
 It imports only what every tree since 41d0ecb has, so the same file measures another checkout:
 
@@ -37,6 +39,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,6 +59,7 @@ COUNTS: collections.Counter[str] = collections.Counter()
 REQUESTS: collections.Counter[str] = collections.Counter()
 STATEMENTS: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
 TRACE: list[str] = []
+PHASE: list[str | None] = [None]
 TRACED: dict[tuple[str, str], list[str]] = {}
 _IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|cs_test_\w+")
 
@@ -66,6 +70,9 @@ def _count(conn, cursor, statement, parameters, context, executemany) -> None:  
         COUNTS[route] += 1
         text = " ".join(statement.split())[:160]
         STATEMENTS[route][text] += 1
+        if PHASE[0] is not None:  # the phase's own statements (two phases may share a route)
+            COUNTS[f"phase {PHASE[0]}"] += 1
+            STATEMENTS[f"phase {PHASE[0]}"][text] += 1
         for pattern in TRACE:
             if pattern in text and (route, pattern) not in TRACED:
                 TRACED[(route, pattern)] = [
@@ -174,6 +181,32 @@ def wait_confirmed(db: Database, n_expected: int, timeout: float = 120) -> None:
     raise SystemExit(f"only {done} of {n_expected} bookings confirmed")
 
 
+def grant_credits(db: Database, *, parent: dict, teacher: dict, lessons: int) -> bool:
+    """Issue #28: a lot of `lessons` 30-minute credits of `teacher` for `parent` (an operator's
+    grant); False on a tree without credits."""
+    try:
+        from tutorbook.credits import ledger
+        from tutorbook.credits.models import EntryKind
+    except ImportError:
+        return False
+    now = datetime.now(UTC)
+    with db.session_scope() as session:
+        ledger.add_lot(
+            session, parent_id=uuid.UUID(parent["user"]["id"]), teacher_id=uuid.UUID(teacher["user"]["id"]),
+            duration_minutes=30, lessons=lessons, unit_amount=3000, currency="usd",
+            expires_at=now + timedelta(days=365), kind=EntryKind.ADJUST, actor="probe", now=now,
+        )  # fmt: skip
+    return True
+
+
+def f_book_credit(p: dict, t: dict, *, starts_at: str):  # noqa: ANN201
+    return p["client"].post(
+        "/api/Sessions/book",
+        json={"teacherId": t["user"]["id"], "studentId": p["students"][0], "subject": "Mathematics",
+              "startsAt": starts_at, "durationMinutes": 30, "payWith": "credit"},
+    )  # fmt: skip
+
+
 def main() -> None:  # noqa: PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
@@ -244,6 +277,10 @@ def main() -> None:  # noqa: PLR0915
         parent["client"].post(f"/api/Sessions/confirm-payment/{r.json()['data']['stripeSessionId']}")
         parent["client"].get("/api/Sessions/my-bookings")
         parent["client"].get(f"/api/Teachers/{teachers[1]['user']['id']}/availability")
+        with_credits = grant_credits(db, parent=parent, teacher=teachers[0], lessons=10 * args.n + 10)
+        if with_credits:
+            r = f_book_credit(parent, teachers[0], starts_at=f.slot(days=4, hour=1))
+            assert r.status_code == 201, r.text
         COUNTS.clear()
         REQUESTS.clear()
         STATEMENTS.clear()
@@ -258,8 +295,10 @@ def main() -> None:  # noqa: PLR0915
         def phase(name: str, fn) -> None:  # noqa: ANN001
             snap = profile_snapshot() if args.profile else {}
             start = app_cpu()
+            PHASE[0] = name
             fn()
             time.sleep(0.3)  # what the requests spawned (follow-ups) ends
+            PHASE[0] = None
             cpu[name] = (app_cpu() - start - 0.0) / n
             if args.profile:
                 profiles[name] = profile_diff(snap, profile_snapshot(), n, args.top)
@@ -308,14 +347,25 @@ def main() -> None:  # noqa: PLR0915
                 r = parent["client"].post(f"/api/Sessions/cancel-payment/{cs}")
                 assert r.status_code == 200, r.text
 
-        for name, fn in [("book", book), ("webhook", webhooks), ("confirm", confirm), ("my", my),
-                         ("avail", avail), ("cancel", cancel)]:  # fmt: skip
+        def credit() -> None:
+            for i in range(n):
+                at = (t0 + timedelta(days=2, hours=i)).isoformat().replace("+00:00", "Z")
+                r = f_book_credit(parent, teacher, starts_at=at)
+                assert r.status_code == 201, r.text
+                assert r.json()["data"]["status"] == 1 and r.json()["data"]["meetingUrl"], r.text
+
+        phases = [("book", book), ("webhook", webhooks), ("confirm", confirm), ("my", my), ("avail", avail),
+                  ("cancel", cancel)] + ([("credit", credit)] if with_credits else [])  # fmt: skip
+        for name, fn in phases:
             phase(name, fn)
 
         print(f"\n{'route':60} {'requests':>8} {'stmts':>7} {'per req':>8}")
         for route in sorted(REQUESTS):
             if COUNTS[route] or REQUESTS[route] >= n:
                 print(f"{route:60} {REQUESTS[route]:8} {COUNTS[route]:7} {COUNTS[route] / REQUESTS[route]:8.2f}")
+        print(f"\n{'phase (its requests and what they spawned)':60} {'stmts':>7} {'per op':>8}")
+        for name in cpu:
+            print(f"{name:60} {COUNTS[f'phase {name}']:7} {COUNTS[f'phase {name}'] / n:8.2f}")
         print(f"\napp CPU ms per operation (process minus the client thread; n={n}):")
         for name, value in cpu.items():
             print(f"  {name:8} {value * 1000:7.2f}")

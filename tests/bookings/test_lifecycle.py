@@ -320,3 +320,28 @@ def test_the_words_are_the_ones_the_emails_have_always_said():
     assert lifecycle.reason_words(Reason.TEACHER_CANCELLED) == "cancelled by the teacher"
     assert lifecycle.reason_words(Reason.ADMIN_CANCELLED) == "cancelled by the Tutorbook team"
     assert lifecycle.reason_words(None) == lifecycle.reason_words("something_new") == "cancelled"
+
+
+def test_a_booking_made_and_paid_at_once_is_written_as_its_moves_leave_it():
+    booked = lifecycle.book(now=NOW)
+    paid = lifecycle.confirm_payment(
+        Status.PENDING, now=NOW + timedelta(seconds=1), payment_intent_id=None, terms={"terms_max_reschedules": 2}
+    )
+    status, fields = lifecycle.through([booked, paid])
+    assert status == Status.CONFIRMED
+    assert fields["paid_at"] == NOW + timedelta(seconds=1) and fields["updated_at"] == NOW + timedelta(seconds=1)
+    assert fields["terms_max_reschedules"] == 2
+
+
+def test_moves_written_at_once_must_start_new_and_follow_each_other():
+    booked = lifecycle.book(now=NOW)
+    paid = lifecycle.confirm_payment(Status.PENDING, now=NOW, payment_intent_id=None)
+    with pytest.raises(ValueError):
+        lifecycle.through([paid])
+    with pytest.raises(ValueError):
+        lifecycle.through([])
+    with pytest.raises(IllegalTransition):  # Pending -> Confirmed twice: the second starts from Confirmed
+        lifecycle.through([booked, paid, paid])
+    cancelled = lifecycle.cancel(Status.CONFIRMED, reason=Reason.PARENT_CANCELLED, now=NOW)
+    with pytest.raises(IllegalTransition):  # booked, then cancelled as if it had been Confirmed
+        lifecycle.through([booked, cancelled])

@@ -77,3 +77,19 @@ def test_the_kinds_are_a_checkout_a_prepaid_credit_and_a_saved_cards_off_session
     # checkout: one Checkout Session; credit: a package's credit (issue 28); off_session: a weekly
     # series' later lesson charged to the card its first lesson saved (issue 29).
     assert set(payment_states.PAYMENT_KINDS) == {"checkout", "credit", "off_session"}
+
+
+def test_a_payment_made_and_paid_at_once_is_written_as_its_moves_leave_it():
+    opened = payment_states.move(None, PaymentState.OPEN, now=NOW)
+    paid = payment_states.pay(PaymentState.OPEN, now=NOW, payment_intent_id=None)
+    fields = payment_states.through([opened, paid])
+    assert (fields["state"], fields["paid_at"], fields["stripe_payment_intent_id"]) == ("paid", NOW, None)
+
+
+def test_payment_moves_written_at_once_must_start_new_and_follow_each_other():
+    opened = payment_states.move(None, PaymentState.OPEN, now=NOW)
+    paid = payment_states.pay(PaymentState.OPEN, now=NOW, payment_intent_id=None)
+    with pytest.raises(ValueError):
+        payment_states.through([paid])
+    with pytest.raises(IllegalPaymentMove):  # paid twice: the second starts from paid
+        payment_states.through([opened, paid, paid])

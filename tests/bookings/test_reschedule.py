@@ -20,7 +20,7 @@ from tests.meetings.test_google_meet import EVENTS_URI, api_calls, meet_event, o
 from tests.support import payments as pay
 from tests.support.servers import wait_for
 from tutorbook import jobs
-from tutorbook.bookings import records
+from tutorbook.bookings import link_records
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.models import Booking, StatusHistory
 from tutorbook.clock import utc_now
@@ -273,7 +273,7 @@ def test_a_google_meet_event_moves_with_the_booking(api, c):
     with api.state.db.session_scope() as s:
         booking = repo.get(s, uuid.UUID(b["id"]))
         links = {"provider": "google", "url": meet, "external_id": external_id}
-        records.write_link(s, booking.id, links, without_url=False)
+        link_records.write_link(s, booking.id, links, without_url=False)
     google, http = oauth_provider([ok(meet_event(b["id"]))])
     svc = dataclasses.replace(api.state.services, meetings=google)
     parent = AuthUser(id=uuid.UUID(p["user"]["id"]), role=Role.PARENT, email=p["email"], full_name="P", time_zone="UTC")

@@ -15,7 +15,7 @@ from tests.support.servers import http_client, http_get
 from tutorbook import jobs
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import Role
-from tutorbook.bookings import records
+from tutorbook.bookings import link_records
 from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
 
@@ -99,7 +99,7 @@ def set_columns(api, booking_id, **values) -> None:
             own_payment = sa.and_(Payment.booking_id == booking_id, Payment.state != "refused")
             s.execute(sa.update(Payment).where(own_payment).values(**paid))
         if link:
-            records.write_link(s, booking_id, link, without_url=False)
+            link_records.write_link(s, booking_id, link, without_url=False)
 
 
 def admin_client(api, c: httpx.Client) -> httpx.Client:

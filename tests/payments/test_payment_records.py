@@ -11,7 +11,9 @@ from tests import factories as f
 from tests.jobs.helpers import booked, confirmed, later, run, set_columns, webhooks_off
 from tests.support import payments as pay
 from tests.support.servers import wait_for
-from tutorbook.bookings.models import Payment
+from tutorbook.bookings import records
+from tutorbook.bookings import repository as repo
+from tutorbook.bookings.models import BookingTerms, Payment
 
 PRICE = 6000  # f.teacher's default rate, one hour
 
@@ -74,3 +76,36 @@ def test_a_refused_checkout_is_a_refused_payment_of_its_own_with_its_refund(api,
     [refund] = pay.refunds(api.state.db, b["id"])
     assert refund.payment_id == refused.id
     assert pay.booking_row(api.state.db, b["id"]).refunded_amount == 0  # not the booking's payment
+
+
+def test_the_terms_stored_when_paid_replace_older_ones_whether_or_not_they_were_loaded(api, c):
+    x = confirmed(c)
+    booking_id = uuid.UUID(x["b"]["id"])
+    checkout_id = x["b"]["stripeSessionId"]
+
+    def stored() -> list[tuple[int, int, int, int]]:
+        with api.state.db.session_scope() as s:
+            rows = s.execute(
+                sa.select(
+                    BookingTerms.full_refund_hours,
+                    BookingTerms.late_refund_percent,
+                    BookingTerms.reschedule_deadline_hours,
+                    BookingTerms.max_reschedules,
+                ).where(BookingTerms.booking_id == booking_id)
+            )
+            return [tuple(r) for r in rows]
+
+    assert len(stored()) == 1  # the confirmation kept the terms in force
+    newer = {"full_refund_hours": 7, "late_refund_percent": 30, "reschedule_deadline_hours": 5, "max_reschedules": 1}
+    with api.state.db.session_scope() as s:  # read as the webhook reads it: its terms not loaded
+        booking = repo.by_checkout_id(s, checkout_id, records=False)
+        assert booking is not None and "terms_in_force" in sa.inspect(booking).unloaded
+        records.store_terms(s, booking, newer)
+    assert stored() == [(7, 30, 5, 1)]
+    newest = newer | {"full_refund_hours": 9}
+    with api.state.db.session_scope() as s:  # read with its records: the older terms loaded
+        booking = repo.get(s, booking_id)
+        assert booking is not None and booking.terms_full_refund_hours == 7
+        records.store_terms(s, booking, newest)
+        assert booking.terms_full_refund_hours == 9
+    assert stored() == [(9, 30, 5, 1)]

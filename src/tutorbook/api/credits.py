@@ -86,7 +86,7 @@ async def buy(package_id: PackageId, user: ParentUser, svc: ServicesDep) -> Repl
 @router.post("/confirm-payment/{stripeSessionId}", response_model=Envelope[PurchaseOut])
 async def confirm_payment(stripe_session_id: StripeSessionId, user: ParentUser, svc: ServicesDep) -> Reply:
     """The success page's call for a package: re-reads the checkout at Stripe; paid -> credits added (once)."""
-    purchase = await package_flows.confirm(svc, parent=user, stripe_session_id=stripe_session_id)
+    purchase = await package_flows.confirm(svc, parent=user, checkout_id=stripe_session_id)
     paid = purchase.state == "paid"
     return ok(purchase_out(purchase), "Credits added" if paid else "Waiting for the payment to be confirmed")
 

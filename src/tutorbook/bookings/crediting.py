@@ -5,12 +5,13 @@ in one transaction (the teacher's lock, then the wallet's lot rows: `credits.led
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service as accounts
-from tutorbook.bookings import lifecycle, outbox, policy, records
+from tutorbook.bookings import lifecycle, outbox, policy
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.errors import SlotTaken
 from tutorbook.bookings.lifecycle import Reason, Status
@@ -24,12 +25,21 @@ from tutorbook.credits import ledger
 from tutorbook.errors import NotFound
 from tutorbook.identity import AuthUser
 from tutorbook.teachers import service as teachers
+from tutorbook.teachers.models import TeacherProfile
 from tutorbook.teachers.policy import Terms
+
+
+@dataclass(frozen=True)
+class Credited(Reservation):
+    """A booking paid with a credit, and what making its meeting link needs besides (no read)."""
+
+    teacher_email: str
+    time_zone: str
 
 
 def book_with_credit(
     session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, platform: Terms, now: datetime
-) -> Reservation:
+) -> Credited:
     """Hold the slot, draw one credit of this teacher and length, and confirm, in one
     transaction; SlotTaken / NoCredit (409) leave nothing behind. The booking's price is the
     credit's per-lesson price (what was paid for it), its payment a `credit` payment, paid."""
@@ -37,20 +47,31 @@ def book_with_credit(
     found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
     if found is None:
         raise NotFound("Teacher not found")
-    profile, teacher_name = found
+    profile, teacher_name, teacher_email = found
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     check_request(session, profile=profile, body=body, start=start, end=end, now=now)
     if repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end):
         raise SlotTaken()
-    booking = hold_with_credit(session, parent=parent, body=body, platform=platform, now=now)
-    return Reservation(booking, False, teacher_name, student.full_name)
+    booking = hold_with_credit(
+        session, parent=parent, body=body, platform=platform, now=now, teacher=(profile, teacher_email)
+    )
+    return Credited(booking, False, teacher_name, student.full_name, teacher_email, profile.time_zone)
 
 
-def hold_with_credit(session: Session, *, parent: AuthUser, body: BookIn, platform: Terms, now: datetime) -> Booking:
+def hold_with_credit(
+    session: Session,
+    *,
+    parent: AuthUser,
+    body: BookIn,
+    platform: Terms,
+    now: datetime,
+    teacher: tuple[TeacherProfile, str] | None = None,
+) -> Booking:
     """A Confirmed booking for `body` (checked, its time free, under the teacher's lock) paid with
     one credit drawn from the wallet (NoCredit, 409, without one): the booking, its draw, its
     `credit` payment, its terms, its confirmation emails. A lone booking's and each week of a
-    weekly series paid with credits (issue #29)."""
+    weekly series paid with credits (issue #29). `teacher`: their profile and email, read
+    already (their terms and address are then not read again)."""
     lot = ledger.pick(
         session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
     )
@@ -65,7 +86,17 @@ def hold_with_credit(session: Session, *, parent: AuthUser, body: BookIn, platfo
         price_amount=lot.unit_amount,
         currency=lot.currency,
     )
-    repo.insert(session, booking, lifecycle.book(now=now), actor=parent.actor)
+    if teacher is not None:
+        in_force = teachers.terms_of(teacher[0], platform=platform)[0]
+    else:
+        in_force = teachers.terms(session, teacher_id=body.teacher_id, platform=platform)[0]
+    terms = policy.to_store(in_force)
+    # Made and paid at once: the state machine's two moves (booked, paid), written as one row.
+    changes = [
+        lifecycle.book(now=now),
+        lifecycle.confirm_payment(Status.PENDING, now=now, payment_intent_id=None, terms=terms),
+    ]
+    repo.insert_paid(session, booking, changes, actor=parent.actor, kind=PaymentKind.CREDIT)
     ledger.draw(
         session,
         parent_id=parent.id,
@@ -76,11 +107,8 @@ def hold_with_credit(session: Session, *, parent: AuthUser, body: BookIn, platfo
         now=now,
         lot=lot,
     )
-    records.open_payment(session, booking, now=now, kind=PaymentKind.CREDIT)
-    terms = policy.to_store(teachers.terms(session, teacher_id=booking.teacher_id, platform=platform)[0])
-    change = lifecycle.confirm_payment(Status.PENDING, now=now, payment_intent_id=None, terms=terms)
-    repo.apply(session, booking, change, actor=parent.actor)
-    outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
+    addresses = {parent.id: parent.email, body.teacher_id: teacher[1]} if teacher else None
+    outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now, addresses=addresses)
     return booking
 
 
@@ -108,6 +136,7 @@ def return_credit(session: Session, booking: Booking, *, actor: str, reason: str
 
 
 __all__ = [
+    "Credited",
     "book_with_credit",
     "credit_comes_back",
     "credits_for",

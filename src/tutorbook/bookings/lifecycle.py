@@ -8,7 +8,7 @@ time only through `Move` values made here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
@@ -222,6 +222,21 @@ def complete(current: Status, *, now: datetime, starts_at: datetime, ends_at: da
         raise TooEarlyToComplete()
     reason = Reason.SESSION_ENDED if by_job else Reason.MARKED_COMPLETED
     return _change(current, D, reason, now)
+
+
+def through(changes: Sequence[Change]) -> tuple[Status, dict[str, Any]]:
+    """A new booking written once after `changes` (each checked by the table, the first from no
+    status, each from where the last left it): its status and columns. A credit booking is made
+    and paid in one transaction (issue #28): one INSERT, and a history row per change."""
+    if not changes or changes[0].current is not None:
+        raise ValueError("a new booking's changes start from no status")
+    for before, after in zip(changes, changes[1:], strict=False):
+        if after.current != before.target:
+            raise IllegalTransition(after.current, after.target, after.reason)
+    fields: dict[str, Any] = {}
+    for change in changes:
+        fields |= change.fields
+    return changes[-1].target, fields
 
 
 def replay(history: list[tuple[int | None, int]]) -> Status | None:

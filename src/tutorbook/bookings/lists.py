@@ -123,6 +123,8 @@ def keyset(
 # private_sessions under another name, made once: the counts My Bookings reads in its page's
 # statement are subqueries over the same table, which must not correlate with the outer one.
 _COUNTED = PS.__table__.alias("counted")
+# ... and the one My Bookings picks its page's ids from.
+_PAGED = PS.__table__.alias("paged")
 
 
 def my_bookings(
@@ -134,22 +136,30 @@ def my_bookings(
     count_my_bookings returns), counted in the same statement: one round trip, not two. OFFSET
     pages skip their rows in the index alone (only ids), then read the page's rows."""
     params: dict[str, Any] = {"parent_id": parent_id, "rows": page_size}
+    ids_first = session.get_bind().dialect.name != "postgresql"
     if after is not None:
         params["starts"], params["last_id"] = after
-        return session.execute(_MY_BOOKINGS["cursor"], params).mappings().all()
+        return session.execute(_MY_BOOKINGS["cursor", ids_first], params).mappings().all()
     if page > 1:
         params["skip"] = (page - 1) * page_size
-        return session.execute(_MY_BOOKINGS["offset"], params).mappings().all()
-    return session.execute(_MY_BOOKINGS["first"], params).mappings().all()
+        return session.execute(_MY_BOOKINGS["offset", ids_first], params).mappings().all()
+    return session.execute(_MY_BOOKINGS["first", ids_first], params).mappings().all()
 
 
-def _my_bookings_statement(kind: str) -> sa.Select[Any]:
+def _my_bookings_statement(kind: str, ids_first: bool) -> sa.Select[Any]:
     """My Bookings' page statement of one kind (first page, after a cursor, by OFFSET), built once
     with bound parameters: building and hashing it per request cost 1-1.5 ms of CPU. The page size
-    and the offset are rendered into the SQL (`literal_execute`), so the plan knows them."""
+    and the offset are rendered into the SQL (`literal_execute`), so the plan knows them.
+
+    `ids_first` (SQLite): the first and cursor pages pick the page's ids from the parent's index
+    first (the ORDER BY ... LIMIT on the booking table alone, in an IN subquery), then join the
+    records and names for those rows. Said as one join with the LIMIT outside, SQLite joined every
+    booking of the parent to its records and names before sorting (docs/PERFORMANCE.md §11).
+    PostgreSQL reads that form's page from the index and joins only its rows already; the ids-first
+    form cost it more to plan and run (1.2-1.5 ms -> 2.1-2.5 ms median at 100,000 rows), so it
+    keeps the one join."""
     parent = sa.bindparam("parent_id", type_=PS.parent_id.type)
     rows = sa.bindparam("rows", type_=sa.Integer, literal_execute=True)
-    mine: tuple[sa.ColumnElement[bool], ...] = (PS.parent_id == parent, visible_to_parent())
     counted = (_COUNTED.c.parent_id == parent, visible_to_parent(_COUNTED.c))
     after = (sa.bindparam("starts", type_=PS.starts_at.type), sa.bindparam("last_id", type_=PS.id.type))
     if kind == "offset":
@@ -162,8 +172,20 @@ def _my_bookings_statement(kind: str) -> sa.Select[Any]:
     # one row of counts joined to every row of the page: one scan of the parent's index entries
     ahead = sa.func.count().filter(_through(_COUNTED.c, after)) if kind == "cursor" else sa.literal(0)
     counts = sa.select(sa.func.count().label("total"), ahead.label("ahead")).where(*counted).subquery("counts")
-    stmt = named_rows(*mine).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
-    return keyset(stmt, after=after if kind == "cursor" else None, limit=rows, newest_first=True)
+    if not ids_first:
+        mine = (PS.parent_id == parent, visible_to_parent())
+        stmt = named_rows(*mine).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
+        return keyset(stmt, after=after if kind == "cursor" else None, limit=rows, newest_first=True)
+    page = sa.select(_PAGED.c.id).where(_PAGED.c.parent_id == parent, visible_to_parent(_PAGED.c))
+    if kind == "cursor":
+        starts, last_id = after
+        page = page.where(
+            _PAGED.c.starts_at <= starts,
+            sa.or_(_PAGED.c.starts_at < starts, _PAGED.c.id > last_id),
+        )
+    page = page.order_by(_PAGED.c.starts_at.desc(), _PAGED.c.id).limit(rows + sa.literal_column("1"))
+    stmt = named_rows(PS.id.in_(page)).join(counts, sa.true()).add_columns(counts.c.total, counts.c.ahead)
+    return keyset(stmt, after=None, limit=rows, newest_first=True)
 
 
 def _through(table: Any, cursor: Cursor | tuple[Any, Any]) -> sa.ColumnElement[bool]:
@@ -184,7 +206,11 @@ def count_my_bookings(session: Session, *, parent_id: uuid.UUID, through: Cursor
     return int(total), int(before)
 
 
-_MY_BOOKINGS = {kind: _my_bookings_statement(kind) for kind in ("first", "cursor", "offset")}
+_MY_BOOKINGS = {
+    (kind, ids_first): _my_bookings_statement(kind, ids_first)
+    for kind in ("first", "cursor", "offset")
+    for ids_first in (False, True)
+}
 
 
 def teacher_schedule(

@@ -9,12 +9,12 @@
   id, else its metadata), else by id; 404, then 403.
 - `own_booking_or_none(session, parent=, checkout_id=)`: the parent's booking whose
   recorded checkout this is, None when no booking has it; 403 when not theirs.
-- `by_checkout(session, checkout, named=False)`: the booking this checkout is the recorded
+- `by_checkout(session, checkout, named=False, records=True)`: the booking this checkout is the recorded
   checkout of, None otherwise; with `named=True`, else the booking its metadata names, whatever
   its checkout (for the fulfilment, which refuses a payment through another checkout).
 
 Below them, `repository.get` (by id or None), `repository.by_checkout_id` (by recorded
-checkout id or None) and the batch reads `repository.by_ids` / `by_checkout_ids` are the
+checkout id or None) and the batch reads `queries.by_ids` / `by_checkout_ids` are the
 primitives these are made of, for the domain's own use cases and the jobs."""
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ def may_see(user: AuthUser, booking: Booking) -> bool:
     )
 
 
-def by_checkout(session: Session, checkout: Checkout, *, named: bool = False) -> Booking | None:
+def by_checkout(session: Session, checkout: Checkout, *, named: bool = False, records: bool = True) -> Booking | None:
     """The booking whose recorded checkout this is; with `named`, else the booking the checkout's
-    metadata names (whatever its checkout)."""
-    booking = repo.by_checkout_id(session, checkout.id)
+    metadata names (whatever its checkout). `records=False`: read with its payment only (its
+    meeting link and terms are read only if used), for a caller that does not show it."""
+    booking = repo.by_checkout_id(session, checkout.id, records=records)
     if booking is not None or not named or not checkout.booking_ref:
         return booking
     try:

@@ -106,8 +106,14 @@ class Booking(Base):
     # always had (the JSON must not change). Read-only: writes go through `records.py`; in a query
     # these are no columns (filter on Payment / MeetingLink, joined).
     @property
-    def stripe_session_id(self) -> str | None:
+    def checkout_id(self) -> str | None:
+        """Its own payment's Stripe Checkout (a `checkout` inside the code, issue #27)."""
         return self.payment.stripe_checkout_id if self.payment else None
+
+    @property
+    def stripe_session_id(self) -> str | None:
+        """`checkout_id` under the JSON's name (`stripeSessionId`), for the output models only."""
+        return self.checkout_id
 
     @property
     def stripe_payment_intent_id(self) -> str | None:

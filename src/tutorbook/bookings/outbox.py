@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -20,9 +21,11 @@ def notify(
     now: datetime,
     payload: Mapping[str, object] | None = None,
     not_before: datetime | None = None,
+    addresses: Mapping[uuid.UUID, str] | None = None,
 ) -> None:
     """Write the notices of a change in its transaction (the outbox): `kind.parent` goes to the
-    parent, `kind.teacher` to the teacher; the version is the booking's history length."""
+    parent, `kind.teacher` to the teacher; the version is the booking's history length.
+    `addresses`: their email addresses by user id, when this request has read them already."""
     who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
     notices.booking_notice(
         session,
@@ -32,4 +35,5 @@ def notify(
         payload=payload,
         now=now,
         not_before=not_before,
+        addresses=addresses,
     )

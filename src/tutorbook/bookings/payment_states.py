@@ -16,6 +16,7 @@ that brings the total to the amount moves it to `refunded`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -110,6 +111,20 @@ def move(current: PaymentState | None, target: PaymentState, *, now: datetime, *
     target = PaymentState(target)
     event = event_for(current, target)
     return PaymentChange(current, target, event, {"state": target.value, "updated_at": now, **fields})
+
+
+def through(changes: Sequence[PaymentChange]) -> dict[str, Any]:
+    """A new payment written once after `changes` (each checked by the table, the first from
+    none, each from where the last left it): its columns. A credit is drawn and paid at once."""
+    if not changes or changes[0].current is not None:
+        raise ValueError("a new payment's moves start from none")
+    for before, after in zip(changes, changes[1:], strict=False):
+        if after.current != before.target:
+            raise IllegalPaymentMove(after.current, after.target)
+    fields: dict[str, Any] = {}
+    for change in changes:
+        fields |= change.fields
+    return fields
 
 
 def pay(current: PaymentState, *, now: datetime, payment_intent_id: str | None) -> PaymentChange:

@@ -215,3 +215,29 @@ def calendar_conflicts(
     for booking, period in session.execute(stmt).tuples():
         first.setdefault(booking.id, (booking, period))
     return list(first.values())
+
+
+# The reconcile job's batch reads (by id, by recorded checkout id), 500 ids a query.
+def by_checkout_ids(session: Session, checkout_ids: list[str]) -> dict[str, PS]:
+    """Bookings keyed by their recorded checkout id, for the ids given."""
+    out: dict[str, PS] = {}
+    for start in range(0, len(checkout_ids), 500):
+        chunk = checkout_ids[start : start + 500]
+        stmt = (
+            sa.select(PS)
+            .join(Payment, OWN_PAYMENT)
+            .options(sa.orm.contains_eager(PS.payment))
+            .where(Payment.stripe_checkout_id.in_(chunk))
+        )
+        rows = session.scalars(stmt)
+        out.update({b.checkout_id: b for b in rows if b.checkout_id is not None})
+    return out
+
+
+def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
+    """Bookings keyed by id, for the ids given."""
+    out: dict[uuid.UUID, PS] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(sa.select(PS).where(PS.id.in_(ids[start : start + 500])))
+        out.update({b.id: b for b in rows})
+    return out

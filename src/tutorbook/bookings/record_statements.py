@@ -5,15 +5,15 @@ Each binds `set_<column>` for what it sets and `row_id` for the row."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tutorbook.bookings.models import Booking, BookingTerms, MeetingLink, Payment, StatusHistory
+from tutorbook.bookings.models import Booking, BookingTerms, Payment, StatusHistory
 
 PAYMENTS = cast(sa.Table, Payment.__table__)
-LINKS = cast(sa.Table, MeetingLink.__table__)
 BOOKINGS = cast(sa.Table, Booking.__table__)
 TERMS = cast(sa.Table, BookingTerms.__table__)
 HISTORY = cast(sa.Table, StatusHistory.__table__)
@@ -50,16 +50,11 @@ def prebuilt(kind: str, columns: tuple[str, ...], dialect: str = "") -> sa.Execu
     if kind == "touch":
         booking = BOOKINGS.c.id == sa.bindparam("row_id", type_=BOOKINGS.c.id.type)
         return sa.update(BOOKINGS).where(booking).values(set_binds(BOOKINGS, columns))
-    if kind == "terms":
-        return sa.insert(TERMS).values(set_binds(TERMS, columns))
-    if kind == "link":  # a booking's link row, made unless it has one
+    if kind == "terms":  # the terms in force, replacing any older ones (a late payment's)
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        return insert(LINKS).values(set_binds(LINKS, columns)).on_conflict_do_nothing(index_elements=["booking_id"])
-    if kind in ("link_update", "link_update_without_url"):
-        link = [LINKS.c.booking_id == sa.bindparam("set_booking_id", type_=LINKS.c.booking_id.type)]
-        if kind == "link_update_without_url":
-            link.append(LINKS.c.url.is_(None))
-        return sa.update(LINKS).where(*link).values(set_binds(LINKS, columns))
+        stmt = insert(TERMS).values(set_binds(TERMS, columns))
+        kept = {c: stmt.excluded[c] for c in columns if c != "booking_id"}
+        return stmt.on_conflict_do_update(index_elements=["booking_id"], set_=kept)
     raise ValueError(kind)
 
 
@@ -109,6 +104,58 @@ def changed_together(booking_columns: tuple[str, ...], payment_columns: tuple[st
     )
     counts += [before.scalar_subquery(), sa.select(sa.func.count()).select_from(h).scalar_subquery()]
     return sa.select(*counts)
+
+
+def _count(cte: sa.CTE) -> sa.ScalarSelect[Any]:
+    return sa.select(sa.func.count()).select_from(cte).scalar_subquery()
+
+
+def _from_booking(table: sa.Table, booking: sa.CTE, key: str, columns: tuple[str, ...], prefix: str) -> sa.CTE:
+    """INSERT INTO `table` (`key`, `columns`) SELECT the new booking's id, :<prefix><c>... RETURNING."""
+    binds = [sa.bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns]
+    inserted = sa.insert(table).from_select([key, *columns], sa.select(booking.c.id, *binds))
+    return inserted.returning(table.c[key]).cte(f"new_{table.name}")
+
+
+@functools.lru_cache(maxsize=32)
+def inserted_together(
+    booking_columns: tuple[str, ...],
+    history_rows: int,
+    payment_columns: tuple[str, ...],
+    terms_columns: tuple[str, ...],
+) -> sa.Select[Any]:
+    """PostgreSQL: a new booking made and paid at once (a credit's, issue #28) as ONE statement:
+    its row (binds `b_<c>`), its `history_rows` history rows (`h<i>_<c>`), its payment (`p_<c>`)
+    and, with `terms_columns`, its terms (`t_<c>`), each an INSERT ... SELECT from the booking's
+    INSERT ... RETURNING (nothing of it written unless the booking is). Answers how many history,
+    payment and terms rows went in. Built once per set of columns."""
+    booking = sa.insert(BOOKINGS).values(set_binds(BOOKINGS, booking_columns, "b_"))
+    b = booking.returning(BOOKINGS.c.id).cte("new_booking")
+    rows = [
+        sa.select(b.c.id, *(sa.bindparam(f"h{i}_{c}", type_=HISTORY.c[c].type) for c in _HISTORY_COLUMNS))
+        for i in range(history_rows)
+    ]
+    h = (
+        sa.insert(HISTORY)
+        .from_select(["session_id", *_HISTORY_COLUMNS], sa.union_all(*rows) if len(rows) > 1 else rows[0])
+        .returning(HISTORY.c.id)
+        .cte("new_history")
+    )
+    counts = [_count(h), _count(_from_booking(PAYMENTS, b, "booking_id", payment_columns, "p_"))]
+    if terms_columns:
+        counts.append(_count(_from_booking(TERMS, b, "booking_id", terms_columns, "t_")))
+    return sa.select(*counts)
+
+
+def together_params(
+    row: Mapping[str, Any], history: Sequence[Mapping[str, Any]], payment: Mapping[str, Any], terms: Mapping[str, Any]
+) -> dict[str, Any]:
+    """inserted_together's binds for these values."""
+    params = {f"b_{c}": v for c, v in row.items()} | {f"p_{c}": v for c, v in payment.items()}
+    params |= {f"t_{c}": v for c, v in terms.items()}
+    for i, entry in enumerate(history):
+        params |= {f"h{i}_{c}": v for c, v in entry.items() if c != "session_id"}
+    return params
 
 
 # The booking's columns as the attach statements return them (prefixed: they share names with the payment's).

@@ -1,7 +1,8 @@
-"""A booking's records (issue #27): its payments, its meeting link, its terms. Every query and write
-of those tables (no other module writes them: tests/test_architecture.py); a payment's state only
-through `payment_states` and a compare-and-set. The statements are Core, built once per set of
-columns (`record_statements.py`): building an UPDATE per call cost more than sending it.
+"""A booking's records (issue #27): its payments and its terms (its meeting link:
+`link_records.py`). Every query and write of those tables (no other module writes them:
+tests/test_architecture.py); a payment's state only through `payment_states` and a
+compare-and-set. The statements are Core, built once per set of columns
+(`record_statements.py`): building an UPDATE per call cost more than sending it.
 
 A booking status change (`lifecycle.Change`) may carry what it means for the booking's payment
 (`paid_at`, `stripe_payment_intent_id`) and the terms in force (`terms_*`): `booking_values` keeps
@@ -30,6 +31,7 @@ BOOKING_COLUMNS = frozenset(sql.BOOKINGS.c.keys())
 TERMS_PREFIX = "terms_"
 # What a booking's move means for its payment: (the payment's target, expired?) by reason.
 _PAYS = frozenset({Reason.PAID, Reason.LATE_PAYMENT_CONFIRMED, Reason.LATE_PAYMENT_REFUNDED})
+_INTENT = "stripe_payment_intent_id"
 
 
 def _params(values: Mapping[str, Any], prefix: str = "set_", **more: Any) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def open_payment(
     created = states.move(None, PaymentState.OPEN, now=now)
     payment = _add(
         session,
-        created,
+        created.fields,
         booking_id=booking.id,
         kind=kind,
         amount=booking.price_amount,
@@ -131,34 +133,59 @@ def open_payment(
 
 def _add(
     session: Session,
-    created: PaymentChange,
+    state: Mapping[str, Any],
     *,
     booking_id: uuid.UUID,
     kind: PaymentKind,
     amount: int,
     currency: str,
     now: datetime,
+    send: bool = True,
     **fields: Any,
 ) -> Payment:
-    """Insert a new payment in the state `created` (a move from none) makes: one Core INSERT (the
-    ORM's unit of work, add + flush, cost about a millisecond a row on the booking route); the
-    Payment returned holds what was written."""
+    """Insert a new payment with the columns `state` (its moves from none) sets: one Core INSERT
+    (the ORM's unit of work, add + flush, cost about a millisecond a row on the booking route),
+    unless not `send`; the Payment returned holds what was (to be) written."""
     totals = {"refunded_amount": 0, "transfer_amount": 0, "transfer_reversed_amount": 0, "fee_refunded_amount": 0}
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "booking_id": booking_id,
-        "kind": kind.value,
-        "amount": amount,
-        "currency": currency,
-        "created_at": now,
-        **totals,
-        **created.fields,
-        **fields,
-    }
-    session.execute(sql.INSERT_PAYMENT, values)
+    ids = {"id": uuid.uuid4(), "booking_id": booking_id, "kind": kind.value, "amount": amount, "currency": currency}
+    values: dict[str, Any] = {**ids, "created_at": now, **totals, **state, **fields}
+    if send:
+        session.execute(sql.INSERT_PAYMENT, values)
     payment = Payment()  # new: its columns set as loaded (what set_committed_value does, cheaper)
     sa.inspect(payment).dict.update({column.name: values.get(column.name) for column in sql.PAYMENTS.c})
     return payment
+
+
+def insert_paid(
+    session: Session,
+    booking: Booking,
+    changes: Sequence[Change],
+    *,
+    kind: PaymentKind,
+    together: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None = None,
+) -> None:
+    """The payment (opened, then paid by the change that pays: payment_states' moves) and terms of
+    a new booking made through `changes` (a credit's, issue #28): once its row is written, an
+    INSERT each; on PostgreSQL, `together` with its row and history rows, ONE statement for all
+    (record_statements.inserted_together)."""
+    moves = [states.move(None, PaymentState.OPEN, now=changes[0].at)]
+    for change in (c for c in changes if c.reason in _PAYS):
+        moves.append(states.pay(moves[-1].target, now=change.at, payment_intent_id=change.fields.get(_INTENT)))
+    terms = {k[len(TERMS_PREFIX) :]: v for c in changes for k, v in c.fields.items() if k.startswith(TERMS_PREFIX)}
+    made = states.through(moves)
+    amount, currency, at = booking.price_amount, booking.currency, changes[0].at
+    payment = _add(
+        session, made, booking_id=booking.id, kind=kind, amount=amount, currency=currency, now=at, send=not together
+    )
+    set_committed_value(booking, "payment", payment)
+    if together is None:
+        if terms:
+            store_terms(session, booking, terms)
+        return
+    paid = {c.name: getattr(payment, c.name) for c in sql.PAYMENTS.c if c.name != "booking_id"}
+    stmt = sql.inserted_together(tuple(together[0]), len(together[1]), tuple(paid), tuple(terms))
+    session.execute(stmt, sql.together_params(*together, paid, terms))
+    set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms) if terms else None)
 
 
 def attach_checkout(session: Session, booking: Booking, **fields: Any) -> bool:
@@ -205,7 +232,7 @@ def refuse_payment(
     kept = None if checkout_id is None or by_checkout(session, checkout_id) else checkout_id
     return _add(
         session,
-        refused,
+        refused.fields,
         booking_id=booking_id,
         kind=PaymentKind.CHECKOUT,
         amount=amount,
@@ -354,35 +381,16 @@ def by_intent(session: Session, payment_intent_id: str) -> Payment | None:
     )
 
 
-# -- meeting links ----------------------------------------------------------------------
-
-
-def write_link(session: Session, booking_id: uuid.UUID, values: Mapping[str, Any], *, without_url: bool) -> int:
-    """Set a booking's link columns (making its row if it has none), only while it has no link
-    when `without_url`; how many rows changed (0 or 1)."""
-    columns = tuple(sorted(values))
-    params = _params(values, set_booking_id=booking_id)
-    dialect = session.get_bind().dialect.name
-    if _rowcount(session, sql.prebuilt("link", (*columns, "booking_id"), dialect), params) == 1:
-        return 1
-    return _rowcount(
-        session, sql.prebuilt("link_update_without_url" if without_url else "link_update", columns), params
-    )
-
-
-def clear_link(session: Session, booking_id: uuid.UUID) -> None:
-    """Forget a booking's link and its retries (a new one is made)."""
-    session.execute(sa.delete(sql.LINKS).where(sql.LINKS.c.booking_id == booking_id))
-
-
 # -- terms ------------------------------------------------------------------------------
 
 
 def store_terms(session: Session, booking: Booking, terms: Mapping[str, int]) -> None:
-    """The terms in force when the booking was paid (a late payment's replace any older ones)."""
-    if booking.terms_in_force is not None:  # a late payment's terms replace any older ones
-        session.execute(sa.delete(sql.TERMS).where(sql.TERMS.c.booking_id == booking.id))
-        if booking.terms_in_force in session:
-            session.expunge(booking.terms_in_force)
-    session.execute(sql.prebuilt("terms", (*sorted(terms), "booking_id")), _params(terms, set_booking_id=booking.id))
+    """The terms in force when the booking was paid (a late payment's replace any older ones:
+    one upsert, whether or not the booking's terms were loaded)."""
+    older = None if "terms_in_force" in sa.inspect(booking).unloaded else booking.terms_in_force
+    if older is not None and older in session:
+        session.expunge(older)
+    dialect = session.get_bind().dialect.name
+    stmt = sql.prebuilt("terms", (*sorted(terms), "booking_id"), dialect)
+    session.execute(stmt, _params(terms, set_booking_id=booking.id))
     set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms))

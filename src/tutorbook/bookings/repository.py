@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutorbook.accounts.models import User
-from tutorbook.bookings import records
+from tutorbook.bookings import lifecycle, records
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHistory
+from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
 from tutorbook.versions import schedule_changed
@@ -41,22 +43,31 @@ _BY_CHECKOUT = (
 )
 
 
-def by_checkout_id(session: Session, checkout_id: str) -> PS | None:
-    return session.scalar(_BY_CHECKOUT, {"checkout_id": checkout_id})
+# The same with the payment alone: its meeting link and terms are read only if used (a SELECT
+# each then), for a path that does not show the booking (the webhook's fulfilment). The two
+# joined loads cost the webhook about 10 % of its instructions (docs/PERFORMANCE.md §11).
+_BY_CHECKOUT_PAYMENT_ONLY = _BY_CHECKOUT.options(sa.orm.lazyload(PS.meeting), sa.orm.lazyload(PS.terms_in_force))
 
 
-def teacher_for_booking(session: Session, teacher_id: uuid.UUID, *, lock: bool) -> tuple[TeacherProfile, str] | None:
-    """(profile, full name) of a teacher in one query, or None. With `lock`, on PostgreSQL the
-    profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
+def by_checkout_id(session: Session, checkout_id: str, *, records: bool = True) -> PS | None:
+    """The booking whose recorded checkout this is; `records=False`: with its payment only."""
+    return session.scalar(_BY_CHECKOUT if records else _BY_CHECKOUT_PAYMENT_ONLY, {"checkout_id": checkout_id})
+
+
+def teacher_for_booking(
+    session: Session, teacher_id: uuid.UUID, *, lock: bool
+) -> tuple[TeacherProfile, str, str] | None:
+    """(profile, full name, email) of a teacher in one query, or None. With `lock`, on PostgreSQL
+    the profile row is locked FOR UPDATE, which serialises bookings of one teacher (SQLite already
     holds BEGIN IMMEDIATE)."""
     locked = lock and session.get_bind().dialect.name == "postgresql"
     row = session.execute(_TEACHER_LOCKED if locked else _TEACHER, {"teacher_id": teacher_id}).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 # Built once (both): a booking reads its teacher, and on PostgreSQL locks them, with one of these.
 _TEACHER = (
-    sa.select(TeacherProfile, User.full_name)
+    sa.select(TeacherProfile, User.full_name, User.email)
     .join(User, User.id == TeacherProfile.user_id)
     .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
 )
@@ -131,6 +142,32 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     return booking
 
 
+def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, actor: str, kind: PaymentKind) -> PS:
+    """A new booking made and paid in one transaction (a credit's, issue #28): its row written once
+    as `changes` leave it (lifecycle.through), a history row per change, its payment and terms
+    (records.insert_paid); on PostgreSQL ONE statement for all of them. No unit of work, no read."""
+    status, fields = lifecycle.through(changes)
+    row = {c.name: getattr(booking, c.name) for c in _ROW.c} | records.booking_values(fields)
+    row |= {"status": status, "reschedule_count": 0, "created_at": changes[0].at}
+    history = [_history_row(booking.id, change, actor) for change in changes]
+    for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
+        set_committed_value(booking, record, None)
+    if session.get_bind().dialect.name == "postgresql":
+        records.insert_paid(session, booking, changes, kind=kind, together=(row, history))
+    else:
+        session.execute(_INSERT_ROW, row)
+        session.execute(_ADD_HISTORY, history)
+        records.insert_paid(session, booking, changes, kind=kind)
+    for key, value in row.items():
+        set_committed_value(booking, key, value)
+    make_transient_to_detached(booking)  # loaded as written: in this session, with nothing to flush
+    session.add(booking)
+    _known_version(session, booking.id, len(changes))
+    if status in HOLDING:
+        schedule_changed(session, teacher_ids=[booking.teacher_id])
+    return booking
+
+
 def apply(session: Session, booking: PS, change: Change, *, actor: str, note: str | None = None) -> bool:
     """UPDATE ... WHERE status = expected; False when another writer moved the booking first.
     Then its payment and terms follow the change (records.follow), in the same transaction."""
@@ -170,6 +207,7 @@ def _apply_together(
 
 
 _ROW = cast(sa.Table, PS.__table__)
+_INSERT_ROW = sa.insert(_ROW)
 
 
 def _set_values(columns: tuple[str, ...]) -> dict[str, sa.BindParameter[Any]]:
@@ -366,28 +404,3 @@ def _known_version(session: Session, booking_id: uuid.UUID, value: int | None) -
         versions.pop(booking_id, None)
     else:
         versions[booking_id] = value
-
-
-def by_checkout_ids(session: Session, checkout_ids: list[str]) -> dict[str, PS]:
-    """Bookings keyed by their recorded checkout id, for the ids given."""
-    out: dict[str, PS] = {}
-    for start in range(0, len(checkout_ids), 500):
-        chunk = checkout_ids[start : start + 500]
-        stmt = (
-            sa.select(PS)
-            .join(Payment, OWN_PAYMENT)
-            .options(sa.orm.contains_eager(PS.payment))
-            .where(Payment.stripe_checkout_id.in_(chunk))
-        )
-        rows = session.scalars(stmt)
-        out.update({b.stripe_session_id: b for b in rows if b.stripe_session_id is not None})
-    return out
-
-
-def by_ids(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, PS]:
-    """Bookings keyed by id, for the ids given."""
-    out: dict[uuid.UUID, PS] = {}
-    for start in range(0, len(ids), 500):
-        rows = session.scalars(sa.select(PS).where(PS.id.in_(ids[start : start + 500])))
-        out.update({b.id: b for b in rows})
-    return out

@@ -49,7 +49,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
     if found is None:
         raise NotFound("Teacher not found")
-    profile, teacher_name = found
+    profile, teacher_name, _ = found
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     check_request(session, profile=profile, body=body, start=start, end=end, now=now)
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
@@ -214,7 +214,7 @@ def _same_open_checkout(
         and other.status == Status.PENDING
         and other.starts_at == start
         and other.ends_at == end
-        and other.stripe_session_id is not None
+        and other.checkout_id is not None
         and other.checkout_expires_at is not None
         and other.checkout_expires_at > now
     )

@@ -28,31 +28,35 @@ def payment_problem(booking: Booking, checkout: Checkout) -> Reason | None:
     the booking itself created (its recorded id) and charge exactly the booking's price. A booking
     with no recorded checkout (its creation failed) adopts none: anyone holding the Stripe key
     can make a checkout that names it, and the teacher's share would then stay with the platform."""
-    if booking.stripe_session_id not in (None, checkout.id):
+    if booking.checkout_id not in (None, checkout.id):
         return Reason.OTHER_CHECKOUT
     if (checkout.currency or "").lower() != booking.currency.lower():
         return Reason.CURRENCY_MISMATCH
     if checkout.amount_total != booking.price_amount:
         return Reason.AMOUNT_MISMATCH
-    if booking.stripe_session_id != checkout.id:  # none recorded; a price mismatch says more, above
+    if booking.checkout_id != checkout.id:  # none recorded; a price mismatch says more, above
         return Reason.OTHER_CHECKOUT
     return None
 
 
 def _own_booking(booking: Booking | None, checkout: Checkout) -> Booking | None:
     """`booking` if this checkout is the one it created (its recorded id)."""
-    if booking is None or booking.stripe_session_id == checkout.id:
+    if booking is None or booking.checkout_id == checkout.id:
         return booking
     return None
 
 
-def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime) -> Outcome:
+def fulfil(
+    session: Session, *, checkout: Checkout, actor: str, platform: Terms, now: datetime, records: bool = True
+) -> Outcome:
     """The one idempotent fulfilment: Pending + paid -> Confirmed; a late payment is confirmed
     if the slot is still free and ahead, otherwise refunded in full; a payment at another price
     or through another checkout than the booking's is refunded in full, the booking unchanged.
     Safe to call any number of times from the webhook, the success page and the jobs. A booking
-    confirmed keeps the teacher's terms in force now (`platform`: for a teacher who set none)."""
-    named = by_checkout(session, checkout, named=True)
+    confirmed keeps the teacher's terms in force now (`platform`: for a teacher who set none).
+    `records=False`: the booking is read with its payment only (its meeting link and terms are
+    read only if used), for a caller that does not show the outcome's booking (the webhook)."""
+    named = by_checkout(session, checkout, named=True, records=records)
     if named is not None and checkout.paid and (problem := payment_problem(named, checkout)) is not None:
         return _refuse_payment(
             session, booking=named, checkout=checkout, reason=problem, actor=actor, platform=platform, now=now
@@ -68,7 +72,7 @@ def fulfil(session: Session, *, checkout: Checkout, actor: str, platform: Terms,
             status, now=now, payment_intent_id=checkout.payment_intent, terms=_terms_now(session, booking, platform)
         )
         if not repo.apply(session, booking, change, actor=actor):
-            return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now)
+            return fulfil(session, checkout=checkout, actor=actor, platform=platform, now=now, records=records)
         outbox.notify(session, booking, ("confirmed.parent", "confirmed.teacher"), now=now)
         return Outcome(OutcomeKind.CONFIRMED, booking, _paid_followups(booking))
     if status != Status.CANCELLED or booking.paid_at is not None:

@@ -41,13 +41,20 @@ class Balance:
     currency: str
 
 
+# Built once (the booking route sends them; a statement built per call costs more than it sends).
+_LOT_SUMS = (
+    sa.select(CreditEntry.lot_id, _SUM)
+    .where(CreditEntry.lot_id.in_(sa.bindparam("lot_ids", expanding=True)))
+    .group_by(CreditEntry.lot_id)
+)
+_APPEND = sa.insert(_ENTRIES).returning(_ENTRIES.c.id)
+
+
 def lot_balances(session: Session, lot_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
     """Each lot's balance: the sum of its entries."""
     if not lot_ids:
         return {}
-    rows = session.execute(
-        sa.select(CreditEntry.lot_id, _SUM).where(CreditEntry.lot_id.in_(list(lot_ids))).group_by(CreditEntry.lot_id)
-    )
+    rows = session.execute(_LOT_SUMS, {"lot_ids": list(lot_ids)})
     found = {lot_id: int(total) for lot_id, total in rows}
     return {lot_id: found.get(lot_id, 0) for lot_id in lot_ids}
 
@@ -99,19 +106,22 @@ def _lots(
     sums are read by a statement of its own, after the lock: under READ COMMITTED a sum in the
     locking statement itself would be computed from the snapshot taken before waiting for the lock
     (a race test caught it: two draws of the last credit both won)."""
-    return list(
-        session.scalars(
-            sa.select(CreditLot)
-            .where(
-                CreditLot.parent_id == parent_id,
-                CreditLot.teacher_id == teacher_id,
-                CreditLot.duration_minutes == duration_minutes,
-                CreditLot.expires_at > now,
-            )
-            .order_by(CreditLot.expires_at, CreditLot.id)
-            .with_for_update()
-        )
+    wallet = {"parent_id": parent_id, "teacher_id": teacher_id, "duration_minutes": duration_minutes, "now": now}
+    return list(session.scalars(_WALLET_LOTS, wallet))
+
+
+_WALLET_LOTS = (
+    sa.select(CreditLot)
+    .where(
+        # Typed here: a foreign key's type may not be resolved yet when this module is imported.
+        CreditLot.parent_id == sa.bindparam("parent_id", type_=sa.Uuid()),
+        CreditLot.teacher_id == sa.bindparam("teacher_id", type_=sa.Uuid()),
+        CreditLot.duration_minutes == sa.bindparam("duration_minutes", type_=CreditLot.duration_minutes.type),
+        CreditLot.expires_at > sa.bindparam("now", type_=CreditLot.expires_at.type),
     )
+    .order_by(CreditLot.expires_at, CreditLot.id)
+    .with_for_update()
+)
 
 
 def lock_lot(session: Session, lot_id: uuid.UUID) -> CreditLot | None:
@@ -166,7 +176,7 @@ def append(
         "refund_status": refund_status,
         "created_at": now,
     }
-    entry_id = session.execute(sa.insert(_ENTRIES).values(**values).returning(_ENTRIES.c.id)).scalar_one()
+    entry_id = session.execute(_APPEND, values).scalar_one()
     entry = CreditEntry()
     for key, value in {"id": entry_id, **values}.items():
         set_committed_value(entry, key, value)

@@ -28,6 +28,7 @@ from tutorbook.errors import AppError, BadGateway, BadRequest, Forbidden, Gatewa
 from tutorbook.flows import followups
 from tutorbook.flows.services import Services
 from tutorbook.identity import AuthUser, Role
+from tutorbook.meetings import links
 from tutorbook.payments import gateway as gw
 
 log = logging.getLogger("tutorbook.flows")
@@ -115,9 +116,10 @@ def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: Bo
     held = crediting.book_with_credit(
         session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
     )
-    left = followups.make_instant_links(session, svc=svc, followups=Followups(links=[held.booking.id]), now=now)
-    if not left:  # made here (Jitsi): the answer shows it without another transaction
-        session.refresh(held.booking, ["meeting"])
+    # Made here when the provider calls no one (Jitsi): the answer shows it with no re-read.
+    parties = (held.teacher_email, held.teacher_name, parent.email, held.time_zone)
+    request = links.request_for(held.booking, *parties)
+    followups.make_link_now(session, svc=svc, booking=held.booking, request=request, now=now)
     return held
 
 
@@ -143,11 +145,11 @@ async def withdraw_checkout(
 ) -> Booking:
     """Expire the Checkout Session at Stripe first, then cancel; if Stripe says it was paid,
     fulfil instead and refuse with AlreadyPaid."""
-    if booking.stripe_session_id:
+    if booking.checkout_id:
         try:
-            await svc.gateway.expire_checkout(booking.stripe_session_id, reason=reason.value)
+            await svc.gateway.expire_checkout(booking.checkout_id, reason=reason.value)
         except gw.CheckoutNotOpen:
-            checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+            checkout = await svc.gateway.retrieve_checkout(booking.checkout_id)
             if checkout.paid:
                 await fulfil(svc, checkout=checkout, actor=actor)
                 raise AlreadyPaid() from None

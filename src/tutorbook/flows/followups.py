@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from tutorbook.bookings import earnings, refunds
+from tutorbook.bookings.models import Booking
 from tutorbook.bookings.outcomes import Followups
 from tutorbook.clock import utc_now
 from tutorbook.flows.services import Services, in_thread
@@ -54,6 +55,16 @@ def make_instant_links(session: Session, *, svc: Services, followups: Followups,
             continue
         links.record(session, booking_id=booking_id, outcome=_ask_provider(svc, *todo, now=now))
     return dataclasses.replace(followups, links=[])
+
+
+def make_link_now(session: Session, *, svc: Services, booking: Booking, request: MeetingRequest, now: datetime) -> bool:
+    """A booking made in this transaction gets its link in it, when the provider calls no one to
+    make one (Jitsi): asked with what the caller knows (no read), stored, set on `booking` (no read
+    back). False when the provider calls out (Google): the follow-ups make it after the commit."""
+    if not svc.meetings.instant:
+        return False
+    links.record(session, booking_id=booking.id, outcome=_ask_provider(svc, request, 0, now=now), booking=booking)
+    return True
 
 
 def _ask_provider(svc: Services, request: MeetingRequest, attempts: int, *, now: datetime) -> policy.LinkOutcome:

@@ -105,10 +105,10 @@ def record_charge_sync(svc: Services, *, purchase_id: uuid.UUID, payment_intent:
         svc.tx_sync(purchases.set_charge, purchase_id=purchase_id, charge_id=split.charge_id)
 
 
-async def confirm(svc: Services, *, parent: AuthUser, stripe_session_id: str) -> CreditPurchase:
+async def confirm(svc: Services, *, parent: AuthUser, checkout_id: str) -> CreditPurchase:
     """The success page's call for a package: re-read the checkout at Stripe and settle it."""
     try:
-        checkout = await svc.gateway.retrieve_checkout(stripe_session_id)
+        checkout = await svc.gateway.retrieve_checkout(checkout_id)
     except gw.CheckoutNotFound as exc:
         raise PurchaseNotFound() from exc
     except gw.GatewayError as exc:

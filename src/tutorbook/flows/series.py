@@ -121,7 +121,7 @@ async def cancel_from(svc: Services, *, user: AuthUser, series_id: uuid.UUID, da
     refunded as a lone booking is). An open checkout among them is withdrawn at Stripe first."""
     held = await svc.tx(service.to_cancel_from, user=user, series_id=series_id, day=day)
     for booking in held:
-        if booking.status == Status.PENDING and booking.stripe_session_id:
+        if booking.status == Status.PENDING and booking.checkout_id:
             try:
                 await booking_flows.withdraw_checkout(
                     svc, booking=booking, reason=Reason.PAYMENT_CANCELLED, actor=user.actor
@@ -140,7 +140,7 @@ async def pay_lesson(svc: Services, *, parent: AuthUser, booking_id: uuid.UUID) 
     deadline (at most Stripe's 24 hours; the link makes a new one after that)."""
     now = utc_now()
     booking = await svc.tx(charging.payable, parent=parent, booking_id=booking_id, now=now)
-    previous = booking.stripe_session_id
+    previous = booking.checkout_id
     if previous and booking.checkout_expires_at and booking.checkout_expires_at > now:
         try:
             if (await svc.gateway.retrieve_checkout(previous)).status == "open":

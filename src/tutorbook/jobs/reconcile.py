@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tutorbook.bookings import earnings, refunds, settling
+from tutorbook.bookings import earnings, queries, refunds, settling
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.lifecycle import REFUSED_PAYMENT_REASONS, Reason, Status
@@ -104,9 +104,9 @@ def _ours(listing: Iterable[Checkout], progress: Progress | None) -> list[Checko
 
 def find_mismatches(session: Session, checkouts: list[Checkout]) -> list[Mismatch]:
     """Each checkout that disagrees with its booking (read only)."""
-    by_checkout = repo.by_checkout_ids(session, [c.id for c in checkouts])
+    by_checkout = queries.by_checkout_ids(session, [c.id for c in checkouts])
     refs = {c.id: _uuid(c.booking_ref) for c in checkouts if c.id not in by_checkout}
-    by_id = repo.by_ids(session, [r for r in refs.values() if r is not None])
+    by_id = queries.by_ids(session, [r for r in refs.values() if r is not None])
     found = []
     for c in checkouts:
         # The booking whose checkout it is, else the one its metadata names (whatever its checkout).
@@ -129,7 +129,7 @@ def _kind(session: Session, c: Checkout, booking: Booking | None) -> str | None:
         if booking.status == Status.PENDING or _cancelled_unpaid_unrefunded(session, booking):
             return "paid_not_confirmed"
         return None
-    if booking is None or booking.stripe_session_id != c.id:
+    if booking is None or booking.checkout_id != c.id:
         return None  # not the booking's checkout: unpaid, it can be ignored
     if booking.status in (Status.CONFIRMED, Status.COMPLETED) or booking.paid_at is not None:
         return "unpaid_at_stripe"

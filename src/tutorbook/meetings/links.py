@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts.models import User
-from tutorbook.bookings import records
+from tutorbook.bookings import link_records
 from tutorbook.bookings import repository as bookings
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.lists import AnySelect
@@ -91,27 +91,51 @@ _WITH_PARTIES = (
 )
 
 
-# Built once, like _WITH_PARTIES: a booking's link request when it still needs one.
-_TO_MAKE = with_link(_WITH_PARTIES).where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
+# Built once, like _WITH_PARTIES: a booking's link request when it still needs one, and its
+# link's attempts so far, as plain columns: the booking is not loaded as an entity (with its
+# records' three joined loads, that cost the webhook more than the rest of its row).
+_TO_MAKE = with_link(
+    sa.select(PS.id, PS.subject, PS.starts_at, PS.ends_at)
+    .add_columns(_TEACHER.email, _TEACHER.full_name, _PARENT.email, TeacherProfile.time_zone, Link.attempts)
+    .join(_TEACHER, _TEACHER.id == PS.teacher_id)
+    .outerjoin(_PARENT, _PARENT.id == PS.parent_id)
+    .outerjoin(TeacherProfile, TeacherProfile.user_id == PS.teacher_id)
+).where(PS.id == sa.bindparam("booking_id", type_=PS.id.type), needs_link())
 
 
-def _request_from(
+def request_for(
     booking: PS, teacher_email: str, teacher_name: str, parent_email: str | None, zone: str | None
 ) -> MeetingRequest:
-    return MeetingRequest(
-        booking_id=str(booking.id),
-        teacher_email=teacher_email,
-        parent_email=parent_email,
-        title=f"Tutorbook: {booking.subject} with {teacher_name}",
-        starts_at=booking.starts_at,
-        ends_at=booking.ends_at,
-        time_zone=zone or "UTC",
+    """What a provider is asked for this booking's link (its parties known: no read)."""
+    return _request_from_columns(
+        booking.id, booking.subject, booking.starts_at, booking.ends_at, teacher_email, teacher_name, parent_email, zone
     )
 
 
 def _request(session: Session, booking: PS) -> MeetingRequest:
     row = session.execute(_WITH_PARTIES.where(PS.id == booking.id)).one()
-    return _request_from(*row)
+    return request_for(*row)
+
+
+def _request_from_columns(
+    booking_id: uuid.UUID,
+    subject: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    teacher_email: str,
+    teacher_name: str,
+    parent_email: str | None,
+    zone: str | None,
+) -> MeetingRequest:
+    return MeetingRequest(
+        booking_id=str(booking_id),
+        teacher_email=teacher_email,
+        parent_email=parent_email,
+        title=f"Tutorbook: {subject} with {teacher_name}",
+        starts_at=starts_at,
+        ends_at=ends_at,
+        time_zone=zone or "UTC",
+    )
 
 
 def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
@@ -120,8 +144,8 @@ def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest,
     row = session.execute(_TO_MAKE, {"booking_id": booking_id}).one_or_none()
     if row is None:
         return None
-    link = row[0].meeting
-    return _request_from(*row), link.attempts if link is not None else 0
+    *parties, attempts = row
+    return _request_from_columns(*parties), attempts or 0
 
 
 def to_move(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, MeetingLink] | None:
@@ -154,9 +178,12 @@ def record_move(
     return result
 
 
-def record(session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
-    """Store what the provider answered (a link, or when to retry); returns what happened."""
-    records.write_link(session, booking_id, _fields_for(outcome), without_url=True)
+def record(
+    session: Session, *, booking_id: uuid.UUID, outcome: policy.LinkOutcome, booking: PS | None = None
+) -> str:
+    """Store what the provider answered (a link, or when to retry); returns what happened.
+    `booking`: one made in this transaction, which gets its link row without a read back."""
+    link_records.write_link(session, booking_id, _fields_for(outcome), without_url=True, booking=booking)
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",
@@ -207,7 +234,7 @@ def reset(
         raise BadRequest(f"A {Status(booking.status).label} booking has no meeting link to make")
     kept = booking.meeting
     old = (None, None, None) if kept is None else (kept.provider, kept.external_id, kept.url)
-    records.clear_link(session, booking_id)
+    link_records.clear_link(session, booking_id)
     detail = f"old link: {old[2]}" if old[2] else "no link before"
     bookings.record_action(
         session, booking_id, action="regenerate_meeting_link", actor=actor, note=note, detail=detail, at=now

@@ -8,6 +8,7 @@ take the same row; recording is a compare-and-set on the claim id."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,25 @@ _ENQUEUE = {dialect: _enqueue_statement(dialect) for dialect in ("postgresql", "
 # delivers it when the enqueuing transaction commits, and not at all if it rolls back.
 CHANNEL = "tutorbook_outbox"
 _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
+
+
+_WAKE_WITH_AT_MOST = 8  # rows: one statement per row count (a booking's notices are one or two)
+
+
+@functools.lru_cache(maxsize=_WAKE_WITH_AT_MOST)
+def _enqueue_and_wake(n: int) -> sa.Select[Any]:
+    """PostgreSQL: `n` rows (binds `<column>_<i>`) added unless there already, and pg_notify for
+    each added: WITH added AS (INSERT ... SELECT ... RETURNING id) SELECT id, pg_notify(...) FROM
+    added. Rows as a UNION ALL of SELECTs: a multi-row VALUES is compiled again on every call."""
+    table = cast(sa.Table, N.__table__)
+    # Typed binds (the SELECT has no column to take a type from); the foreign keys' own types may
+    # not be resolved yet when this is built.
+    types = {name: table.c[name].type for name in _ENQUEUED} | {"booking_id": sa.Uuid(), "user_id": sa.Uuid()}
+    rows = [sa.select(*(sa.bindparam(f"{c}_{i}", type_=types[c]) for c in _ENQUEUED)) for i in range(n)]
+    source = sa.union_all(*rows) if n > 1 else rows[0]
+    inserted = postgresql.insert(table).from_select(list(_ENQUEUED), source).on_conflict_do_nothing()
+    added = inserted.returning(table.c.id).cte("added")
+    return sa.select(added.c.id, sa.func.pg_notify(CHANNEL, ""))
 
 
 def _wake_workers(session: Session) -> None:
@@ -90,10 +110,15 @@ def enqueue_many(
         }
         for n in notices
     ]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not _due_later(not_before, now) and len(rows) <= _WAKE_WITH_AT_MOST:
+        # One statement: the rows and, for each that went in, the workers' wake-up (delivered
+        # once, at commit: PostgreSQL folds a transaction's identical notifications into one).
+        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        return len(session.execute(_enqueue_and_wake(len(rows)), params).all())
     # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
     # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
-    stmt = _ENQUEUE[session.get_bind().dialect.name]
-    added = len(session.execute(stmt, rows).all())
+    added = len(session.execute(_ENQUEUE[dialect], rows).all())
     if added and not _due_later(not_before, now):
         _wake_workers(session)
     return added

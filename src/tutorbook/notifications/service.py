@@ -37,9 +37,23 @@ def booking_notice(
     now: datetime,
     payload: Mapping[str, object] | None = None,
     not_before: datetime | None = None,
+    addresses: Mapping[uuid.UUID, str] | None = None,
 ) -> int:
     """One notification per `kind -> user id` in `recipients`; how many were new. Reminders
-    are not written for a user who turned them off."""
+    are not written for a user who turned them off. `addresses`: the recipients' email addresses,
+    read in this request already (no reminder among the kinds): no read of the users."""
+    if (
+        addresses is not None
+        and set(recipients.values()) <= addresses.keys()
+        and not set(REMINDER_KINDS) & set(recipients)
+    ):
+        known = [
+            outbox.Notice(user_id=uid, to=addresses[uid], kind=kind, payload=dict(payload or {}))
+            for kind, uid in recipients.items()
+        ]
+        return outbox.enqueue_many(
+            session, known, booking_id=booking_id, version=version, now=now, not_before=not_before
+        )
     users = {u.id: u for u in session.execute(_RECIPIENTS, {"ids": list(set(recipients.values()))})}
     notices = [
         outbox.Notice(user_id=user.id, to=user.email, kind=kind, payload=dict(payload or {}))

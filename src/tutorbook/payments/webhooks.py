@@ -240,7 +240,8 @@ def _paid(session: Session, e: Received) -> Outcome:
             now=e.now,
         )
         return Outcome(_PURCHASE_OUTCOMES.get(done, OutcomeKind.NO_CHANGE))
-    return settling.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now)
+    # The webhook answers with the outcome's kind: its booking is read with its payment only.
+    return settling.fulfil(session, checkout=checkout, actor=e.actor, platform=e.platform, now=e.now, records=False)
 
 
 # What settling a package's checkout did, as the inbox records it.

@@ -69,7 +69,7 @@ def _teacher(session: Session, teacher_id: uuid.UUID, *, lock: bool) -> tuple[Te
     found = bookings.teacher_for_booking(session, teacher_id, lock=lock)
     if found is None:
         raise NotFound("Teacher not found")
-    return found
+    return found[0], found[1]
 
 
 def _check(profile: TeacherProfile, body: SeriesPreviewIn, *, now: datetime) -> None:

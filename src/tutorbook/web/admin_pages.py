@@ -210,10 +210,10 @@ async def bookings_csv(request: Request, user: Viewer, search: Search) -> Respon
 
 async def _stripe_state(svc: Services, booking: Booking) -> dict[str, Any]:
     """The checkout as Stripe sees it now (or why it could not be asked)."""
-    if not booking.stripe_session_id:
+    if not booking.checkout_id:
         return {"error": "no checkout"}
     try:
-        checkout = await svc.gateway.retrieve_checkout(booking.stripe_session_id)
+        checkout = await svc.gateway.retrieve_checkout(booking.checkout_id)
     except gw.CheckoutNotFound:
         return {"error": "Stripe does not know this checkout"}
     except gw.GatewayError:

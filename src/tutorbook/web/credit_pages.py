@@ -189,7 +189,7 @@ async def purchase_success(request: Request, parent: AuthUser, session_id: str |
     if checkout_id is None or checkout_id == "{CHECKOUT_SESSION_ID}":
         return render(request, "package_result.html", status_code=400, state="error", message="No payment reference.")
     try:
-        purchase = await package_flows.confirm(get_services(request), parent=parent, stripe_session_id=checkout_id)
+        purchase = await package_flows.confirm(get_services(request), parent=parent, checkout_id=checkout_id)
     except AppError as exc:
         return render(request, "package_result.html", status_code=exc.status_code, state="error", message=exc.message)
     state = "paid" if purchase.state == "paid" else "confirming"

@@ -211,7 +211,7 @@ class World:
         if not pay:
             return bought.id
         self.fake.pay(bought.stripe_checkout_id)
-        paid = self.run(package_flows.confirm(self.svc, parent=parent[0], stripe_session_id=bought.stripe_checkout_id))
+        paid = self.run(package_flows.confirm(self.svc, parent=parent[0], checkout_id=bought.stripe_checkout_id))
         assert self.svc.tx_sync(purchases.must_get, paid.id).stripe_charge_id is not None  # lessons' transfers name it
         return paid.id
 

@@ -254,3 +254,15 @@ def test_a_batch_of_ignored_events_names_a_repeat_within_it_and_one_seen_before_
         with db.session_scope() as s:
             s.execute(sa.delete(StripeEvent).where(StripeEvent.id.like("evt_batch_%")))
         db.dispose()
+
+
+def test_a_webhook_body_over_512_kib_is_refused_before_its_signature_and_one_of_512_kib_is_read(api):
+    url = f"{api.state.base_url}/api/StripeWebhook/webhook"
+    limit = 512 * 1024  # the webhook's own bound, under the app's 1 MiB
+    recorded = events_recorded(api.state.db)
+    for size, status in ((limit + 1, 413), (limit, 400)):  # 400: read, then its signature is checked
+        payload = b"{" + b" " * (size - 2) + b"}"
+        assert len(payload) == size
+        r = http_post(url, content=payload, headers={"Stripe-Signature": "t=1,v1=bad"}, timeout=30)
+        assert (r.status_code, r.json()["success"]) == (status, False), size
+    assert events_recorded(api.state.db) == recorded

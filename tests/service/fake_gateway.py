@@ -68,6 +68,7 @@ class Session:
     status: CheckoutStatus = "open"
     payment_status: str = "unpaid"  # unpaid | paid
     payment_intent: str | None = None
+    metadata: dict[str, str] | None = None  # a package's checkout names its purchase (default: a booking's)
 
     def as_json(self) -> dict[str, Any]:
         """The session as Stripe's API and events give it."""
@@ -82,7 +83,7 @@ class Session:
             "amount_total": self.amount,
             "currency": self.currency,
             "client_reference_id": self.booking_id,
-            "metadata": {"booking_id": self.booking_id, "type": "session-booking"},
+            "metadata": self.metadata or {"booking_id": self.booking_id, "type": "session-booking"},
             "expires_at": int(self.expires_at.timestamp()),
             "created": int(self.created.timestamp()),
         }
@@ -363,8 +364,9 @@ class FakeGateway:
         expires_at: datetime,
         transfer_group: str,
     ) -> Checkout:
-        """A package's checkout: the same session, named by the purchase (no destination)."""
-        return await self.create_checkout(
+        """A package's checkout: the same session, named by the purchase (no destination), its
+        metadata the purchase's as the gateway sets it (payments/purchase_checkout.py)."""
+        made = await self.create_checkout(
             booking_id=purchase_id,
             amount=amount,
             currency=currency,
@@ -374,6 +376,8 @@ class FakeGateway:
             cancel_url=cancel_url,
             expires_at=expires_at,
         )
+        self.sessions[made.id].metadata = {"purchase_id": purchase_id, "type": "package-purchase"}
+        return self._read(self.sessions[made.id])
 
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
         return self.retrieve_checkout_sync(checkout_id)

@@ -4,11 +4,13 @@ Tutorbook's own checkouts created within the lookback are compared."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
 from tests.service.world import World, hours_from_now, later
+from tutorbook.flows import booking as flows
 from tutorbook.payments.port import GatewayError
 
 pytestmark = pytest.mark.service
@@ -95,8 +97,6 @@ def test_checkouts_not_tutorbooks_or_older_than_the_lookback_are_not_compared(wo
 
 
 def test_a_refund_stuck_while_stripe_was_down_is_sent_once_it_is_past_its_grace(world: World):
-    from tutorbook.flows import booking as flows
-
     t, p = world.teacher(), world.parent()
     paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
     world.fake.fail_next("refund", GatewayError("down"))
@@ -105,3 +105,52 @@ def test_a_refund_stuck_while_stripe_was_down_is_sent_once_it_is_past_its_grace(
     assert kinds(world.job("reconcile", at=later(0))) == []  # within its grace: its request may still send it
     assert [i.outcome for i in world.job("reconcile", at=later(0.1)).items] == ["refund_succeeded"]
     assert world.refunds(paid.id) == [(6000, "succeeded")] and world.stripe_refunds(paid.id) == [6000]
+
+
+def test_the_listing_reports_its_progress_at_each_hundredth_checkout_listed(world: World):
+    for _ in range(199):  # checkouts naming no booking, unpaid: listed, nothing to repair
+        world.run(
+            world.fake.create_checkout(
+                booking_id=str(uuid.uuid4()), amount=6000, currency="usd", product_name="x",
+                customer_email=None, success_url="-", cancel_url="-", expires_at=hours_from_now(1),
+            )
+        )  # fmt: skip
+    seen: list[tuple[str, int]] = []
+    found = world.job("reconcile", at=later(0.1), progress=lambda what, n: seen.append((what, n)))
+    assert kinds(found) == []
+    assert seen == [("listed", 100)]  # the 100th of 199, once (not the 1st, not every one, not the 200th)
+
+
+def test_a_refund_stripe_refused_at_the_lookbacks_first_instant_is_reported_and_one_before_it_is_not(world: World):
+    t, p = world.teacher(rate=6000), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    assert paid.stripe_payment_intent_id is not None
+    world.fake.refund_in_dashboard(paid.stripe_payment_intent_id, 1000)  # the event lost: the cancel's 6,000 refused
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    [(refused_id, asked_at)] = [(r[0], r[3]) for r in world.refunds_asked(paid.id) if r[2] == "failed"]
+
+    def reported(since: datetime) -> list[tuple[object, object]]:
+        found = world.job("reconcile", at=later(0.1), since=since)
+        return [(i.refund_id, i.outcome) for i in found.items if i.kind == "refund_failed"]
+
+    assert reported(asked_at) == [(refused_id, "reported")]
+    assert reported(asked_at + timedelta(microseconds=1)) == []
+
+
+def test_a_package_lessons_payout_read_by_reconcile_does_not_stop_the_destination_charges_after_it(world: World):
+    t, p = world.payable_teacher(rate=6000), world.parent()
+    world.buy_package(p, t, lessons=3, price=15000)
+    lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")  # its payment row comes first
+    assert lesson.status == CONFIRMED
+    done = world.job("complete", at=lesson.ends_at + timedelta(minutes=1))
+    assert [i.outcome for i in done.items if i.booking_id == lesson.id] == ["completed", "transferred"]
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.sessions[booked.stripe_session_id].application_fee = None  # Stripe took no fee
+    world.deliver(world.fake.pay(booked.stripe_session_id))
+    # The lesson's transfer (no payment intent, no application fee: not a destination charge) is
+    # listed with the charges without a fee, and skipped; the charge after it is still read.
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, i.kind) for i in found.items if i.kind == "charge_without_fee"] == [
+        (booked.id, "charge_without_fee")
+    ]

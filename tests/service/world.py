@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -32,9 +32,12 @@ from tutorbook.bookings.models import Booking, Refund
 from tutorbook.bookings.schemas import BookIn, HistoryOut, SessionOut, session_out
 from tutorbook.clock import utc_now
 from tutorbook.config import Settings
+from tutorbook.credits import packages as credit_packages
+from tutorbook.credits import purchases
 from tutorbook.db import Database
 from tutorbook.flows import booking as flows
 from tutorbook.flows import followups, payouts, stripe_events
+from tutorbook.flows import packages as package_flows
 from tutorbook.flows.services import Services, build_services
 from tutorbook.identity import AuthUser, Role
 from tutorbook.jobs.result import JobResult
@@ -151,9 +154,16 @@ class World:
     # -- booking ------------------------------------------------------------------------------
 
     def book(
-        self, parent: tuple[AuthUser, uuid.UUID], teacher: AuthUser, *, starts_at: datetime, minutes: int = 60
+        self,
+        parent: tuple[AuthUser, uuid.UUID],
+        teacher: AuthUser,
+        *,
+        starts_at: datetime,
+        minutes: int = 60,
+        pay_with: Literal["checkout", "credit"] = "checkout",
     ) -> SessionOut:
-        """The parent books: a Pending booking with its checkout at the fake Stripe."""
+        """The parent books: a Pending booking with its checkout at the fake Stripe (with
+        `pay_with="credit"`: one credit of the family's wallet, Confirmed at once)."""
         who, child = parent
         body = BookIn(
             teacher_id=teacher.id,
@@ -161,6 +171,7 @@ class World:
             subject="Mathematics",
             starts_at=starts_at,
             duration_minutes=minutes,
+            pay_with=pay_with,
         )
         booked = self.run(flows.book(self.svc, parent=who, body=body))
         return self.view(booked.booking.id)
@@ -173,6 +184,40 @@ class World:
         assert booked.stripe_session_id is not None
         self.deliver(self.fake.pay(booked.stripe_session_id))
         return self.view(booked.id)
+
+    def buy_package(
+        self,
+        parent: tuple[AuthUser, uuid.UUID],
+        teacher: AuthUser,
+        *,
+        lessons: int = 3,
+        price: int = 15000,
+        pay: bool = True,
+    ) -> uuid.UUID:
+        """The teacher sells a package of `lessons` one-hour lessons for `price`; the parent buys
+        it and (with `pay`) pays at Stripe and comes back to the success page. The purchase's id
+        (its checkout at the fake Stripe: `fake.session_of(purchase_id)`)."""
+        offer = self.svc.tx_sync(
+            credit_packages.create,
+            teacher_id=teacher.id,
+            lessons=lessons,
+            duration_minutes=60,
+            price=price,
+            valid_days=90,
+            now=utc_now(),
+        )
+        bought = self.run(package_flows.buy(self.svc, parent=parent[0], package_id=offer.package.id))
+        assert bought.stripe_checkout_id is not None
+        if not pay:
+            return bought.id
+        self.fake.pay(bought.stripe_checkout_id)
+        paid = self.run(package_flows.confirm(self.svc, parent=parent[0], checkout_id=bought.stripe_checkout_id))
+        assert self.svc.tx_sync(purchases.must_get, paid.id).stripe_charge_id is not None  # lessons' transfers name it
+        return paid.id
+
+    def purchase_state(self, purchase_id: uuid.UUID) -> str:
+        """A package purchase's state as the API shows it: open, paid, expired or withdrawn."""
+        return str(self.svc.tx_sync(purchases.must_get, purchase_id).state)
 
     # -- Stripe's side --------------------------------------------------------------------
 
@@ -233,6 +278,12 @@ class World:
         """The refunds asked for the booking: (amount, status) each, in the order asked."""
         rows: list[Refund] = self.svc.tx_sync(refund_rows.for_booking, booking_id=booking_id)
         return [(r.amount, r.status) for r in sorted(rows, key=lambda r: r.created_at)]
+
+    def refunds_asked(self, booking_id: uuid.UUID) -> list[tuple[uuid.UUID, int, str, datetime]]:
+        """The refunds asked for the booking with their ids and when each was asked: (id, amount,
+        status, created_at), in the order asked."""
+        rows: list[Refund] = self.svc.tx_sync(refund_rows.for_booking, booking_id=booking_id)
+        return [(r.id, r.amount, r.status, r.created_at) for r in sorted(rows, key=lambda r: r.created_at)]
 
     def stripe_refunds(self, booking_id: uuid.UUID) -> list[int]:
         """The amounts the fake Stripe account refunded for the booking (not failed ones)."""

@@ -219,8 +219,8 @@ def refund_as_admin(
             "Refund an amount from 0.01 up to what is left",
             data=[{"field": "amount", "message": f"more than 0 and at most {left} (minor units)", "left": left}],
         )
-    refund, _ = refunds.request_once(
-        session, booking=booking, refund_id=refund_id, amount=amount, reason=ADMIN_REFUND, now=now
+    refund = refunds.request(  # under the form key's id, checked unused above under the teacher's lock
+        session, booking=booking, amount=amount, reason=ADMIN_REFUND, now=now, refund_id=refund_id
     )
     detail = f"refund: {amount} {booking.currency} without cancelling ({left - amount} left)"
     repo.record_action(session, booking.id, action="refund", actor=admin.actor, note=note, detail=detail, at=now)

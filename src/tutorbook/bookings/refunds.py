@@ -73,18 +73,9 @@ def promised(session: Session, *, booking: Booking) -> int:
             Refund.reason.not_in(_REFUSED),
         )
     )
-    return max(int(asked or 0), booking.payment.refunded_amount if booking.payment else 0)
-
-
-def request_once(
-    session: Session, *, booking: Booking, refund_id: uuid.UUID, amount: int, reason: str, now: datetime
-) -> tuple[Refund, bool]:
-    """request() under a chosen id (a form's one-time key): the refund already asked for under
-    that id, or a new one. (refund, new)."""
-    found = session.get(Refund, refund_id)
-    if found is not None:
-        return found, False
-    return request(session, booking=booking, amount=amount, reason=reason, now=now, refund_id=refund_id), True
+    payment = booking.payment
+    assert payment is not None, "only a paid booking has anything to give back (cancelling.refundable)"
+    return max(int(asked or 0), payment.refunded_amount)
 
 
 def request_payment_refund(
@@ -194,7 +185,7 @@ def record_answer(
         sa.CursorResult[Any],
         session.execute(sa.update(Refund).where(Refund.id == refund_id, Refund.status == PENDING).values(**values)),
     ).rowcount
-    if not (changed and counted):
+    if not (changed and counted) or status in NOT_REFUNDED:  # a refund Stripe failed at once gives nothing back
         return
     refund = session.get(Refund, refund_id)
     assert refund is not None
@@ -205,7 +196,7 @@ def record_answer(
     # "Refund issued", once per refund: its place among the booking's refunds is the version.
     ordinal = session.scalar(
         sa.select(sa.func.count()).where(
-            Refund.session_id == booking.id,
+            Refund.session_id == booking.id,  # the version only has to grow with the booking's refunds
             sa.or_(
                 Refund.created_at < refund.created_at,
                 sa.and_(Refund.created_at == refund.created_at, Refund.id <= refund.id),
@@ -220,15 +211,16 @@ def record_answer(
         payload={"refund": counted},
         now=now,
     )
-    accepted = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+    accepted = session.scalar(  # a sum over this refund at least
+        sa.select(sa.func.sum(Refund.amount)).where(
             Refund.session_id == booking.id,
             Refund.status.not_in(NOT_REFUNDED),
             Refund.reason.not_in(_REFUSED),
         )
     )
-    if accepted is not None and booking.payment is not None:
-        records.raise_refunded(session, booking.payment, total=accepted, now=now, booking=booking)
+    assert accepted is not None  # this refund's own row, at least
+    assert booking.payment is not None  # a refund not of a refused payment returns the booking's own
+    records.raise_refunded(session, booking.payment, total=accepted, now=now, booking=booking)
 
 
 def replace_refused(
@@ -242,7 +234,8 @@ def replace_refused(
         return None
     booking = bookings.get(session, refused.session_id)
     payment = session.get(Payment, refused.payment_id)
-    assert booking is not None and payment is not None  # the foreign keys
+    assert booking is not None  # the foreign keys
+    assert payment is not None
     records.raise_refunded(session, payment, total=refunded_at_stripe, now=now, booking=booking)
     amount = min(refused.amount, payment.amount - refunded_at_stripe)
     if amount <= 0:
@@ -275,5 +268,6 @@ def at_least_refunded(session: Session, *, refund_id: uuid.UUID, total: int, now
         return
     booking = bookings.get(session, refund.session_id)
     payment = session.get(Payment, refund.payment_id)
-    assert booking is not None and payment is not None
+    assert booking is not None  # the foreign keys
+    assert payment is not None
     records.raise_refunded(session, payment, total=total + refund.amount, now=now, booking=booking)

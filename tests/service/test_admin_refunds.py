@@ -1,0 +1,165 @@
+"""Refund rows (bookings/refunds.py) through an admin's refunds without cancelling, without
+HTTP: what is left to give back is the price less this booking's own refunds (none of another
+booking's), the whole price can be given back at once, every accepted refund is told to the
+parent once, and a refund keeps the first answer Stripe gave it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.service.world import World, hours_from_now, later, refused
+from tutorbook.bookings import refunds
+from tutorbook.bookings.models import Refund
+from tutorbook.clock import utc_now
+from tutorbook.flows import booking as flows
+from tutorbook.flows import followups
+from tutorbook.payments.port import GatewayError
+
+pytestmark = pytest.mark.service
+
+
+def give_back(world: World, admin, booking_id: uuid.UUID, amount: int, key: str) -> None:
+    world.run(
+        flows.refund_as_admin(world.svc, admin=admin, booking_id=booking_id, amount=amount, note="goodwill", key=key)
+    )
+
+
+def left(world: World, admin, booking_id: uuid.UUID) -> int:
+    """What the admin form says is left to give back (its 422 names it)."""
+    with refused(422) as caught:
+        give_back(world, admin, booking_id, 10**6, key=f"probe-{uuid.uuid4()}")
+    return int(caught[0].data[0]["left"])  # type: ignore[attr-defined]
+
+
+def test_the_whole_price_of_a_booking_never_refunded_can_be_given_back_at_once(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    assert left(world, admin, paid.id) == 6000
+    give_back(world, admin, paid.id, 6000, key="all")
+    assert world.refunds(paid.id) == [(6000, "succeeded")] and world.stripe_refunds(paid.id) == [6000]
+    assert world.view(paid.id).refunded_amount == 6000
+    assert left(world, admin, paid.id) == 0
+
+
+def test_each_of_two_refunds_of_one_booking_is_told_to_the_parent_and_both_count(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    give_back(world, admin, paid.id, 1000, key="first")
+    give_back(world, admin, paid.id, 2500, key="second")
+    give_back(world, admin, paid.id, 2500, key="second")  # the form again: nothing more
+    assert world.refunds(paid.id) == [(1000, "succeeded"), (2500, "succeeded")]
+    assert world.view(paid.id).refunded_amount == 3500
+    assert world.mail_sent(paid.id).get("refund_issued.parent") == 2
+    assert left(world, admin, paid.id) == 2500
+
+
+def test_a_bookings_refunds_count_for_no_other_booking(world: World):
+    admin, t, p = world.admin(), world.teacher(rate=6000), world.parent()
+    paid = [world.book_and_pay(p, t, starts_at=hours_from_now(48 + 2 * n)) for n in range(3)]
+    for n, b in enumerate(paid):
+        give_back(world, admin, b.id, 1000 * (n + 1), key=f"k{n}")
+    for n, b in enumerate(paid):  # whichever way their ids sort
+        assert world.view(b.id).refunded_amount == 1000 * (n + 1)
+        assert left(world, admin, b.id) == 6000 - 1000 * (n + 1)
+        assert world.mail_sent(b.id).get("refund_issued.parent") == 1
+        assert world.refunds(b.id) == [(1000 * (n + 1), "succeeded")]
+
+
+def test_a_refund_keeps_the_first_answer_stripe_gave_it(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    ok = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    give_back(world, admin, ok.id, 1000, key="ok")
+    assert ok.stripe_payment_intent_id is not None
+    world.fake.refund_in_dashboard(ok.stripe_payment_intent_id, 5000)  # the event lost: 1,000 asked is refused
+    give_back(world, admin, ok.id, 1000, key="refused")
+    assert [s for _, s in world.refunds(ok.id)] == ["succeeded", "failed"]
+    [(done_id, *_), (failed_id, *_)] = world.refunds_asked(ok.id)[:2]
+    # A late, stale answer (another sender's) for each changes neither row nor the amount refunded.
+    for refund_id, status in ((done_id, "failed"), (failed_id, "succeeded")):
+        world.svc.tx_sync(
+            refunds.record_answer, refund_id=refund_id, stripe_id="re_late", status=status, counted=1000, now=utc_now()
+        )
+    assert [s for _, s in world.refunds(ok.id)][:2] == ["succeeded", "failed"]
+    assert world.view(ok.id).refunded_amount == 6000  # Stripe's total (1,000 + 5,000), nothing more
+    assert world.mail_sent(ok.id).get("refund_issued.parent") == 1  # the refused one was never issued
+    assert followups.send_refund(world.svc, refund_id=failed_id) == "failed"  # a second sender: not again
+    assert len(world.fake.called("refund")) == 2
+
+
+def test_a_pending_refund_recorded_without_its_payment_intent_is_sent_with_its_payments(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    give_back(world, admin, paid.id, 1500, key="old")
+    [(refund_id, amount, status, _)] = world.refunds_asked(paid.id)
+    assert (amount, status) == (1500, "pending")
+    # A row written before refunds named their payment intent (migration 0006 left it NULL).
+    unnamed = sa.update(Refund).where(Refund.id == refund_id).values(payment_intent_id=None)
+    world.svc.tx_sync(lambda s: s.execute(unnamed))
+    world.job("reconcile", at=later(0.1))
+    assert world.refunds(paid.id) == [(1500, "succeeded")]
+    assert [c["payment_intent"] for c in world.fake.called("refund")][-1] == paid.stripe_payment_intent_id
+
+
+def test_a_refund_stripe_fails_at_once_gives_nothing_back_and_tells_nobody_it_was_issued(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.refund_status = "failed"
+    give_back(world, admin, paid.id, 1000, key="failed")
+    assert world.refunds(paid.id) == [(1000, "failed")]
+    assert world.view(paid.id).refunded_amount == 0
+    assert "refund_issued.parent" not in world.mail_sent(paid.id)
+
+
+def test_a_refund_answered_already_is_not_sent_again_by_a_second_sender(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    give_back(world, admin, paid.id, 1000, key="once")
+    [(refund_id, *_)] = world.refunds_asked(paid.id)
+    assert followups.send_refund(world.svc, refund_id=refund_id) == "succeeded"  # e.g. reconcile, racing
+    assert followups.send_refund(world.svc, refund_id=uuid.uuid4()) == "missing"
+    assert len(world.fake.called("refund")) == 1 and world.stripe_refunds(paid.id) == [1000]
+
+
+def test_only_a_refund_stripe_refused_is_replaced_by_what_is_left(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.refund_status = "canceled"
+    give_back(world, admin, paid.id, 1000, key="canceled")
+    [(refund_id, _, status, _)] = world.refunds_asked(paid.id)
+    assert status == "canceled"
+    replaced = world.svc.tx_sync(refunds.replace_refused, refund_id=refund_id, refunded_at_stripe=0, now=utc_now())
+    assert replaced is None and world.refunds(paid.id) == [(1000, "canceled")]
+
+
+def test_a_refund_stripe_refused_before_the_lookback_is_not_reported_again(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    assert paid.stripe_payment_intent_id is not None
+    world.fake.refund_in_dashboard(paid.stripe_payment_intent_id, 6000)  # all of it, the event lost
+    give_back(world, admin, paid.id, 1000, key="refused")  # more than Stripe has left: refused
+    assert world.refunds(paid.id) == [(1000, "failed")]
+    lookback = world.settings.reconcile_lookback_hours
+
+    def reported(hours: float) -> list[str]:
+        return [str(i.kind) for i in world.job("reconcile", at=later(hours)).items if i.kind == "refund_failed"]
+
+    assert reported(1) == ["refund_failed"]  # within the lookback: reported
+    assert reported(lookback + 1) == []  # not sent again, not listed as stuck, not reported for ever
+    assert len(world.fake.called("refund")) == 1
+
+
+def test_a_late_payment_refunded_for_one_booking_leaves_the_late_payments_of_others_to_confirm(world: World):
+    from tests.service.test_late_payments import cancelled_while_payment_pending
+
+    made = [cancelled_while_payment_pending(world, hours=48 + 2 * n) for n in range(3)]
+    (_, low), (t_mid, mid), (_, high) = sorted(made, key=lambda m: m[1].id)  # ids in order: the mutants' sides
+    world.book_and_pay(world.parent(), t_mid, starts_at=mid.starts_at)  # mid's slot taken meanwhile
+    assert mid.stripe_session_id and low.stripe_session_id and high.stripe_session_id
+    assert world.deliver(world.fake.settle_async(mid.stripe_session_id)) == "late_payment_refunded"
+    assert world.deliver(world.fake.settle_async(low.stripe_session_id)) == "late_payment_confirmed"
+    assert world.deliver(world.fake.settle_async(high.stripe_session_id)) == "late_payment_confirmed"
+    assert [world.view(b.id).status for b in (low, mid, high)] == [1, 3, 1]

@@ -1,0 +1,262 @@
+"""The credit wallet's money (credits/ledger.py, credits/service.py), without HTTP: what a family
+holds per teacher and length, which credit a booking takes and gets back, an operator's grant
+and removal, expiry and its warnings, and the ledger's pages. Written from the rules (issue #28):
+a balance is the sum of its entries; a credit is usable while `now < expires_at`; a draw and a
+removal take from the lot expiring first; the 30-day warning only for lots valid longer than 30
+days, each warning once. Every clock is set by the test (T0, or the booking's own times)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.service.world import World, hours_from_now, refused
+from tutorbook.credits import ledger
+from tutorbook.credits import service as wallet_service
+from tutorbook.credits.schemas import AdjustIn, EntryOut
+from tutorbook.flows import booking as flows
+from tutorbook.identity import AuthUser
+
+pytestmark = pytest.mark.service
+
+T0 = datetime(2030, 1, 6, 9, 0, tzinfo=UTC)
+CONFIRMED, CANCELLED = 1, 3
+ADMIN = "admin:operator"
+
+
+def adjust(
+    world: World,
+    parent: tuple[AuthUser, uuid.UUID],
+    teacher: AuthUser,
+    lessons: int,
+    *,
+    at: datetime,
+    valid_days: int = 365,
+    minutes: int = 60,
+    reason: str = "goodwill",
+) -> list[EntryOut]:
+    """An operator grants (+) or removes (-) credits at `at`."""
+    body = AdjustIn(
+        teacher_id=teacher.id, duration_minutes=minutes, lessons=lessons, reason=reason, valid_days=valid_days
+    )
+    return world.svc.tx_sync(wallet_service.adjust, actor=ADMIN, parent_id=parent[0].id, body=body, now=at)
+
+
+def balances(world: World, parent: tuple[AuthUser, uuid.UUID], *, at: datetime) -> list[tuple[object, ...]]:
+    """The family's wallet as the API shows it at `at`: (teacher, minutes, lessons, earliest expiry)
+    each, then the total."""
+    out = world.svc.tx_sync(wallet_service.credits_of, parent_id=parent[0].id, now=at)
+    rows: list[tuple[object, ...]] = [
+        (b.teacher_id, b.duration_minutes, b.lessons, b.earliest_expiry) for b in out.balances
+    ]
+    return [*rows, ("total", out.total)]
+
+
+def entries(world: World, parent: tuple[AuthUser, uuid.UUID]) -> list[tuple[str, int, uuid.UUID]]:
+    """The family's ledger, oldest first: (kind, lessons, lot) each."""
+    page = world.svc.tx_sync(wallet_service.ledger_page, parent_id=parent[0].id, page_size=100, after=None)
+    return [(e.kind, e.lessons, e.lot_id) for e in reversed(page.items)]
+
+
+def test_the_wallet_sums_each_teacher_and_length_and_a_credit_is_usable_until_its_expiry_instant(world: World):
+    t, other, p = world.teacher(), world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=10)
+    adjust(world, p, t, 3, at=T0, valid_days=30)
+    adjust(world, p, t, 1, at=T0, valid_days=20, minutes=30)
+    adjust(world, p, other, 1, at=T0, valid_days=40)
+    day = timedelta(days=1)
+    before = [(t.id, 60, 5, T0 + 10 * day), (t.id, 30, 1, T0 + 20 * day), (other.id, 60, 1, T0 + 40 * day)]
+    assert balances(world, p, at=T0) == [*before, ("total", 7)]
+    assert balances(world, p, at=T0 + 10 * day - timedelta(microseconds=1)) == [*before, ("total", 7)]
+    after = [(t.id, 30, 1, T0 + 20 * day), (t.id, 60, 3, T0 + 30 * day), (other.id, 60, 1, T0 + 40 * day)]
+    assert balances(world, p, at=T0 + 10 * day) == [*after, ("total", 5)]  # the 10-day lot is gone at its instant
+    names = world.svc.tx_sync(wallet_service.credits_of, parent_id=p[0].id, now=T0).balances
+    assert [b.teacher_name for b in names] == [t.full_name, t.full_name, other.full_name]
+    assert {b.currency for b in names} == {"usd"}
+    available = world.svc.tx_sync(
+        ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0 + 10 * day
+    )
+    assert available == 3
+    shorter = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=30, now=T0)
+    assert shorter == 1  # a 60-minute credit books no 30-minute lesson, nor the reverse
+
+
+def test_a_grant_is_a_lot_of_its_own_and_a_removal_takes_from_the_lots_expiring_first(world: World):
+    t, p = world.teacher(), world.parent()
+    [granted] = adjust(world, p, t, 2, at=T0, valid_days=10, reason="  a   make-good\tfor a  no-show ")
+    assert (granted.kind, granted.lessons, granted.amount, granted.actor) == ("adjust", 2, 0, ADMIN)
+    assert granted.reason == "a make-good for a no-show"  # one line, spaces collapsed
+    [later_lot] = adjust(world, p, t, 3, at=T0, valid_days=30)
+    assert later_lot.lot_id != granted.lot_id
+    taken = adjust(world, p, t, -3, at=T0 + timedelta(days=1), reason="booked by mistake")
+    assert [(e.kind, e.lessons, e.lot_id) for e in taken] == [
+        ("adjust", -2, granted.lot_id),  # the lot expiring first, emptied
+        ("adjust", -1, later_lot.lot_id),
+    ]
+    assert balances(world, p, at=T0 + timedelta(days=1)) == [(t.id, 60, 2, T0 + timedelta(days=30)), ("total", 2)]
+    with refused(409) as caught:
+        adjust(world, p, t, -3, at=T0 + timedelta(days=1))
+    assert str(caught[0]) == "The family holds only 2 such credits"
+    adjust(world, p, t, -2, at=T0 + timedelta(days=1))  # exactly what is held
+    assert balances(world, p, at=T0 + timedelta(days=1)) == [("total", 0)]
+    assert [k for k, _, _ in entries(world, p)] == ["adjust"] * 5
+
+
+def test_an_expired_lot_counts_for_no_removal(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=10)
+    [kept] = adjust(world, p, t, 1, at=T0, valid_days=30)
+    with refused(409) as caught:
+        adjust(world, p, t, -2, at=T0 + timedelta(days=10))
+    assert str(caught[0]) == "The family holds only 1 such credits"
+    assert [(e.lessons, e.lot_id) for e in adjust(world, p, t, -1, at=T0 + timedelta(days=10))] == [(-1, kept.lot_id)]
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"lessons": 0}, 422),  # neither a grant nor a removal
+        ({"reason": "   "}, 422),
+        ({"reason": "x" * 501}, 422),
+        ({"teacher": "parent"}, 404),  # credits are of a teacher
+        ({"teacher": "parent", "lessons": -1}, 404),  # a removal too (not "no credit")
+        ({"parent": "teacher"}, 404),  # and for a family
+        ({"lessons": -1}, 409),  # nothing to remove
+    ],
+)
+def test_an_adjustment_that_cannot_be_made_is_refused_and_writes_nothing(world: World, change, status):
+    t, p = world.teacher(), world.parent()
+    teacher = p[0] if change.get("teacher") == "parent" else t
+    parent = (t, p[1]) if change.get("parent") == "teacher" else p
+    body = AdjustIn.model_construct(
+        teacher_id=teacher.id,
+        duration_minutes=60,
+        lessons=change.get("lessons", 1),
+        reason=change.get("reason", "goodwill"),
+        valid_days=365,
+    )
+    with refused(status):
+        world.svc.tx_sync(wallet_service.adjust, actor=ADMIN, parent_id=parent[0].id, body=body, now=T0)
+    assert entries(world, p) == [] and balances(world, p, at=T0) == [("total", 0)]
+
+
+def test_the_expiry_job_takes_what_is_left_of_a_lot_at_its_instant_once(world: World):
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 3, at=T0, valid_days=10)
+    [empty] = adjust(world, p, t, 1, at=T0, valid_days=5)
+    taken = adjust(world, p, t, -2, at=T0)  # `empty` first (it expires first), then one of `lot`
+    assert [(e.lessons, e.lot_id) for e in taken] == [(-1, empty.lot_id), (-1, lot.lot_id)]
+    end = T0 + timedelta(days=10)
+
+    def expired(at: datetime) -> list[str | None]:
+        return [i.subject for i in world.job("credits", at=at).items if i.outcome in ("expired", "skipped")]
+
+    assert expired(T0 + timedelta(days=5)) == []  # `empty` holds nothing to expire
+    assert expired(end - timedelta(microseconds=1)) == []
+    assert expired(end) == [f"lot:{lot.lot_id}"]
+    assert [(k, n, x) for k, n, x in entries(world, p) if k == "expire"] == [("expire", -2, lot.lot_id)]
+    assert expired(end + timedelta(days=1)) == []  # nothing left to take
+    assert world.svc.tx_sync(lambda s: ledger.total(s, parent_id=p[0].id)) == 0
+
+
+def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_30_days(world: World):
+    t, p = world.teacher(), world.parent()
+    [long] = adjust(world, p, t, 2, at=T0, valid_days=60)
+    [short] = adjust(world, p, t, 1, at=T0, valid_days=30)
+    [spent] = adjust(world, p, t, 1, at=T0, valid_days=60, minutes=30)
+    adjust(world, p, t, -1, at=T0, minutes=30)  # nothing left in it: never warned
+    day = timedelta(days=1)
+
+    def warned(at: datetime) -> list[tuple[str, str | None]]:
+        items = world.job("credits", at=at).items
+        return sorted((i.outcome, i.subject) for i in items if i.outcome != "expired")  # a skipped warning too
+
+    adjust(world, p, t, 1, at=T0, valid_days=20, minutes=45)  # ends inside 30 days from the start
+    tick = timedelta(microseconds=1)
+    assert warned(T0) == []  # no 30-day warning for a lot valid 30 days or less, the moment it is made
+    assert warned(T0 + 23 * day - tick) == []  # nor the 30-day warning for `short`: valid only 30 days
+    assert warned(T0 + 23 * day) == [("warned_7", f"lot:{short.lot_id}")]
+    assert warned(T0 + 30 * day - tick) == []
+    assert warned(T0 + 30 * day) == [("warned_30", f"lot:{long.lot_id}")]
+    assert warned(T0 + 30 * day + timedelta(hours=1)) == []  # once: not even listed again
+    assert warned(T0 + 53 * day - tick) == []
+    assert warned(T0 + 53 * day) == [("warned_7", f"lot:{long.lot_id}")]
+    assert warned(T0 + 54 * day) == []
+    assert spent.lot_id not in {s for _, s in warned(T0 + 59 * day)}
+
+
+def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: World):
+    t, p = world.teacher(), world.parent()
+    for n in (1, 2, 3):
+        adjust(world, p, t, n, at=T0 + timedelta(minutes=n))
+
+    def page(after: str | None, size: int = 2) -> tuple[list[int], str | None]:
+        got = world.svc.tx_sync(wallet_service.ledger_page, parent_id=p[0].id, page_size=size, after=after)
+        return [e.lessons for e in got.items], got.next_cursor
+
+    first, cursor = page(None)
+    assert first == [3, 2] and cursor is not None
+    assert page(cursor) == ([1], None)
+    assert page(None, size=3)[1] is None  # exactly one page: no next
+    for broken in ("x1", "e", "eabc", "e" + "1" * 19, "-1"):
+        with refused(422):
+            page(broken)
+    assert page("e" + "9" * 18)[0] == [3, 2]  # a cursor past the newest: from the newest
+
+
+def test_a_credit_booking_draws_from_the_lot_expiring_first_and_an_early_cancel_gives_it_back_once(world: World):
+    t, p = world.teacher(), world.parent()
+    world.buy_package(p, t, lessons=3, price=15000)  # valid 90 days from now
+    now = datetime.now(UTC)
+    [soon] = adjust(world, p, t, 1, at=now, valid_days=10)
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    assert lesson.status == CONFIRMED
+    assert [(k, n, lot) for k, n, lot in entries(world, p) if k == "draw"] == [("draw", -1, soon.lot_id)]
+    assert balances(world, p, at=now)[-1] == ("total", 3)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=lesson.id))  # 48 h ahead: early
+    assert world.view(lesson.id).status == CANCELLED
+    assert [(k, n, lot) for k, n, lot in entries(world, p) if k == "return"] == [("return", 1, soon.lot_id)]
+    assert world.svc.tx_sync(ledger.give_back, booking_id=lesson.id, actor="t", now=now) is None  # once
+    assert balances(world, p, at=now)[-1] == ("total", 4)
+    page = world.svc.tx_sync(wallet_service.ledger_page, parent_id=p[0].id, page_size=10, after=None)
+    money = sorted((e.kind, e.amount) for e in page.items)
+    assert money == [("adjust", 0), ("draw", 0), ("purchase", 15000), ("return", 0)]  # only a purchase moves money
+
+
+def test_the_operators_view_of_a_wallet_names_a_family_and_holds_its_purchases(world: World):
+    t, p = world.teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=3, price=15000)
+    now = datetime.now(UTC)
+    seen = world.svc.tx_sync(wallet_service.wallet_of, parent_id=p[0].id, now=now)
+    assert (seen.parent_id, seen.credits.total) == (p[0].id, 3)
+    assert [(x.purchase_id, x.state, x.price) for x in seen.purchases] == [(purchase, "paid", 15000)]
+    assert [(e.kind, e.lessons, e.amount) for e in seen.ledger] == [("purchase", 3, 15000)]
+    with refused(404):
+        world.svc.tx_sync(wallet_service.wallet_of, parent_id=t.id, now=now)
+    with refused(404):
+        world.svc.tx_sync(wallet_service.wallet_of, parent_id=uuid.uuid4(), now=now)
+
+
+def test_each_early_cancel_gives_back_its_own_credit_whatever_the_order_of_the_bookings_ids(world: World):
+    t, p = world.teacher(), world.parent()
+    world.buy_package(p, t, lessons=3, price=15000)
+    lessons = [world.book(p, t, starts_at=hours_from_now(48 + 2 * n), pay_with="credit") for n in range(3)]
+    low, mid, high = sorted(lessons, key=lambda b: b.id)
+    now = datetime.now(UTC)
+    assert balances(world, p, at=now)[-1] == ("total", 0)
+    for n, b in enumerate((mid, low, high), 1):  # another booking's return on either side of each
+        world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=b.id))
+        assert balances(world, p, at=now)[-1] == ("total", n)
+    assert sorted(k for k, _, _ in entries(world, p) if k == "return") == ["return"] * 3
+
+
+def test_two_runs_racing_to_warn_of_one_lot_send_one_warning(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=60)
+    at = T0 + timedelta(days=30)
+    [item] = world.svc.tx_sync(ledger.warnings_due, now=at, days=30)  # both runs listed it
+    first = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
+    second = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
+    assert (first, second) == ("warned_30", "skipped")

@@ -1,0 +1,101 @@
+"""Stripe's events as the webhook handles them (payments/webhooks.py), without HTTP. A package's
+checkout that expires at Stripe gives its open purchase up as expired, a delayed payment that
+fails as withdrawn, once; nothing reaches the wallet; a later event about it changes nothing. A
+checkout Tutorbook did not make (no metadata) is no booking's and no package's; a
+`charge.refunded` that does not say how much was refunded lowers and raises nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.service.world import World, hours_from_now
+from tutorbook.clock import utc_now
+from tutorbook.credits import service as wallet_service
+
+pytestmark = pytest.mark.service
+
+
+def total_credits(world: World, parent) -> int:
+    return world.svc.tx_sync(wallet_service.credits_of, parent_id=parent[0].id, now=utc_now()).total
+
+
+def test_a_package_checkout_expired_at_stripe_gives_the_purchase_up_as_expired_once(world: World):
+    t, p = world.teacher(), world.parent()
+    purchase = world.buy_package(p, t, pay=False)
+    checkout = world.fake.session_of(purchase)
+    assert world.purchase_state(purchase) == "open"
+    assert world.deliver(world.fake.expire_at_stripe(checkout.id)) == "purchase_given_up"
+    assert world.purchase_state(purchase) == "expired"
+    again = world.fake._emit("checkout.session.expired", checkout.as_json())  # another event, same news
+    assert world.deliver(again) == "no_change"
+    assert world.purchase_state(purchase) == "expired" and total_credits(world, p) == 0
+
+
+def test_a_package_paid_by_a_delayed_method_that_fails_is_withdrawn_and_adds_nothing(world: World):
+    t, p = world.teacher(), world.parent()
+    purchase = world.buy_package(p, t, pay=False)
+    checkout = world.fake.session_of(purchase)
+    assert world.deliver(world.fake.pay_later(checkout.id)) == "awaiting_payment"
+    assert world.deliver(world.fake.fail_async(checkout.id)) == "purchase_given_up"
+    assert world.purchase_state(purchase) == "withdrawn"  # not "expired": Stripe failed it
+    assert total_credits(world, p) == 0
+
+
+def test_a_package_checkout_paid_adds_its_credits_and_the_event_again_changes_nothing(world: World):
+    t, p = world.teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=4, price=20000, pay=False)
+    checkout = world.fake.session_of(purchase)
+    assert world.deliver(world.fake.pay(checkout.id)) == "credits_added"
+    assert world.purchase_state(purchase) == "paid" and total_credits(world, p) == 4
+    again = world.fake._emit("checkout.session.completed", world.fake.sessions[checkout.id].as_json())
+    assert world.deliver(again) == "already_fulfilled"
+    assert total_credits(world, p) == 4
+
+
+def test_an_expired_checkout_tutorbook_did_not_make_is_no_bookings_and_no_packages(world: World):
+    foreign: dict[str, Any] = {
+        "id": "cs_test_foreign", "object": "checkout.session", "mode": "payment", "status": "expired",
+        "payment_status": "unpaid", "url": None, "payment_intent": None, "amount_total": 6000,
+        "currency": "usd", "client_reference_id": None, "metadata": {},
+        "expires_at": 1_900_000_000, "created": 1_800_000_000,
+    }  # fmt: skip
+    assert world.deliver(world.fake._emit("checkout.session.expired", foreign)) == "unknown_booking"
+    assert world.deliver(world.fake._emit("checkout.session.async_payment_failed", foreign)) == "unknown_booking"
+
+
+def test_a_charge_refunded_event_that_does_not_say_how_much_changes_nothing(world: World):
+    paid = world.book_and_pay(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    charge = {"id": "ch_x", "object": "charge", "payment_intent": paid.stripe_payment_intent_id}
+    assert world.deliver(world.fake._emit("charge.refunded", charge)) == "refund_recorded"
+    assert world.view(paid.id).refunded_amount == 0
+
+
+@pytest.mark.parametrize("name", ["postgresql", "sqlite"])
+def test_the_event_id_is_recorded_once_by_each_databases_own_insert_or_nothing(name: str):
+    # The service tier runs on SQLite alone in the mutation runs: PostgreSQL's statement is
+    # compiled here by its own dialect, as the webhook's session would.
+    import sqlalchemy as sa
+
+    from tutorbook.payments import webhooks
+
+    dialect = sa.create_engine("postgresql+psycopg://" if name == "postgresql" else "sqlite://").dialect
+    sql = str(webhooks._RECORD[name].compile(dialect=dialect))
+    assert "ON CONFLICT (id) DO NOTHING" in sql and "RETURNING" in sql
+
+
+def test_each_events_outcome_is_kept_on_its_own_record(world: World):
+    import sqlalchemy as sa
+
+    from tutorbook.payments.models import StripeEvent
+
+    paid = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert paid.stripe_session_id is not None
+    first = world.fake.pay(paid.stripe_session_id)
+    second = world.fake._emit("charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": "pi_none"})
+    assert [world.deliver(first), world.deliver(second)] == ["confirmed", "unknown_booking"]
+    outcomes = dict(
+        world.svc.tx_sync(lambda s: s.execute(sa.select(StripeEvent.id, StripeEvent.outcome)).tuples().all())
+    )
+    assert (outcomes[first["id"]], outcomes[second["id"]]) == ("confirmed", "unknown_booking")

@@ -99,3 +99,56 @@ def test_each_events_outcome_is_kept_on_its_own_record(world: World):
         world.svc.tx_sync(lambda s: s.execute(sa.select(StripeEvent.id, StripeEvent.outcome)).tuples().all())
     )
     assert (outcomes[first["id"]], outcomes[second["id"]]) == ("confirmed", "unknown_booking")
+
+
+def test_the_batch_of_ignored_events_names_its_columns_without_types_as_postgresql_requires():
+    # `unnest` of two arrays returns a set of known types: PostgreSQL refuses a column definition
+    # list after it ("only allowed for functions returning record"), so the batch's one INSERT
+    # (record_ignored_many, PostgreSQL only; run there by tests/payments/test_webhooks.py) names
+    # the derived columns alone. Compiled here by PostgreSQL's dialect, as the service tier runs
+    # on SQLite alone in the mutation runs.
+    import sqlalchemy as sa
+
+    from tutorbook.payments import webhooks
+
+    sql = str(webhooks._RECORD_MANY.compile(dialect=sa.create_engine("postgresql+psycopg://").dialect))
+    assert "unnest(" in sql and "AS rows(id, type) ON CONFLICT (id) DO NOTHING RETURNING" in sql, sql
+
+
+def test_a_batch_of_ignored_events_answers_each_in_order_ignored_once_then_duplicate():
+    # The batch's statement returns the ids that were new; each event of the batch, in order, is
+    # `ignored` the first time its id is new and `duplicate` after (a repeat within the batch, or an
+    # id recorded before), as one request after another would be. The statement's own run on
+    # PostgreSQL is tests/payments/test_webhooks.py's; this is the answer built from what it returns.
+    import asyncio
+
+    from tutorbook.payments import webhooks
+
+    class Returned:
+        def __init__(self, ids: list[str]) -> None:
+            self.ids = ids
+
+        def scalars(self) -> list[str]:
+            return self.ids
+
+    class Connection:  # what the batch's AsyncConnection is asked: one execute
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        async def execute(self, statement: Any, params: dict[str, Any]) -> Returned:
+            assert statement is webhooks._RECORD_MANY
+            self.calls.append(params)
+            return Returned(["evt_new", "evt_other"])  # evt_seen was recorded before
+
+    conn = Connection()
+    events = [
+        {"id": "evt_new", "type": "invoice.paid"},
+        {"id": "evt_seen", "type": "customer.created"},
+        {"id": "evt_new", "type": "invoice.paid"},
+        {"id": "evt_other"},
+    ]
+    outcomes = asyncio.run(webhooks.record_ignored_many(conn, events, now=utc_now()))  # type: ignore[arg-type]
+    assert [o.kind for o in outcomes] == ["ignored", "duplicate", "duplicate", "ignored"]
+    [params] = conn.calls
+    assert params["ids"] == ["evt_new", "evt_seen", "evt_new", "evt_other"]
+    assert params["types"] == ["invoice.paid", "customer.created", "invoice.paid", "?"]

@@ -152,3 +152,22 @@ def test_a_batch_of_ignored_events_answers_each_in_order_ignored_once_then_dupli
     [params] = conn.calls
     assert params["ids"] == ["evt_new", "evt_seen", "evt_new", "evt_other"]
     assert params["types"] == ["invoice.paid", "customer.created", "invoice.paid", "?"]
+
+
+@pytest.mark.parametrize("wrong", [10, 11, 14])
+def test_a_malformed_event_is_refused_naming_at_most_ten_of_its_problems(wrong: int):
+    # The 400's `data` lists the fields at fault, the first ten of them: enough to see what is
+    # wrong, and a hostile body cannot make the answer (and the log line) as long as itself.
+    from tutorbook.payments import webhooks
+
+    metadata = {f"key{i:02d}": ["not", "text"] for i in range(wrong)}
+    event = {
+        "id": "evt_malformed",
+        "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_test_malformed", "metadata": metadata}},
+    }
+    with pytest.raises(webhooks.MalformedEvent) as refused:
+        webhooks.check_shape(event)
+    problems = refused.value.data
+    assert isinstance(problems, list)
+    assert [p["field"] for p in problems] == [f"data.metadata.key{i:02d}" for i in range(min(wrong, 10))]

@@ -86,7 +86,10 @@ def test_the_event_id_is_recorded_once_by_each_databases_own_insert_or_nothing(n
     assert "ON CONFLICT (id) DO NOTHING" in sql and "RETURNING" in sql
 
 
-def test_each_events_outcome_is_kept_on_its_own_record(world: World):
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_each_events_outcome_is_kept_on_its_own_record(world: World, newer_first: bool):
+    # Stripe delivers in no particular order: an event recorded after a newer one (whose id sorts
+    # after its own) still writes its outcome on its own row alone.
     import sqlalchemy as sa
 
     from tutorbook.payments.models import StripeEvent
@@ -95,7 +98,11 @@ def test_each_events_outcome_is_kept_on_its_own_record(world: World):
     assert paid.stripe_session_id is not None
     first = world.fake.pay(paid.stripe_session_id)
     second = world.fake._emit("charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": "pi_none"})
-    assert [world.deliver(first), world.deliver(second)] == ["confirmed", "unknown_booking"]
+    assert first["id"] < second["id"]
+    if newer_first:
+        assert [world.deliver(second), world.deliver(first)] == ["unknown_booking", "confirmed"]
+    else:
+        assert [world.deliver(first), world.deliver(second)] == ["confirmed", "unknown_booking"]
     outcomes = dict(
         world.svc.tx_sync(lambda s: s.execute(sa.select(StripeEvent.id, StripeEvent.outcome)).tuples().all())
     )

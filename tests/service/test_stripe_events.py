@@ -201,3 +201,30 @@ def test_a_series_lessons_pay_link_checkout_expiring_at_stripe_leaves_the_lesson
     assert link.stripe_session_id is not None
     assert world.deliver(world.fake.expire_at_stripe(link.stripe_session_id)) == "no_change"
     assert world.view(weeks[2].booking_id).status == PENDING
+
+
+def test_a_checkout_expiry_that_loses_the_race_to_its_payment_changes_nothing(world: World, monkeypatch):
+    # `checkout.session.expired` reads the booking Pending; before its cancel's compare-and-set the
+    # booking's payment is confirmed by another writer (the success page, a job). The payment wins:
+    # the event changes nothing (`no_change`, not an error Stripe would retry), the booking stays
+    # Confirmed.
+    import sqlalchemy as sa
+
+    from tutorbook.bookings import lookup
+    from tutorbook.bookings.models import Booking
+
+    booked = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    read = lookup.by_checkout
+
+    def read_then_paid_elsewhere(session, checkout, **kw):
+        booking = read(session, checkout, **kw)
+        assert booking is not None and booking.status == PENDING
+        table = Booking.__table__
+        session.connection().execute(sa.update(table).where(table.c.id == booking.id).values(status=1))
+        return booking  # as read: Pending
+
+    monkeypatch.setattr(lookup, "by_checkout", read_then_paid_elsewhere)
+    assert world.deliver(world.fake.expire_at_stripe(booked.stripe_session_id)) == "no_change"
+    monkeypatch.undo()
+    assert world.view(booked.id).status == 1  # Confirmed, not cancelled

@@ -228,3 +228,36 @@ def test_a_checkout_expiry_that_loses_the_race_to_its_payment_changes_nothing(wo
     assert world.deliver(world.fake.expire_at_stripe(booked.stripe_session_id)) == "no_change"
     monkeypatch.undo()
     assert world.view(booked.id).status == 1  # Confirmed, not cancelled
+
+
+def test_account_events_are_applied_by_the_time_stripe_made_them_not_the_order_they_arrive(world: World):
+    # Stripe's account.updated events carry `created`: the newer state is kept whichever arrives
+    # first, an older one arriving after it is `stale` and changes nothing.
+    from tutorbook.flows import payouts as payout_flows
+    from tutorbook.teachers import payouts
+
+    t = world.teacher()
+    world.run(payout_flows.onboard(world.svc, teacher=t))
+    account = world.svc.tx_sync(payouts.account_id, teacher_id=t.id)
+    assert account is not None
+    newer = world.fake.enable_account(account)
+    older = world.fake._emit("account.updated", {**newer["data"]["object"], "charges_enabled": False})
+    newer["created"] = older["created"] = 4_070_908_800  # 2099: after the state held since onboarding
+    newer["created"] += 60
+    assert world.deliver(newer) == "account_updated"
+    assert world.deliver(older) == "account_stale"
+    held = world.svc.tx_sync(payouts.status, teacher_id=t.id)
+    assert held.charges_enabled and held.payouts_enabled, held
+
+
+def test_a_package_checkout_the_parent_cancelled_is_withdrawn_even_when_its_event_comes_first(world: World):
+    # The cancel expires the checkout at Stripe (the reason in its idempotency key), then gives the
+    # purchase up as withdrawn; Stripe's `checkout.session.expired` may overtake that second step.
+    # Either way the purchase is withdrawn (the parent's choice), not expired (Stripe's clock).
+    t, p = world.teacher(), world.parent()
+    purchase = world.buy_package(p, t, pay=False)
+    checkout = world.fake.session_of(purchase)
+    world.fake.expire_checkout_sync(checkout.id, reason="payment_cancelled")  # the cancel's first step
+    assert world.deliver(world.fake.events[-1]) == "purchase_given_up"
+    assert world.purchase_state(purchase) == "withdrawn"
+    assert total_credits(world, p) == 0

@@ -220,3 +220,37 @@ def test_two_refunds_answered_newest_first_are_each_told_to_the_parent(world: Wo
     assert world.refunds(paid.id) == [(1000, "succeeded"), (2000, "succeeded")]
     assert world.view(paid.id).refunded_amount == 3000
     assert world.mail_sent(paid.id, at=later(1)).get("refund_issued.parent") == 2
+
+
+def test_stripes_answer_for_one_pending_refund_changes_that_refund_alone(world: World):
+    # Two refunds of one booking wait to be sent (Stripe was down for both); the answer for each,
+    # whichever id sorts first, is written on its own row: the other stays pending, to be sent.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"), times=2)
+    give_back(world, admin, paid.id, 1000, key="one")
+    give_back(world, admin, paid.id, 2000, key="two")
+    low, high = sorted(world.refunds_asked(paid.id))  # by id
+    assert (low[2], high[2]) == ("pending", "pending")
+    assert followups.send_refund(world.svc, refund_id=low[0]) == "succeeded"
+    status = {r[0]: r[2] for r in world.refunds_asked(paid.id)}
+    assert (status[low[0]], status[high[0]]) == ("succeeded", "pending")
+    assert world.view(paid.id).refunded_amount == low[1]
+    assert followups.send_refund(world.svc, refund_id=high[0]) == "succeeded"
+    assert world.view(paid.id).refunded_amount == 3000 and len(world.fake.refunds) == 2
+
+
+def test_a_refused_destination_charge_is_refunded_with_the_teachers_share_pulled_back(world: World):
+    # A payment through another checkout naming the booking, made as a destination charge to the
+    # teacher: refused (other_checkout) and refunded in full, the transfer reversed and the fee
+    # refunded, so neither the teacher nor the platform keeps any of it.
+    from tests.service.test_late_payments import a_foreign_checkout_paid_for
+
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    foreign_id = a_foreign_checkout_paid_for(world, booked.id)
+    intent = world.fake.sessions[foreign_id].payment_intent
+    [refund] = [r for r in world.fake.refunds if r.payment_intent == intent]
+    assert (refund.amount, refund.reverse_transfer, refund.refund_application_fee) == (6000, True, True)
+    assert world.fake.payments[str(intent)].transfer_reversed == world.fake.payments[str(intent)].transfer_amount
+    assert world.view(booked.id).status == 0  # Pending: its own checkout still open

@@ -254,3 +254,22 @@ def test_a_refused_destination_charge_is_refunded_with_the_teachers_share_pulled
     assert (refund.amount, refund.reverse_transfer, refund.refund_application_fee) == (6000, True, True)
     assert world.fake.payments[str(intent)].transfer_reversed == world.fake.payments[str(intent)].transfer_amount
     assert world.view(booked.id).status == 0  # Pending: its own checkout still open
+
+
+def test_two_refunds_asked_at_the_same_instant_are_each_told_to_the_parent(world: World):
+    # Refund rows asked in one transaction share its instant: the notice's version (a refund's
+    # place among the booking's refunds) tells them apart by id, so the parent hears of each.
+    from tutorbook.bookings import lookup
+
+    t = world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    at = utc_now()
+
+    def ask_two(s):
+        booking = lookup.must_get(s, booking_id=paid.id)
+        return [refunds.request(s, booking=booking, amount=a, reason="admin_refund", now=at).id for a in (1000, 2000)]
+
+    for refund_id in sorted(world.svc.tx_sync(ask_two), reverse=True):
+        assert followups.send_refund(world.svc, refund_id=refund_id) == "succeeded"
+    assert world.view(paid.id).refunded_amount == 3000
+    assert world.mail_sent(paid.id).get("refund_issued.parent") == 2

@@ -273,3 +273,14 @@ def test_two_refunds_asked_at_the_same_instant_are_each_told_to_the_parent(world
         assert followups.send_refund(world.svc, refund_id=refund_id) == "succeeded"
     assert world.view(paid.id).refunded_amount == 3000
     assert world.mail_sent(paid.id).get("refund_issued.parent") == 2
+
+
+def test_a_refund_asked_and_not_yet_accepted_counts_against_what_is_left(world: World):
+    # Stripe was down when the first refund was asked: it waits, pending, to be sent again. What
+    # is left to give back already counts it, so a second refund cannot ask for it twice.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    give_back(world, admin, paid.id, 1000, key="waiting")
+    assert world.refunds(paid.id) == [(1000, "pending")] and world.view(paid.id).refunded_amount == 0
+    assert left(world, admin, paid.id) == 5000

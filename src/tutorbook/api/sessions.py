@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from tutorbook import paging
@@ -18,6 +18,7 @@ from tutorbook.api.deps import (
     TeacherOrAdmin,
     TeacherUser,
 )
+from tutorbook.api.routing import Router
 from tutorbook.bookings import cancelling, lists, lookup
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
@@ -41,7 +42,7 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import ExternalId, Instant, Line
 
-router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
+router = Router(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 # Path parameters carry the frontend's names in the URL template and the OpenAPI document.
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]

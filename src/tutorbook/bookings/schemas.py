@@ -172,7 +172,7 @@ def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
 
 
 def session_page_json(
-    rows: Sequence[Mapping[str, Any]], *, page: int, page_size: int, total: int, next_cursor: str | None
+    rows: Sequence[Mapping[Any, Any]], *, page: int, page_size: int, total: int, next_cursor: str | None
 ) -> bytes:
     """`Envelope[SessionPage]` of these BookingRows as JSON bytes, byte for byte what FastAPI
     writes for the model built with `session_row_out(row, SessionOut)` for each row, without
@@ -189,7 +189,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo is UTC else as_utc(value)
 
 
-def _row_terms(row: Mapping[str, Any]) -> dict[str, Any] | None:
+def _row_terms(row: Mapping[Any, Any]) -> dict[str, Any] | None:
     if row["terms_full_refund_hours"] is None:
         return None
     return _terms_json_of(*(row[f"terms_{name}"] or 0 for name in FIELDS))
@@ -205,26 +205,40 @@ def _is_utc(metadata: Sequence[Any]) -> bool:
     return any(getattr(m, "func", None) is as_utc for m in metadata)  # `UtcDatetime`'s validator
 
 
-def _session_fields() -> tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]:
+def _session_fields() -> tuple[tuple[str, Callable[[Mapping[Any, Any]], Any]], ...]:
     """(JSON name, how to get its value from a BookingRow) for each of SessionOut's fields in its
     order, the computed `statusName` last, as pydantic writes them."""
-    fields: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
+    fields: list[tuple[str, Callable[[Mapping[Any, Any]], Any]]] = []
     for name, info in SessionOut.model_fields.items():
         alias = info.alias or name
         if name == "terms":
             fields.append((alias, _row_terms))
         elif name == "status":
-            fields.append((alias, lambda row: int(row["status"])))
+            fields.append((alias, _row_status))
         elif _is_utc(info.metadata) or any(_is_utc(getattr(a, "__metadata__", ())) for a in get_args(info.annotation)):
-            fields.append((alias, lambda row, name=name: _utc(row[name])))
-        elif info.is_required():
-            fields.append((alias, lambda row, name=name: row[name]))
+            fields.append((alias, _utc_column(name)))
         else:  # an optional field a row may lack: its default
-            fields.append((alias, lambda row, name=name, default=info.default: row.get(name, default)))
+            fields.append((alias, _column(name, None if info.is_required() else info.default)))
     computed = list(SessionOut.model_computed_fields)
     assert computed == ["status_name"], computed  # a new computed field needs writing here
-    fields.append(("statusName", lambda row: Status(row["status"]).label))
+    fields.append(("statusName", _row_status_name))
     return tuple(fields)
+
+
+def _column(name: str, default: Any) -> Callable[[Mapping[Any, Any]], Any]:
+    return lambda row: row.get(name, default)
+
+
+def _utc_column(name: str) -> Callable[[Mapping[Any, Any]], Any]:
+    return lambda row: _utc(row[name])
+
+
+def _row_status(row: Mapping[Any, Any]) -> int:
+    return int(row["status"])
+
+
+def _row_status_name(row: Mapping[Any, Any]) -> str:
+    return Status(row["status"]).label
 
 
 def _terms_out(kept: Callable[[str], int | None]) -> TermsOut:

@@ -69,7 +69,11 @@ _USER = sa.select(
 def _user_for(session: Session, *, claims: dict[str, Any]) -> AuthUser:
     """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
     tokens stop working at once) or reset their password since (the token version). One statement."""
-    user = session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none()
+    return _checked(session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none(), claims)
+
+
+def _checked(user: sa.Row[*tuple[Any, ...]] | None, claims: dict[str, Any]) -> AuthUser:
+    """The caller from their row (None: gone), if the claims still hold for it (`_user_for`)."""
     if user is None or claims.get("tv", 0) != user.token_version:
         raise Unauthorized("Invalid token")
     if user.disabled_at is not None:
@@ -83,8 +87,10 @@ def load_user(services: Services, token: str) -> AuthUser:
 
 
 async def load_user_async(services: Services, token: str) -> AuthUser:
-    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop, no BEGIN."""
-    return await services.read(_user_for, claims=read_token(settings=services.settings, token=token))
+    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop, no
+    BEGIN, no ORM session (`Services.read_row`)."""
+    claims = read_token(settings=services.settings, token=token)
+    return _checked(await services.read_row(_USER, {"user_id": uuid.UUID(claims["sub"])}), claims)
 
 
 def check_metrics_access(services: Services, *, authorization: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHisto
 from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
-from tutorbook.versions import schedule_changed
+from tutorbook.versions import bump_rows, schedule_changed, schedule_key
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
 PS = Booking
@@ -142,19 +142,33 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     return booking
 
 
-def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, actor: str, kind: PaymentKind) -> PS:
+def insert_paid(
+    session: Session,
+    booking: PS,
+    changes: Sequence[Change],
+    *,
+    actor: str,
+    kind: PaymentKind,
+    along: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
+) -> PS:
     """A new booking made and paid in one transaction (a credit's, issue #28): its row written once
     as `changes` leave it (lifecycle.through), a history row per change, its payment and terms
-    (records.insert_paid); on PostgreSQL ONE statement for all of them. No unit of work, no read."""
+    (records.insert_paid), the teacher's schedule version moved on; on PostgreSQL ONE statement
+    for all of them and the rows of `along` (record_statements.ALONG's kinds: the caller's draw,
+    emails, link), which only PostgreSQL takes. No unit of work, no read."""
     status, fields = lifecycle.through(changes)
     row = {c.name: getattr(booking, c.name) for c in _ROW.c} | records.booking_values(fields)
     row |= {"status": status, "reschedule_count": 0, "created_at": changes[0].at}
     history = [_history_row(booking.id, change, actor) for change in changes]
     for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
         set_committed_value(booking, record, None)
-    if session.get_bind().dialect.name == "postgresql":
-        records.insert_paid(session, booking, changes, kind=kind, together=(row, history))
+    together = session.get_bind().dialect.name == "postgresql"
+    if together:
+        parts = [*along, *([("version", bump_rows([schedule_key(booking.teacher_id)]))] if status in HOLDING else [])]
+        records.insert_paid(session, booking, changes, kind=kind, together=(row, history), along=parts)
     else:
+        if along:
+            raise ValueError("rows along with a booking's insert need PostgreSQL")
         session.execute(_INSERT_ROW, row)
         session.execute(_ADD_HISTORY, history)
         records.insert_paid(session, booking, changes, kind=kind)
@@ -163,7 +177,7 @@ def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, act
     make_transient_to_detached(booking)  # loaded as written: in this session, with nothing to flush
     session.add(booking)
     _known_version(session, booking.id, len(changes))
-    if status in HOLDING:
+    if status in HOLDING and not together:
         schedule_changed(session, teacher_ids=[booking.teacher_id])
     return booking
 

@@ -20,7 +20,7 @@ from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.outcomes import Reservation
 from tutorbook.bookings.payment_states import PaymentKind
-from tutorbook.bookings.reserving import check_request, terms_of
+from tutorbook.bookings.reserving import check_slot, terms_of
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.credits import ledger
@@ -66,8 +66,7 @@ def book_with_credit(
         raise NotFound("Teacher not found")
     profile, teacher_name, teacher_email = found
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    check_request(session, profile=profile, body=body, start=start, end=end, now=now)
-    if repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end):
+    if check_slot(session, profile=profile, body=body, start=start, end=end, now=now):
         raise SlotTaken()
     booking = hold_with_credit(
         session,

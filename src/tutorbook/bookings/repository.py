@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -20,6 +21,10 @@ from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHisto
 from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers.models import TeacherProfile
+from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
+from tutorbook.teachers import slots
+from tutorbook.teachers.models import AvailabilityWindow
+from tutorbook.teachers.service import TIME_OFF_TOUCHING
 from tutorbook.versions import bump_rows, schedule_changed, schedule_key
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
@@ -90,18 +95,58 @@ def overlapping(
 
 # Built once (with and without a booking to leave out): every booking and reschedule asks.
 # Its records are read (lazily) only for a clash, which is rare: no joins on every booking.
-_OVERLAPPING = (
-    sa.select(PS)
-    .options(sa.orm.lazyload("*"))
-    .where(
-        PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
-        PS.status.in_(HOLDING),
-        PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
-        PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
-        PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
-    )
+_OVERLAP = (
+    PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
+    PS.status.in_(HOLDING),
+    PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
+    PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
+    PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
 )
+_OVERLAPPING = sa.select(PS).options(sa.orm.lazyload("*")).where(*_OVERLAP)
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What stands in a slot's way, read in one statement (`slot_state`)."""
+
+    windows: list[slots.Window]  # the teacher's weekly hours
+    time_off: bool  # time off touches it
+    calendar: bool  # one of their calendars is busy then
+    clash: bool  # a Pending or Confirmed booking overlaps it
+
+
+def slot_state(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> SlotState:
+    """The teacher's weekly hours and whether time off, their calendars or another booking is in
+    the way of [start, end): the four reads a booking checks its slot with, as ONE statement (the
+    windows LEFT JOINed to one row of three EXISTS). Under the teacher's lock (taken by an
+    earlier statement: on PostgreSQL this statement's snapshot is taken after it is granted)."""
+    params = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST}
+    rows = session.execute(_SLOT_STATE, params).all()
+    first = rows[0]
+    windows = [slots.Window(r[0], r[1], r[2]) for r in rows if r[0] is not None]
+    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]))
+
+
+_WINDOWS = cast(sa.Table, AvailabilityWindow.__table__)
+_ONE = sa.select(sa.literal(1).label("one")).subquery("one")
+# Built once: every booking (checkout or credit) checks its slot with it.
+_SLOT_STATE = (
+    sa.select(
+        _WINDOWS.c.weekday,
+        _WINDOWS.c.start_minute,
+        _WINDOWS.c.end_minute,
+        TIME_OFF_TOUCHING.exists().label("time_off"),
+        ANY_BUSY.exists().label("calendar"),
+        sa.select(PS.id).where(*_OVERLAP).limit(1).exists().label("clash"),
+    )
+    .select_from(
+        _ONE.outerjoin(
+            _WINDOWS, _WINDOWS.c.teacher_id == sa.bindparam("teacher_id", type_=_WINDOWS.c.teacher_id.type)
+        )
+    )
+    .order_by(_WINDOWS.c.weekday, _WINDOWS.c.start_minute)
+)
 
 
 def busy_intervals(

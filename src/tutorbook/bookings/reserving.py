@@ -51,8 +51,8 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         raise NotFound("Teacher not found")
     profile, teacher_name, _ = found
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    check_request(session, profile=profile, body=body, start=start, end=end, now=now)
-    clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
+    taken = check_slot(session, profile=profile, body=body, start=start, end=end, now=now)
+    clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end) if taken else []
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
             # same teacher and, by _same_open_checkout, same student; answered with its records
@@ -136,18 +136,6 @@ def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]
     return []
 
 
-def check_request(
-    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
-) -> None:
-    """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
-    the start, the hours and time off); 409 if their calendar is busy then."""
-    problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
-    problems += start_problems(start, now=now)
-    if problems:
-        raise Unprocessable("This booking cannot be made", data=problems)
-    check_offered(session, profile=profile, start=start, end=end)
-
-
 def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> list[dict[str, str]]:
     """What stops this teacher being booked for `subject` for `minutes` at any time: a subject
     they do not teach, no price or one Stripe would not take, not listed."""
@@ -163,11 +151,38 @@ def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> 
     return problems
 
 
+def check_slot(
+    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
+) -> bool:
+    """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
+    the start, the hours and time off); 409 if their calendar is busy then; then whether another
+    Pending or Confirmed booking holds part of it (True). The hours, time off, calendars and
+    bookings are ONE statement (`repository.slot_state`), under the teacher's lock."""
+    problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
+    problems += start_problems(start, now=now)
+    if problems:
+        raise Unprocessable("This booking cannot be made", data=problems)
+    state = repo.slot_state(session, teacher_id=profile.user_id, start=start, end=end)
+    if not slots.within_windows(state.windows, zone=profile.time_zone, start=start, end=end):
+        _refuse("outside_hours")
+    if state.time_off:
+        _refuse("time_off")
+    if state.calendar:
+        _refuse("calendar")
+    return state.clash
+
+
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
     """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
     time off; 409 if one of their calendars is busy then (the check booking and rescheduling share;
     overlaps with other bookings are checked apart, under the lock)."""
     why = why_not_offered(session, profile=profile, start=start, end=end)
+    if why is not None:
+        _refuse(why)
+
+
+def _refuse(why: Literal["outside_hours", "time_off", "calendar"]) -> None:
+    """The refusal of a time the teacher does not offer: 422 (hours, time off), 409 (calendar)."""
     if why == "outside_hours":
         raise Unprocessable(
             "This time is outside the teacher's availability",

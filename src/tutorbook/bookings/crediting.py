@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tutorbook.accounts import service as accounts
 from tutorbook.bookings import lifecycle, link_records, outbox, policy
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.errors import SlotTaken
@@ -20,11 +19,10 @@ from tutorbook.bookings.lifecycle import Reason, Status
 from tutorbook.bookings.models import Booking
 from tutorbook.bookings.outcomes import Reservation
 from tutorbook.bookings.payment_states import PaymentKind
-from tutorbook.bookings.reserving import check_slot, terms_of
+from tutorbook.bookings.reserving import check_slot, parties, terms_of
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.credits import ledger
-from tutorbook.errors import NotFound
 from tutorbook.identity import AuthUser
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.models import TeacherProfile
@@ -60,11 +58,7 @@ def book_with_credit(
     credit's per-lesson price (what was paid for it), its payment a `credit` payment, paid.
     `link`: its meeting link's row, written with it on PostgreSQL (the booking's `meeting` set:
     else the caller makes the link)."""
-    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
-    found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
-    if found is None:
-        raise NotFound("Teacher not found")
-    profile, teacher_name, teacher_email = found
+    profile, teacher_name, teacher_email, student_name = parties(session, parent=parent, body=body, settings=settings)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     if check_slot(session, profile=profile, body=body, start=start, end=end, now=now):
         raise SlotTaken()
@@ -77,7 +71,7 @@ def book_with_credit(
         teacher=(profile, teacher_email),
         link=(lambda made: link(made, teacher_email, teacher_name, profile.time_zone)) if link else None,
     )
-    return Credited(booking, False, teacher_name, student.full_name, teacher_email, profile.time_zone)
+    return Credited(booking, False, teacher_name, student_name, teacher_email, profile.time_zone)
 
 
 def hold_with_credit(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -14,16 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from tutorbook.accounts.models import User
+from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import lifecycle, records
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHistory
 from tutorbook.bookings.payment_states import PaymentKind
-from tutorbook.config import ALLOWED_DURATIONS
-from tutorbook.teachers.models import TeacherProfile
 from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
+from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.teachers import slots
-from tutorbook.teachers.models import AvailabilityWindow
+from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
 from tutorbook.teachers.service import TIME_OFF_TOUCHING
 from tutorbook.versions import bump_rows, schedule_changed, schedule_key
 
@@ -77,6 +76,28 @@ _TEACHER = (
     .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
 )
 _TEACHER_LOCKED = _TEACHER.with_for_update(of=TeacherProfile)
+
+
+def teacher_and_student(
+    session: Session, teacher_id: uuid.UUID, student_id: uuid.UUID, *, lock: bool
+) -> tuple[TeacherProfile, str, str, uuid.UUID | None, str | None] | None:
+    """`teacher_for_booking`'s (profile, full name, email, locked the same way) and the student's
+    parent id and name (None, None: no such student), in one query; None without the teacher."""
+    locked = lock and session.get_bind().dialect.name == "postgresql"
+    params = {"teacher_id": teacher_id, "student_id": student_id}
+    row = session.execute(_TEACHER_STUDENT_LOCKED if locked else _TEACHER_STUDENT, params).first()
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+
+# The same with the student (LEFT JOINed on its id: a row whatever the student; only the
+# teacher's profile is locked).
+_TEACHER_STUDENT = (
+    sa.select(TeacherProfile, User.full_name, User.email, Student.parent_id, Student.full_name)
+    .join(User, User.id == TeacherProfile.user_id)
+    .outerjoin(Student, Student.id == sa.bindparam("student_id", type_=Student.id.type))
+    .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
+)
+_TEACHER_STUDENT_LOCKED = _TEACHER_STUDENT.with_for_update(of=TeacherProfile)
 
 
 def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
@@ -141,9 +162,7 @@ _SLOT_STATE = (
         sa.select(PS.id).where(*_OVERLAP).limit(1).exists().label("clash"),
     )
     .select_from(
-        _ONE.outerjoin(
-            _WINDOWS, _WINDOWS.c.teacher_id == sa.bindparam("teacher_id", type_=_WINDOWS.c.teacher_id.type)
-        )
+        _ONE.outerjoin(_WINDOWS, _WINDOWS.c.teacher_id == sa.bindparam("teacher_id", type_=_WINDOWS.c.teacher_id.type))
     )
     .order_by(_WINDOWS.c.weekday, _WINDOWS.c.start_minute)
 )
@@ -380,9 +399,7 @@ def _expected(change: Change) -> Status:
     return change.current
 
 
-def _history_row(
-    booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None
-) -> dict[str, Any]:
+def _history_row(booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None) -> dict[str, Any]:
     return {
         "session_id": booking_id,
         "from_status": None if change.current is None else change.current.value,

@@ -44,12 +44,8 @@ def price_for(*, hourly_rate: int, minutes: int) -> int:
 def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, now: datetime) -> Reservation:
     """Validate and insert a Pending booking holding the slot. The names come along so booking
     takes two short transactions, not four."""
-    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
-    # The profile, the teacher's name and (with the guard) the teacher's lock in one query.
-    found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
-    if found is None:
-        raise NotFound("Teacher not found")
-    profile, teacher_name, _ = found
+    # The profile, the teacher's name, (with the guard) the teacher's lock and the student in one query.
+    profile, teacher_name, _, student_name = parties(session, parent=parent, body=body, settings=settings)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     taken = check_slot(session, profile=profile, body=body, start=start, end=end, now=now)
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end) if taken else []
@@ -57,7 +53,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
             # same teacher and, by _same_open_checkout, same student; answered with its records
             session.refresh(other, ["payment", "meeting", "terms_in_force"])
-            return Reservation(other, True, teacher_name, student.full_name)
+            return Reservation(other, True, teacher_name, student_name)
     if clashes:
         raise SlotTaken()
     destination = payouts.destination(session, teacher_id=body.teacher_id)
@@ -77,7 +73,22 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         # Goes out only if still Pending and unpaid by then (checked when sending).
         nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
         outbox.notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
-    return Reservation(booking, False, teacher_name, student.full_name)
+    return Reservation(booking, False, teacher_name, student_name)
+
+
+def parties(
+    session: Session, *, parent: AuthUser, body: BookIn, settings: Settings
+) -> tuple[TeacherProfile, str, str, str]:
+    """The teacher's profile, name and email (with the guard, the teacher locked) and the
+    student's name, in one statement; refused as before they were two: the student's 404 / 403
+    (`accounts.own_student`) first, then "Teacher not found"."""
+    found = repo.teacher_and_student(session, body.teacher_id, body.student_id, lock=settings.booking_guard)
+    if found is not None and found[3] == parent.id and found[4] is not None:
+        return found[0], found[1], found[2], found[4]
+    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)  # its refusal
+    if found is None:
+        raise NotFound("Teacher not found")
+    return found[0], found[1], found[2], student.full_name
 
 
 def hold(

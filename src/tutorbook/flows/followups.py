@@ -58,7 +58,9 @@ def make_instant_links(session: Session, *, svc: Services, followups: Followups,
     return dataclasses.replace(followups, links=[])
 
 
-def instant_link_row(svc: Services, *, booking: Booking, request: MeetingRequest, now: datetime) -> dict[str, Any] | None:
+def instant_link_row(
+    svc: Services, *, booking: Booking, request: MeetingRequest, now: datetime
+) -> dict[str, Any] | None:
     """A booking made in this transaction gets its link in it, when the provider calls no one to
     make one (Jitsi): asked with what the caller knows (no read), answered as the row to store, for
     the booking's own statement to write (a credit booking's; no read back). None when the

@@ -23,6 +23,8 @@ from tutorbook.bookings.reserving import check_slot, parties, terms_of
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.config import Settings
 from tutorbook.credits import ledger
+from tutorbook.credits.errors import NoCredit
+from tutorbook.credits.models import CreditLot
 from tutorbook.identity import AuthUser
 from tutorbook.teachers import service as teachers
 from tutorbook.teachers.models import TeacherProfile
@@ -60,14 +62,26 @@ def book_with_credit(
     else the caller makes the link)."""
     profile, teacher_name, teacher_email, student_name = parties(session, parent=parent, body=body, settings=settings)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    if check_slot(session, profile=profile, body=body, start=start, end=end, now=now):
+    # The wallet's lots locked next (after the teacher's, as before), so that the slot's statement
+    # can tell which lot to draw from: its snapshot is taken after both locks (READ COMMITTED).
+    lots = ledger.lock_wallet(
+        session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
+    )
+    wallet = repo.Wallet(parent.id, body.duration_minutes, now)
+    state = check_slot(session, profile=profile, body=body, start=start, end=end, now=now, wallet=wallet)
+    if state.clash:
         raise SlotTaken()
+    if state.lot is None:
+        raise NoCredit()
+    # A lot bought since the lock (not among `lots`, so not locked): chosen again, the old way.
+    lot = next((held for held in lots if held.id == state.lot), None)
     booking = hold_with_credit(
         session,
         parent=parent,
         body=body,
         platform=platform,
         now=now,
+        lot=lot,
         teacher=(profile, teacher_email),
         link=(lambda made: link(made, teacher_email, teacher_name, profile.time_zone)) if link else None,
     )
@@ -83,6 +97,7 @@ def hold_with_credit(
     now: datetime,
     teacher: tuple[TeacherProfile, str] | None = None,
     link: Callable[[Booking], Mapping[str, Any] | None] | None = None,
+    lot: CreditLot | None = None,
 ) -> Booking:
     """A Confirmed booking for `body` (checked, its time free, under the teacher's lock) paid with
     one credit drawn from the wallet (NoCredit, 409, without one): the booking, its draw, its
@@ -90,10 +105,12 @@ def hold_with_credit(
     weekly series paid with credits (issue #29). `teacher`: their profile and email, read
     already (their terms and address are then not read again). On PostgreSQL, with `teacher`, the
     booking, its history, payment and terms, the schedule's version, the draw, the emails (with the
-    mail workers' wake-up) and `link`'s row are ONE statement (repository.insert_paid's `along`)."""
-    lot = ledger.pick(
-        session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
-    )
+    mail workers' wake-up) and `link`'s row are ONE statement (repository.insert_paid's `along`).
+    `lot`: the one to draw from, locked and checked already (else `ledger.pick` chooses)."""
+    if lot is None:
+        lot = ledger.pick(
+            session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
+        )
     booking = Booking(
         id=uuid.uuid4(),
         parent_id=parent.id,

@@ -21,6 +21,7 @@ from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHisto
 from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
 from tutorbook.config import ALLOWED_DURATIONS
+from tutorbook.credits.ledger import FIRST_WITH_CREDIT
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
 from tutorbook.teachers.service import TIME_OFF_TOUCHING
@@ -135,18 +136,34 @@ class SlotState:
     time_off: bool  # time off touches it
     calendar: bool  # one of their calendars is busy then
     clash: bool  # a Pending or Confirmed booking overlaps it
+    lot: uuid.UUID | None = None  # with a wallet: the lot a draw takes from (None: no credit)
 
 
-def slot_state(session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime) -> SlotState:
+@dataclass(frozen=True)
+class Wallet:
+    """A family's credits of one teacher and length (`slot_state` asks which lot to draw from)."""
+
+    parent_id: uuid.UUID
+    minutes: int
+    now: datetime
+
+
+def slot_state(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, wallet: Wallet | None = None
+) -> SlotState:
     """The teacher's weekly hours and whether time off, their calendars or another booking is in
     the way of [start, end): the four reads a booking checks its slot with, as ONE statement (the
     windows LEFT JOINed to one row of three EXISTS). Under the teacher's lock (taken by an
-    earlier statement: on PostgreSQL this statement's snapshot is taken after it is granted)."""
-    params = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST}
-    rows = session.execute(_SLOT_STATE, params).all()
+    earlier statement: on PostgreSQL this statement's snapshot is taken after it is granted).
+    With `wallet` (its lots locked by an earlier statement: `ledger.lock_wallet`), besides, the lot
+    a draw takes from (`ledger.FIRST_WITH_CREDIT`: its sums seen after that lock)."""
+    params: dict[str, Any] = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST}
+    if wallet is not None:
+        params |= {"parent_id": wallet.parent_id, "wallet_minutes": wallet.minutes, "wallet_now": wallet.now}
+    rows = session.execute(_SLOT_STATE if wallet is None else _SLOT_AND_LOT, params).all()
     first = rows[0]
     windows = [slots.Window(r[0], r[1], r[2]) for r in rows if r[0] is not None]
-    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]))
+    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]), first[6] if wallet else None)
 
 
 _WINDOWS = cast(sa.Table, AvailabilityWindow.__table__)
@@ -166,6 +183,9 @@ _SLOT_STATE = (
     )
     .order_by(_WINDOWS.c.weekday, _WINDOWS.c.start_minute)
 )
+
+
+_SLOT_AND_LOT = _SLOT_STATE.add_columns(FIRST_WITH_CREDIT.label("lot"))
 
 
 def busy_intervals(

@@ -47,7 +47,7 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
     # The profile, the teacher's name, (with the guard) the teacher's lock and the student in one query.
     profile, teacher_name, _, student_name = parties(session, parent=parent, body=body, settings=settings)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    taken = check_slot(session, profile=profile, body=body, start=start, end=end, now=now)
+    taken = check_slot(session, profile=profile, body=body, start=start, end=end, now=now).clash
     clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end) if taken else []
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
@@ -163,24 +163,32 @@ def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> 
 
 
 def check_slot(
-    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
-) -> bool:
+    session: Session,
+    *,
+    profile: TeacherProfile,
+    body: BookIn,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    wallet: repo.Wallet | None = None,
+) -> repo.SlotState:
     """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
     the start, the hours and time off); 409 if their calendar is busy then; then whether another
-    Pending or Confirmed booking holds part of it (True). The hours, time off, calendars and
-    bookings are ONE statement (`repository.slot_state`), under the teacher's lock."""
+    Pending or Confirmed booking holds part of it (`clash`). The hours, time off, calendars and
+    bookings are ONE statement (`repository.slot_state`, with `wallet` the lot to draw from
+    besides), under the teacher's lock."""
     problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
     problems += start_problems(start, now=now)
     if problems:
         raise Unprocessable("This booking cannot be made", data=problems)
-    state = repo.slot_state(session, teacher_id=profile.user_id, start=start, end=end)
+    state = repo.slot_state(session, teacher_id=profile.user_id, start=start, end=end, wallet=wallet)
     if not slots.within_windows(state.windows, zone=profile.time_zone, start=start, end=end):
         _refuse("outside_hours")
     if state.time_off:
         _refuse("time_off")
     if state.calendar:
         _refuse("calendar")
-    return state.clash
+    return state
 
 
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:

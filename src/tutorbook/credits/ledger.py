@@ -124,6 +124,36 @@ _WALLET_LOTS = (
 )
 
 
+def lock_wallet(
+    session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, duration_minutes: int, now: datetime
+) -> list[CreditLot]:
+    """The wallet's unexpired lots of this teacher and length, locked, soonest expiry first: for a
+    caller that then asks `FIRST_WITH_CREDIT` in a LATER statement of its own (whose snapshot,
+    under READ COMMITTED, is taken after the lock: what another draw committed meanwhile is seen)."""
+    return _lots(session, parent_id=parent_id, teacher_id=teacher_id, duration_minutes=duration_minutes, now=now)
+
+
+# The lot `pick` would choose (the first, soonest expiry, holding credit; NULL: none), as a scalar
+# for a caller's own statement, asked after `lock_wallet` (binds `parent_id`, `teacher_id`,
+# `wallet_minutes`, `wallet_now`). Built once.
+_HELD = (
+    sa.select(_SUM).where(CreditEntry.lot_id == CreditLot.id).correlate(CreditLot).scalar_subquery()
+)
+FIRST_WITH_CREDIT = (
+    sa.select(CreditLot.id)
+    .where(
+        CreditLot.parent_id == sa.bindparam("parent_id", type_=sa.Uuid()),
+        CreditLot.teacher_id == sa.bindparam("teacher_id", type_=sa.Uuid()),
+        CreditLot.duration_minutes == sa.bindparam("wallet_minutes", type_=CreditLot.duration_minutes.type),
+        CreditLot.expires_at > sa.bindparam("wallet_now", type_=CreditLot.expires_at.type),
+        _HELD > 0,
+    )
+    .order_by(CreditLot.expires_at, CreditLot.id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
 def lock_lot(session: Session, lot_id: uuid.UUID) -> CreditLot | None:
     return session.scalar(
         sa.select(CreditLot).where(CreditLot.id == lot_id).with_for_update().execution_options(populate_existing=True)

@@ -74,7 +74,7 @@ def book_with_credit(
     if state.lot is None:
         raise NoCredit()
     # A lot bought since the lock (not among those locked): chosen again, the old way.
-    lot = ledger.lot_from(state.lot) if state.lot["id"] in locked else None
+    lot = ledger.lot_from(locked[state.lot]) if state.lot in locked else None
     booking = hold_with_credit(
         session,
         parent=parent,

@@ -21,7 +21,7 @@ from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHisto
 from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
 from tutorbook.config import ALLOWED_DURATIONS
-from tutorbook.credits.ledger import FIRST_WITH_CREDIT, LOTS
+from tutorbook.credits.ledger import FIRST_WITH_CREDIT
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
 from tutorbook.teachers.service import TIME_OFF_TOUCHING
@@ -136,7 +136,7 @@ class SlotState:
     time_off: bool  # time off touches it
     calendar: bool  # one of their calendars is busy then
     clash: bool  # a Pending or Confirmed booking overlaps it
-    lot: Mapping[str, Any] | None = None  # with a wallet: the columns of the lot a draw takes from (None: no credit)
+    lot: uuid.UUID | None = None  # with a wallet: the lot a draw takes from (None: no credit)
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,7 @@ def slot_state(
     rows = session.execute(_SLOT_STATE if wallet is None else _SLOT_AND_LOT, params).all()
     first = rows[0]
     windows = [slots.Window(r[0], r[1], r[2]) for r in rows if r[0] is not None]
-    if wallet is None:
-        return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]))
-    lot = None if first[6] is None else dict(zip(_LOT_NAMES, first[6:], strict=True))
-    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]), lot)
+    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]), first[6] if wallet else None)
 
 
 _WINDOWS = cast(sa.Table, AvailabilityWindow.__table__)
@@ -188,13 +185,7 @@ _SLOT_STATE = (
 )
 
 
-_CHOSEN = sa.alias(LOTS, "chosen_lot")
-_LOT_NAMES = tuple(column.name for column in LOTS.c)
-# With a wallet: the lot a draw takes from, its row LEFT JOINed (NULLs: none holds credit).
-_SLOT_AND_LOT = (
-    _SLOT_STATE.add_columns(*_CHOSEN.c)
-    .outerjoin(_CHOSEN, _CHOSEN.c.id == FIRST_WITH_CREDIT)
-)  # fmt: skip
+_SLOT_AND_LOT = _SLOT_STATE.add_columns(FIRST_WITH_CREDIT.label("lot"))
 
 
 def busy_intervals(

@@ -122,17 +122,17 @@ _WALLET_LOTS = sa.select(CreditLot).where(*_WALLET).order_by(CreditLot.expires_a
 
 def lock_wallet(
     session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, duration_minutes: int, now: datetime
-) -> set[uuid.UUID]:
+) -> dict[uuid.UUID, sa.RowMapping]:
     """Lock the wallet's unexpired lots of this teacher and length (in `_lots`' order) and answer
-    their ids (Core: no entities), for a caller that then asks `FIRST_WITH_CREDIT` in a LATER
-    statement of its own (whose snapshot, under READ COMMITTED, is taken after the lock: what
-    another draw committed meanwhile is seen)."""
+    their rows by id (Core: no entities; `lot_from` makes the one drawn from a lot), for a caller
+    that then asks `FIRST_WITH_CREDIT` in a LATER statement of its own (whose snapshot, under READ
+    COMMITTED, is taken after the lock: what another draw committed meanwhile is seen)."""
     wallet = {"parent_id": parent_id, "teacher_id": teacher_id, "duration_minutes": duration_minutes, "now": now}
-    return set(session.scalars(_WALLET_LOCK, wallet))
+    return {row["id"]: row for row in session.execute(_WALLET_LOCK, wallet).mappings()}
 
 
-def lot_from(values: Mapping[str, Any]) -> CreditLot:
-    """A lot from its columns as a caller's statement read them (`LOTS.c`), not in any session."""
+def lot_from(values: sa.RowMapping) -> CreditLot:
+    """A lot from its row as `lock_wallet` read it, not in any session (what a draw reads of it)."""
     lot = CreditLot()
     sa.inspect(lot).dict.update({column.name: values[column.name] for column in LOTS.c})
     return lot
@@ -161,7 +161,7 @@ FIRST_WITH_CREDIT = (
 
 
 LOTS = cast(sa.Table, CreditLot.__table__)
-_WALLET_LOCK = sa.select(LOTS.c.id).where(*_WALLET).order_by(LOTS.c.expires_at, LOTS.c.id).with_for_update()
+_WALLET_LOCK = sa.select(*LOTS.c).where(*_WALLET).order_by(LOTS.c.expires_at, LOTS.c.id).with_for_update()
 
 
 def lock_lot(session: Session, lot_id: uuid.UUID) -> CreditLot | None:

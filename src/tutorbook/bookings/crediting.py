@@ -64,7 +64,7 @@ def book_with_credit(
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
     # The wallet's lots locked next (after the teacher's, as before), so that the slot's statement
     # can tell which lot to draw from: its snapshot is taken after both locks (READ COMMITTED).
-    locked = ledger.lock_wallet(
+    lots = ledger.lock_wallet(
         session, parent_id=parent.id, teacher_id=body.teacher_id, duration_minutes=body.duration_minutes, now=now
     )
     wallet = repo.Wallet(parent.id, body.duration_minutes, now)
@@ -73,8 +73,8 @@ def book_with_credit(
         raise SlotTaken()
     if state.lot is None:
         raise NoCredit()
-    # A lot bought since the lock (not among those locked): chosen again, the old way.
-    lot = ledger.lot_from(locked[state.lot]) if state.lot in locked else None
+    # A lot bought since the lock (not among `lots`, so not locked): chosen again, the old way.
+    lot = next((held for held in lots if held.id == state.lot), None)
     booking = hold_with_credit(
         session,
         parent=parent,

@@ -110,32 +110,27 @@ def _lots(
     return list(session.scalars(_WALLET_LOTS, wallet))
 
 
-_WALLET = (
-    # Typed here: a foreign key's type may not be resolved yet when this module is imported.
-    CreditLot.parent_id == sa.bindparam("parent_id", type_=sa.Uuid()),
-    CreditLot.teacher_id == sa.bindparam("teacher_id", type_=sa.Uuid()),
-    CreditLot.duration_minutes == sa.bindparam("duration_minutes", type_=CreditLot.duration_minutes.type),
-    CreditLot.expires_at > sa.bindparam("now", type_=CreditLot.expires_at.type),
+_WALLET_LOTS = (
+    sa.select(CreditLot)
+    .where(
+        # Typed here: a foreign key's type may not be resolved yet when this module is imported.
+        CreditLot.parent_id == sa.bindparam("parent_id", type_=sa.Uuid()),
+        CreditLot.teacher_id == sa.bindparam("teacher_id", type_=sa.Uuid()),
+        CreditLot.duration_minutes == sa.bindparam("duration_minutes", type_=CreditLot.duration_minutes.type),
+        CreditLot.expires_at > sa.bindparam("now", type_=CreditLot.expires_at.type),
+    )
+    .order_by(CreditLot.expires_at, CreditLot.id)
+    .with_for_update()
 )
-_WALLET_LOTS = sa.select(CreditLot).where(*_WALLET).order_by(CreditLot.expires_at, CreditLot.id).with_for_update()
 
 
 def lock_wallet(
     session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, duration_minutes: int, now: datetime
-) -> dict[uuid.UUID, sa.RowMapping]:
-    """Lock the wallet's unexpired lots of this teacher and length (in `_lots`' order) and answer
-    their rows by id (Core: no entities; `lot_from` makes the one drawn from a lot), for a caller
-    that then asks `FIRST_WITH_CREDIT` in a LATER statement of its own (whose snapshot, under READ
-    COMMITTED, is taken after the lock: what another draw committed meanwhile is seen)."""
-    wallet = {"parent_id": parent_id, "teacher_id": teacher_id, "duration_minutes": duration_minutes, "now": now}
-    return {row["id"]: row for row in session.execute(_WALLET_LOCK, wallet).mappings()}
-
-
-def lot_from(values: sa.RowMapping) -> CreditLot:
-    """A lot from its row as `lock_wallet` read it, not in any session (what a draw reads of it)."""
-    lot = CreditLot()
-    sa.inspect(lot).dict.update({column.name: values[column.name] for column in LOTS.c})
-    return lot
+) -> list[CreditLot]:
+    """The wallet's unexpired lots of this teacher and length, locked, soonest expiry first: for a
+    caller that then asks `FIRST_WITH_CREDIT` in a LATER statement of its own (whose snapshot,
+    under READ COMMITTED, is taken after the lock: what another draw committed meanwhile is seen)."""
+    return _lots(session, parent_id=parent_id, teacher_id=teacher_id, duration_minutes=duration_minutes, now=now)
 
 
 # The lot `pick` would choose (the first, soonest expiry, holding credit; NULL: none), as a scalar
@@ -155,13 +150,8 @@ FIRST_WITH_CREDIT = (
     )
     .order_by(CreditLot.expires_at, CreditLot.id)
     .limit(1)
-    .correlate(None)  # in a statement that reads credit_lots too (aliased), still a query of its own
     .scalar_subquery()
 )
-
-
-LOTS = cast(sa.Table, CreditLot.__table__)
-_WALLET_LOCK = sa.select(*LOTS.c).where(*_WALLET).order_by(LOTS.c.expires_at, LOTS.c.id).with_for_update()
 
 
 def lock_lot(session: Session, lot_id: uuid.UUID) -> CreditLot | None:

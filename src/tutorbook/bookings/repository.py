@@ -119,7 +119,9 @@ def overlapping(
 # Its records are read (lazily) only for a clash, which is rare: no joins on every booking.
 _OVERLAP = (
     PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
-    PS.status.in_(HOLDING),
+    # Written into the SQL (IN (0, 1)): an IN of binds is expanded, the SQL rendered again, on
+    # every execution of the statement (the slot's check is every booking's).
+    PS.status.in_([sa.literal_column(str(int(status))) for status in HOLDING]),
     PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
     PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
     PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),

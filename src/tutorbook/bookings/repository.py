@@ -240,7 +240,7 @@ def insert_paid(
     """A new booking made and paid in one transaction (a credit's, issue #28): its row written once
     as `changes` leave it (lifecycle.through), a history row per change, its payment and terms
     (records.insert_paid), the teacher's schedule version moved on; on PostgreSQL ONE statement
-    for all of them and the rows of `along` (record_statements.ALONG's kinds: the caller's draw,
+    for all of them and the rows of `along` (the kinds records.insert_paid takes: the caller's draw,
     emails, link), which only PostgreSQL takes. No unit of work, no read."""
     status, fields = lifecycle.through(changes)
     row = {c.name: getattr(booking, c.name) for c in _ROW.c} | records.booking_values(fields)

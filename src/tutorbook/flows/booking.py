@@ -8,6 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -113,14 +114,14 @@ async def book(
 
 
 def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: BookIn, now: datetime) -> Reservation:
-    held = crediting.book_with_credit(
-        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
+    def link(booking: Booking, teacher_email: str, teacher_name: str, zone: str) -> dict[str, Any] | None:
+        # Made here when the provider calls no one (Jitsi): the answer shows it with no re-read.
+        request = links.request_for(booking, teacher_email, teacher_name, parent.email, zone)
+        return followups.instant_link_row(svc, booking=booking, request=request, now=now)
+
+    return crediting.book_with_credit(
+        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now, link=link
     )
-    # Made here when the provider calls no one (Jitsi): the answer shows it with no re-read.
-    parties = (held.teacher_email, held.teacher_name, parent.email, held.time_zone)
-    request = links.request_for(held.booking, *parties)
-    followups.make_link_now(session, svc=svc, booking=held.booking, request=request, now=now)
-    return held
 
 
 async def book_with_credit(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:

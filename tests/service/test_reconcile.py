@@ -154,3 +154,51 @@ def test_a_package_lessons_payout_read_by_reconcile_does_not_stop_the_destinatio
     assert [(i.booking_id, i.kind) for i in found.items if i.kind == "charge_without_fee"] == [
         (booked.id, "charge_without_fee")
     ]
+
+
+@pytest.mark.parametrize(
+    ("stripe_says", "outcome", "kind"),
+    [
+        ("succeeded", "refund_succeeded", None),
+        ("canceled", "refund_canceled", None),  # not a refusal to look at: "canceled" sorts before "failed"
+        ("failed", "refund_failed", "refund_failed"),  # refused: a person must look
+        ("pending", "refund_processing", None),  # Stripe still processing it (recorded as such)
+    ],
+)
+def test_a_stuck_refund_sent_by_reconcile_is_named_by_stripes_answer_and_only_a_failed_one_is_for_a_person(
+    world: World, stripe_says: str, outcome: str, kind: str | None
+):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    world.fake.refund_status = stripe_says
+    [item] = world.job("reconcile", at=later(0.1)).items
+    assert (item.outcome, item.kind) == (outcome, kind)
+
+
+@pytest.mark.parametrize("first_read", ["no_succeeded_payment", "stripe_unreachable"])
+def test_a_charge_whose_split_cannot_be_read_is_skipped_without_stopping_the_charges_after_it(
+    world: World, first_read: str
+):
+    t = world.payable_teacher(rate=6000)
+    booked = {}
+    for hours in (48, 50, 52):
+        b = world.book(world.parent(), t, starts_at=hours_from_now(hours))
+        assert b.stripe_session_id is not None
+        world.fake.sessions[b.stripe_session_id].application_fee = None  # Stripe took no fee
+        world.deliver(world.fake.pay(b.stripe_session_id))
+        booked[str(world.view(b.id).stripe_payment_intent_id)] = b.id
+    before = len(world.fake.called("payment_split"))
+    world.job("reconcile", at=later(0.1), dry_run=True)  # the order reconcile reads them in
+    first, *rest = [booked[c["payment_intent"]] for c in world.fake.called("payment_split")[before:]]
+    assert len(rest) == 2
+    if first_read == "no_succeeded_payment":  # payment_split answers None
+        [pi] = [pi for pi, b in booked.items() if b == first]
+        world.fake.payments[pi].succeeded = False
+    else:
+        world.fake.fail_next("payment_split", GatewayError("down"))
+    found = world.job("reconcile", at=later(0.1))
+    assert sorted(i.booking_id for i in found.items if i.kind == "charge_without_fee") == sorted(rest)
+    unavailable = [i.booking_id for i in found.items if i.outcome == "stripe_unavailable"]
+    assert unavailable == ([first] if first_read == "stripe_unreachable" else [])

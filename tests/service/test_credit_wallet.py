@@ -200,7 +200,7 @@ def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: Wor
     assert first == [3, 2] and cursor is not None
     assert page(cursor) == ([1], None)
     assert page(None, size=3)[1] is None  # exactly one page: no next
-    for broken in ("x1", "e", "eabc", "e" + "1" * 19, "-1"):
+    for broken in ("x1", "e", "eabc", "e" + "1" * 19, "e" + "1" * 25, "-1"):  # 20 characters or more: broken
         with refused(422):
             page(broken)
     assert page("e" + "9" * 18)[0] == [3, 2]  # a cursor past the newest: from the newest
@@ -233,10 +233,18 @@ def test_the_operators_view_of_a_wallet_names_a_family_and_holds_its_purchases(w
     assert (seen.parent_id, seen.credits.total) == (p[0].id, 3)
     assert [(x.purchase_id, x.state, x.price) for x in seen.purchases] == [(purchase, "paid", 15000)]
     assert [(e.kind, e.lessons, e.amount) for e in seen.ledger] == [("purchase", 3, 15000)]
-    with refused(404):
-        world.svc.tx_sync(wallet_service.wallet_of, parent_id=t.id, now=now)
-    with refused(404):
-        world.svc.tx_sync(wallet_service.wallet_of, parent_id=uuid.uuid4(), now=now)
+    for not_a_family in (t.id, world.admin().id, uuid.uuid4()):  # a teacher, an operator, nobody
+        with refused(404):
+            world.svc.tx_sync(wallet_service.wallet_of, parent_id=not_a_family, now=now)
+
+
+def test_the_operators_view_of_a_wallet_shows_its_newest_100_entries(world: World):
+    t, p = world.teacher(), world.parent()
+    for n in range(101):
+        adjust(world, p, t, 1, at=T0 + timedelta(minutes=n), reason=f"grant {n}")
+    seen = world.svc.tx_sync(wallet_service.wallet_of, parent_id=p[0].id, now=T0)
+    assert [e.reason for e in seen.ledger] == [f"grant {n}" for n in range(100, 0, -1)]  # not the first
+    assert seen.credits.total == 101
 
 
 def test_each_early_cancel_gives_back_its_own_credit_whatever_the_order_of_the_bookings_ids(world: World):

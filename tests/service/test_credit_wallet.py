@@ -189,7 +189,7 @@ def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_3
 
 def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: World):
     t, p = world.teacher(), world.parent()
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         adjust(world, p, t, n, at=T0 + timedelta(minutes=n))
 
     def page(after: str | None, size: int = 2) -> tuple[list[int], str | None]:
@@ -197,13 +197,16 @@ def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: Wor
         return [e.lessons for e in got.items], got.next_cursor
 
     first, cursor = page(None)
-    assert first == [3, 2] and cursor is not None
-    assert page(cursor) == ([1], None)
-    assert page(None, size=3)[1] is None  # exactly one page: no next
+    assert first == [4, 3] and cursor is not None
+    assert page(cursor) == ([2, 1], None)
+    first, cursor = page(None, size=3)  # the cursor is the page's last entry, not its second
+    assert first == [4, 3, 2] and cursor is not None
+    assert page(cursor, size=3) == ([1], None)
+    assert page(None, size=4)[1] is None  # exactly one page: no next
     for broken in ("x1", "e", "eabc", "e" + "1" * 19, "e" + "1" * 25, "-1"):  # 20 characters or more: broken
         with refused(422):
             page(broken)
-    assert page("e" + "9" * 18)[0] == [3, 2]  # a cursor past the newest: from the newest
+    assert page("e" + "9" * 18)[0] == [4, 3]  # a cursor past the newest: from the newest
 
 
 def test_a_credit_booking_draws_from_the_lot_expiring_first_and_an_early_cancel_gives_it_back_once(world: World):

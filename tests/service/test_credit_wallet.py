@@ -88,7 +88,7 @@ def test_a_grant_is_a_lot_of_its_own_and_a_removal_takes_from_the_lots_expiring_
     [granted] = adjust(world, p, t, 2, at=T0, valid_days=10, reason="  a   make-good\tfor a  no-show ")
     assert (granted.kind, granted.lessons, granted.amount, granted.actor) == ("adjust", 2, 0, ADMIN)
     assert granted.reason == "a make-good for a no-show"  # one line, spaces collapsed
-    [later_lot] = adjust(world, p, t, 3, at=T0, valid_days=30)
+    [later_lot] = adjust(world, p, t, 3, at=T0, valid_days=30, reason="y" * 500)  # the longest reason
     assert later_lot.lot_id != granted.lot_id
     taken = adjust(world, p, t, -3, at=T0 + timedelta(days=1), reason="booked by mistake")
     assert [(e.kind, e.lessons, e.lot_id) for e in taken] == [
@@ -119,7 +119,7 @@ def test_an_expired_lot_counts_for_no_removal(world: World):
     [
         ({"lessons": 0}, 422),  # neither a grant nor a removal
         ({"reason": "   "}, 422),
-        ({"reason": "x" * 501}, 422),
+        ({"reason": "x" * 501}, 422),  # 500 characters at most (test_a_grant_is_a_lot_of_its_own: 500 are)
         ({"teacher": "parent"}, 404),  # credits are of a teacher
         ({"teacher": "parent", "lessons": -1}, 404),  # a removal too (not "no credit")
         ({"parent": "teacher"}, 404),  # and for a family

@@ -88,12 +88,14 @@ def test_checkouts_not_tutorbooks_or_older_than_the_lookback_are_not_compared(wo
     world.fake.sessions[b.stripe_session_id].product_name = "x"
     original = world.fake._read
 
-    def not_ours(session):
-        checkout = original(session)
-        return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": "other"}})
+    for other in ("other", "package-purchase", "subscription"):  # sorting before and after ours
 
-    world.fake._read = not_ours  # type: ignore[method-assign]
-    assert kinds(world.job("reconcile", at=later(0.1))) == []
+        def not_ours(session, other=other):
+            checkout = original(session)
+            return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": other}})
+
+        world.fake._read = not_ours  # type: ignore[method-assign]
+        assert kinds(world.job("reconcile", at=later(0.1))) == [], other
     world.fake._read = original  # type: ignore[method-assign]
     assert kinds(world.job("reconcile", at=later(0.1))) == [("paid_not_confirmed", "confirmed")]
 

@@ -271,3 +271,10 @@ def test_two_runs_racing_to_warn_of_one_lot_send_one_warning(world: World):
     first = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
     second = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
     assert (first, second) == ("warned_30", "skipped")
+
+
+def test_a_lesson_booked_with_a_granted_credit_is_priced_nothing(world: World):
+    t, p = world.teacher(rate=6000), world.parent()
+    adjust(world, p, t, 1, at=datetime.now(UTC))
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    assert (lesson.status, lesson.price_amount) == (CONFIRMED, 0)  # a grant was paid nothing: nothing to refund

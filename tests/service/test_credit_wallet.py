@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, refused
 from tutorbook.credits import ledger
@@ -18,6 +19,7 @@ from tutorbook.credits import service as wallet_service
 from tutorbook.credits.schemas import AdjustIn, EntryOut
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser
+from tutorbook.notifications.models import Notification
 
 pytestmark = pytest.mark.service
 
@@ -278,3 +280,19 @@ def test_a_lesson_booked_with_a_granted_credit_is_priced_nothing(world: World):
     adjust(world, p, t, 1, at=datetime.now(UTC))
     lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
     assert (lesson.status, lesson.price_amount) == (CONFIRMED, 0)  # a grant was paid nothing: nothing to refund
+
+
+def test_an_expiry_warning_tells_the_parent_how_many_credits_of_which_teacher_and_when(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=60)
+    world.job("credits", at=T0 + timedelta(days=30))  # the 30-day warning
+    stmt = sa.select(Notification).where(Notification.kind == "credits_expiring.parent")
+    [(to, payload)] = world.svc.tx_sync(lambda s: [(n.user_id, dict(n.payload)) for n in s.scalars(stmt)])
+    assert to == p[0].id
+    assert payload == {
+        "count": "2",
+        "teacher": t.full_name,
+        "teacherId": str(t.id),
+        "expiresAt": (T0 + timedelta(days=60)).isoformat(),
+        "days": "30",
+    }

@@ -4,6 +4,7 @@ Tutorbook's own checkouts created within the lookback are compared."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 
@@ -234,3 +235,16 @@ def test_a_series_lessons_expired_pay_link_is_no_mismatch_its_own_deadline_decid
     world.fake.expire_at_stripe(link.stripe_session_id)  # its event lost
     assert kinds(world.job("reconcile", at=later(0.1))) == []
     assert world.view(weeks[2].booking_id).status == PENDING  # until the series job's deadline
+
+
+def test_a_paid_checkout_naming_a_booking_it_was_not_made_for_is_refunded_not_reported_as_bookingless(world: World):
+    b = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    own = world.fake.sessions[b.stripe_session_id]
+    other = dataclasses.replace(own, id="cs_made_elsewhere", created=own.created + timedelta(seconds=1))
+    world.fake.sessions[other.id] = other  # names the booking in its metadata; not the booking's checkout
+    world.fake.pay(other.id)  # its event lost
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, str(i.kind)) for i in found.items] == [(b.id, "other_checkout")]
+    assert world.stripe_refunds(b.id) == [6000]  # all of it back
+    assert world.view(b.id).status == PENDING  # its own checkout still pays for it

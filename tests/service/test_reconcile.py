@@ -248,3 +248,24 @@ def test_a_paid_checkout_naming_a_booking_it_was_not_made_for_is_refunded_not_re
     assert [(i.booking_id, str(i.kind)) for i in found.items] == [(b.id, "other_checkout")]
     assert world.stripe_refunds(b.id) == [6000]  # all of it back
     assert world.view(b.id).status == PENDING  # its own checkout still pays for it
+
+
+def test_a_paid_then_cancelled_booking_stripe_calls_unpaid_is_reported_too(world: World):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in full
+    assert world.view(paid.id).status == CANCELLED
+    world.fake.sessions[str(paid.stripe_session_id)].payment_status = "unpaid"  # yet Stripe says unpaid
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, i.kind) for i in found.items] == [(paid.id, "unpaid_at_stripe")]  # it was paid
+
+
+def test_a_checkout_of_ours_whose_booking_reference_is_no_uuid_is_reported_not_a_crash(world: World):
+    b = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    own = world.fake.sessions[b.stripe_session_id]
+    odd = dataclasses.replace(own, id="cs_odd_reference", booking_id="not-a-uuid")
+    world.fake.sessions[odd.id] = odd
+    world.fake.pay(odd.id)
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, str(i.kind)) for i in found.items] == [(None, "paid_without_booking")]

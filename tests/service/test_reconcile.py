@@ -269,3 +269,13 @@ def test_a_checkout_of_ours_whose_booking_reference_is_no_uuid_is_reported_not_a
     world.fake.pay(odd.id)
     found = world.job("reconcile", at=later(0.1))
     assert [(i.booking_id, str(i.kind)) for i in found.items] == [(None, "paid_without_booking")]
+
+
+def test_unpaid_checkouts_naming_a_booking_they_were_not_made_for_are_ignored(world: World):
+    paid = world.book_and_pay(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    own = world.fake.sessions[str(paid.stripe_session_id)]
+    for other_id in ("cs_!sorts_before", "cs_~sorts_after"):  # either side of the booking's own id
+        other = dataclasses.replace(own, id=other_id, status="expired", payment_status="unpaid", payment_intent=None)
+        world.fake.sessions[other_id] = other
+    assert kinds(world.job("reconcile", at=later(0.1))) == []
+    assert world.view(paid.id).status == CONFIRMED

@@ -140,6 +140,7 @@ def test_a_refund_stripe_refused_at_the_lookbacks_first_instant_is_reported_and_
         return [(i.refund_id, i.outcome) for i in found.items if i.kind == "refund_failed"]
 
     assert reported(asked_at) == [(refused_id, "reported")]
+    assert reported(asked_at - timedelta(hours=1)) == [(refused_id, "reported")]  # well within the lookback
     assert reported(asked_at + timedelta(microseconds=1)) == []
 
 

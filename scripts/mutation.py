@@ -11,14 +11,18 @@
 Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
 PYTHONPATH puts the copy before the editable install, for the tests' subprocesses too), one mutant
 at a time, running only the module's fast tests. The score is killed / (killed + survived) over the
-mutants not listed as equivalent; `--check` exits 1 when a module is under the target. One module at
-a time, under `nice`: the machine is shared.
+mutants not listed as equivalent. `--check` exits 1 when a full run is under the target, or when a
+sample (`--sample`, `--ci`), which never draws a listed `known_survivor`, lets any mutant survive:
+every survivor it finds is new. Each mutant's pytest runs in a child forked from a process that
+imported pytest and the third-party packages once (`Zygote`; `--no-zygote` to start a new Python
+each time). One module at a time, under `nice`: the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +30,8 @@ import random
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,8 +49,194 @@ def load() -> dict:
     return tomllib.loads(CONFIG.read_text())
 
 
+# Plugins no mutant's test list uses, left out of each mutant's session: loading them cost about
+# 2 s of CPU of the 4.4 s a session took before its first test (hypothesis's plugin and schemathesis
+# import hypothesis, 2.5 s of wall time alone under `-X importtime`). A test module that imports
+# hypothesis itself (test_ledger_properties) still runs its @given tests without the plugin. The
+# unmutated run uses the same command, so a list that needed one of them fails there first ("the
+# tests fail without any mutation"), never as mutants wrongly killed.
+UNUSED_PLUGINS = ("xdist", "xdist.looponfail", "anyio", "hypothesispytest", "schemathesis")
+
+
 def _pytest_command(tests: list[str]) -> list[str]:
-    return [str(PYTHON), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    plugins = [arg for name in ("cacheprovider", "randomly", *UNUSED_PLUGINS) for arg in ("-p", f"no:{name}")]
+    return [str(PYTHON), "-m", "pytest", "-x", "-q", *plugins, *tests]
+
+
+# A fork server ("zygote") for the mutants' test sessions. Each session used to start a new Python
+# that imported pytest and the third-party packages (SQLAlchemy, FastAPI, pydantic, stripe, ...)
+# again: about 1.5 s of CPU of the 2.3 s a session took before its first test. The zygote imports
+# them once a module, in the mutants' environment (the copy of src/ first on the path), and never
+# `tutorbook` or `tests`: those each child imports afresh from disk, so it sees the mutant that
+# cosmic-ray just wrote. cosmic-ray's test command is a small client (`--zygote-client`) that passes
+# its stdin/stdout/stderr to the zygote, which forks a handler; the handler forks the session (in a
+# process group of its own), waits for it and sends back its exit status, which the client exits
+# with. When cosmic-ray's timeout kills the client, the handler sees the connection close and kills
+# the session's process group, so a mutant that hangs is still a timeout (killed).
+ZYGOTE_PROBE = """
+import json, sys
+import pytest
+pytest.main(sys.argv[2:])
+skip = ("tutorbook", "tests", "conftest", "__main__", "__mp_main__")
+names = [m for m in list(sys.modules) if m.split(".")[0] not in skip]
+open(sys.argv[1], "w").write(json.dumps(names))
+"""
+
+
+def _zygote_modules(tests: list[str], env: dict[str, str], into: Path) -> None:
+    """Which modules a session imports besides tutorbook and the tests: collect the module's tests
+    unmutated (src/ of the work tree) in one process and list its sys.modules."""
+    probe_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    args = [*_pytest_command(tests)[3:], "--collect-only"]
+    subprocess.run(
+        [str(PYTHON), "-c", ZYGOTE_PROBE, str(into), *args], cwd=ROOT, env=probe_env, capture_output=True, check=True
+    )
+
+
+def zygote_serve(path: str, modules_file: str) -> int:
+    """The zygote: import the listed modules, then fork a handler for each client until killed."""
+    import importlib
+    import threading
+
+    for name in json.loads(Path(modules_file).read_text()):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - a module that imports only in pytest's own way: the child imports it
+            continue
+    if threading.active_count() != 1:  # a fork would copy a process with threads: not safe
+        print(f"mutation zygote: {threading.active_count()} threads after the imports", file=sys.stderr)
+        return 1
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    server.bind(path)
+    server.listen(8)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print("ready", flush=True)
+    try:
+        while True:
+            conn, _ = server.accept()
+            if os.fork() == 0:
+                server.close()
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                code = 1
+                try:  # never back into this loop from a fork
+                    code = _zygote_handle(conn)
+                finally:
+                    os._exit(code)
+            conn.close()
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+    finally:  # every handler waited for, so `time` of the run counts the sessions' CPU
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.waitpid(-1, 0)
+
+
+def _zygote_handle(conn: socket.socket) -> int:
+    """A handler: run the client's session in a forked child; send its exit status back."""
+    import select
+
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    request = json.loads(message)
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        conn.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # as `python -m pytest` has it (this script's folder otherwise)
+        sys.argv = ["pytest", *request["args"]]
+        status = 1
+        try:
+            import pytest
+
+            status = int(pytest.main(request["args"]))
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(child)
+    while True:
+        ready, _, _ = select.select([pidfd, conn], [], [])
+        if pidfd in ready:
+            _, wait_status = os.waitpid(child, 0)
+            code = os.waitstatus_to_exitcode(wait_status)
+            try:
+                conn.sendall(str(code).encode())
+            except OSError:
+                pass
+            # The session's own subprocesses, if any outlived it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGKILL)
+            return 0
+        if not conn.recv(1):  # the client is gone (cosmic-ray's timeout killed it): end the session
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return 0
+
+
+def zygote_client(path: str, args: list[str]) -> int:
+    """A mutant's test command: the zygote runs `pytest args` with this process's stdio; its status."""
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(path)
+    socket.send_fds(client, [json.dumps({"args": args, "cwd": os.getcwd()}).encode()], [0, 1, 2])
+    answer = b""
+    while chunk := client.recv(16):
+        answer += chunk
+    if not answer:  # the handler died without an answer: never count that as a survivor
+        print("mutation zygote: no answer", file=sys.stderr)
+        return 3
+    code = int(answer)
+    return code if code >= 0 else 128 - code  # killed by a signal: nonzero, like a shell
+
+
+class Zygote:
+    """The zygote of one module's mutants; `command(tests)` is the client's test command."""
+
+    def __init__(self, tests: list[str], env: dict[str, str], work: Path) -> None:
+        self.socket = work / "zygote.sock"
+        modules = work / "zygote-modules.json"
+        _zygote_modules(tests, env, modules)
+        self.process = subprocess.Popen(
+            [str(PYTHON), str(Path(__file__).resolve()), "--zygote-serve", str(self.socket), str(modules)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.process.kill()
+            raise SystemExit("mutation zygote: did not start")
+
+    def command(self, tests: list[str]) -> list[str]:
+        script = str(Path(__file__).resolve())
+        return [str(PYTHON), script, "--zygote-client", str(self.socket), "--", *_pytest_command(tests)[3:]]
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _env(module: dict, src: Path | None, template: Path | None = None) -> dict[str, str]:
@@ -72,12 +264,15 @@ def changed_modules(config: dict, since: str) -> list[str]:
     return [name for name, m in config["modules"].items() if m["path"] in out]
 
 
-def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbose: bool) -> dict:
+def run_module(
+    name: str, config: dict, *, sample: int | None, seed: str, verbose: bool, use_zygote: bool = True
+) -> dict:
     """Mutate one module; its counts, score and survivors."""
     module = config["modules"][name]
     target = config["target"]
     excluded = [re.compile(p) for p in config.get("exclude_operators", [])]
     equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
+    known = [e for e in config.get("known_survivor", []) if e["module"] == name]
     tests = module["tests"]
     started = time.monotonic()
     keep = tempfile.TemporaryDirectory(prefix=f"mutation-{name}-db-")
@@ -98,7 +293,10 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
     with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(_pytest_command(tests)))
+        mutants_env = _env(module, work / "src", template)
+        zygote = Zygote(tests, mutants_env, work) if use_zygote else None
+        test_command = zygote.command(tests) if zygote else _pytest_command(tests)
+        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(test_command))
         cfg = work / "cosmic-ray.toml"
         cfg.write_text(
             "[cosmic-ray]\n"
@@ -111,12 +309,21 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
         )
         session = work / "session.sqlite"
         subprocess.run([BIN / "cosmic-ray", "init", cfg, session], cwd=work, check=True, capture_output=True)
-        counted, skipped_equivalent, skipped_sample, excluded_n = _select(
-            session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
+        counted, skipped_equivalent, skipped_sample, excluded_n, skipped_known = _select(
+            session,
+            work=work,
+            excluded=excluded,
+            equivalents=equivalents,
+            known=known,
+            sample=sample,
+            seed=f"{seed}:{name}",
         )
-        mutants_env = _env(module, work / "src", template)
-        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
-        result = _score(session, work=work)
+        try:
+            subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
+        finally:
+            if zygote:
+                zygote.close()
+        result = _score(session, work=work, known=known)
     keep.cleanup()
     result.update(
         module=name,
@@ -124,24 +331,30 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
         mutants=counted,
         equivalent=skipped_equivalent,
         not_sampled=skipped_sample,
+        known_not_drawn=skipped_known,
         excluded_operators=excluded_n,
         target=target,
         seconds=round(time.monotonic() - started),
         baseline_seconds=round(baseline_s, 1),
     )
-    result["ok"] = result["score"] is None or result["score"] >= target
+    if sample is None:  # a full run: the score against the target
+        result["ok"] = result["score"] is None or result["score"] >= target
+    else:  # a sample draws no known survivor: any survivor is new, a drop in the score
+        result["ok"] = result["survived"] == 0
     return result
 
 
-def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | None, seed: str):
-    """Skip excluded operators, listed equivalents and (with `sample`) all but a sample chosen
-    from `seed`; the counts of each."""
+def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: int | None, seed: str):
+    """Skip excluded operators, listed equivalents and (with `sample`) the known survivors and all
+    but a sample chosen from `seed`; the counts of each. A full run (no `sample`) runs the known
+    survivors and counts them, so the full score stays honest; a sample never draws them, so it
+    fails only on a survivor nobody listed: a drop in the score."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
         items = list(db.pending_work_items)
-        keep, equivalent, dropped = [], 0, 0
+        keep, equivalent, dropped, known_n = [], 0, 0, 0
         for item in items:
             spec = item.mutations[0]
             if any(p.search(spec.operator_name) for p in excluded):
@@ -158,6 +371,11 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                 db.set_result(item.job_id, skip)
                 equivalent += 1
                 continue
+            if sample is not None and any(_matches(k, spec, work=work) for k in known):
+                skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="known survivor, not drawn")
+                db.set_result(item.job_id, skip)
+                known_n += 1
+                continue
             keep.append(item)
         not_sampled = 0
         if sample is not None and len(keep) > sample:
@@ -168,7 +386,7 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
                     not_sampled += 1
             keep = [i for i in keep if i.job_id in chosen]
-    return len(keep), equivalent, not_sampled, dropped
+    return len(keep), equivalent, not_sampled, dropped, known_n
 
 
 def _token(spec, *, work: Path) -> str:
@@ -179,16 +397,33 @@ def _token(spec, *, work: Path) -> str:
     return raw[spec.start_pos[1] : spec.end_pos[1]].strip()
 
 
+def _mutated_line(spec, *, work: Path) -> str:
+    """The mutant's source line (stripped), as cosmic-ray writes it, e.g. `if days < 29 ...`."""
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
+
+    operator = get_operator(spec.operator_name)(**getattr(spec, "operator_args", {}))
+    mutated = mutate_code((work / spec.module_path).read_text(), operator, spec.occurrence)
+    lines = (mutated or "").splitlines()
+    return lines[spec.start_pos[0] - 1].strip() if 0 < spec.start_pos[0] <= len(lines) else ""
+
+
+def _matches(entry: dict, spec, *, work: Path) -> bool:
+    """An `equivalent` or `known_survivor` entry names this mutant: its operator, stripped source
+    line and, when given, the replaced text (`token`) and the mutated line (`mutated`, which tells
+    `< 30` -> `< 29` from `< 31`, both of the token `30`)."""
+    return (
+        entry["operator"] == spec.operator_name
+        and entry["line"] == _line_of(work / spec.module_path, spec.start_pos[0])
+        and entry.get("token", _token(spec, work=work)) == _token(spec, work=work)
+        and ("mutated" not in entry or entry["mutated"] == _mutated_line(spec, work=work))
+    )
+
+
 def _equivalent(spec, *, work: Path, equivalents: list[dict]) -> str | None:
-    """The reason this mutant is listed as equivalent (matched by operator, stripped source line
-    and, when given, the replaced text), or None."""
-    line = _line_of(work / spec.module_path, spec.start_pos[0])
+    """The reason this mutant is listed as equivalent, or None."""
     for e in equivalents:
-        if (
-            e["operator"] == spec.operator_name
-            and e["line"] == line
-            and e.get("token", _token(spec, work=work)) == _token(spec, work=work)
-        ):
+        if _matches(e, spec, work=work):
             return e["reason"]
     return None
 
@@ -235,7 +470,7 @@ def _star_marker(spec, *, work: Path) -> str | None:
     return "the keyword-only marker `*` made `/`: it only lets callers pass by position"
 
 
-def _score(session: Path, *, work: Path) -> dict:
+def _score(session: Path, *, work: Path, known: list[dict]) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
@@ -255,6 +490,7 @@ def _score(session: Path, *, work: Path) -> dict:
                         "line": _line_of(work / spec.module_path, spec.start_pos[0]),
                         "token": _token(spec, work=work),
                         "diff": result.diff,
+                        "known": any(_matches(k, spec, work=work) for k in known),
                     }
                 )
             elif result.test_outcome == TestOutcome.INCOMPETENT:
@@ -278,11 +514,25 @@ def recheck(path: Path, config: dict) -> int:
     alive = 0
     for result in json.loads(path.read_text()):
         module = config["modules"][result["module"]]
+        listed = [e for e in config.get("equivalent", []) if e["module"] == result["module"]]
         for s in result["survivors"]:
+            added = [x[1:].strip() for x in s["diff"].splitlines() if x.startswith("+") and not x.startswith("+++")]
+            if any(
+                e["operator"] == s["operator"]
+                and e["line"] == s["line"]
+                and e.get("token", s["token"]) == s["token"]
+                and ("mutated" not in e or [e["mutated"]] == added)
+                for e in listed
+            ):
+                print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] EQUIVALENT: {s['line']}")
+                continue
             with tempfile.TemporaryDirectory(prefix="mutation-recheck-") as tmp:
                 shutil.copytree(ROOT / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__"))
                 diff = s["diff"].replace("--- mutation diff ---\n", "").rstrip("\n") + "\n"
-                subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, check=True)
+                patched = subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, capture_output=True)
+                if patched.returncode != 0:  # the code it mutated changed since the run
+                    print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] GONE: {s['line']}")
+                    continue
                 env = _env(module, Path(tmp) / "src")
                 run = subprocess.run(_pytest_command(module["tests"]), cwd=ROOT, env=env, capture_output=True)
             killed = run.returncode != 0
@@ -302,10 +552,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a module scores under the target")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a full run scores under the target or a sample lets any mutant survive",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--recheck", type=Path, metavar="JSON", help="rerun the tests against a run's survivors")
+    parser.add_argument(
+        "--no-zygote", action="store_true", help="start a new Python for each mutant (no fork server; slower)"
+    )
     args = parser.parse_args(argv)
     if args.recheck:
         return recheck(args.recheck, config)
@@ -326,28 +583,34 @@ def main(argv: list[str] | None = None) -> int:
         sample = args.sample
         if sample is None and args.ci:
             sample = config["modules"][name].get("ci_sample")
-        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose)
+        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote)
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(
             f"{name}: {r['killed']} killed, {r['survived']} survived of {r['mutants']} "
             f"({r['equivalent']} equivalent, {r['not_sampled']} not sampled, "
+            f"{r['known_not_drawn']} known survivors not drawn, "
             f"{r['excluded_operators']} of excluded operators): score {score}, target {r['target']:.0f}% "
-            f"-> {'ok' if r['ok'] else 'UNDER TARGET'} ({r['seconds']} s)",
+            f"-> {'ok' if r['ok'] else 'FAILED'} ({r['seconds']} s)",
             flush=True,
         )
         for s in r["survivors"]:
-            print(f"  survived: line {s['line_no']} {s['operator']} [{s['token']}]: {s['line']}")
+            known = " (known survivor, listed)" if s["known"] else ""
+            print(f"  survived{known}: line {s['line_no']} {s['operator']} [{s['token']}]: {s['line']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if not names:
         print("mutation: no money module to test")
     failed = [r["module"] for r in results if not r["ok"]]
     if failed:
-        print(f"mutation: under the {config['target']:.0f}% target: {', '.join(failed)}")
+        print(f"mutation: under the {config['target']:.0f}% target, or a new survivor in a sample: {', '.join(failed)}")
     return 1 if (args.check and failed) else 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote-serve"]:
+        sys.exit(zygote_serve(sys.argv[2], sys.argv[3]))
+    if sys.argv[1:2] == ["--zygote-client"]:
+        sys.exit(zygote_client(sys.argv[2], sys.argv[4:]))
     sys.path.insert(0, str(ROOT / "src"))
     sys.exit(main())

@@ -307,6 +307,37 @@ def add_lot(
     reason: str | None = None,
 ) -> CreditLot:
     """New credits in the wallet: a lot and its first entry (`purchase` or `adjust`)."""
+    lot = new_lot(
+        session,
+        parent_id=parent_id,
+        teacher_id=teacher_id,
+        duration_minutes=duration_minutes,
+        lessons=lessons,
+        unit_amount=unit_amount,
+        currency=currency,
+        expires_at=expires_at,
+        now=now,
+        purchase_id=purchase_id,
+    )
+    append(session, lot, kind=kind, lessons=lessons, actor=actor, now=now, amount=amount, reason=reason)
+    return lot
+
+
+def new_lot(
+    session: Session,
+    *,
+    parent_id: uuid.UUID,
+    teacher_id: uuid.UUID,
+    duration_minutes: int,
+    lessons: int,
+    unit_amount: int,
+    currency: str,
+    expires_at: datetime,
+    now: datetime,
+    purchase_id: uuid.UUID | None = None,
+) -> CreditLot:
+    """A lot without its first entry, which the caller appends (`add_lot`, or an operator's grant
+    that answers with that entry)."""
     lot = CreditLot(
         id=uuid.uuid4(),
         parent_id=parent_id,
@@ -321,7 +352,6 @@ def add_lot(
     )
     session.add(lot)
     session.flush([lot])
-    append(session, lot, kind=kind, lessons=lessons, actor=actor, now=now, amount=amount, reason=reason)
     return lot
 
 

@@ -18,8 +18,9 @@ app's webhook until every booking is Confirmed), N success-page calls (`POST
 /api/Sessions/confirm-payment/{cs}`, after the webhook: `already_fulfilled`), N My Bookings
 reads (`GET /api/Sessions/my-bookings`), the mix's other reads (issue #33): N teacher lists
 (`GET /api/Teachers`), N reads of one week of a teacher's availability (the cache's hit) and N of
-a new week each (a miss), and, on a tree with credits (issue #28), N bookings paid
-with a credit (`payWith: credit`: confirmed with their link in the one request; a lot granted
+a new week each (a miss), N bookings then N cancel-page calls (`POST
+/api/Sessions/cancel-payment/{cs}`, the mix's 5 %: phases `bookc` and `cancel`), and, on a tree
+with credits (issue #28), N bookings paid with a credit (`payWith: credit`: confirmed with their link in the one request; a lot granted
 first, straight into the database), with a dump after each phase. An `empty` phase (one dump
 right after another) measures what a dump itself costs (its HTTP request); it is subtracted from
 every phase. PostgreSQL is its own process: not counted.
@@ -324,6 +325,10 @@ def main() -> None:  # noqa: PLR0915
             assert pc.get("/api/Sessions/my-bookings").status_code == 200
             assert c.get("/api/Teachers").status_code == 200
             assert c.get(f"/api/Teachers/{teachers[0]['user']['id']}/availability").status_code == 200
+        for i in range(3):  # the cancel page's path (the mix's 5 %): book, then cancel the unpaid checkout
+            r = f.book(parent, teachers[1], starts_at=f.slot(days=3, hour=6 + i))
+            assert r.status_code == 201, r.text
+            assert pc.post(f"/api/Sessions/cancel-payment/{r.json()['data']['stripeSessionId']}").status_code == 200
         with_credits = grant_credits(url, parent=parent, teacher=teachers[0], lessons=args.n * args.rounds + 10)
         for i in range(3 if with_credits else 0):
             book_with_credit(parent, teachers[0], starts_at=f.slot(days=4, hour=1 + i))
@@ -396,6 +401,22 @@ def main() -> None:  # noqa: PLR0915
                                          "to": (at + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")})
                 assert r.status_code == 200, r.text
             settle(f"availmiss.{rnd}", started)
+            # The mix's 5 %: a booking whose checkout the parent abandons, cancelled by the
+            # cancel page (`POST /api/Sessions/cancel-payment/{cs}`: Stripe's expire, then the
+            # booking Cancelled). The bookings are their own phase (`bookc`), the cancels `cancel`.
+            started = time.monotonic()
+            unpaid = []
+            for i in range(n):
+                at = (t0 + timedelta(days=10 + rnd, hours=i)).isoformat().replace("+00:00", "Z")
+                r = f.book(parent, teacher, starts_at=at, duration=30)
+                assert r.status_code == 201, r.text
+                unpaid.append(r.json()["data"]["stripeSessionId"])
+            settle(f"bookc.{rnd}", started)
+            started = time.monotonic()
+            for cs in unpaid:
+                r = pc.post(f"/api/Sessions/cancel-payment/{cs}")
+                assert r.status_code == 200, r.text
+            settle(f"cancel.{rnd}", started)
             if with_credits:
                 started = time.monotonic()
                 for i in range(n):

@@ -3,14 +3,15 @@
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import make_settings
 from tutorbook.accounts.models import User
-from tutorbook.clock import utc_now
-from tutorbook.db import TCP_SETTINGS, Database, ReadOnlySessionError, lost_race
+from tutorbook.clock import as_utc, utc_now
+from tutorbook.db import TCP_SETTINGS, Database, ReadOnlySessionError, UTCDateTime, lost_race
 from tutorbook.flows.services import build_services
 
 
@@ -182,6 +183,8 @@ def test_the_read_door_refuses_to_write_and_the_write_door_writes(db, tmp_path, 
     assert asyncio.run(through_the_doors()) == (0, 1)
     with pytest.raises(ReadOnlySessionError), db.session_scope(read_only=True) as session:
         write(session)
+
+
 def test_every_postgresql_connection_gives_up_on_a_silent_peer(api):
     """A partition sends no RST: without libpq's TCP settings a query in flight waits a quarter of
     an hour and the mail worker's thread with it (tests/cluster/test_hosts.py, drill 3). The sync
@@ -197,3 +200,27 @@ def test_every_postgresql_connection_gives_up_on_a_silent_peer(api):
         finally:
             db.dispose()
         assert {k: used.get(k) for k in TCP_SETTINGS} == {k: str(v) for k, v in TCP_SETTINGS.items()}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        datetime(2026, 3, 29, 1, 0, 0, 120),  # naive: SQLite's, read as UTC
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, tzinfo=timezone(timedelta(hours=-5))),
+        None,
+    ],
+)
+def test_a_utc_datetime_is_read_as_the_type_said_it_would_be(db, stored):
+    # UTCDateTime reads a value with one call instead of TypeDecorator's four (issue #33); what it
+    # reads is still process_result_value's answer, through the database and without it.
+    col = UTCDateTime()
+    assert col.process_result_value(stored, db.engine.dialect) == (None if stored is None else as_utc(stored))
+    with db.engine.connect() as conn:
+        read = conn.execute(sa.select(sa.literal(stored, UTCDateTime()) if stored else sa.null().cast(col))).scalar()
+    expected = None if stored is None else as_utc(stored)
+    assert read == expected
+    assert read is None or (read.tzinfo is UTC and read.utcoffset() == timedelta(0))
+    processor = col.result_processor(db.engine.dialect, None)
+    if processor is not None and db.engine.dialect.name == "postgresql" and stored is not None:
+        assert processor(as_utc(stored)) == expected

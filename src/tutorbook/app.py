@@ -22,6 +22,7 @@ from tutorbook.api import (
     admin,
     calendars,
     credits,
+    fastapi_memo,
     health,
     notifications,
     series,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     """The Tutorbook ASGI app; the database must already be migrated."""
     settings = settings or get_settings()
     db = db or open_database(settings)
+    fastapi_memo.install()
     app = FastAPI(
         lifespan=_lifespan,
         title="Tutorbook",

@@ -58,6 +58,13 @@ def bump(session: Session, keys: set[str] | list[str]) -> None:
         session.execute(stmt.on_conflict_do_update(index_elements=[_TABLE.c.key], set_=next_version))
 
 
+def bump_rows(keys: set[str] | list[str]) -> list[dict[str, object]]:
+    """The rows `bump` upserts (each moved on by one, or started at a random value), for a caller
+    that sends them in a statement of its own (INSERT ... ON CONFLICT (key) DO UPDATE SET version
+    = version + 1: a credit booking's one statement)."""
+    return [{"key": key, "version": secrets.randbits(62)} for key in sorted(set(keys))]
+
+
 def schedule_changed(session: Session, *, teacher_ids: set[uuid.UUID] | list[uuid.UUID]) -> None:
     """The one call after anything that changes these teachers' free times (a booking made,
     cancelled, moved, completed; hours, time off, time zone; busy times from elsewhere)."""

@@ -17,7 +17,7 @@ from tests.credits import helpers as h
 # (PostgreSQL: with the mail workers' wake-up), the meeting link; on SQLite besides, each of the
 # request's two transactions (the user's read, the booking) opens with BEGIN IMMEDIATE. Before the
 # credit path was cut down (section 15): 23 on PostgreSQL.
-EXPECTED = {"postgresql": 14, "sqlite": 19}
+EXPECTED = {"postgresql": 5, "sqlite": 14}
 
 
 def statements_of(api, request) -> tuple[int, list[str]]:

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, refused
 from tutorbook.credits import ledger
@@ -18,6 +19,7 @@ from tutorbook.credits import service as wallet_service
 from tutorbook.credits.schemas import AdjustIn, EntryOut
 from tutorbook.flows import booking as flows
 from tutorbook.identity import AuthUser
+from tutorbook.notifications.models import Notification
 
 pytestmark = pytest.mark.service
 
@@ -88,7 +90,7 @@ def test_a_grant_is_a_lot_of_its_own_and_a_removal_takes_from_the_lots_expiring_
     [granted] = adjust(world, p, t, 2, at=T0, valid_days=10, reason="  a   make-good\tfor a  no-show ")
     assert (granted.kind, granted.lessons, granted.amount, granted.actor) == ("adjust", 2, 0, ADMIN)
     assert granted.reason == "a make-good for a no-show"  # one line, spaces collapsed
-    [later_lot] = adjust(world, p, t, 3, at=T0, valid_days=30)
+    [later_lot] = adjust(world, p, t, 3, at=T0, valid_days=30, reason="y" * 500)  # the longest reason
     assert later_lot.lot_id != granted.lot_id
     taken = adjust(world, p, t, -3, at=T0 + timedelta(days=1), reason="booked by mistake")
     assert [(e.kind, e.lessons, e.lot_id) for e in taken] == [
@@ -119,7 +121,7 @@ def test_an_expired_lot_counts_for_no_removal(world: World):
     [
         ({"lessons": 0}, 422),  # neither a grant nor a removal
         ({"reason": "   "}, 422),
-        ({"reason": "x" * 501}, 422),
+        ({"reason": "x" * 501}, 422),  # 500 characters at most (test_a_grant_is_a_lot_of_its_own: 500 are)
         ({"teacher": "parent"}, 404),  # credits are of a teacher
         ({"teacher": "parent", "lessons": -1}, 404),  # a removal too (not "no credit")
         ({"parent": "teacher"}, 404),  # and for a family
@@ -189,7 +191,7 @@ def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_3
 
 def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: World):
     t, p = world.teacher(), world.parent()
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         adjust(world, p, t, n, at=T0 + timedelta(minutes=n))
 
     def page(after: str | None, size: int = 2) -> tuple[list[int], str | None]:
@@ -197,13 +199,16 @@ def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: Wor
         return [e.lessons for e in got.items], got.next_cursor
 
     first, cursor = page(None)
-    assert first == [3, 2] and cursor is not None
-    assert page(cursor) == ([1], None)
-    assert page(None, size=3)[1] is None  # exactly one page: no next
-    for broken in ("x1", "e", "eabc", "e" + "1" * 19, "-1"):
+    assert first == [4, 3] and cursor is not None
+    assert page(cursor) == ([2, 1], None)
+    first, cursor = page(None, size=3)  # the cursor is the page's last entry, not its second
+    assert first == [4, 3, 2] and cursor is not None
+    assert page(cursor, size=3) == ([1], None)
+    assert page(None, size=4)[1] is None  # exactly one page: no next
+    for broken in ("x1", "e", "eabc", "e" + "1" * 19, "e" + "1" * 25, "-1"):  # 20 characters or more: broken
         with refused(422):
             page(broken)
-    assert page("e" + "9" * 18)[0] == [3, 2]  # a cursor past the newest: from the newest
+    assert page("e" + "9" * 18)[0] == [4, 3]  # a cursor past the newest: from the newest
 
 
 def test_a_credit_booking_draws_from_the_lot_expiring_first_and_an_early_cancel_gives_it_back_once(world: World):
@@ -233,10 +238,18 @@ def test_the_operators_view_of_a_wallet_names_a_family_and_holds_its_purchases(w
     assert (seen.parent_id, seen.credits.total) == (p[0].id, 3)
     assert [(x.purchase_id, x.state, x.price) for x in seen.purchases] == [(purchase, "paid", 15000)]
     assert [(e.kind, e.lessons, e.amount) for e in seen.ledger] == [("purchase", 3, 15000)]
-    with refused(404):
-        world.svc.tx_sync(wallet_service.wallet_of, parent_id=t.id, now=now)
-    with refused(404):
-        world.svc.tx_sync(wallet_service.wallet_of, parent_id=uuid.uuid4(), now=now)
+    for not_a_family in (t.id, world.admin().id, uuid.uuid4()):  # a teacher, an operator, nobody
+        with refused(404):
+            world.svc.tx_sync(wallet_service.wallet_of, parent_id=not_a_family, now=now)
+
+
+def test_the_operators_view_of_a_wallet_shows_its_newest_100_entries(world: World):
+    t, p = world.teacher(), world.parent()
+    for n in range(101):
+        adjust(world, p, t, 1, at=T0 + timedelta(minutes=n), reason=f"grant {n}")
+    seen = world.svc.tx_sync(wallet_service.wallet_of, parent_id=p[0].id, now=T0)
+    assert [e.reason for e in seen.ledger] == [f"grant {n}" for n in range(100, 0, -1)]  # not the first
+    assert seen.credits.total == 101
 
 
 def test_each_early_cancel_gives_back_its_own_credit_whatever_the_order_of_the_bookings_ids(world: World):
@@ -260,3 +273,26 @@ def test_two_runs_racing_to_warn_of_one_lot_send_one_warning(world: World):
     first = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
     second = world.svc.tx_sync(wallet_service.warn_one, item=item, days=30, now=at)
     assert (first, second) == ("warned_30", "skipped")
+
+
+def test_a_lesson_booked_with_a_granted_credit_is_priced_nothing(world: World):
+    t, p = world.teacher(rate=6000), world.parent()
+    adjust(world, p, t, 1, at=datetime.now(UTC))
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    assert (lesson.status, lesson.price_amount) == (CONFIRMED, 0)  # a grant was paid nothing: nothing to refund
+
+
+def test_an_expiry_warning_tells_the_parent_how_many_credits_of_which_teacher_and_when(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=60)
+    world.job("credits", at=T0 + timedelta(days=30))  # the 30-day warning
+    stmt = sa.select(Notification).where(Notification.kind == "credits_expiring.parent")
+    [(to, payload)] = world.svc.tx_sync(lambda s: [(n.user_id, dict(n.payload)) for n in s.scalars(stmt)])
+    assert to == p[0].id
+    assert payload == {
+        "count": "2",
+        "teacher": t.full_name,
+        "teacherId": str(t.id),
+        "expiresAt": (T0 + timedelta(days=60)).isoformat(),
+        "days": "30",
+    }

@@ -69,6 +69,34 @@ def test_the_success_page_before_the_webhook_confirms_and_the_webhook_then_chang
     assert world.mail_sent(booked.id) == {"confirmed.parent": 1, "confirmed.teacher": 1}
 
 
+def test_the_success_page_after_the_webhook_answers_from_the_record_without_asking_stripe(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book_and_pay(p, t, starts_at=hours_from_now(30))
+    assert booked.stripe_session_id is not None
+    world.fake.calls.clear()
+    world.fake.fail_next("retrieve_checkout", GatewayError("Stripe is down"))  # not asked: no 502
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
+    assert page.status == CONFIRMED and page.meeting_url and page.id == booked.id
+    assert world.fake.called("retrieve_checkout") == []
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CONFIRMED]
+    assert world.mail_sent(booked.id) == {"confirmed.parent": 1, "confirmed.teacher": 1}
+    with refused(403):  # someone else's booking is still refused, before any answer
+        world.run(flows.confirm_payment(world.svc, parent=world.parent()[0], checkout_id=booked.stripe_session_id))
+
+
+def test_the_success_page_of_a_pending_booking_still_asks_stripe_and_never_confirms_it_unpaid(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(30))
+    assert booked.stripe_session_id is not None
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
+    assert page.status == PENDING
+    assert world.fake.called("retrieve_checkout") == [{"checkout_id": booked.stripe_session_id}]
+    world.fake.fail_next("retrieve_checkout", GatewayError("Stripe is down"))
+    with refused(502):
+        world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
+    assert world.view(booked.id).status == PENDING
+
+
 def test_the_same_parent_retrying_the_same_slot_gets_the_same_open_checkout(world: World):
     t, p = world.teacher(), world.parent()
     start = hours_from_now(48)

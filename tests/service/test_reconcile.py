@@ -4,13 +4,16 @@ Tutorbook's own checkouts created within the lookback are compared."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 
+from tests.series import steps
 from tests.service.world import World, hours_from_now, later
 from tutorbook.flows import booking as flows
+from tutorbook.flows import series as series_flows
 from tutorbook.payments.port import GatewayError
 
 pytestmark = pytest.mark.service
@@ -86,12 +89,14 @@ def test_checkouts_not_tutorbooks_or_older_than_the_lookback_are_not_compared(wo
     world.fake.sessions[b.stripe_session_id].product_name = "x"
     original = world.fake._read
 
-    def not_ours(session):
-        checkout = original(session)
-        return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": "other"}})
+    for other in ("other", "package-purchase", "subscription"):  # sorting before and after ours
 
-    world.fake._read = not_ours  # type: ignore[method-assign]
-    assert kinds(world.job("reconcile", at=later(0.1))) == []
+        def not_ours(session, other=other):
+            checkout = original(session)
+            return checkout.__class__(**{**checkout.__dict__, "metadata": {"type": other}})
+
+        world.fake._read = not_ours  # type: ignore[method-assign]
+        assert kinds(world.job("reconcile", at=later(0.1))) == [], other
     world.fake._read = original  # type: ignore[method-assign]
     assert kinds(world.job("reconcile", at=later(0.1))) == [("paid_not_confirmed", "confirmed")]
 
@@ -108,7 +113,7 @@ def test_a_refund_stuck_while_stripe_was_down_is_sent_once_it_is_past_its_grace(
 
 
 def test_the_listing_reports_its_progress_at_each_hundredth_checkout_listed(world: World):
-    for _ in range(199):  # checkouts naming no booking, unpaid: listed, nothing to repair
+    for _ in range(299):  # checkouts naming no booking, unpaid: listed, nothing to repair
         world.run(
             world.fake.create_checkout(
                 booking_id=str(uuid.uuid4()), amount=6000, currency="usd", product_name="x",
@@ -118,7 +123,8 @@ def test_the_listing_reports_its_progress_at_each_hundredth_checkout_listed(worl
     seen: list[tuple[str, int]] = []
     found = world.job("reconcile", at=later(0.1), progress=lambda what, n: seen.append((what, n)))
     assert kinds(found) == []
-    assert seen == [("listed", 100)]  # the 100th of 199, once (not the 1st, not every one, not the 200th)
+    # the 100th and the 200th of 299, once each (not the 1st, not every one, not the 300th)
+    assert seen == [("listed", 100), ("listed", 200)]
 
 
 def test_a_refund_stripe_refused_at_the_lookbacks_first_instant_is_reported_and_one_before_it_is_not(world: World):
@@ -134,6 +140,7 @@ def test_a_refund_stripe_refused_at_the_lookbacks_first_instant_is_reported_and_
         return [(i.refund_id, i.outcome) for i in found.items if i.kind == "refund_failed"]
 
     assert reported(asked_at) == [(refused_id, "reported")]
+    assert reported(asked_at - timedelta(hours=1)) == [(refused_id, "reported")]  # well within the lookback
     assert reported(asked_at + timedelta(microseconds=1)) == []
 
 
@@ -154,3 +161,122 @@ def test_a_package_lessons_payout_read_by_reconcile_does_not_stop_the_destinatio
     assert [(i.booking_id, i.kind) for i in found.items if i.kind == "charge_without_fee"] == [
         (booked.id, "charge_without_fee")
     ]
+
+
+@pytest.mark.parametrize(
+    ("stripe_says", "outcome", "kind"),
+    [
+        ("succeeded", "refund_succeeded", None),
+        ("canceled", "refund_canceled", None),  # not a refusal to look at: "canceled" sorts before "failed"
+        ("failed", "refund_failed", "refund_failed"),  # refused: a person must look
+        ("pending", "refund_processing", None),  # Stripe still processing it (recorded as such)
+    ],
+)
+def test_a_stuck_refund_sent_by_reconcile_is_named_by_stripes_answer_and_only_a_failed_one_is_for_a_person(
+    world: World, stripe_says: str, outcome: str, kind: str | None
+):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    world.fake.refund_status = stripe_says
+    [item] = world.job("reconcile", at=later(0.1)).items
+    assert (item.outcome, item.kind) == (outcome, kind)
+
+
+@pytest.mark.parametrize("first_read", ["no_succeeded_payment", "stripe_unreachable"])
+def test_a_charge_whose_split_cannot_be_read_is_skipped_without_stopping_the_charges_after_it(
+    world: World, first_read: str
+):
+    t = world.payable_teacher(rate=6000)
+    booked = {}
+    for hours in (48, 50, 52):
+        b = world.book(world.parent(), t, starts_at=hours_from_now(hours))
+        assert b.stripe_session_id is not None
+        world.fake.sessions[b.stripe_session_id].application_fee = None  # Stripe took no fee
+        world.deliver(world.fake.pay(b.stripe_session_id))
+        booked[str(world.view(b.id).stripe_payment_intent_id)] = b.id
+    before = len(world.fake.called("payment_split"))
+    world.job("reconcile", at=later(0.1), dry_run=True)  # the order reconcile reads them in
+    first, *rest = [booked[c["payment_intent"]] for c in world.fake.called("payment_split")[before:]]
+    assert len(rest) == 2
+    if first_read == "no_succeeded_payment":  # payment_split answers None
+        [pi] = [pi for pi, b in booked.items() if b == first]
+        world.fake.payments[pi].succeeded = False
+    else:
+        world.fake.fail_next("payment_split", GatewayError("down"))
+    found = world.job("reconcile", at=later(0.1))
+    assert sorted(str(i.booking_id) for i in found.items if i.kind == "charge_without_fee") == sorted(map(str, rest))
+    unavailable = [i.booking_id for i in found.items if i.outcome == "stripe_unavailable"]
+    assert unavailable == ([first] if first_read == "stripe_unreachable" else [])
+
+
+def test_a_stuck_refunds_grace_is_one_minute_from_when_it_was_asked(world: World):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))
+    [(_, _, _, asked_at)] = world.refunds_asked(paid.id)
+    assert world.job("reconcile", at=asked_at + timedelta(seconds=59)).items == []  # its request may still send it
+    resent = world.job("reconcile", at=asked_at + timedelta(minutes=1, seconds=1))
+    assert [i.outcome for i in resent.items] == ["refund_succeeded"]
+
+
+def test_a_series_lessons_expired_pay_link_is_no_mismatch_its_own_deadline_decides(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    made = steps.book(world, p, t, first=hours_from_now(50), weeks=2)
+    weeks = {o.week: o for o in made.occurrences}
+    checkout = world.fake.session_of(weeks[1].booking_id)
+    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"  # week 1 paid, the card saved
+    assert checkout.customer is not None
+    world.fake.save_card(checkout.customer, charge="declined")
+    assert world.job("series", at=steps.due(weeks[2].starts_at, world)).counts() == {"declined": 1}
+    link = world.run(series_flows.pay_lesson(world.svc, parent=p[0], booking_id=weeks[2].booking_id))
+    assert link.stripe_session_id is not None
+    world.fake.expire_at_stripe(link.stripe_session_id)  # its event lost
+    assert kinds(world.job("reconcile", at=later(0.1))) == []
+    assert world.view(weeks[2].booking_id).status == PENDING  # until the series job's deadline
+
+
+def test_a_paid_checkout_naming_a_booking_it_was_not_made_for_is_refunded_not_reported_as_bookingless(world: World):
+    b = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    own = world.fake.sessions[b.stripe_session_id]
+    other = dataclasses.replace(own, id="cs_made_elsewhere", created=own.created + timedelta(seconds=1))
+    world.fake.sessions[other.id] = other  # names the booking in its metadata; not the booking's checkout
+    world.fake.pay(other.id)  # its event lost
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, str(i.kind)) for i in found.items] == [(b.id, "other_checkout")]
+    assert world.stripe_refunds(b.id) == [6000]  # all of it back
+    assert world.view(b.id).status == PENDING  # its own checkout still pays for it
+
+
+def test_a_paid_then_cancelled_booking_stripe_calls_unpaid_is_reported_too(world: World):
+    t, p = world.teacher(), world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in full
+    assert world.view(paid.id).status == CANCELLED
+    world.fake.sessions[str(paid.stripe_session_id)].payment_status = "unpaid"  # yet Stripe says unpaid
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, i.kind) for i in found.items] == [(paid.id, "unpaid_at_stripe")]  # it was paid
+
+
+def test_a_checkout_of_ours_whose_booking_reference_is_no_uuid_is_reported_not_a_crash(world: World):
+    b = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert b.stripe_session_id is not None
+    own = world.fake.sessions[b.stripe_session_id]
+    odd = dataclasses.replace(own, id="cs_odd_reference", booking_id="not-a-uuid")
+    world.fake.sessions[odd.id] = odd
+    world.fake.pay(odd.id)
+    found = world.job("reconcile", at=later(0.1))
+    assert [(i.booking_id, str(i.kind)) for i in found.items] == [(None, "paid_without_booking")]
+
+
+def test_unpaid_checkouts_naming_a_booking_they_were_not_made_for_are_ignored(world: World):
+    paid = world.book_and_pay(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    own = world.fake.sessions[str(paid.stripe_session_id)]
+    for other_id in ("cs_!sorts_before", "cs_~sorts_after"):  # either side of the booking's own id
+        other = dataclasses.replace(own, id=other_id, status="expired", payment_status="unpaid", payment_intent=None)
+        world.fake.sessions[other_id] = other
+    assert kinds(world.job("reconcile", at=later(0.1))) == []
+    assert world.view(paid.id).status == CONFIRMED

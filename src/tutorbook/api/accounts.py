@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from sqlalchemy.orm import Session
 
 from tutorbook.accounts import service
@@ -19,6 +19,7 @@ from tutorbook.accounts.schemas import (
 )
 from tutorbook.accounts.security import issue_token
 from tutorbook.api.deps import AppSettings, CurrentUser, ParentUser, ServicesDep
+from tutorbook.api.routing import Router
 from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.flows import accounts as account_flows
@@ -27,8 +28,8 @@ from tutorbook.identity import Role
 from tutorbook.localtime import negotiate
 from tutorbook.schemas import Envelope, Reply, errors, ok
 
-auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
-students = APIRouter(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
+auth = Router(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 401, 409, 422, 429))
+students = Router(prefix="/api/Students", tags=["Students"], responses=errors(400, 401, 403, 404, 409, 422))
 
 StudentId = Annotated[uuid.UUID, Path(alias="studentId")]
 

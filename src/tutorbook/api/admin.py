@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +23,7 @@ from tutorbook.admin.schemas import (
     orphaned_out,
 )
 from tutorbook.api.deps import AdminUser, ServicesDep
+from tutorbook.api.routing import Router
 from tutorbook.api.teachers import earnings_range
 from tutorbook.bookings import earnings, lists
 from tutorbook.bookings.schemas import (
@@ -41,7 +42,7 @@ from tutorbook.payments import gateway as gw
 from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import Day, Instant, Line
 
-router = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
+router = Router(prefix="/api/Admin", tags=["Admin"], responses=errors(401, 403, 422))
 
 CLEANUP_JOBS = ("expire", "purge")
 DryRun = Query(default=False, alias="dryRun", description="Say what would change; change nothing")

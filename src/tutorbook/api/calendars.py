@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from tutorbook.api.deps import AppSettings, ServicesDep, TeacherUser
+from tutorbook.api.routing import Router
 from tutorbook.bookings import busy
 from tutorbook.calendars import service as calendars
 from tutorbook.calendars.schemas import CalendarIn, CalendarOut
@@ -18,7 +19,7 @@ from tutorbook.flows import calendars as calendar_flows
 from tutorbook.schemas import CamelModel, Envelope, Reply, UtcDatetime, errors, ok
 from tutorbook.validation import Instant
 
-router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
+router = Router(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
 CalendarId = Annotated[uuid.UUID, Path(alias="calendarId")]
 

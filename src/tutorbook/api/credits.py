@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from sqlalchemy.orm import Session
 
 from tutorbook.api.deps import AdminUser, ParentUser, ServicesDep, StaffOrParent, TeacherUser
+from tutorbook.api.routing import Router
 from tutorbook.clock import utc_now
 from tutorbook.credits import packages, purchases
 from tutorbook.credits import service as credits
@@ -37,10 +38,10 @@ TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
 ParentId = Annotated[uuid.UUID, Path(alias="parentId")]
 StripeSessionId = Annotated[ExternalId, Path(alias="stripeSessionId", description="The Checkout Session id, `cs_…`")]
 
-teacher_router = APIRouter(prefix="/api/Teachers", tags=["Packages"], responses=errors(400, 401, 403, 404, 422))
-router = APIRouter(prefix="/api/Packages", tags=["Packages"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
-wallet = APIRouter(prefix="/api/Credits", tags=["Credits"], responses=errors(400, 401, 403, 422))
-admin = APIRouter(prefix="/api/Admin", tags=["Admin"], responses=errors(400, 401, 403, 404, 409, 422))
+teacher_router = Router(prefix="/api/Teachers", tags=["Packages"], responses=errors(400, 401, 403, 404, 422))
+router = Router(prefix="/api/Packages", tags=["Packages"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
+wallet = Router(prefix="/api/Credits", tags=["Credits"], responses=errors(400, 401, 403, 422))
+admin = Router(prefix="/api/Admin", tags=["Admin"], responses=errors(400, 401, 403, 404, 409, 422))
 
 
 @teacher_router.post("/me/packages", response_model=Envelope[PackageOut], status_code=201)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -69,7 +68,11 @@ _USER = sa.select(
 def _user_for(session: Session, *, claims: dict[str, Any]) -> AuthUser:
     """The user the (verified) claims name; Unauthorized if the user is gone, was disabled (their
     tokens stop working at once) or reset their password since (the token version). One statement."""
-    user = session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none()
+    return _checked(session.execute(_USER, {"user_id": uuid.UUID(claims["sub"])}).one_or_none(), claims)
+
+
+def _checked(user: sa.Row[*tuple[Any, ...]] | None, claims: dict[str, Any]) -> AuthUser:
+    """The caller from their row (None: gone), if the claims still hold for it (`_user_for`)."""
     if user is None or claims.get("tv", 0) != user.token_version:
         raise Unauthorized("Invalid token")
     if user.disabled_at is not None:
@@ -83,8 +86,10 @@ def load_user(services: Services, token: str) -> AuthUser:
 
 
 async def load_user_async(services: Services, token: str) -> AuthUser:
-    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop, no BEGIN."""
-    return await services.read(_user_for, claims=read_token(settings=services.settings, token=token))
+    """`load_user` for async code: on PostgreSQL one read on the event loop, no thread hop, no
+    BEGIN, no ORM session (`Services.read_row`)."""
+    claims = read_token(settings=services.settings, token=token)
+    return _checked(await services.read_row(_USER, {"user_id": uuid.UUID(claims["sub"])}), claims)
 
 
 def check_metrics_access(services: Services, *, authorization: str | None) -> None:
@@ -101,29 +106,36 @@ def check_metrics_access(services: Services, *, authorization: str | None) -> No
         raise Forbidden("The metrics need the metrics token or an admin's token")
 
 
-async def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> AuthUser:
-    """The authenticated caller (401 otherwise)."""
+class _Caller(HTTPBearer):
+    """The authenticated caller as one dependency (401 otherwise; 403 when `roles` are given and
+    theirs is not one of them): the bearer header read as `HTTPBearer` reads it, then the user's
+    row. One `Depends` per request where the guard, `current_user` and `HTTPBearer` were three,
+    each solved by FastAPI on every request (issue #33). As an `HTTPBearer` named `HTTPBearer`,
+    it is the OpenAPI document's same security scheme, on the same routes."""
+
+    def __init__(self, *roles: Role) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer", description=bearer.model.description)
+        self.roles = roles
+        self.refusal = f"This needs the role {' or '.join(r.value for r in roles)}"
+
+    async def __call__(self, request: Request) -> AuthUser:  # type: ignore[override]
+        user = await current_user(request, await super().__call__(request))
+        if self.roles and user.role not in self.roles:
+            raise Forbidden(self.refusal)
+        return user
+
+
+async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None) -> AuthUser:
+    """The authenticated caller (401 otherwise), from the bearer header's credentials."""
     token = token_from(request, credentials)
     if not token:
         raise Unauthorized()
     return await load_user_async(get_services(request), token)
 
 
-def _role(*roles: Role) -> Callable[[AuthUser], Awaitable[AuthUser]]:
-    async def guard(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
-        if user.role not in roles:
-            raise Forbidden(f"This needs the role {' or '.join(r.value for r in roles)}")
-        return user
-
-    return guard
-
-
-CurrentUser = Annotated[AuthUser, Depends(current_user)]
-ParentUser = Annotated[AuthUser, Depends(_role(Role.PARENT))]
-TeacherUser = Annotated[AuthUser, Depends(_role(Role.TEACHER))]
-AdminUser = Annotated[AuthUser, Depends(_role(Role.ADMIN))]
-StaffOrParent = Annotated[AuthUser, Depends(_role(Role.PARENT, Role.TEACHER, Role.ADMIN))]
-TeacherOrAdmin = Annotated[AuthUser, Depends(_role(Role.TEACHER, Role.ADMIN))]
+CurrentUser = Annotated[AuthUser, Depends(_Caller())]
+ParentUser = Annotated[AuthUser, Depends(_Caller(Role.PARENT))]
+TeacherUser = Annotated[AuthUser, Depends(_Caller(Role.TEACHER))]
+AdminUser = Annotated[AuthUser, Depends(_Caller(Role.ADMIN))]
+StaffOrParent = Annotated[AuthUser, Depends(_Caller(Role.PARENT, Role.TEACHER, Role.ADMIN))]
+TeacherOrAdmin = Annotated[AuthUser, Depends(_Caller(Role.TEACHER, Role.ADMIN))]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -20,10 +20,11 @@ from starlette.responses import Response
 from tutorbook import drain
 from tutorbook.api.deps import ServicesDep, check_metrics_access
 from tutorbook.api.errors import error_response
+from tutorbook.api.routing import Router
 from tutorbook.bookings import queries
 from tutorbook.schemas import Envelope, ErrorEnvelope, Reply, ok
 
-router = APIRouter(tags=["Health"])
+router = Router(tags=["Health"])
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 

@@ -3,9 +3,10 @@ settings and calendar feed (/api/Notifications), and the feed itself (/calendar/
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Response
+from fastapi import BackgroundTasks, Response
 
 from tutorbook.api.deps import CurrentUser, ServicesDep
+from tutorbook.api.routing import Router
 from tutorbook.clock import utc_now
 from tutorbook.db.doors import cpu_bound
 from tutorbook.errors import NotFound
@@ -21,9 +22,9 @@ from tutorbook.notifications.schemas import (
 )
 from tutorbook.schemas import Envelope, Reply, errors, ok
 
-auth = APIRouter(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 422))
-router = APIRouter(prefix="/api/Notifications", tags=["Notifications"], responses=errors(400, 401, 422))
-feeds = APIRouter(tags=["Notifications"])
+auth = Router(prefix="/api/Auth", tags=["Auth"], responses=errors(400, 422))
+router = Router(prefix="/api/Notifications", tags=["Notifications"], responses=errors(400, 401, 422))
+feeds = Router(tags=["Notifications"])
 FINISH_RESET = cpu_bound(service.finish_password_reset)  # hashes the password
 
 FORGOT_ANSWER = "If an account has this email, a reset link is on its way"

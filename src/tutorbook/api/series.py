@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from tutorbook.api.deps import CurrentUser, ParentUser, ServicesDep, StaffOrParent
+from tutorbook.api.routing import Router
 from tutorbook.bookings import lists
 from tutorbook.bookings.schemas import SessionOut, session_out
 from tutorbook.clock import utc_now
@@ -17,7 +18,7 @@ from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.series import invite
 from tutorbook.series.schemas import CancelFromIn, PreviewOut, SeriesIn, SeriesOut, SeriesPreviewIn
 
-router = APIRouter(prefix="/api/Series", tags=["Series"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
+router = Router(prefix="/api/Series", tags=["Series"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 SeriesId = Annotated[uuid.UUID, Path(alias="seriesId")]
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]

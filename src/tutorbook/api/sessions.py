@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from tutorbook import paging
@@ -18,6 +19,7 @@ from tutorbook.api.deps import (
     TeacherOrAdmin,
     TeacherUser,
 )
+from tutorbook.api.routing import Router
 from tutorbook.bookings import cancelling, lists, lookup
 from tutorbook.bookings import repository as repo
 from tutorbook.bookings.lifecycle import Status
@@ -31,6 +33,7 @@ from tutorbook.bookings.schemas import (
     SessionOut,
     SessionPage,
     session_out,
+    session_page_json,
     session_row_out,
 )
 from tutorbook.clock import utc_now
@@ -41,7 +44,7 @@ from tutorbook.identity import AuthUser, Role
 from tutorbook.schemas import Envelope, Reply, errors, ok
 from tutorbook.validation import ExternalId, Instant, Line
 
-router = APIRouter(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
+router = Router(prefix="/api/Sessions", tags=["Sessions"], responses=errors(400, 401, 403, 404, 409, 422, 502, 504))
 
 # Path parameters carry the frontend's names in the URL template and the OpenAPI document.
 BookingId = Annotated[uuid.UUID, Path(alias="bookingId")]
@@ -107,18 +110,20 @@ async def my_bookings(
     page: int = Query(default=1, ge=1, le=100_000, description="a page number (read by OFFSET); or use `after`"),
     page_size: int = Query(default=20, ge=1, le=100, alias="pageSize"),
     after: AfterCursor = None,
-) -> Reply:
+) -> Response:
     """Your bookings, newest first; never the ones cancelled before payment. Page by `page`
     numbers, or pass each page's `nextCursor` back as `after`: as fast at the last page as at the first."""
     cursor = paging.decode_cursor(after)
     if cursor is not None and page != 1:
         raise Unprocessable("Ask for a page by number or by cursor, not both", data=[BOTH_PAGE_AND_AFTER])
-    return ok(await svc.read(_my_bookings_page, parent_id=user.id, page=page, page_size=page_size, cursor=cursor))
+    body = await svc.read(_my_bookings_json, parent_id=user.id, page=page, page_size=page_size, cursor=cursor)
+    return Response(body, media_type="application/json")
 
 
-def _my_bookings_page(
+def _my_bookings_rows(
     session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
-) -> SessionPage:
+) -> tuple[Sequence[BookingRow], dict[str, Any]]:
+    """The page's BookingRows and the page's other fields (SessionPage's, but `items`)."""
     rows = lists.my_bookings(session, parent_id=parent_id, page_size=page_size, page=page, after=cursor)
     rows, nxt = paging.split_page(rows, page_size, _position)
     total, ahead = (
@@ -128,8 +133,23 @@ def _my_bookings_page(
     )
     if cursor is not None:
         page = ahead // page_size + 1  # the page by number that holds this one's first row
-    items = [session_row_out(row, SessionOut) for row in rows]
-    return SessionPage(items=items, page=page, page_size=page_size, total=total, next_cursor=nxt)
+    return rows, {"page": page, "page_size": page_size, "total": total, "next_cursor": nxt}
+
+
+def _my_bookings_page(
+    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
+) -> SessionPage:
+    """My Bookings' page as the model (what the route's answer is written as, without it)."""
+    rows, fields = _my_bookings_rows(session, parent_id=parent_id, page=page, page_size=page_size, cursor=cursor)
+    return SessionPage(items=[session_row_out(row, SessionOut) for row in rows], **fields)
+
+
+def _my_bookings_json(
+    session: Session, *, parent_id: uuid.UUID, page: int, page_size: int, cursor: paging.Cursor | None
+) -> bytes:
+    """My Bookings' answer, `Envelope[SessionPage]` written from the rows (session_page_json)."""
+    rows, fields = _my_bookings_rows(session, parent_id=parent_id, page=page, page_size=page_size, cursor=cursor)
+    return session_page_json(rows, **fields)
 
 
 @router.get(

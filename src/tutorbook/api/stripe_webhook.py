@@ -7,18 +7,19 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.background import BackgroundTask
 
 from tutorbook import tracing
 from tutorbook.api.deps import get_services
+from tutorbook.api.routing import Router
 from tutorbook.errors import AppError, BadRequest
 from tutorbook.flows import followups, stripe_events
 from tutorbook.payments import gateway as gw
 from tutorbook.payments import webhooks
 from tutorbook.schemas import Envelope, errors
 
-router = APIRouter(prefix="/api/StripeWebhook", tags=["Stripe"], responses=errors(400, 413, 422))
+router = Router(prefix="/api/StripeWebhook", tags=["Stripe"], responses=errors(400, 413, 422))
 
 
 class PayloadTooLarge(AppError):

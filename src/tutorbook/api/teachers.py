@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from tutorbook.api import teacher_list as listing_api
 from tutorbook.api.deps import ServicesDep, TeacherUser
+from tutorbook.api.routing import Router
 from tutorbook.bookings import availability as week_cache
 from tutorbook.bookings import earnings, reporting
 from tutorbook.bookings.schemas import EarningsOut, MonthTotalOut, SessionEarningOut
@@ -41,7 +42,7 @@ from tutorbook.teachers.schemas import (
 )
 from tutorbook.validation import Instant
 
-router = APIRouter(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
+router = Router(prefix="/api/Teachers", tags=["Teachers"], responses=errors(400, 401, 403, 404, 422))
 
 TeacherId = Annotated[uuid.UUID, Path(alias="teacherId")]
 TimeOffId = Annotated[uuid.UUID, Path(alias="timeOffId")]

@@ -58,6 +58,12 @@ def write_link(
     return _rowcount(session, _statement(kind, columns), params)
 
 
+def known(booking: Booking, values: Mapping[str, Any]) -> None:
+    """`booking` (new, written in this transaction with its link row: a credit booking's one
+    statement) gets the row it was given, with no read back."""
+    set_committed_value(booking, "meeting", MeetingLink(booking_id=booking.id, **values))
+
+
 def clear_link(session: Session, booking_id: uuid.UUID) -> None:
     """Forget a booking's link and its retries (a new one is made)."""
     session.execute(sa.delete(LINKS).where(LINKS.c.booking_id == booking_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -35,5 +36,22 @@ def notify(
         payload=payload,
         now=now,
         not_before=not_before,
+        addresses=addresses,
+    )
+
+
+def rows(
+    booking: Booking, kinds: tuple[str, ...], *, version: int, now: datetime, addresses: Mapping[uuid.UUID, str]
+) -> list[dict[str, Any]] | None:
+    """The rows `notify` would write now (no payload, due now), for a caller that writes them in a
+    statement of its own with the workers' wake-up (a credit booking's one statement, before its
+    history rows are written: `version` is what they will make it); None when `notify` would read
+    the users (an address not known)."""
+    who = {"parent": booking.parent_id, "teacher": booking.teacher_id}
+    return notices.known_rows(
+        booking_id=booking.id,
+        recipients={kind: who[kind.rsplit(".", 1)[1]] for kind in kinds},
+        version=version,
+        now=now,
         addresses=addresses,
     )

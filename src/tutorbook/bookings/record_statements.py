@@ -11,7 +11,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tutorbook.bookings.models import Booking, BookingTerms, Payment, StatusHistory
+from tutorbook.bookings.models import Booking, BookingTerms, MeetingLink, Payment, StatusHistory
+from tutorbook.credits.models import CreditEntry
+from tutorbook.notifications.models import Notification
+from tutorbook.notifications.repository import CHANNEL
+from tutorbook.versions import CacheVersion
 
 PAYMENTS = cast(sa.Table, Payment.__table__)
 BOOKINGS = cast(sa.Table, Booking.__table__)
@@ -117,18 +121,61 @@ def _from_booking(table: sa.Table, booking: sa.CTE, key: str, columns: tuple[str
     return inserted.returning(table.c[key]).cte(f"new_{table.name}")
 
 
+# What may be written along with a new booking in its one statement (PostgreSQL): kind -> the
+# table, and the column that takes the new booking's id (None: the row does not name it).
+ALONG: dict[str, tuple[sa.Table, str | None]] = {
+    "version": (cast(sa.Table, CacheVersion.__table__), None),  # the schedule's version, moved on by one
+    "entry": (cast(sa.Table, CreditEntry.__table__), "booking_id"),  # the wallet's draw
+    "notice": (cast(sa.Table, Notification.__table__), "booking_id"),  # the outbox's emails (+ wake-up)
+    "link": (cast(sa.Table, MeetingLink.__table__), "booking_id"),  # the meeting link's row
+}
+Along = tuple[tuple[str, tuple[str, ...], int], ...]  # (kind, its columns, how many rows)
+
+
+def _bind_type(table: sa.Table, column: str) -> Any:
+    kind = table.c[column].type
+    return sa.Uuid() if isinstance(kind, sa.types.NullType) else kind  # a foreign key not resolved yet
+
+
+def _along(booking: sa.CTE, j: int, kind: str, columns: tuple[str, ...], rows: int) -> sa.ScalarSelect[Any]:
+    """The `along` part `j`: its rows (binds `a<j>r<i>_<c>`) INSERT ... SELECT from the booking's
+    RETURNING; how many went in (the outbox's: how many wake-ups were sent)."""
+    table, key = ALONG[kind]
+    names = [*([key] if key else []), *columns]
+    selects = [
+        sa.select(*([booking.c.id] if key else []),
+                  *(sa.bindparam(f"a{j}r{i}_{c}", type_=_bind_type(table, c)) for c in columns)).select_from(booking)
+        for i in range(rows)
+    ]  # fmt: skip
+    source = sa.union_all(*selects) if rows > 1 else selects[0]
+    insert = postgresql.insert(table).from_select(names, source)
+    if kind == "version":
+        insert = insert.on_conflict_do_update(
+            index_elements=[table.c.key], set_={"version": table.c.version + 1}
+        )
+    elif kind == "notice":  # unless (booking, kind, version) has one already
+        insert = insert.on_conflict_do_nothing()
+    added = insert.returning(table.c[names[0]]).cte(f"along_{j}")
+    if kind == "notice":  # the mail workers' wake-up, once per row that went in (sent at commit)
+        return sa.select(sa.func.count(sa.func.pg_notify(CHANNEL, ""))).select_from(added).scalar_subquery()
+    return _count(added)
+
+
 @functools.lru_cache(maxsize=32)
 def inserted_together(
     booking_columns: tuple[str, ...],
     history_rows: int,
     payment_columns: tuple[str, ...],
     terms_columns: tuple[str, ...],
+    along: Along = (),
 ) -> sa.Select[Any]:
     """PostgreSQL: a new booking made and paid at once (a credit's, issue #28) as ONE statement:
     its row (binds `b_<c>`), its `history_rows` history rows (`h<i>_<c>`), its payment (`p_<c>`)
     and, with `terms_columns`, its terms (`t_<c>`), each an INSERT ... SELECT from the booking's
-    INSERT ... RETURNING (nothing of it written unless the booking is). Answers how many history,
-    payment and terms rows went in. Built once per set of columns."""
+    INSERT ... RETURNING (nothing of it written unless the booking is); then each part of `along`
+    (`ALONG`'s kinds: the schedule's version, the draw, the emails, the link; binds `a<j>r<i>_<c>`),
+    the same way. Answers how many history, payment and terms rows went in, then each part's count.
+    Built once per set of columns."""
     booking = sa.insert(BOOKINGS).values(set_binds(BOOKINGS, booking_columns, "b_"))
     b = booking.returning(BOOKINGS.c.id).cte("new_booking")
     rows = [
@@ -144,7 +191,22 @@ def inserted_together(
     counts = [_count(h), _count(_from_booking(PAYMENTS, b, "booking_id", payment_columns, "p_"))]
     if terms_columns:
         counts.append(_count(_from_booking(TERMS, b, "booking_id", terms_columns, "t_")))
+    counts += [_along(b, j, kind, columns, n) for j, (kind, columns, n) in enumerate(along)]
     return sa.select(*counts)
+
+
+def along_params(parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> tuple[Along, dict[str, Any]]:
+    """inserted_together's `along` and binds for these parts (kind, its rows: each row's values but
+    the booking's id)."""
+    spec: list[tuple[str, tuple[str, ...], int]] = []
+    params: dict[str, Any] = {}
+    for j, (kind, rows) in enumerate(parts):
+        key = ALONG[kind][1]
+        columns = tuple(c for c in rows[0] if c != key)
+        spec.append((kind, columns, len(rows)))
+        for i, row in enumerate(rows):
+            params |= {f"a{j}r{i}_{c}": row[c] for c in columns}
+    return tuple(spec), params
 
 
 def together_params(

@@ -163,11 +163,12 @@ def insert_paid(
     *,
     kind: PaymentKind,
     together: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]] | None = None,
+    along: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
 ) -> None:
     """The payment (opened, then paid by the change that pays: payment_states' moves) and terms of
     a new booking made through `changes` (a credit's, issue #28): once its row is written, an
     INSERT each; on PostgreSQL, `together` with its row and history rows, ONE statement for all
-    (record_statements.inserted_together)."""
+    (record_statements.inserted_together), with the rows of `along` (its ALONG kinds)."""
     moves = [states.move(None, PaymentState.OPEN, now=changes[0].at)]
     for change in (c for c in changes if c.reason in _PAYS):
         moves.append(states.pay(moves[-1].target, now=change.at, payment_intent_id=change.fields.get(_INTENT)))
@@ -183,8 +184,9 @@ def insert_paid(
             store_terms(session, booking, terms)
         return
     paid = {c.name: getattr(payment, c.name) for c in sql.PAYMENTS.c if c.name != "booking_id"}
-    stmt = sql.inserted_together(tuple(together[0]), len(together[1]), tuple(paid), tuple(terms))
-    session.execute(stmt, sql.together_params(*together, paid, terms))
+    spec, params = sql.along_params(along)
+    stmt = sql.inserted_together(tuple(together[0]), len(together[1]), tuple(paid), tuple(terms), spec)
+    session.execute(stmt, sql.together_params(*together, paid, terms) | params)
     set_committed_value(booking, "terms_in_force", BookingTerms(booking_id=booking.id, **terms) if terms else None)
 
 

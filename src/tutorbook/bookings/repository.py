@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -13,14 +14,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from tutorbook.accounts.models import User
+from tutorbook.accounts.models import Student, User
 from tutorbook.bookings import lifecycle, records
 from tutorbook.bookings.lifecycle import Change, Move, Reason, Status
 from tutorbook.bookings.models import AdminAction, Booking, Payment, StatusHistory
 from tutorbook.bookings.payment_states import PaymentKind
+from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
 from tutorbook.config import ALLOWED_DURATIONS
-from tutorbook.teachers.models import TeacherProfile
-from tutorbook.versions import schedule_changed
+from tutorbook.credits.ledger import FIRST_WITH_CREDIT
+from tutorbook.teachers import slots
+from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
+from tutorbook.teachers.service import TIME_OFF_TOUCHING
+from tutorbook.versions import bump_rows, schedule_changed, schedule_key
 
 HOLDING = (Status.PENDING, Status.CONFIRMED)
 PS = Booking
@@ -74,6 +79,28 @@ _TEACHER = (
 _TEACHER_LOCKED = _TEACHER.with_for_update(of=TeacherProfile)
 
 
+def teacher_and_student(
+    session: Session, teacher_id: uuid.UUID, student_id: uuid.UUID, *, lock: bool
+) -> tuple[TeacherProfile, str, str, uuid.UUID | None, str | None] | None:
+    """`teacher_for_booking`'s (profile, full name, email, locked the same way) and the student's
+    parent id and name (None, None: no such student), in one query; None without the teacher."""
+    locked = lock and session.get_bind().dialect.name == "postgresql"
+    params = {"teacher_id": teacher_id, "student_id": student_id}
+    row = session.execute(_TEACHER_STUDENT_LOCKED if locked else _TEACHER_STUDENT, params).first()
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+
+# The same with the student (LEFT JOINed on its id: a row whatever the student; only the
+# teacher's profile is locked).
+_TEACHER_STUDENT = (
+    sa.select(TeacherProfile, User.full_name, User.email, Student.parent_id, Student.full_name)
+    .join(User, User.id == TeacherProfile.user_id)
+    .outerjoin(Student, Student.id == sa.bindparam("student_id", type_=Student.id.type))
+    .where(TeacherProfile.user_id == sa.bindparam("teacher_id", type_=TeacherProfile.user_id.type))
+)
+_TEACHER_STUDENT_LOCKED = _TEACHER_STUDENT.with_for_update(of=TeacherProfile)
+
+
 def lock_teacher(session: Session, teacher_id: uuid.UUID) -> None:
     """Serialise bookings of one teacher (the lock of teacher_for_booking, without its answer)."""
     teacher_for_booking(session, teacher_id, lock=True)
@@ -90,18 +117,77 @@ def overlapping(
 
 # Built once (with and without a booking to leave out): every booking and reschedule asks.
 # Its records are read (lazily) only for a clash, which is rare: no joins on every booking.
-_OVERLAPPING = (
-    sa.select(PS)
-    .options(sa.orm.lazyload("*"))
-    .where(
-        PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
-        PS.status.in_(HOLDING),
-        PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
-        PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
-        PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
-    )
+_OVERLAP = (
+    PS.teacher_id == sa.bindparam("teacher_id", type_=PS.teacher_id.type),
+    # Written into the SQL (IN (0, 1)): an IN of binds is expanded, the SQL rendered again, on
+    # every execution of the statement (the slot's check is every booking's).
+    PS.status.in_([sa.literal_column(str(int(status))) for status in HOLDING]),
+    PS.starts_at < sa.bindparam("end", type_=PS.starts_at.type),
+    PS.starts_at > sa.bindparam("earliest", type_=PS.starts_at.type),
+    PS.ends_at > sa.bindparam("start", type_=PS.ends_at.type),
 )
+_OVERLAPPING = sa.select(PS).options(sa.orm.lazyload("*")).where(*_OVERLAP)
 _OVERLAPPING_BUT = _OVERLAPPING.where(PS.id != sa.bindparam("exclude", type_=PS.id.type))
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What stands in a slot's way, read in one statement (`slot_state`)."""
+
+    windows: list[slots.Window]  # the teacher's weekly hours
+    time_off: bool  # time off touches it
+    calendar: bool  # one of their calendars is busy then
+    clash: bool  # a Pending or Confirmed booking overlaps it
+    lot: uuid.UUID | None = None  # with a wallet: the lot a draw takes from (None: no credit)
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A family's credits of one teacher and length (`slot_state` asks which lot to draw from)."""
+
+    parent_id: uuid.UUID
+    minutes: int
+    now: datetime
+
+
+def slot_state(
+    session: Session, *, teacher_id: uuid.UUID, start: datetime, end: datetime, wallet: Wallet | None = None
+) -> SlotState:
+    """The teacher's weekly hours and whether time off, their calendars or another booking is in
+    the way of [start, end): the four reads a booking checks its slot with, as ONE statement (the
+    windows LEFT JOINed to one row of three EXISTS). Under the teacher's lock (taken by an
+    earlier statement: on PostgreSQL this statement's snapshot is taken after it is granted).
+    With `wallet` (its lots locked by an earlier statement: `ledger.lock_wallet`), besides, the lot
+    a draw takes from (`ledger.FIRST_WITH_CREDIT`: its sums seen after that lock)."""
+    params: dict[str, Any] = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST}
+    if wallet is not None:
+        params |= {"parent_id": wallet.parent_id, "wallet_minutes": wallet.minutes, "wallet_now": wallet.now}
+    rows = session.execute(_SLOT_STATE if wallet is None else _SLOT_AND_LOT, params).all()
+    first = rows[0]
+    windows = [slots.Window(r[0], r[1], r[2]) for r in rows if r[0] is not None]
+    return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]), first[6] if wallet else None)
+
+
+_WINDOWS = cast(sa.Table, AvailabilityWindow.__table__)
+_ONE = sa.select(sa.literal(1).label("one")).subquery("one")
+# Built once: every booking (checkout or credit) checks its slot with it.
+_SLOT_STATE = (
+    sa.select(
+        _WINDOWS.c.weekday,
+        _WINDOWS.c.start_minute,
+        _WINDOWS.c.end_minute,
+        TIME_OFF_TOUCHING.exists().label("time_off"),
+        ANY_BUSY.exists().label("calendar"),
+        sa.select(PS.id).where(*_OVERLAP).limit(1).exists().label("clash"),
+    )
+    .select_from(
+        _ONE.outerjoin(_WINDOWS, _WINDOWS.c.teacher_id == sa.bindparam("teacher_id", type_=_WINDOWS.c.teacher_id.type))
+    )
+    .order_by(_WINDOWS.c.weekday, _WINDOWS.c.start_minute)
+)
+
+
+_SLOT_AND_LOT = _SLOT_STATE.add_columns(FIRST_WITH_CREDIT.label("lot"))
 
 
 def busy_intervals(
@@ -142,19 +228,33 @@ def insert(session: Session, booking: PS, change: Change, *, actor: str) -> PS:
     return booking
 
 
-def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, actor: str, kind: PaymentKind) -> PS:
+def insert_paid(
+    session: Session,
+    booking: PS,
+    changes: Sequence[Change],
+    *,
+    actor: str,
+    kind: PaymentKind,
+    along: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
+) -> PS:
     """A new booking made and paid in one transaction (a credit's, issue #28): its row written once
     as `changes` leave it (lifecycle.through), a history row per change, its payment and terms
-    (records.insert_paid); on PostgreSQL ONE statement for all of them. No unit of work, no read."""
+    (records.insert_paid), the teacher's schedule version moved on; on PostgreSQL ONE statement
+    for all of them and the rows of `along` (the kinds records.insert_paid takes: the caller's draw,
+    emails, link), which only PostgreSQL takes. No unit of work, no read."""
     status, fields = lifecycle.through(changes)
     row = {c.name: getattr(booking, c.name) for c in _ROW.c} | records.booking_values(fields)
     row |= {"status": status, "reschedule_count": 0, "created_at": changes[0].at}
     history = [_history_row(booking.id, change, actor) for change in changes]
     for record in ("payment", "meeting", "terms_in_force"):  # a new booking has none yet
         set_committed_value(booking, record, None)
-    if session.get_bind().dialect.name == "postgresql":
-        records.insert_paid(session, booking, changes, kind=kind, together=(row, history))
+    together = session.get_bind().dialect.name == "postgresql"
+    if together:
+        parts = [*along, *([("version", bump_rows([schedule_key(booking.teacher_id)]))] if status in HOLDING else [])]
+        records.insert_paid(session, booking, changes, kind=kind, together=(row, history), along=parts)
     else:
+        if along:
+            raise ValueError("rows along with a booking's insert need PostgreSQL")
         session.execute(_INSERT_ROW, row)
         session.execute(_ADD_HISTORY, history)
         records.insert_paid(session, booking, changes, kind=kind)
@@ -163,7 +263,7 @@ def insert_paid(session: Session, booking: PS, changes: Sequence[Change], *, act
     make_transient_to_detached(booking)  # loaded as written: in this session, with nothing to flush
     session.add(booking)
     _known_version(session, booking.id, len(changes))
-    if status in HOLDING:
+    if status in HOLDING and not together:
         schedule_changed(session, teacher_ids=[booking.teacher_id])
     return booking
 
@@ -321,9 +421,7 @@ def _expected(change: Change) -> Status:
     return change.current
 
 
-def _history_row(
-    booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None
-) -> dict[str, Any]:
+def _history_row(booking_id: uuid.UUID | None, change: Change, actor: str, note: str | None = None) -> dict[str, Any]:
     return {
         "session_id": booking_id,
         "from_status": None if change.current is None else change.current.value,

@@ -44,20 +44,16 @@ def price_for(*, hourly_rate: int, minutes: int) -> int:
 def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Settings, now: datetime) -> Reservation:
     """Validate and insert a Pending booking holding the slot. The names come along so booking
     takes two short transactions, not four."""
-    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)
-    # The profile, the teacher's name and (with the guard) the teacher's lock in one query.
-    found = repo.teacher_for_booking(session, body.teacher_id, lock=settings.booking_guard)
-    if found is None:
-        raise NotFound("Teacher not found")
-    profile, teacher_name, _ = found
+    # The profile, the teacher's name, (with the guard) the teacher's lock and the student in one query.
+    profile, teacher_name, _, student_name = parties(session, parent=parent, body=body, settings=settings)
     start, end = body.starts_at, body.starts_at + timedelta(minutes=body.duration_minutes)
-    check_request(session, profile=profile, body=body, start=start, end=end, now=now)
-    clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end)
+    taken = check_slot(session, profile=profile, body=body, start=start, end=end, now=now).clash
+    clashes = repo.overlapping(session, teacher_id=body.teacher_id, start=start, end=end) if taken else []
     for other in clashes:
         if _same_open_checkout(other, parent=parent, body=body, start=start, end=end, now=now):
             # same teacher and, by _same_open_checkout, same student; answered with its records
             session.refresh(other, ["payment", "meeting", "terms_in_force"])
-            return Reservation(other, True, teacher_name, student.full_name)
+            return Reservation(other, True, teacher_name, student_name)
     if clashes:
         raise SlotTaken()
     destination = payouts.destination(session, teacher_id=body.teacher_id)
@@ -77,7 +73,22 @@ def reserve(session: Session, *, parent: AuthUser, body: BookIn, settings: Setti
         # Goes out only if still Pending and unpaid by then (checked when sending).
         nudge = now + timedelta(minutes=settings.mail_payment_nudge_minutes)
         outbox.notify(session, booking, ("payment_pending.parent",), now=now, not_before=nudge)
-    return Reservation(booking, False, teacher_name, student.full_name)
+    return Reservation(booking, False, teacher_name, student_name)
+
+
+def parties(
+    session: Session, *, parent: AuthUser, body: BookIn, settings: Settings
+) -> tuple[TeacherProfile, str, str, str]:
+    """The teacher's profile, name and email (with the guard, the teacher locked) and the
+    student's name, in one statement; refused as before they were two: the student's 404 / 403
+    (`accounts.own_student`) first, then "Teacher not found"."""
+    found = repo.teacher_and_student(session, body.teacher_id, body.student_id, lock=settings.booking_guard)
+    if found is not None and found[3] == parent.id and found[4] is not None:
+        return found[0], found[1], found[2], found[4]
+    student = accounts.own_student(session, parent_id=parent.id, student_id=body.student_id)  # its refusal
+    if found is None:
+        raise NotFound("Teacher not found")
+    return found[0], found[1], found[2], student.full_name
 
 
 def hold(
@@ -136,18 +147,6 @@ def _chargeable(profile: TeacherProfile, *, minutes: int) -> list[dict[str, str]
     return []
 
 
-def check_request(
-    session: Session, *, profile: TeacherProfile, body: BookIn, start: datetime, end: datetime, now: datetime
-) -> None:
-    """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
-    the start, the hours and time off); 409 if their calendar is busy then."""
-    problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
-    problems += start_problems(start, now=now)
-    if problems:
-        raise Unprocessable("This booking cannot be made", data=problems)
-    check_offered(session, profile=profile, start=start, end=end)
-
-
 def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> list[dict[str, str]]:
     """What stops this teacher being booked for `subject` for `minutes` at any time: a subject
     they do not teach, no price or one Stripe would not take, not listed."""
@@ -163,11 +162,46 @@ def request_problems(*, profile: TeacherProfile, subject: str, minutes: int) -> 
     return problems
 
 
+def check_slot(
+    session: Session,
+    *,
+    profile: TeacherProfile,
+    body: BookIn,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    wallet: repo.Wallet | None = None,
+) -> repo.SlotState:
+    """422 unless this teacher may be booked for `body` at [start, end) (subject, price, listed,
+    the start, the hours and time off); 409 if their calendar is busy then; then whether another
+    Pending or Confirmed booking holds part of it (`clash`). The hours, time off, calendars and
+    bookings are ONE statement (`repository.slot_state`, with `wallet` the lot to draw from
+    besides), under the teacher's lock."""
+    problems = request_problems(profile=profile, subject=body.subject, minutes=body.duration_minutes)
+    problems += start_problems(start, now=now)
+    if problems:
+        raise Unprocessable("This booking cannot be made", data=problems)
+    state = repo.slot_state(session, teacher_id=profile.user_id, start=start, end=end, wallet=wallet)
+    if not slots.within_windows(state.windows, zone=profile.time_zone, start=start, end=end):
+        _refuse("outside_hours")
+    if state.time_off:
+        _refuse("time_off")
+    if state.calendar:
+        _refuse("calendar")
+    return state
+
+
 def check_offered(session: Session, *, profile: TeacherProfile, start: datetime, end: datetime) -> None:
     """422 unless the teacher offers [start, end): inside their weekly hours and clear of their
     time off; 409 if one of their calendars is busy then (the check booking and rescheduling share;
     overlaps with other bookings are checked apart, under the lock)."""
     why = why_not_offered(session, profile=profile, start=start, end=end)
+    if why is not None:
+        _refuse(why)
+
+
+def _refuse(why: Literal["outside_hours", "time_off", "calendar"]) -> None:
+    """The refusal of a time the teacher does not offer: 422 (hours, time off), 409 (calendar)."""
     if why == "outside_hours":
         raise Unprocessable(
             "This time is outside the teacher's availability",

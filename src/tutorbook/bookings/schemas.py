@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from enum import IntEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast, get_args
 
 from pydantic import AfterValidator, Field, GetJsonSchemaHandler, StringConstraints, computed_field
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, to_json
 
 from tutorbook.bookings.lifecycle import Status
+from tutorbook.clock import as_utc
 from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
 from tutorbook.teachers.policy import FIELDS, Terms
@@ -169,6 +171,76 @@ def session_row_out(row: Mapping[Any, Any], model: type[Out]) -> Out:
     return model.model_validate(data)
 
 
+def session_page_json(
+    rows: Sequence[Mapping[Any, Any]], *, page: int, page_size: int, total: int, next_cursor: str | None
+) -> bytes:
+    """`Envelope[SessionPage]` of these BookingRows as JSON bytes, byte for byte what FastAPI
+    writes for the model built with `session_row_out(row, SessionOut)` for each row, without
+    the models: each row is a plain dict of SessionOut's fields under their JSON names, in their
+    order, written by pydantic's own serializer (issue #33: building and then writing 20
+    validated models was a fifth of My Bookings' instructions)."""
+    items = [{alias: write(row) for alias, write in _SESSION_FIELDS} for row in rows]
+    data = {"items": items, "page": page, "pageSize": page_size, "total": total, "nextCursor": next_cursor}
+    return to_json({"success": True, "message": "OK", "data": data})
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # what `UtcDatetime` makes of it (a datetime already in UTC is returned as it is)
+    return value if value is None or value.tzinfo is UTC else as_utc(value)
+
+
+def _row_terms(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    if row["terms_full_refund_hours"] is None:
+        return None
+    return _terms_json_of(*(row[f"terms_{name}"] or 0 for name in FIELDS))
+
+
+@lru_cache(maxsize=1024)
+def _terms_json_of(*values: int) -> dict[str, Any]:
+    # shared between rows like `_terms_of`'s models: only read (written by to_json), never changed
+    return _terms_of(*values).model_dump(by_alias=True)
+
+
+def _is_utc(metadata: Sequence[Any]) -> bool:
+    return any(getattr(m, "func", None) is as_utc for m in metadata)  # `UtcDatetime`'s validator
+
+
+def _session_fields() -> tuple[tuple[str, Callable[[Mapping[Any, Any]], Any]], ...]:
+    """(JSON name, how to get its value from a BookingRow) for each of SessionOut's fields in its
+    order, the computed `statusName` last, as pydantic writes them."""
+    fields: list[tuple[str, Callable[[Mapping[Any, Any]], Any]]] = []
+    for name, info in SessionOut.model_fields.items():
+        alias = info.alias or name
+        if name == "terms":
+            fields.append((alias, _row_terms))
+        elif name == "status":
+            fields.append((alias, _row_status))
+        elif _is_utc(info.metadata) or any(_is_utc(getattr(a, "__metadata__", ())) for a in get_args(info.annotation)):
+            fields.append((alias, _utc_column(name)))
+        else:  # an optional field a row may lack: its default
+            fields.append((alias, _column(name, None if info.is_required() else info.default)))
+    computed = list(SessionOut.model_computed_fields)
+    assert computed == ["status_name"], computed  # a new computed field needs writing here
+    fields.append(("statusName", _row_status_name))
+    return tuple(fields)
+
+
+def _column(name: str, default: Any) -> Callable[[Mapping[Any, Any]], Any]:
+    return lambda row: row.get(name, default)
+
+
+def _utc_column(name: str) -> Callable[[Mapping[Any, Any]], Any]:
+    return lambda row: _utc(row[name])
+
+
+def _row_status(row: Mapping[Any, Any]) -> int:
+    return int(row["status"])
+
+
+def _row_status_name(row: Mapping[Any, Any]) -> str:
+    return Status(row["status"]).label
+
+
 def _terms_out(kept: Callable[[str], int | None]) -> TermsOut:
     """The terms a paid booking keeps (its `terms_*` columns)."""
     return _terms_of(*(kept(name) or 0 for name in FIELDS))
@@ -180,6 +252,9 @@ def _terms_of(*values: int) -> TermsOut:
     # dataclass copy per row were a tenth of My Bookings' Python calls). Shared: never mutated.
     terms = Terms(**dict(zip(FIELDS, values, strict=True)))
     return TermsOut(**dict(zip(FIELDS, values, strict=True)), sentence=terms.sentence())
+
+
+_SESSION_FIELDS = _session_fields()
 
 
 class SessionEarningOut(CamelModel):

@@ -112,3 +112,6 @@ def _touching() -> list[sa.ColumnElement[bool]]:
 # Built once (every availability page and every booking reads them).
 _TOUCHING = sa.select(BusyPeriod.starts_at, BusyPeriod.ends_at).where(*_touching())
 _ANY_TOUCHING = sa.select(BusyPeriod.id).where(*_touching()).limit(1)
+# For a caller that asks it inside a statement of its own (`.exists()`: a booking's checks of its
+# slot, all in one statement; binds `teacher_id`, `start`, `end`).
+ANY_TOUCHING = _ANY_TOUCHING

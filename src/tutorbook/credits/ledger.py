@@ -14,10 +14,10 @@ For other domains (the weekly series of issue #29): `draw`, `give_back`, `availa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -124,6 +124,36 @@ _WALLET_LOTS = (
 )
 
 
+def lock_wallet(
+    session: Session, *, parent_id: uuid.UUID, teacher_id: uuid.UUID, duration_minutes: int, now: datetime
+) -> list[CreditLot]:
+    """The wallet's unexpired lots of this teacher and length, locked, soonest expiry first: for a
+    caller that then asks `FIRST_WITH_CREDIT` in a LATER statement of its own (whose snapshot,
+    under READ COMMITTED, is taken after the lock: what another draw committed meanwhile is seen)."""
+    return _lots(session, parent_id=parent_id, teacher_id=teacher_id, duration_minutes=duration_minutes, now=now)
+
+
+# The lot `pick` would choose (the first, soonest expiry, holding credit; NULL: none), as a scalar
+# for a caller's own statement, asked after `lock_wallet` (binds `parent_id`, `teacher_id`,
+# `wallet_minutes`, `wallet_now`). Built once.
+_HELD = (
+    sa.select(_SUM).where(CreditEntry.lot_id == CreditLot.id).correlate(CreditLot).scalar_subquery()
+)
+FIRST_WITH_CREDIT = (
+    sa.select(CreditLot.id)
+    .where(
+        CreditLot.parent_id == sa.bindparam("parent_id", type_=sa.Uuid()),
+        CreditLot.teacher_id == sa.bindparam("teacher_id", type_=sa.Uuid()),
+        CreditLot.duration_minutes == sa.bindparam("wallet_minutes", type_=CreditLot.duration_minutes.type),
+        CreditLot.expires_at > sa.bindparam("wallet_now", type_=CreditLot.expires_at.type),
+        _HELD > 0,
+    )
+    .order_by(CreditLot.expires_at, CreditLot.id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
 def lock_lot(session: Session, lot_id: uuid.UUID) -> CreditLot | None:
     return session.scalar(
         sa.select(CreditLot).where(CreditLot.id == lot_id).with_for_update().execution_options(populate_existing=True)
@@ -159,7 +189,27 @@ def append(
     """Append one entry to `lot` (the caller holds the lot's lock and checked the balance): one
     Core INSERT … RETURNING (the ORM's unit of work costs about a millisecond a row on the
     booking route); the entry returned holds what was written."""
-    values = {
+    values = _entry_values(
+        lot, kind=kind, lessons=lessons, actor=actor, now=now, amount=amount, booking_id=booking_id,
+        reason=reason, refund_status=refund_status,
+    )  # fmt: skip
+    entry_id = session.execute(_APPEND, values).scalar_one()
+    return _loaded({"id": entry_id, **values})
+
+
+def _entry_values(
+    lot: CreditLot,
+    *,
+    kind: EntryKind,
+    lessons: int,
+    actor: str,
+    now: datetime,
+    amount: int = 0,
+    booking_id: uuid.UUID | None = None,
+    reason: str | None = None,
+    refund_status: str | None = None,
+) -> dict[str, Any]:
+    return {
         "parent_id": lot.parent_id,
         "teacher_id": lot.teacher_id,
         "duration_minutes": lot.duration_minutes,
@@ -176,9 +226,11 @@ def append(
         "refund_status": refund_status,
         "created_at": now,
     }
-    entry_id = session.execute(_APPEND, values).scalar_one()
+
+
+def _loaded(values: Mapping[str, Any]) -> CreditEntry:
     entry = CreditEntry()
-    for key, value in {"id": entry_id, **values}.items():
+    for key, value in values.items():
         set_committed_value(entry, key, value)
     return entry
 
@@ -199,6 +251,13 @@ def draw(
     if lot is None:
         lot = pick(session, parent_id=parent_id, teacher_id=teacher_id, duration_minutes=duration_minutes, now=now)
     return append(session, lot, kind=EntryKind.DRAW, lessons=-1, actor=actor, now=now, booking_id=booking_id)
+
+
+def draw_row(lot: CreditLot, *, booking_id: uuid.UUID, actor: str, now: datetime) -> dict[str, Any]:
+    """The `draw` entry `draw` would append to `lot` (one `pick` chose and locked), as a row for
+    the caller to write with its own statement (a credit booking's one statement on PostgreSQL;
+    its id is the database's)."""
+    return _entry_values(lot, kind=EntryKind.DRAW, lessons=-1, actor=actor, now=now, booking_id=booking_id)
 
 
 def drawn_for(session: Session, booking_id: uuid.UUID) -> CreditEntry | None:
@@ -248,6 +307,37 @@ def add_lot(
     reason: str | None = None,
 ) -> CreditLot:
     """New credits in the wallet: a lot and its first entry (`purchase` or `adjust`)."""
+    lot = new_lot(
+        session,
+        parent_id=parent_id,
+        teacher_id=teacher_id,
+        duration_minutes=duration_minutes,
+        lessons=lessons,
+        unit_amount=unit_amount,
+        currency=currency,
+        expires_at=expires_at,
+        now=now,
+        purchase_id=purchase_id,
+    )
+    append(session, lot, kind=kind, lessons=lessons, actor=actor, now=now, amount=amount, reason=reason)
+    return lot
+
+
+def new_lot(
+    session: Session,
+    *,
+    parent_id: uuid.UUID,
+    teacher_id: uuid.UUID,
+    duration_minutes: int,
+    lessons: int,
+    unit_amount: int,
+    currency: str,
+    expires_at: datetime,
+    now: datetime,
+    purchase_id: uuid.UUID | None = None,
+) -> CreditLot:
+    """A lot without its first entry, which the caller appends (`add_lot`, or an operator's grant
+    that answers with that entry)."""
     lot = CreditLot(
         id=uuid.uuid4(),
         parent_id=parent_id,
@@ -262,7 +352,6 @@ def add_lot(
     )
     session.add(lot)
     session.flush([lot])
-    append(session, lot, kind=kind, lessons=lessons, actor=actor, now=now, amount=amount, reason=reason)
     return lot
 
 

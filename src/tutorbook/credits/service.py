@@ -91,7 +91,7 @@ def adjust(session: Session, *, actor: str, parent_id: uuid.UUID, body: AdjustIn
         raise NotFound("Teacher not found")
     if body.lessons > 0:
         currency = teachers.get_profile(session, body.teacher_id).currency
-        lot = ledger.add_lot(
+        lot = ledger.new_lot(
             session,
             parent_id=parent_id,
             teacher_id=body.teacher_id,
@@ -100,12 +100,14 @@ def adjust(session: Session, *, actor: str, parent_id: uuid.UUID, body: AdjustIn
             unit_amount=0,
             currency=currency,
             expires_at=now + timedelta(days=body.valid_days),
-            kind=EntryKind.ADJUST,
-            actor=actor,
             now=now,
-            reason=reason,
         )
-        return [entry_out(e) for e in ledger.entries(session, parent_id=parent_id, limit=1) if e.lot_id == lot.id]
+        # The answer is the grant's own entry as written (not the family's newest entry read back,
+        # which another transaction's entry could be on PostgreSQL).
+        entry = ledger.append(
+            session, lot, kind=EntryKind.ADJUST, lessons=body.lessons, actor=actor, now=now, reason=reason
+        )
+        return [entry_out(entry)]
     taken = ledger.remove(
         session,
         parent_id=parent_id,

@@ -8,6 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -113,14 +114,14 @@ async def book(
 
 
 def _credit_in_tx(session: Session, *, svc: Services, parent: AuthUser, body: BookIn, now: datetime) -> Reservation:
-    held = crediting.book_with_credit(
-        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now
+    def link(booking: Booking, teacher_email: str, teacher_name: str, zone: str) -> dict[str, Any] | None:
+        # Made here when the provider calls no one (Jitsi): the answer shows it with no re-read.
+        request = links.request_for(booking, teacher_email, teacher_name, parent.email, zone)
+        return followups.instant_link_row(svc, booking=booking, request=request, now=now)
+
+    return crediting.book_with_credit(
+        session, parent=parent, body=body, settings=svc.settings, platform=svc.terms, now=now, link=link
     )
-    # Made here when the provider calls no one (Jitsi): the answer shows it with no re-read.
-    parties = (held.teacher_email, held.teacher_name, parent.email, held.time_zone)
-    request = links.request_for(held.booking, *parties)
-    followups.make_link_now(session, svc=svc, booking=held.booking, request=request, now=now)
-    return held
 
 
 async def book_with_credit(svc: Services, *, parent: AuthUser, body: BookIn) -> Booked:
@@ -177,10 +178,15 @@ async def cancel_payment(
 
 
 async def confirm_payment(svc: Services, *, parent: AuthUser, checkout_id: str) -> Booking:
-    """The success page's call: re-read the session from Stripe and fulfil if it is paid; a
+    """The success page's call: a booking Confirmed by this checkout's payment answers from our
+    record; otherwise re-read the session from Stripe and fulfil if it is paid; a
     checkout not on record is looked up at Stripe and may name one of the parent's bookings.
     PaymentRefused (409) when the payment cannot pay for the booking (it is refunded)."""
     booking = await svc.tx(lookup.own_booking_or_none, parent=parent, checkout_id=checkout_id)
+    if booking is not None and _paid_by_its_checkout(booking):
+        # The mix's usual case: the webhook confirmed it first. Stripe would only say again what
+        # our record says (`already_fulfilled`); a Pending booking still asks Stripe below.
+        return await _with_link(svc, booking)
     try:
         checkout = await svc.gateway.retrieve_checkout(checkout_id)
     except gw.CheckoutNotFound as exc:
@@ -192,13 +198,25 @@ async def confirm_payment(svc: Services, *, parent: AuthUser, checkout_id: str) 
     outcome = await fulfil(svc, checkout=checkout, actor=parent.actor)
     if outcome.refused is not None:
         raise PaymentRefused(outcome.refused)
-    confirmed = outcome.booking or booking
-    if confirmed.status == Status.CONFIRMED and confirmed.meeting_url is None:
+    return await _with_link(svc, outcome.booking or booking)
+
+
+def _paid_by_its_checkout(booking: Booking) -> bool:
+    """Confirmed with a Stripe payment on record. `booking` was read by its recorded checkout id,
+    and a booking adopts only its own checkout's payment (settling.payment_problem), so that
+    checkout paid it: re-reading it at Stripe could not change the answer."""
+    paid = booking.paid_at is not None and booking.stripe_payment_intent_id is not None
+    return booking.status == Status.CONFIRMED and paid
+
+
+async def _with_link(svc: Services, booking: Booking) -> Booking:
+    """`booking`; a Confirmed one without its meeting link gets it first."""
+    if booking.status == Status.CONFIRMED and booking.meeting_url is None:
         # The webhook confirmed it first and its follow-ups are still running: make the link now
         # (idempotent: the first link written wins), so the success page can show it.
-        await followups.run(svc, Followups(links=[confirmed.id]))
-        confirmed = await svc.tx(lookup.must_get, booking_id=confirmed.id)
-    return confirmed
+        await followups.run(svc, Followups(links=[booking.id]))
+        booking = await svc.tx(lookup.must_get, booking_id=booking.id)
+    return booking
 
 
 def fulfil_in_tx(session: Session, *, svc: Services, checkout: Checkout, actor: str, now: datetime) -> Outcome:

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -57,14 +58,16 @@ def make_instant_links(session: Session, *, svc: Services, followups: Followups,
     return dataclasses.replace(followups, links=[])
 
 
-def make_link_now(session: Session, *, svc: Services, booking: Booking, request: MeetingRequest, now: datetime) -> bool:
+def instant_link_row(
+    svc: Services, *, booking: Booking, request: MeetingRequest, now: datetime
+) -> dict[str, Any] | None:
     """A booking made in this transaction gets its link in it, when the provider calls no one to
-    make one (Jitsi): asked with what the caller knows (no read), stored, set on `booking` (no read
-    back). False when the provider calls out (Google): the follow-ups make it after the commit."""
+    make one (Jitsi): asked with what the caller knows (no read), answered as the row to store, for
+    the booking's own statement to write (a credit booking's; no read back). None when the
+    provider calls out (Google): the follow-ups make it after the commit."""
     if not svc.meetings.instant:
-        return False
-    links.record(session, booking_id=booking.id, outcome=_ask_provider(svc, request, 0, now=now), booking=booking)
-    return True
+        return None
+    return links.row_for(booking.id, _ask_provider(svc, request, 0, now=now))
 
 
 def _ask_provider(svc: Services, request: MeetingRequest, attempts: int, *, now: datetime) -> policy.LinkOutcome:

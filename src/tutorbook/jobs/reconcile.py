@@ -69,7 +69,7 @@ def reconcile(
     svc: Services,
     *,
     now: datetime,
-    dry_run: bool = False,
+    dry_run: bool,  # always passed (jobs.run): no default, which nothing would use
     progress: Progress | None = None,
     since: datetime | None = None,
 ) -> JobResult:

@@ -184,6 +184,17 @@ def record(
     """Store what the provider answered (a link, or when to retry); returns what happened.
     `booking`: one made in this transaction, which gets its link row without a read back."""
     link_records.write_link(session, booking_id, _fields_for(outcome), without_url=True, booking=booking)
+    return _logged(booking_id, outcome)
+
+
+def row_for(booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> dict[str, Any]:
+    """What `record` would store for a booking not written yet (a credit booking's link, sent in
+    its one statement: `link_records.known` sets it on the booking after), logged as `record` logs."""
+    _logged(booking_id, outcome)
+    return _fields_for(outcome)
+
+
+def _logged(booking_id: uuid.UUID, outcome: policy.LinkOutcome) -> str:
     result = "created" if outcome.link else _plan(outcome).action
     log.info(
         "meeting link",

@@ -91,8 +91,28 @@ def enqueue_many(
     how many were added."""
     if not notices:
         return 0
+    rows = rows_for(notices, booking_id=booking_id, version=version, now=now, not_before=not_before)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not _due_later(not_before, now) and len(rows) <= _WAKE_WITH_AT_MOST:
+        # One statement: the rows and, for each that went in, the workers' wake-up (delivered
+        # once, at commit: PostgreSQL folds a transaction's identical notifications into one).
+        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        return len(session.execute(_enqueue_and_wake(len(rows)), params).all())
+    # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
+    # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
+    added = len(session.execute(_ENQUEUE[dialect], rows).all())
+    if added and not _due_later(not_before, now):
+        _wake_workers(session)
+    return added
+
+
+def rows_for(
+    notices: list[Notice], *, booking_id: uuid.UUID | None, version: int, now: datetime, not_before: datetime | None
+) -> list[dict[str, Any]]:
+    """The outbox rows `enqueue_many` adds for these notices (a caller that writes them with a
+    statement of its own, e.g. a credit booking's one statement, sends the wake-up with them)."""
     trace = tracing.traceparent()
-    rows = [
+    return [
         {
             "id": uuid.uuid4(),
             "booking_id": booking_id,
@@ -110,18 +130,6 @@ def enqueue_many(
         }
         for n in notices
     ]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and not _due_later(not_before, now) and len(rows) <= _WAKE_WITH_AT_MOST:
-        # One statement: the rows and, for each that went in, the workers' wake-up (delivered
-        # once, at commit: PostgreSQL folds a transaction's identical notifications into one).
-        params = {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
-        return len(session.execute(_enqueue_and_wake(len(rows)), params).all())
-    # RETURNING tells which rows went in (rowcount is -1 for such inserts on PostgreSQL); an
-    # executemany with RETURNING is sent as one INSERT ... VALUES (...), (...) by SQLAlchemy.
-    added = len(session.execute(_ENQUEUE[dialect], rows).all())
-    if added and not _due_later(not_before, now):
-        _wake_workers(session)
-    return added
 
 
 def _due_later(not_before: datetime | None, now: datetime) -> bool:

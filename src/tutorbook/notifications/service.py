@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pwdlib import PasswordHash
@@ -61,6 +62,23 @@ def booking_notice(
         if (user := users.get(user_id)) is not None and not (kind in REMINDER_KINDS and user.reminders_opt_out)
     ]
     return outbox.enqueue_many(session, notices, booking_id=booking_id, version=version, now=now, not_before=not_before)
+
+
+def known_rows(
+    *,
+    booking_id: uuid.UUID,
+    recipients: dict[str, uuid.UUID],
+    version: int,
+    now: datetime,
+    addresses: Mapping[uuid.UUID, str],
+) -> list[dict[str, Any]] | None:
+    """The outbox rows `booking_notice` would add, due now, when it needs no read (every
+    recipient's address known, no reminder among the kinds), for the caller to write in a
+    statement of its own with the workers' wake-up; None when it would read the users."""
+    if not set(recipients.values()) <= addresses.keys() or set(REMINDER_KINDS) & set(recipients):
+        return None
+    known = [outbox.Notice(user_id=uid, to=addresses[uid], kind=kind, payload={}) for kind, uid in recipients.items()]
+    return outbox.rows_for(known, booking_id=booking_id, version=version, now=now, not_before=None)
 
 
 def change_notice(

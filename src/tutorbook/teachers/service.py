@@ -355,6 +355,11 @@ _TIME_OFF_TOUCHING = (
 )
 
 
+# The same, for a caller that asks it inside a statement of its own (`.exists()`: a booking's
+# checks of its slot, all in one statement; binds `teacher_id`, `start`, `end`).
+TIME_OFF_TOUCHING = _TIME_OFF_TOUCHING
+
+
 # -- cached availability -----------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from tutorbook.api.deps import COOKIE_NAME, get_services, get_settings, load_user_async
+from tutorbook.api.routing import Router
 from tutorbook.bookings import reporting
 from tutorbook.clock import utc_now
 from tutorbook.errors import AppError, Forbidden, Unauthorized
@@ -275,6 +276,6 @@ class PageRoute(APIRoute):
         return guarded
 
 
-def page_router() -> APIRouter:
+def page_router() -> Router:
     """A router for pages: outside the OpenAPI document, errors rendered as pages."""
-    return APIRouter(include_in_schema=False, route_class=PageRoute)
+    return Router(include_in_schema=False, route_class=PageRoute)

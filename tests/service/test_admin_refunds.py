@@ -6,6 +6,7 @@ parent once, and a refund keeps the first answer Stripe gave it."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -163,3 +164,123 @@ def test_a_late_payment_refunded_for_one_booking_leaves_the_late_payments_of_oth
     assert world.deliver(world.fake.settle_async(low.stripe_session_id)) == "late_payment_confirmed"
     assert world.deliver(world.fake.settle_async(high.stripe_session_id)) == "late_payment_confirmed"
     assert [world.view(b.id).status for b in (low, mid, high)] == [1, 3, 1]
+
+
+def test_a_refused_refund_with_one_minor_unit_left_at_stripe_asks_for_that_unit(world: World):
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    assert paid.stripe_payment_intent_id is not None
+    world.fake.refund_in_dashboard(paid.stripe_payment_intent_id, 5999)  # the event lost: 1 left
+    give_back(world, admin, paid.id, 1000, key="refused")  # more than is left: refused
+    assert world.refunds(paid.id) == [(1000, "failed"), (1, "succeeded")]
+    assert world.fake.payments[paid.stripe_payment_intent_id].left == 0
+    assert world.view(paid.id).refunded_amount == 6000
+
+
+@pytest.mark.parametrize("answer", ["succeeded", "pending", "canceled"])
+def test_a_refund_stripe_did_not_refuse_is_never_replaced(world: World, answer: str):
+    # Only a `failed` refund is replaced by what is left; one Stripe accepted (succeeded, or still
+    # processing: Stripe's "pending") or that was canceled is not, whatever a caller asks.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.refund_status = answer
+    give_back(world, admin, paid.id, 1000, key=answer)
+    [(refund_id, _, status, _)] = world.refunds_asked(paid.id)
+    assert status == {"pending": "processing"}.get(answer, answer)
+    replaced = world.svc.tx_sync(refunds.replace_refused, refund_id=refund_id, refunded_at_stripe=0, now=utc_now())
+    assert replaced is None and world.refunds(paid.id) == [(1000, status)]
+
+
+def test_a_pending_refund_is_sent_again_once_it_is_exactly_the_grace_old(world: World):
+    from tutorbook.jobs.reconcile import REFUND_GRACE
+
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    give_back(world, admin, paid.id, 1500, key="later")
+    [(_, _, status, asked_at)] = world.refunds_asked(paid.id)
+    assert status == "pending"
+    young = world.job("reconcile", at=asked_at + REFUND_GRACE - timedelta(microseconds=1))
+    assert young.counts().get("refund_succeeded") is None
+    assert world.job("reconcile", at=asked_at + REFUND_GRACE).counts().get("refund_succeeded") == 1
+    assert world.refunds(paid.id) == [(1500, "succeeded")]
+
+
+def test_two_refunds_answered_newest_first_are_each_told_to_the_parent(world: World):
+    # The first refund Stripe could not take at once is sent again by reconcile after the second
+    # was accepted: each is still told once ("refund issued", its place among the booking's
+    # refunds being the notice's version), so the parent hears of both.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    give_back(world, admin, paid.id, 1000, key="first")
+    give_back(world, admin, paid.id, 2000, key="second")
+    assert world.refunds(paid.id) == [(1000, "pending"), (2000, "succeeded")]
+    assert world.job("reconcile", at=later(1)).counts().get("refund_succeeded") == 1
+    assert world.refunds(paid.id) == [(1000, "succeeded"), (2000, "succeeded")]
+    assert world.view(paid.id).refunded_amount == 3000
+    assert world.mail_sent(paid.id, at=later(1)).get("refund_issued.parent") == 2
+
+
+def test_stripes_answer_for_one_pending_refund_changes_that_refund_alone(world: World):
+    # Two refunds of one booking wait to be sent (Stripe was down for both); the answer for each,
+    # whichever id sorts first, is written on its own row: the other stays pending, to be sent.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"), times=2)
+    give_back(world, admin, paid.id, 1000, key="one")
+    give_back(world, admin, paid.id, 2000, key="two")
+    low, high = sorted(world.refunds_asked(paid.id))  # by id
+    assert (low[2], high[2]) == ("pending", "pending")
+    assert followups.send_refund(world.svc, refund_id=low[0]) == "succeeded"
+    status = {r[0]: r[2] for r in world.refunds_asked(paid.id)}
+    assert (status[low[0]], status[high[0]]) == ("succeeded", "pending")
+    assert world.view(paid.id).refunded_amount == low[1]
+    assert followups.send_refund(world.svc, refund_id=high[0]) == "succeeded"
+    assert world.view(paid.id).refunded_amount == 3000 and len(world.fake.refunds) == 2
+
+
+def test_a_refused_destination_charge_is_refunded_with_the_teachers_share_pulled_back(world: World):
+    # A payment through another checkout naming the booking, made as a destination charge to the
+    # teacher: refused (other_checkout) and refunded in full, the transfer reversed and the fee
+    # refunded, so neither the teacher nor the platform keeps any of it.
+    from tests.service.test_late_payments import a_foreign_checkout_paid_for
+
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    foreign_id = a_foreign_checkout_paid_for(world, booked.id)
+    intent = world.fake.sessions[foreign_id].payment_intent
+    [refund] = [r for r in world.fake.refunds if r.payment_intent == intent]
+    assert (refund.amount, refund.reverse_transfer, refund.refund_application_fee) == (6000, True, True)
+    assert world.fake.payments[str(intent)].transfer_reversed == world.fake.payments[str(intent)].transfer_amount
+    assert world.view(booked.id).status == 0  # Pending: its own checkout still open
+
+
+def test_two_refunds_asked_at_the_same_instant_are_each_told_to_the_parent(world: World):
+    # Refund rows asked in one transaction share its instant: the notice's version (a refund's
+    # place among the booking's refunds) tells them apart by id, so the parent hears of each.
+    from tutorbook.bookings import lookup
+
+    t = world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    at = utc_now()
+
+    def ask_two(s):
+        booking = lookup.must_get(s, booking_id=paid.id)
+        return [refunds.request(s, booking=booking, amount=a, reason="admin_refund", now=at).id for a in (1000, 2000)]
+
+    for refund_id in sorted(world.svc.tx_sync(ask_two), reverse=True):
+        assert followups.send_refund(world.svc, refund_id=refund_id) == "succeeded"
+    assert world.view(paid.id).refunded_amount == 3000
+    assert world.mail_sent(paid.id).get("refund_issued.parent") == 2
+
+
+def test_a_refund_asked_and_not_yet_accepted_counts_against_what_is_left(world: World):
+    # Stripe was down when the first refund was asked: it waits, pending, to be sent again. What
+    # is left to give back already counts it, so a second refund cannot ask for it twice.
+    admin, t = world.admin(), world.teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    world.fake.fail_next("refund", GatewayError("down"))
+    give_back(world, admin, paid.id, 1000, key="waiting")
+    assert world.refunds(paid.id) == [(1000, "pending")] and world.view(paid.id).refunded_amount == 0
+    assert left(world, admin, paid.id) == 5000

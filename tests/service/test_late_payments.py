@@ -68,3 +68,53 @@ def test_a_late_payment_whose_webhook_was_lost_is_found_by_reconcile(world: Worl
 async def world_fulfil(world: World, booking_id) -> str:
     """The success page or a job seeing the same payment once more: the one fulfilment's kind."""
     return (await flows.fulfil(world.svc, checkout=world.fake.checkout(booking_id), actor="job:test")).kind
+
+
+def a_foreign_checkout_paid_for(world: World, booking_id) -> str:
+    """Someone holding the Stripe key makes a checkout naming the booking (not the one the
+    booking created) and pays it: refused as `other_checkout` and refunded in full."""
+    import dataclasses
+
+    own = world.fake.session_of(booking_id)
+    foreign = dataclasses.replace(
+        own, id=f"{own.id}_foreign", status="open", payment_status="unpaid", payment_intent=None
+    )
+    world.fake.sessions[foreign.id] = foreign
+    assert world.deliver(world.fake.pay(foreign.id)) == "other_checkout"
+    return foreign.id
+
+
+def test_a_refused_payments_refund_is_not_the_late_payments_refund(world: World):
+    # The booking holds a refund already, of a payment through another checkout (reason
+    # `other_checkout`), when its own delayed payment settles after it was cancelled unpaid: that
+    # refund is no answer to the late payment, which is still confirmed (its slot is free).
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    assert world.deliver(world.fake.pay_later(booked.stripe_session_id)) == "awaiting_payment"
+    a_foreign_checkout_paid_for(world, booked.id)
+    assert world.refunds(booked.id) == [(booked.price_amount, "succeeded")]
+    assert world.job("expire", at=later(2)).counts() == {"checkout_expired": 1}
+    assert world.view(booked.id).status == CANCELLED
+    assert world.deliver(world.fake.settle_async(booked.stripe_session_id)) == "late_payment_confirmed"
+    assert world.view(booked.id).status == CONFIRMED
+    assert world.refunds(booked.id) == [(booked.price_amount, "succeeded")]  # the foreign payment's alone
+
+
+@pytest.mark.parametrize("reason", ["amount_mismatch", "currency_mismatch"])
+def test_a_refund_for_a_payment_at_another_price_or_currency_is_no_late_payment_refund(world: World, reason: str):
+    # Those reasons sort before "late_payment", other_checkout (above) after it: only a refund
+    # asked for the late payment itself stops a late payment being handled again.
+    from tutorbook.bookings import refunds
+
+    t, p = world.teacher(rate=6000), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    own = world.fake.session_of(booked.id)
+    if reason == "amount_mismatch":
+        own.amount = 100
+    else:
+        own.currency = "eur"
+    assert world.deliver(world.fake.pay(own.id)) == reason
+    asked = world.svc.tx_sync(lambda s: [r.reason for r in refunds.for_booking(s, booking_id=booked.id)])
+    assert asked == [reason]
+    assert world.svc.tx_sync(refunds.has_late_payment_refund, booking_id=booked.id) is False

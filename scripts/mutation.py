@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ import random
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +60,182 @@ def _pytest_command(tests: list[str]) -> list[str]:
     return [str(PYTHON), "-m", "pytest", "-x", "-q", *plugins, *tests]
 
 
+# A fork server ("zygote") for the mutants' test sessions. Each session used to start a new Python
+# that imported pytest and the third-party packages (SQLAlchemy, FastAPI, pydantic, stripe, ...)
+# again: about 1.5 s of CPU of the 2.3 s a session took before its first test. The zygote imports
+# them once a module, in the mutants' environment (the copy of src/ first on the path), and never
+# `tutorbook` or `tests`: those each child imports afresh from disk, so it sees the mutant that
+# cosmic-ray just wrote. cosmic-ray's test command is a small client (`--zygote-client`) that passes
+# its stdin/stdout/stderr to the zygote, which forks a handler; the handler forks the session (in a
+# process group of its own), waits for it and sends back its exit status, which the client exits
+# with. When cosmic-ray's timeout kills the client, the handler sees the connection close and kills
+# the session's process group, so a mutant that hangs is still a timeout (killed).
+ZYGOTE_PROBE = """
+import json, sys
+import pytest
+pytest.main(sys.argv[2:])
+skip = ("tutorbook", "tests", "conftest", "__main__", "__mp_main__")
+names = [m for m in list(sys.modules) if m.split(".")[0] not in skip]
+open(sys.argv[1], "w").write(json.dumps(names))
+"""
+
+
+def _zygote_modules(tests: list[str], env: dict[str, str], into: Path) -> None:
+    """Which modules a session imports besides tutorbook and the tests: collect the module's tests
+    unmutated (src/ of the work tree) in one process and list its sys.modules."""
+    probe_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    args = [*_pytest_command(tests)[3:], "--collect-only"]
+    subprocess.run(
+        [str(PYTHON), "-c", ZYGOTE_PROBE, str(into), *args], cwd=ROOT, env=probe_env, capture_output=True, check=True
+    )
+
+
+def zygote_serve(path: str, modules_file: str) -> int:
+    """The zygote: import the listed modules, then fork a handler for each client until killed."""
+    import importlib
+    import threading
+
+    for name in json.loads(Path(modules_file).read_text()):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - a module that imports only in pytest's own way: the child imports it
+            continue
+    if threading.active_count() != 1:  # a fork would copy a process with threads: not safe
+        print(f"mutation zygote: {threading.active_count()} threads after the imports", file=sys.stderr)
+        return 1
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    server.bind(path)
+    server.listen(8)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print("ready", flush=True)
+    try:
+        while True:
+            conn, _ = server.accept()
+            if os.fork() == 0:
+                server.close()
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                code = 1
+                try:  # never back into this loop from a fork
+                    code = _zygote_handle(conn)
+                finally:
+                    os._exit(code)
+            conn.close()
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+    finally:  # every handler waited for, so `time` of the run counts the sessions' CPU
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.waitpid(-1, 0)
+
+
+def _zygote_handle(conn: socket.socket) -> int:
+    """A handler: run the client's session in a forked child; send its exit status back."""
+    import select
+
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    request = json.loads(message)
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        conn.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # as `python -m pytest` has it (this script's folder otherwise)
+        sys.argv = ["pytest", *request["args"]]
+        status = 1
+        try:
+            import pytest
+
+            status = int(pytest.main(request["args"]))
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(child)
+    while True:
+        ready, _, _ = select.select([pidfd, conn], [], [])
+        if pidfd in ready:
+            _, wait_status = os.waitpid(child, 0)
+            code = os.waitstatus_to_exitcode(wait_status)
+            try:
+                conn.sendall(str(code).encode())
+            except OSError:
+                pass
+            # The session's own subprocesses, if any outlived it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGKILL)
+            return 0
+        if not conn.recv(1):  # the client is gone (cosmic-ray's timeout killed it): end the session
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return 0
+
+
+def zygote_client(path: str, args: list[str]) -> int:
+    """A mutant's test command: the zygote runs `pytest args` with this process's stdio; its status."""
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(path)
+    socket.send_fds(client, [json.dumps({"args": args, "cwd": os.getcwd()}).encode()], [0, 1, 2])
+    answer = b""
+    while chunk := client.recv(16):
+        answer += chunk
+    if not answer:  # the handler died without an answer: never count that as a survivor
+        print("mutation zygote: no answer", file=sys.stderr)
+        return 3
+    code = int(answer)
+    return code if code >= 0 else 128 - code  # killed by a signal: nonzero, like a shell
+
+
+class Zygote:
+    """The zygote of one module's mutants; `command(tests)` is the client's test command."""
+
+    def __init__(self, tests: list[str], env: dict[str, str], work: Path) -> None:
+        self.socket = work / "zygote.sock"
+        modules = work / "zygote-modules.json"
+        _zygote_modules(tests, env, modules)
+        self.process = subprocess.Popen(
+            [str(PYTHON), str(Path(__file__).resolve()), "--zygote-serve", str(self.socket), str(modules)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.process.kill()
+            raise SystemExit("mutation zygote: did not start")
+
+    def command(self, tests: list[str]) -> list[str]:
+        script = str(Path(__file__).resolve())
+        return [str(PYTHON), script, "--zygote-client", str(self.socket), "--", *_pytest_command(tests)[3:]]
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def _env(module: dict, src: Path | None, template: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if template is not None:  # a migrated SQLite database each test session copies (tests/conftest.py)
@@ -82,7 +261,9 @@ def changed_modules(config: dict, since: str) -> list[str]:
     return [name for name, m in config["modules"].items() if m["path"] in out]
 
 
-def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbose: bool) -> dict:
+def run_module(
+    name: str, config: dict, *, sample: int | None, seed: str, verbose: bool, use_zygote: bool = True
+) -> dict:
     """Mutate one module; its counts, score and survivors."""
     module = config["modules"][name]
     target = config["target"]
@@ -108,7 +289,10 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
     with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(_pytest_command(tests)))
+        mutants_env = _env(module, work / "src", template)
+        zygote = Zygote(tests, mutants_env, work) if use_zygote else None
+        test_command = zygote.command(tests) if zygote else _pytest_command(tests)
+        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(test_command))
         cfg = work / "cosmic-ray.toml"
         cfg.write_text(
             "[cosmic-ray]\n"
@@ -124,8 +308,11 @@ def run_module(name: str, config: dict, *, sample: int | None, seed: str, verbos
         counted, skipped_equivalent, skipped_sample, excluded_n = _select(
             session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
         )
-        mutants_env = _env(module, work / "src", template)
-        subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
+        try:
+            subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
+        finally:
+            if zygote:
+                zygote.close()
         result = _score(session, work=work)
     keep.cleanup()
     result.update(
@@ -316,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--recheck", type=Path, metavar="JSON", help="rerun the tests against a run's survivors")
+    parser.add_argument(
+        "--no-zygote", action="store_true", help="start a new Python for each mutant (no fork server; slower)"
+    )
     args = parser.parse_args(argv)
     if args.recheck:
         return recheck(args.recheck, config)
@@ -336,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         sample = args.sample
         if sample is None and args.ci:
             sample = config["modules"][name].get("ci_sample")
-        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose)
+        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote)
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(
@@ -359,5 +549,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote-serve"]:
+        sys.exit(zygote_serve(sys.argv[2], sys.argv[3]))
+    if sys.argv[1:2] == ["--zygote-client"]:
+        sys.exit(zygote_client(sys.argv[2], sys.argv[4:]))
     sys.path.insert(0, str(ROOT / "src"))
     sys.exit(main())

@@ -269,6 +269,7 @@ def run_module(
     target = config["target"]
     excluded = [re.compile(p) for p in config.get("exclude_operators", [])]
     equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
+    known = [e for e in config.get("known_survivor", []) if e["module"] == name]
     tests = module["tests"]
     started = time.monotonic()
     keep = tempfile.TemporaryDirectory(prefix=f"mutation-{name}-db-")
@@ -305,15 +306,21 @@ def run_module(
         )
         session = work / "session.sqlite"
         subprocess.run([BIN / "cosmic-ray", "init", cfg, session], cwd=work, check=True, capture_output=True)
-        counted, skipped_equivalent, skipped_sample, excluded_n = _select(
-            session, work=work, excluded=excluded, equivalents=equivalents, sample=sample, seed=f"{seed}:{name}"
+        counted, skipped_equivalent, skipped_sample, excluded_n, skipped_known = _select(
+            session,
+            work=work,
+            excluded=excluded,
+            equivalents=equivalents,
+            known=known,
+            sample=sample,
+            seed=f"{seed}:{name}",
         )
         try:
             subprocess.run([BIN / "cosmic-ray", "exec", cfg, session], cwd=work, env=mutants_env, check=True)
         finally:
             if zygote:
                 zygote.close()
-        result = _score(session, work=work)
+        result = _score(session, work=work, known=known)
     keep.cleanup()
     result.update(
         module=name,
@@ -321,6 +328,7 @@ def run_module(
         mutants=counted,
         equivalent=skipped_equivalent,
         not_sampled=skipped_sample,
+        known_not_drawn=skipped_known,
         excluded_operators=excluded_n,
         target=target,
         seconds=round(time.monotonic() - started),
@@ -330,15 +338,17 @@ def run_module(
     return result
 
 
-def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | None, seed: str):
-    """Skip excluded operators, listed equivalents and (with `sample`) all but a sample chosen
-    from `seed`; the counts of each."""
+def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: int | None, seed: str):
+    """Skip excluded operators, listed equivalents and (with `sample`) the known survivors and all
+    but a sample chosen from `seed`; the counts of each. A full run (no `sample`) runs the known
+    survivors and counts them, so the full score stays honest; a sample never draws them, so it
+    fails only on a survivor nobody listed: a drop in the score."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
         items = list(db.pending_work_items)
-        keep, equivalent, dropped = [], 0, 0
+        keep, equivalent, dropped, known_n = [], 0, 0, 0
         for item in items:
             spec = item.mutations[0]
             if any(p.search(spec.operator_name) for p in excluded):
@@ -355,6 +365,11 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                 db.set_result(item.job_id, skip)
                 equivalent += 1
                 continue
+            if sample is not None and any(_matches(k, spec, work=work) for k in known):
+                skip = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="known survivor, not drawn")
+                db.set_result(item.job_id, skip)
+                known_n += 1
+                continue
             keep.append(item)
         not_sampled = 0
         if sample is not None and len(keep) > sample:
@@ -365,7 +380,7 @@ def _select(session: Path, *, work: Path, excluded, equivalents, sample: int | N
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
                     not_sampled += 1
             keep = [i for i in keep if i.job_id in chosen]
-    return len(keep), equivalent, not_sampled, dropped
+    return len(keep), equivalent, not_sampled, dropped, known_n
 
 
 def _token(spec, *, work: Path) -> str:
@@ -376,16 +391,33 @@ def _token(spec, *, work: Path) -> str:
     return raw[spec.start_pos[1] : spec.end_pos[1]].strip()
 
 
+def _mutated_line(spec, *, work: Path) -> str:
+    """The mutant's source line (stripped), as cosmic-ray writes it, e.g. `if days < 29 ...`."""
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
+
+    operator = get_operator(spec.operator_name)(**getattr(spec, "operator_args", {}))
+    mutated = mutate_code((work / spec.module_path).read_text(), operator, spec.occurrence)
+    lines = (mutated or "").splitlines()
+    return lines[spec.start_pos[0] - 1].strip() if 0 < spec.start_pos[0] <= len(lines) else ""
+
+
+def _matches(entry: dict, spec, *, work: Path) -> bool:
+    """An `equivalent` or `known_survivor` entry names this mutant: its operator, stripped source
+    line and, when given, the replaced text (`token`) and the mutated line (`mutated`, which tells
+    `< 30` -> `< 29` from `< 31`, both of the token `30`)."""
+    return (
+        entry["operator"] == spec.operator_name
+        and entry["line"] == _line_of(work / spec.module_path, spec.start_pos[0])
+        and entry.get("token", _token(spec, work=work)) == _token(spec, work=work)
+        and ("mutated" not in entry or entry["mutated"] == _mutated_line(spec, work=work))
+    )
+
+
 def _equivalent(spec, *, work: Path, equivalents: list[dict]) -> str | None:
-    """The reason this mutant is listed as equivalent (matched by operator, stripped source line
-    and, when given, the replaced text), or None."""
-    line = _line_of(work / spec.module_path, spec.start_pos[0])
+    """The reason this mutant is listed as equivalent, or None."""
     for e in equivalents:
-        if (
-            e["operator"] == spec.operator_name
-            and e["line"] == line
-            and e.get("token", _token(spec, work=work)) == _token(spec, work=work)
-        ):
+        if _matches(e, spec, work=work):
             return e["reason"]
     return None
 
@@ -432,7 +464,7 @@ def _star_marker(spec, *, work: Path) -> str | None:
     return "the keyword-only marker `*` made `/`: it only lets callers pass by position"
 
 
-def _score(session: Path, *, work: Path) -> dict:
+def _score(session: Path, *, work: Path, known: list[dict]) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
@@ -452,6 +484,7 @@ def _score(session: Path, *, work: Path) -> dict:
                         "line": _line_of(work / spec.module_path, spec.start_pos[0]),
                         "token": _token(spec, work=work),
                         "diff": result.diff,
+                        "known": any(_matches(k, spec, work=work) for k in known),
                     }
                 )
             elif result.test_outcome == TestOutcome.INCOMPETENT:
@@ -532,12 +565,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name}: {r['killed']} killed, {r['survived']} survived of {r['mutants']} "
             f"({r['equivalent']} equivalent, {r['not_sampled']} not sampled, "
+            f"{r['known_not_drawn']} known survivors not drawn, "
             f"{r['excluded_operators']} of excluded operators): score {score}, target {r['target']:.0f}% "
             f"-> {'ok' if r['ok'] else 'UNDER TARGET'} ({r['seconds']} s)",
             flush=True,
         )
         for s in r["survivors"]:
-            print(f"  survived: line {s['line_no']} {s['operator']} [{s['token']}]: {s['line']}")
+            known = " (known survivor, listed)" if s["known"] else ""
+            print(f"  survived{known}: line {s['line_no']} {s['operator']} [{s['token']}]: {s['line']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if not names:

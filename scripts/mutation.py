@@ -512,7 +512,10 @@ def recheck(path: Path, config: dict) -> int:
             with tempfile.TemporaryDirectory(prefix="mutation-recheck-") as tmp:
                 shutil.copytree(ROOT / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__"))
                 diff = s["diff"].replace("--- mutation diff ---\n", "").rstrip("\n") + "\n"
-                subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, check=True)
+                patched = subprocess.run(["patch", "-s", "-p1", "-d", tmp], input=diff, text=True, capture_output=True)
+                if patched.returncode != 0:  # the code it mutated changed since the run
+                    print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] GONE: {s['line']}")
+                    continue
                 env = _env(module, Path(tmp) / "src")
                 run = subprocess.run(_pytest_command(module["tests"]), cwd=ROOT, env=env, capture_output=True)
             killed = run.returncode != 0

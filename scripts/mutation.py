@@ -508,7 +508,18 @@ def recheck(path: Path, config: dict) -> int:
     alive = 0
     for result in json.loads(path.read_text()):
         module = config["modules"][result["module"]]
+        listed = [e for e in config.get("equivalent", []) if e["module"] == result["module"]]
         for s in result["survivors"]:
+            added = [x[1:].strip() for x in s["diff"].splitlines() if x.startswith("+") and not x.startswith("+++")]
+            if any(
+                e["operator"] == s["operator"]
+                and e["line"] == s["line"]
+                and e.get("token", s["token"]) == s["token"]
+                and ("mutated" not in e or [e["mutated"]] == added)
+                for e in listed
+            ):
+                print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] EQUIVALENT: {s['line']}")
+                continue
             with tempfile.TemporaryDirectory(prefix="mutation-recheck-") as tmp:
                 shutil.copytree(ROOT / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__"))
                 diff = s["diff"].replace("--- mutation diff ---\n", "").rstrip("\n") + "\n"

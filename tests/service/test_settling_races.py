@@ -1,0 +1,102 @@
+"""Fulfilment's answers when another writer moved the booking first (`bookings/settling.py`),
+without HTTP. The other writer is played inside the very wait it races with: its move is written
+in the test's own transaction just when `settling` waits for the teacher's lock or makes its
+compare-and-set, as a transaction committing in that instant would leave the row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.service.world import World, hours_from_now, later
+from tutorbook.bookings import repository, settling
+from tutorbook.bookings.errors import AlreadyPaid
+from tutorbook.bookings.lifecycle import Reason
+from tutorbook.bookings.models import Booking
+
+pytestmark = pytest.mark.service
+
+PENDING, CONFIRMED, CANCELLED = 0, 1, 3
+
+
+def moved_meanwhile(monkeypatch, step: str, booking_id: uuid.UUID, **values: Any) -> None:
+    """The next `repository.<step>` call finds the booking already moved to `values` by another writer."""
+    real = getattr(repository, step)
+    done = []
+
+    def racing(session, *args: Any, **kwargs: Any):
+        if not done:
+            done.append(True)
+            session.execute(sa.update(Booking).where(Booking.id == booking_id).values(**values))
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(repository, step, racing)
+
+
+def cancelled_unpaid_with_payment_pending(world: World):
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    assert world.deliver(world.fake.pay_later(booked.stripe_session_id)) == "awaiting_payment"
+    assert world.job("expire", at=later(2)).counts() == {"checkout_expired": 1}
+    return booked
+
+
+def test_a_cancel_of_an_unpaid_booking_that_was_paid_meanwhile_is_refused_as_already_paid(world: World, monkeypatch):
+    booked = world.book(world.parent(), world.teacher(), starts_at=hours_from_now(48))
+    paid_at = datetime.now(UTC)
+    moved_meanwhile(monkeypatch, "apply", booked.id, status=CONFIRMED, paid_at=paid_at)
+    with pytest.raises(AlreadyPaid):
+        world.svc.tx_sync(
+            settling.cancel_unpaid, booking_id=booked.id, reason=Reason.PAYMENT_CANCELLED, actor="parent", now=paid_at
+        )
+    monkeypatch.undo()
+    # Nothing of the cancel was written (the raise rolled the transaction back) ...
+    assert world.view(booked.id).status == PENDING
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING]
+
+    # ... and once the payment is committed, the cancel is refused the same, before any write.
+    def commit_the_payment(session) -> None:
+        session.execute(sa.update(Booking).where(Booking.id == booked.id).values(status=CONFIRMED, paid_at=paid_at))
+
+    world.svc.tx_sync(commit_the_payment)
+    with pytest.raises(AlreadyPaid):
+        world.svc.tx_sync(
+            settling.cancel_unpaid, booking_id=booked.id, reason=Reason.PAYMENT_CANCELLED, actor="parent", now=paid_at
+        )
+    assert world.view(booked.id).status == CONFIRMED
+
+
+def test_an_unpaid_cancel_that_wins_is_done_once_and_a_second_is_a_no_op(world: World):
+    booked = world.book(world.parent(), world.teacher(), starts_at=hours_from_now(48))
+    now = datetime.now(UTC)
+    for _ in range(2):
+        done = world.svc.tx_sync(
+            _cancel_status, booking_id=booked.id, reason=Reason.PAYMENT_CANCELLED, actor="parent", now=now
+        )
+        assert done == CANCELLED
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CANCELLED]
+
+
+def _cancel_status(session, **kwargs: Any) -> int:
+    return int(settling.cancel_unpaid(session, **kwargs).status)
+
+
+def test_a_late_payment_seen_while_another_path_settled_the_booking_is_already_fulfilled(world: World, monkeypatch):
+    # The late payment confirmed the booking by another path (reconcile, the success page), and
+    # the parent then cancelled it: Cancelled, paid, and no late-payment refund. This delivery,
+    # waiting for the teacher's lock meanwhile, must not confirm it again nor refund it.
+    booked = cancelled_unpaid_with_payment_pending(world)
+    assert booked.stripe_session_id is not None
+    moved_meanwhile(monkeypatch, "lock_teacher", booked.id, paid_at=datetime.now(UTC))
+    assert world.deliver(world.fake.settle_async(booked.stripe_session_id)) == "already_fulfilled"
+    monkeypatch.undo()
+    after = world.view(booked.id)
+    assert after.status == CANCELLED and after.paid_at is not None
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING, CANCELLED]
+    assert world.refunds(booked.id) == [] and world.fake.refunds == []
+    assert "confirmed.parent" not in world.mail_sent(booked.id)

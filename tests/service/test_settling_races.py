@@ -1,7 +1,8 @@
 """Fulfilment's answers when another writer moved the booking first (`bookings/settling.py`),
 without HTTP. The other writer is played inside the very wait it races with: its move is written
 in the test's own transaction just when `settling` waits for the teacher's lock or makes its
-compare-and-set, as a transaction committing in that instant would leave the row."""
+compare-and-set, as a transaction committing in that instant would leave the row. And a checkout
+that names a booking without being its own."""
 
 from __future__ import annotations
 
@@ -16,22 +17,24 @@ from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import repository, settling
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason
-from tutorbook.bookings.models import Booking
+from tutorbook.bookings.models import Booking, Payment
 
 pytestmark = pytest.mark.service
 
 PENDING, CONFIRMED, CANCELLED = 0, 1, 3
 
 
-def moved_meanwhile(monkeypatch, step: str, booking_id: uuid.UUID, **values: Any) -> None:
-    """The next `repository.<step>` call finds the booking already moved to `values` by another writer."""
+def moved_meanwhile(monkeypatch, step: str, booking_id: uuid.UUID, model: Any = Booking, **values: Any) -> None:
+    """The next `repository.<step>` call finds the booking (or its `model=Payment` row) already
+    moved to `values` by another writer."""
     real = getattr(repository, step)
     done = []
 
     def racing(session, *args: Any, **kwargs: Any):
         if not done:
             done.append(True)
-            session.execute(sa.update(Booking).where(Booking.id == booking_id).values(**values))
+            key = model.id if model is Booking else model.booking_id
+            session.execute(sa.update(model).where(key == booking_id).values(**values))
         return real(session, *args, **kwargs)
 
     monkeypatch.setattr(repository, step, racing)
@@ -100,3 +103,33 @@ def test_a_late_payment_seen_while_another_path_settled_the_booking_is_already_f
     assert [h.to_status for h in world.history(booked.id)] == [PENDING, CANCELLED]
     assert world.refunds(booked.id) == [] and world.fake.refunds == []
     assert "confirmed.parent" not in world.mail_sent(booked.id)
+
+
+@pytest.mark.parametrize("checkout_id", ["cs_a_before", "cs_z_after"])  # sorting before and after the booking's own
+def test_an_unpaid_checkout_that_names_a_booking_but_is_not_its_own_is_no_booking(world: World, checkout_id: str):
+    booked = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None and "cs_a_before" < booked.stripe_session_id < "cs_z_after"
+    other: dict[str, Any] = {
+        "id": checkout_id, "object": "checkout.session", "mode": "payment", "status": "complete",
+        "payment_status": "unpaid", "url": None, "payment_intent": None, "amount_total": 6000,
+        "currency": "usd", "client_reference_id": str(booked.id), "metadata": {"booking_id": str(booked.id)},
+        "expires_at": 1_900_000_000, "created": 1_800_000_000,
+    }  # fmt: skip
+    assert world.deliver(world.fake._emit("checkout.session.completed", other)) == "unknown_booking"
+    # Its own checkout, unpaid (a delayed payment method), is awaited.
+    assert world.deliver(world.fake.pay_later(booked.stripe_session_id)) == "awaiting_payment"
+    assert world.view(booked.id).status == PENDING
+
+
+def test_a_refused_payment_names_the_problem_seen_under_the_lock(world: World, monkeypatch):
+    # A payment at another price through the booking's own checkout; while its refusal waited for
+    # the teacher's lock, the booking recorded a newer checkout: refused as another checkout's.
+    t, p = world.teacher(rate=6000), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    world.fake.session_of(booked.id).amount = 100
+    moved_meanwhile(monkeypatch, "lock_teacher", booked.id, Payment, stripe_checkout_id="cs_test_newer")
+    assert world.deliver(world.fake.pay(str(booked.stripe_session_id))) == "other_checkout"
+    monkeypatch.undo()
+    after = world.view(booked.id)
+    assert after.status == PENDING and after.paid_at is None
+    assert world.stripe_refunds(booked.id) == [100]

@@ -18,6 +18,7 @@ from tutorbook.bookings import repository, settling
 from tutorbook.bookings.errors import AlreadyPaid
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.bookings.models import Booking, Payment
+from tutorbook.notifications.models import Notification
 
 pytestmark = pytest.mark.service
 
@@ -133,3 +134,25 @@ def test_a_refused_payment_names_the_problem_seen_under_the_lock(world: World, m
     after = world.view(booked.id)
     assert after.status == PENDING and after.paid_at is None
     assert world.stripe_refunds(booked.id) == [100]
+
+
+def _charged(session, **kwargs: Any) -> tuple[str, list[uuid.UUID], int]:
+    outcome = settling.confirm_charged(session, actor="job:series", platform=kwargs.pop("platform"), **kwargs)
+    assert outcome.booking is not None
+    return str(outcome.kind), list(outcome.followups.links), int(outcome.booking.status)
+
+
+def test_a_week_charged_off_session_confirms_once_with_its_mails_and_meeting_link_asked(world: World):
+    # A series' later week charged with the saved card (series/charging.paid -> confirm_charged).
+    booked = world.book(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    now = datetime.now(UTC)
+    kwargs: dict[str, Any] = {"booking_id": booked.id, "payment_intent": "pi_week", "platform": world.svc.terms}
+    assert world.svc.tx_sync(_charged, now=now, **kwargs) == ("confirmed", [booked.id], CONFIRMED)
+    assert world.svc.tx_sync(_charged, now=now, **kwargs) == ("already_fulfilled", [], CONFIRMED)
+    assert world.view(booked.id).paid_at is not None
+    # Each side's confirmation queued once (sent by the mail job once the meeting link is made).
+    kinds = world.svc.tx_sync(
+        lambda s: list(s.scalars(sa.select(Notification.kind).where(Notification.booking_id == booked.id)))
+    )
+    queued = sorted(k for k in kinds if k.startswith("confirmed."))
+    assert queued == ["confirmed.parent", "confirmed.teacher"]

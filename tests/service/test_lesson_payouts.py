@@ -50,10 +50,10 @@ def destination(world: World, teacher) -> str:
     return account
 
 
-def complete(world: World, lesson, *, minutes: float = 1) -> dict[uuid.UUID, list[str]]:
+def complete(world: World, lesson, *, minutes: float = 1) -> dict[uuid.UUID | None, list[str]]:
     """The complete job run just after `lesson` ended: each booking's outcomes."""
     done = world.job("complete", at=lesson.ends_at + timedelta(minutes=minutes))
-    out: dict[uuid.UUID, list[str]] = {}
+    out: dict[uuid.UUID | None, list[str]] = {}
     for item in done.items:
         out.setdefault(item.booking_id, []).append(item.outcome)
     return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import repository, settling
@@ -29,7 +30,7 @@ def moved_meanwhile(monkeypatch, step: str, booking_id: uuid.UUID, model: Any = 
     """The next `repository.<step>` call finds the booking (or its `model=Payment` row) already
     moved to `values` by another writer."""
     real = getattr(repository, step)
-    done = []
+    done: list[bool] = []
 
     def racing(session, *args: Any, **kwargs: Any):
         if not done:
@@ -86,7 +87,7 @@ def test_an_unpaid_cancel_that_wins_is_done_once_and_a_second_is_a_no_op(world: 
     assert [h.to_status for h in world.history(booked.id)] == [PENDING, CANCELLED]
 
 
-def _cancel_status(session, **kwargs: Any) -> int:
+def _cancel_status(session: Session, /, **kwargs: Any) -> int:
     return int(settling.cancel_unpaid(session, **kwargs).status)
 
 
@@ -136,7 +137,7 @@ def test_a_refused_payment_names_the_problem_seen_under_the_lock(world: World, m
     assert world.stripe_refunds(booked.id) == [100]
 
 
-def _charged(session, **kwargs: Any) -> tuple[str, list[uuid.UUID], int]:
+def _charged(session: Session, /, **kwargs: Any) -> tuple[str, list[uuid.UUID], int]:
     outcome = settling.confirm_charged(session, actor="job:series", platform=kwargs.pop("platform"), **kwargs)
     assert outcome.booking is not None
     return str(outcome.kind), list(outcome.followups.links), int(outcome.booking.status)

@@ -214,3 +214,22 @@ def test_lessons_are_due_oldest_first_and_only_paid_purchases_are_checked_newest
     assert unpaid not in world.svc.tx_sync(lesson_payouts.paid_purchases)
     assert world.svc.tx_sync(lesson_payouts.books_of, purchase_id=unpaid, fee_percent=15) is None
     assert world.svc.tx_sync(lesson_payouts.books_of, purchase_id=uuid.uuid4(), fee_percent=15) is None
+
+
+def test_a_lesson_that_must_wait_does_not_hold_up_the_lessons_after_it(world: World):
+    waiting_t, paid_t = world.teacher(), world.payable_teacher()
+    p = world.parent()
+    world.buy_package(p, waiting_t, lessons=LESSONS, price=PRICE)
+    world.buy_package(p, paid_t, lessons=LESSONS, price=PRICE)
+    first = world.book(p, waiting_t, starts_at=hours_from_now(5), pay_with="credit")  # ends first
+    second = world.book(p, paid_t, starts_at=hours_from_now(7), pay_with="credit")
+    done = complete(world, second)
+    assert (done[first.id], done[second.id]) == (["completed"], ["completed", "transferred"])
+    assert [x.amount for x in world.fake.transfers_to(destination(world, paid_t))] == [SHARE]
+
+
+def test_each_purchases_books_hold_only_its_own_money(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    one = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    two = world.buy_package(p, t, lessons=2, price=8000)
+    assert (books(world, one).money, books(world, two).money) == (PRICE, 8000)

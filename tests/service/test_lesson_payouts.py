@@ -6,6 +6,7 @@ account are fixed before the call; a lesson that cannot be paid yet waits for th
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -233,3 +234,21 @@ def test_each_purchases_books_hold_only_its_own_money(world: World):
     one = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
     two = world.buy_package(p, t, lessons=2, price=8000)
     assert (books(world, one).money, books(world, two).money) == (PRICE, 8000)
+
+
+def test_a_transfer_in_the_purchases_group_for_no_lesson_of_it_is_not_adopted(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    first = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    second = world.book(p, t, starts_at=hours_from_now(7), pay_with="credit")
+    assert complete(world, first)[first.id] == ["completed", "transferred"]
+    [made] = world.fake.transfers_to(destination(world, t))
+    # Another transfer in the same group, naming a booking id that sorts after every other.
+    foreign = dataclasses.replace(
+        made, id="tr_foreign", metadata={"booking_id": "f" * 8 + "-ffff-ffff-ffff-" + "f" * 12}
+    )
+    world.fake.transfers[foreign.id] = foreign
+    assert complete(world, second)[second.id] == ["completed", "transferred"]
+    own = payment(world, second.id)["transfer"]
+    assert own not in (made.id, foreign.id)
+    assert world.fake.transfers[own].metadata["booking_id"] == str(second.id)

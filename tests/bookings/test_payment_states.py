@@ -1,5 +1,6 @@
 """A payment's state machine, without a database: every allowed and every forbidden move."""
 
+import dataclasses
 from datetime import UTC, datetime
 from itertools import product
 
@@ -93,3 +94,35 @@ def test_payment_moves_written_at_once_must_start_new_and_follow_each_other():
         payment_states.through([paid])
     with pytest.raises(IllegalPaymentMove):  # paid twice: the second starts from paid
         payment_states.through([opened, paid, paid])
+
+
+def test_moves_written_at_once_that_skip_a_state_are_refused_whichever_way_they_skip():
+    # open, then paid -> refunded: the payment was never paid. The skipped state sorts after the
+    # one the last move left ("paid" > "open") as well as before it, and both are refused.
+    opened = payment_states.move(None, PaymentState.OPEN, now=NOW)
+    refunded = payment_states.refunded_in_full(PaymentState.PAID, now=NOW)
+    with pytest.raises(IllegalPaymentMove) as raised:
+        payment_states.through([opened, refunded])
+    assert (raised.value.current, raised.value.target) == (PaymentState.PAID, PaymentState.REFUNDED)
+    expired = payment_states.give_up(PaymentState.OPEN, expired=True, now=NOW)
+    late = payment_states.pay(PaymentState.WITHDRAWN, now=NOW, payment_intent_id="pi_1")
+    with pytest.raises(IllegalPaymentMove):  # expired, then a late payment of a withdrawn one
+        payment_states.through([opened, expired, late])
+
+
+def test_a_checked_payment_move_cannot_be_changed_after_the_check():
+    change = payment_states.pay(PaymentState.OPEN, now=NOW, payment_intent_id="pi_1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.target = PaymentState.REFUNDED  # type: ignore[misc]
+    assert change.target == PaymentState.PAID
+
+
+def test_a_forbidden_payment_move_is_a_conflict_that_names_both_states():
+    with pytest.raises(IllegalPaymentMove) as raised:
+        payment_states.move(PaymentState.REFUNDED, PaymentState.PAID, now=NOW)
+    assert raised.value.status_code == 409
+    assert raised.value.message == "A refunded payment cannot become paid"
+    with pytest.raises(IllegalPaymentMove) as new:
+        payment_states.move(None, PaymentState.PAID, now=NOW)
+    assert new.value.status_code == 409
+    assert new.value.message == "A new payment cannot become paid"

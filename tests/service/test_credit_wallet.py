@@ -296,3 +296,36 @@ def test_an_expiry_warning_tells_the_parent_how_many_credits_of_which_teacher_an
         "expiresAt": (T0 + timedelta(days=60)).isoformat(),
         "days": "30",
     }
+
+
+def test_each_family_reads_only_its_own_ledger_entries(world: World):
+    t = world.teacher()
+    families = [world.parent() for _ in range(3)]
+    for n, p in enumerate(families, start=1):
+        adjust(world, p, t, n, at=T0)
+    for n, p in enumerate(families, start=1):
+        rows = world.svc.tx_sync(ledger.entries, parent_id=p[0].id, limit=100)
+        assert [(e.parent_id, e.lessons) for e in rows] == [(p[0].id, n)]
+
+
+def test_a_credit_booking_draws_only_from_its_own_teachers_lots_whichever_teacher_sorts_first(world: World):
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    for booked, other in ((lo, hi), (hi, lo)):
+        p = world.parent()
+        now = datetime.now(UTC)
+        [own] = adjust(world, p, booked, 1, at=now, valid_days=365)
+        [sooner] = adjust(world, p, other, 1, at=now, valid_days=5)  # expires first: a wrong pick takes it
+        lesson = world.book(p, booked, starts_at=hours_from_now(72), pay_with="credit")
+        assert lesson.status == CONFIRMED
+        draws = [lot for kind, _, lot in entries(world, p) if kind == "draw"]
+        assert draws == [own.lot_id], (booked is lo, sooner.lot_id)
+
+
+def test_no_expiry_warning_for_a_lot_at_or_past_its_expiry_instant(world: World):
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 2, at=T0, valid_days=5)
+    expires = T0 + timedelta(days=5)
+    due = world.svc.tx_sync(ledger.warnings_due, now=expires - timedelta(microseconds=1), days=7)
+    assert [e.lot_id for e in due] == [lot.lot_id]  # still valid: warned
+    for at in (expires, expires + timedelta(days=1)):  # expired (the expiry job may not have run yet)
+        assert world.svc.tx_sync(ledger.warnings_due, now=at, days=7) == []

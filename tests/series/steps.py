@@ -8,11 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.service.world import World
+from tests.service.world import World, hours_from_now
 from tutorbook.flows import series as flows
 from tutorbook.identity import AuthUser
 from tutorbook.notifications.models import Notification
-from tutorbook.series.schemas import PreviewOut, SeriesIn, SeriesOut, SeriesPreviewIn
+from tutorbook.series.schemas import OccurrenceOut, PreviewOut, SeriesIn, SeriesOut, SeriesPreviewIn
 
 PENDING, CONFIRMED, COMPLETED, CANCELLED = 0, 1, 2, 3
 
@@ -65,3 +65,21 @@ def notices(world: World, booking_id: uuid.UUID) -> list[tuple[str, dict[str, An
 def due(start: datetime, world: World) -> datetime:
     """A minute after the charge of the week starting at `start` falls due."""
     return start - timedelta(days=world.settings.series_charge_days_before) + timedelta(minutes=1)
+
+
+def declined_week_with_pay_link(
+    world: World, parent: tuple[AuthUser, uuid.UUID], teacher: AuthUser, *, weeks: int
+) -> tuple[dict[int, OccurrenceOut], str]:
+    """A card series of `weeks` from 50 hours ahead: week 1 paid (the card saved), week 2's
+    off-session charge declined, and the parent opened week 2's emailed pay link. The occurrences
+    by week, and that pay link's checkout id."""
+    made = book(world, parent, teacher, first=hours_from_now(50), weeks=weeks)
+    by_week = {o.week: o for o in made.occurrences}
+    checkout = world.fake.session_of(by_week[1].booking_id)
+    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"
+    assert checkout.customer is not None
+    world.fake.save_card(checkout.customer, charge="declined")
+    assert world.job("series", at=due(by_week[2].starts_at, world)).counts() == {"declined": 1}
+    link = world.run(flows.pay_lesson(world.svc, parent=parent[0], booking_id=by_week[2].booking_id))
+    assert link.stripe_session_id is not None
+    return by_week, link.stripe_session_id

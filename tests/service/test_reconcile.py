@@ -13,7 +13,6 @@ import pytest
 from tests.series import steps
 from tests.service.world import World, hours_from_now, later
 from tutorbook.flows import booking as flows
-from tutorbook.flows import series as series_flows
 from tutorbook.payments.port import GatewayError
 
 pytestmark = pytest.mark.service
@@ -224,16 +223,8 @@ def test_a_stuck_refunds_grace_is_one_minute_from_when_it_was_asked(world: World
 
 def test_a_series_lessons_expired_pay_link_is_no_mismatch_its_own_deadline_decides(world: World):
     t, p = world.payable_teacher(), world.parent()
-    made = steps.book(world, p, t, first=hours_from_now(50), weeks=2)
-    weeks = {o.week: o for o in made.occurrences}
-    checkout = world.fake.session_of(weeks[1].booking_id)
-    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"  # week 1 paid, the card saved
-    assert checkout.customer is not None
-    world.fake.save_card(checkout.customer, charge="declined")
-    assert world.job("series", at=steps.due(weeks[2].starts_at, world)).counts() == {"declined": 1}
-    link = world.run(series_flows.pay_lesson(world.svc, parent=p[0], booking_id=weeks[2].booking_id))
-    assert link.stripe_session_id is not None
-    world.fake.expire_at_stripe(link.stripe_session_id)  # its event lost
+    weeks, pay_link = steps.declined_week_with_pay_link(world, p, t, weeks=2)
+    world.fake.expire_at_stripe(pay_link)  # its event lost
     assert kinds(world.job("reconcile", at=later(0.1))) == []
     assert world.view(weeks[2].booking_id).status == PENDING  # until the series job's deadline
 

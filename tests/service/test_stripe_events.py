@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.series import steps
 from tests.service.world import World, hours_from_now
 from tutorbook.clock import utc_now
 from tutorbook.credits import service as wallet_service
@@ -186,20 +187,9 @@ def test_a_series_lessons_pay_link_checkout_expiring_at_stripe_leaves_the_lesson
     # link and leaves that checkout to expire at Stripe. The lesson keeps its time until its own
     # deadline (the series job's), so the expiry changes nothing; a plain booking's expiry would
     # cancel it.
-    from tests.series import steps
-    from tutorbook.flows import series as series_flows
-
     t, p = world.payable_teacher(), world.parent()
-    made = steps.book(world, p, t, first=hours_from_now(50), weeks=3)
-    weeks = {o.week: o for o in made.occurrences}
-    checkout = world.fake.session_of(weeks[1].booking_id)
-    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"  # week 1 paid, the card saved
-    assert checkout.customer is not None
-    world.fake.save_card(checkout.customer, charge="declined")
-    assert world.job("series", at=steps.due(weeks[2].starts_at, world)).counts() == {"declined": 1}
-    link = world.run(series_flows.pay_lesson(world.svc, parent=p[0], booking_id=weeks[2].booking_id))
-    assert link.stripe_session_id is not None
-    assert world.deliver(world.fake.expire_at_stripe(link.stripe_session_id)) == "no_change"
+    weeks, pay_link = steps.declined_week_with_pay_link(world, p, t, weeks=3)
+    assert world.deliver(world.fake.expire_at_stripe(pay_link)) == "no_change"
     assert world.view(weeks[2].booking_id).status == PENDING
 
 

@@ -15,6 +15,7 @@ from tests.support.payments import pay
 from tests.support.servers import wait_for
 from tutorbook import paging
 from tutorbook.api.sessions import _my_bookings_page
+from tutorbook.bookings import lists
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.schemas import SessionOut, SessionPage, session_page_json, session_row_out
 from tutorbook.schemas import Envelope
@@ -165,3 +166,33 @@ def test_a_page_of_rows_with_other_columns_is_written_as_each_rows_model_would_b
         )
     with pytest.raises(TypeError):
         session_page_json([{**first, "status": None}], page=1, page_size=20, total=1, next_cursor=None)
+
+
+def test_my_bookings_rows_read_as_core_are_the_rows_the_orm_session_gave(api, c):
+    """lists.my_bookings runs its statement on the session's connection (Core); the same
+    statement through the ORM session gives the same rows, values and types, on every kind of page."""
+    p, t = f.parent(c), f.teacher(c)
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for days, status in ((2, Status.CONFIRMED), (3, Status.PENDING), (-4, Status.COMPLETED), (5, Status.CANCELLED)):
+        insert(api, parent=p, teacher=t, starts_at=base + timedelta(days=days, microseconds=days % 3), status=status)
+    parent_id = uuid.UUID(p["user"]["id"])
+    with api.state.db.session_scope() as session:
+        first = lists.my_bookings(session, parent_id=parent_id, page_size=2)
+        after = (first[1]["starts_at"], first[1]["id"])
+        ids_first = session.get_bind().dialect.name != "postgresql"
+        for kind, params, rows in (
+            ("first", {}, first),
+            ("offset", {"skip": 2}, lists.my_bookings(session, parent_id=parent_id, page_size=2, page=2)),
+            (
+                "cursor",
+                {"starts": after[0], "last_id": after[1]},
+                lists.my_bookings(session, parent_id=parent_id, page_size=2, after=after),
+            ),
+        ):
+            stmt = lists._MY_BOOKINGS[kind, ids_first]
+            through_orm = session.execute(stmt, {"parent_id": parent_id, "rows": 2, **params}).mappings().all()
+            assert rows, kind
+            assert [dict(r) for r in rows] == [dict(r) for r in through_orm], kind
+            assert [{k: type(v) for k, v in r.items()} for r in rows] == [
+                {k: type(v) for k, v in r.items()} for r in through_orm
+            ], kind

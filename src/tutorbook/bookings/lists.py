@@ -137,13 +137,14 @@ def my_bookings(
     pages skip their rows in the index alone (only ids), then read the page's rows."""
     params: dict[str, Any] = {"parent_id": parent_id, "rows": page_size}
     ids_first = session.get_bind().dialect.name != "postgresql"
+    kind = "first"
     if after is not None:
-        params["starts"], params["last_id"] = after
-        return session.execute(_MY_BOOKINGS["cursor", ids_first], params).mappings().all()
-    if page > 1:
-        params["skip"] = (page - 1) * page_size
-        return session.execute(_MY_BOOKINGS["offset", ids_first], params).mappings().all()
-    return session.execute(_MY_BOOKINGS["first", ids_first], params).mappings().all()
+        kind, (params["starts"], params["last_id"]) = "cursor", after
+    elif page > 1:
+        kind, params["skip"] = "offset", (page - 1) * page_size
+    # On the session's connection, as Core: the rows are plain columns, so the ORM's execution
+    # (its compile state, autoflush, a loader per column) only cost instructions (issue #33).
+    return session.connection().execute(_MY_BOOKINGS[kind, ids_first], params).mappings().all()
 
 
 def _my_bookings_statement(kind: str, ids_first: bool) -> sa.Select[Any]:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from tests import factories as f
 from tests.bookings.test_paging import insert
 from tests.support.payments import pay
 from tests.support.servers import wait_for
 from tutorbook import paging
 from tutorbook.api.sessions import _my_bookings_page
+from tutorbook.bookings import lists
 from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.schemas import SessionOut, SessionPage, session_page_json, session_row_out
 from tutorbook.schemas import Envelope
@@ -114,3 +117,82 @@ def test_session_page_json_matches_the_models_for_odd_rows_too():
     page.next_cursor = "abc"
     model = Envelope[SessionPage](data=page).model_dump_json(by_alias=True).encode()
     assert session_page_json(rows, page=3, page_size=2, total=9, next_cursor="abc") == model
+
+
+def test_a_page_of_rows_with_other_columns_is_written_as_each_rows_model_would_be():
+    """The page is read with the first row's columns; a row with other ones (as many columns, one
+    of them another; fewer; more) is still written as its own model says, and a page whose rows
+    lack a column the fields read as they are is written field by field."""
+    common = {
+        "parent_id": uuid.UUID(int=2),
+        "student_id": uuid.UUID(int=3),
+        "teacher_id": uuid.UUID(int=4),
+        "subject": "Maths",
+        "starts_at": datetime(2026, 3, 29, 9, tzinfo=UTC),
+        "ends_at": datetime(2026, 3, 29, 10, tzinfo=timezone(timedelta(hours=2))),
+        "price_amount": 6000,
+        "currency": "usd",
+        "status": Status.PENDING,
+        "stripe_session_id": "cs_1",
+        "stripe_payment_intent_id": None,
+        "checkout_url": "https://checkout.example/cs_1",
+        "checkout_expires_at": datetime(2026, 3, 28, 9, 30),
+        "paid_at": None,
+        "cancelled_at": None,
+        "cancellation_reason": None,
+        "refunded_amount": 0,
+        "meeting_url": None,
+        "created_at": datetime(2026, 3, 1, tzinfo=UTC),
+        "updated_at": datetime(2026, 3, 1, tzinfo=UTC),
+        "terms_full_refund_hours": None,
+        "terms_late_refund_percent": None,
+        "terms_reschedule_deadline_hours": None,
+        "terms_max_reschedules": None,
+    }
+    first = {"id": uuid.UUID(int=10), **common, "teacher_name": "Ann", "total": 4}
+    swapped = {"id": uuid.UUID(int=11), **common, "student_name": "Bo", "total": 4}  # as many, one other
+    fewer = {"id": uuid.UUID(int=12), **common}
+    more = {"id": uuid.UUID(int=13), **common, "teacher_name": "Cy", "student_name": "Di", "reschedule_count": 2}
+    paid = {**first, "id": uuid.UUID(int=14), "status": 1, "terms_full_refund_hours": 48}
+    paid |= {"terms_late_refund_percent": 0, "terms_reschedule_deadline_hours": 24, "terms_max_reschedules": 1}
+    for rows in ([first, swapped, fewer, more, paid], [more, fewer, first], [fewer, paid]):
+        page = SessionPage(items=[session_row_out(r, SessionOut) for r in rows], page=1, page_size=20, total=4)
+        model = Envelope[SessionPage](data=page).model_dump_json(by_alias=True).encode()
+        assert session_page_json(rows, page=1, page_size=20, total=4, next_cursor=None) == model
+    # a row without a status cannot be written, as a model cannot be made of it: the same errors
+    with pytest.raises(KeyError):
+        session_page_json(
+            [{k: v for k, v in first.items() if k != "status"}], page=1, page_size=20, total=1, next_cursor=None
+        )
+    with pytest.raises(TypeError):
+        session_page_json([{**first, "status": None}], page=1, page_size=20, total=1, next_cursor=None)
+
+
+def test_my_bookings_rows_read_as_core_are_the_rows_the_orm_session_gave(api, c):
+    """lists.my_bookings runs its statement on the session's connection (Core); the same
+    statement through the ORM session gives the same rows, values and types, on every kind of page."""
+    p, t = f.parent(c), f.teacher(c)
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for days, status in ((2, Status.CONFIRMED), (3, Status.PENDING), (-4, Status.COMPLETED), (5, Status.CANCELLED)):
+        insert(api, parent=p, teacher=t, starts_at=base + timedelta(days=days, microseconds=days % 3), status=status)
+    parent_id = uuid.UUID(p["user"]["id"])
+    with api.state.db.session_scope() as session:
+        first = lists.my_bookings(session, parent_id=parent_id, page_size=2)
+        after = (first[1]["starts_at"], first[1]["id"])
+        ids_first = session.get_bind().dialect.name != "postgresql"
+        for kind, params, rows in (
+            ("first", {}, first),
+            ("offset", {"skip": 2}, lists.my_bookings(session, parent_id=parent_id, page_size=2, page=2)),
+            (
+                "cursor",
+                {"starts": after[0], "last_id": after[1]},
+                lists.my_bookings(session, parent_id=parent_id, page_size=2, after=after),
+            ),
+        ):
+            stmt = lists._MY_BOOKINGS[kind, ids_first]
+            through_orm = session.execute(stmt, {"parent_id": parent_id, "rows": 2, **params}).mappings().all()
+            assert rows, kind
+            assert [dict(r) for r in rows] == [dict(r) for r in through_orm], kind
+            assert [{k: type(v) for k, v in r.items()} for r in rows] == [
+                {k: type(v) for k, v in r.items()} for r in through_orm
+            ], kind

@@ -16,6 +16,7 @@ from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.models import BookingTerms, MeetingLink, Payment
 from tutorbook.bookings.payment_states import PaymentKind, PaymentState
 from tutorbook.bookings.repository import HOLDING, OWN_PAYMENT, PS
+from tutorbook.db.columns import read_columns
 from tutorbook.paging import Cursor
 from tutorbook.teachers.models import TimeOff
 
@@ -137,13 +138,13 @@ def my_bookings(
     pages skip their rows in the index alone (only ids), then read the page's rows."""
     params: dict[str, Any] = {"parent_id": parent_id, "rows": page_size}
     ids_first = session.get_bind().dialect.name != "postgresql"
+    kind = "first"
     if after is not None:
-        params["starts"], params["last_id"] = after
-        return session.execute(_MY_BOOKINGS["cursor", ids_first], params).mappings().all()
-    if page > 1:
-        params["skip"] = (page - 1) * page_size
-        return session.execute(_MY_BOOKINGS["offset", ids_first], params).mappings().all()
-    return session.execute(_MY_BOOKINGS["first", ids_first], params).mappings().all()
+        kind, (params["starts"], params["last_id"]) = "cursor", after
+    elif page > 1:
+        kind, params["skip"] = "offset", (page - 1) * page_size
+    # As Core: the rows are plain columns, which the ORM's execution only made dearer (issue #33).
+    return read_columns(session, _MY_BOOKINGS[kind, ids_first], params).mappings().all()
 
 
 def _my_bookings_statement(kind: str, ids_first: bool) -> sa.Select[Any]:

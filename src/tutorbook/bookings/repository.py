@@ -22,6 +22,7 @@ from tutorbook.bookings.payment_states import PaymentKind
 from tutorbook.calendars.repository import ANY_TOUCHING as ANY_BUSY
 from tutorbook.config import ALLOWED_DURATIONS
 from tutorbook.credits.ledger import FIRST_WITH_CREDIT
+from tutorbook.db.columns import read_columns
 from tutorbook.teachers import slots
 from tutorbook.teachers.models import AvailabilityWindow, TeacherProfile
 from tutorbook.teachers.service import TIME_OFF_TOUCHING
@@ -162,7 +163,7 @@ def slot_state(
     params: dict[str, Any] = {"teacher_id": teacher_id, "start": start, "end": end, "earliest": start - LONGEST}
     if wallet is not None:
         params |= {"parent_id": wallet.parent_id, "wallet_minutes": wallet.minutes, "wallet_now": wallet.now}
-    rows = session.execute(_SLOT_STATE if wallet is None else _SLOT_AND_LOT, params).all()
+    rows = read_columns(session, _SLOT_STATE if wallet is None else _SLOT_AND_LOT, params).all()
     first = rows[0]
     windows = [slots.Window(r[0], r[1], r[2]) for r in rows if r[0] is not None]
     return SlotState(windows, bool(first[3]), bool(first[4]), bool(first[5]), first[6] if wallet else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from pydantic import AfterValidator, Field, GetJsonSchemaHandler, StringConstrai
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, to_json
 
-from tutorbook.bookings.lifecycle import Status
+from tutorbook.bookings.lifecycle import STATUS_NAMES, Status
 from tutorbook.clock import as_utc
 from tutorbook.config import Duration
 from tutorbook.schemas import CamelModel, InputModel, UtcDatetime
@@ -179,9 +180,67 @@ def session_page_json(
     the models: each row is a plain dict of SessionOut's fields under their JSON names, in their
     order, written by pydantic's own serializer (issue #33: building and then writing 20
     validated models was a fifth of My Bookings' instructions)."""
-    items = [{alias: write(row) for alias, write in _SESSION_FIELDS} for row in rows]
+    items = _PageWriter.for_rows(rows).items(rows) if rows else []
     data = {"items": items, "page": page, "pageSize": page_size, "total": total, "nextCursor": next_cursor}
     return to_json({"success": True, "message": "OK", "data": data})
+
+
+def _session_item(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """One row as SessionOut's fields under their JSON names, a field at a time (the reference
+    `_PageWriter` is checked against, and what it falls back to for a row of other columns)."""
+    return {alias: write(row) for alias, write in _SESSION_FIELDS}
+
+
+class _PageWriter:
+    """`_session_item` for the rows of one statement, which all have the same columns: the
+    columns read in one C call (`itemgetter`) into a copy of a template already in SessionOut's
+    field order, then only the fields that are not a column as it is (the datetimes not already
+    in UTC, the status, its name, the terms) set from them. A Python call per field and row was
+    most of My Bookings' serialisation (issue #33, docs/PERFORMANCE.md section 9, "wt/perf33")."""
+
+    def __init__(self, keys: tuple[Any, ...]):
+        names = [alias for alias, _ in _SESSION_FIELDS]
+        self.template: dict[str, Any] = dict.fromkeys(names)
+        column_of = {alias: name for name, alias in _ALIASES.items()}
+        present = [alias for alias in names if column_of.get(alias) in keys]
+        for alias, name in column_of.items():  # an optional field the rows lack: its default
+            if name not in keys:
+                self.template[alias] = _DEFAULTS[alias]
+        self.aliases = tuple(present)
+        # Every column of the rows, the fields' first: a row lacking one raises KeyError, and one
+        # of another length is not read here, so a row of other columns is never read wrong.
+        read = [column_of[alias] for alias in present]
+        self.get = operator.itemgetter(*read, *[k for k in keys if k not in set(read)])
+        self.utc = tuple(alias for alias in present if alias in _UTC_ALIASES)
+        # Rows without a column `_session_item` reads as it is (KeyError there) go to it whole.
+        needed = {column_of[alias] for alias in _UTC_ALIASES} | {"status"} | {f"terms_{name}" for name in FIELDS}
+        self.columns = len(keys) if len(keys) > 1 and needed <= set(keys) else -1
+
+    @classmethod
+    def for_rows(cls, rows: Sequence[Mapping[Any, Any]]) -> _PageWriter:
+        return cls(tuple(rows[0].keys()))
+
+    def items(self, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+        return [self.item(row) for row in rows]
+
+    def item(self, row: Mapping[Any, Any]) -> dict[str, Any]:
+        if len(row) != self.columns:
+            return _session_item(row)
+        try:
+            values = self.get(row)
+        except KeyError:
+            return _session_item(row)
+        item = self.template.copy()
+        item.update(zip(self.aliases, values, strict=False))  # values: then the other columns
+        for alias in self.utc:
+            value = item[alias]
+            if value is not None and value.tzinfo is not UTC:
+                item[alias] = as_utc(value)
+        status = item["status"]
+        item["status"] = int(status)
+        item["statusName"] = STATUS_NAMES.get(status) or Status(status).label
+        item["terms"] = _row_terms(row)
+        return item
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -230,7 +289,11 @@ def _column(name: str, default: Any) -> Callable[[Mapping[Any, Any]], Any]:
 
 
 def _utc_column(name: str) -> Callable[[Mapping[Any, Any]], Any]:
-    return lambda row: _utc(row[name])
+    def write(row: Mapping[Any, Any]) -> Any:
+        return _utc(row[name])
+
+    write.utc = True  # type: ignore[attr-defined]  # _PageWriter's mark of a UtcDatetime column
+    return write
 
 
 def _row_status(row: Mapping[Any, Any]) -> int:
@@ -255,6 +318,12 @@ def _terms_of(*values: int) -> TermsOut:
 
 
 _SESSION_FIELDS = _session_fields()
+# SessionOut's JSON name of each column a BookingRow may carry (`terms`, `statusName`: not columns)
+_ALIASES = {name: info.alias or name for name, info in SessionOut.model_fields.items() if name != "terms"}
+_DEFAULTS = {
+    info.alias or name: info.default for name, info in SessionOut.model_fields.items() if not info.is_required()
+}
+_UTC_ALIASES = frozenset(alias for alias, write in _SESSION_FIELDS if getattr(write, "utc", False))
 
 
 class SessionEarningOut(CamelModel):

@@ -24,6 +24,7 @@ from tutorbook.bookings.lifecycle import Status
 from tutorbook.bookings.lists import AnySelect
 from tutorbook.bookings.models import Booking as PS
 from tutorbook.bookings.models import MeetingLink as Link
+from tutorbook.db.columns import read_columns
 from tutorbook.errors import BadRequest, NotFound
 from tutorbook.meetings import policy
 from tutorbook.meetings.base import MeetingLink, MeetingRequest
@@ -141,7 +142,7 @@ def _request_from_columns(
 def to_make(session: Session, *, booking_id: uuid.UUID) -> tuple[MeetingRequest, int] | None:
     """What asking a provider for this booking's link needs: (request, attempts so far), or None
     when the booking needs no link (gone, not Confirmed, has one, stopped)."""
-    row = session.execute(_TO_MAKE, {"booking_id": booking_id}).one_or_none()
+    row = read_columns(session, _TO_MAKE, {"booking_id": booking_id}).one_or_none()
     if row is None:
         return None
     *parties, attempts = row

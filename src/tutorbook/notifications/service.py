@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts import resets
 from tutorbook.accounts.models import User
 from tutorbook.config import Settings
+from tutorbook.db.columns import read_columns
 from tutorbook.notifications import repository as outbox
 
 REMINDER_KINDS = ("reminder.parent", "reminder.teacher")
@@ -55,7 +56,7 @@ def booking_notice(
         return outbox.enqueue_many(
             session, known, booking_id=booking_id, version=version, now=now, not_before=not_before
         )
-    users = {u.id: u for u in session.execute(_RECIPIENTS, {"ids": list(set(recipients.values()))})}
+    users = {u.id: u for u in read_columns(session, _RECIPIENTS, {"ids": list(set(recipients.values()))})}
     notices = [
         outbox.Notice(user_id=user.id, to=user.email, kind=kind, payload=dict(payload or {}))
         for kind, user_id in recipients.items()

@@ -148,24 +148,27 @@ class StripeGateway(PurchaseCheckouts, LaterCalls):
         )
         return await post_checkout(self.client, self._slot, key=f"checkout-{booking_id}", params=params)
 
+    # A session is read as Stripe's JSON, a plain dict (the SDK's raw_request: its auth,
+    # retries, idempotency and errors), not as a StripeObject tree: the tree for the ten fields
+    # `objects.read_checkout` reads was ~87 `_convert_to_stripe_object` calls per expire, the
+    # cancel page's dearest part (docs/PERFORMANCE.md, section 9, "wt/perf33"). The jobs' sync
+    # calls do the same (like list_checkouts_sync): the expire job makes thousands of them.
+
     async def retrieve_checkout(self, checkout_id: str) -> Checkout:
         async with self._slot():
             with mapped_errors():
-                answer = await self.client.v1.checkout.sessions.retrieve_async(checkout_id)
-        return objects.read_checkout(_as_dict(answer))
+                answer = await self.client.raw_request_async("get", objects.session_path(checkout_id))
+        return objects.read_checkout(answer.data)
 
     async def expire_checkout(self, checkout_id: str, *, reason: str) -> Checkout:
         """Expire an open session; CheckoutNotOpen if it is complete or expired already.
         `reason` travels in the idempotency key, so the `checkout.session.expired` event says why."""
         options = _expire_options(checkout_id, reason)
+        path = objects.session_path(checkout_id, "expire")
         async with self._slot():
             with mapped_errors(not_open=True):
-                answer = await self.client.v1.checkout.sessions.expire_async(checkout_id, options=options)
-        return objects.read_checkout(_as_dict(answer))
-
-    # The jobs' sync calls read Stripe's JSON as plain dicts (the SDK's raw_request), like
-    # list_checkouts_sync: a StripeObject costs a third of such a call's CPU, and the expire job
-    # makes thousands of them in one process.
+                answer = await self.client.raw_request_async("post", path, **options)
+        return objects.read_checkout(answer.data)
 
     def retrieve_checkout_sync(self, checkout_id: str) -> Checkout:
         with mapped_errors():

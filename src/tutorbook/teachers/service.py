@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tutorbook.accounts import service as accounts
 from tutorbook.accounts.models import User
 from tutorbook.config import Settings
+from tutorbook.db.columns import read_columns
 from tutorbook.errors import Conflict, NotFound, Unprocessable
 from tutorbook.identity import Role
 from tutorbook.teachers import slots
@@ -242,7 +243,7 @@ def check_range(start: datetime, end: datetime) -> None:
 
 def terms(session: Session, *, teacher_id: uuid.UUID, platform: Terms) -> tuple[Terms, bool]:
     """(the teacher's terms in force, whether they are the platform's because the teacher set none)."""
-    row = session.execute(_TERMS, {"teacher_id": teacher_id}).one_or_none()
+    row = read_columns(session, _TERMS, {"teacher_id": teacher_id}).one_or_none()
     if row is None:
         raise NotFound("Teacher not found")
     return terms_of(row, platform=platform)

@@ -372,3 +372,14 @@ def test_a_lesson_cancelled_late_uses_its_credit_up_and_pays_its_teacher_nothing
     assert world.fake.transfers_to(destination(world, t)) == []
     kept = books(world, purchase)  # not delivered: nothing due to the teacher
     assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())
+
+
+def test_a_lesson_cancelled_early_gives_its_credit_back_and_earns_nobody_anything(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    world.run(booking_flows.cancel_booking(world.svc, user=p[0], booking_id=lesson.id))  # 48 h ahead: given back
+    line = world.earning(t, lesson.id)  # the credit counts as refunded: no fee, nothing to the teacher
+    assert (line.gross, line.refunded, line.fee, line.net, line.settled) == (CREDIT, CREDIT, 0, 0, True)
+    kept = books(world, purchase)
+    assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())

@@ -203,3 +203,30 @@ def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
     after = since + timedelta(microseconds=1)
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []
+
+
+def test_only_the_refunded_destination_charges_are_read_again_for_their_reversals(world: World):
+    t, p, paid, payment = paid_by_destination(world, late_refund_percent=50)
+    kept = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(72))  # paid, nothing refunded
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    assert payment.refunded == 3000
+    since = utc_now() - timedelta(minutes=1)  # both changed since
+    assert kept.id not in world.svc.tx_sync(earnings.refunded_destination_charges, since=since)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+
+
+def test_a_transfer_event_changes_its_own_charges_payment_alone(world: World):
+    on_platform = world.book_and_pay(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(48))
+    t, _, paid, payment = paid_by_destination(world)  # paid after: no fee or transfer recorded on the first
+    transfer = {"id": payment.transfer_id, "object": "transfer", "source_transaction": payment.charge_id}
+    reversed_ = event("transfer.reversed", {**transfer, "amount": 6000, "amount_reversed": 1000})
+    assert world.deliver(reversed_) == "transfer_recorded"
+    stored = world.svc.tx_sync(
+        lambda s: {
+            b: (transfer, reversed_)
+            for b, transfer, reversed_ in s.execute(
+                sa.select(Payment.booking_id, Payment.stripe_transfer_id, Payment.transfer_reversed_amount)
+            )
+        }
+    )
+    assert stored == {on_platform.id: (None, 0), paid.id: (payment.transfer_id, 1000)}

@@ -14,10 +14,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.service.fake_gateway import Session
 from tests.service.world import World, hours_from_now
 from tutorbook.bookings import lesson_payouts
 from tutorbook.bookings.models import Payment
+from tutorbook.clock import utc_now
+from tutorbook.errors import BadGateway
+from tutorbook.flows import booking as booking_flows
 from tutorbook.flows import lesson_payouts as flows
+from tutorbook.flows import packages as package_flows
 from tutorbook.flows import payouts as payout_flows
 from tutorbook.payments.port import GatewayError, Refused
 from tutorbook.teachers import payouts as payout_accounts
@@ -252,3 +257,129 @@ def test_a_transfer_in_the_purchases_group_for_no_lesson_of_it_is_not_adopted(wo
     own = payment(world, second.id)["transfer"]
     assert own not in (made.id, foreign.id)
     assert world.fake.transfers[own].metadata["booking_id"] == str(second.id)
+
+
+@pytest.mark.parametrize(("fee_percent", "fee"), [(99.98, CREDIT - 1), (50, CREDIT // 2), (0, 0)])
+def test_whatever_the_fee_leaves_down_to_one_minor_unit_is_sent_and_unpaid_until_it_is(
+    world: World, fee_percent: float, fee: int
+):
+    # A 99.98 % fee on a 5,000 credit is 4,999 (half up): one minor unit is the teacher's; half
+    # of it is 2,500; none leaves it all to the teacher.
+    t, p = world.teacher(), world.parent()  # no payouts yet: the complete job fixes nothing
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    assert complete(world, lesson)[lesson.id] == ["completed"]
+    kept = books(world, purchase, fee_percent=fee_percent)
+    assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (CREDIT - fee, 0, (lesson.id,))
+    enable_payouts(world, t)
+    [due] = world.svc.tx_sync(lesson_payouts.due, fee_percent=fee_percent)
+    assert (due.booking_id, due.amount, due.fee) == (lesson.id, CREDIT - fee, fee)
+    assert flows.pay_sync(world.svc, due, now=lesson.ends_at + timedelta(hours=1)) == "transferred"
+    assert [x.amount for x in world.fake.transfers_to(destination(world, t))] == [CREDIT - fee]
+    kept = books(world, purchase)  # the fee fixed with the transfer counts, not today's 15 %
+    assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (CREDIT - fee, CREDIT - fee, ())
+
+
+def test_a_lessons_transfer_reversed_in_part_counts_only_what_is_left(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    assert complete(world, lesson)[lesson.id] == ["completed", "transferred"]
+    transfer = payment(world, lesson.id)["transfer"]
+    world.fake.reverse_transfer_sync(transfer_id=transfer, amount=1000, idempotency_key="reverse-1000")
+    assert world.deliver(world.fake.events[-1]) == "transfer_recorded"  # `transfer.reversed`
+    kept = books(world, purchase)
+    assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (SHARE, SHARE - 1000, ())
+    # The teacher's earnings page: they keep what is left of the transfer; the platform the rest.
+    line = world.earning(t, lesson.id)
+    assert (line.gross, line.refunded, line.net, line.fee, line.settled) == (CREDIT, 0, SHARE - 1000, FEE + 1000, True)
+
+
+def test_a_refund_stripe_has_not_answered_is_in_flight_not_yet_out_of_the_money(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")  # one lesson used: two refunded
+    world.fake.fail_next("refund", GatewayError("Stripe is down"))
+    with pytest.raises(BadGateway):
+        world.run(package_flows.refund_unused(world.svc, user=p[0], purchase_id=purchase, admin=False))
+    kept = books(world, purchase)
+    assert (kept.money, kept.refunds_in_flight) == (PRICE, 2 * CREDIT)
+    world.job("credits")  # sent again, and answered
+    kept = books(world, purchase)
+    assert (kept.money, kept.refunds_in_flight) == (PRICE - 2 * CREDIT, 0)
+
+
+def test_a_checkout_naming_a_credit_lesson_is_refused_and_not_counted_in_its_purchases_books(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    # Someone holding the Stripe key makes a checkout naming the lesson and pays it.
+    made = utc_now()
+    foreign = Session(
+        id="cs_foreign", booking_id=str(lesson.id), amount=CREDIT, currency="usd", product_name="Mathematics",
+        customer_email=None, expires_at=made + timedelta(hours=1), created=made, destination=None,
+        application_fee=None,
+    )  # fmt: skip
+    world.fake.sessions[foreign.id] = foreign
+    assert world.deliver(world.fake.pay(foreign.id)) == "other_checkout"
+    kept = books(world, purchase)  # booked, not delivered yet: nothing is due to the teacher
+    assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (0, 0, ())
+    assert complete(world, lesson)[lesson.id] == ["completed", "transferred"]
+    kept = books(world, purchase)
+    assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (SHARE, SHARE, ())
+    assert [x.amount for x in world.fake.transfers_to(destination(world, t))] == [SHARE]
+
+
+def test_a_lesson_leaving_nothing_to_send_does_not_hold_up_the_lessons_after_it(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    first = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    second = world.book(p, t, starts_at=hours_from_now(7), pay_with="credit")
+    world.fake.fail_next("create_transfer", GatewayError("Stripe is down"))
+    assert complete(world, first)[first.id] == ["completed", "stripe_unavailable"]
+    world.svc.tx_sync(_clear_fee, booking_id=first.id)
+    assert world.svc.tx_sync(lesson_payouts.due, fee_percent=100) == []  # the first's fee: all of it
+    done = complete(world, second)
+    assert first.id not in done and done[second.id] == ["completed", "transferred"]
+    assert [x.metadata["booking_id"] for x in world.fake.transfers_to(destination(world, t))] == [str(second.id)]
+
+
+def test_each_lesson_is_due_from_its_own_purchase_and_counted_in_its_books_alone(world: World):
+    p = world.parent()
+    teachers = [world.payable_teacher(), world.payable_teacher()]
+    bought = [world.buy_package(p, t, lessons=LESSONS, price=PRICE) for t in teachers]
+    lessons = [world.book(p, t, starts_at=hours_from_now(5 + 2 * n), pay_with="credit") for n, t in enumerate(teachers)]
+    world.fake.fail_next("create_transfer", GatewayError("Stripe is down"), times=3)
+    for lesson in lessons:
+        complete(world, lesson)
+    # Whichever way the purchases' ids sort: each lesson once, funded by its own purchase.
+    due = world.svc.tx_sync(lesson_payouts.due, fee_percent=15)
+    assert sorted((d.booking_id, d.purchase_id) for d in due) == sorted(
+        zip([x.id for x in lessons], bought, strict=True)
+    )
+    for n, purchase in enumerate(bought):
+        kept = books(world, purchase)
+        assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (SHARE, 0, (lessons[n].id,))
+
+
+def test_a_lesson_cancelled_late_uses_its_credit_up_and_pays_its_teacher_nothing(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
+    world.run(booking_flows.cancel_booking(world.svc, user=p[0], booking_id=lesson.id))  # within 24 h: late
+    assert world.view(lesson.id).status == 3  # Cancelled, its credit not given back
+    assert lesson.id not in complete(world, lesson)
+    assert world.fake.transfers_to(destination(world, t)) == []
+    kept = books(world, purchase)  # not delivered: nothing due to the teacher
+    assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())
+
+
+def test_a_lesson_cancelled_early_gives_its_credit_back_and_earns_nobody_anything(world: World):
+    t, p = world.payable_teacher(), world.parent()
+    purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    world.run(booking_flows.cancel_booking(world.svc, user=p[0], booking_id=lesson.id))  # 48 h ahead: given back
+    line = world.earning(t, lesson.id)  # the credit counts as refunded: no fee, nothing to the teacher
+    assert (line.gross, line.refunded, line.fee, line.net, line.settled) == (CREDIT, CREDIT, 0, 0, True)
+    kept = books(world, purchase)
+    assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())

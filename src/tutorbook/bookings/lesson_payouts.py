@@ -54,15 +54,18 @@ class PayoutDue:
         return f"{KEY_PREFIX}{self.booking_id}"
 
 
+# A lesson's own payment (not a refused one: a checkout naming it that could not pay for it) and
+# its draw of a purchase's credit: the joins of both queries below, said once.
+_OWN = sa.and_(Payment.booking_id == Booking.id, Payment.state != "refused")
+_DRAWN = sa.and_(CreditEntry.booking_id == Booking.id, CreditEntry.kind == EntryKind.DRAW.value)
+
+
 def _due_rows() -> sa.Select[Booking, Payment, CreditPurchase]:
     """Completed lessons paid with a purchased credit whose transfer is not recorded."""
     return (
         sa.select(Booking, Payment, CreditPurchase)
-        .join(Payment, sa.and_(Payment.booking_id == Booking.id, Payment.state != "refused"))
-        .join(
-            CreditEntry,
-            sa.and_(CreditEntry.booking_id == Booking.id, CreditEntry.kind == EntryKind.DRAW.value),
-        )
+        .join(Payment, _OWN)
+        .join(CreditEntry, _DRAWN)
         .join(CreditPurchase, CreditPurchase.id == CreditEntry.purchase_id)
         .where(Payment.kind == PaymentKind.CREDIT.value, Payment.stripe_transfer_id.is_(None))
         .where(Booking.status == Status.COMPLETED.value, CreditPurchase.stripe_charge_id.is_not(None))
@@ -140,8 +143,8 @@ def books_of(session: Session, *, purchase_id: uuid.UUID, fee_percent: float) ->
     money = sum(e.amount for e in entries if e not in in_flight)
     stmt = (
         sa.select(Booking.id, Payment)
-        .join(Payment, sa.and_(Payment.booking_id == Booking.id, Payment.state != "refused"))
-        .join(CreditEntry, sa.and_(CreditEntry.booking_id == Booking.id, CreditEntry.kind == EntryKind.DRAW.value))
+        .join(Payment, _OWN)
+        .join(CreditEntry, _DRAWN)
         .where(CreditEntry.purchase_id == purchase_id, Booking.status == Status.COMPLETED.value)
     )
     shares = transferred = 0

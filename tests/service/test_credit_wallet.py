@@ -329,3 +329,61 @@ def test_no_expiry_warning_for_a_lot_at_or_past_its_expiry_instant(world: World)
     assert [e.lot_id for e in due] == [lot.lot_id]  # still valid: warned
     for at in (expires, expires + timedelta(days=1)):  # expired (the expiry job may not have run yet)
         assert world.svc.tx_sync(ledger.warnings_due, now=at, days=7) == []
+
+
+def test_a_lot_past_its_expiry_counts_for_nothing_before_the_expiry_job_has_taken_it(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=10)
+    adjust(world, p, t, 1, at=T0, valid_days=30)
+    later = T0 + timedelta(days=11)  # a day past the first lot's expiry; no expiry job has run
+    assert balances(world, p, at=later) == [(t.id, 60, 1, T0 + timedelta(days=30)), ("total", 1)]
+    usable = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=later)
+    assert usable == 1
+    assert world.svc.tx_sync(lambda s: ledger.total(s, parent_id=p[0].id)) == 3  # still held until the job runs
+
+
+def test_a_credit_booking_skips_a_lot_expiring_first_that_holds_no_credit_any_more(world: World):
+    t, p = world.teacher(), world.parent()
+    now = datetime.now(UTC)
+    [emptied] = adjust(world, p, t, 1, at=now, valid_days=5)
+    [kept] = adjust(world, p, t, 2, at=now, valid_days=30)
+    [removal] = adjust(world, p, t, -1, at=now)  # from the lot expiring first: it holds nothing now
+    assert removal.lot_id == emptied.lot_id
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    assert lesson.status == CONFIRMED
+    assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [kept.lot_id]
+    held = world.svc.tx_sync(ledger.lot_balances, [emptied.lot_id, kept.lot_id])
+    assert held == {emptied.lot_id: 0, kept.lot_id: 1}
+
+
+def test_a_removal_takes_only_the_named_family_teacher_and_length_whichever_sorts_first(world: World):
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    for named, other in ((lo, hi), (hi, lo)):
+        below, family, above = sorted((world.parent() for _ in range(3)), key=lambda p: p[0].id)
+        [own] = adjust(world, family, named, 1, at=T0, valid_days=365)
+        # Each of these expires first: a removal reading beyond the family, teacher and length takes it.
+        adjust(world, family, other, 1, at=T0, valid_days=5)
+        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=30)
+        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=90)
+        adjust(world, below, named, 1, at=T0, valid_days=5)
+        adjust(world, above, named, 1, at=T0, valid_days=5)
+        taken = adjust(world, family, named, -1, at=T0)
+        assert [(e.lessons, e.lot_id) for e in taken] == [(-1, own.lot_id)], named is lo
+        with refused(409):  # nothing else of that teacher and length in this family
+            adjust(world, family, named, -1, at=T0)
+
+
+def test_each_lot_is_warned_of_and_expired_by_its_own_credits_whichever_lot_sorts_first(world: World):
+    t, p = world.teacher(), world.parent()
+    [two] = adjust(world, p, t, 2, at=T0, valid_days=60)
+    [three] = adjust(world, p, t, 3, at=T0, valid_days=60)
+    due = world.svc.tx_sync(ledger.warnings_due, now=T0 + timedelta(days=30), days=30)
+    assert sorted((e.lot_id, e.lessons) for e in due) == sorted([(two.lot_id, 2), (three.lot_id, 3)])
+    # A spent lot past its expiry, with lots holding credit whose ids sort before and after its own.
+    [spent] = adjust(world, p, t, 1, at=T0, valid_days=5)
+    assert adjust(world, p, t, -1, at=T0)[0].lot_id == spent.lot_id
+    holding = [two.lot_id, three.lot_id]
+    while not min(holding) < spent.lot_id < max(holding):
+        holding.append(adjust(world, p, t, 1, at=T0, valid_days=60)[0].lot_id)
+    assert world.svc.tx_sync(ledger.due_to_expire, now=T0 + timedelta(days=5)) == []
+    assert world.svc.tx_sync(ledger.warnings_due, now=T0 + timedelta(days=1), days=7) == []  # spent: no warning

@@ -332,7 +332,14 @@ def changed_modules(config: dict, since: str) -> list[str]:
 
 
 def run_module(
-    name: str, config: dict, *, sample: int | None, seed: str, verbose: bool, use_zygote: bool = True
+    name: str,
+    config: dict,
+    *,
+    sample: int | None,
+    seed: str,
+    verbose: bool,
+    use_zygote: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> dict:
     """Mutate one module; its counts, score and survivors."""
     module = config["modules"][name]
@@ -388,6 +395,7 @@ def run_module(
             equivalents=equivalents,
             known=known,
             sample=sample,
+            part=part,
             seed=f"{seed}:{name}",
         )
         try:
@@ -419,7 +427,17 @@ def run_module(
     return result
 
 
-def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: int | None, seed: str):
+def _select(
+    session: Path,
+    *,
+    work: Path,
+    excluded,
+    equivalents,
+    known,
+    sample: int | None,
+    seed: str,
+    part: tuple[int, int] | None = None,
+):
     """Skip excluded operators, listed equivalents and (with `sample`) the known survivors and all
     but a sample chosen from `seed`; the counts of each. A full run (no `sample`) runs the known
     survivors and counts them, so the full score stays honest; a sample never draws them, so it
@@ -453,6 +471,14 @@ def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: 
                 continue
             keep.append(item)
         not_sampled = 0
+        if part is not None:  # one of n disjoint parts of a full run, by each mutant's own place
+            k, n = part
+            mine = [i for i in keep if _part_of(i.mutations[0], n) == k]
+            for item in keep:
+                if _part_of(item.mutations[0], n) != k:
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="other part"))
+                    not_sampled += 1
+            keep = mine
         if sample is not None and len(keep) > sample:
             rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
             chosen = {i.job_id for i in rng.sample(keep, sample)}
@@ -462,6 +488,12 @@ def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: 
                     not_sampled += 1
             keep = [i for i in keep if i.job_id in chosen]
     return len(keep), equivalent, not_sampled, dropped, known_n
+
+
+def _part_of(spec: Any, n: int) -> int:
+    """Which of n parts a mutant falls in: from its operator, place and occurrence (stable across runs)."""
+    key = f"{spec.module_path}:{spec.operator_name}:{spec.occurrence}:{tuple(spec.start_pos)}"
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n
 
 
 def _token(spec, *, work: Path) -> str:
@@ -624,6 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ci", action="store_true", help="without --sample: each module's `ci_sample` (mutation.toml; all if unset)"
     )
+    parser.add_argument(
+        "--part",
+        metavar="K/N",
+        help="a full run's part K of N (0 <= K < N, disjoint, stable): N runs side by side make one full run",
+    )
     parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
     parser.add_argument(
@@ -651,13 +688,21 @@ def main(argv: list[str] | None = None) -> int:
         args.seed
         or subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     )
+    part = None
+    if args.part:
+        k, n = (int(x) for x in args.part.split("/"))
+        if not 0 <= k < n:
+            parser.error("--part K/N needs 0 <= K < N")
+        part = (k, n)
     results = []
     for name in names:
         print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
         sample = args.sample
         if sample is None and args.ci:
             sample = config["modules"][name].get("ci_sample")
-        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote)
+        r = run_module(
+            name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote, part=part
+        )
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.bookings.schemas import BookIn
 from tutorbook.credits import ledger
 from tutorbook.credits import service as wallet_service
 from tutorbook.credits.schemas import AdjustIn, EntryOut
@@ -387,3 +388,60 @@ def test_each_lot_is_warned_of_and_expired_by_its_own_credits_whichever_lot_sort
         holding.append(adjust(world, p, t, 1, at=T0, valid_days=60)[0].lot_id)
     assert world.svc.tx_sync(ledger.due_to_expire, now=T0 + timedelta(days=5)) == []
     assert world.svc.tx_sync(ledger.warnings_due, now=T0 + timedelta(days=1), days=7) == []  # spent: no warning
+
+
+def test_a_lot_long_past_its_expiry_is_expired_by_the_next_run_and_two_racing_runs_take_it_once(world: World):
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 2, at=T0, valid_days=10)
+    late = T0 + timedelta(days=12)  # no run of the job since two days before the lot's expiry
+    [listed] = world.svc.tx_sync(ledger.due_to_expire, now=late)  # both runs listed it
+    assert listed == lot.lot_id
+    first = world.svc.tx_sync(wallet_service.expire_one, lot_id=listed, now=late)
+    second = world.svc.tx_sync(wallet_service.expire_one, lot_id=listed, now=late)
+    assert (first, second) == ("expired", "skipped")
+    assert [(k, n, x) for k, n, x in entries(world, p) if k == "expire"] == [("expire", -2, lot.lot_id)]
+
+
+def statements_of_a_credit_booking(world: World, p: tuple[AuthUser, uuid.UUID], t: AuthUser, hours: int) -> int:
+    """How many statements a credit booking `hours` ahead sends to the database."""
+    database = world.svc.db.engine.url.database
+    sent: list[str] = []
+
+    def counted(conn: sa.engine.Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if conn.engine.url.database == database:
+            sent.append(statement)
+
+    body = BookIn(
+        teacher_id=t.id, student_id=p[1], subject="Mathematics", starts_at=hours_from_now(hours),
+        duration_minutes=60, pay_with="credit",
+    )  # fmt: skip
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", counted)
+    try:
+        assert world.run(flows.book(world.svc, parent=p[0], body=body)).booking.status == CONFIRMED
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", counted)
+    return len(sent)
+
+
+def test_a_credit_booking_takes_its_lot_from_the_slots_statement_whatever_else_the_wallet_holds(world: World):
+    """The slot's statement names the lot to draw from (`ledger.FIRST_WITH_CREDIT`); a lot it named
+    beyond the wallet's own would cost the booking its lots read again (`ledger.pick`)."""
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    now = datetime.now(UTC)
+    alone = world.parent()
+    for t in (lo, hi):
+        adjust(world, alone, t, 2, at=now)
+        statements_of_a_credit_booking(world, alone, t, 48)  # the path warm
+    plain = {t.id: statements_of_a_credit_booking(world, alone, t, 50) for t in (lo, hi)}
+    for booked, other in ((lo, hi), (hi, lo)):
+        below, p, above = sorted((world.parent() for _ in range(3)), key=lambda x: x[0].id)
+        [own] = adjust(world, p, booked, 1, at=now, valid_days=365)
+        # Each expires before `own` (or expired already, the expiry job not yet run): none is drawn.
+        adjust(world, p, other, 1, at=now, valid_days=5)
+        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=30)
+        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=90)
+        adjust(world, p, booked, 1, at=now - timedelta(days=20), valid_days=10)
+        adjust(world, below, booked, 1, at=now, valid_days=5)
+        adjust(world, above, booked, 1, at=now, valid_days=5)
+        assert statements_of_a_credit_booking(world, p, booked, 72) == plain[booked.id], booked is lo
+        assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [own.lot_id]

@@ -448,3 +448,13 @@ def test_a_credit_booking_takes_its_lot_from_the_slots_statement_whatever_else_t
         adjust(world, above, booked, 1, at=now, valid_days=5)
         assert statements_of_a_credit_booking(world, p, booked, 72) == plain[booked.id], booked is lo
         assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [own.lot_id]
+
+
+def test_the_credits_a_family_can_book_with_are_the_named_teachers_whichever_teacher_sorts_first(world: World):
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    p = world.parent()
+    adjust(world, p, lo, 1, at=T0)
+    adjust(world, p, hi, 2, at=T0)
+    for t, held in ((lo, 1), (hi, 2)):
+        usable = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0)
+        assert usable == held, t is lo

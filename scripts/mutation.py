@@ -10,8 +10,10 @@
 
 Each module is mutated in a copy of src/ in a temporary folder (the work tree is never touched:
 PYTHONPATH puts the copy before the editable install, for the tests' subprocesses too), one mutant
-at a time, running only the module's fast tests. The score is killed / (killed + survived) over the
-mutants not listed as equivalent. `--check` exits 1 when a full run is under the target, or when a
+at a time, running only the module's fast tests (on its `databases`; then, for a mutant they let
+through, its `tests_postgresql` on PostgreSQL: TUTORBOOK_TEST_POSTGRES_URL, by default the local
+server, each session making and dropping its own database). The score is killed / (killed + survived)
+over the mutants not listed as equivalent. `--check` exits 1 when a full run is under the target, or when a
 sample (`--sample`, `--ci`), which never draws a listed `known_survivor`, lets any mutant survive:
 every survivor it finds is new. Each mutant's pytest runs in a child forked from a process that
 imported pytest and the third-party packages once (`Zygote`; `--no-zygote` to start a new Python
@@ -28,6 +30,7 @@ import json
 import os
 import random
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -38,6 +41,7 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "scripts" / "mutation.toml"
@@ -45,8 +49,50 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 BIN = ROOT / ".venv" / "bin"
 
 
+# The PostgreSQL server the mutants' sessions make their databases on (the tests' own default too).
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# This run's tag, in the name of every PostgreSQL database its sessions make (tests/conftest.py's
+# RUN_ID starts with TUTORBOOK_TEST_RUN_TAG): a session cosmic-ray's timeout killed never dropped
+# its own, and the run drops those by the tag (`drop_left_databases`), never another run's.
+RUN_TAG = f"mut{secrets.token_hex(3)}_"
+
+
 def load() -> dict:
     return tomllib.loads(CONFIG.read_text())
+
+
+def sessions(module: dict[str, Any]) -> list[tuple[list[str], str]]:
+    """A mutant's test sessions, run in this order, each stopping the mutant's run when it fails:
+    `tests` on the module's `databases`, then `tests_postgresql` (if any) on PostgreSQL alone, for a
+    path only PostgreSQL takes (the rest of a module's tests stay on SQLite, cheaper)."""
+    out = [(list(module["tests"]), str(module.get("databases", "")))]
+    if module.get("tests_postgresql"):
+        out.append((list(module["tests_postgresql"]), "postgresql"))
+    return out
+
+
+def _all_tests(module: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(t for tests, _ in sessions(module) for t in tests))
+
+
+def drop_left_databases() -> list[str]:
+    """Drop the PostgreSQL databases this run's sessions made and did not drop (a session killed
+    by the timeout); the names dropped."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(os.environ.get("TUTORBOOK_TEST_POSTGRES_URL", PG_URL), isolation_level="AUTOCOMMIT")
+    dropped: list[str] = []
+    try:
+        with admin.connect() as conn:
+            names = conn.exec_driver_sql(
+                "SELECT datname FROM pg_database WHERE strpos(datname, %(tag)s) > 0", {"tag": f"_{RUN_TAG}"}
+            ).scalars()
+            for name in list(names):
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                dropped.append(name)
+    finally:
+        admin.dispose()
+    return dropped
 
 
 # Plugins no mutant's test list uses, left out of each mutant's session: loading them cost about
@@ -142,7 +188,7 @@ def _zygote_handle(conn: socket.socket) -> int:
     """A handler: run the client's session in a forked child; send its exit status back."""
     import select
 
-    message, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
     request = json.loads(message)
     child = os.fork()
     if child == 0:
@@ -152,6 +198,8 @@ def _zygote_handle(conn: socket.socket) -> int:
             os.dup2(fd, target)
             os.close(fd)
         os.chdir(request["cwd"])
+        os.environ.clear()  # the client's, as a new process would have it (its session's databases)
+        os.environ.update(request["env"])
         sys.path[0] = request["cwd"]  # as `python -m pytest` has it (this script's folder otherwise)
         sys.argv = ["pytest", *request["args"]]
         status = 1
@@ -196,7 +244,8 @@ def zygote_client(path: str, args: list[str]) -> int:
     """A mutant's test command: the zygote runs `pytest args` with this process's stdio; its status."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(path)
-    socket.send_fds(client, [json.dumps({"args": args, "cwd": os.getcwd()}).encode()], [0, 1, 2])
+    request = {"args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
+    socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
     answer = b""
     while chunk := client.recv(16):
         answer += chunk
@@ -239,16 +288,34 @@ class Zygote:
             self.process.wait()
 
 
-def _env(module: dict, src: Path | None, template: Path | None = None) -> dict[str, str]:
+def _env(databases: str, src: Path | None, template: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if template is not None:  # a migrated SQLite database each test session copies (tests/conftest.py)
         env["TUTORBOOK_TEST_SQLITE_TEMPLATE"] = str(template)
     if src is not None:
         env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    if module.get("databases"):
-        env["TUTORBOOK_TEST_DATABASES"] = module["databases"]
+    if databases:
+        env["TUTORBOOK_TEST_DATABASES"] = databases
+    if "postgresql" in databases:
+        env.setdefault("TUTORBOOK_TEST_POSTGRES_URL", PG_URL)
+        env["TUTORBOOK_TEST_RUN_TAG"] = RUN_TAG
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def _run_sessions(
+    module: dict[str, Any], src: Path | None, template: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The module's test sessions in order (unmutated, or with `src` first on the path); the
+    first that fails, else the last."""
+    run: subprocess.CompletedProcess[str] | None = None
+    for tests, databases in sessions(module):
+        env = _env(databases, src, template)
+        run = subprocess.run(_pytest_command(tests), cwd=ROOT, env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            break
+    assert run is not None
+    return run
 
 
 def _line_of(path: Path, line_no: int) -> str:
@@ -265,7 +332,14 @@ def changed_modules(config: dict, since: str) -> list[str]:
 
 
 def run_module(
-    name: str, config: dict, *, sample: int | None, seed: str, verbose: bool, use_zygote: bool = True
+    name: str,
+    config: dict,
+    *,
+    sample: int | None,
+    seed: str,
+    verbose: bool,
+    use_zygote: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> dict:
     """Mutate one module; its counts, score and survivors."""
     module = config["modules"][name]
@@ -273,19 +347,17 @@ def run_module(
     excluded = [re.compile(p) for p in config.get("exclude_operators", [])]
     equivalents = [e for e in config.get("equivalent", []) if e["module"] == name]
     known = [e for e in config.get("known_survivor", []) if e["module"] == name]
-    tests = module["tests"]
+    tests = _all_tests(module)
     started = time.monotonic()
     keep = tempfile.TemporaryDirectory(prefix=f"mutation-{name}-db-")
     template = None
     if "sqlite" in module.get("databases", ""):  # migrated once (unmutated), not by every mutant's session
         template = Path(keep.name) / "migrated.db"
         migrate = f"from tutorbook.migrate import upgrade; upgrade('sqlite:///{template}')"
-        subprocess.run([str(PYTHON), "-c", migrate], cwd=ROOT, env=_env(module, None), check=True, capture_output=True)
+        subprocess.run([str(PYTHON), "-c", migrate], cwd=ROOT, env=_env("", None), check=True, capture_output=True)
     # The module's tests must pass unmutated, and their time bounds each mutant's.
     t0 = time.monotonic()
-    base = subprocess.run(
-        _pytest_command(tests), cwd=ROOT, env=_env(module, None, template), capture_output=True, text=True
-    )
+    base = _run_sessions(module, None, template)
     baseline_s = time.monotonic() - t0
     if base.returncode != 0:
         print(base.stdout[-3000:], base.stderr[-2000:])
@@ -293,10 +365,17 @@ def run_module(
     with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-        mutants_env = _env(module, work / "src", template)
+        mutants_env = _env(str(module.get("databases", "")), work / "src", template)
         zygote = Zygote(tests, mutants_env, work) if use_zygote else None
-        test_command = zygote.command(tests) if zygote else _pytest_command(tests)
-        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && exec " + shlex.join(test_command))
+        # One command a session, each with its own databases (the zygote's child takes the client's
+        # environment), joined by && so that a mutant the first kills never runs the next.
+        steps = []
+        for session_tests, databases in sessions(module):
+            step = zygote.command(session_tests) if zygote else _pytest_command(session_tests)
+            step_env = _env(databases, work / "src", template)
+            chosen = {k: v for k, v in step_env.items() if mutants_env.get(k) != v}
+            steps.append(shlex.join(["env", *(f"{k}={v}" for k, v in chosen.items()), *step]))
+        command = "bash -c " + shlex.quote(f"cd {shlex.quote(str(ROOT))} && " + " && ".join(steps))
         cfg = work / "cosmic-ray.toml"
         cfg.write_text(
             "[cosmic-ray]\n"
@@ -316,6 +395,7 @@ def run_module(
             equivalents=equivalents,
             known=known,
             sample=sample,
+            part=part,
             seed=f"{seed}:{name}",
         )
         try:
@@ -323,6 +403,9 @@ def run_module(
         finally:
             if zygote:
                 zygote.close()
+            left = drop_left_databases() if any("postgresql" in d for _, d in sessions(module)) else []
+            if left:
+                print(f"{name}: dropped {len(left)} PostgreSQL databases a killed session left", flush=True)
         result = _score(session, work=work, known=known)
     keep.cleanup()
     result.update(
@@ -344,7 +427,17 @@ def run_module(
     return result
 
 
-def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: int | None, seed: str):
+def _select(
+    session: Path,
+    *,
+    work: Path,
+    excluded,
+    equivalents,
+    known,
+    sample: int | None,
+    seed: str,
+    part: tuple[int, int] | None = None,
+):
     """Skip excluded operators, listed equivalents and (with `sample`) the known survivors and all
     but a sample chosen from `seed`; the counts of each. A full run (no `sample`) runs the known
     survivors and counts them, so the full score stays honest; a sample never draws them, so it
@@ -378,6 +471,14 @@ def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: 
                 continue
             keep.append(item)
         not_sampled = 0
+        if part is not None:  # one of n disjoint parts of a full run, by each mutant's own place
+            k, n = part
+            mine = [i for i in keep if _part_of(i.mutations[0], n) == k]
+            for item in keep:
+                if _part_of(item.mutations[0], n) != k:
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="other part"))
+                    not_sampled += 1
+            keep = mine
         if sample is not None and len(keep) > sample:
             rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
             chosen = {i.job_id for i in rng.sample(keep, sample)}
@@ -387,6 +488,12 @@ def _select(session: Path, *, work: Path, excluded, equivalents, known, sample: 
                     not_sampled += 1
             keep = [i for i in keep if i.job_id in chosen]
     return len(keep), equivalent, not_sampled, dropped, known_n
+
+
+def _part_of(spec: Any, n: int) -> int:
+    """Which of n parts a mutant falls in: from its operator, place and occurrence (stable across runs)."""
+    key = f"{spec.module_path}:{spec.operator_name}:{spec.occurrence}:{tuple(spec.start_pos)}"
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n
 
 
 def _token(spec, *, work: Path) -> str:
@@ -533,8 +640,7 @@ def recheck(path: Path, config: dict) -> int:
                 if patched.returncode != 0:  # the code it mutated changed since the run
                     print(f"{result['module']}: line {s['line_no']} {s['operator']} [{s['token']}] GONE: {s['line']}")
                     continue
-                env = _env(module, Path(tmp) / "src")
-                run = subprocess.run(_pytest_command(module["tests"]), cwd=ROOT, env=env, capture_output=True)
+                run = _run_sessions(module, Path(tmp) / "src")
             killed = run.returncode != 0
             alive += not killed
             verdict = "killed" if killed else "SURVIVES"
@@ -549,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="at most this many mutants a module (chosen from --seed)")
     parser.add_argument(
         "--ci", action="store_true", help="without --sample: each module's `ci_sample` (mutation.toml; all if unset)"
+    )
+    parser.add_argument(
+        "--part",
+        metavar="K/N",
+        help="a full run's part K of N (0 <= K < N, disjoint, stable): N runs side by side make one full run",
     )
     parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
@@ -577,13 +688,21 @@ def main(argv: list[str] | None = None) -> int:
         args.seed
         or subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     )
+    part = None
+    if args.part:
+        k, n = (int(x) for x in args.part.split("/"))
+        if not 0 <= k < n:
+            parser.error("--part K/N needs 0 <= K < N")
+        part = (k, n)
     results = []
     for name in names:
         print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
         sample = args.sample
         if sample is None and args.ci:
             sample = config["modules"][name].get("ci_sample")
-        r = run_module(name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote)
+        r = run_module(
+            name, config, sample=sample, seed=seed, verbose=args.verbose, use_zygote=not args.no_zygote, part=part
+        )
         results.append(r)
         score = "n/a" if r["score"] is None else f"{r['score']:.1f}%"
         print(

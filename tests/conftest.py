@@ -31,7 +31,9 @@ TABLES = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
 # This run's own suffix: every PostgreSQL database a test makes is named `<purpose>_<RUN_ID>`, so
 # two runs on one server (two checkouts, CI beside a developer) never touch each other's, and the
 # run drops exactly the ones it made when it ends (pytest_sessionfinish), never anybody else's.
-RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+# TUTORBOOK_TEST_RUN_TAG (scripts/mutation.py) starts it: a session killed before its end is found
+# by the tag of the run that started it, which drops its databases.
+RUN_ID = f"{os.environ.get('TUTORBOOK_TEST_RUN_TAG', '')}{os.getpid()}_{secrets.token_hex(3)}"
 CREATED_PG_DATABASES: list[str] = []
 
 

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.service.world import World, hours_from_now, refused
+from tutorbook.bookings.schemas import BookIn
 from tutorbook.credits import ledger
 from tutorbook.credits import service as wallet_service
 from tutorbook.credits.schemas import AdjustIn, EntryOut
@@ -329,3 +330,131 @@ def test_no_expiry_warning_for_a_lot_at_or_past_its_expiry_instant(world: World)
     assert [e.lot_id for e in due] == [lot.lot_id]  # still valid: warned
     for at in (expires, expires + timedelta(days=1)):  # expired (the expiry job may not have run yet)
         assert world.svc.tx_sync(ledger.warnings_due, now=at, days=7) == []
+
+
+def test_a_lot_past_its_expiry_counts_for_nothing_before_the_expiry_job_has_taken_it(world: World):
+    t, p = world.teacher(), world.parent()
+    adjust(world, p, t, 2, at=T0, valid_days=10)
+    adjust(world, p, t, 1, at=T0, valid_days=30)
+    later = T0 + timedelta(days=11)  # a day past the first lot's expiry; no expiry job has run
+    assert balances(world, p, at=later) == [(t.id, 60, 1, T0 + timedelta(days=30)), ("total", 1)]
+    usable = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=later)
+    assert usable == 1
+    assert world.svc.tx_sync(lambda s: ledger.total(s, parent_id=p[0].id)) == 3  # still held until the job runs
+
+
+def test_a_credit_booking_skips_a_lot_expiring_first_that_holds_no_credit_any_more(world: World):
+    t, p = world.teacher(), world.parent()
+    now = datetime.now(UTC)
+    [emptied] = adjust(world, p, t, 1, at=now, valid_days=5)
+    [removal] = adjust(world, p, t, -1, at=now)  # from the lot expiring first: it holds nothing now
+    assert removal.lot_id == emptied.lot_id
+    holding: list[uuid.UUID] = []  # lots of a later expiry whose ids sort before and after the emptied one's
+    while not holding or not min(holding) < emptied.lot_id < max(holding):
+        holding.append(adjust(world, p, t, 1, at=now, valid_days=30)[0].lot_id)
+    lesson = world.book(p, t, starts_at=hours_from_now(48), pay_with="credit")
+    assert lesson.status == CONFIRMED
+    kept = min(holding)  # of one expiry: the first by id
+    assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [kept]
+    held = world.svc.tx_sync(ledger.lot_balances, [emptied.lot_id, kept])
+    assert held == {emptied.lot_id: 0, kept: 0}
+
+
+def test_a_removal_takes_only_the_named_family_teacher_and_length_whichever_sorts_first(world: World):
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    for named, other in ((lo, hi), (hi, lo)):
+        below, family, above = sorted((world.parent() for _ in range(3)), key=lambda p: p[0].id)
+        [own] = adjust(world, family, named, 1, at=T0, valid_days=365)
+        # Each of these expires first: a removal reading beyond the family, teacher and length takes it.
+        adjust(world, family, other, 1, at=T0, valid_days=5)
+        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=30)
+        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=90)
+        adjust(world, below, named, 1, at=T0, valid_days=5)
+        adjust(world, above, named, 1, at=T0, valid_days=5)
+        taken = adjust(world, family, named, -1, at=T0)
+        assert [(e.lessons, e.lot_id) for e in taken] == [(-1, own.lot_id)], named is lo
+        with refused(409):  # nothing else of that teacher and length in this family
+            adjust(world, family, named, -1, at=T0)
+
+
+def test_each_lot_is_warned_of_and_expired_by_its_own_credits_whichever_lot_sorts_first(world: World):
+    t, p = world.teacher(), world.parent()
+    [two] = adjust(world, p, t, 2, at=T0, valid_days=60)
+    [three] = adjust(world, p, t, 3, at=T0, valid_days=60)
+    due = world.svc.tx_sync(ledger.warnings_due, now=T0 + timedelta(days=30), days=30)
+    assert sorted((e.lot_id, e.lessons) for e in due) == sorted([(two.lot_id, 2), (three.lot_id, 3)])
+    # A spent lot past its expiry, with lots holding credit whose ids sort before and after its own.
+    [spent] = adjust(world, p, t, 1, at=T0, valid_days=5)
+    assert adjust(world, p, t, -1, at=T0)[0].lot_id == spent.lot_id
+    holding = [two.lot_id, three.lot_id]
+    while not min(holding) < spent.lot_id < max(holding):
+        holding.append(adjust(world, p, t, 1, at=T0, valid_days=60)[0].lot_id)
+    assert world.svc.tx_sync(ledger.due_to_expire, now=T0 + timedelta(days=5)) == []
+    assert world.svc.tx_sync(ledger.warnings_due, now=T0 + timedelta(days=1), days=7) == []  # spent: no warning
+
+
+def test_a_lot_long_past_its_expiry_is_expired_by_the_next_run_and_two_racing_runs_take_it_once(world: World):
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 2, at=T0, valid_days=10)
+    late = T0 + timedelta(days=12)  # no run of the job since two days before the lot's expiry
+    [listed] = world.svc.tx_sync(ledger.due_to_expire, now=late)  # both runs listed it
+    assert listed == lot.lot_id
+    first = world.svc.tx_sync(wallet_service.expire_one, lot_id=listed, now=late)
+    second = world.svc.tx_sync(wallet_service.expire_one, lot_id=listed, now=late)
+    assert (first, second) == ("expired", "skipped")
+    assert [(k, n, x) for k, n, x in entries(world, p) if k == "expire"] == [("expire", -2, lot.lot_id)]
+
+
+def statements_of_a_credit_booking(world: World, p: tuple[AuthUser, uuid.UUID], t: AuthUser, hours: int) -> int:
+    """How many statements a credit booking `hours` ahead sends to the database."""
+    database = world.svc.db.engine.url.database
+    sent: list[str] = []
+
+    def counted(conn: sa.engine.Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if conn.engine.url.database == database:
+            sent.append(statement)
+
+    body = BookIn(
+        teacher_id=t.id, student_id=p[1], subject="Mathematics", starts_at=hours_from_now(hours),
+        duration_minutes=60, pay_with="credit",
+    )  # fmt: skip
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", counted)
+    try:
+        assert world.run(flows.book(world.svc, parent=p[0], body=body)).booking.status == CONFIRMED
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", counted)
+    return len(sent)
+
+
+def test_a_credit_booking_takes_its_lot_from_the_slots_statement_whatever_else_the_wallet_holds(world: World):
+    """The slot's statement names the lot to draw from (`ledger.FIRST_WITH_CREDIT`); a lot it named
+    beyond the wallet's own would cost the booking its lots read again (`ledger.pick`)."""
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    now = datetime.now(UTC)
+    alone = world.parent()
+    for t in (lo, hi):
+        adjust(world, alone, t, 2, at=now)
+        statements_of_a_credit_booking(world, alone, t, 48)  # the path warm
+    plain = {t.id: statements_of_a_credit_booking(world, alone, t, 50) for t in (lo, hi)}
+    for booked, other in ((lo, hi), (hi, lo)):
+        below, p, above = sorted((world.parent() for _ in range(3)), key=lambda x: x[0].id)
+        [own] = adjust(world, p, booked, 1, at=now, valid_days=365)
+        # Each expires before `own` (or expired already, the expiry job not yet run): none is drawn.
+        adjust(world, p, other, 1, at=now, valid_days=5)
+        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=30)
+        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=90)
+        adjust(world, p, booked, 1, at=now - timedelta(days=20), valid_days=10)
+        adjust(world, below, booked, 1, at=now, valid_days=5)
+        adjust(world, above, booked, 1, at=now, valid_days=5)
+        assert statements_of_a_credit_booking(world, p, booked, 72) == plain[booked.id], booked is lo
+        assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [own.lot_id]
+
+
+def test_the_credits_a_family_can_book_with_are_the_named_teachers_whichever_teacher_sorts_first(world: World):
+    lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
+    p = world.parent()
+    adjust(world, p, lo, 1, at=T0)
+    adjust(world, p, hi, 2, at=T0)
+    for t, held in ((lo, 1), (hi, 2)):
+        usable = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0)
+        assert usable == held, t is lo

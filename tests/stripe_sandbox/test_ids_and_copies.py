@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from collections import Counter
 
+import pytest
+
 from stripe_sandbox import objects
-from stripe_sandbox.objects import new_id
+from stripe_sandbox.objects import json_copy, new_id
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -36,3 +39,32 @@ def test_random_bytes_that_would_bias_the_id_are_skipped(monkeypatch):
     monkeypatch.setattr(objects.secrets, "token_bytes", token_bytes)
     assert new_id("x_", 8) == "x_" + ALPHABET[0] + ALPHABET[61] + ALPHABET[0] + ALPHABET[247 % 62] + ALPHABET[1] * 4
     assert len(reads) == 2  # the first read had only four usable bytes
+
+
+def test_json_copy_is_a_deep_copy_sharing_nothing_mutable():
+    stored = {
+        "id": "cs_test_1",
+        "amount_total": 5000,
+        "livemode": False,
+        "rate": 1.5,
+        "url": None,
+        "metadata": {"booking_id": "42"},
+        "line_items": [{"price": {"unit_amount": 5000, "tiers": [1, 2]}}],
+        "pair": ({"a": 1}, "b"),
+        "tags": {"x"},
+    }
+    made = json_copy(stored)
+    assert made == copy.deepcopy(stored)
+    assert list(made) == list(stored)  # the same field order: the same JSON text
+    made["metadata"]["booking_id"] = "43"
+    made["line_items"][0]["price"]["tiers"].append(3)
+    made["pair"][0]["a"] = 2
+    made["tags"].add("y")
+    assert stored["metadata"] == {"booking_id": "42"}
+    assert stored["line_items"][0]["price"]["tiers"] == [1, 2]
+    assert stored["pair"][0] == {"a": 1} and stored["tags"] == {"x"}
+
+
+@pytest.mark.parametrize("value", ["text", 3, 2.5, True, None])
+def test_json_copy_of_a_plain_value_is_the_value(value):
+    assert json_copy(value) is value

@@ -34,6 +34,23 @@ class Deliverer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: set[tuple[str, str]] = set()  # (event, endpoint)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._attempt_waiters: dict[str, set[asyncio.Event]] = {}
+
+    async def wait_for_attempt(self, event_id: str, timeout: float) -> None:
+        """Return when an attempt to deliver ``event_id`` ends (to any endpoint), or after
+        ``timeout`` seconds, whichever is first (call from the event loop)."""
+        done = asyncio.Event()
+        self._attempt_waiters.setdefault(event_id, set()).add(done)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=max(timeout, 0.0))
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._attempt_waiters.get(event_id)
+            if waiters is not None:
+                waiters.discard(done)
+                if not waiters:
+                    del self._attempt_waiters[event_id]
 
     def wake(self) -> None:
         """Look for due deliveries now (safe to call from any thread)."""
@@ -91,6 +108,8 @@ class Deliverer:
             log.exception("webhook delivery of %s to %s failed unexpectedly", event_id, endpoint_id)
         finally:
             self._in_flight.discard((event_id, endpoint_id))
+            for done in self._attempt_waiters.get(event_id, ()):
+                done.set()
             self.wake()
 
     async def _send(self, client: httpx.AsyncClient, event_id: str, endpoint_id: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ FIELDS = (
 )
 DECLINED = "Your card was declined."
 INVALID_NUMBER = "Your card number is invalid."
+RECHECK_S = 0.25  # while the payer waits for the completed webhook: see _await_first_delivery
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -100,10 +100,13 @@ class HostedPages:
         return RedirectResponse(target, status_code=303)
 
     async def _await_first_delivery(self, event_id: str) -> None:
-        """Like Checkout, give the completed webhook a chance before redirecting."""
+        """Like Checkout, give the completed webhook a chance before redirecting: until an
+        attempt to deliver it has ended, or ``redirect_wait_s``. The deliverer wakes this when
+        an attempt of the event ends; the state is also re-read every ``RECHECK_S`` (webhooks
+        switched off, the endpoint removed meanwhile), not polled while the receiver is slow."""
         deadline = time.monotonic() + self.sandbox.config.redirect_wait_s
         self.deliverer.wake()
-        while time.monotonic() < deadline:
+        while True:
             config = self.sandbox.config
             deliveries = self.sandbox.store.deliveries_of(event_id)
             if (
@@ -113,7 +116,10 @@ class HostedPages:
                 or all(self.sandbox.endpoint_target(d.endpoint_id) is None for d in deliveries)
             ):
                 return
-            await asyncio.sleep(0.02)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await self.deliverer.wait_for_attempt(event_id, min(RECHECK_S, left))
 
     def _page(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import string
@@ -17,9 +18,35 @@ DEFAULT_API_VERSION: str = stripe.api_version  # the pinned SDK's (see versions.
 _ALPHABET = string.ascii_letters + string.digits
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON-like value (dicts, lists and tuples of str, numbers, bools and
+    None), as ``copy.deepcopy`` makes but without its memo and dispatch per value (a stored
+    object's fields are copied on every answer). Anything else goes to ``copy.deepcopy``."""
+    if isinstance(value, _ATOMS):
+        return value
+    if type(value) is dict:
+        return {k: v if isinstance(v, _ATOMS) else json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [v if isinstance(v, _ATOMS) else json_copy(v) for v in value]
+    if type(value) is tuple:
+        return tuple(json_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
+# The bytes below this keep every letter of _ALPHABET equally likely (62 * 4 = 248).
+_UNBIASED = 256 - 256 % len(_ALPHABET)
+
+
 def new_id(prefix: str, length: int = 24) -> str:
-    """A random Stripe-looking id such as ``pi_3Pq...``."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A random Stripe-looking id such as ``pi_3Pq...``: each character uniform over
+    ``_ALPHABET``, from one ``os.urandom`` read (not one per character, as ``secrets.choice``)."""
+    chars: list[str] = []
+    while len(chars) < length:
+        chars += [_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _UNBIASED]
+    return prefix + "".join(chars[:length])
 
 
 def _address() -> dict[str, Any]:

@@ -246,7 +246,7 @@ class Sandbox(ConnectOps, DestinationOps, TransferOps, CustomerOps, IntentOps, E
     def present(self, obj: dict[str, Any], base_url: str | None, *, fresh: bool = False) -> dict[str, Any]:
         """The public form of a stored object (private ``_`` keys removed); its values are
         copied unless the object is `fresh` (just read from the store, used for nothing else)."""
-        shown = {k: v if fresh else copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+        shown = {k: v if fresh else objects.json_copy(v) for k, v in obj.items() if not k.startswith("_")}
         if shown["object"] == SESSION:
             shown["url"] = f"{self.public_url(base_url)}/c/pay/{shown['id']}" if shown["status"] == "open" else None
         elif shown["object"] == "event":

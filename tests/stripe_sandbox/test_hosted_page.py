@@ -5,13 +5,15 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
 
 import pytest
 import stripe
 
+from stripe_sandbox.store import Delivery, Store
 from tests.support.servers import http_client
 
-from .helpers import CANCEL_URL, control, http, make_client, session_params, submit_card
+from .helpers import CANCEL_URL, Receiver, control, http, make_client, session_params, submit_card
 
 
 def back_href(page: str) -> str:
@@ -189,3 +191,38 @@ def test_expire_racing_pay_has_one_winner(client):
         else:
             assert paid == 409 and final.status == "expired"
             assert final.payment_status == "unpaid" and not isinstance(expired, Exception)
+
+
+def test_the_page_waits_for_a_slow_webhook_without_polling_the_store(make_sandbox, monkeypatch):
+    """While the receiver takes its time, the paying page waits for the deliverer's word (and
+    re-reads the state a few times a second), not polling SQLite every 20 ms; it still redirects
+    as soon as the attempt has ended."""
+    slow = Receiver(fail_first=False)
+    original = slow.handle
+
+    def slow_handle(body: bytes, signature: str | None, content_type: str) -> int:
+        time.sleep(1.0)
+        return original(body, signature, content_type)
+
+    slow.handle = slow_handle  # type: ignore[method-assign]
+    reads: list[str] = []
+    read_deliveries = Store.deliveries_of
+
+    def counting(self: Store, event_id: str) -> list[Delivery]:
+        reads.append(event_id)
+        return read_deliveries(self, event_id)
+
+    monkeypatch.setattr(Store, "deliveries_of", counting)
+    try:
+        handle = make_sandbox(webhook_url=slow.url, redirect_wait_s=5.0)
+        session = make_client(handle.base_url).v1.checkout.sessions.create(params=session_params())
+        started = time.monotonic()
+        response = submit_card(session.url)
+        waited = time.monotonic() - started
+    finally:
+        slow.close()
+    assert response.status_code == 303
+    assert 1.0 <= waited < 3.0  # redirected once the slow attempt ended, well before redirect_wait_s
+    assert [e.type for e in slow.acked] == ["checkout.session.completed"]
+    page_reads = [r for r in reads if r == slow.acked[0].id]
+    assert 2 <= len(page_reads) <= 10  # main read it every 20 ms: ~50 times in that second

@@ -222,7 +222,9 @@ def test_the_page_waits_for_a_slow_webhook_without_polling_the_store(make_sandbo
     finally:
         slow.close()
     assert response.status_code == 303
-    assert 1.0 <= waited < 3.0  # redirected once the slow attempt ended, well before redirect_wait_s
+    # Redirected once the slow attempt ended, not at redirect_wait_s (5 s); the margin is for a busy
+    # machine (CI runs two test workers beside PostgreSQL).
+    assert 1.0 <= waited < 4.5
     assert [e.type for e in slow.acked] == ["checkout.session.completed"]
     page_reads = [r for r in reads if r == slow.acked[0].id]
     assert 2 <= len(page_reads) <= 10  # main read it every 20 ms: ~50 times in that second

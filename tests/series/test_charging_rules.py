@@ -7,10 +7,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from datetime import timedelta
+
 from tests.series import steps
-from tests.series.steps import CONFIRMED
+from tests.series.steps import CANCELLED, CONFIRMED
 from tests.service.world import World, hours_from_now
+from tutorbook.bookings import settling
+from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
+from tutorbook.errors import Conflict
 from tutorbook.notifications.models import Notification
 from tutorbook.series import charging
 
@@ -41,3 +46,71 @@ def test_a_lesson_paid_before_its_deadline_ran_out_is_not_cancelled_nor_announce
         return [k for k in session.scalars(stmt) if k.startswith("cancelled.")]
 
     assert world.svc.tx_sync(cancel_notices) == []
+
+
+def _first_week_paid(world: World, made, *, card: str) -> None:
+    """Week 1 paid at its checkout (the card saved), the newest card charging `card`."""
+    checkout = world.fake.session_of(made.occurrences[0].booking_id)
+    assert world.deliver(world.fake.pay(checkout.id)) == "confirmed"
+    assert checkout.customer is not None
+    world.fake.save_card(checkout.customer, charge=card)  # type: ignore[arg-type]
+
+
+def test_a_week_charged_after_it_was_cancelled_is_a_late_payment_confirmed_while_its_time_is_free(
+    world: World, made
+):
+    # The job claimed week 2 and asked Stripe; meanwhile the week was cancelled unpaid; then the
+    # charge succeeded. The money is not kept for nothing: the week's time is still free and ahead,
+    # so it is confirmed again, as any late payment (settling.confirm_charged).
+    _first_week_paid(world, made, card="succeeded")
+    two = made.occurrences[1]
+    now = steps.due(two.starts_at, world)
+    assert isinstance(world.svc.tx_sync(charging.claim, booking_id=two.booking_id, now=now), charging.Charge)
+    cancelled = world.svc.tx_sync(
+        settling.cancel_if_pending, booking_id=two.booking_id, reason=Reason.PAYMENT_FAILED, actor="test", now=now
+    )
+    assert cancelled == Reason.PAYMENT_FAILED.value
+    assert world.view(two.booking_id).status == CANCELLED
+
+    outcome = world.svc.tx_sync(
+        charging.paid, booking_id=two.booking_id, payment_intent="pi_week2", platform=world.svc.terms, now=now
+    )
+    assert outcome.kind == Reason.LATE_PAYMENT_CONFIRMED
+    assert world.view(two.booking_id).status == CONFIRMED
+    assert world.refunds(two.booking_id) == []
+
+
+def test_a_week_charged_after_it_was_cancelled_and_its_time_passed_is_refunded_in_full(world: World, made):
+    _first_week_paid(world, made, card="succeeded")
+    two = made.occurrences[1]
+    now = steps.due(two.starts_at, world)
+    world.svc.tx_sync(charging.claim, booking_id=two.booking_id, now=now)
+    world.svc.tx_sync(
+        settling.cancel_if_pending, booking_id=two.booking_id, reason=Reason.PAYMENT_FAILED, actor="test", now=now
+    )
+    after_start = two.starts_at + timedelta(minutes=5)
+    outcome = world.svc.tx_sync(
+        charging.paid, booking_id=two.booking_id, payment_intent="pi_week2", platform=world.svc.terms, now=after_start
+    )
+    assert outcome.kind == Reason.LATE_PAYMENT_REFUNDED
+    assert world.view(two.booking_id).status == CANCELLED
+    price = world.view(two.booking_id).price_amount
+    assert [amount for amount, _ in world.refunds(two.booking_id)] == [price]
+
+
+def test_the_link_to_pay_a_declined_week_closes_at_its_deadline_itself(world: World):
+    # At the deadline the week is cancelled (charging.failed, the overdue job: deadline <= now),
+    # so from that instant on the link no longer takes a payment.
+    t, (parent, child) = world.teacher(), world.parent()
+    made = steps.book(world, (parent, child), t, first=hours_from_now(50), weeks=2)
+    _first_week_paid(world, made, card="declined")
+    two = made.occurrences[1]
+    assert world.job("series", at=steps.due(two.starts_at, world)).counts() == {"declined": 1}
+    deadline = world.svc.tx_sync(charging.deadline_of, booking_id=two.booking_id)
+    assert deadline is not None
+    before = world.svc.tx_sync(
+        charging.payable, parent=parent, booking_id=two.booking_id, now=deadline - timedelta(seconds=1)
+    )
+    assert before.id == two.booking_id
+    with pytest.raises(Conflict, match="The time to pay this lesson has passed"):
+        world.svc.tx_sync(charging.payable, parent=parent, booking_id=two.booking_id, now=deadline)

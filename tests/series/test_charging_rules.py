@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from datetime import timedelta
 
 from tests.series import steps
-from tests.series.steps import CANCELLED, CONFIRMED
+from tests.series.steps import CANCELLED, CONFIRMED, PENDING
 from tests.service.world import World, hours_from_now
 from tutorbook.bookings import settling
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
-from tutorbook.errors import Conflict
+from tutorbook.errors import Conflict, Forbidden
 from tutorbook.notifications.models import Notification
 from tutorbook.series import charging
 
@@ -114,3 +114,38 @@ def test_the_link_to_pay_a_declined_week_closes_at_its_deadline_itself(world: Wo
     assert before.id == two.booking_id
     with pytest.raises(Conflict, match="The time to pay this lesson has passed"):
         world.svc.tx_sync(charging.payable, parent=parent, booking_id=two.booking_id, now=deadline)
+
+
+def test_only_the_series_parent_may_open_a_declined_weeks_pay_link_however_the_ids_sort(world: World):
+    t, (owner, child) = world.teacher(), world.parent()
+    made = steps.book(world, (owner, child), t, first=hours_from_now(50), weeks=2)
+    _first_week_paid(world, made, card="declined")
+    two = made.occurrences[1]
+    now = steps.due(two.starts_at, world)
+    assert world.job("series", at=now).counts() == {"declined": 1}
+    # Other parents until one's id sorts before the owner's and one's after (ids are random).
+    before = after = None
+    for _ in range(64):
+        other, _child = world.parent()
+        if other.id < owner.id:
+            before = before or other
+        else:
+            after = after or other
+        if before and after:
+            break
+    assert before is not None and after is not None
+    for stranger in (before, after):
+        with pytest.raises(Forbidden, match="This lesson is not yours"):
+            world.svc.tx_sync(charging.payable, parent=stranger, booking_id=two.booking_id, now=now)
+    assert world.svc.tx_sync(charging.payable, parent=owner, booking_id=two.booking_id, now=now).id == two.booking_id
+
+
+def test_an_abandoned_week_is_cancelled_once_and_counted_once(world: World, made):
+    # The first checkout was never paid (no card saved): the later weeks are let go. A week
+    # already cancelled (a second run, or another worker first) is "skipped", not counted again.
+    two = made.occurrences[1]
+    assert world.view(two.booking_id).status == PENDING
+    now = utc_now()
+    assert world.svc.tx_sync(charging.cancel_abandoned, booking_id=two.booking_id, now=now) == "abandoned"
+    assert world.view(two.booking_id).status == CANCELLED
+    assert world.svc.tx_sync(charging.cancel_abandoned, booking_id=two.booking_id, now=now) == "skipped"

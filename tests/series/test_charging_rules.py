@@ -16,6 +16,7 @@ from tutorbook.bookings import settling
 from tutorbook.bookings.lifecycle import Reason
 from tutorbook.clock import utc_now
 from tutorbook.errors import Conflict, Forbidden
+from tutorbook.flows import series as series_flows
 from tutorbook.notifications.models import Notification
 from tutorbook.series import charging
 
@@ -149,3 +150,18 @@ def test_an_abandoned_week_is_cancelled_once_and_counted_once(world: World, made
     assert world.svc.tx_sync(charging.cancel_abandoned, booking_id=two.booking_id, now=now) == "abandoned"
     assert world.view(two.booking_id).status == CANCELLED
     assert world.svc.tx_sync(charging.cancel_abandoned, booking_id=two.booking_id, now=now) == "skipped"
+
+
+def test_a_week_cancelled_after_the_job_listed_it_is_not_claimed_nor_charged(world: World, made):
+    # The job lists the due weeks, then claims each; a week the parent cancelled in between (its
+    # charge never tried) is skipped: a cancelled lesson is never charged.
+    _first_week_paid(world, made, card="succeeded")
+    two = made.occurrences[1]
+    now = steps.due(two.starts_at, world)
+    assert world.svc.tx_sync(charging.due, now=now, limit=10) == [two.booking_id]
+    world.svc.tx_sync(
+        settling.cancel_if_pending, booking_id=two.booking_id, reason=Reason.PARENT_CANCELLED, actor="test", now=now
+    )
+    assert series_flows.charge_week(world.svc, booking_id=two.booking_id, now=now, dry_run=False) == "skipped"
+    assert world.fake.called("charge_off_session") == []
+    assert world.view(two.booking_id).status == CANCELLED

@@ -4,10 +4,10 @@ is paid (its card saved), and a lesson that left Pending is not cancelled again 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
-
-from datetime import timedelta
 
 from tests.series import steps
 from tests.series.steps import CANCELLED, CONFIRMED, PENDING
@@ -57,9 +57,7 @@ def _first_week_paid(world: World, made, *, card: str) -> None:
     world.fake.save_card(checkout.customer, charge=card)  # type: ignore[arg-type]
 
 
-def test_a_week_charged_after_it_was_cancelled_is_a_late_payment_confirmed_while_its_time_is_free(
-    world: World, made
-):
+def test_a_week_charged_after_it_was_cancelled_is_a_late_payment_confirmed_while_its_time_is_free(world: World, made):
     # The job claimed week 2 and asked Stripe; meanwhile the week was cancelled unpaid; then the
     # charge succeeded. The money is not kept for nothing: the week's time is still free and ahead,
     # so it is confirmed again, as any late payment (settling.confirm_charged).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.service.world import World, hours_from_now, later, refused
+from tutorbook.bookings.schemas import session_out
 from tutorbook.flows import booking as flows
 from tutorbook.payments.port import GatewayError, GatewayTimeout, Refused
 
@@ -126,3 +127,17 @@ def test_a_checkout_stripe_refuses_says_so_and_cancels_the_booking(world: World)
         world.book(p, t, starts_at=hours_from_now(48))
     assert "refused" in str(caught[0]) and "at least $0.50" in str(caught[0])
     assert [(b.status, b.cancellation_reason) for b in world.every_booking()] == [(CANCELLED, "checkout_failed")]
+
+
+def test_the_success_page_of_an_unpaid_checkout_answers_the_whole_booking_as_the_api_shows_it(world: World):
+    # Fulfilment answers `awaiting_payment` and the page shows the booking it read, after its
+    # transaction: that booking carries its meeting link and terms (none yet), not a lazy read
+    # that would fail outside the transaction (the API's answer: a 500 instead of "waiting").
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(30))
+    assert booked.stripe_session_id is not None
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
+    shown = session_out(page)
+    assert shown.id == booked.id and shown.status == PENDING
+    assert shown.meeting_url is None
+    assert shown == world.view(booked.id)

@@ -163,3 +163,38 @@ def test_a_week_cancelled_after_the_job_listed_it_is_not_claimed_nor_charged(wor
     assert series_flows.charge_week(world.svc, booking_id=two.booking_id, now=now, dry_run=False) == "skipped"
     assert world.fake.called("charge_off_session") == []
     assert world.view(two.booking_id).status == CANCELLED
+
+
+def test_a_charge_failing_at_its_deadline_itself_cancels_the_week_at_once_telling_nothing_was_refunded(
+    world: World, made
+):
+    # The link would be of no use from the deadline on (payable refuses it there): the week is
+    # cancelled at once, as the overdue job would, and the notice says nothing was refunded
+    # (nothing was charged).
+    _first_week_paid(world, made, card="declined")
+    two = made.occurrences[1]
+    deadline = two.starts_at - timedelta(hours=world.settings.series_pay_deadline_hours)
+    failed = world.svc.tx_sync(
+        charging.failed, booking_id=two.booking_id, failure="declined", settings=world.settings, now=deadline
+    )
+    assert failed == "cancelled_unpaid"
+    assert world.view(two.booking_id).status == CANCELLED
+    told = [(kind, payload) for kind, payload in steps.notices(world, two.booking_id) if kind.startswith("cancelled.")]
+    expected = {"refund": 0, "reason": Reason.PAYMENT_FAILED.value, "by": "job"}
+    assert told == [("cancelled.parent", expected), ("cancelled.teacher", expected)]
+
+
+def test_a_charge_failing_a_second_before_its_deadline_emails_the_link(world: World, made):
+    _first_week_paid(world, made, card="declined")
+    two = made.occurrences[1]
+    deadline = two.starts_at - timedelta(hours=world.settings.series_pay_deadline_hours)
+    failed = world.svc.tx_sync(
+        charging.failed,
+        booking_id=two.booking_id,
+        failure="declined",
+        settings=world.settings,
+        now=deadline - timedelta(seconds=1),
+    )
+    assert failed == "declined"
+    assert world.view(two.booking_id).status == PENDING
+    assert [kind for kind, _ in steps.notices(world, two.booking_id)] == ["series_payment_due.parent"]

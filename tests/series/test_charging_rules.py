@@ -165,8 +165,9 @@ def test_a_week_cancelled_after_the_job_listed_it_is_not_claimed_nor_charged(wor
     assert world.view(two.booking_id).status == CANCELLED
 
 
-def test_a_charge_failing_at_its_deadline_itself_cancels_the_week_at_once_telling_nothing_was_refunded(
-    world: World, made
+@pytest.mark.parametrize("past", [timedelta(0), timedelta(hours=1)], ids=["at", "an_hour_past"])
+def test_a_charge_failing_at_or_past_its_deadline_cancels_the_week_at_once_telling_nothing_was_refunded(
+    world: World, made, past: timedelta
 ):
     # The link would be of no use from the deadline on (payable refuses it there): the week is
     # cancelled at once, as the overdue job would, and the notice says nothing was refunded
@@ -175,7 +176,7 @@ def test_a_charge_failing_at_its_deadline_itself_cancels_the_week_at_once_tellin
     two = made.occurrences[1]
     deadline = two.starts_at - timedelta(hours=world.settings.series_pay_deadline_hours)
     failed = world.svc.tx_sync(
-        charging.failed, booking_id=two.booking_id, failure="declined", settings=world.settings, now=deadline
+        charging.failed, booking_id=two.booking_id, failure="declined", settings=world.settings, now=deadline + past
     )
     assert failed == "cancelled_unpaid"
     assert world.view(two.booking_id).status == CANCELLED

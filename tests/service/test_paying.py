@@ -141,3 +141,18 @@ def test_the_success_page_of_an_unpaid_checkout_answers_the_whole_booking_as_the
     assert shown.id == booked.id and shown.status == PENDING
     assert shown.meeting_url is None
     assert shown == world.view(booked.id)
+
+
+@pytest.mark.parametrize(
+    ("booked_in", "paid_in"), [("usd", "eur"), ("eur", "usd")], ids=["paid_in_one_sorting_before", "after"]
+)
+def test_a_payment_in_another_currency_is_refused_and_refunded_whichever_way_the_currencies_sort(
+    world: World, booked_in: str, paid_in: str
+):
+    t, p = world.teacher(rate=6000, currency=booked_in), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    own = world.fake.session_of(booked.id)
+    own.currency = paid_in  # the same number of minor units, in another currency
+    assert world.deliver(world.fake.pay(own.id)) == "currency_mismatch"
+    assert world.view(booked.id).status == PENDING
+    assert world.refunds(booked.id) == [(booked.price_amount, "succeeded")]

@@ -156,3 +156,16 @@ def test_a_payment_in_another_currency_is_refused_and_refunded_whichever_way_the
     assert world.deliver(world.fake.pay(own.id)) == "currency_mismatch"
     assert world.view(booked.id).status == PENDING
     assert world.refunds(booked.id) == [(booked.price_amount, "succeeded")]
+
+
+def test_a_paid_checkout_that_charged_nothing_is_refused_with_no_refund_and_no_change(world: World):
+    # A checkout completed for 0 (nothing charged: e.g. a full discount) cannot pay the booking's
+    # price: it is refused, and with nothing to give back no refund is asked nor recorded.
+    t, p = world.teacher(rate=6000), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    own = world.fake.session_of(booked.id)
+    own.amount = 0
+    assert world.deliver(world.fake.pay(own.id)) == "amount_mismatch"
+    assert world.view(booked.id).status == PENDING
+    assert world.refunds(booked.id) == []
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING]

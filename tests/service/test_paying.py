@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.service.world import World, hours_from_now, later, refused
+from tutorbook.bookings.schemas import session_out
 from tutorbook.flows import booking as flows
 from tutorbook.payments.port import GatewayError, GatewayTimeout, Refused
 
@@ -126,3 +127,45 @@ def test_a_checkout_stripe_refuses_says_so_and_cancels_the_booking(world: World)
         world.book(p, t, starts_at=hours_from_now(48))
     assert "refused" in str(caught[0]) and "at least $0.50" in str(caught[0])
     assert [(b.status, b.cancellation_reason) for b in world.every_booking()] == [(CANCELLED, "checkout_failed")]
+
+
+def test_the_success_page_of_an_unpaid_checkout_answers_the_whole_booking_as_the_api_shows_it(world: World):
+    # Fulfilment answers `awaiting_payment` and the page shows the booking it read, after its
+    # transaction: that booking carries its meeting link and terms (none yet), not a lazy read
+    # that would fail outside the transaction (the API's answer: a 500 instead of "waiting").
+    t, p = world.teacher(), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(30))
+    assert booked.stripe_session_id is not None
+    page = world.run(flows.confirm_payment(world.svc, parent=p[0], checkout_id=booked.stripe_session_id))
+    shown = session_out(page)
+    assert shown.id == booked.id and shown.status == PENDING
+    assert shown.meeting_url is None
+    assert shown == world.view(booked.id)
+
+
+@pytest.mark.parametrize(
+    ("booked_in", "paid_in"), [("usd", "eur"), ("eur", "usd")], ids=["paid_in_one_sorting_before", "after"]
+)
+def test_a_payment_in_another_currency_is_refused_and_refunded_whichever_way_the_currencies_sort(
+    world: World, booked_in: str, paid_in: str
+):
+    t, p = world.teacher(rate=6000, currency=booked_in), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    own = world.fake.session_of(booked.id)
+    own.currency = paid_in  # the same number of minor units, in another currency
+    assert world.deliver(world.fake.pay(own.id)) == "currency_mismatch"
+    assert world.view(booked.id).status == PENDING
+    assert world.refunds(booked.id) == [(booked.price_amount, "succeeded")]
+
+
+def test_a_paid_checkout_that_charged_nothing_is_refused_with_no_refund_and_no_change(world: World):
+    # A checkout completed for 0 (nothing charged: e.g. a full discount) cannot pay the booking's
+    # price: it is refused, and with nothing to give back no refund is asked nor recorded.
+    t, p = world.teacher(rate=6000), world.parent()
+    booked = world.book(p, t, starts_at=hours_from_now(48))
+    own = world.fake.session_of(booked.id)
+    own.amount = 0
+    assert world.deliver(world.fake.pay(own.id)) == "amount_mismatch"
+    assert world.view(booked.id).status == PENDING
+    assert world.refunds(booked.id) == []
+    assert [h.to_status for h in world.history(booked.id)] == [PENDING]

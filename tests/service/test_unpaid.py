@@ -3,9 +3,13 @@ payment that fails. The checkout always ends unable to take money; nothing is ch
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.service.world import World, hours_from_now, later, refused
+from tutorbook.bookings import settling
+from tutorbook.bookings.lifecycle import Reason
 from tutorbook.flows import booking as flows
 from tutorbook.payments.port import GatewayError
 
@@ -127,3 +131,14 @@ def test_a_delayed_payment_that_fails_cancels_the_booking(world: World):
     assert world.deliver(world.fake.fail_async(booked.stripe_session_id)) == "payment_failed"
     done = world.view(booked.id)
     assert (done.status, done.cancellation_reason) == (CANCELLED, "payment_failed")
+
+
+def test_the_jobs_cancel_skips_a_booking_gone_before_it_is_reached(world: World):
+    # The jobs list ids, then cancel each in its own transaction: an id no booking has any more
+    # (deleted meanwhile) is "skipped", like a booking that left Pending, and the run goes on.
+    gone = uuid.uuid4()
+    now = hours_from_now(1)
+    done = world.svc.tx_sync(
+        settling.cancel_if_pending, booking_id=gone, reason=Reason.CHECKOUT_EXPIRED, actor="job:expire", now=now
+    )
+    assert done == "skipped"

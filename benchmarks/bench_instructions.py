@@ -205,7 +205,7 @@ def grant_credits(url: str, *, parent: dict, teacher: dict, lessons: int) -> boo
         ledger.add_lot(
             session, parent_id=uuid.UUID(parent["user"]["id"]), teacher_id=uuid.UUID(teacher["user"]["id"]),
             duration_minutes=30, lessons=lessons, unit_amount=3000, currency="usd",
-            expires_at=now + timedelta(days=365), kind=EntryKind.ADJUST, actor="bench", now=now,
+            expires_at=now + timedelta(days=365), kind=EntryKind.ADJUST, actor="bench", now=now, amount=0,
         )  # fmt: skip
     db.engine.dispose()
     return True

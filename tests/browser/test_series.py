@@ -73,6 +73,7 @@ def give_credits(api, email: str, teacher: dict, lessons: int) -> None:
             kind=EntryKind.ADJUST,
             actor="admin:test",
             now=utc_now(),
+            amount=0,
         )
 
 

@@ -208,6 +208,7 @@ def test_no_balance_goes_below_zero_and_every_balance_is_the_sum_of_its_entries(
                     kind=EntryKind.ADJUST,
                     actor="admin:test",
                     now=now,
+                    amount=0,
                     reason="goodwill",
                 )
                 model[lot.id], expiry[lot.id] = a, lot.expires_at
@@ -253,6 +254,7 @@ def test_a_second_draw_for_one_booking_is_refused_by_the_database(db):
             kind=EntryKind.ADJUST,
             actor="admin:test",
             now=T0,
+            amount=0,
         )
         booking_id = _booking(s, parent_id, teacher_id, student_id, T0)
     kwargs = dict(parent_id=parent_id, teacher_id=teacher_id, duration_minutes=60, booking_id=booking_id, actor="t")

@@ -34,6 +34,7 @@ def test_the_second_of_two_draws_for_the_last_credit_waits_and_finds_none(db):
             kind=EntryKind.ADJUST,
             actor="admin:test",
             now=T0,
+            amount=0,
         )
         bookings = [_booking(s, parent_id, teacher_id, student_id, T0) for _ in range(2)]
     drawn, results = threading.Event(), {}

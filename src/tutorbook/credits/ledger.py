@@ -302,11 +302,13 @@ def add_lot(
     kind: EntryKind,
     actor: str,
     now: datetime,
-    amount: int = 0,
+    amount: int,
     purchase_id: uuid.UUID | None = None,
     reason: str | None = None,
 ) -> CreditLot:
-    """New credits in the wallet: a lot and its first entry (`purchase` or `adjust`)."""
+    """New credits in the wallet: a lot and its first entry (`purchase` or `adjust`). `amount`
+    (the money the entry carries: a purchase's price, 0 for credits given) has no default, so
+    every caller says it."""
     lot = new_lot(
         session,
         parent_id=parent_id,

@@ -190,6 +190,21 @@ def test_expiry_warnings_go_at_30_and_7_days_once_each_and_not_for_a_lot_valid_3
     assert spent.lot_id not in {s for _, s in warned(T0 + 59 * day)}
 
 
+def test_a_lot_first_warned_at_its_7_day_mark_is_never_warned_at_30_days_after(world: World):
+    """The 7-day warning marks the 30-day one too: a lot the job first reaches inside its last 7
+    days (the job down at its 30-day mark) gets the 7-day warning alone, and no 30-day warning
+    follows it, saying less, later."""
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 2, at=T0, valid_days=60)
+    at = T0 + timedelta(days=54)  # 6 days left; no run at the 30-day mark
+    [item] = world.svc.tx_sync(ledger.warnings_due, now=at, days=7)
+    assert world.svc.tx_sync(wallet_service.warn_one, item=item, days=7, now=at) == "warned_7"
+    for later in (at, at + timedelta(hours=1)):
+        assert world.svc.tx_sync(ledger.warnings_due, now=later, days=30) == []
+        assert world.svc.tx_sync(ledger.warnings_due, now=later, days=7) == []
+    assert f"lot:{lot.lot_id}" not in {i.subject for i in world.job("credits", at=at + timedelta(days=1)).items}
+
+
 def test_the_ledger_pages_newest_first_and_a_broken_cursor_is_refused(world: World):
     t, p = world.teacher(), world.parent()
     for n in (1, 2, 3, 4):

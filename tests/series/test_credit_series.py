@@ -33,6 +33,7 @@ def give_credits(world: World, parent, teacher, lessons: int, *, unit: int = 500
         kind=EntryKind.ADJUST,
         actor="admin:test",
         now=utc_now(),
+        amount=0,
     )
 
 

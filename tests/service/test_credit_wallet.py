@@ -375,17 +375,32 @@ def test_a_credit_booking_skips_a_lot_expiring_first_that_holds_no_credit_any_mo
     assert held == {emptied.lot_id: 0, kept: 0}
 
 
+def lots_expiring_first_elsewhere(
+    world: World,
+    family: tuple[AuthUser, uuid.UUID],
+    teacher: AuthUser,
+    *,
+    other: AuthUser,
+    neighbours: tuple[tuple[AuthUser, uuid.UUID], ...],
+    at: datetime,
+) -> None:
+    """One credit in each lot that is not `family`'s of `teacher` at 60 minutes but expires
+    first (5 days): the family's of `other`, its 30- and 90-minute ones of `teacher`, and each
+    neighbouring family's of `teacher` (families whose ids sort on either side of `family`'s)."""
+    adjust(world, family, other, 1, at=at, valid_days=5)
+    adjust(world, family, teacher, 1, at=at, valid_days=5, minutes=30)
+    adjust(world, family, teacher, 1, at=at, valid_days=5, minutes=90)
+    for neighbour in neighbours:
+        adjust(world, neighbour, teacher, 1, at=at, valid_days=5)
+
+
 def test_a_removal_takes_only_the_named_family_teacher_and_length_whichever_sorts_first(world: World):
     lo, hi = sorted((world.teacher(), world.teacher()), key=lambda t: t.id)
     for named, other in ((lo, hi), (hi, lo)):
         below, family, above = sorted((world.parent() for _ in range(3)), key=lambda p: p[0].id)
         [own] = adjust(world, family, named, 1, at=T0, valid_days=365)
         # Each of these expires first: a removal reading beyond the family, teacher and length takes it.
-        adjust(world, family, other, 1, at=T0, valid_days=5)
-        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=30)
-        adjust(world, family, named, 1, at=T0, valid_days=5, minutes=90)
-        adjust(world, below, named, 1, at=T0, valid_days=5)
-        adjust(world, above, named, 1, at=T0, valid_days=5)
+        lots_expiring_first_elsewhere(world, family, named, other=other, neighbours=(below, above), at=T0)
         taken = adjust(world, family, named, -1, at=T0)
         assert [(e.lessons, e.lot_id) for e in taken] == [(-1, own.lot_id)], named is lo
         with refused(409):  # nothing else of that teacher and length in this family
@@ -455,12 +470,8 @@ def test_a_credit_booking_takes_its_lot_from_the_slots_statement_whatever_else_t
         below, p, above = sorted((world.parent() for _ in range(3)), key=lambda x: x[0].id)
         [own] = adjust(world, p, booked, 1, at=now, valid_days=365)
         # Each expires before `own` (or expired already, the expiry job not yet run): none is drawn.
-        adjust(world, p, other, 1, at=now, valid_days=5)
-        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=30)
-        adjust(world, p, booked, 1, at=now, valid_days=5, minutes=90)
+        lots_expiring_first_elsewhere(world, p, booked, other=other, neighbours=(below, above), at=now)
         adjust(world, p, booked, 1, at=now - timedelta(days=20), valid_days=10)
-        adjust(world, below, booked, 1, at=now, valid_days=5)
-        adjust(world, above, booked, 1, at=now, valid_days=5)
         assert statements_of_a_credit_booking(world, p, booked, 72) == plain[booked.id], booked is lo
         assert [lot for kind, _, lot in entries(world, p) if kind == "draw"] == [own.lot_id]
 

@@ -497,9 +497,16 @@ def test_a_purchase_names_its_own_lot_and_an_unpaid_one_whose_id_sorts_before_it
     world.fake.pay(checkout)
     world.run(package_flows.confirm(world.svc, parent=p[0], checkout_id=checkout))
     assert world.purchase_state(unpaid) == "open" and world.purchase_state(paid) == "paid"
-    assert world.svc.tx_sync(lambda s: ledger.lot_of_purchase(s, unpaid)) is None
-    lot = world.svc.tx_sync(lambda s: (found := ledger.lot_of_purchase(s, paid)) and (found.purchase_id, found.lessons))
-    assert lot == (paid, 3)
+
+    def lot_of(purchase_id: uuid.UUID) -> tuple[uuid.UUID | None, int] | None:
+        def read(session) -> tuple[uuid.UUID | None, int] | None:
+            found = ledger.lot_of_purchase(session, purchase_id)
+            return None if found is None else (found.purchase_id, found.lessons)
+
+        return world.svc.tx_sync(read)
+
+    assert lot_of(unpaid) is None
+    assert lot_of(paid) == (paid, 3)
 
 
 def test_the_slots_statement_names_the_lot_a_draw_takes_never_one_past_its_expiry(world: World):
@@ -554,9 +561,13 @@ def test_expiring_a_lot_before_its_instant_or_one_that_does_not_exist_takes_noth
     edge = T0 + timedelta(days=10)
 
     def expire(lot_id: uuid.UUID, at: datetime) -> int | None:
-        return world.svc.tx_sync(
-            lambda s: (e := ledger.expire(s, lot_id=lot_id, actor="job:credits", now=at)) and e.lessons
-        )
+        """The lessons the expiry entry took (None: no entry)."""
+
+        def go(session) -> int | None:
+            entry = ledger.expire(session, lot_id=lot_id, actor="job:credits", now=at)
+            return None if entry is None else entry.lessons
+
+        return world.svc.tx_sync(go)
 
     assert expire(lot.lot_id, edge - timedelta(microseconds=1)) is None
     assert expire(uuid.uuid4(), edge) is None

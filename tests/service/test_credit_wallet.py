@@ -17,8 +17,10 @@ from tests.service.world import World, hours_from_now, refused
 from tutorbook.bookings.schemas import BookIn
 from tutorbook.credits import ledger
 from tutorbook.credits import service as wallet_service
+from tutorbook.credits.errors import NoCredit
 from tutorbook.credits.schemas import AdjustIn, EntryOut
 from tutorbook.flows import booking as flows
+from tutorbook.flows import packages as package_flows
 from tutorbook.identity import AuthUser
 from tutorbook.notifications.models import Notification
 
@@ -484,3 +486,109 @@ def test_the_credits_a_family_can_book_with_are_the_named_teachers_whichever_tea
     for t, held in ((lo, 1), (hi, 2)):
         usable = world.svc.tx_sync(ledger.available, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0)
         assert usable == held, t is lo
+
+
+def test_a_purchase_names_its_own_lot_and_an_unpaid_one_whose_id_sorts_before_it_names_none(world: World):
+    # Two purchases opened; the one whose id sorts LAST is paid (so a lookup that matched any id
+    # at or after the unpaid one's would answer the paid one's lot).
+    t, p = world.teacher(), world.parent()
+    unpaid, paid = sorted(world.buy_package(p, t, pay=False) for _ in range(2))
+    checkout = world.fake.session_of(paid).id
+    world.fake.pay(checkout)
+    world.run(package_flows.confirm(world.svc, parent=p[0], checkout_id=checkout))
+    assert world.purchase_state(unpaid) == "open" and world.purchase_state(paid) == "paid"
+
+    def lot_of(purchase_id: uuid.UUID) -> tuple[uuid.UUID | None, int] | None:
+        def read(session) -> tuple[uuid.UUID | None, int] | None:
+            found = ledger.lot_of_purchase(session, purchase_id)
+            return None if found is None else (found.purchase_id, found.lessons)
+
+        return world.svc.tx_sync(read)
+
+    assert lot_of(unpaid) is None
+    assert lot_of(paid) == (paid, 3)
+
+
+def test_the_slots_statement_names_the_lot_a_draw_takes_never_one_past_its_expiry(world: World):
+    # FIRST_WITH_CREDIT (the lot a credit booking draws from, asked in the slot's own statement):
+    # the soonest-expiring lot that holds credit and is still usable at `now` (`now < expires_at`).
+    t, p = world.teacher(), world.parent()
+    [soon] = adjust(world, p, t, 2, at=T0, valid_days=10)
+    [later] = adjust(world, p, t, 1, at=T0, valid_days=30)
+
+    def named(at: datetime) -> tuple[uuid.UUID | None, uuid.UUID]:
+        params = {"parent_id": p[0].id, "teacher_id": t.id, "wallet_minutes": 60, "wallet_now": at}
+        first = world.svc.tx_sync(lambda s: s.scalar(sa.select(ledger.FIRST_WITH_CREDIT), params))
+        picked = world.svc.tx_sync(
+            lambda s: ledger.pick(s, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=at).id
+        )
+        return first, picked
+
+    assert named(T0) == (soon.lot_id, soon.lot_id)
+    edge = T0 + timedelta(days=10)
+    assert named(edge - timedelta(microseconds=1)) == (soon.lot_id, soon.lot_id)
+    assert named(edge) == (later.lot_id, later.lot_id)  # gone at its instant, the expiry job not run
+    assert named(edge + timedelta(days=1)) == (later.lot_id, later.lot_id)
+
+
+
+def test_the_ledgers_own_choice_passes_over_an_emptied_lot_expiring_first_and_finds_none_after_the_last(world: World):
+    # `pick` (a draw's lot when the slot's statement named none of the locked lots; a weekly series).
+    t, p = world.teacher(), world.parent()
+    [emptied] = adjust(world, p, t, 1, at=T0, valid_days=5)
+    [removal] = adjust(world, p, t, -1, at=T0)  # from the lot expiring first: it holds nothing now
+    assert removal.lot_id == emptied.lot_id
+    [holding] = adjust(world, p, t, 1, at=T0, valid_days=30)
+
+    def picked() -> uuid.UUID:
+        return world.svc.tx_sync(
+            lambda s: ledger.pick(s, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=T0).id
+        )
+
+    assert picked() == holding.lot_id
+    adjust(world, p, t, -1, at=T0)  # the last credit taken: both lots hold nothing
+    assert world.svc.tx_sync(ledger.lot_balances, [emptied.lot_id, holding.lot_id]) == {
+        emptied.lot_id: 0,
+        holding.lot_id: 0,
+    }
+    with pytest.raises(NoCredit):
+        picked()
+
+
+def test_expiring_a_lot_before_its_instant_or_one_that_does_not_exist_takes_nothing(world: World):
+    t, p = world.teacher(), world.parent()
+    [lot] = adjust(world, p, t, 2, at=T0, valid_days=10)
+    edge = T0 + timedelta(days=10)
+
+    def expire(lot_id: uuid.UUID, at: datetime) -> int | None:
+        """The lessons the expiry entry took (None: no entry)."""
+
+        def go(session) -> int | None:
+            entry = ledger.expire(session, lot_id=lot_id, actor="job:credits", now=at)
+            return None if entry is None else entry.lessons
+
+        return world.svc.tx_sync(go)
+
+    assert expire(lot.lot_id, edge - timedelta(microseconds=1)) is None
+    assert expire(uuid.uuid4(), edge) is None
+    assert world.svc.tx_sync(lambda s: ledger.total(s, parent_id=p[0].id)) == 2
+    assert expire(lot.lot_id, edge) == -2  # at its instant what is left goes
+    assert world.svc.tx_sync(lambda s: ledger.total(s, parent_id=p[0].id)) == 0
+
+
+def test_a_lot_a_day_past_its_expiry_is_neither_picked_nor_removed_from_before_the_expiry_job(world: World):
+    # At the instant itself `test_an_expired_lot_counts_for_no_removal`; here a day after, the
+    # expiry job not run yet: the lot still holds its credits but none is usable.
+    t, p = world.teacher(), world.parent()
+    [old] = adjust(world, p, t, 2, at=T0, valid_days=10)
+    [kept] = adjust(world, p, t, 1, at=T0, valid_days=30)
+    later = T0 + timedelta(days=11)
+    picked = world.svc.tx_sync(
+        lambda s: ledger.pick(s, parent_id=p[0].id, teacher_id=t.id, duration_minutes=60, now=later).id
+    )
+    assert picked == kept.lot_id
+    with refused(409) as caught:
+        adjust(world, p, t, -2, at=later)
+    assert str(caught[0]) == "The family holds only 1 such credits"
+    assert [(e.lessons, e.lot_id) for e in adjust(world, p, t, -1, at=later)] == [(-1, kept.lot_id)]
+    assert world.svc.tx_sync(ledger.lot_balances, [old.lot_id, kept.lot_id]) == {old.lot_id: 2, kept.lot_id: 0}

@@ -111,6 +111,13 @@ class Database:
         # Requests holding a sync session at once: no more than the sync pool has connections, so
         # none of them waits for a connection while holding a worker thread (issue #33).
         self._sync_slots: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(pool_size + max_overflow))
+        # The same for the asyncio engine, for a fair queue: its pool's own wait (an asyncio.Queue)
+        # is not first come, first served. A connection returned wakes the longest waiter, but a
+        # request arriving before that waiter runs takes it (`get_nowait`), and the robbed waiter
+        # queues again at the back; under a crowd one request could wait past the pool timeout
+        # (a 503) while the average wait was well under a second (issue #33, docs/PERFORMANCE.md
+        # section 9, "Fifth round"). asyncio.Semaphore hands a released place to its first waiter.
+        self._async_slots: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(pool_size + max_overflow))
 
     @property
     def is_async(self) -> bool:
@@ -122,7 +129,7 @@ class Database:
         """One transaction: commit on success, roll back on error (a `ReadSession` if `read_only`)."""
         lock = self._sqlite_lock
         if lock is not None and not lock.acquire(SQLITE_WRITER_WAIT_S):
-            raise ServiceUnavailable("The database is busy; try again in a moment")
+            raise ServiceUnavailable("The database is busy; try again in a moment", cause="sqlite_writer")
         try:
             with (self.read_sessions if read_only else self.sessions)() as session:
                 with session.begin():
@@ -136,12 +143,27 @@ class Database:
         """A place for one request's transaction on a worker thread (the write door's thread path),
         waited for on the event loop, at most the pool timeout: then 503. Holding one, the request's
         pool checkout does not wait (but for the jobs' and the CLI's own sessions)."""
-        slots = self._sync_slots.get()
-        try:
-            async with asyncio.timeout(self.pool["pool_timeout"]):
-                await slots.acquire()
-        except TimeoutError:
-            raise ServiceUnavailable() from None
+        async with self._slot(self._sync_slots.get(), cause="db_sync_slot"):
+            yield
+
+    @asynccontextmanager
+    async def _async_slot(self) -> AsyncIterator[None]:
+        """A place for one of the asyncio engine's connections, first come first served, waited for
+        at most the pool timeout: then 503. Held until the connection is back in the pool, so a
+        holder's checkout finds one at once."""
+        async with self._slot(self._async_slots.get(), cause="db_async_slot"):
+            yield
+
+    @asynccontextmanager
+    async def _slot(self, slots: asyncio.Semaphore, *, cause: str) -> AsyncIterator[None]:
+        if not slots.locked():
+            await slots.acquire()  # free, nobody waiting: returns at once, no timer made
+        else:
+            try:
+                async with asyncio.timeout(self.pool["pool_timeout"]):
+                    await slots.acquire()
+            except TimeoutError:
+                raise ServiceUnavailable(cause=cause) from None
         try:
             yield
         finally:
@@ -181,19 +203,18 @@ class Database:
     @asynccontextmanager
     async def async_scope(self) -> AsyncIterator[AsyncSession]:
         """One transaction on the asyncio engine (PostgreSQL): commit on success, roll back on error."""
-        async with self._async_sessions()() as session:
-            async with session.begin():
-                yield session
+        async with self._async_slot(), self._async_sessions()() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def async_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection of the asyncio engine in autocommit, for ONE statement with no ORM
         session around it (a `Coalescer`'s write)."""
         if self.pgbouncer:  # see async_statement_scope
-            async with self._async_parts().engine.begin() as conn:
+            async with self._async_slot(), self._async_parts().engine.begin() as conn:
                 yield conn
             return
-        async with self._async_parts().autocommit.connect() as conn:
+        async with self._async_slot(), self._async_parts().autocommit.connect() as conn:
             yield conn
 
     def coalescer(self, name: str, write: Callable[[list[Item]], Awaitable[list[Answer]]]) -> Coalescer[Item, Answer]:
@@ -217,7 +238,7 @@ class Database:
             async with self.async_scope() as session:
                 yield session
             return
-        async with self._async_sessions(autocommit=True)() as session:
+        async with self._async_slot(), self._async_sessions(autocommit=True)() as session:
             yield session
 
     @asynccontextmanager
@@ -226,10 +247,10 @@ class Database:
         on its own, no BEGIN or COMMIT (a transaction through PgBouncer, as `async_statement_scope`)."""
         parts = self._async_parts()
         if self.pgbouncer:
-            async with parts.read_tx_sessions() as session, session.begin():
+            async with self._async_slot(), parts.read_tx_sessions() as session, session.begin():
                 yield session
             return
-        async with parts.read_sessions() as session:
+        async with self._async_slot(), parts.read_sessions() as session:
             yield session
 
     async def dispose_async(self) -> None:

@@ -59,14 +59,18 @@ async def main_async(args: argparse.Namespace) -> None:
     for way in args.ways.split(","):
         db = Database(args.url, pool_size=args.pool, pool_timeout=120)
         try:
-            waits = await crowd(db, way=way, tasks=args.tasks, seconds=args.seconds, work_ms=args.work_ms,
-                                sql_ms=args.sql_ms)
+            waits = await crowd(
+                db, way=way, tasks=args.tasks, seconds=args.seconds, work_ms=args.work_ms, sql_ms=args.sql_ms
+            )
         finally:
             await db.dispose_async()
             db.dispose()
         ms = [w * 1000 for w in waits]
-        print(f"{way:5s} {len(ms):6d} connections taken; wait p50 {pct(ms, 50):7.1f}  p99 {pct(ms, 99):7.1f}  "
-              f"p99.9 {pct(ms, 99.9):7.1f}  max {max(ms):7.1f} ms", flush=True)
+        print(
+            f"{way:5s} {len(ms):6d} connections taken; wait p50 {pct(ms, 50):7.1f}  p99 {pct(ms, 99):7.1f}  "
+            f"p99.9 {pct(ms, 99.9):7.1f}  max {max(ms):7.1f} ms",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -260,6 +260,34 @@ class Crowd:
             await self.call(app, stats, "confirm", "POST", f"/api/Sessions/confirm-payment/{cs}", auth)
 
 
+class Refusals:
+    """The app's "busy: refused" log lines written during the measured window, by cause (which
+    bounded wait gave the 503: tutorbook.api.errors.note_refusal). Every worker writes app.log."""
+
+    def __init__(self, log: Path):
+        self.log, self.begin, self.causes = log, 0, Counter()
+
+    def start(self):
+        self.begin = self.log.stat().st_size if self.log.exists() else 0
+
+    def stop(self):
+        with self.log.open("rb") as f:
+            f.seek(self.begin)
+            for line in f.read().splitlines():
+                if b"busy: refused" not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                self.causes[f"{entry.get('cause', '?')} ({route_of(entry.get('path', '?'))})"] += 1
+
+
+def route_of(path: str) -> str:
+    """The path's last segment that is no id: `Teachers`, `availability`, `cancel-payment`, ..."""
+    return next((p for p in reversed(path.split("/")) if p and not any(c.isdigit() for c in p)), path)
+
+
 def pct(values: list[float], p: float) -> float:
     return loadgen.percentile(sorted(values), p)
 
@@ -270,10 +298,13 @@ def run_level(srv: h.Servers, people: h.Seed, slots: FreeSlots, weeks, *, parent
                   slots=slots, weeks=weeks)
     meter = h.CpuMeter(srv)
     prof = h.Profiler(srv, f"mixed-{parents}-{workers}", duration) if profile else None
-    stats, took = loadgen.run(crowd.run(warmup=warmup, duration=duration, window=h.windows(meter, prof)))
+    refusals = Refusals(srv.run_dir / "app.log")
+    stats, took = loadgen.run(crowd.run(warmup=warmup, duration=duration,
+                                        window=h.windows(meter, prof, refusals)))
     answers = sum(len(v) for v in stats.lat.values()) + sum(stats.kinds.values())
     row = {"parents": parents, "workers": workers, "rps": stats.ok / took, "answers": answers,
            "errors": dict(stats.kinds), "fivexx": stats.fivexx, "broken": stats.broken,
+           "refusal_causes": dict(refusals.causes),
            "cpu": h.cpu_per_request(meter.result, answers),
            "routes": {r: {"n": len(v), "p50": pct(v, 50), "p95": pct(v, 95), "p99": pct(v, 99)}
                       for r, v in stats.lat.items()}}
@@ -286,6 +317,8 @@ def run_level(srv: h.Servers, people: h.Seed, slots: FreeSlots, weeks, *, parent
             print(f"   {r:14s} n={q['n']:6d}  p50 {q['p50']:7.1f}  p95 {q['p95']:7.1f}  p99 {q['p99']:7.1f} ms")
     for kind, n in stats.kinds.most_common():
         print(f"   not OK: {n} x {kind}   e.g. {stats.samples[kind][:120]!r}")
+    for cause, n in refusals.causes.most_common():
+        print(f"   refused (app log): {n} x {cause}")
     print("   ", h.cpu_line(meter.result, answers))
     if prof is not None:
         print(row["profile"])
@@ -320,6 +353,9 @@ def section(rows: list[dict], meta: dict) -> str:
             f"{r['cpu']['machine_busy_pct']:.0f}%", r["cpu"]["other_cores"]] for r in rows]
     errors = [f"- {r['parents']} parents, {r['workers']} worker(s): "
               + ", ".join(f"{n} × {k}" for k, n in sorted(r["errors"].items(), key=lambda kv: -kv[1]))
+              + ("; the app's log says which wait refused: "
+                 + ", ".join(f"{n} × {k}" for k, n in sorted(r["refusal_causes"].items(), key=lambda kv: -kv[1]))
+                 if r.get("refusal_causes") else "")
               for r in rows if r["errors"]]
     parts = [
         (f"**{meta['label']}** " if meta.get("label") else "")

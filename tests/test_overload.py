@@ -15,6 +15,7 @@ from tutorbook.api.deps import ServicesDep
 from tutorbook.app import create_app
 from tutorbook.db import Database
 from tutorbook.db.doors import cpu_bound
+from tutorbook.errors import ServiceUnavailable
 from tutorbook.schemas import Envelope, ok
 
 
@@ -136,3 +137,93 @@ def test_gc_thresholds_are_read_from_the_environment(monkeypatch):
 
     monkeypatch.setenv("TUTORBOOK_GC_THRESHOLDS", "1000, 15,30")
     assert Settings().gc_thresholds == (1000, 15, 30)
+
+
+def _place(db: Database):
+    """What a request waits in for the database: one of the asyncio engine's connections
+    (PostgreSQL), or a place on the thread path (SQLite: its connections are taken on a thread)."""
+    return db.async_connection() if db.is_async else db.sync_slot()
+
+
+def test_a_request_waiting_for_a_connection_is_served_before_later_ones(db):
+    # Issue #33's 503s under a crowd: the asyncio pool's wait was not first come, first served.
+    # A connection given back woke the longest waiter, but a request that became ready to ask
+    # before that waiter ran (under a crowd, many do) took it, and the waiter queued again at
+    # the back. Here, as the connection is given back, three more requests arrive; the one that
+    # was already waiting must be served first, then they in their order.
+    small = Database(db.url, pool_size=1, pool_timeout=5)
+    served: list[str] = []
+
+    async def scenario() -> None:
+        async def take(name: str, *, after_steps: int = 0, then: bool = False, hold_s: float = 0.02) -> None:
+            for _ in range(after_steps):
+                await asyncio.sleep(0)  # ready to ask this many turns of the loop later
+            async with _place(small):
+                served.append(name)
+                await asyncio.sleep(hold_s)
+                if then:  # three requests arrive as this one gives its connection back
+                    arrivals.extend(asyncio.create_task(take(f"late{k}", after_steps=k)) for k in range(3))
+
+        arrivals: list[asyncio.Task[None]] = []
+        first = asyncio.create_task(take("first", then=True, hold_s=0.1))
+        await asyncio.sleep(0.05)  # "first" holds the connection
+        waiting = asyncio.create_task(take("waiting"))
+        try:
+            await asyncio.gather(first, waiting)
+            await asyncio.gather(*arrivals)
+        finally:
+            await small.dispose_async()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        small.dispose()
+    # main: ["first", "late1", "late0", "waiting", "late2"]
+    assert served == ["first", "waiting", "late0", "late1", "late2"]
+
+
+def test_a_wait_for_a_connection_that_runs_out_is_a_503_naming_that_wait(db):
+    small = Database(db.url, pool_size=1, pool_timeout=0.2)
+
+    async def scenario() -> ServiceUnavailable:
+        async def hold() -> None:
+            async with _place(small):
+                await asyncio.sleep(1)
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0.05)
+        try:
+            with pytest.raises(ServiceUnavailable) as refused:
+                async with _place(small):
+                    pass
+            return refused.value
+        finally:
+            await holder
+            await small.dispose_async()
+
+    try:
+        refusal = asyncio.run(scenario())
+    finally:
+        small.dispose()
+    assert refusal.status_code == 503
+    assert refusal.cause == ("db_async_slot" if small.is_async else "db_sync_slot")
+
+
+def test_each_refusal_is_counted_by_the_wait_that_gave_it(db, sandbox, tmp_path, caplog):
+    server, small = _server(
+        db.url, tmp_path, sandbox, max_requests_in_flight=2, admission_queue=3, admission_wait_seconds=0.05
+    )
+    try:
+        with caplog.at_level("WARNING", logger="tutorbook.http"):
+            answers = asyncio.run(_many(server.base_url, "/__slow-async", 10))
+        metrics = server.server.config.app.state.metrics
+    finally:
+        server.stop()
+        small.dispose()
+    refused = [r for r in answers if r.status_code == 503]
+    # 2 in flight; 3 queued, whose 50 ms wait runs out before a 200 ms answer frees a place; 5 past the queue
+    assert sum(r.status_code == 200 for r in answers) == 2 and len(refused) == 8
+    assert metrics.value("tutorbook_http_busy_refusals_total", cause="admission_wait") == 3
+    assert metrics.value("tutorbook_http_busy_refusals_total", cause="admission_queue_full") == 5
+    logged = [r.cause for r in caplog.records if r.getMessage() == "busy: refused"]
+    assert sorted(logged) == ["admission_queue_full"] * 5 + ["admission_wait"] * 3

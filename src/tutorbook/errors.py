@@ -55,8 +55,15 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """Busy: a bounded wait ran out. `cause` names the wait (for the log line and the metric,
+    never the answer): `db_async_slot`, `db_sync_slot`, `sqlite_writer`, ... (tutorbook.api.errors)."""
+
     status_code = 503
     message = "The service is busy; try again in a moment"
+
+    def __init__(self, message: str | None = None, *, cause: str = "busy", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.cause = cause
 
 
 class BadGateway(AppError):

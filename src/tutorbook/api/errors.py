@@ -4,6 +4,7 @@ database connection. Installed by `create_app()`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tutorbook.errors import AppError, envelope
+from tutorbook.errors import AppError, ServiceUnavailable, envelope
+
+log = logging.getLogger("tutorbook.http")
+
+REFUSED_METRIC = "tutorbook_http_busy_refusals_total"
+BUSY = "The service is busy; try again in a moment"
+
+
+def note_refusal(app: Any, cause: str, path: str) -> None:
+    """Record a 503 "busy" answer and which bounded wait gave it (`cause`): one WARNING line and
+    the counter `tutorbook_http_busy_refusals_total{cause}` of the app's metrics. The answer itself
+    is the same whatever the cause (a client only needs Retry-After)."""
+    metrics = getattr(getattr(app, "state", None), "metrics", None)
+    if metrics is not None:
+        metrics.inc(REFUSED_METRIC, cause=cause)
+    log.warning("busy: refused", extra={"cause": cause, "path": path})
 
 
 def error_response(
@@ -48,17 +64,20 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
     busy = {"Retry-After": str(max(1, round(retry_after_s)))}
 
     @app.exception_handler(AppError)
-    async def _app_error(_req: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(req: Request, exc: AppError) -> JSONResponse:
         headers = exc.headers
         if exc.status_code == 503 and not (headers and "Retry-After" in headers):
             headers = {**(headers or {}), **busy}
+        if isinstance(exc, ServiceUnavailable):
+            note_refusal(req.app, exc.cause, req.url.path)
         return error_response(exc.status_code, exc.message, exc.data, headers)
 
     @app.exception_handler(sa.exc.TimeoutError)
-    async def _pool_timeout(_req: Request, _exc: sa.exc.TimeoutError) -> JSONResponse:
+    async def _pool_timeout(req: Request, _exc: sa.exc.TimeoutError) -> JSONResponse:
         # No pooled connection came free within TUTORBOOK_DB_POOL_TIMEOUT_SECONDS: overload, not
         # a fault. Nothing was written (the transaction never began), so trying again is safe.
-        return error_response(503, "The service is busy; try again in a moment", None, busy)
+        note_refusal(req.app, "db_pool", req.url.path)
+        return error_response(503, BUSY, None, busy)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -67,10 +86,11 @@ def install_error_handlers(app: FastAPI, *, retry_after_s: float = 1) -> None:
         return error_response(exc.status_code, message or "Error", None, exc.headers)
 
     @app.exception_handler(sa.exc.DBAPIError)
-    async def _database_error(_req: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
+    async def _database_error(req: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
         # A pooled connection found dead (PostgreSQL restarted, a proxy dropped it): the pool is
         # refreshed and this request's transaction never committed, so "try again" is safe.
         if exc.connection_invalidated:
+            note_refusal(req.app, "db_connection_lost", req.url.path)
             return error_response(503, "The database connection was lost; try again in a moment", None, busy)
         raise exc
 

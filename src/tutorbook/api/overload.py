@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tutorbook.api.errors import error_response
+from tutorbook.api.errors import BUSY, error_response, note_refusal
 from tutorbook.loops import PerLoop
 
 log = logging.getLogger("tutorbook.http")
 
-OVERLOADED = "The service is busy; try again in a moment"
+OVERLOADED = BUSY
 EXEMPT_PATHS = ("/health",)
 
 
@@ -61,8 +61,10 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         gate = self._gates.get()
-        if not await self._admit(gate):
+        refused = await self._admit(gate)
+        if refused is not None:
             gate.refused += 1
+            note_refusal(scope.get("app"), refused, scope["path"])
             await error_response(503, OVERLOADED, None, self.headers)(scope, receive, send)
             return
         try:
@@ -70,18 +72,19 @@ class AdmissionMiddleware:
         finally:
             gate.places.release()
 
-    async def _admit(self, gate: _Gate) -> bool:
+    async def _admit(self, gate: _Gate) -> str | None:
+        """None once a place is held; else why not: the queue was full, or the wait ran out."""
         if not gate.places.locked():
             await gate.places.acquire()  # free: returns at once
-            return True
+            return None
         if gate.waiting >= self.queue:
-            return False
+            return "admission_queue_full"
         gate.waiting += 1
         try:
             async with asyncio.timeout(self.wait_s):
                 await gate.places.acquire()
-            return True
+            return None
         except TimeoutError:
-            return False
+            return "admission_wait"
         finally:
             gate.waiting -= 1

@@ -49,6 +49,32 @@ def _refuse_dml(state: ORMExecuteState) -> None:
         raise ReadOnlySessionError("a read session does not write (an INSERT, UPDATE or DELETE)")
 
 
+class Places:
+    """`async with places:` holds one of `size` places, waited for first come, first served (an
+    asyncio.Semaphore: a released place goes to its first waiter, a newcomer queues behind the
+    waiters), at most `wait_s`: then 503 `ServiceUnavailable` naming `cause`. One event loop's.
+    A class, not a generator: it is entered for every database use of every request."""
+
+    __slots__ = ("_sem", "_wait_s", "_cause")
+
+    def __init__(self, size: int, *, wait_s: float, cause: str) -> None:
+        self._sem, self._wait_s, self._cause = asyncio.Semaphore(size), wait_s, cause
+
+    async def __aenter__(self) -> None:
+        sem = self._sem
+        if not sem.locked():
+            await sem.acquire()  # free, nobody waiting: returns at once, no timer made
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await sem.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(cause=self._cause) from None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._sem.release()
+
+
 @dataclass(frozen=True)
 class _AsyncParts:
     """One event loop's asyncio engine and its session factories."""
@@ -110,7 +136,15 @@ class Database:
         self._coalescers: PerLoop[dict[str, Coalescer[Any, Any]]] = PerLoop(dict)
         # Requests holding a sync session at once: no more than the sync pool has connections, so
         # none of them waits for a connection while holding a worker thread (issue #33).
-        self._sync_slots: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(pool_size + max_overflow))
+        places, wait_s = pool_size + max_overflow, pool_timeout
+        self._sync_slots: PerLoop[Places] = PerLoop(lambda: Places(places, wait_s=wait_s, cause="db_sync_slot"))
+        # The same for the asyncio engine, for a fair queue: its pool's own wait (an asyncio.Queue)
+        # is not first come, first served. A connection returned wakes the longest waiter, but a
+        # request arriving before that waiter runs takes it (`get_nowait`), and the robbed waiter
+        # queues again at the back; under a crowd one request could wait past the pool timeout
+        # (a 503) while the average wait was well under a second (issue #33, docs/PERFORMANCE.md
+        # section 9, "Fifth round").
+        self._async_slots: PerLoop[Places] = PerLoop(lambda: Places(places, wait_s=wait_s, cause="db_async_slot"))
 
     @property
     def is_async(self) -> bool:
@@ -122,7 +156,7 @@ class Database:
         """One transaction: commit on success, roll back on error (a `ReadSession` if `read_only`)."""
         lock = self._sqlite_lock
         if lock is not None and not lock.acquire(SQLITE_WRITER_WAIT_S):
-            raise ServiceUnavailable("The database is busy; try again in a moment")
+            raise ServiceUnavailable("The database is busy; try again in a moment", cause="sqlite_writer")
         try:
             with (self.read_sessions if read_only else self.sessions)() as session:
                 with session.begin():
@@ -131,21 +165,17 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    @asynccontextmanager
-    async def sync_slot(self) -> AsyncIterator[None]:
+    def sync_slot(self) -> Places:
         """A place for one request's transaction on a worker thread (the write door's thread path),
         waited for on the event loop, at most the pool timeout: then 503. Holding one, the request's
         pool checkout does not wait (but for the jobs' and the CLI's own sessions)."""
-        slots = self._sync_slots.get()
-        try:
-            async with asyncio.timeout(self.pool["pool_timeout"]):
-                await slots.acquire()
-        except TimeoutError:
-            raise ServiceUnavailable() from None
-        try:
-            yield
-        finally:
-            slots.release()
+        return self._sync_slots.get()
+
+    def _async_slot(self) -> Places:
+        """A place for one of the asyncio engine's connections, first come first served, waited for
+        at most the pool timeout: then 503. Held until the connection is back in the pool, so a
+        holder's checkout finds one at once."""
+        return self._async_slots.get()
 
     def _async_sessions(self, *, autocommit: bool = False) -> async_sessionmaker[AsyncSession]:
         parts = self._async_parts()
@@ -181,19 +211,18 @@ class Database:
     @asynccontextmanager
     async def async_scope(self) -> AsyncIterator[AsyncSession]:
         """One transaction on the asyncio engine (PostgreSQL): commit on success, roll back on error."""
-        async with self._async_sessions()() as session:
-            async with session.begin():
-                yield session
+        async with self._async_slot(), self._async_sessions()() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def async_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection of the asyncio engine in autocommit, for ONE statement with no ORM
         session around it (a `Coalescer`'s write)."""
         if self.pgbouncer:  # see async_statement_scope
-            async with self._async_parts().engine.begin() as conn:
+            async with self._async_slot(), self._async_parts().engine.begin() as conn:
                 yield conn
             return
-        async with self._async_parts().autocommit.connect() as conn:
+        async with self._async_slot(), self._async_parts().autocommit.connect() as conn:
             yield conn
 
     def coalescer(self, name: str, write: Callable[[list[Item]], Awaitable[list[Answer]]]) -> Coalescer[Item, Answer]:
@@ -217,7 +246,7 @@ class Database:
             async with self.async_scope() as session:
                 yield session
             return
-        async with self._async_sessions(autocommit=True)() as session:
+        async with self._async_slot(), self._async_sessions(autocommit=True)() as session:
             yield session
 
     @asynccontextmanager
@@ -226,10 +255,10 @@ class Database:
         on its own, no BEGIN or COMMIT (a transaction through PgBouncer, as `async_statement_scope`)."""
         parts = self._async_parts()
         if self.pgbouncer:
-            async with parts.read_tx_sessions() as session, session.begin():
+            async with self._async_slot(), parts.read_tx_sessions() as session, session.begin():
                 yield session
             return
-        async with parts.read_sessions() as session:
+        async with self._async_slot(), parts.read_sessions() as session:
             yield session
 
     async def dispose_async(self) -> None:

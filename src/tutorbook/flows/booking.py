@@ -168,8 +168,11 @@ async def withdraw_checkout(
 async def cancel_payment(
     svc: Services, *, parent: AuthUser, checkout_id: str | None, booking_id: uuid.UUID | None = None
 ) -> Booking:
-    """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op)."""
-    booking = await svc.tx(lookup.own_booking, parent=parent, checkout_id=checkout_id, booking_id=booking_id)
+    """The cancel page's call: 404 unknown, 403 not yours, 400 paid, otherwise cancelled (again: no-op).
+    The first look is a read (one statement, no BEGIN or COMMIT): the cancelling transaction after
+    Stripe's expire reads the booking again and moves it by compare-and-set, so a payment that
+    came meanwhile is still seen there (settling.cancel_unpaid: AlreadyPaid)."""
+    booking = await svc.read(lookup.own_booking, parent=parent, checkout_id=checkout_id, booking_id=booking_id)
     if booking.status in (Status.CONFIRMED, Status.COMPLETED):
         raise AlreadyPaid()
     if booking.status == Status.CANCELLED:

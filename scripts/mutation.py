@@ -3,7 +3,7 @@
 
     scripts/mutation.py                       every module, every mutant (make mutation)
     scripts/mutation.py policy lifecycle      those modules
-    scripts/mutation.py --sample 25 --check   25 mutants a module, chosen from the commit
+    scripts/mutation.py --sample 25 --check   25 mutants a module, drawn from its code and its tests
     scripts/mutation.py --ci --check          each module's `ci_sample` mutants (CI; .ci/run)
     scripts/mutation.py --changed-since main  only the modules changed since `main`
     scripts/mutation.py --recheck run.json    the current tests against each survivor a run's --json kept
@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import re
 import secrets
 import shlex
@@ -480,8 +479,9 @@ def _select(
                     not_sampled += 1
             keep = mine
         if sample is not None and len(keep) > sample:
-            rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
-            chosen = {i.job_id for i in rng.sample(keep, sample)}
+            # Each mutant's place in the draw comes from the seed and the mutant alone, so listing one
+            # (equivalent, known survivor) swaps that one for the next and leaves the rest drawn.
+            chosen = {i.job_id for i in sorted(keep, key=lambda i: _draw_key(seed, i.mutations[0]))[:sample]}
             for item in keep:
                 if item.job_id not in chosen:
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
@@ -490,10 +490,18 @@ def _select(
     return len(keep), equivalent, not_sampled, dropped, known_n
 
 
+def _mutant_key(spec: Any) -> str:
+    return f"{spec.module_path}:{spec.operator_name}:{spec.occurrence}:{tuple(spec.start_pos)}"
+
+
+def _draw_key(seed: str, spec: Any) -> str:
+    """A mutant's place in a sample's draw (see `_select`)."""
+    return hashlib.sha256(f"{seed}|{_mutant_key(spec)}".encode()).hexdigest()
+
+
 def _part_of(spec: Any, n: int) -> int:
     """Which of n parts a mutant falls in: from its operator, place and occurrence (stable across runs)."""
-    key = f"{spec.module_path}:{spec.operator_name}:{spec.occurrence}:{tuple(spec.start_pos)}"
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n
+    return int(hashlib.sha256(_mutant_key(spec).encode()).hexdigest(), 16) % n
 
 
 def _token(spec, *, work: Path) -> str:
@@ -648,6 +656,19 @@ def recheck(path: Path, config: dict) -> int:
     return 1 if alive else 0
 
 
+def content_seed(config: dict[str, Any], name: str) -> str:
+    """A sample's default seed: the module's source and its test files' bytes. The same tree draws
+    the same mutants wherever it runs (a checkout without git, another commit of the same files), so
+    what `--check --ci` passed on a machine is what CI draws; a change to the module or its tests
+    draws another sample."""
+    module = config["modules"][name]
+    digest = hashlib.sha256()
+    for rel in [module["path"], *module["tests"], *module.get("tests_postgresql", [])]:
+        digest.update(rel.encode() + b"\0")
+        digest.update((ROOT / rel).read_bytes())
+    return f"content:{digest.hexdigest()[:16]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     config = load()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -661,7 +682,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K/N",
         help="a full run's part K of N (0 <= K < N, disjoint, stable): N runs side by side make one full run",
     )
-    parser.add_argument("--seed", help="chooses the sample (default: the commit, so a rerun tries the same mutants)")
+    parser.add_argument(
+        "--seed",
+        help="chooses the sample (default: the module's code and its tests' files, so the same tree draws the same "
+        "mutants on any machine, with or without git, and a change to either draws anew)",
+    )
     parser.add_argument("--changed-since", metavar="REF", help="only the modules changed since this git ref")
     parser.add_argument(
         "--check",
@@ -684,10 +709,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.changed_since:
         changed = set(changed_modules(config, args.changed_since))
         names = [n for n in names if n in changed]
-    seed = (
-        args.seed
-        or subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    )
     part = None
     if args.part:
         k, n = (int(x) for x in args.part.split("/"))
@@ -696,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         part = (k, n)
     results = []
     for name in names:
-        print(f"== mutation: {name} ({config['modules'][name]['path']})", flush=True)
+        seed = args.seed or content_seed(config, name)
+        print(f"== mutation: {name} ({config['modules'][name]['path']}; seed {seed})", flush=True)
         sample = args.sample
         if sample is None and args.ci:
             sample = config["modules"][name].get("ci_sample")

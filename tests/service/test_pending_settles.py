@@ -9,14 +9,18 @@ from the booking's own creation time."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.service.world import World, hours_from_now
 from tutorbook.bookings.checkout import Checkout
+from tutorbook.bookings.models import Booking
 from tutorbook.config import CHECKOUT_MARGIN_MINUTES
+from tutorbook.flows.settle import creation_windows
 from tutorbook.payments.port import CheckoutNotFound, GatewayError
 
 pytestmark = pytest.mark.service
@@ -193,3 +197,95 @@ def test_a_paid_batch_whose_transaction_fails_is_fulfilled_one_by_one(world: Wor
     monkeypatch.setattr(settle, "_fulfil_many", broken)
     assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
     assert world.view(b.id).status == CONFIRMED and world.fake.refunds == []
+
+
+@pytest.mark.parametrize("off", ["before", "after"])
+def test_a_checkout_stripe_dates_beyond_the_clock_margin_is_not_listed_and_settled_alone(world: World, off: str):
+    """flows.settle.CLOCK_MARGIN is 5 minutes: a session dated 5.5 minutes before its booking, or
+    5.5 minutes after the booking request's longest life (unopened_grace), is outside the listed
+    window, so it takes the per-row path (expire, refused as not open, re-read) and is still
+    cancelled."""
+    from tutorbook.jobs.tasks import unopened_grace
+
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    margin = timedelta(minutes=5, seconds=30)
+    skew = -margin if off == "before" else unopened_grace(world.settings) + margin
+    world.fake.sessions[b.stripe_session_id].created = b.created_at + skew
+    world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    world.fake.calls.clear()
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
+    assert world.view(b.id).status == CANCELLED
+    assert [c["checkout_id"] for c in world.fake.called("expire_checkout")] == [b.stripe_session_id]
+
+
+def test_an_unexpected_error_expiring_one_checkout_is_recorded_and_the_others_are_settled(world: World):
+    """Not a Stripe error (a bug, say): that booking is an "error" and stays Pending, the run goes
+    on with the others, and the next run settles it."""
+    first, second = booked(world), booked(world)
+    assert first.checkout_expires_at is not None and second.checkout_expires_at is not None
+    at = max(first.checkout_expires_at, second.checkout_expires_at)
+    world.fake.fail_next("expire_checkout", RuntimeError("a bug"))
+    assert world.job("expire", at=at).counts() == {"checkout_expired": 1, "error": 1}
+    assert sorted(world.view(b.id).status for b in (first, second)) == [PENDING, CANCELLED]
+    assert world.job("expire", at=at + timedelta(minutes=1)).counts() == {"checkout_expired": 1}
+    assert {world.view(b.id).status for b in (first, second)} == {CANCELLED}
+
+
+def test_a_cancel_batch_whose_transaction_fails_records_each_booking_as_an_error_and_leaves_it_pending(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    from tutorbook.flows import settle
+
+    first, second = booked(world), booked(world)
+    assert first.checkout_expires_at is not None and second.checkout_expires_at is not None
+    for b in (first, second):
+        assert b.stripe_session_id is not None
+        world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost: listed expired
+    at = max(first.checkout_expires_at, second.checkout_expires_at)
+
+    def broken(*args: object, **kwargs: object) -> set[object]:
+        raise RuntimeError("the batch's transaction failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(settle._Settlement, "_cancel_pending", broken)
+        assert world.job("expire", at=at).counts() == {"error": 2}
+    assert {world.view(b.id).status for b in (first, second)} == {PENDING}
+    assert world.job("expire", at=at + timedelta(minutes=1)).counts() == {"checkout_expired": 2}
+    assert {world.view(b.id).status for b in (first, second)} == {CANCELLED}
+
+
+def test_failed_listings_are_logged_with_how_many_of_how_many_failed(world: World, caplog: pytest.LogCaptureFixture):
+    """Two bookings two days apart: two creation windows, each listed for three statuses."""
+    early = booked(world)
+    late = booked(world)
+    assert early.checkout_expires_at is not None and late.checkout_expires_at is not None
+
+    def made_earlier(session: Session) -> None:  # our record says it was made two days before
+        booking = session.get(Booking, early.id)
+        assert booking is not None
+        booking.created_at = late.created_at - timedelta(days=2)
+
+    world.svc.tx_sync(made_earlier)
+    stripe_down(world, *DOWN)
+    with caplog.at_level(logging.WARNING, logger="tutorbook.flows"):
+        assert world.job("expire", at=late.checkout_expires_at).counts() == {"stripe_unavailable": 2}
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("listing stale checkouts failed")]
+    assert (record.failed, record.listings) == (6, 6)  # type: ignore[attr-defined]
+
+
+def test_listing_windows_are_cut_every_per_window_times_never_inside_one_second():
+    def at(second: int) -> datetime:
+        return datetime(2031, 1, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=second)
+
+    second = timedelta(seconds=1)  # one second before and after each: all in one stretch
+    assert creation_windows([at(s) for s in range(9)], per_window=3, before=second, after=second) == [
+        (at(-1), at(2)),
+        (at(3), at(5)),
+        (at(6), at(9)),
+    ]
+    # the third time shares the second's second: the cut waits for the next second
+    assert creation_windows([at(0), at(1), at(1), at(2)], per_window=2, before=second, after=second) == [
+        (at(-1), at(1)),
+        (at(2), at(3)),
+    ]

@@ -289,3 +289,17 @@ def test_listing_windows_are_cut_every_per_window_times_never_inside_one_second(
         (at(-1), at(1)),
         (at(2), at(3)),
     ]
+
+
+def test_times_exactly_the_margins_apart_share_one_listing_window_never_two_overlapping_ones():
+    def at(minute: int) -> datetime:
+        return datetime(2031, 1, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=minute)
+
+    before, after = timedelta(minutes=5), timedelta(minutes=10)
+    # 15 minutes apart: the first one's window would end at the very second the second one's starts
+    assert creation_windows([at(0), at(15)], per_window=1000, before=before, after=after) == [(at(-5), at(25))]
+    # a second more: two windows, the second starting a second after the first one ends
+    assert creation_windows([at(0), at(15) + timedelta(seconds=1)], per_window=1000, before=before, after=after) == [
+        (at(-5), at(10)),
+        (at(10) + timedelta(seconds=1), at(25) + timedelta(seconds=1)),
+    ]

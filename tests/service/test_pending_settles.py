@@ -303,3 +303,29 @@ def test_times_exactly_the_margins_apart_share_one_listing_window_never_two_over
         (at(-5), at(10)),
         (at(10) + timedelta(seconds=1), at(25) + timedelta(seconds=1)),
     ]
+
+
+def test_a_paid_batch_whose_cancel_of_the_refused_fails_keeps_its_confirmations(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """The batch's fulfilment committed; the cancel of any booking still Pending after it (a
+    refused payment) fails: the confirmations stand as recorded, not fulfilled again one by one."""
+    from tutorbook.flows import settle
+
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    world.fake.pay(b.stripe_session_id)  # its event lost
+
+    def broken(*args: object, **kwargs: object) -> set[object]:
+        raise RuntimeError("the cancel's transaction failed")
+
+    again: list[object] = []
+
+    def one_by_one(*args: object, **kwargs: object) -> str:
+        again.append(kwargs["booking_id"])
+        return "fulfilled again"
+
+    monkeypatch.setattr(settle._Settlement, "_cancel_pending", broken)
+    monkeypatch.setattr(settle.booking_flows, "fulfil_stale", one_by_one)
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
+    assert again == [] and world.view(b.id).status == CONFIRMED and world.fake.refunds == []

@@ -310,6 +310,7 @@ def test_a_paid_batch_whose_cancel_of_the_refused_fails_keeps_its_confirmations(
 ):
     """The batch's fulfilment committed; the cancel of any booking still Pending after it (a
     refused payment) fails: the confirmations stand as recorded, not fulfilled again one by one."""
+    from tutorbook.flows import booking as booking_flows
     from tutorbook.flows import settle
 
     b = booked(world)
@@ -326,6 +327,6 @@ def test_a_paid_batch_whose_cancel_of_the_refused_fails_keeps_its_confirmations(
         return "fulfilled again"
 
     monkeypatch.setattr(settle._Settlement, "_cancel_pending", broken)
-    monkeypatch.setattr(settle.booking_flows, "fulfil_stale", one_by_one)
+    monkeypatch.setattr(booking_flows, "fulfil_stale", one_by_one)
     assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
     assert again == [] and world.view(b.id).status == CONFIRMED and world.fake.refunds == []

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from tests.service.world import World, hours_from_now
 from tutorbook.bookings.checkout import Checkout
 from tutorbook.bookings.models import Booking
+from tutorbook.bookings.queries import StaleRow
 from tutorbook.config import CHECKOUT_MARGIN_MINUTES
 from tutorbook.flows.settle import creation_windows
 from tutorbook.payments.port import CheckoutNotFound, GatewayError
@@ -330,3 +331,32 @@ def test_a_paid_batch_whose_cancel_of_the_refused_fails_keeps_its_confirmations(
     monkeypatch.setattr(booking_flows, "fulfil_stale", one_by_one)
     assert world.job("expire", at=b.checkout_expires_at).counts() == {"confirmed": 1}
     assert again == [] and world.view(b.id).status == CONFIRMED and world.fake.refunds == []
+
+
+def test_every_booking_no_listing_showed_is_settled_alone_whichever_comes_after_a_listed_one(world: World):
+    """The stale rows in the order given: a listed booking first, then one whose session is dated
+    beyond the clock margin (no listing shows it): both are settled, the second by the per-row path."""
+    from tutorbook.flows.settle import settle_stale_checkouts
+    from tutorbook.jobs.result import JobResult
+    from tutorbook.jobs.tasks import unopened_grace
+
+    listed, unlisted = booked(world), booked(world)
+    for b in (listed, unlisted):
+        assert b.stripe_session_id is not None
+        world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    assert unlisted.stripe_session_id is not None and listed.stripe_session_id is not None
+    assert listed.checkout_expires_at is not None and unlisted.checkout_expires_at is not None
+    world.fake.sessions[unlisted.stripe_session_id].created = unlisted.created_at - timedelta(minutes=6)
+    world.fake.calls.clear()
+    out = JobResult("expire")
+    stale = [StaleRow(b.id, b.stripe_session_id, b.created_at) for b in (listed, unlisted)]
+    at = max(listed.checkout_expires_at, unlisted.checkout_expires_at)
+    settle_stale_checkouts(
+        world.svc, stale, now=at, dry_run=False, out=out, created_within=unopened_grace(world.settings)
+    )
+    assert {i.booking_id: i.outcome for i in out.items} == {
+        listed.id: "checkout_expired",
+        unlisted.id: "checkout_expired",
+    }
+    assert [c["checkout_id"] for c in world.fake.called("expire_checkout")] == [unlisted.stripe_session_id]
+    assert {world.view(b.id).status for b in (listed, unlisted)} == {CANCELLED}

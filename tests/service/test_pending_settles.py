@@ -360,3 +360,36 @@ def test_every_booking_no_listing_showed_is_settled_alone_whichever_comes_after_
     }
     assert [c["checkout_id"] for c in world.fake.called("expire_checkout")] == [unlisted.stripe_session_id]
     assert {world.view(b.id).status for b in (listed, unlisted)} == {CANCELLED}
+
+
+def test_a_listing_settles_a_stale_booking_listed_after_a_session_of_no_stale_booking(world: World):
+    """Stripe lists the newest first: a session no stale booking has (another app's on the same
+    account, say), made a minute after the booking's, comes before it; the booking is still settled
+    from the listing (no call about it alone)."""
+    from dataclasses import replace
+
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    world.fake.expire_at_stripe(b.stripe_session_id)  # its event lost
+    own = world.fake.sessions[b.stripe_session_id]
+    foreign = replace(own, id="cs_foreign", booking_id="another", created=own.created + timedelta(minutes=1))
+    world.fake.sessions[foreign.id] = foreign
+    world.fake.calls.clear()
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"checkout_expired": 1}
+    assert world.fake.called("expire_checkout") == [] and world.fake.called("retrieve_checkout") == []
+    assert world.view(b.id).status == CANCELLED
+
+
+def test_a_stale_payment_in_another_currency_is_refunded_by_the_job_and_its_booking_cancelled(world: World):
+    """Paid with its event lost, in a currency the booking is not priced in: the batch refuses it,
+    the refund is sent with the batch's follow-ups (before the job returns), and the booking, still
+    Pending, is cancelled as an unpaid one."""
+    b = booked(world)
+    assert b.stripe_session_id is not None and b.checkout_expires_at is not None
+    own = world.fake.sessions[b.stripe_session_id]
+    own.currency = "eur" if b.currency != "eur" else "usd"  # the same minor units, another currency
+    world.fake.pay(own.id)  # its event lost
+    assert world.job("expire", at=b.checkout_expires_at).counts() == {"currency_mismatch, checkout_expired": 1}
+    done = world.view(b.id)
+    assert (done.status, done.cancellation_reason) == (CANCELLED, "checkout_expired")
+    assert world.refunds(b.id) == [(b.price_amount, "succeeded")]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.series import steps
 from tests.service.world import World, hours_from_now, later
 from tutorbook.bookings import earnings
 from tutorbook.bookings.models import Booking, Payment
@@ -230,3 +231,32 @@ def test_a_transfer_event_changes_its_own_charges_payment_alone(world: World):
         }
     )
     assert stored == {on_platform.id: (None, 0), paid.id: (payment.transfer_id, 1000)}
+
+
+def test_an_application_fee_event_before_the_fee_is_recorded_finds_its_payment_by_its_charge(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.pay(booked.stripe_session_id)
+    payment = world.fake.payments[str(world.fake.session_of(booked.id).payment_intent)]
+    fee_id, fee_amount = payment.fee_id, payment.fee_amount
+    payment.fee_id = None  # Stripe's answer at checkout shows no fee yet: the split is recorded without it
+    world.deliver_all("checkout.session.completed")
+    assert world.earning(t, booked.id).fee == 0
+    fee = {"id": fee_id, "object": "application_fee", "charge": payment.charge_id, "amount_refunded": 200}
+    assert world.deliver(event("application_fee.created", fee)) == "fee_recorded"
+    line = world.earning(t, booked.id)
+    assert (line.fee, line.net, line.settled) == (fee_amount - 200, 6000 - fee_amount + 200, True)
+
+
+def test_a_series_week_not_charged_yet_is_no_earning_and_its_charged_week_is(world: World):
+    t = world.payable_teacher(rate=6000)
+    made = steps.book(world, world.parent(), t, first=hours_from_now(50), weeks=2)
+    week = {o.week: o.booking_id for o in made.occurrences}
+    assert world.deliver(world.fake.pay(world.fake.session_of(week[1]).id)) == "confirmed"
+    # Week 2's card is charged some days before it starts: not yet, so it has no payment intent.
+    window = (utc_now() - timedelta(days=1), utc_now() + timedelta(days=30))
+    found = world.svc.tx_sync(earnings.for_teacher, teacher_id=t.id, start=window[0], end=window[1])
+    assert [(e.booking_id, e.gross) for e in found.sessions] == [(week[1], 6000)]
+    [row] = world.svc.tx_sync(earnings.platform_report, start=window[0], end=window[1])
+    assert (row.sessions, row.gross) == (1, 6000)

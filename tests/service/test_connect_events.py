@@ -260,3 +260,17 @@ def test_a_series_week_not_charged_yet_is_no_earning_and_its_charged_week_is(wor
     assert [(e.booking_id, e.gross) for e in found.sessions] == [(week[1], 6000)]
     [row] = world.svc.tx_sync(earnings.platform_report, start=window[0], end=window[1])
     assert (row.sessions, row.gross) == (1, 6000)
+
+
+def test_a_transfer_or_fee_event_of_ids_we_never_recorded_changes_no_payment(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    before = world.earning(t, paid.id)
+    # Stripe's ids as it makes them (e.g. another platform's transfer): none is any payment's here.
+    transfer = {"id": "tr_1QxA2b3C4d5E", "object": "transfer", "source_transaction": "ch_1QxA2b3C4d5E"}
+    assert world.deliver(event("transfer.reversed", {**transfer, "amount": 6000, "amount_reversed": 6000})) == (
+        "unknown_booking"
+    )
+    fee = {"id": "fee_1QxA2b3C4d5E", "object": "application_fee", "charge": "ch_1QxA2b3C4d5E"}
+    assert world.deliver(event("application_fee.refunded", {**fee, "amount_refunded": 500})) == "unknown_booking"
+    assert world.earning(t, paid.id) == before
+    assert payment.transfer_id is not None and before.net + before.fee == 6000

@@ -372,6 +372,8 @@ def test_a_lesson_cancelled_late_uses_its_credit_up_and_pays_its_teacher_nothing
     assert world.fake.transfers_to(destination(world, t)) == []
     kept = books(world, purchase)  # not delivered: nothing due to the teacher
     assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())
+    line = world.earning(t, lesson.id)  # the platform earned the whole credit, and that is final
+    assert (line.gross, line.refunded, line.fee, line.net, line.settled) == (CREDIT, 0, CREDIT, 0, True)
 
 
 def test_a_lesson_cancelled_early_gives_its_credit_back_and_earns_nobody_anything(world: World):

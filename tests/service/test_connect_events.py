@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tests.series import steps
 from tests.service.world import World, hours_from_now, later
+from tutorbook.accounts.models import Student
 from tutorbook.bookings import earnings
 from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
@@ -274,3 +275,11 @@ def test_a_transfer_or_fee_event_of_ids_we_never_recorded_changes_no_payment(wor
     assert world.deliver(event("application_fee.refunded", {**fee, "amount_refunded": 500})) == "unknown_booking"
     assert world.earning(t, paid.id) == before
     assert payment.transfer_id is not None and before.net + before.fee == 6000
+
+
+def test_the_teachers_earnings_line_names_the_child_taught(world: World):
+    t = world.payable_teacher(rate=6000)
+    p = world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    name = world.svc.tx_sync(lambda s: s.get(Student, p[1]).full_name)
+    assert name and world.earning(t, paid.id).student_name == name

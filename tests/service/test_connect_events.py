@@ -207,6 +207,29 @@ def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []
 
 
+@pytest.mark.parametrize("changed", ["booking_updated", "booking_created", "payment_updated"])
+def test_a_refunded_charge_changed_within_the_lookback_by_one_of_its_times_alone_is_read_again(
+    world: World, changed: str
+):
+    t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    since = utc_now() + timedelta(hours=1)
+    times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
+    times[changed] = since + timedelta(minutes=30)  # one of the three changed well after `since`, the others before
+
+    def set_times(s: Any) -> None:
+        s.execute(
+            sa.update(Booking)
+            .where(Booking.id == paid.id)
+            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
+        )
+        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
+
+    world.svc.tx_sync(set_times)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since + timedelta(hours=1)) == []
+
+
 def test_only_the_refunded_destination_charges_are_read_again_for_their_reversals(world: World):
     t, p, paid, payment = paid_by_destination(world, late_refund_percent=50)
     kept = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(72))  # paid, nothing refunded

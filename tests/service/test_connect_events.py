@@ -304,5 +304,5 @@ def test_the_teachers_earnings_line_names_the_child_taught(world: World):
     t = world.payable_teacher(rate=6000)
     p = world.parent()
     paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
-    name = world.svc.tx_sync(lambda s: s.get(Student, p[1]).full_name)
+    name = world.svc.tx_sync(lambda s: s.scalars(sa.select(Student.full_name).where(Student.id == p[1])).one())
     assert name and world.earning(t, paid.id).student_name == name

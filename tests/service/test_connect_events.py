@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.series import steps
 from tests.service.world import World, hours_from_now, later
+from tutorbook.accounts.models import Student
 from tutorbook.bookings import earnings
 from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
@@ -205,6 +207,29 @@ def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []
 
 
+@pytest.mark.parametrize("changed", ["booking_updated", "booking_created", "payment_updated"])
+def test_a_refunded_charge_changed_within_the_lookback_by_one_of_its_times_alone_is_read_again(
+    world: World, changed: str
+):
+    t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
+    world.run(flows.cancel_booking(world.svc, user=p[0], booking_id=paid.id))  # refunded in part
+    since = utc_now() + timedelta(hours=1)
+    times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
+    times[changed] = since + timedelta(minutes=30)  # one of the three changed well after `since`, the others before
+
+    def set_times(s: Any) -> None:
+        s.execute(
+            sa.update(Booking)
+            .where(Booking.id == paid.id)
+            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
+        )
+        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
+
+    world.svc.tx_sync(set_times)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since + timedelta(hours=1)) == []
+
+
 def test_only_the_refunded_destination_charges_are_read_again_for_their_reversals(world: World):
     t, p, paid, payment = paid_by_destination(world, late_refund_percent=50)
     kept = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(72))  # paid, nothing refunded
@@ -230,3 +255,54 @@ def test_a_transfer_event_changes_its_own_charges_payment_alone(world: World):
         }
     )
     assert stored == {on_platform.id: (None, 0), paid.id: (payment.transfer_id, 1000)}
+
+
+def test_an_application_fee_event_before_the_fee_is_recorded_finds_its_payment_by_its_charge(world: World):
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    world.fake.pay(booked.stripe_session_id)
+    payment = world.fake.payments[str(world.fake.session_of(booked.id).payment_intent)]
+    fee_id, fee_amount = payment.fee_id, payment.fee_amount
+    payment.fee_id = None  # Stripe's answer at checkout shows no fee yet: the split is recorded without it
+    world.deliver_all("checkout.session.completed")
+    assert world.earning(t, booked.id).fee == 0
+    fee = {"id": fee_id, "object": "application_fee", "charge": payment.charge_id, "amount_refunded": 200}
+    assert world.deliver(event("application_fee.created", fee)) == "fee_recorded"
+    line = world.earning(t, booked.id)
+    assert (line.fee, line.net, line.settled) == (fee_amount - 200, 6000 - fee_amount + 200, True)
+
+
+def test_a_series_week_not_charged_yet_is_no_earning_and_its_charged_week_is(world: World):
+    t = world.payable_teacher(rate=6000)
+    made = steps.book(world, world.parent(), t, first=hours_from_now(50), weeks=2)
+    week = {o.week: o.booking_id for o in made.occurrences}
+    assert world.deliver(world.fake.pay(world.fake.session_of(week[1]).id)) == "confirmed"
+    # Week 2's card is charged some days before it starts: not yet, so it has no payment intent.
+    window = (utc_now() - timedelta(days=1), utc_now() + timedelta(days=30))
+    found = world.svc.tx_sync(earnings.for_teacher, teacher_id=t.id, start=window[0], end=window[1])
+    assert [(e.booking_id, e.gross) for e in found.sessions] == [(week[1], 6000)]
+    [row] = world.svc.tx_sync(earnings.platform_report, start=window[0], end=window[1])
+    assert (row.sessions, row.gross) == (1, 6000)
+
+
+def test_a_transfer_or_fee_event_of_ids_we_never_recorded_changes_no_payment(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    before = world.earning(t, paid.id)
+    # Stripe's ids as it makes them (e.g. another platform's transfer): none is any payment's here.
+    transfer = {"id": "tr_1QxA2b3C4d5E", "object": "transfer", "source_transaction": "ch_1QxA2b3C4d5E"}
+    assert world.deliver(event("transfer.reversed", {**transfer, "amount": 6000, "amount_reversed": 6000})) == (
+        "unknown_booking"
+    )
+    fee = {"id": "fee_1QxA2b3C4d5E", "object": "application_fee", "charge": "ch_1QxA2b3C4d5E"}
+    assert world.deliver(event("application_fee.refunded", {**fee, "amount_refunded": 500})) == "unknown_booking"
+    assert world.earning(t, paid.id) == before
+    assert payment.transfer_id is not None and before.net + before.fee == 6000
+
+
+def test_the_teachers_earnings_line_names_the_child_taught(world: World):
+    t = world.payable_teacher(rate=6000)
+    p = world.parent()
+    paid = world.book_and_pay(p, t, starts_at=hours_from_now(48))
+    name = world.svc.tx_sync(lambda s: s.scalars(sa.select(Student.full_name).where(Student.id == p[1])).one())
+    assert name and world.earning(t, paid.id).student_name == name

@@ -138,3 +138,18 @@ def test_the_fee_recorded_is_the_one_stripe_took_when_it_differs_by_a_minor_unit
     world.deliver(world.fake.pay(booked.stripe_session_id))
     line = world.earning(t, booked.id)
     assert (line.gross, line.fee, line.net) == (3333, asked + 1, 3333 - asked - 1)
+
+
+def test_a_destination_charge_at_a_0_percent_fee_has_no_fee_to_miss_and_reconcile_leaves_it_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(world.settings, "platform_fee_percent", 0)  # the platform takes nothing
+    t = world.payable_teacher(rate=6000)
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(48))
+    payment = world.fake.payments[str(paid.stripe_payment_intent_id)]
+    assert (payment.transfer_amount, payment.fee_id) == (6000, None)  # rightly no application fee
+    line = world.earning(t, paid.id)
+    assert (line.gross, line.fee, line.net, line.settled) == (6000, 0, 6000, True)
+    reads = len(world.fake.called("payment_split"))
+    assert world.job("reconcile", at=later(0.1)).items == []  # no fee was asked, so none is missing
+    assert len(world.fake.called("payment_split")) == reads  # nor is its split read again at Stripe

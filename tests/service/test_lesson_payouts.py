@@ -82,6 +82,8 @@ def test_a_completed_package_lesson_pays_its_teacher_the_credits_price_less_the_
     purchase = world.buy_package(p, t, lessons=LESSONS, price=PRICE)
     lesson = world.book(p, t, starts_at=hours_from_now(5), pay_with="credit")
     assert world.svc.tx_sync(lesson_payouts.due, fee_percent=15) == []  # Confirmed: not delivered yet
+    line = world.earning(t, lesson.id)  # nothing refunded, earned or settled before it is delivered
+    assert (line.gross, line.refunded, line.fee, line.net, line.settled) == (CREDIT, 0, 0, 0, False)
     assert complete(world, lesson)[lesson.id] == ["completed", "transferred"]
 
     [transfer] = world.fake.transfers_to(destination(world, t))
@@ -372,6 +374,8 @@ def test_a_lesson_cancelled_late_uses_its_credit_up_and_pays_its_teacher_nothing
     assert world.fake.transfers_to(destination(world, t)) == []
     kept = books(world, purchase)  # not delivered: nothing due to the teacher
     assert (kept.money, kept.shares, kept.transferred, kept.unpaid_lessons) == (PRICE, 0, 0, ())
+    line = world.earning(t, lesson.id)  # the platform earned the whole credit, and that is final
+    assert (line.gross, line.refunded, line.fee, line.net, line.settled) == (CREDIT, 0, CREDIT, 0, True)
 
 
 def test_a_lesson_cancelled_early_gives_its_credit_back_and_earns_nobody_anything(world: World):

@@ -6,7 +6,8 @@ reads again only the refunded charges changed since its lookback began."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -185,6 +186,22 @@ def test_a_charge_without_its_fee_is_read_again_from_the_instant_it_last_changed
     assert world.svc.tx_sync(earnings.charges_without_fee, since=changed + timedelta(microseconds=1)) == []
 
 
+def set_change_times(world: World, booking_id: uuid.UUID, times: dict[str, datetime]) -> None:
+    """Write a booking's `updated_at` / `created_at` and its payment's `updated_at` (the three times
+    the lookback reads) as `times` names them."""
+
+    def write(s: Any) -> None:
+        s.execute(
+            sa.update(Booking)
+            .where(Booking.id == booking_id)
+            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
+        )
+        payment = sa.update(Payment).where(Payment.booking_id == booking_id)
+        s.execute(payment.values(updated_at=times["payment_updated"]))
+
+    world.svc.tx_sync(write)
+
+
 @pytest.mark.parametrize("at_since", ["booking_updated", "booking_created", "payment_updated"])
 def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(world: World, at_since: str):
     t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
@@ -192,16 +209,7 @@ def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(
     since = utc_now() + timedelta(hours=1)
     times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
     times[at_since] = since  # one of the three changed exactly at `since`, the others before
-
-    def set_times(s: Any) -> None:
-        s.execute(
-            sa.update(Booking)
-            .where(Booking.id == paid.id)
-            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
-        )
-        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
-
-    world.svc.tx_sync(set_times)
+    set_change_times(world, paid.id, times)
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
     after = since + timedelta(microseconds=1)
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=after) == []
@@ -216,16 +224,7 @@ def test_a_refunded_charge_changed_within_the_lookback_by_one_of_its_times_alone
     since = utc_now() + timedelta(hours=1)
     times = {name: since - timedelta(hours=2) for name in ("booking_updated", "booking_created", "payment_updated")}
     times[changed] = since + timedelta(minutes=30)  # one of the three changed well after `since`, the others before
-
-    def set_times(s: Any) -> None:
-        s.execute(
-            sa.update(Booking)
-            .where(Booking.id == paid.id)
-            .values(updated_at=times["booking_updated"], created_at=times["booking_created"])
-        )
-        s.execute(sa.update(Payment).where(Payment.booking_id == paid.id).values(updated_at=times["payment_updated"]))
-
-    world.svc.tx_sync(set_times)
+    set_change_times(world, paid.id, times)
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
     assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since + timedelta(hours=1)) == []
 

@@ -280,6 +280,10 @@ def test_whatever_the_fee_leaves_down_to_one_minor_unit_is_sent_and_unpaid_until
     assert [x.amount for x in world.fake.transfers_to(destination(world, t))] == [CREDIT - fee]
     kept = books(world, purchase)  # the fee fixed with the transfer counts, not today's 15 %
     assert (kept.shares, kept.transferred, kept.unpaid_lessons) == (CREDIT - fee, CREDIT - fee, ())
+    # The teacher's earnings page: the transfer is theirs, the rest of the credit the platform's
+    # (a fee of half the credit or more: the platform's part is no remainder of the credit).
+    line = world.earning(t, lesson.id)
+    assert (line.gross, line.refunded, line.net, line.fee, line.settled) == (CREDIT, 0, CREDIT - fee, fee, True)
 
 
 def test_a_lessons_transfer_reversed_in_part_counts_only_what_is_left(world: World):

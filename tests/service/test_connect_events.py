@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tests.series import steps
 from tests.service.world import World, hours_from_now, later
 from tutorbook.accounts.models import Student
-from tutorbook.bookings import earnings
+from tutorbook.bookings import earnings, policy
 from tutorbook.bookings.models import Booking, Payment
 from tutorbook.clock import utc_now
 from tutorbook.flows import booking as flows
@@ -202,6 +202,44 @@ def set_change_times(world: World, booking_id: uuid.UUID, times: dict[str, datet
     world.svc.tx_sync(write)
 
 
+def test_a_charge_whose_one_minor_unit_fee_is_missing_is_read_again(world: World, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(world.settings, "platform_fee_percent", 0.02)  # 0.02 % of 6,000 = 1.2 -> 1
+    t = world.payable_teacher(rate=6000)
+    booked = world.book(world.parent(), t, starts_at=hours_from_now(48))
+    assert booked.stripe_session_id is not None
+    assert world.fake.sessions[booked.stripe_session_id].application_fee == 1
+    world.fake.sessions[booked.stripe_session_id].application_fee = None  # Stripe took no fee
+    world.deliver(world.fake.pay(booked.stripe_session_id))
+    changed = world.svc.tx_sync(
+        lambda s: s.scalars(sa.select(Payment.updated_at).where(Payment.booking_id == booked.id)).one()
+    )
+    assert world.svc.tx_sync(earnings.charges_without_fee, since=changed) == [booked.id]
+
+
+def test_a_charge_refunded_by_one_minor_unit_is_read_again_for_its_reversal(world: World):
+    t, _, paid, payment = paid_by_destination(world)
+    since = utc_now() - timedelta(minutes=1)
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == []  # nothing refunded yet
+    assert world.deliver(world.fake.refund_in_dashboard(payment.id, 1)) == "refund_recorded"
+    assert world.view(paid.id).refunded_amount == 1
+    assert world.svc.tx_sync(earnings.refunded_destination_charges, since=since) == [paid.id]
+
+
+def test_only_a_paid_destination_charge_has_a_split_to_read(world: World):
+    t = world.payable_teacher(rate=6000)
+    unpaid = world.book(world.parent(), t, starts_at=hours_from_now(48))  # a destination, no intent yet
+    on_platform = world.book_and_pay(world.parent(), world.teacher(rate=6000), starts_at=hours_from_now(50))
+    paid = world.book_and_pay(world.parent(), t, starts_at=hours_from_now(52))
+
+    def read(booking_id: uuid.UUID) -> earnings.SplitToRead | None:
+        return world.svc.tx_sync(earnings.split_to_read, booking_id=booking_id)
+
+    assert read(uuid.uuid4()) is None  # no such booking: no payment
+    assert unpaid.stripe_payment_intent_id is None and read(unpaid.id) is None
+    assert on_platform.stripe_payment_intent_id is not None and read(on_platform.id) is None  # no destination
+    assert read(paid.id) == earnings.SplitToRead(paid.id, str(paid.stripe_payment_intent_id))
+
+
 @pytest.mark.parametrize("at_since", ["booking_updated", "booking_created", "payment_updated"])
 def test_a_refunded_charge_changed_at_the_lookbacks_first_instant_is_read_again(world: World, at_since: str):
     t, p, paid, _ = paid_by_destination(world, late_refund_percent=50)
@@ -283,6 +321,22 @@ def test_a_series_week_not_charged_yet_is_no_earning_and_its_charged_week_is(wor
     assert [(e.booking_id, e.gross) for e in found.sessions] == [(week[1], 6000)]
     [row] = world.svc.tx_sync(earnings.platform_report, start=window[0], end=window[1])
     assert (row.sessions, row.gross) == (1, 6000)
+
+
+def test_a_series_week_charged_off_session_earns_as_a_destination_charge_not_as_a_credit_lesson(world: World):
+    t = world.payable_teacher(rate=6000)
+    made = steps.book(world, world.parent(), t, first=hours_from_now(50), weeks=2)
+    week = {o.week: o for o in made.occurrences}
+    assert world.deliver(world.fake.pay(world.fake.session_of(week[1].booking_id).id)) == "confirmed"
+    assert world.job("series", at=steps.due(week[2].starts_at, world)).counts() == {"confirmed": 1}
+    [charge] = world.fake.called("charge_off_session")
+    fee = charge["application_fee"]
+    assert fee == policy.platform_fee(amount=6000, percent=world.settings.platform_fee_percent) and fee > 0
+    # The whole price transferred to the teacher and the fee taken from it, as a lone checkout's.
+    line = world.earning(t, week[2].booking_id)
+    assert (line.gross, line.refunded, line.fee, line.net, line.paid_out, line.settled) == (
+        6000, 0, fee, 6000 - fee, True, True
+    )  # fmt: skip
 
 
 def test_a_transfer_or_fee_event_of_ids_we_never_recorded_changes_no_payment(world: World):

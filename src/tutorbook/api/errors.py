@@ -20,7 +20,7 @@ from tutorbook.errors import AppError, ServiceUnavailable, envelope
 log = logging.getLogger("tutorbook.http")
 
 REFUSED_METRIC = "tutorbook_http_busy_refusals_total"
-BUSY = "The service is busy; try again in a moment"
+BUSY = ServiceUnavailable.message  # every busy 503 says the same
 
 
 def note_refusal(app: Any, cause: str, path: str) -> None:
